@@ -1,0 +1,71 @@
+# Third-party dependencies. LibTorch: a user's own through CMAKE_PREFIX_PATH / Torch_DIR, otherwise
+# the one pip installed into the project's .venv (scripts/setup.sh), located with
+# torch.utils.cmake_prefix_path. Everything else comes from the system's packages.
+
+if(NOT Torch_DIR AND NOT DEFINED ENV{Torch_DIR})
+  find_package(Torch QUIET CONFIG)
+  if(NOT Torch_FOUND)
+    set(_python "${PROJECT_SOURCE_DIR}/.venv/bin/python")
+    if(DELTABENCH_PYTHON)
+      set(_python "${DELTABENCH_PYTHON}")
+    endif()
+    if(EXISTS "${_python}" OR DELTABENCH_PYTHON)
+      execute_process(
+          COMMAND "${_python}" -c "import torch.utils; print(torch.utils.cmake_prefix_path)"
+          OUTPUT_VARIABLE _torch_prefix OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE _rc)
+      if(_rc EQUAL 0)
+        list(APPEND CMAKE_PREFIX_PATH "${_torch_prefix}")
+      endif()
+    endif()
+  endif()
+endif()
+
+# Torch's CUDA probe compiles a program to detect the installed GPUs unless it is told the
+# architectures; CI has nvcc but no GPU, so name them (ours: sm_80 and sm_90a).
+if(NOT DEFINED ENV{TORCH_CUDA_ARCH_LIST} AND NOT TORCH_CUDA_ARCH_LIST)
+  set(TORCH_CUDA_ARCH_LIST "8.0;9.0a")
+endif()
+find_package(Torch REQUIRED CONFIG)
+if(NOT Torch_FOUND)
+  message(FATAL_ERROR "LibTorch not found: run scripts/setup.sh, or pass -DCMAKE_PREFIX_PATH=<libtorch>")
+endif()
+
+find_package(CLI11 REQUIRED)
+find_package(SQLite3 REQUIRED)
+find_package(Threads REQUIRED)
+if(DELTABENCH_BENCH)
+  find_package(benchmark REQUIRED)
+endif()
+if(DELTABENCH_TESTS)
+  find_package(Catch2 REQUIRED)
+  set(DELTABENCH_CATCH2_MAJOR ${Catch2_VERSION_MAJOR})
+  message(STATUS "deltabench: Catch2 ${Catch2_VERSION}")
+endif()
+
+# One interface target for "uses ATen": its include dirs, flags and libraries, with a precompiled
+# header holding the ATen headers every reference op needs (about 12 s of parsing per translation
+# unit on a 2-core machine otherwise).
+add_library(deltabench_torch INTERFACE)
+target_link_libraries(deltabench_torch INTERFACE ${TORCH_LIBRARIES})
+target_include_directories(deltabench_torch INTERFACE ${TORCH_INCLUDE_DIRS})
+separate_arguments(_torch_cxx_flags UNIX_COMMAND "${TORCH_CXX_FLAGS}")
+target_compile_options(deltabench_torch INTERFACE $<$<COMPILE_LANGUAGE:CXX>:${_torch_cxx_flags}>)
+
+# fmt. LibTorch 2.11 ships fmt 12 headers in its include directory; they shadow the system's fmt
+# (Debian 12: fmt 9) in every translation unit that sees torch's includes, and linking the system
+# library then fails. So: torch's bundled fmt header-only when it is there, the system's otherwise.
+add_library(deltabench_fmt INTERFACE)
+set(_torch_fmt "")
+foreach(_dir IN LISTS TORCH_INCLUDE_DIRS)
+  if(EXISTS "${_dir}/fmt/format-inl.h")
+    set(_torch_fmt "${_dir}")
+  endif()
+endforeach()
+if(_torch_fmt)
+  target_compile_definitions(deltabench_fmt INTERFACE FMT_HEADER_ONLY=1)
+  target_include_directories(deltabench_fmt INTERFACE ${_torch_fmt})
+  message(STATUS "deltabench: fmt header-only from LibTorch (${_torch_fmt})")
+else()
+  find_package(fmt REQUIRED)
+  target_link_libraries(deltabench_fmt INTERFACE fmt::fmt)
+endif()

@@ -1,0 +1,30 @@
+#pragma once
+// Options and outputs shared by the sequence ops of every family (linear attention, delta rule,
+// gated delta rule). Layout and semantics follow flash-linear-attention: tokens first.
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <optional>
+
+namespace deltabench {
+
+// chunk: the chunkwise-parallel (WY / UT-transform) algorithm, the training path.
+// recurrent: one step per token, the readable definition and the inference path.
+enum class Mode { kChunk, kRecurrent };
+
+struct SequenceOptions {
+  std::optional<double> scale;  // multiplies q; default K^-1/2
+  at::Tensor initial_state;     // [N, H, K, V] fp32 (fp64 allowed with fp64 inputs); undefined: zeros
+  bool output_final_state = false;
+  at::Tensor cu_seqlens;        // [N + 1] int32/int64, FlashAttention convention; requires B == 1
+  int64_t chunk_size = 64;      // 16, 32 or 64
+  Mode mode = Mode::kChunk;
+};
+
+struct SequenceOutput {
+  at::Tensor o;            // [B, T, H, V], dtype of v
+  at::Tensor final_state;  // [N, H, K, V] in the compute dtype; undefined unless output_final_state
+};
+
+}  // namespace deltabench

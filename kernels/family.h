@@ -1,0 +1,43 @@
+#pragma once
+// The op families as data: one registry that tests, benchmarks and the smoke table all iterate, so
+// that adding a family is one line here rather than a new branch in every caller.
+
+#include "kernels/common/sequence_op.h"
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/TensorOptions.h>
+
+#include <array>
+#include <cstdint>
+#include <string_view>
+
+namespace deltabench {
+
+enum class Family { kLinearAttention, kDeltaRule, kGatedDeltaRule };
+inline constexpr std::array kFamilies = {Family::kLinearAttention, Family::kDeltaRule,
+                                         Family::kGatedDeltaRule};
+
+std::string_view family_name(Family family);  // "linear_attention", "delta_rule", ...
+
+struct SequenceInputs {
+  at::Tensor q, k;   // [B, T, H, K]
+  at::Tensor v;      // [B, T, H, V]
+  at::Tensor beta;   // [B, T, H], undefined for linear attention
+  at::Tensor g;      // [B, T, H], defined for the gated delta rule (optional for linear attention)
+};
+
+struct SampleShape {
+  int64_t B = 2, T = 64, H = 2, K = 16, V = 16;
+};
+
+// Inputs drawn as FLA's tests draw them, from a seeded CPU generator and then moved to `options`:
+// q, v ~ N(0, 1); k ~ N(0, 1) then L2-normalised per head (the delta rule is only stable for
+// beta * |k|^2 < 2); beta = sigmoid(N(0, 1)); g = logsigmoid(N(0, 1)) / 16. `decay` also gives
+// linear attention a g.
+SequenceInputs sample_inputs(Family family, const SampleShape& shape, at::TensorOptions options,
+                             uint64_t seed, bool decay = false);
+
+// Calls the family's public op.
+SequenceOutput run_family(Family family, const SequenceInputs& in, const SequenceOptions& options);
+
+}  // namespace deltabench
