@@ -31,7 +31,7 @@ SequenceInputs sample_inputs(Family family, const SampleShape& s, at::TensorOpti
   in.k = to(k / k.norm(2, -1, /*keepdim=*/true));
   in.v = to(normal({s.B, s.T, s.H, s.V}));
   if (family != Family::kLinearAttention) in.beta = to(normal({s.B, s.T, s.H}).sigmoid());
-  if (family == Family::kGatedDeltaRule || decay) {
+  if (family == Family::kGatedDeltaRule || (family == Family::kLinearAttention && decay)) {
     in.g = to(at::log_sigmoid(normal({s.B, s.T, s.H})) / 16.0);
   }
   return in;

@@ -32,8 +32,8 @@ struct SampleShape {
 
 // Inputs drawn as FLA's tests draw them, from a seeded CPU generator and then moved to `options`:
 // q, v ~ N(0, 1); k ~ N(0, 1) then L2-normalised per head (the delta rule is only stable for
-// beta * |k|^2 < 2); beta = sigmoid(N(0, 1)); g = logsigmoid(N(0, 1)) / 16. `decay` also gives
-// linear attention a g.
+// beta * |k|^2 < 2); beta = sigmoid(N(0, 1)); g = logsigmoid(N(0, 1)) / 16 for the gated delta
+// rule, and for linear attention when `decay` is set (the delta rule takes no g).
 SequenceInputs sample_inputs(Family family, const SampleShape& shape, at::TensorOptions options,
                              uint64_t seed, bool decay = false);
 
