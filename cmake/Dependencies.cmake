@@ -31,7 +31,6 @@ if(NOT Torch_FOUND)
 endif()
 
 find_package(CLI11 REQUIRED)
-find_package(SQLite3 REQUIRED)
 find_package(Threads REQUIRED)
 if(DELTABENCH_BENCH)
   find_package(benchmark REQUIRED)

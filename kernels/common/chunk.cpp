@@ -9,8 +9,9 @@ namespace deltabench::detail {
 
 at::Tensor to_chunks(const at::Tensor& x, int64_t chunk_size) {
   const int64_t N = x.size(0), T = x.size(1), H = x.size(2), NT = T / chunk_size;
-  if (x.dim() == 3) return x.reshape({N, NT, chunk_size, H}).permute({0, 3, 1, 2});
-  return x.reshape({N, NT, chunk_size, H, x.size(3)}).permute({0, 3, 1, 2, 4});
+  // Contiguous, so that every batched matmul below reads plain [C, D] blocks.
+  if (x.dim() == 3) return x.reshape({N, NT, chunk_size, H}).permute({0, 3, 1, 2}).contiguous();
+  return x.reshape({N, NT, chunk_size, H, x.size(3)}).permute({0, 3, 1, 2, 4}).contiguous();
 }
 
 at::Tensor from_chunks(const at::Tensor& x) {

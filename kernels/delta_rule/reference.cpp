@@ -36,18 +36,18 @@ Result delta_rule_chunk(const PackedInputs& in) {
   const auto G = in.g.defined() ? detail::chunk_log_decay(in.g, C) : at::Tensor();  // [N, H, NT, C]
 
   // A = strict_lower(diag(beta) K K^T * exp(G_i - G_j)); (I + A) W = K beta exp(G), (I + A) U = V beta.
+  // With unitriangular the solver takes the unit diagonal of I + A as given and reads only the
+  // strictly lower part, so A may carry the inclusive mask that attn needs too (one exp, not two).
+  const auto decay = detail::chunk_decay_mask(G, C, /*strict=*/false, q);  // [N, H, NT, C, C]
   const auto k_beta = k * beta;
-  const auto A = at::matmul(k_beta, k.transpose(-1, -2)) *
-                 detail::chunk_decay_mask(G, C, /*strict=*/true, q);  // [N, H, NT, C, C]
+  const auto A = at::matmul(k_beta, k.transpose(-1, -2)) * decay;         // [N, H, NT, C, C]
   const auto k_beta_decayed = G.defined() ? k_beta * G.exp().unsqueeze(-1) : k_beta;
-  // unitriangular: the solver takes the unit diagonal of I + A as given and reads only A's lower part.
   const auto W = at::linalg_solve_triangular(A, k_beta_decayed, /*upper=*/false, /*left=*/true,
                                              /*unitriangular=*/true);  // [N, H, NT, C, K]
   const auto U = at::linalg_solve_triangular(A, v * beta, /*upper=*/false, /*left=*/true,
                                              /*unitriangular=*/true);  // [N, H, NT, C, V]
 
-  const auto attn = at::matmul(q, k.transpose(-1, -2)) *
-                    detail::chunk_decay_mask(G, C, /*strict=*/false, q);  // [N, H, NT, C, C]
+  const auto attn = at::matmul(q, k.transpose(-1, -2)) * decay;  // [N, H, NT, C, C]
   auto [o, S] = detail::chunk_state_pass(q, k, W, U, G, attn, in.h0);
   return {detail::from_chunks(o), S};
 }

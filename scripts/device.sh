@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# The GPU machine's one script: builds deltabench against that machine's own torch (the one its
+# python3 imports) with all cores, runs every test (the CUDA-labelled ones too), the smoke table on
+# the GPU and the benchmarks, and leaves logs and JSON under $OUT (default: ./out).
+#
+#   scripts/device.sh            build, test, smoke, benchmarks
+#   scripts/device.sh --no-bench build, test, smoke
+set -uo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+out="${OUT:-$root/out}"
+build_dir="${DELTABENCH_BUILD_DIR:-$root/build-device}"
+jobs="${DELTABENCH_JOBS:-$(nproc)}"
+python="${DELTABENCH_PYTHON:-$(command -v python3)}"
+run_bench=1
+[[ "${1:-}" == "--no-bench" ]] && run_bench=0
+mkdir -p "$out"
+summary="$out/summary.md"
+: >"$summary"
+note() { printf '%s\n' "$*" | tee -a "$summary"; }
+status=0
+
+note "# deltabench device run"
+note ""
+note "- date: $(date -u +%FT%TZ)"
+note "- commit: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+note "- gpu: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo none)"
+note "- nvcc: $(nvcc --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p')"
+note "- torch: $("$python" -c 'import torch; print(torch.__version__)' 2>/dev/null)"
+note "- cores: $(nproc)"
+
+# Build ---------------------------------------------------------------------------------------
+start=$(date +%s)
+{
+  cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDELTABENCH_PYTHON="$python" &&
+    cmake --build "$build_dir" -j "$jobs"
+} >"$out/build.log" 2>&1
+build_rc=$?
+note "- build: rc=$build_rc in $(($(date +%s) - start)) s with $jobs jobs (log: build.log)"
+if ((build_rc != 0)); then
+  tail -n 40 "$out/build.log"
+  exit 1
+fi
+
+# Tests ---------------------------------------------------------------------------------------
+start=$(date +%s)
+(cd "$build_dir" && OMP_NUM_THREADS=1 ctest -j "$jobs" --output-on-failure --timeout 900 \
+  --output-junit "$out/ctest.xml") >"$out/ctest.log" 2>&1
+test_rc=$?
+((test_rc != 0)) && status=1
+note "- tests: rc=$test_rc in $(($(date +%s) - start)) s: $(grep -E 'tests passed' "$out/ctest.log" | tail -n 1)"
+grep -E '^\s*[0-9]+ - .*\((Failed|Timeout|Not Run|SEGFAULT|Exception)' "$out/ctest.log" | tee -a "$summary"
+
+# compute-sanitizer on deltabench's own CUDA kernel.
+if command -v compute-sanitizer >/dev/null; then
+  compute-sanitizer --tool memcheck --error-exitcode 1 "$build_dir/tests/kernels_cuda_tests" \
+    "cuda: poison_*" >"$out/sanitizer.log" 2>&1
+  san_rc=$?
+  ((san_rc != 0)) && status=1
+  note "- compute-sanitizer memcheck (poison kernel): rc=$san_rc: $(grep -E 'ERROR SUMMARY' "$out/sanitizer.log" | tail -n 1)"
+fi
+
+# Smoke on the GPU ----------------------------------------------------------------------------
+note ""
+"$build_dir/deltabench" smoke --device cuda --batch 8 --seq-len 2048 --heads 16 --head-dim 128 \
+  >"$out/smoke.txt" 2>&1 || status=1
+cat "$out/smoke.txt" >>"$summary"
+cat "$out/smoke.txt"
+
+# Benchmarks ----------------------------------------------------------------------------------
+if ((run_bench)); then
+  "$build_dir/bench/reference_ops_bench" --device=cuda --benchmark_min_time=0.2s \
+    --benchmark_out="$out/reference_ops_bench.json" --benchmark_out_format=json \
+    >"$out/bench.log" 2>&1 || status=1
+  note ""
+  note "reference ops on the GPU (median-free Google Benchmark means; full JSON: reference_ops_bench.json)"
+  grep -E '^(chunk|recurrent)/' "$out/bench.log" | tee -a "$summary"
+fi
+
+note ""
+note "status: $status"
+exit $status
