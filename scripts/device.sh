@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU machine's one script: builds deltabench against that machine's own torch (the one its
 # python3 imports) with all cores, runs every test (the CUDA-labelled ones too), the smoke table on
-# the GPU and the benchmarks, and leaves logs and JSON under $OUT (default: ./out).
+# the GPU and the benchmarks, and leaves logs and JSON under $OUT (default: ./out). The device copy
+# of the tree has no .git: pass DELTABENCH_COMMIT=<sha> to name the commit in the summary.
 #
 #   scripts/device.sh            build, test, smoke, benchmarks
 #   scripts/device.sh --no-bench build, test, smoke
@@ -23,7 +24,7 @@ status=0
 note "# deltabench device run"
 note ""
 note "- date: $(date -u +%FT%TZ)"
-note "- commit: $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+note "- commit: ${DELTABENCH_COMMIT:-$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)}"
 note "- gpu: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo none)"
 note "- nvcc: $(nvcc --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p')"
 note "- torch: $("$python" -c 'import torch; print(torch.__version__)' 2>/dev/null)"
@@ -73,7 +74,7 @@ if ((run_bench)); then
     --benchmark_out="$out/reference_ops_bench.json" --benchmark_out_format=json \
     >"$out/bench.log" 2>&1 || status=1
   note ""
-  note "reference ops on the GPU (median-free Google Benchmark means; full JSON: reference_ops_bench.json)"
+  note "reference ops on the GPU (Google Benchmark, mean time per iteration; full JSON: reference_ops_bench.json)"
   grep -E '^(chunk|recurrent)/' "$out/bench.log" | tee -a "$summary"
 fi
 

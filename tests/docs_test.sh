@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Lists rot (STYLE.md): every repository path that README.md and kernels/**/README.md name in
+# backticks or links must exist. Paths under build/ and .venv/ are made by the build and skipped.
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+status=0
+for doc in README.md kernels/README.md kernels/*/README.md; do
+  dir=$(dirname "$doc")
+  # `path` in backticks and (path) in links that look like repository files or folders.
+  grep -oE '`[A-Za-z0-9_./-]+(/|\.(sh|h|cpp|cu|md|json|txt))`|\]\([A-Za-z0-9_./-]+\)' "$doc" |
+    sed -E 's/^`//; s/`$//; s/^\]\(//; s/\)$//' | sort -u |
+    while read -r path; do
+      case "$path" in build/* | .venv/* | http*) continue ;; esac
+      if [[ -e "$path" || -e "$dir/$path" ]]; then continue; fi
+      echo "$doc names $path, which does not exist"
+      exit 1
+    done || status=1
+done
+((status == 0)) && echo "docs: every named path exists"
+exit $status
