@@ -68,6 +68,11 @@ else
     "$venv/bin/python" -m pip install --quiet --progress-bar off "torch==$torch_version" \
       || fail "pip install torch==$torch_version failed"
   fi
+  # numpy regenerates the MQAR fixtures (tests/fixtures/make_mqar_fixtures.py).
+  if ! "$venv/bin/python" -c "import numpy" 2>/dev/null; then
+    step "installing numpy into $venv"
+    "$venv/bin/python" -m pip install --quiet --progress-bar off numpy || fail "pip install numpy failed"
+  fi
   cmake_args+=("-DDELTABENCH_PYTHON=$venv/bin/python")
 fi
 

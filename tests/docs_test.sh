@@ -6,7 +6,7 @@ set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 status=0
-for doc in README.md kernels/README.md kernels/*/README.md; do
+for doc in README.md */README.md kernels/*/README.md; do
   dir=$(dirname "$doc")
   # `path` in backticks and (path) in links that look like repository files or folders.
   grep -oE '`[A-Za-z0-9_./-]+(/|\.(sh|h|cpp|cu|md|json|txt))`|\]\([A-Za-z0-9_./-]+\)' "$doc" |

@@ -1,6 +1,8 @@
 // deltabench: synthetic tasks, models, kernels and benchmarks for the delta-rule family.
 
 #include "apps/deltabench/smoke.h"
+#include "apps/deltabench/tasks_command.h"
+#include "tasks/params.h"
 
 #include <ATen/ATen.h>
 #include <CLI/CLI.hpp>
@@ -43,12 +45,16 @@ int main(int argc, char** argv) {
   smoke_cmd->add_option("--seed", smoke.seed)->capture_default_str();
 
   int status = 0;
+  deltabench::app::add_tasks_command(app, status);
   smoke_cmd->callback([&] { status = deltabench::app::run_smoke(smoke) ? 0 : 1; });
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const deltabench::tasks::TaskError& e) {
+    fmt::print(stderr, "deltabench: {}\n", e.what());
+    return 2;
   } catch (const c10::Error& e) {
     fmt::print(stderr, "deltabench: {}\n", e.what_without_backtrace());
     return 2;
