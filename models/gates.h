@@ -1,0 +1,25 @@
+#pragma once
+// Pieces the linear-family mixers share: feature maps, q/k normalisations, and the Mamba2 / Gated
+// DeltaNet decay g = -exp(A_log) * softplus(a + dt_bias) with FLA's initialisation.
+
+#include "models/config.h"
+
+#include <ATen/core/Tensor.h>
+
+namespace deltabench::models {
+
+// silu, relu, elu + 1, or identity.
+at::Tensor apply_feature_map(const at::Tensor& x, FeatureMap map);
+
+// Over the last dim: l2 (x / sqrt(sum x^2 + 1e-6), FLA's), sum (x / sum x), rms, or none.
+at::Tensor apply_qk_norm(const at::Tensor& x, QkNorm norm, double eps);
+
+// FLA's GatedDeltaNet initialisation: A_log = log(U(0, 16)); dt = exp(U(log 1e-3, log 1e-1))
+// clamped >= 1e-4, dt_bias = dt + log(-expm1(-dt)), the inverse softplus of dt.
+at::Tensor init_a_log(int64_t heads);
+at::Tensor init_dt_bias(int64_t heads);
+
+// g = -exp(A_log) * softplus(a + dt_bias), in fp32 (fp64 for fp64 inputs). a: [B, T, H].
+at::Tensor decay_gate(const at::Tensor& a, const at::Tensor& a_log, const at::Tensor& dt_bias);
+
+}  // namespace deltabench::models

@@ -1,0 +1,112 @@
+#include "models/language_model.h"
+
+#include "models/attention.h"
+#include "models/delta_net.h"
+#include "models/linear_attention.h"
+
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+#include <torch/nn/init.h>
+
+namespace deltabench::models {
+namespace {
+
+std::shared_ptr<SequenceMixer> make_mixer(int64_t d_model, const MixerConfig& c) {
+  switch (c.kind) {
+    case MixerKind::kAttention: return std::make_shared<AttentionImpl>(d_model, c);
+    case MixerKind::kLinearAttention: return std::make_shared<LinearAttentionImpl>(d_model, c);
+    case MixerKind::kDeltaNet:
+    case MixerKind::kGatedDeltaNet: return std::make_shared<DeltaNetImpl>(d_model, c);
+  }
+  TORCH_CHECK(false, "unknown mixer kind");
+}
+
+}  // namespace
+
+BlockImpl::BlockImpl(const ModelConfig& c) {
+  mixer_norm_ = register_module("mixer_norm", Norm(c.norm, c.d_model, c.norm_eps));
+  mixer_ = register_module("mixer", make_mixer(c.d_model, c.mixer));
+  if (c.state_mixer != StateMixerKind::kNone) {
+    state_norm_ = register_module("state_norm", Norm(c.norm, c.d_model, c.norm_eps));
+    state_mixer_ = register_module("state_mixer", StateMixer(c.state_mixer, c.d_model, c.hidden_ratio));
+  }
+}
+
+at::Tensor BlockImpl::forward(const at::Tensor& x) {
+  auto h = x + mixer_->forward(mixer_norm_->forward(x));
+  if (state_mixer_) h = h + state_mixer_->forward(state_norm_->forward(h));
+  return h;
+}
+
+at::Tensor BlockImpl::step(const at::Tensor& x, MixerState& state) {
+  auto h = x + mixer_->step(mixer_norm_->forward(x), state);
+  if (state_mixer_) h = h + state_mixer_->forward(state_norm_->forward(h));
+  return h;
+}
+
+LanguageModelImpl::LanguageModelImpl(const ModelConfig& c) : config_(c) {
+  TORCH_CHECK(c.vocab_size > 0 && c.d_model > 0 && c.num_layers > 0,
+              "model: vocab_size, d_model and num_layers must be positive");
+  embedding_ = register_module("embedding", torch::nn::Embedding(c.vocab_size, c.d_model));
+  if (c.max_position_embeddings > 0) {
+    position_ = register_module("position", torch::nn::Embedding(c.max_position_embeddings, c.d_model));
+  }
+  dropout_ = register_module("dropout", torch::nn::Dropout(c.embed_dropout));
+  blocks_ = register_module("blocks", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.num_layers; ++i) blocks_->push_back(Block(c));
+  final_norm_ = register_module("final_norm", Norm(c.norm, c.d_model, c.norm_eps));
+  if (!c.tie_embeddings) {
+    lm_head_ = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(c.d_model, c.vocab_size).bias(false)));
+  }
+  // N(0, 0.02) for every linear and embedding weight, zero biases (FLA's and Zoology's _init_weights);
+  // norms, short convolutions, A_log and dt_bias keep their own initialisation.
+  torch::NoGradGuard no_grad;
+  for (auto& m : modules(/*include_self=*/false)) {
+    if (auto* linear = m->as<torch::nn::Linear>()) {
+      linear->weight.normal_(0.0, 0.02);
+      if (linear->bias.defined()) linear->bias.zero_();
+    } else if (auto* embedding = m->as<torch::nn::Embedding>()) {
+      embedding->weight.normal_(0.0, 0.02);
+    }
+  }
+}
+
+at::Tensor LanguageModelImpl::head(const at::Tensor& h) {
+  const auto y = final_norm_->forward(h);
+  return lm_head_ ? lm_head_->forward(y) : at::linear(y, embedding_->weight);
+}
+
+at::Tensor LanguageModelImpl::forward(const at::Tensor& tokens) {
+  const int64_t T = tokens.size(1);
+  auto h = embedding_->forward(tokens);
+  if (position_) {
+    TORCH_CHECK(T <= config_.max_position_embeddings, "model: sequence length ", T,
+                " exceeds max_position_embeddings ", config_.max_position_embeddings);
+    h = h + position_->forward(at::arange(T, tokens.options()));
+  }
+  h = dropout_->forward(h);
+  for (const auto& block : *blocks_) h = block->as<Block>()->forward(h);
+  return head(h);
+}
+
+at::Tensor LanguageModelImpl::step(const at::Tensor& tokens, ModelState& state) {
+  if (state.layers.empty()) state.layers.resize(config_.num_layers);
+  auto h = embedding_->forward(tokens);  // [B, d]
+  if (position_) {
+    TORCH_CHECK(state.position < config_.max_position_embeddings, "model: position ", state.position,
+                " exceeds max_position_embeddings ", config_.max_position_embeddings);
+    h = h + position_->weight[state.position];
+  }
+  h = dropout_->forward(h);
+  for (size_t i = 0; i < blocks_->size(); ++i) h = blocks_[i]->as<Block>()->step(h, state.layers[i]);
+  ++state.position;
+  return head(h);
+}
+
+int64_t parameter_count(torch::nn::Module& module) {
+  int64_t n = 0;
+  for (const auto& p : module.parameters()) n += p.numel();
+  return n;
+}
+
+}  // namespace deltabench::models

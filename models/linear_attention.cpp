@@ -1,0 +1,76 @@
+#include "models/linear_attention.h"
+
+#include "kernels/linear_attn/op.h"
+#include "models/gates.h"
+
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+
+#include <cmath>
+
+namespace deltabench::models {
+
+LinearAttentionImpl::LinearAttentionImpl(int64_t d_model, const MixerConfig& c) : config_(c), heads_(c.num_heads) {
+  key_dim_ = c.head_dim > 0 ? c.head_dim : d_model / c.num_heads;
+  value_dim_ = static_cast<int64_t>(std::llround(key_dim_ * c.expand_v));
+  TORCH_CHECK(c.head_dim > 0 || d_model % c.num_heads == 0, "linear_attention: d_model (", d_model,
+              ") must be divisible by num_heads (", c.num_heads, ")");
+  const auto linear = [&](int64_t in, int64_t out) {
+    return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false));
+  };
+  q_ = register_module("q_proj", linear(d_model, heads_ * key_dim_));
+  k_ = register_module("k_proj", linear(d_model, heads_ * key_dim_));
+  v_ = register_module("v_proj", linear(d_model, heads_ * value_dim_));
+  if (c.decay == DecayKind::kData) {
+    a_ = register_module("a_proj", linear(d_model, heads_));
+    a_log_ = register_parameter("A_log", init_a_log(heads_));
+    dt_bias_ = register_parameter("dt_bias", init_dt_bias(heads_));
+  }
+  out_ = register_module("o_proj", linear(heads_ * value_dim_, d_model));
+}
+
+LinearAttentionImpl::Projected LinearAttentionImpl::project(const at::Tensor& x) {
+  const int64_t B = x.size(0), T = x.size(1);
+  Projected p;
+  p.q = apply_feature_map(q_->forward(x).view({B, T, heads_, key_dim_}), config_.feature_map);
+  p.k = apply_feature_map(k_->forward(x).view({B, T, heads_, key_dim_}), config_.feature_map);
+  p.v = v_->forward(x).view({B, T, heads_, value_dim_});
+  if (config_.normalize) p.v = at::cat({p.v, at::ones_like(p.v.narrow(-1, 0, 1))}, -1);
+  if (config_.decay == DecayKind::kRetNet) {
+    // gamma_h = 1 - 2^(-5 - h): per-head constants, the same at every step.
+    const auto h = at::arange(heads_, x.options().dtype(at::kFloat));
+    p.g = at::log1p(-at::pow(2.0, -5.0 - h)).expand({B, T, heads_});
+  } else if (config_.decay == DecayKind::kData) {
+    p.g = decay_gate(a_->forward(x), a_log_, dt_bias_);
+  }
+  return p;
+}
+
+at::Tensor LinearAttentionImpl::finish(const at::Tensor& o) {
+  at::Tensor y = o;
+  if (config_.normalize) y = o.narrow(-1, 0, value_dim_) / (o.narrow(-1, value_dim_, 1) + 1e-6);
+  return out_->forward(y.reshape({o.size(0), o.size(1), heads_ * value_dim_}));
+}
+
+at::Tensor LinearAttentionImpl::forward(const at::Tensor& x) {
+  const auto p = project(x);
+  SequenceOptions options;
+  options.chunk_size = config_.chunk_size;
+  if (config_.normalize) options.scale = 1.0;  // the ratio cancels any scale
+  return finish(linear_attention(p.q, p.k, p.v, p.g, options).o);
+}
+
+at::Tensor LinearAttentionImpl::step(const at::Tensor& x, MixerState& state) {
+  const auto p = project(x.unsqueeze(1));
+  SequenceOptions options;
+  options.mode = Mode::kRecurrent;
+  options.output_final_state = true;
+  options.initial_state = state.memory;
+  if (config_.normalize) options.scale = 1.0;
+  auto out = linear_attention(p.q, p.k, p.v, p.g, options);
+  state.memory = out.final_state;
+  ++state.position;
+  return finish(out.o).squeeze(1);
+}
+
+}  // namespace deltabench::models
