@@ -46,6 +46,10 @@ endif()
 # unit on a 2-core machine otherwise).
 add_library(deltabench_torch INTERFACE)
 target_link_libraries(deltabench_torch INTERFACE ${TORCH_LIBRARIES})
+# pip's libtorch.so exports its own copy of 64 std::filesystem functions, and the dynamic linker
+# binds ours to it when libtorch comes first among our libraries; that copy crashed in
+# std::filesystem::remove_all. Naming libstdc++ first makes every program use the real one.
+target_link_options(deltabench_torch INTERFACE "LINKER:--push-state,--no-as-needed,-lstdc++,--pop-state")
 target_include_directories(deltabench_torch INTERFACE ${TORCH_INCLUDE_DIRS})
 separate_arguments(_torch_cxx_flags UNIX_COMMAND "${TORCH_CXX_FLAGS}")
 target_compile_options(deltabench_torch INTERFACE $<$<COMPILE_LANGUAGE:CXX>:${_torch_cxx_flags}>)

@@ -26,4 +26,11 @@ const TaskInfo& find_task(std::string_view name);  // TaskError listing the know
 TaskData generate_task(std::string_view name, const std::map<std::string, std::string>& params, Split split,
                        uint64_t seed);
 
+// Checks `params` against the task without generating anything (TaskError on a bad one).
+void validate_task_params(std::string_view name, const std::map<std::string, std::string>& params);
+
+// Vocabulary size and input length L of the data `params` would give.
+int64_t task_vocab_size(std::string_view name, const std::map<std::string, std::string>& params);
+int64_t task_sequence_length(std::string_view name, const std::map<std::string, std::string>& params);
+
 }  // namespace deltabench::tasks

@@ -2,6 +2,8 @@
 
 #include "apps/deltabench/smoke.h"
 #include "apps/deltabench/tasks_command.h"
+#include "apps/deltabench/train_command.h"
+#include "train/config.h"
 #include "tasks/params.h"
 
 #include <ATen/ATen.h>
@@ -46,12 +48,16 @@ int main(int argc, char** argv) {
 
   int status = 0;
   deltabench::app::add_tasks_command(app, status);
+  deltabench::app::add_train_command(app, status);
   smoke_cmd->callback([&] { status = deltabench::app::run_smoke(smoke) ? 0 : 1; });
 
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const deltabench::train::ConfigError& e) {
+    fmt::print(stderr, "deltabench: {}\n", e.what());
+    return 2;
   } catch (const deltabench::tasks::TaskError& e) {
     fmt::print(stderr, "deltabench: {}\n", e.what());
     return 2;

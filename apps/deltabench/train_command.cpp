@@ -1,0 +1,60 @@
+#include "apps/deltabench/train_command.h"
+
+#include "train/trainer.h"
+
+#include <fmt/core.h>
+
+#include <memory>
+#include <string>
+
+namespace deltabench::app {
+namespace {
+
+struct TrainArgs {
+  std::string config;
+  std::string device;
+  int64_t epochs = 0;
+  int64_t max_steps = -1;
+  std::string metrics;
+};
+
+std::string with_commas(int64_t n) {
+  std::string s = std::to_string(n), out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i > 0 && (s.size() - i) % 3 == 0) out += ',';
+    out += s[i];
+  }
+  return out;
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app, int& status) {
+  auto args = std::make_shared<TrainArgs>();
+  auto* cmd = app.add_subcommand("train", "train one configured experiment (a .toml file in configs/)");
+  cmd->add_option("config", args->config, "experiment config file")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--device", args->device, "cpu or cuda (overrides [train] device)");
+  cmd->add_option("--epochs", args->epochs, "overrides [train] epochs")->check(CLI::PositiveNumber);
+  cmd->add_option("--max-steps", args->max_steps, "stop after this many optimizer steps");
+  cmd->add_option("--metrics", args->metrics, "JSON lines file (default runs/<name>.jsonl)");
+  cmd->callback([args, &status] {
+    const auto config = train::load_experiment(args->config);
+    train::TrainOptions options;
+    if (!args->device.empty()) options.device = args->device;
+    if (args->epochs > 0) options.epochs = args->epochs;
+    options.max_steps = args->max_steps;
+    options.metrics_path = args->metrics.empty() ? "runs/" + config.name + ".jsonl" : args->metrics;
+    const auto s = train::run_experiment(config, options);
+    std::string how = s.status;
+    if (s.status == "early_stopped") how = fmt::format("early stop at {} (epoch {})", config.train.early_stop, s.epochs);
+    if (s.status == "diverged") how = fmt::format("diverged at step {}", s.diverged_step);
+    fmt::print("\nsummary: {} | best accuracy {:.4f} (epoch {}) | final {:.4f} | {} steps in {:.1f} s | {:.0f} tokens/s | "
+               "{} parameters | {}\n",
+               how, s.best_accuracy, s.best_epoch, s.final_accuracy, s.steps, s.wall_s, s.tokens_per_s,
+               with_commas(s.parameters), s.device);
+    fmt::print("metrics: {}\n", options.metrics_path);
+    status = 0;
+  });
+}
+
+}  // namespace deltabench::app

@@ -1,0 +1,74 @@
+// Tests train/config.cpp: the presets load, and every mistake names the file, line and key.
+
+#include "tests/support/catch.h"
+#include "train/config.h"
+
+#include <filesystem>
+#include <string>
+
+using namespace deltabench::train;
+using deltabench::models::MixerKind;
+
+namespace {
+std::string error(const std::string& text) {
+  try {
+    parse_experiment(text, "c.toml");
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+const std::string kTask = "[task]\nname = \"mqar\"\n";
+}  // namespace
+
+TEST_CASE("config: every preset in configs/ loads", "[config]") {
+  int presets = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(std::string(DELTABENCH_SOURCE_DIR) + "/configs")) {
+    if (entry.path().extension() != ".toml") continue;
+    INFO(entry.path());
+    CHECK_NOTHROW(load_experiment(entry.path().string()));
+    ++presets;
+  }
+  CHECK(presets >= 1);
+  const auto tiny = load_experiment(std::string(DELTABENCH_SOURCE_DIR) + "/configs/mqar-tiny.toml");
+  CHECK(tiny.name == "mqar-tiny");
+  CHECK(tiny.model.vocab_size == 64);  // from the task
+  CHECK(tiny.model.mixer.kind == MixerKind::kDeltaNet);
+}
+
+TEST_CASE("config: defaults and derived values", "[config]") {
+  const auto c = parse_experiment(kTask + "[task.params]\nseq_len = 128\nrandom_non_queries = false\n"
+                                          "[model]\nposition_embeddings = true\n[model.mixer]\nkind = \"gated_delta_net\"\n"
+                                          "beta = 0.5\n",
+                                  "c.toml");
+  CHECK(c.task.params.at("random_non_queries") == "off");
+  CHECK(c.model.max_position_embeddings == 128);
+  CHECK(c.model.vocab_size == 8192);
+  CHECK(c.model.mixer.use_decay);  // Gated DeltaNet's defaults
+  CHECK(c.model.mixer.expand_v == 2.0);
+  CHECK(c.model.mixer.fixed_beta == 0.5);
+}
+
+TEST_CASE("config: errors name the file, the line and the key", "[config]") {
+  CHECK(error(kTask + "[model]\nd_modle = 3\n").find("c.toml:4: [model] unknown key 'd_modle' (known: d_model,") == 0);
+  CHECK(error(kTask + "[model.mixer]\nkind = \"delta_net\"\nrotary_dim = 4\n") ==
+        "c.toml:5: [model.mixer] rotary_dim: applies to attention only, not delta_net");
+  CHECK(error(kTask + "[model.mixer]\nkind = \"mamba\"\n") ==
+        "c.toml:4: [model.mixer] kind: expected one of \"attention\", \"linear_attention\", \"delta_net\", "
+        "\"gated_delta_net\", got mamba");
+  CHECK(error(kTask + "[model.mixer]\nchunk_size = 48\n") == "c.toml:4: [model.mixer] chunk_size: expected 16, 32 or 64, got 48");
+  CHECK(error(kTask + "[model.mixer]\nbeta = 3\n") ==
+        "c.toml:4: [model.mixer] beta: expected \"learned\" or a fixed value in (0, 2], got 3");
+  CHECK(error(kTask + "[task.params]\nnum_kv_pairs = 64\n") ==
+        "c.toml:3: [task.params] mqar: num_kv_pairs * 4 must be <= seq_len (got 64 * 4 > 64)");
+  CHECK(error(kTask + "[train]\nlr = 0\n") == "c.toml:4: [train] lr: expected a number > 0, got 0");
+  CHECK(error(kTask + "[train]\nepochs = 2.5\n") == "c.toml:4: [train] epochs: expected an integer, got 2.5");
+  CHECK(error(kTask + "[train]\nprecision = \"fp16\"\n") ==
+        "c.toml:4: [train] precision: expected one of \"auto\", \"fp32\", got fp16");
+  CHECK(error(kTask + "[trian]\n") == "c.toml:3: unknown table [top level.trian]");
+  CHECK(error("[task]\nname = \"in-context-recall\"\ntest_seed = 3\n") ==
+        "c.toml:3: [task] test_seed: applies to mqar only: a MAD test set continues its train set's stream");
+  CHECK(error("[task]\nname = \"mqr\"\n").find("c.toml:2: [task] name: unknown task 'mqr' (known: mqar,") == 0);
+  CHECK(error("[model]\n").find("a [task] table is required") != std::string::npos);
+  CHECK(error("[task]\nname = \"compression\"\n").find("autoencoder") != std::string::npos);
+}

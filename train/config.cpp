@@ -1,0 +1,297 @@
+#include "train/config.h"
+
+#include "tasks/registry.h"
+#include "train/toml.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <functional>
+#include <set>
+#include <utility>
+#include <vector>
+
+namespace deltabench::train {
+namespace {
+
+using models::MixerKind;
+
+// Reads one table, remembering which keys were used; finish() reports the rest.
+class Section {
+ public:
+  Section(const toml::Table& table, std::string name, std::string source)
+      : table_(table), name_(std::move(name)), source_(std::move(source)) {}
+
+  [[noreturn]] void fail(const std::string& key, const std::string& message) const {
+    const auto it = table_.values.find(key);
+    const int line = it != table_.values.end() ? it->second.line : table_.line;
+    throw ConfigError(source_ + ":" + std::to_string(line) + ": [" + name_ + "] " + key + ": " + message);
+  }
+
+  const toml::Value* find(const std::string& key) {
+    known_.insert(key);
+    const auto it = table_.values.find(key);
+    return it == table_.values.end() ? nullptr : &it->second;
+  }
+
+  bool has(const std::string& key) const { return table_.values.contains(key); }
+
+  int64_t integer(const std::string& key, int64_t fallback, int64_t min = INT64_MIN) {
+    const auto* v = find(key);
+    if (!v) return fallback;
+    if (!v->is_integer()) fail(key, "expected an integer, got " + v->str());
+    const auto x = std::get<int64_t>(v->data);
+    if (x < min) fail(key, "expected an integer >= " + std::to_string(min) + ", got " + v->str());
+    return x;
+  }
+
+  double real(const std::string& key, double fallback, double min = -1e300, bool open_min = false) {
+    const auto* v = find(key);
+    if (!v) return fallback;
+    if (!v->is_number()) fail(key, "expected a number, got " + v->str());
+    const double x = v->number();
+    if (x < min || (open_min && x == min)) {
+      fail(key, std::string("expected a number ") + (open_min ? "> " : ">= ") + toml::Value{min}.str() + ", got " + v->str());
+    }
+    return x;
+  }
+
+  bool boolean(const std::string& key, bool fallback) {
+    const auto* v = find(key);
+    if (!v) return fallback;
+    if (!v->is_bool()) fail(key, "expected true or false, got " + v->str());
+    return std::get<bool>(v->data);
+  }
+
+  std::string text(const std::string& key, const std::string& fallback) {
+    const auto* v = find(key);
+    if (!v) return fallback;
+    if (!v->is_string()) fail(key, "expected a string in quotes, got " + v->str());
+    return std::get<std::string>(v->data);
+  }
+
+  template <typename E>
+  E choice(const std::string& key, E fallback, const std::vector<std::pair<std::string, E>>& options) {
+    const auto* v = find(key);
+    if (!v) return fallback;
+    std::string names;
+    for (const auto& [name, value] : options) {
+      if (v->is_string() && std::get<std::string>(v->data) == name) return value;
+      names += (names.empty() ? "" : ", ") + ("\"" + name + "\"");
+    }
+    fail(key, "expected one of " + names + ", got " + v->str());
+  }
+
+  // Keys given that this section does not take, and subtables other than `allowed_tables`.
+  void finish(const std::set<std::string>& allowed_tables = {}) const {
+    for (const auto& [key, value] : table_.values) {
+      if (known_.contains(key)) continue;
+      std::string names;
+      for (const auto& k : known_) names += (names.empty() ? "" : ", ") + k;
+      throw ConfigError(source_ + ":" + std::to_string(value.line) + ": [" + name_ + "] unknown key '" + key +
+                        "' (known: " + names + ")");
+    }
+    for (const auto& [key, table] : table_.tables) {
+      if (!allowed_tables.contains(key)) {
+        throw ConfigError(source_ + ":" + std::to_string(table.line) + ": unknown table [" + name_ + "." + key + "]");
+      }
+    }
+  }
+
+  const toml::Table& table() const { return table_; }
+
+ private:
+  const toml::Table& table_;
+  std::string name_, source_;
+  std::set<std::string> known_;
+};
+
+const std::vector<std::pair<std::string, models::FeatureMap>> kFeatureMaps = {
+    {"identity", models::FeatureMap::kIdentity},
+    {"elu+1", models::FeatureMap::kEluPlusOne},
+    {"relu", models::FeatureMap::kRelu},
+    {"silu", models::FeatureMap::kSilu}};
+
+const toml::Table& subtable(const toml::Table& t, const std::string& name) {
+  static const toml::Table empty;
+  const auto it = t.tables.find(name);
+  return it == t.tables.end() ? empty : it->second;
+}
+
+models::MixerConfig parse_mixer(const toml::Table& t, const std::string& source) {
+  Section s(t, "model.mixer", source);
+  const MixerKind kind = s.choice<MixerKind>("kind", MixerKind::kDeltaNet,
+                                             {{"attention", MixerKind::kAttention},
+                                              {"linear_attention", MixerKind::kLinearAttention},
+                                              {"delta_net", MixerKind::kDeltaNet},
+                                              {"gated_delta_net", MixerKind::kGatedDeltaNet}});
+  auto m = models::default_mixer(kind);
+  const bool attention = kind == MixerKind::kAttention, linear = kind == MixerKind::kLinearAttention;
+  const bool delta = kind == MixerKind::kDeltaNet || kind == MixerKind::kGatedDeltaNet;
+  // A switch of another family is an error, not silently ignored.
+  const auto only = [&](bool applies, const std::string& key, const std::string& family) {
+    if (s.has(key) && !applies) s.fail(key, "applies to " + family + " only, not " + models::to_string(kind));
+  };
+  for (const char* k : {"attention_dropout", "rotary_dim", "qkv_bias"}) only(attention, k, "attention");
+  for (const char* k : {"feature_map", "normalize", "decay"}) only(linear, k, "linear_attention");
+  for (const char* k : {"use_short_conv", "conv_size", "qk_activation", "qk_norm", "beta", "allow_neg_eigval",
+                        "use_output_gate", "use_decay"}) {
+    only(delta, k, "delta_net and gated_delta_net");
+  }
+  for (const char* k : {"head_dim", "expand_v", "chunk_size"}) only(!attention, k, "the linear family");
+
+  m.num_heads = s.integer("num_heads", m.num_heads, 1);
+  m.head_dim = s.integer("head_dim", m.head_dim, 0);
+  m.expand_v = s.real("expand_v", m.expand_v, 0, true);
+  m.chunk_size = s.integer("chunk_size", m.chunk_size);
+  if (m.chunk_size != 16 && m.chunk_size != 32 && m.chunk_size != 64) {
+    s.fail("chunk_size", "expected 16, 32 or 64, got " + std::to_string(m.chunk_size));
+  }
+  m.attention_dropout = s.real("attention_dropout", m.attention_dropout, 0);
+  m.rotary_dim = s.integer("rotary_dim", m.rotary_dim, 0);
+  m.qkv_bias = s.boolean("qkv_bias", m.qkv_bias);
+  m.feature_map = s.choice("feature_map", m.feature_map, kFeatureMaps);
+  m.normalize = s.boolean("normalize", m.normalize);
+  m.decay = s.choice<models::DecayKind>("decay", m.decay,
+                                        {{"none", models::DecayKind::kNone},
+                                         {"retnet", models::DecayKind::kRetNet},
+                                         {"data", models::DecayKind::kData}});
+  m.use_short_conv = s.boolean("use_short_conv", m.use_short_conv);
+  m.conv_size = s.integer("conv_size", m.conv_size, 1);
+  m.qk_activation = s.choice("qk_activation", m.qk_activation, kFeatureMaps);
+  m.qk_norm = s.choice<models::QkNorm>("qk_norm", m.qk_norm,
+                                       {{"l2", models::QkNorm::kL2},
+                                        {"sum", models::QkNorm::kSum},
+                                        {"rms", models::QkNorm::kRms},
+                                        {"none", models::QkNorm::kNone}});
+  if (const auto* beta = s.find("beta")) {
+    if (beta->is_string() && std::get<std::string>(beta->data) == "learned") {
+      m.fixed_beta.reset();
+    } else if (beta->is_number() && beta->number() > 0 && beta->number() <= 2) {
+      m.fixed_beta = beta->number();
+    } else {
+      s.fail("beta", "expected \"learned\" or a fixed value in (0, 2], got " + beta->str());
+    }
+  }
+  m.allow_neg_eigval = s.boolean("allow_neg_eigval", m.allow_neg_eigval);
+  m.use_output_gate = s.boolean("use_output_gate", m.use_output_gate);
+  m.use_decay = s.boolean("use_decay", m.use_decay);
+  m.norm_eps = s.real("norm_eps", m.norm_eps, 0, true);
+  s.finish();
+  return m;
+}
+
+}  // namespace
+
+ExperimentConfig parse_experiment(const std::string& text, const std::string& source) {
+  toml::Table root;
+  try {
+    root = toml::parse(text, source);
+  } catch (const toml::ParseError& e) {
+    throw ConfigError(e.what());
+  }
+  ExperimentConfig c;
+  c.source = source;
+  Section top(root, "top level", source);
+  c.name = top.text("name", std::filesystem::path(source).stem().string());
+  c.seed = static_cast<uint64_t>(top.integer("seed", static_cast<int64_t>(c.seed), 0));
+  top.finish({"task", "model", "train"});
+  if (!root.tables.contains("task")) throw ConfigError(source + ": a [task] table is required");
+
+  // [task] and [task.params]
+  const auto& task_table = subtable(root, "task");
+  Section task(task_table, "task", source);
+  c.task.name = task.text("name", "");
+  if (c.task.name.empty()) task.fail("name", "required (deltabench tasks list shows the tasks)");
+  const tasks::TaskInfo* info = nullptr;
+  try {
+    info = &tasks::find_task(c.task.name);
+  } catch (const tasks::TaskError& e) {
+    task.fail("name", e.what());
+  }
+  c.task.train_examples = task.integer("train_examples", 0, 1);
+  c.task.test_examples = task.integer("test_examples", 0, 1);
+  c.task.train_seed = static_cast<uint64_t>(task.integer("train_seed", 0, 0));
+  if (task.has("test_seed") && info->has_splits) {
+    task.fail("test_seed", "applies to mqar only: a MAD test set continues its train set's stream");
+  }
+  c.task.test_seed = static_cast<uint64_t>(task.integer("test_seed", 10, 0));
+  task.finish({"params"});
+  const auto& params = subtable(task_table, "params");
+  for (const auto& [key, value] : params.values) {
+    c.task.params[key] = value.is_bool() ? (std::get<bool>(value.data) ? "on" : "off") : value.str();
+  }
+  if (info->has_splits) {
+    if (c.task.train_examples > 0) c.task.params["num_train_examples"] = std::to_string(c.task.train_examples);
+    if (c.task.test_examples > 0) c.task.params["num_test_examples"] = std::to_string(c.task.test_examples);
+  }
+  try {
+    tasks::validate_task_params(c.task.name, c.task.params);
+  } catch (const tasks::TaskError& e) {
+    throw ConfigError(source + ":" + std::to_string(params.line) + ": [task.params] " + e.what());
+  }
+
+  // [model] and [model.mixer]
+  const auto& model_table = subtable(root, "model");
+  Section model(model_table, "model", source);
+  auto& m = c.model;
+  m.vocab_size = model.integer("vocab_size", tasks::task_vocab_size(c.task.name, c.task.params), 1);
+  m.d_model = model.integer("d_model", m.d_model, 1);
+  m.num_layers = model.integer("num_layers", m.num_layers, 1);
+  m.norm = model.choice<models::NormKind>("norm", m.norm,
+                                          {{"layernorm", models::NormKind::kLayerNorm},
+                                           {"rmsnorm", models::NormKind::kRMSNorm}});
+  m.norm_eps = model.real("norm_eps", m.norm_eps, 0, true);
+  m.state_mixer = model.choice<models::StateMixerKind>("state_mixer", m.state_mixer,
+                                                       {{"none", models::StateMixerKind::kNone},
+                                                        {"mlp", models::StateMixerKind::kMlp},
+                                                        {"swiglu", models::StateMixerKind::kSwiGlu}});
+  m.hidden_ratio = model.real("hidden_ratio", m.hidden_ratio, 0, true);
+  if (model.boolean("position_embeddings", false)) {
+    m.max_position_embeddings = tasks::task_sequence_length(c.task.name, c.task.params);
+  }
+  m.embed_dropout = model.real("embed_dropout", m.embed_dropout, 0);
+  m.tie_embeddings = model.boolean("tie_embeddings", m.tie_embeddings);
+  model.finish({"mixer"});
+  m.mixer = parse_mixer(subtable(model_table, "mixer"), source);
+  if (m.mixer.head_dim == 0 && m.d_model % m.mixer.num_heads != 0) {
+    throw ConfigError(source + ": [model.mixer] num_heads: d_model " + std::to_string(m.d_model) +
+                      " is not divisible by num_heads " + std::to_string(m.mixer.num_heads));
+  }
+
+  // [train]
+  Section t(subtable(root, "train"), "train", source);
+  auto& tr = c.train;
+  tr.epochs = t.integer("epochs", tr.epochs, 1);
+  tr.batch_size = t.integer("batch_size", tr.batch_size, 1);
+  tr.eval_batch_size = t.integer("eval_batch_size", tr.eval_batch_size, 0);
+  tr.lr = t.real("lr", tr.lr, 0, true);
+  tr.min_lr = t.real("min_lr", tr.min_lr, 0);
+  tr.warmup_epochs = t.integer("warmup_epochs", tr.warmup_epochs, 0);
+  tr.weight_decay = t.real("weight_decay", tr.weight_decay, 0);
+  tr.beta1 = t.real("beta1", tr.beta1, 0);
+  tr.beta2 = t.real("beta2", tr.beta2, 0);
+  tr.eps = t.real("eps", tr.eps, 0, true);
+  tr.grad_clip = t.real("grad_clip", tr.grad_clip, 0);
+  tr.early_stop = t.real("early_stop", tr.early_stop, 0);
+  tr.device = t.text("device", tr.device);
+  tr.precision = t.choice<std::string>("precision", tr.precision, {{"auto", "auto"}, {"fp32", "fp32"}});
+  tr.checkpoint = t.text("checkpoint", tr.checkpoint);
+  t.finish();
+  if (tr.beta1 >= 1 || tr.beta2 >= 1) throw ConfigError(source + ": [train] beta1 and beta2 must be < 1");
+  if (c.task.name == "compression") {
+    throw ConfigError(source + ": [task] name: compression is scored through MAD's autoencoder backbone, which "
+                               "deltabench does not build yet; a language model would learn to copy its input");
+  }
+  return c;
+}
+
+ExperimentConfig load_experiment(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError(path + ": cannot open the config file");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return parse_experiment(buffer.str(), path);
+}
+
+}  // namespace deltabench::train

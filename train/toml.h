@@ -1,0 +1,43 @@
+#pragma once
+// The subset of TOML that deltabench's config files use: [tables] and [dotted.tables], key = value,
+// # comments, strings ("..." with \" \\ \n \t escapes, and '...'), integers, floats, booleans, and
+// arrays of those (over several lines if needed). Errors carry file:line.
+
+#include <cstdint>
+#include <map>
+#include <stdexcept>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace deltabench::toml {
+
+struct ParseError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct Value {
+  std::variant<bool, int64_t, double, std::string, std::vector<Value>> data;
+  int line = 0;
+
+  bool is_bool() const { return std::holds_alternative<bool>(data); }
+  bool is_integer() const { return std::holds_alternative<int64_t>(data); }
+  bool is_number() const { return is_integer() || std::holds_alternative<double>(data); }
+  bool is_string() const { return std::holds_alternative<std::string>(data); }
+  bool is_array() const { return std::holds_alternative<std::vector<Value>>(data); }
+  double number() const { return is_integer() ? static_cast<double>(std::get<int64_t>(data)) : std::get<double>(data); }
+  // As written, for messages and for task parameters: true/false, 42, 0.001, text.
+  std::string str() const;
+};
+
+struct Table {
+  std::map<std::string, Value> values;
+  std::map<std::string, Table> tables;
+  int line = 0;  // where the table's header stands (0: the root)
+};
+
+// `source` names the text in messages ("configs/mqar-tiny.toml").
+Table parse(const std::string& text, const std::string& source);
+Table parse_file(const std::string& path);
+
+}  // namespace deltabench::toml
