@@ -18,7 +18,7 @@ StateMixerImpl::StateMixerImpl(StateMixerKind kind, int64_t d_model, double hidd
 
 at::Tensor StateMixerImpl::forward(const at::Tensor& x) {
   if (kind_ == StateMixerKind::kSwiGlu) return down_->forward(at::silu(gate_->forward(x)) * up_->forward(x));
-  return down_->forward(at::gelu(up_->forward(x)));
+  return down_->forward(at::gelu(up_->forward(x), "tanh"));  // mad-lab's Mlp: GELU, tanh approximation
 }
 
 }  // namespace deltabench::models

@@ -1,5 +1,5 @@
 #pragma once
-// The state mixer after each sequence mixer: an MLP (Linear, GELU, Linear) or SwiGLU
+// The state mixer after each sequence mixer: an MLP (Linear, tanh-GELU, Linear) or SwiGLU
 // (down(silu(gate(x)) * up(x))), hidden width = hidden_ratio * d_model.
 
 #include "models/config.h"

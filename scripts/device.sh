@@ -68,6 +68,14 @@ note ""
 cat "$out/smoke.txt" >>"$summary"
 cat "$out/smoke.txt"
 
+# Training on the GPU: the tiny MQAR preset to the end, and the Zoology preset for a timed slice.
+note ""
+(cd "$out" && "$build_dir/deltabench" train "$root/configs/mqar-tiny.toml" --device cuda --metrics train-mqar-tiny.jsonl) \
+  >"$out/train.log" 2>&1 || status=1
+(cd "$out" && "$build_dir/deltabench" train "$root/configs/zoology-mqar.toml" --device cuda --max-steps 300 \
+  --metrics train-zoology-mqar.jsonl) >>"$out/train.log" 2>&1 || status=1
+grep -E '^(summary|mqar-tiny|zoology-mqar):' "$out/train.log" | tee -a "$summary"
+
 # Benchmarks ----------------------------------------------------------------------------------
 if ((run_bench)); then
   "$build_dir/bench/reference_ops_bench" --device=cuda --benchmark_min_time=0.2s \
