@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The GPU machine's one script: builds deltabench against that machine's own torch (the one its
 # python3 imports) with all cores, runs every test (the CUDA-labelled ones too), the smoke table on
-# the GPU and the benchmarks, and leaves logs and JSON under $OUT (default: ./out). The device copy
+# the GPU and the benchmarks, and leaves logs and JSON under $OUT (default: ./out): summary.md,
+# build.log, tests.log, train.log, two training JSON-lines files and the benchmark JSON (seven files:
+# the device tool returns at most eight). The device copy
 # of the tree has no .git: pass DELTABENCH_COMMIT=<sha> to name the commit in the summary.
 #
 #   scripts/device.sh            build, test, smoke, benchmarks
@@ -45,28 +47,31 @@ fi
 
 # Tests ---------------------------------------------------------------------------------------
 start=$(date +%s)
-(cd "$build_dir" && OMP_NUM_THREADS=1 ctest -j "$jobs" --output-on-failure --timeout 900 \
-  --output-junit "$out/ctest.xml") >"$out/ctest.log" 2>&1
+(cd "$build_dir" && OMP_NUM_THREADS=1 ctest -j "$jobs" --output-on-failure --timeout 900) >"$out/tests.log" 2>&1
 test_rc=$?
 ((test_rc != 0)) && status=1
-note "- tests: rc=$test_rc in $(($(date +%s) - start)) s: $(grep -E 'tests passed' "$out/ctest.log" | tail -n 1)"
-grep -E '^\s*[0-9]+ - .*\((Failed|Timeout|Not Run|SEGFAULT|Exception)' "$out/ctest.log" | tee -a "$summary"
+note "- tests: rc=$test_rc in $(($(date +%s) - start)) s: $(grep -E 'tests passed' "$out/tests.log" | tail -n 1)"
+grep -E '^\s*[0-9]+ - .*\((Failed|Timeout|Not Run|SEGFAULT|Exception)' "$out/tests.log" | tee -a "$summary"
 
 # compute-sanitizer on deltabench's own CUDA kernel.
 if command -v compute-sanitizer >/dev/null; then
+  echo "== compute-sanitizer memcheck" >>"$out/tests.log"
   compute-sanitizer --tool memcheck --error-exitcode 1 "$build_dir/tests/kernels_cuda_tests" \
-    "cuda: poison_*" >"$out/sanitizer.log" 2>&1
+    "cuda: poison_*" >"$out/sanitizer.tmp" 2>&1
   san_rc=$?
+  cat "$out/sanitizer.tmp" >>"$out/tests.log"
   ((san_rc != 0)) && status=1
-  note "- compute-sanitizer memcheck (poison kernel): rc=$san_rc: $(grep -E 'ERROR SUMMARY' "$out/sanitizer.log" | tail -n 1)"
+  note "- compute-sanitizer memcheck (poison kernel): rc=$san_rc: $(grep -E 'ERROR SUMMARY' "$out/sanitizer.tmp" | tail -n 1)"
+  rm -f "$out/sanitizer.tmp"
 fi
 
 # Smoke on the GPU ----------------------------------------------------------------------------
 note ""
 "$build_dir/deltabench" smoke --device cuda --batch 8 --seq-len 2048 --heads 16 --head-dim 128 \
-  >"$out/smoke.txt" 2>&1 || status=1
-cat "$out/smoke.txt" >>"$summary"
-cat "$out/smoke.txt"
+  >"$out/smoke.tmp" 2>&1 || status=1
+cat "$out/smoke.tmp" >>"$summary"
+cat "$out/smoke.tmp"
+rm -f "$out/smoke.tmp"
 
 # Training on the GPU: the tiny MQAR preset to the end, and the Zoology preset for a timed slice.
 note ""
@@ -80,10 +85,11 @@ grep -E '^(summary|mqar-tiny|zoology-mqar):' "$out/train.log" | tee -a "$summary
 if ((run_bench)); then
   "$build_dir/bench/reference_ops_bench" --device=cuda --benchmark_min_time=0.2s \
     --benchmark_out="$out/reference_ops_bench.json" --benchmark_out_format=json \
-    >"$out/bench.log" 2>&1 || status=1
+    >"$out/bench.tmp" 2>&1 || status=1
   note ""
   note "reference ops on the GPU (Google Benchmark, mean time per iteration; full JSON: reference_ops_bench.json)"
-  grep -E '^(chunk|recurrent)/' "$out/bench.log" | tee -a "$summary"
+  grep -E '^(chunk|recurrent)/' "$out/bench.tmp" | tee -a "$summary"
+  rm -f "$out/bench.tmp"
 fi
 
 note ""
