@@ -36,6 +36,8 @@ LinearAttentionImpl::Projected LinearAttentionImpl::project(const at::Tensor& x)
   p.k = apply_feature_map(k_->forward(x).view({B, T, heads_, key_dim_}), config_.feature_map);
   p.v = v_->forward(x).view({B, T, heads_, value_dim_});
   if (config_.normalize) p.v = at::cat({p.v, at::ones_like(p.v.narrow(-1, 0, 1))}, -1);
+  p.q = p.q.to(p.v.scalar_type());  // one dtype for the op, also under autocast
+  p.k = p.k.to(p.v.scalar_type());
   if (config_.decay == DecayKind::kRetNet) {
     // gamma_h = 1 - 2^(-5 - h): per-head constants, the same at every step.
     const auto h = at::arange(heads_, x.options().dtype(at::kFloat));

@@ -45,6 +45,8 @@ if ((build_rc != 0)); then
   exit 1
 fi
 
+note "- first libraries a test binary needs: $(readelf -d "$build_dir/tests/train_tests" 2>/dev/null | grep NEEDED | head -n 3 | sed 's/.*\[\(.*\)\]/\1/' | tr '\n' ' ')"
+
 # Tests ---------------------------------------------------------------------------------------
 start=$(date +%s)
 (cd "$build_dir" && OMP_NUM_THREADS=1 ctest -j "$jobs" --output-on-failure --timeout 900) >"$out/tests.log" 2>&1

@@ -4,6 +4,7 @@
 
 #include "models/language_model.h"
 #include "tests/support/catch.h"
+#include "tests/support/temp_dir.h"
 #include "train/trainer.h"
 
 #include <ATen/ATen.h>
@@ -96,8 +97,8 @@ TEST_CASE("trainer: weight decay skips norms, biases, A_log and dt_bias", "[trai
 }
 
 TEST_CASE("trainer: metrics file and checkpoint", "[trainer]") {
-  const auto dir = std::filesystem::temp_directory_path() / "deltabench_trainer_test";
-  std::filesystem::remove_all(dir);
+  const testing::TempDir temp("deltabench_trainer_test");
+  const auto& dir = temp.path();
   auto c = tiny(models::MixerKind::kDeltaNet);
   c.train.epochs = 2;
   c.train.early_stop = 0;
@@ -121,5 +122,4 @@ TEST_CASE("trainer: metrics file and checkpoint", "[trainer]") {
   torch::load(restored, (dir / "ckpt" / "model.pt").string());
   CHECK(models::parameter_count(*restored) == s.parameters);
   CHECK(std::filesystem::exists(dir / "ckpt" / "optimizer.pt"));
-  std::filesystem::remove_all(dir);
 }
