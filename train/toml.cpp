@@ -3,8 +3,6 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
-#include <fstream>
-#include <sstream>
 
 namespace deltabench::toml {
 namespace {
@@ -210,13 +208,5 @@ std::string Value::str() const {
 }
 
 Table parse(const std::string& text, const std::string& source) { return Parser(text, source).run(); }
-
-Table parse_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw ParseError(path + ": cannot open the file");
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return parse(buffer.str(), path);
-}
 
 }  // namespace deltabench::toml

@@ -38,6 +38,5 @@ struct Table {
 
 // `source` names the text in messages ("configs/mqar-tiny.toml").
 Table parse(const std::string& text, const std::string& source);
-Table parse_file(const std::string& path);
 
 }  // namespace deltabench::toml
