@@ -1,10 +1,20 @@
 #include "models/gates.h"
 
 #include <ATen/ATen.h>
+#include <c10/util/Exception.h>
 
 #include <cmath>
 
 namespace deltabench::models {
+
+HeadDims head_dims(int64_t d_model, const MixerConfig& c) {
+  TORCH_CHECK(c.head_dim > 0 || d_model % c.num_heads == 0, to_string(c.kind), ": d_model (", d_model,
+              ") must be divisible by num_heads (", c.num_heads, ")");
+  HeadDims dims;
+  dims.key = c.head_dim > 0 ? c.head_dim : d_model / c.num_heads;
+  dims.value = static_cast<int64_t>(std::llround(static_cast<double>(dims.key) * c.expand_v));
+  return dims;
+}
 
 at::Tensor apply_feature_map(const at::Tensor& x, FeatureMap map) {
   switch (map) {

@@ -8,6 +8,13 @@
 
 namespace deltabench::models {
 
+// Per-head key and value dims of a linear-family mixer: head_dim (or d_model / num_heads) and
+// head_dim * expand_v. Errors name the mixer when d_model does not split into the heads.
+struct HeadDims {
+  int64_t key = 0, value = 0;
+};
+HeadDims head_dims(int64_t d_model, const MixerConfig& config);
+
 // silu, relu, elu + 1, or identity.
 at::Tensor apply_feature_map(const at::Tensor& x, FeatureMap map);
 

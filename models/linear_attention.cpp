@@ -11,10 +11,9 @@
 namespace deltabench::models {
 
 LinearAttentionImpl::LinearAttentionImpl(int64_t d_model, const MixerConfig& c) : config_(c), heads_(c.num_heads) {
-  key_dim_ = c.head_dim > 0 ? c.head_dim : d_model / c.num_heads;
-  value_dim_ = static_cast<int64_t>(std::llround(key_dim_ * c.expand_v));
-  TORCH_CHECK(c.head_dim > 0 || d_model % c.num_heads == 0, "linear_attention: d_model (", d_model,
-              ") must be divisible by num_heads (", c.num_heads, ")");
+  const auto dims = head_dims(d_model, c);
+  key_dim_ = dims.key;
+  value_dim_ = dims.value;
   const auto linear = [&](int64_t in, int64_t out) {
     return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false));
   };

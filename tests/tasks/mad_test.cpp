@@ -77,8 +77,6 @@ TEST_CASE("mad: fuzzy recall", "[mad]") {
       if (tg[i][t] != kIgnoreIndex) CHECK((tg[i][t] >= non_special / 2 && tg[i][t] < non_special));
     }
     CHECK(tg[i][p.seq_len - 1] != kIgnoreIndex);  // the probe's value ends every example
-    // At test every key has k_motif_size tokens: the k_motif_size - 1 inputs before the probe's
-    // first value token are keys too.
   }
   CHECK(at::equal(data.train.targets.slice(1, 0, p.seq_len - 1), data.train.inputs.slice(1, 1, p.seq_len)));
 }
