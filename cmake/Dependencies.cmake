@@ -31,6 +31,8 @@ if(NOT Torch_FOUND)
 endif()
 
 find_package(CLI11 REQUIRED)
+# The results store. Debian: libsqlite3-dev; elsewhere pass SQLite3_INCLUDE_DIR and SQLite3_LIBRARY.
+find_package(SQLite3 REQUIRED)
 find_package(Threads REQUIRED)
 if(DELTABENCH_BENCH)
   find_package(benchmark REQUIRED)

@@ -190,6 +190,10 @@ ExperimentConfig parse_experiment(const std::string& text, const std::string& so
   } catch (const toml::ParseError& e) {
     throw ConfigError(e.what());
   }
+  return build_experiment(root, source);
+}
+
+ExperimentConfig build_experiment(const toml::Table& root, const std::string& source) {
   ExperimentConfig c;
   c.source = source;
   Section top(root, "top level", source);

@@ -4,6 +4,7 @@
 // ConfigErrors naming the file, the line, the key and what was expected.
 
 #include "models/config.h"
+#include "train/toml.h"
 
 #include <cstdint>
 #include <map>
@@ -52,5 +53,7 @@ struct ExperimentConfig {
 
 ExperimentConfig load_experiment(const std::string& path);
 ExperimentConfig parse_experiment(const std::string& text, const std::string& source);
+// From an already parsed file (a suite builds each run's table from its base and overrides).
+ExperimentConfig build_experiment(const toml::Table& root, const std::string& source);
 
 }  // namespace deltabench::train

@@ -209,4 +209,61 @@ std::string Value::str() const {
 
 Table parse(const std::string& text, const std::string& source) { return Parser(text, source).run(); }
 
+namespace {
+
+std::string quoted(const std::string& text) {
+  std::string out = "\"";
+  for (const char c : text) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default: out += c;
+    }
+  }
+  return out + "\"";
+}
+
+std::string canonical(const Value& v) {
+  if (v.is_string()) return quoted(std::get<std::string>(v.data));
+  if (std::holds_alternative<double>(v.data)) {
+    std::string text = v.str();
+    // "1" would read back as an integer.
+    if (text.find_first_of(".eEni") == std::string::npos) text += ".0";
+    return text;
+  }
+  if (v.is_array()) {
+    std::string out = "[";
+    for (const auto& item : std::get<std::vector<Value>>(v.data)) out += (out.size() > 1 ? ", " : "") + canonical(item);
+    return out + "]";
+  }
+  return v.str();
+}
+
+void write_table(const Table& table, const std::string& path, std::string& out) {
+  if (!path.empty() && (!table.values.empty() || table.tables.empty())) {
+    out += (out.empty() ? "[" : "\n[") + path + "]\n";
+  }
+  for (const auto& [key, value] : table.values) out += key + " = " + canonical(value) + "\n";
+  for (const auto& [name, sub] : table.tables) write_table(sub, path.empty() ? name : path + "." + name, out);
+}
+
+}  // namespace
+
+std::string to_toml(const Table& table) {
+  std::string out;
+  write_table(table, "", out);
+  return out;
+}
+
+void merge(Table& base, const Table& overrides) {
+  for (const auto& [key, value] : overrides.values) base.values[key] = value;
+  for (const auto& [name, sub] : overrides.tables) {
+    auto [it, inserted] = base.tables.try_emplace(name, Table{});
+    if (inserted) it->second.line = sub.line;
+    merge(it->second, sub);
+  }
+}
+
 }  // namespace deltabench::toml

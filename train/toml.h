@@ -39,4 +39,13 @@ struct Table {
 // `source` names the text in messages ("configs/mqar-tiny.toml").
 Table parse(const std::string& text, const std::string& source);
 
+// Canonical TOML for `table`: keys in sorted order, a table's values before its subtables, strings
+// quoted and escaped, floats always with a point or exponent. Equal tables give equal text, so the
+// text can be hashed; parse(to_toml(t)) == t up to line numbers.
+std::string to_toml(const Table& table);
+
+// Copies `overrides` into `base`: a value replaces the value of the same key, a table merges into
+// the table of the same name. Lines come along, so errors point at the override.
+void merge(Table& base, const Table& overrides);
+
 }  // namespace deltabench::toml

@@ -1,10 +1,13 @@
 // deltabench: synthetic tasks, models, kernels and benchmarks for the delta-rule family.
 
 #include "apps/deltabench/smoke.h"
+#include "apps/deltabench/suite_commands.h"
 #include "apps/deltabench/tasks_command.h"
 #include "apps/deltabench/train_command.h"
 #include "train/config.h"
 #include "tasks/params.h"
+#include "report/report.h"
+#include "sweep/store.h"
 
 #include <ATen/ATen.h>
 #include <CLI/CLI.hpp>
@@ -49,6 +52,7 @@ int main(int argc, char** argv) {
   int status = 0;
   deltabench::app::add_tasks_command(app, status);
   deltabench::app::add_train_command(app, status);
+  deltabench::app::add_suite_commands(app, status);
   smoke_cmd->callback([&] { status = deltabench::app::run_smoke(smoke) ? 0 : 1; });
 
   try {

@@ -1,0 +1,612 @@
+#include "report/report.h"
+
+#include "tasks/mad.h"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <tuple>
+
+namespace deltabench::report {
+namespace {
+
+using sweep::Run;
+using sweep::Suite;
+
+// ---- selection --------------------------------------------------------------------------------
+
+struct Cell {
+  size_t present = 0, expected = 0, failed = 0;
+  bool complete() const { return present == expected; }
+  double value = std::numeric_limits<double>::quiet_NaN();
+  double best_lr = 0, best_wd = 0;
+  int64_t best_d = 0;
+};
+
+// (task variant, model variant, d_model or 0 when d_model is not a column)
+using CellKey = std::tuple<std::string, std::string, int64_t>;
+
+std::string joined(const std::set<double>& xs) {
+  std::string out;
+  for (const double x : xs) out += (out.empty() ? "" : ", ") + toml::Value{x}.str();
+  return out;
+}
+
+std::string joined(const std::set<int64_t>& xs) {
+  std::string out;
+  for (const auto x : xs) out += (out.empty() ? "" : ", ") + std::to_string(x);
+  return out;
+}
+
+bool selects(const Suite& s, const std::string& axis) {
+  return std::find(s.select.begin(), s.select.end(), axis) != s.select.end();
+}
+
+// One table's cells from the runs whose task is in `tasks`. Runs within a cell are grouped by
+// (lr, weight decay, d_model unless it is a column); a group's value is its mean over seeds, and the
+// cell's is the max over groups. An axis that varies within a cell must be one the suite selects over.
+std::map<CellKey, Cell> select_cells(const Suite& suite, const std::vector<Run>& runs, const Records& records,
+                                     const std::set<std::string>& tasks, bool d_model_column) {
+  struct Group {
+    size_t present = 0, expected = 0;
+    double sum = 0;
+  };
+  std::map<CellKey, std::map<std::tuple<double, double, int64_t>, Group>> groups;
+  std::map<CellKey, Cell> cells;
+  std::map<CellKey, std::tuple<std::set<double>, std::set<double>, std::set<int64_t>>> axes;
+  for (const auto& run : runs) {
+    if (!tasks.contains(run.task)) continue;
+    const CellKey key{run.task, run.model, d_model_column ? run.d_model : 0};
+    auto& g = groups[key][{run.lr, run.weight_decay, d_model_column ? 0 : run.d_model}];
+    auto& cell = cells[key];
+    auto& [lrs, wds, ds] = axes[key];
+    lrs.insert(run.lr), wds.insert(run.weight_decay), ds.insert(run.d_model);
+    ++g.expected, ++cell.expected;
+    const auto it = records.find(run.hash);
+    if (it == records.end()) continue;
+    if (it->second.status == "failed") {
+      ++cell.failed;
+      continue;
+    }
+    ++g.present, ++cell.present;
+    g.sum += it->second.status == "diverged" ? 0.0 : it->second.final_accuracy;
+  }
+  for (auto& [key, cell] : cells) {
+    const auto& [lrs, wds, ds] = axes[key];
+    const auto check = [&](const std::string& axis, size_t n, const std::string& values) {
+      if (n > 1 && !selects(suite, axis)) {
+        throw ReportError(fmt::format("{}: a cell of task '{}', model '{}' has {} = {{{}}}; add \"{}\" to [suite] select "
+                                      "or give one value",
+                                      suite.source, std::get<0>(key), std::get<1>(key), axis, values, axis));
+      }
+    };
+    check("lr", lrs.size(), joined(lrs));
+    check("weight_decay", wds.size(), joined(wds));
+    if (!d_model_column) check("d_model", ds.size(), joined(ds));
+    if (!cell.complete()) continue;
+    double best = -1;
+    for (const auto& [hp, g] : groups[key]) {
+      const double mean = g.sum / static_cast<double>(g.present);
+      if (mean > best) {
+        best = mean;
+        cell.best_lr = std::get<0>(hp);
+        cell.best_wd = std::get<1>(hp);
+        cell.best_d = d_model_column ? std::get<2>(key) : std::get<2>(hp);
+      }
+    }
+    cell.value = best;
+  }
+  return cells;
+}
+
+std::string selection_rule(const Suite& suite, const std::vector<Run>& runs, const std::set<std::string>& tasks,
+                           bool d_model_column) {
+  std::set<double> lrs, wds;
+  std::set<int64_t> ds, seeds;
+  for (const auto& r : runs) {
+    if (!tasks.contains(r.task)) continue;
+    lrs.insert(r.lr), wds.insert(r.weight_decay), ds.insert(r.d_model), seeds.insert(r.seed);
+  }
+  std::vector<std::string> over;
+  if (selects(suite, "lr") && lrs.size() > 1) over.push_back("lr {" + joined(lrs) + "}");
+  if (selects(suite, "weight_decay") && wds.size() > 1) over.push_back("weight decay {" + joined(wds) + "}");
+  if (!d_model_column && selects(suite, "d_model") && ds.size() > 1) over.push_back("d_model {" + joined(ds) + "}");
+  std::string fixed;
+  if (lrs.size() == 1) fixed += "lr " + joined(lrs) + ", ";
+  if (wds.size() == 1) fixed += "weight decay " + joined(wds) + ", ";
+  if (!d_model_column && ds.size() == 1) fixed += "d_model " + joined(ds) + ", ";
+  std::string text = "Each cell is the final test accuracy (the task's own metric)";
+  text += seeds.size() > 1 ? ", averaged over seeds {" + joined(seeds) + "}" : " of seed " + joined(seeds);
+  if (!over.empty()) {
+    text += ", maximised over ";
+    for (size_t i = 0; i < over.size(); ++i) text += (i ? " x " : "") + over[i];
+  }
+  if (!fixed.empty()) text += " (" + fixed.substr(0, fixed.size() - 2) + ")";
+  return text + ". Diverged runs count as 0; a cell with runs missing from the store (or failed) shows how many it has.";
+}
+
+// ---- tables -----------------------------------------------------------------------------------
+
+struct Table {
+  std::string title, caption;
+  std::vector<std::string> header;
+  std::vector<std::vector<std::string>> rows;
+};
+
+std::string missing(const Cell& c) {
+  std::string text = fmt::format("missing ({}/{} runs)", c.present, c.expected);
+  if (c.failed) text = fmt::format("missing ({}/{} runs, {} failed)", c.present, c.expected, c.failed);
+  return text;
+}
+
+std::string markdown(const Table& t) {
+  std::string out = "| " + t.header[0];
+  for (size_t i = 1; i < t.header.size(); ++i) out += " | " + t.header[i];
+  out += " |\n|---";
+  for (size_t i = 1; i < t.header.size(); ++i) out += "|---:";
+  out += "|\n";
+  for (const auto& row : t.rows) {
+    out += "| " + row[0];
+    for (size_t i = 1; i < row.size(); ++i) out += " | " + row[i];
+    out += " |\n";
+  }
+  return out;
+}
+
+std::string latex_escape(const std::string& s) {
+  std::string out;
+  for (const char c : s) {
+    if (c == '_' || c == '%' || c == '&' || c == '#' || c == '$' || c == '{' || c == '}') out += '\\';
+    if (c == '~') {
+      out += "\\textasciitilde{}";
+      continue;
+    }
+    if (c == '\\') {
+      out += "\\textbackslash{}";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+std::string latex(const Table& t) {
+  std::string out = "\\begin{table}[t]\n\\centering\n\\caption{" + latex_escape(t.title) + ". " +
+                    latex_escape(t.caption) + "}\n\\begin{tabular}{l" + std::string(t.header.size() - 1, 'r') +
+                    "}\n\\toprule\n";
+  for (size_t i = 0; i < t.header.size(); ++i) out += (i ? " & " : "") + latex_escape(t.header[i]);
+  out += " \\\\\n\\midrule\n";
+  for (const auto& row : t.rows) {
+    if (row[0].empty()) {
+      out += "\\midrule\n";
+      continue;
+    }
+    for (size_t i = 0; i < row.size(); ++i) out += (i ? " & " : "") + latex_escape(row[i]);
+    out += " \\\\\n";
+  }
+  return out + "\\bottomrule\n\\end{tabular}\n\\end{table}\n";
+}
+
+struct CsvRow {
+  std::string section, table, row, column;
+  Cell cell;
+};
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (const char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+// ---- the report's sections --------------------------------------------------------------------
+
+bool is_mqar(const Run& r) { return r.config.task.name == "mqar"; }
+
+struct Section {
+  std::string heading, text;  // Markdown
+  std::vector<Table> tables;
+  std::vector<CsvRow> csv;
+  // MQAR figure data: panels (task variants) x lines (models) x points (d_model, accuracy)
+  std::vector<std::pair<std::string, std::vector<std::pair<std::string, std::vector<std::pair<int64_t, double>>>>>> figure;
+};
+
+Section mqar_section(const Suite& suite, const std::vector<Run>& runs, const Records& records) {
+  Section sec;
+  std::set<std::string> tasks;
+  std::vector<std::string> order;
+  for (const auto& r : runs) {
+    if (is_mqar(r) && tasks.insert(r.task).second) order.push_back(r.task);
+  }
+  if (tasks.empty()) return sec;
+  sec.heading = "MQAR: accuracy by model and d_model";
+  sec.text = selection_rule(suite, runs, tasks, true);
+  const auto cells = select_cells(suite, runs, records, tasks, true);
+  for (const auto& task_name : order) {
+    const auto& task = suite.task(task_name);
+    std::set<int64_t> widths;
+    for (const auto& r : runs) {
+      if (r.task == task_name) widths.insert(r.d_model);
+    }
+    const Run* example = nullptr;
+    for (const auto& r : runs) {
+      if (r.task == task_name) example = &r;
+    }
+    const auto& p = example->config.task.params;
+    Table t;
+    t.title = fmt::format("MQAR {} (L = {}, {} key-value pairs, vocabulary {})", task.label,
+                          p.contains("seq_len") ? p.at("seq_len") : "?", p.contains("num_kv_pairs") ? p.at("num_kv_pairs") : "?",
+                          p.contains("vocab_size") ? p.at("vocab_size") : "?");
+    t.caption = sec.text;
+    t.header.push_back("model");
+    for (const auto d : widths) t.header.push_back(fmt::format("d_model {}", d));
+    std::vector<std::pair<std::string, std::vector<std::pair<int64_t, double>>>> lines;
+    for (const auto& model : suite.models) {
+      std::vector<std::string> row{model.label};
+      std::vector<std::pair<int64_t, double>> points;
+      for (const auto d : widths) {
+        const auto it = cells.find({task_name, model.name, d});
+        if (it == cells.end()) {
+          row.push_back("not in grid");
+          continue;
+        }
+        const Cell& c = it->second;
+        row.push_back(c.complete() ? fmt::format("{:.3f}", c.value) : missing(c));
+        if (c.complete()) points.emplace_back(d, c.value);
+        sec.csv.push_back({"mqar", task.name, model.name, std::to_string(d), c});
+      }
+      t.rows.push_back(row);
+      lines.emplace_back(model.label, points);
+    }
+    sec.tables.push_back(t);
+    sec.figure.emplace_back(fmt::format("{} (L={})", task.label, p.contains("seq_len") ? p.at("seq_len") : "?"), lines);
+  }
+  return sec;
+}
+
+// The DeltaNet paper's MAD table (arXiv 2406.06484, as its authors' blog prints it; %).
+struct Published {
+  const char* model;
+  double compress, fuzzy, icr, memorize, noisy, selcopy;
+};
+constexpr Published kPublished[] = {
+    {"Transformer", 51.6, 29.8, 94.1, 85.2, 86.8, 99.6},     {"Hyena", 45.2, 7.9, 81.7, 89.5, 78.8, 93.1},
+    {"Multihead Hyena", 44.8, 14.4, 99.0, 89.4, 98.6, 93.0}, {"Mamba", 52.7, 6.7, 90.4, 89.5, 90.1, 86.3},
+    {"GLA", 38.8, 6.9, 80.8, 63.3, 81.6, 88.6},              {"DeltaNet", 42.2, 35.7, 100, 52.8, 100, 100}};
+
+struct MadColumn {
+  tasks::MadTask task;
+  const char* title;
+  double Published::*published;
+};
+const MadColumn kMadColumns[] = {{tasks::MadTask::kCompression, "Compress", &Published::compress},
+                                 {tasks::MadTask::kFuzzyInContextRecall, "Fuzzy", &Published::fuzzy},
+                                 {tasks::MadTask::kInContextRecall, "ICR", &Published::icr},
+                                 {tasks::MadTask::kMemorization, "Memorize", &Published::memorize},
+                                 {tasks::MadTask::kNoisyInContextRecall, "Noisy", &Published::noisy},
+                                 {tasks::MadTask::kSelectiveCopying, "SelCopy", &Published::selcopy}};
+
+Section mad_section(const Suite& suite, const std::vector<Run>& runs, const Records& records) {
+  Section sec;
+  std::set<std::string> tasks;
+  std::map<std::string, std::vector<std::string>> settings_of;  // MAD task name -> its settings (task variants)
+  for (const auto& r : runs) {
+    if (is_mqar(r) || tasks.contains(r.task)) continue;
+    tasks.insert(r.task);
+    settings_of[r.config.task.name].push_back(r.task);
+  }
+  if (tasks.empty()) return sec;
+  sec.heading = "MAD: the DeltaNet paper's table";
+  const auto cells = select_cells(suite, runs, records, tasks, false);
+  std::vector<const MadColumn*> columns;
+  for (const auto& c : kMadColumns) {
+    if (settings_of.contains(std::string(tasks::mad_task_name(c.task)))) columns.push_back(&c);
+  }
+  size_t total_settings = 0;
+  for (const auto& [name, settings] : settings_of) total_settings += settings.size();
+  sec.text = selection_rule(suite, runs, tasks, false) +
+             fmt::format(" A task's score is the mean of its settings' cells ({} settings here), in %, as MAD's "
+                         "analysis computes it; Avg is the mean of the columns shown.",
+                         total_settings);
+  if (!settings_of.contains("compression")) {
+    sec.text += " Compression is not run: MAD scores it through an autoencoder backbone that deltabench does not build.";
+  }
+  if (columns.size() < 6) {
+    sec.text += fmt::format(" This suite has {} of MAD's six tasks, so Avg is not the paper's six-task average.", columns.size());
+  }
+  Table t;
+  t.title = "MAD accuracy (%), this suite";
+  t.caption = sec.text;
+  t.header.push_back("model");
+  for (const auto* c : columns) t.header.push_back(c->title);
+  t.header.push_back("Avg");
+  for (const auto& model : suite.models) {
+    std::vector<std::string> row{model.label};
+    double sum = 0;
+    bool all = true;
+    for (const auto* c : columns) {
+      const auto& settings = settings_of.at(std::string(tasks::mad_task_name(c->task)));
+      Cell score;
+      double total = 0;
+      for (const auto& setting : settings) {
+        const auto& cell = cells.at({setting, model.name, 0});
+        score.present += cell.present, score.expected += cell.expected, score.failed += cell.failed;
+        total += cell.value;
+        sec.csv.push_back({"mad-setting", setting, model.name, "accuracy", cell});
+      }
+      if (score.complete()) {
+        score.value = 100.0 * total / static_cast<double>(settings.size());
+        row.push_back(fmt::format("{:.1f}", score.value));
+        sum += score.value;
+      } else {
+        row.push_back(missing(score));
+        all = false;
+      }
+      sec.csv.push_back({"mad", c->title, model.name, "score_percent", score});
+    }
+    row.push_back(all ? fmt::format("{:.1f}", sum / static_cast<double>(columns.size())) : "missing");
+    t.rows.push_back(row);
+  }
+  sec.tables.push_back(t);
+
+  Table pub;
+  pub.title = "MAD accuracy (%), published (DeltaNet paper, arXiv 2406.06484, as its authors' blog prints it)";
+  pub.caption = "The paper's numbers for the same columns; all models except DeltaNet are from Poli et al. (2024). "
+                "Avg is the mean of the columns shown.";
+  pub.header = t.header;
+  for (const auto& p : kPublished) {
+    std::vector<std::string> row{p.model};
+    double sum = 0;
+    for (const auto* c : columns) {
+      row.push_back(fmt::format("{:.1f}", p.*(c->published)));
+      sum += p.*(c->published);
+    }
+    row.push_back(fmt::format("{:.1f}", sum / static_cast<double>(columns.size())));
+    pub.rows.push_back(row);
+  }
+  sec.tables.push_back(pub);
+  return sec;
+}
+
+Section ablation_section(const Suite& suite, const std::vector<Run>& runs, const Records& records) {
+  Section sec;
+  std::set<std::string> tasks;
+  for (const auto& r : runs) tasks.insert(r.task);
+  sec.heading = "Ablations: one row per switch setting";
+  sec.text = selection_rule(suite, runs, tasks, false);
+  const auto cells = select_cells(suite, runs, records, tasks, false);
+  Table t;
+  t.title = "Ablations, accuracy";
+  t.caption = sec.text;
+  t.header.push_back("setting");
+  for (const auto& task : suite.tasks) t.header.push_back(task.label);
+  for (const auto& model : suite.models) {
+    std::vector<std::string> row{model.label};
+    for (const auto& task : suite.tasks) {
+      const auto& c = cells.at({task.name, model.name, 0});
+      row.push_back(c.complete() ? fmt::format("{:.3f}", c.value) : missing(c));
+      sec.csv.push_back({"ablations", task.name, model.name, "accuracy", c});
+    }
+    t.rows.push_back(row);
+  }
+  sec.tables.push_back(t);
+  return sec;
+}
+
+std::vector<Section> sections(const Suite& suite, const std::vector<Run>& runs, const Records& records) {
+  std::vector<Section> out;
+  if (suite.kind == "ablations") {
+    out.push_back(ablation_section(suite, runs, records));
+    return out;
+  }
+  for (auto s : {mqar_section(suite, runs, records), mad_section(suite, runs, records)}) {
+    if (!s.tables.empty()) out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::string provenance(const Suite& suite, const std::vector<Run>& runs, const Records& records) {
+  size_t present = 0, failed = 0, diverged = 0;
+  double wall = 0;
+  std::set<std::string> devices, commits;
+  for (const auto& r : runs) {
+    const auto it = records.find(r.hash);
+    if (it == records.end()) continue;
+    ++present;
+    if (it->second.status == "failed") ++failed;
+    if (it->second.status == "diverged") ++diverged;
+    wall += it->second.wall_s;
+    devices.insert(it->second.device);
+    commits.insert(it->second.git_commit);
+  }
+  std::string dev, com;
+  for (const auto& d : devices) dev += (dev.empty() ? "" : ", ") + d;
+  for (const auto& c : commits) com += (com.empty() ? "" : ", ") + c;
+  std::string text = fmt::format("Runs: {} of {} in the store", present, runs.size());
+  if (failed || diverged) text += fmt::format(" ({} failed, {} diverged)", failed, diverged);
+  if (present) text += fmt::format("; device: {}; commit: {}; training time {:.0f} s (sum over runs)", dev, com, wall);
+  static_cast<void>(suite);
+  return text + ".";
+}
+
+void write_file(const std::filesystem::path& path, const std::string& text, Written& w) {
+  const auto tmp = path.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    if (!out) throw ReportError("cannot write " + tmp);
+    out << text;
+    if (!out.flush()) throw ReportError("cannot write " + tmp);
+  }
+  std::filesystem::rename(tmp, path);
+  w.files.push_back(path.string());
+}
+
+bool have_gnuplot() { return std::system("command -v gnuplot >/dev/null 2>&1") == 0; }
+
+// Runs `script` (in `dir`) and checks that it made `outputs`.
+void render(const std::filesystem::path& dir, const std::string& script, const std::vector<std::string>& outputs,
+            Written& w) {
+  if (!have_gnuplot()) {
+    w.warnings.push_back("gnuplot is not on PATH: " + (dir / script).string() + " was written but not rendered");
+    return;
+  }
+  const std::string command = "cd '" + dir.string() + "' && gnuplot '" + script + "' 2>gnuplot.log";
+  if (std::system(command.c_str()) != 0) {
+    w.warnings.push_back("gnuplot failed on " + (dir / script).string() + "; see " + (dir / "gnuplot.log").string());
+    return;
+  }
+  std::filesystem::remove(dir / "gnuplot.log");
+  for (const auto& f : outputs) {
+    if (std::filesystem::exists(dir / f) && std::filesystem::file_size(dir / f) > 0) {
+      w.files.push_back((dir / f).string());
+    } else {
+      w.warnings.push_back("gnuplot did not write " + (dir / f).string());
+    }
+  }
+}
+
+std::string gnuplot_quote(const std::string& s) {
+  std::string out = "\"";
+  for (const char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+void write_mqar_figure(const Suite& suite, const Section& sec, const std::filesystem::path& dir, Written& w) {
+  std::string data;
+  std::string plots;
+  size_t block = 0;
+  std::set<int64_t> widths;
+  for (const auto& [panel, lines] : sec.figure) {
+    for (const auto& [model, points] : lines) {
+      data += "# " + panel + " | " + model + "\n";
+      for (const auto& [d, acc] : points) {
+        data += fmt::format("{} {:.6f}\n", d, acc);
+        widths.insert(d);
+      }
+      if (points.empty()) data += "nan nan\n";  // an empty block would shift gnuplot's indices
+      data += "\n\n";
+      ++block;
+    }
+  }
+  write_file(dir / "mqar.dat", data, w);
+  std::string xtics;
+  for (const auto d : widths) xtics += (xtics.empty() ? "" : ", ") + std::to_string(d);
+  const size_t panels = sec.figure.size();
+  std::string body = fmt::format(
+      "set multiplot layout 1,{} title {}\n"
+      "set logscale x 2\nset xtics ({})\nset xrange [{}:{}]\nset yrange [0:1.05]\nset ytics 0,0.25,1\n"
+      "set grid\nset xlabel \"d_model\"\nset ylabel \"accuracy\"\nset key below\n",
+      panels, gnuplot_quote("MQAR accuracy vs model width (" + suite.name + ")"), xtics,
+      widths.empty() ? 1 : *widths.begin() / 1.3, widths.empty() ? 2 : *widths.rbegin() * 1.3);
+  block = 0;
+  for (const auto& [panel, lines] : sec.figure) {
+    body += "set title " + gnuplot_quote(panel) + "\nplot ";
+    for (size_t m = 0; m < lines.size(); ++m, ++block) {
+      body += fmt::format("{}'mqar.dat' index {} using 1:2 with linespoints lw 2 pt 7 title {}", m ? ", \\\n     " : "",
+                          block, gnuplot_quote(lines[m].first));
+    }
+    body += "\n";
+  }
+  body += "unset multiplot\n";
+  const std::string size = fmt::format("{},{}", 360 * panels + 80, 420);
+  const std::string script = "# Zoology-style MQAR figure: accuracy vs d_model, one panel per task, one line per model.\n"
+                             "set terminal pngcairo noenhanced size " + size + " font \"sans,10\"\nset output 'mqar.png'\n" + body +
+                             "set terminal svg noenhanced size " + size + " font \"sans,10\"\nset output 'mqar.svg'\n" + body;
+  write_file(dir / "mqar.gp", script, w);
+  render(dir, "mqar.gp", {"mqar.png", "mqar.svg"}, w);
+}
+
+}  // namespace
+
+std::string render_markdown(const Suite& suite, const Records& records) {
+  const auto runs = sweep::expand(suite);
+  std::string out = "# Suite `" + suite.name + "`\n\n";
+  if (!suite.description.empty()) out += suite.description + "\n\n";
+  out += provenance(suite, runs, records) + "\n";
+  for (const auto& sec : sections(suite, runs, records)) {
+    out += "\n## " + sec.heading + "\n\n" + sec.text + "\n";
+    for (const auto& t : sec.tables) out += "\n### " + t.title + "\n\n" + markdown(t);
+    if (!sec.figure.empty()) out += "\n![MQAR accuracy vs d_model](mqar.png)\n";
+  }
+  return out;
+}
+
+Written write_report(const Suite& suite, const Records& records, const std::string& out_dir) {
+  namespace fs = std::filesystem;
+  Written w;
+  const fs::path dir(out_dir);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw ReportError("cannot create " + out_dir + ": " + ec.message());
+  const auto runs = sweep::expand(suite);
+  const auto secs = sections(suite, runs, records);
+  write_file(dir / "table.md", render_markdown(suite, records), w);
+  std::string tex = "% deltabench report of suite " + suite.name + " (needs \\usepackage{booktabs})\n";
+  std::string csv = "section,table,row,column,value,runs_present,runs_expected,runs_failed,best_lr,best_weight_decay,best_d_model\n";
+  for (const auto& sec : secs) {
+    for (const auto& t : sec.tables) tex += "\n" + latex(t);
+    for (const auto& r : sec.csv) {
+      const Cell& c = r.cell;
+      const bool ok = c.complete() && !std::isnan(c.value);
+      csv += fmt::format("{},{},{},{},{},{},{},{},{},{},{}\n", r.section, csv_field(r.table), csv_field(r.row), r.column,
+                         ok ? fmt::format("{:.6f}", c.value) : "", c.present, c.expected, c.failed,
+                         ok && r.section != "mad" ? toml::Value{c.best_lr}.str() : "",
+                         ok && r.section != "mad" ? toml::Value{c.best_wd}.str() : "",
+                         ok && r.section != "mad" ? std::to_string(c.best_d) : "");
+    }
+  }
+  write_file(dir / "table.tex", tex, w);
+  write_file(dir / "table.csv", csv, w);
+  for (const auto& sec : secs) {
+    if (!sec.figure.empty()) write_mqar_figure(suite, sec, dir, w);
+  }
+  return w;
+}
+
+Written write_curves(const Suite& suite, const Records& records, const std::string& run, const std::string& out_dir) {
+  const sweep::RunRecord* found = nullptr;
+  std::string candidates;
+  for (const auto& [hash, r] : records) {
+    if (r.id == run || hash.rfind(run, 0) == 0) {
+      if (found) throw ReportError("--curves " + run + ": more than one run matches (" + found->id + ", " + r.id + ")");
+      found = &r;
+    }
+    if (candidates.size() < 300) candidates += (candidates.empty() ? "" : ", ") + r.id;
+  }
+  if (!found) {
+    throw ReportError("--curves " + run + ": no run of suite " + suite.name + " in the store has that id or hash prefix" +
+                      (candidates.empty() ? " (the store has none)" : " (some ids: " + candidates + ")"));
+  }
+  namespace fs = std::filesystem;
+  Written w;
+  const fs::path dir(out_dir);
+  fs::create_directories(dir);
+  const std::string stem = "curves-" + found->hash;
+  std::string data = "# " + found->id + "\n# epoch steps train_loss test_loss accuracy lr\n";
+  for (const auto& e : found->history) {
+    data += fmt::format("{} {} {:.6g} {:.6g} {:.6f} {:.6g}\n", e.epoch, e.steps, e.train_loss, e.test_loss, e.accuracy, e.lr);
+  }
+  write_file(dir / (stem + ".dat"), data, w);
+  const std::string body = fmt::format(
+      "set title {}\nset xlabel \"epoch\"\nset ylabel \"loss\"\nset y2label \"accuracy\"\nset y2range [0:1.05]\n"
+      "set ytics nomirror\nset y2tics 0,0.25,1\nset grid\nset key center right\n"
+      "plot '{}.dat' using 1:3 with lines lw 2 title \"train loss\", '' using 1:4 with lines lw 2 title \"test loss\", "
+      "'' using 1:5 axes x1y2 with linespoints lw 2 pt 7 title \"test accuracy\"\n",
+      gnuplot_quote(suite.name + ": " + found->id), stem);
+  const std::string script = "set terminal pngcairo noenhanced size 720,420 font \"sans,10\"\nset output '" + stem + ".png'\n" + body +
+                             "set terminal svg noenhanced size 720,420 font \"sans,10\"\nset output '" + stem + ".svg'\n" + body;
+  write_file(dir / (stem + ".gp"), script, w);
+  render(dir, stem + ".gp", {stem + ".png", stem + ".svg"}, w);
+  return w;
+}
+
+}  // namespace deltabench::report

@@ -1,0 +1,37 @@
+# Zoology-style MQAR figure: accuracy vs d_model, one panel per task, one line per model.
+set terminal pngcairo noenhanced size 440,420 font "sans,10"
+set output 'mqar.png'
+set multiplot layout 1,1 title "MQAR accuracy vs model width (quick)"
+set logscale x 2
+set xtics (32, 64)
+set xrange [24.615384615384613:83.2]
+set yrange [0:1.05]
+set ytics 0,0.25,1
+set grid
+set xlabel "d_model"
+set ylabel "accuracy"
+set key below
+set title "L=64 (L=64)"
+plot 'mqar.dat' index 0 using 1:2 with linespoints lw 2 pt 7 title "Attention", \
+     'mqar.dat' index 1 using 1:2 with linespoints lw 2 pt 7 title "Linear attention", \
+     'mqar.dat' index 2 using 1:2 with linespoints lw 2 pt 7 title "DeltaNet", \
+     'mqar.dat' index 3 using 1:2 with linespoints lw 2 pt 7 title "Gated DeltaNet"
+unset multiplot
+set terminal svg noenhanced size 440,420 font "sans,10"
+set output 'mqar.svg'
+set multiplot layout 1,1 title "MQAR accuracy vs model width (quick)"
+set logscale x 2
+set xtics (32, 64)
+set xrange [24.615384615384613:83.2]
+set yrange [0:1.05]
+set ytics 0,0.25,1
+set grid
+set xlabel "d_model"
+set ylabel "accuracy"
+set key below
+set title "L=64 (L=64)"
+plot 'mqar.dat' index 0 using 1:2 with linespoints lw 2 pt 7 title "Attention", \
+     'mqar.dat' index 1 using 1:2 with linespoints lw 2 pt 7 title "Linear attention", \
+     'mqar.dat' index 2 using 1:2 with linespoints lw 2 pt 7 title "DeltaNet", \
+     'mqar.dat' index 3 using 1:2 with linespoints lw 2 pt 7 title "Gated DeltaNet"
+unset multiplot

@@ -1,0 +1,79 @@
+#pragma once
+// A suite: a grid of experiments in one config file, and the rule that turns its runs into table
+// cells. The grid is task variants x model variants x d_model x lr x weight decay x seed; every run
+// is the file's [base] experiment with its task's and model's overrides and its axis values.
+//
+//   [suite]   name, description, kind ("sweep" or "ablations"), select (axes a cell maximises over)
+//   [grid]    tasks, models (variant names, in table order), d_model, lr, weight_decay, seed
+//   [base]    an experiment: [base.task], [base.model], [base.model.mixer], [base.train], seed
+//   [tasks.<name>]   label, setting (a MAD setting), axis lists, and tables that override [base]
+//   [models.<name>]  the same for models
+//
+// A grid entry "mad:all" or "mad:baseline" stands for MAD's settings or its baselines, less
+// compression's (55 and 5): compression needs MAD's autoencoder backbone, which is not built.
+// A task variant that names another task than the base replaces the base's [task.params]; the
+// base's other [task] keys (example counts, seeds) stay.
+
+#include "train/config.h"
+#include "train/toml.h"
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace deltabench::sweep {
+
+struct Axes {
+  std::vector<int64_t> d_model;
+  std::vector<double> lr, weight_decay;
+  std::vector<int64_t> seed;
+};
+
+struct Variant {
+  std::string name;   // the key in [tasks] / [models] or a MAD setting's name
+  std::string label;  // for tables; the name unless given
+  toml::Table overrides;
+  Axes axes;          // empty lists: the grid's
+};
+
+struct Run {
+  size_t index = 0;         // position in the expanded grid (what --shard splits)
+  std::string id;           // "<task>/<model>/d64/lr0.001/wd0.1/s123"
+  std::string hash;         // 16 hex digits of the run's canonical config (device and checkpoint excluded)
+  std::string task, model;  // variant names
+  int64_t d_model = 0;
+  double lr = 0, weight_decay = 0;
+  int64_t seed = 0;
+  std::string config_toml;  // canonical text of the whole experiment
+  train::ExperimentConfig config;
+};
+
+struct Suite {
+  std::string name, description, source;
+  std::string kind = "sweep";                      // "sweep" or "ablations"
+  std::vector<std::string> select = {"lr", "weight_decay"};
+  std::vector<Variant> tasks, models;
+  Axes grid;
+  toml::Table base;
+
+  const Variant& task(const std::string& name) const;
+  const Variant& model(const std::string& name) const;
+};
+
+// Throws train::ConfigError naming file, line and key.
+Suite load_suite(const std::string& path);
+Suite parse_suite(const std::string& text, const std::string& source);
+
+// Every run of the grid in a fixed order (tasks, models, d_model, lr, weight decay, seed), each
+// checked as an experiment config. `device` (if not empty) replaces [train] device.
+std::vector<Run> expand(const Suite& suite, const std::string& device = "");
+
+// 64-bit FNV-1a of `text` as 16 hex digits.
+std::string fnv1a_hex(const std::string& text);
+
+// Finds a suite by name: an existing file as given, else configs/suites/<name>.toml under the
+// working directory, else under the source tree this binary was built from.
+std::string find_suite_file(const std::string& name_or_path);
+
+}  // namespace deltabench::sweep

@@ -1,0 +1,150 @@
+// Reports: the Markdown of a fixture store against golden files, missing and failed runs, the
+// selection rule, and (where gnuplot exists) the plot files.
+
+#include "report/report.h"
+
+#include "tests/support/catch.h"
+#include "tests/support/temp_dir.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+using namespace deltabench;
+
+namespace {
+
+const std::string kDir = std::string(DELTABENCH_SOURCE_DIR) + "/tests/fixtures/report/";
+
+std::string read(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+sweep::Suite fixture_suite(bool ablations = false) {
+  auto text = read(kDir + "suite.toml");
+  REQUIRE(!text.empty());
+  if (ablations) text.replace(text.find("[suite]"), 7, "[suite]\nkind = \"ablations\"");
+  return sweep::parse_suite(text, "suite.toml");
+}
+
+// Made-up but structured results: DeltaNet beats linear attention, wider is better, lr 3e-3 is
+// better. One run is missing, one failed and one diverged.
+report::Records fixture_records(const sweep::Suite& suite) {
+  report::Records records;
+  for (const auto& run : sweep::expand(suite)) {
+    if (run.id == "mqar64/linear/d16/lr0.001/wd0.1/s1") continue;  // missing
+    sweep::RunRecord r;
+    r.suite = suite.name;
+    r.hash = run.hash;
+    r.id = run.id;
+    r.task = run.task;
+    r.model = run.model;
+    r.d_model = run.d_model;
+    r.lr = run.lr;
+    r.weight_decay = run.weight_decay;
+    r.seed = run.seed;
+    r.status = "completed";
+    const double model = run.model == "delta" ? 0.5 : 0.2;
+    const double width = run.d_model == 32 ? 0.25 : 0.0;
+    const double lr = run.lr == 3e-3 ? 0.125 : 0.0;
+    const double task = static_cast<double>(run.task.size() % 5) / 40.0;
+    r.final_accuracy = model + width + lr + task;
+    r.wall_s = 10;
+    r.device = "cpu";
+    r.git_commit = "0123456789ab";
+    if (run.id == "selective-copying:baseline/delta/d32/lr0.003/wd0.1/s1") r.status = "diverged";
+    if (run.id == "in-context-recall:vocab_size=32/linear/d32/lr0.003/wd0.1/s1") r.status = "failed";
+    records.emplace(r.hash, r);
+  }
+  return records;
+}
+
+void check_golden(const std::string& actual, const std::string& name) {
+  const auto path = kDir + name;
+  if (std::getenv("DELTABENCH_UPDATE_GOLDEN")) {
+    std::ofstream(path, std::ios::binary) << actual;
+  }
+  const auto expected = read(path);
+  if (actual != expected) {
+    std::ofstream(path + ".actual", std::ios::binary) << actual;
+    FAIL("the report differs from " + path + "; this run's is in " + path + ".actual");
+  }
+}
+
+}  // namespace
+
+TEST_CASE("the report of a fixture store matches the golden Markdown") {
+  const auto suite = fixture_suite();
+  check_golden(report::render_markdown(suite, fixture_records(suite)), "golden.md");
+}
+
+TEST_CASE("the ablations report of a fixture store matches the golden Markdown") {
+  const auto suite = fixture_suite(true);
+  check_golden(report::render_markdown(suite, fixture_records(suite)), "golden-ablations.md");
+}
+
+TEST_CASE("an empty store gives a report of missing cells, not numbers") {
+  const auto suite = fixture_suite();
+  const auto md = report::render_markdown(suite, {});
+  CHECK(md.find("Runs: 0 of 32 in the store.") != std::string::npos);
+  CHECK(md.find("missing (0/2 runs)") != std::string::npos);
+  CHECK(md.find("0.") == md.find("0.001"));  // no accuracy printed: the first "0." is the rule's lr
+}
+
+TEST_CASE("a cell whose unselected axis varies is an error naming the axis") {
+  auto text = read(kDir + "suite.toml");
+  text.replace(text.find("select = [\"lr\", \"d_model\"]"), 26, "select = [\"lr\"]");
+  const auto suite = sweep::parse_suite(text, "suite.toml");
+  try {
+    report::render_markdown(suite, {});
+    FAIL("expected a ReportError");
+  } catch (const report::ReportError& e) {
+    CHECK(std::string(e.what()).find("has d_model = {16, 32}; add \"d_model\" to [suite] select") != std::string::npos);
+  }
+}
+
+TEST_CASE("the report writes tables, and images of the right format when gnuplot exists") {
+  const auto suite = fixture_suite();
+  testing::TempDir dir("deltabench-report-test");
+  const auto w = report::write_report(suite, fixture_records(suite), dir.path().string());
+  CHECK(read((dir.path() / "table.md").string()) == report::render_markdown(suite, fixture_records(suite)));
+  const auto csv = read((dir.path() / "table.csv").string());
+  CHECK(csv.find("mqar,mqar64,delta,32,0.900000,2,2,0,0.003,0.1,32") != std::string::npos);
+  CHECK(csv.find("mqar,mqar64,linear,16,,1,2,0,,,") != std::string::npos);
+  const auto tex = read((dir.path() / "table.tex").string());
+  CHECK(tex.find("\\begin{tabular}{lrr}") != std::string::npos);
+  CHECK(tex.find("in-context-recall:vocab\\_size=32") == std::string::npos);  // MAD settings fold into tasks
+  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
+    CHECK(w.warnings.size() == 1);
+    return;
+  }
+  CHECK(w.warnings.empty());
+  const auto png = read((dir.path() / "mqar.png").string());
+  REQUIRE(png.size() > 1000);
+  CHECK(png.substr(0, 8) == "\x89PNG\r\n\x1a\n");
+  const auto svg = read((dir.path() / "mqar.svg").string());
+  CHECK(svg.find("<svg") != std::string::npos);
+  CHECK(svg.find("DeltaNet") != std::string::npos);
+}
+
+TEST_CASE("training curves of one run, found by id or hash prefix") {
+  const auto suite = fixture_suite();
+  auto records = fixture_records(suite);
+  auto& r = records.begin()->second;
+  for (int e = 1; e <= 3; ++e) {
+    train::EpochMetrics m;
+    m.epoch = e;
+    m.train_loss = 3.0 / e;
+    m.test_loss = 3.5 / e;
+    m.accuracy = 0.3 * e;
+    r.history.push_back(m);
+  }
+  testing::TempDir dir("deltabench-curves-test");
+  const auto w = report::write_curves(suite, records, r.hash.substr(0, 6), dir.path().string());
+  const auto data = read((dir.path() / ("curves-" + r.hash + ".dat")).string());
+  CHECK(data.find("3 0 1 1.16667 0.900000") != std::string::npos);
+  CHECK_THROWS_AS(report::write_curves(suite, records, "no-such-run", dir.path().string()), report::ReportError);
+}

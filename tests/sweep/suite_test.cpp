@@ -1,0 +1,188 @@
+// Suites: grid expansion, run identity, MAD settings as tasks, and errors that name the key.
+
+#include "sweep/suite.h"
+
+#include "tests/support/catch.h"
+
+#include <set>
+
+using namespace deltabench;
+
+namespace {
+
+const std::string kFixture = std::string(DELTABENCH_SOURCE_DIR) + "/tests/fixtures/suites/tiny.toml";
+
+// A small valid suite; `extra` is appended, `replace` swaps one line for another.
+std::string suite_text(const std::string& extra = "") {
+  return R"(
+[suite]
+name = "s"
+[grid]
+tasks = ["a"]
+models = ["m", "n"]
+d_model = [16, 32]
+lr = [1e-3, 1e-2]
+weight_decay = [0.0, 0.1]
+seed = [1, 2]
+[base.task]
+name = "mqar"
+[base.task.params]
+vocab_size = 64
+seq_len = 16
+num_kv_pairs = 2
+[base.model]
+num_layers = 1
+[tasks.a]
+[models.m]
+[models.m.model.mixer]
+kind = "delta_net"
+num_heads = 2
+[models.n]
+label = "Linear"
+[models.n.model.mixer]
+kind = "linear_attention"
+num_heads = 2
+)" + extra;
+}
+
+std::string error_of(const std::string& text) {
+  try {
+    sweep::parse_suite(text, "bad.toml");
+  } catch (const train::ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("a suite expands to the full grid in a fixed order with the axis values applied") {
+  const auto suite = sweep::parse_suite(suite_text(), "s.toml");
+  const auto runs = sweep::expand(suite);
+  REQUIRE(runs.size() == 1 * 2 * 2 * 2 * 2 * 2);
+  CHECK(runs.front().id == "a/m/d16/lr0.001/wd0/s1");
+  CHECK(runs[1].id == "a/m/d16/lr0.001/wd0/s2");
+  CHECK(runs.back().id == "a/n/d32/lr0.01/wd0.1/s2");
+  std::set<std::string> hashes;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    CHECK(runs[i].index == i);
+    hashes.insert(runs[i].hash);
+    CHECK(runs[i].config.model.d_model == runs[i].d_model);
+    CHECK(runs[i].config.train.lr == runs[i].lr);
+    CHECK(runs[i].config.train.weight_decay == runs[i].weight_decay);
+    CHECK(runs[i].config.seed == static_cast<uint64_t>(runs[i].seed));
+  }
+  CHECK(hashes.size() == runs.size());
+  CHECK(runs.back().config.model.mixer.kind == models::MixerKind::kLinearAttention);
+  CHECK(suite.model("n").label == "Linear");
+  CHECK(suite.model("m").label == "m");
+}
+
+TEST_CASE("a run's hash depends on what it trains, not on where it runs") {
+  const auto suite = sweep::parse_suite(suite_text(), "s.toml");
+  const auto cpu = sweep::expand(suite, "cpu");
+  const auto cuda = sweep::expand(suite, "cuda");
+  CHECK(cpu.front().hash == cuda.front().hash);
+  CHECK(cuda.front().config.train.device == "cuda");
+  // The same grid written in another order of keys hashes the same.
+  const auto again = sweep::expand(sweep::parse_suite(suite_text(), "other-name.toml"));
+  CHECK(again.front().hash == cpu.front().hash);
+  // Any change to the experiment changes the hash.
+  auto text = suite_text();
+  text.replace(text.find("num_layers = 1"), 14, "num_layers = 2");
+  CHECK(sweep::expand(sweep::parse_suite(text, "s.toml")).front().hash != cpu.front().hash);
+}
+
+TEST_CASE("a variant's axis lists replace the grid's for that variant") {
+  auto text = suite_text();
+  text.replace(text.find("[tasks.a]"), 9, "[tasks.a]\nd_model = [64]\nlr = 3e-3");
+  const auto runs = sweep::expand(sweep::parse_suite(text, "s.toml"));
+  REQUIRE(runs.size() == 2 * 1 * 1 * 2 * 2);
+  for (const auto& r : runs) {
+    CHECK(r.d_model == 64);
+    CHECK(r.lr == 3e-3);
+  }
+}
+
+TEST_CASE("MAD settings become task variants, replacing an MQAR base task") {
+  auto text = suite_text();
+  text.replace(text.find("tasks = [\"a\"]"), 13, R"(tasks = ["a", "mad:baseline", "noisy-in-context-recall:frac_noise=0.4"])");
+  const auto suite = sweep::parse_suite(text, "s.toml");
+  REQUIRE(suite.tasks.size() == 1 + 5 + 1);  // compression is left out
+  CHECK(suite.tasks[1].name == "in-context-recall:baseline");
+  const auto runs = sweep::expand(suite);
+  const auto& noisy = runs.back().config;
+  CHECK(noisy.task.name == "noisy-in-context-recall");
+  CHECK(noisy.task.params.at("frac_noise") == "0.4");
+  CHECK_FALSE(noisy.task.params.contains("num_kv_pairs"));  // the base's MQAR parameters are gone
+  CHECK(sweep::parse_suite(R"(
+[suite]
+[grid]
+tasks = ["mad:all"]
+models = ["m"]
+d_model = 16
+lr = 1e-3
+weight_decay = 0.0
+seed = 1
+[base.task]
+name = "mqar"
+[models.m]
+)", "all.toml").tasks.size() == 66 - 11);
+}
+
+TEST_CASE("a task variant can start from a MAD setting and override it") {
+  auto text = suite_text();
+  text.replace(text.find("[tasks.a]"), 9, "[tasks.a]\nsetting = \"selective-copying:baseline\"\n[tasks.a.task]\ntrain_examples = 100");
+  const auto runs = sweep::expand(sweep::parse_suite(text, "s.toml"));
+  CHECK(runs.front().config.task.name == "selective-copying");
+  CHECK(runs.front().config.task.params.at("num_train_examples") == "100");
+  CHECK(runs.front().config.task.params.at("num_tokens_to_copy") == "16");
+}
+
+TEST_CASE("the fixture suite loads from its file") {
+  const auto suite = sweep::load_suite(kFixture);
+  CHECK(suite.name == "tiny");
+  CHECK(sweep::expand(suite).size() == 16);
+  CHECK(sweep::find_suite_file(kFixture) == kFixture);
+  try {
+    sweep::find_suite_file("no-such-suite");
+    FAIL("expected a ConfigError");
+  } catch (const train::ConfigError& e) {
+    CHECK(std::string(e.what()).find("known suites") != std::string::npos);
+  }
+}
+
+TEST_CASE("bad suite files are errors that name the file, line and key") {
+  CHECK(error_of(suite_text("[grid2]\n")).find("unknown table 'grid2'") != std::string::npos);
+  auto text = suite_text();
+  text.replace(text.find("lr = [1e-3, 1e-2]"), 17, "lr = [1e-3, -1]");
+  CHECK(error_of(text).find("bad.toml:8: [grid] lr: expected numbers > 0, got [0.001, -1]") != std::string::npos);
+  text = suite_text();
+  text.replace(text.find("seed = [1, 2]"), 13, "seed = [1, 1]");
+  CHECK(error_of(text).find("seed: repeated value") != std::string::npos);
+  text = suite_text();
+  text.replace(text.find("models = [\"m\", \"n\"]"), 19, "models = [\"m\", \"x\"]");
+  CHECK(error_of(text).find("models: no [models.x] table") != std::string::npos);
+  text = suite_text();
+  text.replace(text.find("models = [\"m\", \"n\"]"), 19, "models = [\"m\"]");
+  CHECK(error_of(text).find("[models.n] is not listed in [grid] models") != std::string::npos);
+  CHECK(error_of(suite_text("[models.m.train]\nlearning_rate = 1\n")).empty());  // parses; the key fails at expand
+  try {
+    sweep::expand(sweep::parse_suite(suite_text("[models.m.train]\nlearning_rate = 1\n"), "bad.toml"));
+    FAIL("expected a ConfigError");
+  } catch (const train::ConfigError& e) {
+    CHECK(std::string(e.what()).find("unknown key 'learning_rate'") != std::string::npos);
+    CHECK(std::string(e.what()).find("(in run a/m/") != std::string::npos);
+  }
+  CHECK(error_of(suite_text("[tasks.a.task]\nsetting = 1\n")).empty());
+  text = suite_text();
+  text.replace(text.find("[tasks.a]"), 9, "[tasks.a]\nsetting = \"recall:baseline\"");
+  CHECK(error_of(text).find("[tasks.a] setting:") != std::string::npos);
+  text = suite_text();
+  text.replace(text.find("[suite]"), 7, "[suite]\nkind = \"grid\"");
+  CHECK(error_of(text).find("kind: expected \"sweep\" or \"ablations\", got grid") != std::string::npos);
+  text = suite_text();
+  text.replace(text.find("[suite]"), 7, "[suite]\nselect = [\"seed\"]");
+  CHECK(error_of(text).find("select: expected axes among") != std::string::npos);
+  CHECK(error_of("[suite]\n").find("a [grid] table is required") != std::string::npos);
+}
