@@ -40,6 +40,7 @@ void BM_sequence_op(benchmark::State& state) {
   }
   deltabench::SequenceOptions options;
   options.mode = mode;
+  options.allow_kernels = false;  // the reference path, also on CUDA (kernels_bench times the kernels)
   for (auto _ : state) {
     if (backward) {
       auto out = deltabench::run_family(family, in, options);

@@ -6,6 +6,10 @@
 # the device tool returns at most eight). The device copy
 # of the tree has no .git: pass DELTABENCH_COMMIT=<sha> to name the commit in the summary.
 #
+# The GPU image has no SQLite headers: carry .deb/sqlite (Debian's libsqlite3-dev unpacked there with
+# dpkg-deb -x; the image's own libsqlite3.so.0 is linked). For the FLA comparison carry .fla: an
+# unmodified fla/ package from FLA's git history and einops, both ignored by git.
+#
 #   scripts/device.sh            build, test, smoke, benchmarks
 #   scripts/device.sh --no-bench build, test, smoke
 set -uo pipefail
@@ -34,8 +38,13 @@ note "- cores: $(nproc)"
 
 # Build ---------------------------------------------------------------------------------------
 start=$(date +%s)
+sqlite_args=()
+if [[ ! -f /usr/include/sqlite3.h && -f "$root/.deb/sqlite/usr/include/sqlite3.h" ]]; then
+  sqlite_lib=$(ls /usr/lib/x86_64-linux-gnu/libsqlite3.so* /lib/x86_64-linux-gnu/libsqlite3.so* 2>/dev/null | head -n 1)
+  sqlite_args=(-DSQLite3_INCLUDE_DIR="$root/.deb/sqlite/usr/include" -DSQLite3_LIBRARY="$sqlite_lib")
+fi
 {
-  cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDELTABENCH_PYTHON="$python" &&
+  cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDELTABENCH_PYTHON="$python" "${sqlite_args[@]}" &&
     cmake --build "$build_dir" -j "$jobs"
 } >"$out/build.log" 2>&1
 build_rc=$?
@@ -55,15 +64,19 @@ test_rc=$?
 note "- tests: rc=$test_rc in $(($(date +%s) - start)) s: $(grep -E 'tests passed' "$out/tests.log" | tail -n 1)"
 grep -E '^\s*[0-9]+ - .*\((Failed|Timeout|Not Run|SEGFAULT|Exception)' "$out/tests.log" | tee -a "$summary"
 
-# compute-sanitizer on deltabench's own CUDA kernel.
+# compute-sanitizer on deltabench's own CUDA kernels, small shapes: memcheck and racecheck.
 if command -v compute-sanitizer >/dev/null; then
-  echo "== compute-sanitizer memcheck" >>"$out/tests.log"
-  compute-sanitizer --tool memcheck --error-exitcode 1 "$build_dir/tests/kernels_cuda_tests" \
-    "cuda: poison_*" >"$out/sanitizer.tmp" 2>&1
-  san_rc=$?
-  cat "$out/sanitizer.tmp" >>"$out/tests.log"
-  ((san_rc != 0)) && status=1
-  note "- compute-sanitizer memcheck (poison kernel): rc=$san_rc: $(grep -E 'ERROR SUMMARY' "$out/sanitizer.tmp" | tail -n 1)"
+  for tool in memcheck racecheck; do
+    echo "== compute-sanitizer $tool" >>"$out/tests.log"
+    filter='[small]'
+    [[ $tool == memcheck ]] && filter='[small],cuda: poison_*'
+    timeout 600 compute-sanitizer --tool "$tool" --error-exitcode 1 --kernel-name kns=deltabench \
+      "$build_dir/tests/kernels_cuda_tests" "$filter" >"$out/sanitizer.tmp" 2>&1
+    san_rc=$?
+    cat "$out/sanitizer.tmp" >>"$out/tests.log"
+    ((san_rc != 0)) && status=1
+    note "- compute-sanitizer $tool (deltabench kernels, $filter): rc=$san_rc: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/sanitizer.tmp" | tail -n 1)"
+  done
   rm -f "$out/sanitizer.tmp"
 fi
 
@@ -77,9 +90,10 @@ rm -f "$out/smoke.tmp"
 
 # Training on the GPU: the tiny MQAR preset to the end, and the Zoology preset for a timed slice.
 note ""
-(cd "$out" && "$build_dir/deltabench" train "$root/configs/mqar-tiny.toml" --device cuda --metrics train-mqar-tiny.jsonl) \
+metrics_dir=$(mktemp -d)
+(cd "$metrics_dir" && "$build_dir/deltabench" train "$root/configs/mqar-tiny.toml" --device cuda --metrics train-mqar-tiny.jsonl) \
   >"$out/train.log" 2>&1 || status=1
-(cd "$out" && "$build_dir/deltabench" train "$root/configs/zoology-mqar.toml" --device cuda --max-steps 300 \
+(cd "$metrics_dir" && "$build_dir/deltabench" train "$root/configs/zoology-mqar.toml" --device cuda --max-steps 300 \
   --metrics train-zoology-mqar.jsonl) >>"$out/train.log" 2>&1 || status=1
 grep -E '^(summary|mqar-tiny|zoology-mqar):' "$out/train.log" | tee -a "$summary"
 
@@ -92,6 +106,23 @@ if ((run_bench)); then
   note "reference ops on the GPU (Google Benchmark, mean time per iteration; full JSON: reference_ops_bench.json)"
   grep -E '^(chunk|recurrent)/' "$out/bench.tmp" | tee -a "$summary"
   rm -f "$out/bench.tmp"
+
+  # The CUDA kernels against SDPA, then FLA on the same cases from an unmodified copy.
+  DELTABENCH_COMMIT="${DELTABENCH_COMMIT:-unknown}" "$build_dir/bench/kernels_bench" \
+    --benchmark_out="$out/kernels_bench.json" --benchmark_out_format=json >"$out/bench.tmp" 2>&1 || status=1
+  note ""
+  note "CUDA kernels (Google Benchmark, median of 15, L2 flushed; full JSON: kernels_bench.json)"
+  grep -E '_median' "$out/bench.tmp" | tee -a "$summary"
+  grep -iE 'error|what\(\)' "$out/bench.tmp" | head -n 5 | tee -a "$summary"
+  rm -f "$out/bench.tmp"
+  if [[ -d "$root/.fla/fla" ]]; then
+    note ""
+    note "ours vs FLA (FLA: $(ls "$root/.fla" | tr '\n' ' '))"
+    "$python" "$root/bench/fla_compare.py" --fla "$root/.fla" --ours "$out/kernels_bench.json" \
+      --out "$out/compare.md" >"$out/bench.tmp" 2>&1 || status=1
+    cat "$out/bench.tmp" | tail -n 30 | tee -a "$summary"
+    rm -f "$out/bench.tmp"
+  fi
 fi
 
 note ""

@@ -20,6 +20,9 @@ struct SequenceOptions {
   at::Tensor cu_seqlens;        // [N + 1] int32/int64, FlashAttention convention; requires B == 1
   int64_t chunk_size = 64;      // 16, 32 or 64
   Mode mode = Mode::kChunk;
+  // CUDA tensors in chunk mode (chunk 64) with no gradient needed go to the CUDA kernels; false
+  // keeps them on the reference path (tests and benchmarks compare the two).
+  bool allow_kernels = true;
 };
 
 struct SequenceOutput {

@@ -1,5 +1,6 @@
 #include "kernels/delta_rule/op.h"
 
+#include "kernels/common/cuda_dispatch.h"
 #include "kernels/common/validate.h"
 #include "kernels/delta_rule/reference.h"
 
@@ -11,7 +12,9 @@ SequenceOutput delta_rule(const at::Tensor& q, const at::Tensor& k, const at::Te
                           const at::Tensor& beta, const SequenceOptions& options) {
   TORCH_CHECK(beta.defined(), "delta_rule: beta [B, T, H] is required");
   const auto shape = detail::validate_sequence_inputs("delta_rule", q, k, v, beta, {}, options);
-  // No CUDA kernel yet (issue: CUDA kernels I): every device takes the reference path.
+  if (auto out = detail::cuda_chunk_forward(detail::KernelRule::kDelta, shape, q, k, v, beta, {}, options)) {
+    return std::move(*out);
+  }
   return detail::run_reference(shape, q, k, v, beta, {}, options, reference::delta_rule_recurrent,
                                reference::delta_rule_chunk);
 }

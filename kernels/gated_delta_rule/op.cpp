@@ -1,5 +1,6 @@
 #include "kernels/gated_delta_rule/op.h"
 
+#include "kernels/common/cuda_dispatch.h"
 #include "kernels/common/validate.h"
 #include "kernels/delta_rule/reference.h"
 
@@ -14,7 +15,9 @@ SequenceOutput gated_delta_rule(const at::Tensor& q, const at::Tensor& k, const 
   TORCH_CHECK(g.defined(), "gated_delta_rule: g [B, T, H] is required (use delta_rule without decay)");
   const auto shape = detail::validate_sequence_inputs("gated_delta_rule", q, k, v, beta, g, options);
   // The delta-rule reference takes the decay when g is given: one implementation of the WY algorithm.
-  // No CUDA kernel yet (issue: CUDA kernels I): every device takes the reference path.
+  if (auto out = detail::cuda_chunk_forward(detail::KernelRule::kDelta, shape, q, k, v, beta, g, options)) {
+    return std::move(*out);
+  }
   return detail::run_reference(shape, q, k, v, beta, g, options, reference::delta_rule_recurrent,
                                reference::delta_rule_chunk);
 }

@@ -1,5 +1,6 @@
 #include "kernels/linear_attn/op.h"
 
+#include "kernels/common/cuda_dispatch.h"
 #include "kernels/common/validate.h"
 #include "kernels/linear_attn/reference.h"
 
@@ -8,7 +9,9 @@ namespace deltabench {
 SequenceOutput linear_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                 const at::Tensor& g, const SequenceOptions& options) {
   const auto shape = detail::validate_sequence_inputs("linear_attention", q, k, v, {}, g, options);
-  // No CUDA kernel yet (issue: CUDA kernels I): every device takes the reference path.
+  if (auto out = detail::cuda_chunk_forward(detail::KernelRule::kLinear, shape, q, k, v, {}, g, options)) {
+    return std::move(*out);
+  }
   return detail::run_reference(shape, q, k, v, {}, g, options, reference::linear_attention_recurrent,
                                reference::linear_attention_chunk);
 }

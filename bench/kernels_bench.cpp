@@ -1,0 +1,152 @@
+// The CUDA kernels against torch SDPA (FlashAttention, causal) on the cases of bench/kernel_cases.h.
+// Each repetition flushes L2 (a 256 MB write), then times one call with CUDA events; Google
+// Benchmark reports the median of the repetitions. Counters: tokens/s, GB/s and TFLOP/s achieved,
+// and the percent of the H100 floor (kernel_cases.h). Decode steps are captured in a CUDA graph and
+// timed per replay. The JSON context carries the device, commit and versions.
+//
+//   build/bench/kernels_bench --benchmark_out=kernels.json --benchmark_out_format=json
+
+#include "bench/kernel_cases.h"
+#include "kernels/common/decode.h"
+#include "kernels/family.h"
+
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/CUDAEvent.h>
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <benchmark/benchmark.h>
+#include <c10/core/GradMode.h>
+#include <cuda_runtime.h>
+#include <torch/version.h>
+
+#include <cstdlib>
+#include <functional>
+#include <string>
+
+namespace {
+
+using deltabench::Family;
+using deltabench::bench::KernelCase;
+
+const at::TensorOptions kCuda = at::TensorOptions().device(at::kCUDA);
+
+at::Tensor& l2_flush_buffer() {
+  static at::Tensor buffer = at::empty({256 << 20}, kCuda.dtype(at::kByte));
+  return buffer;
+}
+
+// Milliseconds of one call of `fn` on the current stream, L2 flushed first.
+double time_once(const std::function<void()>& fn, int calls = 1) {
+  l2_flush_buffer().zero_();
+  auto stream = at::cuda::getCurrentCUDAStream();
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  cudaEventRecord(start, stream.stream());
+  for (int i = 0; i < calls; ++i) fn();
+  cudaEventRecord(stop, stream.stream());
+  cudaEventSynchronize(stop);
+  float ms = 0;
+  cudaEventElapsedTime(&ms, start, stop);
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  return ms / calls;
+}
+
+void set_counters(benchmark::State& state, const KernelCase& c, double median_ms) {
+  const double s = median_ms / 1e3;
+  state.counters["ms"] = median_ms;
+  state.counters["tokens_per_s"] = static_cast<double>(c.B * c.T) / s;
+  state.counters["GB_per_s"] = deltabench::bench::case_bytes(c) / s / 1e9;
+  state.counters["TFLOP_per_s"] = deltabench::bench::case_flops(c) / s / 1e12;
+  state.counters["pct_of_floor"] = 100.0 * deltabench::bench::floor_ms(c) / median_ms;
+}
+
+void run_case(benchmark::State& state, const KernelCase& c) {
+  c10::NoGradGuard no_grad;
+  std::function<void()> fn;
+  int calls = 1;
+  at::cuda::CUDAGraph graph;
+  deltabench::SequenceInputs in;
+  at::Tensor q4, k4, v4, state_tensor, out;
+  if (c.op == "sdpa") {
+    // [B, H, T, D] bf16 views of [B, T, H, D] tensors, as a model calls it.
+    q4 = at::randn({c.B, c.T, c.H, c.K}, kCuda.dtype(at::kBFloat16)).transpose(1, 2);
+    k4 = at::randn({c.B, c.T, c.H, c.K}, kCuda.dtype(at::kBFloat16)).transpose(1, 2);
+    v4 = at::randn({c.B, c.T, c.H, c.V}, kCuda.dtype(at::kBFloat16)).transpose(1, 2);
+    fn = [&] { benchmark::DoNotOptimize(at::scaled_dot_product_attention(q4, k4, v4, {}, 0.0, /*is_causal=*/true)); };
+  } else {
+    const Family family = c.op == "delta_rule"         ? Family::kDeltaRule
+                          : c.op == "linear_attention" ? Family::kLinearAttention
+                                                       : Family::kGatedDeltaRule;
+    const deltabench::SampleShape shape{c.B, c.T, c.H, c.K, c.V};
+    in = deltabench::sample_inputs(family, shape, kCuda.dtype(at::kFloat), 0, family == Family::kLinearAttention);
+    in.q = in.q.to(at::kBFloat16);
+    in.k = in.k.to(at::kBFloat16);
+    in.v = in.v.to(at::kBFloat16);
+    if (c.op.starts_with("decode")) {
+      state_tensor = at::zeros({c.B, c.H, c.K, c.V}, kCuda.dtype(at::kFloat));
+      out = at::empty_like(in.v);
+      auto side = at::cuda::getStreamFromPool();
+      {
+        c10::cuda::CUDAStreamGuard guard(side);
+        deltabench::recurrent_decode(family, in, state_tensor, std::nullopt, out);  // warm-up outside capture
+        graph.capture_begin();
+        deltabench::recurrent_decode(family, in, state_tensor, std::nullopt, out);
+        graph.capture_end();
+      }
+      side.synchronize();
+      fn = [&] { graph.replay(); };
+      calls = 100;
+    } else {
+      deltabench::SequenceOptions options;
+      fn = [&, family, options] { benchmark::DoNotOptimize(deltabench::run_family(family, in, options).o); };
+    }
+  }
+  fn();  // warm-up: lazy initialisation, kernel loading
+  at::cuda::getCurrentCUDAStream().synchronize();
+  double ms = 0;
+  for (auto _ : state) {
+    ms = time_once(fn, calls);
+    state.SetIterationTime(ms / 1e3);
+  }
+  set_counters(state, c, ms);
+}
+
+std::string case_name(const KernelCase& c) {
+  return std::string(c.op) + "/B" + std::to_string(c.B) + "/T" + std::to_string(c.T) + "/H" + std::to_string(c.H) +
+         "/K" + std::to_string(c.K);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (!at::hasCUDA()) {
+    fprintf(stderr, "kernels_bench: no CUDA device\n");
+    return 1;
+  }
+  cudaDeviceProp prop{};
+  cudaGetDeviceProperties(&prop, 0);
+  benchmark::AddCustomContext("device", prop.name);
+  benchmark::AddCustomContext("commit", std::getenv("DELTABENCH_COMMIT") ? std::getenv("DELTABENCH_COMMIT") : "unknown");
+  benchmark::AddCustomContext("torch", TORCH_VERSION);
+  benchmark::AddCustomContext("cuda_runtime", std::to_string(CUDART_VERSION));
+  for (const auto& c : deltabench::bench::kKernelCases) {
+    benchmark::RegisterBenchmark(case_name(c).c_str(), [c](benchmark::State& s) { run_case(s, c); })
+        ->UseManualTime()
+        ->Iterations(1)
+        ->Repetitions(15)
+        ->ComputeStatistics("median", [](const std::vector<double>& v) {
+          auto sorted = v;
+          std::sort(sorted.begin(), sorted.end());
+          return sorted[sorted.size() / 2];
+        })
+        ->ReportAggregatesOnly(true)
+        ->Unit(benchmark::kMillisecond);
+  }
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,91 @@
+#include "kernels/common/cuda_dispatch.h"
+
+#ifdef DELTABENCH_HAVE_CUDA
+#include "kernels/common/cuda_kernels.h"
+
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/core/GradMode.h>
+#include <c10/cuda/CUDAGuard.h>
+#endif
+
+#include <cmath>
+#include <vector>
+
+namespace deltabench::detail {
+
+#ifdef DELTABENCH_HAVE_CUDA
+namespace {
+
+bool needs_grad(std::initializer_list<const at::Tensor*> tensors) {
+  if (!c10::GradMode::is_enabled()) return false;
+  for (const auto* t : tensors) {
+    if (t->defined() && t->requires_grad()) return true;
+  }
+  return false;
+}
+
+std::optional<cuda::Dtype> kernel_dtype(at::ScalarType t) {
+  switch (t) {
+    case at::kBFloat16: return cuda::Dtype::kBF16;
+    case at::kHalf: return cuda::Dtype::kFP16;
+    case at::kFloat: return cuda::Dtype::kFP32;
+    default: return std::nullopt;
+  }
+}
+
+}  // namespace
+
+std::optional<SequenceOutput> cuda_chunk_forward(KernelRule rule, const SequenceShape& shape, const at::Tensor& q,
+                                                 const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta,
+                                                 const at::Tensor& g, const SequenceOptions& options) {
+  const auto dtype = kernel_dtype(q.scalar_type());
+  if (!q.is_cuda() || !options.allow_kernels || options.mode != Mode::kChunk || options.chunk_size != 64 || !dtype ||
+      !cuda::chunk_forward_supports(shape.K, shape.V) || needs_grad({&q, &k, &v, &beta, &g, &options.initial_state})) {
+    return std::nullopt;
+  }
+  const c10::cuda::CUDAGuard guard(q.device());
+  const auto qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
+  const auto betac = beta.defined() ? beta.to(at::kFloat).contiguous() : at::Tensor();
+  const auto gc = g.defined() ? g.to(at::kFloat).contiguous() : at::Tensor();
+  const auto h0 = options.initial_state.defined() ? options.initial_state.to(at::kFloat).contiguous() : at::Tensor();
+  std::vector<int64_t> host_starts = shape.seq_starts;  // packed: cu_seqlens; a batch: row b starts at b * T
+  if (!options.cu_seqlens.defined()) {
+    host_starts.resize(shape.B + 1);
+    for (int64_t b = 0; b <= shape.B; ++b) host_starts[b] = b * shape.T;
+  }
+  const auto starts = at::tensor(host_starts, at::TensorOptions().dtype(at::kLong)).to(q.device());
+  SequenceOutput out;
+  out.o = at::empty({shape.B, shape.T, shape.H, shape.V}, v.options().memory_format(at::MemoryFormat::Contiguous));
+  if (options.output_final_state) {
+    out.final_state = at::empty({shape.N, shape.H, shape.K, shape.V}, q.options().dtype(at::kFloat));
+  }
+  cuda::ChunkParams p;
+  p.rule = rule == KernelRule::kDelta ? cuda::Rule::kDelta : cuda::Rule::kLinear;
+  p.dtype = *dtype;
+  p.q = qc.data_ptr();
+  p.k = kc.data_ptr();
+  p.v = vc.data_ptr();
+  p.beta = betac.defined() ? betac.data_ptr<float>() : nullptr;
+  p.g = gc.defined() ? gc.data_ptr<float>() : nullptr;
+  p.h0 = h0.defined() ? h0.data_ptr<float>() : nullptr;
+  p.o = out.o.data_ptr();
+  p.ht = out.final_state.defined() ? out.final_state.data_ptr<float>() : nullptr;
+  p.seq_starts = starts.data_ptr<int64_t>();
+  p.N = shape.N;
+  p.H = shape.H;
+  p.K = shape.K;
+  p.V = shape.V;
+  p.scale = static_cast<float>(options.scale.value_or(1.0 / std::sqrt(static_cast<double>(shape.K))));
+  cuda::chunk_forward(p, at::cuda::getCurrentCUDAStream().stream());
+  return out;
+}
+#else
+std::optional<SequenceOutput> cuda_chunk_forward(KernelRule, const SequenceShape&, const at::Tensor&, const at::Tensor&,
+                                                 const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                                 const SequenceOptions&) {
+  return std::nullopt;
+}
+#endif
+
+}  // namespace deltabench::detail

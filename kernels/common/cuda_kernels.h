@@ -1,0 +1,51 @@
+#pragma once
+// The CUDA kernels of the family, behind plain structs of raw pointers (no ATen in the .cu files, so
+// nvcc compiles them in seconds). The public ops in <family>/op.cpp validate, then call these for
+// CUDA tensors when no gradient is needed.
+//
+// Layout as FLA's: q, k [tokens, H, K], v and o [tokens, H, V], beta and g [tokens, H], tokens being
+// b * T + t (or the packed index with cu_seqlens); states [N, H, K, V] fp32.
+
+#include <cstdint>
+
+namespace deltabench::cuda {
+
+enum class Rule { kLinear, kDelta };  // linear attention (S += k v^T) or the delta rule
+enum class Dtype { kBF16, kFP16, kFP32 };
+
+struct ChunkParams {
+  Rule rule = Rule::kDelta;
+  Dtype dtype = Dtype::kBF16;       // of q, k, v and o
+  const void *q = nullptr, *k = nullptr, *v = nullptr;
+  const float* beta = nullptr;      // [tokens, H] fp32; delta rule only
+  const float* g = nullptr;         // [tokens, H] fp32 per-step log decay, or null
+  const float* h0 = nullptr;        // [N, H, K, V] or null
+  void* o = nullptr;
+  float* ht = nullptr;              // [N, H, K, V] or null
+  const int64_t* seq_starts = nullptr;  // device [N + 1]: token offsets of the sequences
+  int64_t N = 0, H = 0, K = 0, V = 0;
+  float scale = 1.0f;
+};
+
+// The fused chunked forward (chunk 64): one pass over each sequence's chunks, intermediates on chip.
+// Supports K, V in {64, 128}. Throws std::runtime_error on a launch failure.
+void chunk_forward(const ChunkParams& p, void* stream);
+bool chunk_forward_supports(int64_t K, int64_t V);
+
+struct DecodeParams {
+  Rule rule = Rule::kDelta;
+  Dtype dtype = Dtype::kBF16;
+  const void *q = nullptr, *k = nullptr, *v = nullptr;
+  const float *beta = nullptr, *g = nullptr;  // [B, T, H] fp32 (g: null without decay)
+  float* state = nullptr;           // [B, H, K, V], updated in place
+  void* o = nullptr;                // [B, T, H, V]
+  int64_t B = 0, T = 0, H = 0, K = 0, V = 0;
+  float scale = 1.0f;
+};
+
+// T recurrent steps for B sequences, the state kept in registers across the steps. No allocation,
+// no host synchronisation: capturable in a CUDA graph.
+void recurrent_decode(const DecodeParams& p, void* stream);
+bool recurrent_decode_supports(int64_t K, int64_t V);
+
+}  // namespace deltabench::cuda

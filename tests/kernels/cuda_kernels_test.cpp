@@ -1,0 +1,235 @@
+// GPU tests of the CUDA kernels (kernels/common/chunk_forward.cu, recurrent_decode.cu): against the
+// fp32 recurrent reference on the same rounded inputs, outputs poisoned with NaN before each run;
+// decode steps against the chunked forward; dispatch; CUDA-graph capture. Label "cuda".
+// Cases tagged [small] are the ones scripts/device.sh runs under compute-sanitizer.
+
+#include "kernels/common/cuda_kernels.h"
+#include "kernels/common/decode.h"
+#include "kernels/common/poison.h"
+#include "kernels/family.h"
+#include "tests/support/catch.h"
+#include "tests/support/sequence_checks.h"
+
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/core/GradMode.h>
+
+#include <cmath>
+
+using namespace deltabench;
+
+namespace {
+
+const at::TensorOptions kCuda = at::TensorOptions().device(at::kCUDA);
+
+struct Case {
+  Family family;
+  bool decay;  // linear attention with its optional scalar decay
+};
+const Case kCases[] = {{Family::kLinearAttention, false},
+                       {Family::kLinearAttention, true},
+                       {Family::kDeltaRule, false},
+                       {Family::kGatedDeltaRule, false}};
+
+std::string name(const Case& c) { return std::string(family_name(c.family)) + (c.decay ? "+decay" : ""); }
+
+SequenceInputs to(const SequenceInputs& in, at::ScalarType dtype) {
+  // beta and g stay fp32: the kernels read them in fp32, as FLA keeps g.
+  return {in.q.to(dtype), in.k.to(dtype), in.v.to(dtype), in.beta, in.g};
+}
+
+// Runs the kernel through its launcher into NaN-poisoned outputs.
+SequenceOutput run_kernel(const Case& c, const SequenceInputs& in, const at::Tensor& h0, const std::vector<int64_t>& starts) {
+  const int64_t H = in.q.size(2), K = in.q.size(3), V = in.v.size(3);
+  const int64_t N = static_cast<int64_t>(starts.size()) - 1;
+  SequenceOutput out;
+  out.o = at::empty_like(in.v);
+  out.final_state = at::empty({N, H, K, V}, kCuda.dtype(at::kFloat));
+  poison_(out.o);
+  poison_(out.final_state);
+  const auto d_starts = at::tensor(starts, at::TensorOptions().dtype(at::kLong)).to(at::kCUDA);
+  const auto beta = in.beta.defined() ? in.beta.contiguous() : at::Tensor();
+  const auto g = in.g.defined() ? in.g.contiguous() : at::Tensor();
+  cuda::ChunkParams p;
+  p.rule = c.family == Family::kLinearAttention ? cuda::Rule::kLinear : cuda::Rule::kDelta;
+  p.dtype = in.q.scalar_type() == at::kBFloat16 ? cuda::Dtype::kBF16 : cuda::Dtype::kFP16;
+  p.q = in.q.data_ptr();
+  p.k = in.k.data_ptr();
+  p.v = in.v.data_ptr();
+  p.beta = c.family == Family::kLinearAttention ? nullptr : beta.data_ptr<float>();
+  p.g = g.defined() && c.family != Family::kDeltaRule ? g.data_ptr<float>() : nullptr;
+  p.h0 = h0.defined() ? h0.data_ptr<float>() : nullptr;
+  p.o = out.o.data_ptr();
+  p.ht = out.final_state.data_ptr<float>();
+  p.seq_starts = d_starts.data_ptr<int64_t>();
+  p.N = N, p.H = H, p.K = K, p.V = V;
+  p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(K)));
+  cuda::chunk_forward(p, at::cuda::getCurrentCUDAStream().stream());
+  return out;
+}
+
+SequenceOutput reference(const Case& c, const SequenceInputs& rounded, const at::Tensor& h0, const at::Tensor& cu) {
+  SequenceOptions o;
+  o.mode = Mode::kRecurrent;
+  o.initial_state = h0;
+  o.output_final_state = true;
+  o.cu_seqlens = cu;
+  SequenceInputs in = to(rounded, at::kFloat);
+  if (c.family == Family::kDeltaRule) in.g = at::Tensor();
+  return run_family(c.family, in, o);
+}
+
+void check_case(const Case& c, int64_t B, int64_t T, int64_t K, at::ScalarType dtype, bool initial, uint64_t seed) {
+  const SampleShape shape{B, T, 2, K, K};
+  const auto in = to(sample_inputs(c.family, shape, kCuda.dtype(at::kFloat), seed, c.decay), dtype);
+  const auto h0 = initial ? at::randn({B, 2, K, K}, kCuda.dtype(at::kFloat)) * 0.1 : at::Tensor();
+  std::vector<int64_t> starts;
+  for (int64_t b = 0; b <= B; ++b) starts.push_back(b * T);
+  const auto got = run_kernel(c, in, h0, starts);
+  const auto ref = reference(c, in, h0, {});
+  INFO(name(c) << " B=" << B << " T=" << T << " K=V=" << K << " " << dtype << (initial ? " h0" : ""));
+  CHECK(testing::rel_rms(got.o.to(at::kFloat), ref.o) <= 0.003);
+  CHECK(testing::rel_rms(got.final_state, ref.final_state) <= 0.003);
+}
+
+}  // namespace
+
+TEST_CASE("cuda: the chunked forward kernel matches the fp32 recurrent reference", "[cuda][small]") {
+  REQUIRE(at::hasCUDA());
+  for (const auto& c : kCases) {
+    for (const int64_t K : {64, 128}) {
+      check_case(c, 2, 65, K, at::kBFloat16, true, 1);
+    }
+  }
+}
+
+TEST_CASE("cuda: the chunked forward kernel over lengths, head dims, dtypes and initial states", "[cuda]") {
+  REQUIRE(at::hasCUDA());
+  uint64_t seed = 10;
+  for (const auto& c : kCases) {
+    for (const int64_t K : {64, 128}) {
+      for (const int64_t T : {1, 63, 64, 65, 1000, 4096}) {
+        for (const bool initial : {false, true}) {
+          check_case(c, T >= 4096 ? 1 : 2, T, K, at::kBFloat16, initial, ++seed);
+        }
+      }
+      check_case(c, 2, 200, K, at::kHalf, true, ++seed);
+    }
+  }
+}
+
+TEST_CASE("cuda: the chunked forward kernel on a varlen batch", "[cuda][small]") {
+  REQUIRE(at::hasCUDA());
+  const std::vector<int64_t> lengths = {1, 63, 64, 65, 130, 7};
+  std::vector<int64_t> starts = {0};
+  for (const auto l : lengths) starts.push_back(starts.back() + l);
+  const int64_t total = starts.back(), N = static_cast<int64_t>(lengths.size());
+  for (const auto& c : kCases) {
+    for (const int64_t K : {64, 128}) {
+      const auto in = to(sample_inputs(c.family, SampleShape{1, total, 2, K, K}, kCuda.dtype(at::kFloat), 99, c.decay),
+                         at::kBFloat16);
+      const auto h0 = at::randn({N, 2, K, K}, kCuda.dtype(at::kFloat)) * 0.1;
+      const auto got = run_kernel(c, in, h0, starts);
+      const auto ref = reference(c, in, h0, at::tensor(starts, at::TensorOptions().dtype(at::kLong)).to(at::kCUDA));
+      INFO(name(c) << " K=" << K);
+      CHECK(testing::rel_rms(got.o.to(at::kFloat), ref.o) <= 0.003);
+      CHECK(testing::rel_rms(got.final_state, ref.final_state) <= 0.003);
+    }
+  }
+}
+
+TEST_CASE("cuda: the public ops use the kernel without gradients and the reference with them", "[cuda]") {
+  REQUIRE(at::hasCUDA());
+  for (const auto& c : kCases) {
+    const auto in = to(sample_inputs(c.family, SampleShape{2, 100, 2, 64, 64}, kCuda.dtype(at::kFloat), 5, c.decay),
+                       at::kBFloat16);
+    SequenceOptions o;
+    o.output_final_state = true;
+    const auto fast = run_family(c.family, in, o);
+    o.allow_kernels = false;
+    const auto slow = run_family(c.family, in, o);
+    INFO(name(c));
+    CHECK(testing::rel_rms(fast.o.to(at::kFloat), slow.o.to(at::kFloat)) <= 0.01);
+    CHECK(testing::rel_rms(fast.final_state, slow.final_state) <= 0.01);
+    // With a gradient wanted the op stays differentiable: the reference path.
+    auto q = in.q.clone().requires_grad_(true);
+    SequenceInputs grad_in = in;
+    grad_in.q = q;
+    o.allow_kernels = true;
+    const auto trained = run_family(c.family, grad_in, o);
+    CHECK(trained.o.requires_grad());
+    CHECK_FALSE(fast.o.requires_grad());
+  }
+}
+
+TEST_CASE("cuda: T decode steps equal the chunked forward, state updated in place", "[cuda][small]") {
+  REQUIRE(at::hasCUDA());
+  for (const auto& c : kCases) {
+    for (const int64_t K : {64, 128}) {
+      const int64_t B = 3, T = 70, H = 2;
+      const auto in = to(sample_inputs(c.family, SampleShape{B, T, H, K, K}, kCuda.dtype(at::kFloat), 7, c.decay),
+                         at::kBFloat16);
+      const auto h0 = at::randn({B, H, K, K}, kCuda.dtype(at::kFloat)) * 0.1;
+      SequenceOptions o;
+      o.initial_state = h0;
+      o.output_final_state = true;
+      const auto chunk = run_family(c.family, in, o);
+      auto state = h0.clone();
+      std::vector<at::Tensor> outs;
+      for (int64_t t = 0; t < T; ++t) {
+        const auto step = [&](const at::Tensor& x) { return x.defined() ? x.narrow(1, t, 1).contiguous() : x; };
+        SequenceInputs one{step(in.q), step(in.k), step(in.v), step(in.beta), step(in.g)};
+        auto out = at::empty_like(one.v);
+        poison_(out);
+        outs.push_back(recurrent_decode(c.family, one, state, std::nullopt, out));
+      }
+      INFO(name(c) << " K=" << K);
+      CHECK(testing::rel_rms(at::cat(outs, 1).to(at::kFloat), chunk.o.to(at::kFloat)) <= 0.01);
+      CHECK(testing::rel_rms(state, chunk.final_state) <= 1e-4);
+      // A few steps in one call equal the same steps one by one.
+      auto state2 = h0.clone();
+      const auto all = recurrent_decode(c.family, in, state2);
+      CHECK(testing::rel_rms(state2, state) <= 1e-5);
+      CHECK(testing::rel_rms(all.to(at::kFloat), at::cat(outs, 1).to(at::kFloat)) <= 1e-2);
+    }
+  }
+}
+
+TEST_CASE("cuda: a decode step captured in a CUDA graph replays as eager steps", "[cuda]") {
+  REQUIRE(at::hasCUDA());
+  const Case c{Family::kGatedDeltaRule, false};
+  const int64_t B = 4, H = 16, K = 128;
+  const auto in = to(sample_inputs(c.family, SampleShape{B, 1, H, K, K}, kCuda.dtype(at::kFloat), 3), at::kBFloat16);
+  const auto h0 = at::randn({B, H, K, K}, kCuda.dtype(at::kFloat)) * 0.1;
+  auto eager_state = h0.clone();
+  at::Tensor eager_out;
+  for (int i = 0; i < 5; ++i) eager_out = recurrent_decode(c.family, in, eager_state);
+
+  auto state = h0.clone();
+  auto out = at::empty_like(in.v);
+  const auto side = at::cuda::getStreamFromPool();
+  {
+    const c10::cuda::CUDAStreamGuard guard(side);
+    at::cuda::CUDAGraph graph;
+    graph.capture_begin();
+    recurrent_decode(c.family, in, state, std::nullopt, out);
+    graph.capture_end();
+    state.copy_(h0);
+    for (int i = 0; i < 5; ++i) graph.replay();
+    side.synchronize();
+  }
+  CHECK(testing::rel_rms(state, eager_state) <= 1e-6);
+  CHECK(testing::rel_rms(out.to(at::kFloat), eager_out.to(at::kFloat)) <= 1e-3);
+}
+
+TEST_CASE("cuda: decode rejects a state it cannot update in place", "[cuda]") {
+  REQUIRE(at::hasCUDA());
+  const auto in = to(sample_inputs(Family::kDeltaRule, SampleShape{2, 1, 2, 64, 64}, kCuda.dtype(at::kFloat), 3),
+                     at::kBFloat16);
+  auto half_state = at::zeros({2, 2, 64, 64}, kCuda.dtype(at::kHalf));
+  CHECK_THROWS_AS(recurrent_decode(Family::kDeltaRule, in, half_state), c10::Error);
+  auto wrong = at::zeros({2, 2, 64, 32}, kCuda.dtype(at::kFloat));
+  CHECK_THROWS_AS(recurrent_decode(Family::kDeltaRule, in, wrong), c10::Error);
+}
