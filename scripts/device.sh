@@ -12,6 +12,7 @@
 #
 #   scripts/device.sh            build, test, smoke, benchmarks
 #   scripts/device.sh --no-bench build, test, smoke
+#   scripts/device.sh --kernels  build, the CUDA kernel benchmark, FLA beside it, one Nsight Compute profile
 set -uo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,7 +21,9 @@ build_dir="${DELTABENCH_BUILD_DIR:-$root/build-device}"
 jobs="${DELTABENCH_JOBS:-$(nproc)}"
 python="${DELTABENCH_PYTHON:-$(command -v python3)}"
 run_bench=1
+kernels_only=0
 [[ "${1:-}" == "--no-bench" ]] && run_bench=0
+[[ "${1:-}" == "--kernels" ]] && kernels_only=1
 mkdir -p "$out"
 summary="$out/summary.md"
 : >"$summary"
@@ -55,6 +58,32 @@ if ((build_rc != 0)); then
 fi
 
 note "- first libraries a test binary needs: $(readelf -d "$build_dir/tests/train_tests" 2>/dev/null | grep NEEDED | head -n 3 | sed 's/.*\[\(.*\)\]/\1/' | tr '\n' ' ')"
+
+if ((kernels_only)); then
+  DELTABENCH_COMMIT="${DELTABENCH_COMMIT:-unknown}" "$build_dir/bench/kernels_bench" \
+    --benchmark_out="$out/kernels_bench.json" --benchmark_out_format=json >"$out/bench.log" 2>&1 || status=1
+  note ""
+  note "CUDA kernels (Google Benchmark, median of 15, L2 flushed; full JSON: kernels_bench.json)"
+  grep -E '_median' "$out/bench.log" | sed -E 's/iterations:1\/repeats:15\/manual_time_median//' | tee -a "$summary"
+  if [[ -d "$root/.fla/fla" ]]; then
+    note ""
+    note "ours vs FLA (an unmodified fla/ package, carried in .fla)"
+    "$python" "$root/bench/fla_compare.py" --fla "$root/.fla" --ours "$out/kernels_bench.json" \
+      --out "$out/compare.md" >>"$out/bench.log" 2>&1 || status=1
+    cat "$out/compare.md" 2>/dev/null | tee -a "$summary"
+    tail -n 5 "$out/bench.log"
+  fi
+  if command -v ncu >/dev/null; then
+    timeout 240 ncu --section SpeedOfLight --section Occupancy --section LaunchStats -k regex:chunk_forward_kernel -c 1 \
+      "$build_dir/bench/kernels_bench" --benchmark_filter='gated_delta_rule/B16/' --benchmark_repetitions=1 \
+      >"$out/ncu.log" 2>&1
+    note ""
+    note "Nsight Compute, one chunk_forward_kernel launch (gated delta rule, 16 x 2K): see ncu.log"
+  fi
+  note ""
+  note "status: $status"
+  exit $status
+fi
 
 # Tests ---------------------------------------------------------------------------------------
 start=$(date +%s)
