@@ -1,6 +1,6 @@
 #pragma once
 // `deltabench smoke`: every reference op once on one shape, timed, and checked against the fp64
-// recurrent definition. The main job until the suites exist.
+// recurrent definition (the main job is now `deltabench run quick`).
 
 #include <c10/core/Device.h>
 
