@@ -411,7 +411,7 @@ std::vector<Section> sections(const Suite& suite, const std::vector<Run>& runs, 
   return out;
 }
 
-std::string provenance(const Suite& suite, const std::vector<Run>& runs, const Records& records) {
+std::string provenance(const std::vector<Run>& runs, const Records& records) {
   size_t present = 0, failed = 0, diverged = 0;
   double wall = 0;
   std::set<std::string> devices, commits;
@@ -431,7 +431,6 @@ std::string provenance(const Suite& suite, const std::vector<Run>& runs, const R
   std::string text = fmt::format("Runs: {} of {} in the store", present, runs.size());
   if (failed || diverged) text += fmt::format(" ({} failed, {} diverged)", failed, diverged);
   if (present) text += fmt::format("; device: {}; commit: {}; training time {:.0f} s (sum over runs)", dev, com, wall);
-  static_cast<void>(suite);
   return text + ".";
 }
 
@@ -527,17 +526,26 @@ void write_mqar_figure(const Suite& suite, const Section& sec, const std::filesy
 
 }  // namespace
 
-std::string render_markdown(const Suite& suite, const Records& records) {
-  const auto runs = sweep::expand(suite);
+namespace {
+
+std::string markdown_report(const Suite& suite, const std::vector<Run>& runs, const Records& records,
+                            const std::vector<Section>& secs) {
   std::string out = "# Suite `" + suite.name + "`\n\n";
   if (!suite.description.empty()) out += suite.description + "\n\n";
-  out += provenance(suite, runs, records) + "\n";
-  for (const auto& sec : sections(suite, runs, records)) {
+  out += provenance(runs, records) + "\n";
+  for (const auto& sec : secs) {
     out += "\n## " + sec.heading + "\n\n" + sec.text + "\n";
     for (const auto& t : sec.tables) out += "\n### " + t.title + "\n\n" + markdown(t);
     if (!sec.figure.empty()) out += "\n![MQAR accuracy vs d_model](mqar.png)\n";
   }
   return out;
+}
+
+}  // namespace
+
+std::string render_markdown(const Suite& suite, const Records& records) {
+  const auto runs = sweep::expand(suite);
+  return markdown_report(suite, runs, records, sections(suite, runs, records));
 }
 
 Written write_report(const Suite& suite, const Records& records, const std::string& out_dir) {
@@ -549,7 +557,7 @@ Written write_report(const Suite& suite, const Records& records, const std::stri
   if (ec) throw ReportError("cannot create " + out_dir + ": " + ec.message());
   const auto runs = sweep::expand(suite);
   const auto secs = sections(suite, runs, records);
-  write_file(dir / "table.md", render_markdown(suite, records), w);
+  write_file(dir / "table.md", markdown_report(suite, runs, records, secs), w);
   std::string tex = "% deltabench report of suite " + suite.name + " (needs \\usepackage{booktabs})\n";
   std::string csv = "section,table,row,column,value,runs_present,runs_expected,runs_failed,best_lr,best_weight_decay,best_d_model\n";
   for (const auto& sec : secs) {

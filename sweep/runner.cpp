@@ -1,6 +1,9 @@
 #include "sweep/runner.h"
 
 #include <ATen/Context.h>
+#ifdef DELTABENCH_HAVE_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#endif
 #include <c10/util/Exception.h>
 #include <fmt/core.h>
 #include <sqlite3.h>
@@ -39,6 +42,17 @@ std::string duration(double seconds) {
   if (s < 60) return fmt::format("{}s", s);
   if (s < 3600) return fmt::format("{}m{:02d}s", s / 60, s % 60);
   return fmt::format("{}h{:02d}m", s / 3600, (s % 3600) / 60);
+}
+
+// "cpu", or "cuda (NVIDIA H100 80GB HBM3)": the trainer's device with the GPU's model name.
+std::string device_name(const std::string& device) {
+#ifdef DELTABENCH_HAVE_CUDA
+  if (device.rfind("cuda", 0) == 0 && at::hasCUDA()) {
+    const at::Device d(device);
+    return device + " (" + at::cuda::getDeviceProperties(d.has_index() ? d.index() : 0)->name + ")";
+  }
+#endif
+  return device;
 }
 
 RunRecord to_record(const Suite& suite, const Run& run) {
@@ -144,7 +158,7 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
       record.status = "failed";
       record.error = e.what();
     }
-    if (record.device.empty()) record.device = run.config.train.device;
+    record.device = device_name(record.device.empty() ? run.config.train.device : record.device);
     record.git_commit = commit;
     record.versions = versions;
     record.finished_at = utc_now();

@@ -33,7 +33,8 @@ struct RunRecord {
   double best_accuracy = 0, final_accuracy = 0;
   int64_t best_epoch = 0, epochs = 0, steps = 0, diverged_step = -1, parameters = 0;
   double wall_s = 0, tokens_per_s = 0;
-  std::string device, git_commit, versions, finished_at;
+  std::string device;           // "cpu", or "cuda (<GPU model>)"
+  std::string git_commit, versions, finished_at;
   std::vector<train::EpochMetrics> history;
 };
 

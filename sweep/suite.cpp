@@ -87,7 +87,7 @@ void only_keys(const toml::Table& t, const std::set<std::string>& keys, const st
   }
 }
 
-toml::Value typed(const std::string& text, int line);
+toml::Table mad_task_table(const tasks::MadSetting& s, int line);
 
 const std::set<std::string> kAxisKeys = {"d_model", "lr", "weight_decay", "seed"};
 const std::set<std::string> kOverrideTables = {"task", "model", "train"};
@@ -106,14 +106,7 @@ Variant read_variant(const std::string& kind, const std::string& name, const tom
   if (const auto it = t.values.find("setting"); it != t.values.end()) {
     const std::string setting = string_value(t, "setting", where, source, "");
     try {
-      const auto& s = tasks::find_mad_setting(setting);
-      toml::Table task;
-      task.line = it->second.line;
-      task.values["name"] = toml::Value{std::string(tasks::mad_task_name(s.task)), it->second.line};
-      toml::Table params;
-      params.line = it->second.line;
-      for (const auto& [k, value] : s.params) params.values[k] = typed(value, it->second.line);
-      task.tables["params"] = params;
+      toml::Table task = mad_task_table(tasks::find_mad_setting(setting), it->second.line);
       // The variant's own [task] keys (train_examples, ...) apply on top of the setting.
       if (const auto own = v.overrides.tables.find("task"); own != v.overrides.tables.end()) toml::merge(task, own->second);
       v.overrides.tables["task"] = task;
@@ -135,16 +128,21 @@ toml::Value typed(const std::string& text, int line) {
   return {text, line};
 }
 
-Variant mad_variant(const tasks::MadSetting& s, int line) {
-  Variant v;
-  v.name = s.name;
-  v.label = s.name;
+// A MAD setting as a [task] table: its task's name and every parameter of the setting.
+toml::Table mad_task_table(const tasks::MadSetting& s, int line) {
   toml::Table task, params;
   task.line = params.line = line;
   task.values["name"] = toml::Value{std::string(tasks::mad_task_name(s.task)), line};
   for (const auto& [k, value] : s.params) params.values[k] = typed(value, line);
   task.tables["params"] = params;
-  v.overrides.tables["task"] = task;
+  return task;
+}
+
+Variant mad_variant(const tasks::MadSetting& s, int line) {
+  Variant v;
+  v.name = s.name;
+  v.label = s.name;
+  v.overrides.tables["task"] = mad_task_table(s, line);
   return v;
 }
 
@@ -268,7 +266,7 @@ Suite parse_suite(const std::string& text, const std::string& source) {
   if (s.tasks.empty() || s.models.empty()) throw ConfigError(source + ": [grid] tasks and models must name at least one variant");
 
   s.base = root.tables.at("base");
-  only_keys(s.base, {"name", "seed"}, kOverrideTables, "[base]", source);
+  only_keys(s.base, {"seed"}, kOverrideTables, "[base]", source);
   if (s.base.values.contains("seed")) {
     fail(source, line_of(s.base, "seed"), "[base]", "seed: the grid's seed axis sets it; give [grid] seed instead");
   }
@@ -321,7 +319,6 @@ std::vector<Run> expand(const Suite& suite, const std::string& device) {
               r.id = task.name + "/" + model.name + "/d" + std::to_string(d) + "/lr" + format_number(lr) + "/wd" +
                      format_number(wd) + "/s" + std::to_string(seed);
               toml::Table t = table;
-              t.values.erase("name");
               t.values["seed"] = toml::Value{seed};
               t.tables["model"].values["d_model"] = toml::Value{d};
               t.tables["train"].values["lr"] = toml::Value{lr};
