@@ -80,7 +80,9 @@ std::string git_commit() {
 #endif
   const std::string commit = command_output("git -C '" + dir + "' rev-parse --short=12 HEAD 2>/dev/null");
   if (commit.empty()) return "unknown";
-  const bool dirty = !command_output("git -C '" + dir + "' status --porcelain --untracked-files=no 2>/dev/null").empty();
+  // Outputs under results/ (reports this very run rewrites) do not make the code dirty.
+  const bool dirty =
+      !command_output("git -C '" + dir + "' status --porcelain --untracked-files=no -- . ':!results' 2>/dev/null").empty();
   return dirty ? commit + "-dirty" : commit;
 }
 

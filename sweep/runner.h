@@ -29,7 +29,8 @@ struct RunnerResult {
 
 RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& options);
 
-// "abc123def456" (with "-dirty" when tracked files differ), or "unknown" outside a git checkout.
+// "abc123def456" (with "-dirty" when tracked files outside results/ differ), or "unknown" outside a
+// git checkout.
 std::string git_commit();
 // "deltabench 0.1.0; torch 2.11.0; sqlite 3.40.1; cuda 13.0" (cuda: the build's, or "none").
 std::string library_versions();

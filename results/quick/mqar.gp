@@ -11,7 +11,7 @@ set grid
 set xlabel "d_model"
 set ylabel "accuracy"
 set key below
-set title "MQAR, 4 pairs (L=64)"
+set title "4 pairs (L=64)"
 plot 'mqar.dat' index 0 using 1:2 with linespoints lw 2 pt 7 title "Attention", \
      'mqar.dat' index 1 using 1:2 with linespoints lw 2 pt 7 title "Linear attention", \
      'mqar.dat' index 2 using 1:2 with linespoints lw 2 pt 7 title "DeltaNet", \
@@ -29,7 +29,7 @@ set grid
 set xlabel "d_model"
 set ylabel "accuracy"
 set key below
-set title "MQAR, 4 pairs (L=64)"
+set title "4 pairs (L=64)"
 plot 'mqar.dat' index 0 using 1:2 with linespoints lw 2 pt 7 title "Attention", \
      'mqar.dat' index 1 using 1:2 with linespoints lw 2 pt 7 title "Linear attention", \
      'mqar.dat' index 2 using 1:2 with linespoints lw 2 pt 7 title "DeltaNet", \
