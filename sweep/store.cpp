@@ -2,7 +2,9 @@
 
 #include <sqlite3.h>
 
+#include <chrono>
 #include <filesystem>
+#include <thread>
 
 namespace deltabench::sweep {
 namespace {
@@ -104,18 +106,28 @@ Store::Store(const std::string& path) : path_(path) {
   // Writers on other shards hold the lock for one run's transaction (milliseconds); wait for them.
   sqlite3_busy_timeout(db_, 60'000);
   try {
-    exec("PRAGMA journal_mode=WAL;");
-    exec("PRAGMA synchronous=NORMAL;");
-    exec(std::string("BEGIN IMMEDIATE;") + kSchema + "COMMIT;");
-    Statement version(db_, "SELECT value FROM meta WHERE key = 'schema_version'");
-    if (version.step()) {
-      if (version.text(0) != std::to_string(kSchemaVersion)) {
-        throw StoreError(path + ": results store schema version " + version.text(0) + ", this build reads version " +
-                         std::to_string(kSchemaVersion));
+    // Two processes creating one new store race on its first locks: where this connection holds a shared
+    // lock and needs to upgrade while the other holds the reserved one (switching to WAL, creating the
+    // schema), SQLite answers SQLITE_BUSY at once instead of calling the busy handler, to avoid a deadlock.
+    // CI hit it with two shards started together. Retry the whole opening sequence for up to 60 s.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    for (;;) {
+      try {
+        exec("PRAGMA journal_mode=WAL;");
+        exec("PRAGMA synchronous=NORMAL;");
+        exec(std::string("BEGIN IMMEDIATE;") + kSchema +
+             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', '" + std::to_string(kSchemaVersion) +
+             "');COMMIT;");
+        break;
+      } catch (const StoreError&) {
+        if (!last_error_busy_ || std::chrono::steady_clock::now() > deadline) throw;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
       }
-    } else {
-      Statement insert(db_, "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)");
-      insert.bind(1, std::to_string(kSchemaVersion)).step();
+    }
+    Statement version(db_, "SELECT value FROM meta WHERE key = 'schema_version'");
+    if (version.step() && version.text(0) != std::to_string(kSchemaVersion)) {
+      throw StoreError(path + ": results store schema version " + version.text(0) + ", this build reads version " +
+                       std::to_string(kSchemaVersion));
     }
   } catch (const StoreError& e) {
     sqlite3_close(db_);
@@ -128,7 +140,9 @@ Store::~Store() { sqlite3_close(db_); }
 
 void Store::exec(const std::string& sql) const {
   char* message = nullptr;
-  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &message) != SQLITE_OK) {
+  last_error_busy_ = false;
+  if (const int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &message); rc != SQLITE_OK) {
+    last_error_busy_ = (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED;
     const std::string text = message ? message : sqlite3_errmsg(db_);
     sqlite3_free(message);
     sqlite3_exec(db_, "ROLLBACK;", nullptr, nullptr, nullptr);

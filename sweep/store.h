@@ -61,6 +61,8 @@ class Store {
   void exec(const std::string& sql) const;
   sqlite3* db_ = nullptr;
   std::string path_;
+  mutable bool last_error_busy_ = false;  // the last exec failed on a lock another connection held
+
 };
 
 }  // namespace deltabench::sweep
