@@ -31,11 +31,15 @@ def main():
     # Import only fla.ops: fla/__init__.py pulls in the layers and models (transformers).
     package = types.ModuleType("fla")
     package.__path__ = [str(Path(args.fla) / "fla")]
+    init = (Path(args.fla) / "fla" / "__init__.py").read_text()
+    version = re.search(r"__version__\s*=\s*['\"]([^'\"]+)['\"]", init)
+    package.__version__ = version[1] if version else "unknown"  # fla.utils imports it
     sys.modules["fla"] = package
     import torch
     import torch.nn.functional as F
     from fla.ops.delta_rule import chunk_delta_rule
     from fla.ops.gated_delta_rule import chunk_gated_delta_rule, fused_recurrent_gated_delta_rule
+    from fla.ops.simple_gla import chunk_simple_gla
 
     flush = torch.empty(256 << 20, dtype=torch.uint8, device="cuda")
 
@@ -77,15 +81,20 @@ def main():
                 fn = lambda: chunk_delta_rule(q, k, v, beta)
             elif op == "gated_delta_rule":
                 fn = lambda: chunk_gated_delta_rule(q, k, v, g, beta)
+            elif op == "linear_attention":  # with scalar decay, as kernels_bench runs it
+                fn = lambda: chunk_simple_gla(q, k, v, g)
             elif op == "decode_gated_delta_rule":
                 h = torch.zeros(B, H, K, V, device="cuda")
                 fn = lambda: fused_recurrent_gated_delta_rule(q, k, v, g, beta, initial_state=h, output_final_state=True)
             else:
                 fn = None
             if fn is not None:
-                fn()
-                torch.cuda.synchronize()
-                fla_ms = median_ms(fn, calls=100 if op.startswith("decode") else 1)
+                try:
+                    fn()
+                    torch.cuda.synchronize()
+                    fla_ms = median_ms(fn, calls=100 if op.startswith("decode") else 1)
+                except Exception as e:  # one failing case must not lose the others
+                    print(f"{name}: FLA failed: {type(e).__name__}: {e}", file=sys.stderr)
         rows.append((name, op, B, T, H, K, ours.get(name), fla_ms))
 
     lines = ["| case | ours ms | FLA ms | ours / FLA | SDPA ms (same B, T) |", "|---|---:|---:|---:|---:|"]

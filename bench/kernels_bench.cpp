@@ -20,6 +20,8 @@
 #include <cuda_runtime.h>
 #include <torch/version.h>
 
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <functional>
 #include <string>
@@ -63,7 +65,41 @@ void set_counters(benchmark::State& state, const KernelCase& c, double median_ms
   state.counters["pct_of_floor"] = 100.0 * deltabench::bench::floor_ms(c) / median_ms;
 }
 
+std::string case_name(const KernelCase& c) {
+  return std::string(c.op) + "/B" + std::to_string(c.B) + "/T" + std::to_string(c.T) + "/H" + std::to_string(c.H) +
+         "/K" + std::to_string(c.K);
+}
+
+// Progress on stderr, so that a case that stalls is named in the log even when it never finishes.
+void progress(const std::string& name, const char* what, std::chrono::steady_clock::time_point since) {
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+  std::fprintf(stderr, "kernels_bench: %s: %s after %.2f s\n", name.c_str(), what, s);
+}
+
+// The case's inputs, drawn on the GPU as sample_inputs draws them on the CPU (unit-norm k, beta =
+// sigmoid, g = logsigmoid / 16; linear attention with decay), bf16. Google Benchmark calls a case once
+// per repetition: the last case's inputs are kept, since drawing 32K x 16 x 128 doubles on the CPU took
+// about 6 s a repetition (H100 run at 7ed96ba).
+const deltabench::SequenceInputs& inputs_for(const KernelCase& c, Family family) {
+  static std::string cached_name;
+  static deltabench::SequenceInputs cached;
+  if (cached_name != case_name(c)) {
+    cached = {};
+    at::manual_seed(0);
+    const auto f32 = kCuda.dtype(at::kFloat);
+    cached.q = at::randn({c.B, c.T, c.H, c.K}, f32).to(at::kBFloat16);
+    const auto k = at::randn({c.B, c.T, c.H, c.K}, f32);
+    cached.k = (k / k.norm(2, -1, /*keepdim=*/true)).to(at::kBFloat16);
+    cached.v = at::randn({c.B, c.T, c.H, c.V}, f32).to(at::kBFloat16);
+    if (family != Family::kLinearAttention) cached.beta = at::randn({c.B, c.T, c.H}, f32).sigmoid();
+    if (family != Family::kDeltaRule) cached.g = at::log_sigmoid(at::randn({c.B, c.T, c.H}, f32)) / 16.0;
+    cached_name = case_name(c);
+  }
+  return cached;
+}
+
 void run_case(benchmark::State& state, const KernelCase& c) {
+  const auto since = std::chrono::steady_clock::now();
   c10::NoGradGuard no_grad;
   std::function<void()> fn;
   int calls = 1;
@@ -80,11 +116,7 @@ void run_case(benchmark::State& state, const KernelCase& c) {
     const Family family = c.op == "delta_rule"         ? Family::kDeltaRule
                           : c.op == "linear_attention" ? Family::kLinearAttention
                                                        : Family::kGatedDeltaRule;
-    const deltabench::SampleShape shape{c.B, c.T, c.H, c.K, c.V};
-    in = deltabench::sample_inputs(family, shape, kCuda.dtype(at::kFloat), 0, family == Family::kLinearAttention);
-    in.q = in.q.to(at::kBFloat16);
-    in.k = in.k.to(at::kBFloat16);
-    in.v = in.v.to(at::kBFloat16);
+    in = inputs_for(c, family);
     if (c.op.starts_with("decode")) {
       state_tensor = at::zeros({c.B, c.H, c.K, c.V}, kCuda.dtype(at::kFloat));
       out = at::empty_like(in.v);
@@ -104,19 +136,18 @@ void run_case(benchmark::State& state, const KernelCase& c) {
       fn = [&, family, options] { benchmark::DoNotOptimize(deltabench::run_family(family, in, options).o); };
     }
   }
+  at::cuda::getCurrentCUDAStream().synchronize();
+  progress(case_name(c), "inputs ready", since);
   fn();  // warm-up: lazy initialisation, kernel loading
   at::cuda::getCurrentCUDAStream().synchronize();
+  progress(case_name(c), "first call done", since);
   double ms = 0;
   for (auto _ : state) {
     ms = time_once(fn, calls);
     state.SetIterationTime(ms / 1e3);
   }
   set_counters(state, c, ms);
-}
-
-std::string case_name(const KernelCase& c) {
-  return std::string(c.op) + "/B" + std::to_string(c.B) + "/T" + std::to_string(c.T) + "/H" + std::to_string(c.H) +
-         "/K" + std::to_string(c.K);
+  progress(case_name(c), "timed", since);
 }
 
 }  // namespace

@@ -12,7 +12,8 @@
 #
 #   scripts/device.sh            build, test, smoke, benchmarks
 #   scripts/device.sh --no-bench build, test, smoke
-#   scripts/device.sh --kernels  build, the CUDA kernel benchmark, FLA beside it, one Nsight Compute profile
+#   scripts/device.sh --kernels  build, the CUDA kernel tests and sanitizers, the kernel benchmark, FLA beside it,
+#                                one Nsight Compute profile
 set -uo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -42,13 +43,15 @@ note "- cores: $(nproc)"
 # Build ---------------------------------------------------------------------------------------
 start=$(date +%s)
 sqlite_args=()
+targets=()
+((kernels_only)) && targets=(--target kernels_cuda_tests kernels_bench)
 if [[ ! -f /usr/include/sqlite3.h && -f "$root/.deb/sqlite/usr/include/sqlite3.h" ]]; then
   sqlite_lib=$(ls /usr/lib/x86_64-linux-gnu/libsqlite3.so* /lib/x86_64-linux-gnu/libsqlite3.so* 2>/dev/null | head -n 1)
   sqlite_args=(-DSQLite3_INCLUDE_DIR="$root/.deb/sqlite/usr/include" -DSQLite3_LIBRARY="$sqlite_lib")
 fi
 {
   cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDELTABENCH_PYTHON="$python" "${sqlite_args[@]}" &&
-    cmake --build "$build_dir" -j "$jobs"
+    cmake --build "$build_dir" -j "$jobs" "${targets[@]}"
 } >"$out/build.log" 2>&1
 build_rc=$?
 note "- build: rc=$build_rc in $(($(date +%s) - start)) s with $jobs jobs (log: build.log)"
@@ -60,25 +63,45 @@ fi
 note "- first libraries a test binary needs: $(readelf -d "$build_dir/tests/train_tests" 2>/dev/null | grep NEEDED | head -n 3 | sed 's/.*\[\(.*\)\]/\1/' | tr '\n' ' ')"
 
 if ((kernels_only)); then
-  DELTABENCH_COMMIT="${DELTABENCH_COMMIT:-unknown}" "$build_dir/bench/kernels_bench" \
+  # The CUDA kernel tests, the benchmark, FLA, a profile, then compute-sanitizer on the small cases.
+  start=$(date +%s)
+  OMP_NUM_THREADS=1 "$build_dir/tests/kernels_cuda_tests" >"$out/tests.log" 2>&1 || status=1
+  note "- kernels_cuda_tests: $(tail -n 2 "$out/tests.log" | tr '\n' ' ') in $(($(date +%s) - start)) s"
+  grep -B 3 -A 12 'FAILED' "$out/tests.log" | head -n 60
+  # Progress lines on stderr name each case as it starts and ends, so a case that stalls is visible.
+  DELTABENCH_COMMIT="${DELTABENCH_COMMIT:-unknown}" timeout 240 "$build_dir/bench/kernels_bench" \
     --benchmark_out="$out/kernels_bench.json" --benchmark_out_format=json >"$out/bench.log" 2>&1 || status=1
   note ""
   note "CUDA kernels (Google Benchmark, median of 15, L2 flushed; full JSON: kernels_bench.json)"
   grep -E '_median' "$out/bench.log" | sed -E 's/iterations:1\/repeats:15\/manual_time_median//' | tee -a "$summary"
+  grep -iE 'error|what\(\)' "$out/bench.log" | head -n 5 | tee -a "$summary"
   if [[ -d "$root/.fla/fla" ]]; then
     note ""
     note "ours vs FLA (an unmodified fla/ package, carried in .fla)"
-    "$python" "$root/bench/fla_compare.py" --fla "$root/.fla" --ours "$out/kernels_bench.json" \
+    timeout 200 "$python" "$root/bench/fla_compare.py" --fla "$root/.fla" --ours "$out/kernels_bench.json" \
       --out "$out/compare.md" >>"$out/bench.log" 2>&1 || status=1
     cat "$out/compare.md" 2>/dev/null | tee -a "$summary"
     tail -n 5 "$out/bench.log"
   fi
   if command -v ncu >/dev/null; then
-    timeout 240 ncu --section SpeedOfLight --section Occupancy --section LaunchStats -k regex:chunk_forward_kernel -c 1 \
-      "$build_dir/bench/kernels_bench" --benchmark_filter='gated_delta_rule/B16/' --benchmark_repetitions=1 \
+    timeout 120 ncu --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
+      --section MemoryWorkloadAnalysis -k regex:chunk_forward_tc -c 1 \
+      "$build_dir/bench/kernels_bench" --benchmark_filter='^delta_rule/B16/' --benchmark_repetitions=1 \
       >"$out/ncu.log" 2>&1
     note ""
-    note "Nsight Compute, one chunk_forward_kernel launch (gated delta rule, 16 x 2K): see ncu.log"
+    note "Nsight Compute, one chunk_forward_tc_kernel launch (delta rule, 16 x 2K): see ncu.log"
+  fi
+  # Last: the slowest step, so that a time limit cuts it rather than the numbers.
+  if command -v compute-sanitizer >/dev/null; then
+    for tool in memcheck racecheck; do
+      timeout 150 compute-sanitizer --tool "$tool" --error-exitcode 1 --kernel-name kns=deltabench \
+        "$build_dir/tests/kernels_cuda_tests" '[small]' >"$out/sanitizer.tmp" 2>&1
+      san_rc=$?
+      ((san_rc != 0)) && status=1
+      note "- compute-sanitizer $tool ([small]): rc=$san_rc: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/sanitizer.tmp" | tail -n 1)"
+      { echo "== compute-sanitizer $tool"; head -c 20000 "$out/sanitizer.tmp"; } >>"$out/tests.log"
+    done
+    rm -f "$out/sanitizer.tmp"
   fi
   note ""
   note "status: $status"
@@ -137,7 +160,7 @@ if ((run_bench)); then
   rm -f "$out/bench.tmp"
 
   # The CUDA kernels against SDPA, then FLA on the same cases from an unmodified copy.
-  DELTABENCH_COMMIT="${DELTABENCH_COMMIT:-unknown}" "$build_dir/bench/kernels_bench" \
+  DELTABENCH_COMMIT="${DELTABENCH_COMMIT:-unknown}" timeout 240 "$build_dir/bench/kernels_bench" \
     --benchmark_out="$out/kernels_bench.json" --benchmark_out_format=json >"$out/bench.tmp" 2>&1 || status=1
   note ""
   note "CUDA kernels (Google Benchmark, median of 15, L2 flushed; full JSON: kernels_bench.json)"

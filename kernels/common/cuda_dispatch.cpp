@@ -34,6 +34,12 @@ std::optional<cuda::Dtype> kernel_dtype(at::ScalarType t) {
   }
 }
 
+// t itself when its data starts on a multiple of `bytes`, else an aligned copy (views can start anywhere).
+at::Tensor aligned(const at::Tensor& t, std::uintptr_t bytes) {
+  if (!t.defined() || reinterpret_cast<std::uintptr_t>(t.data_ptr()) % bytes == 0) return t;
+  return t.clone();
+}
+
 }  // namespace
 
 std::optional<SequenceOutput> cuda_chunk_forward(KernelRule rule, const SequenceShape& shape, const at::Tensor& q,
@@ -45,10 +51,11 @@ std::optional<SequenceOutput> cuda_chunk_forward(KernelRule rule, const Sequence
     return std::nullopt;
   }
   const c10::cuda::CUDAGuard guard(q.device());
-  const auto qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
+  const auto qc = aligned(q.contiguous(), 16), kc = aligned(k.contiguous(), 16), vc = aligned(v.contiguous(), 16);
   const auto betac = beta.defined() ? beta.to(at::kFloat).contiguous() : at::Tensor();
   const auto gc = g.defined() ? g.to(at::kFloat).contiguous() : at::Tensor();
-  const auto h0 = options.initial_state.defined() ? options.initial_state.to(at::kFloat).contiguous() : at::Tensor();
+  const auto h0 =
+      options.initial_state.defined() ? aligned(options.initial_state.to(at::kFloat).contiguous(), 32) : at::Tensor();
   std::vector<int64_t> host_starts = shape.seq_starts;  // packed: cu_seqlens; a batch: row b starts at b * T
   if (!options.cu_seqlens.defined()) {
     host_starts.resize(shape.B + 1);

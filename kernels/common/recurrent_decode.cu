@@ -5,27 +5,13 @@
 // o = S^T q * scale. The two reductions over K go through shared memory across the 8 warps.
 // The state is read once and written once however many steps run; decode is bound by that traffic.
 
-#include "kernels/common/cuda_kernels.h"
-
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-#include <cuda_runtime.h>
-
-#include <stdexcept>
-#include <string>
+#include "kernels/common/cuda_common.cuh"
 
 namespace deltabench::cuda {
 namespace {
 
 constexpr int kWarps = 8;
 constexpr int kCols = 32;
-
-__device__ __forceinline__ float load(const __nv_bfloat16* p) { return __bfloat162float(*p); }
-__device__ __forceinline__ float load(const __half* p) { return __half2float(*p); }
-__device__ __forceinline__ float load(const float* p) { return *p; }
-__device__ __forceinline__ void store(__nv_bfloat16* p, float x) { *p = __float2bfloat16(x); }
-__device__ __forceinline__ void store(__half* p, float x) { *p = __float2half(x); }
-__device__ __forceinline__ void store(float* p, float x) { *p = x; }
 
 template <int KD, bool kDelta, bool kGated, typename T>
 __global__ void __launch_bounds__(kWarps * 32) recurrent_decode_kernel(DecodeParams p) {
@@ -59,8 +45,8 @@ __global__ void __launch_bounds__(kWarps * 32) recurrent_decode_kernel(DecodePar
     }
     float kr[kRows];
 #pragma unroll
-    for (int r = 0; r < kRows; ++r) kr[r] = load(kt + r);
-    float update = load(v + token * V + col);
+    for (int r = 0; r < kRows; ++r) kr[r] = to_float(kt[r]);
+    float update = to_float(v[token * V + col]);
     if constexpr (kDelta) {
       float recalled = 0.0f;
 #pragma unroll
@@ -76,7 +62,7 @@ __global__ void __launch_bounds__(kWarps * 32) recurrent_decode_kernel(DecodePar
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
       s[r] = fmaf(kr[r], update, s[r]);
-      out = fmaf(load(qt + r), s[r], out);
+      out = fmaf(to_float(qt[r]), s[r], out);
     }
     partial[1][warp][lane] = out;
     __syncthreads();
@@ -84,7 +70,7 @@ __global__ void __launch_bounds__(kWarps * 32) recurrent_decode_kernel(DecodePar
       float sum = 0.0f;
 #pragma unroll
       for (int w = 0; w < kWarps; ++w) sum += partial[1][w][lane];
-      store(o + token * V + col, sum * p.scale);
+      o[token * V + col] = from_float<T>(sum * p.scale);
     }
     __syncthreads();  // partial[] is reused by the next step
   }
@@ -96,27 +82,7 @@ template <int KD, bool kDelta, bool kGated, typename T>
 void launch_decode(const DecodeParams& p, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(p.V / kCols), static_cast<unsigned>(p.H), static_cast<unsigned>(p.B));
   recurrent_decode_kernel<KD, kDelta, kGated, T><<<grid, dim3(32, kWarps), 0, stream>>>(p);
-  const cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess) throw std::runtime_error(std::string("recurrent_decode: launch failed: ") + cudaGetErrorString(err));
-}
-
-template <int KD, typename T>
-void decode_rule(const DecodeParams& p, cudaStream_t s) {
-  const bool gated = p.g != nullptr;
-  if (p.rule == Rule::kDelta) {
-    gated ? launch_decode<KD, true, true, T>(p, s) : launch_decode<KD, true, false, T>(p, s);
-  } else {
-    gated ? launch_decode<KD, false, true, T>(p, s) : launch_decode<KD, false, false, T>(p, s);
-  }
-}
-
-template <int KD>
-void decode_dtype(const DecodeParams& p, cudaStream_t s) {
-  switch (p.dtype) {
-    case Dtype::kBF16: return decode_rule<KD, __nv_bfloat16>(p, s);
-    case Dtype::kFP16: return decode_rule<KD, __half>(p, s);
-    case Dtype::kFP32: return decode_rule<KD, float>(p, s);
-  }
+  check_launch("recurrent_decode");
 }
 
 }  // namespace
@@ -130,7 +96,11 @@ void recurrent_decode(const DecodeParams& p, void* stream) {
   }
   if (p.B == 0 || p.T == 0) return;
   auto s = static_cast<cudaStream_t>(stream);
-  p.K == 64 ? decode_dtype<64>(p, s) : decode_dtype<128>(p, s);
+  dispatch_family(p.rule, p.g != nullptr, p.dtype, [&](auto delta, auto gated, auto type) {
+    using E = typename decltype(type)::type;
+    p.K == 64 ? launch_decode<64, decltype(delta)::value, decltype(gated)::value, E>(p, s)
+              : launch_decode<128, decltype(delta)::value, decltype(gated)::value, E>(p, s);
+  });
 }
 
 }  // namespace deltabench::cuda

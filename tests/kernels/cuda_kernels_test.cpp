@@ -54,7 +54,9 @@ SequenceOutput run_kernel(const Case& c, const SequenceInputs& in, const at::Ten
   const auto g = in.g.defined() ? in.g.contiguous() : at::Tensor();
   cuda::ChunkParams p;
   p.rule = c.family == Family::kLinearAttention ? cuda::Rule::kLinear : cuda::Rule::kDelta;
-  p.dtype = in.q.scalar_type() == at::kBFloat16 ? cuda::Dtype::kBF16 : cuda::Dtype::kFP16;
+  p.dtype = in.q.scalar_type() == at::kBFloat16 ? cuda::Dtype::kBF16
+            : in.q.scalar_type() == at::kHalf   ? cuda::Dtype::kFP16
+                                                : cuda::Dtype::kFP32;
   p.q = in.q.data_ptr();
   p.k = in.k.data_ptr();
   p.v = in.v.data_ptr();
@@ -81,15 +83,17 @@ SequenceOutput reference(const Case& c, const SequenceInputs& rounded, const at:
   return run_family(c.family, in, o);
 }
 
-void check_case(const Case& c, int64_t B, int64_t T, int64_t K, at::ScalarType dtype, bool initial, uint64_t seed) {
-  const SampleShape shape{B, T, 2, K, K};
+void check_case(const Case& c, int64_t B, int64_t T, int64_t K, at::ScalarType dtype, bool initial, uint64_t seed,
+                int64_t V = 0) {
+  V = V ? V : K;
+  const SampleShape shape{B, T, 2, K, V};
   const auto in = to(sample_inputs(c.family, shape, kCuda.dtype(at::kFloat), seed, c.decay), dtype);
-  const auto h0 = initial ? at::randn({B, 2, K, K}, kCuda.dtype(at::kFloat)) * 0.1 : at::Tensor();
+  const auto h0 = initial ? at::randn({B, 2, K, V}, kCuda.dtype(at::kFloat)) * 0.1 : at::Tensor();
   std::vector<int64_t> starts;
   for (int64_t b = 0; b <= B; ++b) starts.push_back(b * T);
   const auto got = run_kernel(c, in, h0, starts);
   const auto ref = reference(c, in, h0, {});
-  INFO(name(c) << " B=" << B << " T=" << T << " K=V=" << K << " " << dtype << (initial ? " h0" : ""));
+  INFO(name(c) << " B=" << B << " T=" << T << " K=" << K << " V=" << V << " " << dtype << (initial ? " h0" : ""));
   CHECK(testing::rel_rms(got.o.to(at::kFloat), ref.o) <= 0.003);
   CHECK(testing::rel_rms(got.final_state, ref.final_state) <= 0.003);
 }
@@ -116,7 +120,10 @@ TEST_CASE("cuda: the chunked forward kernel over lengths, head dims, dtypes and 
         }
       }
       check_case(c, 2, 200, K, at::kHalf, true, ++seed);
+      check_case(c, 2, 200, K, at::kFloat, true, ++seed);  // fp32 inputs take the SIMT version 1
     }
+    check_case(c, 2, 200, 64, at::kBFloat16, true, ++seed, 128);
+    check_case(c, 2, 200, 128, at::kBFloat16, true, ++seed, 64);
   }
 }
 
@@ -187,7 +194,10 @@ TEST_CASE("cuda: T decode steps equal the chunked forward, state updated in plac
       }
       INFO(name(c) << " K=" << K);
       CHECK(testing::rel_rms(at::cat(outs, 1).to(at::kFloat), chunk.o.to(at::kFloat)) <= 0.01);
-      CHECK(testing::rel_rms(state, chunk.final_state) <= 1e-4);
+      // The decode kernel is fp32 throughout; the chunked kernel rounds its tensor-core operands to 16
+      // bits, so the two final states agree to its own bound against the fp32 reference (H100: at most
+      // 0.0016, linear attention's bf16 operands; 0.0004 for the delta rules' fp16).
+      CHECK(testing::rel_rms(state, chunk.final_state) <= 0.003);
       // A few steps in one call equal the same steps one by one.
       auto state2 = h0.clone();
       const auto all = recurrent_decode(c.family, in, state2);

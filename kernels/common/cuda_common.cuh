@@ -1,0 +1,73 @@
+#pragma once
+// Device helpers and the one runtime-to-template dispatch shared by the family's .cu files.
+
+#include "kernels/common/cuda_kernels.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+namespace deltabench::cuda {
+
+__device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
+__device__ __forceinline__ float to_float(float x) { return x; }
+
+template <typename E>
+__device__ __forceinline__ E from_float(float x);
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_float(float x) { return __float2bfloat16(x); }
+template <>
+__device__ __forceinline__ __half from_float(float x) { return __float2half(x); }
+template <>
+__device__ __forceinline__ float from_float(float x) { return x; }
+
+template <typename E>
+struct TypeTag {
+  using type = E;
+};
+
+// Calls f(std::bool_constant<delta rule>, std::bool_constant<decay>, TypeTag<element type>) for the
+// runtime rule, decay (g given) and dtype: the single place where kernels meet their template switches.
+template <typename F>
+void dispatch_family(Rule rule, bool gated, Dtype dtype, F&& f) {
+  auto with_dtype = [&](auto delta, auto gate) {
+    switch (dtype) {
+      case Dtype::kBF16: return f(delta, gate, TypeTag<__nv_bfloat16>{});
+      case Dtype::kFP16: return f(delta, gate, TypeTag<__half>{});
+      case Dtype::kFP32: return f(delta, gate, TypeTag<float>{});
+    }
+  };
+  if (rule == Rule::kDelta) {
+    gated ? with_dtype(std::true_type{}, std::true_type{}) : with_dtype(std::true_type{}, std::false_type{});
+  } else {
+    gated ? with_dtype(std::false_type{}, std::true_type{}) : with_dtype(std::false_type{}, std::false_type{});
+  }
+}
+
+// Throws std::runtime_error naming `what` when the last launch failed.
+inline void check_launch(const char* what) {
+  const cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) throw std::runtime_error(std::string(what) + ": launch failed: " + cudaGetErrorString(err));
+}
+
+// Lets `kernel` use `bytes` of dynamic shared memory (above the default 48 KB); throws naming `what`.
+template <typename Kernel>
+void reserve_shared_memory(Kernel kernel, size_t bytes, const char* what) {
+  const cudaError_t err =
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes));
+  if (err != cudaSuccess) {
+    throw std::runtime_error(std::string(what) + ": cannot reserve " + std::to_string(bytes) +
+                             " bytes of shared memory: " + cudaGetErrorString(err));
+  }
+}
+
+// Version 1 of chunk_forward (chunk_forward_simt.cu): SIMT fp32, every dtype; chunk_forward uses it
+// for fp32 inputs. Expects K, V in {64, 128} and N > 0.
+void chunk_forward_simt(const ChunkParams& p, cudaStream_t stream);
+
+}  // namespace deltabench::cuda
