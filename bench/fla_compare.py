@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
-"""Times flash-linear-attention (FLA) on the cases of bench/kernel_cases.h and prints ours over FLA's.
+"""Times flash-linear-attention (FLA) on the cases of bench/kernel_cases.h, beside kernels_bench's results.
 
-    fla_compare.py --fla <dir holding an unmodified fla/ package> --ours kernels.json --out compare.md
+    fla_compare.py --ours kernels_bench.json --out kernels.csv [--fla <dir holding an unmodified fla/ package>]
+
+Writes one CSV of median milliseconds, a row per (case, implementation): deltabench's kernels and torch
+SDPA from kernels_bench's JSON, FLA timed here. `deltabench kernel-report kernels.csv` turns it into
+the tables and throughput curves. Without --fla (or where FLA fails on a case) the FLA rows are left out.
 
 FLA is never part of this repository: scripts/device.sh passes a copy unpacked from its git history.
-Timing matches bench/kernels_bench.cpp: a 256 MB write flushes L2, CUDA events around the call,
-median of 15. Decode is timed eagerly per call (as FLA is used from Python), 100 calls per timing.
+Timing matches bench/kernels_bench.cpp: a 256 MB write flushes L2, CUDA events around the call, median
+of 15. Decode is timed eagerly per call (as FLA is used from Python), 100 calls per timing.
 """
 import argparse
 import json
@@ -16,37 +20,62 @@ from pathlib import Path
 
 
 def cases(header: Path):
-    pattern = re.compile(r'KernelCase\{"(\w+)",\s*(\d+),\s*(\d+),\s*(\d+),\s*(\d+),\s*(\d+)\}')
+    pattern = re.compile(r'KernelCase\{"(\w+)",\s*(\d+),\s*(\d+),\s*(\d+),\s*(\d+),\s*(\d+)(?:,\s*[\d.]+)?\}')
     return [(m[1], *map(int, m.groups()[1:])) for m in pattern.finditer(header.read_text())]
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--fla", required=True)
-    ap.add_argument("--ours", required=True)
-    ap.add_argument("--out", required=True)
-    args = ap.parse_args()
-
-    sys.path.insert(0, args.fla)
-    # Import only fla.ops: fla/__init__.py pulls in the layers and models (transformers).
+def import_fla(path: str):
+    """fla.ops from an unmodified copy, without fla/__init__.py (it pulls in layers and transformers)."""
+    sys.path.insert(0, path)
     package = types.ModuleType("fla")
-    package.__path__ = [str(Path(args.fla) / "fla")]
-    init = (Path(args.fla) / "fla" / "__init__.py").read_text()
+    package.__path__ = [str(Path(path) / "fla")]
+    init = (Path(path) / "fla" / "__init__.py").read_text()
     version = re.search(r"__version__\s*=\s*['\"]([^'\"]+)['\"]", init)
     package.__version__ = version[1] if version else "unknown"  # fla.utils imports it
     sys.modules["fla"] = package
-    import torch
-    import torch.nn.functional as F
     from fla.ops.delta_rule import chunk_delta_rule
     from fla.ops.gated_delta_rule import chunk_gated_delta_rule, fused_recurrent_gated_delta_rule
     from fla.ops.simple_gla import chunk_simple_gla
 
-    flush = torch.empty(256 << 20, dtype=torch.uint8, device="cuda")
+    ops = {
+        "delta_rule": lambda q, k, v, g, beta, h: chunk_delta_rule(q, k, v, beta),
+        "gated_delta_rule": lambda q, k, v, g, beta, h: chunk_gated_delta_rule(q, k, v, g, beta),
+        "linear_attention": lambda q, k, v, g, beta, h: chunk_simple_gla(q, k, v, g),  # with scalar decay
+        "decode_gated_delta_rule": lambda q, k, v, g, beta, h: fused_recurrent_gated_delta_rule(
+            q, k, v, g, beta, initial_state=h, output_final_state=True),
+    }
+    return package.__version__, ops
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ours", required=True, help="kernels_bench's --benchmark_out JSON")
+    ap.add_argument("--out", required=True, help="the CSV to write")
+    ap.add_argument("--fla", help="a directory holding an unmodified fla/ package")
+    args = ap.parse_args()
+
+    bench = json.loads(Path(args.ours).read_text())
+    context = bench.get("context", {})
+    ours = {b["run_name"]: b["ms"] for b in bench["benchmarks"] if b.get("aggregate_name") == "median"}
+
+    fla_version, ops = None, {}
+    if args.fla:
+        try:
+            fla_version, ops = import_fla(args.fla)
+        except Exception as e:  # the rows of ours must not be lost with FLA
+            print(f"fla_compare: cannot import FLA from {args.fla}: {type(e).__name__}: {e}", file=sys.stderr)
+
+    import torch
+    import torch.nn.functional as F
+
+    flush = []  # allocated at the first timing: without FLA this script needs no GPU
 
     def median_ms(fn, calls=1, reps=15):
+        if not flush:
+            flush.append(torch.empty(256 << 20, dtype=torch.uint8, device="cuda"))
         times = []
         for _ in range(reps):
-            flush.zero_()
+            flush[0].zero_()
             start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
             for _ in range(calls):
@@ -56,56 +85,39 @@ def main():
             times.append(start.elapsed_time(stop) / calls)
         return sorted(times)[len(times) // 2]
 
-    ours = {}
-    for b in json.loads(Path(args.ours).read_text())["benchmarks"]:
-        if b.get("aggregate_name") == "median":
-            ours[b["run_name"]] = b["ms"]
-
-    header = Path(__file__).with_name("kernel_cases.h")
     rows = []
-    sdpa = {}
-    for op, B, T, H, K, V in cases(header):
+    for op, B, T, H, K, V in cases(Path(__file__).with_name("kernel_cases.h")):
         name = f"{op}/B{B}/T{T}/H{H}/K{K}"
-        if op == "sdpa":
-            sdpa[(B, T, H, K)] = ours.get(name)
+        if name in ours:
+            rows.append((op, B, T, H, K, V, "torch-sdpa" if op == "sdpa" else "deltabench", ours[name]))
+        if op not in ops:
             continue
-        fla_ms = None
         torch.manual_seed(0)
         q = F.normalize(torch.randn(B, T, H, K, device="cuda"), dim=-1).bfloat16()
         k = F.normalize(torch.randn(B, T, H, K, device="cuda"), dim=-1).bfloat16()
         v = torch.randn(B, T, H, V, device="cuda").bfloat16()
         beta = torch.randn(B, T, H, device="cuda").sigmoid().bfloat16()
         g = F.logsigmoid(torch.randn(B, T, H, device="cuda")) / 16
-        with torch.no_grad():
-            if op == "delta_rule":
-                fn = lambda: chunk_delta_rule(q, k, v, beta)
-            elif op == "gated_delta_rule":
-                fn = lambda: chunk_gated_delta_rule(q, k, v, g, beta)
-            elif op == "linear_attention":  # with scalar decay, as kernels_bench runs it
-                fn = lambda: chunk_simple_gla(q, k, v, g)
-            elif op == "decode_gated_delta_rule":
-                h = torch.zeros(B, H, K, V, device="cuda")
-                fn = lambda: fused_recurrent_gated_delta_rule(q, k, v, g, beta, initial_state=h, output_final_state=True)
-            else:
-                fn = None
-            if fn is not None:
-                try:
-                    fn()
-                    torch.cuda.synchronize()
-                    fla_ms = median_ms(fn, calls=100 if op.startswith("decode") else 1)
-                except Exception as e:  # one failing case must not lose the others
-                    print(f"{name}: FLA failed: {type(e).__name__}: {e}", file=sys.stderr)
-        rows.append((name, op, B, T, H, K, ours.get(name), fla_ms))
+        h = torch.zeros(B, H, K, V, device="cuda")
+        fn = lambda: ops[op](q, k, v, g, beta, h)
+        try:
+            with torch.no_grad():
+                fn()
+                torch.cuda.synchronize()
+                ms = median_ms(fn, calls=100 if op.startswith("decode") else 1)
+            rows.append((op, B, T, H, K, V, "fla", ms))
+            print(f"fla_compare: {name}: FLA {ms:.4f} ms, deltabench {ours.get(name, float('nan')):.4f} ms")
+        except Exception as e:  # one failing case must not lose the others
+            print(f"fla_compare: {name}: FLA failed: {type(e).__name__}: {e}", file=sys.stderr)
 
-    lines = ["| case | ours ms | FLA ms | ours / FLA | SDPA ms (same B, T) |", "|---|---:|---:|---:|---:|"]
-    for name, op, B, T, H, K, o, f in rows:
-        s = sdpa.get((B, T, H, K))
-        fmt = lambda x: f"{x:.4f}" if x is not None else "n/a"
-        ratio = f"{o / f:.2f}" if o and f else "n/a"
-        lines.append(f"| {name} | {fmt(o)} | {fmt(f)} | {ratio} | {fmt(s)} |")
-    text = "\n".join(lines) + "\n"
-    Path(args.out).write_text(text)
-    print(text)
+    lines = [f"# device: {context.get('device', 'unknown')}",
+             f"# commit: {context.get('commit', 'unknown')}",
+             f"# torch: {torch.__version__}",
+             f"# fla: {fla_version or 'not run'}",
+             "op,B,T,H,K,V,impl,ms"]
+    lines += [f"{op},{B},{T},{H},{K},{V},{impl},{ms:.6f}" for op, B, T, H, K, V, impl, ms in rows]
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print(f"fla_compare: wrote {len(rows)} rows to {args.out}")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 #include "report/report.h"
 
+#include "report/format.h"
+
 #include "tasks/mad.h"
 
 #include <fmt/core.h>
@@ -133,77 +135,16 @@ std::string selection_rule(const Suite& suite, const std::vector<Run>& runs, con
 
 // ---- tables -----------------------------------------------------------------------------------
 
-struct Table {
-  std::string title, caption;
-  std::vector<std::string> header;
-  std::vector<std::vector<std::string>> rows;
-};
-
 std::string missing(const Cell& c) {
   std::string text = fmt::format("missing ({}/{} runs)", c.present, c.expected);
   if (c.failed) text = fmt::format("missing ({}/{} runs, {} failed)", c.present, c.expected, c.failed);
   return text;
 }
 
-std::string markdown(const Table& t) {
-  std::string out = "| " + t.header[0];
-  for (size_t i = 1; i < t.header.size(); ++i) out += " | " + t.header[i];
-  out += " |\n|---";
-  for (size_t i = 1; i < t.header.size(); ++i) out += "|---:";
-  out += "|\n";
-  for (const auto& row : t.rows) {
-    out += "| " + row[0];
-    for (size_t i = 1; i < row.size(); ++i) out += " | " + row[i];
-    out += " |\n";
-  }
-  return out;
-}
-
-std::string latex_escape(const std::string& s) {
-  std::string out;
-  for (const char c : s) {
-    if (c == '_' || c == '%' || c == '&' || c == '#' || c == '$' || c == '{' || c == '}') out += '\\';
-    if (c == '~') {
-      out += "\\textasciitilde{}";
-      continue;
-    }
-    if (c == '\\') {
-      out += "\\textbackslash{}";
-      continue;
-    }
-    out += c;
-  }
-  return out;
-}
-
-std::string latex(const Table& t) {
-  std::string out = "\\begin{table}[t]\n\\centering\n\\caption{" + latex_escape(t.title) + ". " +
-                    latex_escape(t.caption) + "}\n\\begin{tabular}{l" + std::string(t.header.size() - 1, 'r') +
-                    "}\n\\toprule\n";
-  for (size_t i = 0; i < t.header.size(); ++i) out += (i ? " & " : "") + latex_escape(t.header[i]);
-  out += " \\\\\n\\midrule\n";
-  for (const auto& row : t.rows) {
-    if (row[0].empty()) {
-      out += "\\midrule\n";
-      continue;
-    }
-    for (size_t i = 0; i < row.size(); ++i) out += (i ? " & " : "") + latex_escape(row[i]);
-    out += " \\\\\n";
-  }
-  return out + "\\bottomrule\n\\end{tabular}\n\\end{table}\n";
-}
-
 struct CsvRow {
   std::string section, table, row, column;
   Cell cell;
 };
-
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string out = "\"";
-  for (const char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
-}
 
 // ---- the report's sections --------------------------------------------------------------------
 
@@ -434,51 +375,6 @@ std::string provenance(const std::vector<Run>& runs, const Records& records) {
   return text + ".";
 }
 
-void write_file(const std::filesystem::path& path, const std::string& text, Written& w) {
-  const auto tmp = path.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    if (!out) throw ReportError("cannot write " + tmp);
-    out << text;
-    if (!out.flush()) throw ReportError("cannot write " + tmp);
-  }
-  std::filesystem::rename(tmp, path);
-  w.files.push_back(path.string());
-}
-
-bool have_gnuplot() { return std::system("command -v gnuplot >/dev/null 2>&1") == 0; }
-
-// Runs `script` (in `dir`) and checks that it made `outputs`.
-void render(const std::filesystem::path& dir, const std::string& script, const std::vector<std::string>& outputs,
-            Written& w) {
-  if (!have_gnuplot()) {
-    w.warnings.push_back("gnuplot is not on PATH: " + (dir / script).string() + " was written but not rendered");
-    return;
-  }
-  const std::string command = "cd '" + dir.string() + "' && gnuplot '" + script + "' 2>gnuplot.log";
-  if (std::system(command.c_str()) != 0) {
-    w.warnings.push_back("gnuplot failed on " + (dir / script).string() + "; see " + (dir / "gnuplot.log").string());
-    return;
-  }
-  std::filesystem::remove(dir / "gnuplot.log");
-  for (const auto& f : outputs) {
-    if (std::filesystem::exists(dir / f) && std::filesystem::file_size(dir / f) > 0) {
-      w.files.push_back((dir / f).string());
-    } else {
-      w.warnings.push_back("gnuplot did not write " + (dir / f).string());
-    }
-  }
-}
-
-std::string gnuplot_quote(const std::string& s) {
-  std::string out = "\"";
-  for (const char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
-}
-
 void write_mqar_figure(const Suite& suite, const Section& sec, const std::filesystem::path& dir, Written& w) {
   std::string data;
   std::string plots;
@@ -517,9 +413,8 @@ void write_mqar_figure(const Suite& suite, const Section& sec, const std::filesy
   }
   body += "unset multiplot\n";
   const std::string size = fmt::format("{},{}", 360 * panels + 80, 420);
-  const std::string script = "# Zoology-style MQAR figure: accuracy vs d_model, one panel per task, one line per model.\n"
-                             "set terminal pngcairo noenhanced size " + size + " font \"sans,10\"\nset output 'mqar.png'\n" + body +
-                             "set terminal svg noenhanced size " + size + " font \"sans,10\"\nset output 'mqar.svg'\n" + body;
+  const std::string script = "# Zoology-style MQAR figure: accuracy vs d_model, one panel per task, one line per model.\n" +
+                             png_and_svg("mqar", size, body);
   write_file(dir / "mqar.gp", script, w);
   render(dir, "mqar.gp", {"mqar.png", "mqar.svg"}, w);
 }
@@ -610,9 +505,7 @@ Written write_curves(const Suite& suite, const Records& records, const std::stri
       "plot '{}.dat' using 1:3 with lines lw 2 title \"train loss\", '' using 1:4 with lines lw 2 title \"test loss\", "
       "'' using 1:5 axes x1y2 with linespoints lw 2 pt 7 title \"test accuracy\"\n",
       gnuplot_quote(suite.name + ": " + found->id), stem);
-  const std::string script = "set terminal pngcairo noenhanced size 720,420 font \"sans,10\"\nset output '" + stem + ".png'\n" + body +
-                             "set terminal svg noenhanced size 720,420 font \"sans,10\"\nset output '" + stem + ".svg'\n" + body;
-  write_file(dir / (stem + ".gp"), script, w);
+  write_file(dir / (stem + ".gp"), png_and_svg(stem, "720,420", body), w);
   render(dir, stem + ".gp", {stem + ".png", stem + ".svg"}, w);
   return w;
 }

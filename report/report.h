@@ -8,6 +8,7 @@
 // A cell is the final test accuracy, averaged over seeds, then maximised over the suite's `select`
 // axes; a cell with runs missing from the store says how many, instead of printing a number.
 
+#include "report/format.h"
 #include "sweep/store.h"
 #include "sweep/suite.h"
 
@@ -16,16 +17,6 @@
 #include <vector>
 
 namespace deltabench::report {
-
-struct ReportError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-// Every file `write_report` writes, and what it could not do (no gnuplot, say).
-struct Written {
-  std::vector<std::string> files;
-  std::vector<std::string> warnings;
-};
 
 using Records = std::map<std::string, sweep::RunRecord>;  // by config hash, as Store::runs returns
 

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # The GPU machine's one script: builds deltabench against that machine's own torch (the one its
 # python3 imports) with all cores, runs every test (the CUDA-labelled ones too), the smoke table on
-# the GPU and the benchmarks, and leaves logs and JSON under $OUT (default: ./out): summary.md,
-# build.log, tests.log, train.log, two training JSON-lines files and the benchmark JSON (seven files:
-# the device tool returns at most eight). The device copy
-# of the tree has no .git: pass DELTABENCH_COMMIT=<sha> to name the commit in the summary.
+# the GPU and the benchmarks, and leaves logs and data under $OUT (default: ./out): summary.md,
+# build.log, tests.log, train.log, two training JSON-lines files, the reference ops' benchmark JSON and
+# kernels.csv (eight files: the device tool returns at most eight). --kernels leaves summary.md,
+# build.log, tests.log, bench.log, kernels_bench.json, kernels.csv and ncu.log. The device copy of the
+# tree has no .git: pass DELTABENCH_COMMIT=<sha> to name the commit in the summary.
 #
 # The GPU image has no SQLite headers: carry .deb/sqlite (Debian's libsqlite3-dev unpacked there with
 # dpkg-deb -x; the image's own libsqlite3.so.0 is linked). For the FLA comparison carry .fla: an
-# unmodified fla/ package from FLA's git history and einops, both ignored by git.
+# unmodified fla/ package from FLA's git history, einops and packaging, all ignored by git.
+# The kernel times land in kernels.csv; `deltabench kernel-report kernels.csv` on a machine with
+# gnuplot writes the tables and throughput curves (results/kernels/).
 #
 #   scripts/device.sh            build, test, smoke, benchmarks
 #   scripts/device.sh --no-bench build, test, smoke
@@ -40,11 +43,33 @@ note "- nvcc: $(nvcc --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/\
 note "- torch: $("$python" -c 'import torch; print(torch.__version__)' 2>/dev/null)"
 note "- cores: $(nproc)"
 
+# The CUDA kernels against SDPA (kernels_bench.json); FLA beside them from an unmodified fla/ package
+# carried in .fla; every time in kernels.csv; the kernel report's tables from it into the summary (the
+# plots are drawn where gnuplot is). Progress lines name each case as it starts and ends. $1: the log.
+kernel_benchmarks() {
+  local log="$1" report_dir fla_args=()
+  DELTABENCH_COMMIT="${DELTABENCH_COMMIT:-unknown}" timeout 240 "$build_dir/bench/kernels_bench" \
+    --benchmark_out="$out/kernels_bench.json" --benchmark_out_format=json >"$log" 2>&1 || status=1
+  note ""
+  note "CUDA kernels (Google Benchmark, median of 15, L2 flushed; full JSON: kernels_bench.json)"
+  grep -E '_median' "$log" | sed -E 's/iterations:1\/repeats:15\/manual_time_median//' | tee -a "$summary"
+  grep -iE 'error|what\(\)' "$log" | head -n 5 | tee -a "$summary"
+  [[ -d "$root/.fla/fla" ]] && fla_args=(--fla "$root/.fla")
+  timeout 200 "$python" "$root/bench/fla_compare.py" --ours "$out/kernels_bench.json" --out "$out/kernels.csv" \
+    "${fla_args[@]}" >>"$log" 2>&1 || status=1
+  grep -E '^fla_compare: ' "$log" | tail -n 20
+  report_dir=$(mktemp -d)
+  "$build_dir/deltabench" kernel-report "$out/kernels.csv" --out "$report_dir" >>"$log" 2>&1 || status=1
+  note ""
+  cat "$report_dir/table.md" 2>/dev/null | tee -a "$summary"
+  rm -rf "$report_dir"
+}
+
 # Build ---------------------------------------------------------------------------------------
 start=$(date +%s)
 sqlite_args=()
 targets=()
-((kernels_only)) && targets=(--target kernels_cuda_tests kernels_bench)
+((kernels_only)) && targets=(--target kernels_cuda_tests kernels_bench deltabench)
 if [[ ! -f /usr/include/sqlite3.h && -f "$root/.deb/sqlite/usr/include/sqlite3.h" ]]; then
   sqlite_lib=$(ls /usr/lib/x86_64-linux-gnu/libsqlite3.so* /lib/x86_64-linux-gnu/libsqlite3.so* 2>/dev/null | head -n 1)
   sqlite_args=(-DSQLite3_INCLUDE_DIR="$root/.deb/sqlite/usr/include" -DSQLite3_LIBRARY="$sqlite_lib")
@@ -68,21 +93,7 @@ if ((kernels_only)); then
   OMP_NUM_THREADS=1 "$build_dir/tests/kernels_cuda_tests" >"$out/tests.log" 2>&1 || status=1
   note "- kernels_cuda_tests: $(tail -n 2 "$out/tests.log" | tr '\n' ' ') in $(($(date +%s) - start)) s"
   grep -B 3 -A 12 'FAILED' "$out/tests.log" | head -n 60
-  # Progress lines on stderr name each case as it starts and ends, so a case that stalls is visible.
-  DELTABENCH_COMMIT="${DELTABENCH_COMMIT:-unknown}" timeout 240 "$build_dir/bench/kernels_bench" \
-    --benchmark_out="$out/kernels_bench.json" --benchmark_out_format=json >"$out/bench.log" 2>&1 || status=1
-  note ""
-  note "CUDA kernels (Google Benchmark, median of 15, L2 flushed; full JSON: kernels_bench.json)"
-  grep -E '_median' "$out/bench.log" | sed -E 's/iterations:1\/repeats:15\/manual_time_median//' | tee -a "$summary"
-  grep -iE 'error|what\(\)' "$out/bench.log" | head -n 5 | tee -a "$summary"
-  if [[ -d "$root/.fla/fla" ]]; then
-    note ""
-    note "ours vs FLA (an unmodified fla/ package, carried in .fla)"
-    timeout 200 "$python" "$root/bench/fla_compare.py" --fla "$root/.fla" --ours "$out/kernels_bench.json" \
-      --out "$out/compare.md" >>"$out/bench.log" 2>&1 || status=1
-    cat "$out/compare.md" 2>/dev/null | tee -a "$summary"
-    tail -n 5 "$out/bench.log"
-  fi
+  kernel_benchmarks "$out/bench.log"
   if command -v ncu >/dev/null; then
     timeout 120 ncu --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
       --section MemoryWorkloadAnalysis -k regex:chunk_forward_tc -c 1 \
@@ -159,22 +170,8 @@ if ((run_bench)); then
   grep -E '^(chunk|recurrent)/' "$out/bench.tmp" | tee -a "$summary"
   rm -f "$out/bench.tmp"
 
-  # The CUDA kernels against SDPA, then FLA on the same cases from an unmodified copy.
-  DELTABENCH_COMMIT="${DELTABENCH_COMMIT:-unknown}" timeout 240 "$build_dir/bench/kernels_bench" \
-    --benchmark_out="$out/kernels_bench.json" --benchmark_out_format=json >"$out/bench.tmp" 2>&1 || status=1
-  note ""
-  note "CUDA kernels (Google Benchmark, median of 15, L2 flushed; full JSON: kernels_bench.json)"
-  grep -E '_median' "$out/bench.tmp" | tee -a "$summary"
-  grep -iE 'error|what\(\)' "$out/bench.tmp" | head -n 5 | tee -a "$summary"
-  rm -f "$out/bench.tmp"
-  if [[ -d "$root/.fla/fla" ]]; then
-    note ""
-    note "ours vs FLA (FLA: $(ls "$root/.fla" | tr '\n' ' '))"
-    "$python" "$root/bench/fla_compare.py" --fla "$root/.fla" --ours "$out/kernels_bench.json" \
-      --out "$out/compare.md" >"$out/bench.tmp" 2>&1 || status=1
-    cat "$out/bench.tmp" | tail -n 30 | tee -a "$summary"
-    rm -f "$out/bench.tmp"
-  fi
+  kernel_benchmarks "$out/bench.tmp"
+  rm -f "$out/bench.tmp" "$out/kernels_bench.json"  # kernels.csv keeps the medians: 8 files come back at most
 fi
 
 note ""

@@ -1,5 +1,6 @@
 #include "apps/deltabench/suite_commands.h"
 
+#include "report/kernels.h"
 #include "report/report.h"
 #include "sweep/runner.h"
 
@@ -150,6 +151,17 @@ void add_suite_commands(CLI::App& app, int& status) {
       const auto dir = rp->out.empty() ? "results/" + suite.name : rp->out;
       print_written(report::write_curves(suite, store.runs(suite.name, true), rp->curves, dir));
     }
+  });
+
+  auto kr = std::make_shared<std::pair<std::string, std::string>>("", "results/kernels");  // csv, out
+  auto* kernels = app.add_subcommand(
+      "kernel-report", "tables and throughput curves of the CUDA kernels beside FLA and SDPA, from fla_compare.py's CSV");
+  kernels->add_option("csv", kr->first, "the CSV of median times that bench/fla_compare.py writes")->required();
+  kernels->add_option("--out", kr->second, "output directory")->capture_default_str();
+  kernels->callback([kr, &status] {
+    fmt::print("kernel report from {} into {}/\n", kr->first, kr->second);
+    print_written(report::write_kernel_report(report::read_kernel_timings(kr->first), kr->second));
+    status = 0;
   });
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // `deltabench run SUITE`: the grid, resumable, sharded, into the results store, ending in the report.
 // `deltabench report SUITE`: tables and plots of what the store holds, and training curves on request.
+// `deltabench kernel-report CSV`: the CUDA kernels' tables and throughput curves (report/kernels.h).
 
 #include <CLI/CLI.hpp>
 

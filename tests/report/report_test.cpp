@@ -4,6 +4,7 @@
 #include "report/report.h"
 
 #include "tests/support/catch.h"
+#include "tests/support/golden.h"
 #include "tests/support/temp_dir.h"
 
 #include <cstdlib>
@@ -16,15 +17,10 @@ namespace {
 
 const std::string kDir = std::string(DELTABENCH_SOURCE_DIR) + "/tests/fixtures/report/";
 
-std::string read(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using testing::read_file;
 
 sweep::Suite fixture_suite(bool ablations = false) {
-  auto text = read(kDir + "suite.toml");
+  auto text = read_file(kDir + "suite.toml");
   REQUIRE(!text.empty());
   if (ablations) text.replace(text.find("[suite]"), 7, "[suite]\nkind = \"ablations\"");
   return sweep::parse_suite(text, "suite.toml");
@@ -62,17 +58,7 @@ report::Records fixture_records(const sweep::Suite& suite) {
   return records;
 }
 
-void check_golden(const std::string& actual, const std::string& name) {
-  const auto path = kDir + name;
-  if (std::getenv("DELTABENCH_UPDATE_GOLDEN")) {
-    std::ofstream(path, std::ios::binary) << actual;
-  }
-  const auto expected = read(path);
-  if (actual != expected) {
-    std::ofstream(path + ".actual", std::ios::binary) << actual;
-    FAIL("the report differs from " + path + "; this run's is in " + path + ".actual");
-  }
-}
+void check_golden(const std::string& actual, const std::string& name) { testing::check_golden(actual, kDir + name); }
 
 }  // namespace
 
@@ -95,7 +81,7 @@ TEST_CASE("an empty store gives a report of missing cells, not numbers") {
 }
 
 TEST_CASE("a cell whose unselected axis varies is an error naming the axis") {
-  auto text = read(kDir + "suite.toml");
+  auto text = read_file(kDir + "suite.toml");
   text.replace(text.find("select = [\"lr\", \"d_model\"]"), 26, "select = [\"lr\"]");
   const auto suite = sweep::parse_suite(text, "suite.toml");
   try {
@@ -110,11 +96,11 @@ TEST_CASE("the report writes tables, and images of the right format when gnuplot
   const auto suite = fixture_suite();
   testing::TempDir dir("deltabench-report-test");
   const auto w = report::write_report(suite, fixture_records(suite), dir.path().string());
-  CHECK(read((dir.path() / "table.md").string()) == report::render_markdown(suite, fixture_records(suite)));
-  const auto csv = read((dir.path() / "table.csv").string());
+  CHECK(read_file((dir.path() / "table.md").string()) == report::render_markdown(suite, fixture_records(suite)));
+  const auto csv = read_file((dir.path() / "table.csv").string());
   CHECK(csv.find("mqar,mqar64,delta,32,0.900000,2,2,0,0.003,0.1,32") != std::string::npos);
   CHECK(csv.find("mqar,mqar64,linear,16,,1,2,0,,,") != std::string::npos);
-  const auto tex = read((dir.path() / "table.tex").string());
+  const auto tex = read_file((dir.path() / "table.tex").string());
   CHECK(tex.find("\\begin{tabular}{lrr}") != std::string::npos);
   CHECK(tex.find("in-context-recall:vocab\\_size=32") == std::string::npos);  // MAD settings fold into tasks
   if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
@@ -122,10 +108,10 @@ TEST_CASE("the report writes tables, and images of the right format when gnuplot
     return;
   }
   CHECK(w.warnings.empty());
-  const auto png = read((dir.path() / "mqar.png").string());
+  const auto png = read_file((dir.path() / "mqar.png").string());
   REQUIRE(png.size() > 1000);
   CHECK(png.substr(0, 8) == "\x89PNG\r\n\x1a\n");
-  const auto svg = read((dir.path() / "mqar.svg").string());
+  const auto svg = read_file((dir.path() / "mqar.svg").string());
   CHECK(svg.find("<svg") != std::string::npos);
   CHECK(svg.find("DeltaNet") != std::string::npos);
 }
@@ -144,7 +130,7 @@ TEST_CASE("training curves of one run, found by id or hash prefix") {
   }
   testing::TempDir dir("deltabench-curves-test");
   const auto w = report::write_curves(suite, records, r.hash.substr(0, 6), dir.path().string());
-  const auto data = read((dir.path() / ("curves-" + r.hash + ".dat")).string());
+  const auto data = read_file((dir.path() / ("curves-" + r.hash + ".dat")).string());
   CHECK(data.find("3 0 1 1.16667 0.900000") != std::string::npos);
   CHECK_THROWS_AS(report::write_curves(suite, records, "no-such-run", dir.path().string()), report::ReportError);
 }

@@ -1,0 +1,251 @@
+#include "report/kernels.h"
+
+#include "bench/kernel_cases.h"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+
+namespace deltabench::report {
+namespace {
+
+using bench::KernelCase;
+using bench::kKernelCases;
+
+const std::vector<std::string> kImpls = {"deltabench", "fla", "torch-sdpa"};
+
+bool same_shape(const KernelCase& c, const KernelTiming& t) {
+  return c.op == t.op && c.B == t.B && c.T == t.T && c.H == t.H && c.K == t.K && c.V == t.V;
+}
+
+std::string case_label(const KernelCase& c) {
+  return fmt::format("{} B{} x T{}, H{}, K{} V{}", c.op, c.B, c.T, c.H, c.K, c.V);
+}
+
+std::optional<double> find_ms(const KernelTimings& t, const KernelCase& c, const std::string& impl) {
+  for (const auto& r : t.rows) {
+    if (r.impl == impl && same_shape(c, r)) return r.ms;
+  }
+  return std::nullopt;
+}
+
+// The SDPA case of the registry with the same batch, length, heads and head dim, if any.
+std::optional<KernelCase> sdpa_beside(const KernelCase& c) {
+  for (const auto& s : kKernelCases) {
+    if (s.op == "sdpa" && s.B == c.B && s.T == c.T && s.H == c.H && s.K == c.K) return s;
+  }
+  return std::nullopt;
+}
+
+std::string ms_text(std::optional<double> ms) { return ms ? fmt::format("{:.4f}", *ms) : "missing"; }
+
+std::string provenance_text(const KernelTimings& t) {
+  std::string out;
+  for (const auto& [key, value] : t.provenance) out += (out.empty() ? "" : "; ") + key + ": " + value;
+  return out.empty() ? "no provenance lines in the CSV." : out + ".";
+}
+
+bool is_decode(const KernelCase& c) { return c.op.starts_with("decode"); }
+
+// The two tables: the chunked forwards (with SDPA beside) and the decode steps.
+std::vector<Table> tables(const KernelTimings& t) {
+  Table forward{"Chunked forward, bf16",
+                "Median ms of 15 calls, L2 flushed before each; the floor is the larger of the memory time (q, k, v "
+                "read and o written at 3.0 TB/s) and the arithmetic time (800 TFLOP/s); SDPA is torch's "
+                "FlashAttention, causal, at the same B, T, H and head dim",
+                {"case", "deltabench ms", "FLA ms", "deltabench / FLA", "SDPA ms", "floor ms", "deltabench % of floor",
+                 "target ms"},
+                {}};
+  Table decode{"Decode step, fp32 state",
+               "Median ms per step of 100 steps, L2 flushed before each 100; deltabench replays a CUDA graph, FLA "
+               "(fused_recurrent_gated_delta_rule) is called from Python; the floor is the state read and written "
+               "once at 3.0 TB/s",
+               {"case", "deltabench ms", "FLA ms", "deltabench / FLA", "floor ms", "deltabench % of floor", "target ms"},
+               {}};
+  for (const auto& c : kKernelCases) {
+    if (c.op == "sdpa") continue;
+    const auto ours = find_ms(t, c, "deltabench"), fla = find_ms(t, c, "fla");
+    const double floor = bench::floor_ms(c);
+    std::vector<std::string> row = {case_label(c), ms_text(ours), ms_text(fla),
+                                    ours && fla ? fmt::format("{:.2f}", *ours / *fla) : "n/a"};
+    if (!is_decode(c)) {
+      const auto sdpa = sdpa_beside(c);
+      row.push_back(sdpa ? ms_text(find_ms(t, *sdpa, "torch-sdpa")) : "n/a");
+    }
+    row.push_back(fmt::format("{:.4f}", floor));
+    row.push_back(ours ? fmt::format("{:.1f}%", 100.0 * floor / *ours) : "missing");
+    std::string target = "none";
+    if (c.target_ms > 0) {
+      target = fmt::format("{:.3f}", c.target_ms);
+      if (ours) target += *ours <= c.target_ms ? " (met)" : " (missed)";
+    }
+    row.push_back(target);
+    (is_decode(c) ? decode : forward).rows.push_back(row);
+  }
+  return {forward, decode};
+}
+
+// Tokens/s against T at the standard shape (B T = 32768, H 16, K = V = 128): one block per (op, impl).
+struct Curve {
+  std::string panel, impl;
+  std::vector<std::pair<int64_t, double>> points;  // (T, million tokens/s)
+};
+
+std::vector<Curve> curves(const KernelTimings& t) {
+  std::vector<Curve> out;
+  for (const std::string op : {"delta_rule", "gated_delta_rule"}) {
+    for (const auto& impl : kImpls) {
+      Curve curve{op, impl, {}};
+      for (const auto& c : kKernelCases) {
+        const bool standard = c.B * c.T == 32768 && c.H == 16 && c.K == 128 && c.V == 128;
+        const bool in_panel = impl == "torch-sdpa" ? c.op == "sdpa" : c.op == op;
+        if (!standard || !in_panel) continue;
+        if (const auto ms = find_ms(t, c, impl)) curve.points.emplace_back(c.T, c.B * c.T / (*ms * 1e3));
+      }
+      out.push_back(curve);
+    }
+  }
+  return out;
+}
+
+void write_throughput_figure(const KernelTimings& t, const std::filesystem::path& dir, Written& w) {
+  const auto cs = curves(t);
+  std::string data;
+  for (const auto& c : cs) {
+    data += "# " + c.panel + " | " + c.impl + "\n";
+    for (const auto& [T, mtok] : c.points) data += fmt::format("{} {:.6f}\n", T, mtok);
+    if (c.points.empty()) data += "nan nan\n";  // an empty block would shift gnuplot's indices
+    data += "\n\n";
+  }
+  write_file(dir / "throughput.dat", data, w);
+  std::string body =
+      "set multiplot layout 1,2 title \"Forward throughput at B x T = 32768, H 16, K = V = 128, bf16\"\n"
+      "set logscale x 2\nset xtics (2048, 8192, 32768)\nset xrange [1400:48000]\nset yrange [0:*]\nset grid\n"
+      "set xlabel \"T (tokens per sequence)\"\nset ylabel \"million tokens/s\"\nset key below\n";
+  for (size_t panel = 0; panel < cs.size(); panel += kImpls.size()) {
+    body += "set title " + gnuplot_quote(cs[panel].panel) + "\nplot ";
+    for (size_t i = 0; i < kImpls.size(); ++i) {
+      body += fmt::format("{}'throughput.dat' index {} using 1:2 with linespoints lw 2 pt 7 title {}",
+                          i ? ", \\\n     " : "", panel + i, gnuplot_quote(cs[panel + i].impl));
+    }
+    body += "\n";
+  }
+  body += "unset multiplot\n";
+  write_file(dir / "throughput.gp", png_and_svg("throughput", "880,420", body), w);
+  render(dir, "throughput.gp", {"throughput.png", "throughput.svg"}, w);
+}
+
+double parse_number(const std::string& text, const std::string& where, const std::string& column) {
+  size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size()) {
+    throw ReportError(fmt::format("{}: column {}: expected a number, got '{}'", where, column, text));
+  }
+  return value;
+}
+
+}  // namespace
+
+KernelTimings read_kernel_timings(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw ReportError(path + ": cannot read the kernel timings");
+  const std::string kHeader = "op,B,T,H,K,V,impl,ms";
+  KernelTimings out;
+  std::set<std::string> seen;
+  std::string line;
+  bool header = false;
+  for (int number = 1; std::getline(in, line); ++number) {
+    const std::string where = fmt::format("{}:{}", path, number);
+    if (line.empty()) continue;
+    if (line.rfind("# ", 0) == 0) {
+      const auto colon = line.find(": ");
+      if (colon != std::string::npos) out.provenance.emplace_back(line.substr(2, colon - 2), line.substr(colon + 2));
+      continue;
+    }
+    if (!header) {
+      if (line != kHeader) throw ReportError(fmt::format("{}: expected the header '{}', got '{}'", where, kHeader, line));
+      header = true;
+      continue;
+    }
+    std::vector<std::string> f;
+    std::stringstream fields(line);
+    for (std::string x; std::getline(fields, x, ',');) f.push_back(x);
+    if (f.size() != 8) throw ReportError(fmt::format("{}: expected 8 fields ({}), got {}", where, kHeader, f.size()));
+    KernelTiming t;
+    t.op = f[0];
+    const char* names[] = {"B", "T", "H", "K", "V"};
+    int64_t* dims[] = {&t.B, &t.T, &t.H, &t.K, &t.V};
+    for (int i = 0; i < 5; ++i) {
+      const double x = parse_number(f[1 + i], where, names[i]);
+      if (x != std::floor(x) || x < 1) {
+        throw ReportError(fmt::format("{}: column {}: expected a positive whole number, got '{}'", where, names[i], f[1 + i]));
+      }
+      *dims[i] = static_cast<int64_t>(x);
+    }
+    t.impl = f[6];
+    t.ms = parse_number(f[7], where, "ms");
+    if (std::find(kImpls.begin(), kImpls.end(), t.impl) == kImpls.end()) {
+      throw ReportError(fmt::format("{}: column impl: expected deltabench, fla or torch-sdpa, got '{}'", where, t.impl));
+    }
+    if (!(t.ms > 0) || !std::isfinite(t.ms)) {
+      throw ReportError(fmt::format("{}: column ms: expected a positive time, got '{}'", where, f[7]));
+    }
+    bool known = false;
+    for (const auto& c : kKernelCases) known = known || same_shape(c, t);
+    if (!known) {
+      throw ReportError(fmt::format("{}: {} B={} T={} H={} K={} V={} is not a case of bench/kernel_cases.h", where, t.op,
+                                    t.B, t.T, t.H, t.K, t.V));
+    }
+    const std::string key = fmt::format("{}/{}/{}/{}/{}/{}/{}", t.op, t.B, t.T, t.H, t.K, t.V, t.impl);
+    if (!seen.insert(key).second) throw ReportError(fmt::format("{}: a second row for {}", where, key));
+    out.rows.push_back(t);
+  }
+  if (!header) throw ReportError(fmt::format("{}: no header line '{}'", path, kHeader));
+  return out;
+}
+
+std::string render_kernel_markdown(const KernelTimings& timings) {
+  std::string out = "# CUDA kernels beside FLA and FlashAttention\n\n" + provenance_text(timings) + "\n";
+  for (const auto& t : tables(timings)) out += "\n## " + t.title + "\n\n" + t.caption + ".\n\n" + markdown(t);
+  return out + "\n![forward throughput against sequence length](throughput.png)\n";
+}
+
+Written write_kernel_report(const KernelTimings& timings, const std::string& out_dir) {
+  namespace fs = std::filesystem;
+  Written w;
+  const fs::path dir(out_dir);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw ReportError("cannot create " + out_dir + ": " + ec.message());
+  write_file(dir / "table.md", render_kernel_markdown(timings), w);
+  std::string tex = "% deltabench kernel report (needs \\usepackage{booktabs}); " + provenance_text(timings) + "\n";
+  for (const auto& t : tables(timings)) tex += "\n" + latex(t);
+  write_file(dir / "table.tex", tex, w);
+  std::string csv = "op,B,T,H,K,V,impl,ms,tokens_per_s,GB_per_s,TFLOP_per_s,pct_of_floor,target_ms\n";
+  for (const auto& c : kKernelCases) {
+    for (const auto& impl : kImpls) {
+      const auto ms = find_ms(timings, c, impl);
+      if (!ms) continue;
+      const double s = *ms / 1e3;
+      csv += fmt::format("{},{},{},{},{},{},{},{:.6f},{:.6g},{:.6g},{:.6g},{:.3f},{}\n", c.op, c.B, c.T, c.H, c.K, c.V,
+                         impl, *ms, c.B * c.T / s, bench::case_bytes(c) / s / 1e9, bench::case_flops(c) / s / 1e12,
+                         100.0 * bench::floor_ms(c) / *ms, c.target_ms > 0 ? fmt::format("{}", c.target_ms) : "");
+    }
+  }
+  write_file(dir / "table.csv", csv, w);
+  write_throughput_figure(timings, dir, w);
+  return w;
+}
+
+}  // namespace deltabench::report

@@ -1,0 +1,39 @@
+#pragma once
+// The kernel report: deltabench's CUDA kernels beside FLA and torch SDPA on the cases of
+// bench/kernel_cases.h, from the CSV that bench/fla_compare.py writes on the GPU machine:
+//   # device: NVIDIA H100 80GB HBM3      (provenance lines, "# key: value")
+//   op,B,T,H,K,V,impl,ms                 (impl: deltabench, fla or torch-sdpa; ms: the median)
+// It writes table.md, table.tex and table.csv (with tokens/s, GB/s, TFLOP/s and the percent of the
+// H100 floor, from the registry's formulas) and the throughput curves (tokens/s against T at
+// B T = 32768, one panel per op, one line per implementation) as throughput.{dat,gp,png,svg}.
+
+#include "report/format.h"
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace deltabench::report {
+
+struct KernelTiming {
+  std::string op;
+  int64_t B = 0, T = 0, H = 0, K = 0, V = 0;
+  std::string impl;
+  double ms = 0;
+};
+
+struct KernelTimings {
+  std::vector<std::pair<std::string, std::string>> provenance;  // the "# key: value" lines, in order
+  std::vector<KernelTiming> rows;
+};
+
+// Reads and checks the CSV: every row a case of the registry, a known implementation, a positive time,
+// no (case, implementation) twice. Errors name the file and line, the expected and the actual.
+KernelTimings read_kernel_timings(const std::string& path);
+
+std::string render_kernel_markdown(const KernelTimings& timings);
+
+Written write_kernel_report(const KernelTimings& timings, const std::string& out_dir);
+
+}  // namespace deltabench::report

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Tests bench/fla_compare.py without a GPU or FLA: it reads every case of bench/kernel_cases.h, turns
+# kernels_bench's JSON (medians only) into the kernel CSV with its provenance, and
+# `deltabench kernel-report` reads that CSV back.
+#   fla_compare_test.sh <python with torch> <deltabench binary> <source dir>
+set -uo pipefail
+python="$1"
+bin="$2"
+src="$3"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+failures=0
+check() {  # check <description> <command...>: the command must succeed
+  local what="$1"
+  shift
+  if "$@"; then echo "ok: $what"; else echo "FAILED: $what"; failures=$((failures + 1)); fi
+}
+
+cases=$(grep -c '// case$' "$src/bench/kernel_cases.h")
+parsed=$(cd "$src/bench" && "$python" -c 'import fla_compare, pathlib; print(len(fla_compare.cases(pathlib.Path("kernel_cases.h"))))')
+check "the script parses every case of the registry ($cases)" test "$parsed" = "$cases"
+
+cat >"$tmp/bench.json" <<'JSON'
+{"context": {"device": "Test GPU", "commit": "abc123"}, "benchmarks": [
+ {"run_name": "delta_rule/B16/T2048/H16/K128", "aggregate_name": "mean", "ms": 9.0},
+ {"run_name": "delta_rule/B16/T2048/H16/K128", "aggregate_name": "median", "ms": 1.5},
+ {"run_name": "sdpa/B16/T2048/H16/K128", "aggregate_name": "median", "ms": 0.54},
+ {"run_name": "decode_gated_delta_rule/B64/T1/H16/K128", "aggregate_name": "median", "ms": 0.05}]}
+JSON
+"$python" "$src/bench/fla_compare.py" --ours "$tmp/bench.json" --out "$tmp/kernels.csv" >"$tmp/log.txt" 2>&1
+check "without FLA the script exits 0" test $? -eq 0
+check "the CSV names the device and commit" grep -qx "# device: Test GPU" "$tmp/kernels.csv"
+check "the CSV says FLA did not run" grep -qx "# fla: not run" "$tmp/kernels.csv"
+check "medians, not means, become rows" grep -qx "delta_rule,16,2048,16,128,128,deltabench,1.500000" "$tmp/kernels.csv"
+check "SDPA rows are torch-sdpa" grep -qx "sdpa,16,2048,16,128,128,torch-sdpa,0.540000" "$tmp/kernels.csv"
+check "decode rows keep V" grep -qx "decode_gated_delta_rule,64,1,16,128,128,deltabench,0.050000" "$tmp/kernels.csv"
+"$bin" kernel-report "$tmp/kernels.csv" --out "$tmp/report" >"$tmp/report.txt" 2>&1
+check "deltabench kernel-report reads it" test $? -eq 0
+check "the report states the 16 x 2K target as missed" grep -q "0.600 (missed)" "$tmp/report/table.md"
+check "the report states the B=64 decode target as met" grep -q "0.060 (met)" "$tmp/report/table.md"
+
+if ((failures)); then
+  cat "$tmp/log.txt" "$tmp/report.txt"
+  echo "$failures check(s) failed"
+  exit 1
+fi

@@ -1,0 +1,106 @@
+// The kernel report (report/kernels.cpp): a fixture CSV against a golden Markdown file, the derived
+// counters, missing cases and targets, the plot files where gnuplot exists, and the CSV's errors.
+// The fixture's times are made up; they only have to be distinct and easy to check.
+
+#include "report/kernels.h"
+
+#include "bench/kernel_cases.h"
+#include "tests/support/catch.h"
+#include "tests/support/golden.h"
+#include "tests/support/temp_dir.h"
+
+#include <fmt/core.h>
+
+#include <cstdlib>
+#include <fstream>
+
+using namespace deltabench;
+using testing::read_file;
+
+namespace {
+
+const std::string kDir = std::string(DELTABENCH_SOURCE_DIR) + "/tests/fixtures/report/";
+
+// The error message of reading `text` as the CSV, or "" when it reads.
+std::string error_of(const std::string& text) {
+  testing::TempDir dir("deltabench-kernels-test");
+  const auto path = (dir.path() / "bad.csv").string();
+  std::ofstream(path) << text;
+  try {
+    report::read_kernel_timings(path);
+  } catch (const report::ReportError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+const std::string kHeader = "op,B,T,H,K,V,impl,ms\n";
+
+}  // namespace
+
+TEST_CASE("the kernel report of a fixture CSV matches the golden Markdown") {
+  const auto t = report::read_kernel_timings(kDir + "kernels.csv");
+  CHECK(t.rows.size() == 12);
+  REQUIRE(t.provenance.size() == 4);
+  CHECK(t.provenance[0] == std::make_pair(std::string("device"), std::string("Test GPU (fixture)")));
+  testing::check_golden(report::render_kernel_markdown(t), kDir + "golden-kernels.md");
+}
+
+TEST_CASE("the kernel report states targets met and missed, ratios, and what is missing") {
+  const auto md = report::render_kernel_markdown(report::read_kernel_timings(kDir + "kernels.csv"));
+  // delta rule 16 x 2K: 0.5 ms against FLA's 1.0 and the 0.60 target; gated 16 x 2K: 0.7 against 0.55.
+  CHECK(md.find("| delta_rule B16 x T2048, H16, K128 V128 | 0.5000 | 1.0000 | 0.50 | 0.5400 |") != std::string::npos);
+  CHECK(md.find("0.600 (met)") != std::string::npos);
+  CHECK(md.find("0.550 (missed)") != std::string::npos);
+  CHECK(md.find("| delta_rule B1 x T32768, H16, K128 V128 | missing | 1.6000 | n/a | 7.1200 |") != std::string::npos);
+  CHECK(md.find("0.010 (met)") != std::string::npos);  // decode B=1: 0.008 ms
+  CHECK(md.find("| 0.060 |") != std::string::npos);     // decode B=64: untimed, the target alone
+}
+
+TEST_CASE("the kernel report's CSV derives throughput and the floor from the registry") {
+  testing::TempDir dir("deltabench-kernels-test");
+  const auto w = report::write_kernel_report(report::read_kernel_timings(kDir + "kernels.csv"), dir.path().string());
+  const auto csv = read_file((dir.path() / "table.csv").string());
+  // 16 x 2048 tokens in 0.5 ms; 537 MB in 0.5 ms; the floor of that case over 0.5 ms.
+  const bench::KernelCase c = bench::kKernelCases[0];
+  const double pct = 100.0 * bench::floor_ms(c) / 0.5;
+  CHECK(csv.find(fmt::format("delta_rule,16,2048,16,128,128,deltabench,0.500000,6.5536e+07,{:.6g},{:.6g},{:.3f},0.6\n",
+                             bench::case_bytes(c) / 0.5e-3 / 1e9, bench::case_flops(c) / 0.5e-3 / 1e12, pct)) !=
+        std::string::npos);
+  CHECK(read_file((dir.path() / "table.tex").string()).find("\\begin{tabular}{lrrrrrrr}") != std::string::npos);
+  const auto dat = read_file((dir.path() / "throughput.dat").string());
+  CHECK(dat.find("# delta_rule | deltabench\n2048 65.536000\n8192 54.613333\n") != std::string::npos);
+  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
+    CHECK(w.warnings.size() == 1);
+    return;
+  }
+  CHECK(w.warnings.empty());
+  const auto png = read_file((dir.path() / "throughput.png").string());
+  REQUIRE(png.size() > 1000);
+  CHECK(png.substr(0, 8) == "\x89PNG\r\n\x1a\n");
+  CHECK(read_file((dir.path() / "throughput.svg").string()).find("gated_delta_rule") != std::string::npos);
+}
+
+TEST_CASE("a bad kernel timings CSV is an error naming the line, the expected and the actual") {
+  CHECK(error_of("op,B,T\n").find("bad.csv:1: expected the header 'op,B,T,H,K,V,impl,ms', got 'op,B,T'") !=
+        std::string::npos);
+  CHECK(error_of("# device: x\n").find("no header line") != std::string::npos);
+  CHECK(error_of(kHeader + "delta_rule,16,2048,16,128,128,deltabench\n").find("bad.csv:2: expected 8 fields") !=
+        std::string::npos);
+  CHECK(error_of(kHeader + "delta_rule,16,2048,16,128,128,triton,1.0\n")
+            .find("bad.csv:2: column impl: expected deltabench, fla or torch-sdpa, got 'triton'") != std::string::npos);
+  CHECK(error_of(kHeader + "delta_rule,16,2048,16,128,128,fla,fast\n")
+            .find("bad.csv:2: column ms: expected a number, got 'fast'") != std::string::npos);
+  CHECK(error_of(kHeader + "delta_rule,16,2048,16,128,128,fla,-1\n")
+            .find("column ms: expected a positive time, got '-1'") != std::string::npos);
+  CHECK(error_of(kHeader + "delta_rule,16,2.5,16,128,128,fla,1\n")
+            .find("column T: expected a positive whole number, got '2.5'") != std::string::npos);
+  CHECK(error_of(kHeader + "delta_rule,16,1024,16,128,128,fla,1\n")
+            .find("bad.csv:2: delta_rule B=16 T=1024 H=16 K=128 V=128 is not a case of bench/kernel_cases.h") !=
+        std::string::npos);
+  CHECK(error_of(kHeader + "delta_rule,16,2048,16,128,128,fla,1\ndelta_rule,16,2048,16,128,128,fla,2\n")
+            .find("bad.csv:3: a second row for delta_rule/16/2048/16/128/128/fla") != std::string::npos);
+  CHECK(error_of(kHeader + "delta_rule,16,2048,16,128,128,fla,1\n") == "");
+  CHECK_THROWS_WITH(report::read_kernel_timings("/nonexistent/kernels.csv"),
+                    "/nonexistent/kernels.csv: cannot read the kernel timings");
+}
