@@ -95,8 +95,10 @@ if ((kernels_only)); then
   grep -B 3 -A 12 'FAILED' "$out/tests.log" | head -n 60
   kernel_benchmarks "$out/bench.log"
   if command -v ncu >/dev/null; then
-    timeout 120 ncu --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
-      --section MemoryWorkloadAnalysis -k regex:chunk_forward_tc -c 1 \
+    # The stall reasons per issued instruction and the source hot spots (the kernels build with -lineinfo).
+    timeout 150 ncu --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
+      --section MemoryWorkloadAnalysis --section SourceCounters \
+      --metrics 'regex:smsp__average_warps_issue_stalled_.*_per_issue_active\.ratio' -k regex:chunk_forward_tc -c 1 \
       "$build_dir/bench/kernels_bench" --benchmark_filter='^delta_rule/B16/' --benchmark_repetitions=1 \
       >"$out/ncu.log" 2>&1
     note ""

@@ -28,7 +28,10 @@ struct ChunkParams {
 };
 
 // The fused chunked forward (chunk 64): one pass over each sequence's chunks, intermediates on chip.
-// Supports K, V in {64, 128}. Throws std::runtime_error on a launch failure.
+// Supports K, V in {64, 128}. bf16 and fp16 inputs run on tensor cores with fp32 accumulation; the delta
+// rules round their operands to fp16 (finer than bf16; inputs beyond fp16's +-65504 overflow to inf and
+// the output turns non-finite), linear attention to the input's dtype. fp32 inputs run version 1 on
+// the SIMT cores in fp32. Throws std::runtime_error on a launch failure or misaligned pointers.
 void chunk_forward(const ChunkParams& p, void* stream);
 bool chunk_forward_supports(int64_t K, int64_t V);
 
