@@ -194,9 +194,11 @@ TEST_CASE("cuda: T decode steps equal the chunked forward, state updated in plac
       }
       INFO(name(c) << " K=" << K);
       CHECK(testing::rel_rms(at::cat(outs, 1).to(at::kFloat), chunk.o.to(at::kFloat)) <= 0.01);
-      // The decode kernel is fp32 throughout; the chunked kernel rounds its tensor-core operands to 16
-      // bits, so the two final states agree to its own bound against the fp32 reference (H100: at most
-      // 0.0016, linear attention's bf16 operands; 0.0004 for the delta rules' fp16).
+      // The decode kernel is fp32 throughout: its state matches the fp32 reference to fp32 rounding.
+      // The chunked kernel rounds its tensor-core operands to 16 bits, so against it the bound is its
+      // own against the reference, 0.003 (H100: 0.0016 at most, linear attention's bf16 operands).
+      const auto ref = reference(c, in, h0, {});
+      CHECK(testing::rel_rms(state, ref.final_state) <= 1e-4);
       CHECK(testing::rel_rms(state, chunk.final_state) <= 0.003);
       // A few steps in one call equal the same steps one by one.
       auto state2 = h0.clone();
