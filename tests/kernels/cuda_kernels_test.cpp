@@ -17,6 +17,7 @@
 #include <c10/core/GradMode.h>
 
 #include <cmath>
+#include <cstdint>
 
 using namespace deltabench;
 
@@ -169,6 +170,37 @@ TEST_CASE("cuda: the public ops use the kernel without gradients and the referen
     CHECK(trained.o.requires_grad());
     CHECK_FALSE(fast.o.requires_grad());
   }
+}
+
+TEST_CASE("cuda: inputs that start off a 16-byte boundary give the same output", "[cuda]") {
+  // A contiguous view one element into its storage: the dispatch copies it to an aligned tensor rather
+  // than let the kernel's 16-byte loads misread it.
+  REQUIRE(at::hasCUDA());
+  const Case c = kCases[3];  // the gated delta rule
+  const auto in = to(sample_inputs(c.family, SampleShape{2, 100, 2, 64, 64}, kCuda.dtype(at::kFloat), 9, c.decay),
+                     at::kBFloat16);
+  const auto shifted = [](const at::Tensor& t) {
+    auto storage = at::empty({t.numel() + 1}, t.options());
+    auto view = storage.narrow(0, 1, t.numel()).view(t.sizes());
+    view.copy_(t);
+    return view;
+  };
+  SequenceInputs off = in;
+  off.q = shifted(in.q);
+  off.k = shifted(in.k);
+  off.v = shifted(in.v);
+  REQUIRE(reinterpret_cast<std::uintptr_t>(off.q.data_ptr()) % 16 != 0);
+  SequenceOptions o;
+  o.output_final_state = true;
+  o.initial_state = shifted(at::randn({2, 2, 64, 64}, kCuda.dtype(at::kFloat)) * 0.1);
+  const auto want = run_family(c.family, in, [&] {
+    SequenceOptions aligned = o;
+    aligned.initial_state = o.initial_state.clone();
+    return aligned;
+  }());
+  const auto got = run_family(c.family, off, o);
+  CHECK(testing::rel_rms(got.o.to(at::kFloat), want.o.to(at::kFloat)) == 0.0);
+  CHECK(testing::rel_rms(got.final_state, want.final_state) == 0.0);
 }
 
 TEST_CASE("cuda: T decode steps equal the chunked forward, state updated in place", "[cuda][small]") {
