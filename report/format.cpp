@@ -60,6 +60,12 @@ std::string csv_field(const std::string& s) {
   return out + "\"";
 }
 
+void create_output_dir(const std::filesystem::path& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw ReportError("cannot create " + dir.string() + ": " + ec.message());
+}
+
 void write_file(const std::filesystem::path& path, const std::string& text, Written& w) {
   const auto tmp = path.string() + ".tmp";
   {

@@ -32,6 +32,9 @@ std::string latex(const Table& t);  // a table float; needs \usepackage{booktabs
 std::string latex_escape(const std::string& s);
 std::string csv_field(const std::string& s);  // quoted where it holds a comma, quote or newline
 
+// Creates `dir` (and its parents) for a report's files; throws ReportError naming it.
+void create_output_dir(const std::filesystem::path& dir);
+
 // Writes `text` to a temporary file beside `path`, then renames it; records the file in `w`.
 void write_file(const std::filesystem::path& path, const std::string& text, Written& w);
 

@@ -215,22 +215,26 @@ KernelTimings read_kernel_timings(const std::string& path) {
   return out;
 }
 
-std::string render_kernel_markdown(const KernelTimings& timings) {
+namespace {
+
+std::string kernel_markdown(const KernelTimings& timings, const std::vector<Table>& ts) {
   std::string out = "# CUDA kernels beside FLA and FlashAttention\n\n" + provenance_text(timings) + "\n";
-  for (const auto& t : tables(timings)) out += "\n## " + t.title + "\n\n" + t.caption + ".\n\n" + markdown(t);
+  for (const auto& t : ts) out += "\n## " + t.title + "\n\n" + t.caption + ".\n\n" + markdown(t);
   return out + "\n![forward throughput against sequence length](throughput.png)\n";
 }
 
+}  // namespace
+
+std::string render_kernel_markdown(const KernelTimings& timings) { return kernel_markdown(timings, tables(timings)); }
+
 Written write_kernel_report(const KernelTimings& timings, const std::string& out_dir) {
-  namespace fs = std::filesystem;
   Written w;
-  const fs::path dir(out_dir);
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) throw ReportError("cannot create " + out_dir + ": " + ec.message());
-  write_file(dir / "table.md", render_kernel_markdown(timings), w);
+  const std::filesystem::path dir(out_dir);
+  create_output_dir(dir);
+  const auto ts = tables(timings);
+  write_file(dir / "table.md", kernel_markdown(timings, ts), w);
   std::string tex = "% deltabench kernel report (needs \\usepackage{booktabs}); " + provenance_text(timings) + "\n";
-  for (const auto& t : tables(timings)) tex += "\n" + latex(t);
+  for (const auto& t : ts) tex += "\n" + latex(t);
   write_file(dir / "table.tex", tex, w);
   std::string csv = "op,B,T,H,K,V,impl,ms,tokens_per_s,GB_per_s,TFLOP_per_s,pct_of_floor,target_ms\n";
   for (const auto& c : kKernelCases) {

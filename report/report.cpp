@@ -444,12 +444,9 @@ std::string render_markdown(const Suite& suite, const Records& records) {
 }
 
 Written write_report(const Suite& suite, const Records& records, const std::string& out_dir) {
-  namespace fs = std::filesystem;
   Written w;
-  const fs::path dir(out_dir);
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) throw ReportError("cannot create " + out_dir + ": " + ec.message());
+  const std::filesystem::path dir(out_dir);
+  create_output_dir(dir);
   const auto runs = sweep::expand(suite);
   const auto secs = sections(suite, runs, records);
   write_file(dir / "table.md", markdown_report(suite, runs, records, secs), w);
@@ -489,10 +486,9 @@ Written write_curves(const Suite& suite, const Records& records, const std::stri
     throw ReportError("--curves " + run + ": no run of suite " + suite.name + " in the store has that id or hash prefix" +
                       (candidates.empty() ? " (the store has none)" : " (some ids: " + candidates + ")"));
   }
-  namespace fs = std::filesystem;
   Written w;
-  const fs::path dir(out_dir);
-  fs::create_directories(dir);
+  const std::filesystem::path dir(out_dir);
+  create_output_dir(dir);
   const std::string stem = "curves-" + found->hash;
   std::string data = "# " + found->id + "\n# epoch steps train_loss test_loss accuracy lr\n";
   for (const auto& e : found->history) {

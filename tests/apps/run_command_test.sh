@@ -9,12 +9,7 @@ suite="$src/tests/fixtures/suites/tiny.toml"  # 16 runs
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 export OMP_NUM_THREADS=1
-failures=0
-check() {  # check <description> <command...>: the command must succeed
-  local what="$1"
-  shift
-  if "$@"; then echo "ok: $what"; else echo "FAILED: $what"; failures=$((failures + 1)); fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/../support/check.sh"
 rows() {  # rows <store>: runs recorded, counted by SQLite itself where its shell exists
   if command -v sqlite3 >/dev/null; then
     sqlite3 "$1" "SELECT COUNT(*) || '/' || COUNT(DISTINCT hash) FROM runs WHERE suite = 'tiny'"

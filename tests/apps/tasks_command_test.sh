@@ -6,12 +6,7 @@ bin="$1"
 src="$2"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-failures=0
-check() {  # check <description> <command...>: the command must succeed
-  local what="$1"
-  shift
-  if "$@"; then echo "ok: $what"; else echo "FAILED: $what"; failures=$((failures + 1)); fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/../support/check.sh"
 
 # The issue's example prints readable examples: query positions with input -> target.
 "$bin" tasks show mqar --seq-len 64 --num-kv-pairs 4 --vocab-size 8192 --seed 0 >"$tmp/show.txt" 2>&1

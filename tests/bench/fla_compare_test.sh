@@ -9,12 +9,7 @@ bin="$2"
 src="$3"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-failures=0
-check() {  # check <description> <command...>: the command must succeed
-  local what="$1"
-  shift
-  if "$@"; then echo "ok: $what"; else echo "FAILED: $what"; failures=$((failures + 1)); fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/../support/check.sh"
 
 cases=$(grep -c '// case$' "$src/bench/kernel_cases.h")
 parsed=$(cd "$src/bench" && "$python" -c 'import fla_compare, pathlib; print(len(fla_compare.cases(pathlib.Path("kernel_cases.h"))))')
