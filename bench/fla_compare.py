@@ -9,7 +9,9 @@ the tables and throughput curves. Without --fla (or where FLA fails on a case) t
 
 FLA is never part of this repository: scripts/device.sh passes a copy unpacked from its git history.
 Timing matches bench/kernels_bench.cpp: a 256 MB write flushes L2, CUDA events around the call, median
-of 15. Decode is timed eagerly per call (as FLA is used from Python), 100 calls per timing.
+of 15, taken twice: ms, the GPU's time (a spin kernel holds the GPU while Python queues the call, so
+launch costs are hidden), and call_ms, the call from an idle GPU with Python's and Triton's launch
+costs. Decode is timed eagerly per call (as FLA is used from Python), 100 calls per timing.
 """
 import argparse
 import json
@@ -56,7 +58,9 @@ def main():
 
     bench = json.loads(Path(args.ours).read_text())
     context = bench.get("context", {})
-    ours = {b["run_name"]: b["ms"] for b in bench["benchmarks"] if b.get("aggregate_name") == "median"}
+    # run_name: "<case>/iterations:1/repeats:15/manual_time"; the case is its first five parts.
+    ours = {"/".join(b["run_name"].split("/")[:5]): (b["ms"], b["call_ms"])
+            for b in bench["benchmarks"] if b.get("aggregate_name") == "median"}
 
     fla_version, ops = None, {}
     if args.fla:
@@ -69,27 +73,35 @@ def main():
     import torch.nn.functional as F
 
     flush = []  # allocated at the first timing: without FLA this script needs no GPU
+    spin_cycles = 10_000_000  # as kernels_bench's kSpinCycles: about 5 ms on the H100
+
+    def once(fn, calls, hide_launch):
+        flush[0].zero_()
+        if hide_launch:
+            torch.cuda._sleep(spin_cycles)
+        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(calls):
+            fn()
+        stop.record()
+        stop.synchronize()
+        return start.elapsed_time(stop) / calls
 
     def median_ms(fn, calls=1, reps=15):
+        """(ms, call_ms): the medians of the GPU's time and of the call from an idle GPU."""
         if not flush:
             flush.append(torch.empty(256 << 20, dtype=torch.uint8, device="cuda"))
-        times = []
+        gpu, call = [], []
         for _ in range(reps):
-            flush[0].zero_()
-            start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            for _ in range(calls):
-                fn()
-            stop.record()
-            stop.synchronize()
-            times.append(start.elapsed_time(stop) / calls)
-        return sorted(times)[len(times) // 2]
+            gpu.append(once(fn, calls, True))
+            call.append(once(fn, calls, False))
+        return sorted(gpu)[reps // 2], sorted(call)[reps // 2]
 
     rows = []
     for op, B, T, H, K, V in cases(Path(__file__).with_name("kernel_cases.h")):
         name = f"{op}/B{B}/T{T}/H{H}/K{K}"
         if name in ours:
-            rows.append((op, B, T, H, K, V, "torch-sdpa" if op == "sdpa" else "deltabench", ours[name]))
+            rows.append((op, B, T, H, K, V, "torch-sdpa" if op == "sdpa" else "deltabench", *ours[name]))
         if op not in ops:
             continue
         torch.manual_seed(0)
@@ -104,9 +116,11 @@ def main():
             with torch.no_grad():
                 fn()
                 torch.cuda.synchronize()
-                ms = median_ms(fn, calls=100 if op.startswith("decode") else 1)
-            rows.append((op, B, T, H, K, V, "fla", ms))
-            print(f"fla_compare: {name}: FLA {ms:.4f} ms, deltabench {ours.get(name, float('nan')):.4f} ms")
+                ms, call_ms = median_ms(fn, calls=100 if op.startswith("decode") else 1)
+            rows.append((op, B, T, H, K, V, "fla", ms, call_ms))
+            our_ms, our_call_ms = ours.get(name, (float("nan"), float("nan")))
+            print(f"fla_compare: {name}: FLA {ms:.4f} ms ({call_ms:.4f} from an idle GPU), "
+                  f"deltabench {our_ms:.4f} ms ({our_call_ms:.4f}), ours/FLA {our_ms / ms:.2f}")
         except Exception as e:  # one failing case must not lose the others
             print(f"fla_compare: {name}: FLA failed: {type(e).__name__}: {e}", file=sys.stderr)
 
@@ -114,8 +128,8 @@ def main():
              f"# commit: {context.get('commit', 'unknown')}",
              f"# torch: {torch.__version__}",
              f"# fla: {fla_version or 'not run'}",
-             "op,B,T,H,K,V,impl,ms"]
-    lines += [f"{op},{B},{T},{H},{K},{V},{impl},{ms:.6f}" for op, B, T, H, K, V, impl, ms in rows]
+             "op,B,T,H,K,V,impl,ms,call_ms"]
+    lines += [f"{op},{B},{T},{H},{K},{V},{impl},{ms:.6f},{call:.6f}" for op, B, T, H, K, V, impl, ms, call in rows]
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"fla_compare: wrote {len(rows)} rows to {args.out}")
 

@@ -2,7 +2,10 @@
 // The kernel report: deltabench's CUDA kernels beside FLA and torch SDPA on the cases of
 // bench/kernel_cases.h, from the CSV that bench/fla_compare.py writes on the GPU machine:
 //   # device: NVIDIA H100 80GB HBM3      (provenance lines, "# key: value")
-//   op,B,T,H,K,V,impl,ms                 (impl: deltabench, fla or torch-sdpa; ms: the median)
+//   op,B,T,H,K,V,impl,ms,call_ms         (impl: deltabench, fla or torch-sdpa; medians of 15 calls)
+// ms is the GPU's time for a call: a spin kernel holds the GPU while the host queues the call, so host
+// launch costs are hidden. call_ms is the same call from an idle GPU, host costs included (for FLA,
+// Python and Triton's launchers), as one standalone call sees it.
 // It writes table.md, table.tex and table.csv (with tokens/s, GB/s, TFLOP/s and the percent of the
 // H100 floor, from the registry's formulas) and the throughput curves (tokens/s against T at
 // B T = 32768, one panel per op, one line per implementation) as throughput.{dat,gp,png,svg}.
@@ -20,7 +23,8 @@ struct KernelTiming {
   std::string op;
   int64_t B = 0, T = 0, H = 0, K = 0, V = 0;
   std::string impl;
-  double ms = 0;
+  double ms = 0;       // the GPU's time
+  double call_ms = 0;  // from an idle GPU, host launch costs included
 };
 
 struct KernelTimings {

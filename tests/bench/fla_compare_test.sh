@@ -15,20 +15,25 @@ cases=$(grep -c '// case$' "$src/bench/kernel_cases.h")
 parsed=$(cd "$src/bench" && "$python" -c 'import fla_compare, pathlib; print(len(fla_compare.cases(pathlib.Path("kernel_cases.h"))))')
 check "the script parses every case of the registry ($cases)" test "$parsed" = "$cases"
 
+# Run names as Google Benchmark writes them (the H100 run at 2f1691d): the case, then the run's settings.
 cat >"$tmp/bench.json" <<'JSON'
 {"context": {"device": "Test GPU", "commit": "abc123"}, "benchmarks": [
- {"run_name": "delta_rule/B16/T2048/H16/K128", "aggregate_name": "mean", "ms": 9.0},
- {"run_name": "delta_rule/B16/T2048/H16/K128", "aggregate_name": "median", "ms": 1.5},
- {"run_name": "sdpa/B16/T2048/H16/K128", "aggregate_name": "median", "ms": 0.54},
- {"run_name": "decode_gated_delta_rule/B64/T1/H16/K128", "aggregate_name": "median", "ms": 0.05}]}
+ {"run_name": "delta_rule/B16/T2048/H16/K128/iterations:1/repeats:15/manual_time", "aggregate_name": "mean",
+  "ms": 9.0, "call_ms": 9.5},
+ {"run_name": "delta_rule/B16/T2048/H16/K128/iterations:1/repeats:15/manual_time", "aggregate_name": "median",
+  "ms": 1.5, "call_ms": 1.6},
+ {"run_name": "sdpa/B16/T2048/H16/K128/iterations:1/repeats:15/manual_time", "aggregate_name": "median",
+  "ms": 0.54, "call_ms": 0.56},
+ {"run_name": "decode_gated_delta_rule/B64/T1/H16/K128/iterations:1/repeats:15/manual_time",
+  "aggregate_name": "median", "ms": 0.05, "call_ms": 0.06}]}
 JSON
 "$python" "$src/bench/fla_compare.py" --ours "$tmp/bench.json" --out "$tmp/kernels.csv" >"$tmp/log.txt" 2>&1
 check "without FLA the script exits 0" test $? -eq 0
 check "the CSV names the device and commit" grep -qx "# device: Test GPU" "$tmp/kernels.csv"
 check "the CSV says FLA did not run" grep -qx "# fla: not run" "$tmp/kernels.csv"
-check "medians, not means, become rows" grep -qx "delta_rule,16,2048,16,128,128,deltabench,1.500000" "$tmp/kernels.csv"
-check "SDPA rows are torch-sdpa" grep -qx "sdpa,16,2048,16,128,128,torch-sdpa,0.540000" "$tmp/kernels.csv"
-check "decode rows keep V" grep -qx "decode_gated_delta_rule,64,1,16,128,128,deltabench,0.050000" "$tmp/kernels.csv"
+check "medians, not means, become rows" grep -qx "delta_rule,16,2048,16,128,128,deltabench,1.500000,1.600000" "$tmp/kernels.csv"
+check "SDPA rows are torch-sdpa" grep -qx "sdpa,16,2048,16,128,128,torch-sdpa,0.540000,0.560000" "$tmp/kernels.csv"
+check "decode rows keep V" grep -qx "decode_gated_delta_rule,64,1,16,128,128,deltabench,0.050000,0.060000" "$tmp/kernels.csv"
 "$bin" kernel-report "$tmp/kernels.csv" --out "$tmp/report" >"$tmp/report.txt" 2>&1
 check "deltabench kernel-report reads it" test $? -eq 0
 check "the report states the 16 x 2K target as missed" grep -q "0.600 (missed)" "$tmp/report/table.md"

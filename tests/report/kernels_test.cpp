@@ -34,7 +34,7 @@ std::string error_of(const std::string& text) {
   return "";
 }
 
-const std::string kHeader = "op,B,T,H,K,V,impl,ms\n";
+const std::string kHeader = "op,B,T,H,K,V,impl,ms,call_ms\n";
 
 }  // namespace
 
@@ -61,13 +61,14 @@ TEST_CASE("the kernel report's CSV derives throughput and the floor from the reg
   testing::TempDir dir("deltabench-kernels-test");
   const auto w = report::write_kernel_report(report::read_kernel_timings(kDir + "kernels.csv"), dir.path().string());
   const auto csv = read_file((dir.path() / "table.csv").string());
-  // 16 x 2048 tokens in 0.5 ms; 537 MB in 0.5 ms; the floor of that case over 0.5 ms.
+  // 16 x 2048 tokens in 0.5 ms (0.52 ms from an idle GPU); 537 MB in 0.5 ms; the floor of that case over 0.5 ms.
   const bench::KernelCase c = bench::kKernelCases[0];
   const double pct = 100.0 * bench::floor_ms(c) / 0.5;
-  CHECK(csv.find(fmt::format("delta_rule,16,2048,16,128,128,deltabench,0.500000,6.5536e+07,{:.6g},{:.6g},{:.3f},0.6\n",
+  CHECK(csv.find(fmt::format("delta_rule,16,2048,16,128,128,deltabench,0.500000,0.520000,6.5536e+07,{:.6g},{:.6g},"
+                             "{:.3f},0.6\n",
                              bench::case_bytes(c) / 0.5e-3 / 1e9, bench::case_flops(c) / 0.5e-3 / 1e12, pct)) !=
         std::string::npos);
-  CHECK(read_file((dir.path() / "table.tex").string()).find("\\begin{tabular}{lrrrrrrr}") != std::string::npos);
+  CHECK(read_file((dir.path() / "table.tex").string()).find("\\begin{tabular}{lrrrrrrrrr}") != std::string::npos);
   const auto dat = read_file((dir.path() / "throughput.dat").string());
   CHECK(dat.find("# delta_rule | deltabench\n2048 65.536000\n8192 54.613333\n") != std::string::npos);
   if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
@@ -82,25 +83,27 @@ TEST_CASE("the kernel report's CSV derives throughput and the floor from the reg
 }
 
 TEST_CASE("a bad kernel timings CSV is an error naming the line, the expected and the actual") {
-  CHECK(error_of("op,B,T\n").find("bad.csv:1: expected the header 'op,B,T,H,K,V,impl,ms', got 'op,B,T'") !=
+  CHECK(error_of("op,B,T\n").find("bad.csv:1: expected the header 'op,B,T,H,K,V,impl,ms,call_ms', got 'op,B,T'") !=
         std::string::npos);
   CHECK(error_of("# device: x\n").find("no header line") != std::string::npos);
-  CHECK(error_of(kHeader + "delta_rule,16,2048,16,128,128,deltabench\n").find("bad.csv:2: expected 8 fields") !=
+  CHECK(error_of(kHeader + "delta_rule,16,2048,16,128,128,deltabench\n").find("bad.csv:2: expected 9 fields") !=
         std::string::npos);
-  CHECK(error_of(kHeader + "delta_rule,16,2048,16,128,128,triton,1.0\n")
+  CHECK(error_of(kHeader + "delta_rule,16,2048,16,128,128,triton,1.0,2\n")
             .find("bad.csv:2: column impl: expected deltabench, fla or torch-sdpa, got 'triton'") != std::string::npos);
-  CHECK(error_of(kHeader + "delta_rule,16,2048,16,128,128,fla,fast\n")
+  CHECK(error_of(kHeader + "delta_rule,16,2048,16,128,128,fla,fast,2\n")
             .find("bad.csv:2: column ms: expected a number, got 'fast'") != std::string::npos);
-  CHECK(error_of(kHeader + "delta_rule,16,2048,16,128,128,fla,-1\n")
+  CHECK(error_of(kHeader + "delta_rule,16,2048,16,128,128,fla,-1,2\n")
             .find("column ms: expected a positive time, got '-1'") != std::string::npos);
-  CHECK(error_of(kHeader + "delta_rule,16,2.5,16,128,128,fla,1\n")
+  CHECK(error_of(kHeader + "delta_rule,16,2.5,16,128,128,fla,1,2\n")
             .find("column T: expected a positive whole number, got '2.5'") != std::string::npos);
-  CHECK(error_of(kHeader + "delta_rule,16,1024,16,128,128,fla,1\n")
+  CHECK(error_of(kHeader + "delta_rule,16,1024,16,128,128,fla,1,2\n")
             .find("bad.csv:2: delta_rule B=16 T=1024 H=16 K=128 V=128 is not a case of bench/kernel_cases.h") !=
         std::string::npos);
-  CHECK(error_of(kHeader + "delta_rule,16,2048,16,128,128,fla,1\ndelta_rule,16,2048,16,128,128,fla,2\n")
+  CHECK(error_of(kHeader + "delta_rule,16,2048,16,128,128,fla,1,2\ndelta_rule,16,2048,16,128,128,fla,2,3\n")
             .find("bad.csv:3: a second row for delta_rule/16/2048/16/128/128/fla") != std::string::npos);
-  CHECK(error_of(kHeader + "delta_rule,16,2048,16,128,128,fla,1\n") == "");
+  CHECK(error_of(kHeader + "delta_rule,16,2048,16,128,128,fla,1,0\n")
+            .find("column call_ms: expected a positive time, got '0'") != std::string::npos);
+  CHECK(error_of(kHeader + "delta_rule,16,2048,16,128,128,fla,1,2\n") == "");
   CHECK_THROWS_WITH(report::read_kernel_timings("/nonexistent/kernels.csv"),
                     "/nonexistent/kernels.csv: cannot read the kernel timings");
 }
