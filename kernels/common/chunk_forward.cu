@@ -19,6 +19,11 @@
 //   S = exp(G_last) S + K^T diag(exp(G_last - G)) v_new                   tensor cores, S in registers
 // 16-bit operands round S, Tinv and P as FLA's kernels do; accumulation is fp32 throughout.
 //
+// Two more kinds of block serve the segment-parallel pass over long sequences (kernels/common/segments.h):
+// with o null a block skips everything that only the output needs (q, Q K^T, P, O); a block with
+// blockIdx.z = z > 0 computes column slice z - 1 of its sequence's transition M (S_end = M S_start +
+// S_end(S_start = 0)) by running the recurrence from identity columns with v = 0.
+//
 // fp32 inputs go to version 1 (chunk_forward_simt.cu). See kernels/delta_rule/NOTES.md for speed.
 
 #include "kernels/common/cuda_common.cuh"
@@ -173,19 +178,28 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_forward_tc_kernel(ChunkPara
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
   float* scratch = scratch_all + warp * 256;
   const int64_t h = blockIdx.x, n = blockIdx.y, H = p.H;
+  const int z = static_cast<int>(blockIdx.z);  // 0: the sequence itself; z > 0: transition slice z - 1
+  const bool output = p.o != nullptr, transition = z > 0;
   const int64_t start = p.seq_starts[n], length = p.seq_starts[n + 1] - start;
   const IO* q = static_cast<const IO*>(p.q);
   const IO* k = static_cast<const IO*>(p.k);
   const IO* v = static_cast<const IO*>(p.v);
   IO* o = static_cast<IO*>(p.o);
   const int64_t state_offset = (n * H + h) * KD * VD;
+  const int64_t final_offset = ((z * p.N + n) * H + h) * KD * VD;
 
-  // The state: warp w owns tiles w, w + 16, ... of the [KD/16 x VD/16] grid of 16 x 16 tiles.
+  // The state: warp w owns tiles w, w + 16, ... of the [KD/16 x VD/16] grid of 16 x 16 tiles. A
+  // transition block starts from columns (z - 1) VD ... z VD - 1 of the KD x KD identity.
   Acc state[kStateTiles];
 #pragma unroll
   for (int m = 0; m < kStateTiles; ++m) {
     const int t = warp + kWarps * m, r = (t / kColTilesV) * 16, c = (t % kColTilesV) * 16;
-    if (p.h0) {
+    if (transition) {
+      for (int e = lane; e < 256; e += 32) scratch[e] = r + e / 16 == (z - 1) * VD + c + e % 16 ? 1.0f : 0.0f;
+      __syncwarp();
+      wmma::load_matrix_sync(state[m], scratch, 16, wmma::mem_row_major);
+      __syncwarp();
+    } else if (p.h0) {
       wmma::load_matrix_sync(state[m], p.h0 + state_offset + int64_t{r} * VD + c, VD, wmma::mem_row_major);
     } else {
       wmma::fill_fragment(state[m], 0.0f);
@@ -198,13 +212,14 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_forward_tc_kernel(ChunkPara
     const int64_t tok0 = start + t0;
     __syncthreads();  // the previous chunk is done with sQ, sK, sV and the vectors
 
-    // Load q, k, v (16-byte vectors; rows past the sequence are zero) and beta, G, exp(G), the tail.
+    // Load q, k, v (16-byte vectors; rows past the sequence are zero; q only for an output, v zero for
+    // a transition) and beta, G, exp(G), the tail.
     for (int idx = tid; idx < kC * (KD / 8); idx += kThreads) {
       const int i = idx / (KD / 8), c = (idx % (KD / 8)) * 8;
       uint4 qv = make_uint4(0, 0, 0, 0), kv = qv;
       if (i < rows) {
         const int64_t at = ((tok0 + i) * H + h) * KD + c;
-        qv = convert8<E, IO>(*reinterpret_cast<const uint4*>(q + at));
+        if (output) qv = convert8<E, IO>(*reinterpret_cast<const uint4*>(q + at));
         kv = convert8<E, IO>(*reinterpret_cast<const uint4*>(k + at));
       }
       *reinterpret_cast<uint4*>(sQ + i * kLdK + c) = qv;
@@ -213,7 +228,9 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_forward_tc_kernel(ChunkPara
     for (int idx = tid; idx < kC * (VD / 8); idx += kThreads) {
       const int i = idx / (VD / 8), c = (idx % (VD / 8)) * 8;
       uint4 vv = make_uint4(0, 0, 0, 0);
-      if (i < rows) vv = convert8<E, IO>(*reinterpret_cast<const uint4*>(v + ((tok0 + i) * H + h) * VD + c));
+      if (i < rows && !transition) {
+        vv = convert8<E, IO>(*reinterpret_cast<const uint4*>(v + ((tok0 + i) * H + h) * VD + c));
+      }
       *reinterpret_cast<uint4*>(sV + i * kLdV + c) = vv;
     }
     if (warp == 0) {  // two rows per lane; an inclusive scan of the log decay across the warp
@@ -246,9 +263,9 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_forward_tc_kernel(ChunkPara
     }
     __syncthreads();
 
-    // Q K^T and K K^T on the ten lower-triangular 16 x 16 tiles of the chunk.
+    // Q K^T (for an output) and K K^T (delta rules) on the ten lower-triangular 16 x 16 tiles of the chunk.
     constexpr int kTri = 10;
-    for (int job = warp; job < (kDelta ? 2 * kTri : kTri); job += kWarps) {
+    for (int job = (output ? 0 : kTri) + warp; job < (kDelta ? 2 * kTri : kTri); job += kWarps) {
       const bool kk = job >= kTri;
       const int tri = kk ? job - kTri : job;
       int ti = 0;
@@ -268,10 +285,10 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_forward_tc_kernel(ChunkPara
       const int i = idx / kC, j = idx % kC;
       const bool lower = j <= i && i < rows;
       const float decay = kGated && lower ? expf(sG[i] - sG[j]) : 1.0f;
-      sP[i * kLdC + j] = from_float<E>(lower ? sF[i * kLdF + j] * p.scale * decay : 0.0f);
+      if (output) sP[i * kLdC + j] = from_float<E>(lower ? sF[i * kLdF + j] * p.scale * decay : 0.0f);
       if (kDelta) sA[i * kLdF + j] = lower && j < i ? sBeta[i] * sA[i * kLdF + j] * decay : 0.0f;
     }
-    if (kGated) {
+    if (kGated && output) {
       for (int idx = tid; idx < kC * KD; idx += kThreads) {
         const int i = idx / KD, c = idx % KD;
         sQ[i * kLdK + c] = from_float<E>(to_float(sQ[i * kLdK + c]) * sEG[i]);
@@ -376,7 +393,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_forward_tc_kernel(ChunkPara
     }
 
     // O = scale (diag(exp(G)) Q) S + P v_new, written to global memory through the warp's scratch.
-    {
+    if (output) {
       Acc acc[kVTiles];
       const E* a[kVTiles];
       int k_end[kVTiles];
@@ -450,7 +467,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_forward_tc_kernel(ChunkPara
 #pragma unroll
     for (int m = 0; m < kStateTiles; ++m) {
       const int t = warp + kWarps * m, r = (t / kColTilesV) * 16, c = (t % kColTilesV) * 16;
-      wmma::store_matrix_sync(p.ht + state_offset + int64_t{r} * VD + c, state[m], VD, wmma::mem_row_major);
+      wmma::store_matrix_sync(p.ht + final_offset + int64_t{r} * VD + c, state[m], VD, wmma::mem_row_major);
     }
   }
 }
@@ -461,7 +478,8 @@ void launch_tc(const ChunkParams& p, cudaStream_t stream) {
   constexpr size_t bytes = Layout<KD, VD>::kBytes;
   static const bool reserved = (reserve_shared_memory(kernel, bytes, "chunk_forward"), true);
   (void)reserved;
-  kernel<<<dim3(static_cast<unsigned>(p.H), static_cast<unsigned>(p.N)), kThreads, bytes, stream>>>(p);
+  const dim3 grid(static_cast<unsigned>(p.H), static_cast<unsigned>(p.N), static_cast<unsigned>(1 + p.transitions));
+  kernel<<<grid, kThreads, bytes, stream>>>(p);
   check_launch("chunk_forward");
 }
 
@@ -486,9 +504,22 @@ void chunk_forward(const ChunkParams& p, void* stream) {
   if (p.N > 65535) {
     throw std::runtime_error("chunk_forward: at most 65535 sequences per call, got " + std::to_string(p.N));
   }
+  const int64_t max_transitions = (p.K + p.V - 1) / p.V;
+  if (p.transitions < 0 || p.transitions > max_transitions || (p.transitions > 0 && p.o != nullptr)) {
+    throw std::runtime_error("chunk_forward: transitions must be 0, or 1 to ceil(K / V) = " +
+                             std::to_string(max_transitions) + " with o null, got " + std::to_string(p.transitions));
+  }
+  if ((p.o == nullptr || p.transitions > 0) && p.ht == nullptr) {
+    throw std::runtime_error("chunk_forward: a pass without output (o null) or with transitions must write ht");
+  }
   if (p.N == 0) return;
   auto s = static_cast<cudaStream_t>(stream);
-  if (p.dtype == Dtype::kFP32) return chunk_forward_simt(p, s);
+  if (p.dtype == Dtype::kFP32) {
+    if (p.o == nullptr || p.transitions > 0) {
+      throw std::runtime_error("chunk_forward: the fp32 version has no state-only pass or transitions");
+    }
+    return chunk_forward_simt(p, s);
+  }
   for (const void* ptr : {p.q, p.k, p.v, static_cast<const void*>(p.o)}) {
     if (reinterpret_cast<std::uintptr_t>(ptr) % 16 != 0) {
       throw std::runtime_error("chunk_forward: q, k, v and o must be 16-byte aligned");

@@ -2,6 +2,7 @@
 
 #ifdef DELTABENCH_HAVE_CUDA
 #include "kernels/common/cuda_kernels.h"
+#include "kernels/common/segments.h"
 
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
@@ -40,6 +41,37 @@ at::Tensor aligned(const at::Tensor& t, std::uintptr_t bytes) {
   return t.clone();
 }
 
+// The segment-parallel pass (kernels/common/segments.h) with the kernel: p as for a whole-sequence
+// call. Step 1 writes every segment's end state from zero and its transition in one launch, step 2
+// joins them in order, step 3 runs every segment from its start state into p.o.
+void segmented_forward(cuda::ChunkParams p, const Segments& segments, const at::Tensor& h0, at::Tensor& final_state,
+                       const at::Device& device, cudaStream_t stream) {
+  const int64_t S = static_cast<int64_t>(segments.sequence.size()), H = p.H, K = p.K, V = p.V;
+  const int64_t transitions = (K + V - 1) / V;
+  const auto f32 = at::TensorOptions().device(device).dtype(at::kFloat);
+  const auto starts = device_offsets(segments.starts, device);
+  p.seq_starts = starts.data_ptr<int64_t>();
+  p.N = S;
+
+  auto parts = at::empty({1 + transitions, S, H, K, V}, f32);  // [0]: end states from zero; [z]: M E_z
+  cuda::ChunkParams step1 = p;
+  step1.o = nullptr;
+  step1.h0 = nullptr;
+  step1.ht = parts.data_ptr<float>();
+  step1.transitions = transitions;
+  cuda::chunk_forward(step1, stream);
+
+  const auto M =  // [S, H, K, K] from the slices M E_z
+      parts.narrow(0, 1, transitions).permute({1, 2, 3, 0, 4}).reshape({S, H, K, transitions * V}).narrow(-1, 0, K);
+  const auto start_states = segment_start_states(segments, M, parts[0], h0).contiguous();
+
+  at::Tensor ends = final_state.defined() ? at::empty({S, H, K, V}, f32) : at::Tensor();
+  p.h0 = start_states.data_ptr<float>();
+  p.ht = ends.defined() ? ends.data_ptr<float>() : nullptr;
+  cuda::chunk_forward(p, stream);
+  if (ends.defined()) final_state.copy_(ends.index_select(0, device_offsets(segments.last, device)));
+}
+
 }  // namespace
 
 std::optional<SequenceOutput> cuda_chunk_forward(KernelRule rule, const SequenceShape& shape, const at::Tensor& q,
@@ -61,7 +93,6 @@ std::optional<SequenceOutput> cuda_chunk_forward(KernelRule rule, const Sequence
     host_starts.resize(shape.B + 1);
     for (int64_t b = 0; b <= shape.B; ++b) host_starts[b] = b * shape.T;
   }
-  const auto starts = at::tensor(host_starts, at::TensorOptions().dtype(at::kLong)).to(q.device());
   SequenceOutput out;
   out.o = at::empty({shape.B, shape.T, shape.H, shape.V}, v.options().memory_format(at::MemoryFormat::Contiguous));
   if (options.output_final_state) {
@@ -78,13 +109,29 @@ std::optional<SequenceOutput> cuda_chunk_forward(KernelRule rule, const Sequence
   p.h0 = h0.defined() ? h0.data_ptr<float>() : nullptr;
   p.o = out.o.data_ptr();
   p.ht = out.final_state.defined() ? out.final_state.data_ptr<float>() : nullptr;
-  p.seq_starts = starts.data_ptr<int64_t>();
   p.N = shape.N;
   p.H = shape.H;
   p.K = shape.K;
   p.V = shape.V;
   p.scale = static_cast<float>(options.scale.value_or(1.0 / std::sqrt(static_cast<double>(shape.K))));
-  cuda::chunk_forward(p, at::cuda::getCurrentCUDAStream().stream());
+  const auto stream = at::cuda::getCurrentCUDAStream().stream();
+
+  // Long sequences over few heads: the segment-parallel pass (not in the fp32 version 1).
+  int64_t segment_length = options.kernel_segment_length;
+  if (segment_length == 0 && p.dtype != cuda::Dtype::kFP32) {
+    const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+    segment_length = choose_segment_length(host_starts, shape.H, (shape.K + shape.V - 1) / shape.V, sms);
+  }
+  if (segment_length > 0 && p.dtype != cuda::Dtype::kFP32) {
+    const auto segments = split_sequences(host_starts, segment_length);
+    if (segments.max_segments > 1) {
+      segmented_forward(p, segments, h0, out.final_state, q.device(), stream);
+      return out;
+    }
+  }
+  const auto starts = device_offsets(host_starts, q.device());
+  p.seq_starts = starts.data_ptr<int64_t>();
+  cuda::chunk_forward(p, stream);
   return out;
 }
 #else

@@ -20,11 +20,16 @@ struct ChunkParams {
   const float* beta = nullptr;      // [tokens, H] fp32; delta rule only
   const float* g = nullptr;         // [tokens, H] fp32 per-step log decay, or null
   const float* h0 = nullptr;        // [N, H, K, V] or null
-  void* o = nullptr;
-  float* ht = nullptr;              // [N, H, K, V] or null
+  void* o = nullptr;                // null: a state-only pass (nothing that only the output needs)
+  float* ht = nullptr;              // [1 + transitions, N, H, K, V] or null
   const int64_t* seq_starts = nullptr;  // device [N + 1]: token offsets of the sequences
   int64_t N = 0, H = 0, K = 0, V = 0;
   float scale = 1.0f;
+  // With o null, 1 to ceil(K / V) more passes, in the same launch, write the sequences' transitions:
+  // ht[z] (z >= 1) is M E_z, M [K x K] being the map S_start -> S_end - S_end(S_start = 0) of the
+  // sequence and E_z columns (z - 1) V ... z V - 1 of the K x K identity (zero past K). The
+  // segment-parallel pass (kernels/common/segments.h) joins segments with them. bf16 and fp16 only.
+  int64_t transitions = 0;
 };
 
 // The fused chunked forward (chunk 64): one pass over each sequence's chunks, intermediates on chip.

@@ -97,6 +97,10 @@ SequenceShape validate_sequence_inputs(std::string_view op, const at::Tensor& q,
 
   const int64_t C = options.chunk_size;
   TORCH_CHECK(C == 16 || C == 32 || C == 64, op, ": chunk_size must be 16, 32 or 64, got ", C);
+  const int64_t segment = options.kernel_segment_length;
+  TORCH_CHECK(segment == 0 || segment == -1 || (segment > 0 && segment % 64 == 0), op,
+              ": kernel_segment_length must be 0 (chosen), -1 (whole sequences) or a positive multiple of 64, got ",
+              segment);
   if (options.scale) {
     TORCH_CHECK(std::isfinite(*options.scale), op, ": scale must be finite, got ", *options.scale);
   }

@@ -148,6 +148,57 @@ TEST_CASE("cuda: the chunked forward kernel on a varlen batch", "[cuda][small]")
   }
 }
 
+namespace {
+
+// The segment-parallel pass (kernels/common/segments.h) through the public op, its segment length forced.
+void check_segmented(const Case& c, const std::vector<int64_t>& lengths, int64_t H, int64_t K, int64_t V,
+                     int64_t segment, bool initial, uint64_t seed) {
+  std::vector<int64_t> starts = {0};
+  for (const auto l : lengths) starts.push_back(starts.back() + l);
+  const int64_t N = static_cast<int64_t>(lengths.size());
+  const auto in = to(sample_inputs(c.family, SampleShape{1, starts.back(), H, K, V}, kCuda.dtype(at::kFloat), seed,
+                                   c.decay),
+                     at::kBFloat16);
+  const auto cu = N > 1 ? at::tensor(starts, at::TensorOptions().dtype(at::kLong)).to(at::kCUDA) : at::Tensor();
+  const auto h0 = initial ? at::randn({N, H, K, V}, kCuda.dtype(at::kFloat)) * 0.1 : at::Tensor();
+  SequenceOptions o;
+  o.cu_seqlens = cu;
+  o.initial_state = h0;
+  o.output_final_state = true;
+  o.kernel_segment_length = segment;
+  const auto got = run_family(c.family, in, o);
+  const auto ref = reference(c, in, h0, cu);
+  INFO(name(c) << " N=" << N << " tokens=" << starts.back() << " K=" << K << " V=" << V << " segment=" << segment
+                << (initial ? " h0" : ""));
+  CHECK(testing::rel_rms(got.o.to(at::kFloat), ref.o) <= 0.003);
+  CHECK(testing::rel_rms(got.final_state, ref.final_state) <= 0.003);
+}
+
+}  // namespace
+
+TEST_CASE("cuda: the segment-parallel pass on small shapes", "[cuda][small]") {
+  REQUIRE(at::hasCUDA());
+  for (const auto& c : kCases) {
+    check_segmented(c, {300}, 2, 64, 64, 64, true, 31);
+    check_segmented(c, {1, 130, 64}, 2, 128, 64, 64, true, 32);  // two transition slices
+  }
+}
+
+TEST_CASE("cuda: the segment-parallel pass matches the fp32 recurrent reference", "[cuda]") {
+  REQUIRE(at::hasCUDA());
+  uint64_t seed = 40;
+  for (const auto& c : kCases) {
+    for (const auto& [K, V] : {std::pair<int64_t, int64_t>{128, 128}, {64, 64}, {128, 64}, {64, 128}}) {
+      for (const bool initial : {false, true}) {
+        check_segmented(c, {4096}, 2, K, V, 512, initial, ++seed);  // 8 segments
+      }
+      check_segmented(c, {2000}, 2, K, V, 256, true, ++seed);  // the last segment shorter
+    }
+    check_segmented(c, {1, 700, 64, 1000, 63}, 2, 128, 128, 128, true, ++seed);  // varlen
+    check_segmented(c, {8192}, 4, 128, 128, 0, true, ++seed);  // the cost model's own choice
+  }
+}
+
 TEST_CASE("cuda: the public ops use the kernel without gradients and the reference with them", "[cuda]") {
   REQUIRE(at::hasCUDA());
   for (const auto& c : kCases) {

@@ -121,6 +121,13 @@ TEST_CASE("validation: options", "[validate]") {
     options.chunk_size = 48;
     expect_error([&] { run_family(family, in, options); }, {"chunk_size must be 16, 32 or 64", "got 48"});
   }
+  for (const int64_t length : {int64_t{-2}, int64_t{100}}) {
+    SequenceOptions options;
+    options.kernel_segment_length = length;
+    expect_error([&] { run_family(family, in, options); },
+                 {"kernel_segment_length must be 0 (chosen), -1 (whole sequences) or a positive multiple of 64",
+                  "got " + std::to_string(length)});
+  }
   {
     SequenceOptions options;
     options.initial_state = at::zeros({2, 2, 3, 4});
