@@ -103,6 +103,14 @@ if ((kernels_only)); then
       >"$out/ncu.log" 2>&1
     note ""
     note "Nsight Compute, one chunk_forward_tc_kernel launch (delta rule, 16 x 2K): see ncu.log"
+    # The segment-parallel pass's two launches (gated delta rule, 1 x 32K): step 1 without outputs, step 3.
+    timeout 90 ncu --section SpeedOfLight --section LaunchStats -k regex:chunk_forward_tc -c 2 \
+      "$build_dir/bench/kernels_bench" --benchmark_filter='^gated_delta_rule/B1/' --benchmark_repetitions=1 \
+      >"$out/ncu_segments.tmp" 2>&1
+    note "Nsight Compute, the segmented 1 x 32K gated launches (grid, duration):"
+    grep -E '^  [a-z_ ]*void|Grid Size|Duration' "$out/ncu_segments.tmp" | tee -a "$summary"
+    cat "$out/ncu_segments.tmp" >>"$out/ncu.log"
+    rm -f "$out/ncu_segments.tmp"
   fi
   # Last: the slowest step, so that a time limit cuts it rather than the numbers.
   if command -v compute-sanitizer >/dev/null; then
