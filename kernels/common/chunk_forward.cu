@@ -43,6 +43,8 @@ constexpr int kThreads = kWarps * 32;
 constexpr int kPad = 8;  // 16-bit elements of padding per row: consecutive rows start 16 bytes apart in
                          // the bank cycle, so the 8 rows of a tensor-core operand load hit distinct banks
 constexpr int kLdF = kC + 4;  // fp32 C x C buffers
+constexpr int kLdScratch = 24;  // fp32 16 x 16 scratch tiles: rows 96 bytes apart, so that a fragment
+                                // store touches each bank at most twice (16 floats a row: four times)
 
 // Byte offsets into dynamic shared memory; every buffer starts 32-byte aligned, as WMMA requires.
 template <int KD, int VD>
@@ -58,8 +60,8 @@ struct Layout {
   static constexpr size_t kP = kT2 + 2 * kC * kLdC;                // [C][kLdC]  P
   static constexpr size_t kA = kP + 2 * kC * kLdC;                 // fp32 [C][kLdF]  K K^T, then A
   static constexpr size_t kF = kA + 4 * kC * kLdF;                 // fp32 [C][kLdF]  Q K^T, then Tinv
-  static constexpr size_t kScratch = kF + 4 * kC * kLdF;           // fp32 [kWarps][256]
-  static constexpr size_t kVec = kScratch + 4 * kWarps * 256;      // fp32 [4][C]: beta, G, exp(G), tail
+  static constexpr size_t kScratch = kF + 4 * kC * kLdF;           // fp32 [kWarps][16][kLdScratch]
+  static constexpr size_t kVec = kScratch + 4 * kWarps * 16 * kLdScratch;  // fp32 [4][C]: beta, G, exp(G), tail
   static constexpr size_t kBytes = kVec + 4 * 4 * kC;
 };
 
@@ -117,18 +119,22 @@ __device__ __forceinline__ void mma_shared_b(Acc (&acc)[M], const E* const (&a)[
   }
 }
 
-// Writes a warp's accumulator tile, times `mul`, as 16-bit values at dst (row stride ld) through the
-// warp's fp32 scratch tile.
+// Writes a warp's accumulator tile, times `mul`, as 16-bit values at dst (row stride ld, even), straight
+// from the fragment's registers: four 32-bit stores a lane, conflict-free for the padded operand rows.
+// (Version 2 went through an fp32 scratch tile: a fragment store, a read back and a 16-byte store.) It
+// relies on the sm_80+ layout of WMMA's m16n16k16 fp32 accumulator, two mma.m16n8k16 accumulators
+// side by side (PTX ISA, "Matrix Fragments for mma.m16n8k16"): x[2j] and x[2j + 1] sit at row
+// lane / 4 (+ 8 for odd j) and columns 2 (lane % 4) and one more (+ 8 for j >= 2). Any other layout
+// scrambles S, W and v_new, which the GPU tests against the reference would show at once.
 template <typename E>
-__device__ __forceinline__ void store_tile(const Acc& acc, E* dst, int ld, float* scratch, int lane, float mul) {
-  wmma::store_matrix_sync(scratch, acc, 16, wmma::mem_row_major);
-  __syncwarp();
-  const int r = lane / 2, c0 = (lane % 2) * 8;
-  alignas(16) E out[8];
+__device__ __forceinline__ void store_tile(const Acc& acc, E* dst, int ld, int lane, float mul) {
+  const int row = lane / 4, col = 2 * (lane % 4);
 #pragma unroll
-  for (int e = 0; e < 8; ++e) out[e] = from_float<E>(scratch[r * 16 + c0 + e] * mul);
-  *reinterpret_cast<uint4*>(dst + r * ld + c0) = *reinterpret_cast<const uint4*>(out);
-  __syncwarp();
+  for (int j = 0; j < 4; ++j) {
+    alignas(4) E pair[2] = {from_float<E>(acc.x[2 * j] * mul), from_float<E>(acc.x[2 * j + 1] * mul)};
+    *reinterpret_cast<uint32_t*>(dst + (row + 8 * (j % 2)) * ld + col + 8 * (j / 2)) =
+        *reinterpret_cast<const uint32_t*>(pair);
+  }
 }
 
 // Eight 16-bit values from one type to another (a plain copy when they agree).
@@ -176,7 +182,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_forward_tc_kernel(ChunkPara
   float* sTail = sEG + kC;
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-  float* scratch = scratch_all + warp * 256;
+  float* scratch = scratch_all + warp * 16 * kLdScratch;
   const int64_t h = blockIdx.x, n = blockIdx.y, H = p.H;
   const int z = static_cast<int>(blockIdx.z);  // 0: the sequence itself; z > 0: transition slice z - 1
   const bool output = p.o != nullptr, transition = z > 0;
@@ -195,16 +201,18 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_forward_tc_kernel(ChunkPara
   for (int m = 0; m < kStateTiles; ++m) {
     const int t = warp + kWarps * m, r = (t / kColTilesV) * 16, c = (t % kColTilesV) * 16;
     if (transition) {
-      for (int e = lane; e < 256; e += 32) scratch[e] = r + e / 16 == (z - 1) * VD + c + e % 16 ? 1.0f : 0.0f;
+      for (int e = lane; e < 256; e += 32) {
+        scratch[e / 16 * kLdScratch + e % 16] = r + e / 16 == (z - 1) * VD + c + e % 16 ? 1.0f : 0.0f;
+      }
       __syncwarp();
-      wmma::load_matrix_sync(state[m], scratch, 16, wmma::mem_row_major);
+      wmma::load_matrix_sync(state[m], scratch, kLdScratch, wmma::mem_row_major);
       __syncwarp();
     } else if (p.h0) {
       wmma::load_matrix_sync(state[m], p.h0 + state_offset + int64_t{r} * VD + c, VD, wmma::mem_row_major);
     } else {
       wmma::fill_fragment(state[m], 0.0f);
     }
-    store_tile(state[m], sS + r * kLdV + c, kLdV, scratch, lane, 1.0f);
+    store_tile(state[m], sS + r * kLdV + c, kLdV, lane, 1.0f);
   }
 
   for (int64_t t0 = 0; t0 < length; t0 += kC) {
@@ -358,7 +366,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_forward_tc_kernel(ChunkPara
 #pragma unroll
         for (int m = 0; m < kKTiles; ++m) {
           const int ti = (warp + kWarps * m) / kColTilesK;
-          store_tile(w[m], sW + ti * 16 * kLdK + tc * 16, kLdK, scratch, lane, -1.0f);
+          store_tile(w[m], sW + ti * 16 * kLdK + tc * 16, kLdK, lane, -1.0f);
         }
       }
       __syncthreads();
@@ -375,7 +383,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_forward_tc_kernel(ChunkPara
           a[m] = sT2 + ti * 16 * kLdC;
           k_end[m] = ti + 1;
         }
-        mma_shared_b<E, FragA<E>>(u, a, kLdC, 16, k_end, sV + tc * 16, kLdV, 16 * kLdV);
+        if (!transition) mma_shared_b<E, FragA<E>>(u, a, kLdC, 16, k_end, sV + tc * 16, kLdV, 16 * kLdV);  // V = 0
 #pragma unroll
         for (int m = 0; m < kVTiles; ++m) {
           a[m] = sW + ((warp + kWarps * m) / kColTilesV) * 16 * kLdK;
@@ -387,7 +395,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_forward_tc_kernel(ChunkPara
 #pragma unroll
       for (int m = 0; m < kVTiles; ++m) {
         const int t = warp + kWarps * m, ti = t / kColTilesV, tc = t % kColTilesV;
-        store_tile(u[m], sV + ti * 16 * kLdV + tc * 16, kLdV, scratch, lane, 1.0f);
+        store_tile(u[m], sV + ti * 16 * kLdV + tc * 16, kLdV, lane, 1.0f);
       }
       __syncthreads();
     }
@@ -417,13 +425,13 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_forward_tc_kernel(ChunkPara
 #pragma unroll
       for (int m = 0; m < kVTiles; ++m) {
         const int ti = (warp + kWarps * m) / kColTilesV;
-        wmma::store_matrix_sync(scratch, acc[m], 16, wmma::mem_row_major);
+        wmma::store_matrix_sync(scratch, acc[m], kLdScratch, wmma::mem_row_major);
         __syncwarp();
         const int r = lane / 2, c0 = (lane % 2) * 8, row = ti * 16 + r;
         if (row < rows) {
           alignas(16) IO out[8];
 #pragma unroll
-          for (int e = 0; e < 8; ++e) out[e] = from_float<IO>(scratch[r * 16 + c0 + e]);
+          for (int e = 0; e < 8; ++e) out[e] = from_float<IO>(scratch[r * kLdScratch + c0 + e]);
           *reinterpret_cast<uint4*>(o + ((tok0 + row) * H + h) * VD + tc * 16 + c0) =
               *reinterpret_cast<const uint4*>(out);
         }
@@ -458,7 +466,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_forward_tc_kernel(ChunkPara
 #pragma unroll
       for (int m = 0; m < kStateTiles; ++m) {
         const int tr = (warp + kWarps * m) / kColTilesV;
-        store_tile(state[m], sS + tr * 16 * kLdV + tc * 16, kLdV, scratch, lane, 1.0f);
+        store_tile(state[m], sS + tr * 16 * kLdV + tc * 16, kLdV, lane, 1.0f);
       }
     }
   }
