@@ -5,7 +5,8 @@
 # build.log, tests.log, train.log, two training JSON-lines files, the reference ops' benchmark JSON and
 # kernels.csv (eight files: the device tool returns at most eight). --kernels leaves summary.md,
 # build.log, tests.log, bench.log, kernels_bench.json, kernels.csv and ncu.log. The device copy of the
-# tree has no .git: pass DELTABENCH_COMMIT=<sha> to name the commit in the summary.
+# tree has no .git: it names its commit from .device-commit (ignored by git; write it with
+# `git describe --always --dirty >.device-commit` and carry it), or from DELTABENCH_COMMIT.
 #
 # The GPU image has no SQLite headers: carry .deb/sqlite (Debian's libsqlite3-dev unpacked there with
 # dpkg-deb -x; the image's own libsqlite3.so.0 is linked). For the FLA comparison carry .fla: an
@@ -37,7 +38,12 @@ status=0
 note "# deltabench device run"
 note ""
 note "- date: $(date -u +%FT%TZ)"
-note "- commit: ${DELTABENCH_COMMIT:-$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)}"
+if [[ -z "${DELTABENCH_COMMIT:-}" ]]; then
+  DELTABENCH_COMMIT=$(git -C "$root" describe --always --dirty 2>/dev/null || cat "$root/.device-commit" 2>/dev/null ||
+    echo unknown)
+fi
+export DELTABENCH_COMMIT
+note "- commit: $DELTABENCH_COMMIT"
 note "- gpu: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null || echo none)"
 note "- nvcc: $(nvcc --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p')"
 note "- torch: $("$python" -c 'import torch; print(torch.__version__)' 2>/dev/null)"
