@@ -5,8 +5,9 @@
 # build.log, tests.log, train.log, two training JSON-lines files, the reference ops' benchmark JSON and
 # kernels.csv (eight files: the device tool returns at most eight). --kernels leaves summary.md,
 # build.log, tests.log, bench.log, kernels_bench.json, kernels.csv and ncu.log. The device copy of the
-# tree has no .git: it names its commit from .device-commit (ignored by git; write it with
-# `git describe --always --dirty >.device-commit` and carry it), or from DELTABENCH_COMMIT.
+# tree's .git is the checkout's base commit, not the tree that runs: the script names its commit from
+# DELTABENCH_COMMIT, else from .device-commit (ignored by git; write it with
+# `git describe --always --dirty >.device-commit` and carry it), else from git.
 #
 # The GPU image has no SQLite headers: carry .deb/sqlite (Debian's libsqlite3-dev unpacked there with
 # dpkg-deb -x; the image's own libsqlite3.so.0 is linked). For the FLA comparison carry .fla: an
@@ -39,7 +40,7 @@ note "# deltabench device run"
 note ""
 note "- date: $(date -u +%FT%TZ)"
 if [[ -z "${DELTABENCH_COMMIT:-}" ]]; then
-  DELTABENCH_COMMIT=$(git -C "$root" describe --always --dirty 2>/dev/null || cat "$root/.device-commit" 2>/dev/null ||
+  DELTABENCH_COMMIT=$(cat "$root/.device-commit" 2>/dev/null || git -C "$root" describe --always --dirty 2>/dev/null ||
     echo unknown)
 fi
 export DELTABENCH_COMMIT
