@@ -38,7 +38,8 @@ Segments split_sequences(const std::vector<int64_t>& seq_starts, int64_t length)
 // sequences whole. The model counts chunk steps along the critical path: a pass of b blocks on `sms`
 // multiprocessors (one block each) takes ceil(b / sms) waves, each as long as its longest segment;
 // step 1 runs (1 + transitions) blocks per segment and head at kStateOnlyCost of a full chunk step;
-// step 2 costs about one chunk step per segment boundary.
+// step 2 costs about one chunk step per segment boundary. A state-only chunk step measured 0.76 (v2b)
+// and 0.73 (v2c) of a full one on the H100 (Nsight Compute, 1 x 32K; kernels/delta_rule/NOTES.md).
 inline constexpr double kStateOnlyCost = 0.7;
 int64_t choose_segment_length(const std::vector<int64_t>& seq_starts, int64_t heads, int64_t transitions, int64_t sms);
 

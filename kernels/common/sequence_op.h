@@ -23,9 +23,10 @@ struct SequenceOptions {
   // CUDA tensors in chunk mode (chunk 64) with no gradient needed go to the CUDA kernels; false
   // keeps them on the reference path (tests and benchmarks compare the two).
   bool allow_kernels = true;
-  // The CUDA kernel's segment-parallel pass for long sequences (kernels/common/segments.h): 0 lets a
-  // cost model choose the segment length, -1 keeps the sequences whole, a positive multiple of 64
-  // splits them into segments of that many tokens. The reference path ignores it.
+  // The CUDA kernel's segment-parallel pass for long sequences (kernels/common/segments.h), bf16 and
+  // fp16 inputs: 0 lets a cost model choose the segment length, -1 keeps the sequences whole, a positive
+  // multiple of 64 splits them into segments of that many tokens. fp32 inputs (the kernel's version 1)
+  // and the reference path keep sequences whole.
   int64_t kernel_segment_length = 0;
 };
 

@@ -51,6 +51,12 @@ TEST_CASE("choose_segment_length splits only where few heads walk long sequences
   for (int b = 0; b < 4; ++b) batch4.push_back(batch4.back() + 8192);
   CHECK(choose_segment_length(batch16, 16, 1, sms) == 0);
   CHECK(choose_segment_length(batch4, 16, 1, sms) == 0);
+  // 8 x 4K at H = 8 (64 blocks): two waves of step 1 cost more than the idle half of the GPU.
+  std::vector<int64_t> batch8 = {0};
+  for (int b = 0; b < 8; ++b) batch8.push_back(batch8.back() + 4096);
+  CHECK(choose_segment_length(batch8, 8, 1, sms) == 0);
+  // K = 128, V = 64 has two transition slices: step 1 runs three blocks a segment and head.
+  CHECK(choose_segment_length({0, 32768}, 16, 2, sms) > 0);
   CHECK(choose_segment_length({0, 64}, 1, 1, sms) == 0);  // one chunk: nothing to split
   CHECK(throws_with([&] { choose_segment_length({0, 64}, 0, 1, sms); }, "got 0, 132, 1"));
 }
