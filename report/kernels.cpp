@@ -36,14 +36,11 @@ const KernelTiming* find_row(const KernelTimings& t, const KernelCase& c, const 
   return nullptr;
 }
 
-std::optional<double> find_ms(const KernelTimings& t, const KernelCase& c, const std::string& impl) {
+// One time of a row (ms or call_ms), if the row is there.
+std::optional<double> find_ms(const KernelTimings& t, const KernelCase& c, const std::string& impl,
+                              double KernelTiming::*time = &KernelTiming::ms) {
   const auto* r = find_row(t, c, impl);
-  return r ? std::optional<double>(r->ms) : std::nullopt;
-}
-
-std::optional<double> find_call_ms(const KernelTimings& t, const KernelCase& c, const std::string& impl) {
-  const auto* r = find_row(t, c, impl);
-  return r ? std::optional<double>(r->call_ms) : std::nullopt;
+  return r ? std::optional<double>(r->*time) : std::nullopt;
 }
 
 // The SDPA case of the registry with the same batch, length, heads and head dim, if any.
@@ -99,8 +96,8 @@ std::vector<Table> tables(const KernelTimings& t) {
       if (ours) target += *ours <= c.target_ms ? " (met)" : " (missed)";
     }
     row.push_back(target);
-    row.push_back(ms_text(find_call_ms(t, c, "deltabench")));
-    row.push_back(ms_text(find_call_ms(t, c, "fla")));
+    row.push_back(ms_text(find_ms(t, c, "deltabench", &KernelTiming::call_ms)));
+    row.push_back(ms_text(find_ms(t, c, "fla", &KernelTiming::call_ms)));
     (is_decode(c) ? decode : forward).rows.push_back(row);
   }
   return {forward, decode};

@@ -113,18 +113,18 @@ if ((kernels_only)); then
     # The segment-parallel pass's two launches (gated delta rule, 1 x 32K): step 1 without outputs, step 3.
     timeout 90 ncu --section SpeedOfLight --section LaunchStats -k regex:chunk_forward_tc -c 2 \
       "$build_dir/bench/kernels_bench" --benchmark_filter='^gated_delta_rule/B1/' --benchmark_repetitions=1 \
-      >"$out/ncu_segments.tmp" 2>&1
+      >"$out/ncu.tmp" 2>&1
     note "Nsight Compute, the segmented 1 x 32K gated launches (grid, duration):"
-    grep -E '^  [a-z_ ]*void|Grid Size|Duration' "$out/ncu_segments.tmp" | tee -a "$summary"
-    cat "$out/ncu_segments.tmp" >>"$out/ncu.log"
+    grep -E '^  [a-z_ ]*void|Grid Size|Duration' "$out/ncu.tmp" | tee -a "$summary"
+    cat "$out/ncu.tmp" >>"$out/ncu.log"
     # The decode step at B = 64: how close to the memory system's limit it runs.
     timeout 60 ncu --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy -k regex:recurrent_decode \
       -c 1 "$build_dir/bench/kernels_bench" --benchmark_filter='^decode_gated_delta_rule/B64/' --benchmark_repetitions=1 \
-      >"$out/ncu_segments.tmp" 2>&1
+      >"$out/ncu.tmp" 2>&1
     note "Nsight Compute, one decode step at B = 64:"
-    grep -E 'Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy' "$out/ncu_segments.tmp" | tee -a "$summary"
-    cat "$out/ncu_segments.tmp" >>"$out/ncu.log"
-    rm -f "$out/ncu_segments.tmp"
+    grep -E 'Duration|DRAM Throughput|Memory Throughput|Achieved Occupancy' "$out/ncu.tmp" | tee -a "$summary"
+    cat "$out/ncu.tmp" >>"$out/ncu.log"
+    rm -f "$out/ncu.tmp"
   fi
   # Last: the slowest step, so that a time limit cuts it rather than the numbers.
   if command -v compute-sanitizer >/dev/null; then

@@ -41,13 +41,16 @@ at::Tensor aligned(const at::Tensor& t, std::uintptr_t bytes) {
   return t.clone();
 }
 
+// The column slices of M that step 1 writes (ChunkParams::transitions): ceil(K / V).
+int64_t transition_slices(int64_t K, int64_t V) { return (K + V - 1) / V; }
+
 // The segment-parallel pass (kernels/common/segments.h) with the kernel: p as for a whole-sequence
 // call. Step 1 writes every segment's end state from zero and its transition in one launch, step 2
 // joins them in order, step 3 runs every segment from its start state into p.o.
 void segmented_forward(cuda::ChunkParams p, const Segments& segments, const at::Tensor& h0, at::Tensor& final_state,
                        const at::Device& device, cudaStream_t stream) {
   const int64_t S = static_cast<int64_t>(segments.sequence.size()), H = p.H, K = p.K, V = p.V;
-  const int64_t transitions = (K + V - 1) / V;
+  const int64_t transitions = transition_slices(K, V);
   const auto f32 = at::TensorOptions().device(device).dtype(at::kFloat);
   const auto starts = device_offsets(segments.starts, device);
   p.seq_starts = starts.data_ptr<int64_t>();
@@ -117,12 +120,12 @@ std::optional<SequenceOutput> cuda_chunk_forward(KernelRule rule, const Sequence
   const auto stream = at::cuda::getCurrentCUDAStream().stream();
 
   // Long sequences over few heads: the segment-parallel pass (not in the fp32 version 1).
-  int64_t segment_length = options.kernel_segment_length;
-  if (segment_length == 0 && p.dtype != cuda::Dtype::kFP32) {
+  int64_t segment_length = p.dtype == cuda::Dtype::kFP32 ? -1 : options.kernel_segment_length;
+  if (segment_length == 0) {
     const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-    segment_length = choose_segment_length(host_starts, shape.H, (shape.K + shape.V - 1) / shape.V, sms);
+    segment_length = choose_segment_length(host_starts, shape.H, transition_slices(shape.K, shape.V), sms);
   }
-  if (segment_length > 0 && p.dtype != cuda::Dtype::kFP32) {
+  if (segment_length > 0) {
     const auto segments = split_sequences(host_starts, segment_length);
     if (segments.max_segments > 1) {
       segmented_forward(p, segments, h0, out.final_state, q.device(), stream);

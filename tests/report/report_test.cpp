@@ -7,7 +7,6 @@
 #include "tests/support/golden.h"
 #include "tests/support/temp_dir.h"
 
-#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -103,17 +102,7 @@ TEST_CASE("the report writes tables, and images of the right format when gnuplot
   const auto tex = read_file((dir.path() / "table.tex").string());
   CHECK(tex.find("\\begin{tabular}{lrr}") != std::string::npos);
   CHECK(tex.find("in-context-recall:vocab\\_size=32") == std::string::npos);  // MAD settings fold into tasks
-  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
-    CHECK(w.warnings.size() == 1);
-    return;
-  }
-  CHECK(w.warnings.empty());
-  const auto png = read_file((dir.path() / "mqar.png").string());
-  REQUIRE(png.size() > 1000);
-  CHECK(png.substr(0, 8) == "\x89PNG\r\n\x1a\n");
-  const auto svg = read_file((dir.path() / "mqar.svg").string());
-  CHECK(svg.find("<svg") != std::string::npos);
-  CHECK(svg.find("DeltaNet") != std::string::npos);
+  testing::check_figure(dir.path(), "mqar", w.warnings.size(), "DeltaNet");
 }
 
 TEST_CASE("training curves of one run, found by id or hash prefix") {

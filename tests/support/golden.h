@@ -5,6 +5,7 @@
 #include "tests/support/catch.h"
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -24,6 +25,23 @@ inline void check_golden(const std::string& actual, const std::string& path) {
     std::ofstream(path + ".actual", std::ios::binary) << actual;
     FAIL("the output differs from " + path + "; this run's is in " + path + ".actual");
   }
+}
+
+// The figure a report writer drew with gnuplot: <dir>/<stem>.png, a real PNG, and <stem>.svg naming
+// `label`. Where gnuplot is missing the writer must have warned once instead (`warnings`: its count).
+inline void check_figure(const std::filesystem::path& dir, const std::string& stem, size_t warnings,
+                         const std::string& label) {
+  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
+    CHECK(warnings == 1);
+    return;
+  }
+  CHECK(warnings == 0);
+  const auto png = read_file((dir / (stem + ".png")).string());
+  REQUIRE(png.size() > 1000);
+  CHECK(png.substr(0, 8) == "\x89PNG\r\n\x1a\n");
+  const auto svg = read_file((dir / (stem + ".svg")).string());
+  CHECK(svg.find("<svg") != std::string::npos);
+  CHECK(svg.find(label) != std::string::npos);
 }
 
 }  // namespace deltabench::testing
