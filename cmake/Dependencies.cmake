@@ -31,6 +31,9 @@ if(NOT Torch_FOUND)
 endif()
 
 find_package(CLI11 REQUIRED)
+# JSON for metrics files and store exports (Debian: nlohmann-json3-dev; the GPU machine: the same
+# package unpacked, passed as nlohmann_json_DIR by scripts/device.sh).
+find_package(nlohmann_json 3.10 REQUIRED)
 # The results store. Debian: libsqlite3-dev; elsewhere pass SQLite3_INCLUDE_DIR and SQLite3_LIBRARY.
 find_package(SQLite3 REQUIRED)
 find_package(Threads REQUIRED)

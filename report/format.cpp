@@ -1,6 +1,7 @@
 #include "report/format.h"
 
-#include <cstdlib>
+#include "sweep/process.h"
+
 #include <fstream>
 
 namespace deltabench::report {
@@ -78,24 +79,19 @@ void write_file(const std::filesystem::path& path, const std::string& text, Writ
   w.files.push_back(path.string());
 }
 
-namespace {
-
-bool have_gnuplot() { return std::system("command -v gnuplot >/dev/null 2>&1") == 0; }
-
-}  // namespace
-
 void render(const std::filesystem::path& dir, const std::string& script, const std::vector<std::string>& outputs,
             Written& w) {
-  if (!have_gnuplot()) {
+  if (!sweep::on_path("gnuplot")) {
     w.warnings.push_back("gnuplot is not on PATH: " + (dir / script).string() + " was written but not rendered");
     return;
   }
-  const std::string command = "cd '" + dir.string() + "' && gnuplot '" + script + "' 2>gnuplot.log";
-  if (std::system(command.c_str()) != 0) {
+  // An argument vector, never a shell: the directory and script names are only ever arguments.
+  const auto r = sweep::run_process({"gnuplot", script}, dir.string(), /*capture_stderr=*/true);
+  if (!r.started || r.exit_code != 0) {
+    std::ofstream(dir / "gnuplot.log") << r.output;
     w.warnings.push_back("gnuplot failed on " + (dir / script).string() + "; see " + (dir / "gnuplot.log").string());
     return;
   }
-  std::filesystem::remove(dir / "gnuplot.log");
   for (const auto& f : outputs) {
     if (std::filesystem::exists(dir / f) && std::filesystem::file_size(dir / f) > 0) {
       w.files.push_back((dir / f).string());

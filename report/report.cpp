@@ -27,6 +27,8 @@ struct Cell {
   size_t present = 0, expected = 0, failed = 0;
   bool complete() const { return present == expected; }
   double value = std::numeric_limits<double>::quiet_NaN();
+  double low = value, high = value;  // the selected group's smallest and largest seed
+  size_t seeds = 0;                  // runs averaged into `value`
   double best_lr = 0, best_wd = 0;
   int64_t best_d = 0;
 };
@@ -57,7 +59,7 @@ std::map<CellKey, Cell> select_cells(const Suite& suite, const std::vector<Run>&
                                      const std::set<std::string>& tasks, bool d_model_column) {
   struct Group {
     size_t present = 0, expected = 0;
-    double sum = 0;
+    double sum = 0, low = std::numeric_limits<double>::infinity(), high = -std::numeric_limits<double>::infinity();
   };
   std::map<CellKey, std::map<std::tuple<double, double, int64_t>, Group>> groups;
   std::map<CellKey, Cell> cells;
@@ -77,7 +79,9 @@ std::map<CellKey, Cell> select_cells(const Suite& suite, const std::vector<Run>&
       continue;
     }
     ++g.present, ++cell.present;
-    g.sum += it->second.status == "diverged" ? 0.0 : it->second.final_accuracy;
+    const double value = it->second.status == "diverged" ? 0.0 : it->second.final_accuracy;
+    g.sum += value;
+    g.low = std::min(g.low, value), g.high = std::max(g.high, value);
   }
   for (auto& [key, cell] : cells) {
     const auto& [lrs, wds, ds] = axes[key];
@@ -97,6 +101,7 @@ std::map<CellKey, Cell> select_cells(const Suite& suite, const std::vector<Run>&
       const double mean = g.sum / static_cast<double>(g.present);
       if (mean > best) {
         best = mean;
+        cell.low = g.low, cell.high = g.high, cell.seeds = g.present;
         cell.best_lr = std::get<0>(hp);
         cell.best_wd = std::get<1>(hp);
         cell.best_d = d_model_column ? std::get<2>(key) : std::get<2>(hp);
@@ -150,12 +155,22 @@ struct CsvRow {
 
 bool is_mqar(const Run& r) { return r.config.task.name == "mqar"; }
 
+// One point of a figure line: x, the cell's value and its seeds' range.
+struct Point {
+  int64_t x = 0;
+  double value = 0, low = 0, high = 0;
+};
+
 struct Section {
   std::string heading, text;  // Markdown
   std::vector<Table> tables;
   std::vector<CsvRow> csv;
   // MQAR figure data: panels (task variants) x lines (models) x points (d_model, accuracy)
-  std::vector<std::pair<std::string, std::vector<std::pair<std::string, std::vector<std::pair<int64_t, double>>>>>> figure;
+  std::vector<std::pair<std::string, std::vector<std::pair<std::string, std::vector<Point>>>>> figure;
+  // Bar chart data (MAD scores, ablation accuracies): groups (models) x bars (tasks).
+  std::string chart_stem, chart_title, chart_ylabel;
+  std::vector<std::string> chart_bars;
+  std::vector<std::pair<std::string, std::vector<double>>> chart_groups;
 };
 
 Section mqar_section(const Suite& suite, const std::vector<Run>& runs, const Records& records) {
@@ -187,10 +202,10 @@ Section mqar_section(const Suite& suite, const std::vector<Run>& runs, const Rec
     t.caption = sec.text;
     t.header.push_back("model");
     for (const auto d : widths) t.header.push_back(fmt::format("d_model {}", d));
-    std::vector<std::pair<std::string, std::vector<std::pair<int64_t, double>>>> lines;
+    std::vector<std::pair<std::string, std::vector<Point>>> lines;
     for (const auto& model : suite.models) {
       std::vector<std::string> row{model.label};
-      std::vector<std::pair<int64_t, double>> points;
+      std::vector<Point> points;
       for (const auto d : widths) {
         const auto it = cells.find({task_name, model.name, d});
         if (it == cells.end()) {
@@ -199,7 +214,7 @@ Section mqar_section(const Suite& suite, const std::vector<Run>& runs, const Rec
         }
         const Cell& c = it->second;
         row.push_back(c.complete() ? fmt::format("{:.3f}", c.value) : missing(c));
-        if (c.complete()) points.emplace_back(d, c.value);
+        if (c.complete()) points.push_back({d, c.value, c.low, c.high});
         sec.csv.push_back({"mqar", task.name, model.name, std::to_string(d), c});
       }
       t.rows.push_back(row);
@@ -293,8 +308,15 @@ Section mad_section(const Suite& suite, const std::vector<Run>& runs, const Reco
     }
     row.push_back(all ? fmt::format("{:.1f}", sum / static_cast<double>(columns.size())) : "missing");
     t.rows.push_back(row);
+    std::vector<double> bars;
+    for (size_t i = 1; i + 1 < row.size(); ++i) bars.push_back(row[i].rfind("missing", 0) == 0 ? NAN : std::stod(row[i]));
+    sec.chart_groups.emplace_back(model.label, bars);
   }
   sec.tables.push_back(t);
+  sec.chart_stem = "mad";
+  sec.chart_title = "MAD accuracy (%) by task (" + suite.name + ")";
+  sec.chart_ylabel = "accuracy (%)";
+  for (const auto* c : columns) sec.chart_bars.push_back(c->title);
 
   Table pub;
   pub.title = "MAD accuracy (%), published (DeltaNet paper, arXiv 2406.06484, as its authors' blog prints it)";
@@ -329,14 +351,21 @@ Section ablation_section(const Suite& suite, const std::vector<Run>& runs, const
   for (const auto& task : suite.tasks) t.header.push_back(task.label);
   for (const auto& model : suite.models) {
     std::vector<std::string> row{model.label};
+    std::vector<double> bars;
     for (const auto& task : suite.tasks) {
       const auto& c = cells.at({task.name, model.name, 0});
       row.push_back(c.complete() ? fmt::format("{:.3f}", c.value) : missing(c));
+      bars.push_back(c.complete() ? c.value : NAN);
       sec.csv.push_back({"ablations", task.name, model.name, "accuracy", c});
     }
     t.rows.push_back(row);
+    sec.chart_groups.emplace_back(model.label, bars);
   }
   sec.tables.push_back(t);
+  sec.chart_stem = "ablations";
+  sec.chart_title = "Ablations: accuracy per switch setting (" + suite.name + ")";
+  sec.chart_ylabel = "accuracy";
+  for (const auto& task : suite.tasks) sec.chart_bars.push_back(task.label);
   return sec;
 }
 
@@ -355,7 +384,7 @@ std::vector<Section> sections(const Suite& suite, const std::vector<Run>& runs, 
 std::string provenance(const std::vector<Run>& runs, const Records& records) {
   size_t present = 0, failed = 0, diverged = 0;
   double wall = 0;
-  std::set<std::string> devices, commits;
+  std::set<std::string> devices, commits, backends;
   for (const auto& r : runs) {
     const auto it = records.find(r.hash);
     if (it == records.end()) continue;
@@ -363,60 +392,110 @@ std::string provenance(const std::vector<Run>& runs, const Records& records) {
     if (it->second.status == "failed") ++failed;
     if (it->second.status == "diverged") ++diverged;
     wall += it->second.wall_s;
-    devices.insert(it->second.device);
+    devices.insert(it->second.threads > 0 ? fmt::format("{}, {} CPU threads", it->second.device, it->second.threads)
+                                          : it->second.device);
     commits.insert(it->second.git_commit);
+    const auto& rec = it->second;
+    if (!rec.backend_train_forward.empty()) {
+      backends.insert(fmt::format("{}: train fwd {}, bwd {}; eval fwd {}", rec.model, rec.backend_train_forward,
+                                  rec.backend_train_backward, rec.backend_eval_forward));
+    }
   }
-  std::string dev, com;
-  for (const auto& d : devices) dev += (dev.empty() ? "" : ", ") + d;
+  std::string dev, com, back;
+  for (const auto& d : devices) dev += (dev.empty() ? "" : "; ") + d;
+  for (const auto& b : backends) back += (back.empty() ? "" : " | ") + b;
   for (const auto& c : commits) com += (com.empty() ? "" : ", ") + c;
   std::string text = fmt::format("Runs: {} of {} in the store", present, runs.size());
   if (failed || diverged) text += fmt::format(" ({} failed, {} diverged)", failed, diverged);
   if (present) text += fmt::format("; device: {}; commit: {}; training time {:.0f} s (sum over runs)", dev, com, wall);
-  return text + ".";
+  text += ".";
+  if (!back.empty()) text += "\n\nOp backends (sequence ops: reference or kernel): " + back + ".";
+  return text;
+}
+
+// Line styles that stay apart in print and in grey: a point type and a dash type per model.
+std::string line_style(size_t i) {
+  static const int kPoints[] = {7, 5, 9, 11, 13, 4, 6, 8};
+  static const int kDashes[] = {1, 2, 4, 5, 3, 1, 2, 4};
+  return fmt::format("lw 2 ps 1.2 pt {} dt {}", kPoints[i % 8], kDashes[i % 8]);
 }
 
 void write_mqar_figure(const Suite& suite, const Section& sec, const std::filesystem::path& dir, Written& w) {
   std::string data;
-  std::string plots;
-  size_t block = 0;
   std::set<int64_t> widths;
+  bool ranges = false;  // any cell averaged over several seeds: draw min/max bars
   for (const auto& [panel, lines] : sec.figure) {
     for (const auto& [model, points] : lines) {
-      data += "# " + panel + " | " + model + "\n";
-      for (const auto& [d, acc] : points) {
-        data += fmt::format("{} {:.6f}\n", d, acc);
-        widths.insert(d);
+      data += "# " + panel + " | " + model + "\n# d_model mean min max\n";
+      for (const auto& pt : points) {
+        data += fmt::format("{} {:.6f} {:.6f} {:.6f}\n", pt.x, pt.value, pt.low, pt.high);
+        widths.insert(pt.x);
+        ranges = ranges || pt.high > pt.low;
       }
-      if (points.empty()) data += "nan nan\n";  // an empty block would shift gnuplot's indices
+      if (points.empty()) data += "nan nan nan nan\n";  // an empty block would shift gnuplot's indices
       data += "\n\n";
-      ++block;
     }
   }
   write_file(dir / "mqar.dat", data, w);
   std::string xtics;
   for (const auto d : widths) xtics += (xtics.empty() ? "" : ", ") + std::to_string(d);
   const size_t panels = sec.figure.size();
+  // The panels share one legend in a row beneath them, clear of the data and the axis labels.
   std::string body = fmt::format(
-      "set multiplot layout 1,{} title {}\n"
+      "set multiplot layout 1,{} title {} margins 0.07,0.98,0.26,0.86 spacing 0.05,0\n"
       "set logscale x 2\nset xtics ({})\nset xrange [{}:{}]\nset yrange [0:1.05]\nset ytics 0,0.25,1\n"
-      "set grid\nset xlabel \"d_model\"\nset ylabel \"accuracy\"\nset key below\n",
+      "set grid\nset xlabel \"d_model\"\nset ylabel \"accuracy\"\n",
       panels, gnuplot_quote("MQAR accuracy vs model width (" + suite.name + ")"), xtics,
       widths.empty() ? 1 : *widths.begin() / 1.3, widths.empty() ? 2 : *widths.rbegin() * 1.3);
-  block = 0;
-  for (const auto& [panel, lines] : sec.figure) {
+  size_t block = 0;
+  for (size_t p = 0; p < sec.figure.size(); ++p) {
+    const auto& [panel, lines] = sec.figure[p];
+    body += p == 0 ? "set key at screen 0.5,0.03 center bottom horizontal maxrows 1 width 2\n" : "unset key\n";
+    if (p == 1) body += "unset ylabel\n";
     body += "set title " + gnuplot_quote(panel) + "\nplot ";
     for (size_t m = 0; m < lines.size(); ++m, ++block) {
-      body += fmt::format("{}'mqar.dat' index {} using 1:2 with linespoints lw 2 pt 7 title {}", m ? ", \\\n     " : "",
-                          block, gnuplot_quote(lines[m].first));
+      body += fmt::format("{}'mqar.dat' index {} using 1:2{} with {} {} lc {} title {}", m ? ", \\\n     " : "", block,
+                          ranges ? ":3:4" : "", ranges ? "yerrorlines" : "linespoints", line_style(m), m + 1,
+                          gnuplot_quote(lines[m].first));
     }
     body += "\n";
   }
   body += "unset multiplot\n";
-  const std::string size = fmt::format("{},{}", 360 * panels + 80, 420);
-  const std::string script = "# Zoology-style MQAR figure: accuracy vs d_model, one panel per task, one line per model.\n" +
+  const std::string size = fmt::format("{},{}", std::max<size_t>(640, 330 * panels + 120), 460);
+  const std::string script = "# Zoology-style MQAR figure: accuracy vs d_model, one panel per task, one line per model" +
+                             std::string(ranges ? "; bars: min and max over seeds" : "") + ".\n" +
                              png_and_svg("mqar", size, body);
   write_file(dir / "mqar.gp", script, w);
   render(dir, "mqar.gp", {"mqar.png", "mqar.svg"}, w);
+}
+
+// A clustered bar chart: one cluster per model, one bar per task (MAD's table, the ablation rows).
+void write_bar_chart(const Section& sec, const std::filesystem::path& dir, Written& w) {
+  if (sec.chart_groups.empty() || sec.chart_bars.empty()) return;
+  std::string data = "# model";
+  for (const auto& bar : sec.chart_bars) data += " | " + bar;
+  data += "\n";
+  for (const auto& [group, values] : sec.chart_groups) {
+    data += gnuplot_quote(group);
+    for (const double v : values) data += std::isnan(v) ? " NaN" : fmt::format(" {:.6f}", v);
+    data += "\n";
+  }
+  const std::string stem = sec.chart_stem;
+  write_file(dir / (stem + ".dat"), data, w);
+  const bool percent = sec.chart_ylabel.find('%') != std::string::npos;
+  std::string body = fmt::format(
+      "set title {}\nset style data histograms\nset style histogram clustered gap 1\n"
+      "set style fill solid 0.85 border -1\nset boxwidth 0.9\nset yrange [0:{}]\nset ylabel {}\nset grid ytics\n"
+      "set xtics rotate by -30 left nomirror\nset key outside right top vertical\nset bmargin 9\nplot ",
+      gnuplot_quote(sec.chart_title), percent ? 105 : 1.05, gnuplot_quote(sec.chart_ylabel));
+  for (size_t b = 0; b < sec.chart_bars.size(); ++b) {
+    body += fmt::format("{}'{}.dat' using {}{} title {} fs pattern {} lc {}", b ? ", " : "", stem, b + 2, b == 0 ? ":xtic(1)" : "",
+                        gnuplot_quote(sec.chart_bars[b]), b % 4 == 0 ? 0 : b % 4 + 1, b + 1);
+  }
+  body += "\n";
+  const size_t width = std::max<size_t>(720, 70 * sec.chart_groups.size() * std::max<size_t>(1, sec.chart_bars.size() / 2) + 260);
+  write_file(dir / (stem + ".gp"), png_and_svg(stem, fmt::format("{},{}", std::min<size_t>(width, 1600), 520), body), w);
+  render(dir, stem + ".gp", {stem + ".png", stem + ".svg"}, w);
 }
 
 }  // namespace
@@ -432,6 +511,7 @@ std::string markdown_report(const Suite& suite, const std::vector<Run>& runs, co
     out += "\n## " + sec.heading + "\n\n" + sec.text + "\n";
     for (const auto& t : sec.tables) out += "\n### " + t.title + "\n\n" + markdown(t);
     if (!sec.figure.empty()) out += "\n![MQAR accuracy vs d_model](mqar.png)\n";
+    if (!sec.chart_groups.empty()) out += "\n![" + sec.chart_title + "](" + sec.chart_stem + ".png)\n";
   }
   return out;
 }
@@ -468,6 +548,7 @@ Written write_report(const Suite& suite, const Records& records, const std::stri
   write_file(dir / "table.csv", csv, w);
   for (const auto& sec : secs) {
     if (!sec.figure.empty()) write_mqar_figure(suite, sec, dir, w);
+    write_bar_chart(sec, dir, w);
   }
   return w;
 }

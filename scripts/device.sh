@@ -19,6 +19,11 @@
 #   scripts/device.sh --no-bench build, test, smoke
 #   scripts/device.sh --kernels  build, the CUDA kernel tests and sanitizers, the kernel benchmark, FLA beside it,
 #                                one Nsight Compute profile
+#   scripts/device.sh --harness  build, every test, then the README's GPU suite command (zoology-mqar, --jobs 4 on
+#                                the visible GPUs, no --device: the suite's own "cuda") for DELTABENCH_SUITE_SECONDS
+#                                (default 150), its stored runs listed with device and backend, and the report
+#
+# nlohmann-json's headers come the same way as SQLite's: carry .deb/nlohmann (nlohmann-json3-dev unpacked).
 set -uo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,6 +35,8 @@ run_bench=1
 kernels_only=0
 [[ "${1:-}" == "--no-bench" ]] && run_bench=0
 [[ "${1:-}" == "--kernels" ]] && kernels_only=1
+harness=0
+[[ "${1:-}" == "--harness" ]] && harness=1
 mkdir -p "$out"
 summary="$out/summary.md"
 : >"$summary"
@@ -80,6 +87,9 @@ targets=()
 if [[ ! -f /usr/include/sqlite3.h && -f "$root/.deb/sqlite/usr/include/sqlite3.h" ]]; then
   sqlite_lib=$(ls /usr/lib/x86_64-linux-gnu/libsqlite3.so* /lib/x86_64-linux-gnu/libsqlite3.so* 2>/dev/null | head -n 1)
   sqlite_args=(-DSQLite3_INCLUDE_DIR="$root/.deb/sqlite/usr/include" -DSQLite3_LIBRARY="$sqlite_lib")
+fi
+if [[ ! -d /usr/share/cmake/nlohmann_json && ! -d /usr/lib/cmake/nlohmann_json && -d "$root/.deb/nlohmann/usr/share/cmake/nlohmann_json" ]]; then
+  sqlite_args+=(-Dnlohmann_json_DIR="$root/.deb/nlohmann/usr/share/cmake/nlohmann_json")
 fi
 {
   cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDELTABENCH_PYTHON="$python" "${sqlite_args[@]}" &&
@@ -145,11 +155,44 @@ fi
 
 # Tests ---------------------------------------------------------------------------------------
 start=$(date +%s)
-(cd "$build_dir" && OMP_NUM_THREADS=1 ctest -j "$jobs" --output-on-failure --timeout 900) >"$out/tests.log" 2>&1
+test_cap=3000
+((harness)) && test_cap=240  # the suite run that follows needs the rest of the call
+(cd "$build_dir" && OMP_NUM_THREADS=1 timeout "$test_cap" ctest -j "$jobs" --output-on-failure --timeout 900) >"$out/tests.log" 2>&1
 test_rc=$?
 ((test_rc != 0)) && status=1
 note "- tests: rc=$test_rc in $(($(date +%s) - start)) s: $(grep -E 'tests passed' "$out/tests.log" | tail -n 1)"
 grep -E '^\s*[0-9]+ - .*\((Failed|Timeout|Not Run|SEGFAULT|Exception)' "$out/tests.log" | tee -a "$summary"
+
+# The harness as a user meets it: the README's GPU suite command with no --device, four workers on the
+# visible GPUs sharing the grid through the store's claims, stopped after a while (SIGTERM to the parent;
+# its workers die with it), then what the store holds and the report.
+if ((harness)); then
+  seconds="${DELTABENCH_SUITE_SECONDS:-150}"
+  store="$out/zoology-mqar.sqlite"
+  start=$(date +%s)
+  (cd "$root" && timeout -s TERM "$seconds" "$build_dir/deltabench" run zoology-mqar --jobs 4 --store "$store" \
+    --progress-interval 20) >"$out/suite.log" 2>&1 &
+  suite_pid=$!
+  sleep 60
+  note "- nvidia-smi 60 s into the suite: $(nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader)"
+  note "- processes on the GPU: $(nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader | wc -l)"
+  wait $suite_pid
+  note "- zoology-mqar --jobs 4 for ${seconds} s: rc=$? (124: stopped by timeout, as planned) after $(($(date +%s) - start)) s"
+  sleep 2
+  note "- workers left after the parent ended: $(pgrep -f -- "--store $store --worker" | wc -l)"
+  head -n 3 "$out/suite.log" | tee -a "$summary"
+  grep -m 4 'epoch' "$out/suite.log" | tee -a "$summary"
+  note ""
+  "$build_dir/deltabench" runs list --store "$store" 2>&1 | tee -a "$summary"
+  "$build_dir/deltabench" runs export --store "$store" --format json --out "$out/zoology-mqar-runs.json" >/dev/null 2>&1
+  report_dir=$(mktemp -d)
+  (cd "$root" && "$build_dir/deltabench" report zoology-mqar --store "$store" --out "$report_dir") >>"$out/suite.log" 2>&1 || status=1
+  note ""
+  head -n 12 "$report_dir/table.md" | tee -a "$summary"
+  note ""
+  note "status: $status"
+  exit $status
+fi
 
 # compute-sanitizer on deltabench's own CUDA kernels, small shapes: memcheck and racecheck.
 if command -v compute-sanitizer >/dev/null; then

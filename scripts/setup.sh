@@ -22,7 +22,7 @@ fail() { printf 'setup.sh: %s\n' "$*" >&2; exit 1; }
 apt_packages=(
   build-essential cmake ninja-build ccache git pkg-config
   python3 python3-venv python3-pip
-  catch2 libbenchmark-dev libfmt-dev libcli11-dev libsqlite3-dev sqlite3 gnuplot-nox
+  catch2 libbenchmark-dev libfmt-dev libcli11-dev libsqlite3-dev sqlite3 gnuplot-nox nlohmann-json3-dev
 )
 missing=()
 for pkg in "${apt_packages[@]}"; do

@@ -1,9 +1,9 @@
 #include "sweep/runner.h"
 
+#include "sweep/process.h"
+
 #include <ATen/Context.h>
-#ifdef DELTABENCH_HAVE_CUDA
-#include <ATen/cuda/CUDAContext.h>
-#endif
+#include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 #include <fmt/core.h>
 #include <sqlite3.h>
@@ -18,14 +18,12 @@
 namespace deltabench::sweep {
 namespace {
 
-std::string command_output(const std::string& command) {
-  std::unique_ptr<FILE, int (*)(FILE*)> pipe(popen(command.c_str(), "r"), pclose);
-  if (!pipe) return "";
-  std::string out;
-  char buffer[256];
-  while (fgets(buffer, sizeof buffer, pipe.get())) out += buffer;
-  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-  return out;
+// A child's standard output without its trailing newline; empty when it failed.
+std::string output_of(const std::vector<std::string>& argv) {
+  auto r = run_process(argv);
+  if (!r.started || r.exit_code != 0) return "";
+  while (!r.output.empty() && (r.output.back() == '\n' || r.output.back() == ' ')) r.output.pop_back();
+  return r.output;
 }
 
 std::string utc_now() {
@@ -35,24 +33,6 @@ std::string utc_now() {
   char buffer[32];
   std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buffer;
-}
-
-std::string duration(double seconds) {
-  const auto s = static_cast<int64_t>(seconds + 0.5);
-  if (s < 60) return fmt::format("{}s", s);
-  if (s < 3600) return fmt::format("{}m{:02d}s", s / 60, s % 60);
-  return fmt::format("{}h{:02d}m", s / 3600, (s % 3600) / 60);
-}
-
-// "cpu", or "cuda (NVIDIA H100 80GB HBM3)": the trainer's device with the GPU's model name.
-std::string device_name(const std::string& device) {
-#ifdef DELTABENCH_HAVE_CUDA
-  if (device.rfind("cuda", 0) == 0 && at::hasCUDA()) {
-    const at::Device d(device);
-    return device + " (" + at::cuda::getDeviceProperties(d.has_index() ? d.index() : 0)->name + ")";
-  }
-#endif
-  return device;
 }
 
 RunRecord to_record(const Suite& suite, const Run& run) {
@@ -78,11 +58,11 @@ std::string git_commit() {
 #else
   const std::string dir = ".";
 #endif
-  const std::string commit = command_output("git -C '" + dir + "' rev-parse --short=12 HEAD 2>/dev/null");
+  const std::string commit = output_of({"git", "-C", dir, "rev-parse", "--short=12", "HEAD"});
   if (commit.empty()) return "unknown";
   // Outputs under results/ (reports this very run rewrites) do not make the code dirty.
   const bool dirty =
-      !command_output("git -C '" + dir + "' status --porcelain --untracked-files=no -- . ':!results' 2>/dev/null").empty();
+      !output_of({"git", "-C", dir, "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"}).empty();
   return dirty ? commit + "-dirty" : commit;
 }
 
@@ -105,7 +85,7 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
   if (options.shards < 1 || options.shard < 0 || options.shard >= options.shards) {
     throw train::ConfigError(fmt::format("--shard: expected i/n with 0 <= i < n, got {}/{}", options.shard, options.shards));
   }
-  const auto runs = expand(suite, options.device);
+  const auto runs = expand(suite);
   const auto stored = store.runs(suite.name);
   RunnerResult result;
   result.total = runs.size();
@@ -116,15 +96,25 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
     const auto it = stored.find(run.hash);
     if (it != stored.end() && is_final_status(it->second.status, options.retry_failed)) {
       ++result.done_before;
+      if (it->second.status == "failed") ++result.failed_before;
     } else {
       todo.push_back(&run);
     }
   }
   const std::string& p = options.prefix;
+  // Where it trains is settled before anything runs: a wrong device is one error, and no run is
+  // recorded as failed because of it.
+  const auto device = train::resolve_device(options.placement.device, options.placement.device_origin);
   if (options.progress) {
     fmt::print("{}suite {}: {} runs in the grid", p, suite.name, result.total);
     if (options.shards > 1) fmt::print(", {} in shard {}/{}", result.in_shard, options.shard, options.shards);
-    fmt::print("; {} already in {}, {} to run\n", result.done_before, store.path(), todo.size());
+    fmt::print("; {} already in {}, {} to run", result.done_before, store.path(), todo.size());
+    if (!options.dry_run) fmt::print(", on {} with {} CPU threads", device.name, at::get_num_threads());
+    fmt::print("\n");
+    if (result.failed_before > 0) {
+      fmt::print("{}{} failed run(s) recorded earlier are skipped; --retry-failed trains them again\n", p,
+                 result.failed_before);
+    }
     std::fflush(stdout);
   }
   if (options.dry_run) {
@@ -133,12 +123,57 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
   }
 
   const std::string commit = git_commit(), versions = library_versions();
+  const auto owner = this_process();
   const auto start = std::chrono::steady_clock::now();
+  const auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  const int width = static_cast<int>(std::to_string(result.in_shard).size());
+  size_t position = result.done_before;  // runs of this shard finished or passed over so far
   for (size_t i = 0; i < todo.size(); ++i) {
     const Run& run = *todo[i];
+    const auto claim = store.claim(suite.name, run.hash, owner, options.retry_failed, options.stale_claim_s);
+    if (claim != ClaimResult::kClaimed) {
+      ++position;
+      if (claim == ClaimResult::kTaken) ++result.claimed_elsewhere;
+      if (options.progress) {
+        fmt::print("{}[{:>{}}/{}] {}: {}\n", p, position, width, result.in_shard, run.id,
+                   claim == ClaimResult::kTaken ? "being trained by another process, skipped" : "finished by another process");
+        std::fflush(stdout);
+      }
+      continue;
+    }
+    ++position;
+    // The ETA of the shard: the mean time of the runs trained so far times those left.
+    const auto shard_eta = [&](double run_elapsed, double run_eta) {
+      const double left_after = static_cast<double>(todo.size() - i - 1);
+      const double per_run = result.ran > 0 ? (elapsed() - run_elapsed) / static_cast<double>(result.ran) : run_elapsed + run_eta;
+      return run_eta + left_after * per_run;
+    };
+    if (options.progress) {
+      fmt::print("{}[{:>{}}/{}] {}: training on {}\n", p, position, width, result.in_shard, run.id, device.name);
+      std::fflush(stdout);
+    }
     RunRecord record = to_record(suite, run);
     train::TrainOptions train_options;
+    train_options.placement = options.placement;
+    if (!options.placement.checkpoint.empty()) train_options.placement.checkpoint = options.placement.checkpoint + "/" + run.hash;
     train_options.progress = false;
+    train_options.progress_interval_s = options.progress_interval_s;
+    train_options.config_hash = run.hash;
+    train_options.commit = commit;
+    train_options.on_progress = [&](const train::Progress& pr) {
+      store.heartbeat(suite.name, run.hash, owner);
+      if (!options.progress) return;
+      if (pr.epoch_end) {
+        fmt::print("{}[{:>{}}/{}] {} on {}: epoch {}/{} accuracy {:.3f} | run ETA {} | shard ETA {}\n", p, position, width,
+                   result.in_shard, run.id, device.name, pr.epoch, pr.epochs, pr.accuracy,
+                   train::format_duration(pr.eta_s), train::format_duration(shard_eta(pr.elapsed_s, pr.eta_s)));
+      } else {
+        fmt::print("{}[{:>{}}/{}] {} on {}: epoch {}/{} step {}/{} loss {:.4f} | run ETA {} | shard ETA {}\n", p, position,
+                   width, result.in_shard, run.id, device.name, pr.epoch, pr.epochs, pr.step, pr.steps_per_epoch, pr.loss,
+                   train::format_duration(pr.eta_s), train::format_duration(shard_eta(pr.elapsed_s, pr.eta_s)));
+      }
+      std::fflush(stdout);
+    };
     try {
       const auto s = train::run_experiment(run.config, train_options);
       record.status = s.status;
@@ -151,7 +186,10 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
       record.parameters = s.parameters;
       record.wall_s = s.wall_s;
       record.tokens_per_s = s.tokens_per_s;
-      record.device = s.device;
+      record.threads = s.threads;
+      record.backend_train_forward = s.backend_train_forward;
+      record.backend_train_backward = s.backend_train_backward;
+      record.backend_eval_forward = s.backend_eval_forward;
       record.history = s.history;
     } catch (const c10::Error& e) {
       record.status = "failed";
@@ -160,7 +198,9 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
       record.status = "failed";
       record.error = e.what();
     }
-    record.device = device_name(record.device.empty() ? run.config.train.device : record.device);
+    record.device = device.name;
+    record.gpu_name = device.gpu_name;
+    if (record.threads == 0) record.threads = at::get_num_threads();
     record.git_commit = commit;
     record.versions = versions;
     record.finished_at = utc_now();
@@ -170,8 +210,7 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
     if (record.status == "diverged") ++result.diverged;
 
     if (options.progress) {
-      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      const double eta = elapsed / static_cast<double>(i + 1) * static_cast<double>(todo.size() - i - 1);
+      const double eta = elapsed() / static_cast<double>(result.ran) * static_cast<double>(todo.size() - i - 1);
       std::string outcome;
       if (record.status == "failed") {
         outcome = "FAILED: " + record.error;
@@ -180,9 +219,8 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
       } else {
         outcome = fmt::format("accuracy {:.3f} ({} epochs, {:.1f} s)", record.final_accuracy, record.epochs, record.wall_s);
       }
-      fmt::print("{}[{:>{}}/{}] {}: {} | elapsed {}, ETA {}\n", p, result.done_before + i + 1,
-                 std::to_string(result.in_shard).size(), result.in_shard, run.id, outcome, duration(elapsed),
-                 duration(eta));
+      fmt::print("{}[{:>{}}/{}] {}: {} | elapsed {}, ETA {}\n", p, position, width, result.in_shard, run.id, outcome,
+                 train::format_duration(elapsed()), train::format_duration(eta));
       std::fflush(stdout);
     }
     if (options.abort_after >= 0 && static_cast<int64_t>(result.ran) >= options.abort_after) {

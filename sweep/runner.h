@@ -1,10 +1,13 @@
 #pragma once
-// Runs a suite: expands the grid, skips runs the store already holds, trains the rest one by one
-// and records each as it finishes. `shard`/`shards` split the grid by index (run i belongs to
-// shard i mod n), so that processes on several GPUs or cores can share one grid and one store.
+// Runs a suite: expands the grid, and for each run this process owns (shard i of n takes the runs
+// whose index is i mod n) claims it in the store, trains it where the placement says, and records
+// it as it finishes. Claims (sweep/store.h) make any number of processes on one store safe: each
+// run is trained once, a killed process's runs are retaken, and workers without shards share the
+// grid dynamically.
 
 #include "sweep/store.h"
 #include "sweep/suite.h"
+#include "train/placement.h"
 
 #include <cstdint>
 #include <string>
@@ -12,19 +15,23 @@
 namespace deltabench::sweep {
 
 struct RunnerOptions {
-  std::string device;           // replaces [train] device in every run (not part of a run's identity)
+  train::Placement placement;   // resolved before the first run; never part of a run's identity
   int64_t shard = 0, shards = 1;
   bool retry_failed = false;    // run again runs recorded as failed (diverged runs are never retried)
   bool dry_run = false;         // list what would run, train nothing
   int64_t abort_after = -1;     // tests: end the process after recording this many runs, as a kill would
   bool progress = true;
-  std::string prefix;           // printed before every progress line ("[shard 1/2] ")
+  double progress_interval_s = 10;  // between progress lines (and claim heartbeats) within a run
+  double stale_claim_s = 300;   // a claim without a heartbeat for this long is retaken
+  std::string prefix;           // printed before every progress line ("[worker 1/2 cuda:1] ")
 };
 
 struct RunnerResult {
   size_t total = 0;     // runs in the grid
   size_t in_shard = 0;  // runs this shard owns
   size_t done_before = 0, ran = 0, failed = 0, diverged = 0;
+  size_t failed_before = 0;      // of done_before: failed runs skipped (--retry-failed retrains them)
+  size_t claimed_elsewhere = 0;  // runs another live process was training
 };
 
 RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& options);

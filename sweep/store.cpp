@@ -2,14 +2,19 @@
 
 #include <sqlite3.h>
 
+#include <cerrno>
 #include <chrono>
 #include <filesystem>
 #include <thread>
 
+#include <signal.h>
+#include <unistd.h>
+
 namespace deltabench::sweep {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+// 1: runs and epochs. 2: runs gain gpu_name, threads and the three backend columns; claims.
+constexpr int kSchemaVersion = 2;
 
 const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -22,13 +27,36 @@ CREATE TABLE IF NOT EXISTS runs (
   epochs INTEGER NOT NULL, steps INTEGER NOT NULL, diverged_step INTEGER NOT NULL, parameters INTEGER NOT NULL,
   wall_s REAL NOT NULL, tokens_per_s REAL NOT NULL,
   device TEXT NOT NULL, git_commit TEXT NOT NULL, versions TEXT NOT NULL, finished_at TEXT NOT NULL,
+  gpu_name TEXT NOT NULL DEFAULT '', threads INTEGER NOT NULL DEFAULT 0,
+  backend_train_forward TEXT NOT NULL DEFAULT '', backend_train_backward TEXT NOT NULL DEFAULT '',
+  backend_eval_forward TEXT NOT NULL DEFAULT '',
   PRIMARY KEY (suite, hash));
 CREATE TABLE IF NOT EXISTS epochs (
   suite TEXT NOT NULL, hash TEXT NOT NULL, epoch INTEGER NOT NULL, steps INTEGER NOT NULL, lr REAL NOT NULL,
   train_loss REAL, test_loss REAL, accuracy REAL NOT NULL, mqar_accuracy REAL NOT NULL,
   micro_accuracy REAL NOT NULL, mad_accuracy REAL NOT NULL, wall_s REAL NOT NULL,
   PRIMARY KEY (suite, hash, epoch));
+CREATE TABLE IF NOT EXISTS claims (
+  suite TEXT NOT NULL, hash TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
+  claimed_at REAL NOT NULL, heartbeat REAL NOT NULL,
+  PRIMARY KEY (suite, hash));
 )sql";
+
+// A version-1 store gains the columns and the claims table of version 2; its runs keep their values.
+const char* kMigrate1To2 = R"sql(
+ALTER TABLE runs ADD COLUMN gpu_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN threads INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN backend_train_forward TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN backend_train_backward TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN backend_eval_forward TEXT NOT NULL DEFAULT '';
+UPDATE meta SET value = '2' WHERE key = 'schema_version';
+)sql";
+
+double unix_now() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+bool process_alive(int64_t pid) { return pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM); }
 
 // A prepared statement that finalizes itself.
 class Statement {
@@ -90,14 +118,24 @@ bool is_final_status(const std::string& status, bool retry_failed) {
   return status == "failed" && !retry_failed;
 }
 
-Store::Store(const std::string& path) : path_(path) {
+ClaimOwner this_process() {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  return {host, static_cast<int64_t>(getpid())};
+}
+
+Store::Store(const std::string& path, Open open) : path_(path) {
+  if (open == Open::kExisting && !std::filesystem::is_regular_file(path)) {
+    throw StoreError(path + ": no results store here (deltabench run creates one; pass --store to name another)");
+  }
   const auto parent = std::filesystem::path(path).parent_path();
-  if (!parent.empty()) {
+  if (!parent.empty() && open == Open::kCreate) {
     std::error_code ec;
     std::filesystem::create_directories(parent, ec);
     if (ec) throw StoreError(path + ": cannot create the directory " + parent.string() + ": " + ec.message());
   }
-  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr) !=
+  const int create = open == Open::kCreate ? SQLITE_OPEN_CREATE : 0;
+  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | create | SQLITE_OPEN_FULLMUTEX, nullptr) !=
       SQLITE_OK) {
     const std::string message = db_ ? sqlite3_errmsg(db_) : "out of memory";
     sqlite3_close(db_);
@@ -124,9 +162,17 @@ Store::Store(const std::string& path) : path_(path) {
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
       }
     }
-    Statement version(db_, "SELECT value FROM meta WHERE key = 'schema_version'");
-    if (version.step() && version.text(0) != std::to_string(kSchemaVersion)) {
-      throw StoreError(path + ": results store schema version " + version.text(0) + ", this build reads version " +
+    std::string found;
+    {
+      Statement version(db_, "SELECT value FROM meta WHERE key = 'schema_version'");
+      if (version.step()) found = version.text(0);
+    }
+    if (found == "1") {
+      exec(std::string("BEGIN IMMEDIATE;") + kMigrate1To2 + kSchema + "COMMIT;");
+      found = "2";
+    }
+    if (!found.empty() && found != std::to_string(kSchemaVersion)) {
+      throw StoreError(path + ": results store schema version " + found + ", this build reads version " +
                        std::to_string(kSchemaVersion));
     }
   } catch (const StoreError& e) {
@@ -158,16 +204,21 @@ void Store::record(const RunRecord& r) {
     Statement run(db_,
                   "INSERT OR REPLACE INTO runs (suite, hash, id, task, model, d_model, lr, weight_decay, seed, config, "
                   "status, error, best_accuracy, final_accuracy, best_epoch, epochs, steps, diverged_step, parameters, "
-                  "wall_s, tokens_per_s, device, git_commit, versions, finished_at) "
-                  "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+                  "wall_s, tokens_per_s, device, git_commit, versions, finished_at, gpu_name, threads, "
+                  "backend_train_forward, backend_train_backward, backend_eval_forward) "
+                  "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     int i = 1;
     run.bind(i++, r.suite).bind(i++, r.hash).bind(i++, r.id).bind(i++, r.task).bind(i++, r.model);
     run.bind(i++, r.d_model).bind(i++, r.lr).bind(i++, r.weight_decay).bind(i++, r.seed).bind(i++, r.config);
     run.bind(i++, r.status).bind(i++, r.error).bind(i++, r.best_accuracy).bind(i++, r.final_accuracy);
     run.bind(i++, r.best_epoch).bind(i++, r.epochs).bind(i++, r.steps).bind(i++, r.diverged_step);
     run.bind(i++, r.parameters).bind(i++, r.wall_s).bind(i++, r.tokens_per_s).bind(i++, r.device);
-    run.bind(i++, r.git_commit).bind(i++, r.versions).bind(i++, r.finished_at);
+    run.bind(i++, r.git_commit).bind(i++, r.versions).bind(i++, r.finished_at).bind(i++, r.gpu_name);
+    run.bind(i++, r.threads).bind(i++, r.backend_train_forward).bind(i++, r.backend_train_backward);
+    run.bind(i++, r.backend_eval_forward);
     run.step();
+    Statement unclaim(db_, "DELETE FROM claims WHERE suite = ? AND hash = ?");
+    unclaim.bind(1, r.suite).bind(2, r.hash).step();
     Statement epoch(db_,
                     "INSERT INTO epochs (suite, hash, epoch, steps, lr, train_loss, test_loss, accuracy, mqar_accuracy, "
                     "micro_accuracy, mad_accuracy, wall_s) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
@@ -190,7 +241,8 @@ std::map<std::string, RunRecord> Store::runs(const std::string& suite, bool with
   Statement q(db_,
               "SELECT suite, hash, id, task, model, d_model, lr, weight_decay, seed, config, status, error, best_accuracy, "
               "final_accuracy, best_epoch, epochs, steps, diverged_step, parameters, wall_s, tokens_per_s, device, "
-              "git_commit, versions, finished_at FROM runs WHERE suite = ?");
+              "git_commit, versions, finished_at, gpu_name, threads, backend_train_forward, backend_train_backward, "
+              "backend_eval_forward FROM runs WHERE suite = ?");
   q.bind(1, suite);
   while (q.step()) {
     RunRecord r;
@@ -201,7 +253,8 @@ std::map<std::string, RunRecord> Store::runs(const std::string& suite, bool with
     r.best_accuracy = q.real(i++), r.final_accuracy = q.real(i++), r.best_epoch = q.integer(i++);
     r.epochs = q.integer(i++), r.steps = q.integer(i++), r.diverged_step = q.integer(i++), r.parameters = q.integer(i++);
     r.wall_s = q.real(i++), r.tokens_per_s = q.real(i++), r.device = q.text(i++), r.git_commit = q.text(i++);
-    r.versions = q.text(i++), r.finished_at = q.text(i++);
+    r.versions = q.text(i++), r.finished_at = q.text(i++), r.gpu_name = q.text(i++), r.threads = q.integer(i++);
+    r.backend_train_forward = q.text(i++), r.backend_train_backward = q.text(i++), r.backend_eval_forward = q.text(i++);
     out.emplace(r.hash, std::move(r));
   }
   if (with_history) {
@@ -219,6 +272,64 @@ std::map<std::string, RunRecord> Store::runs(const std::string& suite, bool with
       it->second.history.push_back(m);
     }
   }
+  return out;
+}
+
+ClaimResult Store::claim(const std::string& suite, const std::string& hash, const ClaimOwner& owner, bool retry_failed,
+                         double stale_after_s) {
+  exec("BEGIN IMMEDIATE;");
+  try {
+    ClaimResult result = ClaimResult::kClaimed;
+    Statement done(db_, "SELECT status FROM runs WHERE suite = ? AND hash = ?");
+    done.bind(1, suite).bind(2, hash);
+    if (done.step() && is_final_status(done.text(0), retry_failed)) result = ClaimResult::kDone;
+    if (result == ClaimResult::kClaimed) {
+      Statement held(db_, "SELECT host, pid, heartbeat FROM claims WHERE suite = ? AND hash = ?");
+      held.bind(1, suite).bind(2, hash);
+      if (held.step()) {
+        const std::string host = held.text(0);
+        const int64_t pid = held.integer(1);
+        const bool mine = host == owner.host && pid == owner.pid;
+        const bool stale = unix_now() - held.real(2) > stale_after_s || (host == owner.host && !process_alive(pid));
+        if (!mine && !stale) result = ClaimResult::kTaken;
+      }
+    }
+    if (result == ClaimResult::kClaimed) {
+      Statement take(db_, "INSERT OR REPLACE INTO claims (suite, hash, host, pid, claimed_at, heartbeat) VALUES (?,?,?,?,?,?)");
+      const double now = unix_now();
+      take.bind(1, suite).bind(2, hash).bind(3, owner.host).bind(4, owner.pid).bind(5, now).bind(6, now).step();
+    }
+    exec("COMMIT;");
+    return result;
+  } catch (...) {
+    sqlite3_exec(db_, "ROLLBACK;", nullptr, nullptr, nullptr);
+    throw;
+  }
+}
+
+void Store::heartbeat(const std::string& suite, const std::string& hash, const ClaimOwner& owner) {
+  Statement beat(db_, "UPDATE claims SET heartbeat = ? WHERE suite = ? AND hash = ? AND host = ? AND pid = ?");
+  beat.bind(1, unix_now()).bind(2, suite).bind(3, hash).bind(4, owner.host).bind(5, owner.pid).step();
+}
+
+void Store::release(const std::string& suite, const std::string& hash, const ClaimOwner& owner) {
+  Statement drop(db_, "DELETE FROM claims WHERE suite = ? AND hash = ? AND host = ? AND pid = ?");
+  drop.bind(1, suite).bind(2, hash).bind(3, owner.host).bind(4, owner.pid).step();
+}
+
+std::vector<Store::Claim> Store::claims(const std::string& suite) const {
+  std::vector<Claim> out;
+  Statement q(db_, "SELECT hash, host, pid, heartbeat FROM claims WHERE suite = ? ORDER BY hash");
+  q.bind(1, suite);
+  const double now = unix_now();
+  while (q.step()) out.push_back({q.text(0), q.text(1), q.integer(2), now - q.real(3)});
+  return out;
+}
+
+std::vector<std::string> Store::suites() const {
+  std::vector<std::string> out;
+  Statement q(db_, "SELECT DISTINCT suite FROM runs ORDER BY suite");
+  while (q.step()) out.push_back(q.text(0));
   return out;
 }
 

@@ -4,7 +4,9 @@
 // loses at most the runs in flight and never leaves half a run behind.
 //
 // Tables: runs (one row per (suite, config hash): identity, full config, status, final metrics,
-// wall time, tokens/s, device, git commit, library versions) and epochs (per-epoch metrics).
+// wall time, tokens/s, device, GPU, threads, the op backends that ran, git commit, library
+// versions), epochs (per-epoch metrics) and claims (a run being trained: host, pid, heartbeat),
+// so that processes sharing a store never train the same run twice.
 
 #include "train/trainer.h"
 
@@ -33,7 +35,10 @@ struct RunRecord {
   double best_accuracy = 0, final_accuracy = 0;
   int64_t best_epoch = 0, epochs = 0, steps = 0, diverged_step = -1, parameters = 0;
   double wall_s = 0, tokens_per_s = 0;
-  std::string device;           // "cpu", or "cuda (<GPU model>)"
+  std::string device;           // "cpu", or "cuda:0 (<GPU model>)"
+  std::string gpu_name;         // empty on the CPU
+  int64_t threads = 0;          // LibTorch intra-op threads
+  std::string backend_train_forward, backend_train_backward, backend_eval_forward;  // kernels/common/backend.h
   std::string git_commit, versions, finished_at;
   std::vector<train::EpochMetrics> history;
 };
@@ -42,15 +47,45 @@ struct RunRecord {
 // asked (`deltabench run --retry-failed`).
 bool is_final_status(const std::string& status, bool retry_failed = false);
 
+// Who trains a run: this host and process.
+struct ClaimOwner {
+  std::string host;
+  int64_t pid = 0;
+};
+ClaimOwner this_process();
+
+enum class ClaimResult { kClaimed, kDone, kTaken };
+
 class Store {
  public:
-  explicit Store(const std::string& path);  // creates the file and schema if needed
+  enum class Open { kCreate, kExisting };
+  // kCreate creates the file and schema if needed; kExisting throws StoreError when there is no
+  // store at `path` (a report or a dry run never creates one).
+  explicit Store(const std::string& path, Open open = Open::kCreate);
   ~Store();
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  // Inserts or replaces the run and its epochs in one transaction.
+  // Inserts or replaces the run and its epochs, and drops its claim, in one transaction.
   void record(const RunRecord& run);
+
+  // Takes the run for `owner` unless the store holds it as finished (a failed run counts as finished
+  // unless `retry_failed`), or another process holds a live claim. A claim is stale, and retaken,
+  // when its heartbeat is older than `stale_after_s`, or when its process on this host has exited.
+  ClaimResult claim(const std::string& suite, const std::string& hash, const ClaimOwner& owner, bool retry_failed,
+                    double stale_after_s);
+  void heartbeat(const std::string& suite, const std::string& hash, const ClaimOwner& owner);
+  void release(const std::string& suite, const std::string& hash, const ClaimOwner& owner);
+  // Live claims of `suite` (host, pid, heartbeat age), for `deltabench runs list`.
+  struct Claim {
+    std::string hash, host;
+    int64_t pid = 0;
+    double age_s = 0;
+  };
+  std::vector<Claim> claims(const std::string& suite) const;
+
+  // Suites that have runs in the store.
+  std::vector<std::string> suites() const;
 
   // Every run of `suite` by hash, with its epochs when `with_history`.
   std::map<std::string, RunRecord> runs(const std::string& suite, bool with_history = false) const;

@@ -40,20 +40,20 @@ void read_axis(const toml::Table& t, const std::string& key, const std::string& 
     if constexpr (std::is_same_v<T, int64_t>) {
       if (!v.is_integer() || std::get<int64_t>(v.data) < (key == "seed" ? 0 : 1)) {
         fail(source, it->second.line, where, key + ": expected " + (key == "seed" ? "integers >= 0" : "integers >= 1") +
-                                                 ", got " + it->second.str());
+                                                 ", got " + it->second.written());
       }
       out.push_back(std::get<int64_t>(v.data));
     } else {
       if (!v.is_number() || v.number() < 0 || (key == "lr" && v.number() == 0)) {
         fail(source, it->second.line, where, key + ": expected " + (key == "lr" ? "numbers > 0" : "numbers >= 0") +
-                                                 ", got " + it->second.str());
+                                                 ", got " + it->second.written());
       }
       out.push_back(v.number());
     }
   }
   if (out.empty()) fail(source, it->second.line, where, key + ": expected at least one value, got []");
   std::set<T> seen(out.begin(), out.end());
-  if (seen.size() != out.size()) fail(source, it->second.line, where, key + ": repeated value in " + it->second.str());
+  if (seen.size() != out.size()) fail(source, it->second.line, where, key + ": repeated value in " + it->second.written());
 }
 
 void read_axes(const toml::Table& t, const std::string& where, const std::string& source, Axes& axes) {
@@ -67,7 +67,7 @@ std::string string_value(const toml::Table& t, const std::string& key, const std
                          const std::string& source, const std::string& fallback) {
   const auto it = t.values.find(key);
   if (it == t.values.end()) return fallback;
-  if (!it->second.is_string()) fail(source, it->second.line, where, key + ": expected a string in quotes, got " + it->second.str());
+  if (!it->second.is_string()) fail(source, it->second.line, where, key + ": expected a string in quotes, got " + it->second.written());
   return std::get<std::string>(it->second.data);
 }
 
@@ -92,12 +92,44 @@ toml::Table mad_task_table(const tasks::MadSetting& s, int line);
 const std::set<std::string> kAxisKeys = {"d_model", "lr", "weight_decay", "seed"};
 const std::set<std::string> kOverrideTables = {"task", "model", "train"};
 
+// Keys of an experiment that the grid's axes own: set in [base] or a variant's tables, they would be
+// overwritten by the axis without a word, so they are errors.
+void refuse_grid_keys(const toml::Table& t, const std::string& where, const std::string& source) {
+  const auto refuse = [&](const char* table, const char* key, const char* axis) {
+    const auto sub = t.tables.find(table);
+    if (sub == t.tables.end()) return;
+    const auto it = sub->second.values.find(key);
+    if (it == sub->second.values.end()) return;
+    fail(source, it->second.line, where.substr(0, where.size() - 1) + "." + table + "]",
+         std::string(key) + ": the grid's " + axis + " axis sets it; give " + axis + " = [...] in [grid] or " +
+             "in the variant's own table instead, got " + it->second.written());
+  };
+  refuse("model", "d_model", "d_model");
+  refuse("train", "lr", "lr");
+  refuse("train", "weight_decay", "weight_decay");
+}
+
+// Placement keys ([train] device, checkpoint) belong to the suite, not to one variant.
+void refuse_placement_keys(const toml::Table& t, const std::string& where, const std::string& source) {
+  const auto sub = t.tables.find("train");
+  if (sub == t.tables.end()) return;
+  for (const char* key : train::kPlacementKeys) {
+    if (const auto it = sub->second.values.find(key); it != sub->second.values.end()) {
+      fail(source, it->second.line, where.substr(0, where.size() - 1) + ".train]",
+           std::string(key) + ": says where runs train, not what they train; give it in [base.train] (or as --" + key +
+               (std::string(key) == "device" ? "" : "-dir") + ") for the whole suite");
+    }
+  }
+}
+
 Variant read_variant(const std::string& kind, const std::string& name, const toml::Table& t, const std::string& source) {
   const std::string where = "[" + kind + "." + name + "]";
   std::set<std::string> keys = kAxisKeys;
   keys.insert("label");
   if (kind == "tasks") keys.insert("setting");
   only_keys(t, keys, kOverrideTables, where, source);
+  refuse_grid_keys(t, where, source);
+  refuse_placement_keys(t, where, source);
   Variant v;
   v.name = name;
   v.label = string_value(t, "label", where, source, name);
@@ -192,7 +224,7 @@ Suite parse_suite(const std::string& text, const std::string& source) {
       const std::string axis = v.is_string() ? std::get<std::string>(v.data) : "";
       if (axis != "lr" && axis != "weight_decay" && axis != "d_model") {
         fail(source, it->second.line, "[suite]", "select: expected axes among \"lr\", \"weight_decay\", \"d_model\", got " +
-                                                     it->second.str());
+                                                     it->second.written());
       }
       s.select.push_back(axis);
     }
@@ -209,7 +241,7 @@ Suite parse_suite(const std::string& text, const std::string& source) {
     if (it == grid.values.end()) fail(source, grid.line, "[grid]", key + ": required (the variants, in table order)");
     std::vector<std::pair<std::string, int>> out;
     for (const auto& v : as_list(it->second)) {
-      if (!v.is_string()) fail(source, it->second.line, "[grid]", key + ": expected variant names in quotes, got " + it->second.str());
+      if (!v.is_string()) fail(source, it->second.line, "[grid]", key + ": expected variant names in quotes, got " + it->second.written());
       out.emplace_back(std::get<std::string>(v.data), it->second.line);
     }
     return out;
@@ -270,6 +302,24 @@ Suite parse_suite(const std::string& text, const std::string& source) {
   if (s.base.values.contains("seed")) {
     fail(source, line_of(s.base, "seed"), "[base]", "seed: the grid's seed axis sets it; give [grid] seed instead");
   }
+  refuse_grid_keys(s.base, "[base]", source);
+  // The placement is read once, here, and leaves the base: no run's identity ever holds it.
+  if (auto it = s.base.tables.find("train"); it != s.base.tables.end()) {
+    auto& values = it->second.values;
+    if (const auto d = values.find("device"); d != values.end()) {
+      if (!d->second.is_string()) fail(source, d->second.line, "[base.train]", "device: expected a string in quotes, got " + d->second.written());
+      s.placement.device = std::get<std::string>(d->second.data);
+      s.placement.device_origin = source + ":" + std::to_string(d->second.line) + ": [base.train] device";
+      train::check_device_spelling(s.placement.device, s.placement.device_origin);
+      values.erase(d);
+    }
+    if (const auto c = values.find("checkpoint"); c != values.end()) {
+      if (!c->second.is_string()) fail(source, c->second.line, "[base.train]", "checkpoint: expected a string in quotes, got " + c->second.written());
+      s.placement.checkpoint = std::get<std::string>(c->second.data);
+      s.placement.checkpoint_origin = source + ":" + std::to_string(c->second.line) + ": [base.train] checkpoint";
+      values.erase(c);
+    }
+  }
   return s;
 }
 
@@ -281,7 +331,7 @@ Suite load_suite(const std::string& path) {
   return parse_suite(buffer.str(), path);
 }
 
-std::vector<Run> expand(const Suite& suite, const std::string& device) {
+std::vector<Run> expand(const Suite& suite) {
   std::vector<Run> runs;
   const auto pick = [](const auto& a, const auto& b, const auto& grid) { return !a.empty() ? a : !b.empty() ? b : grid; };
   for (const auto& task : suite.tasks) {
@@ -323,12 +373,8 @@ std::vector<Run> expand(const Suite& suite, const std::string& device) {
               t.tables["model"].values["d_model"] = toml::Value{d};
               t.tables["train"].values["lr"] = toml::Value{lr};
               t.tables["train"].values["weight_decay"] = toml::Value{wd};
-              // The identity of a run leaves out where it runs and where it keeps checkpoints.
-              t.tables["train"].values.erase("device");
-              t.tables["train"].values.erase("checkpoint");
               r.config_toml = toml::to_toml(t);
               r.hash = fnv1a_hex(r.config_toml);
-              if (!device.empty()) t.tables["train"].values["device"] = toml::Value{device};
               try {
                 r.config = train::build_experiment(t, suite.source);
               } catch (const ConfigError& e) {
@@ -343,17 +389,6 @@ std::vector<Run> expand(const Suite& suite, const std::string& device) {
     }
   }
   return runs;
-}
-
-std::string fnv1a_hex(const std::string& text) {
-  uint64_t h = 1469598103934665603ull;
-  for (const unsigned char c : text) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  char out[17];
-  std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(h));
-  return out;
 }
 
 std::string find_suite_file(const std::string& name) {

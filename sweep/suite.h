@@ -5,7 +5,9 @@
 //
 //   [suite]   name, description, kind ("sweep" or "ablations"), select (axes a cell maximises over)
 //   [grid]    tasks, models (variant names, in table order), d_model, lr, weight_decay, seed
-//   [base]    an experiment: [base.task], [base.model], [base.model.mixer], [base.train], seed
+//   [base]    an experiment: [base.task], [base.model], [base.model.mixer], [base.train]; its
+//             [base.train] device and checkpoint are the suite's placement, not part of any run
+//             (flags override them); keys the grid owns (d_model, lr, weight_decay, seed) are errors
 //   [tasks.<name>]   label, setting (a MAD setting), axis lists, and tables that override [base]
 //   [models.<name>]  the same for models
 //
@@ -40,7 +42,7 @@ struct Variant {
 struct Run {
   size_t index = 0;         // position in the expanded grid (what --shard splits)
   std::string id;           // "<task>/<model>/d64/lr0.001/wd0.1/s123"
-  std::string hash;         // 16 hex digits of the run's canonical config (device and checkpoint excluded)
+  std::string hash;         // 16 hex digits of the run's canonical config (what it trains, not where)
   std::string task, model;  // variant names
   int64_t d_model = 0;
   double lr = 0, weight_decay = 0;
@@ -55,7 +57,8 @@ struct Suite {
   std::vector<std::string> select = {"lr", "weight_decay"};
   std::vector<Variant> tasks, models;
   Axes grid;
-  toml::Table base;
+  toml::Table base;             // without the placement keys
+  train::Placement placement;   // [base.train] device and checkpoint, with their file and line
 
   const Variant& task(const std::string& name) const;
   const Variant& model(const std::string& name) const;
@@ -66,11 +69,10 @@ Suite load_suite(const std::string& path);
 Suite parse_suite(const std::string& text, const std::string& source);
 
 // Every run of the grid in a fixed order (tasks, models, d_model, lr, weight decay, seed), each
-// checked as an experiment config. `device` (if not empty) replaces [train] device.
-std::vector<Run> expand(const Suite& suite, const std::string& device = "");
+// checked as an experiment config. Where the runs train is the suite's placement, not the runs'.
+std::vector<Run> expand(const Suite& suite);
 
-// 64-bit FNV-1a of `text` as 16 hex digits.
-std::string fnv1a_hex(const std::string& text);
+using train::fnv1a_hex;
 
 // Finds a suite by name: an existing file as given, else configs/suites/<name>.toml under the
 // working directory, else under the source tree this binary was built from.

@@ -312,6 +312,12 @@ void validate(const MadParams& m) {
   const auto s = [](auto v) { return std::to_string(v); };
   if (m.num_train_examples < 1) fail("num_train_examples must be >= 1 (got " + s(m.num_train_examples) + ")");
   if (m.num_test_examples < 1) fail("num_test_examples must be >= 1 (got " + s(m.num_test_examples) + ")");
+  check_at_most(task, "vocab_size", m.vocab_size, kMaxVocabSize);
+  check_at_most(task, "seq_len", m.seq_len, kMaxSeqLen);
+  check_at_most(task, "num_train_examples", m.num_train_examples, kMaxExamples);
+  check_at_most(task, "num_test_examples", m.num_test_examples, kMaxExamples);
+  check_at_most(task, "num_train_examples * seq_len", m.num_train_examples * m.seq_len, kMaxTokens);
+  check_at_most(task, "num_test_examples * seq_len", m.num_test_examples * m.seq_len, kMaxTokens);
   if (!(m.frac_noise >= 0 && m.frac_noise < 1)) fail("frac_noise must be in [0, 1) (got " + std::to_string(m.frac_noise) + ")");
   if (m.noise_vocab_size < 0) fail("noise_vocab_size must be >= 0 (got " + s(m.noise_vocab_size) + ")");
   if (m.frac_noise > 0 && m.noise_vocab_size == 0) fail("noise_vocab_size must be > 0 when frac_noise > 0");

@@ -46,6 +46,10 @@ void validate(const MqarParams& m) {
     fail("vocab_size must be > seq_len (got " + s(m.vocab_size) + " <= " + s(m.seq_len) + ")");
   }
   if (m.num_examples < 1) fail("num_examples must be >= 1 (got " + s(m.num_examples) + ")");
+  check_at_most("mqar", "vocab_size", m.vocab_size, kMaxVocabSize);
+  check_at_most("mqar", "seq_len", m.seq_len, kMaxSeqLen);
+  check_at_most("mqar", "num_examples", m.num_examples, kMaxExamples);
+  check_at_most("mqar", "num_examples * seq_len", m.num_examples * m.seq_len, kMaxTokens);
   if (!(m.power_a > 0 && m.power_a <= 1)) {
     fail("power_a must be in (0, 1] (got " + std::to_string(m.power_a) + ")");
   }

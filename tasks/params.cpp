@@ -62,6 +62,12 @@ bool Params::flag(const std::string& name) const {
   throw TaskError(task_ + ": " + name + " must be on or off, got '" + s + "'");
 }
 
+void check_at_most(const std::string& task, const std::string& name, int64_t value, int64_t max) {
+  if (value > max) {
+    throw TaskError(task + ": " + name + " must be <= " + std::to_string(max) + " (got " + std::to_string(value) + ")");
+  }
+}
+
 void Params::require(bool ok, const std::string& message) const {
   if (!ok) throw TaskError(task_ + ": " + message);
 }

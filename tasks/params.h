@@ -16,6 +16,17 @@ struct TaskError : std::invalid_argument {
   using std::invalid_argument::invalid_argument;
 };
 
+// Upper bounds on every task's sizes: far above any published setting (Zoology: vocabulary 8192,
+// L <= 2048, 100k examples; MAD: vocabulary <= 64, L <= 1024), and low enough that a typo
+// (vocab_size = 1e9) is an error naming the parameter instead of gigabytes allocated without a word.
+inline constexpr int64_t kMaxVocabSize = 1 << 20;
+inline constexpr int64_t kMaxSeqLen = 1 << 17;
+inline constexpr int64_t kMaxExamples = 10'000'000;
+inline constexpr int64_t kMaxTokens = int64_t{1} << 31;  // examples x seq_len, per split
+
+// "<name> must be <= <max> (got <value>)" unless value <= max.
+void check_at_most(const std::string& task, const std::string& name, int64_t value, int64_t max);
+
 struct ParamSpec {
   std::string name;           // snake_case
   std::string default_value;  // as it would be written on the command line

@@ -3,6 +3,7 @@
 #include "tasks/registry.h"
 #include "train/toml.h"
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -15,6 +16,11 @@ namespace deltabench::train {
 namespace {
 
 using models::MixerKind;
+
+// Bounds on model sizes: far above what these tasks train (d_model 512, 2 to 4 layers), low enough that a
+// typo is an error rather than an allocation of many gigabytes.
+constexpr int64_t kMaxDModel = 65536;
+constexpr int64_t kMaxLayers = 1024;
 
 // Reads one table, remembering which keys were used; finish() reports the rest.
 class Section {
@@ -36,22 +42,28 @@ class Section {
 
   bool has(const std::string& key) const { return table_.values.contains(key); }
 
-  int64_t integer(const std::string& key, int64_t fallback, int64_t min = INT64_MIN) {
+  int line_of(const std::string& key) const {
+    const auto it = table_.values.find(key);
+    return it != table_.values.end() ? it->second.line : table_.line;
+  }
+
+  int64_t integer(const std::string& key, int64_t fallback, int64_t min = INT64_MIN, int64_t max = INT64_MAX) {
     const auto* v = find(key);
     if (!v) return fallback;
-    if (!v->is_integer()) fail(key, "expected an integer, got " + v->str());
+    if (!v->is_integer()) fail(key, "expected an integer, got " + v->written());
     const auto x = std::get<int64_t>(v->data);
-    if (x < min) fail(key, "expected an integer >= " + std::to_string(min) + ", got " + v->str());
+    if (x < min) fail(key, "expected an integer >= " + std::to_string(min) + ", got " + v->written());
+    if (x > max) fail(key, "expected an integer <= " + std::to_string(max) + ", got " + v->written());
     return x;
   }
 
   double real(const std::string& key, double fallback, double min = -1e300, bool open_min = false) {
     const auto* v = find(key);
     if (!v) return fallback;
-    if (!v->is_number()) fail(key, "expected a number, got " + v->str());
+    if (!v->is_number()) fail(key, "expected a number, got " + v->written());
     const double x = v->number();
     if (x < min || (open_min && x == min)) {
-      fail(key, std::string("expected a number ") + (open_min ? "> " : ">= ") + toml::Value{min}.str() + ", got " + v->str());
+      fail(key, std::string("expected a number ") + (open_min ? "> " : ">= ") + toml::Value{min}.str() + ", got " + v->written());
     }
     return x;
   }
@@ -59,14 +71,14 @@ class Section {
   bool boolean(const std::string& key, bool fallback) {
     const auto* v = find(key);
     if (!v) return fallback;
-    if (!v->is_bool()) fail(key, "expected true or false, got " + v->str());
+    if (!v->is_bool()) fail(key, "expected true or false, got " + v->written());
     return std::get<bool>(v->data);
   }
 
   std::string text(const std::string& key, const std::string& fallback) {
     const auto* v = find(key);
     if (!v) return fallback;
-    if (!v->is_string()) fail(key, "expected a string in quotes, got " + v->str());
+    if (!v->is_string()) fail(key, "expected a string in quotes, got " + v->written());
     return std::get<std::string>(v->data);
   }
 
@@ -79,7 +91,7 @@ class Section {
       if (v->is_string() && std::get<std::string>(v->data) == name) return value;
       names += (names.empty() ? "" : ", ") + ("\"" + name + "\"");
     }
-    fail(key, "expected one of " + names + ", got " + v->str());
+    fail(key, "expected one of " + names + ", got " + v->written());
   }
 
   // Keys given that this section does not take, and subtables other than `allowed_tables`.
@@ -140,8 +152,8 @@ models::MixerConfig parse_mixer(const toml::Table& t, const std::string& source)
   }
   for (const char* k : {"head_dim", "expand_v", "chunk_size"}) only(!attention, k, "the linear family");
 
-  m.num_heads = s.integer("num_heads", m.num_heads, 1);
-  m.head_dim = s.integer("head_dim", m.head_dim, 0);
+  m.num_heads = s.integer("num_heads", m.num_heads, 1, kMaxDModel);
+  m.head_dim = s.integer("head_dim", m.head_dim, 0, kMaxDModel);
   m.expand_v = s.real("expand_v", m.expand_v, 0, true);
   m.chunk_size = s.integer("chunk_size", m.chunk_size);
   if (m.chunk_size != 16 && m.chunk_size != 32 && m.chunk_size != 64) {
@@ -157,7 +169,7 @@ models::MixerConfig parse_mixer(const toml::Table& t, const std::string& source)
                                          {"retnet", models::DecayKind::kRetNet},
                                          {"data", models::DecayKind::kData}});
   m.use_short_conv = s.boolean("use_short_conv", m.use_short_conv);
-  m.conv_size = s.integer("conv_size", m.conv_size, 1);
+  m.conv_size = s.integer("conv_size", m.conv_size, 1, 64);
   m.qk_activation = s.choice("qk_activation", m.qk_activation, kFeatureMaps);
   m.qk_norm = s.choice<models::QkNorm>("qk_norm", m.qk_norm,
                                        {{"l2", models::QkNorm::kL2},
@@ -170,7 +182,7 @@ models::MixerConfig parse_mixer(const toml::Table& t, const std::string& source)
     } else if (beta->is_number() && beta->number() > 0 && beta->number() <= 2) {
       m.fixed_beta = beta->number();
     } else {
-      s.fail("beta", "expected \"learned\" or a fixed value in (0, 2], got " + beta->str());
+      s.fail("beta", "expected \"learned\" or a fixed value in (0, 2], got " + beta->written());
     }
   }
   m.allow_neg_eigval = s.boolean("allow_neg_eigval", m.allow_neg_eigval);
@@ -183,19 +195,45 @@ models::MixerConfig parse_mixer(const toml::Table& t, const std::string& source)
 
 }  // namespace
 
-ExperimentConfig parse_experiment(const std::string& text, const std::string& source) {
+std::string fnv1a_hex(const std::string& text) {
+  uint64_t h = 1469598103934665603ull;
+  for (const unsigned char c : text) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  char out[17];
+  std::snprintf(out, sizeof out, "%016llx", static_cast<unsigned long long>(h));
+  return out;
+}
+
+std::pair<int64_t, int64_t> example_counts(const TaskConfig& task) {
+  const auto& info = tasks::find_task(task.name);
+  const tasks::Params p(task.name, info.params, task.params);
+  if (info.has_splits) return {p.integer("num_train_examples"), p.integer("num_test_examples")};
+  const int64_t n = p.integer("num_examples");
+  return {task.train_examples > 0 ? task.train_examples : n, task.test_examples > 0 ? task.test_examples : n};
+}
+
+ExperimentConfig parse_experiment(const std::string& text, const std::string& source, Placement* placement) {
   toml::Table root;
   try {
     root = toml::parse(text, source);
   } catch (const toml::ParseError& e) {
     throw ConfigError(e.what());
   }
-  return build_experiment(root, source);
+  return build_experiment(root, source, placement);
 }
 
-ExperimentConfig build_experiment(const toml::Table& root, const std::string& source) {
+ExperimentConfig build_experiment(const toml::Table& root, const std::string& source, Placement* placement) {
   ExperimentConfig c;
   c.source = source;
+  {
+    toml::Table identity = root;
+    if (const auto it = identity.tables.find("train"); it != identity.tables.end()) {
+      for (const char* key : kPlacementKeys) it->second.values.erase(key);
+    }
+    c.hash = fnv1a_hex(toml::to_toml(identity));
+  }
   Section top(root, "top level", source);
   c.name = top.text("name", std::filesystem::path(source).stem().string());
   c.seed = static_cast<uint64_t>(top.integer("seed", static_cast<int64_t>(c.seed), 0));
@@ -239,9 +277,9 @@ ExperimentConfig build_experiment(const toml::Table& root, const std::string& so
   const auto& model_table = subtable(root, "model");
   Section model(model_table, "model", source);
   auto& m = c.model;
-  m.vocab_size = model.integer("vocab_size", tasks::task_vocab_size(c.task.name, c.task.params), 1);
-  m.d_model = model.integer("d_model", m.d_model, 1);
-  m.num_layers = model.integer("num_layers", m.num_layers, 1);
+  m.vocab_size = model.integer("vocab_size", tasks::task_vocab_size(c.task.name, c.task.params), 1, tasks::kMaxVocabSize);
+  m.d_model = model.integer("d_model", m.d_model, 1, kMaxDModel);
+  m.num_layers = model.integer("num_layers", m.num_layers, 1, kMaxLayers);
   m.norm = model.choice<models::NormKind>("norm", m.norm,
                                           {{"layernorm", models::NormKind::kLayerNorm},
                                            {"rmsnorm", models::NormKind::kRMSNorm}});
@@ -266,23 +304,50 @@ ExperimentConfig build_experiment(const toml::Table& root, const std::string& so
   // [train]
   Section t(subtable(root, "train"), "train", source);
   auto& tr = c.train;
-  tr.epochs = t.integer("epochs", tr.epochs, 1);
+  tr.epochs = t.integer("epochs", tr.epochs, 1, 1'000'000);
   tr.batch_size = t.integer("batch_size", tr.batch_size, 1);
   tr.eval_batch_size = t.integer("eval_batch_size", tr.eval_batch_size, 0);
+  tr.warmup_epochs = t.integer("warmup_epochs", tr.warmup_epochs, 0, tr.epochs);
   tr.lr = t.real("lr", tr.lr, 0, true);
   tr.min_lr = t.real("min_lr", tr.min_lr, 0);
-  tr.warmup_epochs = t.integer("warmup_epochs", tr.warmup_epochs, 0);
   tr.weight_decay = t.real("weight_decay", tr.weight_decay, 0);
   tr.beta1 = t.real("beta1", tr.beta1, 0);
   tr.beta2 = t.real("beta2", tr.beta2, 0);
   tr.eps = t.real("eps", tr.eps, 0, true);
   tr.grad_clip = t.real("grad_clip", tr.grad_clip, 0);
   tr.early_stop = t.real("early_stop", tr.early_stop, 0);
-  tr.device = t.text("device", tr.device);
   tr.precision = t.choice<std::string>("precision", tr.precision, {{"auto", "auto"}, {"fp32", "fp32"}});
-  tr.checkpoint = t.text("checkpoint", tr.checkpoint);
+  for (const char* key : kPlacementKeys) {
+    if (t.has(key) && !placement) {
+      t.fail(key, "says where a run trains, not what it trains: give it in the suite's [base.train] or as a flag");
+    }
+  }
+  if (placement) {
+    const auto origin = [&](const std::string& key) {
+      return source + ":" + std::to_string(t.line_of(key)) + ": [train] " + key;
+    };
+    if (t.has("device")) {
+      placement->device = t.text("device", "auto");
+      placement->device_origin = origin("device");
+      check_device_spelling(placement->device, placement->device_origin);
+    }
+    if (t.has("checkpoint")) {
+      placement->checkpoint = t.text("checkpoint", "");
+      placement->checkpoint_origin = origin("checkpoint");
+    }
+  }
   t.finish();
   if (tr.beta1 >= 1 || tr.beta2 >= 1) throw ConfigError(source + ": [train] beta1 and beta2 must be < 1");
+  // A batch larger than the data would silently shrink to the data's size.
+  const auto [train_n, test_n] = example_counts(c.task);
+  if (tr.batch_size > train_n) {
+    t.fail("batch_size", "expected at most the " + std::to_string(train_n) + " train examples, got " +
+                             std::to_string(tr.batch_size));
+  }
+  if (tr.eval_batch_size > test_n) {
+    t.fail("eval_batch_size", "expected at most the " + std::to_string(test_n) + " test examples, got " +
+                                  std::to_string(tr.eval_batch_size));
+  }
   if (c.task.name == "compression") {
     throw ConfigError(source + ": [task] name: compression is scored through MAD's autoencoder backbone, which "
                                "deltabench does not build yet; a language model would learn to copy its input");
@@ -290,12 +355,12 @@ ExperimentConfig build_experiment(const toml::Table& root, const std::string& so
   return c;
 }
 
-ExperimentConfig load_experiment(const std::string& path) {
+ExperimentConfig load_experiment(const std::string& path, Placement* placement) {
   std::ifstream in(path);
   if (!in) throw ConfigError(path + ": cannot open the config file");
   std::stringstream buffer;
   buffer << in.rdbuf();
-  return parse_experiment(buffer.str(), path);
+  return parse_experiment(buffer.str(), path, placement);
 }
 
 }  // namespace deltabench::train

@@ -4,12 +4,14 @@
 // ConfigErrors naming the file, the line, the key and what was expected.
 
 #include "models/config.h"
+#include "train/placement.h"
 #include "train/toml.h"
 
 #include <cstdint>
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace deltabench::train {
 
@@ -26,6 +28,9 @@ struct TaskConfig {
   uint64_t test_seed = 10;                    // MQAR only
 };
 
+// The train and test example counts `task` will generate (its own keys or the task's defaults).
+std::pair<int64_t, int64_t> example_counts(const TaskConfig& task);
+
 struct TrainConfig {
   int64_t epochs = 10;
   int64_t batch_size = 64;
@@ -37,12 +42,12 @@ struct TrainConfig {
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   double grad_clip = 1.0;       // max global norm; 0: off
   double early_stop = 0.99;     // stop once test accuracy reaches it; 0: off
-  std::string device = "cpu";
   std::string precision = "auto";  // auto: bf16 autocast on CUDA, fp32 on CPU; or fp32
-  std::string checkpoint;          // a directory; empty: none
+  // Where it trains ([train] device, checkpoint) is a Placement (train/placement.h), not identity.
 };
 
 struct ExperimentConfig {
+  std::string hash;    // fnv1a_hex of the canonical TOML of what it trains (placement keys left out)
   std::string name;    // the file's stem unless given
   std::string source;  // the file it came from
   uint64_t seed = 123; // model initialisation, dropout and batch order
@@ -51,9 +56,17 @@ struct ExperimentConfig {
   TrainConfig train;
 };
 
-ExperimentConfig load_experiment(const std::string& path);
-ExperimentConfig parse_experiment(const std::string& text, const std::string& source);
+// `placement`, when given, receives [train] device and checkpoint with their origin (file, line,
+// key); without it those keys are an error (a suite's runs take their placement from the suite).
+ExperimentConfig load_experiment(const std::string& path, Placement* placement = nullptr);
+ExperimentConfig parse_experiment(const std::string& text, const std::string& source, Placement* placement = nullptr);
 // From an already parsed file (a suite builds each run's table from its base and overrides).
-ExperimentConfig build_experiment(const toml::Table& root, const std::string& source);
+ExperimentConfig build_experiment(const toml::Table& root, const std::string& source, Placement* placement = nullptr);
+
+// 64-bit FNV-1a of `text` as 16 hex digits.
+std::string fnv1a_hex(const std::string& text);
+
+// Keys of [train] that say where a run trains, not what it trains.
+inline constexpr const char* kPlacementKeys[] = {"device", "checkpoint"};
 
 }  // namespace deltabench::train

@@ -225,6 +225,18 @@ std::string quoted(const std::string& text) {
   return out + "\"";
 }
 
+}  // namespace
+
+std::string Value::written() const {
+  if (is_string()) return quoted(std::get<std::string>(data));
+  if (!is_array()) return str();
+  std::string out = "[";
+  for (const auto& v : std::get<std::vector<Value>>(data)) out += (out.size() > 1 ? ", " : "") + v.written();
+  return out + "]";
+}
+
+namespace {
+
 std::string canonical(const Value& v) {
   if (v.is_string()) return quoted(std::get<std::string>(v.data));
   if (std::holds_alternative<double>(v.data)) {

@@ -28,6 +28,8 @@ struct Value {
   double number() const { return is_integer() ? static_cast<double>(std::get<int64_t>(data)) : std::get<double>(data); }
   // As written, for messages and for task parameters: true/false, 42, 0.001, text.
   std::string str() const;
+  // As a TOML file writes it, strings in quotes: what an error message shows of a user's value.
+  std::string written() const;
 };
 
 struct Table {

@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include "kernels/common/backend.h"
 #include "models/language_model.h"
 #include "tasks/dataset.h"
 #include "tasks/metrics.h"
@@ -7,9 +8,15 @@
 
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
+#include <ATen/Parallel.h>
 #include <ATen/detail/CUDAHooksInterface.h>
+#ifdef DELTABENCH_HAVE_CUDA
+#include <c10/cuda/CUDAGuard.h>
+#include <cuda_runtime_api.h>
+#endif
 #include <c10/core/GradMode.h>
 #include <fmt/core.h>
+#include <nlohmann/json.hpp>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
 #include <torch/serialize.h>
@@ -18,6 +25,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <numbers>
 #include <string>
 
@@ -87,16 +95,28 @@ void synchronize(const at::Device& device) {
   if (device.is_cuda()) at::detail::getCUDAHooks().deviceSynchronize(device.index() < 0 ? 0 : device.index());
 }
 
-std::string duration(double s) {
-  if (s < 60) return fmt::format("{:.0f}s", s);
-  if (s < 3600) return fmt::format("{:.0f}m{:02.0f}s", std::floor(s / 60), std::fmod(s, 60));
-  return fmt::format("{:.0f}h{:02.0f}m", std::floor(s / 3600), std::fmod(s, 3600) / 60);
-}
+// A JSON number, or null for NaN and infinities (which JSON cannot hold).
+nlohmann::json number(double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr); }
 
-std::string number(double x) {
-  if (std::isnan(x)) return "null";
-  if (std::isinf(x)) return x > 0 ? "1e999" : "-1e999";
-  return fmt::format("{:.6g}", x);
+// Bytes of memory this process could still take: MemAvailable on the host, free memory on a GPU.
+double available_bytes(const at::Device& device) {
+#ifdef DELTABENCH_HAVE_CUDA
+  if (device.is_cuda()) {
+    c10::cuda::CUDAGuard guard(device);
+    size_t free = 0, total = 0;
+    if (cudaMemGetInfo(&free, &total) == cudaSuccess) return static_cast<double>(free);
+    cudaGetLastError();
+    return std::numeric_limits<double>::infinity();
+  }
+#endif
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  double kb = 0;
+  std::string unit;
+  while (meminfo >> key >> kb >> unit) {
+    if (key == "MemAvailable:") return kb * 1024.0;
+  }
+  return std::numeric_limits<double>::infinity();
 }
 
 }  // namespace
@@ -112,31 +132,110 @@ double scheduled_lr(const TrainConfig& t, int64_t epoch) {
   return t.min_lr + (t.lr - t.min_lr) * 0.5 * (1.0 + std::cos(std::numbers::pi * progress));
 }
 
-std::string to_json(const EpochMetrics& m) {
-  return fmt::format(
-      R"({{"type": "epoch", "epoch": {}, "steps": {}, "lr": {}, "train_loss": {}, "test_loss": {}, "accuracy": {}, )"
-      R"("mqar_accuracy": {}, "micro_accuracy": {}, "mad_accuracy": {}, "wall_s": {}}})",
-      m.epoch, m.steps, number(m.lr), number(m.train_loss), number(m.test_loss), number(m.accuracy),
-      number(m.mqar_accuracy), number(m.micro_accuracy), number(m.mad_accuracy), number(m.wall_s));
+std::string format_duration(double seconds) {
+  if (!std::isfinite(seconds)) return "?";
+  const auto s = static_cast<int64_t>(std::llround(std::max(0.0, seconds)));
+  if (s < 60) return fmt::format("{}s", s);
+  if (s < 3600) return fmt::format("{}m{:02d}s", s / 60, s % 60);
+  return fmt::format("{}h{:02d}m", s / 3600, (s % 3600) / 60);
 }
 
-std::string to_json(const RunSummary& s, const ExperimentConfig& c) {
-  return fmt::format(
-      R"({{"type": "summary", "name": "{}", "status": "{}", "diverged_step": {}, "best_accuracy": {}, "best_epoch": {}, )"
-      R"("final_accuracy": {}, "epochs": {}, "steps": {}, "wall_s": {}, "tokens_per_s": {}, "parameters": {}, "device": "{}"}})",
-      c.name, s.status, s.diverged_step, number(s.best_accuracy), s.best_epoch, number(s.final_accuracy), s.epochs,
-      s.steps, number(s.wall_s), number(s.tokens_per_s), s.parameters, s.device);
+std::string RunSummary::backend() const {
+  return "train fwd " + backend_train_forward + ", bwd " + backend_train_backward + "; eval fwd " + backend_eval_forward;
+}
+
+// JSON through nlohmann-json: strings escaped, doubles at full precision (shortest round trip).
+std::string to_json(const EpochMetrics& m) {
+  const nlohmann::ordered_json j = {{"type", "epoch"},
+                                    {"epoch", m.epoch},
+                                    {"steps", m.steps},
+                                    {"lr", number(m.lr)},
+                                    {"train_loss", number(m.train_loss)},
+                                    {"test_loss", number(m.test_loss)},
+                                    {"accuracy", number(m.accuracy)},
+                                    {"mqar_accuracy", number(m.mqar_accuracy)},
+                                    {"micro_accuracy", number(m.micro_accuracy)},
+                                    {"mad_accuracy", number(m.mad_accuracy)},
+                                    {"wall_s", number(m.wall_s)}};
+  return j.dump();
+}
+
+std::string to_json(const RunSummary& s, const ExperimentConfig& c, const TrainOptions& o) {
+  const nlohmann::ordered_json j = {{"type", "summary"},
+                                    {"name", c.name},
+                                    {"seed", c.seed},
+                                    {"config_hash", o.config_hash.empty() ? c.hash : o.config_hash},
+                                    {"commit", o.commit},
+                                    {"status", s.status},
+                                    {"diverged_step", s.diverged_step},
+                                    {"best_accuracy", number(s.best_accuracy)},
+                                    {"best_epoch", s.best_epoch},
+                                    {"final_accuracy", number(s.final_accuracy)},
+                                    {"epochs", s.epochs},
+                                    {"steps", s.steps},
+                                    {"wall_s", number(s.wall_s)},
+                                    {"tokens_per_s", number(s.tokens_per_s)},
+                                    {"parameters", s.parameters},
+                                    {"device", s.device},
+                                    {"threads", s.threads},
+                                    {"backend_train_forward", s.backend_train_forward},
+                                    {"backend_train_backward", s.backend_train_backward},
+                                    {"backend_eval_forward", s.backend_eval_forward}};
+  return j.dump();
+}
+
+MemoryEstimate estimate_memory(const ExperimentConfig& c) {
+  MemoryEstimate e;
+  const auto [train_n, test_n] = example_counts(c.task);
+  const double L = static_cast<double>(tasks::task_sequence_length(c.task.name, c.task.params));
+  // Inputs and targets (int64) of both splits, on the host and again on the device.
+  e.data_bytes = 2.0 * 2.0 * 8.0 * static_cast<double>(train_n + test_n) * L;
+  const auto& m = c.model;
+  const double V = static_cast<double>(m.vocab_size), d = static_cast<double>(m.d_model);
+  const double layers = static_cast<double>(m.num_layers);
+  const double ffn = m.state_mixer == models::StateMixerKind::kNone     ? 0.0
+                     : m.state_mixer == models::StateMixerKind::kMlp    ? 2.0 * m.hidden_ratio
+                                                                        : 3.0 * m.hidden_ratio;
+  const double embeddings = V * d * (m.tie_embeddings ? 1.0 : 2.0) + static_cast<double>(m.max_position_embeddings) * d;
+  const double per_layer = (8.0 + ffn) * d * d;  // q, k, v, o and gates (Gated DeltaNet's expand_v 2 included)
+  // fp32 weights, gradients and AdamW's two moments.
+  e.model_bytes = 4.0 * 4.0 * (embeddings + layers * per_layer);
+  const double B = static_cast<double>(std::max(c.train.batch_size, c.train.eval_batch_size));
+  // fp32 logits, their softmax and gradient; about 24 saved fp32 values per layer and width.
+  const double logits = 3.0 * 4.0 * B * L * V, hidden = 24.0 * 4.0 * B * L * d * layers;
+  e.activation_bytes = logits + hidden;
+  const bool mqar = c.task.name == "mqar";
+  if (e.data_bytes >= e.model_bytes && e.data_bytes >= e.activation_bytes) {
+    e.largest = mqar ? "[task] train_examples" : "[task.params] num_train_examples";
+  } else if (e.model_bytes >= e.activation_bytes) {
+    e.largest = V * d >= layers * per_layer ? "[model] vocab_size" : "[model] d_model";
+  } else {
+    e.largest = logits >= hidden ? "[model] vocab_size" : "[train] batch_size";
+  }
+  return e;
+}
+
+void check_memory(const ExperimentConfig& c, double available, const std::string& where) {
+  const auto e = estimate_memory(c);
+  if (e.total() <= available) return;
+  constexpr double GB = 1e9;
+  throw ConfigError(fmt::format(
+      "{}: {} makes this run need about {:.1f} GB (data {:.1f}, parameters with AdamW state {:.1f}, activations {:.1f}), "
+      "more than the {:.1f} GB available on {}; reduce it",
+      c.source, e.largest, e.total() / GB, e.data_bytes / GB, e.model_bytes / GB, e.activation_bytes / GB,
+      available / GB, where));
 }
 
 RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
   TrainConfig t = c.train;
   if (opt.epochs) t.epochs = *opt.epochs;
-  const at::Device device(opt.device.value_or(t.device));
-  if (device.is_cuda() && !at::hasCUDA()) {
-    throw ConfigError(c.source + ": [train] device: \"" + device.str() + "\" requested, but no CUDA device is visible");
-  }
+  const auto resolved = resolve_device(opt.placement.device, opt.placement.device_origin);
+  const at::Device device = resolved.device;
   const bool autocast = device.is_cuda() && t.precision == "auto";
   const int64_t eval_batch = t.eval_batch_size > 0 ? t.eval_batch_size : t.batch_size;
+  // Before any allocation: a size typo is an error naming its key, not gigabytes taken in silence.
+  check_memory(c, available_bytes(at::kCPU) + (device.is_cuda() ? estimate_memory(c).total() : 0.0), "this machine");
+  if (device.is_cuda()) check_memory(c, available_bytes(device), resolved.name);
 
   const Data data = make_data(c.task);
   tasks::DeviceDataset train_set(data.train, device), test_set(data.test, device);
@@ -152,7 +251,9 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
   torch::optim::AdamW optimizer(param_groups(model, t));
 
   RunSummary summary;
-  summary.device = device.str();
+  summary.device = resolved.name;
+  summary.gpu_name = resolved.gpu_name;
+  summary.threads = at::get_num_threads();
   summary.parameters = models::parameter_count(*model);
   std::ofstream metrics;
   if (!opt.metrics_path.empty()) {
@@ -163,7 +264,7 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
   }
   if (opt.progress) {
     fmt::print("{}: {} on {} | {} train / {} test examples of length {} | {} parameters | {} epochs of {} steps\n",
-               c.name, models::to_string(c.model.mixer.kind), device.str(), train_set.size(), test_set.size(),
+               c.name, models::to_string(c.model.mixer.kind), resolved.name, train_set.size(), test_set.size(),
                train_set.seq_len(), summary.parameters, t.epochs, train_set.num_batches(t.batch_size));
     std::fflush(stdout);
   }
@@ -175,6 +276,30 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
   const int64_t total_steps = steps_per_epoch * t.epochs;
   int64_t tokens = 0;
   summary.status = "completed";
+  BackendCounts train_calls, eval_calls;
+  const auto report = [&](int64_t epoch, int64_t step, double loss, const EpochMetrics* evaluated) {
+    const double elapsed = since(start);
+    const double rate = static_cast<double>(summary.steps) / std::max(elapsed, 1e-9);
+    const double eta = summary.steps > 0 ? static_cast<double>(total_steps - summary.steps) / rate : NAN;
+    if (opt.on_progress) {
+      Progress p;
+      p.epoch = epoch + 1, p.epochs = t.epochs, p.step = step, p.steps_per_epoch = steps_per_epoch;
+      p.steps = summary.steps, p.total_steps = total_steps, p.loss = loss, p.elapsed_s = elapsed, p.eta_s = eta;
+      p.epoch_end = evaluated != nullptr;
+      p.accuracy = evaluated ? evaluated->accuracy : 0.0;
+      opt.on_progress(p);
+    } else if (opt.progress && evaluated) {
+      const auto& m = *evaluated;
+      fmt::print("epoch {}/{} | loss {:.4f} | test loss {:.4f} | accuracy {:.4f} (best {:.4f}) | lr {:.2e} | {:.1f} steps/s | ETA {}\n",
+                 m.epoch, t.epochs, m.train_loss, m.test_loss, m.accuracy, summary.best_accuracy, m.lr, rate,
+                 format_duration(eta));
+    } else if (opt.progress) {
+      fmt::print("  epoch {}/{} step {}/{} loss {:.4f} | {:.1f} steps/s | ETA {}\n", epoch + 1, t.epochs, step,
+                 steps_per_epoch, loss, rate, format_duration(eta));
+    }
+    std::fflush(stdout);
+    last_print = Clock::now();
+  };
 
   for (int64_t epoch = 0; epoch < t.epochs && summary.status == "completed"; ++epoch) {
     const double lr = scheduled_lr(t, epoch);
@@ -183,6 +308,7 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
     model->train();
     double loss_sum = 0;
     int64_t epoch_steps = 0;
+    const auto train_before = backend_counts();
     for (int64_t b = 0; b < steps_per_epoch; ++b) {
       const auto batch = train_set.batch(b, t.batch_size);
       at::Tensor loss;
@@ -198,7 +324,7 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
       if (!std::isfinite(value)) {
         summary.status = "diverged";
         summary.diverged_step = summary.steps;
-        if (opt.progress) fmt::print("diverged: loss {} at step {}\n", value, summary.steps);
+        if (opt.progress && !opt.on_progress) fmt::print("diverged: loss {} at step {}\n", value, summary.steps);
         break;
       }
       optimizer.zero_grad();
@@ -208,21 +334,19 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
       loss_sum += value;
       ++epoch_steps;
       tokens += batch.inputs.numel();
-      if (opt.progress && since(last_print) > 10.0) {
-        last_print = Clock::now();
-        const double rate = static_cast<double>(summary.steps) / since(start);
-        fmt::print("  epoch {}/{} step {}/{} loss {:.4f} | {:.1f} steps/s | ETA {}\n", epoch + 1, t.epochs, b + 1,
-                   steps_per_epoch, value, rate, duration(static_cast<double>(total_steps - summary.steps) / rate));
-        std::fflush(stdout);
-      }
+      if ((opt.progress || opt.on_progress) && since(last_print) > opt.progress_interval_s) report(epoch, b + 1, value, nullptr);
       if (opt.max_steps > 0 && summary.steps >= opt.max_steps) break;
     }
+    const auto train_phase = backend_counts() - train_before;
+    train_calls.reference += train_phase.reference, train_calls.kernel += train_phase.kernel;
+    train_calls.reference_with_grad += train_phase.reference_with_grad;
     if (summary.status == "diverged") break;
 
     // Evaluation on the test set, in order, with the task's metric.
     model->eval();
     tasks::Evaluator evaluator;
     double test_loss = 0;
+    const auto eval_before = backend_counts();
     {
       c10::NoGradGuard no_grad;
       AutocastGuard guard(autocast);
@@ -236,6 +360,8 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
         evaluator.add_batch(logits.argmax(-1), batch.targets);
       }
     }
+    const auto eval_phase = backend_counts() - eval_before;
+    eval_calls.reference += eval_phase.reference, eval_calls.kernel += eval_phase.kernel;
     EpochMetrics m;
     m.epoch = epoch + 1;
     m.steps = summary.steps;
@@ -256,14 +382,7 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
       summary.best_epoch = m.epoch;
     }
     if (metrics.is_open()) metrics << to_json(m) << "\n" << std::flush;
-    if (opt.progress) {
-      const double rate = static_cast<double>(summary.steps) / m.wall_s;
-      fmt::print("epoch {}/{} | loss {:.4f} | test loss {:.4f} | accuracy {:.4f} (best {:.4f}) | lr {:.2e} | {:.1f} steps/s | ETA {}\n",
-                 m.epoch, t.epochs, m.train_loss, m.test_loss, m.accuracy, summary.best_accuracy, lr, rate,
-                 duration(static_cast<double>(total_steps - summary.steps) / rate));
-      std::fflush(stdout);
-      last_print = Clock::now();
-    }
+    if (opt.progress || opt.on_progress) report(epoch, epoch_steps, m.train_loss, &m);
     if (t.early_stop > 0 && m.accuracy >= t.early_stop) summary.status = "early_stopped";
     if (opt.max_steps > 0 && summary.steps >= opt.max_steps) break;
   }
@@ -271,12 +390,21 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
   synchronize(device);
   summary.wall_s = since(start);
   summary.tokens_per_s = static_cast<double>(tokens) / summary.wall_s;
-  if (!t.checkpoint.empty()) {
-    std::filesystem::create_directories(t.checkpoint);
-    torch::save(model, t.checkpoint + "/model.pt");
-    torch::save(optimizer, t.checkpoint + "/optimizer.pt");
+  // Softmax attention calls no deltabench sequence op: its attention is ATen's SDPA.
+  const bool ours = train_calls.reference + train_calls.kernel + eval_calls.reference + eval_calls.kernel > 0;
+  const std::string aten = c.model.mixer.kind == models::MixerKind::kAttention ? "aten (sdpa)" : "none";
+  summary.backend_train_forward = ours ? forward_backend(train_calls) : aten;
+  summary.backend_train_backward = ours ? backward_backend(train_calls) : (summary.steps > 0 ? aten : "none");
+  summary.backend_eval_forward = ours ? forward_backend(eval_calls) : (summary.epochs > 0 ? aten : "none");
+  const auto& checkpoint = opt.placement.checkpoint;
+  if (!checkpoint.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(checkpoint, ec);
+    if (ec) throw ConfigError(opt.placement.checkpoint_origin + ": cannot create \"" + checkpoint + "\": " + ec.message());
+    torch::save(model, checkpoint + "/model.pt");
+    torch::save(optimizer, checkpoint + "/optimizer.pt");
   }
-  if (metrics.is_open()) metrics << to_json(summary, c) << "\n";
+  if (metrics.is_open()) metrics << to_json(summary, c, opt) << "\n";
   return summary;
 }
 

@@ -4,6 +4,7 @@
 // metric, stops early at the threshold, and records a NaN or infinite loss as `diverged`.
 
 #include "train/config.h"
+#include "train/placement.h"
 
 #include <cstdint>
 #include <functional>
@@ -31,18 +32,52 @@ struct RunSummary {
   int64_t best_epoch = 0, epochs = 0, steps = 0;
   double wall_s = 0, tokens_per_s = 0;
   int64_t parameters = 0;
-  std::string device;
+  std::string device;    // "cpu" or "cuda:0 (NVIDIA H200)"
+  std::string gpu_name;  // empty on the CPU
+  int64_t threads = 0;   // LibTorch intra-op threads
+  // What served the sequence ops (kernels/common/backend.h): training's forward and backward, and
+  // evaluation's forward. Softmax attention calls no deltabench op: "aten".
+  std::string backend_train_forward, backend_train_backward, backend_eval_forward;
+  std::string backend() const;  // "train fwd reference, bwd reference (ATen autograd); eval fwd kernel"
   std::vector<EpochMetrics> history;
   std::vector<double> step_losses;  // every training step's loss, for reproducibility checks
 };
 
-struct TrainOptions {
-  std::optional<std::string> device;     // overrides [train] device
-  std::optional<int64_t> epochs;         // overrides [train] epochs
-  int64_t max_steps = -1;                // stop after this many steps (tests, benchmarks)
-  std::string metrics_path;              // JSON lines: one per epoch, then the summary
-  bool progress = true;                  // progress lines on stdout
+// Where training stands, for a caller that prints progress its own way (a suite's worker).
+struct Progress {
+  int64_t epoch = 0, epochs = 0;       // 1-based epoch in progress
+  int64_t step = 0, steps_per_epoch = 0;  // step within the epoch
+  int64_t steps = 0, total_steps = 0;  // optimizer steps so far, and at most
+  double loss = 0;                     // the last step's loss
+  double elapsed_s = 0, eta_s = 0;     // this run's
+  bool epoch_end = false;              // after an evaluation: `accuracy` holds its result
+  double accuracy = 0;
 };
+
+struct TrainOptions {
+  Placement placement;                   // where to train (device "auto" by default)
+  std::optional<int64_t> epochs;         // overrides [train] epochs
+  int64_t max_steps = -1;                // stop after this many steps (tests, benchmarks); -1: no limit
+  std::string metrics_path;              // JSON lines: one per epoch, then the summary
+  std::string config_hash, commit;       // written into the metrics file's summary
+  bool progress = true;                  // progress lines on stdout (when on_progress is not set)
+  double progress_interval_s = 10;       // between progress reports within an epoch
+  std::function<void(const Progress&)> on_progress;  // replaces the printed lines
+};
+
+// What a run will take at most, estimated from the config before anything is allocated: the task
+// data (host and device copies), the parameters with AdamW's state and gradients, and one step's
+// activations (logits dominate). `largest` names the config key that contributes most.
+struct MemoryEstimate {
+  double data_bytes = 0, model_bytes = 0, activation_bytes = 0;
+  double total() const { return data_bytes + model_bytes + activation_bytes; }
+  std::string largest;  // "[task] train_examples", "[model] vocab_size", "[train] batch_size", ...
+};
+MemoryEstimate estimate_memory(const ExperimentConfig& config);
+
+// Throws ConfigError (naming the largest contributor's key, the estimate and what is available)
+// when the estimate exceeds `available_bytes`.
+void check_memory(const ExperimentConfig& config, double available_bytes, const std::string& where);
 
 RunSummary run_experiment(const ExperimentConfig& config, const TrainOptions& options = {});
 
@@ -55,6 +90,9 @@ bool excluded_from_weight_decay(const std::string& parameter_name);
 
 // JSON for one epoch or for the summary: one line, no trailing newline.
 std::string to_json(const EpochMetrics& m);
-std::string to_json(const RunSummary& s, const ExperimentConfig& config);
+std::string to_json(const RunSummary& s, const ExperimentConfig& config, const TrainOptions& options = {});
+
+// "59.6 s" -> "1m00s": whole seconds, minutes and hours as a person reads them.
+std::string format_duration(double seconds);
 
 }  // namespace deltabench::train

@@ -1,5 +1,6 @@
 #include "apps/deltabench/suite_commands.h"
 
+#include "apps/deltabench/cli_checks.h"
 #include "report/kernels.h"
 #include "report/report.h"
 #include "sweep/runner.h"
@@ -7,15 +8,17 @@
 #include <ATen/Parallel.h>
 #include <fmt/core.h>
 
-#include <spawn.h>
+#include <csignal>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <memory>
+#include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
-
-extern char** environ;
 
 namespace deltabench::app {
 namespace {
@@ -23,16 +26,19 @@ namespace {
 const char* kDefaultStore = "runs/deltabench.sqlite";
 
 struct RunArgs {
-  std::string suite, store = kDefaultStore, device, shard, out;
+  std::string suite, store = kDefaultStore, device, gpus, shard, worker, out, checkpoint_dir;
   int64_t jobs = 1, threads = 0, abort_after = -1;
+  double progress_interval = 10;
   bool retry_failed = false, dry_run = false, no_report = false;
 };
 
 struct ReportArgs {
   std::string suite, store = kDefaultStore, out, curves;
+  bool force = false;
 };
 
-std::pair<int64_t, int64_t> parse_shard(const std::string& text) {
+// "i/n" with 0 <= i < n; `flag` names the option in the error.
+std::pair<int64_t, int64_t> parse_fraction(const std::string& flag, const std::string& text) {
   const auto slash = text.find('/');
   try {
     if (slash != std::string::npos) {
@@ -42,7 +48,33 @@ std::pair<int64_t, int64_t> parse_shard(const std::string& text) {
     }
   } catch (const std::exception&) {
   }
-  throw train::ConfigError("--shard: expected i/n with 0 <= i < n (for example 0/2), got '" + text + "'");
+  throw train::ConfigError(flag + ": expected i/n with 0 <= i < n (for example 0/2), got '" + text + "'");
+}
+
+// "0,1,3" -> {0, 1, 3}, each a visible GPU.
+std::vector<int64_t> parse_gpus(const std::string& text, int64_t visible) {
+  std::vector<int64_t> out;
+  std::stringstream in(text);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    size_t used = 0;
+    int64_t i = -1;
+    try {
+      i = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || used != item.size() || i < 0) {
+      throw train::ConfigError("--gpus: expected GPU indices separated by commas (for example 0,1), got '" + text + "'");
+    }
+    if (i >= visible) {
+      throw train::ConfigError("--gpus: GPU " + std::to_string(i) + " requested, but " + std::to_string(visible) +
+                               " CUDA device(s) are visible");
+    }
+    out.push_back(i);
+  }
+  if (out.empty()) throw train::ConfigError("--gpus: expected at least one GPU index, got '" + text + "'");
+  return out;
 }
 
 void print_written(const report::Written& w) {
@@ -50,44 +82,94 @@ void print_written(const report::Written& w) {
   for (const auto& warning : w.warnings) fmt::print(stderr, "deltabench report: warning: {}\n", warning);
 }
 
-int write_suite_report(const sweep::Suite& suite, const std::string& store_path, const std::string& out_dir) {
-  sweep::Store store(store_path);
+// Writes the report of `suite` from the store at `store_path`, which must exist. A suite with no runs
+// in the store writes nothing over an existing report unless `force`.
+int write_suite_report(const sweep::Suite& suite, const std::string& store_path, const std::string& out_dir, bool force) {
+  sweep::Store store(store_path, sweep::Store::Open::kExisting);
   const auto dir = out_dir.empty() ? "results/" + suite.name : out_dir;
+  const auto records = store.runs(suite.name);
+  if (records.empty() && !force) {
+    throw report::ReportError(fmt::format(
+        "{} holds no runs of suite '{}': not writing a report over {}/ (run the suite first, or pass --force to write "
+        "an empty one)",
+        store_path, suite.name, dir));
+  }
   fmt::print("report of suite {} from {} into {}/\n", suite.name, store_path, dir);
-  const auto w = report::write_report(suite, store.runs(suite.name), dir);
-  print_written(w);
+  print_written(report::write_report(suite, records, dir));
   return 0;
 }
 
-// Runs the grid in `jobs` processes, shard i of n each, and waits for them.
-int run_in_processes(const RunArgs& a, const std::string& suite_file) {
+// The suite's placement with the command's flags over it.
+train::Placement placement_of(const sweep::Suite& suite, const RunArgs& a) {
+  train::Placement p = suite.placement;
+  if (!a.device.empty()) {
+    p.device = a.device;
+    p.device_origin = "--device";
+  }
+  if (!a.checkpoint_dir.empty()) {
+    p.checkpoint = a.checkpoint_dir;
+    p.checkpoint_origin = "--checkpoint-dir";
+  }
+  p.threads = a.threads;
+  return p;
+}
+
+// Starts `args` as a child that the kernel kills when this process dies (no orphans, even after a
+// kill -9 of the parent). fork + exec rather than posix_spawn: only the child can ask for that.
+pid_t spawn_worker(std::vector<std::string> args) {
+  std::vector<char*> argv;
+  for (auto& s : args) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("--jobs: cannot start a worker process (fork failed)");
+  if (pid == 0) {
+    // Only async-signal-safe calls between fork and exec.
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(126);
+    execv("/proc/self/exe", argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+// Runs the grid in `jobs` worker processes that share it through the store's claims. With CUDA,
+// worker i trains on GPU gpus[i mod gpus.size()].
+int run_in_processes(const RunArgs& a, const std::string& suite_file, const train::ResolvedDevice& device) {
+  std::vector<int64_t> gpus;
+  if (device.device.is_cuda()) {
+    if (!a.gpus.empty()) {
+      gpus = parse_gpus(a.gpus, train::visible_gpus());
+    } else {
+      for (int64_t i = 0; i < train::visible_gpus(); ++i) gpus.push_back(i);
+    }
+  }
+  const int64_t cores = std::max<int64_t>(1, std::thread::hardware_concurrency());
+  const int64_t threads = a.threads > 0 ? a.threads : std::max<int64_t>(1, cores / a.jobs);
   std::vector<pid_t> children;
   for (int64_t i = 0; i < a.jobs; ++i) {
-    std::vector<std::string> args = {"deltabench", "run", suite_file, "--store", a.store, "--shard",
-                                     fmt::format("{}/{}", i, a.jobs), "--threads", std::to_string(a.threads > 0 ? a.threads : 1),
-                                     "--no-report"};
-    if (!a.device.empty()) args.insert(args.end(), {"--device", a.device});
+    const std::string where = gpus.empty() ? "cpu" : "cuda:" + std::to_string(gpus[static_cast<size_t>(i) % gpus.size()]);
+    std::vector<std::string> args = {"deltabench", "run", suite_file, "--store", a.store, "--worker",
+                                     fmt::format("{}/{}", i, a.jobs), "--device", where, "--threads",
+                                     std::to_string(threads), "--no-report", "--progress-interval",
+                                     fmt::format("{}", a.progress_interval)};
+    if (!a.checkpoint_dir.empty()) args.insert(args.end(), {"--checkpoint-dir", a.checkpoint_dir});
     if (a.retry_failed) args.push_back("--retry-failed");
     if (a.abort_after >= 0) args.insert(args.end(), {"--abort-after", std::to_string(a.abort_after)});
-    std::vector<char*> argv;
-    for (auto& s : args) argv.push_back(s.data());
-    argv.push_back(nullptr);
-    pid_t pid = 0;
-    if (posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv.data(), environ) != 0) {
-      throw std::runtime_error("--jobs: cannot start a worker process");
-    }
-    children.push_back(pid);
+    children.push_back(spawn_worker(args));
   }
-  int failures = 0;
+  int failures = 0, aborted = 0;
   for (const pid_t pid : children) {
     int wstatus = 0;
-    waitpid(pid, &wstatus, 0);
-    if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {
+    while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 75) {
+      ++aborted;  // --abort-after, passed on
+    } else if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {
       ++failures;
-      if (WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 75) return 75;  // --abort-after, passed on
     }
   }
-  if (failures) fmt::print(stderr, "deltabench run: {} of {} worker processes failed\n", failures, a.jobs);
+  if (aborted) return 75;
+  if (failures) fmt::print(stderr, "deltabench run: {} of {} worker processes exited with an error\n", failures, a.jobs);
   return failures ? 1 : 0;
 }
 
@@ -98,56 +180,92 @@ void add_suite_commands(CLI::App& app, int& status) {
   auto* run = app.add_subcommand("run", "run a suite's grid into the results store (resumable), then write its report");
   run->add_option("suite", ra->suite, "a suite name (configs/suites/<name>.toml) or a suite file")->required();
   run->add_option("--store", ra->store, "the SQLite results store")->capture_default_str();
-  run->add_option("--device", ra->device, "cpu or cuda, for every run (not part of a run's identity)");
-  run->add_option("--shard", ra->shard, "i/n: run only the runs whose grid index is i mod n (one process per GPU)");
-  run->add_option("--jobs", ra->jobs, "split the grid over this many worker processes on this machine")
-      ->capture_default_str()->check(CLI::Range(1, 256));
-  run->add_option("--threads", ra->threads, "CPU threads per process (default: LibTorch's; 1 per worker with --jobs)")
-      ->check(CLI::Range(1, 1024));
+  run->add_option("--device", ra->device,
+                  "auto, cpu, cuda or cuda:N for every run (default: the suite's [base.train] device, else auto: cuda "
+                  "where a GPU is visible); not part of a run's identity");
+  run->add_option("--gpus", ra->gpus, "with --jobs and CUDA: the GPUs the workers take in turn (default: all visible)");
+  run->add_option("--shard", ra->shard, "i/n: run only the runs whose grid index is i mod n (one process per host or GPU)");
+  run->add_option("--jobs", ra->jobs, "worker processes on this machine sharing the grid (with CUDA, one GPU each in turn)")
+      ->capture_default_str()->check(integer_at_least(1, 256));
+  run->add_option("--threads", ra->threads, "CPU threads per process (default: LibTorch's; cores / jobs with --jobs)")
+      ->check(integer_at_least(1, 1024));
+  run->add_option("--checkpoint-dir", ra->checkpoint_dir,
+                  "save each run's model and optimizer under DIR/<run hash>/ (default: the suite's [base.train] checkpoint)");
   run->add_option("--out", ra->out, "the report's directory (default results/<suite>)");
   run->add_flag("--retry-failed", ra->retry_failed, "run again runs recorded as failed");
-  run->add_flag("--dry-run", ra->dry_run, "list the runs still to do and train nothing");
+  run->add_flag("--dry-run", ra->dry_run, "list the runs still to do in an existing store and train nothing");
   run->add_flag("--no-report", ra->no_report, "do not write the report at the end");
+  run->add_option("--progress-interval", ra->progress_interval, "seconds between progress lines within a run")
+      ->capture_default_str()->check(CLI::Range(0.0, 3600.0));
+  run->add_option("--worker", ra->worker, "set by --jobs: this worker's i/n")->group("");
   run->add_option("--abort-after", ra->abort_after, "tests: exit (status 75) after recording this many runs")->group("");
   run->callback([ra, &status] {
     const auto file = sweep::find_suite_file(ra->suite);
     const auto suite = sweep::load_suite(file);
     if (ra->jobs > 1 && !ra->shard.empty()) throw train::ConfigError("--jobs and --shard: give one, not both");
+    if (!ra->gpus.empty() && ra->jobs == 1) throw train::ConfigError("--gpus: goes with --jobs N (one worker per GPU)");
+    const auto placement = placement_of(suite, *ra);
+    // Where it trains is checked before the store is touched: a wrong device records nothing.
+    const auto device = train::resolve_device(placement.device, placement.device_origin);
     if (ra->threads > 0) at::set_num_threads(static_cast<int>(ra->threads));
     if (ra->jobs > 1 && !ra->dry_run) {
       sweep::Store store(ra->store);  // create the schema once, before the workers race for it
-      status = run_in_processes(*ra, file);
-      if (status == 0 && !ra->no_report) status = write_suite_report(suite, ra->store, ra->out);
+      fmt::print("suite {}: {} worker processes on {}\n", suite.name, ra->jobs,
+                 device.device.is_cuda() ? std::string("the GPUs ") + (ra->gpus.empty() ? "(all visible)" : ra->gpus)
+                                         : std::string("the CPU"));
+      std::fflush(stdout);
+      status = run_in_processes(*ra, file, device);
+      // The report is written also when some runs failed (the exit status still says so).
+      if (status != 75 && !ra->no_report) {
+        const int report_status = write_suite_report(suite, ra->store, ra->out, false);
+        if (status == 0) status = report_status;
+      }
       return;
     }
     sweep::RunnerOptions o;
-    o.device = ra->device;
-    if (!ra->shard.empty()) std::tie(o.shard, o.shards) = parse_shard(ra->shard);
+    o.placement = placement;
+    if (!ra->shard.empty()) std::tie(o.shard, o.shards) = parse_fraction("--shard", ra->shard);
     if (o.shards > 1) o.prefix = fmt::format("[shard {}/{}] ", o.shard, o.shards);
+    if (!ra->worker.empty()) {
+      const auto [i, n] = parse_fraction("--worker", ra->worker);
+      o.prefix = fmt::format("[worker {}/{} {}] ", i, n, placement.device);
+    }
     o.retry_failed = ra->retry_failed;
     o.dry_run = ra->dry_run;
     o.abort_after = ra->abort_after;
-    sweep::Store store(ra->store);
+    o.progress_interval_s = ra->progress_interval;
+    sweep::Store store(ra->store, ra->dry_run ? sweep::Store::Open::kExisting : sweep::Store::Open::kCreate);
     const auto r = sweep::run_suite(suite, store, o);
-    if (!ra->dry_run) {
-      fmt::print("{}done: {} runs trained ({} diverged, {} failed), {} were already in the store\n", o.prefix, r.ran,
-                 r.diverged, r.failed, r.done_before);
-    }
     status = 0;
-    if (!ra->no_report && !ra->dry_run && o.shards == 1) status = write_suite_report(suite, ra->store, ra->out);
+    if (!ra->dry_run) {
+      fmt::print("{}done: {} runs trained ({} diverged, {} failed), {} were already in the store", o.prefix, r.ran,
+                 r.diverged, r.failed, r.done_before);
+      if (r.claimed_elsewhere) fmt::print(", {} being trained by other processes", r.claimed_elsewhere);
+      fmt::print("\n");
+      if (r.failed > 0) {
+        fmt::print(stderr, "{}deltabench run: {} run(s) failed (their errors are in the store: deltabench runs list "
+                   "--status failed); --retry-failed trains them again\n", o.prefix, r.failed);
+        status = 1;
+      }
+    }
+    if (!ra->no_report && !ra->dry_run && o.shards == 1 && ra->worker.empty()) {
+      const int report_status = write_suite_report(suite, ra->store, ra->out, false);
+      if (status == 0) status = report_status;
+    }
   });
 
   auto rp = std::make_shared<ReportArgs>();
   auto* rep = app.add_subcommand("report", "write a suite's tables (Markdown, LaTeX, CSV) and plots from the store");
   rep->add_option("suite", rp->suite, "a suite name (configs/suites/<name>.toml) or a suite file")->required();
-  rep->add_option("--store", rp->store, "the SQLite results store")->capture_default_str();
+  rep->add_option("--store", rp->store, "the SQLite results store (must exist)")->capture_default_str();
   rep->add_option("--out", rp->out, "output directory (default results/<suite>)");
   rep->add_option("--curves", rp->curves, "also plot loss and accuracy per epoch of this run (its id or a hash prefix)");
+  rep->add_flag("--force", rp->force, "write the report even when the store holds no runs of the suite");
   rep->callback([rp, &status] {
     const auto suite = sweep::load_suite(sweep::find_suite_file(rp->suite));
-    status = write_suite_report(suite, rp->store, rp->out);
+    status = write_suite_report(suite, rp->store, rp->out, rp->force);
     if (!rp->curves.empty()) {
-      sweep::Store store(rp->store);
+      sweep::Store store(rp->store, sweep::Store::Open::kExisting);
       const auto dir = rp->out.empty() ? "results/" + suite.name : rp->out;
       print_written(report::write_curves(suite, store.runs(suite.name, true), rp->curves, dir));
     }

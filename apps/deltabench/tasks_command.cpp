@@ -1,5 +1,7 @@
 #include "apps/deltabench/tasks_command.h"
 
+#include "apps/deltabench/cli_checks.h"
+
 #include "tasks/mad_settings.h"
 #include "tasks/npy.h"
 #include "tasks/registry.h"
@@ -136,7 +138,8 @@ void add_selection_options(CLI::App* cmd, TaskSelection& sel) {
   cmd->add_option("task", sel.task, "task name (deltabench tasks list)");
   cmd->add_option("--setting", sel.setting, "a MAD benchmark setting, e.g. in-context-recall:vocab_size=32");
   cmd->add_option("--split", sel.split, "train or test (MAD tasks: their target formats differ)")->capture_default_str();
-  cmd->add_option("--seed", sel.seed, "the generator's seed (MQAR: Zoology's multiquery_ar seed; default 0, MAD 12345)");
+  cmd->add_option("--seed", sel.seed, "the generator's seed (MQAR: Zoology's multiquery_ar seed; default 0, MAD 12345)")
+      ->check(integer_at_least(0));
   // Every task's parameters, as flags named after them; a flag the chosen task does not take is an
   // error that lists the ones it does.
   for (const auto& info : tasks::task_infos()) {
@@ -161,7 +164,7 @@ void add_tasks_command(CLI::App& app, int& status) {
   auto show_sel = std::make_shared<TaskSelection>();
   auto* show = tasks_cmd->add_subcommand("show", "print a few examples as a person reads them");
   add_selection_options(show, *show_sel);
-  show->add_option("--count", show_sel->count, "examples to print")->capture_default_str()->check(CLI::PositiveNumber);
+  show->add_option("--count", show_sel->count, "examples to print")->capture_default_str()->check(integer_at_least(1));
   show->callback([show, show_sel, &status] {
     const auto g = generate(*show_sel);
     print_header(g);

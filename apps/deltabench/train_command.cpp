@@ -1,5 +1,8 @@
 #include "apps/deltabench/train_command.h"
 
+#include "apps/deltabench/cli_checks.h"
+
+#include "sweep/runner.h"
 #include "train/trainer.h"
 
 #include <fmt/core.h>
@@ -33,17 +36,23 @@ void add_train_command(CLI::App& app, int& status) {
   auto args = std::make_shared<TrainArgs>();
   auto* cmd = app.add_subcommand("train", "train one configured experiment (a .toml file in configs/)");
   cmd->add_option("config", args->config, "experiment config file")->required()->check(CLI::ExistingFile);
-  cmd->add_option("--device", args->device, "cpu or cuda (overrides [train] device)");
-  cmd->add_option("--epochs", args->epochs, "overrides [train] epochs")->check(CLI::PositiveNumber);
-  cmd->add_option("--max-steps", args->max_steps, "stop after this many optimizer steps");
+  cmd->add_option("--device", args->device, "auto, cpu, cuda or cuda:N (overrides [train] device; default auto: cuda where a GPU is visible)");
+  cmd->add_option("--epochs", args->epochs, "overrides [train] epochs")->check(integer_at_least(1));
+  cmd->add_option("--max-steps", args->max_steps, "stop after this many optimizer steps")->check(integer_at_least(1));
   cmd->add_option("--metrics", args->metrics, "JSON lines file (default runs/<name>.jsonl)");
   cmd->callback([args, &status] {
-    const auto config = train::load_experiment(args->config);
     train::TrainOptions options;
-    if (!args->device.empty()) options.device = args->device;
+    const auto config = train::load_experiment(args->config, &options.placement);
+    if (!args->device.empty()) {
+      options.placement.device = args->device;
+      options.placement.device_origin = "--device";
+    }
+    train::check_device_spelling(options.placement.device, options.placement.device_origin);
     if (args->epochs > 0) options.epochs = args->epochs;
     options.max_steps = args->max_steps;
     options.metrics_path = args->metrics.empty() ? "runs/" + config.name + ".jsonl" : args->metrics;
+    options.config_hash = config.hash;
+    options.commit = sweep::git_commit();
     const auto s = train::run_experiment(config, options);
     std::string how = s.status;
     if (s.status == "early_stopped") how = fmt::format("early stop at {} (epoch {})", config.train.early_stop, s.epochs);
@@ -52,6 +61,7 @@ void add_train_command(CLI::App& app, int& status) {
                "{} parameters | {}\n",
                how, s.best_accuracy, s.best_epoch, s.final_accuracy, s.steps, s.wall_s, s.tokens_per_s,
                with_commas(s.parameters), s.device);
+    fmt::print("backend: {}\n", s.backend());
     fmt::print("metrics: {}\n", options.metrics_path);
     status = 0;
   });

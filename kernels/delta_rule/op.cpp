@@ -1,5 +1,6 @@
 #include "kernels/delta_rule/op.h"
 
+#include "kernels/common/backend.h"
 #include "kernels/common/cuda_dispatch.h"
 #include "kernels/common/validate.h"
 #include "kernels/delta_rule/reference.h"
@@ -13,8 +14,10 @@ SequenceOutput delta_rule(const at::Tensor& q, const at::Tensor& k, const at::Te
   TORCH_CHECK(beta.defined(), "delta_rule: beta [B, T, H] is required");
   const auto shape = detail::validate_sequence_inputs("delta_rule", q, k, v, beta, {}, options);
   if (auto out = detail::cuda_chunk_forward(detail::KernelRule::kDelta, shape, q, k, v, beta, {}, options)) {
+    detail::count_backend_call(Backend::kKernel, false);
     return std::move(*out);
   }
+  detail::count_backend_call(Backend::kReference, detail::needs_grad({&q, &k, &v, &beta}));
   return detail::run_reference(shape, q, k, v, beta, {}, options, reference::delta_rule_recurrent,
                                reference::delta_rule_chunk);
 }

@@ -1,5 +1,6 @@
 #include "kernels/gated_delta_rule/op.h"
 
+#include "kernels/common/backend.h"
 #include "kernels/common/cuda_dispatch.h"
 #include "kernels/common/validate.h"
 #include "kernels/delta_rule/reference.h"
@@ -16,8 +17,10 @@ SequenceOutput gated_delta_rule(const at::Tensor& q, const at::Tensor& k, const 
   const auto shape = detail::validate_sequence_inputs("gated_delta_rule", q, k, v, beta, g, options);
   // The delta-rule reference takes the decay when g is given: one implementation of the WY algorithm.
   if (auto out = detail::cuda_chunk_forward(detail::KernelRule::kDelta, shape, q, k, v, beta, g, options)) {
+    detail::count_backend_call(Backend::kKernel, false);
     return std::move(*out);
   }
+  detail::count_backend_call(Backend::kReference, detail::needs_grad({&q, &k, &v, &beta, &g}));
   return detail::run_reference(shape, q, k, v, beta, g, options, reference::delta_rule_recurrent,
                                reference::delta_rule_chunk);
 }

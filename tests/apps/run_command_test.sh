@@ -3,7 +3,7 @@
 # shards writing one store at once, --jobs, the report at the end, and errors.
 #   run_command_test.sh <deltabench binary> <source dir>
 set -uo pipefail
-bin="$1"
+bin="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"  # absolute: some checks run from another directory
 src="$2"
 suite="$src/tests/fixtures/suites/tiny.toml"  # 16 runs
 tmp=$(mktemp -d)
@@ -60,7 +60,8 @@ check "the sharded store reports like the single one" cmp -s <(grep -v '^Runs:' 
 "$bin" run "$suite" --store "$tmp/c.sqlite" --jobs 2 --out "$tmp/report-c" >"$tmp/c.txt" 2>&1
 check "--jobs 2 exits 0" test $? -eq 0
 check "--jobs 2 records 16 runs" test "$(rows "$tmp/c.sqlite")" = "16/16"
-check "--jobs 2 workers print their shard" grep -q '^\[shard 1/2\]' "$tmp/c.txt"
+check "--jobs 2 workers print their place" grep -q '^\[worker 1/2 cpu\]' "$tmp/c.txt"
+check "--jobs 2 workers share the grid: 16 trained in all" test "$(grep -c ': accuracy ' "$tmp/c.txt")" -eq 16
 check "--jobs 2 writes the report" test -s "$tmp/report-c/table.csv"
 
 # 4. Training curves of one run, by id.
@@ -78,6 +79,117 @@ check "an unknown suite is an error" test $? -eq 2
 check "an unknown suite lists the known ones" grep -q "known suites: .*quick" "$tmp/e2.txt"
 "$bin" report "$suite" --store "$tmp/a.sqlite" --out "$tmp/report-a" --curves nope >"$tmp/e3.txt" 2>&1
 check "an unknown run for --curves is an error" grep -q "no run of suite tiny in the store has that id" "$tmp/e3.txt"
+
+# 6. Where it trains: said before the first run and on every progress line; a device this machine
+#    lacks is one error before anything is recorded (a suite's device = "cuda" on a CPU machine).
+"$bin" run "$suite" --store "$tmp/d.sqlite" --no-report --progress-interval 0 >"$tmp/d.txt" 2>&1
+check "run says where it trains before the first run" grep -qE '^suite tiny: .* to run, on (cpu|cuda:0 \(.*\)) with [0-9]+ CPU threads' "$tmp/d.txt"
+check "progress lines show run, epoch, step, device and ETA" \
+  grep -qE '^\[ ?1/16\] short/linear/d8/lr0.001/wd0.1/s7 on (cpu|cuda:0 .*): epoch 1/1 step 1/2 loss [0-9.]+ \| run ETA [0-9]+s \| shard ETA' "$tmp/d.txt"
+"$bin" runs list --store "$tmp/d.sqlite" --suite tiny >"$tmp/d-list.txt" 2>&1
+check "runs list shows each run's device and backend" grep -qE '\| (cpu|cuda:0 .*) \| reference / reference \(ATen autograd\), (reference|kernel) \|' "$tmp/d-list.txt"
+sed 's/^name = "tiny"/name = "tiny-cuda"/; s/^early_stop = 0$/early_stop = 0\ndevice = "cuda"/' "$suite" >"$tmp/tiny-cuda.toml"
+"$bin" run "$tmp/tiny-cuda.toml" --store "$tmp/e.sqlite" --device gpu0 >"$tmp/e0.txt" 2>&1
+check "an unknown --device is an error (exit 2)" test $? -eq 2
+check "an unknown --device names the flag and the spellings" \
+  grep -q -- '--device: expected "auto", "cpu", "cuda" or "cuda:N", got "gpu0"' "$tmp/e0.txt"
+if ! "$bin" info | grep -qE '^cuda devs +[1-9]'; then
+  "$bin" run "$tmp/tiny-cuda.toml" --store "$tmp/e.sqlite" >"$tmp/e1.txt" 2>&1
+  check "a suite's device = \"cuda\" on a machine without a GPU is an error (exit 2)" test $? -eq 2
+  check "the error names the suite file and key" grep -q 'tiny-cuda.toml:[0-9]*: \[base.train\] device: "cuda" requested, but' "$tmp/e1.txt"
+  check "nothing was recorded (no store created)" test ! -e "$tmp/e.sqlite"
+  "$bin" run "$suite" --store "$tmp/e.sqlite" --device cuda:0 >"$tmp/e2.txt" 2>&1
+  check "--device cuda:0 without a GPU is an error naming the flag" grep -q -- '--device: "cuda:0" requested, but' "$tmp/e2.txt"
+  "$bin" run "$tmp/tiny-cuda.toml" --store "$tmp/e.sqlite" --device cpu --no-report >"$tmp/e3.txt" 2>&1
+  check "--device cpu overrides the suite's cuda" grep -q "done: 16 runs trained" "$tmp/e3.txt"
+fi
+
+# 7. Failed runs: recorded with their error, the exit status says so, a resumed run says they are skipped.
+sed 's/^name = "tiny"/name = "tiny-huge"/; s/^num_layers = 1$/num_layers = 1\nvocab_size = 1048576/; s/^d_model = \[8, 16\]/d_model = [65536]/' \
+  "$suite" >"$tmp/tiny-huge.toml"
+"$bin" run "$tmp/tiny-huge.toml" --store "$tmp/f.sqlite" --out "$tmp/report-f" >"$tmp/f1.txt" 2>&1
+check "a run whose memory estimate is too large fails (exit 1)" test $? -eq 1
+check "its error names the key and the estimate" grep -q 'FAILED: .*\[model\] vocab_size makes this run need about [0-9.]* GB' "$tmp/f1.txt"
+check "the report is written all the same" test -s "$tmp/report-f/table.md"
+"$bin" run "$tmp/tiny-huge.toml" --store "$tmp/f.sqlite" --no-report >"$tmp/f2.txt" 2>&1
+check "skipping failed runs exits 0" test $? -eq 0
+check "skipping failed runs says how many and how to retry" grep -q '8 failed run(s) recorded earlier are skipped; --retry-failed' "$tmp/f2.txt"
+
+# 8. Two processes on one store, no shards: each run is claimed before it trains, so each trains once.
+"$bin" run "$suite" --store "$tmp/g.sqlite" --no-report >"$tmp/g0.txt" 2>&1 &
+p0=$!
+"$bin" run "$suite" --store "$tmp/g.sqlite" --no-report >"$tmp/g1.txt" 2>&1 &
+p1=$!
+wait $p0; s0=$?
+wait $p1; s1=$?
+check "both processes exit 0" test $s0 -eq 0 -a $s1 -eq 0
+trained=$(( $(grep -c ': accuracy ' "$tmp/g0.txt") + $(grep -c ': accuracy ' "$tmp/g1.txt") ))
+check "16 runs trained between them, none twice (got $trained)" test "$trained" -eq 16
+check "the store holds 16 runs" test "$(rows "$tmp/g.sqlite")" = "16/16"
+
+# 9. Workers die with their parent: kill -9 the parent of --jobs 2, and no worker is left.
+sed 's/^name = "tiny"/name = "tiny-slow"/; s/^epochs = 1$/epochs = 200/' "$suite" >"$tmp/tiny-slow.toml"
+"$bin" run "$tmp/tiny-slow.toml" --store "$tmp/h.sqlite" --jobs 2 --no-report >"$tmp/h.txt" 2>&1 &
+parent=$!
+for _ in $(seq 1 100); do
+  [ "$(pgrep -f -- "--store $tmp/h.sqlite --worker" | wc -l)" -ge 2 ] && break
+  sleep 0.1
+done
+check "--jobs 2 started two workers" test "$(pgrep -f -- "--store $tmp/h.sqlite --worker" | wc -l)" -ge 2
+kill -9 "$parent"
+wait "$parent" 2>/dev/null
+sleep 1
+check "no worker outlives a killed parent" test "$(pgrep -f -- "--store $tmp/h.sqlite --worker" | wc -l)" -eq 0
+# Their claims are retaken at once on this host (their processes are gone): a new run trains every run.
+"$bin" run "$tmp/tiny-slow.toml" --store "$tmp/h.sqlite" --no-report --dry-run >"$tmp/h2.txt" 2>&1
+check "the killed workers' runs are still to do" grep -q "0 already in .*, 16 to run" "$tmp/h2.txt"
+
+# 10. No shell: a suite name with quotes and ';' is only ever a name.
+mkdir -p "$tmp/cwd"
+sed "s/^name = \"tiny\"/name = \"x'; touch MARK; echo '\"/; s/^epochs = 1\$/epochs = 1/" "$suite" >"$tmp/quoted.toml"
+(cd "$tmp/cwd" && "$bin" run "$tmp/quoted.toml" --store "$tmp/q.sqlite" >"$tmp/q.txt" 2>&1)
+check "a quoted suite name trains and reports (exit 0)" test $? -eq 0
+check "its report lands under its name" test -s "$tmp/cwd/results/x'; touch MARK; echo '/table.md"
+check "no shell ran the name: no MARK file" test ! -e "$tmp/cwd/MARK" -a ! -e "$tmp/cwd/results/MARK"
+if command -v gnuplot >/dev/null; then
+  check "the figure was drawn" test -s "$tmp/cwd/results/x'; touch MARK; echo '/mqar.png"
+fi
+
+# 11. report never invents or destroys.
+"$bin" report "$suite" --store "$tmp/none.sqlite" --out "$tmp/report-n" >"$tmp/n1.txt" 2>&1
+check "report on a missing store is an error" test $? -eq 2
+check "it names the store" grep -q "none.sqlite: no results store here" "$tmp/n1.txt"
+check "and creates none" test ! -e "$tmp/none.sqlite"
+"$bin" run "$suite" --store "$tmp/none.sqlite" --dry-run >"$tmp/n2.txt" 2>&1
+check "--dry-run on a missing store is an error that creates none" test $? -eq 2 -a ! -e "$tmp/none.sqlite"
+cp -r "$tmp/report-a" "$tmp/report-keep"
+"$bin" report "$src/configs/suites/quick.toml" --store "$tmp/a.sqlite" --out "$tmp/report-keep" >"$tmp/n3.txt" 2>&1
+check "a report of a suite with no runs in the store is refused" grep -q "holds no runs of suite 'quick': not writing" "$tmp/n3.txt"
+check "and leaves the existing report alone" cmp -s "$tmp/report-a/table.md" "$tmp/report-keep/table.md"
+"$bin" report "$src/configs/suites/quick.toml" --store "$tmp/a.sqlite" --out "$tmp/report-keep" --force >/dev/null 2>&1
+check "--force writes it" grep -q "Suite \`quick\`" "$tmp/report-keep/table.md"
+
+# 12. Browse and export the store.
+"$bin" runs export --store "$tmp/a.sqlite" --suite tiny --format json --out "$tmp/a.json" 2>/dev/null
+check "runs export writes JSON with every run" test "$(grep -c '"hash":' "$tmp/a.json")" -eq 16
+"$bin" runs export --store "$tmp/a.sqlite" --suite tiny --status completed --model delta >"$tmp/a.csv"
+check "runs export writes a CSV header" grep -q '^suite,hash,id,task,model,d_model,lr,' "$tmp/a.csv"
+check "runs export filters by status and model" test "$(grep -c '^tiny,' "$tmp/a.csv")" -eq 8
+"$bin" runs export --store "$tmp/a.sqlite" --epochs >"$tmp/a-epochs.csv"
+check "runs export --epochs writes one row per epoch" test "$(grep -c '^tiny,' "$tmp/a-epochs.csv")" -eq 16
+"$bin" runs show short/delta/d8/lr0.001/wd0.1/s7 --store "$tmp/a.sqlite" >"$tmp/show.txt" 2>&1
+check "runs show prints the run's config and epochs" grep -q '"epochs_history"' "$tmp/show.txt"
+
+# 13. Messages a person can read.
+"$bin" --version >"$tmp/v.txt" 2>&1
+check "--version prints the version" grep -qE '^deltabench [0-9]+\.[0-9]+\.[0-9]+ \(torch' "$tmp/v.txt"
+"$bin" train "$src/configs/mqar-tiny.toml" --epochs 0 >"$tmp/r1.txt" 2>&1
+check "--epochs 0 is a short range error" grep -q "expected an integer >= 1, got 0" "$tmp/r1.txt"
+check "--epochs 0 prints no huge number" bash -c "! grep -qE '[0-9]{30}' '$tmp/r1.txt'"
+"$bin" train "$src/configs/mqar-tiny.toml" --max-steps 0 >"$tmp/r2.txt" 2>&1
+check "--max-steps 0 is an error" grep -q "max-steps.*expected an integer >= 1, got 0" "$tmp/r2.txt"
+"$bin" tasks show mqar --seed -3 >"$tmp/r3.txt" 2>&1
+check "a negative seed is an error" grep -q "expected an integer >= 0, got -3" "$tmp/r3.txt"
 
 if ((failures)); then
   echo "$failures checks failed"

@@ -80,10 +80,19 @@ TEST_CASE("a suite expands to the full grid in a fixed order with the axis value
 
 TEST_CASE("a run's hash depends on what it trains, not on where it runs") {
   const auto suite = sweep::parse_suite(suite_text(), "s.toml");
-  const auto cpu = sweep::expand(suite, "cpu");
-  const auto cuda = sweep::expand(suite, "cuda");
+  const auto cpu = sweep::expand(suite);
+  // The suite's device and checkpoint are its placement: read once, kept out of every run's identity.
+  auto placed_text = suite_text();
+  placed_text.replace(placed_text.find("[base.model]"), 12, "[base.train]\ndevice = \"cuda\"\ncheckpoint = \"ck\"\n[base.model]");
+  const auto placed = sweep::parse_suite(placed_text, "s.toml");
+  CHECK(placed.placement.device == "cuda");
+  CHECK(placed.placement.device_origin == "s.toml:18: [base.train] device");
+  CHECK(placed.placement.checkpoint == "ck");
+  CHECK(suite.placement.device == "auto");
+  const auto cuda = sweep::expand(placed);
   CHECK(cpu.front().hash == cuda.front().hash);
-  CHECK(cuda.front().config.train.device == "cuda");
+  CHECK(cuda.front().config_toml.find("device") == std::string::npos);
+  CHECK(cuda.front().config.hash == cuda.front().hash);
   // The same grid written in another order of keys hashes the same.
   const auto again = sweep::expand(sweep::parse_suite(suite_text(), "other-name.toml"));
   CHECK(again.front().hash == cpu.front().hash);
@@ -185,4 +194,37 @@ TEST_CASE("bad suite files are errors that name the file, line and key") {
   text.replace(text.find("[suite]"), 7, "[suite]\nselect = [\"seed\"]");
   CHECK(error_of(text).find("select: expected axes among") != std::string::npos);
   CHECK(error_of("[suite]\n").find("a [grid] table is required") != std::string::npos);
+}
+
+TEST_CASE("a suite's bad device is an error naming the file and key") {
+  auto text = suite_text();
+  text.replace(text.find("[base.model]"), 12, "[base.train]\ndevice = \"gpu0\"\n[base.model]");
+  CHECK_THAT(error_of(text), Catch::Matchers::Contains(
+                                 "bad.toml:18: [base.train] device: expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", got \"gpu0\""));
+}
+
+TEST_CASE("keys the grid owns are errors where a suite sets them, not silently overwritten") {
+  for (const auto& [insert, expected] : std::vector<std::pair<std::string, std::string>>{
+           {"[models.m.train]\nlr = 0.5\n", "[models.m.train] lr: the grid's lr axis sets it"},
+           {"[models.m.model]\nd_model = 8\n", "[models.m.model] d_model: the grid's d_model axis sets it"},
+           {"[tasks.a.train]\nweight_decay = 0.3\n", "[tasks.a.train] weight_decay: the grid's weight_decay axis sets it"},
+           {"[models.n.train]\ndevice = \"cpu\"\n", "[models.n.train] device: says where runs train"}}) {
+    auto text = suite_text();
+    const auto table = insert.substr(0, insert.find(']') + 1);
+    const auto at = text.find(table.substr(0, table.rfind('.')) + "]");
+    REQUIRE(at != std::string::npos);
+    text.insert(at, insert);
+    INFO(text);
+    CHECK_THAT(error_of(text), Catch::Matchers::Contains(expected));
+  }
+  auto base = suite_text();
+  base.replace(base.find("[base.model]"), 12, "[base.train]\nlr = 1e-3\n[base.model]");
+  CHECK_THAT(error_of(base), Catch::Matchers::Contains("[base.train] lr: the grid's lr axis sets it"));
+}
+
+TEST_CASE("strings in messages are quoted as given") {
+  auto text = suite_text();
+  text.replace(text.find("num_layers = 1"), 14, "num_layers = \"1\"");
+  CHECK_THROWS_WITH(sweep::expand(sweep::parse_suite(text, "bad.toml")),
+                    Catch::Matchers::Contains("[model] num_layers: expected an integer, got \"1\""));
 }

@@ -55,7 +55,7 @@ TEST_CASE("config: errors name the file, the line and the key", "[config]") {
         "c.toml:5: [model.mixer] rotary_dim: applies to attention only, not delta_net");
   CHECK(error(kTask + "[model.mixer]\nkind = \"mamba\"\n") ==
         "c.toml:4: [model.mixer] kind: expected one of \"attention\", \"linear_attention\", \"delta_net\", "
-        "\"gated_delta_net\", got mamba");
+        "\"gated_delta_net\", got \"mamba\"");
   CHECK(error(kTask + "[model.mixer]\nchunk_size = 48\n") == "c.toml:4: [model.mixer] chunk_size: expected 16, 32 or 64, got 48");
   CHECK(error(kTask + "[model.mixer]\nbeta = 3\n") ==
         "c.toml:4: [model.mixer] beta: expected \"learned\" or a fixed value in (0, 2], got 3");
@@ -64,7 +64,7 @@ TEST_CASE("config: errors name the file, the line and the key", "[config]") {
   CHECK(error(kTask + "[train]\nlr = 0\n") == "c.toml:4: [train] lr: expected a number > 0, got 0");
   CHECK(error(kTask + "[train]\nepochs = 2.5\n") == "c.toml:4: [train] epochs: expected an integer, got 2.5");
   CHECK(error(kTask + "[train]\nprecision = \"fp16\"\n") ==
-        "c.toml:4: [train] precision: expected one of \"auto\", \"fp32\", got fp16");
+        "c.toml:4: [train] precision: expected one of \"auto\", \"fp32\", got \"fp16\"");
   CHECK(error(kTask + "[trian]\n") == "c.toml:3: unknown table [top level.trian]");
   CHECK(error("[task]\nname = \"in-context-recall\"\ntest_seed = 3\n") ==
         "c.toml:3: [task] test_seed: applies to mqar only: a MAD test set continues its train set's stream");

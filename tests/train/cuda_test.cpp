@@ -57,12 +57,17 @@ TEST_CASE("cuda: DeltaNet learns the tiny MQAR with bf16 autocast", "[cuda]") {
   REQUIRE(at::hasCUDA());
   auto c = train::load_experiment(std::string(DELTABENCH_SOURCE_DIR) + "/configs/mqar-tiny.toml");
   train::TrainOptions options;
-  options.device = "cuda";
+  options.placement.device = "cuda";
   options.progress = false;
   options.max_steps = 3000;
   const auto s = train::run_experiment(c, options);
   INFO(s.status << " after " << s.steps << " steps, best " << s.best_accuracy);
   CHECK(s.status == "early_stopped");
   CHECK(s.best_accuracy >= 0.99);
-  CHECK(s.device.rfind("cuda", 0) == 0);
+  CHECK(s.device.rfind("cuda:0 (", 0) == 0);
+  CHECK(!s.gpu_name.empty());
+  // Training runs the reference ops (no backward kernel yet); evaluation runs the forward kernel.
+  CHECK(s.backend_train_forward == "reference");
+  CHECK(s.backend_train_backward == "reference (ATen autograd)");
+  CHECK(s.backend_eval_forward == "kernel");
 }

@@ -8,6 +8,7 @@
 #include "train/trainer.h"
 
 #include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
 #include <torch/serialize.h>
 
 #include <filesystem>
@@ -72,6 +73,42 @@ TEST_CASE("trainer: a NaN loss ends the run as diverged, with its step", "[train
   CHECK(s.diverged_step <= 50);
 }
 
+TEST_CASE("trainer: durations read as a person reads them", "[trainer]") {
+  CHECK(format_duration(0.4) == "0s");
+  CHECK(format_duration(59.4) == "59s");
+  CHECK(format_duration(59.6) == "1m00s");
+  CHECK(format_duration(119.6) == "2m00s");  // printed "1m60s" before
+  CHECK(format_duration(3599.6) == "1h00m");
+  CHECK(format_duration(NAN) == "?");
+}
+
+TEST_CASE("trainer: a device this machine lacks is an error naming where it was asked for", "[trainer]") {
+  auto options = quiet();
+  options.placement.device = "gpu";
+  options.placement.device_origin = "--device";
+  CHECK_THROWS_WITH(run_experiment(tiny(models::MixerKind::kDeltaNet), options),
+                    Catch::Matchers::Contains("--device: expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", got \"gpu\""));
+  if (visible_gpus() == 0) {
+    options.placement.device = "cuda";
+    CHECK_THROWS_WITH(run_experiment(tiny(models::MixerKind::kDeltaNet), options),
+                      Catch::Matchers::Contains("--device: \"cuda\" requested, but"));
+    CHECK(resolve_device("auto", "x").name == "cpu");
+  }
+}
+
+TEST_CASE("trainer: too much memory is an error naming the key, before any allocation", "[trainer]") {
+  auto c = tiny(models::MixerKind::kDeltaNet);
+  c.model.vocab_size = 1 << 20;
+  c.model.d_model = 4096;
+  const auto e = estimate_memory(c);
+  CHECK(e.largest == "[model] vocab_size");
+  CHECK(e.total() > 1e9);
+  CHECK_THROWS_WITH(check_memory(c, 1e9, "this machine"),
+                    Catch::Matchers::Contains("[model] vocab_size makes this run need about") &&
+                        Catch::Matchers::Contains("more than the 1.0 GB available on this machine"));
+  CHECK_NOTHROW(check_memory(tiny(models::MixerKind::kDeltaNet), 1e9, "this machine"));
+}
+
 TEST_CASE("trainer: cosine schedule per epoch with warmup", "[trainer]") {
   TrainConfig t;
   t.lr = 1e-2;
@@ -102,18 +139,35 @@ TEST_CASE("trainer: metrics file and checkpoint", "[trainer]") {
   auto c = tiny(models::MixerKind::kDeltaNet);
   c.train.epochs = 2;
   c.train.early_stop = 0;
-  c.train.checkpoint = (dir / "ckpt").string();
   auto options = quiet();
+  options.placement.device = "cpu";
+  options.placement.checkpoint = (dir / "ckpt").string();
   options.metrics_path = (dir / "metrics.jsonl").string();
+  options.commit = "abc123";
   const auto s = run_experiment(c, options);
   CHECK(s.status == "completed");
   CHECK(s.epochs == 2);
+  CHECK(s.device == "cpu");
+  CHECK(s.threads >= 1);
+  // The CPU runs the reference ops, with autograd for the backward; evaluation too.
+  CHECK(s.backend_train_forward == "reference");
+  CHECK(s.backend_train_backward == "reference (ATen autograd)");
+  CHECK(s.backend_eval_forward == "reference");
   std::ifstream in(options.metrics_path);
   std::string line;
   int epochs = 0, summaries = 0;
   while (std::getline(in, line)) {
-    epochs += line.find(R"("type": "epoch")") != std::string::npos;
-    summaries += line.find(R"("type": "summary")") != std::string::npos;
+    const auto j = nlohmann::json::parse(line);  // every line is valid JSON
+    epochs += j.at("type") == "epoch";
+    if (j.at("type") == "summary") {
+      ++summaries;
+      // The summary names what ran: seed, the config's hash and the commit, at full precision.
+      CHECK(j.at("seed") == c.seed);
+      CHECK(j.at("config_hash") == c.hash);
+      CHECK(j.at("commit") == "abc123");
+      CHECK(j.at("final_accuracy").get<double>() == s.final_accuracy);
+      CHECK(j.at("backend_train_forward") == "reference");
+    }
   }
   CHECK(epochs == 2);
   CHECK(summaries == 1);

@@ -1,0 +1,51 @@
+#include "kernels/common/backend.h"
+
+#include <c10/core/GradMode.h>
+
+#include <atomic>
+
+namespace deltabench {
+namespace {
+
+std::atomic<int64_t> g_reference{0}, g_reference_with_grad{0}, g_kernel{0};
+
+}  // namespace
+
+BackendCounts backend_counts() { return {g_reference.load(), g_reference_with_grad.load(), g_kernel.load()}; }
+
+BackendCounts operator-(const BackendCounts& a, const BackendCounts& b) {
+  return {a.reference - b.reference, a.reference_with_grad - b.reference_with_grad, a.kernel - b.kernel};
+}
+
+std::string forward_backend(const BackendCounts& p) {
+  if (p.kernel > 0 && p.reference > 0) return "kernel + reference";
+  if (p.kernel > 0) return "kernel";
+  if (p.reference > 0) return "reference";
+  return "none";
+}
+
+std::string backward_backend(const BackendCounts& p) {
+  return p.reference_with_grad > 0 ? "reference (ATen autograd)" : "none";
+}
+
+namespace detail {
+
+void count_backend_call(Backend backend, bool with_grad) {
+  if (backend == Backend::kKernel) {
+    g_kernel.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  g_reference.fetch_add(1, std::memory_order_relaxed);
+  if (with_grad) g_reference_with_grad.fetch_add(1, std::memory_order_relaxed);
+}
+
+bool needs_grad(std::initializer_list<const at::Tensor*> tensors) {
+  if (!c10::GradMode::is_enabled()) return false;
+  for (const auto* t : tensors) {
+    if (t->defined() && t->requires_grad()) return true;
+  }
+  return false;
+}
+
+}  // namespace detail
+}  // namespace deltabench

@@ -1,0 +1,38 @@
+#pragma once
+// Which backend served the public sequence ops: the reference ops (ATen, differentiable through
+// autograd) or deltabench's CUDA kernels (forward only, no gradient). Every call of
+// linear_attention, delta_rule and gated_delta_rule is counted, so that a trainer can record what
+// actually ran in its training and evaluation phases instead of inferring it.
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+
+namespace deltabench {
+
+enum class Backend { kReference, kKernel };
+
+struct BackendCounts {
+  int64_t reference = 0;            // reference-op calls
+  int64_t reference_with_grad = 0;  // of those, calls that recorded a graph for backward
+  int64_t kernel = 0;               // CUDA kernel calls
+};
+
+// Counts since the process started (atomic; any thread).
+BackendCounts backend_counts();
+BackendCounts operator-(const BackendCounts& a, const BackendCounts& b);
+
+// What a phase between two snapshots ran: "kernel", "reference", "kernel + reference" or "none".
+std::string forward_backend(const BackendCounts& phase);
+// The backward of a phase: "reference (ATen autograd)" when any call recorded a graph, else "none".
+std::string backward_backend(const BackendCounts& phase);
+
+namespace detail {
+void count_backend_call(Backend backend, bool with_grad);
+// True when grad mode is on and any defined tensor requires grad.
+bool needs_grad(std::initializer_list<const at::Tensor*> tensors);
+}  // namespace detail
+
+}  // namespace deltabench

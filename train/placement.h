@@ -1,0 +1,40 @@
+#pragma once
+// Where an experiment trains, as opposed to what it trains. The identity of a run (task, model,
+// protocol, seed: what a suite hashes and the store keeps) is an ExperimentConfig; its placement
+// (device, CPU threads, checkpoint directory) is this, and never enters the hash. A config file's
+// [train] device and checkpoint keys, a suite's [base.train] ones and the command's flags all land
+// here, each with its origin so that an error can name the file and key or the flag.
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+
+namespace deltabench::train {
+
+struct Placement {
+  std::string device = "auto";             // "auto", "cpu", "cuda" or "cuda:N"
+  std::string device_origin = "the default device";  // "--device", "configs/x.toml:12: [train] device", ...
+  std::string checkpoint;                  // a directory for model.pt and optimizer.pt; empty: none
+  std::string checkpoint_origin;
+  int64_t threads = 0;                     // LibTorch intra-op threads; 0: leave LibTorch's setting
+};
+
+// The device a placement names, checked against this machine.
+struct ResolvedDevice {
+  at::Device device{at::kCPU};
+  std::string name;      // "cpu" or "cuda:0 (NVIDIA H200)": what runs print and the store records
+  std::string gpu_name;  // "NVIDIA H200"; empty on the CPU
+};
+
+// Throws ConfigError naming `origin` when `device` is not one of the accepted spellings.
+void check_device_spelling(const std::string& device, const std::string& origin);
+
+// "auto" becomes cuda:0 where a GPU is visible, else cpu. "cuda" or "cuda:N" on a machine (or a
+// build) without that GPU is a ConfigError naming `origin`, the request and what is visible.
+ResolvedDevice resolve_device(const std::string& device, const std::string& origin);
+
+// GPUs this process can use (0 without a CUDA build or driver).
+int64_t visible_gpus();
+
+}  // namespace deltabench::train
