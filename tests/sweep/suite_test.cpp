@@ -199,7 +199,7 @@ TEST_CASE("bad suite files are errors that name the file, line and key") {
 TEST_CASE("a suite's bad device is an error naming the file and key") {
   auto text = suite_text();
   text.replace(text.find("[base.model]"), 12, "[base.train]\ndevice = \"gpu0\"\n[base.model]");
-  CHECK_THAT(error_of(text), Catch::Matchers::Contains(
+  CHECK_THAT(error_of(text), testing::contains(
                                  "bad.toml:18: [base.train] device: expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", got \"gpu0\""));
 }
 
@@ -215,16 +215,16 @@ TEST_CASE("keys the grid owns are errors where a suite sets them, not silently o
     REQUIRE(at != std::string::npos);
     text.insert(at, insert);
     INFO(text);
-    CHECK_THAT(error_of(text), Catch::Matchers::Contains(expected));
+    CHECK_THAT(error_of(text), testing::contains(expected));
   }
   auto base = suite_text();
   base.replace(base.find("[base.model]"), 12, "[base.train]\nlr = 1e-3\n[base.model]");
-  CHECK_THAT(error_of(base), Catch::Matchers::Contains("[base.train] lr: the grid's lr axis sets it"));
+  CHECK_THAT(error_of(base), testing::contains("[base.train] lr: the grid's lr axis sets it"));
 }
 
 TEST_CASE("strings in messages are quoted as given") {
   auto text = suite_text();
   text.replace(text.find("num_layers = 1"), 14, "num_layers = \"1\"");
   CHECK_THROWS_WITH(sweep::expand(sweep::parse_suite(text, "bad.toml")),
-                    Catch::Matchers::Contains("[model] num_layers: expected an integer, got \"1\""));
+                    testing::contains("[model] num_layers: expected an integer, got \"1\""));
 }

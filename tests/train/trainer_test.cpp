@@ -87,11 +87,11 @@ TEST_CASE("trainer: a device this machine lacks is an error naming where it was 
   options.placement.device = "gpu";
   options.placement.device_origin = "--device";
   CHECK_THROWS_WITH(run_experiment(tiny(models::MixerKind::kDeltaNet), options),
-                    Catch::Matchers::Contains("--device: expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", got \"gpu\""));
+                    testing::contains("--device: expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", got \"gpu\""));
   if (visible_gpus() == 0) {
     options.placement.device = "cuda";
     CHECK_THROWS_WITH(run_experiment(tiny(models::MixerKind::kDeltaNet), options),
-                      Catch::Matchers::Contains("--device: \"cuda\" requested, but"));
+                      testing::contains("--device: \"cuda\" requested, but"));
     CHECK(resolve_device("auto", "x").name == "cpu");
   }
 }
@@ -104,8 +104,8 @@ TEST_CASE("trainer: too much memory is an error naming the key, before any alloc
   CHECK(e.largest == "[model] vocab_size");
   CHECK(e.total() > 1e9);
   CHECK_THROWS_WITH(check_memory(c, 1e9, "this machine"),
-                    Catch::Matchers::Contains("[model] vocab_size makes this run need about") &&
-                        Catch::Matchers::Contains("more than the 1.0 GB available on this machine"));
+                    testing::contains("[model] vocab_size makes this run need about") &&
+                        testing::contains("more than the 1.0 GB available on this machine"));
   CHECK_NOTHROW(check_memory(tiny(models::MixerKind::kDeltaNet), 1e9, "this machine"));
 }
 
