@@ -442,7 +442,7 @@ void write_mqar_figure(const Suite& suite, const Section& sec, const std::filesy
   const size_t panels = sec.figure.size();
   // The panels share one legend in a row beneath them, clear of the data and the axis labels.
   std::string body = fmt::format(
-      "set multiplot layout 1,{} title {} margins 0.07,0.98,0.26,0.86 spacing 0.05,0\n"
+      "set multiplot layout 1,{} title {} margins 0.1,0.98,0.26,0.86 spacing 0.06,0\n"
       "set logscale x 2\nset xtics ({})\nset xrange [{}:{}]\nset yrange [0:1.05]\nset ytics 0,0.25,1\n"
       "set grid\nset xlabel \"d_model\"\nset ylabel \"accuracy\"\n",
       panels, gnuplot_quote("MQAR accuracy vs model width (" + suite.name + ")"), xtics,

@@ -60,7 +60,7 @@ check "the sharded store reports like the single one" cmp -s <(grep -v '^Runs:' 
 "$bin" run "$suite" --store "$tmp/c.sqlite" --jobs 2 --out "$tmp/report-c" >"$tmp/c.txt" 2>&1
 check "--jobs 2 exits 0" test $? -eq 0
 check "--jobs 2 records 16 runs" test "$(rows "$tmp/c.sqlite")" = "16/16"
-check "--jobs 2 workers print their place" grep -q '^\[worker 1/2 cpu\]' "$tmp/c.txt"
+check "--jobs 2 workers print their place" grep -qE '^\[worker 1/2 (cpu|cuda:0)\]' "$tmp/c.txt"
 check "--jobs 2 workers share the grid: 16 trained in all" test "$(grep -c ': accuracy ' "$tmp/c.txt")" -eq 16
 check "--jobs 2 writes the report" test -s "$tmp/report-c/table.csv"
 

@@ -102,7 +102,9 @@ TEST_CASE("the report writes tables, and images of the right format when gnuplot
   const auto tex = read_file((dir.path() / "table.tex").string());
   CHECK(tex.find("\\begin{tabular}{lrr}") != std::string::npos);
   CHECK(tex.find("in-context-recall:vocab\\_size=32") == std::string::npos);  // MAD settings fold into tasks
-  testing::check_figure(dir.path(), "mqar", w.warnings.size(), "DeltaNet");
+  // Two figures: Zoology's MQAR lines and the MAD bar chart.
+  testing::check_figure(dir.path(), "mqar", w.warnings.size(), "DeltaNet", 2);
+  testing::check_figure(dir.path(), "mad", w.warnings.size(), "ICR", 2);
 }
 
 TEST_CASE("training curves of one run, found by id or hash prefix") {

@@ -1,4 +1,6 @@
 #pragma once
+
+#include "sweep/process.h"
 // Golden files: a test's output against a file under tests/fixtures. DELTABENCH_UPDATE_GOLDEN=1
 // rewrites the file from this run instead; a mismatch leaves the run's output beside it as .actual.
 
@@ -28,11 +30,12 @@ inline void check_golden(const std::string& actual, const std::string& path) {
 }
 
 // The figure a report writer drew with gnuplot: <dir>/<stem>.png, a real PNG, and <stem>.svg naming
-// `label`. Where gnuplot is missing the writer must have warned once instead (`warnings`: its count).
+// `label`. Where gnuplot is missing the writer must have warned once per figure instead (`warnings`:
+// its count; `figures`: how many figures it draws in all).
 inline void check_figure(const std::filesystem::path& dir, const std::string& stem, size_t warnings,
-                         const std::string& label) {
-  if (std::system("command -v gnuplot >/dev/null 2>&1") != 0) {
-    CHECK(warnings == 1);
+                         const std::string& label, size_t figures = 1) {
+  if (!sweep::on_path("gnuplot")) {
+    CHECK(warnings == figures);
     return;
   }
   CHECK(warnings == 0);
