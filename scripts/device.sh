@@ -167,6 +167,12 @@ grep -E '^\s*[0-9]+ - .*\((Failed|Timeout|Not Run|SEGFAULT|Exception)' "$out/tes
 # visible GPUs sharing the grid through the store's claims, stopped after a while (SIGTERM to the parent;
 # its workers die with it), then what the store holds and the report.
 if ((harness)); then
+  # One DeltaNet experiment first (the Zoology preset: head dim 64, which the forward kernel serves at
+  # evaluation): its summary names the device and the op backends that ran.
+  metrics_dir=$(mktemp -d)
+  (cd "$metrics_dir" && timeout 90 "$build_dir/deltabench" train "$root/configs/zoology-mqar.toml" --max-steps 300) \
+    >"$out/train.log" 2>&1 || status=1
+  grep -E '^(zoology-mqar:|summary:|backend:)' "$out/train.log" | tee -a "$summary"
   seconds="${DELTABENCH_SUITE_SECONDS:-150}"
   store="$out/zoology-mqar.sqlite"
   start=$(date +%s)
