@@ -67,12 +67,13 @@ TEST_CASE("cuda: DeltaNet learns the tiny MQAR with bf16 autocast", "[cuda]") {
   CHECK(s.device.rfind("cuda:0 (", 0) == 0);
   CHECK(!s.gpu_name.empty());
   // Training runs the reference ops (no backward kernel yet); so does evaluation at this preset's
-  // head dim 32, which the forward kernel does not serve (K and V of 64 or 128).
+  // head dim 32 and chunk 16, which the forward kernel does not serve (K and V of 64 or 128, chunk 64).
   CHECK(s.backend_train_forward == "reference");
   CHECK(s.backend_train_backward == "reference (ATen autograd)");
   CHECK(s.backend_eval_forward == "reference");
-  // At head dim 64 evaluation runs on the forward kernel, and the record says so.
+  // At head dim 64 and chunk 64 evaluation runs on the forward kernel, and the record says so.
   c.model.d_model = 128;
+  c.model.mixer.chunk_size = 64;
   options.max_steps = 10;
   const auto k = train::run_experiment(c, options);
   CHECK(k.backend_train_forward == "reference");
