@@ -231,6 +231,8 @@ ExperimentConfig build_experiment(const toml::Table& root, const std::string& so
     toml::Table identity = root;
     if (const auto it = identity.tables.find("train"); it != identity.tables.end()) {
       for (const char* key : kPlacementKeys) it->second.values.erase(key);
+      // A [train] that held only placement keys is no table at all, as if never written.
+      if (it->second.values.empty() && it->second.tables.empty()) identity.tables.erase(it);
     }
     c.hash = fnv1a_hex(toml::to_toml(identity));
   }

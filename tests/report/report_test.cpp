@@ -107,6 +107,48 @@ TEST_CASE("the report writes tables, and images of the right format when gnuplot
   testing::check_figure(dir.path(), "mad", w.warnings.size(), "ICR", 2);
 }
 
+TEST_CASE("figures: mean with min and max bars where a cell has several seeds, a style per model") {
+  auto text = read_file(kDir + "suite.toml");
+  text.replace(text.find("seed = [1]"), 10, "seed = [1, 2]");
+  const auto suite = sweep::parse_suite(text, "suite.toml");
+  report::Records records;
+  for (const auto& run : sweep::expand(suite)) {
+    sweep::RunRecord r;
+    r.suite = suite.name, r.hash = run.hash, r.id = run.id, r.task = run.task, r.model = run.model;
+    r.d_model = run.d_model, r.lr = run.lr, r.weight_decay = run.weight_decay, r.seed = run.seed;
+    r.status = "completed";
+    r.final_accuracy = (run.model == "delta" ? 0.6 : 0.2) + 0.1 * static_cast<double>(run.seed);  // seeds 1, 2
+    records.emplace(r.hash, r);
+  }
+  testing::TempDir dir("deltabench-report-seeds");
+  report::write_report(suite, records, dir.path().string());
+  // The best group's mean over seeds 1 and 2 (0.75 for DeltaNet) with its range [0.7, 0.8].
+  const auto dat = read_file((dir.path() / "mqar.dat").string());
+  CHECK(dat.find("# d_model mean min max") != std::string::npos);
+  CHECK(dat.find("16 0.750000 0.700000 0.800000") != std::string::npos);
+  const auto gp = read_file((dir.path() / "mqar.gp").string());
+  CHECK(gp.find("using 1:2:3:4 with yerrorlines") != std::string::npos);
+  CHECK(gp.find("min and max over seeds") != std::string::npos);
+  // Each model its own point and dash type; the legend below the panels, clear of the axes.
+  CHECK(gp.find("pt 7 dt 1") != std::string::npos);
+  CHECK(gp.find("pt 5 dt 2") != std::string::npos);
+  CHECK(gp.find("set key at screen 0.5,0.03 center bottom horizontal") != std::string::npos);
+  // The MAD section's bar chart: one cluster per model, one bar per task.
+  const auto mad = read_file((dir.path() / "mad.dat").string());
+  CHECK(mad.find("\"DeltaNet\"") != std::string::npos);
+  CHECK(read_file((dir.path() / "mad.gp").string()).find("set style histogram clustered") != std::string::npos);
+}
+
+TEST_CASE("the ablations report draws a bar per task for every switch setting") {
+  const auto suite = fixture_suite(true);
+  testing::TempDir dir("deltabench-report-ablations");
+  report::write_report(suite, fixture_records(suite), dir.path().string());
+  const auto dat = read_file((dir.path() / "ablations.dat").string());
+  CHECK(dat.find("\"DeltaNet\"") != std::string::npos);
+  CHECK(dat.find("\"Linear attention\"") != std::string::npos);
+  CHECK(dat.find("NaN") != std::string::npos);  // a cell with a failed run is no bar, not a 0
+}
+
 TEST_CASE("training curves of one run, found by id or hash prefix") {
   const auto suite = fixture_suite();
   auto records = fixture_records(suite);

@@ -36,6 +36,33 @@ TEST_CASE("config: every preset in configs/ loads", "[config]") {
   CHECK(tiny.model.mixer.kind == MixerKind::kDeltaNet);
 }
 
+TEST_CASE("config: sizes are bounded and a batch cannot exceed the data", "[config]") {
+  CHECK(error(kTask + "[task.params]\nvocab_size = 1000000000\n") ==
+        "c.toml:3: [task.params] mqar: vocab_size must be <= 1048576 (got 1000000000)");
+  CHECK(error(kTask + "train_examples = 100\n[train]\nbatch_size = 101\n") ==
+        "c.toml:5: [train] batch_size: expected at most the 100 train examples, got 101");
+  CHECK(error(kTask + "test_examples = 10\n[train]\neval_batch_size = 11\n") ==
+        "c.toml:5: [train] eval_batch_size: expected at most the 10 test examples, got 11");
+  CHECK(error(kTask + "[model]\nd_model = 100000\n") == "c.toml:4: [model] d_model: expected an integer <= 65536, got 100000");
+  CHECK(error("seed = -1\n" + kTask) == "c.toml:1: [top level] seed: expected an integer >= 0, got -1");
+  CHECK(error(kTask + "[train]\ndevice = \"gpu\"\n") ==
+        "c.toml:4: [train] device: says where a run trains, not what it trains: give it in the suite's [base.train] or "
+        "as a flag");
+}
+
+TEST_CASE("config: [train] device and checkpoint are a placement, kept out of the experiment's hash", "[config]") {
+  Placement placement;
+  const auto a = parse_experiment(kTask + "[train]\ndevice = \"cuda:1\"\ncheckpoint = \"ck\"\n", "c.toml", &placement);
+  CHECK(placement.device == "cuda:1");
+  CHECK(placement.device_origin == "c.toml:4: [train] device");
+  CHECK(placement.checkpoint == "ck");
+  Placement other;
+  const auto b = parse_experiment(kTask, "c.toml", &other);
+  CHECK(other.device == "auto");
+  CHECK(a.hash == b.hash);
+  CHECK_THROWS_AS(parse_experiment(kTask + "[train]\ndevice = \"tpu\"\n", "c.toml", &other), ConfigError);
+}
+
 TEST_CASE("config: defaults and derived values", "[config]") {
   const auto c = parse_experiment(kTask + "[task.params]\nseq_len = 128\nrandom_non_queries = false\n"
                                           "[model]\nposition_embeddings = true\n[model.mixer]\nkind = \"gated_delta_net\"\n"
