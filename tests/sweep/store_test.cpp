@@ -5,12 +5,14 @@
 #include "tests/support/catch.h"
 #include "tests/support/temp_dir.h"
 
+#include <sqlite3.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <vector>
 
 using namespace deltabench;
@@ -143,4 +145,70 @@ TEST_CASE("a store that cannot be opened is an error naming the path") {
   } catch (const sweep::StoreError& e) {
     CHECK(std::string(e.what()).find("/proc/no/such/dir") != std::string::npos);
   }
+}
+
+TEST_CASE("claims: a run is trained by one process; a dead or silent claimant's run is taken again") {
+  testing::TempDir dir("deltabench-store-claims");
+  sweep::Store store((dir.path() / "store.sqlite").string());
+  const auto me = sweep::this_process();
+  const sweep::ClaimOwner other_host{"another-host", 4242};
+  using sweep::ClaimResult;
+  CHECK(store.claim("s", "h1", other_host, false, 300) == ClaimResult::kClaimed);
+  CHECK(store.claim("s", "h1", me, false, 300) == ClaimResult::kTaken);         // live elsewhere
+  CHECK(store.claim("s", "h1", other_host, false, 300) == ClaimResult::kClaimed);  // its own again
+  CHECK(store.claims("s").size() == 1);
+  CHECK(store.claims("s").front().host == "another-host");
+  CHECK(store.claim("s", "h1", me, false, -1) == ClaimResult::kClaimed);  // its heartbeat is too old
+  CHECK(store.claims("s").front().pid == me.pid);
+  // On this host a claim whose process has exited is stale at once, whatever its heartbeat.
+  const pid_t child = fork();
+  if (child == 0) _exit(0);
+  waitpid(child, nullptr, 0);
+  const sweep::ClaimOwner gone{me.host, child};
+  CHECK(store.claim("s", "h2", gone, false, 300) == ClaimResult::kClaimed);
+  CHECK(store.claim("s", "h2", me, false, 300) == ClaimResult::kClaimed);
+  // Recording a run drops its claim; a finished run is never claimed again, a failed one only on retry.
+  auto done = make_record("h2", 0.5);
+  store.record(done);
+  CHECK(store.claims("s").size() == 1);
+  CHECK(store.claim("s", "h2", me, false, 300) == ClaimResult::kDone);
+  done.status = "failed";
+  store.record(done);
+  CHECK(store.claim("s", "h2", me, false, 300) == ClaimResult::kDone);
+  CHECK(store.claim("s", "h2", me, true, 300) == ClaimResult::kClaimed);
+  store.release("s", "h2", me);
+  CHECK(store.claims("s").size() == 1);
+}
+
+TEST_CASE("a store of schema version 1 gains version 2's columns and keeps its runs") {
+  testing::TempDir dir("deltabench-store-v1");
+  const auto path = (dir.path() / "v1.sqlite").string();
+  {
+    sweep::Store store(path);
+    store.record(make_record("h1", 0.25));
+  }
+  // Back to version 1's shape: the runs table without the new columns, no claims table.
+  for (const char* sql : {"ALTER TABLE runs DROP COLUMN gpu_name", "ALTER TABLE runs DROP COLUMN threads",
+                          "ALTER TABLE runs DROP COLUMN backend_train_forward",
+                          "ALTER TABLE runs DROP COLUMN backend_train_backward",
+                          "ALTER TABLE runs DROP COLUMN backend_eval_forward", "DROP TABLE claims",
+                          "UPDATE meta SET value = '1' WHERE key = 'schema_version'"}) {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    CHECK(sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+  }
+  sweep::Store store(path);
+  const auto runs = store.runs("s");
+  REQUIRE(runs.size() == 1);
+  CHECK(runs.at("h1").final_accuracy == 0.25);
+  CHECK(runs.at("h1").backend_train_forward.empty());
+  CHECK(store.claim("s", "h9", sweep::this_process(), false, 300) == sweep::ClaimResult::kClaimed);
+}
+
+TEST_CASE("a store that is not there is an error when it must exist, and is not created") {
+  testing::TempDir dir("deltabench-store-missing");
+  const auto path = dir.path() / "nope.sqlite";
+  CHECK_THROWS_AS(sweep::Store(path.string(), sweep::Store::Open::kExisting), sweep::StoreError);
+  CHECK_FALSE(std::filesystem::exists(path));
 }
