@@ -76,7 +76,9 @@ at::Tensor LanguageModelImpl::head(const at::Tensor& h) {
   return lm_head_ ? lm_head_->forward(y) : at::linear(y, embedding_->weight);
 }
 
-at::Tensor LanguageModelImpl::forward(const at::Tensor& tokens) {
+at::Tensor LanguageModelImpl::forward(const at::Tensor& tokens) { return head(hidden(tokens)); }
+
+at::Tensor LanguageModelImpl::hidden(const at::Tensor& tokens) {
   const int64_t T = tokens.size(1);
   auto h = embedding_->forward(tokens);
   if (position_) {
@@ -86,7 +88,7 @@ at::Tensor LanguageModelImpl::forward(const at::Tensor& tokens) {
   }
   h = dropout_->forward(h);
   for (const auto& block : *blocks_) h = block->as<Block>()->forward(h);
-  return head(h);
+  return h;
 }
 
 at::Tensor LanguageModelImpl::step(const at::Tensor& tokens, ModelState& state) {

@@ -41,8 +41,15 @@ class LanguageModelImpl : public torch::nn::Module {
  public:
   explicit LanguageModelImpl(const ModelConfig& config);
 
-  // tokens [B, T] int64 -> logits [B, T, vocab].
+  // tokens [B, T] int64 -> logits [B, T, vocab]: head(hidden(tokens)).
   at::Tensor forward(const at::Tensor& tokens);
+
+  // tokens [B, T] int64 -> the last block's output [B, T, d_model], before the final norm.
+  at::Tensor hidden(const at::Tensor& tokens);
+
+  // h [..., d_model] -> logits [..., vocab]: the final norm and the LM head, position by position, so
+  // a trainer can apply it only where there are targets.
+  at::Tensor head(const at::Tensor& h);
 
   // One token per sequence: tokens [B] -> logits [B, vocab]; `state` starts default-constructed.
   at::Tensor step(const at::Tensor& tokens, ModelState& state);
@@ -50,8 +57,6 @@ class LanguageModelImpl : public torch::nn::Module {
   const ModelConfig& config() const { return config_; }
 
  private:
-  at::Tensor head(const at::Tensor& h);
-
   ModelConfig config_;
   torch::nn::Embedding embedding_{nullptr}, position_{nullptr};
   torch::nn::Dropout dropout_{nullptr};

@@ -39,4 +39,16 @@ Batch DeviceDataset::batch(int64_t i, int64_t batch_size) const {
   return {inputs_.index_select(0, idx), targets_.index_select(0, idx)};
 }
 
+int64_t max_scored_positions(const at::Tensor& targets) {
+  if (targets.numel() == 0) return 0;
+  return (targets != kIgnoreIndex).sum(1).max().item<int64_t>();
+}
+
+at::Tensor scored_positions(const at::Tensor& targets, int64_t count) {
+  const int64_t L = targets.size(1);
+  // Unscored positions sort after every scored one; within each group, by position. Keys are distinct.
+  const auto key = (targets == kIgnoreIndex).to(at::kLong) * L + at::arange(L, targets.options().dtype(at::kLong));
+  return std::get<1>(key.sort(1)).narrow(1, 0, count).contiguous();
+}
+
 }  // namespace deltabench::tasks

@@ -17,6 +17,15 @@ struct Batch {
   at::Tensor targets;  // [b, L]
 };
 
+// The most positions that carry a target (not kIgnoreIndex) in any one example: targets [N, L].
+int64_t max_scored_positions(const at::Tensor& targets);
+
+// Each example's positions that carry a target, in order, followed by unscored ones: targets [b, L]
+// -> [b, count] int64 on targets' device. Static shapes and no host synchronisation: a training step
+// gathers its scored positions with it, so that the LM head and the loss run only where a target is
+// (MQAR scores num_kv_pairs of L positions) and the step can be captured.
+at::Tensor scored_positions(const at::Tensor& targets, int64_t count);
+
 class DeviceDataset {
  public:
   DeviceDataset(const TaskData& data, const c10::Device& device);

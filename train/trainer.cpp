@@ -184,6 +184,14 @@ std::string to_json(const RunSummary& s, const ExperimentConfig& c, const TrainO
   return j.dump();
 }
 
+ScoredLogits scored_logits(models::LanguageModel& model, const at::Tensor& inputs, const at::Tensor& targets,
+                           int64_t scored) {
+  const auto index = tasks::scored_positions(targets, scored);                                // [b, S]
+  const auto h = model->hidden(inputs);                                                       // [b, T, d]
+  const auto picked = h.gather(1, index.unsqueeze(-1).expand({-1, -1, h.size(2)}));           // [b, S, d]
+  return {model->head(picked), targets.gather(1, index)};
+}
+
 MemoryEstimate estimate_memory(const ExperimentConfig& c) {
   MemoryEstimate e;
   const auto [train_n, test_n] = example_counts(c.task);
@@ -273,6 +281,9 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
   auto last_print = start;
   const auto since = [&](Clock::time_point from) { return std::chrono::duration<double>(Clock::now() - from).count(); };
   const int64_t steps_per_epoch = train_set.num_batches(t.batch_size);
+  // The head runs only where there are targets: at most this many positions of an example.
+  const int64_t train_scored = tasks::max_scored_positions(data.train.targets);
+  const int64_t test_scored = tasks::max_scored_positions(data.test.targets);
   const int64_t total_steps = steps_per_epoch * t.epochs;
   int64_t tokens = 0;
   summary.status = "completed";
@@ -314,8 +325,8 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
       at::Tensor loss;
       {
         AutocastGuard guard(autocast);
-        const auto logits = model->forward(batch.inputs);
-        loss = at::cross_entropy_loss(logits.reshape({-1, V}).to(at::kFloat), batch.targets.reshape(-1), {},
+        const auto out = scored_logits(model, batch.inputs, batch.targets, train_scored);
+        loss = at::cross_entropy_loss(out.logits.reshape({-1, V}).to(at::kFloat), out.targets.reshape(-1), {},
                                       at::Reduction::Mean, tasks::kIgnoreIndex);
       }
       const double value = loss.item<double>();
@@ -353,11 +364,12 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
       test_set.start_epoch(0, 0, /*shuffle=*/false);
       for (int64_t b = 0; b < test_set.num_batches(eval_batch); ++b) {
         const auto batch = test_set.batch(b, eval_batch);
-        const auto logits = model->forward(batch.inputs).to(at::kFloat);
-        test_loss += at::cross_entropy_loss(logits.reshape({-1, V}), batch.targets.reshape(-1), {},
+        const auto out = scored_logits(model, batch.inputs, batch.targets, test_scored);
+        const auto logits = out.logits.to(at::kFloat);
+        test_loss += at::cross_entropy_loss(logits.reshape({-1, V}), out.targets.reshape(-1), {},
                                             at::Reduction::Sum, tasks::kIgnoreIndex)
                          .item<double>();
-        evaluator.add_batch(logits.argmax(-1), batch.targets);
+        evaluator.add_batch(logits.argmax(-1), out.targets);
       }
     }
     const auto eval_phase = backend_counts() - eval_before;

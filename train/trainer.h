@@ -3,6 +3,7 @@
 // and AdamW, trains with a per-epoch cosine schedule, evaluates after every epoch with the task's
 // metric, stops early at the threshold, and records a NaN or infinite loss as `diverged`.
 
+#include "models/language_model.h"
 #include "train/config.h"
 #include "train/placement.h"
 
@@ -80,6 +81,17 @@ MemoryEstimate estimate_memory(const ExperimentConfig& config);
 void check_memory(const ExperimentConfig& config, double available_bytes, const std::string& where);
 
 RunSummary run_experiment(const ExperimentConfig& config, const TrainOptions& options = {});
+
+// The LM head at the positions that carry a target only: `scored` positions per example
+// (tasks::scored_positions), padded with unscored ones, which the loss ignores. MQAR scores
+// num_kv_pairs of L positions, so at Zoology's L = 256 this is 16 instead of 256 head rows per example;
+// the loss and its gradients equal the full head's to rounding.
+struct ScoredLogits {
+  at::Tensor logits;   // [b, scored, vocab]
+  at::Tensor targets;  // [b, scored], kIgnoreIndex at padding
+};
+ScoredLogits scored_logits(models::LanguageModel& model, const at::Tensor& inputs, const at::Tensor& targets,
+                           int64_t scored);
 
 // The learning rate of epoch e (0-based): linear warmup, then cosine from lr to min_lr, per epoch
 // as Zoology's and MAD's CosineAnnealingLR.
