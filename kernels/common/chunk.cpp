@@ -36,32 +36,40 @@ at::Tensor chunk_decay_mask(const at::Tensor& G, int64_t chunk_size, bool strict
 std::pair<at::Tensor, at::Tensor> chunk_state_pass(const at::Tensor& q, const at::Tensor& k,
                                                    const at::Tensor& W, const at::Tensor& U,
                                                    const at::Tensor& G, const at::Tensor& attn,
-                                                   const at::Tensor& h0) {
+                                                   const at::Tensor& h0, bool zero_h0, bool final_state) {
   const int64_t NT = q.size(2);
-  at::Tensor S = h0;  // [N, H, K, V]
+  const int64_t first = zero_h0 ? 1 : 0;  // the first chunk whose starting state is not zero
+  at::Tensor S = zero_h0 ? at::Tensor() : h0;  // [N, H, K, V]; undefined: zero
   std::vector<at::Tensor> states, new_values;
   states.reserve(NT);
   new_values.reserve(NT);
   for (int64_t c = 0; c < NT; ++c) {
-    states.push_back(S);
+    if (S.defined()) states.push_back(S);
     const auto k_c = k.select(2, c);  // [N, H, C, K]
     auto vn = U.select(2, c);         // [N, H, C, V]
-    if (W.defined()) vn = vn - at::matmul(W.select(2, c), S);
+    if (W.defined() && S.defined()) vn = vn - at::matmul(W.select(2, c), S);
     new_values.push_back(vn);
+    if (c == NT - 1 && !final_state) break;
     if (G.defined()) {
       const auto G_c = G.select(2, c);                          // [N, H, C]
       const auto G_last = G_c.select(-1, G_c.size(-1) - 1);   // [N, H]
       const auto k_decayed = k_c * (G_last.unsqueeze(-1) - G_c).exp().unsqueeze(-1);
-      S = S * G_last.exp().unsqueeze(-1).unsqueeze(-1) + at::matmul(k_decayed.transpose(-1, -2), vn);
+      const auto update = at::matmul(k_decayed.transpose(-1, -2), vn);
+      S = S.defined() ? S * G_last.exp().unsqueeze(-1).unsqueeze(-1) + update : update;
     } else {
-      S = S + at::matmul(k_c.transpose(-1, -2), vn);
+      const auto update = at::matmul(k_c.transpose(-1, -2), vn);
+      S = S.defined() ? S + update : update;
     }
   }
-  const auto chunk_states = at::stack(states, 2);  // [N, H, NT, K, V]
-  const auto vn_all = at::stack(new_values, 2);    // [N, H, NT, C, V]
-  const auto q_decayed = G.defined() ? q * G.exp().unsqueeze(-1) : q;
-  auto o = at::matmul(q_decayed, chunk_states) + at::matmul(attn, vn_all);
-  return {o, S};
+  auto o = at::matmul(attn, at::stack(new_values, 2));  // [N, H, NT, C, V]: within the chunks
+  if (first < NT) {
+    // Across chunks, from chunk `first` on: (Q_c exp(G)) S_c.
+    const auto q_tail = q.narrow(2, first, NT - first);
+    const auto q_decayed = G.defined() ? q_tail * G.narrow(2, first, NT - first).exp().unsqueeze(-1) : q_tail;
+    const auto across = at::matmul(q_decayed, at::stack(states, 2));
+    o = first == 0 ? o + across : at::cat({o.narrow(2, 0, first), o.narrow(2, first, NT - first) + across}, 2);
+  }
+  return {o, final_state ? S : at::Tensor()};
 }
 
 }  // namespace deltabench::detail

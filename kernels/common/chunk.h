@@ -28,9 +28,14 @@ at::Tensor chunk_decay_mask(const at::Tensor& G, int64_t chunk_size, bool strict
 // q: [N, H, NT, C, K] (scaled), k: [N, H, NT, C, K], W: [N, H, NT, C, K], U: [N, H, NT, C, V],
 // G: [N, H, NT, C], attn: [N, H, NT, C, C] (causal, decayed), h0: [N, H, K, V].
 // Returns o [N, H, NT, C, V] and the final state [N, H, K, V].
+// Where h0 is known to be zero (`zero_h0`) the first chunk's products with it are skipped, and where
+// the final state is not wanted (`final_state` false) the last chunk's update is skipped and the
+// returned state is undefined: at one chunk per sequence (MQAR at L 64, chunk 64) that is three of
+// the seven matrix products of the delta rule's forward, and their gradients.
 std::pair<at::Tensor, at::Tensor> chunk_state_pass(const at::Tensor& q, const at::Tensor& k,
                                                    const at::Tensor& W, const at::Tensor& U,
                                                    const at::Tensor& G, const at::Tensor& attn,
-                                                   const at::Tensor& h0);
+                                                   const at::Tensor& h0, bool zero_h0 = false,
+                                                   bool final_state = true);
 
 }  // namespace deltabench::detail

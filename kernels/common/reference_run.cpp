@@ -28,6 +28,8 @@ SequenceOutput run_reference(const SequenceShape& shape, const at::Tensor& q, co
   in.h0 = options.initial_state.defined()
               ? options.initial_state.to(dtype)
               : at::zeros({shape.N, shape.H, shape.K, shape.V}, in.q.options());
+  in.zero_h0 = !options.initial_state.defined();
+  in.final_state = options.output_final_state;
   in.scale = options.scale.value_or(1.0 / std::sqrt(static_cast<double>(shape.K)));
   in.chunk_size = options.chunk_size;
 

@@ -18,11 +18,13 @@ struct PackedInputs {
   at::Tensor beta;   // [N, Tp, H], undefined for linear attention
   at::Tensor g;      // [N, Tp, H] per-step log decay (<= 0), undefined: no decay
   at::Tensor h0;     // [N, H, K, V]
+  bool zero_h0 = false;     // h0 is zeros (no initial state): the chunk path skips the first chunk's products with it
+  bool final_state = true;  // false: the chunk path may skip the last chunk's state update (the state is undefined)
   double scale = 1;  // multiplies q
   int64_t chunk_size = 64;  // Tp is a multiple of it on the chunk path
 };
 
-// o [N, Tp, H, V] and the final state [N, H, K, V].
+// o [N, Tp, H, V] and the final state [N, H, K, V] (undefined where final_state is false).
 using Result = std::pair<at::Tensor, at::Tensor>;
 using Fn = Result (*)(const PackedInputs&);
 

@@ -42,13 +42,14 @@ Result delta_rule_chunk(const PackedInputs& in) {
   const auto k_beta = k * beta;
   const auto A = at::matmul(k_beta, k.transpose(-1, -2)) * decay;         // [N, H, NT, C, C]
   const auto k_beta_decayed = G.defined() ? k_beta * G.exp().unsqueeze(-1) : k_beta;
-  const auto W = at::linalg_solve_triangular(A, k_beta_decayed, /*upper=*/false, /*left=*/true,
-                                             /*unitriangular=*/true);  // [N, H, NT, C, K]
-  const auto U = at::linalg_solve_triangular(A, v * beta, /*upper=*/false, /*left=*/true,
-                                             /*unitriangular=*/true);  // [N, H, NT, C, V]
+  // One solve for both right-hand sides: one call (and one in the backward) instead of two.
+  const int64_t K = k.size(-1), V = v.size(-1);
+  const auto WU = at::linalg_solve_triangular(A, at::cat({k_beta_decayed, v * beta}, -1), /*upper=*/false,
+                                              /*left=*/true, /*unitriangular=*/true);  // [N, H, NT, C, K + V]
+  const auto W = WU.narrow(-1, 0, K), U = WU.narrow(-1, K, V);
 
   const auto attn = at::matmul(q, k.transpose(-1, -2)) * decay;  // [N, H, NT, C, C]
-  auto [o, S] = detail::chunk_state_pass(q, k, W, U, G, attn, in.h0);
+  auto [o, S] = detail::chunk_state_pass(q, k, W, U, G, attn, in.h0, in.zero_h0, in.final_state);
   return {detail::from_chunks(o), S};
 }
 

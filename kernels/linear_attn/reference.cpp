@@ -32,7 +32,8 @@ Result linear_attention_chunk(const PackedInputs& in) {
   const auto G = in.g.defined() ? detail::chunk_log_decay(in.g, C) : at::Tensor();  // [N, H, NT, C]
   const auto attn = at::matmul(q, k.transpose(-1, -2)) *
                     detail::chunk_decay_mask(G, C, /*strict=*/false, q);  // [N, H, NT, C, C]
-  auto [o, S] = detail::chunk_state_pass(q, k, /*W=*/at::Tensor(), /*U=*/v, G, attn, in.h0);
+  auto [o, S] = detail::chunk_state_pass(q, k, /*W=*/at::Tensor(), /*U=*/v, G, attn, in.h0, in.zero_h0,
+                                         in.final_state);
   return {detail::from_chunks(o), S};
 }
 
