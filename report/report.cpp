@@ -397,8 +397,12 @@ std::string provenance(const std::vector<Run>& runs, const Records& records) {
     commits.insert(it->second.git_commit);
     const auto& rec = it->second;
     if (!rec.backend_train_forward.empty()) {
-      backends.insert(fmt::format("{}: train fwd {}, bwd {}; eval fwd {}", rec.model, rec.backend_train_forward,
-                                  rec.backend_train_backward, rec.backend_eval_forward));
+      // The step's kind without its counts: "captured (CUDA graph)" or "eager (cpu)", "eager: <why>".
+      const auto& step = rec.train_step;
+      const std::string kind = step.starts_with("captured") ? step.substr(0, step.find(" after")) : step;
+      backends.insert(fmt::format("{}: train fwd {}, bwd {}; eval fwd {}{}", rec.model, rec.backend_train_forward,
+                                  rec.backend_train_backward, rec.backend_eval_forward,
+                                  kind.empty() ? "" : "; step " + kind));
     }
   }
   std::string dev, com, back;

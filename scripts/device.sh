@@ -19,6 +19,10 @@
 #   scripts/device.sh --no-bench build, test, smoke
 #   scripts/device.sh --kernels  build, the CUDA kernel tests and sanitizers, the kernel benchmark, FLA beside it,
 #                                one Nsight Compute profile
+#   scripts/device.sh --train    build, the training GPU tests (captured step against eager), the training-step
+#                                benchmark (ours eager and captured; PyTorch + FLA beside it from a carried .fla), the
+#                                Zoology preset captured and eager: summary.md, build.log, tests.log, bench.log,
+#                                train.log, train_step_bench.json, train_step_fla.json
 #   scripts/device.sh --harness  build, every test, then the README's GPU suite command (zoology-mqar, --jobs 4 on
 #                                the visible GPUs, no --device: the suite's own "cuda") for DELTABENCH_SUITE_SECONDS
 #                                (default 150), its stored runs listed with device and backend, and the report
@@ -37,6 +41,8 @@ kernels_only=0
 [[ "${1:-}" == "--kernels" ]] && kernels_only=1
 harness=0
 [[ "${1:-}" == "--harness" ]] && harness=1
+train_only=0
+[[ "${1:-}" == "--train" ]] && train_only=1
 mkdir -p "$out"
 summary="$out/summary.md"
 : >"$summary"
@@ -84,6 +90,7 @@ start=$(date +%s)
 sqlite_args=()
 targets=()
 ((kernels_only)) && targets=(--target kernels_cuda_tests kernels_bench deltabench)
+((train_only)) && targets=(--target train_cuda_tests train_step_bench deltabench)
 if [[ ! -f /usr/include/sqlite3.h && -f "$root/.deb/sqlite/usr/include/sqlite3.h" ]]; then
   sqlite_lib=$(ls /usr/lib/x86_64-linux-gnu/libsqlite3.so* /lib/x86_64-linux-gnu/libsqlite3.so* 2>/dev/null | head -n 1)
   sqlite_args=(-DSQLite3_INCLUDE_DIR="$root/.deb/sqlite/usr/include" -DSQLite3_LIBRARY="$sqlite_lib")
@@ -147,6 +154,44 @@ if ((kernels_only)); then
       { echo "== compute-sanitizer $tool"; head -c 20000 "$out/sanitizer.tmp"; } >>"$out/tests.log"
     done
     rm -f "$out/sanitizer.tmp"
+  fi
+  note ""
+  note "status: $status"
+  exit $status
+fi
+
+if ((train_only)); then
+  # The captured step against the eager one (200 steps, three mixers, fp32 and bf16), divergence, learning.
+  start=$(date +%s)
+  OMP_NUM_THREADS=1 timeout 180 "$build_dir/tests/train_cuda_tests" >"$out/tests.log" 2>&1 || status=1
+  note "- train_cuda_tests: $(tail -n 2 "$out/tests.log" | tr '\n' ' ') in $(($(date +%s) - start)) s"
+  grep -B 3 -A 15 'FAILED' "$out/tests.log" | head -n 80
+  # One training step of Zoology's MQAR model: ours eager and captured.
+  start=$(date +%s)
+  timeout 150 "$build_dir/bench/train_step_bench" --device=cuda --benchmark_out="$out/train_step_bench.json" \
+    --benchmark_out_format=json >"$out/bench.log" 2>&1 || status=1
+  note ""
+  note "training step, ours (Google Benchmark, mean ms per step; $(($(date +%s) - start)) s):"
+  grep -E '^train_step/' "$out/bench.log" | sed -E 's/V:8192\/d:128\///; s/\/real_time//' | tee -a "$summary"
+  grep -iE 'error' "$out/bench.log" | head -n 5 | tee -a "$summary"
+  # The Zoology preset as a user trains it: captured, then eager, 300 steps each.
+  metrics_dir=$(mktemp -d)
+  for mode in captured eager; do
+    flags=()
+    [[ $mode == eager ]] && flags=(--eager)
+    (cd "$metrics_dir" && timeout 60 "$build_dir/deltabench" train "$root/configs/zoology-mqar.toml" --max-steps 300 \
+      "${flags[@]}") >>"$out/train.log" 2>&1 || status=1
+  done
+  note ""
+  grep -E '^(summary|backend|step):' "$out/train.log" | tee -a "$summary"
+  # PyTorch + FLA last: triton compiles and autotunes on its first calls; a time limit cuts only this.
+  if [[ -d "$root/.fla/fla" ]]; then
+    start=$(date +%s)
+    timeout "${DELTABENCH_FLA_SECONDS:-200}" "$python" "$root/bench/train_step_fla.py" --fla "$root/.fla" \
+      --out "$out/train_step_fla.json" >>"$out/bench.log" 2>&1 || status=1
+    note ""
+    note "training step, PyTorch + FLA (median ms per step, $(($(date +%s) - start)) s with triton's compilation):"
+    grep -E '^train_step_fla: ' "$out/bench.log" | tee -a "$summary"
   fi
   note ""
   note "status: $status"

@@ -160,6 +160,7 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
     if (!options.placement.checkpoint.empty()) train_options.placement.checkpoint = options.placement.checkpoint + "/" + run.hash;
     train_options.progress = false;
     train_options.progress_interval_s = options.progress_interval_s;
+    train_options.cuda_graph = options.cuda_graph;
     train_options.config_hash = run.hash;
     train_options.commit = commit;
     train_options.on_progress = [&](const train::Progress& pr) {
@@ -192,6 +193,7 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
       record.backend_train_forward = s.backend_train_forward;
       record.backend_train_backward = s.backend_train_backward;
       record.backend_eval_forward = s.backend_eval_forward;
+      record.train_step = s.train_step;
       record.history = s.history;
     } catch (const c10::Error& e) {
       record.status = "failed";

@@ -21,6 +21,7 @@ struct RunnerOptions {
   bool dry_run = false;         // list what would run, train nothing
   int64_t abort_after = -1;     // tests: end the process after recording this many runs, as a kill would
   bool progress = true;
+  bool cuda_graph = true;       // on CUDA, capture each run's training step (train/step.h)
   double progress_interval_s = 10;  // between progress lines (and claim heartbeats) within a run
   double stale_claim_s = 300;   // a claim without a heartbeat for this long is retaken
   std::string prefix;           // printed before every progress line ("[worker 1/2 cuda:1] ")

@@ -14,7 +14,8 @@ namespace deltabench::sweep {
 namespace {
 
 // 1: runs and epochs. 2: runs gain gpu_name, threads and the three backend columns; claims.
-constexpr int kSchemaVersion = 2;
+// 3: runs gain train_step (captured or eager, and why).
+constexpr int kSchemaVersion = 3;
 
 const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -29,7 +30,7 @@ CREATE TABLE IF NOT EXISTS runs (
   device TEXT NOT NULL, git_commit TEXT NOT NULL, versions TEXT NOT NULL, finished_at TEXT NOT NULL,
   gpu_name TEXT NOT NULL DEFAULT '', threads INTEGER NOT NULL DEFAULT 0,
   backend_train_forward TEXT NOT NULL DEFAULT '', backend_train_backward TEXT NOT NULL DEFAULT '',
-  backend_eval_forward TEXT NOT NULL DEFAULT '',
+  backend_eval_forward TEXT NOT NULL DEFAULT '', train_step TEXT NOT NULL DEFAULT '',
   PRIMARY KEY (suite, hash));
 CREATE TABLE IF NOT EXISTS epochs (
   suite TEXT NOT NULL, hash TEXT NOT NULL, epoch INTEGER NOT NULL, steps INTEGER NOT NULL, lr REAL NOT NULL,
@@ -50,6 +51,12 @@ ALTER TABLE runs ADD COLUMN backend_train_forward TEXT NOT NULL DEFAULT '';
 ALTER TABLE runs ADD COLUMN backend_train_backward TEXT NOT NULL DEFAULT '';
 ALTER TABLE runs ADD COLUMN backend_eval_forward TEXT NOT NULL DEFAULT '';
 UPDATE meta SET value = '2' WHERE key = 'schema_version';
+)sql";
+
+// A version-2 store gains train_step; its runs keep their values (train_step empty: not recorded).
+const char* kMigrate2To3 = R"sql(
+ALTER TABLE runs ADD COLUMN train_step TEXT NOT NULL DEFAULT '';
+UPDATE meta SET value = '3' WHERE key = 'schema_version';
 )sql";
 
 double unix_now() {
@@ -167,9 +174,9 @@ Store::Store(const std::string& path, Open open) : path_(path) {
       Statement version(db_, "SELECT value FROM meta WHERE key = 'schema_version'");
       if (version.step()) found = version.text(0);
     }
-    if (found == "1") {
-      exec(std::string("BEGIN IMMEDIATE;") + kMigrate1To2 + kSchema + "COMMIT;");
-      found = "2";
+    if (found == "1" || found == "2") {
+      exec(std::string("BEGIN IMMEDIATE;") + (found == "1" ? kMigrate1To2 : "") + kMigrate2To3 + kSchema + "COMMIT;");
+      found = "3";
     }
     if (!found.empty() && found != std::to_string(kSchemaVersion)) {
       throw StoreError(path + ": results store schema version " + found + ", this build reads version " +
@@ -205,8 +212,8 @@ void Store::record(const RunRecord& r) {
                   "INSERT OR REPLACE INTO runs (suite, hash, id, task, model, d_model, lr, weight_decay, seed, config, "
                   "status, error, best_accuracy, final_accuracy, best_epoch, epochs, steps, diverged_step, parameters, "
                   "wall_s, tokens_per_s, device, git_commit, versions, finished_at, gpu_name, threads, "
-                  "backend_train_forward, backend_train_backward, backend_eval_forward) "
-                  "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+                  "backend_train_forward, backend_train_backward, backend_eval_forward, train_step) "
+                  "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     int i = 1;
     run.bind(i++, r.suite).bind(i++, r.hash).bind(i++, r.id).bind(i++, r.task).bind(i++, r.model);
     run.bind(i++, r.d_model).bind(i++, r.lr).bind(i++, r.weight_decay).bind(i++, r.seed).bind(i++, r.config);
@@ -215,7 +222,7 @@ void Store::record(const RunRecord& r) {
     run.bind(i++, r.parameters).bind(i++, r.wall_s).bind(i++, r.tokens_per_s).bind(i++, r.device);
     run.bind(i++, r.git_commit).bind(i++, r.versions).bind(i++, r.finished_at).bind(i++, r.gpu_name);
     run.bind(i++, r.threads).bind(i++, r.backend_train_forward).bind(i++, r.backend_train_backward);
-    run.bind(i++, r.backend_eval_forward);
+    run.bind(i++, r.backend_eval_forward).bind(i++, r.train_step);
     run.step();
     Statement unclaim(db_, "DELETE FROM claims WHERE suite = ? AND hash = ?");
     unclaim.bind(1, r.suite).bind(2, r.hash).step();
@@ -242,7 +249,7 @@ std::map<std::string, RunRecord> Store::runs(const std::string& suite, bool with
               "SELECT suite, hash, id, task, model, d_model, lr, weight_decay, seed, config, status, error, best_accuracy, "
               "final_accuracy, best_epoch, epochs, steps, diverged_step, parameters, wall_s, tokens_per_s, device, "
               "git_commit, versions, finished_at, gpu_name, threads, backend_train_forward, backend_train_backward, "
-              "backend_eval_forward FROM runs WHERE suite = ?");
+              "backend_eval_forward, train_step FROM runs WHERE suite = ?");
   q.bind(1, suite);
   while (q.step()) {
     RunRecord r;
@@ -255,6 +262,7 @@ std::map<std::string, RunRecord> Store::runs(const std::string& suite, bool with
     r.wall_s = q.real(i++), r.tokens_per_s = q.real(i++), r.device = q.text(i++), r.git_commit = q.text(i++);
     r.versions = q.text(i++), r.finished_at = q.text(i++), r.gpu_name = q.text(i++), r.threads = q.integer(i++);
     r.backend_train_forward = q.text(i++), r.backend_train_backward = q.text(i++), r.backend_eval_forward = q.text(i++);
+    r.train_step = q.text(i++);
     out.emplace(r.hash, std::move(r));
   }
   if (with_history) {

@@ -39,6 +39,7 @@ struct RunRecord {
   std::string gpu_name;         // empty on the CPU
   int64_t threads = 0;          // LibTorch intra-op threads
   std::string backend_train_forward, backend_train_backward, backend_eval_forward;  // kernels/common/backend.h
+  std::string train_step;       // "captured (CUDA graph) after 3 eager steps", "eager (cpu)", ... (train/step.h)
   std::string git_commit, versions, finished_at;
   std::vector<train::EpochMetrics> history;
 };

@@ -6,19 +6,19 @@
 #include "tasks/metrics.h"
 #include "tasks/registry.h"
 
+#include "train/step.h"
+
 #include <ATen/ATen.h>
-#include <ATen/autocast_mode.h>
 #include <ATen/Parallel.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 #ifdef DELTABENCH_HAVE_CUDA
 #include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
 #endif
 #include <c10/core/GradMode.h>
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
-#include <torch/nn/utils/clip_grad.h>
-#include <torch/optim/adamw.h>
 #include <torch/serialize.h>
 
 #include <chrono>
@@ -27,31 +27,13 @@
 #include <fstream>
 #include <limits>
 #include <numbers>
+#include <optional>
 #include <string>
 
 namespace deltabench::train {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-// bf16 autocast on CUDA for the guard's lifetime (torch.autocast's enter and exit).
-class AutocastGuard {
- public:
-  explicit AutocastGuard(bool on) : on_(on) {
-    if (!on_) return;
-    at::autocast::set_autocast_enabled(at::kCUDA, true);
-    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-    at::autocast::increment_nesting();
-  }
-  ~AutocastGuard() {
-    if (!on_) return;
-    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-    at::autocast::set_autocast_enabled(at::kCUDA, false);
-  }
-
- private:
-  bool on_;
-};
 
 struct Data {
   tasks::TaskData train, test;
@@ -72,23 +54,6 @@ Data make_data(const TaskConfig& t) {
     d.test = tasks::generate_task(t.name, t.params, tasks::Split::kTest, t.train_seed);
   }
   return d;
-}
-
-// AdamW with weight decay on matrices only: norms, biases, A_log and dt_bias are excluded.
-std::vector<torch::optim::OptimizerParamGroup> param_groups(models::LanguageModel& model, const TrainConfig& t) {
-  std::vector<at::Tensor> decay, no_decay;
-  for (const auto& p : model->named_parameters()) {
-    (excluded_from_weight_decay(p.key()) ? no_decay : decay).push_back(p.value());
-  }
-  const auto options = [&](double wd) {
-    auto o = std::make_unique<torch::optim::AdamWOptions>(t.lr);
-    o->betas({t.beta1, t.beta2}).eps(t.eps).weight_decay(wd);
-    return o;
-  };
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, options(t.weight_decay));
-  groups.emplace_back(no_decay, options(0.0));
-  return groups;
 }
 
 void synchronize(const at::Device& device) {
@@ -180,7 +145,8 @@ std::string to_json(const RunSummary& s, const ExperimentConfig& c, const TrainO
                                     {"threads", s.threads},
                                     {"backend_train_forward", s.backend_train_forward},
                                     {"backend_train_backward", s.backend_train_backward},
-                                    {"backend_eval_forward", s.backend_eval_forward}};
+                                    {"backend_eval_forward", s.backend_eval_forward},
+                                    {"train_step", s.train_step}};
   return j.dump();
 }
 
@@ -245,6 +211,11 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
   check_memory(c, available_bytes(at::kCPU) + (device.is_cuda() ? estimate_memory(c).total() : 0.0), "this machine");
   if (device.is_cuda()) check_memory(c, available_bytes(device), resolved.name);
 
+#ifdef DELTABENCH_HAVE_CUDA
+  // The whole run on one stream of its own: a step can be captured only off the legacy default stream.
+  std::optional<c10::cuda::CUDAStreamGuard> stream;
+  if (device.is_cuda()) stream.emplace(c10::cuda::getStreamFromPool(false, device.index() < 0 ? 0 : device.index()));
+#endif
   const Data data = make_data(c.task);
   tasks::DeviceDataset train_set(data.train, device), test_set(data.test, device);
   const int64_t V = c.model.vocab_size;
@@ -256,7 +227,7 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
   torch::manual_seed(c.seed);
   models::LanguageModel model(c.model);
   model->to(device);
-  torch::optim::AdamW optimizer(param_groups(model, t));
+  FusedAdamW optimizer(model, t, device);
 
   RunSummary summary;
   summary.device = resolved.name;
@@ -312,42 +283,53 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
     last_print = Clock::now();
   };
 
+  StepOptions step_options;
+  step_options.vocab_size = V;
+  step_options.scored = train_scored;
+  step_options.grad_clip = t.grad_clip;
+  step_options.autocast = autocast;
+  step_options.capture = opt.cuda_graph;
+  step_options.capacity = opt.max_steps > 0 ? std::min(opt.max_steps, total_steps) : total_steps;
+  TrainStep step(model, optimizer, step_options, device);
+  // Losses come back from the device when progress is reported and at the end of each epoch: the
+  // first non-finite one marks the run diverged at its step.
+  double epoch_loss_sum = 0;
+  int64_t epoch_losses = 0;
+  double last_loss = NAN;
+  const auto absorb = [&] {
+    for (const double value : step.read_losses()) {
+      summary.step_losses.push_back(value);
+      last_loss = value;
+      if (!std::isfinite(value) && summary.status != "diverged") {
+        summary.status = "diverged";
+        summary.diverged_step = static_cast<int64_t>(summary.step_losses.size());
+        if (opt.progress && !opt.on_progress) fmt::print("diverged: loss {} at step {}\n", value, summary.diverged_step);
+      }
+      if (summary.status != "diverged") epoch_loss_sum += value, ++epoch_losses;
+    }
+  };
+
   for (int64_t epoch = 0; epoch < t.epochs && summary.status == "completed"; ++epoch) {
     const double lr = scheduled_lr(t, epoch);
-    for (auto& group : optimizer.param_groups()) group.options().set_lr(lr);
+    optimizer.set_lr(lr);
     train_set.start_epoch(c.seed, epoch);
     model->train();
-    double loss_sum = 0;
-    int64_t epoch_steps = 0;
+    epoch_loss_sum = 0;
+    epoch_losses = 0;
     const auto train_before = backend_counts();
     for (int64_t b = 0; b < steps_per_epoch; ++b) {
       const auto batch = train_set.batch(b, t.batch_size);
-      at::Tensor loss;
-      {
-        AutocastGuard guard(autocast);
-        const auto out = scored_logits(model, batch.inputs, batch.targets, train_scored);
-        loss = at::cross_entropy_loss(out.logits.reshape({-1, V}).to(at::kFloat), out.targets.reshape(-1), {},
-                                      at::Reduction::Mean, tasks::kIgnoreIndex);
-      }
-      const double value = loss.item<double>();
-      ++summary.steps;
-      summary.step_losses.push_back(value);
-      if (!std::isfinite(value)) {
-        summary.status = "diverged";
-        summary.diverged_step = summary.steps;
-        if (opt.progress && !opt.on_progress) fmt::print("diverged: loss {} at step {}\n", value, summary.steps);
-        break;
-      }
-      optimizer.zero_grad();
-      loss.backward();
-      if (t.grad_clip > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), t.grad_clip);
-      optimizer.step();
-      loss_sum += value;
-      ++epoch_steps;
+      step.run(batch);
+      summary.steps = step.steps();
       tokens += batch.inputs.numel();
-      if ((opt.progress || opt.on_progress) && since(last_print) > opt.progress_interval_s) report(epoch, b + 1, value, nullptr);
+      if ((opt.progress || opt.on_progress) && since(last_print) > opt.progress_interval_s) {
+        absorb();
+        if (summary.status == "diverged") break;
+        report(epoch, b + 1, last_loss, nullptr);
+      }
       if (opt.max_steps > 0 && summary.steps >= opt.max_steps) break;
     }
+    absorb();
     const auto train_phase = backend_counts() - train_before;
     train_calls.reference += train_phase.reference, train_calls.kernel += train_phase.kernel;
     train_calls.reference_with_grad += train_phase.reference_with_grad;
@@ -359,18 +341,22 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
     double test_loss = 0;
     const auto eval_before = backend_counts();
     {
+      // Every batch is queued before anything is read back: one synchronisation per evaluation.
       c10::NoGradGuard no_grad;
       AutocastGuard guard(autocast);
       test_set.start_epoch(0, 0, /*shuffle=*/false);
+      std::vector<std::pair<at::Tensor, at::Tensor>> predictions;
+      at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(device));
       for (int64_t b = 0; b < test_set.num_batches(eval_batch); ++b) {
         const auto batch = test_set.batch(b, eval_batch);
         const auto out = scored_logits(model, batch.inputs, batch.targets, test_scored);
         const auto logits = out.logits.to(at::kFloat);
-        test_loss += at::cross_entropy_loss(logits.reshape({-1, V}), out.targets.reshape(-1), {},
-                                            at::Reduction::Sum, tasks::kIgnoreIndex)
-                         .item<double>();
-        evaluator.add_batch(logits.argmax(-1), out.targets);
+        loss_sum += at::cross_entropy_loss(logits.reshape({-1, V}), out.targets.reshape(-1), {}, at::Reduction::Sum,
+                                           tasks::kIgnoreIndex);
+        predictions.emplace_back(logits.argmax(-1), out.targets);
       }
+      for (const auto& [preds, targets] : predictions) evaluator.add_batch(preds, targets);
+      test_loss = loss_sum.item<double>();
     }
     const auto eval_phase = backend_counts() - eval_before;
     eval_calls.reference += eval_phase.reference, eval_calls.kernel += eval_phase.kernel;
@@ -378,7 +364,7 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
     m.epoch = epoch + 1;
     m.steps = summary.steps;
     m.lr = lr;
-    m.train_loss = epoch_steps ? loss_sum / static_cast<double>(epoch_steps) : NAN;
+    m.train_loss = epoch_losses ? epoch_loss_sum / static_cast<double>(epoch_losses) : NAN;
     m.test_loss = test_loss / static_cast<double>(std::max<int64_t>(1, evaluator.scored_tokens()));
     m.mqar_accuracy = evaluator.mqar_accuracy();
     m.micro_accuracy = evaluator.micro_accuracy();
@@ -394,7 +380,7 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
       summary.best_epoch = m.epoch;
     }
     if (metrics.is_open()) metrics << to_json(m) << "\n" << std::flush;
-    if (opt.progress || opt.on_progress) report(epoch, epoch_steps, m.train_loss, &m);
+    if (opt.progress || opt.on_progress) report(epoch, epoch_losses, m.train_loss, &m);
     if (t.early_stop > 0 && m.accuracy >= t.early_stop) summary.status = "early_stopped";
     if (opt.max_steps > 0 && summary.steps >= opt.max_steps) break;
   }
@@ -408,13 +394,14 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
   summary.backend_train_forward = ours ? forward_backend(train_calls) : aten;
   summary.backend_train_backward = ours ? backward_backend(train_calls) : (summary.steps > 0 ? aten : "none");
   summary.backend_eval_forward = ours ? forward_backend(eval_calls) : (summary.epochs > 0 ? aten : "none");
+  summary.train_step = step.mode();
   const auto& checkpoint = opt.placement.checkpoint;
   if (!checkpoint.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(checkpoint, ec);
     if (ec) throw ConfigError(opt.placement.checkpoint_origin + ": cannot create \"" + checkpoint + "\": " + ec.message());
     torch::save(model, checkpoint + "/model.pt");
-    torch::save(optimizer, checkpoint + "/optimizer.pt");
+    torch::save(optimizer.state(), checkpoint + "/optimizer.pt");
   }
   if (metrics.is_open()) metrics << to_json(summary, c, opt) << "\n";
   return summary;

@@ -39,7 +39,10 @@ struct RunSummary {
   // What served the sequence ops (kernels/common/backend.h): training's forward and backward, and
   // evaluation's forward. Softmax attention calls no deltabench op: "aten".
   std::string backend_train_forward, backend_train_backward, backend_eval_forward;
-  std::string backend() const;  // "train fwd reference, bwd reference (ATen autograd); eval fwd kernel"
+  std::string backend() const;
+  // How the training step ran: "captured (CUDA graph) after 3 eager steps", "eager (cpu)", or eager
+  // with the reason the capture failed (train/step.h).
+  std::string train_step;  // "train fwd reference, bwd reference (ATen autograd); eval fwd kernel"
   std::vector<EpochMetrics> history;
   std::vector<double> step_losses;  // every training step's loss, for reproducibility checks
 };
@@ -61,6 +64,7 @@ struct TrainOptions {
   int64_t max_steps = -1;                // stop after this many steps (tests, benchmarks); -1: no limit
   std::string metrics_path;              // JSON lines: one per epoch, then the summary
   std::string config_hash, commit;       // written into the metrics file's summary
+  bool cuda_graph = true;                // on CUDA, capture the training step and replay it (train/step.h)
   bool progress = true;                  // progress lines on stdout (when on_progress is not set)
   double progress_interval_s = 10;       // between progress reports within an epoch
   std::function<void(const Progress&)> on_progress;  // replaces the printed lines

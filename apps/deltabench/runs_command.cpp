@@ -53,7 +53,7 @@ nlohmann::ordered_json run_json(const RunRecord& r) {
           {"wall_s", number(r.wall_s)}, {"tokens_per_s", number(r.tokens_per_s)}, {"device", r.device},
           {"gpu_name", r.gpu_name}, {"threads", r.threads}, {"backend_train_forward", r.backend_train_forward},
           {"backend_train_backward", r.backend_train_backward}, {"backend_eval_forward", r.backend_eval_forward},
-          {"git_commit", r.git_commit}, {"versions", r.versions}, {"finished_at", r.finished_at}, {"config", r.config}};
+          {"train_step", r.train_step}, {"git_commit", r.git_commit}, {"versions", r.versions}, {"finished_at", r.finished_at}, {"config", r.config}};
 }
 
 nlohmann::ordered_json epoch_json(const RunRecord& r, const train::EpochMetrics& e) {

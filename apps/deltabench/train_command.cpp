@@ -19,6 +19,7 @@ struct TrainArgs {
   int64_t epochs = 0;
   int64_t max_steps = -1;
   std::string metrics;
+  bool eager = false;
 };
 
 std::string with_commas(int64_t n) {
@@ -40,6 +41,7 @@ void add_train_command(CLI::App& app, int& status) {
   cmd->add_option("--epochs", args->epochs, "overrides [train] epochs")->check(integer_at_least(1));
   cmd->add_option("--max-steps", args->max_steps, "stop after this many optimizer steps")->check(integer_at_least(1));
   cmd->add_option("--metrics", args->metrics, "JSON lines file (default runs/<name>.jsonl)");
+  cmd->add_flag("--eager", args->eager, "train every step eagerly on CUDA (no captured CUDA graph)");
   cmd->callback([args, &status] {
     train::TrainOptions options;
     const auto config = train::load_experiment(args->config, &options.placement);
@@ -50,6 +52,7 @@ void add_train_command(CLI::App& app, int& status) {
     train::check_device_spelling(options.placement.device, options.placement.device_origin);
     if (args->epochs > 0) options.epochs = args->epochs;
     options.max_steps = args->max_steps;
+    options.cuda_graph = !args->eager;
     options.metrics_path = args->metrics.empty() ? "runs/" + config.name + ".jsonl" : args->metrics;
     options.config_hash = config.hash;
     options.commit = sweep::git_commit();
@@ -62,6 +65,7 @@ void add_train_command(CLI::App& app, int& status) {
                how, s.best_accuracy, s.best_epoch, s.final_accuracy, s.steps, s.wall_s, s.tokens_per_s,
                with_commas(s.parameters), s.device);
     fmt::print("backend: {}\n", s.backend());
+    fmt::print("step: {}\n", s.train_step);
     fmt::print("metrics: {}\n", options.metrics_path);
     status = 0;
   });

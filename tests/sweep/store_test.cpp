@@ -180,7 +180,7 @@ TEST_CASE("claims: a run is trained by one process; a dead or silent claimant's 
   CHECK(store.claims("s").size() == 1);
 }
 
-TEST_CASE("a store of schema version 1 gains version 2's columns and keeps its runs") {
+TEST_CASE("a store of schema version 1 gains version 2's and 3's columns and keeps its runs") {
   testing::TempDir dir("deltabench-store-v1");
   const auto path = (dir.path() / "v1.sqlite").string();
   {
@@ -188,7 +188,8 @@ TEST_CASE("a store of schema version 1 gains version 2's columns and keeps its r
     store.record(make_record("h1", 0.25));
   }
   // Back to version 1's shape: the runs table without the new columns, no claims table.
-  for (const char* sql : {"ALTER TABLE runs DROP COLUMN gpu_name", "ALTER TABLE runs DROP COLUMN threads",
+  for (const char* sql : {"ALTER TABLE runs DROP COLUMN train_step", "ALTER TABLE runs DROP COLUMN gpu_name",
+                          "ALTER TABLE runs DROP COLUMN threads",
                           "ALTER TABLE runs DROP COLUMN backend_train_forward",
                           "ALTER TABLE runs DROP COLUMN backend_train_backward",
                           "ALTER TABLE runs DROP COLUMN backend_eval_forward", "DROP TABLE claims",
@@ -203,7 +204,29 @@ TEST_CASE("a store of schema version 1 gains version 2's columns and keeps its r
   REQUIRE(runs.size() == 1);
   CHECK(runs.at("h1").final_accuracy == 0.25);
   CHECK(runs.at("h1").backend_train_forward.empty());
+  CHECK(runs.at("h1").train_step.empty());
   CHECK(store.claim("s", "h9", sweep::this_process(), false, 300) == sweep::ClaimResult::kClaimed);
+}
+
+TEST_CASE("a store of schema version 2 gains train_step, keeps its runs and records the new column") {
+  testing::TempDir dir("deltabench-store-v2");
+  const auto path = (dir.path() / "v2.sqlite").string();
+  {
+    sweep::Store store(path);
+    store.record(make_record("h1", 0.5));
+  }
+  for (const char* sql : {"ALTER TABLE runs DROP COLUMN train_step", "UPDATE meta SET value = '2' WHERE key = 'schema_version'"}) {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    CHECK(sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+  }
+  sweep::Store store(path);
+  CHECK(store.runs("s").at("h1").final_accuracy == 0.5);
+  auto r = make_record("h2", 0.75);
+  r.train_step = "captured (CUDA graph) after 3 eager steps";
+  store.record(r);
+  CHECK(store.runs("s").at("h2").train_step == r.train_step);
 }
 
 TEST_CASE("a store that is not there is an error when it must exist, and is not created") {
