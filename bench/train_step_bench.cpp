@@ -1,0 +1,155 @@
+// One training step of the models the suites train: forward, loss at the scored positions, backward,
+// clipping and the fused AdamW (train/step.h), eager or replayed from a captured CUDA graph. Zoology's
+// MQAR model (vocabulary 8192, d_model 128, 2 layers, LayerNorm, no MLPs, tied head) at its three
+// shapes on a GPU; the quick suite's MQAR model (vocabulary 128, d_model 64, L 64, B 64) on a CPU.
+// bench/train_step_fla.py times the same model in PyTorch + FLA beside it.
+//
+//   build/bench/train_step_bench --benchmark_counters_tabular=true              (CPU)
+//   build/bench/train_step_bench --device=cuda --benchmark_out=train_step.json   (GPU)
+
+#include "models/language_model.h"
+#include "tasks/dataset.h"
+#include "tasks/registry.h"
+#include "train/step.h"
+
+#include <ATen/ATen.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+#include <benchmark/benchmark.h>
+#ifdef DELTABENCH_HAVE_CUDA
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+#include <cstring>
+#include <map>
+#include <optional>
+#include <string>
+
+namespace {
+
+using deltabench::models::MixerKind;
+
+at::Device g_device(at::kCPU);
+
+void synchronize() {
+  if (g_device.is_cuda()) at::detail::getCUDAHooks().deviceSynchronize(0);
+}
+
+struct Shape {
+  int64_t vocab, d_model, L, B, pairs;
+};
+
+deltabench::models::ModelConfig model_config(MixerKind kind, const Shape& s) {
+  deltabench::models::ModelConfig c;
+  c.vocab_size = s.vocab;
+  c.d_model = s.d_model;
+  c.num_layers = 2;
+  c.norm = deltabench::models::NormKind::kLayerNorm;
+  c.state_mixer = deltabench::models::StateMixerKind::kNone;
+  c.mixer = deltabench::models::default_mixer(kind);
+  if (kind == MixerKind::kDeltaNet || kind == MixerKind::kGatedDeltaNet) c.mixer.num_heads = 2;  // Zoology's
+  if (kind == MixerKind::kAttention) c.max_position_embeddings = s.L;  // as the zoology-mqar suite
+  return c;
+}
+
+// Args: mixer, vocab, d_model, L, B, pairs, captured (0 eager, 1 a CUDA graph after warm-up).
+void BM_train_step(benchmark::State& state) {
+  const auto kind = static_cast<MixerKind>(state.range(0));
+  const Shape shape{state.range(1), state.range(2), state.range(3), state.range(4), state.range(5)};
+  const bool captured = state.range(6) != 0;
+#ifdef DELTABENCH_HAVE_CUDA
+  std::optional<c10::cuda::CUDAStreamGuard> stream;
+  if (g_device.is_cuda()) stream.emplace(c10::cuda::getStreamFromPool(false, 0));
+#endif
+  const std::map<std::string, std::string> params = {{"vocab_size", std::to_string(shape.vocab)},
+                                                     {"seq_len", std::to_string(shape.L)},
+                                                     {"num_kv_pairs", std::to_string(shape.pairs)},
+                                                     {"num_examples", std::to_string(shape.B)},
+                                                     {"random_non_queries", "false"}};
+  const auto data = deltabench::tasks::generate_task("mqar", params, deltabench::tasks::Split::kTrain, 0);
+  deltabench::tasks::DeviceDataset set(data, g_device);
+  set.start_epoch(0, 0, false);
+  const auto batch = set.batch(0, shape.B);
+
+  torch::manual_seed(0);
+  deltabench::models::LanguageModel model(model_config(kind, shape));
+  model->to(g_device);
+  model->train();
+  deltabench::train::TrainConfig t;
+  t.lr = 1e-3;
+  t.weight_decay = 0.1;
+  deltabench::train::FusedAdamW optimizer(model, t, g_device);
+  deltabench::train::StepOptions o;
+  o.vocab_size = shape.vocab;
+  o.scored = deltabench::tasks::max_scored_positions(data.targets);
+  o.grad_clip = 1.0;
+  o.autocast = g_device.is_cuda();
+  o.capture = captured;
+  o.capacity = 1'000'000;
+  deltabench::train::TrainStep step(model, optimizer, o, g_device);
+  for (int i = 0; i < 5; ++i) step.run(batch);  // warm-up: the allocator, cuBLAS, and the capture
+  synchronize();
+  if (captured && !step.captured()) {
+    state.SkipWithError(("the step was not captured: " + step.mode()).c_str());
+    return;
+  }
+  for (auto _ : state) {
+    step.run(batch);
+    synchronize();
+  }
+  if (step.steps() > 0) (void)step.read_losses();
+  state.SetLabel(std::string(deltabench::models::to_string(kind)) + (captured ? "/captured" : "/eager") + "/" +
+                 (g_device.is_cuda() ? "cuda" : "cpu"));
+  state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(shape.B * shape.L),
+                                                  benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void register_all() {
+  const MixerKind kinds[] = {MixerKind::kAttention, MixerKind::kLinearAttention, MixerKind::kDeltaNet,
+                             MixerKind::kGatedDeltaNet};
+  for (const auto kind : kinds) {
+    const auto k = static_cast<int64_t>(kind);
+    if (g_device.is_cuda()) {
+      // Zoology's MQAR model at its three (L, B) shapes, with its pairs per length.
+      for (const Shape s : {Shape{8192, 128, 64, 512, 4}, Shape{8192, 128, 256, 256, 16}, Shape{8192, 128, 512, 128, 64}}) {
+        for (const int64_t captured : {0, 1}) {
+          benchmark::RegisterBenchmark("train_step", BM_train_step)
+              ->Args({k, s.vocab, s.d_model, s.L, s.B, s.pairs, captured})
+              ->ArgNames({"mixer", "V", "d", "L", "B", "pairs", "graph"})
+              ->Unit(benchmark::kMillisecond)
+              ->UseRealTime()
+              ->MinTime(0.5);
+        }
+      }
+    } else {
+      // The quick suite's MQAR model at d_model 64.
+      benchmark::RegisterBenchmark("train_step", BM_train_step)
+          ->Args({k, 128, 64, 64, 64, 4, 0})
+          ->ArgNames({"mixer", "V", "d", "L", "B", "pairs", "graph"})
+          ->Unit(benchmark::kMillisecond)
+          ->UseRealTime();
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Our own flag first: --device=cpu|cuda.
+  int out = 1;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--device=", 9) == 0) {
+      g_device = at::Device(std::string(argv[i] + 9));
+    } else {
+      argv[out++] = argv[i];
+    }
+  }
+  argc = out;
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  register_all();
+  benchmark::AddCustomContext("device", g_device.str());
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
