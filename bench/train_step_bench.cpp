@@ -118,7 +118,7 @@ void register_all() {
               ->ArgNames({"mixer", "V", "d", "L", "B", "pairs", "graph"})
               ->Unit(benchmark::kMillisecond)
               ->UseRealTime()
-              ->MinTime(0.5);
+              ->MinTime(0.3);
         }
       }
     } else {

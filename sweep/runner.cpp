@@ -9,6 +9,7 @@
 #include <sqlite3.h>
 #include <torch/version.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -159,8 +160,11 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
     train_options.placement = options.placement;
     if (!options.placement.checkpoint.empty()) train_options.placement.checkpoint = options.placement.checkpoint + "/" + run.hash;
     train_options.progress = false;
-    train_options.progress_interval_s = options.progress_interval_s;
+    // The claim's heartbeat comes with the trainer's progress callback: at least five a stale period, so
+    // that a live run is never taken over, whatever --progress-interval says about printed lines.
+    train_options.progress_interval_s = std::min(options.progress_interval_s, options.stale_claim_s / 5);
     train_options.cuda_graph = options.cuda_graph;
+    auto last_line = std::chrono::steady_clock::now();
     train_options.config_hash = run.hash;
     train_options.commit = commit;
     train_options.on_progress = [&](const train::Progress& pr) {
@@ -171,10 +175,14 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
                    result.in_shard, run.id, device.name, pr.epoch, pr.epochs, pr.accuracy,
                    train::format_duration(pr.eta_s), train::format_duration(shard_eta(pr.elapsed_s, pr.eta_s)));
       } else {
+        if (std::chrono::duration<double>(std::chrono::steady_clock::now() - last_line).count() < options.progress_interval_s) {
+          return;  // a heartbeat only
+        }
         fmt::print("{}[{:>{}}/{}] {} on {}: epoch {}/{} step {}/{} loss {:.4f} | run ETA {} | shard ETA {}\n", p, position,
                    width, result.in_shard, run.id, device.name, pr.epoch, pr.epochs, pr.step, pr.steps_per_epoch, pr.loss,
                    train::format_duration(pr.eta_s), train::format_duration(shard_eta(pr.elapsed_s, pr.eta_s)));
       }
+      last_line = std::chrono::steady_clock::now();
       std::fflush(stdout);
     };
     try {

@@ -241,4 +241,81 @@ std::string TrainStep::mode() const {
   return fmt::format("eager (fewer than {} full batches before capture)", options_.warmup + 1);
 }
 
+#ifdef DELTABENCH_HAVE_CUDA
+struct EvalStep::Graph {
+  at::cuda::CUDAGraph graph;
+};
+#else
+struct EvalStep::Graph {};
+#endif
+
+EvalStep::EvalStep(models::LanguageModel& model, const StepOptions& options, const at::Device& device)
+    : model_(model), options_(options), device_(device) {
+#ifndef DELTABENCH_HAVE_CUDA
+  options_.capture = false;
+#endif
+  if (!device.is_cuda()) options_.capture = false;
+}
+
+EvalStep::~EvalStep() = default;
+
+EvalStep::Outputs EvalStep::forward(const at::Tensor& inputs, const at::Tensor& targets) {
+  at::NoGradGuard no_grad;
+  AutocastGuard guard(options_.autocast, /*cache=*/!options_.capture);
+  const auto out = scored_logits(model_, inputs, targets, options_.scored);
+  const auto logits = out.logits.to(at::kFloat);
+  const auto loss = at::cross_entropy_loss(logits.reshape({-1, options_.vocab_size}), out.targets.reshape(-1), {},
+                                           at::Reduction::Sum, tasks::kIgnoreIndex);
+  return {logits.argmax(-1), out.targets, loss};
+}
+
+std::pair<at::Tensor, at::Tensor> EvalStep::run(const tasks::Batch& batch, at::Tensor& loss_sum) {
+#ifdef DELTABENCH_HAVE_CUDA
+  const bool full = !static_inputs_.defined() || batch.inputs.sizes() == static_inputs_.sizes();
+  if (options_.capture && !graph_ && failure_.empty() && full) {
+    static_inputs_ = batch.inputs.clone();
+    static_targets_ = batch.targets.clone();
+    (void)forward(static_inputs_, static_targets_);  // warm-up outside the graph
+    auto graph = std::make_unique<Graph>();
+    try {
+      graph->graph.capture_begin();
+      try {
+        static_out_ = forward(static_inputs_, static_targets_);
+      } catch (...) {
+        try {
+          graph->graph.capture_end();
+        } catch (...) {
+        }
+        throw;
+      }
+      graph->graph.capture_end();
+      graph_ = std::move(graph);
+    } catch (const std::exception& e) {
+      const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
+      failure_ = c10_error ? c10_error->what_without_backtrace() : e.what();
+      if (failure_.empty()) failure_ = "unknown error";
+      clear_cuda_error();
+      static_out_ = {};
+    }
+  }
+  if (graph_ && full) {
+    static_inputs_.copy_(batch.inputs, /*non_blocking=*/true);
+    static_targets_.copy_(batch.targets, /*non_blocking=*/true);
+    graph_->graph.replay();
+    loss_sum += static_out_.loss;
+    return {static_out_.preds.clone(), static_out_.targets.clone()};
+  }
+#endif
+  const auto out = forward(batch.inputs, batch.targets);
+  loss_sum += out.loss;
+  return {out.preds, out.targets};
+}
+
+std::string EvalStep::mode() const {
+  if (graph_) return "captured (CUDA graph)";
+  if (!failure_.empty()) return "eager: the forward could not be captured: " + failure_;
+  if (!device_.is_cuda()) return "eager (cpu)";
+  return options_.capture ? "eager (no full batch)" : "eager (capture off)";
+}
+
 }  // namespace deltabench::train

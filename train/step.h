@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace deltabench::train {
@@ -107,6 +108,40 @@ class TrainStep {
   struct Graph;
   std::unique_ptr<Graph> graph_;
   std::string failure_;  // why the step is not captured, when it was tried
+};
+
+// Evaluation's forward without host synchronisation: predictions (argmax at the scored positions)
+// and the summed loss stay on the device until the caller reads them. On CUDA the forward of a full
+// batch is captured once as a CUDA graph (in eval mode, without gradients) and replayed; a partial
+// batch runs eagerly.
+class EvalStep {
+ public:
+  EvalStep(models::LanguageModel& model, const StepOptions& options, const at::Device& device);
+  ~EvalStep();
+  EvalStep(const EvalStep&) = delete;
+  EvalStep& operator=(const EvalStep&) = delete;
+
+  // Adds the batch's summed loss to `loss_sum` (a device scalar) and returns its predictions and
+  // targets at the scored positions ([b, scored], on the device; owned by the caller).
+  std::pair<at::Tensor, at::Tensor> run(const tasks::Batch& batch, at::Tensor& loss_sum);
+  bool captured() const { return graph_ != nullptr; }
+  // "captured (CUDA graph)", "eager (cpu)", "eager: the forward could not be captured: ...".
+  std::string mode() const;
+
+ private:
+  struct Outputs {
+    at::Tensor preds, targets, loss;
+  };
+  Outputs forward(const at::Tensor& inputs, const at::Tensor& targets);
+
+  models::LanguageModel& model_;
+  StepOptions options_;
+  at::Device device_;
+  at::Tensor static_inputs_, static_targets_;
+  Outputs static_out_;
+  struct Graph;
+  std::unique_ptr<Graph> graph_;
+  std::string failure_;
 };
 
 }  // namespace deltabench::train

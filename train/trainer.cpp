@@ -291,6 +291,9 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
   step_options.capture = opt.cuda_graph;
   step_options.capacity = opt.max_steps > 0 ? std::min(opt.max_steps, total_steps) : total_steps;
   TrainStep step(model, optimizer, step_options, device);
+  StepOptions eval_options = step_options;
+  eval_options.scored = test_scored;
+  EvalStep eval_step(model, eval_options, device);
   // Losses come back from the device when progress is reported and at the end of each epoch: the
   // first non-finite one marks the run diverged at its step.
   double epoch_loss_sum = 0;
@@ -342,18 +345,11 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
     const auto eval_before = backend_counts();
     {
       // Every batch is queued before anything is read back: one synchronisation per evaluation.
-      c10::NoGradGuard no_grad;
-      AutocastGuard guard(autocast);
       test_set.start_epoch(0, 0, /*shuffle=*/false);
       std::vector<std::pair<at::Tensor, at::Tensor>> predictions;
       at::Tensor loss_sum = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(device));
       for (int64_t b = 0; b < test_set.num_batches(eval_batch); ++b) {
-        const auto batch = test_set.batch(b, eval_batch);
-        const auto out = scored_logits(model, batch.inputs, batch.targets, test_scored);
-        const auto logits = out.logits.to(at::kFloat);
-        loss_sum += at::cross_entropy_loss(logits.reshape({-1, V}), out.targets.reshape(-1), {}, at::Reduction::Sum,
-                                           tasks::kIgnoreIndex);
-        predictions.emplace_back(logits.argmax(-1), out.targets);
+        predictions.push_back(eval_step.run(test_set.batch(b, eval_batch), loss_sum));
       }
       for (const auto& [preds, targets] : predictions) evaluator.add_batch(preds, targets);
       test_loss = loss_sum.item<double>();
@@ -394,7 +390,7 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
   summary.backend_train_forward = ours ? forward_backend(train_calls) : aten;
   summary.backend_train_backward = ours ? backward_backend(train_calls) : (summary.steps > 0 ? aten : "none");
   summary.backend_eval_forward = ours ? forward_backend(eval_calls) : (summary.epochs > 0 ? aten : "none");
-  summary.train_step = step.mode();
+  summary.train_step = step.mode() + "; evaluation " + eval_step.mode();
   const auto& checkpoint = opt.placement.checkpoint;
   if (!checkpoint.empty()) {
     std::error_code ec;

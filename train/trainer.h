@@ -40,8 +40,9 @@ struct RunSummary {
   // evaluation's forward. Softmax attention calls no deltabench op: "aten".
   std::string backend_train_forward, backend_train_backward, backend_eval_forward;
   std::string backend() const;
-  // How the training step ran: "captured (CUDA graph) after 3 eager steps", "eager (cpu)", or eager
-  // with the reason the capture failed (train/step.h).
+  // How the training step and evaluation ran: "captured (CUDA graph) after 3 eager steps; evaluation
+  // captured (CUDA graph)", "eager (cpu); evaluation eager (cpu)", or eager with the reason a capture
+  // failed (train/step.h).
   std::string train_step;  // "train fwd reference, bwd reference (ATen autograd); eval fwd kernel"
   std::vector<EpochMetrics> history;
   std::vector<double> step_losses;  // every training step's loss, for reproducibility checks

@@ -208,6 +208,7 @@ TEST_CASE("trainer: metrics file and checkpoint", "[trainer]") {
   CHECK(s.backend_train_forward == "reference");
   CHECK(s.backend_train_backward == "reference (ATen autograd)");
   CHECK(s.backend_eval_forward == "reference");
+  CHECK(s.train_step == "eager (cpu); evaluation eager (cpu)");
   std::ifstream in(options.metrics_path);
   std::string line;
   int epochs = 0, summaries = 0;
@@ -222,6 +223,7 @@ TEST_CASE("trainer: metrics file and checkpoint", "[trainer]") {
       CHECK(j.at("commit") == "abc123");
       CHECK(j.at("final_accuracy").get<double>() == s.final_accuracy);
       CHECK(j.at("backend_train_forward") == "reference");
+      CHECK(j.at("train_step") == s.train_step);
     }
   }
   CHECK(epochs == 2);
