@@ -4,6 +4,7 @@
 //   build/bench/reference_ops_bench --benchmark_counters_tabular=true
 //   build/bench/reference_ops_bench --device=cuda     (reference ops on a GPU)
 
+#include "bench/device_flag.h"
 #include "kernels/family.h"
 
 #include <ATen/ATen.h>
@@ -11,7 +12,6 @@
 #include <benchmark/benchmark.h>
 #include <c10/core/GradMode.h>
 
-#include <cstring>
 #include <string>
 
 namespace {
@@ -82,16 +82,7 @@ void register_all() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Our own flag first: --device=cpu|cuda.
-  int out = 1;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strncmp(argv[i], "--device=", 9) == 0) {
-      g_device = at::Device(std::string(argv[i] + 9));
-    } else {
-      argv[out++] = argv[i];
-    }
-  }
-  argc = out;
+  g_device = deltabench::bench::take_device_flag(argc, argv);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   register_all();

@@ -7,6 +7,7 @@
 //   build/bench/train_step_bench --benchmark_counters_tabular=true              (CPU)
 //   build/bench/train_step_bench --device=cuda --benchmark_out=train_step.json   (GPU)
 
+#include "bench/device_flag.h"
 #include "models/language_model.h"
 #include "tasks/dataset.h"
 #include "tasks/registry.h"
@@ -20,7 +21,6 @@
 #include <c10/cuda/CUDAStream.h>
 #endif
 
-#include <cstring>
 #include <map>
 #include <optional>
 #include <string>
@@ -135,16 +135,7 @@ void register_all() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Our own flag first: --device=cpu|cuda.
-  int out = 1;
-  for (int i = 1; i < argc; ++i) {
-    if (std::strncmp(argv[i], "--device=", 9) == 0) {
-      g_device = at::Device(std::string(argv[i] + 9));
-    } else {
-      argv[out++] = argv[i];
-    }
-  }
-  argc = out;
+  g_device = deltabench::bench::take_device_flag(argc, argv);
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   register_all();

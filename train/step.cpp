@@ -8,6 +8,7 @@
 #include <ATen/detail/CUDAHooksInterface.h>
 #ifdef DELTABENCH_HAVE_CUDA
 #include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <cuda_runtime_api.h>
 #endif
 #include <c10/util/Exception.h>
@@ -120,8 +121,30 @@ struct TrainStep::Graph {
 };
 
 namespace {
-// A failed capture leaves its error as the CUDA runtime's last error: clear it before going on eagerly.
-void clear_cuda_error() { (void)cudaGetLastError(); }
+// Records `work` into `graph`. Returns the empty string, or why the capture failed: the capture is
+// ended and the CUDA runtime's last error cleared, so the caller can go on eagerly.
+template <class Work>
+std::string try_capture(at::cuda::CUDAGraph& graph, Work&& work) {
+  try {
+    graph.capture_begin();
+    try {
+      work();
+    } catch (...) {
+      try {
+        graph.capture_end();
+      } catch (...) {
+      }
+      throw;
+    }
+    graph.capture_end();
+    return {};
+  } catch (const std::exception& e) {
+    (void)cudaGetLastError();
+    const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
+    std::string why = c10_error ? c10_error->what_without_backtrace() : e.what();
+    return why.empty() ? "unknown error" : why;
+  }
+}
 }  // namespace
 #else
 struct TrainStep::Graph {};
@@ -139,7 +162,21 @@ TrainStep::TrainStep(models::LanguageModel& model, FusedAdamW& optimizer, const 
   if (!device.is_cuda()) options_.capture = false;
 }
 
-TrainStep::~TrainStep() = default;
+TrainStep::~TrainStep() {
+  // A graph's private memory pool is freed only when every tensor allocated in it is: the gradients
+  // the captured backward allocated there go first, then the graph, then the cached blocks. On the
+  // H200 a process that captured forty steps in turn (the training-step benchmark) had 56 GiB left in
+  // private pools without this (results/device/2026-12-03-h200-train-step.md).
+  optimizer_.zero_grad();
+  static_inputs_ = at::Tensor();
+  static_targets_ = at::Tensor();
+#ifdef DELTABENCH_HAVE_CUDA
+  if (graph_) {
+    graph_.reset();
+    c10::cuda::CUDACachingAllocator::emptyCache();
+  }
+#endif
+}
 
 void TrainStep::body(const at::Tensor& inputs, const at::Tensor& targets) {
   at::Tensor loss;
@@ -167,24 +204,9 @@ void TrainStep::capture(const tasks::Batch& batch) {
   optimizer_.zero_grad();
   auto graph = std::make_unique<Graph>();
   captured_at_ = issued_;
-  try {
-    graph->graph.capture_begin();
-    try {
-      body(static_inputs_, static_targets_);
-    } catch (...) {
-      try {
-        graph->graph.capture_end();
-      } catch (...) {
-      }
-      throw;
-    }
-    graph->graph.capture_end();
-  } catch (const std::exception& e) {
-    const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
-    failure_ = c10_error ? c10_error->what_without_backtrace() : e.what();
-    if (failure_.empty()) failure_ = "unknown error";
+  failure_ = try_capture(graph->graph, [&] { body(static_inputs_, static_targets_); });
+  if (!failure_.empty()) {
     captured_at_ = -1;
-    clear_cuda_error();
     optimizer_.zero_grad();
     at::detail::getCUDAHooks().deviceSynchronize(device_.index() < 0 ? 0 : device_.index());
     body(batch.inputs, batch.targets);  // this step, eagerly
@@ -257,7 +279,12 @@ EvalStep::EvalStep(models::LanguageModel& model, const StepOptions& options, con
   if (!device.is_cuda()) options_.capture = false;
 }
 
-EvalStep::~EvalStep() = default;
+EvalStep::~EvalStep() {
+  static_out_ = {};  // tensors of the graph's pool before the graph (see ~TrainStep)
+  static_inputs_ = at::Tensor();
+  static_targets_ = at::Tensor();
+  graph_.reset();
+}
 
 EvalStep::Outputs EvalStep::forward(const at::Tensor& inputs, const at::Tensor& targets) {
   at::NoGradGuard no_grad;
@@ -277,24 +304,10 @@ std::pair<at::Tensor, at::Tensor> EvalStep::run(const tasks::Batch& batch, at::T
     static_targets_ = batch.targets.clone();
     (void)forward(static_inputs_, static_targets_);  // warm-up outside the graph
     auto graph = std::make_unique<Graph>();
-    try {
-      graph->graph.capture_begin();
-      try {
-        static_out_ = forward(static_inputs_, static_targets_);
-      } catch (...) {
-        try {
-          graph->graph.capture_end();
-        } catch (...) {
-        }
-        throw;
-      }
-      graph->graph.capture_end();
+    failure_ = try_capture(graph->graph, [&] { static_out_ = forward(static_inputs_, static_targets_); });
+    if (failure_.empty()) {
       graph_ = std::move(graph);
-    } catch (const std::exception& e) {
-      const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
-      failure_ = c10_error ? c10_error->what_without_backtrace() : e.what();
-      if (failure_.empty()) failure_ = "unknown error";
-      clear_cuda_error();
+    } else {
       static_out_ = {};
     }
   }
