@@ -29,7 +29,9 @@ at::Tensor AttentionImpl::rotate(const at::Tensor& x, int64_t offset) const {
 
 at::Tensor AttentionImpl::forward(const at::Tensor& x) {
   const int64_t B = x.size(0), T = x.size(1);
-  const auto qkv = qkv_->forward(x).view({B, T, 3, heads_, head_dim_}).permute({2, 0, 3, 1, 4});  // [3, B, H, T, D]
+  // unbind, not three selects: its backward writes the three gradients into one tensor (a select's
+  // backward zero-fills the whole [3, B, H, T, D] for each of them).
+  const auto qkv = qkv_->forward(x).view({B, T, 3, heads_, head_dim_}).permute({2, 0, 3, 1, 4}).unbind(0);
   const auto q = rotate(qkv[0], 0), k = rotate(qkv[1], 0);
   const auto o = at::scaled_dot_product_attention(q, k, qkv[2], /*attn_mask=*/{}, is_training() ? dropout_ : 0.0,
                                                   /*is_causal=*/true);  // [B, H, T, D]

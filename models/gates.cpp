@@ -1,5 +1,7 @@
 #include "models/gates.h"
 
+#include "models/fused_cpu.h"
+
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 
@@ -28,7 +30,10 @@ at::Tensor apply_feature_map(const at::Tensor& x, FeatureMap map) {
 
 at::Tensor apply_qk_norm(const at::Tensor& x, QkNorm norm, double eps) {
   switch (norm) {
-    case QkNorm::kL2: return x * at::rsqrt(x.pow(2).sum(-1, /*keepdim=*/true) + 1e-6);
+    case QkNorm::kL2:
+      // One fused pass each way on the CPU (models/fused_cpu.h); the same formula elsewhere.
+      if (fused_cpu_applies(x)) return l2_normalize_cpu(x, 1e-6);
+      return x * at::rsqrt(x.pow(2).sum(-1, /*keepdim=*/true) + 1e-6);
     case QkNorm::kSum: return x / x.sum(-1, /*keepdim=*/true);
     case QkNorm::kRms: return x * at::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps);
     case QkNorm::kNone: return x;

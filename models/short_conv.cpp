@@ -1,5 +1,7 @@
 #include "models/short_conv.h"
 
+#include "models/fused_cpu.h"
+
 #include <ATen/ATen.h>
 
 #include <cmath>
@@ -14,24 +16,16 @@ ShortConvolutionImpl::ShortConvolutionImpl(int64_t channels, int64_t kernel_size
 }
 
 at::Tensor ShortConvolutionImpl::forward(const at::Tensor& x) {
-  const int64_t C = x.size(2), T = x.size(1);
-  at::Tensor y;
-  if (x.is_cpu()) {
-    // On the CPU a depthwise convolution of 4 taps is cheaper as 4 shifted multiply-adds over [B, T, C]
-    // than through oneDNN's im2col (whose backward took 2 ms a call at the quick suite's shapes).
-    const auto w = weight.squeeze(1).to(x.scalar_type());  // [C, kernel]
-    const auto padded = at::constant_pad_nd(x, {0, 0, kernel_size_ - 1, 0});  // [B, T + kernel - 1, C]
-    for (int64_t j = 0; j < kernel_size_; ++j) {
-      const auto term = padded.narrow(1, j, T) * w.select(1, j);
-      y = y.defined() ? y + term : term;
-    }
-  } else {
-    // [B, C, T] padded on the left only: causal.
-    const auto padded = at::constant_pad_nd(x.transpose(1, 2), {kernel_size_ - 1, 0});
-    y = at::conv1d(padded, weight.to(x.scalar_type()), at::Tensor(), at::IntArrayRef{1}, at::IntArrayRef{0},
-                   at::IntArrayRef{1}, C)
-            .transpose(1, 2);
-  }
+  const int64_t C = x.size(2);
+  // On the CPU one fused pass forward and one backward (models/fused_cpu.h): the step there is bound
+  // by passes over memory, and oneDNN's depthwise im2col took 2 ms a call in its backward at the
+  // quick suite's shapes.
+  if (fused_cpu_applies(x)) return causal_conv1d_cpu(x, weight.squeeze(1).to(x.scalar_type()), silu_);
+  // [B, C, T] padded on the left only: causal.
+  const auto padded = at::constant_pad_nd(x.transpose(1, 2), {kernel_size_ - 1, 0});
+  const auto y = at::conv1d(padded, weight.to(x.scalar_type()), at::Tensor(), at::IntArrayRef{1}, at::IntArrayRef{0},
+                            at::IntArrayRef{1}, C)
+                     .transpose(1, 2);
   return silu_ ? at::silu(y) : y;
 }
 

@@ -21,8 +21,9 @@
 #                                one Nsight Compute profile
 #   scripts/device.sh --train    build, the training GPU tests (captured step against eager), the training-step
 #                                benchmark (ours eager and captured; PyTorch + FLA beside it from a carried .fla), the
-#                                Zoology preset captured and eager: summary.md, build.log, tests.log, bench.log,
-#                                train.log, train_step_bench.json, train_step_fla.json
+#                                Zoology preset captured and eager, runs at once on one GPU (bench/per_gpu_probe.sh):
+#                                summary.md, build.log, tests.log, bench.log, train.log, probe.log,
+#                                train_step_bench.json, train_step_fla.json
 #   scripts/device.sh --harness  build, every test, then the README's GPU suite command (zoology-mqar, --jobs 4 on
 #                                the visible GPUs, no --device: the suite's own "cuda") for DELTABENCH_SUITE_SECONDS
 #                                (default 150), its stored runs listed with device and backend, and the report
@@ -179,6 +180,7 @@ if ((train_only)); then
   metrics_dir=$(mktemp -d)
   modes=(captured eager)
   [[ "${DELTABENCH_TRAIN_EAGER:-1}" == 0 ]] && modes=(captured)
+  [[ "${DELTABENCH_TRAIN_PRESET:-1}" == 0 ]] && modes=()
   for mode in "${modes[@]}"; do
     flags=()
     [[ $mode == eager ]] && flags=(--eager)
@@ -187,6 +189,23 @@ if ((train_only)); then
   done
   note ""
   grep -E '^(summary|backend|step):' "$out/train.log" | tee -a "$summary"
+  # How many runs to train at once on one GPU: N copies of a Zoology run started together (the rule
+  # behind run --per-gpu's default). DeltaNet at L 256 (GPU-bound on reference ops) and attention at L 64.
+  if [[ "${DELTABENCH_PER_GPU_PROBE:-1}" != 0 ]]; then
+    probe_dir=$(mktemp -d)
+    sed -e 's/^kind = "delta_net"/kind = "attention"\nattention_dropout = 0.1/' -e 's/^num_heads = 2 .*/num_heads = 1/' \
+      -e 's/^embed_dropout = 0.1/embed_dropout = 0.1\nposition_embeddings = true/' -e 's/^seq_len = 256/seq_len = 64/' \
+      -e 's/^num_kv_pairs = 16/num_kv_pairs = 4/' -e 's/^batch_size = 256 .*/batch_size = 512/' \
+      "$root/configs/zoology-mqar.toml" >"$probe_dir/zoology-attention-l64.toml"
+    note ""
+    note "runs at once on one GPU (bench/per_gpu_probe.sh):"
+    for probe in "$root/configs/zoology-mqar.toml 400" "$probe_dir/zoology-attention-l64.toml 1500"; do
+      read -r probe_config probe_steps <<<"$probe"
+      timeout 150 bash "$root/bench/per_gpu_probe.sh" "$build_dir/deltabench" "$probe_config" "$probe_steps" 1 2 4 \
+        >>"$out/probe.log" 2>&1 || status=1
+    done
+    grep -E '^per_gpu_probe: ' "$out/probe.log" | tee -a "$summary"
+  fi
   # PyTorch + FLA last: triton compiles and autotunes on its first calls; a time limit cuts only this.
   if [[ -d "$root/.fla/fla" ]]; then
     start=$(date +%s)
