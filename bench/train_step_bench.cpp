@@ -16,13 +16,8 @@
 #include <ATen/ATen.h>
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <benchmark/benchmark.h>
-#ifdef DELTABENCH_HAVE_CUDA
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
-#endif
 
 #include <map>
-#include <optional>
 #include <string>
 
 namespace {
@@ -57,10 +52,7 @@ void BM_train_step(benchmark::State& state) {
   const auto kind = static_cast<MixerKind>(state.range(0));
   const Shape shape{state.range(1), state.range(2), state.range(3), state.range(4), state.range(5)};
   const bool captured = state.range(6) != 0;
-#ifdef DELTABENCH_HAVE_CUDA
-  std::optional<c10::cuda::CUDAStreamGuard> stream;
-  if (g_device.is_cuda()) stream.emplace(c10::cuda::getStreamFromPool(false, 0));
-#endif
+  const deltabench::train::RunStreamGuard stream(g_device);
   const std::map<std::string, std::string> params = {{"vocab_size", std::to_string(shape.vocab)},
                                                      {"seq_len", std::to_string(shape.L)},
                                                      {"num_kv_pairs", std::to_string(shape.pairs)},

@@ -104,6 +104,7 @@ def main():
     ap.add_argument("--out", required=True, help="JSON with one row per case")
     ap.add_argument("--steps", type=int, default=30, help="timed steps per case")
     ap.add_argument("--warmup", type=int, default=10, help="steps before timing (triton autotunes in the first)")
+    ap.add_argument("--lengths", default="64,256,512", help="Zoology's shapes to time, by L (64: B 512, 256: B 256, 512: B 128)")
     args = ap.parse_args()
 
     import torch
@@ -111,7 +112,18 @@ def main():
     device = torch.device("cuda")
     V, d = 8192, 128
     rows = []
-    for L, B, pairs in ((64, 512, 4), (256, 256, 16), (512, 128, 64)):
+    shapes = {64: (512, 4), 256: (256, 16), 512: (128, 64)}
+    lengths = [int(x) for x in args.lengths.split(",")]
+    for L in lengths:
+        if L not in shapes:
+            sys.exit(f"train_step_fla.py: --lengths: expected some of 64,256,512, got {L}")
+
+    def write():  # after every case: a time limit that cuts the run keeps what was measured
+        Path(args.out).write_text(json.dumps({"fla": version, "torch": torch.__version__,
+                                              "gpu": torch.cuda.get_device_name(0), "rows": rows}, indent=1))
+
+    for L in lengths:
+        B, pairs = shapes[L]
         for mixer in ("attention", "linear_attention", "delta_net", "gated_delta_net"):
             name = f"{mixer}/L{L}/B{B}"
             try:
@@ -144,10 +156,10 @@ def main():
                 ms = statistics.median(times)
                 rows.append({"mixer": mixer, "L": L, "B": B, "ms": ms, "tokens_per_s": B * L / ms * 1e3})
                 print(f"train_step_fla: {name}: {ms:.3f} ms/step", flush=True)
+                write()
             except Exception as e:  # a case FLA cannot run is reported, not fatal
                 print(f"train_step_fla: {name}: failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
-    Path(args.out).write_text(json.dumps({"fla": version, "torch": torch.__version__,
-                                          "gpu": torch.cuda.get_device_name(0), "rows": rows}, indent=1))
+    write()
 
 
 if __name__ == "__main__":

@@ -24,8 +24,11 @@
 #                                Zoology preset captured and eager, runs at once on one GPU (bench/per_gpu_probe.sh):
 #                                summary.md, build.log, tests.log, bench.log, train.log, probe.log,
 #                                train_step_bench.json, train_step_fla.json
-#   scripts/device.sh --harness  build, every test, then the README's GPU suite command (zoology-mqar, --jobs 4 on
-#                                the visible GPUs, no --device: the suite's own "cuda") for DELTABENCH_SUITE_SECONDS
+#                                --train's switches: DELTABENCH_TEST_SECONDS (180), DELTABENCH_TRAIN_PRESET=0 (no preset
+#                                runs), DELTABENCH_TRAIN_EAGER=0 (the preset captured only), DELTABENCH_PER_GPU_PROBE=0,
+#                                DELTABENCH_FLA_SECONDS (200), DELTABENCH_FLA_LENGTHS (64,256,512)
+#   scripts/device.sh --harness  build, every test, then the README's GPU suite command (zoology-mqar, no flags: the
+#                                suite's own "cuda", the default runs per GPU) for DELTABENCH_SUITE_SECONDS
 #                                (default 150), its stored runs listed with device and backend, and the report
 #
 # nlohmann-json's headers come the same way as SQLite's: carry .deb/nlohmann (nlohmann-json3-dev unpacked).
@@ -188,7 +191,7 @@ if ((train_only)); then
       "${flags[@]}") >>"$out/train.log" 2>&1 || status=1
   done
   note ""
-  grep -E '^(summary|backend|step):' "$out/train.log" | tee -a "$summary"
+  [[ -f "$out/train.log" ]] && grep -E '^(summary|backend|step):' "$out/train.log" | tee -a "$summary"
   # How many runs to train at once on one GPU: N copies of a Zoology run started together (the rule
   # behind run --per-gpu's default). DeltaNet at L 256 (GPU-bound on reference ops) and attention at L 64.
   if [[ "${DELTABENCH_PER_GPU_PROBE:-1}" != 0 ]]; then
@@ -210,7 +213,8 @@ if ((train_only)); then
   if [[ -d "$root/.fla/fla" ]]; then
     start=$(date +%s)
     timeout "${DELTABENCH_FLA_SECONDS:-200}" "$python" "$root/bench/train_step_fla.py" --fla "$root/.fla" \
-      --out "$out/train_step_fla.json" >>"$out/bench.log" 2>&1 || status=1
+      --lengths "${DELTABENCH_FLA_LENGTHS:-64,256,512}" --out "$out/train_step_fla.json" >>"$out/bench.log" 2>&1 ||
+      status=1
     note ""
     note "training step, PyTorch + FLA (median ms per step, $(($(date +%s) - start)) s with triton's compilation):"
     grep -E '^train_step_fla: ' "$out/bench.log" | tee -a "$summary"
@@ -243,14 +247,14 @@ if ((harness)); then
   seconds="${DELTABENCH_SUITE_SECONDS:-150}"
   store="$out/zoology-mqar.sqlite"
   start=$(date +%s)
-  (cd "$root" && timeout -s TERM "$seconds" "$build_dir/deltabench" run zoology-mqar --jobs 4 --store "$store" \
+  (cd "$root" && timeout -s TERM "$seconds" "$build_dir/deltabench" run zoology-mqar --store "$store" \
     --progress-interval 20) >"$out/suite.log" 2>&1 &
   suite_pid=$!
   sleep 60
   note "- nvidia-smi 60 s into the suite: $(nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader)"
   note "- processes on the GPU: $(nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader | wc -l)"
   wait $suite_pid
-  note "- zoology-mqar --jobs 4 for ${seconds} s: rc=$? (124: stopped by timeout, as planned) after $(($(date +%s) - start)) s"
+  note "- zoology-mqar (the default runs per GPU) for ${seconds} s: rc=$? (124: stopped by timeout, as planned) after $(($(date +%s) - start)) s"
   sleep 2
   note "- workers left after the parent ended: $(pgrep -f -- "--store $store --worker" | wc -l)"
   head -n 3 "$out/suite.log" | tee -a "$summary"

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
@@ -242,6 +243,15 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
     }
   }
   return result;
+}
+
+int64_t default_runs_per_gpu(size_t runs_to_do, double largest_run_bytes, double free_gpu_bytes) {
+  int64_t n = std::min<int64_t>(kDefaultRunsPerGpu, static_cast<int64_t>(runs_to_do));
+  if (largest_run_bytes > 0 && std::isfinite(free_gpu_bytes)) {
+    const double fit = std::floor(0.8 * std::max(0.0, free_gpu_bytes) / largest_run_bytes);
+    n = std::min<int64_t>(n, static_cast<int64_t>(std::min(fit, 1e6)));
+  }
+  return std::max<int64_t>(1, n);
 }
 
 }  // namespace deltabench::sweep

@@ -37,6 +37,15 @@ struct RunnerResult {
 
 RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& options);
 
+// How many runs `deltabench run` trains at once on each GPU when no --jobs, --per-gpu or --shard
+// says: kDefaultRunsPerGpu, fewer where the grid has fewer runs to do or where that many of its
+// largest runs (train::estimate_memory) would not fit in 80% of the GPU's free memory; at least 1.
+// The 4 is measured (H200, train/NOTES.md "Several runs on one GPU"): four copies of a Zoology run
+// started together finished 1.86 times as many DeltaNet runs per hour at L 256 as one, and 3.8
+// times as many attention runs at L 64; two gave 1.33 and 2.3.
+inline constexpr int64_t kDefaultRunsPerGpu = 4;
+int64_t default_runs_per_gpu(size_t runs_to_do, double largest_run_bytes, double free_gpu_bytes);
+
 // "abc123def456" (with "-dirty" when tracked files outside results/ differ), or "unknown" outside a
 // git checkout.
 std::string git_commit();

@@ -5,9 +5,13 @@
 #include <ATen/Context.h>
 #ifdef DELTABENCH_HAVE_CUDA
 #include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <cuda_runtime_api.h>
 #endif
 
 #include <charconv>
+#include <fstream>
+#include <limits>
 #include <optional>
 
 namespace deltabench::train {
@@ -26,6 +30,26 @@ std::optional<int64_t> cuda_index(const std::string& device) {
 }
 
 }  // namespace
+
+double available_bytes(const at::Device& device) {
+#ifdef DELTABENCH_HAVE_CUDA
+  if (device.is_cuda()) {
+    c10::cuda::CUDAGuard guard(device);
+    size_t free = 0, total = 0;
+    if (cudaMemGetInfo(&free, &total) == cudaSuccess) return static_cast<double>(free);
+    cudaGetLastError();
+    return std::numeric_limits<double>::infinity();
+  }
+#endif
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  double kb = 0;
+  std::string unit;
+  while (meminfo >> key >> kb >> unit) {
+    if (key == "MemAvailable:") return kb * 1024.0;
+  }
+  return std::numeric_limits<double>::infinity();
+}
 
 int64_t visible_gpus() { return at::hasCUDA() ? static_cast<int64_t>(at::getNumGPUs()) : 0; }
 

@@ -37,4 +37,8 @@ ResolvedDevice resolve_device(const std::string& device, const std::string& orig
 // GPUs this process can use (0 without a CUDA build or driver).
 int64_t visible_gpus();
 
+// Bytes of memory this process could still take: MemAvailable on the host, free memory on a GPU
+// (infinity where neither can be read).
+double available_bytes(const at::Device& device);
+
 }  // namespace deltabench::train

@@ -9,6 +9,8 @@
 #ifdef DELTABENCH_HAVE_CUDA
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
 #endif
 #include <c10/util/Exception.h>
@@ -16,6 +18,8 @@
 
 #include <algorithm>
 #include <exception>
+#include <map>
+#include <optional>
 
 namespace deltabench::train {
 
@@ -34,6 +38,29 @@ AutocastGuard::~AutocastGuard() {
   at::autocast::set_autocast_enabled(at::kCUDA, false);
   at::autocast::set_autocast_cache_enabled(cache_before_);
 }
+
+#ifdef DELTABENCH_HAVE_CUDA
+struct RunStreamGuard::Impl {
+  std::optional<c10::cuda::CUDAStreamGuard> guard;
+};
+
+RunStreamGuard::RunStreamGuard(const at::Device& device) : impl_(std::make_unique<Impl>()) {
+  if (!device.is_cuda()) return;
+  const c10::DeviceIndex index = device.index() < 0 ? c10::cuda::current_device() : device.index();
+  thread_local std::map<c10::DeviceIndex, c10::cuda::CUDAStream> streams;
+  auto it = streams.find(index);
+  if (it == streams.end()) it = streams.emplace(index, c10::cuda::getStreamFromPool(false, index)).first;
+  impl_->guard.emplace(it->second);
+}
+#else
+struct RunStreamGuard::Impl {};
+
+RunStreamGuard::RunStreamGuard(const at::Device& device) : impl_(std::make_unique<Impl>()) {
+  TORCH_CHECK(!device.is_cuda(), "RunStreamGuard: this build has no CUDA, asked for ", device);
+}
+#endif
+
+RunStreamGuard::~RunStreamGuard() = default;
 
 FusedAdamW::FusedAdamW(models::LanguageModel& model, const TrainConfig& t, const at::Device& device)
     : lr_value_(t.lr), beta1_(t.beta1), beta2_(t.beta2), eps_(t.eps), device_lr_(device.is_cuda()) {

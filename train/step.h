@@ -34,6 +34,23 @@ class AutocastGuard {
   bool on_, cache_before_ = true;
 };
 
+// Makes this thread's run stream current on a CUDA device for the guard's lifetime (nothing on the
+// CPU). A step can be captured only off the legacy default stream, and the stream is one per thread
+// and device, the same for every run: cuBLAS keeps a workspace per (handle, stream) for the life of
+// the process, so a fresh pool stream per run left its workspaces behind in a worker that trains
+// hundreds of runs (64 MiB a run on the H200: tests/train/cuda_test.cpp, five runs in one process).
+class RunStreamGuard {
+ public:
+  explicit RunStreamGuard(const at::Device& device);
+  ~RunStreamGuard();
+  RunStreamGuard(const RunStreamGuard&) = delete;
+  RunStreamGuard& operator=(const RunStreamGuard&) = delete;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 // AdamW through ATen's `_fused_adamw_` (torch.optim.AdamW(fused=True)): one kernel for all
 // parameters. Two groups: weight decay on matrices, none on norms, biases, A_log and dt_bias. On CUDA
 // the learning rate and the step counts are device tensors, so the update can be captured.

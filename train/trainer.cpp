@@ -13,7 +13,6 @@
 #include <ATen/detail/CUDAHooksInterface.h>
 #ifdef DELTABENCH_HAVE_CUDA
 #include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
 #endif
 #include <c10/core/GradMode.h>
@@ -27,7 +26,6 @@
 #include <fstream>
 #include <limits>
 #include <numbers>
-#include <optional>
 #include <string>
 
 namespace deltabench::train {
@@ -62,27 +60,6 @@ void synchronize(const at::Device& device) {
 
 // A JSON number, or null for NaN and infinities (which JSON cannot hold).
 nlohmann::json number(double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr); }
-
-// Bytes of memory this process could still take: MemAvailable on the host, free memory on a GPU.
-double available_bytes(const at::Device& device) {
-#ifdef DELTABENCH_HAVE_CUDA
-  if (device.is_cuda()) {
-    c10::cuda::CUDAGuard guard(device);
-    size_t free = 0, total = 0;
-    if (cudaMemGetInfo(&free, &total) == cudaSuccess) return static_cast<double>(free);
-    cudaGetLastError();
-    return std::numeric_limits<double>::infinity();
-  }
-#endif
-  std::ifstream meminfo("/proc/meminfo");
-  std::string key;
-  double kb = 0;
-  std::string unit;
-  while (meminfo >> key >> kb >> unit) {
-    if (key == "MemAvailable:") return kb * 1024.0;
-  }
-  return std::numeric_limits<double>::infinity();
-}
 
 }  // namespace
 
@@ -211,11 +188,8 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
   check_memory(c, available_bytes(at::kCPU) + (device.is_cuda() ? estimate_memory(c).total() : 0.0), "this machine");
   if (device.is_cuda()) check_memory(c, available_bytes(device), resolved.name);
 
-#ifdef DELTABENCH_HAVE_CUDA
-  // The whole run on one stream of its own: a step can be captured only off the legacy default stream.
-  std::optional<c10::cuda::CUDAStreamGuard> stream;
-  if (device.is_cuda()) stream.emplace(c10::cuda::getStreamFromPool(false, device.index() < 0 ? 0 : device.index()));
-#endif
+  // The whole run on this thread's run stream (see RunStreamGuard).
+  const RunStreamGuard stream(device);
   const Data data = make_data(c.task);
   tasks::DeviceDataset train_set(data.train, device), test_set(data.test, device);
   const int64_t V = c.model.vocab_size;

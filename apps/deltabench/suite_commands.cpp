@@ -4,6 +4,7 @@
 #include "report/kernels.h"
 #include "report/report.h"
 #include "sweep/runner.h"
+#include "train/trainer.h"
 
 #include <ATen/Parallel.h>
 #include <fmt/core.h>
@@ -13,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <memory>
@@ -183,6 +185,19 @@ int run_in_processes(const RunArgs& a, const std::string& suite_file, const trai
   return failures ? 1 : 0;
 }
 
+// sweep::default_runs_per_gpu for the runs of `suite` the store does not hold yet.
+int64_t default_per_gpu(const sweep::Suite& suite, const RunArgs& a, const at::Device& device) {
+  const auto runs = sweep::expand(suite);
+  size_t to_do = runs.size();
+  if (std::filesystem::exists(a.store)) {
+    const auto recorded = sweep::Store(a.store, sweep::Store::Open::kExisting).runs(suite.name);
+    to_do -= std::min(to_do, recorded.size());
+  }
+  double largest = 0;
+  for (const auto& run : runs) largest = std::max(largest, train::estimate_memory(run.config).total());
+  return sweep::default_runs_per_gpu(to_do, largest, train::available_bytes(device));
+}
+
 }  // namespace
 
 void add_suite_commands(CLI::App& app, int& status) {
@@ -219,12 +234,19 @@ void add_suite_commands(CLI::App& app, int& status) {
     if (ra->jobs > 1 && !ra->shard.empty()) throw train::ConfigError("--jobs and --shard: give one, not both");
     if (ra->per_gpu > 0 && ra->jobs > 1) throw train::ConfigError("--jobs and --per-gpu: give one, not both");
     if (ra->per_gpu > 0 && !ra->shard.empty()) throw train::ConfigError("--per-gpu and --shard: give one, not both");
-    if (!ra->gpus.empty() && ra->jobs == 1 && ra->per_gpu == 0) {
-      throw train::ConfigError("--gpus: goes with --jobs N or --per-gpu N (workers on those GPUs)");
-    }
     const auto placement = placement_of(suite, *ra);
     // Where it trains is checked before the store is touched: a wrong device records nothing.
     const auto device = train::resolve_device(placement.device, placement.device_origin);
+    const bool chosen =
+        ra->jobs > 1 || ra->per_gpu > 0 || !ra->shard.empty() || !ra->worker.empty() || ra->abort_after >= 0;
+    if (device.device.is_cuda() && !chosen && !ra->dry_run) {
+      ra->per_gpu = default_per_gpu(suite, *ra, device.device);
+      fmt::print("suite {}: {} run(s) at once on each GPU (the default on CUDA; --per-gpu N to choose)\n", suite.name,
+                 ra->per_gpu);
+    }
+    if (!ra->gpus.empty() && ra->jobs == 1 && ra->per_gpu == 0) {
+      throw train::ConfigError("--gpus: goes with --jobs N or --per-gpu N (workers on those GPUs)");
+    }
     if (ra->per_gpu > 0) {
       if (!device.device.is_cuda()) {
         throw train::ConfigError(fmt::format("--per-gpu: needs CUDA, but runs train on {} ({}); use --jobs on the CPU",

@@ -10,6 +10,10 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 export OMP_NUM_THREADS=1
 source "$(dirname "${BASH_SOURCE[0]}")/../support/check.sh"
+# Where a GPU is visible, `run` trains several runs at once on it by default (sweep/runner.h). The
+# checks below are of one process and ask for one there; section 6 checks the default itself.
+one=()
+if "$bin" info | grep -qE '^cuda devs +[1-9]'; then gpu=1; one=(--per-gpu 1); else gpu=0; fi
 rows() {  # rows <store>: runs recorded, counted by SQLite itself where its shell exists
   if command -v sqlite3 >/dev/null; then
     sqlite3 "$1" "SELECT COUNT(*) || '/' || COUNT(DISTINCT hash) FROM runs WHERE suite = 'tiny'"
@@ -26,7 +30,7 @@ check "--abort-after 5 exits with status 75" test $? -eq 75
 check "the interrupted run recorded 5" test "$(rows "$tmp/a.sqlite")" = "5/5"
 "$bin" run "$suite" --store "$tmp/a.sqlite" --dry-run >"$tmp/dry.txt" 2>&1
 check "dry run sees 5 done and 11 to do" grep -q "5 already in .*, 11 to run" "$tmp/dry.txt"
-"$bin" run "$suite" --store "$tmp/a.sqlite" --out "$tmp/report-a" >"$tmp/a2.txt" 2>&1
+"$bin" run "$suite" --store "$tmp/a.sqlite" "${one[@]}" --out "$tmp/report-a" >"$tmp/a2.txt" 2>&1
 check "the resumed run exits 0" test $? -eq 0
 check "the resumed run trains only the other 11" grep -q "done: 11 runs trained" "$tmp/a2.txt"
 check "the store holds 16 runs, no duplicates" test "$(rows "$tmp/a.sqlite")" = "16/16"
@@ -34,7 +38,7 @@ check "progress lines show position and ETA" grep -qE '^\[16/16\] long/delta/d16
 check "the report was written at the end" test -s "$tmp/report-a/table.md"
 check "the report has every cell" bash -c "! grep -q 'missing (' '$tmp/report-a/table.md'"
 check "the report names the models" grep -q "| DeltaNet |" "$tmp/report-a/table.md"
-"$bin" run "$suite" --store "$tmp/a.sqlite" --no-report >"$tmp/a3.txt" 2>&1
+"$bin" run "$suite" --store "$tmp/a.sqlite" "${one[@]}" --no-report >"$tmp/a3.txt" 2>&1
 check "a third run has nothing to do" grep -q "16 already in .*, 0 to run" "$tmp/a3.txt"
 
 # 2. Two processes on the two shards of one grid, at the same time, into one new store.
@@ -82,7 +86,7 @@ check "an unknown run for --curves is an error" grep -q "no run of suite tiny in
 
 # 6. Where it trains: said before the first run and on every progress line; a device this machine
 #    lacks is one error before anything is recorded (a suite's device = "cuda" on a CPU machine).
-"$bin" run "$suite" --store "$tmp/d.sqlite" --no-report --progress-interval 0 >"$tmp/d.txt" 2>&1
+"$bin" run "$suite" --store "$tmp/d.sqlite" "${one[@]}" --no-report --progress-interval 0 >"$tmp/d.txt" 2>&1
 check "run says where it trains before the first run" grep -qE '^suite tiny: .* to run, on (cpu|cuda:0 \(.*\)) with [0-9]+ CPU threads' "$tmp/d.txt"
 check "progress lines show run, epoch, step, device and ETA" \
   grep -qE '^\[ ?1/16\] short/linear/d8/lr0.001/wd0.1/s7 on (cpu|cuda:0 .*): epoch 1/1 step 1/2 loss [0-9.]+ \| run ETA [0-9]+s \| shard ETA' "$tmp/d.txt"
@@ -93,7 +97,13 @@ sed 's/^name = "tiny"/name = "tiny-cuda"/; s/^early_stop = 0$/early_stop = 0\nde
 check "an unknown --device is an error (exit 2)" test $? -eq 2
 check "an unknown --device names the flag and the spellings" \
   grep -q -- '--device: expected "auto", "cpu", "cuda" or "cuda:N", got "gpu0"' "$tmp/e0.txt"
-if ! "$bin" info | grep -qE '^cuda devs +[1-9]'; then
+if ((gpu)); then
+  "$bin" run "$suite" --store "$tmp/e.sqlite" --no-report >"$tmp/e4.txt" 2>&1
+  check "on a GPU, run trains 4 runs at once by default and says so" \
+    grep -q '^suite tiny: 4 run(s) at once on each GPU (the default on CUDA; --per-gpu N to choose)' "$tmp/e4.txt"
+  check "the default's workers share the grid" grep -q '^suite tiny: 4 worker processes on the GPUs' "$tmp/e4.txt"
+  check "the default's workers trained all 16 runs" test "$(rows "$tmp/e.sqlite")" = "16/16"
+else
   "$bin" run "$tmp/tiny-cuda.toml" --store "$tmp/e.sqlite" >"$tmp/e1.txt" 2>&1
   check "a suite's device = \"cuda\" on a machine without a GPU is an error (exit 2)" test $? -eq 2
   check "the error names the suite file and key" grep -q 'tiny-cuda.toml:[0-9]*: \[base.train\] device: "cuda" requested, but' "$tmp/e1.txt"
@@ -107,18 +117,18 @@ fi
 # 7. Failed runs: recorded with their error, the exit status says so, a resumed run says they are skipped.
 sed 's/^name = "tiny"/name = "tiny-huge"/; s/^num_layers = 1$/num_layers = 1\nvocab_size = 1048576/; s/^d_model = \[8, 16\]/d_model = [65536]/' \
   "$suite" >"$tmp/tiny-huge.toml"
-"$bin" run "$tmp/tiny-huge.toml" --store "$tmp/f.sqlite" --out "$tmp/report-f" >"$tmp/f1.txt" 2>&1
+"$bin" run "$tmp/tiny-huge.toml" --store "$tmp/f.sqlite" "${one[@]}" --out "$tmp/report-f" >"$tmp/f1.txt" 2>&1
 check "a run whose memory estimate is too large fails (exit 1)" test $? -eq 1
 check "its error names the key and the estimate" grep -q 'FAILED: .*\[model\] vocab_size makes this run need about [0-9.]* GB' "$tmp/f1.txt"
 check "the report is written all the same" test -s "$tmp/report-f/table.md"
-"$bin" run "$tmp/tiny-huge.toml" --store "$tmp/f.sqlite" --no-report >"$tmp/f2.txt" 2>&1
+"$bin" run "$tmp/tiny-huge.toml" --store "$tmp/f.sqlite" "${one[@]}" --no-report >"$tmp/f2.txt" 2>&1
 check "skipping failed runs exits 0" test $? -eq 0
 check "skipping failed runs says how many and how to retry" grep -q '8 failed run(s) recorded earlier are skipped; --retry-failed' "$tmp/f2.txt"
 
 # 8. Two processes on one store, no shards: each run is claimed before it trains, so each trains once.
-"$bin" run "$suite" --store "$tmp/g.sqlite" --no-report >"$tmp/g0.txt" 2>&1 &
+"$bin" run "$suite" --store "$tmp/g.sqlite" "${one[@]}" --no-report >"$tmp/g0.txt" 2>&1 &
 p0=$!
-"$bin" run "$suite" --store "$tmp/g.sqlite" --no-report >"$tmp/g1.txt" 2>&1 &
+"$bin" run "$suite" --store "$tmp/g.sqlite" "${one[@]}" --no-report >"$tmp/g1.txt" 2>&1 &
 p1=$!
 wait $p0; s0=$?
 wait $p1; s1=$?
@@ -147,7 +157,7 @@ check "the killed workers' runs are still to do" grep -q "0 already in .*, 16 to
 # 10. No shell: a suite name with quotes and ';' is only ever a name.
 mkdir -p "$tmp/cwd"
 sed "s/^name = \"tiny\"/name = \"x'; touch MARK; echo '\"/; s/^epochs = 1\$/epochs = 1/" "$suite" >"$tmp/quoted.toml"
-(cd "$tmp/cwd" && "$bin" run "$tmp/quoted.toml" --store "$tmp/q.sqlite" >"$tmp/q.txt" 2>&1)
+(cd "$tmp/cwd" && "$bin" run "$tmp/quoted.toml" --store "$tmp/q.sqlite" "${one[@]}" >"$tmp/q.txt" 2>&1)
 check "a quoted suite name trains and reports (exit 0)" test $? -eq 0
 check "its report lands under its name" test -s "$tmp/cwd/results/x'; touch MARK; echo '/table.md"
 check "no shell ran the name: no MARK file" test ! -e "$tmp/cwd/MARK" -a ! -e "$tmp/cwd/results/MARK"
