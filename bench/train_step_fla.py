@@ -17,6 +17,7 @@ warm-up steps before it is timed. Median of the timed steps, each synchronised.
 
 import argparse
 import json
+import re
 import statistics
 import sys
 import time
@@ -33,7 +34,8 @@ def import_fla(path):
         module.__path__ = [str(folder)]
         sys.modules[name] = module
     init = (root / "__init__.py").read_text()
-    version = init.split("__version__", 1)[1].split("'")[1] if "__version__" in init else "unknown"
+    match = re.search(r"""__version__\s*=\s*["']([^"']+)["']""", init)
+    version = match.group(1) if match else "unknown"
     sys.modules["fla"].__version__ = version
     import fla.ops.common.chunk_o as chunk_o
     chunk_o.TRITON_ABOVE_3_7_1 = True  # timing only: see the module docstring
