@@ -40,7 +40,8 @@ void BM_sequence_op(benchmark::State& state) {
   }
   deltabench::SequenceOptions options;
   options.mode = mode;
-  options.allow_kernels = false;  // the reference path, also on CUDA (kernels_bench times the kernels)
+  // The reference path, also on CUDA (kernels_bench times the kernels).
+  options.backend = deltabench::BackendChoice::kReference;
   for (auto _ : state) {
     if (backward) {
       auto out = deltabench::run_family(family, in, options);

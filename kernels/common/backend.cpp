@@ -11,6 +11,17 @@ std::atomic<int64_t> g_reference{0}, g_reference_with_grad{0}, g_kernel{0};
 
 }  // namespace
 
+std::string_view backend_name(Backend backend) { return backend == Backend::kKernel ? "kernel" : "reference"; }
+
+std::string_view backend_choice_name(BackendChoice choice) {
+  switch (choice) {
+    case BackendChoice::kAuto: return "auto";
+    case BackendChoice::kReference: return "reference";
+    case BackendChoice::kKernel: return "kernel";
+  }
+  return "?";
+}
+
 BackendCounts backend_counts() { return {g_reference.load(), g_reference_with_grad.load(), g_kernel.load()}; }
 
 BackendCounts operator-(const BackendCounts& a, const BackendCounts& b) {

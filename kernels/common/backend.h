@@ -4,6 +4,8 @@
 // linear_attention, delta_rule and gated_delta_rule is counted, so that a trainer can record what
 // actually ran in its training and evaluation phases instead of inferring it.
 
+#include "kernels/common/sequence_op.h"
+
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
@@ -11,8 +13,6 @@
 #include <string>
 
 namespace deltabench {
-
-enum class Backend { kReference, kKernel };
 
 struct BackendCounts {
   int64_t reference = 0;            // reference-op calls

@@ -1,5 +1,7 @@
 #include "kernels/common/cuda_dispatch.h"
 
+#include "kernels/common/backend.h"
+
 #ifdef DELTABENCH_HAVE_CUDA
 #include "kernels/common/cuda_kernels.h"
 #include "kernels/common/segments.h"
@@ -10,21 +12,17 @@
 #include <c10/cuda/CUDAGuard.h>
 #endif
 
+#include <c10/util/Exception.h>
+#include <c10/util/StringUtil.h>
+
 #include <cmath>
+#include <optional>
 #include <vector>
 
 namespace deltabench::detail {
 
 #ifdef DELTABENCH_HAVE_CUDA
 namespace {
-
-bool needs_grad(std::initializer_list<const at::Tensor*> tensors) {
-  if (!c10::GradMode::is_enabled()) return false;
-  for (const auto* t : tensors) {
-    if (t->defined() && t->requires_grad()) return true;
-  }
-  return false;
-}
 
 std::optional<cuda::Dtype> kernel_dtype(at::ScalarType t) {
   switch (t) {
@@ -75,16 +73,11 @@ void segmented_forward(cuda::ChunkParams p, const Segments& segments, const at::
   if (ends.defined()) final_state.copy_(ends.index_select(0, device_offsets(segments.last, device)));
 }
 
-}  // namespace
-
-std::optional<SequenceOutput> cuda_chunk_forward(KernelRule rule, const SequenceShape& shape, const at::Tensor& q,
-                                                 const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta,
-                                                 const at::Tensor& g, const SequenceOptions& options) {
+// The kernel's forward; the caller has checked kernel_unavailable.
+SequenceOutput cuda_chunk_forward(KernelRule rule, const SequenceShape& shape, const at::Tensor& q,
+                                  const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta,
+                                  const at::Tensor& g, const SequenceOptions& options) {
   const auto dtype = kernel_dtype(q.scalar_type());
-  if (!q.is_cuda() || !options.allow_kernels || options.mode != Mode::kChunk || options.chunk_size != 64 || !dtype ||
-      !cuda::chunk_forward_supports(shape.K, shape.V) || needs_grad({&q, &k, &v, &beta, &g, &options.initial_state})) {
-    return std::nullopt;
-  }
   const c10::cuda::CUDAGuard guard(q.device());
   const auto qc = aligned(q.contiguous(), 16), kc = aligned(k.contiguous(), 16), vc = aligned(v.contiguous(), 16);
   const auto betac = beta.defined() ? beta.to(at::kFloat).contiguous() : at::Tensor();
@@ -97,6 +90,7 @@ std::optional<SequenceOutput> cuda_chunk_forward(KernelRule rule, const Sequence
     for (int64_t b = 0; b <= shape.B; ++b) host_starts[b] = b * shape.T;
   }
   SequenceOutput out;
+  out.backend = Backend::kKernel;
   out.o = at::empty({shape.B, shape.T, shape.H, shape.V}, v.options().memory_format(at::MemoryFormat::Contiguous));
   if (options.output_final_state) {
     out.final_state = at::empty({shape.N, shape.H, shape.K, shape.V}, q.options().dtype(at::kFloat));
@@ -137,12 +131,57 @@ std::optional<SequenceOutput> cuda_chunk_forward(KernelRule rule, const Sequence
   cuda::chunk_forward(p, stream);
   return out;
 }
+
+}  // namespace
+
+std::string kernel_unavailable(const SequenceShape& shape, const at::Tensor& q, const at::Tensor& k,
+                               const at::Tensor& v, const at::Tensor& beta, const at::Tensor& g,
+                               const SequenceOptions& options) {
+  if (!q.is_cuda()) return c10::str("the tensors are on ", q.device().str(), ", and the kernel runs on CUDA");
+  if (options.mode != Mode::kChunk) return "mode is recurrent, and the kernel is the chunk algorithm";
+  if (options.chunk_size != 64) return c10::str("chunk_size is ", options.chunk_size, ", and the kernel's chunk is 64");
+  if (!kernel_dtype(q.scalar_type())) {
+    return c10::str("the inputs are ", c10::toString(q.scalar_type()), ", and the kernel takes bf16, fp16 or fp32");
+  }
+  if (!cuda::chunk_forward_supports(shape.K, shape.V)) {
+    return c10::str("K = ", shape.K, " and V = ", shape.V, ", and the kernel takes K and V of 64 or 128");
+  }
+  if (needs_grad({&q, &k, &v, &beta, &g, &options.initial_state})) {
+    return "a gradient is needed (an input requires grad under grad mode), and the kernel has no backward yet";
+  }
+  return {};
+}
 #else
-std::optional<SequenceOutput> cuda_chunk_forward(KernelRule, const SequenceShape&, const at::Tensor&, const at::Tensor&,
-                                                 const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                                                 const SequenceOptions&) {
-  return std::nullopt;
+namespace {
+SequenceOutput cuda_chunk_forward(KernelRule, const SequenceShape&, const at::Tensor&, const at::Tensor&,
+                                  const at::Tensor&, const at::Tensor&, const at::Tensor&, const SequenceOptions&) {
+  TORCH_CHECK(false, "cuda_chunk_forward: this build has no CUDA kernels");
+}
+}  // namespace
+
+std::string kernel_unavailable(const SequenceShape&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                               const at::Tensor&, const at::Tensor&, const SequenceOptions&) {
+  return "this build of deltabench has no CUDA kernels (nvcc was not found when it was configured)";
 }
 #endif
+
+SequenceOutput dispatch(const char* op, KernelRule rule, const SequenceShape& shape, const at::Tensor& q,
+                        const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta, const at::Tensor& g,
+                        const SequenceOptions& options, reference::Fn recurrent, reference::Fn chunk) {
+  if (options.backend != BackendChoice::kReference) {
+    const auto why = kernel_unavailable(shape, q, k, v, beta, g, options);
+    if (why.empty()) {
+      count_backend_call(Backend::kKernel, false);
+      return cuda_chunk_forward(rule, shape, q, k, v, beta, g, options);
+    }
+    TORCH_CHECK(options.backend != BackendChoice::kKernel, op,
+                ": backend = kernel, but deltabench's CUDA kernel cannot serve this call: ", why,
+                " (backend = auto takes the reference ops where the kernel cannot serve)");
+  }
+  count_backend_call(Backend::kReference, needs_grad({&q, &k, &v, &beta, &g, &options.initial_state}));
+  auto out = run_reference(shape, q, k, v, beta, g, options, recurrent, chunk);
+  out.backend = Backend::kReference;
+  return out;
+}
 
 }  // namespace deltabench::detail

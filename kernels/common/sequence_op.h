@@ -6,12 +6,24 @@
 
 #include <cstdint>
 #include <optional>
+#include <string_view>
 
 namespace deltabench {
 
 // chunk: the chunkwise-parallel (WY / UT-transform) algorithm, the training path.
 // recurrent: one step per token, the readable definition and the inference path.
 enum class Mode { kChunk, kRecurrent };
+
+// Which implementation serves a call. auto: deltabench's CUDA kernel where it can serve the call
+// (kernels/common/cuda_dispatch.h says when), else the reference ops; reference: the reference ops
+// (ATen, any device, differentiable); kernel: the CUDA kernel, or an error that says why it cannot
+// serve this call. Never a silent fallback when the kernel was asked for.
+enum class BackendChoice { kAuto, kReference, kKernel };
+// Which one did: every op's output records it.
+enum class Backend { kReference, kKernel };
+
+std::string_view backend_name(Backend backend);            // "reference", "kernel"
+std::string_view backend_choice_name(BackendChoice choice);  // "auto", "reference", "kernel"
 
 struct SequenceOptions {
   std::optional<double> scale;  // multiplies q; default K^-1/2
@@ -20,9 +32,7 @@ struct SequenceOptions {
   at::Tensor cu_seqlens;        // [N + 1] int32/int64, FlashAttention convention; requires B == 1
   int64_t chunk_size = 64;      // 16, 32 or 64
   Mode mode = Mode::kChunk;
-  // CUDA tensors in chunk mode (chunk 64) with no gradient needed go to the CUDA kernels; false
-  // keeps them on the reference path (tests and benchmarks compare the two).
-  bool allow_kernels = true;
+  BackendChoice backend = BackendChoice::kAuto;
   // The CUDA kernel's segment-parallel pass for long sequences (kernels/common/segments.h), bf16 and
   // fp16 inputs: 0 lets a cost model choose the segment length, -1 keeps the sequences whole, a positive
   // multiple of 64 splits them into segments of that many tokens. fp32 inputs (the kernel's version 1)
@@ -33,6 +43,7 @@ struct SequenceOptions {
 struct SequenceOutput {
   at::Tensor o;            // [B, T, H, V], dtype of v
   at::Tensor final_state;  // [N, H, K, V] in the compute dtype; undefined unless output_final_state
+  Backend backend = Backend::kReference;  // what computed o and final_state
 };
 
 }  // namespace deltabench

@@ -1,6 +1,5 @@
 #include "kernels/delta_rule/op.h"
 
-#include "kernels/common/backend.h"
 #include "kernels/common/cuda_dispatch.h"
 #include "kernels/common/validate.h"
 #include "kernels/delta_rule/reference.h"
@@ -13,13 +12,8 @@ SequenceOutput delta_rule(const at::Tensor& q, const at::Tensor& k, const at::Te
                           const at::Tensor& beta, const SequenceOptions& options) {
   TORCH_CHECK(beta.defined(), "delta_rule: beta [B, T, H] is required");
   const auto shape = detail::validate_sequence_inputs("delta_rule", q, k, v, beta, {}, options);
-  if (auto out = detail::cuda_chunk_forward(detail::KernelRule::kDelta, shape, q, k, v, beta, {}, options)) {
-    detail::count_backend_call(Backend::kKernel, false);
-    return std::move(*out);
-  }
-  detail::count_backend_call(Backend::kReference, detail::needs_grad({&q, &k, &v, &beta}));
-  return detail::run_reference(shape, q, k, v, beta, {}, options, reference::delta_rule_recurrent,
-                               reference::delta_rule_chunk);
+  return detail::dispatch("delta_rule", detail::KernelRule::kDelta, shape, q, k, v, beta, {}, options,
+                          reference::delta_rule_recurrent, reference::delta_rule_chunk);
 }
 
 }  // namespace deltabench

@@ -1,6 +1,5 @@
 #include "kernels/gated_delta_rule/op.h"
 
-#include "kernels/common/backend.h"
 #include "kernels/common/cuda_dispatch.h"
 #include "kernels/common/validate.h"
 #include "kernels/delta_rule/reference.h"
@@ -16,13 +15,8 @@ SequenceOutput gated_delta_rule(const at::Tensor& q, const at::Tensor& k, const 
   TORCH_CHECK(g.defined(), "gated_delta_rule: g [B, T, H] is required (use delta_rule without decay)");
   const auto shape = detail::validate_sequence_inputs("gated_delta_rule", q, k, v, beta, g, options);
   // The delta-rule reference takes the decay when g is given: one implementation of the WY algorithm.
-  if (auto out = detail::cuda_chunk_forward(detail::KernelRule::kDelta, shape, q, k, v, beta, g, options)) {
-    detail::count_backend_call(Backend::kKernel, false);
-    return std::move(*out);
-  }
-  detail::count_backend_call(Backend::kReference, detail::needs_grad({&q, &k, &v, &beta, &g}));
-  return detail::run_reference(shape, q, k, v, beta, g, options, reference::delta_rule_recurrent,
-                               reference::delta_rule_chunk);
+  return detail::dispatch("gated_delta_rule", detail::KernelRule::kDelta, shape, q, k, v, beta, g, options,
+                          reference::delta_rule_recurrent, reference::delta_rule_chunk);
 }
 
 }  // namespace deltabench

@@ -207,20 +207,60 @@ TEST_CASE("cuda: the public ops use the kernel without gradients and the referen
     SequenceOptions o;
     o.output_final_state = true;
     const auto fast = run_family(c.family, in, o);
-    o.allow_kernels = false;
+    o.backend = BackendChoice::kReference;
     const auto slow = run_family(c.family, in, o);
     INFO(name(c));
+    CHECK(fast.backend == Backend::kKernel);
+    CHECK(slow.backend == Backend::kReference);
     CHECK(testing::rel_rms(fast.o.to(at::kFloat), slow.o.to(at::kFloat)) <= 0.01);
     CHECK(testing::rel_rms(fast.final_state, slow.final_state) <= 0.01);
+    o.backend = BackendChoice::kKernel;
+    CHECK(run_family(c.family, in, o).backend == Backend::kKernel);
     // With a gradient wanted the op stays differentiable: the reference path.
     auto q = in.q.clone().requires_grad_(true);
     SequenceInputs grad_in = in;
     grad_in.q = q;
-    o.allow_kernels = true;
+    o.backend = BackendChoice::kAuto;
     const auto trained = run_family(c.family, grad_in, o);
+    CHECK(trained.backend == Backend::kReference);
     CHECK(trained.o.requires_grad());
     CHECK_FALSE(fast.o.requires_grad());
   }
+}
+
+TEST_CASE("cuda: backend = kernel where the kernel cannot serve is an error that says why", "[cuda]") {
+  REQUIRE(at::hasCUDA());
+  const auto in = to(sample_inputs(Family::kDeltaRule, SampleShape{1, 70, 2, 64, 64}, kCuda.dtype(at::kFloat), 5),
+                     at::kBFloat16);
+  const auto message = [&](SequenceInputs x, SequenceOptions o) -> std::string {
+    o.backend = BackendChoice::kKernel;
+    try {
+      (void)run_family(Family::kDeltaRule, x, o);
+    } catch (const c10::Error& e) {
+      return e.what_without_backtrace();
+    }
+    return "no error";
+  };
+  const std::string head = "delta_rule: backend = kernel, but deltabench's CUDA kernel cannot serve this call: ";
+  SequenceOptions o;
+  o.mode = Mode::kRecurrent;
+  CHECK_THAT(message(in, o), testing::contains(head + "mode is recurrent, and the kernel is the chunk algorithm"));
+  o = {};
+  o.chunk_size = 32;
+  CHECK_THAT(message(in, o), testing::contains(head + "chunk_size is 32, and the kernel's chunk is 64"));
+  CHECK_THAT(message(to(in, at::kDouble), {}),
+             testing::contains(head + "the inputs are Double, and the kernel takes bf16, fp16 or fp32"));
+  const auto narrow = to(sample_inputs(Family::kDeltaRule, SampleShape{1, 70, 2, 32, 64}, kCuda.dtype(at::kFloat), 5),
+                         at::kBFloat16);
+  CHECK_THAT(message(narrow, {}),
+             testing::contains(head + "K = 32 and V = 64, and the kernel takes K and V of 64 or 128"));
+  SequenceInputs grad = in;
+  grad.k = in.k.clone().requires_grad_(true);
+  CHECK_THAT(message(grad, {}), testing::contains(head + "a gradient is needed (an input requires grad under grad "
+                                                         "mode), and the kernel has no backward yet"));
+  // Without grad mode the same inputs are served.
+  const c10::NoGradGuard no_grad;
+  CHECK(message(grad, {}) == "no error");
 }
 
 TEST_CASE("cuda: inputs that start off a 16-byte boundary give the same output", "[cuda]") {

@@ -1,0 +1,75 @@
+// Tests kernels/common/cuda_dispatch.cpp on the CPU: the backend choice of the public ops (auto,
+// reference, kernel), the backend each output records and counts, and the error of a `kernel` that
+// cannot serve the call. tests/kernels/cuda_kernels_test.cpp covers the kernel's side on a GPU.
+
+#include "kernels/common/backend.h"
+#include "kernels/family.h"
+#include "tests/support/catch.h"
+
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+
+#include <string>
+
+using namespace deltabench;
+
+namespace {
+
+std::string error_of(Family family, const SequenceInputs& in, const SequenceOptions& options) {
+  try {
+    (void)run_family(family, in, options);
+  } catch (const c10::Error& e) {
+    return e.what_without_backtrace();
+  }
+  return "no error";
+}
+
+}  // namespace
+
+TEST_CASE("backend choice on the CPU: auto and reference run the reference and say so", "[kernels]") {
+  for (const auto family : kFamilies) {
+    INFO(family_name(family));
+    const auto in = sample_inputs(family, SampleShape{2, 40, 2, 16, 16}, at::kFloat, 3, true);
+    SequenceOptions o;
+    o.output_final_state = true;
+    const auto before = backend_counts();
+    const auto automatic = run_family(family, in, o);
+    o.backend = BackendChoice::kReference;
+    const auto reference = run_family(family, in, o);
+    const auto counted = backend_counts() - before;
+    CHECK(automatic.backend == Backend::kReference);
+    CHECK(reference.backend == Backend::kReference);
+    CHECK(at::equal(automatic.o, reference.o));
+    CHECK(at::equal(automatic.final_state, reference.final_state));
+    CHECK(counted.reference == 2);
+    CHECK(counted.kernel == 0);
+  }
+}
+
+TEST_CASE("backend = kernel on the CPU is an error that names the op and says why", "[kernels]") {
+  for (const auto family : kFamilies) {
+    const auto in = sample_inputs(family, SampleShape{1, 64, 2, 64, 64}, at::kFloat, 3);
+    SequenceOptions o;
+    o.backend = BackendChoice::kKernel;
+    const auto before = backend_counts();
+    const auto message = error_of(family, in, o);
+    const std::string head =
+        std::string(family_name(family)) + ": backend = kernel, but deltabench's CUDA kernel cannot serve this call: ";
+#ifdef DELTABENCH_HAVE_CUDA
+    CHECK_THAT(message, testing::contains(head + "the tensors are on cpu, and the kernel runs on CUDA"));
+#else
+    CHECK_THAT(message, testing::contains(head + "this build of deltabench has no CUDA kernels"));
+#endif
+    CHECK_THAT(message, testing::contains("backend = auto takes the reference ops where the kernel cannot serve"));
+    const auto counted = backend_counts() - before;
+    CHECK(counted.reference + counted.kernel == 0);  // nothing ran
+  }
+}
+
+TEST_CASE("backend names", "[kernels]") {
+  CHECK(backend_name(Backend::kReference) == "reference");
+  CHECK(backend_name(Backend::kKernel) == "kernel");
+  CHECK(backend_choice_name(BackendChoice::kAuto) == "auto");
+  CHECK(backend_choice_name(BackendChoice::kReference) == "reference");
+  CHECK(backend_choice_name(BackendChoice::kKernel) == "kernel");
+}
