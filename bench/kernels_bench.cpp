@@ -125,9 +125,11 @@ void run_case(benchmark::State& state, const KernelCase& c) {
     v4 = at::randn({c.B, c.T, c.H, c.V}, kCuda.dtype(at::kBFloat16)).transpose(1, 2);
     fn = [&] { benchmark::DoNotOptimize(at::scaled_dot_product_attention(q4, k4, v4, {}, 0.0, /*is_causal=*/true)); };
   } else {
-    const Family family = c.op == "delta_rule"         ? Family::kDeltaRule
-                          : c.op == "linear_attention" ? Family::kLinearAttention
-                                                       : Family::kGatedDeltaRule;
+    // A decode case names its family after "decode_".
+    const auto op = c.op.starts_with("decode_") ? c.op.substr(7) : c.op;
+    const auto known = deltabench::family_from_name(op);
+    TORCH_CHECK(known, "kernels_bench: case ", case_name(c), ": unknown op '", c.op, "'");
+    const Family family = *known;
     in = inputs_for(c, family);
     if (c.op.starts_with("decode")) {
       state_tensor = at::zeros({c.B, c.H, c.K, c.V}, kCuda.dtype(at::kFloat));

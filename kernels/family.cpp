@@ -18,6 +18,13 @@ std::string_view family_name(Family family) {
   return "unknown";
 }
 
+std::optional<Family> family_from_name(std::string_view name) {
+  for (const auto family : kFamilies) {
+    if (family_name(family) == name) return family;
+  }
+  return std::nullopt;
+}
+
 SequenceInputs sample_inputs(Family family, const SampleShape& s, at::TensorOptions options,
                              uint64_t seed, bool decay) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);

@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 namespace deltabench {
@@ -18,6 +19,8 @@ inline constexpr std::array kFamilies = {Family::kLinearAttention, Family::kDelt
                                          Family::kGatedDeltaRule};
 
 std::string_view family_name(Family family);  // "linear_attention", "delta_rule", ...
+// The family a name (family_name's spelling) names; nullopt for any other text.
+std::optional<Family> family_from_name(std::string_view name);
 
 struct SequenceInputs {
   at::Tensor q, k;   // [B, T, H, K]

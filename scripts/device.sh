@@ -24,6 +24,7 @@
 #                                Zoology preset captured and eager, runs at once on one GPU (bench/per_gpu_probe.sh):
 #                                summary.md, build.log, tests.log, bench.log, train.log, probe.log,
 #                                train_step_bench.json, train_step_fla.json
+#                                DELTABENCH_KERNEL_BENCH=0: --kernels without benchmarks, FLA and profiles
 #                                --train's switches: DELTABENCH_TEST_SECONDS (180), DELTABENCH_TRAIN_PRESET=0 (no preset
 #                                runs), DELTABENCH_TRAIN_EAGER=0 (the preset captured only), DELTABENCH_PER_GPU_PROBE=0,
 #                                DELTABENCH_FLA_SECONDS (200), DELTABENCH_FLA_LENGTHS (64,256,512)
@@ -43,6 +44,7 @@ run_bench=1
 kernels_only=0
 [[ "${1:-}" == "--no-bench" ]] && run_bench=0
 [[ "${1:-}" == "--kernels" ]] && kernels_only=1
+[[ "${DELTABENCH_KERNEL_BENCH:-1}" == 0 ]] && run_bench=0  # --kernels without benchmarks and profiles
 harness=0
 [[ "${1:-}" == "--harness" ]] && harness=1
 train_only=0
@@ -121,8 +123,10 @@ if ((kernels_only)); then
   OMP_NUM_THREADS=1 "$build_dir/tests/kernels_cuda_tests" >"$out/tests.log" 2>&1 || status=1
   note "- kernels_cuda_tests: $(tail -n 2 "$out/tests.log" | tr '\n' ' ') in $(($(date +%s) - start)) s"
   grep -B 3 -A 12 'FAILED' "$out/tests.log" | head -n 60
-  kernel_benchmarks "$out/bench.log"
-  if command -v ncu >/dev/null; then
+  grep -E '^training kernel ' "$out/tests.log" >"$out/backward_errors.log"
+  note "- training kernels' relative RMS errors: $(wc -l <"$out/backward_errors.log") cases in backward_errors.log"
+  ((run_bench)) && kernel_benchmarks "$out/bench.log"
+  if ((run_bench)) && command -v ncu >/dev/null; then
     # The stall reasons per issued instruction and the source hot spots (the kernels build with -lineinfo).
     timeout 150 ncu --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
       --section MemoryWorkloadAnalysis --section SourceCounters \

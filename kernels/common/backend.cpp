@@ -7,7 +7,7 @@
 namespace deltabench {
 namespace {
 
-std::atomic<int64_t> g_reference{0}, g_reference_with_grad{0}, g_kernel{0};
+std::atomic<int64_t> g_reference{0}, g_reference_with_grad{0}, g_kernel{0}, g_kernel_with_grad{0};
 
 }  // namespace
 
@@ -22,10 +22,13 @@ std::string_view backend_choice_name(BackendChoice choice) {
   return "?";
 }
 
-BackendCounts backend_counts() { return {g_reference.load(), g_reference_with_grad.load(), g_kernel.load()}; }
+BackendCounts backend_counts() {
+  return {g_reference.load(), g_reference_with_grad.load(), g_kernel.load(), g_kernel_with_grad.load()};
+}
 
 BackendCounts operator-(const BackendCounts& a, const BackendCounts& b) {
-  return {a.reference - b.reference, a.reference_with_grad - b.reference_with_grad, a.kernel - b.kernel};
+  return {a.reference - b.reference, a.reference_with_grad - b.reference_with_grad, a.kernel - b.kernel,
+          a.kernel_with_grad - b.kernel_with_grad};
 }
 
 std::string forward_backend(const BackendCounts& p) {
@@ -36,6 +39,8 @@ std::string forward_backend(const BackendCounts& p) {
 }
 
 std::string backward_backend(const BackendCounts& p) {
+  if (p.kernel_with_grad > 0 && p.reference_with_grad > 0) return "kernel + reference (ATen autograd)";
+  if (p.kernel_with_grad > 0) return "kernel";
   return p.reference_with_grad > 0 ? "reference (ATen autograd)" : "none";
 }
 
@@ -44,6 +49,7 @@ namespace detail {
 void count_backend_call(Backend backend, bool with_grad) {
   if (backend == Backend::kKernel) {
     g_kernel.fetch_add(1, std::memory_order_relaxed);
+    if (with_grad) g_kernel_with_grad.fetch_add(1, std::memory_order_relaxed);
     return;
   }
   g_reference.fetch_add(1, std::memory_order_relaxed);

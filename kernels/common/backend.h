@@ -18,6 +18,7 @@ struct BackendCounts {
   int64_t reference = 0;            // reference-op calls
   int64_t reference_with_grad = 0;  // of those, calls that recorded a graph for backward
   int64_t kernel = 0;               // CUDA kernel calls
+  int64_t kernel_with_grad = 0;     // of those, calls whose backward runs deltabench's backward kernel
 };
 
 // Counts since the process started (atomic; any thread).
@@ -26,7 +27,8 @@ BackendCounts operator-(const BackendCounts& a, const BackendCounts& b);
 
 // What a phase between two snapshots ran: "kernel", "reference", "kernel + reference" or "none".
 std::string forward_backend(const BackendCounts& phase);
-// The backward of a phase: "reference (ATen autograd)" when any call recorded a graph, else "none".
+// The backward of a phase: "kernel" where the calls that need a gradient ran the training kernels,
+// "reference (ATen autograd)" where they ran the reference ops, both joined by " + ", else "none".
 std::string backward_backend(const BackendCounts& phase);
 
 namespace detail {

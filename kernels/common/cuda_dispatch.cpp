@@ -1,6 +1,7 @@
 #include "kernels/common/cuda_dispatch.h"
 
 #include "kernels/common/backend.h"
+#include "kernels/common/recurrent_train.h"
 
 #ifdef DELTABENCH_HAVE_CUDA
 #include "kernels/common/cuda_kernels.h"
@@ -74,7 +75,7 @@ void segmented_forward(cuda::ChunkParams p, const Segments& segments, const at::
 }
 
 // The kernel's forward; the caller has checked kernel_unavailable.
-SequenceOutput cuda_chunk_forward(KernelRule rule, const SequenceShape& shape, const at::Tensor& q,
+SequenceOutput cuda_chunk_forward(Family family, const SequenceShape& shape, const at::Tensor& q,
                                   const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta,
                                   const at::Tensor& g, const SequenceOptions& options) {
   const auto dtype = kernel_dtype(q.scalar_type());
@@ -96,7 +97,8 @@ SequenceOutput cuda_chunk_forward(KernelRule rule, const SequenceShape& shape, c
     out.final_state = at::empty({shape.N, shape.H, shape.K, shape.V}, q.options().dtype(at::kFloat));
   }
   cuda::ChunkParams p;
-  p.rule = rule == KernelRule::kDelta ? cuda::Rule::kDelta : cuda::Rule::kLinear;
+  // The delta rules share the kernel's delta template (the decay is g's presence); linear attention has its own.
+  p.rule = family == Family::kLinearAttention ? cuda::Rule::kLinear : cuda::Rule::kDelta;
   p.dtype = *dtype;
   p.q = qc.data_ptr();
   p.k = kc.data_ptr();
@@ -138,6 +140,10 @@ std::string kernel_unavailable(const SequenceShape& shape, const at::Tensor& q, 
                                const at::Tensor& v, const at::Tensor& beta, const at::Tensor& g,
                                const SequenceOptions& options) {
   if (!q.is_cuda()) return c10::str("the tensors are on ", q.device().str(), ", and the kernel runs on CUDA");
+  if (needs_grad({&q, &k, &v, &beta, &g, &options.initial_state})) {
+    const auto why = recurrent_train_unavailable(shape, q);
+    return why.empty() ? why : "a gradient is needed, and for training " + why;
+  }
   if (options.mode != Mode::kChunk) return "mode is recurrent, and the kernel is the chunk algorithm";
   if (options.chunk_size != 64) return c10::str("chunk_size is ", options.chunk_size, ", and the kernel's chunk is 64");
   if (!kernel_dtype(q.scalar_type())) {
@@ -146,14 +152,11 @@ std::string kernel_unavailable(const SequenceShape& shape, const at::Tensor& q, 
   if (!cuda::chunk_forward_supports(shape.K, shape.V)) {
     return c10::str("K = ", shape.K, " and V = ", shape.V, ", and the kernel takes K and V of 64 or 128");
   }
-  if (needs_grad({&q, &k, &v, &beta, &g, &options.initial_state})) {
-    return "a gradient is needed (an input requires grad under grad mode), and the kernel has no backward yet";
-  }
   return {};
 }
 #else
 namespace {
-SequenceOutput cuda_chunk_forward(KernelRule, const SequenceShape&, const at::Tensor&, const at::Tensor&,
+SequenceOutput cuda_chunk_forward(Family, const SequenceShape&, const at::Tensor&, const at::Tensor&,
                                   const at::Tensor&, const at::Tensor&, const at::Tensor&, const SequenceOptions&) {
   TORCH_CHECK(false, "cuda_chunk_forward: this build has no CUDA kernels");
 }
@@ -165,20 +168,24 @@ std::string kernel_unavailable(const SequenceShape&, const at::Tensor&, const at
 }
 #endif
 
-SequenceOutput dispatch(const char* op, KernelRule rule, const SequenceShape& shape, const at::Tensor& q,
+SequenceOutput dispatch(Family family, const SequenceShape& shape, const at::Tensor& q,
                         const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta, const at::Tensor& g,
                         const SequenceOptions& options, reference::Fn recurrent, reference::Fn chunk) {
-  if (options.backend != BackendChoice::kReference) {
+  const bool grad = needs_grad({&q, &k, &v, &beta, &g, &options.initial_state});
+  // With a gradient, `auto` keeps the reference until the training kernels are measured faster on
+  // the models' shapes; `kernel` takes them (kernels/delta_rule/NOTES.md).
+  if (options.backend == BackendChoice::kKernel || (options.backend == BackendChoice::kAuto && !grad)) {
     const auto why = kernel_unavailable(shape, q, k, v, beta, g, options);
     if (why.empty()) {
-      count_backend_call(Backend::kKernel, false);
-      return cuda_chunk_forward(rule, shape, q, k, v, beta, g, options);
+      count_backend_call(Backend::kKernel, grad);
+      return grad ? recurrent_train(family, shape, q, k, v, beta, g, options)
+                  : cuda_chunk_forward(family, shape, q, k, v, beta, g, options);
     }
-    TORCH_CHECK(options.backend != BackendChoice::kKernel, op,
+    TORCH_CHECK(options.backend != BackendChoice::kKernel, family_name(family),
                 ": backend = kernel, but deltabench's CUDA kernel cannot serve this call: ", why,
                 " (backend = auto takes the reference ops where the kernel cannot serve)");
   }
-  count_backend_call(Backend::kReference, needs_grad({&q, &k, &v, &beta, &g, &options.initial_state}));
+  count_backend_call(Backend::kReference, grad);
   auto out = run_reference(shape, q, k, v, beta, g, options, recurrent, chunk);
   out.backend = Backend::kReference;
   return out;

@@ -56,4 +56,45 @@ struct DecodeParams {
 void recurrent_decode(const DecodeParams& p, void* stream);
 bool recurrent_decode_supports(int64_t K, int64_t V);
 
+// Training, version 1 (recurrent_train.cu): the recurrent forward that saves the state every
+// kRecurrentSegment steps, and the backward that recomputes each segment from its checkpoint and
+// walks it in reverse. fp32 state and arithmetic whatever the inputs' dtype. One block per
+// (sequence, head, 32 columns of V), so the backward's sums over V come back as partial sums per
+// slice of 32 columns (recurrent_train_slices(V) of them; dg's per slice and warp), which the
+// caller adds up. Linear attention (with or without decay), the delta rule and the gated delta rule.
+inline constexpr int kRecurrentSegment = 16;
+
+struct RecurrentTrainParams {
+  Rule rule = Rule::kDelta;
+  Dtype dtype = Dtype::kBF16;       // of q, k, v, o and dout
+  const void *q = nullptr, *k = nullptr, *v = nullptr;
+  const float* beta = nullptr;      // [tokens, H] (delta rule)
+  const float* g = nullptr;         // [tokens, H] per-step log decay, or null
+  const float* h0 = nullptr;        // [N, H, K, V] or null (zeros)
+  const int64_t* seq_starts = nullptr;  // device [N + 1]
+  int64_t N = 0, H = 0, K = 0, V = 0;
+  int64_t tokens = 0;               // the packed token count (seq_starts[N])
+  int64_t max_segments = 0;         // ceil(longest sequence / kRecurrentSegment)
+  float scale = 1.0f;
+  float* checkpoints = nullptr;     // [N, H, max_segments, K, V]: written by the forward, read by the backward
+  // Forward:
+  void* o = nullptr;                // [tokens, H, V]
+  float* ht = nullptr;              // [N, H, K, V] or null
+  // Backward:
+  const void* dout = nullptr;       // [tokens, H, V]
+  const float* dht = nullptr;       // [N, H, K, V] or null (zeros)
+  float* dq_partial = nullptr;      // [slices, tokens, H, K]
+  float* dk_partial = nullptr;      // [slices, tokens, H, K]
+  float* dv = nullptr;              // [tokens, H, V]
+  float* dbeta_partial = nullptr;   // [slices, tokens, H] (delta rule)
+  float* dg_partial = nullptr;      // [dg rows, tokens, H] (with g)
+  float* dh0 = nullptr;             // [N, H, K, V] or null
+};
+
+bool recurrent_train_supports(int64_t K, int64_t V);
+int64_t recurrent_train_slices(int64_t V);   // slices of 32 columns
+int64_t recurrent_train_dg_rows(int64_t V);  // slices x warps
+void recurrent_train_forward(const RecurrentTrainParams& p, void* stream);
+void recurrent_train_backward(const RecurrentTrainParams& p, void* stream);
+
 }  // namespace deltabench::cuda

@@ -12,7 +12,7 @@ SequenceOutput delta_rule(const at::Tensor& q, const at::Tensor& k, const at::Te
                           const at::Tensor& beta, const SequenceOptions& options) {
   TORCH_CHECK(beta.defined(), "delta_rule: beta [B, T, H] is required");
   const auto shape = detail::validate_sequence_inputs("delta_rule", q, k, v, beta, {}, options);
-  return detail::dispatch("delta_rule", detail::KernelRule::kDelta, shape, q, k, v, beta, {}, options,
+  return detail::dispatch(Family::kDeltaRule, shape, q, k, v, beta, {}, options,
                           reference::delta_rule_recurrent, reference::delta_rule_chunk);
 }
 

@@ -15,7 +15,7 @@ SequenceOutput gated_delta_rule(const at::Tensor& q, const at::Tensor& k, const 
   TORCH_CHECK(g.defined(), "gated_delta_rule: g [B, T, H] is required (use delta_rule without decay)");
   const auto shape = detail::validate_sequence_inputs("gated_delta_rule", q, k, v, beta, g, options);
   // The delta-rule reference takes the decay when g is given: one implementation of the WY algorithm.
-  return detail::dispatch("gated_delta_rule", detail::KernelRule::kDelta, shape, q, k, v, beta, g, options,
+  return detail::dispatch(Family::kGatedDeltaRule, shape, q, k, v, beta, g, options,
                           reference::delta_rule_recurrent, reference::delta_rule_chunk);
 }
 

@@ -66,10 +66,31 @@ TEST_CASE("backend = kernel on the CPU is an error that names the op and says wh
   }
 }
 
-TEST_CASE("backend names", "[kernels]") {
+TEST_CASE("family and backend names", "[kernels]") {
+  for (const auto family : kFamilies) CHECK(family_from_name(family_name(family)) == family);
+  CHECK_FALSE(family_from_name("sdpa"));
+  CHECK_FALSE(family_from_name("decode_gated_delta_rule"));
   CHECK(backend_name(Backend::kReference) == "reference");
   CHECK(backend_name(Backend::kKernel) == "kernel");
   CHECK(backend_choice_name(BackendChoice::kAuto) == "auto");
   CHECK(backend_choice_name(BackendChoice::kReference) == "reference");
   CHECK(backend_choice_name(BackendChoice::kKernel) == "kernel");
+}
+
+TEST_CASE("what a phase's backward ran, from its counts", "[kernels]") {
+  BackendCounts p;
+  CHECK(backward_backend(p) == "none");
+  p.reference = p.reference_with_grad = 2;
+  CHECK(backward_backend(p) == "reference (ATen autograd)");
+  p.kernel = p.kernel_with_grad = 1;
+  CHECK(backward_backend(p) == "kernel + reference (ATen autograd)");
+  p.reference = p.reference_with_grad = 0;
+  CHECK(backward_backend(p) == "kernel");
+  CHECK(forward_backend(p) == "kernel");
+  const BackendCounts later{3, 2, 5, 4};
+  const auto d = later - BackendCounts{1, 1, 1, 1};
+  CHECK(d.reference == 2);
+  CHECK(d.reference_with_grad == 1);
+  CHECK(d.kernel == 4);
+  CHECK(d.kernel_with_grad == 3);
 }
