@@ -5,6 +5,7 @@
 
 #ifdef DELTABENCH_HAVE_CUDA
 #include "kernels/common/cuda_kernels.h"
+#include "kernels/common/kernel_dtype.h"
 #include "kernels/common/segments.h"
 
 #include <ATen/ATen.h>
@@ -24,15 +25,6 @@ namespace deltabench::detail {
 
 #ifdef DELTABENCH_HAVE_CUDA
 namespace {
-
-std::optional<cuda::Dtype> kernel_dtype(at::ScalarType t) {
-  switch (t) {
-    case at::kBFloat16: return cuda::Dtype::kBF16;
-    case at::kHalf: return cuda::Dtype::kFP16;
-    case at::kFloat: return cuda::Dtype::kFP32;
-    default: return std::nullopt;
-  }
-}
 
 // t itself when its data starts on a multiple of `bytes`, else an aligned copy (views can start anywhere).
 at::Tensor aligned(const at::Tensor& t, std::uintptr_t bytes) {

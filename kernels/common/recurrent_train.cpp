@@ -2,6 +2,7 @@
 
 #ifdef DELTABENCH_HAVE_CUDA
 #include "kernels/common/cuda_kernels.h"
+#include "kernels/common/kernel_dtype.h"
 
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
@@ -23,15 +24,6 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-cuda::Dtype dtype_of(at::ScalarType t) {
-  switch (t) {
-    case at::kBFloat16: return cuda::Dtype::kBF16;
-    case at::kHalf: return cuda::Dtype::kFP16;
-    case at::kFloat: return cuda::Dtype::kFP32;
-    default: TORCH_CHECK(false, "recurrent_train: unsupported dtype ", t);
-  }
-}
-
 float* data_or_null(const at::Tensor& t) { return t.defined() ? t.data_ptr<float>() : nullptr; }
 
 // What both passes share: sizes, pointers to the inputs, the sequences' starts.
@@ -51,7 +43,9 @@ Setup setup(int64_t rule, const at::Tensor& q, const at::Tensor& k, const at::Te
   s.starts = starts;
   auto& p = s.p;
   p.rule = rule == 1 ? cuda::Rule::kDelta : cuda::Rule::kLinear;
-  p.dtype = dtype_of(q.scalar_type());
+  const auto dtype = kernel_dtype(q.scalar_type());
+  TORCH_CHECK(dtype, "recurrent_train: the inputs are ", q.scalar_type(), ", and the kernel takes bf16, fp16 or fp32");
+  p.dtype = *dtype;
   p.q = s.q.data_ptr();
   p.k = s.k.data_ptr();
   p.v = s.v.data_ptr();
@@ -154,9 +148,8 @@ class RecurrentTrain : public torch::autograd::Function<RecurrentTrain> {
 
 std::string recurrent_train_unavailable(const SequenceShape& shape, const at::Tensor& q) {
   if (!q.is_cuda()) return c10::str("the tensors are on ", q.device().str(), ", and the kernel runs on CUDA");
-  const auto t = q.scalar_type();
-  if (t != at::kBFloat16 && t != at::kHalf && t != at::kFloat) {
-    return c10::str("the inputs are ", c10::toString(t), ", and the kernel takes bf16, fp16 or fp32");
+  if (!kernel_dtype(q.scalar_type())) {
+    return c10::str("the inputs are ", c10::toString(q.scalar_type()), ", and the kernel takes bf16, fp16 or fp32");
   }
   if (!cuda::recurrent_train_supports(shape.K, shape.V)) {
     return c10::str("K = ", shape.K, " and V = ", shape.V,
