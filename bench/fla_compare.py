@@ -2,6 +2,7 @@
 """Times flash-linear-attention (FLA) on the cases of bench/kernel_cases.h, beside kernels_bench's results.
 
     fla_compare.py --ours kernels_bench.json --out kernels.csv [--fla <dir holding an unmodified fla/ package>]
+                   [--filter <regex of case names, as kernels_bench's --benchmark_filter>]
 
 Writes one CSV of median milliseconds, a row per (case, implementation): deltabench's kernels and torch
 SDPA from kernels_bench's JSON, FLA timed here. `deltabench kernel-report kernels.csv` turns it into
@@ -11,7 +12,13 @@ FLA is never part of this repository: scripts/device.sh passes a copy unpacked f
 Timing matches bench/kernels_bench.cpp: a 256 MB write flushes L2, CUDA events around the call, median
 of 15, taken twice: ms, the GPU's time (a spin kernel holds the GPU while Python queues the call, so
 launch costs are hidden), and call_ms, the call from an idle GPU with Python's and Triton's launch
-costs. Decode is timed eagerly per call (as FLA is used from Python), 100 calls per timing.
+costs. Decode is timed eagerly per call (as FLA is used from Python), 100 calls per timing. Forward +
+backward cases (fwd_bwd_*) time the op and torch.autograd.grad of every input for a fixed random do;
+kernels_bench's "reference:" rows (deltabench's reference ops) become impl deltabench-reference.
+
+Timing only: FLA refuses the gated backward on Hopper with triton < 3.7.1 (FLA issue #640, a reported
+miscompile); this script lifts that guard in memory so that the gated forward + backward can be timed,
+as bench/train_step_fla.py does. Correctness of FLA is not what is measured here.
 """
 import argparse
 import json
@@ -35,6 +42,8 @@ def import_fla(path: str):
     version = re.search(r"__version__\s*=\s*['\"]([^'\"]+)['\"]", init)
     package.__version__ = version[1] if version else "unknown"  # fla.utils imports it
     sys.modules["fla"] = package
+    import fla.ops.common.chunk_o as chunk_o
+    chunk_o.TRITON_ABOVE_3_7_1 = True  # timing only: see the module docstring
     from fla.ops.delta_rule import chunk_delta_rule
     from fla.ops.gated_delta_rule import chunk_gated_delta_rule, fused_recurrent_gated_delta_rule
     from fla.ops.simple_gla import chunk_simple_gla
@@ -46,6 +55,8 @@ def import_fla(path: str):
         "decode_gated_delta_rule": lambda q, k, v, g, beta, h: fused_recurrent_gated_delta_rule(
             q, k, v, g, beta, initial_state=h, output_final_state=True),
     }
+    ops["fwd_bwd_delta_rule"] = ops["delta_rule"]
+    ops["fwd_bwd_gated_delta_rule"] = ops["gated_delta_rule"]
     return package.__version__, ops
 
 
@@ -54,6 +65,7 @@ def main():
     ap.add_argument("--ours", required=True, help="kernels_bench's --benchmark_out JSON")
     ap.add_argument("--out", required=True, help="the CSV to write")
     ap.add_argument("--fla", help="a directory holding an unmodified fla/ package")
+    ap.add_argument("--filter", help="time FLA only on the cases whose name (op/B/T/H/K) this regex finds")
     args = ap.parse_args()
 
     bench = json.loads(Path(args.ours).read_text())
@@ -101,8 +113,10 @@ def main():
     for op, B, T, H, K, V in cases(Path(__file__).with_name("kernel_cases.h")):
         name = f"{op}/B{B}/T{T}/H{H}/K{K}"
         if name in ours:
-            rows.append((op, B, T, H, K, V, "torch-sdpa" if op == "sdpa" else "deltabench", *ours[name]))
-        if op not in ops:
+            rows.append((op, B, T, H, K, V, "torch-sdpa" if op.endswith("sdpa") else "deltabench", *ours[name]))
+        if "reference:" + name in ours:
+            rows.append((op, B, T, H, K, V, "deltabench-reference", *ours["reference:" + name]))
+        if op not in ops or (args.filter and not re.search(args.filter, name)):
             continue
         torch.manual_seed(0)
         q = F.normalize(torch.randn(B, T, H, K, device="cuda"), dim=-1).bfloat16()
@@ -111,9 +125,19 @@ def main():
         beta = torch.randn(B, T, H, device="cuda").sigmoid().bfloat16()
         g = F.logsigmoid(torch.randn(B, T, H, device="cuda")) / 16
         h = torch.zeros(B, H, K, V, device="cuda")
-        fn = lambda: ops[op](q, k, v, g, beta, h)
+        fwd_bwd = op.startswith("fwd_bwd_")
+        if fwd_bwd:
+            leaves = [t.requires_grad_() for t in (q, k, v, beta, g)]
+            do = torch.randn(B, T, H, V, device="cuda").bfloat16()
+
+            def fn():
+                o = ops[op](q, k, v, g, beta, h)
+                o = o[0] if isinstance(o, tuple) else o
+                torch.autograd.grad(o, [t for t in leaves if t is not g or "gated" in op], do)
+        else:
+            fn = lambda: ops[op](q, k, v, g, beta, h)
         try:
-            with torch.no_grad():
+            with torch.set_grad_enabled(fwd_bwd):
                 fn()
                 torch.cuda.synchronize()
                 ms, call_ms = median_ms(fn, calls=100 if op.startswith("decode") else 1)

@@ -1,4 +1,7 @@
 // The CUDA kernels against torch SDPA (FlashAttention, causal) on the cases of bench/kernel_cases.h.
+// Forward + backward cases (fwd_bwd_*) time the op and the gradients of every input for a fixed
+// random do (torch::autograd::grad, nothing accumulated), on deltabench's kernels and, named
+// "reference:<case>", on the reference ops beside them.
 // Each repetition times one call with CUDA events twice, L2 flushed (a 256 MB write) before each:
 //   - the GPU's time (the reported time and counter ms): a spin kernel holds the GPU while the host
 //     queues the call, so host launch costs are hidden;
@@ -22,6 +25,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <benchmark/benchmark.h>
 #include <c10/core/GradMode.h>
+#include <torch/csrc/autograd/autograd.h>
 #include <cuda_runtime.h>
 #include <torch/version.h>
 
@@ -29,6 +33,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <optional>
+#include <vector>
 #include <string>
 
 namespace {
@@ -110,23 +116,40 @@ const deltabench::SequenceInputs& inputs_for(const KernelCase& c, Family family)
   return cached;
 }
 
-void run_case(benchmark::State& state, const KernelCase& c) {
+// The forward and the gradients of its inputs for the output gradient `dout`.
+void forward_backward(const std::vector<at::Tensor>& inputs, const at::Tensor& o, const at::Tensor& dout) {
+  std::vector<at::Tensor> leaves;
+  for (const auto& t : inputs) {
+    if (t.defined()) leaves.push_back(t);
+  }
+  benchmark::DoNotOptimize(torch::autograd::grad({o}, leaves, {dout}));
+}
+
+void run_case(benchmark::State& state, const KernelCase& c, deltabench::BackendChoice backend) {
   const auto since = std::chrono::steady_clock::now();
-  c10::NoGradGuard no_grad;
+  const bool fwd_bwd = deltabench::bench::is_fwd_bwd(c);
+  std::optional<c10::NoGradGuard> no_grad;
+  if (!fwd_bwd) no_grad.emplace();
   std::function<void()> fn;
   int calls = 1;
   at::cuda::CUDAGraph graph;
   deltabench::SequenceInputs in;
-  at::Tensor q4, k4, v4, state_tensor, out;
-  if (c.op == "sdpa") {
+  at::Tensor q4, k4, v4, state_tensor, out, dout;
+  const auto op = c.op.starts_with("decode_") ? c.op.substr(7) : fwd_bwd ? c.op.substr(8) : c.op;
+  if (op == "sdpa") {
     // [B, H, T, D] bf16 views of [B, T, H, D] tensors, as a model calls it.
-    q4 = at::randn({c.B, c.T, c.H, c.K}, kCuda.dtype(at::kBFloat16)).transpose(1, 2);
-    k4 = at::randn({c.B, c.T, c.H, c.K}, kCuda.dtype(at::kBFloat16)).transpose(1, 2);
-    v4 = at::randn({c.B, c.T, c.H, c.V}, kCuda.dtype(at::kBFloat16)).transpose(1, 2);
-    fn = [&] { benchmark::DoNotOptimize(at::scaled_dot_product_attention(q4, k4, v4, {}, 0.0, /*is_causal=*/true)); };
+    q4 = at::randn({c.B, c.T, c.H, c.K}, kCuda.dtype(at::kBFloat16)).transpose(1, 2).requires_grad_(fwd_bwd);
+    k4 = at::randn({c.B, c.T, c.H, c.K}, kCuda.dtype(at::kBFloat16)).transpose(1, 2).requires_grad_(fwd_bwd);
+    v4 = at::randn({c.B, c.T, c.H, c.V}, kCuda.dtype(at::kBFloat16)).transpose(1, 2).requires_grad_(fwd_bwd);
+    if (fwd_bwd) {
+      dout = at::randn({c.B, c.H, c.T, c.V}, kCuda.dtype(at::kBFloat16));
+      fn = [&] {
+        forward_backward({q4, k4, v4}, at::scaled_dot_product_attention(q4, k4, v4, {}, 0.0, /*is_causal=*/true), dout);
+      };
+    } else {
+      fn = [&] { benchmark::DoNotOptimize(at::scaled_dot_product_attention(q4, k4, v4, {}, 0.0, /*is_causal=*/true)); };
+    }
   } else {
-    // A decode case names its family after "decode_".
-    const auto op = c.op.starts_with("decode_") ? c.op.substr(7) : c.op;
     const auto known = deltabench::family_from_name(op);
     TORCH_CHECK(known, "kernels_bench: case ", case_name(c), ": unknown op '", c.op, "'");
     const Family family = *known;
@@ -145,6 +168,16 @@ void run_case(benchmark::State& state, const KernelCase& c) {
       side.synchronize();
       fn = [&] { graph.replay(); };
       calls = 100;
+    } else if (fwd_bwd) {
+      for (auto* t : {&in.q, &in.k, &in.v, &in.beta, &in.g}) {
+        if (t->defined()) *t = t->detach().requires_grad_(true);
+      }
+      dout = at::randn(in.v.sizes(), kCuda.dtype(at::kBFloat16));
+      deltabench::SequenceOptions options;
+      options.backend = backend;
+      fn = [&, family, options] {
+        forward_backward({in.q, in.k, in.v, in.beta, in.g}, deltabench::run_family(family, in, options).o, dout);
+      };
     } else {
       deltabench::SequenceOptions options;
       fn = [&, family, options] { benchmark::DoNotOptimize(deltabench::run_family(family, in, options).o); };
@@ -177,13 +210,19 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("commit", std::getenv("DELTABENCH_COMMIT") ? std::getenv("DELTABENCH_COMMIT") : "unknown");
   benchmark::AddCustomContext("torch", TORCH_VERSION);
   benchmark::AddCustomContext("cuda_runtime", std::to_string(CUDART_VERSION));
-  for (const auto& c : deltabench::bench::kKernelCases) {
-    benchmark::RegisterBenchmark(case_name(c).c_str(), [c](benchmark::State& s) { run_case(s, c); })
+  const auto add = [](const std::string& name, const KernelCase& c, deltabench::BackendChoice backend) {
+    benchmark::RegisterBenchmark(name.c_str(), [c, backend](benchmark::State& s) { run_case(s, c, backend); })
         ->UseManualTime()
         ->Iterations(1)
         ->Repetitions(15)  // Google Benchmark's aggregates include the median
         ->ReportAggregatesOnly(true)
         ->Unit(benchmark::kMillisecond);
+  };
+  for (const auto& c : deltabench::bench::kKernelCases) {
+    // With a gradient the kernels are taken under backend = kernel (auto trains on the reference).
+    const bool fwd_bwd = deltabench::bench::is_fwd_bwd(c);
+    add(case_name(c), c, fwd_bwd ? deltabench::BackendChoice::kKernel : deltabench::BackendChoice::kAuto);
+    if (fwd_bwd && c.op != "fwd_bwd_sdpa") add("reference:" + case_name(c), c, deltabench::BackendChoice::kReference);
   }
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();

@@ -18,6 +18,7 @@
 #include <benchmark/benchmark.h>
 
 #include <map>
+#include <utility>
 #include <string>
 
 namespace {
@@ -34,7 +35,7 @@ struct Shape {
   int64_t vocab, d_model, L, B, pairs;
 };
 
-deltabench::models::ModelConfig model_config(MixerKind kind, const Shape& s) {
+deltabench::models::ModelConfig model_config(MixerKind kind, const Shape& s, deltabench::BackendChoice backend) {
   deltabench::models::ModelConfig c;
   c.vocab_size = s.vocab;
   c.d_model = s.d_model;
@@ -44,14 +45,17 @@ deltabench::models::ModelConfig model_config(MixerKind kind, const Shape& s) {
   c.mixer = deltabench::models::default_mixer(kind);
   if (kind == MixerKind::kDeltaNet || kind == MixerKind::kGatedDeltaNet) c.mixer.num_heads = 2;  // Zoology's
   if (kind == MixerKind::kAttention) c.max_position_embeddings = s.L;  // as the zoology-mqar suite
+  c.mixer.backend = backend;
   return c;
 }
 
-// Args: mixer, vocab, d_model, L, B, pairs, captured (0 eager, 1 a CUDA graph after warm-up).
+// Args: mixer, vocab, d_model, L, B, pairs, captured (0 eager, 1 a CUDA graph after warm-up), kernel
+// (0: backend auto, the reference ops in training; 1: backend kernel, deltabench's training kernels).
 void BM_train_step(benchmark::State& state) {
   const auto kind = static_cast<MixerKind>(state.range(0));
   const Shape shape{state.range(1), state.range(2), state.range(3), state.range(4), state.range(5)};
   const bool captured = state.range(6) != 0;
+  const bool kernel = state.range(7) != 0;
   const deltabench::train::RunStreamGuard stream(g_device);
   const std::map<std::string, std::string> params = {{"vocab_size", std::to_string(shape.vocab)},
                                                      {"seq_len", std::to_string(shape.L)},
@@ -64,7 +68,8 @@ void BM_train_step(benchmark::State& state) {
   const auto batch = set.batch(0, shape.B);
 
   torch::manual_seed(0);
-  deltabench::models::LanguageModel model(model_config(kind, shape));
+  deltabench::models::LanguageModel model(
+      model_config(kind, shape, kernel ? deltabench::BackendChoice::kKernel : deltabench::BackendChoice::kAuto));
   model->to(g_device);
   model->train();
   deltabench::train::TrainConfig t;
@@ -90,8 +95,8 @@ void BM_train_step(benchmark::State& state) {
     synchronize();
   }
   if (step.steps() > 0) (void)step.read_losses();
-  state.SetLabel(std::string(deltabench::models::to_string(kind)) + (captured ? "/captured" : "/eager") + "/" +
-                 (g_device.is_cuda() ? "cuda" : "cpu"));
+  state.SetLabel(std::string(deltabench::models::to_string(kind)) + (captured ? "/captured" : "/eager") +
+                 (kernel ? "/kernel" : "") + "/" + (g_device.is_cuda() ? "cuda" : "cpu"));
   state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(shape.B * shape.L),
                                                   benchmark::Counter::kIsIterationInvariantRate);
 }
@@ -104,10 +109,13 @@ void register_all() {
     if (g_device.is_cuda()) {
       // Zoology's MQAR model at its three (L, B) shapes, with its pairs per length.
       for (const Shape s : {Shape{8192, 128, 64, 512, 4}, Shape{8192, 128, 256, 256, 16}, Shape{8192, 128, 512, 128, 64}}) {
-        for (const int64_t captured : {0, 1}) {
+        // The linear family also on deltabench's training kernels (captured), beside the reference ops.
+        const bool kernels = kind != MixerKind::kAttention;
+        for (const auto& [captured, kernel] : {std::pair{0, 0}, std::pair{1, 0}, std::pair{1, 1}}) {
+          if (kernel && !kernels) continue;
           benchmark::RegisterBenchmark("train_step", BM_train_step)
-              ->Args({k, s.vocab, s.d_model, s.L, s.B, s.pairs, captured})
-              ->ArgNames({"mixer", "V", "d", "L", "B", "pairs", "graph"})
+              ->Args({k, s.vocab, s.d_model, s.L, s.B, s.pairs, captured, kernel})
+              ->ArgNames({"mixer", "V", "d", "L", "B", "pairs", "graph", "kernel"})
               ->Unit(benchmark::kMillisecond)
               ->UseRealTime()
               ->MinTime(0.3);
@@ -116,8 +124,8 @@ void register_all() {
     } else {
       // The quick suite's MQAR model at d_model 64.
       benchmark::RegisterBenchmark("train_step", BM_train_step)
-          ->Args({k, 128, 64, 64, 64, 4, 0})
-          ->ArgNames({"mixer", "V", "d", "L", "B", "pairs", "graph"})
+          ->Args({k, 128, 64, 64, 64, 4, 0, 0})
+          ->ArgNames({"mixer", "V", "d", "L", "B", "pairs", "graph", "kernel"})
           ->Unit(benchmark::kMillisecond)
           ->UseRealTime();
     }

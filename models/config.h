@@ -2,6 +2,8 @@
 // Model configuration: every switch the papers ablate is a field here, and a key of the same name
 // in a config file (train/config.cpp).
 
+#include "kernels/common/backend_choice.h"
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -39,6 +41,10 @@ struct MixerConfig {
   bool use_output_gate = false;      // gated RMSNorm (swish) on the output
   bool use_decay = false;            // Gated DeltaNet's g = -exp(A_log) softplus(a + dt_bias)
   double norm_eps = 1e-5;
+  // Which implementation runs the linear family's sequence ops (kernels/common/backend_choice.h). Not
+  // part of what a model is: a run's placement sets it ([train] backend, --backend), and it never
+  // enters the config's hash. Attention always runs SDPA.
+  BackendChoice backend = BackendChoice::kAuto;
 };
 
 struct ModelConfig {

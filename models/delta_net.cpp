@@ -83,6 +83,7 @@ at::Tensor DeltaNetImpl::forward(const at::Tensor& x) {
   }
   const auto p = heads(x, q, k, v);
   SequenceOptions options;
+  options.backend = config_.backend;
   options.chunk_size = config_.chunk_size;
   const auto o = config_.use_decay ? gated_delta_rule(p.q, p.k, p.v, p.beta, p.g, options).o
                                    : delta_rule(p.q, p.k, p.v, p.beta, options).o;
@@ -111,6 +112,7 @@ at::Tensor DeltaNetImpl::step(const at::Tensor& x_t, MixerState& state) {
   }
   const auto p = heads(x, q.unsqueeze(1), k.unsqueeze(1), v.unsqueeze(1));
   SequenceOptions options;
+  options.backend = config_.backend;
   options.mode = Mode::kRecurrent;
   options.output_final_state = true;
   options.initial_state = state.memory;

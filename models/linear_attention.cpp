@@ -56,6 +56,7 @@ at::Tensor LinearAttentionImpl::finish(const at::Tensor& o) {
 at::Tensor LinearAttentionImpl::forward(const at::Tensor& x) {
   const auto p = project(x);
   SequenceOptions options;
+  options.backend = config_.backend;
   options.chunk_size = config_.chunk_size;
   if (config_.normalize) options.scale = 1.0;  // the ratio cancels any scale
   return finish(linear_attention(p.q, p.k, p.v, p.g, options).o);
@@ -64,6 +65,7 @@ at::Tensor LinearAttentionImpl::forward(const at::Tensor& x) {
 at::Tensor LinearAttentionImpl::step(const at::Tensor& x, MixerState& state) {
   const auto p = project(x.unsqueeze(1));
   SequenceOptions options;
+  options.backend = config_.backend;
   options.mode = Mode::kRecurrent;
   options.output_final_state = true;
   options.initial_state = state.memory;

@@ -19,7 +19,9 @@ namespace {
 using bench::KernelCase;
 using bench::kKernelCases;
 
-const std::vector<std::string> kImpls = {"deltabench", "fla", "torch-sdpa"};
+// deltabench-reference: deltabench's reference ops (ATen), timed beside the kernels in forward + backward.
+const std::vector<std::string> kImpls = {"deltabench", "fla", "torch-sdpa", "deltabench-reference"};
+const std::vector<std::string> kCurveImpls = {"deltabench", "fla", "torch-sdpa"};
 
 bool same_shape(const KernelCase& c, const KernelTiming& t) {
   return c.op == t.op && c.B == t.B && c.T == t.T && c.H == t.H && c.K == t.K && c.V == t.V;
@@ -43,10 +45,11 @@ std::optional<double> find_ms(const KernelTimings& t, const KernelCase& c, const
   return r ? std::optional<double>(r->*time) : std::nullopt;
 }
 
-// The SDPA case of the registry with the same batch, length, heads and head dim, if any.
+// The SDPA case of the registry with the same pass, batch, length, heads and head dim, if any.
 std::optional<KernelCase> sdpa_beside(const KernelCase& c) {
+  const std::string_view sdpa = bench::is_fwd_bwd(c) ? "fwd_bwd_sdpa" : "sdpa";
   for (const auto& s : kKernelCases) {
-    if (s.op == "sdpa" && s.B == c.B && s.T == c.T && s.H == c.H && s.K == c.K) return s;
+    if (s.op == sdpa && s.B == c.B && s.T == c.T && s.H == c.H && s.K == c.K) return s;
   }
   return std::nullopt;
 }
@@ -61,7 +64,8 @@ std::string provenance_text(const KernelTimings& t) {
 
 bool is_decode(const KernelCase& c) { return c.op.starts_with("decode"); }
 
-// The two tables: the chunked forwards (with SDPA beside) and the decode steps.
+// The three tables: the chunked forwards (with SDPA beside), the decode steps, and forward + backward
+// (with the reference ops and SDPA beside).
 std::vector<Table> tables(const KernelTimings& t) {
   Table forward{"Chunked forward, bf16",
                 "Median ms of 15 calls, L2 flushed before each. ms: the GPU's time, host launch costs hidden behind a "
@@ -78,12 +82,23 @@ std::vector<Table> tables(const KernelTimings& t) {
                {"case", "deltabench ms", "FLA ms", "deltabench / FLA", "floor ms", "deltabench % of floor", "target ms",
                 "deltabench call ms", "FLA call ms"},
                {}};
+  Table train{"Forward + backward, bf16",
+              "Median ms of 15 calls of the op and the gradients of all its inputs for a fixed do, timed as above. "
+              "deltabench: its training kernels (backend = kernel); reference: deltabench's reference ops (ATen "
+              "autograd); FLA's chunk ops with its Hopper guard for the gated backward lifted (timing only). The floor "
+              "counts the forward's bytes, then q, k, v and do read and dq, dk, dv written, and three times the "
+              "forward's FLOPs. Targets: FLA's forward + backward on the H200 (issue 13)",
+              {"case", "deltabench ms", "reference ms", "FLA ms", "deltabench / FLA", "SDPA ms", "floor ms",
+               "deltabench % of floor", "target ms", "deltabench call ms", "FLA call ms"},
+              {}};
   for (const auto& c : kKernelCases) {
-    if (c.op == "sdpa") continue;
+    if (c.op.ends_with("sdpa")) continue;
     const auto ours = find_ms(t, c, "deltabench"), fla = find_ms(t, c, "fla");
     const double floor = bench::floor_ms(c);
-    std::vector<std::string> row = {case_label(c), ms_text(ours), ms_text(fla),
-                                    ours && fla ? fmt::format("{:.2f}", *ours / *fla) : "n/a"};
+    std::vector<std::string> row = {case_label(c), ms_text(ours)};
+    if (bench::is_fwd_bwd(c)) row.push_back(ms_text(find_ms(t, c, "deltabench-reference")));
+    row.push_back(ms_text(fla));
+    row.push_back(ours && fla ? fmt::format("{:.2f}", *ours / *fla) : "n/a");
     if (!is_decode(c)) {
       const auto sdpa = sdpa_beside(c);
       row.push_back(sdpa ? ms_text(find_ms(t, *sdpa, "torch-sdpa")) : "n/a");
@@ -98,9 +113,9 @@ std::vector<Table> tables(const KernelTimings& t) {
     row.push_back(target);
     row.push_back(ms_text(find_ms(t, c, "deltabench", &KernelTiming::call_ms)));
     row.push_back(ms_text(find_ms(t, c, "fla", &KernelTiming::call_ms)));
-    (is_decode(c) ? decode : forward).rows.push_back(row);
+    (is_decode(c) ? decode : bench::is_fwd_bwd(c) ? train : forward).rows.push_back(row);
   }
-  return {forward, decode};
+  return {forward, decode, train};
 }
 
 // Tokens/s against T at the standard shape (B T = 32768, H 16, K = V = 128): one block per (op, impl).
@@ -112,7 +127,7 @@ struct Curve {
 std::vector<Curve> curves(const KernelTimings& t) {
   std::vector<Curve> out;
   for (const std::string op : {"delta_rule", "gated_delta_rule"}) {
-    for (const auto& impl : kImpls) {
+    for (const auto& impl : kCurveImpls) {
       Curve curve{op, impl, {}};
       for (const auto& c : kKernelCases) {
         const bool standard = c.B * c.T == 32768 && c.H == 16 && c.K == 128 && c.V == 128;
@@ -140,9 +155,9 @@ void write_throughput_figure(const KernelTimings& t, const std::filesystem::path
       "set multiplot layout 1,2 title \"Forward throughput at B x T = 32768, H 16, K = V = 128, bf16\"\n"
       "set logscale x 2\nset xtics (2048, 8192, 32768)\nset xrange [1400:48000]\nset yrange [0:*]\nset grid\n"
       "set xlabel \"T (tokens per sequence)\"\nset ylabel \"million tokens/s\"\nset key below\n";
-  for (size_t panel = 0; panel < cs.size(); panel += kImpls.size()) {
+  for (size_t panel = 0; panel < cs.size(); panel += kCurveImpls.size()) {
     body += "set title " + gnuplot_quote(cs[panel].panel) + "\nplot ";
-    for (size_t i = 0; i < kImpls.size(); ++i) {
+    for (size_t i = 0; i < kCurveImpls.size(); ++i) {
       body += fmt::format("{}'throughput.dat' index {} using 1:2 with linespoints lw 2 pt 7 title {}",
                           i ? ", \\\n     " : "", panel + i, gnuplot_quote(cs[panel + i].impl));
     }
@@ -209,7 +224,7 @@ KernelTimings read_kernel_timings(const std::string& path) {
     t.ms = parse_number(f[7], where, "ms");
     t.call_ms = parse_number(f[8], where, "call_ms");
     if (std::find(kImpls.begin(), kImpls.end(), t.impl) == kImpls.end()) {
-      throw ReportError(fmt::format("{}: column impl: expected deltabench, fla or torch-sdpa, got '{}'", where, t.impl));
+      throw ReportError(fmt::format("{}: column impl: expected deltabench, fla, torch-sdpa or deltabench-reference, got '{}'", where, t.impl));
     }
     for (const auto& [value, column, text] : {std::tuple{t.ms, "ms", f[7]}, std::tuple{t.call_ms, "call_ms", f[8]}}) {
       if (!(value > 0) || !std::isfinite(value)) {

@@ -27,7 +27,12 @@
 #                                DELTABENCH_KERNEL_BENCH=0: --kernels without benchmarks, FLA and profiles
 #                                --train's switches: DELTABENCH_TEST_SECONDS (180), DELTABENCH_TRAIN_PRESET=0 (no preset
 #                                runs), DELTABENCH_TRAIN_EAGER=0 (the preset captured only), DELTABENCH_PER_GPU_PROBE=0,
-#                                DELTABENCH_FLA_SECONDS (200), DELTABENCH_FLA_LENGTHS (64,256,512)
+#                                DELTABENCH_FLA_SECONDS (200), DELTABENCH_FLA_LENGTHS (64,256,512),
+#                                DELTABENCH_TRAIN_BACKENDS ("kernel reference": the preset to its early stop on each),
+#                                DELTABENCH_RUN_TEST=1 (tests/apps/run_command_test.sh), DELTABENCH_KERNEL_TESTS (a
+#                                kernels_cuda_tests tag, e.g. "[backward]")
+#                                --kernels' switches: DELTABENCH_BENCH_FILTER (a regex of case names, for kernels_bench
+#                                and FLA), DELTABENCH_BENCH_SECONDS (240), DELTABENCH_FLA_SECONDS (200), DELTABENCH_NCU=0
 #   scripts/device.sh --harness  build, every test, then the README's GPU suite command (zoology-mqar, no flags: the
 #                                suite's own "cuda", the default runs per GPU) for DELTABENCH_SUITE_SECONDS
 #                                (default 150), its stored runs listed with device and backend, and the report
@@ -74,14 +79,18 @@ note "- cores: $(nproc)"
 # plots are drawn where gnuplot is). Progress lines name each case as it starts and ends. $1: the log.
 kernel_benchmarks() {
   local log="$1" report_dir fla_args=()
-  DELTABENCH_COMMIT="${DELTABENCH_COMMIT:-unknown}" timeout 240 "$build_dir/bench/kernels_bench" \
-    --benchmark_out="$out/kernels_bench.json" --benchmark_out_format=json >"$log" 2>&1 || status=1
+  local filter=()
+  [[ -n "${DELTABENCH_BENCH_FILTER:-}" ]] && filter=(--benchmark_filter="$DELTABENCH_BENCH_FILTER")
+  DELTABENCH_COMMIT="${DELTABENCH_COMMIT:-unknown}" timeout "${DELTABENCH_BENCH_SECONDS:-240}" \
+    "$build_dir/bench/kernels_bench" --benchmark_out="$out/kernels_bench.json" --benchmark_out_format=json \
+    "${filter[@]}" >"$log" 2>&1 || status=1
   note ""
   note "CUDA kernels (Google Benchmark, median of 15, L2 flushed; full JSON: kernels_bench.json)"
   grep -E '_median' "$log" | sed -E 's/iterations:1\/repeats:15\/manual_time_median//' | tee -a "$summary"
   grep -iE 'error|what\(\)' "$log" | head -n 5 | tee -a "$summary"
   [[ -d "$root/.fla/fla" ]] && fla_args=(--fla "$root/.fla")
-  timeout 200 "$python" "$root/bench/fla_compare.py" --ours "$out/kernels_bench.json" --out "$out/kernels.csv" \
+  [[ -n "${DELTABENCH_BENCH_FILTER:-}" ]] && fla_args+=(--filter "$DELTABENCH_BENCH_FILTER")
+  timeout "${DELTABENCH_FLA_SECONDS:-200}" "$python" "$root/bench/fla_compare.py" --ours "$out/kernels_bench.json" --out "$out/kernels.csv" \
     "${fla_args[@]}" >>"$log" 2>&1 || status=1
   grep -E '^fla_compare: ' "$log" | tail -n 20
   report_dir=$(mktemp -d)
@@ -96,7 +105,7 @@ start=$(date +%s)
 sqlite_args=()
 targets=()
 ((kernels_only)) && targets=(--target kernels_cuda_tests kernels_bench deltabench)
-((train_only)) && targets=(--target train_cuda_tests train_step_bench deltabench)
+((train_only)) && targets=(--target train_cuda_tests kernels_cuda_tests train_step_bench deltabench)
 if [[ ! -f /usr/include/sqlite3.h && -f "$root/.deb/sqlite/usr/include/sqlite3.h" ]]; then
   sqlite_lib=$(ls /usr/lib/x86_64-linux-gnu/libsqlite3.so* /lib/x86_64-linux-gnu/libsqlite3.so* 2>/dev/null | head -n 1)
   sqlite_args=(-DSQLite3_INCLUDE_DIR="$root/.deb/sqlite/usr/include" -DSQLite3_LIBRARY="$sqlite_lib")
@@ -126,7 +135,7 @@ if ((kernels_only)); then
   grep -E '^training kernel ' "$out/tests.log" >"$out/backward_errors.log"
   note "- training kernels' relative RMS errors: $(wc -l <"$out/backward_errors.log") cases in backward_errors.log"
   ((run_bench)) && kernel_benchmarks "$out/bench.log"
-  if ((run_bench)) && command -v ncu >/dev/null; then
+  if ((run_bench)) && [[ "${DELTABENCH_NCU:-1}" != 0 ]] && command -v ncu >/dev/null; then
     # The stall reasons per issued instruction and the source hot spots (the kernels build with -lineinfo).
     timeout 150 ncu --section SpeedOfLight --section Occupancy --section LaunchStats --section WarpStateStats \
       --section MemoryWorkloadAnalysis --section SourceCounters \
@@ -175,6 +184,14 @@ if ((train_only)); then
     status=1
   note "- train_cuda_tests: $(tail -n 2 "$out/tests.log" | tr '\n' ' ') in $(($(date +%s) - start)) s"
   grep -B 3 -A 15 'FAILED' "$out/tests.log" | head -n 80
+  grep -E 'gradients, kernel against|kernel against reference ops' "$out/tests.log" | tee -a "$summary"
+  # The kernel tests of a tag too (DELTABENCH_KERNEL_TESTS, e.g. "[backward]"): after a dispatch change.
+  if [[ -n "${DELTABENCH_KERNEL_TESTS:-}" ]]; then
+    start=$(date +%s)
+    OMP_NUM_THREADS=1 timeout 300 "$build_dir/tests/kernels_cuda_tests" "$DELTABENCH_KERNEL_TESTS" >>"$out/tests.log" 2>&1 ||
+      status=1
+    note "- kernels_cuda_tests $DELTABENCH_KERNEL_TESTS: $(tail -n 2 "$out/tests.log" | tr '\n' ' ') in $(($(date +%s) - start)) s"
+  fi
   # One training step of Zoology's MQAR model: ours eager and captured.
   start=$(date +%s)
   timeout 120 "$build_dir/bench/train_step_bench" --device=cuda --benchmark_out="$out/train_step_bench.json" \
@@ -184,6 +201,7 @@ if ((train_only)); then
   grep -E '^train_step/' "$out/bench.log" | sed -E 's/V:8192\/d:128\///; s/\/real_time//' | tee -a "$summary"
   grep -iE 'error' "$out/bench.log" | head -n 5 | tee -a "$summary"
   # The Zoology preset as a user trains it, 300 steps: captured (and eager, unless DELTABENCH_TRAIN_EAGER=0).
+  # DELTABENCH_TRAIN_BACKENDS="kernel reference": the preset to its early stop on each backend instead.
   metrics_dir=$(mktemp -d)
   modes=(captured eager)
   [[ "${DELTABENCH_TRAIN_EAGER:-1}" == 0 ]] && modes=(captured)
@@ -194,8 +212,21 @@ if ((train_only)); then
     (cd "$metrics_dir" && timeout 60 "$build_dir/deltabench" train "$root/configs/zoology-mqar.toml" --max-steps 300 \
       "${flags[@]}") >>"$out/train.log" 2>&1 || status=1
   done
+  for backend in ${DELTABENCH_TRAIN_BACKENDS:-}; do
+    (cd "$metrics_dir" && timeout 150 "$build_dir/deltabench" train "$root/configs/zoology-mqar.toml" --backend "$backend" \
+      --metrics "zoology-mqar-$backend.jsonl") >>"$out/train.log" 2>&1 || status=1
+    cp "$metrics_dir/zoology-mqar-$backend.jsonl" "$out/" 2>/dev/null
+  done
   note ""
   [[ -f "$out/train.log" ]] && grep -E '^(summary|backend|step):' "$out/train.log" | tee -a "$summary"
+  # The run command's test on the GPU (its --backend kernel grid among the checks), DELTABENCH_RUN_TEST=1.
+  if [[ "${DELTABENCH_RUN_TEST:-0}" == 1 ]]; then
+    start=$(date +%s)
+    timeout 300 bash "$root/tests/apps/run_command_test.sh" "$build_dir/deltabench" "$root" >"$out/run_test.log" 2>&1 ||
+      status=1
+    note "- tests/apps/run_command_test.sh on the GPU: $(tail -n 1 "$out/run_test.log") in $(($(date +%s) - start)) s"
+    grep -E '^FAILED|kernel' "$out/run_test.log" | tee -a "$summary"
+  fi
   # How many runs to train at once on one GPU: N copies of a Zoology run started together (the rule
   # behind run --per-gpu's default). DeltaNet at L 256 (GPU-bound on reference ops) and attention at L 64.
   if [[ "${DELTABENCH_PER_GPU_PROBE:-1}" != 0 ]]; then

@@ -109,11 +109,15 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
   // Where it trains is settled before anything runs: a wrong device is one error, and no run is
   // recorded as failed because of it.
   const auto device = train::resolve_device(options.placement.device, options.placement.device_origin);
+  const auto backend = train::resolve_backend(options.placement, device);
   if (options.progress) {
     fmt::print("{}suite {}: {} runs in the grid", p, suite.name, result.total);
     if (options.shards > 1) fmt::print(", {} in shard {}/{}", result.in_shard, options.shard, options.shards);
     fmt::print("; {} already in {}, {} to run", result.done_before, store.path(), todo.size());
-    if (!options.dry_run) fmt::print(", on {} with {} CPU threads", device.name, at::get_num_threads());
+    if (!options.dry_run) {
+      fmt::print(", on {} (backend {}) with {} CPU threads", device.name, backend_choice_name(backend),
+                 at::get_num_threads());
+    }
     fmt::print("\n");
     if (result.failed_before > 0) {
       fmt::print("{}{} failed run(s) recorded earlier are skipped; --retry-failed trains them again\n", p,

@@ -313,6 +313,13 @@ Suite parse_suite(const std::string& text, const std::string& source) {
       train::check_device_spelling(s.placement.device, s.placement.device_origin);
       values.erase(d);
     }
+    if (const auto b = values.find("backend"); b != values.end()) {
+      if (!b->second.is_string()) fail(source, b->second.line, "[base.train]", "backend: expected a string in quotes, got " + b->second.written());
+      s.placement.backend = std::get<std::string>(b->second.data);
+      s.placement.backend_origin = source + ":" + std::to_string(b->second.line) + ": [base.train] backend";
+      train::parse_backend(s.placement.backend, s.placement.backend_origin);
+      values.erase(b);
+    }
     if (const auto c = values.find("checkpoint"); c != values.end()) {
       if (!c->second.is_string()) fail(source, c->second.line, "[base.train]", "checkpoint: expected a string in quotes, got " + c->second.written());
       s.placement.checkpoint = std::get<std::string>(c->second.data);

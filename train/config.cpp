@@ -333,6 +333,11 @@ ExperimentConfig build_experiment(const toml::Table& root, const std::string& so
       placement->device_origin = origin("device");
       check_device_spelling(placement->device, placement->device_origin);
     }
+    if (t.has("backend")) {
+      placement->backend = t.text("backend", "auto");
+      placement->backend_origin = origin("backend");
+      parse_backend(placement->backend, placement->backend_origin);
+    }
     if (t.has("checkpoint")) {
       placement->checkpoint = t.text("checkpoint", "");
       placement->checkpoint_origin = origin("checkpoint");

@@ -67,6 +67,6 @@ ExperimentConfig build_experiment(const toml::Table& root, const std::string& so
 std::string fnv1a_hex(const std::string& text);
 
 // Keys of [train] that say where a run trains, not what it trains.
-inline constexpr const char* kPlacementKeys[] = {"device", "checkpoint"};
+inline constexpr const char* kPlacementKeys[] = {"device", "backend", "checkpoint"};
 
 }  // namespace deltabench::train

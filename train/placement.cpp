@@ -58,6 +58,20 @@ void check_device_spelling(const std::string& device, const std::string& origin)
   throw ConfigError(origin + ": expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", got \"" + device + "\"");
 }
 
+BackendChoice parse_backend(const std::string& backend, const std::string& origin) {
+  if (const auto choice = backend_choice_from_name(backend)) return *choice;
+  throw ConfigError(origin + ": expected \"auto\", \"reference\" or \"kernel\", got \"" + backend + "\"");
+}
+
+BackendChoice resolve_backend(const Placement& placement, const ResolvedDevice& device) {
+  const auto choice = parse_backend(placement.backend, placement.backend_origin);
+  if (choice == BackendChoice::kKernel && !device.device.is_cuda()) {
+    throw ConfigError(placement.backend_origin + ": backend \"kernel\" runs deltabench's CUDA kernels, and this run " +
+                      "trains on " + device.name + " (give a CUDA device, or backend \"auto\" or \"reference\")");
+  }
+  return choice;
+}
+
 ResolvedDevice resolve_device(const std::string& device, const std::string& origin) {
   check_device_spelling(device, origin);
   const int64_t gpus = visible_gpus();

@@ -181,6 +181,7 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
   TrainConfig t = c.train;
   if (opt.epochs) t.epochs = *opt.epochs;
   const auto resolved = resolve_device(opt.placement.device, opt.placement.device_origin);
+  const BackendChoice backend = resolve_backend(opt.placement, resolved);
   const at::Device device = resolved.device;
   const bool autocast = device.is_cuda() && t.precision == "auto";
   const int64_t eval_batch = t.eval_batch_size > 0 ? t.eval_batch_size : t.batch_size;
@@ -199,7 +200,9 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
   }
 
   torch::manual_seed(c.seed);
-  models::LanguageModel model(c.model);
+  models::ModelConfig model_config = c.model;
+  model_config.mixer.backend = backend;
+  models::LanguageModel model(model_config);
   model->to(device);
   FusedAdamW optimizer(model, t, device);
 
@@ -216,8 +219,10 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
     if (!metrics) throw ConfigError("cannot write metrics to " + opt.metrics_path);
   }
   if (opt.progress) {
-    fmt::print("{}: {} on {} | {} train / {} test examples of length {} | {} parameters | {} epochs of {} steps\n",
-               c.name, models::to_string(c.model.mixer.kind), resolved.name, train_set.size(), test_set.size(),
+    fmt::print("{}: {} on {} (backend {}) | {} train / {} test examples of length {} | {} parameters | {} epochs of {} "
+               "steps\n",
+               c.name, models::to_string(c.model.mixer.kind), resolved.name, backend_choice_name(backend),
+               train_set.size(), test_set.size(),
                train_set.seq_len(), summary.parameters, t.epochs, train_set.num_batches(t.batch_size));
     std::fflush(stdout);
   }

@@ -29,7 +29,7 @@ namespace {
 const char* kDefaultStore = "runs/deltabench.sqlite";
 
 struct RunArgs {
-  std::string suite, store = kDefaultStore, device, gpus, shard, worker, out, checkpoint_dir;
+  std::string suite, store = kDefaultStore, device, backend, gpus, shard, worker, out, checkpoint_dir;
   int64_t jobs = 1, per_gpu = 0, threads = 0, abort_after = -1;
   double progress_interval = 10;
   bool retry_failed = false, dry_run = false, no_report = false, eager = false;
@@ -109,6 +109,10 @@ train::Placement placement_of(const sweep::Suite& suite, const RunArgs& a) {
     p.device = a.device;
     p.device_origin = "--device";
   }
+  if (!a.backend.empty()) {
+    p.backend = a.backend;
+    p.backend_origin = "--backend";
+  }
   if (!a.checkpoint_dir.empty()) {
     p.checkpoint = a.checkpoint_dir;
     p.checkpoint_origin = "--checkpoint-dir";
@@ -164,6 +168,7 @@ int run_in_processes(const RunArgs& a, const std::string& suite_file, const trai
                                      std::to_string(threads), "--no-report", "--progress-interval",
                                      fmt::format("{}", a.progress_interval)};
     if (!a.checkpoint_dir.empty()) args.insert(args.end(), {"--checkpoint-dir", a.checkpoint_dir});
+    if (!a.backend.empty()) args.insert(args.end(), {"--backend", a.backend});
     if (a.retry_failed) args.push_back("--retry-failed");
     if (a.eager) args.push_back("--eager");
     if (a.abort_after >= 0) args.insert(args.end(), {"--abort-after", std::to_string(a.abort_after)});
@@ -208,6 +213,10 @@ void add_suite_commands(CLI::App& app, int& status) {
   run->add_option("--device", ra->device,
                   "auto, cpu, cuda or cuda:N for every run (default: the suite's [base.train] device, else auto: cuda "
                   "where a GPU is visible); not part of a run's identity");
+  run->add_option("--backend", ra->backend,
+                  "auto, reference or kernel: what runs the linear family's sequence ops (default: the suite's "
+                  "[base.train] backend, else auto); not part of a run's identity")
+      ->check(CLI::IsMember({"auto", "reference", "kernel"}));
   run->add_option("--gpus", ra->gpus, "with --jobs and CUDA: the GPUs the workers take in turn (default: all visible)");
   run->add_option("--shard", ra->shard, "i/n: run only the runs whose grid index is i mod n (one process per host or GPU)");
   run->add_option("--jobs", ra->jobs, "worker processes on this machine sharing the grid (with CUDA, one GPU each in turn)")
@@ -237,6 +246,7 @@ void add_suite_commands(CLI::App& app, int& status) {
     const auto placement = placement_of(suite, *ra);
     // Where it trains is checked before the store is touched: a wrong device records nothing.
     const auto device = train::resolve_device(placement.device, placement.device_origin);
+    train::resolve_backend(placement, device);
     const bool chosen =
         ra->jobs > 1 || ra->per_gpu > 0 || !ra->shard.empty() || !ra->worker.empty() || ra->abort_after >= 0;
     if (device.device.is_cuda() && !chosen && !ra->dry_run) {

@@ -15,7 +15,7 @@ namespace {
 
 struct TrainArgs {
   std::string config;
-  std::string device;
+  std::string device, backend;
   int64_t epochs = 0;
   int64_t max_steps = -1;
   std::string metrics;
@@ -38,6 +38,10 @@ void add_train_command(CLI::App& app, int& status) {
   auto* cmd = app.add_subcommand("train", "train one configured experiment (a .toml file in configs/)");
   cmd->add_option("config", args->config, "experiment config file")->required()->check(CLI::ExistingFile);
   cmd->add_option("--device", args->device, "auto, cpu, cuda or cuda:N (overrides [train] device; default auto: cuda where a GPU is visible)");
+  cmd->add_option("--backend", args->backend,
+                  "auto, reference or kernel: what runs the linear family's sequence ops (overrides [train] backend; "
+                  "default auto)")
+      ->check(CLI::IsMember({"auto", "reference", "kernel"}));
   cmd->add_option("--epochs", args->epochs, "overrides [train] epochs")->check(integer_at_least(1));
   cmd->add_option("--max-steps", args->max_steps, "stop after this many optimizer steps")->check(integer_at_least(1));
   cmd->add_option("--metrics", args->metrics, "JSON lines file (default runs/<name>.jsonl)");
@@ -50,6 +54,10 @@ void add_train_command(CLI::App& app, int& status) {
       options.placement.device_origin = "--device";
     }
     train::check_device_spelling(options.placement.device, options.placement.device_origin);
+    if (!args->backend.empty()) {
+      options.placement.backend = args->backend;
+      options.placement.backend_origin = "--backend";
+    }
     if (args->epochs > 0) options.epochs = args->epochs;
     options.max_steps = args->max_steps;
     options.cuda_graph = !args->eager;

@@ -22,6 +22,13 @@ std::string_view backend_choice_name(BackendChoice choice) {
   return "?";
 }
 
+std::optional<BackendChoice> backend_choice_from_name(std::string_view name) {
+  for (const auto choice : {BackendChoice::kAuto, BackendChoice::kReference, BackendChoice::kKernel}) {
+    if (backend_choice_name(choice) == name) return choice;
+  }
+  return std::nullopt;
+}
+
 BackendCounts backend_counts() {
   return {g_reference.load(), g_reference_with_grad.load(), g_kernel.load(), g_kernel_with_grad.load()};
 }

@@ -1,6 +1,7 @@
 #include "kernels/common/cuda_dispatch.h"
 
 #include "kernels/common/backend.h"
+#include "kernels/common/decode.h"
 #include "kernels/common/recurrent_train.h"
 
 #ifdef DELTABENCH_HAVE_CUDA
@@ -126,25 +127,55 @@ SequenceOutput cuda_chunk_forward(Family family, const SequenceShape& shape, con
   return out;
 }
 
+// The decode kernel (kernels/common/decode.h) for a recurrent call without a gradient: the state
+// starts as a copy of the initial state (or zeros) and ends as the final state.
+SequenceOutput cuda_decode(Family family, const SequenceShape& shape, const at::Tensor& q, const at::Tensor& k,
+                           const at::Tensor& v, const at::Tensor& beta, const at::Tensor& g,
+                           const SequenceOptions& options) {
+  const c10::cuda::CUDAGuard guard(q.device());
+  SequenceInputs in;
+  in.q = q.contiguous();
+  in.k = k.contiguous();
+  in.v = v.contiguous();
+  if (beta.defined()) in.beta = beta.to(at::kFloat).contiguous();
+  if (g.defined()) in.g = g.to(at::kFloat).contiguous();
+  const auto f32 = q.options().dtype(at::kFloat);
+  auto state = options.initial_state.defined() ? options.initial_state.to(f32, /*non_blocking=*/false, /*copy=*/true)
+                                                     .contiguous()
+                                               : at::zeros({shape.N, shape.H, shape.K, shape.V}, f32);
+  SequenceOutput out;
+  out.backend = Backend::kKernel;
+  out.o = recurrent_decode(family, in, state, options.scale);
+  if (options.output_final_state) out.final_state = state;
+  return out;
+}
+
 }  // namespace
 
-std::string kernel_unavailable(const SequenceShape& shape, const at::Tensor& q, const at::Tensor& k,
-                               const at::Tensor& v, const at::Tensor& beta, const at::Tensor& g,
-                               const SequenceOptions& options) {
-  if (!q.is_cuda()) return c10::str("the tensors are on ", q.device().str(), ", and the kernel runs on CUDA");
-  if (needs_grad({&q, &k, &v, &beta, &g, &options.initial_state})) {
-    const auto why = recurrent_train_unavailable(shape, q);
-    return why.empty() ? why : "a gradient is needed, and for training " + why;
-  }
-  if (options.mode != Mode::kChunk) return "mode is recurrent, and the kernel is the chunk algorithm";
-  if (options.chunk_size != 64) return c10::str("chunk_size is ", options.chunk_size, ", and the kernel's chunk is 64");
+KernelPath kernel_path(const SequenceShape& shape, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                       const at::Tensor& beta, const at::Tensor& g, const SequenceOptions& options, std::string* why) {
+  const auto refuse = [&](std::string reason) {
+    if (why) *why = std::move(reason);
+    return KernelPath::kNone;
+  };
+  if (!q.is_cuda()) return refuse(c10::str("the tensors are on ", q.device().str(), ", and the kernel runs on CUDA"));
   if (!kernel_dtype(q.scalar_type())) {
-    return c10::str("the inputs are ", c10::toString(q.scalar_type()), ", and the kernel takes bf16, fp16 or fp32");
+    return refuse(c10::str("the inputs are ", c10::toString(q.scalar_type()), ", and the kernel takes bf16, fp16 or fp32"));
   }
-  if (!cuda::chunk_forward_supports(shape.K, shape.V)) {
-    return c10::str("K = ", shape.K, " and V = ", shape.V, ", and the kernel takes K and V of 64 or 128");
+  if (needs_grad({&q, &k, &v, &beta, &g, &options.initial_state})) {
+    const auto reason = recurrent_train_unavailable(shape, q);
+    return reason.empty() ? KernelPath::kRecurrentTrain : refuse("a gradient is needed, and for training " + reason);
   }
-  return {};
+  if (options.mode == Mode::kChunk && options.chunk_size == 64 && cuda::chunk_forward_supports(shape.K, shape.V)) {
+    return KernelPath::kChunk;
+  }
+  if (options.mode == Mode::kRecurrent && !options.cu_seqlens.defined() &&
+      cuda::recurrent_decode_supports(shape.K, shape.V)) {
+    return KernelPath::kDecode;
+  }
+  if (cuda::recurrent_train_supports(shape.K, shape.V)) return KernelPath::kRecurrent;
+  return refuse(c10::str("K = ", shape.K, " and V = ", shape.V,
+                         ", and the kernels take K of 32, 64, 128 or 256 and V a multiple of 32"));
 }
 #else
 namespace {
@@ -152,30 +183,58 @@ SequenceOutput cuda_chunk_forward(Family, const SequenceShape&, const at::Tensor
                                   const at::Tensor&, const at::Tensor&, const at::Tensor&, const SequenceOptions&) {
   TORCH_CHECK(false, "cuda_chunk_forward: this build has no CUDA kernels");
 }
+SequenceOutput cuda_decode(Family, const SequenceShape&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                           const at::Tensor&, const at::Tensor&, const SequenceOptions&) {
+  TORCH_CHECK(false, "cuda_decode: this build has no CUDA kernels");
+}
 }  // namespace
 
-std::string kernel_unavailable(const SequenceShape&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                               const at::Tensor&, const at::Tensor&, const SequenceOptions&) {
-  return "this build of deltabench has no CUDA kernels (nvcc was not found when it was configured)";
+KernelPath kernel_path(const SequenceShape&, const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                       const at::Tensor&, const SequenceOptions&, std::string* why) {
+  if (why) *why = "this build of deltabench has no CUDA kernels (nvcc was not found when it was configured)";
+  return KernelPath::kNone;
 }
 #endif
+
+namespace {
+
+// What `auto` takes: the kernels measured faster than the reference ops on the shapes they serve
+// (the chunk forward and decode; kernels/delta_rule/NOTES.md). The recurrent kernels are taken under
+// `kernel` only until they are measured against the reference on the models' shapes.
+bool auto_takes(KernelPath path, const SequenceShape&) {
+  return path == KernelPath::kChunk || path == KernelPath::kDecode;
+}
+
+}  // namespace
+
+std::string kernel_unavailable(const SequenceShape& shape, const at::Tensor& q, const at::Tensor& k,
+                               const at::Tensor& v, const at::Tensor& beta, const at::Tensor& g,
+                               const SequenceOptions& options) {
+  std::string why;
+  kernel_path(shape, q, k, v, beta, g, options, &why);
+  return why;
+}
 
 SequenceOutput dispatch(Family family, const SequenceShape& shape, const at::Tensor& q,
                         const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta, const at::Tensor& g,
                         const SequenceOptions& options, reference::Fn recurrent, reference::Fn chunk) {
   const bool grad = needs_grad({&q, &k, &v, &beta, &g, &options.initial_state});
-  // With a gradient, `auto` keeps the reference until the training kernels are measured faster on
-  // the models' shapes; `kernel` takes them (kernels/delta_rule/NOTES.md).
-  if (options.backend == BackendChoice::kKernel || (options.backend == BackendChoice::kAuto && !grad)) {
-    const auto why = kernel_unavailable(shape, q, k, v, beta, g, options);
-    if (why.empty()) {
+  if (options.backend != BackendChoice::kReference) {
+    std::string why;
+    const auto path = kernel_path(shape, q, k, v, beta, g, options, &why);
+    TORCH_CHECK(path != KernelPath::kNone || options.backend != BackendChoice::kKernel, family_name(family),
+                ": backend = kernel, but deltabench's CUDA kernels cannot serve this call: ", why,
+                " (backend = auto takes the reference ops where the kernels cannot serve)");
+    if (path != KernelPath::kNone && (options.backend == BackendChoice::kKernel || auto_takes(path, shape))) {
       count_backend_call(Backend::kKernel, grad);
-      return grad ? recurrent_train(family, shape, q, k, v, beta, g, options)
-                  : cuda_chunk_forward(family, shape, q, k, v, beta, g, options);
+      switch (path) {
+        case KernelPath::kChunk: return cuda_chunk_forward(family, shape, q, k, v, beta, g, options);
+        case KernelPath::kDecode: return cuda_decode(family, shape, q, k, v, beta, g, options);
+        case KernelPath::kRecurrent: return recurrent_forward(family, shape, q, k, v, beta, g, options);
+        case KernelPath::kRecurrentTrain: return recurrent_train(family, shape, q, k, v, beta, g, options);
+        case KernelPath::kNone: break;
+      }
     }
-    TORCH_CHECK(options.backend != BackendChoice::kKernel, family_name(family),
-                ": backend = kernel, but deltabench's CUDA kernel cannot serve this call: ", why,
-                " (backend = auto takes the reference ops where the kernel cannot serve)");
   }
   count_backend_call(Backend::kReference, grad);
   auto out = run_reference(shape, q, k, v, beta, g, options, recurrent, chunk);

@@ -1,10 +1,14 @@
 #pragma once
 // The one place where a public op's call chooses its backend (SequenceOptions::backend): the CUDA
-// kernels of kernels/common/cuda_kernels.h or the family's reference ops. Without a gradient the
-// kernel is the fused chunk forward: chunk mode with chunk size 64, CUDA tensors in bf16, fp16 or
-// fp32, K and V of 64 or 128. With a gradient it is the recurrent training pair
-// (kernels/common/recurrent_train.h: K of 64 or 128, V a multiple of 32), taken under `kernel` only
-// for now; `auto` trains on the reference ops. `kernel` where neither serves is an error that says why.
+// kernels of kernels/common/cuda_kernels.h or the family's reference ops. CUDA tensors in bf16,
+// fp16 or fp32; then, by kernel_path:
+//   - with a gradient: the recurrent training pair (kernels/common/recurrent_train.h; K of 32, 64,
+//     128 or 256, V a multiple of 32), an autograd Function;
+//   - chunk mode, chunk size 64, K and V of 64 or 128: the fused chunk forward;
+//   - recurrent mode without cu_seqlens, K of 64 or 128: the decode kernel (the models' step());
+//   - any other call the training pair's forward serves: that forward, without checkpoints.
+// `auto` takes the chunk forward and decode; the recurrent kernels under `kernel` (auto_takes in the
+// .cpp says why). `kernel` where none serves is an error that says why.
 
 #include "kernels/common/reference_run.h"
 #include "kernels/common/sequence_op.h"
@@ -17,7 +21,13 @@
 
 namespace deltabench::detail {
 
-// Empty when the CUDA kernel can serve this call; else why not, as the end of a sentence
+enum class KernelPath { kNone, kChunk, kDecode, kRecurrent, kRecurrentTrain };
+
+// Which kernel would serve this call; kNone with the reason in *why (the end of a sentence) when none can.
+KernelPath kernel_path(const SequenceShape& shape, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                       const at::Tensor& beta, const at::Tensor& g, const SequenceOptions& options, std::string* why);
+
+// Empty when a CUDA kernel can serve this call; else why not, as the end of a sentence
 // ("the tensors are on cpu, and the kernel runs on CUDA").
 std::string kernel_unavailable(const SequenceShape& shape, const at::Tensor& q, const at::Tensor& k,
                                const at::Tensor& v, const at::Tensor& beta, const at::Tensor& g,

@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 namespace deltabench::detail {
 
@@ -153,34 +154,66 @@ std::string recurrent_train_unavailable(const SequenceShape& shape, const at::Te
   }
   if (!cuda::recurrent_train_supports(shape.K, shape.V)) {
     return c10::str("K = ", shape.K, " and V = ", shape.V,
-                    ", and the training kernel takes K of 64 or 128 and V a multiple of 32");
+                    ", and the training kernel takes K of 32, 64, 128 or 256 and V a multiple of 32");
   }
   return {};
 }
 
-SequenceOutput recurrent_train(Family family, const SequenceShape& shape, const at::Tensor& q, const at::Tensor& k,
-                               const at::Tensor& v, const at::Tensor& beta, const at::Tensor& g,
-                               const SequenceOptions& options) {
+namespace {
+
+// The sequences' starts on the device without a host copy (a captured step may run this): rows of T
+// tokens, or cu_seqlens as given; and the longest sequence.
+std::pair<at::Tensor, int64_t> sequence_starts(const SequenceShape& shape, const at::Tensor& q,
+                                               const SequenceOptions& options) {
   const auto long_on = q.options().dtype(at::kLong);
-  // Starts on the device without a host copy (a captured step may run this): rows of T tokens, or
-  // cu_seqlens as given.
-  const auto starts = options.cu_seqlens.defined() ? options.cu_seqlens.to(long_on).contiguous()
-                                                   : at::arange(0, (shape.B + 1) * shape.T, shape.T, long_on);
+  if (!options.cu_seqlens.defined()) return {at::arange(0, (shape.B + 1) * shape.T, shape.T, long_on), shape.T};
   int64_t max_len = 0;
   for (size_t i = 0; i + 1 < shape.seq_starts.size(); ++i) {
     max_len = std::max(max_len, shape.seq_starts[i + 1] - shape.seq_starts[i]);
   }
-  if (!options.cu_seqlens.defined()) max_len = shape.T;
-  const double scale = options.scale.value_or(1.0 / std::sqrt(static_cast<double>(shape.K)));
+  return {options.cu_seqlens.to(long_on).contiguous(), max_len};
+}
+
+double scale_of(const SequenceShape& shape, const SequenceOptions& options) {
+  return options.scale.value_or(1.0 / std::sqrt(static_cast<double>(shape.K)));
+}
+
+}  // namespace
+
+SequenceOutput recurrent_train(Family family, const SequenceShape& shape, const at::Tensor& q, const at::Tensor& k,
+                               const at::Tensor& v, const at::Tensor& beta, const at::Tensor& g,
+                               const SequenceOptions& options) {
+  const auto [starts, max_len] = sequence_starts(shape, q, options);
   const int64_t rule = family == Family::kLinearAttention ? 0 : 1;
   const auto none = at::empty({0}, q.options().dtype(at::kFloat));
   const auto or_none = [&](const at::Tensor& t) { return t.defined() ? t : none; };
   auto outs = RecurrentTrain::apply(q, k, v, or_none(beta), or_none(g), or_none(options.initial_state), starts, rule,
-                                    shape.N, max_len, scale, options.output_final_state);
+                                    shape.N, max_len, scale_of(shape, options), options.output_final_state);
   SequenceOutput out;
   out.o = outs[0];
   if (options.output_final_state) out.final_state = outs.at(1);
   out.backend = Backend::kKernel;
+  return out;
+}
+
+SequenceOutput recurrent_forward(Family family, const SequenceShape& shape, const at::Tensor& q, const at::Tensor& k,
+                                 const at::Tensor& v, const at::Tensor& beta, const at::Tensor& g,
+                                 const SequenceOptions& options) {
+  const c10::cuda::CUDAGuard guard(q.device());
+  const auto [starts, max_len] = sequence_starts(shape, q, options);
+  auto s = setup(family == Family::kLinearAttention ? 0 : 1, q, k, v, beta, g, starts, shape.N, max_len,
+                 scale_of(shape, options));
+  const auto f32 = q.options().dtype(at::kFloat);
+  const auto h0 = options.initial_state.defined() ? options.initial_state.to(at::kFloat).contiguous() : at::Tensor();
+  SequenceOutput out;
+  out.backend = Backend::kKernel;
+  out.o = at::empty_like(s.v);
+  if (options.output_final_state) out.final_state = at::empty({shape.N, shape.H, shape.K, shape.V}, f32);
+  s.p.h0 = data_or_null(h0);
+  s.p.checkpoints = nullptr;  // no backward
+  s.p.o = out.o.data_ptr();
+  s.p.ht = data_or_null(out.final_state);
+  cuda::recurrent_train_forward(s.p, at::cuda::getCurrentCUDAStream().stream());
   return out;
 }
 #else
@@ -191,6 +224,11 @@ std::string recurrent_train_unavailable(const SequenceShape&, const at::Tensor&)
 SequenceOutput recurrent_train(Family, const SequenceShape&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
                                const at::Tensor&, const at::Tensor&, const SequenceOptions&) {
   TORCH_CHECK(false, "recurrent_train: this build has no CUDA kernels");
+}
+
+SequenceOutput recurrent_forward(Family, const SequenceShape&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                 const at::Tensor&, const at::Tensor&, const SequenceOptions&) {
+  TORCH_CHECK(false, "recurrent_forward: this build has no CUDA kernels");
 }
 #endif
 

@@ -54,14 +54,16 @@ __global__ void __launch_bounds__(kWarps * 32) recurrent_train_forward_kernel(Re
   const T* v = typed<T>(p.v);
   T* o = static_cast<T*>(p.o);
   const int64_t state_offset = ((n * H + h) * KD + row0) * V + col;
-  float* checkpoints = p.checkpoints + (n * H + h) * p.max_segments * KD * V + int64_t{row0} * V + col;
+  // No checkpoints: a forward without a backward (the no-gradient path for shapes the chunk kernel does not take).
+  float* checkpoints =
+      p.checkpoints ? p.checkpoints + (n * H + h) * p.max_segments * KD * V + int64_t{row0} * V + col : nullptr;
 
   float s[kRows];
 #pragma unroll
   for (int r = 0; r < kRows; ++r) s[r] = p.h0 ? p.h0[state_offset + int64_t{r} * V] : 0.0f;
 
   for (int64_t t = 0; t < steps; ++t) {
-    if (t % kRecurrentSegment == 0) {
+    if (checkpoints && t % kRecurrentSegment == 0) {
       float* c = checkpoints + (t / kRecurrentSegment) * KD * V;
 #pragma unroll
       for (int r = 0; r < kRows; ++r) c[int64_t{r} * V] = s[r];
@@ -247,21 +249,28 @@ void launch(const RecurrentTrainParams& p, bool backward, cudaStream_t stream) {
 
 void run(const RecurrentTrainParams& p, bool backward, void* stream) {
   if (!recurrent_train_supports(p.K, p.V)) {
-    throw std::runtime_error("recurrent_train: K must be 64 or 128 and V a multiple of 32, got K=" +
+    throw std::runtime_error("recurrent_train: K must be 32, 64, 128 or 256 and V a multiple of 32, got K=" +
                              std::to_string(p.K) + " V=" + std::to_string(p.V));
   }
   if (p.N == 0 || p.H == 0) return;
   auto s = static_cast<cudaStream_t>(stream);
   dispatch_family(p.rule, p.g != nullptr, p.dtype, [&](auto delta, auto gated, auto type) {
     using E = typename decltype(type)::type;
-    p.K == 64 ? launch<64, decltype(delta)::value, decltype(gated)::value, E>(p, backward, s)
-              : launch<128, decltype(delta)::value, decltype(gated)::value, E>(p, backward, s);
+    constexpr bool kDelta = decltype(delta)::value, kGated = decltype(gated)::value;
+    switch (p.K) {
+      case 32: launch<32, kDelta, kGated, E>(p, backward, s); break;
+      case 64: launch<64, kDelta, kGated, E>(p, backward, s); break;
+      case 128: launch<128, kDelta, kGated, E>(p, backward, s); break;
+      default: launch<256, kDelta, kGated, E>(p, backward, s); break;
+    }
   });
 }
 
 }  // namespace
 
-bool recurrent_train_supports(int64_t K, int64_t V) { return (K == 64 || K == 128) && V % kCols == 0 && V > 0; }
+bool recurrent_train_supports(int64_t K, int64_t V) {
+  return (K == 32 || K == 64 || K == 128 || K == 256) && V % kCols == 0 && V > 0;
+}
 
 int64_t recurrent_train_slices(int64_t V) { return V / kCols; }
 

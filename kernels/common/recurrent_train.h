@@ -13,13 +13,19 @@
 
 namespace deltabench::detail {
 
-// Empty when the recurrent training kernels can serve this call (CUDA; bf16, fp16 or fp32; K of 64
-// or 128 and V a multiple of 32), else why not, as the end of a sentence.
+// Empty when the recurrent training kernels can serve this call (CUDA; bf16, fp16 or fp32; K of 32,
+// 64, 128 or 256 and V a multiple of 32), else why not, as the end of a sentence.
 std::string recurrent_train_unavailable(const SequenceShape& shape, const at::Tensor& q);
 
 // o and, with options.output_final_state, the final state (fp32), differentiable.
 SequenceOutput recurrent_train(Family family, const SequenceShape& shape, const at::Tensor& q, const at::Tensor& k,
                                const at::Tensor& v, const at::Tensor& beta, const at::Tensor& g,
                                const SequenceOptions& options);
+
+// The training pair's forward alone, without checkpoints and outside autograd: a call without a
+// gradient that the chunk and decode kernels do not take (kernels/common/cuda_dispatch.h).
+SequenceOutput recurrent_forward(Family family, const SequenceShape& shape, const at::Tensor& q, const at::Tensor& k,
+                                 const at::Tensor& v, const at::Tensor& beta, const at::Tensor& g,
+                                 const SequenceOptions& options);
 
 }  // namespace deltabench::detail

@@ -2,6 +2,8 @@
 // Options and outputs shared by the sequence ops of every family (linear attention, delta rule,
 // gated delta rule). Layout and semantics follow flash-linear-attention: tokens first.
 
+#include "kernels/common/backend_choice.h"
+
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
@@ -13,17 +15,6 @@ namespace deltabench {
 // chunk: the chunkwise-parallel (WY / UT-transform) algorithm, the training path.
 // recurrent: one step per token, the readable definition and the inference path.
 enum class Mode { kChunk, kRecurrent };
-
-// Which implementation serves a call. auto: deltabench's CUDA kernel where it can serve the call
-// (kernels/common/cuda_dispatch.h says when), else the reference ops; reference: the reference ops
-// (ATen, any device, differentiable); kernel: the CUDA kernel, or an error that says why it cannot
-// serve this call. Never a silent fallback when the kernel was asked for.
-enum class BackendChoice { kAuto, kReference, kKernel };
-// Which one did: every op's output records it.
-enum class Backend { kReference, kKernel };
-
-std::string_view backend_name(Backend backend);            // "reference", "kernel"
-std::string_view backend_choice_name(BackendChoice choice);  // "auto", "reference", "kernel"
 
 struct SequenceOptions {
   std::optional<double> scale;  // multiplies q; default K^-1/2

@@ -87,7 +87,7 @@ check "an unknown run for --curves is an error" grep -q "no run of suite tiny in
 # 6. Where it trains: said before the first run and on every progress line; a device this machine
 #    lacks is one error before anything is recorded (a suite's device = "cuda" on a CPU machine).
 "$bin" run "$suite" --store "$tmp/d.sqlite" "${one[@]}" --no-report --progress-interval 0 >"$tmp/d.txt" 2>&1
-check "run says where it trains before the first run" grep -qE '^suite tiny: .* to run, on (cpu|cuda:0 \(.*\)) with [0-9]+ CPU threads' "$tmp/d.txt"
+check "run says where it trains before the first run" grep -qE '^suite tiny: .* to run, on (cpu|cuda:0 \(.*\)) \(backend auto\) with [0-9]+ CPU threads' "$tmp/d.txt"
 check "progress lines show run, epoch, step, device and ETA" \
   grep -qE '^\[ ?1/16\] short/linear/d8/lr0.001/wd0.1/s7 on (cpu|cuda:0 .*): epoch 1/1 step 1/2 loss [0-9.]+ \| run ETA [0-9]+s \| shard ETA' "$tmp/d.txt"
 "$bin" runs list --store "$tmp/d.sqlite" --suite tiny >"$tmp/d-list.txt" 2>&1
@@ -112,6 +112,30 @@ else
   check "--device cuda:0 without a GPU is an error naming the flag" grep -q -- '--device: "cuda:0" requested, but' "$tmp/e2.txt"
   "$bin" run "$tmp/tiny-cuda.toml" --store "$tmp/e.sqlite" --device cpu --no-report >"$tmp/e3.txt" 2>&1
   check "--device cpu overrides the suite's cuda" grep -q "done: 16 runs trained" "$tmp/e3.txt"
+fi
+
+# 6b. What runs the sequence ops: --backend and [base.train] backend, recorded per run. On a GPU, a
+#     grid at d_model 64 and 128 (head dims 32 and 64) trains and evaluates on deltabench's kernels;
+#     elsewhere "kernel" is one error before anything is recorded.
+sed 's/^name = "tiny"/name = "tiny-kernel"/; s/^d_model = \[8, 16\]/d_model = [64, 128]/' "$suite" >"$tmp/tiny-kernel.toml"
+sed 's/^early_stop = 0$/early_stop = 0\nbackend = "fast"/' "$suite" >"$tmp/tiny-bad-backend.toml"
+"$bin" run "$tmp/tiny-bad-backend.toml" --store "$tmp/k0.sqlite" >"$tmp/k0.txt" 2>&1
+check "a suite's unknown backend is an error (exit 2)" test $? -eq 2
+check "the error names the file, the key and the spellings" \
+  grep -q 'tiny-bad-backend.toml:[0-9]*: \[base.train\] backend: expected "auto", "reference" or "kernel", got "fast"' "$tmp/k0.txt"
+if ((gpu)); then
+  "$bin" run "$tmp/tiny-kernel.toml" --store "$tmp/k.sqlite" --backend kernel "${one[@]}" --no-report >"$tmp/k.txt" 2>&1
+  check "--backend kernel trains the grid on a GPU" grep -q "done: 16 runs trained" "$tmp/k.txt"
+  check "--backend kernel is said before the first run" grep -qE '^suite tiny-kernel: .* \(backend kernel\) with' "$tmp/k.txt"
+  "$bin" runs list --store "$tmp/k.sqlite" --suite tiny-kernel >"$tmp/k-list.txt" 2>&1
+  check "every run recorded kernel forward, backward and evaluation" \
+    test "$(grep -cE '\| kernel / kernel, kernel \|' "$tmp/k-list.txt")" -eq 16
+else
+  "$bin" run "$suite" --store "$tmp/k.sqlite" --backend kernel >"$tmp/k.txt" 2>&1
+  check "--backend kernel on a CPU is an error (exit 2)" test $? -eq 2
+  check "the error names the flag and the device" \
+    grep -q -- '--backend: backend "kernel" runs deltabench.s CUDA kernels, and this run trains on cpu' "$tmp/k.txt"
+  check "nothing was recorded (no store created)" test ! -e "$tmp/k.sqlite"
 fi
 
 # 7. Failed runs: recorded with their error, the exit status says so, a resumed run says they are skipped.

@@ -25,7 +25,13 @@ cat >"$tmp/bench.json" <<'JSON'
  {"run_name": "sdpa/B16/T2048/H16/K128/iterations:1/repeats:15/manual_time", "aggregate_name": "median",
   "ms": 0.54, "call_ms": 0.56},
  {"run_name": "decode_gated_delta_rule/B64/T1/H16/K128/iterations:1/repeats:15/manual_time",
-  "aggregate_name": "median", "ms": 0.05, "call_ms": 0.06}]}
+  "aggregate_name": "median", "ms": 0.05, "call_ms": 0.06},
+ {"run_name": "fwd_bwd_delta_rule/B16/T2048/H16/K128/iterations:1/repeats:15/manual_time",
+  "aggregate_name": "median", "ms": 2.5, "call_ms": 2.6},
+ {"run_name": "reference:fwd_bwd_delta_rule/B16/T2048/H16/K128/iterations:1/repeats:15/manual_time",
+  "aggregate_name": "median", "ms": 40.0, "call_ms": 41.0},
+ {"run_name": "fwd_bwd_sdpa/B16/T2048/H16/K128/iterations:1/repeats:15/manual_time",
+  "aggregate_name": "median", "ms": 1.9, "call_ms": 2.0}]}
 JSON
 "$python" "$src/bench/fla_compare.py" --ours "$tmp/bench.json" --out "$tmp/kernels.csv" >"$tmp/log.txt" 2>&1
 check "without FLA the script exits 0" test $? -eq 0
@@ -34,10 +40,16 @@ check "the CSV says FLA did not run" grep -qx "# fla: not run" "$tmp/kernels.csv
 check "medians, not means, become rows" grep -qx "delta_rule,16,2048,16,128,128,deltabench,1.500000,1.600000" "$tmp/kernels.csv"
 check "SDPA rows are torch-sdpa" grep -qx "sdpa,16,2048,16,128,128,torch-sdpa,0.540000,0.560000" "$tmp/kernels.csv"
 check "decode rows keep V" grep -qx "decode_gated_delta_rule,64,1,16,128,128,deltabench,0.050000,0.060000" "$tmp/kernels.csv"
+check "forward + backward rows are deltabench's" grep -qx "fwd_bwd_delta_rule,16,2048,16,128,128,deltabench,2.500000,2.600000" "$tmp/kernels.csv"
+check "reference: rows are deltabench-reference" \
+  grep -qx "fwd_bwd_delta_rule,16,2048,16,128,128,deltabench-reference,40.000000,41.000000" "$tmp/kernels.csv"
+check "forward + backward SDPA rows are torch-sdpa" grep -qx "fwd_bwd_sdpa,16,2048,16,128,128,torch-sdpa,1.900000,2.000000" "$tmp/kernels.csv"
 "$bin" kernel-report "$tmp/kernels.csv" --out "$tmp/report" >"$tmp/report.txt" 2>&1
 check "deltabench kernel-report reads it" test $? -eq 0
 check "the report states the 16 x 2K target as missed" grep -q "0.600 (missed)" "$tmp/report/table.md"
 check "the report states the B=64 decode target as met" grep -q "0.060 (met)" "$tmp/report/table.md"
+check "the report has the forward + backward table with the reference and SDPA beside" \
+  grep -q "^| fwd_bwd_delta_rule B16 x T2048, H16, K128 V128 | 2.5000 | 40.0000 | missing | n/a | 1.9000 | .* | 2.780 (met) |" "$tmp/report/table.md"
 
 if ((failures)); then
   cat "$tmp/log.txt" "$tmp/report.txt"

@@ -246,29 +246,65 @@ TEST_CASE("cuda: backend = kernel where the kernel cannot serve is an error that
     }
     return "no error";
   };
-  const std::string head = "delta_rule: backend = kernel, but deltabench's CUDA kernel cannot serve this call: ";
-  SequenceOptions o;
-  o.mode = Mode::kRecurrent;
-  CHECK_THAT(message(in, o), testing::contains(head + "mode is recurrent, and the kernel is the chunk algorithm"));
-  o = {};
-  o.chunk_size = 32;
-  CHECK_THAT(message(in, o), testing::contains(head + "chunk_size is 32, and the kernel's chunk is 64"));
+  const std::string head = "delta_rule: backend = kernel, but deltabench's CUDA kernels cannot serve this call: ";
   CHECK_THAT(message(to(in, at::kDouble), {}),
              testing::contains(head + "the inputs are Double, and the kernel takes bf16, fp16 or fp32"));
-  const auto narrow = to(sample_inputs(Family::kDeltaRule, SampleShape{1, 70, 2, 32, 64}, kCuda.dtype(at::kFloat), 5),
-                         at::kBFloat16);
-  CHECK_THAT(message(narrow, {}),
-             testing::contains(head + "K = 32 and V = 64, and the kernel takes K and V of 64 or 128"));
-  // With a gradient the training kernels serve (K of 64 or 128, V a multiple of 32, any mode).
-  SequenceInputs grad = narrow;
-  grad.k = narrow.k.clone().requires_grad_(true);
-  CHECK_THAT(message(grad, {}), testing::contains(head + "a gradient is needed, and for training K = 32 and V = 64, "
-                                                         "and the training kernel takes K of 64 or 128"));
+  const auto odd = to(sample_inputs(Family::kDeltaRule, SampleShape{1, 70, 2, 48, 64}, kCuda.dtype(at::kFloat), 5),
+                      at::kBFloat16);
+  CHECK_THAT(message(odd, {}), testing::contains(head + "K = 48 and V = 64, and the kernels take K of 32, 64, 128 or "
+                                                        "256 and V a multiple of 32"));
+  SequenceInputs grad = odd;
+  grad.k = odd.k.clone().requires_grad_(true);
+  CHECK_THAT(message(grad, {}), testing::contains(head + "a gradient is needed, and for training K = 48 and V = 64, "
+                                                         "and the training kernel takes K of 32, 64, 128 or 256"));
+  // With a gradient the training kernels serve any mode.
   grad = in;
   grad.k = in.k.clone().requires_grad_(true);
-  o = {};
+  SequenceOptions o;
   o.mode = Mode::kRecurrent;
   CHECK(message(grad, o) == "no error");
+}
+
+TEST_CASE("cuda: backend = kernel serves the calls the chunk forward does not take, as the reference computes them",
+          "[cuda]") {
+  // Recurrent mode (the decode kernel; cu_seqlens: the training pair's forward), chunk sizes other
+  // than 64 and head dims 32 and 256 (the training pair's forward without checkpoints).
+  REQUIRE(at::hasCUDA());
+  struct Call {
+    const char* what;
+    SampleShape shape;
+    Mode mode;
+    int64_t chunk;
+    bool packed;
+  };
+  const Call calls[] = {{"recurrent mode (decode), K 64", {2, 70, 2, 64, 64}, Mode::kRecurrent, 64, false},
+                        {"recurrent mode, packed", {1, 90, 2, 64, 64}, Mode::kRecurrent, 64, true},
+                        {"chunk 16, K 64", {2, 70, 2, 64, 64}, Mode::kChunk, 16, false},
+                        {"K 32, V 64", {2, 70, 2, 32, 64}, Mode::kChunk, 64, false},
+                        {"K 256, V 32", {2, 70, 2, 256, 32}, Mode::kChunk, 64, false}};
+  for (const auto family : kFamilies) {
+    for (const auto& call : calls) {
+      INFO(family_name(family) << ": " << call.what);
+      const auto in32 = sample_inputs(family, call.shape, kCuda.dtype(at::kFloat), 31, /*decay=*/true);
+      const auto in = to(in32, at::kBFloat16);
+      SequenceOptions o;
+      o.mode = call.mode;
+      o.chunk_size = call.chunk;
+      o.output_final_state = true;
+      o.initial_state = at::randn({call.packed ? 3 : call.shape.B, call.shape.H, call.shape.K, call.shape.V},
+                                  kCuda.dtype(at::kFloat)) * 0.1;
+      if (call.packed) o.cu_seqlens = at::tensor(std::vector<int64_t>{0, 17, 60, 90}, kCuda.dtype(at::kLong));
+      SequenceOptions ref = o;
+      ref.backend = BackendChoice::kReference;
+      ref.mode = Mode::kRecurrent;
+      o.backend = BackendChoice::kKernel;
+      const auto got = run_family(family, in, o);
+      const auto want = run_family(family, to(in, at::kFloat), ref);
+      CHECK(got.backend == Backend::kKernel);
+      CHECK(testing::rel_rms(got.o.to(at::kFloat), want.o) <= 0.003);
+      CHECK(testing::rel_rms(got.final_state, want.final_state) <= 0.003);
+    }
+  }
 }
 
 TEST_CASE("cuda: inputs that start off a 16-byte boundary give the same output", "[cuda]") {
@@ -397,13 +433,21 @@ struct TrainCase {
 
 TEST_CASE("cuda: the training kernels' output and gradients match the fp64 reference's", "[cuda][backward]") {
   REQUIRE(at::hasCUDA());
-  const TrainCase shapes[] = {{{2, 1, 2, 64, 64}, {}},  {{2, 15, 2, 64, 64}, {}},   {{2, 16, 2, 64, 64}, {}},
-                              {{2, 17, 2, 64, 64}, {}}, {{1, 100, 3, 64, 64}, {}},  {{2, 70, 2, 128, 128}, {}},
-                              {{1, 40, 2, 64, 128}, {}}, {{1, 100, 2, 64, 64}, {0, 5, 40, 100}}};
-  for (const auto dtype : {at::kFloat, at::kBFloat16}) {
+  // T around the checkpoint interval (16) and the chunk (64), long sequences, head dims 32 to 256,
+  // K != V, varlen. The sequences of 1000 and 4096 steps run in bf16 and fp16 with an initial state only
+  // (the fp64 reference walks them step by step).
+  const TrainCase shapes[] = {{{2, 1, 2, 64, 64}, {}},     {{2, 15, 2, 64, 64}, {}},   {{2, 16, 2, 64, 64}, {}},
+                              {{2, 17, 2, 64, 64}, {}},    {{1, 63, 2, 64, 64}, {}},   {{1, 64, 2, 64, 64}, {}},
+                              {{1, 65, 2, 64, 64}, {}},    {{1, 100, 3, 64, 64}, {}},  {{2, 70, 2, 128, 128}, {}},
+                              {{1, 40, 2, 64, 128}, {}},   {{2, 50, 2, 32, 64}, {}},   {{1, 40, 1, 256, 64}, {}},
+                              {{1, 100, 2, 64, 64}, {0, 5, 40, 100}},                   {{1, 1000, 2, 64, 64}, {}},
+                              {{1, 4096, 1, 128, 128}, {}}};
+  for (const auto dtype : {at::kFloat, at::kBFloat16, at::kHalf}) {
     for (const auto& c : kCases) {
       for (const auto& s : shapes) {
         for (const bool with_h0 : {false, true}) {
+          const bool long_case = s.shape.T >= 1000;
+          if (long_case && (dtype == at::kFloat || !with_h0)) continue;
           const int64_t N = s.cu_seqlens.empty() ? s.shape.B : static_cast<int64_t>(s.cu_seqlens.size()) - 1;
           const auto in = to(sample_inputs(c.family, s.shape, kCuda.dtype(at::kFloat), 11, c.decay), dtype);
           const auto h0 = with_h0 ? at::randn({N, s.shape.H, s.shape.K, s.shape.V}, kCuda.dtype(at::kFloat)) * 0.5
@@ -439,7 +483,7 @@ TEST_CASE("cuda: the training kernels' output and gradients match the fp64 refer
           };
           const auto [backend, got] = run(dtype, BackendChoice::kKernel, Mode::kChunk);
           const auto [ref_backend, ref] = run(at::kDouble, BackendChoice::kReference, Mode::kRecurrent);
-          const bool bf16 = dtype == at::kBFloat16;
+          const bool bf16 = dtype != at::kFloat;  // and fp16, whose rounding is finer
           // FLA's bf16 figures (the backward-kernel issue); fp32 to 1e-4.
           const double bounds[] = {0.003, 0.004, 0.004, 0.007, 0.004, 0.005, 0.006, 0.004};
           const char* names[] = {"o", "ht", "dq", "dk", "dv", "dbeta", "dg", "dh0"};

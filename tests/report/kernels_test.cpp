@@ -80,7 +80,7 @@ TEST_CASE("a bad kernel timings CSV is an error naming the line, the expected an
   CHECK(error_of(kHeader + "delta_rule,16,2048,16,128,128,deltabench\n").find("bad.csv:2: expected 9 fields") !=
         std::string::npos);
   CHECK(error_of(kHeader + "delta_rule,16,2048,16,128,128,triton,1.0,2\n")
-            .find("bad.csv:2: column impl: expected deltabench, fla or torch-sdpa, got 'triton'") != std::string::npos);
+            .find("bad.csv:2: column impl: expected deltabench, fla, torch-sdpa or deltabench-reference, got 'triton'") != std::string::npos);
   CHECK(error_of(kHeader + "delta_rule,16,2048,16,128,128,fla,fast,2\n")
             .find("bad.csv:2: column ms: expected a number, got 'fast'") != std::string::npos);
   CHECK(error_of(kHeader + "delta_rule,16,2048,16,128,128,fla,-1,2\n")

@@ -83,15 +83,19 @@ TEST_CASE("a run's hash depends on what it trains, not on where it runs") {
   const auto cpu = sweep::expand(suite);
   // The suite's device and checkpoint are its placement: read once, kept out of every run's identity.
   auto placed_text = suite_text();
-  placed_text.replace(placed_text.find("[base.model]"), 12, "[base.train]\ndevice = \"cuda\"\ncheckpoint = \"ck\"\n[base.model]");
+  placed_text.replace(placed_text.find("[base.model]"), 12, "[base.train]\ndevice = \"cuda\"\nbackend = \"kernel\"\ncheckpoint = \"ck\"\n[base.model]");
   const auto placed = sweep::parse_suite(placed_text, "s.toml");
   CHECK(placed.placement.device == "cuda");
   CHECK(placed.placement.device_origin == "s.toml:18: [base.train] device");
   CHECK(placed.placement.checkpoint == "ck");
+  CHECK(placed.placement.backend == "kernel");
+  CHECK(placed.placement.backend_origin == "s.toml:19: [base.train] backend");
   CHECK(suite.placement.device == "auto");
+  CHECK(suite.placement.backend == "auto");
   const auto cuda = sweep::expand(placed);
   CHECK(cpu.front().hash == cuda.front().hash);
   CHECK(cuda.front().config_toml.find("device") == std::string::npos);
+  CHECK(cuda.front().config_toml.find("backend") == std::string::npos);
   CHECK(cuda.front().config.hash == cuda.front().hash);
   // The same grid written in another order of keys hashes the same.
   const auto again = sweep::expand(sweep::parse_suite(suite_text(), "other-name.toml"));

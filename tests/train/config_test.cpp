@@ -63,6 +63,23 @@ TEST_CASE("config: [train] device and checkpoint are a placement, kept out of th
   CHECK_THROWS_AS(parse_experiment(kTask + "[train]\ndevice = \"tpu\"\n", "c.toml", &other), ConfigError);
 }
 
+TEST_CASE("config: [train] backend is a placement, kept out of the hash, and spelled one of three ways", "[config]") {
+  Placement placement;
+  const auto a = parse_experiment(kTask + "[train]\nbackend = \"kernel\"\n", "c.toml", &placement);
+  CHECK(placement.backend == "kernel");
+  CHECK(placement.backend_origin == "c.toml:4: [train] backend");
+  Placement other;
+  const auto b = parse_experiment(kTask, "c.toml", &other);
+  CHECK(other.backend == "auto");
+  CHECK(a.hash == b.hash);
+  CHECK_THROWS_WITH(parse_experiment(kTask + "[train]\nbackend = \"fast\"\n", "c.toml", &other),
+                    "c.toml:4: [train] backend: expected \"auto\", \"reference\" or \"kernel\", got \"fast\"");
+  CHECK(error(kTask + "[train]\nbackend = \"kernel\"\n") ==
+        "c.toml:4: [train] backend: says where a run trains, not what it trains: give it in the suite's [base.train] or "
+        "as a flag");
+  CHECK(parse_backend("reference", "x") == deltabench::BackendChoice::kReference);
+}
+
 TEST_CASE("config: defaults and derived values", "[config]") {
   const auto c = parse_experiment(kTask + "[task.params]\nseq_len = 128\nrandom_non_queries = false\n"
                                           "[model]\nposition_embeddings = true\n[model.mixer]\nkind = \"gated_delta_net\"\n"

@@ -151,6 +151,19 @@ TEST_CASE("trainer: a device this machine lacks is an error naming where it was 
   }
 }
 
+TEST_CASE("trainer: backend kernel on the CPU is an error naming where it was asked for", "[trainer]") {
+  auto options = quiet();
+  options.placement.device = "cpu";
+  options.placement.backend = "kernel";
+  options.placement.backend_origin = "--backend";
+  CHECK_THROWS_WITH(run_experiment(tiny(models::MixerKind::kDeltaNet), options),
+                    "--backend: backend \"kernel\" runs deltabench's CUDA kernels, and this run trains on cpu (give a "
+                    "CUDA device, or backend \"auto\" or \"reference\")");
+  options.placement.backend = "reference";
+  const auto s = run_experiment(tiny(models::MixerKind::kDeltaNet), options);
+  CHECK(s.backend_train_forward == "reference");
+}
+
 TEST_CASE("trainer: too much memory is an error naming the key, before any allocation", "[trainer]") {
   auto c = tiny(models::MixerKind::kDeltaNet);
   c.model.vocab_size = 1 << 20;

@@ -54,13 +54,13 @@ TEST_CASE("backend = kernel on the CPU is an error that names the op and says wh
     const auto before = backend_counts();
     const auto message = error_of(family, in, o);
     const std::string head =
-        std::string(family_name(family)) + ": backend = kernel, but deltabench's CUDA kernel cannot serve this call: ";
+        std::string(family_name(family)) + ": backend = kernel, but deltabench's CUDA kernels cannot serve this call: ";
 #ifdef DELTABENCH_HAVE_CUDA
     CHECK_THAT(message, testing::contains(head + "the tensors are on cpu, and the kernel runs on CUDA"));
 #else
     CHECK_THAT(message, testing::contains(head + "this build of deltabench has no CUDA kernels"));
 #endif
-    CHECK_THAT(message, testing::contains("backend = auto takes the reference ops where the kernel cannot serve"));
+    CHECK_THAT(message, testing::contains("backend = auto takes the reference ops where the kernels cannot serve"));
     const auto counted = backend_counts() - before;
     CHECK(counted.reference + counted.kernel == 0);  // nothing ran
   }
