@@ -50,7 +50,7 @@ deltabench::models::ModelConfig model_config(MixerKind kind, const Shape& s, del
 }
 
 // Args: mixer, vocab, d_model, L, B, pairs, captured (0 eager, 1 a CUDA graph after warm-up), kernel
-// (0: backend auto, the reference ops in training; 1: backend kernel, deltabench's training kernels).
+// (0: backend reference, the reference ops; 1: backend kernel, deltabench's training kernels).
 void BM_train_step(benchmark::State& state) {
   const auto kind = static_cast<MixerKind>(state.range(0));
   const Shape shape{state.range(1), state.range(2), state.range(3), state.range(4), state.range(5)};
@@ -69,7 +69,7 @@ void BM_train_step(benchmark::State& state) {
 
   torch::manual_seed(0);
   deltabench::models::LanguageModel model(
-      model_config(kind, shape, kernel ? deltabench::BackendChoice::kKernel : deltabench::BackendChoice::kAuto));
+      model_config(kind, shape, kernel ? deltabench::BackendChoice::kKernel : deltabench::BackendChoice::kReference));
   model->to(g_device);
   model->train();
   deltabench::train::TrainConfig t;
@@ -96,7 +96,7 @@ void BM_train_step(benchmark::State& state) {
   }
   if (step.steps() > 0) (void)step.read_losses();
   state.SetLabel(std::string(deltabench::models::to_string(kind)) + (captured ? "/captured" : "/eager") +
-                 (kernel ? "/kernel" : "") + "/" + (g_device.is_cuda() ? "cuda" : "cpu"));
+                 (kernel ? "/kernel" : "/reference") + "/" + (g_device.is_cuda() ? "cuda" : "cpu"));
   state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(shape.B * shape.L),
                                                   benchmark::Counter::kIsIterationInvariantRate);
 }

@@ -105,7 +105,7 @@ start=$(date +%s)
 sqlite_args=()
 targets=()
 ((kernels_only)) && targets=(--target kernels_cuda_tests kernels_bench deltabench)
-((train_only)) && targets=(--target train_cuda_tests kernels_cuda_tests train_step_bench deltabench)
+((train_only)) && targets=(--target train_cuda_tests kernels_cuda_tests train_step_bench kernels_bench deltabench)
 if [[ ! -f /usr/include/sqlite3.h && -f "$root/.deb/sqlite/usr/include/sqlite3.h" ]]; then
   sqlite_lib=$(ls /usr/lib/x86_64-linux-gnu/libsqlite3.so* /lib/x86_64-linux-gnu/libsqlite3.so* 2>/dev/null | head -n 1)
   sqlite_args=(-DSQLite3_INCLUDE_DIR="$root/.deb/sqlite/usr/include" -DSQLite3_LIBRARY="$sqlite_lib")

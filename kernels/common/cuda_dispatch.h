@@ -7,8 +7,9 @@
 //   - chunk mode, chunk size 64, K and V of 64 or 128: the fused chunk forward;
 //   - recurrent mode without cu_seqlens, K of 64 or 128: the decode kernel (the models' step());
 //   - any other call the training pair's forward serves: that forward, without checkpoints.
-// `auto` takes the chunk forward and decode; the recurrent kernels under `kernel` (auto_takes in the
-// .cpp says why). `kernel` where none serves is an error that says why.
+// `auto` takes the chunk forward, decode and the training pair; the training pair's forward alone
+// under `kernel` only (auto_takes in the .cpp says why). `kernel` where none serves is an error that
+// says why.
 
 #include "kernels/common/reference_run.h"
 #include "kernels/common/sequence_op.h"

@@ -18,7 +18,8 @@
 //   linear:     dv_t = du;  dk_t = dS v_t;  dS' = dS;
 //   dg_t = <dS', S'>;  dS = alpha dS'.  dh0 = dS after the first step.
 // The forward saves S every kSegment steps; the backward recomputes each segment's states from its
-// checkpoint (kept per thread in local memory) and walks the segment in reverse.
+// checkpoint (kept per thread in local memory) and walks the segment in reverse. Version 1b: every
+// pass loads a step's inputs one step ahead of their use (StepInputs).
 
 #include "kernels/common/cuda_common.cuh"
 
@@ -40,6 +41,35 @@ __device__ __forceinline__ float warp_sum(float x) {
   return x;
 }
 
+// What one step reads, for this thread's rows and column, kept as loaded (raw T, raw g): the loads
+// are issued one step ahead of their use, and a thread waits for a load only where its value is first
+// used, so their latency overlaps the step before (version 1 waited for them at every step).
+template <int kRows, typename T>
+struct StepInputs {
+  T k[kRows], q[kRows];
+  T v, dout;
+  float beta, g;
+};
+
+template <int KD, bool kDelta, bool kGated, bool kDout, typename T>
+__device__ __forceinline__ StepInputs<KD / kWarps, T> load_step(const RecurrentTrainParams& p, int64_t token, int row0,
+                                                                int64_t col) {
+  constexpr int kRows = KD / kWarps;
+  StepInputs<kRows, T> in;
+  const T* kt = typed<T>(p.k) + token * KD + row0;
+  const T* qt = typed<T>(p.q) + token * KD + row0;
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    in.k[r] = kt[r];
+    in.q[r] = qt[r];
+  }
+  in.v = typed<T>(p.v)[token * p.V + col];
+  if constexpr (kDout) in.dout = typed<T>(p.dout)[token * p.V + col];
+  in.beta = kDelta ? p.beta[token] : 1.0f;
+  in.g = kGated ? p.g[token] : 0.0f;
+  return in;
+}
+
 template <int KD, bool kDelta, bool kGated, typename T>
 __global__ void __launch_bounds__(kWarps * 32) recurrent_train_forward_kernel(RecurrentTrainParams p) {
   constexpr int kRows = KD / kWarps;
@@ -49,9 +79,6 @@ __global__ void __launch_bounds__(kWarps * 32) recurrent_train_forward_kernel(Re
   const int64_t col = int64_t{blockIdx.x} * kCols + lane;
   const int row0 = warp * kRows;
   const int64_t start = p.seq_starts[n], steps = p.seq_starts[n + 1] - start;
-  const T* q = typed<T>(p.q);
-  const T* k = typed<T>(p.k);
-  const T* v = typed<T>(p.v);
   T* o = static_cast<T*>(p.o);
   const int64_t state_offset = ((n * H + h) * KD + row0) * V + col;
   // No checkpoints: a forward without a backward (the no-gradient path for shapes the chunk kernel does not take).
@@ -62,6 +89,8 @@ __global__ void __launch_bounds__(kWarps * 32) recurrent_train_forward_kernel(Re
 #pragma unroll
   for (int r = 0; r < kRows; ++r) s[r] = p.h0 ? p.h0[state_offset + int64_t{r} * V] : 0.0f;
 
+  StepInputs<kRows, T> next;
+  if (steps > 0) next = load_step<KD, kDelta, kGated, false, T>(p, start * H + h, row0, col);
   for (int64_t t = 0; t < steps; ++t) {
     if (checkpoints && t % kRecurrentSegment == 0) {
       float* c = checkpoints + (t / kRecurrentSegment) * KD * V;
@@ -69,17 +98,17 @@ __global__ void __launch_bounds__(kWarps * 32) recurrent_train_forward_kernel(Re
       for (int r = 0; r < kRows; ++r) c[int64_t{r} * V] = s[r];
     }
     const int64_t token = (start + t) * H + h;
-    const T* kt = k + token * KD + row0;
-    const T* qt = q + token * KD + row0;
+    const StepInputs<kRows, T> in = next;
+    if (t + 1 < steps) next = load_step<KD, kDelta, kGated, false, T>(p, token + H, row0, col);
     if constexpr (kGated) {
-      const float decay = expf(p.g[token]);
+      const float decay = expf(in.g);
 #pragma unroll
       for (int r = 0; r < kRows; ++r) s[r] *= decay;
     }
     float kr[kRows];
 #pragma unroll
-    for (int r = 0; r < kRows; ++r) kr[r] = to_float(kt[r]);
-    float update = to_float(v[token * V + col]);
+    for (int r = 0; r < kRows; ++r) kr[r] = to_float(in.k[r]);
+    float update = to_float(in.v);
     if constexpr (kDelta) {
       float recalled = 0.0f;
 #pragma unroll
@@ -89,13 +118,13 @@ __global__ void __launch_bounds__(kWarps * 32) recurrent_train_forward_kernel(Re
       recalled = 0.0f;
 #pragma unroll
       for (int w = 0; w < kWarps; ++w) recalled += partial[0][w][lane];
-      update = p.beta[token] * (update - recalled);
+      update = in.beta * (update - recalled);
     }
     float out = 0.0f;
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
       s[r] = fmaf(kr[r], update, s[r]);
-      out = fmaf(to_float(qt[r]), s[r], out);
+      out = fmaf(to_float(in.q[r]), s[r], out);
     }
     partial[1][warp][lane] = out;
     __syncthreads();
@@ -123,10 +152,6 @@ __global__ void __launch_bounds__(kWarps * 32) recurrent_train_backward_kernel(R
   const int row0 = warp * kRows;
   const int64_t start = p.seq_starts[n], steps = p.seq_starts[n + 1] - start;
   const int64_t tokens_h = p.tokens * H;  // one slice's partial sums: [tokens, H, ...]
-  const T* q = typed<T>(p.q);
-  const T* k = typed<T>(p.k);
-  const T* v = typed<T>(p.v);
-  const T* dout = typed<T>(p.dout);
   const int64_t state_offset = ((n * H + h) * KD + row0) * V + col;
   const float* checkpoints = p.checkpoints + (n * H + h) * p.max_segments * KD * V + int64_t{row0} * V + col;
 
@@ -145,21 +170,24 @@ __global__ void __launch_bounds__(kWarps * 32) recurrent_train_backward_kernel(R
     const float* c = checkpoints + seg * KD * V;
 #pragma unroll
     for (int r = 0; r < kRows; ++r) s[r] = c[int64_t{r} * V];
-    // The segment's forward again, keeping what the reverse walk needs.
+    // The segment's forward again, keeping what the reverse walk needs; each step's inputs loaded one
+    // step ahead (StepInputs).
+    const int64_t first_token = (start + first) * H + h;
+    StepInputs<kRows, T> next = load_step<KD, kDelta, kGated, false, T>(p, first_token, row0, col);
     for (int i = 0; i < count; ++i) {
-      const int64_t token = (start + first + i) * H + h;
-      const T* kt = k + token * KD + row0;
+      const StepInputs<kRows, T> in = next;
+      if (i + 1 < count) next = load_step<KD, kDelta, kGated, false, T>(p, first_token + (i + 1) * H, row0, col);
 #pragma unroll
       for (int r = 0; r < kRows; ++r) pre[i][r] = s[r];
       if constexpr (kGated) {
-        const float decay = expf(p.g[token]);
+        const float decay = expf(in.g);
 #pragma unroll
         for (int r = 0; r < kRows; ++r) s[r] *= decay;
       }
       float kr[kRows];
 #pragma unroll
-      for (int r = 0; r < kRows; ++r) kr[r] = to_float(kt[r]);
-      float update = to_float(v[token * V + col]);
+      for (int r = 0; r < kRows; ++r) kr[r] = to_float(in.k[r]);
+      float update = to_float(in.v);
       if constexpr (kDelta) {
         float w = 0.0f;
 #pragma unroll
@@ -170,31 +198,32 @@ __global__ void __launch_bounds__(kWarps * 32) recurrent_train_backward_kernel(R
 #pragma unroll
         for (int x = 0; x < kWarps; ++x) w += partial[i & 1][x][lane];
         recalled[i] = w;
-        update = p.beta[token] * (update - w);
+        update = in.beta * (update - w);
       }
 #pragma unroll
       for (int r = 0; r < kRows; ++r) s[r] = fmaf(kr[r], update, s[r]);
     }
     __syncthreads();  // the reverse walk reuses partial[]
-    // The segment in reverse.
+    // The segment in reverse, each step's inputs (with do) loaded one step ahead.
+    next = load_step<KD, kDelta, kGated, true, T>(p, first_token + (count - 1) * H, row0, col);
     for (int i = count - 1; i >= 0; --i) {
-      const int64_t token = (start + first + i) * H + h;
-      const T* kt = k + token * KD + row0;
-      const T* qt = q + token * KD + row0;
-      const float decay = kGated ? expf(p.g[token]) : 1.0f;
-      const float beta = kDelta ? p.beta[token] : 1.0f;
-      const float vj = to_float(v[token * V + col]);
-      const float doj = to_float(dout[token * V + col]);
+      const int64_t token = first_token + i * H;
+      const StepInputs<kRows, T> in = next;
+      if (i > 0) next = load_step<KD, kDelta, kGated, true, T>(p, token - H, row0, col);
+      const float decay = kGated ? expf(in.g) : 1.0f;
+      const float beta = in.beta;
+      const float vj = to_float(in.v);
+      const float doj = to_float(in.dout);
       const float w = kDelta ? recalled[i] : 0.0f;
       const float u = kDelta ? beta * (vj - w) : vj;
       float kr[kRows], sp[kRows];
       float du = 0.0f;
 #pragma unroll
       for (int r = 0; r < kRows; ++r) {
-        kr[r] = to_float(kt[r]);
+        kr[r] = to_float(in.k[r]);
         sp[r] = pre[i][r] * decay;                          // S'
         const float st = fmaf(kr[r], u, sp[r]);             // S_t
-        const float qs = to_float(qt[r]) * p.scale;
+        const float qs = to_float(in.q[r]) * p.scale;
         ds[r] = fmaf(qs, doj, ds[r]);                       // dS += q~ do^T
         const float dq = warp_sum(st * doj);                // (S_t do)_row over this slice's columns
         if (lane == 0) p.dq_partial[(slice * tokens_h + token) * KD + row0 + r] = dq * p.scale;

@@ -204,7 +204,8 @@ TEST_CASE("cuda: the segment-parallel pass matches the fp32 recurrent reference"
   }
 }
 
-TEST_CASE("cuda: the public ops use the kernel without gradients and the reference with them", "[cuda]") {
+TEST_CASE("cuda: the public ops use the kernels, with gradients the training kernels, unless told the reference",
+          "[cuda]") {
   REQUIRE(at::hasCUDA());
   for (const auto& c : kCases) {
     const auto in = to(sample_inputs(c.family, SampleShape{2, 100, 2, 64, 64}, kCuda.dtype(at::kFloat), 5, c.decay),
@@ -221,14 +222,18 @@ TEST_CASE("cuda: the public ops use the kernel without gradients and the referen
     CHECK(testing::rel_rms(fast.final_state, slow.final_state) <= 0.01);
     o.backend = BackendChoice::kKernel;
     CHECK(run_family(c.family, in, o).backend == Backend::kKernel);
-    // With a gradient wanted the op stays differentiable: the reference path.
+    // With a gradient wanted the op stays differentiable: the training kernels, or the reference when told.
     auto q = in.q.clone().requires_grad_(true);
     SequenceInputs grad_in = in;
     grad_in.q = q;
     o.backend = BackendChoice::kAuto;
     const auto trained = run_family(c.family, grad_in, o);
-    CHECK(trained.backend == Backend::kReference);
+    CHECK(trained.backend == Backend::kKernel);
     CHECK(trained.o.requires_grad());
+    o.backend = BackendChoice::kReference;
+    const auto referenced = run_family(c.family, grad_in, o);
+    CHECK(referenced.backend == Backend::kReference);
+    CHECK(referenced.o.requires_grad());
     CHECK_FALSE(fast.o.requires_grad());
   }
 }
@@ -510,20 +515,21 @@ TEST_CASE("cuda: the training kernels' output and gradients match the fp64 refer
   }
 }
 
-TEST_CASE("cuda: auto trains on the reference, kernel on the training kernels; backward counted", "[cuda][backward]") {
+TEST_CASE("cuda: auto and kernel train on the training kernels, reference on the reference; backward counted",
+          "[cuda][backward]") {
   REQUIRE(at::hasCUDA());
   const auto in = to(sample_inputs(Family::kGatedDeltaRule, SampleShape{2, 64, 2, 64, 64}, kCuda.dtype(at::kFloat), 5),
                      at::kBFloat16);
   SequenceInputs x = in;
   x.q = in.q.clone().requires_grad_(true);
-  for (const auto choice : {BackendChoice::kAuto, BackendChoice::kKernel}) {
+  for (const auto choice : {BackendChoice::kAuto, BackendChoice::kKernel, BackendChoice::kReference}) {
     SequenceOptions o;
     o.backend = choice;
     const auto before = backend_counts();
     const auto out = run_family(Family::kGatedDeltaRule, x, o);
     out.o.to(at::kFloat).sum().backward();
     const auto phase = backend_counts() - before;
-    const bool kernel = choice == BackendChoice::kKernel;
+    const bool kernel = choice != BackendChoice::kReference;
     CHECK(out.backend == (kernel ? Backend::kKernel : Backend::kReference));
     CHECK(backward_backend(phase) == (kernel ? "kernel" : "reference (ATen autograd)"));
     CHECK(at::isfinite(x.q.grad()).all().item<bool>());
