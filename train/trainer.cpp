@@ -312,9 +312,7 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
       if (opt.max_steps > 0 && summary.steps >= opt.max_steps) break;
     }
     absorb();
-    const auto train_phase = backend_counts() - train_before;
-    train_calls.reference += train_phase.reference, train_calls.kernel += train_phase.kernel;
-    train_calls.reference_with_grad += train_phase.reference_with_grad;
+    train_calls += backend_counts() - train_before;
     if (summary.status == "diverged") break;
 
     // Evaluation on the test set, in order, with the task's metric.
@@ -333,8 +331,7 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
       for (const auto& [preds, targets] : predictions) evaluator.add_batch(preds, targets);
       test_loss = loss_sum.item<double>();
     }
-    const auto eval_phase = backend_counts() - eval_before;
-    eval_calls.reference += eval_phase.reference, eval_calls.kernel += eval_phase.kernel;
+    eval_calls += backend_counts() - eval_before;
     EpochMetrics m;
     m.epoch = epoch + 1;
     m.steps = summary.steps;

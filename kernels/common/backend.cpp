@@ -38,6 +38,14 @@ BackendCounts operator-(const BackendCounts& a, const BackendCounts& b) {
           a.kernel_with_grad - b.kernel_with_grad};
 }
 
+BackendCounts& operator+=(BackendCounts& a, const BackendCounts& b) {
+  a.reference += b.reference;
+  a.reference_with_grad += b.reference_with_grad;
+  a.kernel += b.kernel;
+  a.kernel_with_grad += b.kernel_with_grad;
+  return a;
+}
+
 std::string forward_backend(const BackendCounts& p) {
   if (p.kernel > 0 && p.reference > 0) return "kernel + reference";
   if (p.kernel > 0) return "kernel";

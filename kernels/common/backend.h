@@ -24,6 +24,8 @@ struct BackendCounts {
 // Counts since the process started (atomic; any thread).
 BackendCounts backend_counts();
 BackendCounts operator-(const BackendCounts& a, const BackendCounts& b);
+// Every field added: a phase's counts accumulated over epochs (none dropped on the way).
+BackendCounts& operator+=(BackendCounts& a, const BackendCounts& b);
 
 // What a phase between two snapshots ran: "kernel", "reference", "kernel + reference" or "none".
 std::string forward_backend(const BackendCounts& phase);

@@ -86,6 +86,124 @@ TEST_CASE("cuda: DeltaNet learns the tiny MQAR with bf16 autocast", "[cuda]") {
   CHECK(k.backend_eval_forward == "kernel");
 }
 
+namespace {
+
+// The gradients of every parameter of a model built from `config` (seed 7) for one batch of MQAR-like
+// tokens: the next-token loss at every position, under bf16 autocast when asked.
+std::vector<at::Tensor> model_gradients(const models::ModelConfig& config, const at::Tensor& tokens, bool autocast) {
+  torch::manual_seed(7);
+  models::LanguageModel model(config);
+  model->to(tokens.device());
+  at::Tensor loss;
+  {
+    const train::AutocastGuard guard(autocast);
+    const auto logits = model->forward(tokens.narrow(1, 0, tokens.size(1) - 1));
+    loss = at::cross_entropy_loss(logits.flatten(0, 1).to(at::kFloat), tokens.narrow(1, 1, tokens.size(1) - 1).flatten());
+  }
+  loss.backward();
+  std::vector<at::Tensor> grads;
+  for (const auto& p : model->parameters()) grads.push_back(p.grad().defined() ? p.grad().to(at::kDouble) : at::Tensor());
+  return grads;
+}
+
+double rel_rms(const at::Tensor& got, const at::Tensor& want) {
+  return ((got - want).pow(2).mean().sqrt() / want.pow(2).mean().sqrt().clamp_min(1e-30)).item<double>();
+}
+
+}  // namespace
+
+TEST_CASE("cuda: a DeltaNet and a Gated DeltaNet model's gradients on the kernels match the reference ops'",
+          "[cuda][backward]") {
+  // fp32: the kernels' gradients of every parameter equal the reference ops' to fp32 rounding. bf16
+  // autocast: against the fp32 reference, no worse than the reference ops under the same autocast.
+  REQUIRE(at::hasCUDA());
+  for (const auto kind : {models::MixerKind::kDeltaNet, models::MixerKind::kGatedDeltaNet}) {
+    for (const int64_t d_model : {64, 128}) {  // head dims 32 and 64
+      models::ModelConfig config;
+      config.vocab_size = 64;
+      config.d_model = d_model;
+      config.mixer = models::default_mixer(kind);
+      config.mixer.num_heads = 2;
+      const auto tokens = at::randint(0, 64, {16, 97}, at::TensorOptions().device(at::kCUDA).dtype(at::kLong));
+      config.mixer.backend = BackendChoice::kReference;
+      const auto ref32 = model_gradients(config, tokens, false);
+      const auto ref16 = model_gradients(config, tokens, true);
+      config.mixer.backend = BackendChoice::kKernel;
+      const auto ker32 = model_gradients(config, tokens, false);
+      const auto ker16 = model_gradients(config, tokens, true);
+      REQUIRE(ker32.size() == ref32.size());
+      double worst32 = 0, worst16 = 0, worst16_ref = 0;
+      for (size_t i = 0; i < ref32.size(); ++i) {
+        if (!ref32[i].defined()) continue;
+        INFO(models::to_string(kind) << " d_model " << d_model << " parameter " << i);
+        const double e32 = rel_rms(ker32[i], ref32[i]), e16 = rel_rms(ker16[i], ref32[i]);
+        const double e16_ref = rel_rms(ref16[i], ref32[i]);
+        CHECK(e32 <= 1e-4);
+        CHECK(e16 <= std::max(2 * e16_ref, 0.01));
+        worst32 = std::max(worst32, e32);
+        worst16 = std::max(worst16, e16);
+        worst16_ref = std::max(worst16_ref, e16_ref);
+      }
+      std::cout << models::to_string(kind) << " d_model " << d_model << ": gradients, kernel against reference (fp32) "
+                << worst32 << "; under bf16 autocast against the fp32 reference, kernel " << worst16
+                << ", reference ops " << worst16_ref << " (largest over parameters)\n";
+    }
+  }
+}
+
+TEST_CASE("cuda: DeltaNet and Gated DeltaNet train on the kernels as on the reference ops over 50 steps", "[cuda][backward]") {
+  // The user's path: run_experiment with the placement's backend, the step captured in a CUDA graph.
+  REQUIRE(at::hasCUDA());
+  for (const auto kind : {models::MixerKind::kDeltaNet, models::MixerKind::kGatedDeltaNet}) {
+    for (const std::string precision : {"fp32", "auto"}) {
+      INFO(models::to_string(kind) << ", precision " << precision);
+      auto c = train::load_experiment(std::string(DELTABENCH_SOURCE_DIR) + "/configs/mqar-tiny.toml");
+      c.model.mixer = models::default_mixer(kind);
+      c.model.mixer.num_heads = 2;
+      c.model.mixer.chunk_size = 16;
+      c.train.precision = precision;
+      c.train.early_stop = 0;
+      train::TrainOptions options;
+      options.placement.device = "cuda";
+      options.progress = false;
+      options.max_steps = 50;
+      options.placement.backend = "reference";
+      const auto ref = train::run_experiment(c, options);
+      options.placement.backend = "kernel";
+      const auto ker = train::run_experiment(c, options);
+      CHECK(ref.backend() == "train fwd reference, bwd reference (ATen autograd); eval fwd reference");
+      CHECK(ker.backend_train_forward == "kernel");
+      CHECK(ker.backend_train_backward == "kernel");
+      CHECK(ker.backend_eval_forward == "kernel");
+      CHECK(ker.train_step.rfind("captured", 0) == 0);
+      REQUIRE(ker.step_losses.size() == 50);
+      REQUIRE(ref.step_losses.size() == 50);
+      double worst = 0;
+      for (size_t i = 0; i < 50; ++i) {
+        worst = std::max(worst, std::abs(ker.step_losses[i] - ref.step_losses[i]) / std::abs(ref.step_losses[i]));
+      }
+      std::cout << models::to_string(kind) << " " << precision << ": largest relative loss difference, kernel "
+                << "against reference ops, over 50 steps: " << worst << "\n";
+      CHECK(worst <= (precision == "fp32" ? 1e-3 : 2e-2));
+    }
+  }
+}
+
+TEST_CASE("cuda: DeltaNet learns the tiny MQAR on the kernels", "[cuda][backward]") {
+  REQUIRE(at::hasCUDA());
+  const auto c = train::load_experiment(std::string(DELTABENCH_SOURCE_DIR) + "/configs/mqar-tiny.toml");
+  train::TrainOptions options;
+  options.placement.device = "cuda";
+  options.placement.backend = "kernel";
+  options.progress = false;
+  options.max_steps = 3000;
+  const auto s = train::run_experiment(c, options);
+  INFO(s.status << " after " << s.steps << " steps, best " << s.best_accuracy);
+  CHECK(s.status == "early_stopped");
+  CHECK(s.best_accuracy >= 0.99);
+  CHECK(s.backend() == "train fwd kernel, bwd kernel; eval fwd kernel");
+}
+
 TEST_CASE("cuda: the captured training step gives the eager step's losses over 200 steps", "[cuda][graph]") {
   REQUIRE(at::hasCUDA());
   for (const auto kind : {models::MixerKind::kAttention, models::MixerKind::kDeltaNet, models::MixerKind::kGatedDeltaNet}) {

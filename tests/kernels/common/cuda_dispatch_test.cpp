@@ -86,6 +86,15 @@ TEST_CASE("what a phase's backward ran, from its counts", "[kernels]") {
   CHECK(backward_backend(p) == "kernel + reference (ATen autograd)");
   p.reference = p.reference_with_grad = 0;
   CHECK(backward_backend(p) == "kernel");
+  // Accumulated over epochs, every field is kept (the trainer once dropped kernel_with_grad there).
+  BackendCounts sum;
+  sum += p;
+  sum += p;
+  CHECK(sum.kernel_with_grad == 2 * p.kernel_with_grad);
+  CHECK(sum.reference_with_grad == 2 * p.reference_with_grad);
+  CHECK(sum.kernel == 2 * p.kernel);
+  CHECK(sum.reference == 2 * p.reference);
+  CHECK(backward_backend(sum) == "kernel");
   CHECK(forward_backend(p) == "kernel");
   const BackendCounts later{3, 2, 5, 4};
   const auto d = later - BackendCounts{1, 1, 1, 1};
