@@ -18,6 +18,7 @@
 #include <c10/util/Exception.h>
 #include <c10/util/StringUtil.h>
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 #include <vector>
@@ -199,13 +200,25 @@ KernelPath kernel_path(const SequenceShape&, const at::Tensor&, const at::Tensor
 namespace {
 
 // What `auto` takes: the kernels measured faster than the reference ops on the shapes they serve.
-// The chunk forward and decode; and with a gradient the training pair, which ran forward + backward
-// 1.1-1.6x faster than the reference ops at one layer of Zoology's models (L 256 and 512) and 1.0-2.8x
-// at H 16, K = V = 128 from 2K to 32K tokens on the H200 (kernels/delta_rule/NOTES.md, "Training
-// kernels"). The training pair's forward alone (kRecurrent) is unmeasured against the reference: under
-// `kernel` only.
-bool auto_takes(KernelPath path, const SequenceShape&) {
-  return path == KernelPath::kChunk || path == KernelPath::kDecode || path == KernelPath::kRecurrentTrain;
+// The chunk forward and decode; and with a gradient the training pair where the longest sequence has
+// at least kAutoTrainMinLength tokens. In the models' captured training step on the H200 (Zoology's
+// MQAR model, kernels/delta_rule/NOTES.md, "Version 1b") the training pair was 8% (DeltaNet) and 23%
+// (Gated DeltaNet) slower than the reference ops at L 64, within 1% or faster at L 256 and 6-16%
+// faster at L 512; at the op level 1.2-2.8x faster from 2K to 32K tokens. The training pair's forward
+// alone (kRecurrent) is unmeasured against the reference: under `kernel` only.
+constexpr int64_t kAutoTrainMinLength = 256;
+
+int64_t longest_sequence(const SequenceShape& shape) {
+  int64_t longest = 0;
+  for (size_t i = 0; i + 1 < shape.seq_starts.size(); ++i) {
+    longest = std::max(longest, shape.seq_starts[i + 1] - shape.seq_starts[i]);
+  }
+  return std::max(longest, shape.seq_starts.empty() ? shape.T : int64_t{0});
+}
+
+bool auto_takes(KernelPath path, const SequenceShape& shape) {
+  if (path == KernelPath::kRecurrentTrain) return longest_sequence(shape) >= kAutoTrainMinLength;
+  return path == KernelPath::kChunk || path == KernelPath::kDecode;
 }
 
 }  // namespace

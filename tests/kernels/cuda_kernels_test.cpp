@@ -222,12 +222,18 @@ TEST_CASE("cuda: the public ops use the kernels, with gradients the training ker
     CHECK(testing::rel_rms(fast.final_state, slow.final_state) <= 0.01);
     o.backend = BackendChoice::kKernel;
     CHECK(run_family(c.family, in, o).backend == Backend::kKernel);
-    // With a gradient wanted the op stays differentiable: the training kernels, or the reference when told.
+    // With a gradient wanted the op stays differentiable: under auto the reference ops for sequences
+    // shorter than 256 tokens and the training kernels from 256 (cuda_dispatch.cpp's auto_takes), the
+    // reference when told.
     auto q = in.q.clone().requires_grad_(true);
     SequenceInputs grad_in = in;
     grad_in.q = q;
     o.backend = BackendChoice::kAuto;
-    const auto trained = run_family(c.family, grad_in, o);
+    CHECK(run_family(c.family, grad_in, o).backend == Backend::kReference);
+    auto long_in = to(sample_inputs(c.family, SampleShape{1, 256, 2, 64, 64}, kCuda.dtype(at::kFloat), 5, c.decay),
+                      at::kBFloat16);
+    long_in.q = long_in.q.clone().requires_grad_(true);
+    const auto trained = run_family(c.family, long_in, o);
     CHECK(trained.backend == Backend::kKernel);
     CHECK(trained.o.requires_grad());
     o.backend = BackendChoice::kReference;
@@ -518,8 +524,8 @@ TEST_CASE("cuda: the training kernels' output and gradients match the fp64 refer
 TEST_CASE("cuda: auto and kernel train on the training kernels, reference on the reference; backward counted",
           "[cuda][backward]") {
   REQUIRE(at::hasCUDA());
-  const auto in = to(sample_inputs(Family::kGatedDeltaRule, SampleShape{2, 64, 2, 64, 64}, kCuda.dtype(at::kFloat), 5),
-                     at::kBFloat16);
+  const auto in = to(sample_inputs(Family::kGatedDeltaRule, SampleShape{2, 256, 2, 64, 64}, kCuda.dtype(at::kFloat), 5),
+                     at::kBFloat16);  // 256 tokens: auto takes the training kernels from there
   SequenceInputs x = in;
   x.q = in.q.clone().requires_grad_(true);
   for (const auto choice : {BackendChoice::kAuto, BackendChoice::kKernel, BackendChoice::kReference}) {
