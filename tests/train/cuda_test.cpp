@@ -87,6 +87,8 @@ TEST_CASE("cuda: DeltaNet learns the tiny MQAR with bf16 autocast", "[cuda]") {
   CHECK(k.backend_eval_forward == "kernel");
   // At 256 tokens auto trains on the training kernels.
   c.task.params["seq_len"] = "256";
+  c.task.params["vocab_size"] = "512";  // MQAR needs a vocabulary larger than the sequence
+  c.model.vocab_size = 512;
   const auto l = train::run_experiment(c, options);
   CHECK(l.backend_train_forward == "kernel");
   CHECK(l.backend_train_backward == "kernel");
