@@ -7,7 +7,7 @@
 //   - chunk mode, chunk size 64, K and V of 64 or 128: the fused chunk forward;
 //   - recurrent mode without cu_seqlens, K of 64 or 128: the decode kernel (the models' step());
 //   - any other call the training pair's forward serves: that forward, without checkpoints.
-// `auto` takes the chunk forward, decode and the training pair; the training pair's forward alone
+// `auto` takes the chunk forward, decode and, from 256 tokens, the training pair; its forward alone
 // under `kernel` only (auto_takes in the .cpp says why). `kernel` where none serves is an error that
 // says why.
 
