@@ -306,26 +306,22 @@ Suite parse_suite(const std::string& text, const std::string& source) {
   // The placement is read once, here, and leaves the base: no run's identity ever holds it.
   if (auto it = s.base.tables.find("train"); it != s.base.tables.end()) {
     auto& values = it->second.values;
-    if (const auto d = values.find("device"); d != values.end()) {
-      if (!d->second.is_string()) fail(source, d->second.line, "[base.train]", "device: expected a string in quotes, got " + d->second.written());
-      s.placement.device = std::get<std::string>(d->second.data);
-      s.placement.device_origin = source + ":" + std::to_string(d->second.line) + ": [base.train] device";
-      train::check_device_spelling(s.placement.device, s.placement.device_origin);
-      values.erase(d);
-    }
-    if (const auto b = values.find("backend"); b != values.end()) {
-      if (!b->second.is_string()) fail(source, b->second.line, "[base.train]", "backend: expected a string in quotes, got " + b->second.written());
-      s.placement.backend = std::get<std::string>(b->second.data);
-      s.placement.backend_origin = source + ":" + std::to_string(b->second.line) + ": [base.train] backend";
-      train::parse_backend(s.placement.backend, s.placement.backend_origin);
-      values.erase(b);
-    }
-    if (const auto c = values.find("checkpoint"); c != values.end()) {
-      if (!c->second.is_string()) fail(source, c->second.line, "[base.train]", "checkpoint: expected a string in quotes, got " + c->second.written());
-      s.placement.checkpoint = std::get<std::string>(c->second.data);
-      s.placement.checkpoint_origin = source + ":" + std::to_string(c->second.line) + ": [base.train] checkpoint";
-      values.erase(c);
-    }
+    // A placement key's text and origin, taken out of the base; false where the key is absent.
+    const auto take = [&](const char* key, std::string& text, std::string& origin) {
+      const auto v = values.find(key);
+      if (v == values.end()) return false;
+      if (!v->second.is_string()) {
+        fail(source, v->second.line, "[base.train]", std::string(key) + ": expected a string in quotes, got " + v->second.written());
+      }
+      text = std::get<std::string>(v->second.data);
+      origin = source + ":" + std::to_string(v->second.line) + ": [base.train] " + key;
+      values.erase(v);
+      return true;
+    };
+    auto& p = s.placement;
+    if (take("device", p.device, p.device_origin)) train::check_device_spelling(p.device, p.device_origin);
+    if (take("backend", p.backend, p.backend_origin)) train::parse_backend(p.backend, p.backend_origin);
+    take("checkpoint", p.checkpoint, p.checkpoint_origin);
   }
   return s;
 }
