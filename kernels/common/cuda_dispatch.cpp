@@ -1,6 +1,7 @@
 #include "kernels/common/cuda_dispatch.h"
 
 #include "kernels/common/backend.h"
+#include "kernels/common/chunk_train.h"
 #include "kernels/common/decode.h"
 #include "kernels/common/recurrent_train.h"
 
@@ -68,7 +69,8 @@ void segmented_forward(cuda::ChunkParams p, const Segments& segments, const at::
   if (ends.defined()) final_state.copy_(ends.index_select(0, device_offsets(segments.last, device)));
 }
 
-// The kernel's forward; the caller has checked kernel_unavailable.
+}  // namespace
+
 SequenceOutput cuda_chunk_forward(Family family, const SequenceShape& shape, const at::Tensor& q,
                                   const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta,
                                   const at::Tensor& g, const SequenceOptions& options) {
@@ -122,11 +124,16 @@ SequenceOutput cuda_chunk_forward(Family family, const SequenceShape& shape, con
       return out;
     }
   }
-  const auto starts = device_offsets(host_starts, q.device());
+  // The starts made on the device, without a host copy: a captured training step runs this.
+  const auto long_on = q.options().dtype(at::kLong);
+  const auto starts = options.cu_seqlens.defined() ? options.cu_seqlens.to(long_on).contiguous()
+                                                   : at::arange(0, (shape.B + 1) * shape.T, shape.T, long_on);
   p.seq_starts = starts.data_ptr<int64_t>();
   cuda::chunk_forward(p, stream);
   return out;
 }
+
+namespace {
 
 // The decode kernel (kernels/common/decode.h) for a recurrent call without a gradient: the state
 // starts as a copy of the initial state (or zeros) and ends as the final state.
@@ -164,6 +171,7 @@ KernelPath kernel_path(const SequenceShape& shape, const at::Tensor& q, const at
     return refuse(c10::str("the inputs are ", c10::toString(q.scalar_type()), ", and the kernel takes bf16, fp16 or fp32"));
   }
   if (needs_grad({&q, &k, &v, &beta, &g, &options.initial_state})) {
+    if (chunk_train_unavailable(shape, q).empty()) return KernelPath::kChunkTrain;
     const auto reason = recurrent_train_unavailable(shape, q);
     return reason.empty() ? KernelPath::kRecurrentTrain : refuse("a gradient is needed, and for training " + reason);
   }
@@ -179,11 +187,12 @@ KernelPath kernel_path(const SequenceShape& shape, const at::Tensor& q, const at
                          ", and the kernels take K of 32, 64, 128 or 256 and V a multiple of 32"));
 }
 #else
-namespace {
 SequenceOutput cuda_chunk_forward(Family, const SequenceShape&, const at::Tensor&, const at::Tensor&,
                                   const at::Tensor&, const at::Tensor&, const at::Tensor&, const SequenceOptions&) {
   TORCH_CHECK(false, "cuda_chunk_forward: this build has no CUDA kernels");
 }
+
+namespace {
 SequenceOutput cuda_decode(Family, const SequenceShape&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
                            const at::Tensor&, const at::Tensor&, const SequenceOptions&) {
   TORCH_CHECK(false, "cuda_decode: this build has no CUDA kernels");
@@ -217,7 +226,9 @@ int64_t longest_sequence(const SequenceShape& shape) {
 }
 
 bool auto_takes(KernelPath path, const SequenceShape& shape) {
-  if (path == KernelPath::kRecurrentTrain) return longest_sequence(shape) >= kAutoTrainMinLength;
+  if (path == KernelPath::kRecurrentTrain || path == KernelPath::kChunkTrain) {
+    return longest_sequence(shape) >= kAutoTrainMinLength;
+  }
   return path == KernelPath::kChunk || path == KernelPath::kDecode;
 }
 
@@ -248,6 +259,7 @@ SequenceOutput dispatch(Family family, const SequenceShape& shape, const at::Ten
         case KernelPath::kDecode: return cuda_decode(family, shape, q, k, v, beta, g, options);
         case KernelPath::kRecurrent: return recurrent_forward(family, shape, q, k, v, beta, g, options);
         case KernelPath::kRecurrentTrain: return recurrent_train(family, shape, q, k, v, beta, g, options);
+        case KernelPath::kChunkTrain: return chunk_train(family, shape, q, k, v, beta, g, options);
         case KernelPath::kNone: break;
       }
     }

@@ -2,12 +2,13 @@
 // The one place where a public op's call chooses its backend (SequenceOptions::backend): the CUDA
 // kernels of kernels/common/cuda_kernels.h or the family's reference ops. CUDA tensors in bf16,
 // fp16 or fp32; then, by kernel_path:
-//   - with a gradient: the recurrent training pair (kernels/common/recurrent_train.h; K of 32, 64,
-//     128 or 256, V a multiple of 32), an autograd Function;
+//   - with a gradient: the chunked training pair (kernels/common/chunk_train.h; K and V of 64 or
+//     128), else the recurrent training pair (kernels/common/recurrent_train.h; K of 32, 64, 128 or
+//     256, V a multiple of 32), each an autograd Function;
 //   - chunk mode, chunk size 64, K and V of 64 or 128: the fused chunk forward;
 //   - recurrent mode without cu_seqlens, K of 64 or 128: the decode kernel (the models' step());
-//   - any other call the training pair's forward serves: that forward, without checkpoints.
-// `auto` takes the chunk forward, decode and, from 256 tokens, the training pair; its forward alone
+//   - any other call the recurrent training pair's forward serves: that forward, without checkpoints.
+// `auto` takes the chunk forward, decode and, from 256 tokens, the training pairs; its forward alone
 // under `kernel` only (auto_takes in the .cpp says why). `kernel` where none serves is an error that
 // says why.
 
@@ -22,11 +23,17 @@
 
 namespace deltabench::detail {
 
-enum class KernelPath { kNone, kChunk, kDecode, kRecurrent, kRecurrentTrain };
+enum class KernelPath { kNone, kChunk, kDecode, kRecurrent, kRecurrentTrain, kChunkTrain };
 
 // Which kernel would serve this call; kNone with the reason in *why (the end of a sentence) when none can.
 KernelPath kernel_path(const SequenceShape& shape, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                        const at::Tensor& beta, const at::Tensor& g, const SequenceOptions& options, std::string* why);
+
+// The fused chunk kernel's forward (no autograd); the caller has checked that it serves the call
+// (kernel_path gives kChunk, or chunk_train_unavailable is empty).
+SequenceOutput cuda_chunk_forward(Family family, const SequenceShape& shape, const at::Tensor& q, const at::Tensor& k,
+                                  const at::Tensor& v, const at::Tensor& beta, const at::Tensor& g,
+                                  const SequenceOptions& options);
 
 // Empty when a CUDA kernel can serve this call; else why not, as the end of a sentence
 // ("the tensors are on cpu, and the kernel runs on CUDA").

@@ -97,4 +97,36 @@ int64_t recurrent_train_dg_rows(int64_t V);  // slices x warps
 void recurrent_train_forward(const RecurrentTrainParams& p, void* stream);
 void recurrent_train_backward(const RecurrentTrainParams& p, void* stream);
 
+// The chunked backward's two sequential passes (chunk_state.cu; the parallel stages around them are
+// ATen products in kernels/common/chunk_train.cpp). fp32 throughout, SIMT. Chunked tensors are
+// [BH, NT, C, D] contiguous (BH = sequences x heads, NT chunks of kChunkTrainSize tokens per
+// sequence), states [BH, K, V]; one block per (sequence and head, slice of V columns) walks the chunks.
+inline constexpr int kChunkTrainSize = 64;
+
+struct ChunkStateParams {
+  int64_t BH = 0, NT = 0, K = 0, V = 0;
+  const float* w = nullptr;      // [BH, NT, C, K] the UT transform's W, or null (linear attention)
+  const float* k = nullptr;      // [BH, NT, C, K] keys decayed to their chunk's end, k exp(G_C - G)
+  const float* gamma = nullptr;  // [BH, NT] the chunk's whole decay exp(G_C), or null (none)
+  // Forward: S_0 = h0, v_new = U - W S_c, S_{c+1} = gamma S_c + k^T v_new.
+  const float* u = nullptr;      // [BH, NT, C, V]
+  const float* h0 = nullptr;     // [BH, K, V] or null (zeros)
+  float* h = nullptr;            // [BH, NT, K, V] S_c, the state at each chunk's start
+  float* v_new = nullptr;        // [BH, NT, C, V]
+  float* ht = nullptr;           // [BH, K, V] or null
+  // Backward, c from last to first, dS the gradient of S_{c+1} (dht at the end):
+  // dv_new = dv_local + k dS;  dS <- gamma dS + q^T dout - W^T dv_new;  dh0 = dS at the end.
+  const float* q = nullptr;         // [BH, NT, C, K] scale q exp(G)
+  const float* dout = nullptr;      // [BH, NT, C, V]
+  const float* dv_local = nullptr;  // [BH, NT, C, V] the gradient of v_new within its chunk
+  const float* dht = nullptr;       // [BH, K, V] or null (zeros)
+  float* dh = nullptr;              // [BH, NT, K, V] the gradient of S_{c+1}
+  float* dv_new = nullptr;          // [BH, NT, C, V]
+  float* dh0 = nullptr;             // [BH, K, V] or null
+};
+
+bool chunk_state_supports(int64_t K, int64_t V);  // K of 32, 64 or 128, V a multiple of 16
+void chunk_state_forward(const ChunkStateParams& p, void* stream);
+void chunk_state_backward(const ChunkStateParams& p, void* stream);
+
 }  // namespace deltabench::cuda

@@ -4,9 +4,11 @@
 // Cases tagged [small] are the ones scripts/device.sh runs under compute-sanitizer.
 
 #include "kernels/common/backend.h"
+#include "kernels/common/chunk_train.h"
 #include "kernels/common/cuda_kernels.h"
 #include "kernels/common/decode.h"
 #include "kernels/common/poison.h"
+#include "kernels/common/validate.h"
 #include "kernels/family.h"
 #include "tests/support/catch.h"
 #include "tests/support/sequence_checks.h"
@@ -516,6 +518,55 @@ TEST_CASE("cuda: the training kernels' output and gradients match the fp64 refer
             CHECK(err <= (bf16 ? bounds[i] : 1e-4));
           }
           std::cout << line.str() << "\n";
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("cuda: the chunked backward's CUDA state passes equal its ATen loops", "[cuda][backward]") {
+  REQUIRE(at::hasCUDA());
+  // Both column slices (32 wide for many sequences and heads, 16 for few), K of 32, 64 and 128, V a
+  // multiple of 16 only, varlen, with and without initial state; fp32, so that the two agree to rounding.
+  const TrainCase shapes[] = {{{1, 130, 2, 64, 64}, {}},      {{8, 200, 20, 32, 48}, {}},
+                              {{1, 300, 1, 128, 128}, {}},    {{1, 190, 2, 64, 32}, {0, 3, 64, 190}},
+                              {{40, 70, 4, 128, 64}, {}}};
+  const char* names[] = {"o", "ht", "dq", "dk", "dv", "dbeta", "dg", "dh0"};
+  for (const auto& c : kCases) {
+    for (const auto& s : shapes) {
+      for (const bool with_h0 : {false, true}) {
+        const int64_t N = s.cu_seqlens.empty() ? s.shape.B : static_cast<int64_t>(s.cu_seqlens.size()) - 1;
+        const auto in = sample_inputs(c.family, s.shape, kCuda.dtype(at::kFloat), 23, c.decay);
+        at::manual_seed(7);
+        const auto h0 = with_h0 ? at::randn({N, s.shape.H, s.shape.K, s.shape.V}, kCuda.dtype(at::kFloat)) : at::Tensor();
+        const auto o_grad = at::randn_like(in.v);
+        const auto ht_grad = at::randn({N, s.shape.H, s.shape.K, s.shape.V}, kCuda.dtype(at::kFloat));
+        const auto run = [&](bool state_kernels) {
+          const auto leaf = [](const at::Tensor& t) {
+            return t.defined() ? t.detach().clone().requires_grad_(true) : at::Tensor();
+          };
+          SequenceInputs x{leaf(in.q), leaf(in.k), leaf(in.v), leaf(in.beta), leaf(in.g)};
+          SequenceOptions o;
+          o.output_final_state = true;
+          o.initial_state = leaf(h0);
+          if (!s.cu_seqlens.empty()) o.cu_seqlens = at::tensor(s.cu_seqlens, at::kLong).to(at::kCUDA);
+          const auto shape = deltabench::detail::validate_sequence_inputs("chunk_train", x.q, x.k, x.v, x.beta, x.g, o);
+          poison_allocator_cache();
+          const auto out = deltabench::detail::chunk_train_stages(c.family, shape, x.q, x.k, x.v, x.beta, x.g, o, state_kernels);
+          ((out.o * o_grad).sum() + (out.final_state * ht_grad).sum()).backward();
+          std::vector<at::Tensor> r = {out.o.detach(), out.final_state.detach()};
+          for (const auto& t : {x.q, x.k, x.v, x.beta, x.g, o.initial_state}) r.push_back(t.defined() ? t.grad() : at::Tensor());
+          return r;
+        };
+        const auto got = run(true), want = run(false);
+        INFO(name(c) << " " << testing::case_name(s.shape, at::kFloat) << (s.cu_seqlens.empty() ? "" : " varlen")
+                     << (with_h0 ? " h0" : ""));
+        for (size_t i = 0; i < got.size(); ++i) {
+          INFO(names[i]);
+          REQUIRE(got[i].defined() == want[i].defined());
+          if (!got[i].defined()) continue;
+          REQUIRE(at::isfinite(got[i]).all().item<bool>());
+          CHECK(testing::rel_rms(got[i], want[i]) <= 1e-5);
         }
       }
     }

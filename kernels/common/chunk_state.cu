@@ -1,0 +1,259 @@
+// The chunked backward's sequential passes (kernels/common/cuda_kernels.h, ChunkStateParams): the
+// state at every chunk's start and v_new (forward, recomputed by the backward as FLA does), then the
+// gradient of the state at every chunk's end and of v_new (backward). Everything else of the chunked
+// backward is parallel over chunks and runs as batched ATen products (kernels/common/chunk_train.cpp).
+//
+// Version 1: SIMT fp32. One block of kThreads per (sequence and head, slice of BV columns of V) walks
+// the sequence's chunks; the fp32 state slice [K x BV] lives in registers (kRowsK rows of one column a
+// thread) with a copy in shared memory as the operand of the next chunk's product. Columns of the
+// state evolve independently, so blocks never talk to each other. Per chunk of C = 64 tokens:
+//   forward:  v_new = U - W S          [C x BV], a sum over K  (rows_times_state)
+//             S = gamma S + K^T v_new  [K x BV], a sum over C  (state_add)
+//   backward: dv_new = dv_local + K dS
+//             dS = gamma dS + Q^T dout - W^T dv_new
+// BV is 32, or 16 where 32-column slices would leave most SMs idle (few sequences and heads: 1 x 32K
+// over 16 heads is 64 blocks of 32 columns, 128 of 16).
+
+#include "kernels/common/cuda_common.cuh"
+
+#include <cstdint>
+
+namespace deltabench::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kC = kChunkTrainSize;
+
+// How a block's threads cover a [C x BV] block (rows kGroup + kGroups m of column j) and a [KD x BV]
+// state slice (kRowsK consecutive rows of column j), thread t having column t % BV and group t / BV.
+template <int KD, int BV>
+struct Tiling {
+  static constexpr int kGroups = kThreads / BV;
+  static constexpr int kRowsV = kC / kGroups;
+  static constexpr int kRowsK = KD / kGroups;
+  static_assert(kRowsV >= 1 && kRowsK >= 2 && kRowsK % 2 == 0, "unsupported K or BV");
+};
+
+// Copies `floats` contiguous floats (a multiple of 4, 16-byte aligned) from global to shared memory.
+__device__ __forceinline__ void copy_block(float* dst, const float* src, int floats) {
+  for (int i = threadIdx.x; i < floats / 4; i += kThreads) {
+    reinterpret_cast<float4*>(dst)[i] = __ldg(reinterpret_cast<const float4*>(src) + i);
+  }
+}
+
+// acc[m] = sum over k of a[row m][k] s[k][j], rows group + kGroups m of a [C x KD] and s [KD x BV].
+template <int KD, int BV>
+__device__ __forceinline__ void rows_times_state(float (&acc)[Tiling<KD, BV>::kRowsV], const float* a,
+                                                 const float* s, int group, int j) {
+  using Tl = Tiling<KD, BV>;
+#pragma unroll
+  for (int m = 0; m < Tl::kRowsV; ++m) acc[m] = 0.0f;
+#pragma unroll 4
+  for (int kk = 0; kk < KD; kk += 4) {
+    const float s0 = s[(kk + 0) * BV + j], s1 = s[(kk + 1) * BV + j];
+    const float s2 = s[(kk + 2) * BV + j], s3 = s[(kk + 3) * BV + j];
+#pragma unroll
+    for (int m = 0; m < Tl::kRowsV; ++m) {
+      const float4 x = *reinterpret_cast<const float4*>(a + (group + Tl::kGroups * m) * KD + kk);
+      acc[m] = fmaf(x.x, s0, fmaf(x.y, s1, fmaf(x.z, s2, fmaf(x.w, s3, acc[m]))));
+    }
+  }
+}
+
+// state[r] += sign * sum over i < C of a[i][k0 + r] b[i][j], a [C x KD] and b [C x BV].
+template <int KD, int BV>
+__device__ __forceinline__ void state_add(float (&state)[Tiling<KD, BV>::kRowsK], const float* a, const float* b,
+                                          int k0, int j, float sign) {
+  constexpr int kR = Tiling<KD, BV>::kRowsK;
+#pragma unroll 4
+  for (int i = 0; i < kC; ++i) {
+    const float x = sign * b[i * BV + j];
+    const float* row = a + i * KD + k0;
+    if constexpr (kR % 4 == 0) {
+#pragma unroll
+      for (int r = 0; r < kR; r += 4) {
+        const float4 y = *reinterpret_cast<const float4*>(row + r);
+        state[r] = fmaf(y.x, x, state[r]);
+        state[r + 1] = fmaf(y.y, x, state[r + 1]);
+        state[r + 2] = fmaf(y.z, x, state[r + 2]);
+        state[r + 3] = fmaf(y.w, x, state[r + 3]);
+      }
+    } else {
+#pragma unroll
+      for (int r = 0; r < kR; r += 2) {
+        const float2 y = *reinterpret_cast<const float2*>(row + r);
+        state[r] = fmaf(y.x, x, state[r]);
+        state[r + 1] = fmaf(y.y, x, state[r + 1]);
+      }
+    }
+  }
+}
+
+template <int KD, int BV>
+__global__ void __launch_bounds__(kThreads) chunk_state_forward_kernel(ChunkStateParams p) {
+  using Tl = Tiling<KD, BV>;
+  extern __shared__ __align__(16) float smem[];
+  float* sS = smem;                // [KD][BV]
+  float* sW = sS + KD * BV;        // [C][KD]
+  float* sK = sW + kC * KD;        // [C][KD]
+  float* sVn = sK + kC * KD;       // [C][BV]
+
+  const int j = threadIdx.x % BV, group = threadIdx.x / BV, k0 = group * Tl::kRowsK;
+  const int64_t bh = blockIdx.x, V = p.V, NT = p.NT;
+  const int64_t col = int64_t{blockIdx.y} * BV + j;
+
+  float state[Tl::kRowsK];
+#pragma unroll
+  for (int r = 0; r < Tl::kRowsK; ++r) state[r] = p.h0 ? p.h0[(bh * KD + k0 + r) * V + col] : 0.0f;
+
+  for (int64_t c = 0; c < NT; ++c) {
+    const int64_t chunk = bh * NT + c;
+#pragma unroll
+    for (int r = 0; r < Tl::kRowsK; ++r) {
+      sS[(k0 + r) * BV + j] = state[r];
+      p.h[(chunk * KD + k0 + r) * V + col] = state[r];
+    }
+    if (p.w) copy_block(sW, p.w + chunk * kC * KD, kC * KD);
+    copy_block(sK, p.k + chunk * kC * KD, kC * KD);
+    __syncthreads();
+
+    float vn[Tl::kRowsV];
+    if (p.w) {
+      rows_times_state<KD, BV>(vn, sW, sS, group, j);
+    } else {
+#pragma unroll
+      for (int m = 0; m < Tl::kRowsV; ++m) vn[m] = 0.0f;
+    }
+#pragma unroll
+    for (int m = 0; m < Tl::kRowsV; ++m) {
+      const int i = group + Tl::kGroups * m;
+      const int64_t at = (chunk * kC + i) * V + col;
+      const float x = p.u[at] - vn[m];
+      sVn[i * BV + j] = x;
+      p.v_new[at] = x;
+    }
+    __syncthreads();
+
+    const float gamma = p.gamma ? p.gamma[chunk] : 1.0f;
+#pragma unroll
+    for (int r = 0; r < Tl::kRowsK; ++r) state[r] *= gamma;
+    state_add<KD, BV>(state, sK, sVn, k0, j, 1.0f);
+    __syncthreads();  // the next chunk overwrites sS, sW, sK and sVn
+  }
+  if (p.ht) {
+#pragma unroll
+    for (int r = 0; r < Tl::kRowsK; ++r) p.ht[(bh * KD + k0 + r) * V + col] = state[r];
+  }
+}
+
+template <int KD, int BV>
+__global__ void __launch_bounds__(kThreads) chunk_state_backward_kernel(ChunkStateParams p) {
+  using Tl = Tiling<KD, BV>;
+  extern __shared__ __align__(16) float smem[];
+  float* sS = smem;                // [KD][BV] dS
+  float* sK = sS + KD * BV;        // [C][KD]
+  float* sW = sK + kC * KD;        // [C][KD]
+  float* sQ = sW + kC * KD;        // [C][KD]
+  float* sDo = sQ + kC * KD;       // [C][BV]
+  float* sDv = sDo + kC * BV;      // [C][BV]
+
+  const int j = threadIdx.x % BV, group = threadIdx.x / BV, k0 = group * Tl::kRowsK;
+  const int64_t bh = blockIdx.x, V = p.V, NT = p.NT;
+  const int64_t col = int64_t{blockIdx.y} * BV + j;
+
+  float ds[Tl::kRowsK];
+#pragma unroll
+  for (int r = 0; r < Tl::kRowsK; ++r) ds[r] = p.dht ? p.dht[(bh * KD + k0 + r) * V + col] : 0.0f;
+
+  for (int64_t c = NT - 1; c >= 0; --c) {
+    const int64_t chunk = bh * NT + c;
+#pragma unroll
+    for (int r = 0; r < Tl::kRowsK; ++r) {
+      sS[(k0 + r) * BV + j] = ds[r];
+      p.dh[(chunk * KD + k0 + r) * V + col] = ds[r];
+    }
+    copy_block(sK, p.k + chunk * kC * KD, kC * KD);
+    if (p.w) copy_block(sW, p.w + chunk * kC * KD, kC * KD);
+    copy_block(sQ, p.q + chunk * kC * KD, kC * KD);
+#pragma unroll
+    for (int m = 0; m < Tl::kRowsV; ++m) {
+      const int i = group + Tl::kGroups * m;
+      sDo[i * BV + j] = p.dout[(chunk * kC + i) * V + col];
+    }
+    __syncthreads();
+
+    float dv[Tl::kRowsV];
+    rows_times_state<KD, BV>(dv, sK, sS, group, j);
+#pragma unroll
+    for (int m = 0; m < Tl::kRowsV; ++m) {
+      const int i = group + Tl::kGroups * m;
+      const int64_t at = (chunk * kC + i) * V + col;
+      const float x = p.dv_local[at] + dv[m];
+      sDv[i * BV + j] = x;
+      p.dv_new[at] = x;
+    }
+    __syncthreads();
+
+    const float gamma = p.gamma ? p.gamma[chunk] : 1.0f;
+#pragma unroll
+    for (int r = 0; r < Tl::kRowsK; ++r) ds[r] *= gamma;
+    state_add<KD, BV>(ds, sQ, sDo, k0, j, 1.0f);
+    if (p.w) state_add<KD, BV>(ds, sW, sDv, k0, j, -1.0f);
+    __syncthreads();  // the next chunk overwrites the shared buffers
+  }
+  if (p.dh0) {
+#pragma unroll
+    for (int r = 0; r < Tl::kRowsK; ++r) p.dh0[(bh * KD + k0 + r) * V + col] = ds[r];
+  }
+}
+
+template <int KD, int BV>
+void launch(const ChunkStateParams& p, bool backward, cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>(p.BH), static_cast<unsigned>(p.V / BV));
+  if (backward) {
+    const size_t bytes = sizeof(float) * (KD * BV + 3 * kC * KD + 2 * kC * BV);
+    reserve_shared_memory(chunk_state_backward_kernel<KD, BV>, bytes, "chunk_state_backward");
+    chunk_state_backward_kernel<KD, BV><<<grid, kThreads, bytes, stream>>>(p);
+    check_launch("chunk_state_backward");
+  } else {
+    const size_t bytes = sizeof(float) * (KD * BV + 2 * kC * KD + kC * BV);
+    reserve_shared_memory(chunk_state_forward_kernel<KD, BV>, bytes, "chunk_state_forward");
+    chunk_state_forward_kernel<KD, BV><<<grid, kThreads, bytes, stream>>>(p);
+    check_launch("chunk_state_forward");
+  }
+}
+
+bool aligned16(const void* ptr) { return ptr == nullptr || reinterpret_cast<std::uintptr_t>(ptr) % 16 == 0; }
+
+void run(const ChunkStateParams& p, bool backward, void* stream) {
+  const char* what = backward ? "chunk_state_backward" : "chunk_state_forward";
+  if (!chunk_state_supports(p.K, p.V)) {
+    throw std::runtime_error(std::string(what) + ": K must be 32, 64 or 128 and V a multiple of 16, got K=" +
+                             std::to_string(p.K) + " V=" + std::to_string(p.V));
+  }
+  if (!aligned16(p.w) || !aligned16(p.k) || !aligned16(p.q)) {
+    throw std::runtime_error(std::string(what) + ": w, k and q must start on 16-byte boundaries");
+  }
+  if (p.BH == 0 || p.NT == 0) return;
+  int device = 0, sms = 0;
+  cudaGetDevice(&device);
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  // 32-column slices unless they would leave SMs without a block.
+  const bool narrow = p.V % 32 != 0 || p.BH * (p.V / 32) < sms;
+  auto s = static_cast<cudaStream_t>(stream);
+  switch (p.K) {
+    case 32: narrow ? launch<32, 16>(p, backward, s) : launch<32, 32>(p, backward, s); break;
+    case 64: narrow ? launch<64, 16>(p, backward, s) : launch<64, 32>(p, backward, s); break;
+    default: narrow ? launch<128, 16>(p, backward, s) : launch<128, 32>(p, backward, s); break;
+  }
+}
+
+}  // namespace
+
+bool chunk_state_supports(int64_t K, int64_t V) { return (K == 32 || K == 64 || K == 128) && V > 0 && V % 16 == 0; }
+
+void chunk_state_forward(const ChunkStateParams& p, void* stream) { run(p, false, stream); }
+
+void chunk_state_backward(const ChunkStateParams& p, void* stream) { run(p, true, stream); }
+
+}  // namespace deltabench::cuda

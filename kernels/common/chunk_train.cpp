@@ -1,0 +1,435 @@
+#include "kernels/common/chunk_train.h"
+
+#include "kernels/common/backend.h"
+#include "kernels/common/chunk.h"
+#include "kernels/common/cuda_dispatch.h"
+#include "kernels/common/packing.h"
+
+#ifdef DELTABENCH_HAVE_CUDA
+#include "kernels/common/cuda_kernels.h"
+#include "kernels/common/kernel_dtype.h"
+
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#endif
+
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+#include <c10/util/StringUtil.h>
+#include <torch/autograd.h>
+
+#include <cmath>
+#include <optional>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+namespace deltabench::detail {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+constexpr int64_t kC = 64;  // the chunk (cuda::kChunkTrainSize)
+
+// What the Function needs besides the tensors.
+struct Config {
+  Family family = Family::kDeltaRule;
+  SequenceShape shape;
+  at::Tensor cu_seqlens;  // as the op was given it (undefined for batch rows)
+  double scale = 1.0;
+  bool final_state = false;
+  bool fused_forward = true;  // the forward by the fused chunk kernel, else by the ATen stages
+  bool state_kernels = true;  // the sequential passes by chunk_state.cu, else by ATen loops
+};
+
+// The inputs padded to whole chunks and chunked, [N, H, NT, C, *] ([N, H, NT, C] for beta and G), in
+// the compute dtype: q times the scale; beta undefined for linear attention; G the within-chunk
+// cumulative log decay, undefined without g.
+struct Chunked {
+  at::Tensor q, k, v, beta, G;
+};
+
+at::Tensor chunked(const at::Tensor& x, const SequenceShape& shape, at::ScalarType dtype) {
+  return to_chunks(pack_sequences(x.to(dtype), shape, padded_length(shape, kC)), kC);
+}
+
+// Inverse of chunked: [N, H, NT, C, *] (or [N, H, NT, C]) back to [B, T, H, *] in `dtype`.
+at::Tensor unchunked(const at::Tensor& x, const SequenceShape& shape, at::ScalarType dtype) {
+  const auto rows = x.dim() == 4 ? from_chunks(x.unsqueeze(-1)).squeeze(-1) : from_chunks(x);
+  return unpack_sequences(rows, shape).to(dtype).contiguous();
+}
+
+Chunked chunk_inputs(const Config& cfg, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                     const at::Tensor& beta, const at::Tensor& g) {
+  const auto dtype = compute_dtype(q.scalar_type());
+  Chunked c;
+  c.q = chunked(q, cfg.shape, dtype) * cfg.scale;
+  c.k = chunked(k, cfg.shape, dtype);
+  c.v = chunked(v, cfg.shape, dtype);
+  if (beta.defined()) c.beta = chunked(beta, cfg.shape, dtype);
+  if (g.defined()) c.G = chunked(g, cfg.shape, dtype).cumsum(-1);
+  return c;
+}
+
+// What the forward computes before the state pass, and the backward recomputes (FLA saves the
+// inverse; this version recomputes it too: one batched triangular solve).
+struct Prepared {
+  at::Tensor decay;  // [.., C, C] exp(G_i - G_j) on and below the diagonal (ones without g), zero above
+  at::Tensor eG;     // [.., C, 1] exp(G), or undefined
+  at::Tensor tail;   // [.., C, 1] exp(G_C - G), or undefined
+  at::Tensor gamma;  // [N, H, NT] exp(G_C), or undefined
+  at::Tensor k_end;  // k exp(G_C - G): keys decayed to their chunk's end
+  // The delta rules: A = strict_lower(diag(beta) K K^T * decay), Tinv = (I + A)^-1,
+  // kt = beta exp(G) k, vt = beta v, W = Tinv kt, U = Tinv vt. Linear attention: U = v, the rest undefined.
+  at::Tensor A, Tinv, kbeta, kt, vt, W, U;
+};
+
+Prepared prepare(const Chunked& c) {
+  Prepared p;
+  p.decay = chunk_decay_mask(c.G, kC, /*strict=*/false, c.q);
+  p.k_end = c.k;
+  if (c.G.defined()) {
+    const auto G_last = c.G.narrow(-1, kC - 1, 1);  // [N, H, NT, 1]
+    p.eG = c.G.exp().unsqueeze(-1);
+    p.tail = (G_last - c.G).exp().unsqueeze(-1);
+    p.gamma = G_last.squeeze(-1).exp().contiguous();
+    p.k_end = c.k * p.tail;
+  }
+  if (!c.beta.defined()) {
+    p.U = c.v;
+    return p;
+  }
+  const auto beta = c.beta.unsqueeze(-1);
+  p.kbeta = c.k * beta;
+  p.A = (at::matmul(p.kbeta, c.k.transpose(-1, -2)) * p.decay).tril(-1);
+  const auto eye = at::eye(kC, c.q.options()).expand_as(p.A);
+  // unitriangular: the solver takes the unit diagonal of I + A as given and reads only A's strict part.
+  p.Tinv = at::linalg_solve_triangular(p.A, eye, /*upper=*/false, /*left=*/true, /*unitriangular=*/true);
+  p.kt = p.eG.defined() ? p.kbeta * p.eG : p.kbeta;
+  p.vt = c.v * beta;
+  p.W = at::matmul(p.Tinv, p.kt);
+  p.U = at::matmul(p.Tinv, p.vt);
+  return p;
+}
+
+// [N, H, NT, C, D] as the [BH, NT, C, D] fp32 buffer the CUDA passes read (contiguous already).
+#ifdef DELTABENCH_HAVE_CUDA
+const float* fp32_ptr(const at::Tensor& t) {
+  if (!t.defined()) return nullptr;
+  TORCH_CHECK(t.scalar_type() == at::kFloat && t.is_contiguous(), "chunk_train: an fp32 contiguous buffer expected");
+  return t.data_ptr<float>();
+}
+#endif
+
+// The forward pass over the chunks: the state at every chunk's start h [N, H, NT, K, V], v_new
+// [N, H, NT, C, V] and the final state (h0 undefined: zeros).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> state_forward(const Prepared& p, const at::Tensor& h0,
+                                                             bool kernels) {
+  const int64_t N = p.U.size(0), H = p.U.size(1), NT = p.U.size(2), K = p.k_end.size(-1), V = p.U.size(-1);
+  if (kernels) {
+#ifdef DELTABENCH_HAVE_CUDA
+    const auto f32 = p.U.options();
+    auto h = at::empty({N, H, NT, K, V}, f32), v_new = at::empty({N, H, NT, kC, V}, f32);
+    auto ht = at::empty({N, H, K, V}, f32);
+    const auto h0c = h0.defined() ? h0.to(at::kFloat).contiguous() : at::Tensor();
+    const auto W = p.W.defined() ? p.W.contiguous() : at::Tensor(), U = p.U.contiguous(), k = p.k_end.contiguous();
+    cuda::ChunkStateParams s;
+    s.BH = N * H;
+    s.NT = NT;
+    s.K = K;
+    s.V = V;
+    s.w = fp32_ptr(W);
+    s.k = fp32_ptr(k);
+    s.gamma = fp32_ptr(p.gamma);
+    s.u = fp32_ptr(U);
+    s.h0 = fp32_ptr(h0c);
+    s.h = h.data_ptr<float>();
+    s.v_new = v_new.data_ptr<float>();
+    s.ht = ht.data_ptr<float>();
+    cuda::chunk_state_forward(s, at::cuda::getCurrentCUDAStream().stream());
+    return {h, v_new, ht};
+#else
+    TORCH_CHECK(false, "chunk_train: this build has no CUDA kernels");
+#endif
+  }
+  at::Tensor S = h0.defined() ? h0.to(p.U.scalar_type()) : at::zeros({N, H, K, V}, p.U.options());
+  std::vector<at::Tensor> states, new_values;
+  for (int64_t c = 0; c < NT; ++c) {
+    states.push_back(S);
+    auto vn = p.U.select(2, c);
+    if (p.W.defined()) vn = vn - at::matmul(p.W.select(2, c), S);
+    new_values.push_back(vn);
+    if (p.gamma.defined()) S = S * p.gamma.select(2, c).unsqueeze(-1).unsqueeze(-1);
+    S = S + at::matmul(p.k_end.select(2, c).transpose(-1, -2), vn);
+  }
+  return {at::stack(states, 2), at::stack(new_values, 2), S};
+}
+
+// The backward pass over the chunks, c from last to first: the gradient of the state at every chunk's
+// end dh [N, H, NT, K, V], of v_new [N, H, NT, C, V] and of the initial state. qg = scale q exp(G).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> state_backward(const Prepared& p, const at::Tensor& qg,
+                                                              const at::Tensor& dout, const at::Tensor& dv_local,
+                                                              const at::Tensor& dht, bool kernels) {
+  const int64_t N = p.U.size(0), H = p.U.size(1), NT = p.U.size(2), K = p.k_end.size(-1), V = p.U.size(-1);
+  if (kernels) {
+#ifdef DELTABENCH_HAVE_CUDA
+    const auto f32 = p.U.options();
+    auto dh = at::empty({N, H, NT, K, V}, f32), dv_new = at::empty({N, H, NT, kC, V}, f32);
+    auto dh0 = at::empty({N, H, K, V}, f32);
+    const auto dhtc = dht.defined() ? dht.to(at::kFloat).contiguous() : at::Tensor();
+    const auto W = p.W.defined() ? p.W.contiguous() : at::Tensor(), k = p.k_end.contiguous();
+    const auto qc = qg.contiguous(), doc = dout.contiguous(), dvl = dv_local.contiguous();
+    cuda::ChunkStateParams s;
+    s.BH = N * H;
+    s.NT = NT;
+    s.K = K;
+    s.V = V;
+    s.w = fp32_ptr(W);
+    s.k = fp32_ptr(k);
+    s.gamma = fp32_ptr(p.gamma);
+    s.q = fp32_ptr(qc);
+    s.dout = fp32_ptr(doc);
+    s.dv_local = fp32_ptr(dvl);
+    s.dht = fp32_ptr(dhtc);
+    s.dh = dh.data_ptr<float>();
+    s.dv_new = dv_new.data_ptr<float>();
+    s.dh0 = dh0.data_ptr<float>();
+    cuda::chunk_state_backward(s, at::cuda::getCurrentCUDAStream().stream());
+    return {dh, dv_new, dh0};
+#else
+    TORCH_CHECK(false, "chunk_train: this build has no CUDA kernels");
+#endif
+  }
+  at::Tensor dS = dht.defined() ? dht.to(p.U.scalar_type()) : at::zeros({N, H, K, V}, p.U.options());
+  std::vector<at::Tensor> grads(NT), dvs(NT);
+  for (int64_t c = NT - 1; c >= 0; --c) {
+    grads[c] = dS;
+    const auto dvn = dv_local.select(2, c) + at::matmul(p.k_end.select(2, c), dS);
+    dvs[c] = dvn;
+    if (p.gamma.defined()) dS = dS * p.gamma.select(2, c).unsqueeze(-1).unsqueeze(-1);
+    dS = dS + at::matmul(qg.select(2, c).transpose(-1, -2), dout.select(2, c));
+    if (p.W.defined()) dS = dS - at::matmul(p.W.select(2, c).transpose(-1, -2), dvn);
+  }
+  return {at::stack(grads, 2), at::stack(dvs, 2), dS};
+}
+
+at::Tensor T(const at::Tensor& x) { return x.transpose(-1, -2); }
+
+// The batched products of 16-bit inputs on CUDA run in TF32 (10 significant bits, finer than the bf16
+// operands of FLA's kernels); fp32 and fp64 inputs keep full precision. Restores the setting on exit.
+class Tf32Products {
+ public:
+  explicit Tf32Products(const at::Tensor& input)
+      : on_(input.is_cuda() && (input.scalar_type() == at::kBFloat16 || input.scalar_type() == at::kHalf)) {
+    if (!on_) return;
+    was_ = at::globalContext().allowTF32CuBLAS();
+    at::globalContext().setAllowTF32CuBLAS(true);
+  }
+  ~Tf32Products() {
+    if (on_) at::globalContext().setAllowTF32CuBLAS(was_);
+  }
+  Tf32Products(const Tf32Products&) = delete;
+  Tf32Products& operator=(const Tf32Products&) = delete;
+
+ private:
+  bool on_ = false, was_ = false;
+};
+
+const at::Tensor& or_undefined(const std::optional<at::Tensor>& t) {
+  static const at::Tensor undefined;
+  return t.has_value() ? *t : undefined;
+}
+
+class ChunkTrain : public torch::autograd::Function<ChunkTrain> {
+ public:
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                               const std::optional<at::Tensor>& beta_in, const std::optional<at::Tensor>& g_in,
+                               const std::optional<at::Tensor>& h0_in, const Config& cfg) {
+    const auto &beta = or_undefined(beta_in), &g = or_undefined(g_in), &h0 = or_undefined(h0_in);
+    at::Tensor o, ht;
+    if (cfg.fused_forward) {
+      SequenceOptions options;
+      options.scale = cfg.scale;
+      options.initial_state = h0;
+      options.output_final_state = cfg.final_state;
+      options.cu_seqlens = cfg.cu_seqlens;
+      auto out = cuda_chunk_forward(cfg.family, cfg.shape, q, k, v, beta, g, options);
+      o = out.o;
+      ht = out.final_state;
+    } else {
+      const Tf32Products tf32(q);
+      const auto c = chunk_inputs(cfg, q, k, v, beta, g);
+      const auto p = prepare(c);
+      const auto [h, v_new, S] = state_forward(p, h0, cfg.state_kernels);
+      const auto qg = p.eG.defined() ? c.q * p.eG : c.q;
+      const auto attn = at::matmul(c.q, T(c.k)) * p.decay;
+      o = unchunked(at::matmul(qg, h) + at::matmul(attn, v_new), cfg.shape, v.scalar_type());
+      if (cfg.final_state) ht = S;
+    }
+    ctx->save_for_backward({q, k, v, beta, g, h0});
+    ctx->saved_data["family"] = static_cast<int64_t>(cfg.family);
+    ctx->saved_data["B"] = cfg.shape.B;
+    ctx->saved_data["T"] = cfg.shape.T;
+    ctx->saved_data["N"] = cfg.shape.N;
+    ctx->saved_data["H"] = cfg.shape.H;
+    ctx->saved_data["K"] = cfg.shape.K;
+    ctx->saved_data["V"] = cfg.shape.V;
+    ctx->saved_data["starts"] = cfg.shape.seq_starts;
+    ctx->saved_data["scale"] = cfg.scale;
+    ctx->saved_data["state_kernels"] = cfg.state_kernels;
+    if (!cfg.final_state) return {o};
+    return {o, ht};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &q = saved[0], &k = saved[1], &v = saved[2], &beta = saved[3], &g = saved[4], &h0 = saved[5];
+    Config cfg;
+    cfg.family = static_cast<Family>(ctx->saved_data["family"].toInt());
+    cfg.shape.B = ctx->saved_data["B"].toInt();
+    cfg.shape.T = ctx->saved_data["T"].toInt();
+    cfg.shape.N = ctx->saved_data["N"].toInt();
+    cfg.shape.H = ctx->saved_data["H"].toInt();
+    cfg.shape.K = ctx->saved_data["K"].toInt();
+    cfg.shape.V = ctx->saved_data["V"].toInt();
+    cfg.shape.seq_starts = ctx->saved_data["starts"].toIntVector();
+    cfg.scale = ctx->saved_data["scale"].toDouble();
+    const bool kernels = ctx->saved_data["state_kernels"].toBool();
+    const auto& shape = cfg.shape;
+    const auto dtype = compute_dtype(q.scalar_type());
+    const Tf32Products tf32(q);
+
+    const auto c = chunk_inputs(cfg, q, k, v, beta, g);
+    const auto p = prepare(c);
+    const auto [h, v_new, S_end] = state_forward(p, h0, kernels);
+    const auto dout = grads[0].defined() ? chunked(grads[0], shape, dtype) : at::zeros_like(v_new);
+    const auto dht = grads.size() > 1 && grads[1].defined() ? grads[1].to(dtype) : at::Tensor();
+
+    // O = (q exp(G)) h + attn v_new, attn = (q K^T) * decay.
+    const auto qg = p.eG.defined() ? c.q * p.eG : c.q;
+    const auto attn = at::matmul(c.q, T(c.k)) * p.decay;
+    const auto dv_local = at::matmul(T(attn), dout);
+    const auto [dh, dv_new, dh0] = state_backward(p, qg, dout, dv_local, dht, kernels);
+
+    // Gradients of q (scaled) and k through O and the state update; of the log decay G.
+    const auto d_attn = at::matmul(dout, T(v_new)) * p.decay;
+    auto dq_inter = at::matmul(dout, T(h));
+    if (p.eG.defined()) dq_inter = dq_inter * p.eG;
+    const auto dq = dq_inter + at::matmul(d_attn, c.k);
+    const auto dk_attn = at::matmul(T(d_attn), c.q);
+    const auto dk_end = at::matmul(v_new, T(dh));
+    auto dk = dk_attn + (p.tail.defined() ? dk_end * p.tail : dk_end);
+    at::Tensor dG;
+    if (c.G.defined()) {
+      const auto end_terms = (dk_end * p.k_end).sum(-1);  // [N, H, NT, C]
+      dG = (dq * c.q).sum(-1) - (dk_attn * c.k).sum(-1) - end_terms;
+      const auto last = end_terms.sum(-1) + p.gamma * (h * dh).sum({-1, -2});  // the chunk's G_C
+      dG.select(-1, kC - 1).add_(last);
+    }
+
+    at::Tensor dv, dbeta;
+    if (!c.beta.defined()) {
+      dv = dv_new;  // U = v
+    } else {
+      // W = Tinv kt, U = Tinv vt, Tinv = (I + A)^-1, A = strict_lower((kbeta K^T) * decay).
+      const auto dW = -at::matmul(dv_new, T(h));
+      const auto& dU = dv_new;
+      const auto dTinv = at::matmul(dW, T(p.kt)) + at::matmul(dU, T(p.vt));
+      const auto TinvT = T(p.Tinv);
+      const auto dkt = at::matmul(TinvT, dW);
+      const auto dvt = at::matmul(TinvT, dU);
+      const auto dA = (-at::matmul(at::matmul(TinvT, dTinv), TinvT)).tril(-1);
+      const auto dA_decayed = dA * p.decay;
+      auto dkbeta = at::matmul(dA_decayed, c.k) + (p.eG.defined() ? dkt * p.eG : dkt);
+      dk = dk + at::matmul(T(dA_decayed), p.kbeta);
+      if (c.G.defined()) {
+        const auto M = dA * p.A;
+        dG = dG + (dkt * p.kt).sum(-1) + M.sum(-1) - M.sum(-2);
+      }
+      const auto beta = c.beta.unsqueeze(-1);
+      dk = dk + dkbeta * beta;
+      dv = dvt * beta;
+      dbeta = (dkbeta * c.k).sum(-1) + (dvt * c.v).sum(-1);
+    }
+
+    const auto dg = dG.defined() ? dG.flip(-1).cumsum(-1).flip(-1) : at::Tensor();
+    return {unchunked(dq * cfg.scale, shape, q.scalar_type()),
+            unchunked(dk, shape, k.scalar_type()),
+            unchunked(dv, shape, v.scalar_type()),
+            beta.defined() ? unchunked(dbeta, shape, beta.scalar_type()) : at::Tensor(),
+            g.defined() ? unchunked(dg, shape, g.scalar_type()) : at::Tensor(),
+            h0.defined() ? dh0.to(h0.scalar_type()) : at::Tensor(),
+            at::Tensor()};
+  }
+};
+
+double scale_of(const SequenceShape& shape, const SequenceOptions& options) {
+  return options.scale.value_or(1.0 / std::sqrt(static_cast<double>(shape.K)));
+}
+
+SequenceOutput apply(const Config& cfg, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                     const at::Tensor& beta, const at::Tensor& g, const SequenceOptions& options) {
+  const auto optional = [](const at::Tensor& t) { return t.defined() ? std::optional<at::Tensor>(t) : std::nullopt; };
+  auto outs = ChunkTrain::apply(q, k, v, optional(beta), optional(g), optional(options.initial_state), cfg);
+  SequenceOutput out;
+  out.o = outs[0];
+  if (cfg.final_state) out.final_state = outs.at(1);
+  out.backend = Backend::kKernel;
+  return out;
+}
+
+Config config_of(Family family, const SequenceShape& shape, const SequenceOptions& options) {
+  Config cfg;
+  cfg.family = family;
+  cfg.shape = shape;
+  cfg.scale = scale_of(shape, options);
+  cfg.final_state = options.output_final_state;
+  cfg.cu_seqlens = options.cu_seqlens;
+  return cfg;
+}
+
+}  // namespace
+
+std::string chunk_train_unavailable(const SequenceShape& shape, const at::Tensor& q) {
+#ifdef DELTABENCH_HAVE_CUDA
+  if (!q.is_cuda()) return c10::str("the tensors are on ", q.device().str(), ", and the kernel runs on CUDA");
+  if (!kernel_dtype(q.scalar_type())) {
+    return c10::str("the inputs are ", c10::toString(q.scalar_type()), ", and the kernel takes bf16, fp16 or fp32");
+  }
+  if (!cuda::chunk_forward_supports(shape.K, shape.V) || !cuda::chunk_state_supports(shape.K, shape.V)) {
+    return c10::str("K = ", shape.K, " and V = ", shape.V, ", and the chunked training kernels take K and V of 64 or 128");
+  }
+  return {};
+#else
+  (void)shape;
+  (void)q;
+  return "this build of deltabench has no CUDA kernels (nvcc was not found when it was configured)";
+#endif
+}
+
+SequenceOutput chunk_train(Family family, const SequenceShape& shape, const at::Tensor& q, const at::Tensor& k,
+                           const at::Tensor& v, const at::Tensor& beta, const at::Tensor& g,
+                           const SequenceOptions& options) {
+  const auto why = chunk_train_unavailable(shape, q);
+  TORCH_CHECK(why.empty(), "chunk_train: ", why);
+#ifdef DELTABENCH_HAVE_CUDA
+  const c10::cuda::CUDAGuard guard(q.device());
+#endif
+  return apply(config_of(family, shape, options), q, k, v, beta, g, options);
+}
+
+SequenceOutput chunk_train_stages(Family family, const SequenceShape& shape, const at::Tensor& q,
+                                  const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta,
+                                  const at::Tensor& g, const SequenceOptions& options, bool state_kernels) {
+  TORCH_CHECK(!state_kernels || q.is_cuda(), "chunk_train_stages: the CUDA state passes need CUDA tensors, got ",
+              q.device().str());
+  auto cfg = config_of(family, shape, options);
+  cfg.fused_forward = false;
+  cfg.state_kernels = state_kernels;
+  auto out = apply(cfg, q, k, v, beta, g, options);
+  out.backend = state_kernels ? Backend::kKernel : Backend::kReference;
+  return out;
+}
+
+}  // namespace deltabench::detail

@@ -1,0 +1,41 @@
+#pragma once
+// The chunked training path (version 2 of the training kernels): an autograd Function whose forward
+// is the fused chunk kernel (kernels/common/chunk_forward.cu) and whose backward is FLA's chunked
+// backward (../shared/reference/kernels.md 1c): the UT transform, the state at every chunk's start and
+// v_new recomputed, the gradient of the state at every chunk's end walked in reverse, then every
+// chunk's gradients at once. The two sequential passes run in CUDA (kernels/common/chunk_state.cu);
+// the stages between them are batched ATen products over all chunks. kernels/common/cuda_dispatch.cpp
+// calls it when a gradient is needed.
+//
+// The same Function runs on any device with its forward computed by the ATen stages and the passes
+// by ATen loops (chunk_train_stages): the CPU tests check the backward's algebra in fp64 against
+// autograd through the recurrent reference, and the GPU tests check the CUDA passes against the loops.
+
+#include "kernels/common/sequence_op.h"
+#include "kernels/common/validate.h"
+#include "kernels/family.h"
+
+#include <ATen/core/Tensor.h>
+
+#include <string>
+
+namespace deltabench::detail {
+
+// Empty when the chunked training path can serve this call (CUDA; bf16, fp16 or fp32; K and V of 64
+// or 128, what the fused forward takes), else why not, as the end of a sentence.
+std::string chunk_train_unavailable(const SequenceShape& shape, const at::Tensor& q);
+
+// o and, with options.output_final_state, the final state (fp32), differentiable. The value does not
+// depend on options.mode or options.chunk_size: the backward always works in chunks of 64.
+SequenceOutput chunk_train(Family family, const SequenceShape& shape, const at::Tensor& q, const at::Tensor& k,
+                           const at::Tensor& v, const at::Tensor& beta, const at::Tensor& g,
+                           const SequenceOptions& options);
+
+// The same Function with its forward by the ATen stages, on any device and in any floating dtype
+// (fp64 computes in fp64, the rest in fp32); the sequential passes by the CUDA kernels when
+// `state_kernels` is set (CUDA tensors only), else by ATen loops.
+SequenceOutput chunk_train_stages(Family family, const SequenceShape& shape, const at::Tensor& q,
+                                  const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta,
+                                  const at::Tensor& g, const SequenceOptions& options, bool state_kernels);
+
+}  // namespace deltabench::detail
