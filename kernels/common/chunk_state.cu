@@ -16,6 +16,8 @@
 
 #include "kernels/common/cuda_common.cuh"
 
+#include <mma.h>
+
 #include <cstdint>
 
 namespace deltabench::cuda {
@@ -207,6 +209,275 @@ __global__ void __launch_bounds__(kThreads) chunk_state_backward_kernel(ChunkSta
   }
 }
 
+// Version 2 (tf32): the same passes with the products on tensor cores, TF32 operands (10 significant
+// bits) and fp32 accumulation, for 16-bit inputs (fp32 inputs keep the SIMT version's fp32 products).
+// 8 warps; the state slice [KD x BV] lives in WMMA accumulator tiles of 16 x 16 (kStateTiles a warp)
+// across the chunks, a copy in shared memory as the next product's operand; each [C x BV] product
+// (v_new, dv_new) is one 16 x 16 tile a warp. Shared rows are padded by 4 floats so that the 16 rows a
+// fragment load touches start in different banks. Loads and stores of WMMA tiles in global memory need
+// 32-byte aligned starts: V a multiple of 16 and 16-column tiles give 64-byte ones.
+namespace wmma = nvcuda::wmma;
+using FragA = wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;
+using FragAT = wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::col_major>;  // a transposed
+using FragB = wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;
+using Acc = wmma::fragment<wmma::accumulator, 16, 16, 8, float>;
+constexpr int kTcWarps = kThreads / 32;
+constexpr int kTcPad = 4;
+
+template <typename Frag>
+__device__ __forceinline__ void round_tf32(Frag& f, float sign = 1.0f) {
+#pragma unroll
+  for (int e = 0; e < f.num_elements; ++e) f.x[e] = wmma::__float_to_tf32(sign * f.x[e]);
+}
+
+template <int KD, int BV>
+struct TcTiling {
+  static constexpr int kLdK = KD + kTcPad, kLdV = BV + kTcPad;
+  static constexpr int kColTiles = BV / 16;
+  static constexpr int kStateTiles = KD / 16 * kColTiles / kTcWarps;  // a warp's tiles of the state slice
+  static constexpr int kOutTiles = kC / 16 * kColTiles;                // tiles of a [C x BV] product
+  static_assert(kStateTiles >= 1 && KD / 16 * kColTiles % kTcWarps == 0 && kOutTiles <= kTcWarps,
+                "unsupported K or BV for the tensor-core passes");
+};
+
+// Copies a [C x KD] fp32 tile (contiguous in global memory) into shared rows of ld floats.
+template <int KD>
+__device__ __forceinline__ void copy_tile(float* dst, int ld, const float* src) {
+  for (int idx = threadIdx.x; idx < kC * KD / 4; idx += kThreads) {
+    const int row = idx / (KD / 4), c4 = idx % (KD / 4);
+    *reinterpret_cast<float4*>(dst + row * ld + 4 * c4) = __ldg(reinterpret_cast<const float4*>(src) + idx);
+  }
+}
+
+template <int KD, int BV>
+__global__ void __launch_bounds__(kThreads) chunk_state_forward_tc_kernel(ChunkStateParams p) {
+  using Tl = TcTiling<KD, BV>;
+  constexpr int kLdK = Tl::kLdK, kLdV = Tl::kLdV;
+  extern __shared__ __align__(128) float smem[];
+  float* sS = smem;              // [KD][kLdV]
+  float* sW = sS + KD * kLdV;    // [C][kLdK]
+  float* sK = sW + kC * kLdK;    // [C][kLdK]
+  float* sVn = sK + kC * kLdK;   // [C][kLdV]
+
+  const int warp = threadIdx.x / 32;
+  const int64_t bh = blockIdx.x, V = p.V, NT = p.NT, col0 = int64_t{blockIdx.y} * BV;
+
+  Acc state[Tl::kStateTiles];
+#pragma unroll
+  for (int m = 0; m < Tl::kStateTiles; ++m) {
+    const int t = warp + kTcWarps * m, r = t / Tl::kColTiles * 16, c = t % Tl::kColTiles * 16;
+    if (p.h0) {
+      wmma::load_matrix_sync(state[m], p.h0 + (bh * KD + r) * V + col0 + c, static_cast<unsigned>(V), wmma::mem_row_major);
+    } else {
+      wmma::fill_fragment(state[m], 0.0f);
+    }
+  }
+  for (int64_t ci = 0; ci < NT; ++ci) {
+    const int64_t chunk = bh * NT + ci;
+#pragma unroll
+    for (int m = 0; m < Tl::kStateTiles; ++m) {
+      const int t = warp + kTcWarps * m, r = t / Tl::kColTiles * 16, c = t % Tl::kColTiles * 16;
+      wmma::store_matrix_sync(sS + r * kLdV + c, state[m], kLdV, wmma::mem_row_major);
+      wmma::store_matrix_sync(p.h + (chunk * KD + r) * V + col0 + c, state[m], static_cast<unsigned>(V),
+                              wmma::mem_row_major);
+    }
+    if (p.w) copy_tile<KD>(sW, kLdK, p.w + chunk * kC * KD);
+    copy_tile<KD>(sK, kLdK, p.k + chunk * kC * KD);
+    __syncthreads();
+
+    if (warp < Tl::kOutTiles) {  // v_new = U - W S, one tile a warp
+      const int i0 = warp / Tl::kColTiles * 16, j0 = warp % Tl::kColTiles * 16;
+      Acc ws;
+      wmma::fill_fragment(ws, 0.0f);
+      if (p.w) {
+#pragma unroll 4
+        for (int kk = 0; kk < KD; kk += 8) {
+          FragA a;
+          FragB b;
+          wmma::load_matrix_sync(a, sW + i0 * kLdK + kk, kLdK);
+          wmma::load_matrix_sync(b, sS + kk * kLdV + j0, kLdV);
+          round_tf32(a);
+          round_tf32(b);
+          wmma::mma_sync(ws, a, b, ws);
+        }
+      }
+      Acc u;
+      const int64_t at = (chunk * kC + i0) * V + col0 + j0;
+      wmma::load_matrix_sync(u, p.u + at, static_cast<unsigned>(V), wmma::mem_row_major);
+#pragma unroll
+      for (int e = 0; e < u.num_elements; ++e) u.x[e] -= ws.x[e];
+      wmma::store_matrix_sync(sVn + i0 * kLdV + j0, u, kLdV, wmma::mem_row_major);
+      wmma::store_matrix_sync(p.v_new + at, u, static_cast<unsigned>(V), wmma::mem_row_major);
+    }
+    __syncthreads();
+
+    const float gamma = p.gamma ? p.gamma[chunk] : 1.0f;
+#pragma unroll
+    for (int m = 0; m < Tl::kStateTiles; ++m) {  // S = gamma S + K^T v_new
+      const int t = warp + kTcWarps * m, r = t / Tl::kColTiles * 16, c = t % Tl::kColTiles * 16;
+#pragma unroll
+      for (int e = 0; e < state[m].num_elements; ++e) state[m].x[e] *= gamma;
+#pragma unroll
+      for (int ii = 0; ii < kC; ii += 8) {
+        FragAT a;
+        FragB b;
+        wmma::load_matrix_sync(a, sK + ii * kLdK + r, kLdK);
+        wmma::load_matrix_sync(b, sVn + ii * kLdV + c, kLdV);
+        round_tf32(a);
+        round_tf32(b);
+        wmma::mma_sync(state[m], a, b, state[m]);
+      }
+    }
+    __syncthreads();  // the next chunk overwrites sS, sW, sK and sVn
+  }
+  if (p.ht) {
+#pragma unroll
+    for (int m = 0; m < Tl::kStateTiles; ++m) {
+      const int t = warp + kTcWarps * m, r = t / Tl::kColTiles * 16, c = t % Tl::kColTiles * 16;
+      wmma::store_matrix_sync(p.ht + (bh * KD + r) * V + col0 + c, state[m], static_cast<unsigned>(V),
+                              wmma::mem_row_major);
+    }
+  }
+}
+
+template <int KD, int BV>
+__global__ void __launch_bounds__(kThreads) chunk_state_backward_tc_kernel(ChunkStateParams p) {
+  using Tl = TcTiling<KD, BV>;
+  constexpr int kLdK = Tl::kLdK, kLdV = Tl::kLdV;
+  extern __shared__ __align__(128) float smem[];
+  float* sS = smem;              // [KD][kLdV] dS
+  float* sK = sS + KD * kLdV;    // [C][kLdK]
+  float* sW = sK + kC * kLdK;    // [C][kLdK]
+  float* sQ = sW + kC * kLdK;    // [C][kLdK]
+  float* sDv = sQ + kC * kLdK;   // [C][kLdV]
+
+  const int warp = threadIdx.x / 32;
+  const int64_t bh = blockIdx.x, V = p.V, NT = p.NT, col0 = int64_t{blockIdx.y} * BV;
+
+  Acc ds[Tl::kStateTiles];
+#pragma unroll
+  for (int m = 0; m < Tl::kStateTiles; ++m) {
+    const int t = warp + kTcWarps * m, r = t / Tl::kColTiles * 16, c = t % Tl::kColTiles * 16;
+    if (p.dht) {
+      wmma::load_matrix_sync(ds[m], p.dht + (bh * KD + r) * V + col0 + c, static_cast<unsigned>(V), wmma::mem_row_major);
+    } else {
+      wmma::fill_fragment(ds[m], 0.0f);
+    }
+  }
+  for (int64_t ci = NT - 1; ci >= 0; --ci) {
+    const int64_t chunk = bh * NT + ci;
+#pragma unroll
+    for (int m = 0; m < Tl::kStateTiles; ++m) {
+      const int t = warp + kTcWarps * m, r = t / Tl::kColTiles * 16, c = t % Tl::kColTiles * 16;
+      wmma::store_matrix_sync(sS + r * kLdV + c, ds[m], kLdV, wmma::mem_row_major);
+      wmma::store_matrix_sync(p.dh + (chunk * KD + r) * V + col0 + c, ds[m], static_cast<unsigned>(V),
+                              wmma::mem_row_major);
+    }
+    copy_tile<KD>(sK, kLdK, p.k + chunk * kC * KD);
+    if (p.w) copy_tile<KD>(sW, kLdK, p.w + chunk * kC * KD);
+    copy_tile<KD>(sQ, kLdK, p.q + chunk * kC * KD);
+    __syncthreads();
+
+    if (warp < Tl::kOutTiles) {  // dv_new = dv_local + K dS, one tile a warp
+      const int i0 = warp / Tl::kColTiles * 16, j0 = warp % Tl::kColTiles * 16;
+      const int64_t at = (chunk * kC + i0) * V + col0 + j0;
+      Acc d;
+      wmma::load_matrix_sync(d, p.dv_local + at, static_cast<unsigned>(V), wmma::mem_row_major);
+#pragma unroll 4
+      for (int kk = 0; kk < KD; kk += 8) {
+        FragA a;
+        FragB b;
+        wmma::load_matrix_sync(a, sK + i0 * kLdK + kk, kLdK);
+        wmma::load_matrix_sync(b, sS + kk * kLdV + j0, kLdV);
+        round_tf32(a);
+        round_tf32(b);
+        wmma::mma_sync(d, a, b, d);
+      }
+      wmma::store_matrix_sync(sDv + i0 * kLdV + j0, d, kLdV, wmma::mem_row_major);
+      wmma::store_matrix_sync(p.dv_new + at, d, static_cast<unsigned>(V), wmma::mem_row_major);
+    }
+    __syncthreads();
+
+    const float gamma = p.gamma ? p.gamma[chunk] : 1.0f;
+#pragma unroll
+    for (int m = 0; m < Tl::kStateTiles; ++m) {  // dS = gamma dS + Q^T dout - W^T dv_new
+      const int t = warp + kTcWarps * m, r = t / Tl::kColTiles * 16, c = t % Tl::kColTiles * 16;
+#pragma unroll
+      for (int e = 0; e < ds[m].num_elements; ++e) ds[m].x[e] *= gamma;
+#pragma unroll
+      for (int ii = 0; ii < kC; ii += 8) {
+        FragAT a;
+        FragB b;
+        wmma::load_matrix_sync(a, sQ + ii * kLdK + r, kLdK);
+        wmma::load_matrix_sync(b, p.dout + (chunk * kC + ii) * V + col0 + c, static_cast<unsigned>(V));
+        round_tf32(a);
+        round_tf32(b);
+        wmma::mma_sync(ds[m], a, b, ds[m]);
+        if (p.w) {
+          wmma::load_matrix_sync(a, sW + ii * kLdK + r, kLdK);
+          wmma::load_matrix_sync(b, sDv + ii * kLdV + c, kLdV);
+          round_tf32(a, -1.0f);
+          round_tf32(b);
+          wmma::mma_sync(ds[m], a, b, ds[m]);
+        }
+      }
+    }
+    __syncthreads();  // the next chunk overwrites the shared buffers
+  }
+  if (p.dh0) {
+#pragma unroll
+    for (int m = 0; m < Tl::kStateTiles; ++m) {
+      const int t = warp + kTcWarps * m, r = t / Tl::kColTiles * 16, c = t % Tl::kColTiles * 16;
+      wmma::store_matrix_sync(p.dh0 + (bh * KD + r) * V + col0 + c, ds[m], static_cast<unsigned>(V),
+                              wmma::mem_row_major);
+    }
+  }
+}
+
+template <int KD, int BV>
+void launch_tc(const ChunkStateParams& p, bool backward, cudaStream_t stream) {
+  using Tl = TcTiling<KD, BV>;
+  const dim3 grid(static_cast<unsigned>(p.BH), static_cast<unsigned>(p.V / BV));
+  if (backward) {
+    const size_t bytes = sizeof(float) * (KD * Tl::kLdV + 3 * kC * Tl::kLdK + kC * Tl::kLdV);
+    reserve_shared_memory(chunk_state_backward_tc_kernel<KD, BV>, bytes, "chunk_state_backward");
+    chunk_state_backward_tc_kernel<KD, BV><<<grid, kThreads, bytes, stream>>>(p);
+    check_launch("chunk_state_backward");
+  } else {
+    const size_t bytes = sizeof(float) * (KD * Tl::kLdV + 2 * kC * Tl::kLdK + kC * Tl::kLdV);
+    reserve_shared_memory(chunk_state_forward_tc_kernel<KD, BV>, bytes, "chunk_state_forward");
+    chunk_state_forward_tc_kernel<KD, BV><<<grid, kThreads, bytes, stream>>>(p);
+    check_launch("chunk_state_forward");
+  }
+}
+
+// (I + A)^-1 for a strictly lower triangular A of C x C, one block of C threads a matrix: thread j
+// owns column j of the inverse in registers and walks the rows in order, x_i = e_ij - sum_{m<i} A_im x_m
+// (forward substitution; rows above j come out zero by themselves), reading A's row i from shared
+// memory as a broadcast. No thread reads another's column, so the walk needs no barrier.
+__global__ void __launch_bounds__(kC) unit_lower_inverse_kernel(const float* a, float* out) {
+  __shared__ float sA[kC][kC + 1];
+  const int j = threadIdx.x;
+  const float* src = a + int64_t{blockIdx.x} * kC * kC;
+  for (int i = 0; i < kC; ++i) sA[i][j] = src[i * kC + j];
+  __syncthreads();
+  float x[kC];
+#pragma unroll
+  for (int i = 0; i < kC; ++i) {
+    float acc0 = i == j ? 1.0f : 0.0f, acc1 = 0.0f;
+#pragma unroll
+    for (int m = 0; m + 1 < i; m += 2) {
+      acc0 = fmaf(-sA[i][m], x[m], acc0);
+      acc1 = fmaf(-sA[i][m + 1], x[m + 1], acc1);
+    }
+    if (i % 2 == 1) acc0 = fmaf(-sA[i][i - 1], x[i - 1], acc0);
+    x[i] = acc0 + acc1;
+  }
+  float* dst = out + int64_t{blockIdx.x} * kC * kC;
+#pragma unroll
+  for (int i = 0; i < kC; ++i) dst[i * kC + j] = x[i];
+}
+
 template <int KD, int BV>
 void launch(const ChunkStateParams& p, bool backward, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(p.BH), static_cast<unsigned>(p.V / BV));
@@ -223,7 +494,7 @@ void launch(const ChunkStateParams& p, bool backward, cudaStream_t stream) {
   }
 }
 
-bool aligned16(const void* ptr) { return ptr == nullptr || reinterpret_cast<std::uintptr_t>(ptr) % 16 == 0; }
+bool aligned32(const void* ptr) { return ptr == nullptr || reinterpret_cast<std::uintptr_t>(ptr) % 32 == 0; }
 
 void run(const ChunkStateParams& p, bool backward, void* stream) {
   const char* what = backward ? "chunk_state_backward" : "chunk_state_forward";
@@ -231,8 +502,10 @@ void run(const ChunkStateParams& p, bool backward, void* stream) {
     throw std::runtime_error(std::string(what) + ": K must be 32, 64 or 128 and V a multiple of 16, got K=" +
                              std::to_string(p.K) + " V=" + std::to_string(p.V));
   }
-  if (!aligned16(p.w) || !aligned16(p.k) || !aligned16(p.q)) {
-    throw std::runtime_error(std::string(what) + ": w, k and q must start on 16-byte boundaries");
+  if (!aligned32(p.w) || !aligned32(p.k) || !aligned32(p.q) || !aligned32(p.u) || !aligned32(p.h0) ||
+      !aligned32(p.h) || !aligned32(p.v_new) || !aligned32(p.ht) || !aligned32(p.dout) || !aligned32(p.dv_local) ||
+      !aligned32(p.dht) || !aligned32(p.dh) || !aligned32(p.dv_new) || !aligned32(p.dh0)) {
+    throw std::runtime_error(std::string(what) + ": every buffer must start on a 32-byte boundary");
   }
   if (p.BH == 0 || p.NT == 0) return;
   int device = 0, sms = 0;
@@ -241,6 +514,14 @@ void run(const ChunkStateParams& p, bool backward, void* stream) {
   // 32-column slices unless they would leave SMs without a block.
   const bool narrow = p.V % 32 != 0 || p.BH * (p.V / 32) < sms;
   auto s = static_cast<cudaStream_t>(stream);
+  if (p.tf32 && p.K == 128) {
+    narrow ? launch_tc<128, 16>(p, backward, s) : launch_tc<128, 32>(p, backward, s);
+    return;
+  }
+  if (p.tf32 && p.K == 64 && !narrow) {
+    launch_tc<64, 32>(p, backward, s);
+    return;
+  }
   switch (p.K) {
     case 32: narrow ? launch<32, 16>(p, backward, s) : launch<32, 32>(p, backward, s); break;
     case 64: narrow ? launch<64, 16>(p, backward, s) : launch<64, 32>(p, backward, s); break;
@@ -249,6 +530,12 @@ void run(const ChunkStateParams& p, bool backward, void* stream) {
 }
 
 }  // namespace
+
+void unit_lower_inverse(const float* a, float* out, int64_t batch, void* stream) {
+  if (batch == 0) return;
+  unit_lower_inverse_kernel<<<static_cast<unsigned>(batch), kC, 0, static_cast<cudaStream_t>(stream)>>>(a, out);
+  check_launch("unit_lower_inverse");
+}
 
 bool chunk_state_supports(int64_t K, int64_t V) { return (K == 32 || K == 64 || K == 128) && V > 0 && V % 16 == 0; }
 

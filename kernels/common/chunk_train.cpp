@@ -19,6 +19,7 @@
 #include <torch/autograd.h>
 
 #include <cmath>
+#include <cstdint>
 #include <optional>
 #include <tuple>
 #include <utility>
@@ -50,14 +51,19 @@ struct Chunked {
   at::Tensor q, k, v, beta, G;
 };
 
+// The dtype conversion and the chunk layout in one copy (two passes over the inputs otherwise).
 at::Tensor chunked(const at::Tensor& x, const SequenceShape& shape, at::ScalarType dtype) {
-  return to_chunks(pack_sequences(x.to(dtype), shape, padded_length(shape, kC)), kC);
+  const auto rows = pack_sequences(x, shape, padded_length(shape, kC));  // [N, Tp, H, *]
+  const int64_t N = rows.size(0), NT = rows.size(1) / kC, H = rows.size(2);
+  const auto view = rows.dim() == 3 ? rows.view({N, NT, kC, H}).permute({0, 3, 1, 2})
+                                    : rows.view({N, NT, kC, H, rows.size(3)}).permute({0, 3, 1, 2, 4});
+  return view.to(dtype, /*non_blocking=*/false, /*copy=*/false, at::MemoryFormat::Contiguous);
 }
 
-// Inverse of chunked: [N, H, NT, C, *] (or [N, H, NT, C]) back to [B, T, H, *] in `dtype`.
+// Inverse of chunked: [N, H, NT, C, *] (or [N, H, NT, C]) back to [B, T, H, *] in `dtype`, one copy.
 at::Tensor unchunked(const at::Tensor& x, const SequenceShape& shape, at::ScalarType dtype) {
   const auto rows = x.dim() == 4 ? from_chunks(x.unsqueeze(-1)).squeeze(-1) : from_chunks(x);
-  return unpack_sequences(rows, shape).to(dtype).contiguous();
+  return unpack_sequences(rows, shape).to(dtype, /*non_blocking=*/false, /*copy=*/false, at::MemoryFormat::Contiguous);
 }
 
 Chunked chunk_inputs(const Config& cfg, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
@@ -76,6 +82,7 @@ Chunked chunk_inputs(const Config& cfg, const at::Tensor& q, const at::Tensor& k
 // inverse; this version recomputes it too: one batched triangular solve).
 struct Prepared {
   at::Tensor decay;  // [.., C, C] exp(G_i - G_j) on and below the diagonal (ones without g), zero above
+  at::Tensor decay_strict;  // the same below the diagonal only (the delta rules)
   at::Tensor eG;     // [.., C, 1] exp(G), or undefined
   at::Tensor tail;   // [.., C, 1] exp(G_C - G), or undefined
   at::Tensor gamma;  // [N, H, NT] exp(G_C), or undefined
@@ -85,7 +92,25 @@ struct Prepared {
   at::Tensor A, Tinv, kbeta, kt, vt, W, U;
 };
 
-Prepared prepare(const Chunked& c) {
+// (I + A)^-1 for strictly lower triangular A [.., C, C]: deltabench's kernel on CUDA in fp32 (one
+// block a chunk, forward substitution in registers), else the triangular solver.
+at::Tensor unit_lower_inverse(const at::Tensor& A, bool kernels) {
+#ifdef DELTABENCH_HAVE_CUDA
+  if (kernels && A.is_cuda() && A.scalar_type() == at::kFloat) {
+    const auto a = A.contiguous();
+    auto out = at::empty_like(a);
+    cuda::unit_lower_inverse(a.data_ptr<float>(), out.data_ptr<float>(), a.numel() / (kC * kC),
+                             at::cuda::getCurrentCUDAStream().stream());
+    return out;
+  }
+#endif
+  (void)kernels;
+  const auto eye = at::eye(kC, A.options()).expand_as(A);
+  // unitriangular: the solver takes the unit diagonal of I + A as given and reads only A's strict part.
+  return at::linalg_solve_triangular(A, eye, /*upper=*/false, /*left=*/true, /*unitriangular=*/true);
+}
+
+Prepared prepare(const Chunked& c, bool kernels) {
   Prepared p;
   p.decay = chunk_decay_mask(c.G, kC, /*strict=*/false, c.q);
   p.k_end = c.k;
@@ -101,11 +126,10 @@ Prepared prepare(const Chunked& c) {
     return p;
   }
   const auto beta = c.beta.unsqueeze(-1);
+  p.decay_strict = chunk_decay_mask(c.G, kC, /*strict=*/true, c.q);
   p.kbeta = c.k * beta;
-  p.A = (at::matmul(p.kbeta, c.k.transpose(-1, -2)) * p.decay).tril(-1);
-  const auto eye = at::eye(kC, c.q.options()).expand_as(p.A);
-  // unitriangular: the solver takes the unit diagonal of I + A as given and reads only A's strict part.
-  p.Tinv = at::linalg_solve_triangular(p.A, eye, /*upper=*/false, /*left=*/true, /*unitriangular=*/true);
+  p.A = at::matmul(p.kbeta, c.k.transpose(-1, -2)) * p.decay_strict;
+  p.Tinv = unit_lower_inverse(p.A, kernels);
   p.kt = p.eG.defined() ? p.kbeta * p.eG : p.kbeta;
   p.vt = c.v * beta;
   p.W = at::matmul(p.Tinv, p.kt);
@@ -115,6 +139,11 @@ Prepared prepare(const Chunked& c) {
 
 // [N, H, NT, C, D] as the [BH, NT, C, D] fp32 buffer the CUDA passes read (contiguous already).
 #ifdef DELTABENCH_HAVE_CUDA
+// t itself where its data starts on a 32-byte boundary (WMMA's tiles in global memory need it), else a copy.
+at::Tensor aligned32(const at::Tensor& t) {
+  return reinterpret_cast<std::uintptr_t>(t.data_ptr()) % 32 == 0 ? t : t.clone();
+}
+
 const float* fp32_ptr(const at::Tensor& t) {
   if (!t.defined()) return nullptr;
   TORCH_CHECK(t.scalar_type() == at::kFloat && t.is_contiguous(), "chunk_train: an fp32 contiguous buffer expected");
@@ -125,14 +154,14 @@ const float* fp32_ptr(const at::Tensor& t) {
 // The forward pass over the chunks: the state at every chunk's start h [N, H, NT, K, V], v_new
 // [N, H, NT, C, V] and the final state (h0 undefined: zeros).
 std::tuple<at::Tensor, at::Tensor, at::Tensor> state_forward(const Prepared& p, const at::Tensor& h0,
-                                                             bool kernels) {
+                                                             bool kernels, bool tf32) {
   const int64_t N = p.U.size(0), H = p.U.size(1), NT = p.U.size(2), K = p.k_end.size(-1), V = p.U.size(-1);
   if (kernels) {
 #ifdef DELTABENCH_HAVE_CUDA
     const auto f32 = p.U.options();
     auto h = at::empty({N, H, NT, K, V}, f32), v_new = at::empty({N, H, NT, kC, V}, f32);
     auto ht = at::empty({N, H, K, V}, f32);
-    const auto h0c = h0.defined() ? h0.to(at::kFloat).contiguous() : at::Tensor();
+    const auto h0c = h0.defined() ? aligned32(h0.to(at::kFloat).contiguous()) : at::Tensor();
     const auto W = p.W.defined() ? p.W.contiguous() : at::Tensor(), U = p.U.contiguous(), k = p.k_end.contiguous();
     cuda::ChunkStateParams s;
     s.BH = N * H;
@@ -147,6 +176,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> state_forward(const Prepared& p, 
     s.h = h.data_ptr<float>();
     s.v_new = v_new.data_ptr<float>();
     s.ht = ht.data_ptr<float>();
+    s.tf32 = tf32;
     cuda::chunk_state_forward(s, at::cuda::getCurrentCUDAStream().stream());
     return {h, v_new, ht};
 #else
@@ -170,14 +200,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> state_forward(const Prepared& p, 
 // end dh [N, H, NT, K, V], of v_new [N, H, NT, C, V] and of the initial state. qg = scale q exp(G).
 std::tuple<at::Tensor, at::Tensor, at::Tensor> state_backward(const Prepared& p, const at::Tensor& qg,
                                                               const at::Tensor& dout, const at::Tensor& dv_local,
-                                                              const at::Tensor& dht, bool kernels) {
+                                                              const at::Tensor& dht, bool kernels, bool tf32) {
   const int64_t N = p.U.size(0), H = p.U.size(1), NT = p.U.size(2), K = p.k_end.size(-1), V = p.U.size(-1);
   if (kernels) {
 #ifdef DELTABENCH_HAVE_CUDA
     const auto f32 = p.U.options();
     auto dh = at::empty({N, H, NT, K, V}, f32), dv_new = at::empty({N, H, NT, kC, V}, f32);
     auto dh0 = at::empty({N, H, K, V}, f32);
-    const auto dhtc = dht.defined() ? dht.to(at::kFloat).contiguous() : at::Tensor();
+    const auto dhtc = dht.defined() ? aligned32(dht.to(at::kFloat).contiguous()) : at::Tensor();
     const auto W = p.W.defined() ? p.W.contiguous() : at::Tensor(), k = p.k_end.contiguous();
     const auto qc = qg.contiguous(), doc = dout.contiguous(), dvl = dv_local.contiguous();
     cuda::ChunkStateParams s;
@@ -195,6 +225,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> state_backward(const Prepared& p,
     s.dh = dh.data_ptr<float>();
     s.dv_new = dv_new.data_ptr<float>();
     s.dh0 = dh0.data_ptr<float>();
+    s.tf32 = tf32;
     cuda::chunk_state_backward(s, at::cuda::getCurrentCUDAStream().stream());
     return {dh, dv_new, dh0};
 #else
@@ -218,10 +249,13 @@ at::Tensor T(const at::Tensor& x) { return x.transpose(-1, -2); }
 
 // The batched products of 16-bit inputs on CUDA run in TF32 (10 significant bits, finer than the bf16
 // operands of FLA's kernels); fp32 and fp64 inputs keep full precision. Restores the setting on exit.
+bool tf32_products(const at::Tensor& input) {
+  return input.is_cuda() && (input.scalar_type() == at::kBFloat16 || input.scalar_type() == at::kHalf);
+}
+
 class Tf32Products {
  public:
-  explicit Tf32Products(const at::Tensor& input)
-      : on_(input.is_cuda() && (input.scalar_type() == at::kBFloat16 || input.scalar_type() == at::kHalf)) {
+  explicit Tf32Products(const at::Tensor& input) : on_(tf32_products(input)) {
     if (!on_) return;
     was_ = at::globalContext().allowTF32CuBLAS();
     at::globalContext().setAllowTF32CuBLAS(true);
@@ -260,8 +294,8 @@ class ChunkTrain : public torch::autograd::Function<ChunkTrain> {
     } else {
       const Tf32Products tf32(q);
       const auto c = chunk_inputs(cfg, q, k, v, beta, g);
-      const auto p = prepare(c);
-      const auto [h, v_new, S] = state_forward(p, h0, cfg.state_kernels);
+      const auto p = prepare(c, cfg.state_kernels);
+      const auto [h, v_new, S] = state_forward(p, h0, cfg.state_kernels, tf32_products(q));
       const auto qg = p.eG.defined() ? c.q * p.eG : c.q;
       const auto attn = at::matmul(c.q, T(c.k)) * p.decay;
       o = unchunked(at::matmul(qg, h) + at::matmul(attn, v_new), cfg.shape, v.scalar_type());
@@ -301,8 +335,8 @@ class ChunkTrain : public torch::autograd::Function<ChunkTrain> {
     const Tf32Products tf32(q);
 
     const auto c = chunk_inputs(cfg, q, k, v, beta, g);
-    const auto p = prepare(c);
-    const auto [h, v_new, S_end] = state_forward(p, h0, kernels);
+    const auto p = prepare(c, kernels);
+    const auto [h, v_new, S_end] = state_forward(p, h0, kernels, tf32_products(q));
     const auto dout = grads[0].defined() ? chunked(grads[0], shape, dtype) : at::zeros_like(v_new);
     const auto dht = grads.size() > 1 && grads[1].defined() ? grads[1].to(dtype) : at::Tensor();
 
@@ -310,7 +344,7 @@ class ChunkTrain : public torch::autograd::Function<ChunkTrain> {
     const auto qg = p.eG.defined() ? c.q * p.eG : c.q;
     const auto attn = at::matmul(c.q, T(c.k)) * p.decay;
     const auto dv_local = at::matmul(T(attn), dout);
-    const auto [dh, dv_new, dh0] = state_backward(p, qg, dout, dv_local, dht, kernels);
+    const auto [dh, dv_new, dh0] = state_backward(p, qg, dout, dv_local, dht, kernels, tf32_products(q));
 
     // Gradients of q (scaled) and k through O and the state update; of the log decay G.
     const auto d_attn = at::matmul(dout, T(v_new)) * p.decay;
@@ -339,8 +373,10 @@ class ChunkTrain : public torch::autograd::Function<ChunkTrain> {
       const auto TinvT = T(p.Tinv);
       const auto dkt = at::matmul(TinvT, dW);
       const auto dvt = at::matmul(TinvT, dU);
-      const auto dA = (-at::matmul(at::matmul(TinvT, dTinv), TinvT)).tril(-1);
-      const auto dA_decayed = dA * p.decay;
+      // dA = -(Tinv^T dTinv Tinv^T), of which only A's strictly lower support counts: the products with
+      // decay_strict and A below mask it.
+      const auto dA = at::matmul(at::matmul(TinvT, dTinv), TinvT).neg_();
+      const auto dA_decayed = dA * p.decay_strict;
       auto dkbeta = at::matmul(dA_decayed, c.k) + (p.eG.defined() ? dkt * p.eG : dkt);
       dk = dk + at::matmul(T(dA_decayed), p.kbeta);
       if (c.G.defined()) {

@@ -123,9 +123,15 @@ struct ChunkStateParams {
   float* dh = nullptr;              // [BH, NT, K, V] the gradient of S_{c+1}
   float* dv_new = nullptr;          // [BH, NT, C, V]
   float* dh0 = nullptr;             // [BH, K, V] or null
+  // The products on tensor cores in TF32 (10 significant bits) where K is 128 (or 64 with 32-column
+  // slices): for 16-bit inputs, whose own rounding is coarser. Else fp32 on the SIMT cores.
+  bool tf32 = false;
 };
 
 bool chunk_state_supports(int64_t K, int64_t V);  // K of 32, 64 or 128, V a multiple of 16
+// (I + A)^-1 of `batch` strictly lower triangular fp32 matrices A [kChunkTrainSize x kChunkTrainSize]
+// (what lies on and above the diagonal is never read), by forward substitution in fp32.
+void unit_lower_inverse(const float* a, float* out, int64_t batch, void* stream);
 void chunk_state_forward(const ChunkStateParams& p, void* stream);
 void chunk_state_backward(const ChunkStateParams& p, void* stream);
 

@@ -527,16 +527,19 @@ TEST_CASE("cuda: the training kernels' output and gradients match the fp64 refer
 TEST_CASE("cuda: the chunked backward's CUDA state passes equal its ATen loops", "[cuda][backward]") {
   REQUIRE(at::hasCUDA());
   // Both column slices (32 wide for many sequences and heads, 16 for few), K of 32, 64 and 128, V a
-  // multiple of 16 only, varlen, with and without initial state; fp32, so that the two agree to rounding.
+  // multiple of 16 only, varlen, with and without initial state. fp32 inputs take the SIMT passes and
+  // agree with the loops to rounding; bf16 inputs take the tensor-core passes where K is 128 (or 64 with
+  // 32-column slices), TF32 products like the loops' under the same setting, to a few TF32 roundings.
   const TrainCase shapes[] = {{{1, 130, 2, 64, 64}, {}},      {{8, 200, 20, 32, 48}, {}},
                               {{1, 300, 1, 128, 128}, {}},    {{1, 190, 2, 64, 32}, {0, 3, 64, 190}},
-                              {{40, 70, 4, 128, 64}, {}}};
+                              {{40, 70, 4, 128, 64}, {}},     {{16, 100, 8, 64, 64}, {}}};
   const char* names[] = {"o", "ht", "dq", "dk", "dv", "dbeta", "dg", "dh0"};
+  for (const auto dtype : {at::kFloat, at::kBFloat16})
   for (const auto& c : kCases) {
     for (const auto& s : shapes) {
       for (const bool with_h0 : {false, true}) {
         const int64_t N = s.cu_seqlens.empty() ? s.shape.B : static_cast<int64_t>(s.cu_seqlens.size()) - 1;
-        const auto in = sample_inputs(c.family, s.shape, kCuda.dtype(at::kFloat), 23, c.decay);
+        const auto in = to(sample_inputs(c.family, s.shape, kCuda.dtype(at::kFloat), 23, c.decay), dtype);
         at::manual_seed(7);
         const auto h0 = with_h0 ? at::randn({N, s.shape.H, s.shape.K, s.shape.V}, kCuda.dtype(at::kFloat)) : at::Tensor();
         const auto o_grad = at::randn_like(in.v);
@@ -559,14 +562,14 @@ TEST_CASE("cuda: the chunked backward's CUDA state passes equal its ATen loops",
           return r;
         };
         const auto got = run(true), want = run(false);
-        INFO(name(c) << " " << testing::case_name(s.shape, at::kFloat) << (s.cu_seqlens.empty() ? "" : " varlen")
+        INFO(name(c) << " " << testing::case_name(s.shape, dtype) << (s.cu_seqlens.empty() ? "" : " varlen")
                      << (with_h0 ? " h0" : ""));
         for (size_t i = 0; i < got.size(); ++i) {
           INFO(names[i]);
           REQUIRE(got[i].defined() == want[i].defined());
           if (!got[i].defined()) continue;
           REQUIRE(at::isfinite(got[i]).all().item<bool>());
-          CHECK(testing::rel_rms(got[i], want[i]) <= 1e-5);
+          CHECK(testing::rel_rms(got[i].to(at::kFloat), want[i].to(at::kFloat)) <= (dtype == at::kFloat ? 1e-5 : 5e-3));
         }
       }
     }
@@ -597,8 +600,10 @@ TEST_CASE("cuda: auto and kernel train on the training kernels, reference on the
 
 TEST_CASE("cuda: the training kernels on a small case (for compute-sanitizer)", "[cuda][backward][small]") {
   REQUIRE(at::hasCUDA());
-  for (const auto& c : kCases) {
-    const auto in = to(sample_inputs(c.family, SampleShape{1, 37, 1, 64, 64}, kCuda.dtype(at::kFloat), 3, c.decay),
+  // Head dims 64 (the SIMT state passes) and 128 (the tensor-core ones).
+  for (const auto& c : kCases)
+  for (const int64_t D : {64, 128}) {
+    const auto in = to(sample_inputs(c.family, SampleShape{1, 37, 1, D, D}, kCuda.dtype(at::kFloat), 3, c.decay),
                        at::kBFloat16);
     SequenceInputs x = in;
     x.q = in.q.clone().requires_grad_(true);
@@ -609,7 +614,7 @@ TEST_CASE("cuda: the training kernels on a small case (for compute-sanitizer)", 
     SequenceOptions o;
     o.backend = BackendChoice::kKernel;
     o.output_final_state = true;
-    o.initial_state = at::randn({1, 1, 64, 64}, kCuda.dtype(at::kFloat)).requires_grad_(true);
+    o.initial_state = at::randn({1, 1, D, D}, kCuda.dtype(at::kFloat)).requires_grad_(true);
     const auto out = run_family(c.family, x, o);
     (out.o.to(at::kFloat).sum() + out.final_state.sum()).backward();
     INFO(name(c));
