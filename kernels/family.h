@@ -3,6 +3,7 @@
 // that adding a family is one line here rather than a new branch in every caller.
 
 #include "kernels/common/sequence_op.h"
+#include "kernels/family_id.h"
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/TensorOptions.h>
@@ -14,7 +15,6 @@
 
 namespace deltabench {
 
-enum class Family { kLinearAttention, kDeltaRule, kGatedDeltaRule };
 inline constexpr std::array kFamilies = {Family::kLinearAttention, Family::kDeltaRule,
                                          Family::kGatedDeltaRule};
 

@@ -538,7 +538,7 @@ void chunk_forward(const ChunkParams& p, void* stream) {
       throw std::runtime_error("chunk_forward: the initial and final states must be 32-byte aligned");
     }
   }
-  dispatch_family(p.rule, p.g != nullptr, p.dtype, [&](auto delta, auto gated, auto type) {
+  dispatch_family(p.family, p.g != nullptr, p.dtype, [&](auto delta, auto gated, auto type) {
     using E = typename decltype(type)::type;
     if constexpr (!std::is_same_v<E, float>) launch_tc_dims<decltype(delta)::value, decltype(gated)::value, E>(p, s);
   });

@@ -224,7 +224,7 @@ void launch_chunk(const ChunkParams& p, cudaStream_t stream) {
 }  // namespace
 
 void chunk_forward_simt(const ChunkParams& p, cudaStream_t stream) {
-  dispatch_family(p.rule, p.g != nullptr, p.dtype, [&](auto delta, auto gated, auto type) {
+  dispatch_family(p.family, p.g != nullptr, p.dtype, [&](auto delta, auto gated, auto type) {
     using E = typename decltype(type)::type;
     p.K == 64 ? launch_chunk<64, decltype(delta)::value, decltype(gated)::value, E>(p, stream)
               : launch_chunk<128, decltype(delta)::value, decltype(gated)::value, E>(p, stream);

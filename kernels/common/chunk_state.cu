@@ -25,6 +25,7 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kC = kChunkTrainSize;
+constexpr int kWide = 32, kNarrow = 16;  // the column slices BV of a block; V must be a multiple of kNarrow
 
 // How a block's threads cover a [C x BV] block (rows kGroup + kGroups m of column j) and a [KD x BV]
 // state slice (kRowsK consecutive rows of column j), thread t having column t % BV and group t / BV.
@@ -217,10 +218,12 @@ __global__ void __launch_bounds__(kThreads) chunk_state_backward_kernel(ChunkSta
 // fragment load touches start in different banks. Loads and stores of WMMA tiles in global memory need
 // 32-byte aligned starts: V a multiple of 16 and 16-column tiles give 64-byte ones.
 namespace wmma = nvcuda::wmma;
-using FragA = wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;
-using FragAT = wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::col_major>;  // a transposed
-using FragB = wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;
-using Acc = wmma::fragment<wmma::accumulator, 16, 16, 8, float>;
+constexpr int kTile = 16;  // WMMA's TF32 shape: m = n = kTile, k = kTileK
+constexpr int kTileK = 8;
+using FragA = wmma::fragment<wmma::matrix_a, kTile, kTile, kTileK, wmma::precision::tf32, wmma::row_major>;
+using FragAT = wmma::fragment<wmma::matrix_a, kTile, kTile, kTileK, wmma::precision::tf32, wmma::col_major>;  // transposed
+using FragB = wmma::fragment<wmma::matrix_b, kTile, kTile, kTileK, wmma::precision::tf32, wmma::row_major>;
+using Acc = wmma::fragment<wmma::accumulator, kTile, kTile, kTileK, float>;
 constexpr int kTcWarps = kThreads / 32;
 constexpr int kTcPad = 4;
 
@@ -233,10 +236,10 @@ __device__ __forceinline__ void round_tf32(Frag& f, float sign = 1.0f) {
 template <int KD, int BV>
 struct TcTiling {
   static constexpr int kLdK = KD + kTcPad, kLdV = BV + kTcPad;
-  static constexpr int kColTiles = BV / 16;
-  static constexpr int kStateTiles = KD / 16 * kColTiles / kTcWarps;  // a warp's tiles of the state slice
-  static constexpr int kOutTiles = kC / 16 * kColTiles;                // tiles of a [C x BV] product
-  static_assert(kStateTiles >= 1 && KD / 16 * kColTiles % kTcWarps == 0 && kOutTiles <= kTcWarps,
+  static constexpr int kColTiles = BV / kTile;
+  static constexpr int kStateTiles = KD / kTile * kColTiles / kTcWarps;  // a warp's tiles of the state slice
+  static constexpr int kOutTiles = kC / kTile * kColTiles;                // tiles of a [C x BV] product
+  static_assert(kStateTiles >= 1 && KD / kTile * kColTiles % kTcWarps == 0 && kOutTiles <= kTcWarps,
                 "unsupported K or BV for the tensor-core passes");
 };
 
@@ -265,7 +268,7 @@ __global__ void __launch_bounds__(kThreads) chunk_state_forward_tc_kernel(ChunkS
   Acc state[Tl::kStateTiles];
 #pragma unroll
   for (int m = 0; m < Tl::kStateTiles; ++m) {
-    const int t = warp + kTcWarps * m, r = t / Tl::kColTiles * 16, c = t % Tl::kColTiles * 16;
+    const int t = warp + kTcWarps * m, r = t / Tl::kColTiles * kTile, c = t % Tl::kColTiles * kTile;
     if (p.h0) {
       wmma::load_matrix_sync(state[m], p.h0 + (bh * KD + r) * V + col0 + c, static_cast<unsigned>(V), wmma::mem_row_major);
     } else {
@@ -276,7 +279,7 @@ __global__ void __launch_bounds__(kThreads) chunk_state_forward_tc_kernel(ChunkS
     const int64_t chunk = bh * NT + ci;
 #pragma unroll
     for (int m = 0; m < Tl::kStateTiles; ++m) {
-      const int t = warp + kTcWarps * m, r = t / Tl::kColTiles * 16, c = t % Tl::kColTiles * 16;
+      const int t = warp + kTcWarps * m, r = t / Tl::kColTiles * kTile, c = t % Tl::kColTiles * kTile;
       wmma::store_matrix_sync(sS + r * kLdV + c, state[m], kLdV, wmma::mem_row_major);
       wmma::store_matrix_sync(p.h + (chunk * KD + r) * V + col0 + c, state[m], static_cast<unsigned>(V),
                               wmma::mem_row_major);
@@ -286,12 +289,12 @@ __global__ void __launch_bounds__(kThreads) chunk_state_forward_tc_kernel(ChunkS
     __syncthreads();
 
     if (warp < Tl::kOutTiles) {  // v_new = U - W S, one tile a warp
-      const int i0 = warp / Tl::kColTiles * 16, j0 = warp % Tl::kColTiles * 16;
+      const int i0 = warp / Tl::kColTiles * kTile, j0 = warp % Tl::kColTiles * kTile;
       Acc ws;
       wmma::fill_fragment(ws, 0.0f);
       if (p.w) {
 #pragma unroll 4
-        for (int kk = 0; kk < KD; kk += 8) {
+        for (int kk = 0; kk < KD; kk += kTileK) {
           FragA a;
           FragB b;
           wmma::load_matrix_sync(a, sW + i0 * kLdK + kk, kLdK);
@@ -314,11 +317,11 @@ __global__ void __launch_bounds__(kThreads) chunk_state_forward_tc_kernel(ChunkS
     const float gamma = p.gamma ? p.gamma[chunk] : 1.0f;
 #pragma unroll
     for (int m = 0; m < Tl::kStateTiles; ++m) {  // S = gamma S + K^T v_new
-      const int t = warp + kTcWarps * m, r = t / Tl::kColTiles * 16, c = t % Tl::kColTiles * 16;
+      const int t = warp + kTcWarps * m, r = t / Tl::kColTiles * kTile, c = t % Tl::kColTiles * kTile;
 #pragma unroll
       for (int e = 0; e < state[m].num_elements; ++e) state[m].x[e] *= gamma;
 #pragma unroll
-      for (int ii = 0; ii < kC; ii += 8) {
+      for (int ii = 0; ii < kC; ii += kTileK) {
         FragAT a;
         FragB b;
         wmma::load_matrix_sync(a, sK + ii * kLdK + r, kLdK);
@@ -333,7 +336,7 @@ __global__ void __launch_bounds__(kThreads) chunk_state_forward_tc_kernel(ChunkS
   if (p.ht) {
 #pragma unroll
     for (int m = 0; m < Tl::kStateTiles; ++m) {
-      const int t = warp + kTcWarps * m, r = t / Tl::kColTiles * 16, c = t % Tl::kColTiles * 16;
+      const int t = warp + kTcWarps * m, r = t / Tl::kColTiles * kTile, c = t % Tl::kColTiles * kTile;
       wmma::store_matrix_sync(p.ht + (bh * KD + r) * V + col0 + c, state[m], static_cast<unsigned>(V),
                               wmma::mem_row_major);
     }
@@ -350,6 +353,7 @@ __global__ void __launch_bounds__(kThreads) chunk_state_backward_tc_kernel(Chunk
   float* sW = sK + kC * kLdK;    // [C][kLdK]
   float* sQ = sW + kC * kLdK;    // [C][kLdK]
   float* sDv = sQ + kC * kLdK;   // [C][kLdV]
+  float* sDo = sDv + kC * kLdV;  // [C][kLdV] this block's columns of dout
 
   const int warp = threadIdx.x / 32;
   const int64_t bh = blockIdx.x, V = p.V, NT = p.NT, col0 = int64_t{blockIdx.y} * BV;
@@ -357,7 +361,7 @@ __global__ void __launch_bounds__(kThreads) chunk_state_backward_tc_kernel(Chunk
   Acc ds[Tl::kStateTiles];
 #pragma unroll
   for (int m = 0; m < Tl::kStateTiles; ++m) {
-    const int t = warp + kTcWarps * m, r = t / Tl::kColTiles * 16, c = t % Tl::kColTiles * 16;
+    const int t = warp + kTcWarps * m, r = t / Tl::kColTiles * kTile, c = t % Tl::kColTiles * kTile;
     if (p.dht) {
       wmma::load_matrix_sync(ds[m], p.dht + (bh * KD + r) * V + col0 + c, static_cast<unsigned>(V), wmma::mem_row_major);
     } else {
@@ -368,7 +372,7 @@ __global__ void __launch_bounds__(kThreads) chunk_state_backward_tc_kernel(Chunk
     const int64_t chunk = bh * NT + ci;
 #pragma unroll
     for (int m = 0; m < Tl::kStateTiles; ++m) {
-      const int t = warp + kTcWarps * m, r = t / Tl::kColTiles * 16, c = t % Tl::kColTiles * 16;
+      const int t = warp + kTcWarps * m, r = t / Tl::kColTiles * kTile, c = t % Tl::kColTiles * kTile;
       wmma::store_matrix_sync(sS + r * kLdV + c, ds[m], kLdV, wmma::mem_row_major);
       wmma::store_matrix_sync(p.dh + (chunk * KD + r) * V + col0 + c, ds[m], static_cast<unsigned>(V),
                               wmma::mem_row_major);
@@ -376,15 +380,22 @@ __global__ void __launch_bounds__(kThreads) chunk_state_backward_tc_kernel(Chunk
     copy_tile<KD>(sK, kLdK, p.k + chunk * kC * KD);
     if (p.w) copy_tile<KD>(sW, kLdK, p.w + chunk * kC * KD);
     copy_tile<KD>(sQ, kLdK, p.q + chunk * kC * KD);
+    // dout's [C x BV] block with the tiles, so that the state update's products read shared memory
+    // (version 2b read each fragment from global memory inside the loop: eight dependent loads a chunk).
+    for (int idx = threadIdx.x; idx < kC * BV / 4; idx += kThreads) {
+      const int row = idx / (BV / 4), c4 = idx % (BV / 4);
+      *reinterpret_cast<float4*>(sDo + row * kLdV + 4 * c4) =
+          __ldg(reinterpret_cast<const float4*>(p.dout + (chunk * kC + row) * V + col0) + c4);
+    }
     __syncthreads();
 
     if (warp < Tl::kOutTiles) {  // dv_new = dv_local + K dS, one tile a warp
-      const int i0 = warp / Tl::kColTiles * 16, j0 = warp % Tl::kColTiles * 16;
+      const int i0 = warp / Tl::kColTiles * kTile, j0 = warp % Tl::kColTiles * kTile;
       const int64_t at = (chunk * kC + i0) * V + col0 + j0;
       Acc d;
       wmma::load_matrix_sync(d, p.dv_local + at, static_cast<unsigned>(V), wmma::mem_row_major);
 #pragma unroll 4
-      for (int kk = 0; kk < KD; kk += 8) {
+      for (int kk = 0; kk < KD; kk += kTileK) {
         FragA a;
         FragB b;
         wmma::load_matrix_sync(a, sK + i0 * kLdK + kk, kLdK);
@@ -401,15 +412,15 @@ __global__ void __launch_bounds__(kThreads) chunk_state_backward_tc_kernel(Chunk
     const float gamma = p.gamma ? p.gamma[chunk] : 1.0f;
 #pragma unroll
     for (int m = 0; m < Tl::kStateTiles; ++m) {  // dS = gamma dS + Q^T dout - W^T dv_new
-      const int t = warp + kTcWarps * m, r = t / Tl::kColTiles * 16, c = t % Tl::kColTiles * 16;
+      const int t = warp + kTcWarps * m, r = t / Tl::kColTiles * kTile, c = t % Tl::kColTiles * kTile;
 #pragma unroll
       for (int e = 0; e < ds[m].num_elements; ++e) ds[m].x[e] *= gamma;
 #pragma unroll
-      for (int ii = 0; ii < kC; ii += 8) {
+      for (int ii = 0; ii < kC; ii += kTileK) {
         FragAT a;
         FragB b;
         wmma::load_matrix_sync(a, sQ + ii * kLdK + r, kLdK);
-        wmma::load_matrix_sync(b, p.dout + (chunk * kC + ii) * V + col0 + c, static_cast<unsigned>(V));
+        wmma::load_matrix_sync(b, sDo + ii * kLdV + c, kLdV);
         round_tf32(a);
         round_tf32(b);
         wmma::mma_sync(ds[m], a, b, ds[m]);
@@ -427,7 +438,7 @@ __global__ void __launch_bounds__(kThreads) chunk_state_backward_tc_kernel(Chunk
   if (p.dh0) {
 #pragma unroll
     for (int m = 0; m < Tl::kStateTiles; ++m) {
-      const int t = warp + kTcWarps * m, r = t / Tl::kColTiles * 16, c = t % Tl::kColTiles * 16;
+      const int t = warp + kTcWarps * m, r = t / Tl::kColTiles * kTile, c = t % Tl::kColTiles * kTile;
       wmma::store_matrix_sync(p.dh0 + (bh * KD + r) * V + col0 + c, ds[m], static_cast<unsigned>(V),
                               wmma::mem_row_major);
     }
@@ -439,7 +450,7 @@ void launch_tc(const ChunkStateParams& p, bool backward, cudaStream_t stream) {
   using Tl = TcTiling<KD, BV>;
   const dim3 grid(static_cast<unsigned>(p.BH), static_cast<unsigned>(p.V / BV));
   if (backward) {
-    const size_t bytes = sizeof(float) * (KD * Tl::kLdV + 3 * kC * Tl::kLdK + kC * Tl::kLdV);
+    const size_t bytes = sizeof(float) * (KD * Tl::kLdV + 3 * kC * Tl::kLdK + 2 * kC * Tl::kLdV);
     reserve_shared_memory(chunk_state_backward_tc_kernel<KD, BV>, bytes, "chunk_state_backward");
     chunk_state_backward_tc_kernel<KD, BV><<<grid, kThreads, bytes, stream>>>(p);
     check_launch("chunk_state_backward");
@@ -512,20 +523,20 @@ void run(const ChunkStateParams& p, bool backward, void* stream) {
   cudaGetDevice(&device);
   cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
   // 32-column slices unless they would leave SMs without a block.
-  const bool narrow = p.V % 32 != 0 || p.BH * (p.V / 32) < sms;
+  const bool narrow = p.V % kWide != 0 || p.BH * (p.V / kWide) < sms;
   auto s = static_cast<cudaStream_t>(stream);
   if (p.tf32 && p.K == 128) {
-    narrow ? launch_tc<128, 16>(p, backward, s) : launch_tc<128, 32>(p, backward, s);
+    narrow ? launch_tc<128, kNarrow>(p, backward, s) : launch_tc<128, kWide>(p, backward, s);
     return;
   }
   if (p.tf32 && p.K == 64 && !narrow) {
-    launch_tc<64, 32>(p, backward, s);
+    launch_tc<64, kWide>(p, backward, s);
     return;
   }
   switch (p.K) {
-    case 32: narrow ? launch<32, 16>(p, backward, s) : launch<32, 32>(p, backward, s); break;
-    case 64: narrow ? launch<64, 16>(p, backward, s) : launch<64, 32>(p, backward, s); break;
-    default: narrow ? launch<128, 16>(p, backward, s) : launch<128, 32>(p, backward, s); break;
+    case 32: narrow ? launch<32, kNarrow>(p, backward, s) : launch<32, kWide>(p, backward, s); break;
+    case 64: narrow ? launch<64, kNarrow>(p, backward, s) : launch<64, kWide>(p, backward, s); break;
+    default: narrow ? launch<128, kNarrow>(p, backward, s) : launch<128, kWide>(p, backward, s); break;
   }
 }
 
@@ -537,7 +548,9 @@ void unit_lower_inverse(const float* a, float* out, int64_t batch, void* stream)
   check_launch("unit_lower_inverse");
 }
 
-bool chunk_state_supports(int64_t K, int64_t V) { return (K == 32 || K == 64 || K == 128) && V > 0 && V % 16 == 0; }
+bool chunk_state_supports(int64_t K, int64_t V) {
+  return (K == 32 || K == 64 || K == 128) && V > 0 && V % kNarrow == 0;
+}
 
 void chunk_state_forward(const ChunkStateParams& p, void* stream) { run(p, false, stream); }
 

@@ -32,9 +32,10 @@ struct TypeTag {
 };
 
 // Calls f(std::bool_constant<delta rule>, std::bool_constant<decay>, TypeTag<element type>) for the
-// runtime rule, decay (g given) and dtype: the single place where kernels meet their template switches.
+// runtime family (both delta rules take the delta rule's update), decay (g given) and dtype: the single
+// place where kernels meet their template switches.
 template <typename F>
-void dispatch_family(Rule rule, bool gated, Dtype dtype, F&& f) {
+void dispatch_family(Family family, bool gated, Dtype dtype, F&& f) {
   auto with_dtype = [&](auto delta, auto gate) {
     switch (dtype) {
       case Dtype::kBF16: return f(delta, gate, TypeTag<__nv_bfloat16>{});
@@ -42,7 +43,7 @@ void dispatch_family(Rule rule, bool gated, Dtype dtype, F&& f) {
       case Dtype::kFP32: return f(delta, gate, TypeTag<float>{});
     }
   };
-  if (rule == Rule::kDelta) {
+  if (family != Family::kLinearAttention) {
     gated ? with_dtype(std::true_type{}, std::true_type{}) : with_dtype(std::true_type{}, std::false_type{});
   } else {
     gated ? with_dtype(std::false_type{}, std::true_type{}) : with_dtype(std::false_type{}, std::false_type{});

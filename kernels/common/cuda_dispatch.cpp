@@ -94,7 +94,7 @@ SequenceOutput cuda_chunk_forward(Family family, const SequenceShape& shape, con
   }
   cuda::ChunkParams p;
   // The delta rules share the kernel's delta template (the decay is g's presence); linear attention has its own.
-  p.rule = family == Family::kLinearAttention ? cuda::Rule::kLinear : cuda::Rule::kDelta;
+  p.family = family;
   p.dtype = *dtype;
   p.q = qc.data_ptr();
   p.k = kc.data_ptr();

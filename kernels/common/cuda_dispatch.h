@@ -44,7 +44,7 @@ std::string kernel_unavailable(const SequenceShape& shape, const at::Tensor& q, 
 // The public op's body after validation: the kernel or the reference (`recurrent` or `chunk` by
 // options.mode) as options.backend chooses, the call counted (kernels/common/backend.h) and its
 // backend recorded in the output. The family's name is the op's name in the error of a `kernel`
-// that cannot serve. The family becomes the kernel's template switches (cuda::Rule, the decay) here.
+// that cannot serve. The family goes to the kernels as it is (their template switches: dispatch_family).
 SequenceOutput dispatch(Family family, const SequenceShape& shape, const at::Tensor& q,
                         const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta, const at::Tensor& g,
                         const SequenceOptions& options, reference::Fn recurrent, reference::Fn chunk);

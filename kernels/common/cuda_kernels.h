@@ -6,15 +6,16 @@
 // Layout as FLA's: q, k [tokens, H, K], v and o [tokens, H, V], beta and g [tokens, H], tokens being
 // b * T + t (or the packed index with cu_seqlens); states [N, H, K, V] fp32.
 
+#include "kernels/family_id.h"
+
 #include <cstdint>
 
 namespace deltabench::cuda {
 
-enum class Rule { kLinear, kDelta };  // linear attention (S += k v^T) or the delta rule
 enum class Dtype { kBF16, kFP16, kFP32 };
 
 struct ChunkParams {
-  Rule rule = Rule::kDelta;
+  Family family = Family::kDeltaRule;  // the gated delta rule is the delta rule with g
   Dtype dtype = Dtype::kBF16;       // of q, k, v and o
   const void *q = nullptr, *k = nullptr, *v = nullptr;
   const float* beta = nullptr;      // [tokens, H] fp32; delta rule only
@@ -41,7 +42,7 @@ void chunk_forward(const ChunkParams& p, void* stream);
 bool chunk_forward_supports(int64_t K, int64_t V);
 
 struct DecodeParams {
-  Rule rule = Rule::kDelta;
+  Family family = Family::kDeltaRule;  // the gated delta rule is the delta rule with g
   Dtype dtype = Dtype::kBF16;
   const void *q = nullptr, *k = nullptr, *v = nullptr;
   const float *beta = nullptr, *g = nullptr;  // [B, T, H] fp32 (g: null without decay)
@@ -65,7 +66,7 @@ bool recurrent_decode_supports(int64_t K, int64_t V);
 inline constexpr int kRecurrentSegment = 16;
 
 struct RecurrentTrainParams {
-  Rule rule = Rule::kDelta;
+  Family family = Family::kDeltaRule;  // the gated delta rule is the delta rule with g
   Dtype dtype = Dtype::kBF16;       // of q, k, v, o and dout
   const void *q = nullptr, *k = nullptr, *v = nullptr;
   const float* beta = nullptr;      // [tokens, H] (delta rule)

@@ -42,7 +42,7 @@ at::Tensor recurrent_decode(Family family, const SequenceInputs& in, const at::T
     const c10::cuda::CUDAGuard guard(in.q.device());
     if (!out.defined()) out = at::empty_like(in.v, in.v.options().memory_format(at::MemoryFormat::Contiguous));
     cuda::DecodeParams p;
-    p.rule = family == Family::kLinearAttention ? cuda::Rule::kLinear : cuda::Rule::kDelta;
+    p.family = family;
     p.dtype = dtype == at::kBFloat16 ? cuda::Dtype::kBF16 : dtype == at::kHalf ? cuda::Dtype::kFP16 : cuda::Dtype::kFP32;
     p.q = in.q.data_ptr();
     p.k = in.k.data_ptr();

@@ -100,7 +100,7 @@ void recurrent_decode(const DecodeParams& p, void* stream) {
   }
   if (p.B == 0 || p.T == 0) return;
   auto s = static_cast<cudaStream_t>(stream);
-  dispatch_family(p.rule, p.g != nullptr, p.dtype, [&](auto delta, auto gated, auto type) {
+  dispatch_family(p.family, p.g != nullptr, p.dtype, [&](auto delta, auto gated, auto type) {
     using E = typename decltype(type)::type;
     p.K == 64 ? launch_decode<64, decltype(delta)::value, decltype(gated)::value, E>(p, s)
               : launch_decode<128, decltype(delta)::value, decltype(gated)::value, E>(p, s);

@@ -33,7 +33,7 @@ struct Setup {
   at::Tensor q, k, v, beta, g, starts;
 };
 
-Setup setup(int64_t rule, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta,
+Setup setup(int64_t family, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta,
             const at::Tensor& g, const at::Tensor& starts, int64_t N, int64_t max_len, double scale) {
   Setup s;
   s.q = q.contiguous();
@@ -43,7 +43,7 @@ Setup setup(int64_t rule, const at::Tensor& q, const at::Tensor& k, const at::Te
   s.g = g.defined() ? g.to(at::kFloat).contiguous() : at::Tensor();
   s.starts = starts;
   auto& p = s.p;
-  p.rule = rule == 1 ? cuda::Rule::kDelta : cuda::Rule::kLinear;
+  p.family = static_cast<Family>(family);
   const auto dtype = kernel_dtype(q.scalar_type());
   TORCH_CHECK(dtype, "recurrent_train: the inputs are ", q.scalar_type(), ", and the kernel takes bf16, fp16 or fp32");
   p.dtype = *dtype;
@@ -70,13 +70,13 @@ class RecurrentTrain : public torch::autograd::Function<RecurrentTrain> {
  public:
   static variable_list forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                const at::Tensor& beta_in, const at::Tensor& g_in, const at::Tensor& h0_in,
-                               const at::Tensor& starts, int64_t rule, int64_t N, int64_t max_len, double scale,
+                               const at::Tensor& starts, int64_t family, int64_t N, int64_t max_len, double scale,
                                bool final_state) {
     // An absent beta, g or h0 comes as an empty placeholder: autograd's Function takes defined tensors only.
     const auto present = [](const at::Tensor& t) { return t.numel() > 0 ? t : at::Tensor(); };
     const auto beta = present(beta_in), g = present(g_in), h0 = present(h0_in);
     const c10::cuda::CUDAGuard guard(q.device());
-    auto s = setup(rule, q, k, v, beta, g, starts, N, max_len, scale);
+    auto s = setup(family, q, k, v, beta, g, starts, N, max_len, scale);
     const auto f32 = q.options().dtype(at::kFloat);
     const auto h0c = h0.defined() ? h0.to(at::kFloat).contiguous() : at::Tensor();
     auto checkpoints = at::empty({N, s.p.H, std::max<int64_t>(1, s.p.max_segments), s.p.K, s.p.V}, f32);
@@ -88,7 +88,7 @@ class RecurrentTrain : public torch::autograd::Function<RecurrentTrain> {
     s.p.ht = data_or_null(ht);
     cuda::recurrent_train_forward(s.p, at::cuda::getCurrentCUDAStream().stream());
     ctx->save_for_backward({s.q, s.k, s.v, s.beta, s.g, starts, checkpoints});
-    ctx->saved_data["rule"] = rule;
+    ctx->saved_data["family"] = family;
     ctx->saved_data["N"] = N;
     ctx->saved_data["max_len"] = max_len;
     ctx->saved_data["scale"] = scale;
@@ -106,7 +106,7 @@ class RecurrentTrain : public torch::autograd::Function<RecurrentTrain> {
     auto checkpoints = saved[6];
     const c10::cuda::CUDAGuard guard(q.device());
     const int64_t N = ctx->saved_data["N"].toInt();
-    auto s = setup(ctx->saved_data["rule"].toInt(), q, k, v, beta, g, starts, N, ctx->saved_data["max_len"].toInt(),
+    auto s = setup(ctx->saved_data["family"].toInt(), q, k, v, beta, g, starts, N, ctx->saved_data["max_len"].toInt(),
                    ctx->saved_data["scale"].toDouble());
     const auto f32 = q.options().dtype(at::kFloat);
     const auto& p = s.p;
@@ -184,10 +184,10 @@ SequenceOutput recurrent_train(Family family, const SequenceShape& shape, const 
                                const at::Tensor& v, const at::Tensor& beta, const at::Tensor& g,
                                const SequenceOptions& options) {
   const auto [starts, max_len] = sequence_starts(shape, q, options);
-  const int64_t rule = family == Family::kLinearAttention ? 0 : 1;
   const auto none = at::empty({0}, q.options().dtype(at::kFloat));
   const auto or_none = [&](const at::Tensor& t) { return t.defined() ? t : none; };
-  auto outs = RecurrentTrain::apply(q, k, v, or_none(beta), or_none(g), or_none(options.initial_state), starts, rule,
+  auto outs = RecurrentTrain::apply(q, k, v, or_none(beta), or_none(g), or_none(options.initial_state), starts,
+                                    static_cast<int64_t>(family),
                                     shape.N, max_len, scale_of(shape, options), options.output_final_state);
   SequenceOutput out;
   out.o = outs[0];
@@ -201,7 +201,7 @@ SequenceOutput recurrent_forward(Family family, const SequenceShape& shape, cons
                                  const SequenceOptions& options) {
   const c10::cuda::CUDAGuard guard(q.device());
   const auto [starts, max_len] = sequence_starts(shape, q, options);
-  auto s = setup(family == Family::kLinearAttention ? 0 : 1, q, k, v, beta, g, starts, shape.N, max_len,
+  auto s = setup(static_cast<int64_t>(family), q, k, v, beta, g, starts, shape.N, max_len,
                  scale_of(shape, options));
   const auto f32 = q.options().dtype(at::kFloat);
   const auto h0 = options.initial_state.defined() ? options.initial_state.to(at::kFloat).contiguous() : at::Tensor();

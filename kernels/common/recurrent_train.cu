@@ -283,7 +283,7 @@ void run(const RecurrentTrainParams& p, bool backward, void* stream) {
   }
   if (p.N == 0 || p.H == 0) return;
   auto s = static_cast<cudaStream_t>(stream);
-  dispatch_family(p.rule, p.g != nullptr, p.dtype, [&](auto delta, auto gated, auto type) {
+  dispatch_family(p.family, p.g != nullptr, p.dtype, [&](auto delta, auto gated, auto type) {
     using E = typename decltype(type)::type;
     constexpr bool kDelta = decltype(delta)::value, kGated = decltype(gated)::value;
     switch (p.K) {

@@ -61,7 +61,7 @@ SequenceOutput run_kernel(const Case& c, const SequenceInputs& in, const at::Ten
   const auto beta = in.beta.defined() ? in.beta.contiguous() : at::Tensor();
   const auto g = in.g.defined() ? in.g.contiguous() : at::Tensor();
   cuda::ChunkParams p;
-  p.rule = c.family == Family::kLinearAttention ? cuda::Rule::kLinear : cuda::Rule::kDelta;
+  p.family = c.family;
   p.dtype = in.q.scalar_type() == at::kBFloat16 ? cuda::Dtype::kBF16
             : in.q.scalar_type() == at::kHalf   ? cuda::Dtype::kFP16
                                                 : cuda::Dtype::kFP32;
