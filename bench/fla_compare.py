@@ -109,15 +109,36 @@ def main():
             call.append(once(fn, calls, False))
         return sorted(gpu)[reps // 2], sorted(call)[reps // 2]
 
+    # Ours first, then FLA case by case, the CSV rewritten (whole, by rename) after each: a run stopped at
+    # its time limit (FLA's first calls autotune for minutes) keeps every row timed until then.
+    registry = cases(Path(__file__).with_name("kernel_cases.h"))
     rows = []
-    for op, B, T, H, K, V in cases(Path(__file__).with_name("kernel_cases.h")):
+    for op, B, T, H, K, V in registry:
         name = f"{op}/B{B}/T{T}/H{H}/K{K}"
         if name in ours:
             rows.append((op, B, T, H, K, V, "torch-sdpa" if op.endswith("sdpa") else "deltabench", *ours[name]))
         if "reference:" + name in ours:
             rows.append((op, B, T, H, K, V, "deltabench-reference", *ours["reference:" + name]))
-        if op not in ops or (args.filter and not re.search(args.filter, name)):
-            continue
+    fla_cases = [(op, B, T, H, K, V) for op, B, T, H, K, V in registry
+                 if op in ops and not (args.filter and not re.search(args.filter, f"{op}/B{B}/T{T}/H{H}/K{K}"))]
+    timed = 0
+
+    def write_csv():
+        lines = [f"# device: {context.get('device', 'unknown')}",
+                 f"# commit: {context.get('commit', 'unknown')}",
+                 f"# torch: {torch.__version__}",
+                 f"# fla: {fla_version or 'not run'}"]
+        if fla_cases:
+            lines.append(f"# fla cases: {timed} of {len(fla_cases)} tried so far")
+        lines.append("op,B,T,H,K,V,impl,ms,call_ms")
+        lines += [f"{op},{B},{T},{H},{K},{V},{impl},{ms:.6f},{call:.6f}" for op, B, T, H, K, V, impl, ms, call in rows]
+        partial = Path(str(args.out) + ".partial")
+        partial.write_text("\n".join(lines) + "\n")
+        partial.replace(args.out)
+
+    write_csv()
+    for op, B, T, H, K, V in fla_cases:
+        name = f"{op}/B{B}/T{T}/H{H}/K{K}"
         torch.manual_seed(0)
         q = F.normalize(torch.randn(B, T, H, K, device="cuda"), dim=-1).bfloat16()
         k = F.normalize(torch.randn(B, T, H, K, device="cuda"), dim=-1).bfloat16()
@@ -147,14 +168,9 @@ def main():
                   f"deltabench {our_ms:.4f} ms ({our_call_ms:.4f}), ours/FLA {our_ms / ms:.2f}")
         except Exception as e:  # one failing case must not lose the others
             print(f"fla_compare: {name}: FLA failed: {type(e).__name__}: {e}", file=sys.stderr)
+        timed += 1
+        write_csv()
 
-    lines = [f"# device: {context.get('device', 'unknown')}",
-             f"# commit: {context.get('commit', 'unknown')}",
-             f"# torch: {torch.__version__}",
-             f"# fla: {fla_version or 'not run'}",
-             "op,B,T,H,K,V,impl,ms,call_ms"]
-    lines += [f"{op},{B},{T},{H},{K},{V},{impl},{ms:.6f},{call:.6f}" for op, B, T, H, K, V, impl, ms, call in rows]
-    Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"fla_compare: wrote {len(rows)} rows to {args.out}")
 
 

@@ -44,6 +44,9 @@ check "forward + backward rows are deltabench's" grep -qx "fwd_bwd_delta_rule,16
 check "reference: rows are deltabench-reference" \
   grep -qx "fwd_bwd_delta_rule,16,2048,16,128,128,deltabench-reference,40.000000,41.000000" "$tmp/kernels.csv"
 check "forward + backward SDPA rows are torch-sdpa" grep -qx "fwd_bwd_sdpa,16,2048,16,128,128,torch-sdpa,1.900000,2.000000" "$tmp/kernels.csv"
+# The CSV is written by rename (rewritten after each FLA case on a GPU): nothing half-written stays behind.
+check "no partial CSV remains" test ! -e "$tmp/kernels.csv.partial"
+check "without FLA cases no FLA count is claimed" bash -c "! grep -q '^# fla cases' '$tmp/kernels.csv'"
 "$bin" kernel-report "$tmp/kernels.csv" --out "$tmp/report" >"$tmp/report.txt" 2>&1
 check "deltabench kernel-report reads it" test $? -eq 0
 check "the report states the 16 x 2K target as missed" grep -q "0.600 (missed)" "$tmp/report/table.md"
