@@ -38,6 +38,7 @@ namespace {
 namespace wmma = nvcuda::wmma;
 
 constexpr int kC = 64;  // chunk
+constexpr int kTile = 16;  // WMMA's m = n = k for 16-bit operands, and the inverse's diagonal blocks
 constexpr int kWarps = 16;
 constexpr int kThreads = kWarps * 32;
 constexpr int kPad = 8;  // 16-bit elements of padding per row: consecutive rows start 16 bytes apart in
@@ -60,8 +61,8 @@ struct Layout {
   static constexpr size_t kP = kT2 + 2 * kC * kLdC;                // [C][kLdC]  P
   static constexpr size_t kA = kP + 2 * kC * kLdC;                 // fp32 [C][kLdF]  K K^T, then A
   static constexpr size_t kF = kA + 4 * kC * kLdF;                 // fp32 [C][kLdF]  Q K^T, then Tinv
-  static constexpr size_t kScratch = kF + 4 * kC * kLdF;           // fp32 [kWarps][16][kLdScratch]
-  static constexpr size_t kVec = kScratch + 4 * kWarps * 16 * kLdScratch;  // fp32 [4][C]: beta, G, exp(G), tail
+  static constexpr size_t kScratch = kF + 4 * kC * kLdF;           // fp32 [kWarps][kTile][kLdScratch]
+  static constexpr size_t kVec = kScratch + 4 * kWarps * kTile * kLdScratch;  // fp32 [4][C]: beta, G, exp(G), tail
   static constexpr size_t kBytes = kVec + 4 * 4 * kC;
 };
 
@@ -74,14 +75,14 @@ template <bool kDelta, typename IO>
 using Operand = std::conditional_t<kDelta, __half, IO>;
 
 template <typename E>
-using FragA = wmma::fragment<wmma::matrix_a, 16, 16, 16, E, wmma::row_major>;
+using FragA = wmma::fragment<wmma::matrix_a, kTile, kTile, kTile, E, wmma::row_major>;
 template <typename E>
-using FragAT = wmma::fragment<wmma::matrix_a, 16, 16, 16, E, wmma::col_major>;  // a transposed operand
+using FragAT = wmma::fragment<wmma::matrix_a, kTile, kTile, kTile, E, wmma::col_major>;  // a transposed operand
 template <typename E>
-using FragB = wmma::fragment<wmma::matrix_b, 16, 16, 16, E, wmma::row_major>;
+using FragB = wmma::fragment<wmma::matrix_b, kTile, kTile, kTile, E, wmma::row_major>;
 template <typename E>
-using FragBT = wmma::fragment<wmma::matrix_b, 16, 16, 16, E, wmma::col_major>;
-using Acc = wmma::fragment<wmma::accumulator, 16, 16, 16, float>;
+using FragBT = wmma::fragment<wmma::matrix_b, kTile, kTile, kTile, E, wmma::col_major>;
+using Acc = wmma::fragment<wmma::accumulator, kTile, kTile, kTile, float>;
 
 // acc += a[16 x 16k] b[16k x 16] over k blocks [k0, k1), a and b row-major 16-bit in shared memory.
 template <typename E, typename FragBType = FragB<E>>
@@ -90,7 +91,7 @@ __device__ __forceinline__ void mma_rows(Acc& acc, const E* a, int lda, const E*
   for (int kk = k0; kk < k1; ++kk) {
     FragA<E> fa;
     FragBType fb;
-    wmma::load_matrix_sync(fa, a + kk * 16, lda);
+    wmma::load_matrix_sync(fa, a + kk * kTile, lda);
     wmma::load_matrix_sync(fb, b + kk * b_step, ldb);
     wmma::mma_sync(acc, fa, fb, acc);
   }
@@ -158,10 +159,10 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_forward_tc_kernel(ChunkPara
   using E = Operand<kDelta, IO>;
   using L = Layout<KD, VD>;
   constexpr int kLdK = L::kLdK, kLdV = L::kLdV, kLdC = L::kLdC;
-  constexpr int kColTilesK = KD / 16, kColTilesV = VD / 16;
+  constexpr int kColTilesK = KD / kTile, kColTilesV = VD / kTile;
   constexpr int kStateTiles = kColTilesK * kColTilesV / kWarps;  // per warp
-  constexpr int kVTiles = (kC / 16) * kColTilesV / kWarps;       // of a [C x VD] result, per warp
-  constexpr int kKTiles = (kC / 16) * kColTilesK / kWarps;       // of a [C x KD] result, per warp
+  constexpr int kVTiles = (kC / kTile) * kColTilesV / kWarps;       // of a [C x VD] result, per warp
+  constexpr int kKTiles = (kC / kTile) * kColTilesK / kWarps;       // of a [C x KD] result, per warp
   static_assert(kStateTiles >= 1 && kVTiles >= 1 && kKTiles >= 1, "16 warps need K, V >= 64");
 
   extern __shared__ __align__(128) unsigned char smem[];
@@ -182,7 +183,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_forward_tc_kernel(ChunkPara
   float* sTail = sEG + kC;
 
   const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
-  float* scratch = scratch_all + warp * 16 * kLdScratch;
+  float* scratch = scratch_all + warp * kTile * kLdScratch;
   const int64_t h = blockIdx.x, n = blockIdx.y, H = p.H;
   const int z = static_cast<int>(blockIdx.z);  // 0: the sequence itself; z > 0: transition slice z - 1
   const bool output = p.o != nullptr, transition = z > 0;
@@ -199,10 +200,10 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_forward_tc_kernel(ChunkPara
   Acc state[kStateTiles];
 #pragma unroll
   for (int m = 0; m < kStateTiles; ++m) {
-    const int t = warp + kWarps * m, r = (t / kColTilesV) * 16, c = (t % kColTilesV) * 16;
+    const int t = warp + kWarps * m, r = (t / kColTilesV) * kTile, c = (t % kColTilesV) * kTile;
     if (transition) {
-      for (int e = lane; e < 256; e += 32) {
-        scratch[e / 16 * kLdScratch + e % 16] = r + e / 16 == (z - 1) * VD + c + e % 16 ? 1.0f : 0.0f;
+      for (int e = lane; e < kTile * kTile; e += 32) {
+        scratch[e / kTile * kLdScratch + e % kTile] = r + e / kTile == (z - 1) * VD + c + e % kTile ? 1.0f : 0.0f;
       }
       __syncwarp();
       wmma::load_matrix_sync(state[m], scratch, kLdScratch, wmma::mem_row_major);
@@ -282,9 +283,9 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_forward_tc_kernel(ChunkPara
       Acc acc;
       wmma::fill_fragment(acc, 0.0f);
       // B = K^T: element (c, j) at sK[j][c], a column-major operand.
-      mma_rows<E, FragBT<E>>(acc, (kk ? sK : sQ) + ti * 16 * kLdK, kLdK, sK + tj * 16 * kLdK, kLdK, 0, kColTilesK,
-                             16);
-      wmma::store_matrix_sync((kk ? sA : sF) + ti * 16 * kLdF + tj * 16, acc, kLdF, wmma::mem_row_major);
+      mma_rows<E, FragBT<E>>(acc, (kk ? sK : sQ) + ti * kTile * kLdK, kLdK, sK + tj * kTile * kLdK, kLdK, 0,
+                             kColTilesK, kTile);
+      wmma::store_matrix_sync((kk ? sA : sF) + ti * kTile * kLdF + tj * kTile, acc, kLdF, wmma::mem_row_major);
     }
     __syncthreads();
 
@@ -307,36 +308,36 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_forward_tc_kernel(ChunkPara
     if constexpr (kDelta) {
       // Tinv = (I + A)^-1 into sF. First the four diagonal blocks, one thread per column of one block.
       if (tid < kC) {
-        const int base = (tid / 16) * 16, c = tid % 16;
-        float x[16];
+        const int base = (tid / kTile) * kTile, c = tid % kTile;
+        float x[kTile];
 #pragma unroll
-        for (int i = 0; i < 16; ++i) {
+        for (int i = 0; i < kTile; ++i) {
           float acc = i == c ? 1.0f : 0.0f;
 #pragma unroll
           for (int j = 0; j < i; ++j) acc = fmaf(-sA[(base + i) * kLdF + base + j], x[j], acc);
           x[i] = i < c ? 0.0f : acc;
         }
 #pragma unroll
-        for (int i = 0; i < 16; ++i) sF[(base + i) * kLdF + base + c] = x[i];
+        for (int i = 0; i < kTile; ++i) sF[(base + i) * kLdF + base + c] = x[i];
       }
       __syncthreads();
       // Then block row bi from the rows above it: Tinv[bi][bj] = -Tinv[bi][bi] sum_k A[bi][k] Tinv[k][bj].
       float* X = scratch_all;  // [bi][16][16]
       for (int bi = 1; bi < 4; ++bi) {
-        for (int idx = tid; idx < bi * 256; idx += kThreads) {
-          const int bj = idx / 256, r = (idx / 16) % 16, c = idx % 16;
-          const float* a = sA + (bi * 16 + r) * kLdF;
+        for (int idx = tid; idx < bi * kTile * kTile; idx += kThreads) {
+          const int bj = idx / (kTile * kTile), r = (idx / kTile) % kTile, c = idx % kTile;
+          const float* a = sA + (bi * kTile + r) * kLdF;
           float acc = 0.0f;
-          for (int kx = bj * 16; kx < bi * 16; ++kx) acc = fmaf(a[kx], sF[kx * kLdF + bj * 16 + c], acc);
+          for (int kx = bj * kTile; kx < bi * kTile; ++kx) acc = fmaf(a[kx], sF[kx * kLdF + bj * kTile + c], acc);
           X[idx] = acc;
         }
         __syncthreads();
-        for (int idx = tid; idx < bi * 256; idx += kThreads) {
-          const int bj = idx / 256, r = (idx / 16) % 16, c = idx % 16;
-          const float* t = sF + (bi * 16 + r) * kLdF + bi * 16;
+        for (int idx = tid; idx < bi * kTile * kTile; idx += kThreads) {
+          const int bj = idx / (kTile * kTile), r = (idx / kTile) % kTile, c = idx % kTile;
+          const float* t = sF + (bi * kTile + r) * kLdF + bi * kTile;
           float acc = 0.0f;
-          for (int kx = 0; kx <= r; ++kx) acc = fmaf(t[kx], X[bj * 256 + kx * 16 + c], acc);
-          sF[(bi * 16 + r) * kLdF + bj * 16 + c] = -acc;
+          for (int kx = 0; kx <= r; ++kx) acc = fmaf(t[kx], X[bj * kTile * kTile + kx * kTile + c], acc);
+          sF[(bi * kTile + r) * kLdF + bj * kTile + c] = -acc;
         }
         __syncthreads();
       }
@@ -358,15 +359,15 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_forward_tc_kernel(ChunkPara
         for (int m = 0; m < kKTiles; ++m) {
           const int ti = (warp + kWarps * m) / kColTilesK;
           wmma::fill_fragment(w[m], 0.0f);
-          a[m] = sT1 + ti * 16 * kLdC;
+          a[m] = sT1 + ti * kTile * kLdC;
           k_end[m] = ti + 1;
         }
         const int tc = warp % kColTilesK;
-        mma_shared_b<E, FragA<E>>(w, a, kLdC, 16, k_end, sK + tc * 16, kLdK, 16 * kLdK);
+        mma_shared_b<E, FragA<E>>(w, a, kLdC, kTile, k_end, sK + tc * kTile, kLdK, kTile * kLdK);
 #pragma unroll
         for (int m = 0; m < kKTiles; ++m) {
           const int ti = (warp + kWarps * m) / kColTilesK;
-          store_tile(w[m], sW + ti * 16 * kLdK + tc * 16, kLdK, lane, -1.0f);
+          store_tile(w[m], sW + ti * kTile * kLdK + tc * kTile, kLdK, lane, -1.0f);
         }
       }
       __syncthreads();
@@ -380,22 +381,24 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_forward_tc_kernel(ChunkPara
         for (int m = 0; m < kVTiles; ++m) {
           const int ti = (warp + kWarps * m) / kColTilesV;
           wmma::fill_fragment(u[m], 0.0f);
-          a[m] = sT2 + ti * 16 * kLdC;
+          a[m] = sT2 + ti * kTile * kLdC;
           k_end[m] = ti + 1;
         }
-        if (!transition) mma_shared_b<E, FragA<E>>(u, a, kLdC, 16, k_end, sV + tc * 16, kLdV, 16 * kLdV);  // V = 0
+        if (!transition) {  // V = 0
+          mma_shared_b<E, FragA<E>>(u, a, kLdC, kTile, k_end, sV + tc * kTile, kLdV, kTile * kLdV);
+        }
 #pragma unroll
         for (int m = 0; m < kVTiles; ++m) {
-          a[m] = sW + ((warp + kWarps * m) / kColTilesV) * 16 * kLdK;
+          a[m] = sW + ((warp + kWarps * m) / kColTilesV) * kTile * kLdK;
           k_end[m] = kColTilesK;
         }
-        mma_shared_b<E, FragA<E>>(u, a, kLdK, 16, k_end, sS + tc * 16, kLdV, 16 * kLdV);
+        mma_shared_b<E, FragA<E>>(u, a, kLdK, kTile, k_end, sS + tc * kTile, kLdV, kTile * kLdV);
       }
       __syncthreads();
 #pragma unroll
       for (int m = 0; m < kVTiles; ++m) {
         const int t = warp + kWarps * m, ti = t / kColTilesV, tc = t % kColTilesV;
-        store_tile(u[m], sV + ti * 16 * kLdV + tc * 16, kLdV, lane, 1.0f);
+        store_tile(u[m], sV + ti * kTile * kLdV + tc * kTile, kLdV, lane, 1.0f);
       }
       __syncthreads();
     }
@@ -409,30 +412,30 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_forward_tc_kernel(ChunkPara
 #pragma unroll
       for (int m = 0; m < kVTiles; ++m) {
         wmma::fill_fragment(acc[m], 0.0f);
-        a[m] = sQ + ((warp + kWarps * m) / kColTilesV) * 16 * kLdK;
+        a[m] = sQ + ((warp + kWarps * m) / kColTilesV) * kTile * kLdK;
         k_end[m] = kColTilesK;
       }
-      mma_shared_b<E, FragA<E>>(acc, a, kLdK, 16, k_end, sS + tc * 16, kLdV, 16 * kLdV);
+      mma_shared_b<E, FragA<E>>(acc, a, kLdK, kTile, k_end, sS + tc * kTile, kLdV, kTile * kLdV);
 #pragma unroll
       for (int m = 0; m < kVTiles; ++m) {
         const int ti = (warp + kWarps * m) / kColTilesV;
 #pragma unroll
         for (int e = 0; e < acc[m].num_elements; ++e) acc[m].x[e] *= p.scale;
-        a[m] = sP + ti * 16 * kLdC;
+        a[m] = sP + ti * kTile * kLdC;
         k_end[m] = ti + 1;
       }
-      mma_shared_b<E, FragA<E>>(acc, a, kLdC, 16, k_end, sV + tc * 16, kLdV, 16 * kLdV);
+      mma_shared_b<E, FragA<E>>(acc, a, kLdC, kTile, k_end, sV + tc * kTile, kLdV, kTile * kLdV);
 #pragma unroll
       for (int m = 0; m < kVTiles; ++m) {
         const int ti = (warp + kWarps * m) / kColTilesV;
         wmma::store_matrix_sync(scratch, acc[m], kLdScratch, wmma::mem_row_major);
         __syncwarp();
-        const int r = lane / 2, c0 = (lane % 2) * 8, row = ti * 16 + r;
+        const int r = lane / 2, c0 = (lane % 2) * 8, row = ti * kTile + r;
         if (row < rows) {
           alignas(16) IO out[8];
 #pragma unroll
           for (int e = 0; e < 8; ++e) out[e] = from_float<IO>(scratch[r * kLdScratch + c0 + e]);
-          *reinterpret_cast<uint4*>(o + ((tok0 + row) * H + h) * VD + tc * 16 + c0) =
+          *reinterpret_cast<uint4*>(o + ((tok0 + row) * H + h) * VD + tc * kTile + c0) =
               *reinterpret_cast<const uint4*>(out);
         }
         __syncwarp();
@@ -459,14 +462,14 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_forward_tc_kernel(ChunkPara
 #pragma unroll
           for (int e = 0; e < state[m].num_elements; ++e) state[m].x[e] *= carry;
         }
-        a[m] = sK + ((warp + kWarps * m) / kColTilesV) * 16;
-        k_end[m] = kC / 16;
+        a[m] = sK + ((warp + kWarps * m) / kColTilesV) * kTile;
+        k_end[m] = kC / kTile;
       }
-      mma_shared_b<E, FragAT<E>>(state, a, kLdK, 16 * kLdK, k_end, sV + tc * 16, kLdV, 16 * kLdV);
+      mma_shared_b<E, FragAT<E>>(state, a, kLdK, kTile * kLdK, k_end, sV + tc * kTile, kLdV, kTile * kLdV);
 #pragma unroll
       for (int m = 0; m < kStateTiles; ++m) {
         const int tr = (warp + kWarps * m) / kColTilesV;
-        store_tile(state[m], sS + tr * 16 * kLdV + tc * 16, kLdV, lane, 1.0f);
+        store_tile(state[m], sS + tr * kTile * kLdV + tc * kTile, kLdV, lane, 1.0f);
       }
     }
   }
@@ -474,7 +477,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_forward_tc_kernel(ChunkPara
   if (p.ht) {
 #pragma unroll
     for (int m = 0; m < kStateTiles; ++m) {
-      const int t = warp + kWarps * m, r = (t / kColTilesV) * 16, c = (t % kColTilesV) * 16;
+      const int t = warp + kWarps * m, r = (t / kColTilesV) * kTile, c = (t % kColTilesV) * kTile;
       wmma::store_matrix_sync(p.ht + final_offset + int64_t{r} * VD + c, state[m], VD, wmma::mem_row_major);
     }
   }

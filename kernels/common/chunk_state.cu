@@ -221,7 +221,8 @@ namespace wmma = nvcuda::wmma;
 constexpr int kTile = 16;  // WMMA's TF32 shape: m = n = kTile, k = kTileK
 constexpr int kTileK = 8;
 using FragA = wmma::fragment<wmma::matrix_a, kTile, kTile, kTileK, wmma::precision::tf32, wmma::row_major>;
-using FragAT = wmma::fragment<wmma::matrix_a, kTile, kTile, kTileK, wmma::precision::tf32, wmma::col_major>;  // transposed
+// FragAT: a transposed operand (column-major).
+using FragAT = wmma::fragment<wmma::matrix_a, kTile, kTile, kTileK, wmma::precision::tf32, wmma::col_major>;
 using FragB = wmma::fragment<wmma::matrix_b, kTile, kTile, kTileK, wmma::precision::tf32, wmma::row_major>;
 using Acc = wmma::fragment<wmma::accumulator, kTile, kTile, kTileK, float>;
 constexpr int kTcWarps = kThreads / 32;
@@ -270,7 +271,8 @@ __global__ void __launch_bounds__(kThreads) chunk_state_forward_tc_kernel(ChunkS
   for (int m = 0; m < Tl::kStateTiles; ++m) {
     const int t = warp + kTcWarps * m, r = t / Tl::kColTiles * kTile, c = t % Tl::kColTiles * kTile;
     if (p.h0) {
-      wmma::load_matrix_sync(state[m], p.h0 + (bh * KD + r) * V + col0 + c, static_cast<unsigned>(V), wmma::mem_row_major);
+      wmma::load_matrix_sync(state[m], p.h0 + (bh * KD + r) * V + col0 + c, static_cast<unsigned>(V),
+                             wmma::mem_row_major);
     } else {
       wmma::fill_fragment(state[m], 0.0f);
     }
@@ -363,7 +365,8 @@ __global__ void __launch_bounds__(kThreads) chunk_state_backward_tc_kernel(Chunk
   for (int m = 0; m < Tl::kStateTiles; ++m) {
     const int t = warp + kTcWarps * m, r = t / Tl::kColTiles * kTile, c = t % Tl::kColTiles * kTile;
     if (p.dht) {
-      wmma::load_matrix_sync(ds[m], p.dht + (bh * KD + r) * V + col0 + c, static_cast<unsigned>(V), wmma::mem_row_major);
+      wmma::load_matrix_sync(ds[m], p.dht + (bh * KD + r) * V + col0 + c, static_cast<unsigned>(V),
+                             wmma::mem_row_major);
     } else {
       wmma::fill_fragment(ds[m], 0.0f);
     }

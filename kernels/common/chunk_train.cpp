@@ -434,7 +434,8 @@ std::string chunk_train_unavailable(const SequenceShape& shape, const at::Tensor
     return c10::str("the inputs are ", c10::toString(q.scalar_type()), ", and the kernel takes bf16, fp16 or fp32");
   }
   if (!cuda::chunk_forward_supports(shape.K, shape.V) || !cuda::chunk_state_supports(shape.K, shape.V)) {
-    return c10::str("K = ", shape.K, " and V = ", shape.V, ", and the chunked training kernels take K and V of 64 or 128");
+    return c10::str("K = ", shape.K, " and V = ", shape.V,
+                    ", and the chunked training kernels take K and V of 64 or 128");
   }
   return {};
 #else
