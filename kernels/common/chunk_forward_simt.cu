@@ -1,5 +1,5 @@
 // The fused chunked forward on the SIMT cores in fp32, version 1 of kernels/common/cuda_kernels.h's
-// chunk_forward, kept for fp32 inputs (the tensor-core version 2 in chunk_forward.cu takes bf16 and
+// chunk_forward, kept for fp32 inputs (the tensor-core version 2 in chunk_fwd.cuh takes bf16 and
 // fp16). One thread block per (sequence, head, 64-wide slice of V) walks the sequence's chunks of 64 tokens in order
 // and keeps everything of a chunk on chip: the state slice S [K x 64] fp32, the chunk's q, k, v, the
 // UT-transform matrix A, the attention block P, w and u / v_new, all in shared memory. Nothing but

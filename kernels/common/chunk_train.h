@@ -1,6 +1,6 @@
 #pragma once
 // The chunked training path (version 2 of the training kernels): an autograd Function whose forward
-// is the fused chunk kernel (kernels/common/chunk_forward.cu) and whose backward is FLA's chunked
+// is the fused chunk kernel (kernels/common/chunk_forward.cu, chunk_fwd.cuh) and whose backward is FLA's chunked
 // backward (../shared/reference/kernels.md 1c): the UT transform, the state at every chunk's start and
 // v_new recomputed, the gradient of the state at every chunk's end walked in reverse, then every
 // chunk's gradients at once. The two sequential passes run in CUDA (kernels/common/chunk_state.cu);

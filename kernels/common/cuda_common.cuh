@@ -71,4 +71,10 @@ void reserve_shared_memory(Kernel kernel, size_t bytes, const char* what) {
 // for fp32 inputs. Expects K, V in {64, 128} and N > 0.
 void chunk_forward_simt(const ChunkParams& p, cudaStream_t stream);
 
+// Version 2 of chunk_forward, bf16 and fp16, one family each: kernels/<family>/chunk_fwd.cu, the
+// shared kernel of kernels/common/chunk_fwd.cuh with that family's switches. The entry has checked p.
+void chunk_forward_linear_attn(const ChunkParams& p, cudaStream_t stream);
+void chunk_forward_delta_rule(const ChunkParams& p, cudaStream_t stream);
+void chunk_forward_gated_delta_rule(const ChunkParams& p, cudaStream_t stream);
+
 }  // namespace deltabench::cuda
