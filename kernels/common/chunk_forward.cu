@@ -28,12 +28,7 @@ void chunk_forward(const ChunkParams& p, void* stream) {
   if ((p.o == nullptr || p.transitions > 0) && p.ht == nullptr) {
     throw std::runtime_error("chunk_forward: a pass without output (o null) or with transitions must write ht");
   }
-  if (p.family == Family::kDeltaRule && p.g != nullptr) {
-    throw std::runtime_error("chunk_forward: the delta rule takes no g (the gated delta rule does)");
-  }
-  if (p.family == Family::kGatedDeltaRule && p.g == nullptr) {
-    throw std::runtime_error("chunk_forward: the gated delta rule needs g");
-  }
+  check_family_decay(p.family, p.g != nullptr, "chunk_forward");
   if (p.N == 0) return;
   auto s = static_cast<cudaStream_t>(stream);
   if (p.dtype == Dtype::kFP32) {

@@ -50,6 +50,29 @@ void dispatch_family(Family family, bool gated, Dtype dtype, F&& f) {
   }
 }
 
+// Calls f(TypeTag<element type>) for the runtime dtype: the dtype switch inside a family's instantiation
+// (kernels/<family>/*.cu), whose family switches are fixed.
+template <typename F>
+void dispatch_dtype(Dtype dtype, F&& f) {
+  switch (dtype) {
+    case Dtype::kBF16: return f(TypeTag<__nv_bfloat16>{});
+    case Dtype::kFP16: return f(TypeTag<__half>{});
+    case Dtype::kFP32: return f(TypeTag<float>{});
+  }
+}
+
+// Throws std::runtime_error naming `what` unless g's presence fits the family: the delta rule takes
+// none, the gated delta rule needs it, linear attention's is optional. A family's instantiation fixes
+// the decay switch, so a g it would ignore must not reach it.
+inline void check_family_decay(Family family, bool has_g, const char* what) {
+  if (family == Family::kDeltaRule && has_g) {
+    throw std::runtime_error(std::string(what) + ": the delta rule takes no g (the gated delta rule does)");
+  }
+  if (family == Family::kGatedDeltaRule && !has_g) {
+    throw std::runtime_error(std::string(what) + ": the gated delta rule needs g");
+  }
+}
+
 // Throws std::runtime_error naming `what` when the last launch failed.
 inline void check_launch(const char* what) {
   const cudaError_t err = cudaGetLastError();
@@ -76,5 +99,14 @@ void chunk_forward_simt(const ChunkParams& p, cudaStream_t stream);
 void chunk_forward_linear_attn(const ChunkParams& p, cudaStream_t stream);
 void chunk_forward_delta_rule(const ChunkParams& p, cudaStream_t stream);
 void chunk_forward_gated_delta_rule(const ChunkParams& p, cudaStream_t stream);
+
+// The recurrent kernels, one family each: kernels/<family>/recurrent.cu, the shared kernels of
+// recurrent_decode.cuh and recurrent_train.cuh with that family's switches. The entries have checked p.
+void recurrent_decode_linear_attn(const DecodeParams& p, cudaStream_t stream);
+void recurrent_decode_delta_rule(const DecodeParams& p, cudaStream_t stream);
+void recurrent_decode_gated_delta_rule(const DecodeParams& p, cudaStream_t stream);
+void recurrent_train_linear_attn(const RecurrentTrainParams& p, bool backward, cudaStream_t stream);
+void recurrent_train_delta_rule(const RecurrentTrainParams& p, bool backward, cudaStream_t stream);
+void recurrent_train_gated_delta_rule(const RecurrentTrainParams& p, bool backward, cudaStream_t stream);
 
 }  // namespace deltabench::cuda

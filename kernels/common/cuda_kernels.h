@@ -52,12 +52,16 @@ struct DecodeParams {
   float scale = 1.0f;
 };
 
+// The recurrent kernels' block (decode and the training pair below): kRecurrentWarps warps over
+// kRecurrentColumns columns of V.
+inline constexpr int kRecurrentWarps = 8, kRecurrentColumns = 32;
+
 // T recurrent steps for B sequences, the state kept in registers across the steps. No allocation,
 // no host synchronisation: capturable in a CUDA graph.
 void recurrent_decode(const DecodeParams& p, void* stream);
 bool recurrent_decode_supports(int64_t K, int64_t V);
 
-// Training, version 1 (recurrent_train.cu): the recurrent forward that saves the state every
+// Training, version 1 (recurrent_train.cuh): the recurrent forward that saves the state every
 // kRecurrentSegment steps, and the backward that recomputes each segment from its checkpoint and
 // walks it in reverse. fp32 state and arithmetic whatever the inputs' dtype. One block per
 // (sequence, head, 32 columns of V), so the backward's sums over V come back as partial sums per

@@ -1,5 +1,5 @@
 #pragma once
-// The recurrent training kernels (kernels/common/recurrent_train.cu) as an autograd Function: the
+// The recurrent training kernels (kernels/common/recurrent_train.cuh) as an autograd Function: the
 // public ops' output on CUDA with gradients to q, k, v, beta, g and the initial state computed by
 // deltabench's backward kernel, not by ATen autograd. kernels/common/cuda_dispatch.cpp calls it.
 
