@@ -534,8 +534,11 @@ TEST_CASE("cuda: the chunked backward's CUDA state passes equal its ATen loops",
                               {{1, 300, 1, 128, 128}, {}},    {{1, 190, 2, 64, 32}, {0, 3, 64, 190}},
                               {{40, 70, 4, 128, 64}, {}},     {{16, 100, 8, 64, 64}, {}}};
   const char* names[] = {"o", "ht", "dq", "dk", "dv", "dbeta", "dg", "dh0"};
-  for (const auto dtype : {at::kFloat, at::kBFloat16})
-  for (const auto& c : kCases) {
+  std::vector<std::pair<at::ScalarType, Case>> runs;
+  for (const auto dtype : {at::kFloat, at::kBFloat16}) {
+    for (const auto& c : kCases) runs.emplace_back(dtype, c);
+  }
+  for (const auto& [dtype, c] : runs) {
     for (const auto& s : shapes) {
       for (const bool with_h0 : {false, true}) {
         const int64_t N = s.cu_seqlens.empty() ? s.shape.B : static_cast<int64_t>(s.cu_seqlens.size()) - 1;
@@ -601,8 +604,11 @@ TEST_CASE("cuda: auto and kernel train on the training kernels, reference on the
 TEST_CASE("cuda: the training kernels on a small case (for compute-sanitizer)", "[cuda][backward][small]") {
   REQUIRE(at::hasCUDA());
   // Head dims 64 (the SIMT state passes) and 128 (the tensor-core ones).
-  for (const auto& c : kCases)
-  for (const int64_t D : {64, 128}) {
+  std::vector<std::pair<Case, int64_t>> runs;
+  for (const auto& c : kCases) {
+    for (const int64_t D : {64, 128}) runs.emplace_back(c, D);
+  }
+  for (const auto& [c, D] : runs) {
     const auto in = to(sample_inputs(c.family, SampleShape{1, 37, 1, D, D}, kCuda.dtype(at::kFloat), 3, c.decay),
                        at::kBFloat16);
     SequenceInputs x = in;
