@@ -2,6 +2,7 @@
 
 #include "kernels/common/backend.h"
 #include "kernels/common/chunk.h"
+#include "kernels/common/chunk_stages.h"
 #include "kernels/common/cuda_dispatch.h"
 #include "kernels/common/packing.h"
 
@@ -26,71 +27,8 @@
 #include <vector>
 
 namespace deltabench::detail {
-namespace {
 
-using torch::autograd::AutogradContext;
-using torch::autograd::variable_list;
-
-constexpr int64_t kC = 64;  // the chunk (cuda::kChunkTrainSize)
-
-// What the Function needs besides the tensors.
-struct Config {
-  Family family = Family::kDeltaRule;
-  SequenceShape shape;
-  at::Tensor cu_seqlens;  // as the op was given it (undefined for batch rows)
-  double scale = 1.0;
-  bool final_state = false;
-  bool fused_forward = true;  // the forward by the fused chunk kernel, else by the ATen stages
-  bool state_kernels = true;  // the sequential passes by chunk_state.cu, else by ATen loops
-};
-
-// The inputs padded to whole chunks and chunked, [N, H, NT, C, *] ([N, H, NT, C] for beta and G), in
-// the compute dtype: q times the scale; beta undefined for linear attention; G the within-chunk
-// cumulative log decay, undefined without g.
-struct Chunked {
-  at::Tensor q, k, v, beta, G;
-};
-
-// The dtype conversion and the chunk layout in one copy (two passes over the inputs otherwise).
-at::Tensor chunked(const at::Tensor& x, const SequenceShape& shape, at::ScalarType dtype) {
-  const auto rows = pack_sequences(x, shape, padded_length(shape, kC));  // [N, Tp, H, *]
-  const int64_t N = rows.size(0), NT = rows.size(1) / kC, H = rows.size(2);
-  const auto view = rows.dim() == 3 ? rows.view({N, NT, kC, H}).permute({0, 3, 1, 2})
-                                    : rows.view({N, NT, kC, H, rows.size(3)}).permute({0, 3, 1, 2, 4});
-  return view.to(dtype, /*non_blocking=*/false, /*copy=*/false, at::MemoryFormat::Contiguous);
-}
-
-// Inverse of chunked: [N, H, NT, C, *] (or [N, H, NT, C]) back to [B, T, H, *] in `dtype`, one copy.
-at::Tensor unchunked(const at::Tensor& x, const SequenceShape& shape, at::ScalarType dtype) {
-  const auto rows = x.dim() == 4 ? from_chunks(x.unsqueeze(-1)).squeeze(-1) : from_chunks(x);
-  return unpack_sequences(rows, shape).to(dtype, /*non_blocking=*/false, /*copy=*/false, at::MemoryFormat::Contiguous);
-}
-
-Chunked chunk_inputs(const Config& cfg, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                     const at::Tensor& beta, const at::Tensor& g) {
-  const auto dtype = compute_dtype(q.scalar_type());
-  Chunked c;
-  c.q = chunked(q, cfg.shape, dtype) * cfg.scale;
-  c.k = chunked(k, cfg.shape, dtype);
-  c.v = chunked(v, cfg.shape, dtype);
-  if (beta.defined()) c.beta = chunked(beta, cfg.shape, dtype);
-  if (g.defined()) c.G = chunked(g, cfg.shape, dtype).cumsum(-1);
-  return c;
-}
-
-// What the forward computes before the state pass, and the backward recomputes (FLA saves the
-// inverse; this version recomputes it too: one batched triangular solve).
-struct Prepared {
-  at::Tensor decay;  // [.., C, C] exp(G_i - G_j) on and below the diagonal (ones without g), zero above
-  at::Tensor decay_strict;  // the same below the diagonal only (the delta rules)
-  at::Tensor eG;     // [.., C, 1] exp(G), or undefined
-  at::Tensor tail;   // [.., C, 1] exp(G_C - G), or undefined
-  at::Tensor gamma;  // [N, H, NT] exp(G_C), or undefined
-  at::Tensor k_end;  // k exp(G_C - G): keys decayed to their chunk's end
-  // The delta rules: A = strict_lower(diag(beta) K K^T * decay), Tinv = (I + A)^-1,
-  // kt = beta exp(G) k, vt = beta v, W = Tinv kt, U = Tinv vt. Linear attention: U = v, the rest undefined.
-  at::Tensor A, Tinv, kbeta, kt, vt, W, U;
-};
+namespace chunked {
 
 // (I + A)^-1 for strictly lower triangular A [.., C, C]: deltabench's kernel on CUDA in fp32 (one
 // block a chunk, forward substitution in registers), else the triangular solver.
@@ -110,7 +48,64 @@ at::Tensor unit_lower_inverse(const at::Tensor& A, bool kernels) {
   return at::linalg_solve_triangular(A, eye, /*upper=*/false, /*left=*/true, /*unitriangular=*/true);
 }
 
-Prepared prepare(const Chunked& c, bool kernels) {
+}  // namespace chunked
+
+namespace {
+
+using chunked::kC;
+using chunked::Prepared;
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// What the Function needs besides the tensors.
+struct Config {
+  Family family = Family::kDeltaRule;
+  SequenceShape shape;
+  at::Tensor cu_seqlens;  // as the op was given it (undefined for batch rows)
+  double scale = 1.0;
+  bool final_state = false;
+  bool fused_forward = true;  // the forward by the fused chunk kernel, else by the ATen stages
+  bool state_kernels = true;  // the sequential passes by chunk_state.cu, else by ATen loops
+};
+
+using Chunked = chunked::Inputs;
+
+// The dtype conversion and the chunk layout in one copy (two passes over the inputs otherwise).
+at::Tensor in_chunks(const at::Tensor& x, const SequenceShape& shape, at::ScalarType dtype) {
+  const auto rows = pack_sequences(x, shape, padded_length(shape, kC));  // [N, Tp, H, *]
+  const int64_t N = rows.size(0), NT = rows.size(1) / kC, H = rows.size(2);
+  const auto view = rows.dim() == 3 ? rows.view({N, NT, kC, H}).permute({0, 3, 1, 2})
+                                    : rows.view({N, NT, kC, H, rows.size(3)}).permute({0, 3, 1, 2, 4});
+  return view.to(dtype, /*non_blocking=*/false, /*copy=*/false, at::MemoryFormat::Contiguous);
+}
+
+// Inverse of in_chunks: [N, H, NT, C, *] (or [N, H, NT, C]) back to [B, T, H, *] in `dtype`, one copy.
+at::Tensor out_of_chunks(const at::Tensor& x, const SequenceShape& shape, at::ScalarType dtype) {
+  const auto rows = x.dim() == 4 ? from_chunks(x.unsqueeze(-1)).squeeze(-1) : from_chunks(x);
+  return unpack_sequences(rows, shape).to(dtype, /*non_blocking=*/false, /*copy=*/false, at::MemoryFormat::Contiguous);
+}
+
+Chunked chunk_inputs(const Config& cfg, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                     const at::Tensor& beta, const at::Tensor& g) {
+  const auto dtype = compute_dtype(q.scalar_type());
+  Chunked c;
+  c.q = in_chunks(q, cfg.shape, dtype) * cfg.scale;
+  c.k = in_chunks(k, cfg.shape, dtype);
+  c.v = in_chunks(v, cfg.shape, dtype);
+  if (beta.defined()) c.beta = in_chunks(beta, cfg.shape, dtype);
+  if (g.defined()) c.G = in_chunks(g, cfg.shape, dtype).cumsum(-1);
+  return c;
+}
+
+// The family's part of the chunk algorithm (kernels/<family>/chunk_bwd.cpp); the gated delta rule's is the
+// delta rule's.
+chunked::Stages stages_of(Family family) {
+  return family == Family::kLinearAttention ? chunked::linear_attention_stages() : chunked::delta_rule_stages();
+}
+
+// The shared part of what the forward computes before the state walk (the backward recomputes all of
+// it: FLA saves the inverse, this version recomputes it too, one small kernel), then the family's.
+Prepared prepare(Family family, const Chunked& c, bool kernels) {
   Prepared p;
   p.decay = chunk_decay_mask(c.G, kC, /*strict=*/false, c.q);
   p.k_end = c.k;
@@ -121,19 +116,7 @@ Prepared prepare(const Chunked& c, bool kernels) {
     p.gamma = G_last.squeeze(-1).exp().contiguous();
     p.k_end = c.k * p.tail;
   }
-  if (!c.beta.defined()) {
-    p.U = c.v;
-    return p;
-  }
-  const auto beta = c.beta.unsqueeze(-1);
-  p.decay_strict = chunk_decay_mask(c.G, kC, /*strict=*/true, c.q);
-  p.kbeta = c.k * beta;
-  p.A = at::matmul(p.kbeta, c.k.transpose(-1, -2)) * p.decay_strict;
-  p.Tinv = unit_lower_inverse(p.A, kernels);
-  p.kt = p.eG.defined() ? p.kbeta * p.eG : p.kbeta;
-  p.vt = c.v * beta;
-  p.W = at::matmul(p.Tinv, p.kt);
-  p.U = at::matmul(p.Tinv, p.vt);
+  stages_of(family).prepare(c, p, kernels);
   return p;
 }
 
@@ -245,7 +228,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> state_backward(const Prepared& p,
   return {at::stack(grads, 2), at::stack(dvs, 2), dS};
 }
 
-at::Tensor T(const at::Tensor& x) { return x.transpose(-1, -2); }
+using chunked::transposed;
 
 // The batched products of 16-bit inputs on CUDA run in TF32 (10 significant bits, finer than the bf16
 // operands of FLA's kernels); fp32 and fp64 inputs keep full precision. Restores the setting on exit.
@@ -294,11 +277,11 @@ class ChunkTrain : public torch::autograd::Function<ChunkTrain> {
     } else {
       const Tf32Products tf32(q);
       const auto c = chunk_inputs(cfg, q, k, v, beta, g);
-      const auto p = prepare(c, cfg.state_kernels);
+      const auto p = prepare(cfg.family, c, cfg.state_kernels);
       const auto [h, v_new, S] = state_forward(p, h0, cfg.state_kernels, tf32_products(q));
       const auto qg = p.eG.defined() ? c.q * p.eG : c.q;
-      const auto attn = at::matmul(c.q, T(c.k)) * p.decay;
-      o = unchunked(at::matmul(qg, h) + at::matmul(attn, v_new), cfg.shape, v.scalar_type());
+      const auto attn = at::matmul(c.q, transposed(c.k)) * p.decay;
+      o = out_of_chunks(at::matmul(qg, h) + at::matmul(attn, v_new), cfg.shape, v.scalar_type());
       if (cfg.final_state) ht = S;
     }
     ctx->save_for_backward({q, k, v, beta, g, h0});
@@ -335,66 +318,43 @@ class ChunkTrain : public torch::autograd::Function<ChunkTrain> {
     const Tf32Products tf32(q);
 
     const auto c = chunk_inputs(cfg, q, k, v, beta, g);
-    const auto p = prepare(c, kernels);
+    const auto p = prepare(cfg.family, c, kernels);
     const auto [h, v_new, S_end] = state_forward(p, h0, kernels, tf32_products(q));
-    const auto dout = grads[0].defined() ? chunked(grads[0], shape, dtype) : at::zeros_like(v_new);
+    const auto dout = grads[0].defined() ? in_chunks(grads[0], shape, dtype) : at::zeros_like(v_new);
     const auto dht = grads.size() > 1 && grads[1].defined() ? grads[1].to(dtype) : at::Tensor();
 
     // O = (q exp(G)) h + attn v_new, attn = (q K^T) * decay.
     const auto qg = p.eG.defined() ? c.q * p.eG : c.q;
-    const auto attn = at::matmul(c.q, T(c.k)) * p.decay;
-    const auto dv_local = at::matmul(T(attn), dout);
+    const auto attn = at::matmul(c.q, transposed(c.k)) * p.decay;
+    const auto dv_local = at::matmul(transposed(attn), dout);
     const auto [dh, dv_new, dh0] = state_backward(p, qg, dout, dv_local, dht, kernels, tf32_products(q));
 
     // Gradients of q (scaled) and k through O and the state update; of the log decay G.
-    const auto d_attn = at::matmul(dout, T(v_new)) * p.decay;
-    auto dq_inter = at::matmul(dout, T(h));
+    const auto d_attn = at::matmul(dout, transposed(v_new)) * p.decay;
+    auto dq_inter = at::matmul(dout, transposed(h));
     if (p.eG.defined()) dq_inter = dq_inter * p.eG;
     const auto dq = dq_inter + at::matmul(d_attn, c.k);
-    const auto dk_attn = at::matmul(T(d_attn), c.q);
-    const auto dk_end = at::matmul(v_new, T(dh));
-    auto dk = dk_attn + (p.tail.defined() ? dk_end * p.tail : dk_end);
-    at::Tensor dG;
+    const auto dk_attn = at::matmul(transposed(d_attn), c.q);
+    const auto dk_end = at::matmul(v_new, transposed(dh));
+    chunked::Grads d;
+    d.dk = dk_attn + (p.tail.defined() ? dk_end * p.tail : dk_end);
     if (c.G.defined()) {
       const auto end_terms = (dk_end * p.k_end).sum(-1);  // [N, H, NT, C]
-      dG = (dq * c.q).sum(-1) - (dk_attn * c.k).sum(-1) - end_terms;
+      d.dG = (dq * c.q).sum(-1) - (dk_attn * c.k).sum(-1) - end_terms;
       const auto last = end_terms.sum(-1) + p.gamma * (h * dh).sum({-1, -2});  // the chunk's G_C
-      dG.select(-1, kC - 1).add_(last);
+      d.dG.select(-1, kC - 1).add_(last);
     }
+    // Through v_new = U - W S_c to the family's W and U.
+    const auto dW = p.W.defined() ? -at::matmul(dv_new, transposed(h)) : at::Tensor();
+    stages_of(cfg.family).backward(c, p, dW, dv_new, d);
 
-    at::Tensor dv, dbeta;
-    if (!c.beta.defined()) {
-      dv = dv_new;  // U = v
-    } else {
-      // W = Tinv kt, U = Tinv vt, Tinv = (I + A)^-1, A = strict_lower((kbeta K^T) * decay).
-      const auto dW = -at::matmul(dv_new, T(h));
-      const auto& dU = dv_new;
-      const auto dTinv = at::matmul(dW, T(p.kt)) + at::matmul(dU, T(p.vt));
-      const auto TinvT = T(p.Tinv);
-      const auto dkt = at::matmul(TinvT, dW);
-      const auto dvt = at::matmul(TinvT, dU);
-      // dA = -(Tinv^T dTinv Tinv^T), of which only A's strictly lower support counts: the products with
-      // decay_strict and A below mask it.
-      const auto dA = at::matmul(at::matmul(TinvT, dTinv), TinvT).neg_();
-      const auto dA_decayed = dA * p.decay_strict;
-      auto dkbeta = at::matmul(dA_decayed, c.k) + (p.eG.defined() ? dkt * p.eG : dkt);
-      dk = dk + at::matmul(T(dA_decayed), p.kbeta);
-      if (c.G.defined()) {
-        const auto M = dA * p.A;
-        dG = dG + (dkt * p.kt).sum(-1) + M.sum(-1) - M.sum(-2);
-      }
-      const auto beta = c.beta.unsqueeze(-1);
-      dk = dk + dkbeta * beta;
-      dv = dvt * beta;
-      dbeta = (dkbeta * c.k).sum(-1) + (dvt * c.v).sum(-1);
-    }
-
+    const auto& dG = d.dG;
     const auto dg = dG.defined() ? dG.flip(-1).cumsum(-1).flip(-1) : at::Tensor();
-    return {unchunked(dq * cfg.scale, shape, q.scalar_type()),
-            unchunked(dk, shape, k.scalar_type()),
-            unchunked(dv, shape, v.scalar_type()),
-            beta.defined() ? unchunked(dbeta, shape, beta.scalar_type()) : at::Tensor(),
-            g.defined() ? unchunked(dg, shape, g.scalar_type()) : at::Tensor(),
+    return {out_of_chunks(dq * cfg.scale, shape, q.scalar_type()),
+            out_of_chunks(d.dk, shape, k.scalar_type()),
+            out_of_chunks(d.dv, shape, v.scalar_type()),
+            beta.defined() ? out_of_chunks(d.dbeta, shape, beta.scalar_type()) : at::Tensor(),
+            g.defined() ? out_of_chunks(dg, shape, g.scalar_type()) : at::Tensor(),
             h0.defined() ? dh0.to(h0.scalar_type()) : at::Tensor(),
             at::Tensor()};
   }

@@ -1,0 +1,62 @@
+#pragma once
+// The chunked training pair's data between its shared stages (kernels/common/chunk_train.cpp) and a
+// family's own (kernels/<family>/chunk_bwd.cpp). Every family here walks the same chunk recurrence,
+//   v_new = U - W S_c,   S_{c+1} = gamma S_c + K_end^T v_new,   O = (Q e^G) S_c + attn v_new,
+// and differs only in how W and U come from the chunk's inputs: the UT transform for the delta rules
+// (kernels/delta_rule/chunk_bwd.cpp; the gated rule's decay lives in the shared stages), U = v and no W
+// for linear attention (kernels/linear_attn/chunk_bwd.cpp). A family of the same recurrence is a
+// Stages of its own: its prepare and the gradients through it.
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+
+namespace deltabench::detail::chunked {
+
+inline constexpr int64_t kC = 64;  // the chunk (cuda::kChunkTrainSize)
+
+// The inputs padded to whole chunks and chunked, [N, H, NT, C, *] ([N, H, NT, C] for beta and G), in
+// the compute dtype: q times the scale; beta undefined for linear attention; G the within-chunk
+// cumulative log decay, undefined without g.
+struct Inputs {
+  at::Tensor q, k, v, beta, G;
+};
+
+// What the forward computes before the state walk and the backward recomputes.
+struct Prepared {
+  // The shared stages':
+  at::Tensor decay;  // [.., C, C] exp(G_i - G_j) on and below the diagonal (ones without g), zero above
+  at::Tensor eG;     // [.., C, 1] exp(G), or undefined
+  at::Tensor tail;   // [.., C, 1] exp(G_C - G), or undefined
+  at::Tensor gamma;  // [N, H, NT] exp(G_C), or undefined
+  at::Tensor k_end;  // k exp(G_C - G): keys decayed to their chunk's end
+  // The family's: U always, W where the state enters v_new (undefined: no W S term), and whatever its
+  // backward needs. The delta rules: A = strict_lower(diag(beta) K K^T * decay), Tinv = (I + A)^-1,
+  // kbeta = beta k, kt = beta exp(G) k, vt = beta v, W = Tinv kt, U = Tinv vt.
+  at::Tensor W, U;
+  at::Tensor decay_strict, A, Tinv, kbeta, kt, vt;
+};
+
+// The gradients of the chunked inputs: the shared stages fill dq and dk (through the output and the
+// state walk) and dG; a family's backward adds its terms to dk and dG and sets dv and dbeta.
+struct Grads {
+  at::Tensor dk, dv, dbeta, dG;
+};
+
+struct Stages {
+  // Sets p.U (and p.W, and what backward reads) from the inputs and the shared part of p.
+  void (*prepare)(const Inputs& in, Prepared& p, bool kernels);
+  // The gradients through W and U: dW (undefined where W is) and dU, the gradients of W and U.
+  void (*backward)(const Inputs& in, const Prepared& p, const at::Tensor& dW, const at::Tensor& dU, Grads& g);
+};
+
+Stages delta_rule_stages();        // kernels/delta_rule/chunk_bwd.cpp: both delta rules
+Stages linear_attention_stages();  // kernels/linear_attn/chunk_bwd.cpp
+
+// (I + A)^-1 for strictly lower triangular A [.., C, C]: deltabench's kernel on CUDA in fp32 when
+// `kernels`, else the triangular solver (kernels/common/chunk_train.cpp).
+at::Tensor unit_lower_inverse(const at::Tensor& A, bool kernels);
+
+inline at::Tensor transposed(const at::Tensor& x) { return x.transpose(-1, -2); }
+
+}  // namespace deltabench::detail::chunked
