@@ -3,6 +3,7 @@
 #include "models/attention.h"
 #include "models/delta_net.h"
 #include "models/linear_attention.h"
+#include "models/short_conv.h"
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
@@ -58,8 +59,9 @@ LanguageModelImpl::LanguageModelImpl(const ModelConfig& c) : config_(c) {
   if (!c.tie_embeddings) {
     lm_head_ = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(c.d_model, c.vocab_size).bias(false)));
   }
-  // N(0, 0.02) for every linear and embedding weight, zero biases (FLA's and Zoology's _init_weights);
-  // norms, short convolutions, A_log and dt_bias keep their own initialisation.
+  // N(0, 0.02) for every linear, embedding and short-convolution weight, zero biases: FLA's
+  // _init_weights, which draws every nn.Conv1d (its ShortConvolution is one) as it draws the linear
+  // layers (models/delta_net/modeling_delta_net.py at bc3b101). Norms, A_log and dt_bias keep their own.
   torch::NoGradGuard no_grad;
   for (auto& m : modules(/*include_self=*/false)) {
     if (auto* linear = m->as<torch::nn::Linear>()) {
@@ -67,6 +69,8 @@ LanguageModelImpl::LanguageModelImpl(const ModelConfig& c) : config_(c) {
       if (linear->bias.defined()) linear->bias.zero_();
     } else if (auto* embedding = m->as<torch::nn::Embedding>()) {
       embedding->weight.normal_(0.0, 0.02);
+    } else if (auto* conv = m->as<ShortConvolutionImpl>()) {
+      conv->weight.normal_(0.0, 0.02);
     }
   }
 }

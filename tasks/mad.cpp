@@ -180,9 +180,11 @@ Example compression(const MadParams& p, Rng& rng) {
   return e;
 }
 
-// Memorization's fixed map: shuffled keys [0, (V-1)/2) zipped with shuffled values [(V-1)/2, V-1).
-std::vector<int64_t> memorization_map(const MadParams& p) {
-  Rng rng(static_cast<uint64_t>(p.kv_map_seed));
+// Memorization's fixed map: shuffled keys [0, (V-1)/2) zipped with shuffled values [(V-1)/2, V-1). As
+// mad-lab's MADConfig builds it (generate_kv_map(seed=self.seed)): from a generator of its own seeded
+// with the data's seed, so that train and test share the map and another seed draws another map.
+std::vector<int64_t> memorization_map(const MadParams& p, uint64_t seed) {
+  Rng rng(seed);
   const int64_t non_special = p.vocab_size - 1 - p.noise_vocab_size;
   const int64_t num_keys = non_special / 2;
   const auto shuffled = [&](int64_t lo, int64_t hi) {
@@ -281,8 +283,7 @@ const std::vector<ParamSpec>& mad_param_specs(MadTask task) {
        {{"vocab_size", "256", "V-1 is the insert token"},
         {"seq_len", "32", "pairs of [key, insert]"},
         {"num_train_examples", "256", "training examples"},
-        nte,
-        {"kv_map_seed", "12345", "seed of the fixed key-value map"}}},
+        nte}},
   };
   return specs.at(task);
 }
@@ -301,7 +302,6 @@ MadParams mad_params(MadTask task, const Params& p) {
   if (has("k_motif_size")) m.k_motif_size = p.integer("k_motif_size");
   if (has("v_motif_size")) m.v_motif_size = p.integer("v_motif_size");
   if (has("num_tokens_to_copy")) m.num_tokens_to_copy = p.integer("num_tokens_to_copy");
-  if (has("kv_map_seed")) m.kv_map_seed = p.integer("kv_map_seed");
   validate(m);
   return m;
 }
@@ -375,7 +375,8 @@ int64_t mad_example_length(const MadParams& p) {
 MadSplits make_mad(const MadParams& p, uint64_t seed) {
   validate(p);
   Rng rng(seed);
-  const std::vector<int64_t> value_of = p.task == MadTask::kMemorization ? memorization_map(p) : std::vector<int64_t>{};
+  const std::vector<int64_t> value_of =
+      p.task == MadTask::kMemorization ? memorization_map(p, seed) : std::vector<int64_t>{};
   const auto one = [&](bool training) {
     switch (p.task) {
       case MadTask::kInContextRecall:

@@ -37,7 +37,6 @@ struct MadParams {
   int64_t k_motif_size = 1;         // fuzzy recall
   int64_t v_motif_size = 1;         // fuzzy recall
   int64_t num_tokens_to_copy = 16;  // selective copying
-  int64_t kv_map_seed = 12345;      // memorization's fixed key-value map
 };
 
 // Each task's parameters, with the defaults of its MAD baseline.

@@ -114,10 +114,11 @@ TEST_CASE("mad: compression targets equal its inputs", "[mad]") {
   CHECK((data.test.inputs.slice(1, 0, p.seq_len - 1) < p.vocab_size - 1).all().item<bool>());
 }
 
-TEST_CASE("mad: memorization uses one fixed map", "[mad]") {
+TEST_CASE("mad: memorization's map is fixed by the data's seed, as mad-lab's", "[mad]") {
   const auto p = small(MadTask::kMemorization);
-  std::map<int64_t, int64_t> value_of;
-  for (const uint64_t seed : {1, 2}) {
+  // The map one seed's train and test sets follow.
+  const auto map_of = [&](uint64_t seed) {
+    std::map<int64_t, int64_t> value_of;
     const auto data = make_mad(p, seed);
     for (const auto* split : {&data.train, &data.test}) {
       const auto in = split->inputs.accessor<int64_t, 2>();
@@ -131,11 +132,24 @@ TEST_CASE("mad: memorization uses one fixed map", "[mad]") {
         }
       }
     }
-  }
+    return value_of;
+  };
+  const auto one = map_of(1), again = map_of(1), other = map_of(2);
   std::set<int64_t> values;
-  for (const auto& [k, v] : value_of) values.insert(v);
-  CHECK(values.size() == value_of.size());  // a one-to-one map
-  CHECK(value_of.size() > 100);
+  for (const auto& [k, v] : one) values.insert(v);
+  CHECK(values.size() == one.size());  // a one-to-one map
+  CHECK(one.size() > 100);
+  CHECK(one == again);
+  // Another seed, another map: most of the keys both sets use map to other values.
+  int64_t shared = 0, moved = 0;
+  for (const auto& [k, v] : one) {
+    const auto it = other.find(k);
+    if (it == other.end()) continue;
+    ++shared;
+    moved += it->second != v ? 1 : 0;
+  }
+  CHECK(shared > 100);
+  CHECK(moved > shared / 2);
 }
 
 TEST_CASE("mad: same seed, same bytes; different seeds differ", "[mad]") {
