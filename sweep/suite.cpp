@@ -122,7 +122,8 @@ void refuse_placement_keys(const toml::Table& t, const std::string& where, const
   }
 }
 
-Variant read_variant(const std::string& kind, const std::string& name, const toml::Table& t, const std::string& source) {
+Variant read_variant(const std::string& kind, const std::string& name, const toml::Table& t, const std::string& source,
+                     tasks::MadProtocol protocol) {
   const std::string where = "[" + kind + "." + name + "]";
   std::set<std::string> keys = kAxisKeys;
   keys.insert("label");
@@ -138,7 +139,7 @@ Variant read_variant(const std::string& kind, const std::string& name, const tom
   if (const auto it = t.values.find("setting"); it != t.values.end()) {
     const std::string setting = string_value(t, "setting", where, source, "");
     try {
-      toml::Table task = mad_task_table(tasks::find_mad_setting(setting), it->second.line);
+      toml::Table task = mad_task_table(tasks::find_mad_setting(setting, protocol), it->second.line);
       // The variant's own [task] keys (train_examples, ...) apply on top of the setting.
       if (const auto own = v.overrides.tables.find("task"); own != v.overrides.tables.end()) toml::merge(task, own->second);
       v.overrides.tables["task"] = task;
@@ -211,13 +212,19 @@ Suite parse_suite(const std::string& text, const std::string& source) {
   s.source = source;
 
   const auto& head = root.tables.at("suite");
-  only_keys(head, {"name", "description", "kind", "select"}, {}, "[suite]", source);
+  only_keys(head, {"name", "description", "kind", "select", "mad_protocol"}, {}, "[suite]", source);
   s.name = string_value(head, "name", "[suite]", source, std::filesystem::path(source).stem().string());
   s.description = string_value(head, "description", "[suite]", source, "");
   s.kind = string_value(head, "kind", "[suite]", source, "sweep");
   if (s.kind != "sweep" && s.kind != "ablations") {
     fail(source, line_of(head, "kind"), "[suite]", "kind: expected \"sweep\" or \"ablations\", got " + s.kind);
   }
+  const std::string protocol = string_value(head, "mad_protocol", "[suite]", source, "published");
+  if (protocol != "published" && protocol != "fixed") {
+    fail(source, line_of(head, "mad_protocol"), "[suite]",
+         "mad_protocol: expected \"published\" or \"fixed\", got " + protocol);
+  }
+  s.mad_protocol = protocol == "published" ? tasks::MadProtocol::kPublished : tasks::MadProtocol::kFixed;
   if (const auto it = head.values.find("select"); it != head.values.end()) {
     s.select.clear();
     for (const auto& v : as_list(it->second)) {
@@ -254,7 +261,7 @@ Suite parse_suite(const std::string& text, const std::string& source) {
   std::set<std::string> used;
   for (const auto& [name, line] : names("tasks")) {
     if (name == "mad:all" || name == "mad:baseline") {
-      for (const auto& setting : tasks::mad_settings()) {
+      for (const auto& setting : tasks::mad_settings(s.mad_protocol)) {
         if (name == "mad:baseline" && setting.name.find(":baseline") == std::string::npos) continue;
         // Compression is scored through MAD's autoencoder backbone, which deltabench does not build.
         if (setting.task == tasks::MadTask::kCompression) continue;
@@ -266,20 +273,20 @@ Suite parse_suite(const std::string& text, const std::string& source) {
     if (it == task_tables.tables.end()) {
       // A MAD setting may be named directly.
       try {
-        s.tasks.push_back(mad_variant(tasks::find_mad_setting(name), line));
+        s.tasks.push_back(mad_variant(tasks::find_mad_setting(name, s.mad_protocol), line));
         continue;
       } catch (const tasks::TaskError&) {
         fail(source, line, "[grid]", "tasks: no [tasks." + name + "] table and no MAD setting of that name");
       }
     }
     used.insert("tasks." + name);
-    s.tasks.push_back(read_variant("tasks", name, it->second, source));
+    s.tasks.push_back(read_variant("tasks", name, it->second, source, s.mad_protocol));
   }
   for (const auto& [name, line] : names("models")) {
     const auto it = model_tables.tables.find(name);
     if (it == model_tables.tables.end()) fail(source, line, "[grid]", "models: no [models." + name + "] table");
     used.insert("models." + name);
-    s.models.push_back(read_variant("models", name, it->second, source));
+    s.models.push_back(read_variant("models", name, it->second, source, s.mad_protocol));
   }
   for (const auto& [kind, tables] : {std::pair{"tasks", &task_tables}, std::pair{"models", &model_tables}}) {
     for (const auto& [name, t] : tables->tables) {

@@ -146,9 +146,12 @@ Example fuzzy_in_context_recall(const MadParams& p, bool training, Rng& rng) {
   return shift(in, tg, training);
 }
 
+// The tokens selective copying copies: the setting, or mad-lab's default where it was not passed on.
+int64_t copies(const MadParams& p) { return p.pass_num_tokens_to_copy ? p.num_tokens_to_copy : kMadLabCopies; }
+
 Example selective_copying(const MadParams& p, Rng& rng) {
   const int64_t copy_token = p.vocab_size - 1, blank = p.vocab_size - 2;
-  const int64_t n = p.num_tokens_to_copy;
+  const int64_t n = copies(p);
   const int64_t num_blank = p.seq_len - 2 * n - 1;
   std::vector<int64_t> to_copy(n), blanks_before(n, 0);
   for (auto& t : to_copy) t = draw(rng, p.vocab_size - 2);
@@ -276,6 +279,7 @@ const std::vector<ParamSpec>& mad_param_specs(MadTask task) {
        {{"vocab_size", "16", "V-1 copy token, V-2 blank"},
         {"seq_len", "256", "> 2 * num_tokens_to_copy + 1"},
         {"num_tokens_to_copy", "16", "tokens to copy"},
+        {"pass_num_tokens_to_copy", "true", "false: copy 16 whatever num_tokens_to_copy says (mad-lab before 35772e8)"},
         ntr, nte}},
       {MadTask::kCompression,
        {{"vocab_size", "16", "V-1 is the compression token"}, {"seq_len", "32", "tokens to reproduce"}, ntr, nte}},
@@ -302,6 +306,7 @@ MadParams mad_params(MadTask task, const Params& p) {
   if (has("k_motif_size")) m.k_motif_size = p.integer("k_motif_size");
   if (has("v_motif_size")) m.v_motif_size = p.integer("v_motif_size");
   if (has("num_tokens_to_copy")) m.num_tokens_to_copy = p.integer("num_tokens_to_copy");
+  if (has("pass_num_tokens_to_copy")) m.pass_num_tokens_to_copy = p.flag("pass_num_tokens_to_copy");
   validate(m);
   return m;
 }
@@ -350,9 +355,9 @@ void validate(const MadParams& m) {
       break;
     case MadTask::kSelectiveCopying:
       if (m.num_tokens_to_copy < 1) fail("num_tokens_to_copy must be >= 1 (got " + s(m.num_tokens_to_copy) + ")");
-      if (m.seq_len <= 2 * m.num_tokens_to_copy + 1) {
-        fail("seq_len must be > num_tokens_to_copy * 2 + 1 (got " + s(m.seq_len) + " <= " +
-             s(2 * m.num_tokens_to_copy + 1) + ")");
+      if (m.seq_len <= 2 * copies(m) + 1) {
+        const std::string n = m.pass_num_tokens_to_copy ? "num_tokens_to_copy" : "16 (pass_num_tokens_to_copy = false)";
+        fail("seq_len must be > " + n + " * 2 + 1 (got " + s(m.seq_len) + " <= " + s(2 * copies(m) + 1) + ")");
       }
       if (non_special < 1) fail("vocab_size must be >= 3 (got " + s(m.vocab_size) + ")");
       break;

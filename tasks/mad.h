@@ -20,6 +20,10 @@ enum class MadTask {
   kCompression,
   kMemorization,
 };
+// The tokens selective copying copied in mad-lab before 35772e8, whatever the setting said: the
+// generator's default (MadParams::pass_num_tokens_to_copy).
+inline constexpr int64_t kMadLabCopies = 16;
+
 inline constexpr MadTask kMadTasks[] = {MadTask::kInContextRecall, MadTask::kNoisyInContextRecall,
                                         MadTask::kFuzzyInContextRecall, MadTask::kSelectiveCopying,
                                         MadTask::kCompression, MadTask::kMemorization};
@@ -37,6 +41,10 @@ struct MadParams {
   int64_t k_motif_size = 1;         // fuzzy recall
   int64_t v_motif_size = 1;         // fuzzy recall
   int64_t num_tokens_to_copy = 16;  // selective copying
+  // false: copy kMadLabCopies tokens whatever num_tokens_to_copy says, as mad-lab's MADConfig did until
+  // commit 35772e8 (December 2024; mad-lab issue #7): the generator never received the setting, and the
+  // benchmark data (Zenodo 10843663, March 2024) and the published MAD numbers predate the fix.
+  bool pass_num_tokens_to_copy = true;
 };
 
 // Each task's parameters, with the defaults of its MAD baseline.

@@ -46,7 +46,7 @@ std::vector<TaskGrid> grids() {
   };
 }
 
-std::vector<MadSetting> build() {
+std::vector<MadSetting> build(MadProtocol protocol) {
   std::vector<MadSetting> out;
   for (const auto& grid : grids()) {
     const std::string task(mad_task_name(grid.task));
@@ -55,6 +55,9 @@ std::vector<MadSetting> build() {
       for (const auto& value : values) {
         auto params = grid.baseline;
         params[param] = value;
+        if (protocol == MadProtocol::kPublished && param == "num_tokens_to_copy") {
+          params["pass_num_tokens_to_copy"] = "false";
+        }
         out.push_back({task + ":" + param + "=" + value, grid.task, params});
       }
     }
@@ -64,13 +67,17 @@ std::vector<MadSetting> build() {
 
 }  // namespace
 
-const std::vector<MadSetting>& mad_settings() {
-  static const std::vector<MadSetting> settings = build();
-  return settings;
+std::string_view mad_protocol_name(MadProtocol protocol) {
+  return protocol == MadProtocol::kPublished ? "published" : "fixed";
 }
 
-const MadSetting& find_mad_setting(std::string_view name) {
-  for (const auto& s : mad_settings()) {
+const std::vector<MadSetting>& mad_settings(MadProtocol protocol) {
+  static const std::vector<MadSetting> published = build(MadProtocol::kPublished), fixed = build(MadProtocol::kFixed);
+  return protocol == MadProtocol::kPublished ? published : fixed;
+}
+
+const MadSetting& find_mad_setting(std::string_view name, MadProtocol protocol) {
+  for (const auto& s : mad_settings(protocol)) {
     if (s.name == name) return s;
   }
   throw TaskError("unknown MAD setting '" + std::string(name) +

@@ -105,7 +105,14 @@ void print_example(const Generated& g, int64_t i) {
   }
   if (scored == 0) return;
   if (scored > 40) {
-    fmt::print("  targets: {} positions scored (next-token targets); --split test shows the recall targets\n", scored);
+    // MAD's training split scores the next token everywhere; a test split (and MQAR's sets) has its own
+    // targets, only too many to list here.
+    const bool next_token = g.split == tasks::Split::kTrain && tasks::find_task(g.task).has_splits;
+    if (next_token) {
+      fmt::print("  targets: {} positions scored (next-token targets); --split test shows the test targets\n", scored);
+    } else {
+      fmt::print("  targets: {} positions scored (more than 40: not listed)\n", scored);
+    }
     return;
   }
   std::string marks;

@@ -24,6 +24,11 @@ check "export targets equal numpy's file" cmp -s "$tmp/sub/mq.targets.npy" "$fix
 # A MAD setting by name, the test split.
 "$bin" tasks show --setting noisy-in-context-recall:frac_noise=0.8 --split test --count 1 >"$tmp/mad.txt" 2>&1
 check "MAD setting shows" grep -q -- '--frac-noise 0.8' "$tmp/mad.txt"
+# More than 40 scored positions: the training split's are next-token targets, the test split's are not.
+"$bin" tasks show --setting compression:seq_len=64 --split test --count 1 >"$tmp/comp-test.txt" 2>&1
+check "test targets are not called next-token targets" grep -q 'targets: 64 positions scored (more than 40: not listed)' "$tmp/comp-test.txt"
+"$bin" tasks show --setting compression:seq_len=64 --split train --count 1 >"$tmp/comp-train.txt" 2>&1
+check "training targets are next-token targets" grep -q 'positions scored (next-token targets)' "$tmp/comp-train.txt"
 check "tasks list has 66 settings" test "$("$bin" tasks list | grep -cE '^    [a-z-]+:(baseline|[a-z_]+=)')" -eq 66
 
 # Bad input: exit code 2 and a sentence naming the parameter.

@@ -143,6 +143,36 @@ name = "mqar"
 )", "all.toml").tasks.size() == 66 - 11);
 }
 
+TEST_CASE("a suite's mad_protocol chooses the data MAD's settings stand for") {
+  const auto suite_with = [](const std::string& protocol_line) {
+    return sweep::parse_suite(R"(
+[suite]
+)" + protocol_line + R"(
+[grid]
+tasks = ["selective-copying:num_tokens_to_copy=32"]
+models = ["m"]
+d_model = 16
+lr = 1e-3
+weight_decay = 0.0
+seed = 1
+[base.task]
+name = "mqar"
+[models.m]
+)", "p.toml");
+  };
+  // The default: mad-lab's benchmark data as the published numbers were made (16 tokens copied).
+  const auto published = sweep::expand(suite_with("")).front().config;
+  CHECK(published.task.params.at("num_tokens_to_copy") == "32");
+  CHECK(published.task.params.at("pass_num_tokens_to_copy") == "false");
+  const auto fixed = sweep::expand(suite_with("mad_protocol = \"fixed\"")).front().config;
+  CHECK(fixed.task.params.at("num_tokens_to_copy") == "32");
+  CHECK_FALSE(fixed.task.params.contains("pass_num_tokens_to_copy"));
+  CHECK(published.hash != fixed.hash);  // different data, different runs
+  CHECK(suite_with("mad_protocol = \"published\"").mad_protocol == tasks::MadProtocol::kPublished);
+  CHECK(error_of(suite_text("").replace(1, 7, "[suite]\nmad_protocol = \"mad-lab\"")).find(
+            "bad.toml:3: [suite] mad_protocol: expected \"published\" or \"fixed\", got mad-lab") != std::string::npos);
+}
+
 TEST_CASE("a task variant can start from a MAD setting and override it") {
   auto text = suite_text();
   text.replace(text.find("[tasks.a]"), 9, "[tasks.a]\nsetting = \"selective-copying:baseline\"\n[tasks.a.task]\ntrain_examples = 100");

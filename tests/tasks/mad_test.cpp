@@ -190,6 +190,36 @@ TEST_CASE("mad: the 66 benchmark settings", "[mad]") {
   CHECK_THROWS_AS(find_mad_setting("in-context-recall:vocab_size=17"), TaskError);
 }
 
+TEST_CASE("mad: selective copying's num_tokens_to_copy under the published protocol copies 16, as mad-lab did", "[mad]") {
+  // mad-lab's MADConfig passed num_tokens_to_copy to the generator only from 35772e8 (December 2024):
+  // the benchmark's settings 32, 64 and 96 made the baseline's data.
+  auto p = small(MadTask::kSelectiveCopying);
+  const auto baseline = make_mad(p, 9);
+  p.num_tokens_to_copy = 32;
+  const auto fixed = make_mad(p, 9);
+  p.pass_num_tokens_to_copy = false;
+  const auto published = make_mad(p, 9);
+  CHECK(at::equal(published.train.inputs, baseline.train.inputs));
+  CHECK(at::equal(published.test.targets, baseline.test.targets));
+  const auto copied = [](const at::Tensor& targets) { return (targets.select(0, 0) != kIgnoreIndex).sum().item<int64_t>(); };
+  CHECK(copied(published.test.targets) == kMadLabCopies);
+  CHECK(copied(fixed.test.targets) == 32);
+
+  for (const auto protocol : {MadProtocol::kPublished, MadProtocol::kFixed}) {
+    INFO(mad_protocol_name(protocol));
+    CHECK(mad_settings(protocol).size() == 66);
+    const auto& s = find_mad_setting("selective-copying:num_tokens_to_copy=64", protocol);
+    CHECK(s.params.at("num_tokens_to_copy") == "64");
+    CHECK(s.params.contains("pass_num_tokens_to_copy") == (protocol == MadProtocol::kPublished));
+    if (protocol == MadProtocol::kPublished) CHECK(s.params.at("pass_num_tokens_to_copy") == "false");
+    // Every other setting reads the same under both protocols.
+    CHECK(find_mad_setting("selective-copying:baseline", protocol).params ==
+          find_mad_setting("selective-copying:baseline", MadProtocol::kFixed).params);
+    CHECK(find_mad_setting("selective-copying:seq_len=512", protocol).params ==
+          find_mad_setting("selective-copying:seq_len=512", MadProtocol::kFixed).params);
+  }
+}
+
 TEST_CASE("mad: bad parameters name the parameter", "[mad]") {
   const auto message = [](MadParams p) {
     try {
