@@ -384,7 +384,7 @@ std::vector<Run> expand(const Suite& suite) {
               t.tables["train"].values["lr"] = toml::Value{lr};
               t.tables["train"].values["weight_decay"] = toml::Value{wd};
               r.config_toml = toml::to_toml(t);
-              r.hash = fnv1a_hex(r.config_toml);
+              r.hash = train::run_hash(r.config_toml);
               try {
                 r.config = train::build_experiment(t, suite.source);
               } catch (const ConfigError& e) {

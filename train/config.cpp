@@ -195,6 +195,10 @@ models::MixerConfig parse_mixer(const toml::Table& t, const std::string& source)
 
 }  // namespace
 
+std::string run_hash(const std::string& canonical_toml) {
+  return fnv1a_hex("deltabench-run-protocol " + std::to_string(kRunProtocol) + "\n" + canonical_toml);
+}
+
 std::string fnv1a_hex(const std::string& text) {
   uint64_t h = 1469598103934665603ull;
   for (const unsigned char c : text) {
@@ -234,7 +238,7 @@ ExperimentConfig build_experiment(const toml::Table& root, const std::string& so
       // A [train] that held only placement keys is no table at all, as if never written.
       if (it->second.values.empty() && it->second.tables.empty()) identity.tables.erase(it);
     }
-    c.hash = fnv1a_hex(toml::to_toml(identity));
+    c.hash = run_hash(toml::to_toml(identity));
   }
   Section top(root, "top level", source);
   c.name = top.text("name", std::filesystem::path(source).stem().string());

@@ -47,7 +47,7 @@ struct TrainConfig {
 };
 
 struct ExperimentConfig {
-  std::string hash;    // fnv1a_hex of the canonical TOML of what it trains (placement keys left out)
+  std::string hash;    // run_hash of the canonical TOML of what it trains (placement keys left out)
   std::string name;    // the file's stem unless given
   std::string source;  // the file it came from
   uint64_t seed = 123; // model initialisation, dropout and batch order
@@ -65,6 +65,17 @@ ExperimentConfig build_experiment(const toml::Table& root, const std::string& so
 
 // 64-bit FNV-1a of `text` as 16 hex digits.
 std::string fnv1a_hex(const std::string& text);
+
+// The version of what a config means, part of every run's hash: raised whenever the same config would
+// train something else (the model's initialisation, a task's data, a metric), so that a resumed store
+// never passes a run of the old code off as one of the new. The stores keep each run's commit besides.
+//   1: until 2026-12-04 (no prefix in the hash).
+//   2: short convolutions drawn from N(0, 0.02) as FLA's models; memorization's map from the data's seed;
+//      MAD's selective-copying settings under the published protocol.
+inline constexpr int kRunProtocol = 2;
+
+// A run's identity: fnv1a_hex of "deltabench-run-protocol <kRunProtocol>" and the canonical TOML.
+std::string run_hash(const std::string& canonical_toml);
 
 // Keys of [train] that say where a run trains, not what it trains.
 inline constexpr const char* kPlacementKeys[] = {"device", "backend", "checkpoint"};

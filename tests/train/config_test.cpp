@@ -2,6 +2,7 @@
 
 #include "tests/support/catch.h"
 #include "train/config.h"
+#include "train/toml.h"
 
 #include <filesystem>
 #include <string>
@@ -48,6 +49,14 @@ TEST_CASE("config: sizes are bounded and a batch cannot exceed the data", "[conf
   CHECK(error(kTask + "[train]\ndevice = \"gpu\"\n") ==
         "c.toml:4: [train] device: says where a run trains, not what it trains: give it in the suite's [base.train] or "
         "as a flag");
+}
+
+TEST_CASE("config: a run's hash carries the run protocol, so that new semantics never reuse old runs", "[config]") {
+  const auto c = parse_experiment(kTask, "c.toml");
+  const auto canonical = deltabench::toml::to_toml(deltabench::toml::parse(kTask, "c.toml"));
+  CHECK(c.hash == run_hash(canonical));
+  CHECK(c.hash != fnv1a_hex(canonical));  // protocol 1's hash of the same file
+  CHECK(run_hash(canonical) == fnv1a_hex("deltabench-run-protocol " + std::to_string(kRunProtocol) + "\n" + canonical));
 }
 
 TEST_CASE("config: [train] device and checkpoint are a placement, kept out of the experiment's hash", "[config]") {
