@@ -132,6 +132,20 @@ const float* fp32_ptr(const at::Tensor& t) {
   TORCH_CHECK(t.scalar_type() == at::kFloat && t.is_contiguous(), "chunk_train: an fp32 contiguous buffer expected");
   return t.data_ptr<float>();
 }
+
+// What both walks read the same way: sizes, W, the keys decayed to their chunk's end, the decay.
+cuda::ChunkStateParams walk_params(const Prepared& p, bool tf32) {
+  cuda::ChunkStateParams s;
+  s.BH = p.U.size(0) * p.U.size(1);
+  s.NT = p.U.size(2);
+  s.K = p.k_end.size(-1);
+  s.V = p.U.size(-1);
+  s.w = fp32_ptr(p.W);
+  s.k = fp32_ptr(p.k_end);
+  s.gamma = fp32_ptr(p.gamma);
+  s.tf32 = tf32;
+  return s;
+}
 #endif
 
 // The forward pass over the chunks: the state at every chunk's start h [N, H, NT, K, V], v_new
@@ -145,21 +159,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> state_forward(const Prepared& p, 
     auto h = at::empty({N, H, NT, K, V}, f32), v_new = at::empty({N, H, NT, kC, V}, f32);
     auto ht = at::empty({N, H, K, V}, f32);
     const auto h0c = h0.defined() ? aligned32(h0.to(at::kFloat).contiguous()) : at::Tensor();
-    const auto W = p.W.defined() ? p.W.contiguous() : at::Tensor(), U = p.U.contiguous(), k = p.k_end.contiguous();
-    cuda::ChunkStateParams s;
-    s.BH = N * H;
-    s.NT = NT;
-    s.K = K;
-    s.V = V;
-    s.w = fp32_ptr(W);
-    s.k = fp32_ptr(k);
-    s.gamma = fp32_ptr(p.gamma);
-    s.u = fp32_ptr(U);
+    auto s = walk_params(p, tf32);
+    s.u = fp32_ptr(p.U);
     s.h0 = fp32_ptr(h0c);
     s.h = h.data_ptr<float>();
     s.v_new = v_new.data_ptr<float>();
     s.ht = ht.data_ptr<float>();
-    s.tf32 = tf32;
     cuda::chunk_state_forward(s, at::cuda::getCurrentCUDAStream().stream());
     return {h, v_new, ht};
 #else
@@ -191,16 +196,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> state_backward(const Prepared& p,
     auto dh = at::empty({N, H, NT, K, V}, f32), dv_new = at::empty({N, H, NT, kC, V}, f32);
     auto dh0 = at::empty({N, H, K, V}, f32);
     const auto dhtc = dht.defined() ? aligned32(dht.to(at::kFloat).contiguous()) : at::Tensor();
-    const auto W = p.W.defined() ? p.W.contiguous() : at::Tensor(), k = p.k_end.contiguous();
     const auto qc = qg.contiguous(), doc = dout.contiguous(), dvl = dv_local.contiguous();
-    cuda::ChunkStateParams s;
-    s.BH = N * H;
-    s.NT = NT;
-    s.K = K;
-    s.V = V;
-    s.w = fp32_ptr(W);
-    s.k = fp32_ptr(k);
-    s.gamma = fp32_ptr(p.gamma);
+    auto s = walk_params(p, tf32);
     s.q = fp32_ptr(qc);
     s.dout = fp32_ptr(doc);
     s.dv_local = fp32_ptr(dvl);
@@ -208,7 +205,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> state_backward(const Prepared& p,
     s.dh = dh.data_ptr<float>();
     s.dv_new = dv_new.data_ptr<float>();
     s.dh0 = dh0.data_ptr<float>();
-    s.tf32 = tf32;
     cuda::chunk_state_backward(s, at::cuda::getCurrentCUDAStream().stream());
     return {dh, dv_new, dh0};
 #else
