@@ -145,26 +145,16 @@ name = "mqar"
 
 TEST_CASE("a suite's mad_protocol chooses the data MAD's settings stand for") {
   const auto suite_with = [](const std::string& protocol_line) {
-    return sweep::parse_suite(R"(
-[suite]
-)" + protocol_line + R"(
-[grid]
-tasks = ["selective-copying:num_tokens_to_copy=32"]
-models = ["m"]
-d_model = 16
-lr = 1e-3
-weight_decay = 0.0
-seed = 1
-[base.task]
-name = "mqar"
-[models.m]
-)", "p.toml");
+    auto text = suite_text();
+    text.replace(text.find("tasks = [\"a\"]"), 13, R"(tasks = ["a", "selective-copying:num_tokens_to_copy=32"])");
+    text.replace(text.find("[suite]"), 7, "[suite]\n" + protocol_line);
+    return sweep::parse_suite(text, "p.toml");
   };
   // The default: mad-lab's benchmark data as the published numbers were made (16 tokens copied).
-  const auto published = sweep::expand(suite_with("")).front().config;
+  const auto published = sweep::expand(suite_with("")).back().config;
   CHECK(published.task.params.at("num_tokens_to_copy") == "32");
   CHECK(published.task.params.at("pass_num_tokens_to_copy") == "false");
-  const auto fixed = sweep::expand(suite_with("mad_protocol = \"fixed\"")).front().config;
+  const auto fixed = sweep::expand(suite_with("mad_protocol = \"fixed\"")).back().config;
   CHECK(fixed.task.params.at("num_tokens_to_copy") == "32");
   CHECK_FALSE(fixed.task.params.contains("pass_num_tokens_to_copy"));
   CHECK(published.hash != fixed.hash);  // different data, different runs
