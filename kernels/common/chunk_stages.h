@@ -59,4 +59,9 @@ at::Tensor unit_lower_inverse(const at::Tensor& A, bool kernels);
 
 inline at::Tensor transposed(const at::Tensor& x) { return x.transpose(-1, -2); }
 
+// Batched products over the leading dims in one cuBLAS call each, so that a sum or a sign costs no pass
+// of its own over the [.., C, *] operands (kernels/common/chunk_train.cpp):
+at::Tensor mm(const at::Tensor& a, const at::Tensor& b, double alpha);           // alpha a b
+at::Tensor mm_add(const at::Tensor& c, const at::Tensor& a, const at::Tensor& b);  // c + a b
+
 }  // namespace deltabench::detail::chunked

@@ -10,15 +10,18 @@
 //   forward:  v_new = U - W S          [C x BV], a sum over K  (rows_times_state)
 //             S = gamma S + K^T v_new  [K x BV], a sum over C  (state_add)
 //   backward: dv_new = dv_local + K dS
-//             dS = gamma dS + Q^T dout - W^T dv_new
+//             dS = gamma dS + Q^T dout - W^T dv_new   (Q^T dout given, one batched product before the walk)
 // BV is 32, or 16 where 32-column slices would leave most SMs idle (few sequences and heads: 1 x 32K
-// over 16 heads is 64 blocks of 32 columns, 128 of 16).
+// over 16 heads is 64 blocks of 32 columns, 128 of 16). The slices of one head are consecutive blocks
+// (block_slice), so that the blocks that read the same chunk's K and W run together and share them
+// through L2.
 
 #include "kernels/common/cuda_common.cuh"
 
 #include <mma.h>
 
 #include <cstdint>
+#include <limits>
 
 namespace deltabench::cuda {
 namespace {
@@ -36,6 +39,14 @@ struct Tiling {
   static constexpr int kRowsK = KD / kGroups;
   static_assert(kRowsV >= 1 && kRowsK >= 2 && kRowsK % 2 == 0, "unsupported K or BV");
 };
+
+// The block's sequence and head, and the first column of its slice of V: blocks bh * slices + s.
+template <int BV>
+__device__ __forceinline__ void block_slice(int64_t V, int64_t& bh, int64_t& col0) {
+  const int64_t slices = V / BV;
+  bh = blockIdx.x / slices;
+  col0 = blockIdx.x % slices * BV;
+}
 
 // Copies `floats` contiguous floats (a multiple of 4, 16-byte aligned) from global to shared memory.
 __device__ __forceinline__ void copy_block(float* dst, const float* src, int floats) {
@@ -102,8 +113,10 @@ __global__ void __launch_bounds__(kThreads) chunk_state_forward_kernel(ChunkStat
   float* sVn = sK + kC * KD;       // [C][BV]
 
   const int j = threadIdx.x % BV, group = threadIdx.x / BV, k0 = group * Tl::kRowsK;
-  const int64_t bh = blockIdx.x, V = p.V, NT = p.NT;
-  const int64_t col = int64_t{blockIdx.y} * BV + j;
+  const int64_t V = p.V, NT = p.NT;
+  int64_t bh = 0, col0 = 0;
+  block_slice<BV>(V, bh, col0);
+  const int64_t col = col0 + j;
 
   float state[Tl::kRowsK];
 #pragma unroll
@@ -156,13 +169,13 @@ __global__ void __launch_bounds__(kThreads) chunk_state_backward_kernel(ChunkSta
   float* sS = smem;                // [KD][BV] dS
   float* sK = sS + KD * BV;        // [C][KD]
   float* sW = sK + kC * KD;        // [C][KD]
-  float* sQ = sW + kC * KD;        // [C][KD]
-  float* sDo = sQ + kC * KD;       // [C][BV]
-  float* sDv = sDo + kC * BV;      // [C][BV]
+  float* sDv = sW + kC * KD;       // [C][BV]
 
   const int j = threadIdx.x % BV, group = threadIdx.x / BV, k0 = group * Tl::kRowsK;
-  const int64_t bh = blockIdx.x, V = p.V, NT = p.NT;
-  const int64_t col = int64_t{blockIdx.y} * BV + j;
+  const int64_t V = p.V, NT = p.NT;
+  int64_t bh = 0, col0 = 0;
+  block_slice<BV>(V, bh, col0);
+  const int64_t col = col0 + j;
 
   float ds[Tl::kRowsK];
 #pragma unroll
@@ -177,12 +190,6 @@ __global__ void __launch_bounds__(kThreads) chunk_state_backward_kernel(ChunkSta
     }
     copy_block(sK, p.k + chunk * kC * KD, kC * KD);
     if (p.w) copy_block(sW, p.w + chunk * kC * KD, kC * KD);
-    copy_block(sQ, p.q + chunk * kC * KD, kC * KD);
-#pragma unroll
-    for (int m = 0; m < Tl::kRowsV; ++m) {
-      const int i = group + Tl::kGroups * m;
-      sDo[i * BV + j] = p.dout[(chunk * kC + i) * V + col];
-    }
     __syncthreads();
 
     float dv[Tl::kRowsV];
@@ -199,8 +206,7 @@ __global__ void __launch_bounds__(kThreads) chunk_state_backward_kernel(ChunkSta
 
     const float gamma = p.gamma ? p.gamma[chunk] : 1.0f;
 #pragma unroll
-    for (int r = 0; r < Tl::kRowsK; ++r) ds[r] *= gamma;
-    state_add<KD, BV>(ds, sQ, sDo, k0, j, 1.0f);
+    for (int r = 0; r < Tl::kRowsK; ++r) ds[r] = fmaf(ds[r], gamma, p.qdo[(chunk * KD + k0 + r) * V + col]);
     if (p.w) state_add<KD, BV>(ds, sW, sDv, k0, j, -1.0f);
     __syncthreads();  // the next chunk overwrites the shared buffers
   }
@@ -244,17 +250,39 @@ struct TcTiling {
                 "unsupported K or BV for the tensor-core passes");
 };
 
-// Copies a [C x KD] fp32 tile (contiguous in global memory) into shared rows of ld floats.
+// A chunk's [C x KD] fp32 tile (contiguous in global memory) is requested into shared rows of ld floats
+// with sm_80's asynchronous copies (cp.async, 16 bytes a copy, past L1), one commit group a tile, and
+// waited for where it is first read. Each walk requests a tile as soon as the step that reads it is
+// done with the last one: in the forward walk W while the state update runs and K while v_new is
+// formed, in the backward walk the reverse. Every thread commits the same groups (an empty one where
+// the tile does not exist), so that wait_group's count means the same tile in every thread.
+__device__ __forceinline__ void copy_async16(float* dst, const float* src) {
+  const auto to = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(to), "l"(src) : "memory");
+}
+
+__device__ __forceinline__ void commit_copies() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+
+// Waits until at most kPending of this thread's newest groups are still in flight.
+template <int kPending>
+__device__ __forceinline__ void wait_copies() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
+}
+
+// Requests the tile at src (null: none, an empty group) as one group.
 template <int KD>
-__device__ __forceinline__ void copy_tile(float* dst, int ld, const float* src) {
-  for (int idx = threadIdx.x; idx < kC * KD / 4; idx += kThreads) {
-    const int row = idx / (KD / 4), c4 = idx % (KD / 4);
-    *reinterpret_cast<float4*>(dst + row * ld + 4 * c4) = __ldg(reinterpret_cast<const float4*>(src) + idx);
+__device__ __forceinline__ void request_tile(float* dst, int ld, const float* src) {
+  if (src != nullptr) {
+    for (int idx = threadIdx.x; idx < kC * KD / 4; idx += kThreads) {
+      const int row = idx / (KD / 4), c4 = idx % (KD / 4);
+      copy_async16(dst + row * ld + 4 * c4, src + 4 * idx);
+    }
   }
+  commit_copies();
 }
 
 template <int KD, int BV>
-__global__ void __launch_bounds__(kThreads) chunk_state_forward_tc_kernel(ChunkStateParams p) {
+__global__ void __launch_bounds__(kThreads, 2) chunk_state_forward_tc_kernel(ChunkStateParams p) {
   using Tl = TcTiling<KD, BV>;
   constexpr int kLdK = Tl::kLdK, kLdV = Tl::kLdV;
   extern __shared__ __align__(128) float smem[];
@@ -264,7 +292,10 @@ __global__ void __launch_bounds__(kThreads) chunk_state_forward_tc_kernel(ChunkS
   float* sVn = sK + kC * kLdK;   // [C][kLdV]
 
   const int warp = threadIdx.x / 32;
-  const int64_t bh = blockIdx.x, V = p.V, NT = p.NT, col0 = int64_t{blockIdx.y} * BV;
+  const int64_t V = p.V, NT = p.NT;
+  int64_t bh = 0, col0 = 0;
+  block_slice<BV>(V, bh, col0);
+  const auto tile_of = [&](const float* base, int64_t chunk) { return base ? base + chunk * kC * KD : nullptr; };
 
   Acc state[Tl::kStateTiles];
 #pragma unroll
@@ -277,8 +308,15 @@ __global__ void __launch_bounds__(kThreads) chunk_state_forward_tc_kernel(ChunkS
       wmma::fill_fragment(state[m], 0.0f);
     }
   }
+  request_tile<KD>(sW, kLdK, tile_of(p.w, bh * NT));
+  request_tile<KD>(sK, kLdK, tile_of(p.k, bh * NT));
   for (int64_t ci = 0; ci < NT; ++ci) {
     const int64_t chunk = bh * NT + ci;
+    const bool out_tile = warp < Tl::kOutTiles;
+    const int i0 = warp / Tl::kColTiles * kTile, j0 = warp % Tl::kColTiles * kTile;
+    const int64_t at = (chunk * kC + i0) * V + col0 + j0;
+    Acc u;  // requested before the waits below, so that its latency overlaps them
+    if (out_tile) wmma::load_matrix_sync(u, p.u + at, static_cast<unsigned>(V), wmma::mem_row_major);
 #pragma unroll
     for (int m = 0; m < Tl::kStateTiles; ++m) {
       const int t = warp + kTcWarps * m, r = t / Tl::kColTiles * kTile, c = t % Tl::kColTiles * kTile;
@@ -286,12 +324,10 @@ __global__ void __launch_bounds__(kThreads) chunk_state_forward_tc_kernel(ChunkS
       wmma::store_matrix_sync(p.h + (chunk * KD + r) * V + col0 + c, state[m], static_cast<unsigned>(V),
                               wmma::mem_row_major);
     }
-    if (p.w) copy_tile<KD>(sW, kLdK, p.w + chunk * kC * KD);
-    copy_tile<KD>(sK, kLdK, p.k + chunk * kC * KD);
+    wait_copies<1>();  // W of this chunk (its K may still be in flight)
     __syncthreads();
 
-    if (warp < Tl::kOutTiles) {  // v_new = U - W S, one tile a warp
-      const int i0 = warp / Tl::kColTiles * kTile, j0 = warp % Tl::kColTiles * kTile;
+    if (out_tile) {  // v_new = U - W S, one tile a warp
       Acc ws;
       wmma::fill_fragment(ws, 0.0f);
       if (p.w) {
@@ -306,15 +342,14 @@ __global__ void __launch_bounds__(kThreads) chunk_state_forward_tc_kernel(ChunkS
           wmma::mma_sync(ws, a, b, ws);
         }
       }
-      Acc u;
-      const int64_t at = (chunk * kC + i0) * V + col0 + j0;
-      wmma::load_matrix_sync(u, p.u + at, static_cast<unsigned>(V), wmma::mem_row_major);
 #pragma unroll
       for (int e = 0; e < u.num_elements; ++e) u.x[e] -= ws.x[e];
       wmma::store_matrix_sync(sVn + i0 * kLdV + j0, u, kLdV, wmma::mem_row_major);
       wmma::store_matrix_sync(p.v_new + at, u, static_cast<unsigned>(V), wmma::mem_row_major);
     }
-    __syncthreads();
+    wait_copies<0>();  // K of this chunk
+    __syncthreads();   // v_new whole, K visible, sW free
+    request_tile<KD>(sW, kLdK, ci + 1 < NT ? tile_of(p.w, chunk + 1) : nullptr);
 
     const float gamma = p.gamma ? p.gamma[chunk] : 1.0f;
 #pragma unroll
@@ -333,8 +368,10 @@ __global__ void __launch_bounds__(kThreads) chunk_state_forward_tc_kernel(ChunkS
         wmma::mma_sync(state[m], a, b, state[m]);
       }
     }
-    __syncthreads();  // the next chunk overwrites sS, sW, sK and sVn
+    __syncthreads();  // sS, sK and sVn free for the next chunk
+    request_tile<KD>(sK, kLdK, ci + 1 < NT ? tile_of(p.k, chunk + 1) : nullptr);
   }
+  wait_copies<0>();  // no copy outlives the block (the last requests are empty groups)
   if (p.ht) {
 #pragma unroll
     for (int m = 0; m < Tl::kStateTiles; ++m) {
@@ -346,19 +383,20 @@ __global__ void __launch_bounds__(kThreads) chunk_state_forward_tc_kernel(ChunkS
 }
 
 template <int KD, int BV>
-__global__ void __launch_bounds__(kThreads) chunk_state_backward_tc_kernel(ChunkStateParams p) {
+__global__ void __launch_bounds__(kThreads, 2) chunk_state_backward_tc_kernel(ChunkStateParams p) {
   using Tl = TcTiling<KD, BV>;
   constexpr int kLdK = Tl::kLdK, kLdV = Tl::kLdV;
   extern __shared__ __align__(128) float smem[];
   float* sS = smem;              // [KD][kLdV] dS
   float* sK = sS + KD * kLdV;    // [C][kLdK]
   float* sW = sK + kC * kLdK;    // [C][kLdK]
-  float* sQ = sW + kC * kLdK;    // [C][kLdK]
-  float* sDv = sQ + kC * kLdK;   // [C][kLdV]
-  float* sDo = sDv + kC * kLdV;  // [C][kLdV] this block's columns of dout
+  float* sDv = sW + kC * kLdK;   // [C][kLdV]
 
   const int warp = threadIdx.x / 32;
-  const int64_t bh = blockIdx.x, V = p.V, NT = p.NT, col0 = int64_t{blockIdx.y} * BV;
+  const int64_t V = p.V, NT = p.NT;
+  int64_t bh = 0, col0 = 0;
+  block_slice<BV>(V, bh, col0);
+  const auto tile_of = [&](const float* base, int64_t chunk) { return base ? base + chunk * kC * KD : nullptr; };
 
   Acc ds[Tl::kStateTiles];
 #pragma unroll
@@ -371,32 +409,30 @@ __global__ void __launch_bounds__(kThreads) chunk_state_backward_tc_kernel(Chunk
       wmma::fill_fragment(ds[m], 0.0f);
     }
   }
+  request_tile<KD>(sK, kLdK, tile_of(p.k, bh * NT + NT - 1));
+  request_tile<KD>(sW, kLdK, tile_of(p.w, bh * NT + NT - 1));
   for (int64_t ci = NT - 1; ci >= 0; --ci) {
     const int64_t chunk = bh * NT + ci;
+    const bool out_tile = warp < Tl::kOutTiles;
+    const int i0 = warp / Tl::kColTiles * kTile, j0 = warp % Tl::kColTiles * kTile;
+    const int64_t at = (chunk * kC + i0) * V + col0 + j0;
+    // The global operands of this chunk, requested before the waits below so that their latency
+    // overlaps them: dv_local's tile of this warp and this warp's tiles of q^T dout.
+    Acc d, qdo[Tl::kStateTiles];
+    if (out_tile) wmma::load_matrix_sync(d, p.dv_local + at, static_cast<unsigned>(V), wmma::mem_row_major);
 #pragma unroll
     for (int m = 0; m < Tl::kStateTiles; ++m) {
       const int t = warp + kTcWarps * m, r = t / Tl::kColTiles * kTile, c = t % Tl::kColTiles * kTile;
+      wmma::load_matrix_sync(qdo[m], p.qdo + (chunk * KD + r) * V + col0 + c, static_cast<unsigned>(V),
+                             wmma::mem_row_major);
       wmma::store_matrix_sync(sS + r * kLdV + c, ds[m], kLdV, wmma::mem_row_major);
       wmma::store_matrix_sync(p.dh + (chunk * KD + r) * V + col0 + c, ds[m], static_cast<unsigned>(V),
                               wmma::mem_row_major);
     }
-    copy_tile<KD>(sK, kLdK, p.k + chunk * kC * KD);
-    if (p.w) copy_tile<KD>(sW, kLdK, p.w + chunk * kC * KD);
-    copy_tile<KD>(sQ, kLdK, p.q + chunk * kC * KD);
-    // dout's [C x BV] block with the tiles, so that the state update's products read shared memory
-    // (version 2b read each fragment from global memory inside the loop: eight dependent loads a chunk).
-    for (int idx = threadIdx.x; idx < kC * BV / 4; idx += kThreads) {
-      const int row = idx / (BV / 4), c4 = idx % (BV / 4);
-      *reinterpret_cast<float4*>(sDo + row * kLdV + 4 * c4) =
-          __ldg(reinterpret_cast<const float4*>(p.dout + (chunk * kC + row) * V + col0) + c4);
-    }
+    wait_copies<1>();  // K of this chunk (its W may still be in flight)
     __syncthreads();
 
-    if (warp < Tl::kOutTiles) {  // dv_new = dv_local + K dS, one tile a warp
-      const int i0 = warp / Tl::kColTiles * kTile, j0 = warp % Tl::kColTiles * kTile;
-      const int64_t at = (chunk * kC + i0) * V + col0 + j0;
-      Acc d;
-      wmma::load_matrix_sync(d, p.dv_local + at, static_cast<unsigned>(V), wmma::mem_row_major);
+    if (out_tile) {  // dv_new = dv_local + K dS, one tile a warp
 #pragma unroll 4
       for (int kk = 0; kk < KD; kk += kTileK) {
         FragA a;
@@ -410,24 +446,21 @@ __global__ void __launch_bounds__(kThreads) chunk_state_backward_tc_kernel(Chunk
       wmma::store_matrix_sync(sDv + i0 * kLdV + j0, d, kLdV, wmma::mem_row_major);
       wmma::store_matrix_sync(p.dv_new + at, d, static_cast<unsigned>(V), wmma::mem_row_major);
     }
-    __syncthreads();
+    wait_copies<0>();  // W of this chunk
+    __syncthreads();   // dv_new whole, W visible, sK free
+    request_tile<KD>(sK, kLdK, ci > 0 ? tile_of(p.k, chunk - 1) : nullptr);
 
     const float gamma = p.gamma ? p.gamma[chunk] : 1.0f;
 #pragma unroll
     for (int m = 0; m < Tl::kStateTiles; ++m) {  // dS = gamma dS + Q^T dout - W^T dv_new
       const int t = warp + kTcWarps * m, r = t / Tl::kColTiles * kTile, c = t % Tl::kColTiles * kTile;
 #pragma unroll
-      for (int e = 0; e < ds[m].num_elements; ++e) ds[m].x[e] *= gamma;
+      for (int e = 0; e < ds[m].num_elements; ++e) ds[m].x[e] = fmaf(ds[m].x[e], gamma, qdo[m].x[e]);
+      if (p.w) {
 #pragma unroll
-      for (int ii = 0; ii < kC; ii += kTileK) {
-        FragAT a;
-        FragB b;
-        wmma::load_matrix_sync(a, sQ + ii * kLdK + r, kLdK);
-        wmma::load_matrix_sync(b, sDo + ii * kLdV + c, kLdV);
-        round_tf32(a);
-        round_tf32(b);
-        wmma::mma_sync(ds[m], a, b, ds[m]);
-        if (p.w) {
+        for (int ii = 0; ii < kC; ii += kTileK) {
+          FragAT a;
+          FragB b;
           wmma::load_matrix_sync(a, sW + ii * kLdK + r, kLdK);
           wmma::load_matrix_sync(b, sDv + ii * kLdV + c, kLdV);
           round_tf32(a, -1.0f);
@@ -436,8 +469,10 @@ __global__ void __launch_bounds__(kThreads) chunk_state_backward_tc_kernel(Chunk
         }
       }
     }
-    __syncthreads();  // the next chunk overwrites the shared buffers
+    __syncthreads();  // sS, sW and sDv free for the next chunk
+    request_tile<KD>(sW, kLdK, ci > 0 ? tile_of(p.w, chunk - 1) : nullptr);
   }
+  wait_copies<0>();  // no copy outlives the block (the last requests are empty groups)
   if (p.dh0) {
 #pragma unroll
     for (int m = 0; m < Tl::kStateTiles; ++m) {
@@ -451,14 +486,15 @@ __global__ void __launch_bounds__(kThreads) chunk_state_backward_tc_kernel(Chunk
 template <int KD, int BV>
 void launch_tc(const ChunkStateParams& p, bool backward, cudaStream_t stream) {
   using Tl = TcTiling<KD, BV>;
-  const dim3 grid(static_cast<unsigned>(p.BH), static_cast<unsigned>(p.V / BV));
+  const dim3 grid(static_cast<unsigned>(p.BH * (p.V / BV)));
+  // Both walks hold the state slice, two chunk tiles (W and K) and one [C x BV] block: 93 KB at K = 128
+  // and BV = 32, two blocks an SM.
+  const size_t bytes = sizeof(float) * (KD * Tl::kLdV + 2 * kC * Tl::kLdK + kC * Tl::kLdV);
   if (backward) {
-    const size_t bytes = sizeof(float) * (KD * Tl::kLdV + 3 * kC * Tl::kLdK + 2 * kC * Tl::kLdV);
     reserve_shared_memory(chunk_state_backward_tc_kernel<KD, BV>, bytes, "chunk_state_backward");
     chunk_state_backward_tc_kernel<KD, BV><<<grid, kThreads, bytes, stream>>>(p);
     check_launch("chunk_state_backward");
   } else {
-    const size_t bytes = sizeof(float) * (KD * Tl::kLdV + 2 * kC * Tl::kLdK + kC * Tl::kLdV);
     reserve_shared_memory(chunk_state_forward_tc_kernel<KD, BV>, bytes, "chunk_state_forward");
     chunk_state_forward_tc_kernel<KD, BV><<<grid, kThreads, bytes, stream>>>(p);
     check_launch("chunk_state_forward");
@@ -494,9 +530,9 @@ __global__ void __launch_bounds__(kC) unit_lower_inverse_kernel(const float* a, 
 
 template <int KD, int BV>
 void launch(const ChunkStateParams& p, bool backward, cudaStream_t stream) {
-  const dim3 grid(static_cast<unsigned>(p.BH), static_cast<unsigned>(p.V / BV));
+  const dim3 grid(static_cast<unsigned>(p.BH * (p.V / BV)));
   if (backward) {
-    const size_t bytes = sizeof(float) * (KD * BV + 3 * kC * KD + 2 * kC * BV);
+    const size_t bytes = sizeof(float) * (KD * BV + 2 * kC * KD + kC * BV);
     reserve_shared_memory(chunk_state_backward_kernel<KD, BV>, bytes, "chunk_state_backward");
     chunk_state_backward_kernel<KD, BV><<<grid, kThreads, bytes, stream>>>(p);
     check_launch("chunk_state_backward");
@@ -516,12 +552,18 @@ void run(const ChunkStateParams& p, bool backward, void* stream) {
     throw std::runtime_error(std::string(what) + ": K must be 32, 64 or 128 and V a multiple of 16, got K=" +
                              std::to_string(p.K) + " V=" + std::to_string(p.V));
   }
-  if (!aligned32(p.w) || !aligned32(p.k) || !aligned32(p.q) || !aligned32(p.u) || !aligned32(p.h0) ||
-      !aligned32(p.h) || !aligned32(p.v_new) || !aligned32(p.ht) || !aligned32(p.dout) || !aligned32(p.dv_local) ||
-      !aligned32(p.dht) || !aligned32(p.dh) || !aligned32(p.dv_new) || !aligned32(p.dh0)) {
+  if (!aligned32(p.w) || !aligned32(p.k) || !aligned32(p.u) || !aligned32(p.h0) || !aligned32(p.h) ||
+      !aligned32(p.v_new) || !aligned32(p.ht) || !aligned32(p.qdo) || !aligned32(p.dv_local) || !aligned32(p.dht) ||
+      !aligned32(p.dh) || !aligned32(p.dv_new) || !aligned32(p.dh0)) {
     throw std::runtime_error(std::string(what) + ": every buffer must start on a 32-byte boundary");
   }
   if (p.BH == 0 || p.NT == 0) return;
+  // One block a (sequence and head, slice of V), on the grid's x axis.
+  if (p.BH * (p.V / kNarrow) > std::numeric_limits<int32_t>::max()) {
+    throw std::runtime_error(std::string(what) + ": at most 2^31 - 1 blocks of " + std::to_string(kNarrow) +
+                             " columns, got " + std::to_string(p.BH) + " sequences and heads with V=" +
+                             std::to_string(p.V));
+  }
   int device = 0, sms = 0;
   cudaGetDevice(&device);
   cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);

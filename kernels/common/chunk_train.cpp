@@ -48,12 +48,37 @@ at::Tensor unit_lower_inverse(const at::Tensor& A, bool kernels) {
   return at::linalg_solve_triangular(A, eye, /*upper=*/false, /*left=*/true, /*unitriangular=*/true);
 }
 
+namespace {
+
+at::Tensor batch_flat(const at::Tensor& t) { return t.flatten(0, t.dim() - 3); }
+
+// The product's shape: a's leading dims, a's rows and b's columns.
+std::vector<int64_t> product_shape(const at::Tensor& a, const at::Tensor& b) {
+  auto shape = a.sizes().vec();
+  shape.back() = b.size(-1);
+  return shape;
+}
+
+}  // namespace
+
+at::Tensor mm(const at::Tensor& a, const at::Tensor& b, double alpha) {
+  auto out = at::empty(product_shape(a, b), a.options());
+  // beta = 0: the uninitialised out is not read.
+  batch_flat(out).baddbmm_(batch_flat(a), batch_flat(b), /*beta=*/0.0, alpha);
+  return out;
+}
+
+at::Tensor mm_add(const at::Tensor& c, const at::Tensor& a, const at::Tensor& b) {
+  return at::baddbmm(batch_flat(c), batch_flat(a), batch_flat(b)).view(product_shape(a, b));
+}
+
 }  // namespace chunked
 
 namespace {
 
 using chunked::kC;
 using chunked::Prepared;
+using chunked::transposed;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
@@ -70,26 +95,74 @@ struct Config {
 
 using Chunked = chunked::Inputs;
 
-// The dtype conversion and the chunk layout in one copy (two passes over the inputs otherwise).
-at::Tensor in_chunks(const at::Tensor& x, const SequenceShape& shape, at::ScalarType dtype) {
-  const auto rows = pack_sequences(x, shape, padded_length(shape, kC));  // [N, Tp, H, *]
-  const int64_t N = rows.size(0), NT = rows.size(1) / kC, H = rows.size(2);
-  const auto view = rows.dim() == 3 ? rows.view({N, NT, kC, H}).permute({0, 3, 1, 2})
-                                    : rows.view({N, NT, kC, H, rows.size(3)}).permute({0, 3, 1, 2, 4});
-  return view.to(dtype, /*non_blocking=*/false, /*copy=*/false, at::MemoryFormat::Contiguous);
+// x in `dtype` and contiguous, in one copy. (x.to(dtype, ..., MemoryFormat::Contiguous) hands back x itself,
+// strided, where the dtype already matches and x's strides suggest the contiguous format, as a transposed
+// view's do: the fp32 training step of a model whose q came through the short convolution met that.)
+at::Tensor contiguous_in(const at::Tensor& x, at::ScalarType dtype) {
+  if (x.scalar_type() == dtype && x.is_contiguous()) return x;
+  auto out = at::empty(x.sizes(), x.options().dtype(dtype));
+  out.copy_(x);
+  return out;
 }
 
-// Inverse of in_chunks: [N, H, NT, C, *] (or [N, H, NT, C]) back to [B, T, H, *] in `dtype`, one copy.
-at::Tensor out_of_chunks(const at::Tensor& x, const SequenceShape& shape, at::ScalarType dtype) {
-  const auto rows = x.dim() == 4 ? from_chunks(x.unsqueeze(-1)).squeeze(-1) : from_chunks(x);
-  return unpack_sequences(rows, shape).to(dtype, /*non_blocking=*/false, /*copy=*/false, at::MemoryFormat::Contiguous);
+// [N, A, B, D] -> [N, B, A, D] contiguous in `dtype`, times `scale`: one pass by deltabench's kernel on
+// CUDA (kernels/common/chunk_layout.cu) where the dtypes and strides suit it, else by ATen.
+at::Tensor swapped_rows(const at::Tensor& x, at::ScalarType dtype, double scale) {
+#ifdef DELTABENCH_HAVE_CUDA
+  const auto src_dtype = kernel_dtype(x.scalar_type()), dst_dtype = kernel_dtype(dtype);
+  if (x.is_cuda() && x.dim() == 4 && x.stride(3) == 1 && src_dtype && dst_dtype) {
+    auto out = at::empty({x.size(0), x.size(2), x.size(1), x.size(3)}, x.options().dtype(dtype));
+    cuda::SwapRows s;
+    s.src = x.data_ptr();
+    s.src_dtype = *src_dtype;
+    s.stride_n = x.stride(0);
+    s.stride_a = x.stride(1);
+    s.stride_b = x.stride(2);
+    s.dst = out.data_ptr();
+    s.dst_dtype = *dst_dtype;
+    s.N = x.size(0);
+    s.A = x.size(1);
+    s.B = x.size(2);
+    s.D = x.size(3);
+    s.scale = static_cast<float>(scale);
+    if (cuda::swap_rows_supports(s)) {
+      const c10::cuda::CUDAGuard guard(x.device());
+      cuda::swap_rows(s, at::cuda::getCurrentCUDAStream().stream());
+      return out;
+    }
+  }
+#endif
+  auto out = contiguous_in(x.transpose(1, 2), dtype);
+  return scale == 1.0 ? out : out * scale;
+}
+
+// The dtype conversion and the chunk layout in one copy (two passes over the inputs otherwise), times
+// `scale` for [B, T, H, D] inputs.
+at::Tensor in_chunks(const at::Tensor& x, const SequenceShape& shape, at::ScalarType dtype, double scale = 1.0) {
+  const auto rows = pack_sequences(x, shape, padded_length(shape, kC));  // [N, Tp, H, *]
+  const int64_t N = rows.size(0), NT = rows.size(1) / kC, H = rows.size(2);
+  if (rows.dim() == 4) return swapped_rows(rows, dtype, scale).view({N, H, NT, kC, rows.size(3)});
+  TORCH_CHECK(scale == 1.0, "in_chunks: a scale applies to [B, T, H, D] inputs only");
+  return contiguous_in(rows.view({N, NT, kC, H}).permute({0, 3, 1, 2}), dtype);
+}
+
+// Inverse of in_chunks: [N, H, NT, C, *] (or [N, H, NT, C]) back to [B, T, H, *] in `dtype`, one copy,
+// times `scale` for [N, H, NT, C, D].
+at::Tensor out_of_chunks(const at::Tensor& x, const SequenceShape& shape, at::ScalarType dtype, double scale = 1.0) {
+  if (x.dim() == 5) {
+    const auto rows = swapped_rows(x.flatten(2, 3), dtype, scale);  // [N, Tp, H, D]
+    return unpack_sequences(rows, shape).contiguous();
+  }
+  TORCH_CHECK(scale == 1.0, "out_of_chunks: a scale applies to [N, H, NT, C, D] only");
+  const auto rows = from_chunks(x.unsqueeze(-1)).squeeze(-1);
+  return contiguous_in(unpack_sequences(rows, shape), dtype);
 }
 
 Chunked chunk_inputs(const Config& cfg, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const at::Tensor& beta, const at::Tensor& g) {
   const auto dtype = compute_dtype(q.scalar_type());
   Chunked c;
-  c.q = in_chunks(q, cfg.shape, dtype) * cfg.scale;
+  c.q = in_chunks(q, cfg.shape, dtype, cfg.scale);
   c.k = in_chunks(k, cfg.shape, dtype);
   c.v = in_chunks(v, cfg.shape, dtype);
   if (beta.defined()) c.beta = in_chunks(beta, cfg.shape, dtype);
@@ -185,21 +258,24 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> state_forward(const Prepared& p, 
 }
 
 // The backward pass over the chunks, c from last to first: the gradient of the state at every chunk's
-// end dh [N, H, NT, K, V], of v_new [N, H, NT, C, V] and of the initial state. qg = scale q exp(G).
+// end dh [N, H, NT, K, V], of v_new [N, H, NT, C, V] and of the initial state. qg = scale q exp(G). The
+// walk's term (q exp(G))^T dout needs no state: one batched product before it, [N, H, NT, K, V].
 std::tuple<at::Tensor, at::Tensor, at::Tensor> state_backward(const Prepared& p, const at::Tensor& qg,
                                                               const at::Tensor& dout, const at::Tensor& dv_local,
                                                               const at::Tensor& dht, bool kernels, bool tf32) {
   const int64_t N = p.U.size(0), H = p.U.size(1), NT = p.U.size(2), K = p.k_end.size(-1), V = p.U.size(-1);
+  // (at::matmul may hand back a transposed result: the walks read a contiguous one.)
+  const auto qdo = at::matmul(transposed(qg), dout).contiguous();
   if (kernels) {
 #ifdef DELTABENCH_HAVE_CUDA
     const auto f32 = p.U.options();
     auto dh = at::empty({N, H, NT, K, V}, f32), dv_new = at::empty({N, H, NT, kC, V}, f32);
     auto dh0 = at::empty({N, H, K, V}, f32);
     const auto dhtc = dht.defined() ? aligned32(dht.to(at::kFloat).contiguous()) : at::Tensor();
-    const auto qc = qg.contiguous(), doc = dout.contiguous(), dvl = dv_local.contiguous();
+    const auto dvl = dv_local.contiguous();
     auto s = walk_params(p, tf32);
-    s.q = fp32_ptr(qc);
-    s.dout = fp32_ptr(doc);
+    const auto qdoc = aligned32(qdo);
+    s.qdo = fp32_ptr(qdoc);
     s.dv_local = fp32_ptr(dvl);
     s.dht = fp32_ptr(dhtc);
     s.dh = dh.data_ptr<float>();
@@ -218,13 +294,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> state_backward(const Prepared& p,
     const auto dvn = dv_local.select(2, c) + at::matmul(p.k_end.select(2, c), dS);
     dvs[c] = dvn;
     if (p.gamma.defined()) dS = dS * p.gamma.select(2, c).unsqueeze(-1).unsqueeze(-1);
-    dS = dS + at::matmul(qg.select(2, c).transpose(-1, -2), dout.select(2, c));
+    dS = dS + qdo.select(2, c);
     if (p.W.defined()) dS = dS - at::matmul(p.W.select(2, c).transpose(-1, -2), dvn);
   }
   return {at::stack(grads, 2), at::stack(dvs, 2), dS};
 }
-
-using chunked::transposed;
 
 // The batched products of 16-bit inputs on CUDA run in TF32 (10 significant bits, finer than the bf16
 // operands of FLA's kernels); fp32 and fp64 inputs keep full precision. Restores the setting on exit.
@@ -329,24 +403,30 @@ class ChunkTrain : public torch::autograd::Function<ChunkTrain> {
     const auto d_attn = at::matmul(dout, transposed(v_new)) * p.decay;
     auto dq_inter = at::matmul(dout, transposed(h));
     if (p.eG.defined()) dq_inter = dq_inter * p.eG;
-    const auto dq = dq_inter + at::matmul(d_attn, c.k);
+    const auto dq = chunked::mm_add(dq_inter, d_attn, c.k);
     const auto dk_attn = at::matmul(transposed(d_attn), c.q);
-    const auto dk_end = at::matmul(v_new, transposed(dh));
     chunked::Grads d;
-    d.dk = dk_attn + (p.tail.defined() ? dk_end * p.tail : dk_end);
+    at::Tensor dk_end;  // through the state update, before the tail decay (the gated rule's dG needs it)
+    if (p.tail.defined()) {
+      dk_end = at::matmul(v_new, transposed(dh));
+      d.dk = at::addcmul(dk_attn, dk_end, p.tail);
+    } else {
+      d.dk = chunked::mm_add(dk_attn, v_new, transposed(dh));
+    }
     if (c.G.defined()) {
+      TORCH_CHECK(dk_end.defined(), "chunk_train: a decay without its tail");
       const auto end_terms = (dk_end * p.k_end).sum(-1);  // [N, H, NT, C]
       d.dG = (dq * c.q).sum(-1) - (dk_attn * c.k).sum(-1) - end_terms;
       const auto last = end_terms.sum(-1) + p.gamma * (h * dh).sum({-1, -2});  // the chunk's G_C
       d.dG.select(-1, kC - 1).add_(last);
     }
     // Through v_new = U - W S_c to the family's W and U.
-    const auto dW = p.W.defined() ? -at::matmul(dv_new, transposed(h)) : at::Tensor();
+    const auto dW = p.W.defined() ? chunked::mm(dv_new, transposed(h), -1.0) : at::Tensor();
     stages_of(cfg.family).backward(c, p, dW, dv_new, d);
 
     const auto& dG = d.dG;
     const auto dg = dG.defined() ? dG.flip(-1).cumsum(-1).flip(-1) : at::Tensor();
-    return {out_of_chunks(dq * cfg.scale, shape, q.scalar_type()),
+    return {out_of_chunks(dq, shape, q.scalar_type(), cfg.scale),
             out_of_chunks(d.dk, shape, k.scalar_type()),
             out_of_chunks(d.dv, shape, v.scalar_type()),
             beta.defined() ? out_of_chunks(d.dbeta, shape, beta.scalar_type()) : at::Tensor(),

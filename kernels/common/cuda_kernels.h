@@ -121,8 +121,8 @@ struct ChunkStateParams {
   float* ht = nullptr;           // [BH, K, V] or null
   // Backward, c from last to first, dS the gradient of S_{c+1} (dht at the end):
   // dv_new = dv_local + k dS;  dS <- gamma dS + q^T dout - W^T dv_new;  dh0 = dS at the end.
-  const float* q = nullptr;         // [BH, NT, C, K] scale q exp(G)
-  const float* dout = nullptr;      // [BH, NT, C, V]
+  // q^T dout needs no state, so it comes in whole, one batched product before the walk.
+  const float* qdo = nullptr;       // [BH, NT, K, V] (scale q exp(G))^T dout of each chunk
   const float* dv_local = nullptr;  // [BH, NT, C, V] the gradient of v_new within its chunk
   const float* dht = nullptr;       // [BH, K, V] or null (zeros)
   float* dh = nullptr;              // [BH, NT, K, V] the gradient of S_{c+1}
@@ -132,6 +132,22 @@ struct ChunkStateParams {
   // slices): for 16-bit inputs, whose own rounding is coarser. Else fp32 on the SIMT cores.
   bool tf32 = false;
 };
+
+// dst [N, B, A, D] (contiguous) = scale * src [N, A, B, D] (rows of D contiguous elements, the other
+// strides given), converting between the dtypes: the chunked training pair's [N, T, H, D] <-> [N, H, T, D]
+// layout changes (kernels/common/chunk_layout.cu).
+struct SwapRows {
+  const void* src = nullptr;
+  Dtype src_dtype = Dtype::kBF16;
+  int64_t stride_n = 0, stride_a = 0, stride_b = 0;  // in elements
+  void* dst = nullptr;
+  Dtype dst_dtype = Dtype::kFP32;
+  int64_t N = 0, A = 0, B = 0, D = 0;
+  float scale = 1.0f;
+};
+// Whether swap_rows serves s: D and the strides multiples of 4, both buffers aligned to 4 elements.
+bool swap_rows_supports(const SwapRows& s);
+void swap_rows(const SwapRows& s, void* stream);
 
 bool chunk_state_supports(int64_t K, int64_t V);  // K of 32, 64 or 128, V a multiple of 16
 // (I + A)^-1 of `batch` strictly lower triangular fp32 matrices A [kChunkTrainSize x kChunkTrainSize]

@@ -28,22 +28,22 @@ void prepare(const Inputs& in, Prepared& p, bool kernels) {
 }
 
 void backward(const Inputs& in, const Prepared& p, const at::Tensor& dW, const at::Tensor& dU, Grads& g) {
-  const auto dTinv = at::matmul(dW, transposed(p.kt)) + at::matmul(dU, transposed(p.vt));
+  const auto dTinv = mm_add(at::matmul(dW, transposed(p.kt)), dU, transposed(p.vt));
   const auto TinvT = transposed(p.Tinv);
   const auto dkt = at::matmul(TinvT, dW);
   const auto dvt = at::matmul(TinvT, dU);
   // dA = -(Tinv^T dTinv Tinv^T), of which only A's strictly lower support counts: the products with
   // decay_strict and A below mask it.
-  const auto dA = at::matmul(at::matmul(TinvT, dTinv), TinvT).neg_();
+  const auto dA = mm(at::matmul(TinvT, dTinv), TinvT, -1.0);
   const auto dA_decayed = dA * p.decay_strict;
-  const auto dkbeta = at::matmul(dA_decayed, in.k) + (p.eG.defined() ? dkt * p.eG : dkt);
-  g.dk = g.dk + at::matmul(transposed(dA_decayed), p.kbeta);
+  const auto dkbeta = mm_add(p.eG.defined() ? dkt * p.eG : dkt, dA_decayed, in.k);
+  g.dk = mm_add(g.dk, transposed(dA_decayed), p.kbeta);
   if (g.dG.defined()) {
     const auto M = dA * p.A;
     g.dG = g.dG + (dkt * p.kt).sum(-1) + M.sum(-1) - M.sum(-2);
   }
   const auto beta = in.beta.unsqueeze(-1);
-  g.dk = g.dk + dkbeta * beta;
+  g.dk = at::addcmul(g.dk, dkbeta, beta);
   g.dv = dvt * beta;
   g.dbeta = (dkbeta * in.k).sum(-1) + (dvt * in.v).sum(-1);
 }

@@ -601,6 +601,41 @@ TEST_CASE("cuda: auto and kernel train on the training kernels, reference on the
   }
 }
 
+TEST_CASE("cuda: the training kernels take q, k and v strided as the short convolution leaves them", "[cuda][backward]") {
+  // [B, T, H, D] views of [B, H, D, T] storage (the last dim not contiguous): the layout kernel does not
+  // serve them, and the copy that does must still hand the state passes contiguous fp32 buffers (an fp32
+  // model step once failed there). Gradients equal the contiguous inputs'.
+  REQUIRE(at::hasCUDA());
+  const auto strided = [](const at::Tensor& t) {
+    auto storage = at::empty({t.size(0), t.size(2), t.size(3), t.size(1)}, t.options());
+    auto view = storage.permute({0, 3, 1, 2});
+    view.copy_(t);
+    return view;
+  };
+  for (const auto dtype : {at::kFloat, at::kBFloat16}) {
+    for (const auto& c : {kCases[2], kCases[3]}) {  // the delta rule and the gated delta rule
+      const auto in = to(sample_inputs(c.family, SampleShape{2, 100, 2, 64, 64}, kCuda.dtype(at::kFloat), 5, c.decay),
+                         dtype);
+      const auto grads = [&](bool strides) {
+        SequenceInputs x = in;
+        x.q = (strides ? strided(in.q) : in.q.clone()).requires_grad_(true);
+        x.k = (strides ? strided(in.k) : in.k.clone()).requires_grad_(true);
+        x.v = (strides ? strided(in.v) : in.v.clone()).requires_grad_(true);
+        REQUIRE(x.q.stride(3) == (strides ? 100 : 1));
+        SequenceOptions o;
+        o.backend = BackendChoice::kKernel;
+        const auto out = run_family(c.family, x, o);
+        out.o.to(at::kFloat).pow(2).sum().backward();
+        return std::vector<at::Tensor>{out.o.to(at::kFloat), x.q.grad().to(at::kFloat), x.k.grad().to(at::kFloat),
+                                       x.v.grad().to(at::kFloat)};
+      };
+      const auto want = grads(false), got = grads(true);
+      INFO(name(c) << " " << c10::toString(dtype));
+      for (size_t i = 0; i < want.size(); ++i) CHECK(testing::rel_rms(got[i], want[i]) <= 1e-6);
+    }
+  }
+}
+
 TEST_CASE("cuda: the training kernels on a small case (for compute-sanitizer)", "[cuda][backward][small]") {
   REQUIRE(at::hasCUDA());
   // Head dims 64 (the SIMT state passes) and 128 (the tensor-core ones).
