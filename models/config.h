@@ -16,6 +16,11 @@ enum class StateMixerKind { kNone, kMlp, kSwiGlu };
 enum class FeatureMap { kIdentity, kEluPlusOne, kRelu, kSilu };  // linear attention's phi, and qk_activation
 enum class QkNorm { kL2, kSum, kRms, kNone };
 enum class DecayKind { kNone, kRetNet, kData };  // linear attention: none, fixed per head, data-dependent
+// What surrounds the blocks. The language model: a final norm and an LM head at every position. MAD's
+// autoencoder (mad-lab's mad/model/auto_encoder.py, its backbone for the compression task): the last
+// position's output alone, decoded at every position by a fixed MLP with sinusoidal position
+// embeddings, then a norm and an unembedding with a bias.
+enum class Backbone { kLanguageModel, kAutoEncoder };
 
 struct MixerConfig {
   MixerKind kind = MixerKind::kDeltaNet;
@@ -57,7 +62,9 @@ struct ModelConfig {
   double norm_eps = 1e-5;
   StateMixerKind state_mixer = StateMixerKind::kNone;
   double hidden_ratio = 4.0;            // state mixer width / d_model
-  bool tie_embeddings = true;
+  bool tie_embeddings = true;           // the language model's head is the embedding (the autoencoder's never)
+  // Set by the task, as mad-lab sets it (compression: the autoencoder), not by a config key.
+  Backbone backbone = Backbone::kLanguageModel;
   MixerConfig mixer;
 };
 

@@ -9,6 +9,8 @@
 #include <c10/util/Exception.h>
 #include <torch/nn/init.h>
 
+#include <cmath>
+
 namespace deltabench::models {
 namespace {
 
@@ -55,9 +57,20 @@ LanguageModelImpl::LanguageModelImpl(const ModelConfig& c) : config_(c) {
   dropout_ = register_module("dropout", torch::nn::Dropout(c.embed_dropout));
   blocks_ = register_module("blocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < c.num_layers; ++i) blocks_->push_back(Block(c));
-  final_norm_ = register_module("final_norm", Norm(c.norm, c.d_model, c.norm_eps));
-  if (!c.tie_embeddings) {
-    lm_head_ = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(c.d_model, c.vocab_size).bias(false)));
+  if (c.backbone == Backbone::kAutoEncoder) {
+    TORCH_CHECK(c.d_model >= 4, "model: the autoencoder's sinusoidal position embeddings need d_model >= 4, got ",
+                c.d_model);
+    decoder_norm1_ = register_module("decoder_norm1", Norm(c.norm, c.d_model, c.norm_eps));
+    decoder1_ = register_module("decoder1", torch::nn::Linear(c.d_model, c.d_model));
+    decoder_norm2_ = register_module("decoder_norm2", Norm(c.norm, c.d_model, c.norm_eps));
+    decoder2_ = register_module("decoder2", torch::nn::Linear(c.d_model, c.d_model));
+    unembed_norm_ = register_module("unembed_norm", Norm(c.norm, c.d_model, c.norm_eps));
+    unembed_ = register_module("unembed", torch::nn::Linear(c.d_model, c.vocab_size));
+  } else {
+    final_norm_ = register_module("final_norm", Norm(c.norm, c.d_model, c.norm_eps));
+    if (!c.tie_embeddings) {
+      lm_head_ = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(c.d_model, c.vocab_size).bias(false)));
+    }
   }
   // N(0, 0.02) for every linear, embedding and short-convolution weight, zero biases: FLA's
   // _init_weights, which draws every nn.Conv1d (its ShortConvolution is one) as it draws the linear
@@ -76,8 +89,19 @@ LanguageModelImpl::LanguageModelImpl(const ModelConfig& c) : config_(c) {
 }
 
 at::Tensor LanguageModelImpl::head(const at::Tensor& h) {
+  if (unembed_) return unembed_->forward(unembed_norm_->forward(h));
   const auto y = final_norm_->forward(h);
   return lm_head_ ? lm_head_->forward(y) : at::linear(y, embedding_->weight);
+}
+
+at::Tensor sincos_position_embeddings(int64_t positions, int64_t dim, const at::TensorOptions& options) {
+  const int64_t half = dim / 2;
+  const auto f32 = options.dtype(at::kFloat);
+  const auto frequencies = at::exp(at::arange(half, f32) * (-std::log(10000.0) / static_cast<double>(half - 1)));
+  const auto angles = at::arange(positions, f32).unsqueeze(1) * frequencies.unsqueeze(0);  // [positions, half]
+  auto emb = at::cat({angles.sin(), angles.cos()}, 1);
+  if (dim % 2 == 1) emb = at::cat({emb, at::zeros({positions, 1}, f32)}, 1);
+  return emb;
 }
 
 at::Tensor LanguageModelImpl::forward(const at::Tensor& tokens) { return head(hidden(tokens)); }
@@ -92,10 +116,16 @@ at::Tensor LanguageModelImpl::hidden(const at::Tensor& tokens) {
   }
   h = dropout_->forward(h);
   for (const auto& block : *blocks_) h = block->as<Block>()->forward(h);
-  return h;
+  if (!unembed_) return h;
+  // The autoencoder: the last position's output, broadcast to every position with its embedding.
+  const auto encoding = h.select(1, T - 1).unsqueeze(1);                                 // [B, 1, d]
+  auto x = encoding + sincos_position_embeddings(T, config_.d_model, h.options()).to(h.scalar_type());  // [B, T, d]
+  x = at::gelu(decoder1_->forward(decoder_norm1_->forward(x)));
+  return at::gelu(decoder2_->forward(decoder_norm2_->forward(x)));
 }
 
 at::Tensor LanguageModelImpl::step(const at::Tensor& tokens, ModelState& state) {
+  TORCH_CHECK(!unembed_, "model: the autoencoder backbone has no recurrent mode (it decodes from the whole sequence)");
   if (state.layers.empty()) state.layers.resize(config_.num_layers);
   auto h = embedding_->forward(tokens);  // [B, d]
   if (position_) {

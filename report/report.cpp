@@ -270,9 +270,6 @@ Section mad_section(const Suite& suite, const std::vector<Run>& runs, const Reco
              fmt::format(" A task's score is the mean of its settings' cells ({} settings here), in %, as MAD's "
                          "analysis computes it; Avg is the mean of the columns shown.",
                          total_settings);
-  if (!settings_of.contains("compression")) {
-    sec.text += " Compression is not run: MAD scores it through an autoencoder backbone that deltabench does not build.";
-  }
   if (columns.size() < 6) {
     sec.text += fmt::format(" This suite has {} of MAD's six tasks, so Avg is not the paper's six-task average.", columns.size());
   }

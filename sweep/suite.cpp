@@ -263,8 +263,6 @@ Suite parse_suite(const std::string& text, const std::string& source) {
     if (name == "mad:all" || name == "mad:baseline") {
       for (const auto& setting : tasks::mad_settings(s.mad_protocol)) {
         if (name == "mad:baseline" && setting.name.find(":baseline") == std::string::npos) continue;
-        // Compression is scored through MAD's autoencoder backbone, which deltabench does not build.
-        if (setting.task == tasks::MadTask::kCompression) continue;
         s.tasks.push_back(mad_variant(setting, line));
       }
       continue;

@@ -11,8 +11,8 @@
 //   [tasks.<name>]   label, setting (a MAD setting), axis lists, and tables that override [base]
 //   [models.<name>]  the same for models
 //
-// A grid entry "mad:all" or "mad:baseline" stands for MAD's settings or its baselines, less
-// compression's (55 and 5): compression needs MAD's autoencoder backbone, which is not built.
+// A grid entry "mad:all" or "mad:baseline" stands for MAD's 66 settings or its 6 baselines
+// (compression's train MAD's autoencoder backbone, as every compression run does).
 // A task variant that names another task than the base replaces the base's [task.params]; the
 // base's other [task] keys (example counts, seeds) stay.
 

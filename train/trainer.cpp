@@ -147,7 +147,8 @@ MemoryEstimate estimate_memory(const ExperimentConfig& c) {
   const double ffn = m.state_mixer == models::StateMixerKind::kNone     ? 0.0
                      : m.state_mixer == models::StateMixerKind::kMlp    ? 2.0 * m.hidden_ratio
                                                                         : 3.0 * m.hidden_ratio;
-  const double embeddings = V * d * (m.tie_embeddings ? 1.0 : 2.0) + static_cast<double>(m.max_position_embeddings) * d;
+  const bool tied = m.tie_embeddings && m.backbone == models::Backbone::kLanguageModel;
+  const double embeddings = V * d * (tied ? 1.0 : 2.0) + static_cast<double>(m.max_position_embeddings) * d;
   const double per_layer = (8.0 + ffn) * d * d;  // q, k, v, o and gates (Gated DeltaNet's expand_v 2 included)
   // fp32 weights, gradients and AdamW's two moments.
   e.model_bytes = 4.0 * 4.0 * (embeddings + layers * per_layer);

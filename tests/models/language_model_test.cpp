@@ -220,3 +220,52 @@ TEST_CASE("models: linear, embedding and short-convolution weights start from N(
   }
   CHECK(convolutions == 2 * 3);  // q, k and v convolutions in each of the two layers
 }
+
+TEST_CASE("models: the autoencoder backbone is mad-lab's, by parameter count", "[models]") {
+  // mad-lab's AutoEncoder: the embedding, the blocks, then (no final norm, no tied head) a decoder of two
+  // norm -> Linear(d, d) with bias, and a norm -> Linear(d, V) with bias. LayerNorm = 2d.
+  const int64_t V = 23, d = 16;
+  auto lm = base(MixerKind::kDeltaNet), ae = lm;
+  ae.backbone = Backbone::kAutoEncoder;
+  LanguageModel a(lm), b(ae);
+  CHECK(parameter_count(*b) - parameter_count(*a) == -2 * d + 2 * (2 * d + d * d + d) + 2 * d + d * V + V);
+}
+
+TEST_CASE("models: mad-lab's sinusoidal position embeddings", "[models]") {
+  // posemb_sincos_1d(3, 4): frequencies exp(-log(10000) i / (2 - 1)) = {1, 1e-4}; sin then cos.
+  const auto e = sincos_position_embeddings(3, 4, at::TensorOptions().dtype(at::kFloat));
+  REQUIRE(e.sizes() == at::IntArrayRef({3, 4}));
+  const auto want = at::tensor({0.0, 0.0, 1.0, 1.0,                                          //
+                                std::sin(1.0), std::sin(1e-4), std::cos(1.0), std::cos(1e-4),  //
+                                std::sin(2.0), std::sin(2e-4), std::cos(2.0), std::cos(2e-4)})
+                        .view({3, 4})
+                        .to(at::kFloat);
+  CHECK(at::allclose(e, want, 1e-6, 1e-6));
+  // An odd width gets a zero column.
+  const auto odd = sincos_position_embeddings(2, 5, at::TensorOptions().dtype(at::kFloat));
+  CHECK(odd.select(1, 4).abs().sum().item<double>() == 0.0);
+}
+
+TEST_CASE("models: the autoencoder decodes every position from the last position's output alone", "[models]") {
+  auto c = base(MixerKind::kDeltaNet);  // no decay: a change at position 0 reaches the last position whole
+  c.backbone = Backbone::kAutoEncoder;
+  torch::manual_seed(0);
+  LanguageModel m(c);
+  m->eval();
+  c10::NoGradGuard no_grad;
+  const auto x = tokens(2, 20, c.vocab_size, 5);
+  const auto logits = m->forward(x);
+  REQUIRE(logits.sizes() == at::IntArrayRef({2, 20, c.vocab_size}));
+  // The positions differ (the position embeddings), and no position sees a token the last one did not:
+  // a change at position 0 reaches every position's logits; a sequence's logits do not depend on the
+  // other sequence in the batch.
+  CHECK_FALSE(at::allclose(logits.select(1, 0), logits.select(1, 19)));
+  auto y = x.clone();
+  y[0][0].fill_((x[0][0].item<int64_t>() + 1) % c.vocab_size);  // the first sequence's first token
+  const auto changed = m->forward(y);
+  for (int64_t t = 0; t < 20; ++t) CHECK_FALSE(at::allclose(changed[0][t], logits[0][t]));
+  CHECK(at::equal(changed[1], logits[1]));
+  // The recurrent mode is the language model's only.
+  ModelState state;
+  CHECK_THROWS_WITH(m->step(x.select(1, 0), state), deltabench::testing::contains("no recurrent mode"));
+}

@@ -121,9 +121,18 @@ TEST_CASE("MAD settings become task variants, replacing an MQAR base task") {
   auto text = suite_text();
   text.replace(text.find("tasks = [\"a\"]"), 13, R"(tasks = ["a", "mad:baseline", "noisy-in-context-recall:frac_noise=0.4"])");
   const auto suite = sweep::parse_suite(text, "s.toml");
-  REQUIRE(suite.tasks.size() == 1 + 5 + 1);  // compression is left out
+  REQUIRE(suite.tasks.size() == 1 + 6 + 1);
   CHECK(suite.tasks[1].name == "in-context-recall:baseline");
   const auto runs = sweep::expand(suite);
+  // Compression's runs train MAD's autoencoder, the others the language model.
+  int compression_runs = 0;
+  for (const auto& run : runs) {
+    const bool compression = run.config.task.name == "compression";
+    compression_runs += compression;
+    CHECK(run.config.model.backbone ==
+          (compression ? models::Backbone::kAutoEncoder : models::Backbone::kLanguageModel));
+  }
+  CHECK(compression_runs > 0);
   const auto& noisy = runs.back().config;
   CHECK(noisy.task.name == "noisy-in-context-recall");
   CHECK(noisy.task.params.at("frac_noise") == "0.4");
@@ -140,7 +149,7 @@ seed = 1
 [base.task]
 name = "mqar"
 [models.m]
-)", "all.toml").tasks.size() == 66 - 11);
+)", "all.toml").tasks.size() == 66);
 }
 
 TEST_CASE("a suite's mad_protocol chooses the data MAD's settings stand for") {

@@ -123,5 +123,14 @@ TEST_CASE("config: errors name the file, the line and the key", "[config]") {
         "c.toml:3: [task] test_seed: applies to mqar only: a MAD test set continues its train set's stream");
   CHECK(error("[task]\nname = \"mqr\"\n").find("c.toml:2: [task] name: unknown task 'mqr' (known: mqar,") == 0);
   CHECK(error("[model]\n").find("a [task] table is required") != std::string::npos);
-  CHECK(error("[task]\nname = \"compression\"\n").find("autoencoder") != std::string::npos);
+  CHECK(error("[task]\nname = \"compression\"\n[model]\ntie_embeddings = true\n") ==
+        "c.toml:4: [model] tie_embeddings: applies to the language model; compression trains MAD's autoencoder, "
+        "whose unembedding is a linear layer of its own");
+}
+
+TEST_CASE("config: compression trains MAD's autoencoder, every other task the language model") {
+  const auto compression = parse_experiment("[task]\nname = \"compression\"\n", "c.toml");
+  CHECK(compression.model.backbone == deltabench::models::Backbone::kAutoEncoder);
+  const auto recall = parse_experiment("[task]\nname = \"in-context-recall\"\n", "c.toml");
+  CHECK(recall.model.backbone == deltabench::models::Backbone::kLanguageModel);
 }

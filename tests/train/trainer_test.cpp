@@ -51,6 +51,46 @@ TEST_CASE("trainer: attention and DeltaNet learn a tiny MQAR on the CPU", "[trai
   }
 }
 
+TEST_CASE("trainer: MAD's compression trains the autoencoder, which learns a tiny compression on the CPU",
+          "[trainer][learning]") {
+  // 7 tokens of 3 symbols and the compression token; the test examples are unseen sequences, so only a
+  // model that encodes the whole sequence into the last position and decodes every position scores.
+  const auto c = parse_experiment(R"(seed = 12345
+[task]
+name = "compression"
+train_seed = 12345
+[task.params]
+vocab_size = 4
+seq_len = 8
+num_train_examples = 4000
+num_test_examples = 256
+[model]
+d_model = 64
+num_layers = 2
+norm = "rmsnorm"
+state_mixer = "swiglu"
+hidden_ratio = 2.75
+[model.mixer]
+kind = "delta_net"
+num_heads = 2
+chunk_size = 16
+[train]
+epochs = 40
+batch_size = 64
+lr = 3e-3
+weight_decay = 0.0
+early_stop = 0.99
+)",
+                                  "compression.toml");
+  REQUIRE(c.model.backbone == models::Backbone::kAutoEncoder);
+  auto options = quiet();
+  options.max_steps = 1500;  // it early-stopped after 441 steps when written
+  const auto s = run_experiment(c, options);
+  INFO("status " << s.status << " after " << s.steps << " steps, best accuracy " << s.best_accuracy);
+  CHECK(s.status == "early_stopped");
+  CHECK(s.best_accuracy >= 0.99);
+}
+
 TEST_CASE("trainer: same config and seed give the same losses, bit for bit", "[trainer]") {
   auto options = quiet();
   options.max_steps = 25;
