@@ -1,8 +1,15 @@
 #!/usr/bin/env python3
-"""Times flash-linear-attention (FLA) on the cases of bench/kernel_cases.h, beside kernels_bench's results.
+"""Times flash-linear-attention (FLA) on the cases of the registry, beside kernels_bench's results.
 
     fla_compare.py --ours kernels_bench.json --out kernels.csv [--fla <dir holding an unmodified fla/ package>]
                    [--filter <regex of case names, as kernels_bench's --benchmark_filter>]
+    fla_compare.py --list-cases        the registry's cases, one "op B T H K V" line each
+
+The registry is bench/kernel_cases.toml (or $DELTABENCH_KERNEL_CASES), the file kernels_bench and the
+report read; its sweeps expand here as bench/kernel_cases.cpp expands them (tests/scripts/
+kernel_cases_test.sh compares this listing with `deltabench kernel-cases`). The CSV carries the copy
+and matrix rates kernels_bench measured in the run (copy_GB_per_s, matmul_TFLOP_per_s), from which the
+report computes each case's floor.
 
 Writes one CSV of median milliseconds, a row per (case, implementation): deltabench's kernels and torch
 SDPA from kernels_bench's JSON, FLA timed here. `deltabench kernel-report kernels.csv` turns it into
@@ -22,15 +29,32 @@ as bench/train_step_fla.py does. Correctness of FLA is not what is measured here
 """
 import argparse
 import json
+import os
 import re
 import sys
+import tomllib
 import types
 from pathlib import Path
 
 
-def cases(header: Path):
-    pattern = re.compile(r'KernelCase\{"(\w+)",\s*(\d+),\s*(\d+),\s*(\d+),\s*(\d+),\s*(\d+)(?:,\s*[\d.]+)?\}')
-    return [(m[1], *map(int, m.groups()[1:])) for m in pattern.finditer(header.read_text())]
+def registry_path() -> Path:
+    env = os.environ.get("DELTABENCH_KERNEL_CASES")
+    return Path(env) if env else Path(__file__).with_name("kernel_cases.toml")
+
+
+def cases(path: Path):
+    """(op, B, T, H, K, V) of every case: the fixed cases in order, then each sweep's new ones (a sweep's
+    tables in the file's order; B = max(1, tokens // T) where the sweep gives tokens)."""
+    registry = tomllib.loads(path.read_text())
+    out = [tuple(row[:6]) for row in registry.get("fixed", {}).get("cases", [])]
+    for sweep in registry.get("sweeps", {}).values():  # tomllib keeps the file's order
+        for op in sweep["ops"]:
+            for T in sweep["T"]:
+                B = max(1, sweep["tokens"] // T) if "tokens" in sweep else sweep["B"]
+                case = (op, B, T, sweep["H"], sweep["K"], sweep["V"])
+                if case not in out:
+                    out.append(case)
+    return out
 
 
 def import_fla(path: str):
@@ -62,11 +86,18 @@ def import_fla(path: str):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--ours", required=True, help="kernels_bench's --benchmark_out JSON")
-    ap.add_argument("--out", required=True, help="the CSV to write")
+    ap.add_argument("--list-cases", action="store_true", help="print the registry's cases and stop")
+    ap.add_argument("--ours", help="kernels_bench's --benchmark_out JSON")
+    ap.add_argument("--out", help="the CSV to write")
     ap.add_argument("--fla", help="a directory holding an unmodified fla/ package")
     ap.add_argument("--filter", help="time FLA only on the cases whose name (op/B/T/H/K) this regex finds")
     args = ap.parse_args()
+    if args.list_cases:
+        for case in cases(registry_path()):
+            print(" ".join(map(str, case)))
+        return
+    if not args.ours or not args.out:
+        ap.error("--ours and --out are required (or --list-cases)")
 
     bench = json.loads(Path(args.ours).read_text())
     context = bench.get("context", {})
@@ -111,7 +142,7 @@ def main():
 
     # Ours first, then FLA case by case, the CSV rewritten (whole, by rename) after each: a run stopped at
     # its time limit (FLA's first calls autotune for minutes) keeps every row timed until then.
-    registry = cases(Path(__file__).with_name("kernel_cases.h"))
+    registry = cases(registry_path())
     rows = []
     for op, B, T, H, K, V in registry:
         name = f"{op}/B{B}/T{T}/H{H}/K{K}"
@@ -119,8 +150,12 @@ def main():
             rows.append((op, B, T, H, K, V, "torch-sdpa" if op.endswith("sdpa") else "deltabench", *ours[name]))
         if "reference:" + name in ours:
             rows.append((op, B, T, H, K, V, "deltabench-reference", *ours["reference:" + name]))
-    fla_cases = [(op, B, T, H, K, V) for op, B, T, H, K, V in registry
-                 if op in ops and not (args.filter and not re.search(args.filter, f"{op}/B{B}/T{T}/H{H}/K{K}"))]
+    # FLA on the fixed cases, and on a sweep's cases where kernels_bench timed them (it times the sweeps
+    # only when asked: DELTABENCH_KERNEL_SWEEPS).
+    fixed = len(tomllib.loads(registry_path().read_text()).get("fixed", {}).get("cases", []))
+    fla_cases = [(op, B, T, H, K, V) for i, (op, B, T, H, K, V) in enumerate(registry)
+                 if op in ops and (i < fixed or f"{op}/B{B}/T{T}/H{H}/K{K}" in ours)
+                 and not (args.filter and not re.search(args.filter, f"{op}/B{B}/T{T}/H{H}/K{K}"))]
     timed = 0
 
     def write_csv():
@@ -128,6 +163,9 @@ def main():
                  f"# commit: {context.get('commit', 'unknown')}",
                  f"# torch: {torch.__version__}",
                  f"# fla: {fla_version or 'not run'}"]
+        for key in ("copy_GB_per_s", "matmul_TFLOP_per_s"):  # the floor's rates, measured by kernels_bench
+            if key in context:
+                lines.append(f"# {key}: {context[key]}")
         if fla_cases:
             lines.append(f"# fla cases: {timed} of {len(fla_cases)} tried so far")
         lines.append("op,B,T,H,K,V,impl,ms,call_ms")

@@ -1,4 +1,5 @@
-// The CUDA kernels against torch SDPA (FlashAttention, causal) on the cases of bench/kernel_cases.h.
+// The CUDA kernels against torch SDPA (FlashAttention, causal) on the cases of the registry,
+// bench/kernel_cases.toml (bench/kernel_cases.h reads it; DELTABENCH_KERNEL_CASES names another file).
 // Forward + backward cases (fwd_bwd_*) time the op and the gradients of every input for a fixed
 // random do (torch::autograd::grad, nothing accumulated), on deltabench's kernels and, named
 // "reference:<case>", on the reference ops beside them.
@@ -7,11 +8,14 @@
 //     queues the call, so host launch costs are hidden;
 //   - call_ms: the call from an idle GPU, host costs included, as one standalone call sees it.
 // Google Benchmark reports the median of 15 repetitions. Counters: tokens/s, GB/s and TFLOP/s achieved
-// and the percent of the H100 floor (kernel_cases.h), all from ms. Decode steps are captured in a CUDA
-// graph and timed per replay. The JSON context carries the device, commit and versions.
+// and the percent of this machine's floor, all from ms. The floor's rates are measured first, in the same
+// run: a 1 GiB device-to-device copy (bytes read and written) and a bf16 8192^3 matrix product, the
+// medians of 5 after a warm-up; the JSON context carries them (copy_GB_per_s, matmul_TFLOP_per_s) beside
+// the device, commit and versions. Decode steps are captured in a CUDA graph and timed per replay.
 // bench/fla_compare.py times FLA the same two ways.
 //
 //   build/bench/kernels_bench --benchmark_out=kernels.json --benchmark_out_format=json
+//   DELTABENCH_KERNEL_SWEEPS=1 build/bench/kernels_bench --benchmark_filter='^(fwd_bwd_)?(gated_)?delta_rule/'  (sweeps too)
 
 #include "bench/kernel_cases.h"
 #include "kernels/common/decode.h"
@@ -29,6 +33,7 @@
 #include <cuda_runtime.h>
 #include <torch/version.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -40,7 +45,10 @@
 namespace {
 
 using deltabench::Family;
+using deltabench::bench::case_name;
 using deltabench::bench::KernelCase;
+
+deltabench::bench::Rates g_rates;  // measured in main, before any case
 
 const at::TensorOptions kCuda = at::TensorOptions().device(at::kCUDA);
 
@@ -80,12 +88,30 @@ void set_counters(benchmark::State& state, const KernelCase& c, double ms, doubl
   state.counters["tokens_per_s"] = static_cast<double>(c.B * c.T) / s;
   state.counters["GB_per_s"] = deltabench::bench::case_bytes(c) / s / 1e9;
   state.counters["TFLOP_per_s"] = deltabench::bench::case_flops(c) / s / 1e12;
-  state.counters["pct_of_floor"] = 100.0 * deltabench::bench::floor_ms(c) / ms;
+  state.counters["pct_of_floor"] = 100.0 * deltabench::bench::floor_ms(c, g_rates) / ms;
 }
 
-std::string case_name(const KernelCase& c) {
-  return std::string(c.op) + "/B" + std::to_string(c.B) + "/T" + std::to_string(c.T) + "/H" + std::to_string(c.H) +
-         "/K" + std::to_string(c.K);
+// The median of 5 timings (after a warm-up) of fn, in ms, by CUDA events.
+double median_ms(const std::function<void()>& fn) {
+  fn();
+  std::vector<double> ms;
+  for (int i = 0; i < 5; ++i) ms.push_back(time_once(fn, 1, /*hide_launch=*/true));
+  std::sort(ms.begin(), ms.end());
+  return ms[2];
+}
+
+// This machine's copy and matrix rates, the floor's two terms.
+deltabench::bench::Rates measure_rates() {
+  deltabench::bench::Rates r;
+  const int64_t bytes = int64_t{1} << 30;
+  auto src = at::empty({bytes}, kCuda.dtype(at::kByte)).fill_(1), dst = at::empty_like(src);
+  r.bytes_per_s = 2.0 * static_cast<double>(bytes) / (median_ms([&] { dst.copy_(src); }) / 1e3);
+  const int64_t n = 8192;
+  auto a = at::randn({n, n}, kCuda.dtype(at::kBFloat16)), b = at::randn({n, n}, kCuda.dtype(at::kBFloat16));
+  auto c = at::empty({n, n}, kCuda.dtype(at::kBFloat16));
+  r.flops_per_s = 2.0 * static_cast<double>(n * n * n) / (median_ms([&] { at::mm_out(c, a, b); }) / 1e3);
+  r.measured = true;
+  return r;
 }
 
 // Progress on stderr, so that a case that stalls is named in the log even when it never finishes.
@@ -210,6 +236,11 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("commit", std::getenv("DELTABENCH_COMMIT") ? std::getenv("DELTABENCH_COMMIT") : "unknown");
   benchmark::AddCustomContext("torch", TORCH_VERSION);
   benchmark::AddCustomContext("cuda_runtime", std::to_string(CUDART_VERSION));
+  g_rates = measure_rates();
+  benchmark::AddCustomContext("copy_GB_per_s", std::to_string(g_rates.bytes_per_s / 1e9));
+  benchmark::AddCustomContext("matmul_TFLOP_per_s", std::to_string(g_rates.flops_per_s / 1e12));
+  std::fprintf(stderr, "kernels_bench: this machine copies %.0f GB/s and multiplies %.0f TFLOP/s (bf16)\n",
+               g_rates.bytes_per_s / 1e9, g_rates.flops_per_s / 1e12);
   const auto add = [](const std::string& name, const KernelCase& c, deltabench::BackendChoice backend) {
     benchmark::RegisterBenchmark(name.c_str(), [c, backend](benchmark::State& s) { run_case(s, c, backend); })
         ->UseManualTime()
@@ -218,7 +249,12 @@ int main(int argc, char** argv) {
         ->ReportAggregatesOnly(true)
         ->Unit(benchmark::kMillisecond);
   };
-  for (const auto& c : deltabench::bench::kKernelCases) {
+  // The registry's fixed cases; its sweeps' other cases only when DELTABENCH_KERNEL_SWEEPS is set (not
+  // "0"): 129 cases with FLA beside do not fit one call of the GPU machine.
+  const char* sweeps_env = std::getenv("DELTABENCH_KERNEL_SWEEPS");
+  const bool sweeps = sweeps_env && *sweeps_env && std::string(sweeps_env) != "0";
+  for (const auto& c : deltabench::bench::kernel_cases().cases) {
+    if (!c.fixed && !sweeps) continue;
     // With a gradient the kernels are taken under backend = kernel (auto trains on the reference).
     const bool fwd_bwd = deltabench::bench::is_fwd_bwd(c);
     add(case_name(c), c, fwd_bwd ? deltabench::BackendChoice::kKernel : deltabench::BackendChoice::kAuto);

@@ -17,7 +17,8 @@ namespace deltabench::report {
 namespace {
 
 using bench::KernelCase;
-using bench::kKernelCases;
+
+const std::vector<KernelCase>& registry() { return bench::kernel_cases().cases; }
 
 // deltabench-reference: deltabench's reference ops (ATen), timed beside the kernels in forward + backward.
 const std::vector<std::string> kImpls = {"deltabench", "fla", "torch-sdpa", "deltabench-reference"};
@@ -48,7 +49,7 @@ std::optional<double> find_ms(const KernelTimings& t, const KernelCase& c, const
 // The SDPA case of the registry with the same pass, batch, length, heads and head dim, if any.
 std::optional<KernelCase> sdpa_beside(const KernelCase& c) {
   const std::string_view sdpa = bench::is_fwd_bwd(c) ? "fwd_bwd_sdpa" : "sdpa";
-  for (const auto& s : kKernelCases) {
+  for (const auto& s : registry()) {
     if (s.op == sdpa && s.B == c.B && s.T == c.T && s.H == c.H && s.K == c.K) return s;
   }
   return std::nullopt;
@@ -62,23 +63,49 @@ std::string provenance_text(const KernelTimings& t) {
   return out.empty() ? "no provenance lines in the CSV." : out + ".";
 }
 
-bool is_decode(const KernelCase& c) { return c.op.starts_with("decode"); }
+using bench::is_decode;
+
+// The floor's rates: those kernels_bench measured in the run (the CSV's copy_GB_per_s and
+// matmul_TFLOP_per_s lines), else the nominal H100 rates of the reports before the measurement.
+bench::Rates rates_of(const KernelTimings& t) {
+  bench::Rates r;
+  std::optional<double> copy, matmul;
+  for (const auto& [key, value] : t.provenance) {
+    try {
+      if (key == "copy_GB_per_s") copy = std::stod(value) * 1e9;
+      if (key == "matmul_TFLOP_per_s") matmul = std::stod(value) * 1e12;
+    } catch (const std::exception&) {
+      throw ReportError(fmt::format("the kernel timings' line '# {}: {}': expected a number", key, value));
+    }
+  }
+  if (copy && matmul && *copy > 0 && *matmul > 0) {
+    r.bytes_per_s = *copy, r.flops_per_s = *matmul, r.measured = true;
+  }
+  return r;
+}
+
+std::string rates_text(const bench::Rates& r) {
+  return fmt::format("{:.2f} TB/s and {:.0f} TFLOP/s ({})", r.bytes_per_s / 1e12, r.flops_per_s / 1e12,
+                     r.measured ? "this machine's copy and bf16 matrix rates, measured in the run"
+                                : "the H100's nominal rates: the timings carry no measured ones");
+}
 
 // The three tables: the chunked forwards (with SDPA beside), the decode steps, and forward + backward
 // (with the reference ops and SDPA beside).
 std::vector<Table> tables(const KernelTimings& t) {
+  const auto rates = rates_of(t);
   Table forward{"Chunked forward, bf16",
                 "Median ms of 15 calls, L2 flushed before each. ms: the GPU's time, host launch costs hidden behind a "
                 "spin kernel; call ms: the call from an idle GPU, host costs included (Python for FLA). The floor is "
-                "the larger of the memory time (q, k, v read and o written at 3.0 TB/s) and the arithmetic time "
-                "(800 TFLOP/s); SDPA is torch's FlashAttention, causal, at the same B, T, H and head dim",
+                "the larger of the memory time (q, k, v read and o written) and the arithmetic time at " +
+                    rates_text(rates) + "; SDPA is torch's FlashAttention, causal, at the same B, T, H and head dim",
                 {"case", "deltabench ms", "FLA ms", "deltabench / FLA", "SDPA ms", "floor ms", "deltabench % of floor",
                  "target ms", "deltabench call ms", "FLA call ms"},
                 {}};
   Table decode{"Decode step, fp32 state",
                "Median ms per step of 100 steps, L2 flushed before each 100, ms and call ms as above; deltabench "
                "replays a CUDA graph, FLA (fused_recurrent_gated_delta_rule) is called from Python; the floor is the "
-               "state read and written once at 3.0 TB/s",
+               "state read and written once, at the rates above",
                {"case", "deltabench ms", "FLA ms", "deltabench / FLA", "floor ms", "deltabench % of floor", "target ms",
                 "deltabench call ms", "FLA call ms"},
                {}};
@@ -91,10 +118,11 @@ std::vector<Table> tables(const KernelTimings& t) {
               {"case", "deltabench ms", "reference ms", "FLA ms", "deltabench / FLA", "SDPA ms", "floor ms",
                "deltabench % of floor", "target ms", "deltabench call ms", "FLA call ms"},
               {}};
-  for (const auto& c : kKernelCases) {
+  for (const auto& c : registry()) {
     if (c.op.ends_with("sdpa")) continue;
     const auto ours = find_ms(t, c, "deltabench"), fla = find_ms(t, c, "fla");
-    const double floor = bench::floor_ms(c);
+    if (!c.fixed && !ours && !fla) continue;  // a sweep's case not timed in this run
+    const double floor = bench::floor_ms(c, rates);
     std::vector<std::string> row = {case_label(c), ms_text(ours)};
     if (bench::is_fwd_bwd(c)) row.push_back(ms_text(find_ms(t, c, "deltabench-reference")));
     row.push_back(ms_text(fla));
@@ -118,54 +146,94 @@ std::vector<Table> tables(const KernelTimings& t) {
   return {forward, decode, train};
 }
 
-// Tokens/s against T at the standard shape (B T = 32768, H 16, K = V = 128): one block per (op, impl).
+// Tokens/s against T for one sweep of the registry: a panel per op of the sweep (SDPA's ops are lines
+// in the panels of their pass), a line per implementation.
 struct Curve {
   std::string panel, impl;
   std::vector<std::pair<int64_t, double>> points;  // (T, million tokens/s)
 };
 
-std::vector<Curve> curves(const KernelTimings& t) {
+std::vector<Curve> curves(const KernelTimings& t, const bench::Sweep& sweep) {
   std::vector<Curve> out;
-  for (const std::string op : {"delta_rule", "gated_delta_rule"}) {
+  for (const auto& op : sweep.ops) {
+    if (op.ends_with("sdpa")) continue;
+    const std::string sdpa = op.starts_with("fwd_bwd_") ? "fwd_bwd_sdpa" : "sdpa";
     for (const auto& impl : kCurveImpls) {
       Curve curve{op, impl, {}};
-      for (const auto& c : kKernelCases) {
-        const bool standard = c.B * c.T == 32768 && c.H == 16 && c.K == 128 && c.V == 128;
-        const bool in_panel = impl == "torch-sdpa" ? c.op == "sdpa" : c.op == op;
-        if (!standard || !in_panel) continue;
+      for (const auto& c : registry()) {
+        const bool in_sweep = std::find(c.sweeps.begin(), c.sweeps.end(), sweep.name) != c.sweeps.end();
+        const bool in_panel = impl == "torch-sdpa" ? c.op == sdpa : c.op == op;
+        if (!in_sweep || !in_panel) continue;
         if (const auto ms = find_ms(t, c, impl)) curve.points.emplace_back(c.T, c.B * c.T / (*ms * 1e3));
       }
+      std::sort(curve.points.begin(), curve.points.end());
       out.push_back(curve);
     }
   }
   return out;
 }
 
-void write_throughput_figure(const KernelTimings& t, const std::filesystem::path& dir, Written& w) {
-  const auto cs = curves(t);
-  std::string data;
-  for (const auto& c : cs) {
-    data += "# " + c.panel + " | " + c.impl + "\n";
-    for (const auto& [T, mtok] : c.points) data += fmt::format("{} {:.6f}\n", T, mtok);
-    if (c.points.empty()) data += "nan nan\n";  // an empty block would shift gnuplot's indices
-    data += "\n\n";
-  }
-  write_file(dir / "throughput.dat", data, w);
-  std::string body =
-      "set multiplot layout 1,2 title \"Forward throughput at B x T = 32768, H 16, K = V = 128, bf16\"\n"
-      "set logscale x 2\nset xtics (2048, 8192, 32768)\nset xrange [1400:48000]\nset yrange [0:*]\nset grid\n"
-      "set xlabel \"T (tokens per sequence)\"\nset ylabel \"million tokens/s\"\nset key below\n";
-  for (size_t panel = 0; panel < cs.size(); panel += kCurveImpls.size()) {
-    body += "set title " + gnuplot_quote(cs[panel].panel) + "\nplot ";
-    for (size_t i = 0; i < kCurveImpls.size(); ++i) {
-      body += fmt::format("{}'throughput.dat' index {} using 1:2 with linespoints lw 2 pt 7 title {}",
-                          i ? ", \\\n     " : "", panel + i, gnuplot_quote(cs[panel + i].impl));
+// The sweeps with at least one timed point, each a figure throughput_<sweep>.{dat,gp,png,svg} with a
+// panel for each of its ops that has a point. Both axes are logarithmic, their ranges fixed from the
+// sweep's lengths and the panel's points (gnuplot cannot range a single point on a log axis).
+std::vector<std::string> write_throughput_figures(const KernelTimings& t, const std::filesystem::path& dir, Written& w) {
+  std::vector<std::string> names;
+  for (const auto& sweep : bench::kernel_cases().sweeps) {
+    const auto all = curves(t, sweep);
+    std::vector<Curve> cs;  // the panels with a point of ours or FLA's, kCurveImpls.size() curves each
+    for (size_t panel = 0; panel < all.size(); panel += kCurveImpls.size()) {
+      bool any = false;
+      for (size_t i = 0; i < kCurveImpls.size(); ++i) {
+        any = any || (all[panel + i].impl != "torch-sdpa" && !all[panel + i].points.empty());
+      }
+      if (any) cs.insert(cs.end(), all.begin() + panel, all.begin() + panel + kCurveImpls.size());
     }
-    body += "\n";
+    if (cs.empty()) continue;
+    const std::string name = "throughput_" + sweep.name;
+    std::string data;
+    for (const auto& c : cs) {
+      data += "# " + c.panel + " | " + c.impl + "\n";
+      for (const auto& [T, mtok] : c.points) data += fmt::format("{} {:.6f}\n", T, mtok);
+      if (c.points.empty()) data += "nan nan\n";  // an empty block would shift gnuplot's indices
+      data += "\n\n";
+    }
+    write_file(dir / (name + ".dat"), data, w);
+    const size_t panels = cs.size() / kCurveImpls.size(), columns = std::min<size_t>(panels, 3);
+    const size_t rows = (panels + columns - 1) / columns;
+    const auto [t_min, t_max] = std::minmax_element(sweep.T.begin(), sweep.T.end());
+    std::string body = fmt::format("set multiplot layout {},{} title {}\n", rows, columns,
+                                   gnuplot_quote("Throughput, bf16, " + sweep.title));
+    body += fmt::format("set logscale xy 2\nset format y \"%g\"\nset xrange [{}:{}]\nset grid\n", *t_min / 1.5,
+                        *t_max * 1.5);
+    std::string tics;  // every other length, as 512, 2K, 8K, ...
+    for (size_t i = 0; i < sweep.T.size(); i += 2) {
+      const int64_t T = sweep.T[i];
+      tics += fmt::format("{}\"{}\" {}", tics.empty() ? "" : ", ", T % 1024 == 0 ? fmt::format("{}K", T / 1024)
+                                                                                   : std::to_string(T), T);
+    }
+    body += "set xtics (" + tics + ")\n";
+    body += "set xlabel \"T (tokens per sequence)\"\nset ylabel \"million tokens/s\"\nset key below\n";
+    for (size_t panel = 0; panel < cs.size(); panel += kCurveImpls.size()) {
+      double lo = 0, hi = 0;
+      for (size_t i = 0; i < kCurveImpls.size(); ++i) {
+        for (const auto& [T, mtok] : cs[panel + i].points) {
+          lo = lo == 0 ? mtok : std::min(lo, mtok);
+          hi = std::max(hi, mtok);
+        }
+      }
+      body += fmt::format("set title {}\nset yrange [{:.6g}:{:.6g}]\nplot ", gnuplot_quote(cs[panel].panel), lo / 2, hi * 2);
+      for (size_t i = 0; i < kCurveImpls.size(); ++i) {
+        body += fmt::format("{}'{}.dat' index {} using 1:2 with linespoints lw 2 pt 7 title {}", i ? ", \\\n     " : "",
+                            name, panel + i, gnuplot_quote(cs[panel + i].impl));
+      }
+      body += "\n";
+    }
+    body += "unset multiplot\n";
+    write_file(dir / (name + ".gp"), png_and_svg(name, fmt::format("{},{}", 330 * columns, 300 * rows + 60), body), w);
+    render(dir, name + ".gp", {name + ".png", name + ".svg"}, w);
+    names.push_back(name);
   }
-  body += "unset multiplot\n";
-  write_file(dir / "throughput.gp", png_and_svg("throughput", "880,420", body), w);
-  render(dir, "throughput.gp", {"throughput.png", "throughput.svg"}, w);
+  return names;
 }
 
 double parse_number(const std::string& text, const std::string& where, const std::string& column) {
@@ -232,10 +300,10 @@ KernelTimings read_kernel_timings(const std::string& path) {
       }
     }
     bool known = false;
-    for (const auto& c : kKernelCases) known = known || same_shape(c, t);
+    for (const auto& c : registry()) known = known || same_shape(c, t);
     if (!known) {
-      throw ReportError(fmt::format("{}: {} B={} T={} H={} K={} V={} is not a case of bench/kernel_cases.h", where, t.op,
-                                    t.B, t.T, t.H, t.K, t.V));
+      throw ReportError(fmt::format("{}: {} B={} T={} H={} K={} V={} is not a case of the registry ({})", where, t.op,
+                                    t.B, t.T, t.H, t.K, t.V, bench::kernel_cases_path()));
     }
     const std::string key = fmt::format("{}/{}/{}/{}/{}/{}/{}", t.op, t.B, t.T, t.H, t.K, t.V, t.impl);
     if (!seen.insert(key).second) throw ReportError(fmt::format("{}: a second row for {}", where, key));
@@ -247,10 +315,24 @@ KernelTimings read_kernel_timings(const std::string& path) {
 
 namespace {
 
+// The sweeps with a timed point: each is a figure.
+std::vector<const bench::Sweep*> timed_sweeps(const KernelTimings& t) {
+  std::vector<const bench::Sweep*> out;
+  for (const auto& sweep : bench::kernel_cases().sweeps) {
+    bool any = false;
+    for (const auto& c : curves(t, sweep)) any = any || (c.impl != "torch-sdpa" && !c.points.empty());
+    if (any) out.push_back(&sweep);  // as write_throughput_figures draws it
+  }
+  return out;
+}
+
 std::string kernel_markdown(const KernelTimings& timings, const std::vector<Table>& ts) {
   std::string out = "# CUDA kernels beside FLA and FlashAttention\n\n" + provenance_text(timings) + "\n";
   for (const auto& t : ts) out += "\n## " + t.title + "\n\n" + t.caption + ".\n\n" + markdown(t);
-  return out + "\n![forward throughput against sequence length](throughput.png)\n";
+  for (const auto* sweep : timed_sweeps(timings)) {
+    out += fmt::format("\n![throughput against sequence length, {}](throughput_{}.png)\n", sweep->title, sweep->name);
+  }
+  return out;
 }
 
 }  // namespace
@@ -266,20 +348,21 @@ Written write_kernel_report(const KernelTimings& timings, const std::string& out
   std::string tex = "% deltabench kernel report (needs \\usepackage{booktabs}); " + provenance_text(timings) + "\n";
   for (const auto& t : ts) tex.append("\n").append(latex(t));  // not "\n" + ...: GCC 12 warns falsely
   write_file(dir / "table.tex", tex, w);
+  const auto rates = rates_of(timings);
   std::string csv = "op,B,T,H,K,V,impl,ms,call_ms,tokens_per_s,GB_per_s,TFLOP_per_s,pct_of_floor,target_ms\n";
-  for (const auto& c : kKernelCases) {
+  for (const auto& c : registry()) {
     for (const auto& impl : kImpls) {
       const auto* r = find_row(timings, c, impl);
       if (!r) continue;
       const double s = r->ms / 1e3;
       csv += fmt::format("{},{},{},{},{},{},{},{:.6f},{:.6f},{:.6g},{:.6g},{:.6g},{:.3f},{}\n", c.op, c.B, c.T, c.H, c.K,
                          c.V, impl, r->ms, r->call_ms, c.B * c.T / s, bench::case_bytes(c) / s / 1e9,
-                         bench::case_flops(c) / s / 1e12, 100.0 * bench::floor_ms(c) / r->ms,
+                         bench::case_flops(c) / s / 1e12, 100.0 * bench::floor_ms(c, rates) / r->ms,
                          c.target_ms > 0 ? fmt::format("{}", c.target_ms) : "");
     }
   }
   write_file(dir / "table.csv", csv, w);
-  write_throughput_figure(timings, dir, w);
+  write_throughput_figures(timings, dir, w);
   return w;
 }
 

@@ -1,14 +1,15 @@
 #pragma once
 // The kernel report: deltabench's CUDA kernels beside FLA and torch SDPA on the cases of
-// bench/kernel_cases.h, from the CSV that bench/fla_compare.py writes on the GPU machine:
+// the registry (bench/kernel_cases.toml), from the CSV that bench/fla_compare.py writes on the GPU machine:
 //   # device: NVIDIA H100 80GB HBM3      (provenance lines, "# key: value")
 //   op,B,T,H,K,V,impl,ms,call_ms         (impl: deltabench, fla or torch-sdpa; medians of 15 calls)
 // ms is the GPU's time for a call: a spin kernel holds the GPU while the host queues the call, so host
 // launch costs are hidden. call_ms is the same call from an idle GPU, host costs included (for FLA,
 // Python and Triton's launchers), as one standalone call sees it.
 // It writes table.md, table.tex and table.csv (with tokens/s, GB/s, TFLOP/s and the percent of the
-// H100 floor, from the registry's formulas) and the throughput curves (tokens/s against T at
-// B T = 32768, one panel per op, one line per implementation) as throughput.{dat,gp,png,svg}.
+// floor at the rates kernels_bench measured in the run, "# copy_GB_per_s" and "# matmul_TFLOP_per_s",
+// else the H100's nominal ones) and, per sweep of the registry, the throughput curves (tokens/s against
+// T, log axes, one panel per op, one line per implementation) as throughput_<sweep>.{dat,gp,png,svg}.
 
 #include "report/format.h"
 

@@ -31,7 +31,8 @@
 #                                DELTABENCH_TRAIN_BACKENDS ("kernel reference": the preset to its early stop on each),
 #                                DELTABENCH_RUN_TEST=1 (tests/apps/run_command_test.sh), DELTABENCH_KERNEL_TESTS (a
 #                                kernels_cuda_tests tag, e.g. "[backward]")
-#                                --kernels' switches: DELTABENCH_BENCH_FILTER (a regex of case names, for kernels_bench
+#                                --kernels' switches: DELTABENCH_KERNEL_SWEEPS=1 (the registry's sweeps too, not only
+#                                its fixed cases; FLA follows), DELTABENCH_BENCH_FILTER (a regex of case names, for kernels_bench
 #                                and FLA), DELTABENCH_BENCH_SECONDS (240), DELTABENCH_FLA_SECONDS (200), DELTABENCH_NCU=0
 #   scripts/device.sh --harness  build, every test, then the README's GPU suite command (zoology-mqar, no flags: the
 #                                suite's own "cuda", the default runs per GPU) for DELTABENCH_SUITE_SECONDS

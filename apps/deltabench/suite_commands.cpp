@@ -1,6 +1,7 @@
 #include "apps/deltabench/suite_commands.h"
 
 #include "apps/deltabench/cli_checks.h"
+#include "bench/kernel_cases.h"
 #include "report/kernels.h"
 #include "report/report.h"
 #include "sweep/runner.h"
@@ -348,6 +349,13 @@ void add_suite_commands(CLI::App& app, int& status) {
   kernels->callback([kr, &status] {
     fmt::print("kernel report from {} into {}/\n", kr->first, kr->second);
     print_written(report::write_kernel_report(report::read_kernel_timings(kr->first), kr->second));
+    status = 0;
+  });
+
+  auto* listing = app.add_subcommand(
+      "kernel-cases", "the kernel benchmark cases of the registry (bench/kernel_cases.toml), one 'op B T H K V' line each");
+  listing->callback([&status] {
+    for (const auto& c : bench::kernel_cases().cases) fmt::print("{} {} {} {} {} {}\n", c.op, c.B, c.T, c.H, c.K, c.V);
     status = 0;
   });
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Tests bench/fla_compare.py without a GPU or FLA: it reads every case of bench/kernel_cases.h, turns
+# Tests bench/fla_compare.py without a GPU or FLA: it reads every case of the registry, turns
 # kernels_bench's JSON (medians only) into the kernel CSV with its provenance, and
 # `deltabench kernel-report` reads that CSV back.
 #   fla_compare_test.sh <python with torch> <deltabench binary> <source dir>
@@ -11,13 +11,14 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 source "$(dirname "${BASH_SOURCE[0]}")/../support/check.sh"
 
-cases=$(grep -c '// case$' "$src/bench/kernel_cases.h")
-parsed=$(cd "$src/bench" && "$python" -c 'import fla_compare, pathlib; print(len(fla_compare.cases(pathlib.Path("kernel_cases.h"))))')
-check "the script parses every case of the registry ($cases)" test "$parsed" = "$cases"
+cases=$("$bin" kernel-cases | wc -l)
+parsed=$("$python" "$src/bench/fla_compare.py" --list-cases | wc -l)
+check "the script reads every case of the registry ($cases)" test "$parsed" = "$cases"
 
 # Run names as Google Benchmark writes them (the H100 run at 2f1691d): the case, then the run's settings.
 cat >"$tmp/bench.json" <<'JSON'
-{"context": {"device": "Test GPU", "commit": "abc123"}, "benchmarks": [
+{"context": {"device": "Test GPU", "commit": "abc123", "copy_GB_per_s": "4100.5", "matmul_TFLOP_per_s": "690.25"},
+ "benchmarks": [
  {"run_name": "delta_rule/B16/T2048/H16/K128/iterations:1/repeats:15/manual_time", "aggregate_name": "mean",
   "ms": 9.0, "call_ms": 9.5},
  {"run_name": "delta_rule/B16/T2048/H16/K128/iterations:1/repeats:15/manual_time", "aggregate_name": "median",
@@ -37,6 +38,8 @@ JSON
 check "without FLA the script exits 0" test $? -eq 0
 check "the CSV names the device and commit" grep -qx "# device: Test GPU" "$tmp/kernels.csv"
 check "the CSV says FLA did not run" grep -qx "# fla: not run" "$tmp/kernels.csv"
+check "the CSV carries the measured copy rate" grep -qx "# copy_GB_per_s: 4100.5" "$tmp/kernels.csv"
+check "the CSV carries the measured matrix rate" grep -qx "# matmul_TFLOP_per_s: 690.25" "$tmp/kernels.csv"
 check "medians, not means, become rows" grep -qx "delta_rule,16,2048,16,128,128,deltabench,1.500000,1.600000" "$tmp/kernels.csv"
 check "SDPA rows are torch-sdpa" grep -qx "sdpa,16,2048,16,128,128,torch-sdpa,0.540000,0.560000" "$tmp/kernels.csv"
 check "decode rows keep V" grep -qx "decode_gated_delta_rule,64,1,16,128,128,deltabench,0.050000,0.060000" "$tmp/kernels.csv"
@@ -53,6 +56,8 @@ check "the report states the 16 x 2K target as missed" grep -q "0.600 (missed)" 
 check "the report states the B=64 decode target as met" grep -q "0.060 (met)" "$tmp/report/table.md"
 check "the report has the forward + backward table with the reference and SDPA beside" \
   grep -q "^| fwd_bwd_delta_rule B16 x T2048, H16, K128 V128 | 2.5000 | 40.0000 | missing | n/a | 1.9000 | .* | 2.780 (met) |" "$tmp/report/table.md"
+check "the report's floor is at the rates measured in the run" \
+  grep -q "4.10 TB/s and 690 TFLOP/s (this machine's copy and bf16 matrix rates, measured in the run)" "$tmp/report/table.md"
 
 if ((failures)); then
   cat "$tmp/log.txt" "$tmp/report.txt"

@@ -61,16 +61,21 @@ TEST_CASE("the kernel report's CSV derives throughput and the floor from the reg
   const auto w = report::write_kernel_report(report::read_kernel_timings(kDir + "kernels.csv"), dir.path().string());
   const auto csv = read_file((dir.path() / "table.csv").string());
   // 16 x 2048 tokens in 0.5 ms (0.52 ms from an idle GPU); 537 MB in 0.5 ms; the floor of that case over 0.5 ms.
-  const bench::KernelCase c = bench::kKernelCases[0];
-  const double pct = 100.0 * bench::floor_ms(c) / 0.5;
+  const bench::KernelCase c = bench::kernel_cases().cases[0];  // delta rule, 16 x 2048
+  const double pct = 100.0 * bench::floor_ms(c, bench::Rates{}) / 0.5;  // no measured rates in the fixture
   CHECK(csv.find(fmt::format("delta_rule,16,2048,16,128,128,deltabench,0.500000,0.520000,6.5536e+07,{:.6g},{:.6g},"
                              "{:.3f},0.6\n",
                              bench::case_bytes(c) / 0.5e-3 / 1e9, bench::case_flops(c) / 0.5e-3 / 1e12, pct)) !=
         std::string::npos);
   CHECK(read_file((dir.path() / "table.tex").string()).find("\\begin{tabular}{lrrrrrrrrr}") != std::string::npos);
-  const auto dat = read_file((dir.path() / "throughput.dat").string());
-  CHECK(dat.find("# delta_rule | deltabench\n2048 65.536000\n8192 54.613333\n") != std::string::npos);
-  testing::check_figure(dir.path(), "throughput", w.warnings.size(), "gated_delta_rule");
+  // The registry's sweep at B x T = 32768 has the fixture's 2K and 8K points (32K: ours missing), the sweep at
+  // B = 1 its 32K point (FLA's); the sweep at head dim 64 none, so no figure.
+  const auto dat = read_file((dir.path() / "throughput_tokens_32k.dat").string());
+  CHECK(dat.find("# delta_rule | deltabench\n2048 65.536000\n8192 54.613333\n\n") != std::string::npos);
+  CHECK(read_file((dir.path() / "throughput_batch_1.dat").string()).find("# delta_rule | fla\n32768 20.480000\n") !=
+        std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(dir.path() / "throughput_head_dim_64.dat"));
+  testing::check_figure(dir.path(), "throughput_tokens_32k", w.warnings.size(), "gated_delta_rule");
 }
 
 TEST_CASE("a bad kernel timings CSV is an error naming the line, the expected and the actual") {
@@ -88,7 +93,7 @@ TEST_CASE("a bad kernel timings CSV is an error naming the line, the expected an
   CHECK(error_of(kHeader + "delta_rule,16,2.5,16,128,128,fla,1,2\n")
             .find("column T: expected a positive whole number, got '2.5'") != std::string::npos);
   CHECK(error_of(kHeader + "delta_rule,16,1024,16,128,128,fla,1,2\n")
-            .find("bad.csv:2: delta_rule B=16 T=1024 H=16 K=128 V=128 is not a case of bench/kernel_cases.h") !=
+            .find("bad.csv:2: delta_rule B=16 T=1024 H=16 K=128 V=128 is not a case of the registry (") !=
         std::string::npos);
   CHECK(error_of(kHeader + "delta_rule,16,2048,16,128,128,fla,1,2\ndelta_rule,16,2048,16,128,128,fla,2,3\n")
             .find("bad.csv:3: a second row for delta_rule/16/2048/16/128/128/fla") != std::string::npos);
@@ -97,4 +102,22 @@ TEST_CASE("a bad kernel timings CSV is an error naming the line, the expected an
   CHECK(error_of(kHeader + "delta_rule,16,2048,16,128,128,fla,1,2\n") == "");
   CHECK_THROWS_WITH(report::read_kernel_timings("/nonexistent/kernels.csv"),
                     "/nonexistent/kernels.csv: cannot read the kernel timings");
+}
+
+TEST_CASE("the kernel report's floor uses the rates measured in the run, and says which it used") {
+  testing::TempDir dir("deltabench-kernels-test");
+  const auto path = (dir.path() / "measured.csv").string();
+  std::ofstream(path) << "# device: Test GPU\n# copy_GB_per_s: 4000\n# matmul_TFLOP_per_s: 700\n" << kHeader
+                      << "delta_rule,16,2048,16,128,128,deltabench,0.5,0.52\n";
+  const auto t = report::read_kernel_timings(path);
+  CHECK_THAT(report::render_kernel_markdown(t),
+             testing::contains("4.00 TB/s and 700 TFLOP/s (this machine's copy and bf16 matrix rates, measured in the run)"));
+  report::write_kernel_report(t, dir.path().string());
+  const bench::KernelCase c = bench::kernel_cases().cases[0];
+  bench::Rates measured;
+  measured.bytes_per_s = 4e12, measured.flops_per_s = 700e12;
+  CHECK_THAT(read_file((dir.path() / "table.csv").string()),
+             testing::contains(fmt::format(",{:.3f},0.6\n", 100.0 * bench::floor_ms(c, measured) / 0.5)));
+  CHECK_THAT(report::render_kernel_markdown(report::read_kernel_timings(kDir + "kernels.csv")),
+             testing::contains("(the H100's nominal rates: the timings carry no measured ones)"));
 }

@@ -1,0 +1,79 @@
+// Tests bench/kernel_cases.cpp: the shipped registry and its sweeps' expansion, and the errors of a bad
+// registry (file, line, key, expected and actual).
+
+#include "bench/kernel_cases.h"
+#include "tests/support/catch.h"
+
+#include <algorithm>
+#include <string>
+
+using namespace deltabench;
+
+namespace {
+
+const bench::KernelCase* find(const bench::KernelCases& r, const std::string& op, int64_t B, int64_t T, int64_t K = 128) {
+  for (const auto& c : r.cases) {
+    if (c.op == op && c.B == B && c.T == T && c.K == K) return &c;
+  }
+  return nullptr;
+}
+
+std::string error_of(const std::string& text) {
+  try {
+    bench::parse_kernel_cases(text, "cases.toml");
+  } catch (const bench::KernelCaseError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("the kernel case registry: fixed cases first, then the sweeps' new ones") {
+  const auto& r = bench::kernel_cases();
+  REQUIRE(r.cases.size() >= 24);
+  CHECK(bench::case_name(r.cases[0]) == "delta_rule/B16/T2048/H16/K128");
+  CHECK(r.cases[0].target_ms == 0.60);
+  CHECK(r.cases[0].fixed);
+  REQUIRE(r.sweeps.size() == 3);
+  CHECK(r.sweeps[0].name == "tokens_32k");  // the file's order, not the names'
+  CHECK(r.sweeps[1].name == "batch_1");
+  // B x T = 32768: B = 32768 / T, at least 1; the 2K point is the fixed case, with its target.
+  const auto* c2k = find(r, "delta_rule", 16, 2048);
+  REQUIRE(c2k);
+  CHECK(c2k->sweeps == std::vector<std::string>{"tokens_32k"});
+  REQUIRE(find(r, "fwd_bwd_gated_delta_rule", 64, 512));
+  CHECK_FALSE(find(r, "fwd_bwd_gated_delta_rule", 64, 512)->fixed);
+  REQUIRE(find(r, "delta_rule", 1, 65536));
+  CHECK(find(r, "delta_rule", 1, 65536)->sweeps == std::vector<std::string>{"tokens_32k", "batch_1"});
+  // The 1 x 32K point belongs to the fixed list and both length sweeps.
+  CHECK(find(r, "gated_delta_rule", 1, 32768)->sweeps == std::vector<std::string>{"tokens_32k", "batch_1"});
+  CHECK(find(r, "gated_delta_rule", 1, 32768)->target_ms == 0.80);
+  REQUIRE(find(r, "sdpa", 16, 2048, 64));
+  // No shape twice.
+  for (size_t i = 0; i < r.cases.size(); ++i) {
+    for (size_t j = i + 1; j < r.cases.size(); ++j) {
+      const auto &a = r.cases[i], &b = r.cases[j];
+      CHECK_FALSE((a.op == b.op && a.B == b.B && a.T == b.T && a.H == b.H && a.K == b.K && a.V == b.V));
+    }
+  }
+}
+
+TEST_CASE("a bad kernel case registry is an error naming the line and the key") {
+  CHECK(error_of("[fixed]\ncases = [[\"delta\", 1, 2, 3, 4, 5, 0]]\n")
+            .starts_with("cases.toml:2: [fixed] cases: expected one of delta_rule, "));
+  CHECK(error_of("[fixed]\ncases = [[\"delta_rule\", 1, 2, 3, 4, 5]]\n") ==
+        "cases.toml:2: [fixed] cases: expected [op, B, T, H, K, V, target ms], got 6 fields");
+  CHECK(error_of("[fixed]\ncases = [[\"delta_rule\", 1, 0, 3, 4, 5, 0]]\n") ==
+        "cases.toml:2: [fixed] cases: expected a positive integer, got 0");
+  CHECK(error_of("[fixed]\ncases = [[\"delta_rule\", 1, 2, 3, 4, 5, 0], [\"delta_rule\", 1, 2, 3, 4, 5, 1.0]]\n") ==
+        "cases.toml:2: [fixed] cases: a second row for delta_rule/B1/T2/H3/K4");
+  const std::string sweep = "[sweeps.s]\ntitle = \"t\"\nops = [\"sdpa\"]\nT = [512]\nH = 1\nK = 64\nV = 64\n";
+  CHECK(error_of(sweep) == "cases.toml:1: [sweeps.s]: needs exactly one of 'tokens' (B x T constant) and 'B'");
+  CHECK(error_of(sweep + "B = 1\ntokens = 8\n") ==
+        "cases.toml:1: [sweeps.s]: needs exactly one of 'tokens' (B x T constant) and 'B'");
+  CHECK(error_of(sweep + "B = 1\nbatch = 2\n") == "cases.toml:9: [sweeps.s]: unknown key 'batch'");
+  CHECK(error_of("[cases]\n") == "cases.toml:1: top level: unknown table [cases]");
+  CHECK(error_of("") == "cases.toml:1: top level: no cases: give [fixed] cases or [sweeps.<name>] tables");
+  CHECK(error_of(sweep + "B = 1\n") == "");
+}
