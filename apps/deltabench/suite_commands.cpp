@@ -4,11 +4,14 @@
 #include "bench/kernel_cases.h"
 #include "report/kernels.h"
 #include "report/report.h"
+#include "sweep/merge.h"
 #include "sweep/runner.h"
+#include "sweep/slurm.h"
 #include "train/trainer.h"
 
 #include <ATen/Parallel.h>
 #include <fmt/core.h>
+#include <fmt/ranges.h>
 
 #include <csignal>
 #include <sys/prctl.h>
@@ -33,7 +36,7 @@ struct RunArgs {
   std::string suite, store = kDefaultStore, device, backend, gpus, shard, worker, out, checkpoint_dir;
   int64_t jobs = 1, per_gpu = 0, threads = 0, abort_after = -1;
   double progress_interval = 10;
-  bool retry_failed = false, dry_run = false, no_report = false, eager = false;
+  bool retry_failed = false, dry_run = false, no_report = false, eager = false, shard_store = false;
 };
 
 struct ReportArgs {
@@ -219,7 +222,12 @@ void add_suite_commands(CLI::App& app, int& status) {
                   "[base.train] backend, else auto); not part of a run's identity")
       ->check(CLI::IsMember({"auto", "reference", "kernel"}));
   run->add_option("--gpus", ra->gpus, "with --jobs and CUDA: the GPUs the workers take in turn (default: all visible)");
-  run->add_option("--shard", ra->shard, "i/n: run only the runs whose grid index is i mod n (one process per host or GPU)");
+  run->add_option("--shard", ra->shard,
+                  "i/n: run only the runs whose grid index is i mod n (one process per host or GPU; in a Slurm job "
+                  "array the array task's index and count, unless given)");
+  run->add_flag("--shard-store", ra->shard_store,
+                "a shard writes its own store beside --store (<name>.shard-i-of-n.sqlite), always where --store is on a "
+                "network file system; combine them with deltabench store merge");
   run->add_option("--jobs", ra->jobs, "worker processes on this machine sharing the grid (with CUDA, one GPU each in turn)")
       ->capture_default_str()->check(integer_at_least(1, 256));
   run->add_option("--per-gpu", ra->per_gpu,
@@ -241,6 +249,30 @@ void add_suite_commands(CLI::App& app, int& status) {
   run->callback([ra, &status] {
     const auto file = sweep::find_suite_file(ra->suite);
     const auto suite = sweep::load_suite(file);
+    // A Slurm job array task is a shard of the grid (sweep/slurm.h), unless --shard says otherwise.
+    if (ra->shard.empty() && ra->worker.empty()) {
+      if (const auto slurm = sweep::slurm_array_shard()) {
+        if (ra->jobs > 1 || ra->per_gpu > 0) {
+          throw train::ConfigError("--jobs or --per-gpu in a Slurm array task: each array task is one shard of the grid; "
+                                   "give --shard i/n to split a task's share further, or run without the array");
+        }
+        ra->shard = fmt::format("{}/{}", slurm->first, slurm->second);
+        fmt::print("suite: Slurm array task {} of {} (SLURM_ARRAY_TASK_ID): --shard {}\n", slurm->first,
+                    slurm->second, ra->shard);
+      }
+    }
+    if (!ra->shard.empty() && !ra->dry_run) {
+      const auto [i, n] = parse_fraction("--shard", ra->shard);
+      const bool network = sweep::on_network_filesystem(ra->store);
+      if (n > 1 && (ra->shard_store || network)) {
+        const auto own = sweep::shard_store_path(ra->store, i, n);
+        fmt::print("suite: shard {}/{} writes its own store {}{} (deltabench store merge combines the shards')\n", i, n,
+                   own, network ? ", since " + ra->store + " is on a network file system" : "");
+        ra->store = own;
+      }
+    } else if (ra->shard_store && ra->shard.empty()) {
+      throw train::ConfigError("--shard-store: goes with --shard i/n or a Slurm array task");
+    }
     if (ra->jobs > 1 && !ra->shard.empty()) throw train::ConfigError("--jobs and --shard: give one, not both");
     if (ra->per_gpu > 0 && ra->jobs > 1) throw train::ConfigError("--jobs and --per-gpu: give one, not both");
     if (ra->per_gpu > 0 && !ra->shard.empty()) throw train::ConfigError("--per-gpu and --shard: give one, not both");
@@ -349,6 +381,20 @@ void add_suite_commands(CLI::App& app, int& status) {
   kernels->callback([kr, &status] {
     fmt::print("kernel report from {} into {}/\n", kr->first, kr->second);
     print_written(report::write_kernel_report(report::read_kernel_timings(kr->first), kr->second));
+    status = 0;
+  });
+
+  auto ma = std::make_shared<std::pair<std::vector<std::string>, std::string>>();  // inputs, output
+  auto* store_cmd = app.add_subcommand("store", "work on results stores: merge");
+  store_cmd->require_subcommand(1);
+  auto* merge = store_cmd->add_subcommand(
+      "merge", "combine stores (a Slurm array's shards) into one: each run once, conflicting results refused");
+  merge->add_option("stores", ma->first, "the stores to combine")->required()->check(CLI::ExistingFile);
+  merge->add_option("-o,--out", ma->second, "the merged store (written whole, then renamed into place)")->required();
+  merge->callback([ma, &status] {
+    const auto summary = sweep::merge_stores(ma->first, ma->second);
+    fmt::print("merged {} store(s) into {}: {} runs ({} records of runs already taken), suites: {}\n", ma->first.size(),
+               ma->second, summary.runs, summary.duplicates, fmt::join(summary.suites, ", "));
     status = 0;
   });
 

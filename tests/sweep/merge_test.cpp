@@ -1,0 +1,131 @@
+// Tests sweep/merge.cpp: overlapping stores, conflicts (refused, nothing written), idempotence, a
+// retried failure, and a killed merge's leftovers.
+
+#include "sweep/merge.h"
+
+#include "tests/support/catch.h"
+#include "tests/support/temp_dir.h"
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+using namespace deltabench;
+namespace fs = std::filesystem;
+
+namespace {
+
+sweep::RunRecord record(const std::string& hash, double accuracy, const std::string& finished = "2026-12-01T00:00:00Z",
+                        const std::string& status = "completed") {
+  sweep::RunRecord r;
+  r.suite = "s";
+  r.hash = hash;
+  r.id = "task/model/d16/lr0.001/wd0/s" + hash;
+  r.task = "task";
+  r.model = "model";
+  r.d_model = 16;
+  r.lr = 1e-3;
+  r.seed = 1;
+  r.config = "seed = 1\n";
+  r.status = status;
+  r.final_accuracy = r.best_accuracy = accuracy;
+  r.epochs = 1;
+  r.device = "cpu";
+  r.git_commit = "abc";
+  r.versions = "v";
+  r.finished_at = finished;
+  train::EpochMetrics m;
+  m.epoch = 1;
+  m.steps = 5;
+  m.accuracy = accuracy;
+  r.history.push_back(m);
+  return r;
+}
+
+std::string store_with(const fs::path& dir, const std::string& name, const std::vector<sweep::RunRecord>& runs) {
+  const auto path = (dir / name).string();
+  sweep::Store s(path);
+  for (const auto& r : runs) s.record(r);
+  return path;
+}
+
+std::map<std::string, sweep::RunRecord> runs_of(const std::string& path) {
+  return sweep::Store(path, sweep::Store::Open::kExisting).runs("s", true);
+}
+
+}  // namespace
+
+TEST_CASE("store merge: every run once, the same run's latest record, epochs along") {
+  testing::TempDir dir("deltabench-merge-test");
+  const auto a = store_with(dir.path(), "a.sqlite", {record("h1", 0.5), record("h2", 0.6)});
+  // h2 again, the same result finished later on another machine; h3 new.
+  auto later = record("h2", 0.6, "2026-12-02T00:00:00Z");
+  later.device = "cuda:0 (H200)";
+  const auto b = store_with(dir.path(), "b.sqlite", {later, record("h3", 0.7)});
+  const auto out = (dir.path() / "all.sqlite").string();
+  const auto summary = sweep::merge_stores({a, b}, out);
+  CHECK(summary.runs == 3);
+  CHECK(summary.duplicates == 1);
+  CHECK(summary.suites == std::vector<std::string>{"s"});
+  const auto merged = runs_of(out);
+  REQUIRE(merged.size() == 3);
+  CHECK(merged.at("h2").device == "cuda:0 (H200)");
+  CHECK(merged.at("h3").history.size() == 1);
+  CHECK(merged.at("h3").history[0].accuracy == 0.7);
+  CHECK_FALSE(fs::exists(out + ".partial"));
+  // Idempotent: merging again, or the output with an input, gives the same runs.
+  sweep::merge_stores({a, b}, out);
+  CHECK(runs_of(out).size() == 3);
+  const auto again = (dir.path() / "again.sqlite").string();
+  sweep::merge_stores({out, a}, again);
+  const auto twice = runs_of(again);
+  REQUIRE(twice.size() == 3);
+  for (const auto& [hash, r] : merged) {
+    CHECK(twice.at(hash).best_accuracy == r.best_accuracy);
+    CHECK(twice.at(hash).finished_at == r.finished_at);
+  }
+}
+
+TEST_CASE("store merge: different results for one run are refused, and nothing is written") {
+  testing::TempDir dir("deltabench-merge-test");
+  const auto a = store_with(dir.path(), "a.sqlite", {record("h1", 0.5)});
+  const auto b = store_with(dir.path(), "b.sqlite", {record("h1", 0.25)});
+  const auto out = (dir.path() / "all.sqlite").string();
+  CHECK_THROWS_WITH(sweep::merge_stores({a, b}, out),
+                    deltabench::testing::contains("run task/model/d16/lr0.001/wd0/sh1 of suite s (hash h1) has "
+                                                  "different results in " + a + ": completed (best accuracy 0.5"));
+  CHECK_FALSE(fs::exists(out));
+  CHECK_FALSE(fs::exists(out + ".partial"));
+  // An output already there stays as it was.
+  sweep::merge_stores({a}, out);
+  CHECK_THROWS(sweep::merge_stores({a, b}, out));
+  CHECK(runs_of(out).at("h1").best_accuracy == 0.5);
+}
+
+TEST_CASE("store merge: a failed record gives way to the same run finished") {
+  testing::TempDir dir("deltabench-merge-test");
+  auto failed = record("h1", 0.0, "2026-12-03T00:00:00Z", "failed");
+  failed.error = "out of memory";
+  const auto a = store_with(dir.path(), "a.sqlite", {failed});
+  const auto b = store_with(dir.path(), "b.sqlite", {record("h1", 0.9)});
+  const auto out = (dir.path() / "all.sqlite").string();
+  sweep::merge_stores({a, b}, out);
+  CHECK(runs_of(out).at("h1").status == "completed");
+  sweep::merge_stores({b, a}, out);
+  CHECK(runs_of(out).at("h1").status == "completed");
+}
+
+TEST_CASE("store merge: a killed merge's partial file is never the output, and the next merge replaces it") {
+  testing::TempDir dir("deltabench-merge-test");
+  const auto a = store_with(dir.path(), "a.sqlite", {record("h1", 0.5)});
+  const auto out = (dir.path() / "all.sqlite").string();
+  std::ofstream(out + ".partial") << "half a store";  // what a kill midway leaves: named partial
+  CHECK_FALSE(fs::exists(out));
+  sweep::merge_stores({a}, out);
+  CHECK(runs_of(out).size() == 1);
+  CHECK_FALSE(fs::exists(out + ".partial"));
+  // Errors: no input, an input twice, an input that is no store.
+  CHECK_THROWS_WITH(sweep::merge_stores({}, out), "store merge: no input stores given");
+  CHECK_THROWS_WITH(sweep::merge_stores({a, a}, out), deltabench::testing::contains("is given twice"));
+  CHECK_THROWS_AS(sweep::merge_stores({(dir.path() / "none.sqlite").string()}, out), sweep::StoreError);
+}
