@@ -34,6 +34,12 @@
 #                                --kernels' switches: DELTABENCH_KERNEL_SWEEPS=1 (the registry's sweeps too, not only
 #                                its fixed cases; FLA follows), DELTABENCH_BENCH_FILTER (a regex of case names, for kernels_bench
 #                                and FLA), DELTABENCH_BENCH_SECONDS (240), DELTABENCH_FLA_SECONDS (200), DELTABENCH_NCU=0
+#   scripts/device.sh --window SUITE  build deltabench, then one GPU window of a long suite (issue 15): the store
+#                                carried in .store/SUITE.sqlite (ignored by git; absent: a new one) goes on for
+#                                DELTABENCH_SUITE_SECONDS (default 480), stopped by SIGTERM at the limit (the runs in
+#                                flight are lost and retaken next window); leaves SUITE.sqlite (copy it back to
+#                                .store/ for the next window), suite.log and window.md (a row for results/SUITE/RUNS.md:
+#                                date, commit, GPU, runs before and after, seconds)
 #   scripts/device.sh --harness  build, every test, then the README's GPU suite command (zoology-mqar, no flags: the
 #                                suite's own "cuda", the default runs per GPU) for DELTABENCH_SUITE_SECONDS
 #                                (default 150), its stored runs listed with device and backend, and the report
@@ -55,6 +61,11 @@ harness=0
 [[ "${1:-}" == "--harness" ]] && harness=1
 train_only=0
 [[ "${1:-}" == "--train" ]] && train_only=1
+window_suite=""
+if [[ "${1:-}" == "--window" ]]; then
+  window_suite="${2:-}"
+  [[ -n "$window_suite" ]] || { echo "device.sh --window: give the suite, e.g. --window zoology-mqar" >&2; exit 2; }
+fi
 mkdir -p "$out"
 summary="$out/summary.md"
 : >"$summary"
@@ -107,6 +118,7 @@ sqlite_args=()
 targets=()
 ((kernels_only)) && targets=(--target kernels_cuda_tests kernels_bench deltabench)
 ((train_only)) && targets=(--target train_cuda_tests kernels_cuda_tests train_step_bench kernels_bench deltabench)
+[[ -n "$window_suite" ]] && targets=(--target deltabench)
 if [[ ! -f /usr/include/sqlite3.h && -f "$root/.deb/sqlite/usr/include/sqlite3.h" ]]; then
   sqlite_lib=$(ls /usr/lib/x86_64-linux-gnu/libsqlite3.so* /lib/x86_64-linux-gnu/libsqlite3.so* 2>/dev/null | head -n 1)
   sqlite_args=(-DSQLite3_INCLUDE_DIR="$root/.deb/sqlite/usr/include" -DSQLite3_LIBRARY="$sqlite_lib")
@@ -123,6 +135,32 @@ note "- build: rc=$build_rc in $(($(date +%s) - start)) s with $jobs jobs (log: 
 if ((build_rc != 0)); then
   tail -n 40 "$out/build.log"
   exit 1
+fi
+
+# One window of a long suite (--window): the carried store, the suite until the time limit, the store back.
+if [[ -n "$window_suite" ]]; then
+  store="$out/$window_suite.sqlite"
+  [[ -f "$root/.store/$window_suite.sqlite" ]] && cp "$root/.store/$window_suite.sqlite" "$store"
+  count() {  # runs of the suite in the store, and the grid's size: "done total" (no store yet: "0 ?")
+    [[ -f "$store" ]] || { echo "0 ?"; return; }
+    (cd "$root" && "$build_dir/deltabench" run "$window_suite" --store "$store" --dry-run 2>/dev/null) |
+      sed -n 's/.*: \([0-9]*\) runs in the grid; \([0-9]*\) already in.*/\2 \1/p' | head -n 1
+  }
+  read -r before total < <(count)
+  seconds="${DELTABENCH_SUITE_SECONDS:-480}"
+  start=$(date +%s)
+  (cd "$root" && timeout -s TERM "$seconds" "$build_dir/deltabench" run "$window_suite" --store "$store" \
+    --progress-interval 60 --no-report) >"$out/suite.log" 2>&1
+  rc=$?
+  elapsed=$(($(date +%s) - start))
+  read -r after total < <(count)
+  gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)
+  note "- window of $window_suite: rc=$rc (124: stopped at the time limit, as planned), $elapsed s, runs in the store ${before:-?} -> ${after:-?} of ${total:-?}"
+  printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$(date -u +%F)" "$DELTABENCH_COMMIT" "${gpu:-none}" "${before:-?}" \
+    "${after:-?}" "${total:-?}" "$elapsed" >"$out/window.md"
+  tail -n 5 "$out/suite.log" | tee -a "$summary"
+  note "status: $status"
+  exit $status
 fi
 
 note "- first libraries a test binary needs: $(readelf -d "$build_dir/tests/train_tests" 2>/dev/null | grep NEEDED | head -n 3 | sed 's/.*\[\(.*\)\]/\1/' | tr '\n' ' ')"
