@@ -153,11 +153,15 @@ struct Curve {
   std::vector<std::pair<int64_t, double>> points;  // (T, million tokens/s)
 };
 
+// The panels a sweep's figure draws: those with a point of ours or FLA's (SDPA alone is no reason for a
+// panel), kCurveImpls.size() curves each; none: the sweep has no figure.
 std::vector<Curve> curves(const KernelTimings& t, const bench::Sweep& sweep) {
   std::vector<Curve> out;
   for (const auto& op : sweep.ops) {
     if (op.ends_with("sdpa")) continue;
     const std::string sdpa = op.starts_with("fwd_bwd_") ? "fwd_bwd_sdpa" : "sdpa";
+    std::vector<Curve> panel;
+    bool drawn = false;
     for (const auto& impl : kCurveImpls) {
       Curve curve{op, impl, {}};
       for (const auto& c : registry()) {
@@ -167,8 +171,10 @@ std::vector<Curve> curves(const KernelTimings& t, const bench::Sweep& sweep) {
         if (const auto ms = find_ms(t, c, impl)) curve.points.emplace_back(c.T, c.B * c.T / (*ms * 1e3));
       }
       std::sort(curve.points.begin(), curve.points.end());
-      out.push_back(curve);
+      drawn = drawn || (impl != "torch-sdpa" && !curve.points.empty());
+      panel.push_back(curve);
     }
+    if (drawn) out.insert(out.end(), panel.begin(), panel.end());
   }
   return out;
 }
@@ -179,15 +185,7 @@ std::vector<Curve> curves(const KernelTimings& t, const bench::Sweep& sweep) {
 std::vector<std::string> write_throughput_figures(const KernelTimings& t, const std::filesystem::path& dir, Written& w) {
   std::vector<std::string> names;
   for (const auto& sweep : bench::kernel_cases().sweeps) {
-    const auto all = curves(t, sweep);
-    std::vector<Curve> cs;  // the panels with a point of ours or FLA's, kCurveImpls.size() curves each
-    for (size_t panel = 0; panel < all.size(); panel += kCurveImpls.size()) {
-      bool any = false;
-      for (size_t i = 0; i < kCurveImpls.size(); ++i) {
-        any = any || (all[panel + i].impl != "torch-sdpa" && !all[panel + i].points.empty());
-      }
-      if (any) cs.insert(cs.end(), all.begin() + panel, all.begin() + panel + kCurveImpls.size());
-    }
+    const auto cs = curves(t, sweep);
     if (cs.empty()) continue;
     const std::string name = "throughput_" + sweep.name;
     std::string data;
@@ -319,9 +317,7 @@ namespace {
 std::vector<const bench::Sweep*> timed_sweeps(const KernelTimings& t) {
   std::vector<const bench::Sweep*> out;
   for (const auto& sweep : bench::kernel_cases().sweeps) {
-    bool any = false;
-    for (const auto& c : curves(t, sweep)) any = any || (c.impl != "torch-sdpa" && !c.points.empty());
-    if (any) out.push_back(&sweep);  // as write_throughput_figures draws it
+    if (!curves(t, sweep).empty()) out.push_back(&sweep);  // as write_throughput_figures draws it
   }
   return out;
 }
