@@ -4,6 +4,7 @@
 #include "sweep/merge.h"
 
 #include "tests/support/catch.h"
+#include "tests/support/run_record.h"
 #include "tests/support/temp_dir.h"
 
 #include <filesystem>
@@ -15,30 +16,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// The store tests' run (tests/support/run_record.h), one epoch, finished at `finished` with `status`.
 sweep::RunRecord record(const std::string& hash, double accuracy, const std::string& finished = "2026-12-01T00:00:00Z",
                         const std::string& status = "completed") {
-  sweep::RunRecord r;
-  r.suite = "s";
-  r.hash = hash;
+  auto r = testing::make_record(hash, accuracy, /*epochs=*/1);
   r.id = "task/model/d16/lr0.001/wd0/s" + hash;
-  r.task = "task";
-  r.model = "model";
-  r.d_model = 16;
-  r.lr = 1e-3;
-  r.seed = 1;
-  r.config = "seed = 1\n";
   r.status = status;
-  r.final_accuracy = r.best_accuracy = accuracy;
-  r.epochs = 1;
-  r.device = "cpu";
-  r.git_commit = "abc";
-  r.versions = "v";
   r.finished_at = finished;
-  train::EpochMetrics m;
-  m.epoch = 1;
-  m.steps = 5;
-  m.accuracy = accuracy;
-  r.history.push_back(m);
   return r;
 }
 

@@ -3,6 +3,7 @@
 #include "sweep/store.h"
 
 #include "tests/support/catch.h"
+#include "tests/support/run_record.h"
 #include "tests/support/temp_dir.h"
 
 #include <sqlite3.h>
@@ -16,40 +17,7 @@
 #include <vector>
 
 using namespace deltabench;
-
-namespace {
-
-sweep::RunRecord make_record(const std::string& hash, double accuracy) {
-  sweep::RunRecord r;
-  r.suite = "s";
-  r.hash = hash;
-  r.id = "task/model/d16/lr0.001/wd0/s1";
-  r.task = "task";
-  r.model = "model";
-  r.d_model = 16;
-  r.lr = 1e-3;
-  r.seed = 1;
-  r.config = "seed = 1\n";
-  r.status = "completed";
-  r.final_accuracy = accuracy;
-  r.best_accuracy = accuracy;
-  r.epochs = 2;
-  r.device = "cpu";
-  r.git_commit = "abc";
-  r.versions = "v";
-  r.finished_at = "2026-11-23T00:00:00Z";
-  for (int e = 1; e <= 2; ++e) {
-    train::EpochMetrics m;
-    m.epoch = e;
-    m.steps = 10 * e;
-    m.train_loss = e == 2 ? std::nan("") : 1.5;
-    m.accuracy = accuracy;
-    r.history.push_back(m);
-  }
-  return r;
-}
-
-}  // namespace
+using testing::make_record;
 
 TEST_CASE("a recorded run reads back whole, epochs and NaN included") {
   testing::TempDir dir("deltabench-store-test");
