@@ -39,7 +39,10 @@
 #                                DELTABENCH_SUITE_SECONDS (default 480), stopped by SIGTERM at the limit (the runs in
 #                                flight are lost and retaken next window); leaves SUITE.sqlite (copy it back to
 #                                .store/ for the next window), suite.log and window.md (a row for results/SUITE/RUNS.md:
-#                                date, commit, GPU, runs before and after, seconds)
+#                                date, commit, GPU, runs before and after, seconds); the runs in flight save
+#                                their state in .resume/SUITE (neither carried nor returned), so a next window on
+#                                the same warm machine goes on with them from their last saved epoch
+#   scripts/device.sh --build    build every target in build-device/ (the binaries for a command's own steps)
 #   scripts/device.sh --harness  build, every test, then the README's GPU suite command (zoology-mqar, no flags: the
 #                                suite's own "cuda", the default runs per GPU) for DELTABENCH_SUITE_SECONDS
 #                                (default 150), its stored runs listed with device and backend, and the report
@@ -61,6 +64,8 @@ harness=0
 [[ "${1:-}" == "--harness" ]] && harness=1
 train_only=0
 [[ "${1:-}" == "--train" ]] && train_only=1
+build_only=0
+[[ "${1:-}" == "--build" ]] && build_only=1
 window_suite=""
 if [[ "${1:-}" == "--window" ]]; then
   window_suite="${2:-}"
@@ -136,26 +141,45 @@ if ((build_rc != 0)); then
   tail -n 40 "$out/build.log"
   exit 1
 fi
+((build_only)) && exit 0
 
 # One window of a long suite (--window): the carried store, the suite until the time limit, the store back.
 if [[ -n "$window_suite" ]]; then
   store="$out/$window_suite.sqlite"
-  [[ -f "$root/.store/$window_suite.sqlite" ]] && cp "$root/.store/$window_suite.sqlite" "$store"
-  count() {  # runs of the suite in the store, and the grid's size: "done total" (no store yet: "0 ?")
-    [[ -f "$store" ]] || { echo "0 ?"; return; }
-    (cd "$root" && "$build_dir/deltabench" run "$window_suite" --store "$store" --dry-run 2>/dev/null) |
+  count() {  # runs of the suite in store $1 (default: the window's), and the grid's size: "done total" (none: "0 ?")
+    local path="${1:-$store}"
+    [[ -f "$path" ]] || { echo "0 ?"; return; }
+    (cd "$root" && "$build_dir/deltabench" run "$window_suite" --store "$path" --dry-run 2>/dev/null) |
       sed -n 's/.*: \([0-9]*\) runs in the grid; \([0-9]*\) already in.*/\2 \1/p' | head -n 1
   }
+  # The carried store, or the one an earlier call of this session left on this warm machine (kept beside the
+  # runs' resume states) where that one holds more runs: then calls in a row need not carry each other's.
+  carried="$root/.store/$window_suite.sqlite" kept="$root/.resume/$window_suite.sqlite"
+  read -r carried_runs _ < <(count "$carried")
+  read -r kept_runs _ < <(count "$kept")
+  if [[ -f "$kept" ]] && ((kept_runs > carried_runs)); then
+    cp "$kept" "$store"
+    note "- the store: this machine's from an earlier call ($kept_runs runs; the carried one has $carried_runs)"
+  elif [[ -f "$carried" ]]; then
+    cp "$carried" "$store"
+  fi
   read -r before total < <(count)
   seconds="${DELTABENCH_SUITE_SECONDS:-480}"
   start=$(date +%s)
+  # The runs in flight save their state every epoch (at most every 30 s) in .resume/, which is not carried and
+  # not under $OUT: a next call on the same warm machine goes on from there; a fresh machine starts them over.
+  resume_dir="$root/.resume/$window_suite"
+  states_before=$(ls "$resume_dir" 2>/dev/null | wc -l)
   (cd "$root" && timeout -s TERM "$seconds" "$build_dir/deltabench" run "$window_suite" --store "$store" \
-    --progress-interval 60 --no-report) >"$out/suite.log" 2>&1
+    --progress-interval 60 --no-report --resume-dir "$resume_dir" --resume-interval "${DELTABENCH_RESUME_INTERVAL:-30}") \
+    >"$out/suite.log" 2>&1
   rc=$?
   elapsed=$(($(date +%s) - start))
+  mkdir -p "$root/.resume" && cp "$store" "$kept"
   read -r after total < <(count)
   gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)
   note "- window of $window_suite: rc=$rc (124: stopped at the time limit, as planned), $elapsed s, runs in the store ${before:-?} -> ${after:-?} of ${total:-?}"
+  note "- runs' resume states on this machine: $states_before at the start (from an earlier call), $(ls "$resume_dir" 2>/dev/null | wc -l) at the end; resumed: $(grep -c 'resumed after epoch' "$out/suite.log")"
   printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$(date -u +%F)" "$DELTABENCH_COMMIT" "${gpu:-none}" "${before:-?}" \
     "${after:-?}" "${total:-?}" "$elapsed" >"$out/window.md"
   tail -n 5 "$out/suite.log" | tee -a "$summary"
@@ -336,6 +360,9 @@ if ((harness)); then
   note ""
   "$build_dir/deltabench" runs list --store "$store" 2>&1 | tee -a "$summary"
   "$build_dir/deltabench" runs export --store "$store" --format json --out "$out/zoology-mqar-runs.json" >/dev/null 2>&1
+  # The default keeps the runs in flight resumable beside the store: count them, and keep them off $OUT.
+  note "- resume states beside the store when it stopped: $(ls "$store.resume" 2>/dev/null | wc -l)"
+  rm -rf "$store.resume"
   report_dir=$(mktemp -d)
   (cd "$root" && "$build_dir/deltabench" report zoology-mqar --store "$store" --out "$report_dir") >>"$out/suite.log" 2>&1 || status=1
   note ""

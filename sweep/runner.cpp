@@ -164,6 +164,8 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
     train::TrainOptions train_options;
     train_options.placement = options.placement;
     if (!options.placement.checkpoint.empty()) train_options.placement.checkpoint = options.placement.checkpoint + "/" + run.hash;
+    if (!options.resume_dir.empty()) train_options.resume_dir = options.resume_dir + "/" + run.hash;
+    train_options.resume_interval_s = options.resume_interval_s;
     train_options.progress = false;
     // The claim's heartbeat comes with the trainer's progress callback: at least five a stale period, so
     // that a live run is never taken over, whatever --progress-interval says about printed lines.
@@ -190,8 +192,10 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
       last_line = std::chrono::steady_clock::now();
       std::fflush(stdout);
     };
+    int64_t resumed_after = 0;
     try {
       const auto s = train::run_experiment(run.config, train_options);
+      resumed_after = s.resumed_after_epoch;
       record.status = s.status;
       record.best_accuracy = s.best_accuracy;
       record.final_accuracy = s.final_accuracy;
@@ -236,6 +240,7 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
       } else {
         outcome = fmt::format("accuracy {:.3f} ({} epochs, {:.1f} s)", record.final_accuracy, record.epochs, record.wall_s);
       }
+      if (resumed_after > 0) outcome += fmt::format(", resumed after epoch {}", resumed_after);
       fmt::print("{}[{:>{}}/{}] {}: {} | elapsed {}, ETA {}\n", p, position, width, result.in_shard, run.id, outcome,
                  train::format_duration(elapsed()), train::format_duration(eta));
       std::fflush(stdout);

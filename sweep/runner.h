@@ -25,6 +25,10 @@ struct RunnerOptions {
   double progress_interval_s = 10;  // between progress lines (and claim heartbeats) within a run
   double stale_claim_s = 300;   // a claim without a heartbeat for this long is retaken
   std::string prefix;           // printed before every progress line ("[worker 1/2 cuda:1] ")
+  // Each run in flight saves its state at the end of an epoch in <resume_dir>/<run hash>/ and a run
+  // killed there goes on from it when it is trained again (train/resume.h). Empty: none.
+  std::string resume_dir;
+  double resume_interval_s = 30;  // at least between a run's saved states
 };
 
 struct RunnerResult {

@@ -20,6 +20,7 @@
 #include <exception>
 #include <map>
 #include <optional>
+#include <stdexcept>
 
 namespace deltabench::train {
 
@@ -106,6 +107,22 @@ std::vector<at::Tensor> FusedAdamW::state() const {
   for (const auto& g : groups_) out.insert(out.end(), g.exp_avg_sq.begin(), g.exp_avg_sq.end());
   for (const auto& g : groups_) out.insert(out.end(), g.steps.begin(), g.steps.end());
   return out;
+}
+
+void FusedAdamW::load_state(const std::vector<at::Tensor>& state) {
+  const auto into = this->state();
+  if (state.size() != into.size()) {
+    throw std::invalid_argument("AdamW state: expected " + std::to_string(into.size()) + " tensors, got " +
+                                std::to_string(state.size()));
+  }
+  at::NoGradGuard no_grad;
+  for (size_t i = 0; i < into.size(); ++i) {
+    if (state[i].sizes() != into[i].sizes()) {
+      throw std::invalid_argument(c10::str("AdamW state: tensor ", i, " has shape ", state[i].sizes(), ", expected ",
+                                           into[i].sizes()));
+    }
+    into[i].copy_(state[i]);  // state() hands out the optimizer's own tensors
+  }
 }
 
 void FusedAdamW::step() {
@@ -230,7 +247,7 @@ void TrainStep::capture(const tasks::Batch& batch) {
   // The captured backward allocates the gradients in the graph's pool; they stay there for its replays.
   optimizer_.zero_grad();
   auto graph = std::make_unique<Graph>();
-  captured_at_ = issued_;
+  captured_at_ = issued_ - first_;
   failure_ = try_capture(graph->graph, [&] { body(static_inputs_, static_targets_); });
   if (!failure_.empty()) {
     captured_at_ = -1;
@@ -257,7 +274,7 @@ void TrainStep::run(const tasks::Batch& batch) {
     ++issued_;
     return;
   }
-  if (options_.capture && !graph_ && failure_.empty() && issued_ >= options_.warmup && full) {
+  if (options_.capture && !graph_ && failure_.empty() && issued_ - first_ >= options_.warmup && full) {
     capture(batch);
     ++issued_;
     return;
@@ -267,6 +284,14 @@ void TrainStep::run(const tasks::Batch& batch) {
   optimizer_.zero_grad();
   body(batch.inputs, batch.targets);
   ++issued_;
+}
+
+void TrainStep::resume_at(int64_t steps) {
+  TORCH_CHECK(issued_ == 0, "TrainStep::resume_at: steps were run already");
+  TORCH_CHECK(steps >= 0 && steps < losses_.size(0), "TrainStep::resume_at: step ", steps, " outside the ",
+              losses_.size(0), " the run was sized for");
+  issued_ = read_ = first_ = steps;
+  index_.fill_(steps);
 }
 
 std::vector<double> TrainStep::read_losses() {

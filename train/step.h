@@ -67,6 +67,9 @@ class FusedAdamW {
   std::vector<at::Tensor> grads() const;
   // The moments and step counts, for a checkpoint: exp_avg..., exp_avg_sq..., step...
   std::vector<at::Tensor> state() const;
+  // Copies `state` (state()'s order, any device) into the moments and step counts. Throws
+  // std::invalid_argument naming the first tensor whose count or shape differs.
+  void load_state(const std::vector<at::Tensor>& state);
 
  private:
   struct Group {
@@ -105,6 +108,8 @@ class TrainStep {
   // The losses of the steps run since the last read, in order: one copy to the host.
   std::vector<double> read_losses();
   int64_t steps() const { return issued_; }
+  // A resumed run: the next step is step `steps` (its loss goes to that slot). Before the first run().
+  void resume_at(int64_t steps);
   // "captured (CUDA graph) after 3 eager steps; 2 eager steps for partial batches", "eager (cpu)",
   // "eager: the step could not be captured: ..." (a note for the run's record).
   std::string mode() const;
@@ -121,6 +126,7 @@ class TrainStep {
   at::Tensor losses_;  // [capacity] fp32 on the device
   at::Tensor index_;   // [1] int64 on the device: the next step's slot
   int64_t issued_ = 0, read_ = 0, eager_after_capture_ = 0, captured_at_ = -1;
+  int64_t first_ = 0;  // the first step this object runs (resume_at): warm-up counts from here
   at::Tensor static_inputs_, static_targets_;
   struct Graph;
   std::unique_ptr<Graph> graph_;

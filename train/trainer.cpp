@@ -6,6 +6,7 @@
 #include "tasks/metrics.h"
 #include "tasks/registry.h"
 
+#include "train/resume.h"
 #include "train/step.h"
 
 #include <ATen/ATen.h>
@@ -239,9 +240,11 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
   int64_t tokens = 0;
   summary.status = "completed";
   BackendCounts train_calls, eval_calls;
+  int64_t steps_before = 0;  // steps a resume state brought: not this process's rate
+  double wall_before = 0;    // the time they took
   const auto report = [&](int64_t epoch, int64_t step, double loss, const EpochMetrics* evaluated) {
-    const double elapsed = since(start);
-    const double rate = static_cast<double>(summary.steps) / std::max(elapsed, 1e-9);
+    const double elapsed = wall_before + since(start);
+    const double rate = static_cast<double>(summary.steps - steps_before) / std::max(since(start), 1e-9);
     const double eta = summary.steps > 0 ? static_cast<double>(total_steps - summary.steps) / rate : NAN;
     if (opt.on_progress) {
       Progress p;
@@ -274,6 +277,48 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
   StepOptions eval_options = step_options;
   eval_options.scored = test_scored;
   EvalStep eval_step(model, eval_options, device);
+
+  // A resume state of this run (train/resume.h): its epochs are done; the run goes on after them.
+  const std::string run_hash = opt.config_hash.empty() ? c.hash : opt.config_hash;
+  int64_t first_epoch = 0;
+  auto last_save = Clock::now();
+  if (!opt.resume_dir.empty()) {
+    std::string why_not;
+    if (auto r = load_resume_state(opt.resume_dir, run_hash, t.epochs, opt.commit, model, optimizer, device, &why_not)) {
+      first_epoch = r->epochs_done;
+      tokens = r->tokens;
+      steps_before = r->summary.steps;
+      wall_before = r->summary.wall_s;
+      train_calls = r->train_calls;
+      eval_calls = r->eval_calls;
+      const RunSummary& before = r->summary;
+      summary.steps = before.steps, summary.epochs = before.epochs;
+      summary.best_accuracy = before.best_accuracy, summary.best_epoch = before.best_epoch;
+      summary.final_accuracy = before.final_accuracy;
+      summary.history = before.history, summary.step_losses = before.step_losses;
+      summary.resumed_after_epoch = first_epoch;
+      step.resume_at(steps_before);
+      if (opt.progress && !opt.on_progress) {
+        fmt::print("resumed after epoch {} of {} ({} steps) from {}\n", first_epoch, t.epochs, steps_before, opt.resume_dir);
+      }
+    } else if (!why_not.empty()) {
+      fmt::print(stderr, "{}\n", why_not);
+    }
+  }
+  const auto save_state = [&] {
+    ResumeState state;
+    state.config_hash = run_hash;
+    state.commit = opt.commit;
+    state.total_epochs = t.epochs;
+    state.epochs_done = summary.epochs;
+    state.tokens = tokens;
+    state.summary = summary;
+    state.summary.wall_s = wall_before + since(start);
+    state.train_calls = train_calls;
+    state.eval_calls = eval_calls;
+    save_resume_state(opt.resume_dir, state, model, optimizer, device);
+    last_save = Clock::now();
+  };
   // Losses come back from the device when progress is reported and at the end of each epoch: the
   // first non-finite one marks the run diverged at its step.
   double epoch_loss_sum = 0;
@@ -292,7 +337,7 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
     }
   };
 
-  for (int64_t epoch = 0; epoch < t.epochs && summary.status == "completed"; ++epoch) {
+  for (int64_t epoch = first_epoch; epoch < t.epochs && summary.status == "completed"; ++epoch) {
     const double lr = scheduled_lr(t, epoch);
     optimizer.set_lr(lr);
     train_set.start_epoch(c.seed, epoch);
@@ -344,7 +389,7 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
     m.mad_accuracy = evaluator.mad_accuracy();
     m.accuracy = data.test.metric == tasks::Metric::kMqarAccuracy ? m.mqar_accuracy : m.mad_accuracy;
     synchronize(device);
-    m.wall_s = since(start);
+    m.wall_s = wall_before + since(start);
     summary.history.push_back(m);
     summary.epochs = m.epoch;
     summary.final_accuracy = m.accuracy;
@@ -353,13 +398,17 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
       summary.best_epoch = m.epoch;
     }
     if (metrics.is_open()) metrics << to_json(m) << "\n" << std::flush;
+    // The state after this epoch, where another epoch follows (before the report: a kill then loses nothing).
+    const bool last = epoch + 1 >= t.epochs || (t.early_stop > 0 && m.accuracy >= t.early_stop) ||
+                      (opt.max_steps > 0 && summary.steps >= opt.max_steps);
+    if (!opt.resume_dir.empty() && !last && since(last_save) >= opt.resume_interval_s) save_state();
     if (opt.progress || opt.on_progress) report(epoch, epoch_losses, m.train_loss, &m);
     if (t.early_stop > 0 && m.accuracy >= t.early_stop) summary.status = "early_stopped";
     if (opt.max_steps > 0 && summary.steps >= opt.max_steps) break;
   }
 
   synchronize(device);
-  summary.wall_s = since(start);
+  summary.wall_s = wall_before + since(start);
   summary.tokens_per_s = static_cast<double>(tokens) / summary.wall_s;
   // Softmax attention calls no deltabench sequence op: its attention is ATen's SDPA.
   const bool ours = train_calls.reference + train_calls.kernel + eval_calls.reference + eval_calls.kernel > 0;
@@ -368,6 +417,12 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
   summary.backend_train_backward = ours ? backward_backend(train_calls) : (summary.steps > 0 ? aten : "none");
   summary.backend_eval_forward = ours ? forward_backend(eval_calls) : (summary.epochs > 0 ? aten : "none");
   summary.train_step = step.mode() + "; evaluation " + eval_step.mode();
+  if (first_epoch > 0) summary.train_step += fmt::format("; resumed after epoch {}", first_epoch);
+  if (!opt.resume_dir.empty()) {  // the run ended: nothing to resume
+    std::error_code ec;
+    std::filesystem::remove(std::filesystem::path(opt.resume_dir) / "state.pt", ec);
+    std::filesystem::remove(opt.resume_dir, ec);  // only when empty
+  }
   const auto& checkpoint = opt.placement.checkpoint;
   if (!checkpoint.empty()) {
     std::error_code ec;

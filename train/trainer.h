@@ -46,6 +46,7 @@ struct RunSummary {
   std::string train_step;  // "train fwd reference, bwd reference (ATen autograd); eval fwd kernel"
   std::vector<EpochMetrics> history;
   std::vector<double> step_losses;  // every training step's loss, for reproducibility checks
+  int64_t resumed_after_epoch = 0;  // the epochs a resume state brought (TrainOptions::resume_dir); 0: none
 };
 
 // Where training stands, for a caller that prints progress its own way (a suite's worker).
@@ -69,6 +70,11 @@ struct TrainOptions {
   bool progress = true;                  // progress lines on stdout (when on_progress is not set)
   double progress_interval_s = 10;       // between progress reports within an epoch
   std::function<void(const Progress&)> on_progress;  // replaces the printed lines
+  // Where the run saves its state at the end of an epoch (train/resume.h), at most once every
+  // resume_interval_s, and from which it goes on when a state of the same config, epoch count and
+  // commit is there; the state is removed when the run ends. Empty: no resume state.
+  std::string resume_dir;
+  double resume_interval_s = 30;
 };
 
 // What a run will take at most, estimated from the config before anything is allocated: the task

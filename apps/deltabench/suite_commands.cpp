@@ -33,10 +33,10 @@ namespace {
 const char* kDefaultStore = "runs/deltabench.sqlite";
 
 struct RunArgs {
-  std::string suite, store = kDefaultStore, device, backend, gpus, shard, worker, out, checkpoint_dir;
+  std::string suite, store = kDefaultStore, device, backend, gpus, shard, worker, out, checkpoint_dir, resume_dir;
   int64_t jobs = 1, per_gpu = 0, threads = 0, abort_after = -1;
-  double progress_interval = 10;
-  bool retry_failed = false, dry_run = false, no_report = false, eager = false, shard_store = false;
+  double progress_interval = 10, resume_interval = 30;
+  bool retry_failed = false, dry_run = false, no_report = false, eager = false, shard_store = false, no_resume = false;
 };
 
 struct ReportArgs {
@@ -172,6 +172,11 @@ int run_in_processes(const RunArgs& a, const std::string& suite_file, const trai
                                      std::to_string(threads), "--no-report", "--progress-interval",
                                      fmt::format("{}", a.progress_interval)};
     if (!a.checkpoint_dir.empty()) args.insert(args.end(), {"--checkpoint-dir", a.checkpoint_dir});
+    if (a.no_resume) {
+      args.push_back("--no-resume");
+    } else {
+      args.insert(args.end(), {"--resume-dir", a.resume_dir, "--resume-interval", fmt::format("{}", a.resume_interval)});
+    }
     if (!a.backend.empty()) args.insert(args.end(), {"--backend", a.backend});
     if (a.retry_failed) args.push_back("--retry-failed");
     if (a.eager) args.push_back("--eager");
@@ -238,6 +243,12 @@ void add_suite_commands(CLI::App& app, int& status) {
       ->check(integer_at_least(1, 1024));
   run->add_option("--checkpoint-dir", ra->checkpoint_dir,
                   "save each run's model and optimizer under DIR/<run hash>/ (default: the suite's [base.train] checkpoint)");
+  run->add_option("--resume-dir", ra->resume_dir,
+                  "each run in flight saves its state at the end of an epoch under DIR/<run hash>/, and a run killed "
+                  "there goes on from it (default: <store>.resume beside the store)");
+  run->add_option("--resume-interval", ra->resume_interval, "seconds at least between a run's saved states")
+      ->capture_default_str()->check(CLI::Range(0.0, 86400.0));
+  run->add_flag("--no-resume", ra->no_resume, "save no run states: a killed run starts over");
   run->add_option("--out", ra->out, "the report's directory (default results/<suite>)");
   run->add_flag("--retry-failed", ra->retry_failed, "run again runs recorded as failed");
   run->add_flag("--dry-run", ra->dry_run, "list the runs still to do in an existing store and train nothing");
@@ -273,6 +284,8 @@ void add_suite_commands(CLI::App& app, int& status) {
     } else if (ra->shard_store && ra->shard.empty()) {
       throw train::ConfigError("--shard-store: goes with --shard i/n or a Slurm array task");
     }
+    if (ra->no_resume && !ra->resume_dir.empty()) throw train::ConfigError("--resume-dir and --no-resume: give one, not both");
+    if (!ra->no_resume && ra->resume_dir.empty()) ra->resume_dir = ra->store + ".resume";  // the store's own, shard or not
     if (ra->jobs > 1 && !ra->shard.empty()) throw train::ConfigError("--jobs and --shard: give one, not both");
     if (ra->per_gpu > 0 && ra->jobs > 1) throw train::ConfigError("--jobs and --per-gpu: give one, not both");
     if (ra->per_gpu > 0 && !ra->shard.empty()) throw train::ConfigError("--per-gpu and --shard: give one, not both");
@@ -335,6 +348,8 @@ void add_suite_commands(CLI::App& app, int& status) {
     o.abort_after = ra->abort_after;
     o.progress_interval_s = ra->progress_interval;
     o.cuda_graph = !ra->eager;
+    if (!ra->no_resume) o.resume_dir = ra->resume_dir;
+    o.resume_interval_s = ra->resume_interval;
     sweep::Store store(ra->store, ra->dry_run ? sweep::Store::Open::kExisting : sweep::Store::Open::kCreate);
     const auto r = sweep::run_suite(suite, store, o);
     status = 0;

@@ -13,7 +13,10 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAStream.h>
 
+#include <filesystem>
 #include <iostream>
+
+#include <unistd.h>
 
 using namespace deltabench;
 
@@ -314,4 +317,46 @@ TEST_CASE("cuda: every run of a thread trains on one stream, not the default str
   }
   CHECK(first == second);
   CHECK(first != c10::cuda::getDefaultCUDAStream(0));
+}
+
+TEST_CASE("cuda: a captured run killed after an epoch resumes on the GPU and ends as the unkilled run", "[cuda][graph]") {
+  REQUIRE(at::hasCUDA());
+  auto c = train::load_experiment(std::string(DELTABENCH_SOURCE_DIR) + "/configs/mqar-tiny.toml");
+  c.task.train_examples = 64 * 20;  // 20 steps an epoch
+  c.model.embed_dropout = 0.1;       // the CUDA generator's state decides the masks
+  c.train.epochs = 5;
+  c.train.early_stop = 0;
+  c.train.precision = "fp32";
+  const auto dir = std::filesystem::temp_directory_path() / ("deltabench-cuda-resume-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  train::TrainOptions options;
+  options.placement.device = "cuda";
+  options.progress = false;
+  options.commit = "test";
+  options.resume_dir = (dir / "whole").string();
+  options.resume_interval_s = 0;
+  const auto whole = train::run_experiment(c, options);
+  struct Killed {};
+  options.resume_dir = (dir / "killed").string();
+  options.on_progress = [](const train::Progress& p) {
+    if (p.epoch_end && p.epoch == 2) throw Killed{};
+  };
+  CHECK_THROWS_AS(train::run_experiment(c, options), Killed);
+  options.on_progress = nullptr;
+  const auto resumed = train::run_experiment(c, options);
+  std::filesystem::remove_all(dir);
+  INFO("whole: " << whole.train_step << " | resumed: " << resumed.train_step);
+  CHECK(resumed.resumed_after_epoch == 2);
+  // The resumed process warms up and captures its own graph: three eager steps after the resume.
+  CHECK(resumed.train_step ==
+        "captured (CUDA graph) after 3 eager steps; evaluation captured (CUDA graph); resumed after epoch 2");
+  REQUIRE(resumed.step_losses.size() == whole.step_losses.size());
+  double worst = 0;
+  for (size_t i = 0; i < whole.step_losses.size(); ++i) {
+    worst = std::max(worst, std::abs(resumed.step_losses[i] - whole.step_losses[i]) / std::abs(whole.step_losses[i]));
+  }
+  INFO("largest relative loss difference over " << whole.step_losses.size() << " steps: " << worst);
+  CHECK(worst <= 1e-5);  // fp32: the same kernels on the same data, parameters, moments and dropout masks
+  REQUIRE(resumed.history.size() == 5);
+  CHECK(resumed.final_accuracy == Approx(whole.final_accuracy).margin(1e-9));
 }

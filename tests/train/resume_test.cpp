@@ -1,0 +1,150 @@
+// Tests train/resume.cpp through the trainer: a run killed after an epoch goes on from its saved state
+// and ends exactly as the run that was never killed (losses, metrics, history, bit for bit on the CPU,
+// with dropout drawing from the generators); states of another run are not used; a state half written
+// when the kill came is ignored; a damaged one is an error naming the file.
+
+#include "models/language_model.h"
+#include "tests/support/catch.h"
+#include "tests/support/temp_dir.h"
+#include "train/resume.h"
+#include "train/trainer.h"
+
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+
+using namespace deltabench;
+using namespace deltabench::train;
+
+namespace {
+
+// Four epochs of 8 steps of the tiny MQAR, dropout on: the generators' states matter.
+ExperimentConfig small() {
+  auto c = load_experiment(std::string(DELTABENCH_SOURCE_DIR) + "/configs/mqar-tiny.toml");
+  c.task.train_examples = 512;
+  c.task.test_examples = 128;
+  c.model.mixer = models::default_mixer(models::MixerKind::kGatedDeltaNet);
+  c.model.embed_dropout = 0.1;
+  c.train.epochs = 4;
+  c.train.early_stop = 0;
+  return c;
+}
+
+struct Killed : std::runtime_error {
+  Killed() : std::runtime_error("killed") {}
+};
+
+TrainOptions options(const std::filesystem::path& resume_dir, int64_t kill_after_epoch = 0) {
+  TrainOptions o;
+  o.progress = false;
+  o.placement.device = "cpu";
+  o.commit = "abc123";
+  o.resume_dir = resume_dir.string();
+  o.resume_interval_s = 0;  // a state after every epoch
+  // A kill right after an epoch's evaluation, as SIGKILL would come: the trainer's callback throws.
+  if (kill_after_epoch > 0) {
+    o.on_progress = [kill_after_epoch](const Progress& p) {
+      if (p.epoch_end && p.epoch == kill_after_epoch) throw Killed();
+    };
+  }
+  return o;
+}
+
+void check_same_run(const RunSummary& resumed, const RunSummary& whole) {
+  CHECK(resumed.status == whole.status);
+  CHECK(resumed.steps == whole.steps);
+  CHECK(resumed.epochs == whole.epochs);
+  REQUIRE(resumed.step_losses.size() == whole.step_losses.size());
+  CHECK(resumed.step_losses == whole.step_losses);
+  CHECK(resumed.final_accuracy == whole.final_accuracy);
+  CHECK(resumed.best_accuracy == whole.best_accuracy);
+  CHECK(resumed.best_epoch == whole.best_epoch);
+  REQUIRE(resumed.history.size() == whole.history.size());
+  for (size_t i = 0; i < whole.history.size(); ++i) {
+    INFO("epoch " << i + 1);
+    CHECK(resumed.history[i].train_loss == whole.history[i].train_loss);
+    CHECK(resumed.history[i].test_loss == whole.history[i].test_loss);
+    CHECK(resumed.history[i].accuracy == whole.history[i].accuracy);
+    CHECK(resumed.history[i].lr == whole.history[i].lr);
+  }
+  CHECK(resumed.backend() == whole.backend());
+}
+
+}  // namespace
+
+TEST_CASE("resume: a run killed after an epoch goes on from its state and ends as the unkilled run, bit for bit",
+          "[resume]") {
+  const testing::TempDir temp("deltabench_resume_test");
+  const auto c = small();
+  const auto whole = run_experiment(c, options(temp.path() / "whole"));
+  REQUIRE(whole.epochs == 4);
+  CHECK(whole.resumed_after_epoch == 0);
+  CHECK_FALSE(std::filesystem::exists(temp.path() / "whole"));  // a finished run leaves no state
+
+  const auto dir = temp.path() / "killed";
+  CHECK_THROWS_AS(run_experiment(c, options(dir, 2)), Killed);
+  REQUIRE(std::filesystem::exists(dir / "state.pt"));
+  const auto resumed = run_experiment(c, options(dir));
+  CHECK(resumed.resumed_after_epoch == 2);
+  CHECK(resumed.train_step == "eager (cpu); evaluation eager (cpu); resumed after epoch 2");
+  check_same_run(resumed, whole);
+  CHECK_FALSE(std::filesystem::exists(dir));
+
+  // Killed twice, the second time after the resumed run's own first epoch.
+  const auto twice = temp.path() / "twice";
+  CHECK_THROWS_AS(run_experiment(c, options(twice, 1)), Killed);
+  CHECK_THROWS_AS(run_experiment(c, options(twice, 3)), Killed);
+  const auto third = run_experiment(c, options(twice));
+  CHECK(third.resumed_after_epoch == 3);
+  check_same_run(third, whole);
+}
+
+TEST_CASE("resume: a state of another config, epoch count or commit is not used, and the reason is given",
+          "[resume]") {
+  const testing::TempDir temp("deltabench_resume_test");
+  const auto c = small();
+  const auto dir = temp.path() / "state";
+  CHECK_THROWS_AS(run_experiment(c, options(dir, 1)), Killed);
+  REQUIRE(std::filesystem::exists(dir / "state.pt"));
+
+  models::LanguageModel model(c.model);
+  FusedAdamW optimizer(model, c.train, at::kCPU);
+  std::string why;
+  CHECK_FALSE(load_resume_state(dir, "another-hash", 4, "abc123", model, optimizer, at::kCPU, &why));
+  CHECK(why == (dir / "state.pt").string() + " is of config " + c.hash + ", not another-hash: starting over");
+  CHECK_FALSE(load_resume_state(dir, c.hash, 8, "abc123", model, optimizer, at::kCPU, &why));
+  CHECK(why.find("is of a run of 4 epochs, not 8") != std::string::npos);
+  CHECK_FALSE(load_resume_state(dir, c.hash, 4, "def456", model, optimizer, at::kCPU, &why));
+  CHECK(why.find("was saved at commit abc123, this is def456") != std::string::npos);
+  const auto state = load_resume_state(dir, c.hash, 4, "abc123", model, optimizer, at::kCPU, &why);
+  REQUIRE(state);
+  CHECK(why.empty());
+  CHECK(state->epochs_done == 1);
+  CHECK(state->summary.history.size() == 1);
+  CHECK(!load_resume_state(temp.path() / "none", c.hash, 4, "abc123", model, optimizer, at::kCPU, &why));
+  CHECK(why.empty());  // no state: nothing to say
+
+  // Through the trainer: another commit starts over and ends as a fresh run.
+  auto other = options(dir);
+  other.commit = "def456";
+  const auto fresh = run_experiment(c, other);
+  CHECK(fresh.resumed_after_epoch == 0);
+  check_same_run(fresh, run_experiment(c, options(temp.path() / "reference")));
+}
+
+TEST_CASE("resume: a state half written when the kill came is ignored; a damaged one is an error naming the file",
+          "[resume]") {
+  const testing::TempDir temp("deltabench_resume_test");
+  const auto c = small();
+  const auto dir = temp.path() / "state";
+  CHECK_THROWS_AS(run_experiment(c, options(dir, 2)), Killed);
+  std::ofstream(dir / "state.pt.partial") << "the first bytes of a state";
+  const auto resumed = run_experiment(c, options(dir));
+  CHECK(resumed.resumed_after_epoch == 2);
+
+  CHECK_THROWS_AS(run_experiment(c, options(dir, 1)), Killed);
+  std::ofstream(dir / "state.pt", std::ios::trunc) << "not a state";
+  CHECK_THROWS_WITH(run_experiment(c, options(dir)),
+                    testing::contains((dir / "state.pt").string() + ": cannot read the resume state"));
+}
