@@ -123,6 +123,8 @@ sqlite_args=()
 targets=()
 ((kernels_only)) && targets=(--target kernels_cuda_tests kernels_bench deltabench)
 ((train_only)) && targets=(--target train_cuda_tests kernels_cuda_tests train_step_bench kernels_bench deltabench)
+# --build's targets, where a command needs only some: DELTABENCH_BUILD_TARGETS="kernels_cuda_tests deltabench"
+((build_only)) && [[ -n "${DELTABENCH_BUILD_TARGETS:-}" ]] && read -r -a targets <<<"--target $DELTABENCH_BUILD_TARGETS"
 [[ -n "$window_suite" ]] && targets=(--target deltabench)
 if [[ ! -f /usr/include/sqlite3.h && -f "$root/.deb/sqlite/usr/include/sqlite3.h" ]]; then
   sqlite_lib=$(ls /usr/lib/x86_64-linux-gnu/libsqlite3.so* /lib/x86_64-linux-gnu/libsqlite3.so* 2>/dev/null | head -n 1)

@@ -219,6 +219,9 @@ namespace {
 // The training pair's forward alone (kRecurrent) is unmeasured against the reference: under `kernel` only.
 constexpr int64_t kAutoTrainMinLength = 256;
 
+// The kernels take V in tiles of this many columns (kernel_path's "V a multiple of 32").
+constexpr int64_t kKernelVTile = 32;
+
 int64_t longest_sequence(const SequenceShape& shape) {
   int64_t longest = 0;
   for (size_t i = 0; i + 1 < shape.seq_starts.size(); ++i) {
@@ -248,6 +251,26 @@ SequenceOutput dispatch(Family family, const SequenceShape& shape, const at::Ten
                         const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta, const at::Tensor& g,
                         const SequenceOptions& options, reference::Fn recurrent, reference::Fn chunk) {
   const bool grad = needs_grad({&q, &k, &v, &beta, &g, &options.initial_state});
+  // A V that the kernels' tiles of 32 do not divide (linear attention's running denominator is a column
+  // of ones after the values: V + 1) runs on v and the initial state with zero columns up to the next
+  // multiple, where the kernels serve that; the output and final state are narrowed back. Zero columns
+  // of v and of the state stay zero in every family's state (S decays, and takes k v^T and k (v - W S)
+  // terms whose columns are v's), and the narrowing's backward gives them no gradient: exact.
+  if (options.backend != BackendChoice::kReference && q.is_cuda() && shape.V % kKernelVTile != 0) {
+    SequenceShape padded = shape;
+    padded.V = (shape.V + kKernelVTile - 1) / kKernelVTile * kKernelVTile;
+    const auto pad = [&](const at::Tensor& t) { return at::constant_pad_nd(t, {0, padded.V - shape.V}); };
+    const auto vp = pad(v);
+    SequenceOptions padded_options = options;
+    if (options.initial_state.defined()) padded_options.initial_state = pad(options.initial_state);
+    const auto path = kernel_path(padded, q, k, vp, beta, g, padded_options, nullptr);
+    if (path != KernelPath::kNone && (options.backend == BackendChoice::kKernel || auto_takes(path, padded))) {
+      auto out = dispatch(family, padded, q, k, vp, beta, g, padded_options, recurrent, chunk);
+      out.o = out.o.narrow(-1, 0, shape.V);
+      if (out.final_state.defined()) out.final_state = out.final_state.narrow(-1, 0, shape.V);
+      return out;
+    }
+  }
   if (options.backend != BackendChoice::kReference) {
     std::string why;
     const auto path = kernel_path(shape, q, k, v, beta, g, options, &why);
