@@ -323,51 +323,6 @@ TEST_CASE("cuda: backend = kernel serves the calls the chunk forward does not ta
   }
 }
 
-TEST_CASE("cuda: a V the kernels' tiles do not divide trains on the kernels with the reference's gradients",
-          "[cuda][backward]") {
-  // Linear attention's running denominator makes V = head dim + 1; the op pads v and the state with zero
-  // columns for the kernels and narrows the output back. Every input's gradient, and the final state's
-  // shape and values, against the fp32 reference ops with ATen autograd.
-  REQUIRE(at::hasCUDA());
-  for (const auto family : kFamilies) {
-    for (const auto& shape : {SampleShape{2, 100, 2, 64, 65}, SampleShape{2, 100, 2, 32, 33}}) {
-      INFO(family_name(family) << ", K " << shape.K << ", V " << shape.V);
-      const auto in = to(sample_inputs(family, shape, kCuda.dtype(at::kFloat), 17, /*decay=*/true), at::kBFloat16);
-      const auto h0 = at::randn({shape.B, shape.H, shape.K, shape.V}, kCuda.dtype(at::kFloat)) * 0.1;
-      const auto run = [&](BackendChoice backend, at::ScalarType dtype) {
-        SequenceInputs x = to(in, dtype);
-        std::vector<at::Tensor> leaves;
-        for (auto* t : {&x.q, &x.k, &x.v, &x.beta, &x.g}) {
-          if (t->defined()) leaves.push_back(*t = t->detach().clone().requires_grad_(true));  // fresh leaves each run
-        }
-        SequenceOptions o;
-        o.backend = backend;
-        o.output_final_state = true;
-        o.initial_state = h0.clone().requires_grad_(true);
-        leaves.push_back(o.initial_state);
-        const auto out = run_family(family, x, o);
-        CHECK(out.backend == (backend == BackendChoice::kKernel ? Backend::kKernel : Backend::kReference));
-        CHECK(out.o.sizes() == in.v.sizes());
-        CHECK(out.final_state.sizes() == h0.sizes());
-        const auto w = at::randn_like(out.o, at::TensorOptions().dtype(at::kFloat));  // the same seed each time
-        (out.o.to(at::kFloat) * w).sum().add(out.final_state.pow(2).sum()).backward();
-        std::vector<at::Tensor> result{out.o.to(at::kFloat), out.final_state};
-        for (const auto& t : leaves) result.push_back(t.grad().to(at::kFloat));
-        return result;
-      };
-      at::manual_seed(3);
-      const auto got = run(BackendChoice::kKernel, at::kBFloat16);
-      at::manual_seed(3);
-      const auto want = run(BackendChoice::kReference, at::kFloat);
-      REQUIRE(got.size() == want.size());
-      for (size_t i = 0; i < got.size(); ++i) {
-        INFO("tensor " << i << " (o, final state, then the inputs' gradients in q, k, v, beta, g, h0 order)");
-        CHECK(testing::rel_rms(got[i], want[i]) <= 0.007);  // the issue's bf16 bounds: 0.003 to 0.007
-      }
-    }
-  }
-}
-
 TEST_CASE("cuda: inputs that start off a 16-byte boundary give the same output", "[cuda]") {
   // A contiguous view one element into its storage: the dispatch copies it to an aligned tensor rather
   // than let the kernel's 16-byte loads misread it.
