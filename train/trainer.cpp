@@ -243,9 +243,11 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
   int64_t steps_before = 0;  // steps a resume state brought: not this process's rate
   double wall_before = 0;    // the time they took
   const auto report = [&](int64_t epoch, int64_t step, double loss, const EpochMetrics* evaluated) {
-    const double elapsed = wall_before + since(start);
-    const double rate = static_cast<double>(summary.steps - steps_before) / std::max(since(start), 1e-9);
-    const double eta = summary.steps > 0 ? static_cast<double>(total_steps - summary.steps) / rate : NAN;
+    // This process's part of the run: a resumed run's earlier time is not in its rate, nor in what the
+    // runner subtracts from its own elapsed time for the shard's ETA.
+    const double elapsed = since(start);
+    const double rate = static_cast<double>(summary.steps - steps_before) / std::max(elapsed, 1e-9);
+    const double eta = summary.steps > steps_before ? static_cast<double>(total_steps - summary.steps) / rate : NAN;
     if (opt.on_progress) {
       Progress p;
       p.epoch = epoch + 1, p.epochs = t.epochs, p.step = step, p.steps_per_epoch = steps_per_epoch;

@@ -55,7 +55,7 @@ struct Progress {
   int64_t step = 0, steps_per_epoch = 0;  // step within the epoch
   int64_t steps = 0, total_steps = 0;  // optimizer steps so far, and at most
   double loss = 0;                     // the last step's loss
-  double elapsed_s = 0, eta_s = 0;     // this run's
+  double elapsed_s = 0, eta_s = 0;     // this run's in this process (a resumed run's earlier time not in it)
   bool epoch_end = false;              // after an evaluation: `accuracy` holds its result
   double accuracy = 0;
 };
