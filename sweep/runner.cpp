@@ -15,7 +15,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <filesystem>
 #include <memory>
+#include <system_error>
 
 namespace deltabench::sweep {
 namespace {
@@ -105,6 +107,17 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
       todo.push_back(&run);
     }
   }
+  // Runs with a saved state first (train/resume.h): they are furthest along, and a window or job that
+  // ends soon should finish them rather than start others. Otherwise the grid's order.
+  size_t resumable = 0;
+  if (!options.resume_dir.empty()) {
+    const auto has_state = [&](const Run* run) {
+      std::error_code ec;
+      return std::filesystem::exists(std::filesystem::path(options.resume_dir) / run->hash / "state.pt", ec);
+    };
+    const auto first_fresh = std::stable_partition(todo.begin(), todo.end(), has_state);
+    resumable = static_cast<size_t>(first_fresh - todo.begin());
+  }
   const std::string& p = options.prefix;
   // Where it trains is settled before anything runs: a wrong device is one error, and no run is
   // recorded as failed because of it.
@@ -119,6 +132,9 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
                  at::get_num_threads());
     }
     fmt::print("\n");
+    if (resumable > 0) {
+      fmt::print("{}{} run(s) go on from their saved state (in {}), first\n", p, resumable, options.resume_dir);
+    }
     if (result.failed_before > 0) {
       fmt::print("{}{} failed run(s) recorded earlier are skipped; --retry-failed trains them again\n", p,
                  result.failed_before);

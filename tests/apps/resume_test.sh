@@ -97,6 +97,24 @@ epochs_csv "$tmp/killed.sqlite" >"$tmp/killed.epochs"
 check "40 epochs recorded" test "$(wc -l <"$tmp/whole.epochs")" -eq 40
 check "every epoch's losses and accuracy equal the unkilled run's" cmp "$tmp/whole.epochs" "$tmp/killed.epochs"
 
+# A run with a saved state goes first: shard 1/2 of a two-run grid (its second run) killed mid-run, then
+# the whole grid trains that run before the grid's first.
+sed 's/^lr = \[3e-3\]/lr = [3e-3, 1e-3]/' "$tmp/long.toml" >"$tmp/two.toml"
+"$bin" run "$tmp/two.toml" "${one[@]}" --store "$tmp/two.sqlite" --shard 1/2 --no-report --resume-interval 0 \
+  >"$tmp/two-shard.txt" 2>&1 &
+pid=$!
+for _ in $(seq 600); do
+  ls "$tmp"/two.sqlite.resume/*/state.pt >/dev/null 2>&1 && break
+  sleep 0.1
+done
+kill -9 "$pid"
+wait "$pid" 2>/dev/null
+"$bin" run "$tmp/two.toml" "${one[@]}" --store "$tmp/two.sqlite" --no-report --resume-interval 0 >"$tmp/two.txt" 2>&1
+check "the whole grid exits 0" test $? -eq 0
+check "it says one run goes on from its saved state, first" grep -q "1 run(s) go on from their saved state" "$tmp/two.txt"
+check "the grid's second run (the one with a state) trains first" \
+  bash -c "grep -m 1 'training on' '$tmp/two.txt' | grep -q 'lr0.001/'"
+
 "$bin" run "$tmp/long.toml" "${one[@]}" --store "$tmp/e.sqlite" --no-resume --resume-dir "$tmp/x" >"$tmp/e.txt" 2>&1
 check "--resume-dir with --no-resume is an error (exit 2)" test $? -eq 2
 check "it names both flags" grep -q -- "--resume-dir and --no-resume: give one, not both" "$tmp/e.txt"
