@@ -46,7 +46,10 @@ BackendCounts counts_of(const nlohmann::json& j) {
   return {j.at(0).get<int64_t>(), j.at(1).get<int64_t>(), j.at(2).get<int64_t>(), j.at(3).get<int64_t>()};
 }
 
-nlohmann::json progress_json(const ResumeState& s) {
+// "cuda" or "cpu": the generators saved differ (a CUDA run saves its device's too).
+std::string device_kind(const at::Device& device) { return device.is_cuda() ? "cuda" : "cpu"; }
+
+nlohmann::json progress_json(const ResumeState& s, const at::Device& device) {
   const RunSummary& r = s.summary;
   nlohmann::json history = nlohmann::json::array();
   for (const auto& m : r.history) {
@@ -58,6 +61,7 @@ nlohmann::json progress_json(const ResumeState& s) {
   return {{"format", kFormat},
           {"config_hash", s.config_hash},
           {"commit", s.commit},
+          {"device", device_kind(device)},
           {"total_epochs", s.total_epochs},
           {"epochs_done", s.epochs_done},
           {"tokens", s.tokens},
@@ -122,7 +126,7 @@ void save_resume_state(const std::filesystem::path& dir, const ResumeState& stat
     std::lock_guard<std::mutex> lock(g.mutex());
     tensors.push_back(g.get_state());
   }
-  const std::string json = progress_json(state).dump();
+  const std::string json = progress_json(state, device).dump();
   tensors.push_back(at::from_blob(const_cast<char*>(json.data()), {static_cast<int64_t>(json.size())}, at::kByte).clone());
   const auto partial = dir / "state.pt.partial", final_path = dir / "state.pt";
   try {
@@ -171,6 +175,9 @@ std::optional<ResumeState> load_resume_state(const std::filesystem::path& dir, c
                   std::to_string(total_epochs));
   }
   if (state.commit != commit) return refuse("was saved at commit " + state.commit + ", this is " + commit);
+  if (const auto saved = j.at("device").get<std::string>(); saved != device_kind(device)) {
+    return refuse("was saved by a run on " + saved + ", and this run trains on " + device_kind(device));
+  }
 
   auto model_side = model_tensors(model);
   const auto optimizer_side = optimizer.state();

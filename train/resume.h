@@ -10,8 +10,8 @@
 //
 // Resuming restores all of it: on the CPU a resumed run's losses and metrics equal the uninterrupted
 // run's bit for bit (tests/train/resume_test.cpp); on CUDA they are the same computation, as
-// deterministic as the kernels are. A state from another config hash, another epoch count or another
-// commit is not used: the run starts over and the trainer says why.
+// deterministic as the kernels are. A state from another config hash, another epoch count, another
+// commit or another kind of device (CPU or CUDA) is not used: the run starts over and the trainer says why.
 
 #include "kernels/common/backend.h"
 #include "models/language_model.h"
@@ -41,7 +41,7 @@ void save_resume_state(const std::filesystem::path& dir, const ResumeState& stat
                        const FusedAdamW& optimizer, const at::Device& device);
 
 // The state in <dir>/state.pt, restored into `model`, `optimizer` and the random generators, when it
-// exists and matches `config_hash`, `total_epochs` and `commit`; nullopt otherwise, with the reason in
+// exists and matches `config_hash`, `total_epochs`, `commit` and the kind of `device`; nullopt otherwise, with the reason in
 // `*why_not` (empty when there is no state). A state that matches but cannot be read (another
 // model's shapes, a damaged file) throws std::runtime_error naming the file.
 std::optional<ResumeState> load_resume_state(const std::filesystem::path& dir, const std::string& config_hash,

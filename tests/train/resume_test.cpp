@@ -9,10 +9,15 @@
 #include "train/resume.h"
 #include "train/trainer.h"
 
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+#include <torch/serialize.h>
+
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 using namespace deltabench;
 using namespace deltabench::train;
@@ -124,6 +129,21 @@ TEST_CASE("resume: a state of another config, epoch count or commit is not used,
   CHECK(state->summary.history.size() == 1);
   CHECK(!load_resume_state(temp.path() / "none", c.hash, 4, "abc123", model, optimizer, at::kCPU, &why));
   CHECK(why.empty());  // no state: nothing to say
+
+  // A state saved by a run on CUDA (its record says so, and it holds that device's generator too).
+  {
+    std::vector<at::Tensor> tensors;
+    torch::load(tensors, (dir / "state.pt").string());
+    const auto& bytes = tensors.back();
+    auto progress = nlohmann::json::parse(std::string(static_cast<const char*>(bytes.data_ptr()), bytes.numel()));
+    progress["device"] = "cuda";
+    const std::string text = progress.dump();
+    tensors.back() = at::from_blob(const_cast<char*>(text.data()), {static_cast<int64_t>(text.size())}, at::kByte).clone();
+    std::filesystem::create_directories(temp.path() / "cuda");
+    torch::save(tensors, (temp.path() / "cuda" / "state.pt").string());
+  }
+  CHECK_FALSE(load_resume_state(temp.path() / "cuda", c.hash, 4, "abc123", model, optimizer, at::kCPU, &why));
+  CHECK(why.find("was saved by a run on cuda, and this run trains on cpu: starting over") != std::string::npos);
 
   // Through the trainer: another commit starts over and ends as a fresh run.
   auto other = options(dir);
