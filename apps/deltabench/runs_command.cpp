@@ -1,6 +1,7 @@
 #include "apps/deltabench/runs_command.h"
 
 #include "report/format.h"
+#include "sweep/record_json.h"
 #include "sweep/store.h"
 
 #include <fmt/core.h>
@@ -25,6 +26,8 @@ struct RunsArgs {
 };
 
 using sweep::RunRecord;
+using sweep::epoch_json;
+using sweep::run_json;
 
 std::vector<RunRecord> select_runs(const RunsArgs& a, bool with_history) {
   sweep::Store store(a.store, sweep::Store::Open::kExisting);
@@ -39,29 +42,6 @@ std::vector<RunRecord> select_runs(const RunsArgs& a, bool with_history) {
     }
   }
   return out;
-}
-
-nlohmann::json number(double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr); }
-
-// Every stored field of a run, in the store's order (the config as its canonical TOML text).
-nlohmann::ordered_json run_json(const RunRecord& r) {
-  return {{"suite", r.suite}, {"hash", r.hash}, {"id", r.id}, {"task", r.task}, {"model", r.model},
-          {"d_model", r.d_model}, {"lr", number(r.lr)}, {"weight_decay", number(r.weight_decay)}, {"seed", r.seed},
-          {"status", r.status}, {"error", r.error}, {"best_accuracy", number(r.best_accuracy)},
-          {"final_accuracy", number(r.final_accuracy)}, {"best_epoch", r.best_epoch}, {"epochs", r.epochs},
-          {"steps", r.steps}, {"diverged_step", r.diverged_step}, {"parameters", r.parameters},
-          {"wall_s", number(r.wall_s)}, {"tokens_per_s", number(r.tokens_per_s)}, {"device", r.device},
-          {"gpu_name", r.gpu_name}, {"threads", r.threads}, {"backend_train_forward", r.backend_train_forward},
-          {"backend_train_backward", r.backend_train_backward}, {"backend_eval_forward", r.backend_eval_forward},
-          {"train_step", r.train_step}, {"git_commit", r.git_commit}, {"versions", r.versions}, {"finished_at", r.finished_at}, {"config", r.config}};
-}
-
-nlohmann::ordered_json epoch_json(const RunRecord& r, const train::EpochMetrics& e) {
-  return {{"suite", r.suite}, {"hash", r.hash}, {"id", r.id}, {"epoch", e.epoch}, {"steps", e.steps},
-          {"lr", number(e.lr)}, {"train_loss", number(e.train_loss)}, {"test_loss", number(e.test_loss)},
-          {"accuracy", number(e.accuracy)}, {"mqar_accuracy", number(e.mqar_accuracy)},
-          {"micro_accuracy", number(e.micro_accuracy)}, {"mad_accuracy", number(e.mad_accuracy)},
-          {"wall_s", number(e.wall_s)}};
 }
 
 // A JSON value as a CSV field: strings unquoted (then CSV-quoted where needed), numbers at full precision.
@@ -136,30 +116,29 @@ void add_runs_command(CLI::App& app, int& status) {
       found = &r;
     }
     if (!found) throw sweep::StoreError("runs show " + a->run + ": no run in " + a->store + " has that id or hash prefix");
-    auto j = run_json(*found);
-    nlohmann::ordered_json epochs = nlohmann::ordered_json::array();
-    for (const auto& e : found->history) epochs.push_back(epoch_json(*found, e));
-    j["epochs_history"] = epochs;
-    fmt::print("{}\n", j.dump(2));
+    fmt::print("{}\n", sweep::run_json_with_history(*found).dump(2));
     status = 0;
   });
 
   auto* exp = runs->add_subcommand("export", "per-run (or per-epoch) rows as CSV or JSON, every stored field");
   filters(exp);
   exp->add_option("--format", a->format, "csv or json")->capture_default_str()->check(CLI::IsMember({"csv", "json"}));
-  exp->add_flag("--epochs", a->epochs, "one row per epoch of each run instead of one per run");
+  exp->add_flag("--epochs", a->epochs,
+                "one row per epoch of each run instead of one per run (JSON without it: each run with its epochs, "
+                "which `deltabench report --store <file>.json` reads)");
   exp->add_option("--out", a->out, "write to this file (default: standard output)");
   exp->callback([a, &status] {
-    const auto rows = select_runs(*a, a->epochs);
+    const bool json = a->format == "json";
+    const auto rows = select_runs(*a, a->epochs || json);
     std::vector<nlohmann::ordered_json> items;
     for (const auto& r : rows) {
       if (!a->epochs) {
-        items.push_back(run_json(r));
+        items.push_back(json ? sweep::run_json_with_history(r) : run_json(r));
         continue;
       }
       for (const auto& e : r.history) items.push_back(epoch_json(r, e));
     }
-    const std::string text = a->format == "json" ? nlohmann::ordered_json(items).dump(2) + "\n" : to_csv(items);
+    const std::string text = json ? nlohmann::ordered_json(items).dump(2) + "\n" : to_csv(items);
     if (a->out.empty()) {
       std::cout << text;
     } else {

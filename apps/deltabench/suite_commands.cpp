@@ -5,6 +5,7 @@
 #include "report/kernels.h"
 #include "report/report.h"
 #include "sweep/merge.h"
+#include "sweep/record_json.h"
 #include "sweep/runner.h"
 #include "sweep/slurm.h"
 #include "train/trainer.h"
@@ -92,9 +93,10 @@ void print_written(const report::Written& w) {
 // Writes the report of `suite` from the store at `store_path`, which must exist. A suite with no runs
 // in the store writes nothing over an existing report unless `force`.
 int write_suite_report(const sweep::Suite& suite, const std::string& store_path, const std::string& out_dir, bool force) {
-  sweep::Store store(store_path, sweep::Store::Open::kExisting);
   const auto dir = out_dir.empty() ? "results/" + suite.name : out_dir;
-  const auto records = store.runs(suite.name);
+  // A store, or a runs export (`runs export --format json`, committed as results/<suite>/runs.json).
+  const auto records = store_path.ends_with(".json") ? sweep::read_runs_json(store_path, suite.name)
+                                                     : sweep::Store(store_path, sweep::Store::Open::kExisting).runs(suite.name);
   if (records.empty() && !force) {
     throw report::ReportError(fmt::format(
         "{} holds no runs of suite '{}': not writing a report over {}/ (run the suite first, or pass --force to write "
@@ -374,7 +376,7 @@ void add_suite_commands(CLI::App& app, int& status) {
   auto rp = std::make_shared<ReportArgs>();
   auto* rep = app.add_subcommand("report", "write a suite's tables (Markdown, LaTeX, CSV) and plots from the store");
   rep->add_option("suite", rp->suite, "a suite name (configs/suites/<name>.toml) or a suite file")->required();
-  rep->add_option("--store", rp->store, "the SQLite results store (must exist)")->capture_default_str();
+  rep->add_option("--store", rp->store, "the SQLite results store (must exist), or a runs export (<file>.json: runs export --format json)")->capture_default_str();
   rep->add_option("--out", rp->out, "output directory (default results/<suite>)");
   rep->add_option("--curves", rp->curves, "also plot loss and accuracy per epoch of this run (its id or a hash prefix)");
   rep->add_flag("--force", rp->force, "write the report even when the store holds no runs of the suite");

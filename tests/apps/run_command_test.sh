@@ -212,6 +212,11 @@ check "--force writes it" grep -q "Suite \`quick\`" "$tmp/report-keep/table.md"
 # 12. Browse and export the store.
 "$bin" runs export --store "$tmp/a.sqlite" --suite tiny --format json --out "$tmp/a.json" 2>/dev/null
 check "runs export writes JSON with every run" test "$(grep -c '"hash":' "$tmp/a.json")" -eq 16
+check "... each with its epochs" test "$(grep -c '"epochs_history":' "$tmp/a.json")" -eq 16
+"$bin" report "$suite" --store "$tmp/a.json" --out "$tmp/report-json" >"$tmp/report-json.txt" 2>&1
+check "report reads a runs export in place of the store (exit 0)" test $? -eq 0
+check "... and writes the store's report, cell for cell" cmp -s "$tmp/report-a/table.csv" "$tmp/report-json/table.csv"
+check "... the Markdown too" cmp -s "$tmp/report-a/table.md" "$tmp/report-json/table.md"
 "$bin" runs export --store "$tmp/a.sqlite" --suite tiny --status completed --model delta >"$tmp/a.csv"
 check "runs export writes a CSV header" grep -q '^suite,hash,id,task,model,d_model,lr,' "$tmp/a.csv"
 check "runs export filters by status and model" test "$(grep -c '^tiny,' "$tmp/a.csv")" -eq 8

@@ -4,6 +4,7 @@
 #include "tasks/dataset.h"
 #include "tasks/mqar.h"
 #include "tests/support/catch.h"
+#include "tests/support/temp_dir.h"
 #include "train/step.h"
 #include "train/trainer.h"
 
@@ -13,10 +14,7 @@
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAStream.h>
 
-#include <filesystem>
 #include <iostream>
-
-#include <unistd.h>
 
 using namespace deltabench;
 
@@ -327,8 +325,8 @@ TEST_CASE("cuda: a captured run killed after an epoch resumes on the GPU and end
   c.train.epochs = 5;
   c.train.early_stop = 0;
   c.train.precision = "fp32";
-  const auto dir = std::filesystem::temp_directory_path() / ("deltabench-cuda-resume-" + std::to_string(::getpid()));
-  std::filesystem::remove_all(dir);
+  const testing::TempDir temp("deltabench-cuda-resume");
+  const auto dir = temp.path();
   train::TrainOptions options;
   options.placement.device = "cuda";
   options.progress = false;
@@ -344,7 +342,6 @@ TEST_CASE("cuda: a captured run killed after an epoch resumes on the GPU and end
   CHECK_THROWS_AS(train::run_experiment(c, options), Killed);
   options.on_progress = nullptr;
   const auto resumed = train::run_experiment(c, options);
-  std::filesystem::remove_all(dir);
   INFO("whole: " << whole.train_step << " | resumed: " << resumed.train_step);
   CHECK(resumed.resumed_after_epoch == 2);
   // The resumed process warms up and captures its own graph: three eager steps after the resume.
