@@ -1,27 +1,24 @@
 #include "sweep/record_json.h"
 
+#include "train/json_number.h"
+
 #include <fmt/core.h>
 
-#include <cmath>
 #include <fstream>
-#include <limits>
 #include <sstream>
 #include <utility>
 
 namespace deltabench::sweep {
-namespace {
 
-nlohmann::json number(double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr); }
-
-}  // namespace
-
+using train::json_number;
 nlohmann::ordered_json run_json(const RunRecord& r) {
   return {{"suite", r.suite}, {"hash", r.hash}, {"id", r.id}, {"task", r.task}, {"model", r.model},
-          {"d_model", r.d_model}, {"lr", number(r.lr)}, {"weight_decay", number(r.weight_decay)}, {"seed", r.seed},
-          {"status", r.status}, {"error", r.error}, {"best_accuracy", number(r.best_accuracy)},
-          {"final_accuracy", number(r.final_accuracy)}, {"best_epoch", r.best_epoch}, {"epochs", r.epochs},
+          {"d_model", r.d_model}, {"lr", json_number(r.lr)}, {"weight_decay", json_number(r.weight_decay)},
+          {"seed", r.seed},
+          {"status", r.status}, {"error", r.error}, {"best_accuracy", json_number(r.best_accuracy)},
+          {"final_accuracy", json_number(r.final_accuracy)}, {"best_epoch", r.best_epoch}, {"epochs", r.epochs},
           {"steps", r.steps}, {"diverged_step", r.diverged_step}, {"parameters", r.parameters},
-          {"wall_s", number(r.wall_s)}, {"tokens_per_s", number(r.tokens_per_s)}, {"device", r.device},
+          {"wall_s", json_number(r.wall_s)}, {"tokens_per_s", json_number(r.tokens_per_s)}, {"device", r.device},
           {"gpu_name", r.gpu_name}, {"threads", r.threads}, {"backend_train_forward", r.backend_train_forward},
           {"backend_train_backward", r.backend_train_backward}, {"backend_eval_forward", r.backend_eval_forward},
           {"train_step", r.train_step}, {"git_commit", r.git_commit}, {"versions", r.versions},
@@ -34,14 +31,14 @@ namespace {
 nlohmann::ordered_json epoch_fields(const train::EpochMetrics& e) {
   return {{"epoch", e.epoch},
           {"steps", e.steps},
-          {"lr", number(e.lr)},
-          {"train_loss", number(e.train_loss)},
-          {"test_loss", number(e.test_loss)},
-          {"accuracy", number(e.accuracy)},
-          {"mqar_accuracy", number(e.mqar_accuracy)},
-          {"micro_accuracy", number(e.micro_accuracy)},
-          {"mad_accuracy", number(e.mad_accuracy)},
-          {"wall_s", number(e.wall_s)}};
+          {"lr", json_number(e.lr)},
+          {"train_loss", json_number(e.train_loss)},
+          {"test_loss", json_number(e.test_loss)},
+          {"accuracy", json_number(e.accuracy)},
+          {"mqar_accuracy", json_number(e.mqar_accuracy)},
+          {"micro_accuracy", json_number(e.micro_accuracy)},
+          {"mad_accuracy", json_number(e.mad_accuracy)},
+          {"wall_s", json_number(e.wall_s)}};
 }
 
 }  // namespace
@@ -82,8 +79,7 @@ std::map<std::string, RunRecord> read_runs_json(const std::string& path, const s
       const auto int_of = [&](const char* k) { return key = k, j.at(k).get<int64_t>(); };
       const auto real_of = [&](const nlohmann::json& from, const char* k) {
         key = k;
-        const auto& v = from.at(k);
-        return v.is_null() ? std::numeric_limits<double>::quiet_NaN() : v.get<double>();
+        return train::number_from_json(from.at(k));
       };
       if (text_of("suite") != suite) continue;
       RunRecord r;

@@ -1,5 +1,7 @@
 #include "train/resume.h"
 
+#include "train/json_number.h"
+
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 #include <ATen/core/Generator.h>
@@ -7,8 +9,6 @@
 #include <nlohmann/json.hpp>
 #include <torch/serialize.h>
 
-#include <cmath>
-#include <limits>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -34,10 +34,6 @@ std::vector<at::Generator> generators(const at::Device& device) {
   return out;
 }
 
-nlohmann::json number(double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr); }
-double number_of(const nlohmann::json& j) {
-  return j.is_null() ? std::numeric_limits<double>::quiet_NaN() : j.get<double>();
-}
 
 nlohmann::json counts_json(const BackendCounts& c) {
   return {c.reference, c.reference_with_grad, c.kernel, c.kernel_with_grad};
@@ -53,11 +49,12 @@ nlohmann::json progress_json(const ResumeState& s, const at::Device& device) {
   const RunSummary& r = s.summary;
   nlohmann::json history = nlohmann::json::array();
   for (const auto& m : r.history) {
-    history.push_back({m.epoch, m.steps, number(m.lr), number(m.train_loss), number(m.test_loss), number(m.accuracy),
-                       number(m.mqar_accuracy), number(m.micro_accuracy), number(m.mad_accuracy), number(m.wall_s)});
+    history.push_back({m.epoch, m.steps, json_number(m.lr), json_number(m.train_loss), json_number(m.test_loss),
+                       json_number(m.accuracy), json_number(m.mqar_accuracy), json_number(m.micro_accuracy),
+                       json_number(m.mad_accuracy), json_number(m.wall_s)});
   }
   nlohmann::json losses = nlohmann::json::array();
-  for (const double x : r.step_losses) losses.push_back(number(x));
+  for (const double x : r.step_losses) losses.push_back(json_number(x));
   return {{"format", kFormat},
           {"config_hash", s.config_hash},
           {"commit", s.commit},
@@ -94,18 +91,18 @@ ResumeState state_of(const nlohmann::json& j) {
     EpochMetrics m;
     m.epoch = h.at(0).get<int64_t>();
     m.steps = h.at(1).get<int64_t>();
-    m.lr = number_of(h.at(2));
-    m.train_loss = number_of(h.at(3));
-    m.test_loss = number_of(h.at(4));
-    m.accuracy = number_of(h.at(5));
-    m.mqar_accuracy = number_of(h.at(6));
-    m.micro_accuracy = number_of(h.at(7));
-    m.mad_accuracy = number_of(h.at(8));
-    m.wall_s = number_of(h.at(9));
+    m.lr = number_from_json(h.at(2));
+    m.train_loss = number_from_json(h.at(3));
+    m.test_loss = number_from_json(h.at(4));
+    m.accuracy = number_from_json(h.at(5));
+    m.mqar_accuracy = number_from_json(h.at(6));
+    m.micro_accuracy = number_from_json(h.at(7));
+    m.mad_accuracy = number_from_json(h.at(8));
+    m.wall_s = number_from_json(h.at(9));
     r.history.push_back(m);
   }
   r.epochs = s.epochs_done;
-  for (const auto& x : j.at("step_losses")) r.step_losses.push_back(number_of(x));
+  for (const auto& x : j.at("step_losses")) r.step_losses.push_back(number_from_json(x));
   s.train_calls = counts_of(j.at("train_calls"));
   s.eval_calls = counts_of(j.at("eval_calls"));
   return s;
@@ -127,7 +124,8 @@ void save_resume_state(const std::filesystem::path& dir, const ResumeState& stat
     tensors.push_back(g.get_state());
   }
   const std::string json = progress_json(state, device).dump();
-  tensors.push_back(at::from_blob(const_cast<char*>(json.data()), {static_cast<int64_t>(json.size())}, at::kByte).clone());
+  const int64_t json_bytes = static_cast<int64_t>(json.size());
+  tensors.push_back(at::from_blob(const_cast<char*>(json.data()), {json_bytes}, at::kByte).clone());
   const auto partial = dir / "state.pt.partial", final_path = dir / "state.pt";
   try {
     torch::save(tensors, partial.string());

@@ -6,6 +6,7 @@
 #include "tasks/metrics.h"
 #include "tasks/registry.h"
 
+#include "train/json_number.h"
 #include "train/resume.h"
 #include "train/step.h"
 
@@ -60,7 +61,6 @@ void synchronize(const at::Device& device) {
 }
 
 // A JSON number, or null for NaN and infinities (which JSON cannot hold).
-nlohmann::json number(double x) { return std::isfinite(x) ? nlohmann::json(x) : nlohmann::json(nullptr); }
 
 }  // namespace
 
@@ -92,14 +92,14 @@ std::string to_json(const EpochMetrics& m) {
   const nlohmann::ordered_json j = {{"type", "epoch"},
                                     {"epoch", m.epoch},
                                     {"steps", m.steps},
-                                    {"lr", number(m.lr)},
-                                    {"train_loss", number(m.train_loss)},
-                                    {"test_loss", number(m.test_loss)},
-                                    {"accuracy", number(m.accuracy)},
-                                    {"mqar_accuracy", number(m.mqar_accuracy)},
-                                    {"micro_accuracy", number(m.micro_accuracy)},
-                                    {"mad_accuracy", number(m.mad_accuracy)},
-                                    {"wall_s", number(m.wall_s)}};
+                                    {"lr", json_number(m.lr)},
+                                    {"train_loss", json_number(m.train_loss)},
+                                    {"test_loss", json_number(m.test_loss)},
+                                    {"accuracy", json_number(m.accuracy)},
+                                    {"mqar_accuracy", json_number(m.mqar_accuracy)},
+                                    {"micro_accuracy", json_number(m.micro_accuracy)},
+                                    {"mad_accuracy", json_number(m.mad_accuracy)},
+                                    {"wall_s", json_number(m.wall_s)}};
   return j.dump();
 }
 
@@ -111,13 +111,13 @@ std::string to_json(const RunSummary& s, const ExperimentConfig& c, const TrainO
                                     {"commit", o.commit},
                                     {"status", s.status},
                                     {"diverged_step", s.diverged_step},
-                                    {"best_accuracy", number(s.best_accuracy)},
+                                    {"best_accuracy", json_number(s.best_accuracy)},
                                     {"best_epoch", s.best_epoch},
-                                    {"final_accuracy", number(s.final_accuracy)},
+                                    {"final_accuracy", json_number(s.final_accuracy)},
                                     {"epochs", s.epochs},
                                     {"steps", s.steps},
-                                    {"wall_s", number(s.wall_s)},
-                                    {"tokens_per_s", number(s.tokens_per_s)},
+                                    {"wall_s", json_number(s.wall_s)},
+                                    {"tokens_per_s", json_number(s.tokens_per_s)},
                                     {"parameters", s.parameters},
                                     {"device", s.device},
                                     {"threads", s.threads},
@@ -286,7 +286,8 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
   auto last_save = Clock::now();
   if (!opt.resume_dir.empty()) {
     std::string why_not;
-    if (auto r = load_resume_state(opt.resume_dir, run_hash, t.epochs, opt.commit, model, optimizer, device, &why_not)) {
+    auto r = load_resume_state(opt.resume_dir, run_hash, t.epochs, opt.commit, model, optimizer, device, &why_not);
+    if (r) {
       first_epoch = r->epochs_done;
       tokens = r->tokens;
       steps_before = r->summary.steps;
@@ -301,7 +302,8 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
       summary.resumed_after_epoch = first_epoch;
       step.resume_at(steps_before);
       if (opt.progress && !opt.on_progress) {
-        fmt::print("resumed after epoch {} of {} ({} steps) from {}\n", first_epoch, t.epochs, steps_before, opt.resume_dir);
+        fmt::print("resumed after epoch {} of {} ({} steps) from {}\n", first_epoch, t.epochs, steps_before,
+                   opt.resume_dir);
       }
     } else if (!why_not.empty()) {
       fmt::print(stderr, "{}\n", why_not);
@@ -401,12 +403,13 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
     }
     if (metrics.is_open()) metrics << to_json(m) << "\n" << std::flush;
     // The state after this epoch, where another epoch follows (before the report: a kill then loses nothing).
-    const bool last = epoch + 1 >= t.epochs || (t.early_stop > 0 && m.accuracy >= t.early_stop) ||
-                      (opt.max_steps > 0 && summary.steps >= opt.max_steps);
+    const bool early_stop = t.early_stop > 0 && m.accuracy >= t.early_stop;
+    const bool step_limit = opt.max_steps > 0 && summary.steps >= opt.max_steps;
+    const bool last = epoch + 1 >= t.epochs || early_stop || step_limit;
     if (!opt.resume_dir.empty() && !last && since(last_save) >= opt.resume_interval_s) save_state();
     if (opt.progress || opt.on_progress) report(epoch, epoch_losses, m.train_loss, &m);
-    if (t.early_stop > 0 && m.accuracy >= t.early_stop) summary.status = "early_stopped";
-    if (opt.max_steps > 0 && summary.steps >= opt.max_steps) break;
+    if (early_stop) summary.status = "early_stopped";
+    if (step_limit) break;
   }
 
   synchronize(device);
