@@ -34,14 +34,17 @@
 #                                --kernels' switches: DELTABENCH_KERNEL_SWEEPS=1 (the registry's sweeps too, not only
 #                                its fixed cases; FLA follows), DELTABENCH_BENCH_FILTER (a regex of case names, for kernels_bench
 #                                and FLA), DELTABENCH_BENCH_SECONDS (240), DELTABENCH_FLA_SECONDS (200), DELTABENCH_NCU=0
-#   scripts/device.sh --window SUITE  build deltabench, then one GPU window of a long suite (issue 15): the store
-#                                carried in .store/SUITE.sqlite (ignored by git; absent: a new one) goes on for
+#   scripts/device.sh --window SUITE  build deltabench, then one GPU window of a long suite (issue 15): the store,
+#                                merged from the committed results/SUITE/runs.json, the one carried in
+#                                .store/SUITE.sqlite (ignored by git) and this warm machine's from an earlier call, goes on for
 #                                DELTABENCH_SUITE_SECONDS (default 480), stopped by SIGTERM at the limit (the runs in
 #                                flight are lost and retaken next window); leaves SUITE.sqlite (copy it back to
 #                                .store/ for the next window), suite.log and window.md (a row for results/SUITE/RUNS.md:
 #                                date, commit, GPU, runs before and after, seconds); the runs in flight save
 #                                their state in .resume/SUITE (neither carried nor returned), so a next window on
-#                                the same warm machine goes on with them from their last saved epoch
+#                                the same warm machine goes on with them from their last saved epoch;
+#                                DELTABENCH_MPS=1 runs them through NVIDIA's Multi-Process Service (scripts/mps.sh),
+#                                DELTABENCH_PER_GPU sets the runs at once
 #   scripts/device.sh --build    build every target in build-device/ (the binaries for a command's own steps)
 #   scripts/device.sh --harness  build, every test, then the README's GPU suite command (zoology-mqar, no flags: the
 #                                suite's own "cuda", the default runs per GPU) for DELTABENCH_SUITE_SECONDS
@@ -154,17 +157,35 @@ if [[ -n "$window_suite" ]]; then
     (cd "$root" && "$build_dir/deltabench" run "$window_suite" --store "$path" --dry-run 2>/dev/null) |
       sed -n 's/.*: \([0-9]*\) runs in the grid; \([0-9]*\) already in.*/\2 \1/p' | head -n 1
   }
-  # The carried store, or the one an earlier call of this session left on this warm machine (kept beside the
-  # runs' resume states) where that one holds more runs: then calls in a row need not carry each other's.
+  # The window's store is every record there is: the committed export (results/SUITE/runs.json, the windows
+  # of earlier sessions), the carried store, and the one an earlier call of this session left on this warm
+  # machine (kept beside the runs' resume states). `store merge` keeps each run once and refuses two
+  # different results for one run.
   carried="$root/.store/$window_suite.sqlite" kept="$root/.resume/$window_suite.sqlite"
-  read -r carried_runs _ < <(count "$carried")
-  read -r kept_runs _ < <(count "$kept")
-  if [[ -f "$kept" ]] && ((kept_runs > carried_runs)); then
-    cp "$kept" "$store"
-    note "- the store: this machine's from an earlier call ($kept_runs runs; the carried one has $carried_runs)"
-  elif [[ -f "$carried" ]]; then
-    cp "$carried" "$store"
+  committed="$root/results/$window_suite/runs.json"
+  seeds=()
+  for f in "$committed" "$carried" "$kept"; do [[ -f "$f" ]] && seeds+=("$f"); done
+  if ((${#seeds[@]})); then
+    if ! "$build_dir/deltabench" store merge "${seeds[@]}" -o "$store" >>"$out/suite.log" 2>&1; then
+      note "- the store: merging ${seeds[*]} failed:"
+      tail -n 3 "$out/suite.log" | tee -a "$summary"
+      exit 1
+    fi
+    note "- the store: merged from ${seeds[*]#"$root/"}"
   fi
+  # Runs at once through NVIDIA's Multi-Process Service (DELTABENCH_MPS=1; scripts/mps.sh), and how many
+  # at once (DELTABENCH_PER_GPU; default: run's own).
+  per_gpu=()
+  [[ -n "${DELTABENCH_PER_GPU:-}" ]] && per_gpu=(--per-gpu "$DELTABENCH_PER_GPU")
+  mps=0
+  if [[ "${DELTABENCH_MPS:-0}" == 1 ]]; then
+    # Sourced: it exports the daemon's pipe directory, which the runs' processes inherit.
+    # shellcheck source=scripts/mps.sh
+    source "$root/scripts/mps.sh" start >"$out/mps.tmp" 2>&1 && mps=1
+    note "- $(tr '\n' ' ' <"$out/mps.tmp")"
+    rm -f "$out/mps.tmp"
+  fi
+  note "- runs at once: ${DELTABENCH_PER_GPU:-the default of run}; MPS: $( ((mps)) && echo on || echo off)"
   read -r before total < <(count)
   seconds="${DELTABENCH_SUITE_SECONDS:-480}"
   start=$(date +%s)
@@ -173,9 +194,10 @@ if [[ -n "$window_suite" ]]; then
   resume_dir="$root/.resume/$window_suite"
   states_before=$(ls "$resume_dir" 2>/dev/null | wc -l)
   (cd "$root" && timeout -s TERM "$seconds" "$build_dir/deltabench" run "$window_suite" --store "$store" \
-    --progress-interval 60 --no-report --resume-dir "$resume_dir" --resume-interval "${DELTABENCH_RESUME_INTERVAL:-30}") \
-    >"$out/suite.log" 2>&1
+    --progress-interval 60 --no-report --resume-dir "$resume_dir" --resume-interval "${DELTABENCH_RESUME_INTERVAL:-30}" \
+    "${per_gpu[@]}") >>"$out/suite.log" 2>&1
   rc=$?
+  ((mps)) && "$root/scripts/mps.sh" stop
   elapsed=$(($(date +%s) - start))
   mkdir -p "$root/.resume" && cp "$store" "$kept"
   read -r after total < <(count)
@@ -346,6 +368,11 @@ if ((harness)); then
   grep -E '^(zoology-mqar:|summary:|backend:)' "$out/train.log" | tee -a "$summary"
   seconds="${DELTABENCH_SUITE_SECONDS:-150}"
   store="$out/zoology-mqar.sqlite"
+  # The grid's runs done in earlier windows (the committed export), so that this call's runs are new ones
+  # and its store merges into the export without conflicts.
+  if [[ -f "$root/results/zoology-mqar/runs.json" ]]; then
+    "$build_dir/deltabench" store merge "$root/results/zoology-mqar/runs.json" -o "$store" 2>&1 | tee -a "$summary"
+  fi
   start=$(date +%s)
   (cd "$root" && timeout -s TERM "$seconds" "$build_dir/deltabench" run zoology-mqar --store "$store" \
     --progress-interval 20) >"$out/suite.log" 2>&1 &

@@ -1,5 +1,7 @@
 #include "sweep/merge.h"
 
+#include "sweep/record_json.h"
+
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -47,30 +49,37 @@ MergeSummary merge_stores(const std::vector<std::string>& inputs, const std::str
     if (!seen_inputs.insert(fs::weakly_canonical(path).string()).second) {
       throw StoreError(fmt::format("store merge: {} is given twice", path));
     }
-    const Store store(path, Store::Open::kExisting);
-    for (const auto& suite : store.suites()) {
-      for (auto& [hash, record] : store.runs(suite, /*with_history=*/true)) {
-        const auto key = std::make_pair(suite, hash);
-        const auto it = kept.find(key);
-        if (it == kept.end()) {
-          kept.emplace(key, Taken{record, path});
-          continue;
-        }
-        ++summary.duplicates;
-        auto& have = it->second;
-        const bool have_failed = have.record.status == "failed", new_failed = record.status == "failed";
-        if (have_failed != new_failed) {
-          if (have_failed) have = Taken{record, path};  // retried and finished: the finished record
-          continue;
-        }
-        if (!have_failed && result_of(have.record) != result_of(record)) {
-          throw StoreError(fmt::format(
-              "store merge: run {} of suite {} (hash {}) has different results in {}: {} and in {}: {}; nothing "
-              "was written",
-              record.id, suite, hash, have.from, describe(have.record), path, describe(record)));
-        }
-        if (record.finished_at > have.record.finished_at) have = Taken{record, path};
+    // A store, or a runs export (`runs export --format json`: a committed results/<suite>/runs.json).
+    std::map<std::pair<std::string, std::string>, RunRecord> records;
+    if (path.ends_with(".json")) {
+      records = read_all_runs_json(path);
+    } else {
+      const Store store(path, Store::Open::kExisting);
+      for (const auto& suite : store.suites()) {
+        for (auto& [hash, record] : store.runs(suite, /*with_history=*/true)) records.emplace(std::make_pair(suite, hash), record);
       }
+    }
+    for (auto& [key, record] : records) {
+      const auto& suite = key.first;
+      const auto it = kept.find(key);
+      if (it == kept.end()) {
+        kept.emplace(key, Taken{record, path});
+        continue;
+      }
+      ++summary.duplicates;
+      auto& have = it->second;
+      const bool have_failed = have.record.status == "failed", new_failed = record.status == "failed";
+      if (have_failed != new_failed) {
+        if (have_failed) have = Taken{record, path};  // retried and finished: the finished record
+        continue;
+      }
+      if (!have_failed && result_of(have.record) != result_of(record)) {
+        throw StoreError(fmt::format(
+            "store merge: run {} of suite {} (hash {}) has different results in {}: {} and in {}: {}; nothing "
+            "was written",
+            record.id, suite, key.second, have.from, describe(have.record), path, describe(record)));
+      }
+      if (record.finished_at > have.record.finished_at) have = Taken{record, path};
     }
   }
   std::error_code ignored;

@@ -2,6 +2,9 @@
 // Combining results stores: one per Slurm array task (or per host) into one, since SQLite on a network
 // file system is not safe for several writers. `deltabench store merge a.sqlite b.sqlite -o all.sqlite`.
 //
+// An input named *.json is a runs export (`deltabench runs export --format json`, such as a committed
+// results/<suite>/runs.json): a suite's windows on a GPU machine go on from the committed export.
+//
 // Every finished run of every input is kept once per (suite, run hash), with its epochs; claims (the
 // leases of processes training a run) are not results and are left out. Where inputs hold the same run:
 //   - the same result (status, accuracies, best epoch, epochs, steps, divergence step): the record that

@@ -58,7 +58,10 @@ nlohmann::ordered_json run_json_with_history(const RunRecord& r) {
   return j;
 }
 
-std::map<std::string, RunRecord> read_runs_json(const std::string& path, const std::string& suite) {
+namespace {
+
+// The runs of `suite` in the export at `path`, or of every suite where `suite` is null, keyed by (suite, hash).
+std::map<std::pair<std::string, std::string>, RunRecord> read_export(const std::string& path, const std::string* suite) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw StoreError(path + ": cannot read the runs export");
   std::stringstream text;
@@ -70,7 +73,7 @@ std::map<std::string, RunRecord> read_runs_json(const std::string& path, const s
     throw StoreError(path + ": not JSON (" + e.what() + ")");
   }
   if (!all.is_array()) throw StoreError(path + ": expected an array of runs (deltabench runs export --format json)");
-  std::map<std::string, RunRecord> out;
+  std::map<std::pair<std::string, std::string>, RunRecord> out;
   for (size_t i = 0; i < all.size(); ++i) {
     const auto& j = all[i];
     std::string key;  // the field being read, for the error
@@ -81,9 +84,9 @@ std::map<std::string, RunRecord> read_runs_json(const std::string& path, const s
         key = k;
         return train::number_from_json(from.at(k));
       };
-      if (text_of("suite") != suite) continue;
       RunRecord r;
-      r.suite = suite;
+      r.suite = text_of("suite");
+      if (suite != nullptr && r.suite != *suite) continue;
       r.hash = text_of("hash"), r.id = text_of("id"), r.task = text_of("task"), r.model = text_of("model");
       r.d_model = int_of("d_model"), r.lr = real_of(j, "lr"), r.weight_decay = real_of(j, "weight_decay");
       r.seed = int_of("seed"), r.status = text_of("status"), r.error = text_of("error");
@@ -108,14 +111,26 @@ std::map<std::string, RunRecord> read_runs_json(const std::string& path, const s
         m.wall_s = real_of(e, "wall_s");
         r.history.push_back(m);
       }
-      if (!out.emplace(r.hash, r).second) {
-        throw StoreError(fmt::format("{}: run {} ({}) is there twice", path, i + 1, r.hash));
+      if (!out.emplace(std::make_pair(r.suite, r.hash), r).second) {
+        throw StoreError(fmt::format("{}: run {} ({} of suite {}) is there twice", path, i + 1, r.hash, r.suite));
       }
     } catch (const nlohmann::json::exception& e) {
       throw StoreError(fmt::format("{}: run {}: field {}: {}", path, i + 1, key, e.what()));
     }
   }
   return out;
+}
+
+}  // namespace
+
+std::map<std::string, RunRecord> read_runs_json(const std::string& path, const std::string& suite) {
+  std::map<std::string, RunRecord> out;
+  for (auto& [key, record] : read_export(path, &suite)) out.emplace(key.second, std::move(record));
+  return out;
+}
+
+std::map<std::pair<std::string, std::string>, RunRecord> read_all_runs_json(const std::string& path) {
+  return read_export(path, nullptr);
 }
 
 }  // namespace deltabench::sweep

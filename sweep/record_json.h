@@ -12,6 +12,7 @@
 
 #include <map>
 #include <string>
+#include <utility>
 
 namespace deltabench::sweep {
 
@@ -26,5 +27,7 @@ nlohmann::ordered_json run_json_with_history(const RunRecord& r);
 // Store::runs gives them. Throws StoreError naming the file, the run's position and the key for a file
 // that cannot be read, is not such an array, lacks a field or holds a run twice.
 std::map<std::string, RunRecord> read_runs_json(const std::string& path, const std::string& suite);
+// Every run of every suite in a JSON export, keyed by (suite, hash); the same errors.
+std::map<std::pair<std::string, std::string>, RunRecord> read_all_runs_json(const std::string& path);
 
 }  // namespace deltabench::sweep

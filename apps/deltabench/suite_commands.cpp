@@ -406,7 +406,7 @@ void add_suite_commands(CLI::App& app, int& status) {
   store_cmd->require_subcommand(1);
   auto* merge = store_cmd->add_subcommand(
       "merge", "combine stores (a Slurm array's shards) into one: each run once, conflicting results refused");
-  merge->add_option("stores", ma->first, "the stores to combine")->required()->check(CLI::ExistingFile);
+  merge->add_option("stores", ma->first, "the stores to combine (SQLite stores, or runs exports: <file>.json)")->required()->check(CLI::ExistingFile);
   merge->add_option("-o,--out", ma->second, "the merged store (written whole, then renamed into place)")->required();
   merge->callback([ma, &status] {
     const auto summary = sweep::merge_stores(ma->first, ma->second);

@@ -1,7 +1,9 @@
 // Tests sweep/merge.cpp: overlapping stores, conflicts (refused, nothing written), idempotence, a
-// retried failure, and a killed merge's leftovers.
+// retried failure, a killed merge's leftovers, and a runs export (JSON) as an input.
 
 #include "sweep/merge.h"
+
+#include "sweep/record_json.h"
 
 #include "tests/support/catch.h"
 #include "tests/support/run_record.h"
@@ -112,4 +114,41 @@ TEST_CASE("store merge: a killed merge's partial file is never the output, and t
   CHECK_THROWS_WITH(sweep::merge_stores({}, out), "store merge: no input stores given");
   CHECK_THROWS_WITH(sweep::merge_stores({a, a}, out), deltabench::testing::contains("is given twice"));
   CHECK_THROWS_AS(sweep::merge_stores({(dir.path() / "none.sqlite").string()}, out), sweep::StoreError);
+}
+
+TEST_CASE("store merge: a runs export (JSON) is an input like a store, so a committed export seeds the next window") {
+  testing::TempDir dir("deltabench-merge-test");
+  auto other = record("h9", 0.8);
+  other.suite = "t";
+  const auto a = store_with(dir.path(), "a.sqlite", {record("h1", 0.5), record("h2", 0.6), other});
+  // The export as `runs export --format json` writes it: every run of every suite with its epochs.
+  nlohmann::ordered_json exported = nlohmann::ordered_json::array();
+  const sweep::Store store(a, sweep::Store::Open::kExisting);
+  for (const auto& suite : store.suites()) {
+    for (const auto& [hash, r] : store.runs(suite, true)) exported.push_back(sweep::run_json_with_history(r));
+  }
+  const auto json = (dir.path() / "runs.json").string();
+  std::ofstream(json) << exported.dump(1);
+  const auto b = store_with(dir.path(), "b.sqlite", {record("h2", 0.6, "2026-12-02T00:00:00Z"), record("h3", 0.7)});
+  const auto out = (dir.path() / "all.sqlite").string();
+  const auto summary = sweep::merge_stores({json, b}, out);
+  CHECK(summary.runs == 4);
+  CHECK(summary.duplicates == 1);
+  CHECK(summary.suites == std::vector<std::string>{"s", "t"});
+  const auto merged = runs_of(out);
+  REQUIRE(merged.size() == 3);
+  const auto original = store.runs("s", true);
+  CHECK(merged.at("h1").best_accuracy == original.at("h1").best_accuracy);
+  CHECK(merged.at("h1").config == original.at("h1").config);
+  CHECK(merged.at("h1").history.size() == original.at("h1").history.size());
+  CHECK(merged.at("h2").finished_at == "2026-12-02T00:00:00Z");
+  CHECK(sweep::Store(out, sweep::Store::Open::kExisting).runs("t").size() == 1);
+  // A conflicting result between the export and a store is refused like one between stores.
+  const auto c = store_with(dir.path(), "c.sqlite", {record("h1", 0.25)});
+  CHECK_THROWS_WITH(sweep::merge_stores({json, c}, (dir.path() / "bad.sqlite").string()),
+                    deltabench::testing::contains("has different results in " + json));
+  // A damaged export is an error naming it.
+  const auto broken = (dir.path() / "broken.json").string();
+  std::ofstream(broken) << "[{\"suite\": \"s\"}]";
+  CHECK_THROWS_WITH(sweep::merge_stores({broken}, out), deltabench::testing::contains("broken.json: run 1: field hash"));
 }

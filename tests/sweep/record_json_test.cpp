@@ -77,6 +77,6 @@ TEST_CASE("record_json: a file that is not a runs export is an error naming the 
   CHECK(error_of(write(dir, "missing.json", "[" + j.dump() + "]")).find("missing.json: run 1: field status") !=
         std::string::npos);
   const auto one = sweep::run_json_with_history(testing::make_record("aaaa", 0.5, 1)).dump();
-  CHECK(error_of(write(dir, "twice.json", "[" + one + "," + one + "]")).find("twice.json: run 2 (aaaa) is there twice") !=
+  CHECK(error_of(write(dir, "twice.json", "[" + one + "," + one + "]")).find("twice.json: run 2 (aaaa of suite s) is there twice") !=
         std::string::npos);
 }
