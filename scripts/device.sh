@@ -199,7 +199,10 @@ if [[ -n "$window_suite" ]]; then
   rc=$?
   ((mps)) && "$root/scripts/mps.sh" stop
   elapsed=$(($(date +%s) - start))
-  mkdir -p "$root/.resume" && cp "$store" "$kept"
+  # Kept for a next call through `store merge`, not cp: a store stopped by the time limit may hold its last
+  # runs in its write-ahead log (SUITE.sqlite-wal), which a copy of the main file alone loses (2026-12-04,
+  # session 3: the kept copy had 11 runs where the store had 16).
+  mkdir -p "$root/.resume" && "$build_dir/deltabench" store merge "$store" -o "$kept" >>"$out/suite.log" 2>&1
   read -r after total < <(count)
   gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)
   note "- window of $window_suite: rc=$rc (124: stopped at the time limit, as planned), $elapsed s, runs in the store ${before:-?} -> ${after:-?} of ${total:-?}"
