@@ -29,7 +29,8 @@
 #                                runs), DELTABENCH_TRAIN_EAGER=0 (the preset captured only), DELTABENCH_PER_GPU_PROBE=0,
 #                                DELTABENCH_FLA_SECONDS (200), DELTABENCH_FLA_LENGTHS (64,256,512),
 #                                DELTABENCH_TRAIN_BACKENDS ("kernel reference": the preset to its early stop on each),
-#                                DELTABENCH_RUN_TEST=1 (tests/apps/run_command_test.sh), DELTABENCH_KERNEL_TESTS (a
+#                                DELTABENCH_RUN_TEST=1 (tests/apps/run_command_test.sh), DELTABENCH_STEP_PROFILE=1
+#                                (step_profile.log: the step's GPU time by kernel, Nsight Compute), DELTABENCH_KERNEL_TESTS (a
 #                                kernels_cuda_tests tag, e.g. "[backward]")
 #                                --kernels' switches: DELTABENCH_KERNEL_SWEEPS=1 (the registry's sweeps too, not only
 #                                its fixed cases; FLA follows), DELTABENCH_BENCH_FILTER (a regex of case names, for kernels_bench
@@ -290,6 +291,21 @@ if ((train_only)); then
   note "training step, ours (Google Benchmark, mean ms per step; $(($(date +%s) - start)) s):"
   grep -E '^train_step/' "$out/bench.log" | sed -E 's/V:8192\/d:128\///; s/\/real_time//' | tee -a "$summary"
   grep -iE 'error' "$out/bench.log" | head -n 5 | tee -a "$summary"
+  # Where a captured step's GPU time goes (DELTABENCH_STEP_PROFILE=1): Nsight Compute times every kernel of
+  # the first 3000 launches of one case (the warm-up's eager steps, the capture, the replays: the same
+  # kernels), summed by kernel (bench/ncu_summary.py). DeltaNet on the kernels and attention, at L 256.
+  if [[ "${DELTABENCH_STEP_PROFILE:-0}" == 1 ]] && command -v ncu >/dev/null; then
+    for case in "DeltaNet on kernels:mixer:2/V:8192/d:128/L:256/B:256/pairs:16/graph:1/kernel:1" \
+      "attention:mixer:0/V:8192/d:128/L:256/B:256/pairs:16/graph:1/kernel:0"; do
+      label="${case%%:mixer*}" filter="${case#*:}"
+      timeout 240 ncu --metrics gpu__time_duration.sum --csv -c 3000 "$build_dir/bench/train_step_bench" --device=cuda \
+        --benchmark_filter="^train_step/$filter" >"$out/profile.csv" 2>&1 || status=1
+      "$python" "$root/bench/ncu_summary.py" "$out/profile.csv" --label "$label, L 256, B 256, 3000 launches" \
+        --top 30 >>"$out/step_profile.log" 2>&1 || status=1
+    done
+    rm -f "$out/profile.csv"
+    head -n 16 "$out/step_profile.log" | tee -a "$summary"
+  fi
   # The Zoology preset as a user trains it, 300 steps: captured (and eager, unless DELTABENCH_TRAIN_EAGER=0).
   # DELTABENCH_TRAIN_BACKENDS="kernel reference": the preset to its early stop on each backend instead.
   metrics_dir=$(mktemp -d)
