@@ -50,12 +50,17 @@ deltabench::models::ModelConfig model_config(MixerKind kind, const Shape& s, del
 }
 
 // Args: mixer, vocab, d_model, L, B, pairs, captured (0 eager, 1 a CUDA graph after warm-up), kernel
-// (0: backend reference, the reference ops; 1: backend kernel, deltabench's training kernels).
+// (0: backend reference, the reference ops; 1: backend kernel, deltabench's training kernels and short
+// convolution; 2: backend auto, which at L >= 256 takes the training kernels but keeps ATen's short
+// convolution: beside 1 in the same run, that is the short convolution's own gain).
 void BM_train_step(benchmark::State& state) {
   const auto kind = static_cast<MixerKind>(state.range(0));
   const Shape shape{state.range(1), state.range(2), state.range(3), state.range(4), state.range(5)};
   const bool captured = state.range(6) != 0;
-  const bool kernel = state.range(7) != 0;
+  const int64_t backend_arg = state.range(7);
+  const auto backend = backend_arg == 2   ? deltabench::BackendChoice::kAuto
+                       : backend_arg == 1 ? deltabench::BackendChoice::kKernel
+                                          : deltabench::BackendChoice::kReference;
   const deltabench::train::RunStreamGuard stream(g_device);
   const std::map<std::string, std::string> params = {{"vocab_size", std::to_string(shape.vocab)},
                                                      {"seq_len", std::to_string(shape.L)},
@@ -69,7 +74,7 @@ void BM_train_step(benchmark::State& state) {
 
   torch::manual_seed(0);
   deltabench::models::LanguageModel model(
-      model_config(kind, shape, kernel ? deltabench::BackendChoice::kKernel : deltabench::BackendChoice::kReference));
+      model_config(kind, shape, backend));
   model->to(g_device);
   model->train();
   deltabench::train::TrainConfig t;
@@ -96,7 +101,7 @@ void BM_train_step(benchmark::State& state) {
   }
   if (step.steps() > 0) (void)step.read_losses();
   state.SetLabel(std::string(deltabench::models::to_string(kind)) + (captured ? "/captured" : "/eager") +
-                 (kernel ? "/kernel" : "/reference") + "/" + (g_device.is_cuda() ? "cuda" : "cpu"));
+                 "/" + std::string(deltabench::backend_choice_name(backend)) + "/" + (g_device.is_cuda() ? "cuda" : "cpu"));
   state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(shape.B * shape.L),
                                                   benchmark::Counter::kIsIterationInvariantRate);
 }
@@ -114,8 +119,9 @@ void register_all() {
         // training kernels (V a multiple of 32) do not take; the op pads V for the forward alone
         // (kernels/linear_attn/NOTES.md has the padded training step, timed at commit 568e3d5).
         const bool kernels = kind == MixerKind::kDeltaNet || kind == MixerKind::kGatedDeltaNet;
-        for (const auto& [captured, kernel] : {std::pair{0, 0}, std::pair{1, 0}, std::pair{1, 1}}) {
+        for (const auto& [captured, kernel] : {std::pair{0, 0}, std::pair{1, 0}, std::pair{1, 1}, std::pair{1, 2}}) {
           if (kernel && !kernels) continue;
+          if (kernel == 2 && s.L < 256) continue;  // auto takes the reference ops below 256 tokens
           benchmark::RegisterBenchmark("train_step", BM_train_step)
               ->Args({k, s.vocab, s.d_model, s.L, s.B, s.pairs, captured, kernel})
               ->ArgNames({"mixer", "V", "d", "L", "B", "pairs", "graph", "kernel"})

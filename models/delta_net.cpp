@@ -29,9 +29,9 @@ DeltaNetImpl::DeltaNetImpl(int64_t d_model, const MixerConfig& c) : config_(c), 
   }
   if (c.use_short_conv) {
     const bool qk_silu = c.qk_activation == FeatureMap::kSilu;
-    q_conv_ = register_module("q_conv", ShortConvolution(heads_ * key_dim_, c.conv_size, qk_silu));
-    k_conv_ = register_module("k_conv", ShortConvolution(heads_ * key_dim_, c.conv_size, qk_silu));
-    v_conv_ = register_module("v_conv", ShortConvolution(heads_ * value_dim_, c.conv_size, true));
+    q_conv_ = register_module("q_conv", ShortConvolution(heads_ * key_dim_, c.conv_size, qk_silu, c.backend));
+    k_conv_ = register_module("k_conv", ShortConvolution(heads_ * key_dim_, c.conv_size, qk_silu, c.backend));
+    v_conv_ = register_module("v_conv", ShortConvolution(heads_ * value_dim_, c.conv_size, true, c.backend));
   }
   if (c.use_output_gate) g_ = register_module("g_proj", linear(d_model, heads_ * value_dim_));
   o_norm_ = register_module("o_norm", RMSNorm(value_dim_, c.norm_eps));

@@ -1,6 +1,7 @@
 #include "models/short_conv.h"
 
 #include "models/fused_cpu.h"
+#include "models/fused_cuda.h"
 
 #include <ATen/ATen.h>
 
@@ -8,8 +9,8 @@
 
 namespace deltabench::models {
 
-ShortConvolutionImpl::ShortConvolutionImpl(int64_t channels, int64_t kernel_size, bool silu)
-    : kernel_size_(kernel_size), silu_(silu) {
+ShortConvolutionImpl::ShortConvolutionImpl(int64_t channels, int64_t kernel_size, bool silu, BackendChoice backend)
+    : kernel_size_(kernel_size), silu_(silu), backend_(backend) {
   // torch.nn.Conv1d's default init: U(-b, b) with b = 1 / sqrt(fan_in), fan_in = kernel_size.
   const double bound = 1.0 / std::sqrt(static_cast<double>(kernel_size));
   weight = register_parameter("weight", at::empty({channels, 1, kernel_size}).uniform_(-bound, bound));
@@ -21,6 +22,15 @@ at::Tensor ShortConvolutionImpl::forward(const at::Tensor& x) {
   // by passes over memory, and oneDNN's depthwise im2col took 2 ms a call in its backward at the
   // quick suite's shapes.
   if (fused_cpu_applies(x)) return causal_conv1d_cpu(x, weight.squeeze(1).to(x.scalar_type()), silu_);
+  // On CUDA under the kernel backend, deltabench's kernels on x's own layout (the weight's gradient in
+  // fp32 straight from them); where they cannot serve, the kernel backend's error, never the ATen form.
+  // `auto` keeps the ATen form until the kernels' step is measured against it (train/NOTES.md).
+  if (backend_ == BackendChoice::kKernel && x.is_cuda()) {
+    const auto why = cuda_conv1d_serves(x, kernel_size_);
+    TORCH_CHECK(why.empty(), "short convolution: backend kernel was asked for, but deltabench's CUDA kernels do not "
+                "serve this call: ", why);
+    return causal_conv1d_cuda(x, weight.squeeze(1), silu_);
+  }
   // [B, C, T] padded on the left only: causal.
   const auto padded = at::constant_pad_nd(x.transpose(1, 2), {kernel_size_ - 1, 0});
   const auto y = at::conv1d(padded, weight.to(x.scalar_type()), at::Tensor(), at::IntArrayRef{1}, at::IntArrayRef{0},

@@ -1,0 +1,118 @@
+#include "models/fused_cuda.h"
+
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#ifdef DELTABENCH_HAVE_CUDA
+#include "kernels/common/causal_conv1d.h"
+
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAGuard.h>
+#endif
+
+#include <string>
+
+namespace deltabench::models {
+
+#ifdef DELTABENCH_HAVE_CUDA
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+cuda::Dtype conv_dtype(at::ScalarType t) {
+  switch (t) {
+    case at::kBFloat16: return cuda::Dtype::kBF16;
+    case at::kHalf: return cuda::Dtype::kFP16;
+    default: return cuda::Dtype::kFP32;
+  }
+}
+
+cuda::CausalConvParams params_of(const at::Tensor& x, const at::Tensor& w32, bool silu) {
+  cuda::CausalConvParams p;
+  p.dtype = conv_dtype(x.scalar_type());
+  p.x = x.const_data_ptr();
+  p.w = w32.const_data_ptr<float>();
+  p.B = x.size(0), p.T = x.size(1), p.C = x.size(2), p.K = w32.size(1);
+  p.silu = silu;
+  return p;
+}
+
+struct CausalConvCuda : torch::autograd::Function<CausalConvCuda> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x_in, const at::Tensor& weight, bool silu) {
+    const c10::cuda::CUDAGuard guard(x_in.device());
+    const auto x = x_in.contiguous();
+    const auto w32 = weight.to(at::kFloat).contiguous();
+    auto y = at::empty_like(x);
+    auto p = params_of(x, w32, silu);
+    p.y = y.mutable_data_ptr();
+    cuda::causal_conv1d_forward(p, at::cuda::getCurrentCUDAStream().stream());
+    ctx->save_for_backward({x, weight});
+    ctx->saved_data["silu"] = silu;
+    return y;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto& x = saved[0];
+    const auto& weight = saved[1];
+    const c10::cuda::CUDAGuard guard(x.device());
+    const auto w32 = weight.to(at::kFloat).contiguous();
+    const auto dy = grads[0].to(x.scalar_type()).contiguous();
+    auto dx = at::empty_like(x);
+    auto p = params_of(x, w32, ctx->saved_data["silu"].toBool());
+    auto parts = at::empty({p.B * cuda::causal_conv1d_tiles(p.T), p.C, p.K}, x.options().dtype(at::kFloat));
+    p.dy = dy.const_data_ptr();
+    p.dx = dx.mutable_data_ptr();
+    p.dw_parts = parts.mutable_data_ptr<float>();
+    cuda::causal_conv1d_backward(p, at::cuda::getCurrentCUDAStream().stream());
+    return {dx, parts.sum(0).to(weight.scalar_type()), at::Tensor()};
+  }
+};
+
+}  // namespace
+#endif
+
+std::string cuda_conv1d_serves(const at::Tensor& x, int64_t kernel_size) {
+#ifdef DELTABENCH_HAVE_CUDA
+  if (!x.is_cuda()) return "x is on " + x.device().str() + ", not a CUDA device";
+  const auto t = x.scalar_type();
+  if (t != at::kFloat && t != at::kBFloat16 && t != at::kHalf) {
+    return std::string("x is ") + c10::toString(t) + "; the kernels take fp32, bf16 and fp16";
+  }
+  if (x.dim() != 3) return "x has " + std::to_string(x.dim()) + " dimensions; the kernels take [B, T, C]";
+  if (!cuda::causal_conv1d_supports(kernel_size)) {
+    return "the kernel size is " + std::to_string(kernel_size) + "; the kernels take 2 to 4";
+  }
+  if (x.size(0) > 65535 || cuda::causal_conv1d_tiles(x.size(1)) > 65535) {
+    return "x is " + std::to_string(x.size(0)) + " x " + std::to_string(x.size(1)) +
+           " (batch, time); the kernels take at most 65535 sequences and 65535 tiles of " +
+           std::to_string(cuda::kConvTile) + " steps";
+  }
+  return {};
+#else
+  (void)x;
+  (void)kernel_size;
+  return "this build has no CUDA kernels";
+#endif
+}
+
+at::Tensor causal_conv1d_cuda(const at::Tensor& x, const at::Tensor& weight, bool silu) {
+  TORCH_CHECK(weight.dim() == 2 && x.dim() == 3 && weight.size(0) == x.size(2),
+              "causal_conv1d_cuda: expected x [B, T, C] and weight [C, K] with the same C, got x ", x.sizes(),
+              " and weight ", weight.sizes());
+  const auto why = cuda_conv1d_serves(x, weight.size(1));
+  TORCH_CHECK(why.empty(), "causal_conv1d_cuda: the CUDA kernels do not serve this call: ", why);
+  TORCH_CHECK(weight.device() == x.device() && at::isFloatingType(weight.scalar_type()),
+              "causal_conv1d_cuda: weight must be a floating tensor on x's device ", x.device(), ", got ",
+              weight.device(), " ", weight.scalar_type());
+#ifdef DELTABENCH_HAVE_CUDA
+  if (x.numel() == 0) return at::empty_like(x);
+  return CausalConvCuda::apply(x, weight, silu);
+#else
+  return {};  // not reached: cuda_conv1d_serves refuses every call in a build without CUDA
+#endif
+}
+
+}  // namespace deltabench::models

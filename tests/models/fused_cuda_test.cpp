@@ -1,0 +1,167 @@
+// Tests models/fused_cuda.cpp and the kernels under it (kernels/common/causal_conv1d.cu) on a GPU: the
+// short convolution's output and both gradients against the fp64 definition on the CPU, for fp32, bf16
+// and fp16, kernel sizes 2 to 4, with and without SiLU, at shapes that cross the kernels' time tiles (64
+// steps) and channel blocks (128) and end inside them; the raw kernels with NaN-poisoned outputs, so an
+// element never written fails; ShortConvolution under the kernel backend against its ATen form; and the
+// sentences for calls the kernels cannot serve.
+
+#include "kernels/common/causal_conv1d.h"
+#include "kernels/common/poison.h"
+#include "models/fused_cuda.h"
+#include "models/short_conv.h"
+#include "tests/support/catch.h"
+#include "tests/support/sequence_checks.h"
+
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <fmt/core.h>
+#include <ATen/Context.h>
+
+#include <tuple>
+#include <vector>
+
+using namespace deltabench;
+using testing::rel_rms;
+
+namespace {
+
+// The definition in fp64 on the CPU: y[b, t, c] = act(sum_j w[c, j] x[b, t - K + 1 + j, c]).
+at::Tensor conv_definition(const at::Tensor& x, const at::Tensor& w, bool silu) {
+  const int64_t T = x.size(1), K = w.size(1);
+  const auto padded = at::constant_pad_nd(x, {0, 0, K - 1, 0});
+  at::Tensor y = at::zeros_like(x);
+  for (int64_t j = 0; j < K; ++j) y = y + padded.narrow(1, j, T) * w.select(1, j);
+  return silu ? at::silu(y) : y;
+}
+
+double tolerance(at::ScalarType t) {
+  switch (t) {
+    case at::kBFloat16: return 1e-2;  // the inputs and outputs rounded to bf16; fp32 inside
+    case at::kHalf: return 2e-3;
+    default: return 1e-5;
+  }
+}
+
+struct Shape {
+  int64_t B, T, C, K;
+};
+
+const std::vector<Shape> kShapes = {{2, 1, 8, 4},    {3, 63, 40, 4},  {2, 64, 128, 4},
+                                    {2, 65, 130, 3}, {1, 200, 256, 2}, {4, 129, 64, 4}};
+
+}  // namespace
+
+TEST_CASE("cuda: the short convolution's kernels match the fp64 definition, output and gradients", "[cuda]") {
+  REQUIRE(at::hasCUDA());
+  const at::Device gpu(at::kCUDA, 0);
+  int checked = 0;
+  for (const auto dtype : {at::kFloat, at::kBFloat16, at::kHalf}) {
+    for (const auto& s : kShapes) {
+      for (const bool silu : {true, false}) {
+        const auto name = fmt::format("B{}-T{}-C{}-K{}-{}-{}", s.B, s.T, s.C, s.K, c10::toString(dtype),
+                                      silu ? "silu" : "linear");
+        INFO(name);
+        at::manual_seed(1000 + checked);
+        const auto x64 = at::randn({s.B, s.T, s.C}, at::kDouble);
+        const auto w64 = at::randn({s.C, s.K}, at::kDouble) * 0.5;
+        const auto dy64 = at::randn({s.B, s.T, s.C}, at::kDouble);
+        // The definition and its gradients (ATen autograd, fp64, CPU), on the inputs as the GPU sees them.
+        const auto x_ref = x64.to(dtype).to(at::kDouble).requires_grad_(true);
+        const auto w_ref = w64.to(at::kFloat).to(at::kDouble).requires_grad_(true);
+        const auto y_ref = conv_definition(x_ref, w_ref, silu);
+        y_ref.backward(dy64.to(dtype).to(at::kDouble));
+        // The kernels, through the autograd function; the weight an fp32 leaf as the model's parameter is.
+        const auto x = x64.to(gpu, dtype).requires_grad_(true);
+        const auto w = w64.to(gpu, at::kFloat).requires_grad_(true);
+        const auto y = models::causal_conv1d_cuda(x, w, silu);
+        y.backward(dy64.to(gpu, dtype));
+        REQUIRE(y.scalar_type() == dtype);
+        REQUIRE(x.grad().scalar_type() == dtype);
+        REQUIRE(w.grad().scalar_type() == at::kFloat);
+        const double e_y = rel_rms(y.detach().cpu(), y_ref.detach());
+        const double e_dx = rel_rms(x.grad().cpu(), x_ref.grad());
+        const double e_dw = rel_rms(w.grad().cpu(), w_ref.grad());
+        CHECK(e_y <= tolerance(dtype));
+        CHECK(e_dx <= tolerance(dtype));
+        // dw sums B T products of rounded inputs in fp32: bf16's rounding of x and dy sets its error.
+        CHECK(e_dw <= tolerance(dtype));
+        ++checked;
+      }
+    }
+  }
+  CHECK(checked == 3 * static_cast<int>(kShapes.size()) * 2);
+}
+
+TEST_CASE("cuda: the short convolution's raw kernels write every output element (NaN-poisoned first)", "[cuda]") {
+  REQUIRE(at::hasCUDA());
+  const at::Device gpu(at::kCUDA, 0);
+  for (const auto& s : kShapes) {
+    INFO(fmt::format("B{}-T{}-C{}-K{}", s.B, s.T, s.C, s.K));
+    const auto opts = at::TensorOptions().device(gpu).dtype(at::kBFloat16);
+    const auto x = at::randn({s.B, s.T, s.C}, opts);
+    const auto w = at::randn({s.C, s.K}, opts.dtype(at::kFloat));
+    const auto dy = at::randn({s.B, s.T, s.C}, opts);
+    auto y = at::empty({s.B, s.T, s.C}, opts), dx = at::empty({s.B, s.T, s.C}, opts);
+    auto parts = at::empty({s.B * cuda::causal_conv1d_tiles(s.T), s.C, s.K}, opts.dtype(at::kFloat));
+    poison_(y);
+    poison_(dx);
+    poison_(parts);
+    cuda::CausalConvParams p;
+    p.dtype = cuda::Dtype::kBF16;
+    p.x = x.const_data_ptr(), p.w = w.const_data_ptr<float>(), p.y = y.mutable_data_ptr();
+    p.dy = dy.const_data_ptr(), p.dx = dx.mutable_data_ptr(), p.dw_parts = parts.mutable_data_ptr<float>();
+    p.B = s.B, p.T = s.T, p.C = s.C, p.K = s.K;
+    const auto stream = at::cuda::getCurrentCUDAStream().stream();
+    cuda::causal_conv1d_forward(p, stream);
+    cuda::causal_conv1d_backward(p, stream);
+    CHECK(at::isfinite(y).all().item<bool>());
+    CHECK(at::isfinite(dx).all().item<bool>());
+    CHECK(at::isfinite(parts).all().item<bool>());
+  }
+}
+
+TEST_CASE("cuda: ShortConvolution under the kernel backend equals its ATen form, forward and backward", "[cuda]") {
+  REQUIRE(at::hasCUDA());
+  const at::Device gpu(at::kCUDA, 0);
+  for (const bool silu : {true, false}) {
+    INFO((silu ? "silu" : "linear"));
+    torch::manual_seed(7);
+    models::ShortConvolution aten(96, 4, silu, BackendChoice::kAuto);
+    models::ShortConvolution ours(96, 4, silu, BackendChoice::kKernel);
+    {
+      torch::NoGradGuard no_grad;
+      ours->weight.copy_(aten->weight);
+    }
+    aten->to(gpu);
+    ours->to(gpu);
+    const auto x0 = at::randn({3, 150, 96}, at::TensorOptions().device(gpu));
+    const auto dy = at::randn({3, 150, 96}, at::TensorOptions().device(gpu));
+    const auto xa = x0.clone().requires_grad_(true), xo = x0.clone().requires_grad_(true);
+    const auto ya = aten->forward(xa), yo = ours->forward(xo);
+    ya.backward(dy);
+    yo.backward(dy);
+    // cuDNN's fp32 convolution runs in TF32 by default (about 3e-4); the bound leaves room for it.
+    CHECK(rel_rms(yo.detach().cpu(), ya.detach().cpu()) <= 2e-3);
+    CHECK(rel_rms(xo.grad().cpu(), xa.grad().cpu()) <= 2e-3);
+    CHECK(rel_rms(ours->weight.grad().cpu(), aten->weight.grad().cpu()) <= 2e-3);
+  }
+}
+
+TEST_CASE("cuda: the short convolution's kernels refuse what they cannot serve, with a sentence", "[cuda]") {
+  REQUIRE(at::hasCUDA());
+  const at::Device gpu(at::kCUDA, 0);
+  const auto x = at::randn({2, 10, 16}, at::TensorOptions().device(gpu));
+  CHECK(models::cuda_conv1d_serves(x, 4).empty());
+  CHECK(models::cuda_conv1d_serves(x, 5) == "the kernel size is 5; the kernels take 2 to 4");
+  CHECK(models::cuda_conv1d_serves(x.to(at::kDouble), 4) == "x is Double; the kernels take fp32, bf16 and fp16");
+  CHECK(models::cuda_conv1d_serves(x.cpu(), 4) == "x is on cpu, not a CUDA device");
+  CHECK_THROWS_WITH(models::causal_conv1d_cuda(x, at::randn({16, 5}, x.options()), true),
+                    testing::contains("the CUDA kernels do not serve this call: the kernel size is 5"));
+  CHECK_THROWS_WITH(models::causal_conv1d_cuda(x, at::randn({8, 4}, x.options()), true),
+                    testing::contains("expected x [B, T, C] and weight [C, K] with the same C"));
+  models::ShortConvolution five(16, 5, true, BackendChoice::kKernel);
+  five->to(gpu);
+  CHECK_THROWS_WITH(five->forward(x), testing::contains("short convolution: backend kernel was asked for, but "
+                                                        "deltabench's CUDA kernels do not serve this call: the "
+                                                        "kernel size is 5"));
+}
