@@ -39,8 +39,8 @@
 #                                merged from the committed results/SUITE/runs.json, the one carried in
 #                                .store/SUITE.sqlite (ignored by git) and this warm machine's from an earlier call, goes on for
 #                                DELTABENCH_SUITE_SECONDS (default 480), stopped by SIGTERM at the limit (the runs in
-#                                flight are lost and retaken next window); leaves SUITE.sqlite (copy it back to
-#                                .store/ for the next window), suite.log and window.md (a row for results/SUITE/RUNS.md:
+#                                flight are lost and retaken next window); leaves SUITE.sqlite (land it with
+#                                scripts/window_land.sh SUITE <store>: the committed export and report), suite.log and window.md (a row for results/SUITE/RUNS.md:
 #                                date, commit, GPU, runs before and after, seconds); the runs in flight save
 #                                their state in .resume/SUITE (neither carried nor returned), so a next window on
 #                                the same warm machine goes on with them from their last saved epoch;

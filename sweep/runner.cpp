@@ -120,9 +120,13 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
   }
   const std::string& p = options.prefix;
   // Where it trains is settled before anything runs: a wrong device is one error, and no run is
-  // recorded as failed because of it.
-  const auto device = train::resolve_device(options.placement.device, options.placement.device_origin);
-  const auto backend = train::resolve_backend(options.placement, device);
+  // recorded as failed because of it. A dry run trains nothing and needs no device.
+  train::ResolvedDevice device;
+  BackendChoice backend = BackendChoice::kAuto;
+  if (!options.dry_run) {
+    device = train::resolve_device(options.placement.device, options.placement.device_origin);
+    backend = train::resolve_backend(options.placement, device);
+  }
   if (options.progress) {
     fmt::print("{}suite {}: {} runs in the grid", p, suite.name, result.total);
     if (options.shards > 1) fmt::print(", {} in shard {}/{}", result.in_shard, options.shard, options.shards);

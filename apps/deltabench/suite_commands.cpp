@@ -292,9 +292,15 @@ void add_suite_commands(CLI::App& app, int& status) {
     if (ra->per_gpu > 0 && ra->jobs > 1) throw train::ConfigError("--jobs and --per-gpu: give one, not both");
     if (ra->per_gpu > 0 && !ra->shard.empty()) throw train::ConfigError("--per-gpu and --shard: give one, not both");
     const auto placement = placement_of(suite, *ra);
-    // Where it trains is checked before the store is touched: a wrong device records nothing.
-    const auto device = train::resolve_device(placement.device, placement.device_origin);
-    train::resolve_backend(placement, device);
+    // Where it trains is checked before the store is touched: a wrong device records nothing. A dry run
+    // trains nothing, so it lists a GPU suite's runs left on a machine without one too (planning windows).
+    train::ResolvedDevice device;
+    if (!ra->dry_run) {
+      device = train::resolve_device(placement.device, placement.device_origin);
+      train::resolve_backend(placement, device);
+    } else {
+      train::check_device_spelling(placement.device, placement.device_origin);
+    }
     const bool chosen =
         ra->jobs > 1 || ra->per_gpu > 0 || !ra->shard.empty() || !ra->worker.empty() || ra->abort_after >= 0;
     if (device.device.is_cuda() && !chosen && !ra->dry_run) {
@@ -305,7 +311,7 @@ void add_suite_commands(CLI::App& app, int& status) {
     if (!ra->gpus.empty() && ra->jobs == 1 && ra->per_gpu == 0) {
       throw train::ConfigError("--gpus: goes with --jobs N or --per-gpu N (workers on those GPUs)");
     }
-    if (ra->per_gpu > 0) {
+    if (ra->per_gpu > 0 && !ra->dry_run) {
       if (!device.device.is_cuda()) {
         throw train::ConfigError(fmt::format("--per-gpu: needs CUDA, but runs train on {} ({}); use --jobs on the CPU",
                                              device.name, placement.device_origin));

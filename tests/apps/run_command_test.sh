@@ -112,6 +112,12 @@ else
   check "--device cuda:0 without a GPU is an error naming the flag" grep -q -- '--device: "cuda:0" requested, but' "$tmp/e2.txt"
   "$bin" run "$tmp/tiny-cuda.toml" --store "$tmp/e.sqlite" --device cpu --no-report >"$tmp/e3.txt" 2>&1
   check "--device cpu overrides the suite's cuda" grep -q "done: 16 runs trained" "$tmp/e3.txt"
+  # A dry run trains nothing: it lists a GPU suite's runs left on a machine without a GPU too.
+  "$bin" run "$tmp/tiny-cuda.toml" --store "$tmp/f.sqlite" --device cpu --shard 0/2 --no-report >/dev/null 2>&1
+  "$bin" run "$tmp/tiny-cuda.toml" --store "$tmp/f.sqlite" --dry-run >"$tmp/e5.txt" 2>&1
+  check "a GPU suite's dry run on a machine without a GPU exits 0" test $? -eq 0
+  check "... and counts what is left" grep -q '^suite tiny-cuda: 16 runs in the grid; 8 already in .*, 8 to run$' "$tmp/e5.txt"
+  check "... and lists it" test "$(grep -c '  would run ' "$tmp/e5.txt")" -eq 8
 fi
 
 # 6b. What runs the sequence ops: --backend and [base.train] backend, recorded per run. On a GPU, a
