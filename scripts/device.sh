@@ -126,7 +126,7 @@ start=$(date +%s)
 sqlite_args=()
 targets=()
 ((kernels_only)) && targets=(--target kernels_cuda_tests kernels_bench deltabench)
-((train_only)) && targets=(--target train_cuda_tests kernels_cuda_tests train_step_bench kernels_bench deltabench)
+((train_only)) && targets=(--target train_cuda_tests kernels_cuda_tests models_cuda_tests train_step_bench kernels_bench deltabench)
 # --build's targets, where a command needs only some: DELTABENCH_BUILD_TARGETS="kernels_cuda_tests deltabench"
 ((build_only)) && [[ -n "${DELTABENCH_BUILD_TARGETS:-}" ]] && read -r -a targets <<<"--target $DELTABENCH_BUILD_TARGETS"
 [[ -n "$window_suite" ]] && targets=(--target deltabench)
@@ -276,6 +276,17 @@ if ((train_only)); then
   note "- train_cuda_tests: $(tail -n 2 "$out/tests.log" | tr '\n' ' ') in $(($(date +%s) - start)) s"
   grep -B 3 -A 15 'FAILED' "$out/tests.log" | head -n 80
   grep -E 'gradients, kernel against|kernel against reference ops' "$out/tests.log" | tee -a "$summary"
+  # The models' own CUDA kernels (the short convolution): against the fp64 definition and the ATen form.
+  start=$(date +%s)
+  OMP_NUM_THREADS=1 timeout 120 "$build_dir/tests/models_cuda_tests" >>"$out/tests.log" 2>&1 || status=1
+  note "- models_cuda_tests: $(tail -n 2 "$out/tests.log" | tr '\n' ' ') in $(($(date +%s) - start)) s"
+  if command -v compute-sanitizer >/dev/null; then
+    timeout 120 compute-sanitizer --tool memcheck --error-exitcode 1 --kernel-name kns=deltabench \
+      "$build_dir/tests/models_cuda_tests" "cuda: the short convolution's raw kernels*" >"$out/sanitizer.tmp" 2>&1 || status=1
+    note "- compute-sanitizer memcheck (the short convolution's kernels): $(grep -E 'ERROR SUMMARY' "$out/sanitizer.tmp" | tail -n 1)"
+    cat "$out/sanitizer.tmp" >>"$out/tests.log"
+    rm -f "$out/sanitizer.tmp"
+  fi
   # The kernel tests of a tag too (DELTABENCH_KERNEL_TESTS, e.g. "[backward]"): after a dispatch change.
   if [[ -n "${DELTABENCH_KERNEL_TESTS:-}" ]]; then
     start=$(date +%s)

@@ -34,6 +34,10 @@ MergeSummary merge_stores(const std::vector<std::string>& inputs, const std::str
   namespace fs = std::filesystem;
   if (inputs.empty()) throw StoreError("store merge: no input stores given");
   if (out.empty()) throw StoreError("store merge: no output given (-o FILE)");
+  if (out.ends_with(".json")) {
+    throw StoreError("store merge: -o " + out + ": the output is a results store (SQLite); name it *.sqlite (`deltabench "
+                     "runs export --format json` writes an export of it)");
+  }
   const fs::path target(out), partial(out + ".partial");
   for (const auto& side : {out + "-wal", out + "-shm"}) {
     if (fs::exists(side) && std::find(inputs.begin(), inputs.end(), out) == inputs.end()) {

@@ -132,6 +132,10 @@ ClaimOwner this_process() {
 }
 
 Store::Store(const std::string& path, Open open) : path_(path) {
+  if (path.ends_with(".json")) {  // the name every command gives a runs export
+    throw StoreError(path + ": a runs export (JSON), not a results store; `deltabench store merge " + path +
+                     " -o STORE.sqlite` makes a store of it (report and store merge read exports as they are)");
+  }
   if (open == Open::kExisting && !std::filesystem::is_regular_file(path)) {
     throw StoreError(path + ": no results store here (deltabench run creates one; pass --store to name another)");
   }

@@ -151,4 +151,9 @@ TEST_CASE("store merge: a runs export (JSON) is an input like a store, so a comm
   const auto broken = (dir.path() / "broken.json").string();
   std::ofstream(broken) << "[{\"suite\": \"s\"}]";
   CHECK_THROWS_WITH(sweep::merge_stores({broken}, out), deltabench::testing::contains("broken.json: run 1: field hash"));
+  // The output is a store: an output named .json is refused before anything is written.
+  const auto to_json = (dir.path() / "all.json").string();
+  CHECK_THROWS_WITH(sweep::merge_stores({json}, to_json), deltabench::testing::contains("the output is a results store"));
+  CHECK_FALSE(fs::exists(to_json));
+  CHECK_FALSE(fs::exists(to_json + ".partial"));
 }

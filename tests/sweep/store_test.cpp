@@ -1,4 +1,5 @@
-// The results store: round trips, replacement, NaN, and two connections writing one file.
+// The results store: round trips, replacement, NaN, two connections writing one file, and a runs
+// export given in its place.
 
 #include "sweep/store.h"
 
@@ -14,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <vector>
 
 using namespace deltabench;
@@ -202,4 +204,15 @@ TEST_CASE("a store that is not there is an error when it must exist, and is not 
   const auto path = dir.path() / "nope.sqlite";
   CHECK_THROWS_AS(sweep::Store(path.string(), sweep::Store::Open::kExisting), sweep::StoreError);
   CHECK_FALSE(std::filesystem::exists(path));
+}
+
+TEST_CASE("a runs export given where a store is expected is an error that says how to make a store of it") {
+  testing::TempDir dir("deltabench-store-test");
+  const auto json = (dir.path() / "runs.json").string();
+  std::ofstream(json) << "[]";
+  for (const auto open : {sweep::Store::Open::kExisting, sweep::Store::Open::kCreate}) {
+    CHECK_THROWS_WITH(sweep::Store(json, open),
+                      deltabench::testing::contains("runs.json: a runs export (JSON), not a results store; "
+                                                    "`deltabench store merge"));
+  }
 }
