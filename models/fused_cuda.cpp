@@ -6,6 +6,7 @@
 
 #ifdef DELTABENCH_HAVE_CUDA
 #include "kernels/common/causal_conv1d.h"
+#include "kernels/common/kernel_dtype.h"
 
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -21,17 +22,9 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-cuda::Dtype conv_dtype(at::ScalarType t) {
-  switch (t) {
-    case at::kBFloat16: return cuda::Dtype::kBF16;
-    case at::kHalf: return cuda::Dtype::kFP16;
-    default: return cuda::Dtype::kFP32;
-  }
-}
-
 cuda::CausalConvParams params_of(const at::Tensor& x, const at::Tensor& w32, bool silu) {
   cuda::CausalConvParams p;
-  p.dtype = conv_dtype(x.scalar_type());
+  p.dtype = *detail::kernel_dtype(x.scalar_type());  // fp32, bf16 or fp16: cuda_conv1d_serves checked it
   p.x = x.const_data_ptr();
   p.w = w32.const_data_ptr<float>();
   p.B = x.size(0), p.T = x.size(1), p.C = x.size(2), p.K = w32.size(1);
@@ -77,9 +70,8 @@ struct CausalConvCuda : torch::autograd::Function<CausalConvCuda> {
 std::string cuda_conv1d_serves(const at::Tensor& x, int64_t kernel_size) {
 #ifdef DELTABENCH_HAVE_CUDA
   if (!x.is_cuda()) return "x is on " + x.device().str() + ", not a CUDA device";
-  const auto t = x.scalar_type();
-  if (t != at::kFloat && t != at::kBFloat16 && t != at::kHalf) {
-    return std::string("x is ") + c10::toString(t) + "; the kernels take fp32, bf16 and fp16";
+  if (!detail::kernel_dtype(x.scalar_type())) {
+    return std::string("x is ") + c10::toString(x.scalar_type()) + "; the kernels take fp32, bf16 and fp16";
   }
   if (x.dim() != 3) return "x has " + std::to_string(x.dim()) + " dimensions; the kernels take [B, T, C]";
   if (!cuda::causal_conv1d_supports(kernel_size)) {
