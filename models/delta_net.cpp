@@ -51,8 +51,8 @@ DeltaNetImpl::Projected DeltaNetImpl::heads(const at::Tensor& x, at::Tensor q, a
   }
   // Under autocast the norms' reductions come out in fp32 while v stays bf16: the op takes one
   // dtype, v's (FLA's layers do the same with .to(q)).
-  p.q = apply_qk_norm(p.q, config_.qk_norm, config_.norm_eps).to(p.v.scalar_type());
-  p.k = apply_qk_norm(p.k, config_.qk_norm, config_.norm_eps).to(p.v.scalar_type());
+  p.q = apply_qk_norm(p.q, config_.qk_norm, config_.norm_eps, config_.backend).to(p.v.scalar_type());
+  p.k = apply_qk_norm(p.k, config_.qk_norm, config_.norm_eps, config_.backend).to(p.v.scalar_type());
   p.beta = config_.fixed_beta ? at::full({B, T, heads_}, *config_.fixed_beta, p.q.options())
                               : at::sigmoid(b_->forward(x)).to(p.v.scalar_type());
   if (config_.allow_neg_eigval) p.beta = p.beta * 2;

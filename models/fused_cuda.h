@@ -1,10 +1,14 @@
 #pragma once
-// The short convolution on deltabench's CUDA kernels (kernels/common/causal_conv1d.h) as an autograd
-// function: one kernel forward and one backward (plus the sum of dw's per-tile parts), on x's own
-// [B, T, C] layout. The ATen form it replaces (models/short_conv.cpp) transposes x to [B, C, T], pads it,
-// runs cuDNN's grouped convolution, transposes back and applies SiLU, and as many passes again in the
-// backward. ShortConvolution takes it on CUDA under the kernel backend; tests/models/fused_cuda_test.cpp
-// compares it with the ATen form, values and gradients.
+// The pieces around the sequence ops on deltabench's CUDA kernels, as autograd functions, which the
+// layers take on CUDA under the kernel backend; tests/models/fused_cuda_test.cpp compares each with its
+// ATen form and the fp64 definition, values and gradients.
+//  - The short convolution (kernels/common/causal_conv1d.h): one kernel forward and one backward (plus
+//    the sum of dw's per-tile parts), on x's own [B, T, C] layout. The ATen form (models/short_conv.cpp)
+//    transposes x to [B, C, T], pads it, runs cuDNN's grouped convolution, transposes back and applies
+//    SiLU, and as many passes again in the backward.
+//  - The L2 normalisation of q and k over the head dimension (kernels/common/l2_norm.h): one kernel each
+//    way, where the ATen form (models/gates.cpp) is a square, a sum, a root and a product forward and
+//    their gradients backward.
 
 #include <ATen/core/Tensor.h>
 
@@ -19,5 +23,12 @@ at::Tensor causal_conv1d_cuda(const at::Tensor& x, const at::Tensor& weight, boo
 
 // Empty where the CUDA kernels serve x (and a weight of K taps), else the reason.
 std::string cuda_conv1d_serves(const at::Tensor& x, int64_t kernel_size);
+
+// x r per row of the last dimension, r = (sum x^2 + eps)^(-1/2): x on CUDA (fp32, bf16 or fp16), any
+// shape (taken contiguous). Throws c10::Error saying why where the kernels do not serve the call.
+at::Tensor l2_normalize_cuda(const at::Tensor& x, double eps);
+
+// Empty where the CUDA kernels serve x, else the reason.
+std::string cuda_l2_norm_serves(const at::Tensor& x);
 
 }  // namespace deltabench::models

@@ -1,6 +1,7 @@
 #include "models/gates.h"
 
 #include "models/fused_cpu.h"
+#include "models/fused_cuda.h"
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
@@ -28,11 +29,18 @@ at::Tensor apply_feature_map(const at::Tensor& x, FeatureMap map) {
   return x;
 }
 
-at::Tensor apply_qk_norm(const at::Tensor& x, QkNorm norm, double eps) {
+at::Tensor apply_qk_norm(const at::Tensor& x, QkNorm norm, double eps, BackendChoice backend) {
   switch (norm) {
     case QkNorm::kL2:
-      // One fused pass each way on the CPU (models/fused_cpu.h); the same formula elsewhere.
+      // One fused pass each way on the CPU (models/fused_cpu.h), and on CUDA under the kernel backend
+      // (models/fused_cuda.h); the same formula elsewhere. `auto` keeps ATen's until measured (train/NOTES.md).
       if (fused_cpu_applies(x)) return l2_normalize_cpu(x, 1e-6);
+      if (backend == BackendChoice::kKernel && x.is_cuda()) {
+        const auto why = cuda_l2_norm_serves(x);
+        TORCH_CHECK(why.empty(), "qk_norm l2: backend kernel was asked for, but deltabench's CUDA kernels do not serve "
+                    "this call: ", why);
+        return l2_normalize_cuda(x, 1e-6);
+      }
       return x * at::rsqrt(x.pow(2).sum(-1, /*keepdim=*/true) + 1e-6);
     case QkNorm::kSum: return x / x.sum(-1, /*keepdim=*/true);
     case QkNorm::kRms: return x * at::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps);

@@ -18,8 +18,10 @@ HeadDims head_dims(int64_t d_model, const MixerConfig& config);
 // silu, relu, elu + 1, or identity.
 at::Tensor apply_feature_map(const at::Tensor& x, FeatureMap map);
 
-// Over the last dim: l2 (x / sqrt(sum x^2 + 1e-6), FLA's), sum (x / sum x), rms, or none.
-at::Tensor apply_qk_norm(const at::Tensor& x, QkNorm norm, double eps);
+// Over the last dim: l2 (x / sqrt(sum x^2 + 1e-6), FLA's), sum (x / sum x), rms, or none. l2 runs one
+// fused loop on the CPU (fp32, fp64; models/fused_cpu.h) and, under the kernel backend, deltabench's
+// kernels on CUDA (models/fused_cuda.h; an error saying why where they cannot serve), else ATen.
+at::Tensor apply_qk_norm(const at::Tensor& x, QkNorm norm, double eps, BackendChoice backend = BackendChoice::kAuto);
 
 // FLA's GatedDeltaNet initialisation: A_log = log(U(0, 16)); dt = exp(U(log 1e-3, log 1e-1))
 // clamped >= 1e-4, dt_bias = dt + log(-expm1(-dt)), the inverse softplus of dt.

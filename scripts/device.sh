@@ -276,14 +276,14 @@ if ((train_only)); then
   note "- train_cuda_tests: $(tail -n 2 "$out/tests.log" | tr '\n' ' ') in $(($(date +%s) - start)) s"
   grep -B 3 -A 15 'FAILED' "$out/tests.log" | head -n 80
   grep -E 'gradients, kernel against|kernel against reference ops' "$out/tests.log" | tee -a "$summary"
-  # The models' own CUDA kernels (the short convolution): against the fp64 definition and the ATen form.
+  # The models' own CUDA kernels (the short convolution, the L2 norm): against the fp64 definition and ATen.
   start=$(date +%s)
   OMP_NUM_THREADS=1 timeout 120 "$build_dir/tests/models_cuda_tests" >>"$out/tests.log" 2>&1 || status=1
   note "- models_cuda_tests: $(tail -n 2 "$out/tests.log" | tr '\n' ' ') in $(($(date +%s) - start)) s"
   if command -v compute-sanitizer >/dev/null; then
     timeout 120 compute-sanitizer --tool memcheck --error-exitcode 1 --kernel-name kns=deltabench \
-      "$build_dir/tests/models_cuda_tests" "cuda: the short convolution's raw kernels*" >"$out/sanitizer.tmp" 2>&1 || status=1
-    note "- compute-sanitizer memcheck (the short convolution's kernels): $(grep -E 'ERROR SUMMARY' "$out/sanitizer.tmp" | tail -n 1)"
+      "$build_dir/tests/models_cuda_tests" "*raw kernels*" >"$out/sanitizer.tmp" 2>&1 || status=1
+    note "- compute-sanitizer memcheck (the short convolution's and the L2 norm's kernels): $(grep -E 'ERROR SUMMARY' "$out/sanitizer.tmp" | tail -n 1)"
     cat "$out/sanitizer.tmp" >>"$out/tests.log"
     rm -f "$out/sanitizer.tmp"
   fi

@@ -1,13 +1,16 @@
-// Tests models/fused_cuda.cpp and the kernels under it (kernels/common/causal_conv1d.cu) on a GPU: the
-// short convolution's output and both gradients against the fp64 definition on the CPU, for fp32, bf16
-// and fp16, kernel sizes 2 to 4, with and without SiLU, at shapes that cross the kernels' time tiles (64
-// steps) and channel blocks (128) and end inside them; the raw kernels with NaN-poisoned outputs, so an
-// element never written fails; ShortConvolution under the kernel backend against its ATen form; and the
-// sentences for calls the kernels cannot serve.
+// Tests models/fused_cuda.cpp and the kernels under it (kernels/common/causal_conv1d.cu, l2_norm.cu) on a
+// GPU. The short convolution: output and both gradients against the fp64 definition on the CPU, for fp32,
+// bf16 and fp16, kernel sizes 2 to 4, with and without SiLU, at shapes that cross the kernels' time tiles
+// (64 steps) and channel blocks (128) and end inside them. The L2 normalisation: output and gradient
+// against the fp64 definition for head dims 32 to 256 and row counts that leave a block part-full, a zero
+// row among them. For both: the raw kernels with NaN-poisoned outputs, so an element never written fails;
+// the modules' kernel backend against their ATen form; the sentences for calls the kernels cannot serve.
 
 #include "kernels/common/causal_conv1d.h"
+#include "kernels/common/l2_norm.h"
 #include "kernels/common/poison.h"
 #include "models/fused_cuda.h"
+#include "models/gates.h"
 #include "models/short_conv.h"
 #include "tests/support/catch.h"
 #include "tests/support/sequence_checks.h"
@@ -164,4 +167,73 @@ TEST_CASE("cuda: the short convolution's kernels refuse what they cannot serve, 
   CHECK_THROWS_WITH(five->forward(x), testing::contains("short convolution: backend kernel was asked for, but "
                                                         "deltabench's CUDA kernels do not serve this call: the "
                                                         "kernel size is 5"));
+}
+
+TEST_CASE("cuda: the L2 normalisation's kernels match the fp64 definition, output and gradient", "[cuda]") {
+  REQUIRE(at::hasCUDA());
+  const at::Device gpu(at::kCUDA, 0);
+  int checked = 0;
+  for (const auto dtype : {at::kFloat, at::kBFloat16, at::kHalf}) {
+    for (const auto& [rows, D] : std::vector<std::pair<int64_t, int64_t>>{{1, 64}, {13, 32}, {37, 100}, {64, 128}, {9, 256}}) {
+      INFO(fmt::format("rows {} D {} {}", rows, D, c10::toString(dtype)));
+      at::manual_seed(2000 + checked);
+      auto x64 = at::randn({rows, D}, at::kDouble);
+      x64[0].zero_();  // a zero row: r = eps^(-1/2), y = 0
+      const auto dy64 = at::randn({rows, D}, at::kDouble);
+      const auto x_ref = x64.to(dtype).to(at::kDouble).requires_grad_(true);
+      const auto y_ref = x_ref * at::rsqrt(x_ref.pow(2).sum(-1, true) + 1e-6);
+      y_ref.backward(dy64.to(dtype).to(at::kDouble));
+      const auto x = x64.to(gpu, dtype).requires_grad_(true);
+      const auto y = models::l2_normalize_cuda(x, 1e-6);
+      y.backward(dy64.to(gpu, dtype));
+      REQUIRE(y.scalar_type() == dtype);
+      REQUIRE(x.grad().scalar_type() == dtype);
+      CHECK(rel_rms(y.detach().cpu(), y_ref.detach()) <= tolerance(dtype));
+      CHECK(rel_rms(x.grad().cpu(), x_ref.grad()) <= tolerance(dtype));
+      ++checked;
+    }
+  }
+  CHECK(checked == 15);
+}
+
+TEST_CASE("cuda: the L2 normalisation's raw kernels write every output element (NaN-poisoned first)", "[cuda]") {
+  REQUIRE(at::hasCUDA());
+  const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+  for (const int64_t rows : {1, 7, 9, 1000}) {
+    INFO("rows " << rows);
+    const auto x = at::randn({rows, 64}, opts), dy = at::randn({rows, 64}, opts);
+    auto y = at::empty_like(x), dx = at::empty_like(x);
+    auto rstd = at::empty({rows}, opts.dtype(at::kFloat));
+    poison_(y);
+    poison_(dx);
+    poison_(rstd);
+    cuda::L2NormParams p;
+    p.dtype = cuda::Dtype::kBF16;
+    p.x = x.const_data_ptr(), p.y = y.mutable_data_ptr(), p.rstd = rstd.mutable_data_ptr<float>();
+    p.dy = dy.const_data_ptr(), p.dx = dx.mutable_data_ptr(), p.rows = rows, p.D = 64;
+    const auto stream = at::cuda::getCurrentCUDAStream().stream();
+    cuda::l2_norm_forward(p, stream);
+    cuda::l2_norm_backward(p, stream);
+    CHECK(at::isfinite(y).all().item<bool>());
+    CHECK(at::isfinite(rstd).all().item<bool>());
+    CHECK(at::isfinite(dx).all().item<bool>());
+  }
+}
+
+TEST_CASE("cuda: qk_norm l2 under the kernel backend equals its ATen form, and refuses with a sentence", "[cuda]") {
+  REQUIRE(at::hasCUDA());
+  const auto opts = at::TensorOptions().device(at::kCUDA);
+  const auto x0 = at::randn({3, 50, 2, 64}, opts);  // [B, T, H, K], as the layers call it
+  const auto dy = at::randn({3, 50, 2, 64}, opts);
+  const auto xa = x0.clone().requires_grad_(true), xo = x0.clone().requires_grad_(true);
+  const auto ya = models::apply_qk_norm(xa, models::QkNorm::kL2, 1e-6, BackendChoice::kAuto);
+  const auto yo = models::apply_qk_norm(xo, models::QkNorm::kL2, 1e-6, BackendChoice::kKernel);
+  ya.backward(dy);
+  yo.backward(dy);
+  CHECK(rel_rms(yo.detach().cpu(), ya.detach().cpu()) <= 1e-5);
+  CHECK(rel_rms(xo.grad().cpu(), xa.grad().cpu()) <= 1e-5);
+  CHECK(models::cuda_l2_norm_serves(x0.to(at::kDouble)) == "x is Double; the kernels take fp32, bf16 and fp16");
+  CHECK_THROWS_WITH(models::apply_qk_norm(x0.to(at::kDouble), models::QkNorm::kL2, 1e-6, BackendChoice::kKernel),
+                    testing::contains("qk_norm l2: backend kernel was asked for, but deltabench's CUDA kernels do not "
+                                      "serve this call: x is Double"));
 }
