@@ -221,7 +221,10 @@ Section mqar_section(const Suite& suite, const std::vector<Run>& runs, const Rec
       lines.emplace_back(model.label, points);
     }
     sec.tables.push_back(t);
-    sec.figure.emplace_back(fmt::format("{} (L={})", task.label, p.contains("seq_len") ? p.at("seq_len") : "?"), lines);
+    // The panel names its sequence length, unless the task's label already does ("L=64, 4 pairs").
+    const std::string length = p.contains("seq_len") ? p.at("seq_len") : "?";
+    const bool named = task.label.find(fmt::format("L={}", length)) != std::string::npos;
+    sec.figure.emplace_back(named ? task.label : fmt::format("{} (L={})", task.label, length), lines);
   }
   return sec;
 }
