@@ -34,7 +34,7 @@ DeltaNetImpl::DeltaNetImpl(int64_t d_model, const MixerConfig& c) : config_(c), 
     v_conv_ = register_module("v_conv", ShortConvolution(heads_ * value_dim_, c.conv_size, true, c.backend));
   }
   if (c.use_output_gate) g_ = register_module("g_proj", linear(d_model, heads_ * value_dim_));
-  o_norm_ = register_module("o_norm", RMSNorm(value_dim_, c.norm_eps));
+  o_norm_ = register_module("o_norm", RMSNorm(value_dim_, c.norm_eps, c.backend));
   out_ = register_module("o_proj", linear(heads_ * value_dim_, d_model));
 }
 

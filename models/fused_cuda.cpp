@@ -8,6 +8,7 @@
 #include "kernels/common/causal_conv1d.h"
 #include "kernels/common/kernel_dtype.h"
 #include "kernels/common/l2_norm.h"
+#include "kernels/common/rms_norm.h"
 
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -97,8 +98,88 @@ struct L2NormalizeCuda : torch::autograd::Function<L2NormalizeCuda> {
   }
 };
 
+struct RmsNormCuda : torch::autograd::Function<RmsNormCuda> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x_in, const at::Tensor& weight,
+                            const at::Tensor& gate_in, double eps) {
+    const c10::cuda::CUDAGuard guard(x_in.device());
+    const auto x = x_in.contiguous();
+    const auto gate = gate_in.defined() ? gate_in.contiguous() : at::Tensor();
+    const auto w32 = weight.to(at::kFloat).contiguous();
+    auto z = at::empty_like(x);
+    auto rstd = at::empty({x.numel() / x.size(-1)}, x.options().dtype(at::kFloat));
+    cuda::RmsNormParams p;
+    p.dtype = *detail::kernel_dtype(x.scalar_type());
+    p.x = x.const_data_ptr(), p.w = w32.const_data_ptr<float>(), p.gate = gate.defined() ? gate.const_data_ptr() : nullptr;
+    p.z = z.mutable_data_ptr(), p.rstd = rstd.mutable_data_ptr<float>();
+    p.rows = rstd.numel(), p.D = x.size(-1), p.eps = static_cast<float>(eps);
+    cuda::rms_norm_forward(p, at::cuda::getCurrentCUDAStream().stream());
+    ctx->save_for_backward({x, weight, gate, rstd});
+    ctx->saved_data["eps"] = eps;
+    return z;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto& x = saved[0];
+    const auto& weight = saved[1];
+    const auto& gate = saved[2];
+    const auto& rstd = saved[3];
+    const c10::cuda::CUDAGuard guard(x.device());
+    const auto w32 = weight.to(at::kFloat).contiguous();
+    const auto dz = grads[0].to(x.scalar_type()).contiguous();
+    auto dx = at::empty_like(x);
+    auto dgate = gate.defined() ? at::empty_like(gate) : at::Tensor();
+    cuda::RmsNormParams p;
+    p.dtype = *detail::kernel_dtype(x.scalar_type());
+    p.rows = rstd.numel(), p.D = x.size(-1), p.eps = static_cast<float>(ctx->saved_data["eps"].toDouble());
+    auto parts = at::empty({cuda::rms_norm_blocks(p.rows), p.D}, x.options().dtype(at::kFloat));
+    p.x = x.const_data_ptr(), p.w = w32.const_data_ptr<float>(), p.gate = gate.defined() ? gate.const_data_ptr() : nullptr;
+    p.rstd = rstd.mutable_data_ptr<float>(), p.dz = dz.const_data_ptr(), p.dx = dx.mutable_data_ptr();
+    p.dgate = dgate.defined() ? dgate.mutable_data_ptr() : nullptr, p.dw_parts = parts.mutable_data_ptr<float>();
+    cuda::rms_norm_backward(p, at::cuda::getCurrentCUDAStream().stream());
+    return {dx, parts.sum(0).to(weight.scalar_type()), dgate, at::Tensor()};
+  }
+};
+
 }  // namespace
 #endif
+
+std::string cuda_rms_norm_serves(const at::Tensor& x, const at::Tensor& gate) {
+#ifdef DELTABENCH_HAVE_CUDA
+  if (!x.is_cuda()) return "x is on " + x.device().str() + ", not a CUDA device";
+  if (!detail::kernel_dtype(x.scalar_type())) {
+    return std::string("x is ") + c10::toString(x.scalar_type()) + "; the kernels take fp32, bf16 and fp16";
+  }
+  if (x.dim() == 0 || !cuda::rms_norm_supports(x.size(-1))) {
+    return "the normalised dimension is " + std::to_string(x.dim() == 0 ? 0 : x.size(-1)) + "; the kernels take 1 to " +
+           std::to_string(cuda::kRmsNormMaxD);
+  }
+  if (gate.defined() && (gate.sizes() != x.sizes() || gate.scalar_type() != x.scalar_type() || gate.device() != x.device())) {
+    return "the gate is " + std::string(c10::toString(gate.scalar_type())) + " on " + gate.device().str() +
+           " of another shape, dtype or device than x; the kernels take it as x";
+  }
+  return {};
+#else
+  (void)x;
+  (void)gate;
+  return "this build has no CUDA kernels";
+#endif
+}
+
+at::Tensor rms_norm_cuda(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& gate, double eps) {
+  const auto why = cuda_rms_norm_serves(x, gate);
+  TORCH_CHECK(why.empty(), "rms_norm_cuda: the CUDA kernels do not serve this call: ", why);
+  TORCH_CHECK(weight.dim() == 1 && weight.size(0) == x.size(-1) && weight.device() == x.device(),
+              "rms_norm_cuda: expected weight [", x.size(-1), "] on ", x.device(), ", got ", weight.sizes(), " on ",
+              weight.device());
+#ifdef DELTABENCH_HAVE_CUDA
+  if (x.numel() == 0) return at::empty_like(x);
+  return RmsNormCuda::apply(x, weight, gate, eps);
+#else
+  (void)eps;
+  return {};  // not reached: cuda_rms_norm_serves refuses every call in a build without CUDA
+#endif
+}
 
 std::string cuda_l2_norm_serves(const at::Tensor& x) {
 #ifdef DELTABENCH_HAVE_CUDA

@@ -9,6 +9,9 @@
 //  - The L2 normalisation of q and k over the head dimension (kernels/common/l2_norm.h): one kernel each
 //    way, where the ATen form (models/gates.cpp) is a square, a sum, a root and a product forward and
 //    their gradients backward.
+//  - The output norm, RMSNorm with or without its SiLU gate (kernels/common/rms_norm.h): one kernel each
+//    way (plus the sum of dw's per-block parts), where the ATen form (models/norm.cpp) casts to fp32 and
+//    runs about eight passes forward and twice as many backward.
 
 #include <ATen/core/Tensor.h>
 
@@ -30,5 +33,13 @@ at::Tensor l2_normalize_cuda(const at::Tensor& x, double eps);
 
 // Empty where the CUDA kernels serve x, else the reason.
 std::string cuda_l2_norm_serves(const at::Tensor& x);
+
+// rmsnorm(x) weight, times silu(gate) where gate is defined, over the last dimension: x (and gate, of x's
+// shape and dtype) on CUDA in fp32, bf16 or fp16, weight [D] of any floating dtype (its gradient comes back
+// in that dtype). Throws c10::Error saying why where the kernels do not serve the call.
+at::Tensor rms_norm_cuda(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& gate, double eps);
+
+// Empty where the CUDA kernels serve x (and gate, where defined), else the reason.
+std::string cuda_rms_norm_serves(const at::Tensor& x, const at::Tensor& gate);
 
 }  // namespace deltabench::models

@@ -1,6 +1,8 @@
 #pragma once
 // Normalisations: RMSNorm, the gated RMSNorm of FLA's output (y = rmsnorm(x) * w * silu(g)), and a
-// pre-norm that is LayerNorm or RMSNorm by config. Statistics in fp32, as FLA computes them.
+// pre-norm that is LayerNorm or RMSNorm by config. Statistics in fp32, as FLA computes them. An RMSNorm
+// made with the kernel backend (the layers' output norm) runs deltabench's kernels on CUDA
+// (models/fused_cuda.h; an error saying why where they cannot serve); otherwise ATen.
 
 #include "models/config.h"
 
@@ -12,7 +14,7 @@ namespace deltabench::models {
 
 class RMSNormImpl : public torch::nn::Module {
  public:
-  RMSNormImpl(int64_t dim, double eps);
+  RMSNormImpl(int64_t dim, double eps, BackendChoice backend = BackendChoice::kAuto);
   at::Tensor forward(const at::Tensor& x);
   // Gated form: rmsnorm(x) * weight * silu(gate).
   at::Tensor forward(const at::Tensor& x, const at::Tensor& gate);
@@ -20,7 +22,11 @@ class RMSNormImpl : public torch::nn::Module {
   at::Tensor weight;
 
  private:
+  // The kernels on CUDA under the kernel backend; `gate` undefined for the plain form.
+  bool on_kernels(const at::Tensor& x, const at::Tensor& gate) const;
+
   double eps_;
+  BackendChoice backend_;
 };
 TORCH_MODULE(RMSNorm);
 

@@ -3,14 +3,18 @@
 // bf16 and fp16, kernel sizes 2 to 4, with and without SiLU, at shapes that cross the kernels' time tiles
 // (64 steps) and channel blocks (128) and end inside them. The L2 normalisation: output and gradient
 // against the fp64 definition for head dims 32 to 256 and row counts that leave a block part-full, a zero
-// row among them. For both: the raw kernels with NaN-poisoned outputs, so an element never written fails;
-// the modules' kernel backend against their ATen form; the sentences for calls the kernels cannot serve.
+// row among them. The output norm (RMSNorm, with and without its SiLU gate): output and the gradients of x,
+// the weight and the gate, with more rows than the kernels' blocks hold at once. For each: the raw kernels
+// with NaN-poisoned outputs, so an element never written fails; the modules' kernel backend against their
+// ATen form; the sentences for calls the kernels cannot serve.
 
 #include "kernels/common/causal_conv1d.h"
 #include "kernels/common/l2_norm.h"
+#include "kernels/common/rms_norm.h"
 #include "kernels/common/poison.h"
 #include "models/fused_cuda.h"
 #include "models/gates.h"
+#include "models/norm.h"
 #include "models/short_conv.h"
 #include "tests/support/catch.h"
 #include "tests/support/sequence_checks.h"
@@ -236,4 +240,101 @@ TEST_CASE("cuda: qk_norm l2 under the kernel backend equals its ATen form, and r
   CHECK_THROWS_WITH(models::apply_qk_norm(x0.to(at::kDouble), models::QkNorm::kL2, 1e-6, BackendChoice::kKernel),
                     testing::contains("qk_norm l2: backend kernel was asked for, but deltabench's CUDA kernels do not "
                                       "serve this call: x is Double"));
+}
+
+TEST_CASE("cuda: the output norm's kernels match the fp64 definition, output and gradients, gated or not", "[cuda]") {
+  REQUIRE(at::hasCUDA());
+  const at::Device gpu(at::kCUDA, 0);
+  int checked = 0;
+  for (const auto dtype : {at::kFloat, at::kBFloat16, at::kHalf}) {
+    // 20,000 rows: more than the 1,024 blocks of 8 warps take at once, so warps loop over rows.
+    for (const auto& [rows, D] : std::vector<std::pair<int64_t, int64_t>>{{1, 64}, {13, 32}, {37, 100}, {20000, 64}, {9, 256}}) {
+      for (const bool gated : {false, true}) {
+        INFO(fmt::format("rows {} D {} {} {}", rows, D, c10::toString(dtype), gated ? "gated" : "plain"));
+        at::manual_seed(3000 + checked);
+        const double eps = 1e-5;
+        const auto x64 = at::randn({rows, D}, at::kDouble), g64 = at::randn({rows, D}, at::kDouble);
+        const auto w64 = 1.0 + 0.1 * at::randn({D}, at::kDouble), dz64 = at::randn({rows, D}, at::kDouble);
+        const auto x_ref = x64.to(dtype).to(at::kDouble).requires_grad_(true);
+        const auto g_ref = g64.to(dtype).to(at::kDouble).requires_grad_(true);
+        const auto w_ref = w64.to(at::kFloat).to(at::kDouble).requires_grad_(true);
+        auto z_ref = x_ref * at::rsqrt(x_ref.pow(2).mean(-1, true) + eps) * w_ref;
+        if (gated) z_ref = z_ref * at::silu(g_ref);
+        z_ref.backward(dz64.to(dtype).to(at::kDouble));
+        const auto x = x64.to(gpu, dtype).requires_grad_(true), g = g64.to(gpu, dtype).requires_grad_(true);
+        const auto w = w64.to(gpu, at::kFloat).requires_grad_(true);
+        const auto z = models::rms_norm_cuda(x, w, gated ? g : at::Tensor(), eps);
+        z.backward(dz64.to(gpu, dtype));
+        REQUIRE(z.scalar_type() == dtype);
+        REQUIRE(w.grad().scalar_type() == at::kFloat);
+        CHECK(rel_rms(z.detach().cpu(), z_ref.detach()) <= tolerance(dtype));
+        CHECK(rel_rms(x.grad().cpu(), x_ref.grad()) <= tolerance(dtype));
+        CHECK(rel_rms(w.grad().cpu(), w_ref.grad()) <= tolerance(dtype));
+        if (gated) {
+          CHECK(rel_rms(g.grad().cpu(), g_ref.grad()) <= tolerance(dtype));
+        } else {
+          CHECK_FALSE(g.grad().defined());
+        }
+        ++checked;
+      }
+    }
+  }
+  CHECK(checked == 30);
+}
+
+TEST_CASE("cuda: the output norm's raw kernels write every output element (NaN-poisoned first)", "[cuda]") {
+  REQUIRE(at::hasCUDA());
+  const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kBFloat16);
+  for (const int64_t rows : {1, 9, 20000}) {
+    INFO("rows " << rows);
+    const auto x = at::randn({rows, 100}, opts), g = at::randn({rows, 100}, opts), dz = at::randn({rows, 100}, opts);
+    const auto w = at::randn({100}, opts.dtype(at::kFloat));
+    auto z = at::empty_like(x), dx = at::empty_like(x), dg = at::empty_like(x);
+    auto rstd = at::empty({rows}, opts.dtype(at::kFloat));
+    auto parts = at::empty({cuda::rms_norm_blocks(rows), 100}, opts.dtype(at::kFloat));
+    for (auto* t : {&z, &dx, &dg, &rstd, &parts}) poison_(*t);
+    cuda::RmsNormParams p;
+    p.dtype = cuda::Dtype::kBF16;
+    p.x = x.const_data_ptr(), p.w = w.const_data_ptr<float>(), p.gate = g.const_data_ptr();
+    p.z = z.mutable_data_ptr(), p.rstd = rstd.mutable_data_ptr<float>(), p.dz = dz.const_data_ptr();
+    p.dx = dx.mutable_data_ptr(), p.dgate = dg.mutable_data_ptr(), p.dw_parts = parts.mutable_data_ptr<float>();
+    p.rows = rows, p.D = 100;
+    const auto stream = at::cuda::getCurrentCUDAStream().stream();
+    cuda::rms_norm_forward(p, stream);
+    cuda::rms_norm_backward(p, stream);
+    for (const auto* t : {&z, &dx, &dg, &rstd, &parts}) CHECK(at::isfinite(*t).all().item<bool>());
+  }
+}
+
+TEST_CASE("cuda: RMSNorm under the kernel backend equals its ATen form, and refuses with a sentence", "[cuda]") {
+  REQUIRE(at::hasCUDA());
+  const at::Device gpu(at::kCUDA, 0);
+  for (const bool gated : {false, true}) {
+    INFO((gated ? "gated" : "plain"));
+    models::RMSNorm aten(64, 1e-5, BackendChoice::kAuto), ours(64, 1e-5, BackendChoice::kKernel);
+    {
+      torch::NoGradGuard no_grad;
+      aten->weight.copy_(1.0 + 0.1 * at::randn({64}));
+      ours->weight.copy_(aten->weight);
+    }
+    aten->to(gpu);
+    ours->to(gpu);
+    const auto opts = at::TensorOptions().device(gpu);
+    const auto x0 = at::randn({3, 50, 2, 64}, opts), g0 = at::randn({3, 50, 2, 64}, opts), dz = at::randn({3, 50, 2, 64}, opts);
+    const auto xa = x0.clone().requires_grad_(true), xo = x0.clone().requires_grad_(true);
+    const auto ga = g0.clone().requires_grad_(true), go = g0.clone().requires_grad_(true);
+    const auto za = gated ? aten->forward(xa, ga) : aten->forward(xa);
+    const auto zo = gated ? ours->forward(xo, go) : ours->forward(xo);
+    za.backward(dz);
+    zo.backward(dz);
+    CHECK(rel_rms(zo.detach().cpu(), za.detach().cpu()) <= 1e-5);
+    CHECK(rel_rms(xo.grad().cpu(), xa.grad().cpu()) <= 1e-5);
+    CHECK(rel_rms(ours->weight.grad().cpu(), aten->weight.grad().cpu()) <= 1e-5);
+    if (gated) CHECK(rel_rms(go.grad().cpu(), ga.grad().cpu()) <= 1e-5);
+  }
+  models::RMSNorm wide(300, 1e-5, BackendChoice::kKernel);
+  wide->to(gpu);
+  CHECK_THROWS_WITH(wide->forward(at::randn({4, 300}, at::TensorOptions().device(gpu))),
+                    testing::contains("RMSNorm: backend kernel was asked for, but deltabench's CUDA kernels do not "
+                                      "serve this call: the normalised dimension is 300; the kernels take 1 to 256"));
 }
