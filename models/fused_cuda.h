@@ -4,7 +4,7 @@
 // ATen form and the fp64 definition, values and gradients.
 //  - The short convolution (kernels/common/causal_conv1d.h): one kernel forward and one backward (plus
 //    the sum of dw's per-tile parts), on x's own [B, T, C] layout. The ATen form (models/short_conv.cpp)
-//    transposes x to [B, C, T], pads it, runs cuDNN's grouped convolution, transposes back and applies
+//    transposes x to [B, C, T], pads it, runs ATen's grouped convolution, transposes back and applies
 //    SiLU, and as many passes again in the backward.
 //  - The L2 normalisation of q and k over the head dimension (kernels/common/l2_norm.h): one kernel each
 //    way, where the ATen form (models/gates.cpp) is a square, a sum, a root and a product forward and

@@ -126,6 +126,13 @@ TEST_CASE("cuda: a DeltaNet and a Gated DeltaNet model's gradients on the kernel
   // fp32: the kernels' gradients of every parameter equal the reference ops' to fp32 rounding. bf16
   // autocast: against the fp32 reference, no worse than the reference ops under the same autocast.
   REQUIRE(at::hasCUDA());
+  // The reference in true fp32: ATen may run its short convolution through cuDNN, in TF32 by default,
+  // where the kernel backend's convolution is fp32 (models/fused_cuda.h). Restored at the end.
+  struct NoTf32CuDnn {
+    bool was = at::globalContext().allowTF32CuDNN();
+    NoTf32CuDnn() { at::globalContext().setAllowTF32CuDNN(false); }
+    ~NoTf32CuDnn() { at::globalContext().setAllowTF32CuDNN(was); }
+  } no_tf32;
   for (const auto kind : {models::MixerKind::kDeltaNet, models::MixerKind::kGatedDeltaNet}) {
     for (const int64_t d_model : {64, 128}) {  // head dims 32 and 64
       models::ModelConfig config;
