@@ -49,7 +49,9 @@
 #   scripts/device.sh --build    build every target in build-device/ (the binaries for a command's own steps)
 #   scripts/device.sh --harness  build, every test, then the README's GPU suite command (zoology-mqar, no flags: the
 #                                suite's own "cuda", the default runs per GPU) for DELTABENCH_SUITE_SECONDS
-#                                (default 150), its stored runs listed with device and backend, and the report
+#                                (default 150) on a store that starts from the committed results/zoology-mqar/runs.json
+#                                (so its new runs land there too), its stored runs listed with device and backend,
+#                                and the report
 #
 # nlohmann-json's headers come the same way as SQLite's: carry .deb/nlohmann (nlohmann-json3-dev unpacked).
 set -uo pipefail
