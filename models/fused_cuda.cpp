@@ -141,15 +141,21 @@ struct RmsNormCuda : torch::autograd::Function<RmsNormCuda> {
   }
 };
 
+// What every kernel here needs of x: a CUDA tensor of fp32, bf16 or fp16. Empty, or the reason.
+std::string device_and_dtype_refusal(const at::Tensor& x) {
+  if (!x.is_cuda()) return "x is on " + x.device().str() + ", not a CUDA device";
+  if (!detail::kernel_dtype(x.scalar_type())) {
+    return std::string("x is ") + c10::toString(x.scalar_type()) + "; the kernels take fp32, bf16 and fp16";
+  }
+  return {};
+}
+
 }  // namespace
 #endif
 
 std::string cuda_rms_norm_serves(const at::Tensor& x, const at::Tensor& gate) {
 #ifdef DELTABENCH_HAVE_CUDA
-  if (!x.is_cuda()) return "x is on " + x.device().str() + ", not a CUDA device";
-  if (!detail::kernel_dtype(x.scalar_type())) {
-    return std::string("x is ") + c10::toString(x.scalar_type()) + "; the kernels take fp32, bf16 and fp16";
-  }
+  if (auto why = device_and_dtype_refusal(x); !why.empty()) return why;
   if (x.dim() == 0 || !cuda::rms_norm_supports(x.size(-1))) {
     return "the normalised dimension is " + std::to_string(x.dim() == 0 ? 0 : x.size(-1)) + "; the kernels take 1 to " +
            std::to_string(cuda::kRmsNormMaxD);
@@ -183,10 +189,7 @@ at::Tensor rms_norm_cuda(const at::Tensor& x, const at::Tensor& weight, const at
 
 std::string cuda_l2_norm_serves(const at::Tensor& x) {
 #ifdef DELTABENCH_HAVE_CUDA
-  if (!x.is_cuda()) return "x is on " + x.device().str() + ", not a CUDA device";
-  if (!detail::kernel_dtype(x.scalar_type())) {
-    return std::string("x is ") + c10::toString(x.scalar_type()) + "; the kernels take fp32, bf16 and fp16";
-  }
+  if (auto why = device_and_dtype_refusal(x); !why.empty()) return why;
   if (x.dim() == 0 || x.size(-1) == 0) return "x has no last dimension to normalise over";
   return {};
 #else
@@ -209,10 +212,7 @@ at::Tensor l2_normalize_cuda(const at::Tensor& x, double eps) {
 
 std::string cuda_conv1d_serves(const at::Tensor& x, int64_t kernel_size) {
 #ifdef DELTABENCH_HAVE_CUDA
-  if (!x.is_cuda()) return "x is on " + x.device().str() + ", not a CUDA device";
-  if (!detail::kernel_dtype(x.scalar_type())) {
-    return std::string("x is ") + c10::toString(x.scalar_type()) + "; the kernels take fp32, bf16 and fp16";
-  }
+  if (auto why = device_and_dtype_refusal(x); !why.empty()) return why;
   if (x.dim() != 3) return "x has " + std::to_string(x.dim()) + " dimensions; the kernels take [B, T, C]";
   if (!cuda::causal_conv1d_supports(kernel_size)) {
     return "the kernel size is " + std::to_string(kernel_size) + "; the kernels take 2 to 4";

@@ -60,14 +60,16 @@ MergeSummary merge_stores(const std::vector<std::string>& inputs, const std::str
     } else {
       const Store store(path, Store::Open::kExisting);
       for (const auto& suite : store.suites()) {
-        for (auto& [hash, record] : store.runs(suite, /*with_history=*/true)) records.emplace(std::make_pair(suite, hash), record);
+        for (auto& [hash, record] : store.runs(suite, /*with_history=*/true)) {
+          records.emplace(std::make_pair(suite, hash), std::move(record));
+        }
       }
     }
     for (auto& [key, record] : records) {
       const auto& suite = key.first;
       const auto it = kept.find(key);
       if (it == kept.end()) {
-        kept.emplace(key, Taken{record, path});
+        kept.emplace(key, Taken{std::move(record), path});
         continue;
       }
       ++summary.duplicates;

@@ -15,13 +15,6 @@
 namespace deltabench::cuda {
 namespace {
 
-__device__ __forceinline__ float silu(float a) { return a / (1.0f + __expf(-a)); }
-// d silu(a) / da = s (1 + a (1 - s)), s = sigmoid(a).
-__device__ __forceinline__ float silu_grad(float a) {
-  const float s = 1.0f / (1.0f + __expf(-a));
-  return s * (1.0f + a * (1.0f - s));
-}
-
 template <typename E, int K>
 __global__ void __launch_bounds__(kConvThreads) causal_conv1d_forward_kernel(const E* __restrict__ x,
                                                                            const float* __restrict__ w, E* __restrict__ y,

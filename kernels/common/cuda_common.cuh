@@ -26,6 +26,21 @@ __device__ __forceinline__ __half from_float(float x) { return __float2half(x); 
 template <>
 __device__ __forceinline__ float from_float(float x) { return x; }
 
+// Sum over the 32 lanes of a warp, in every lane.
+__device__ __forceinline__ float warp_sum(float x) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) x += __shfl_xor_sync(0xffffffffu, x, offset);
+  return x;
+}
+
+__device__ __forceinline__ float sigmoid(float a) { return 1.0f / (1.0f + __expf(-a)); }
+__device__ __forceinline__ float silu(float a) { return a * sigmoid(a); }
+// d silu(a) / da = s (1 + a (1 - s)), s = sigmoid(a).
+__device__ __forceinline__ float silu_grad(float a) {
+  const float s = sigmoid(a);
+  return s * (1.0f + a * (1.0f - s));
+}
+
 template <typename E>
 struct TypeTag {
   using type = E;

@@ -11,12 +11,6 @@ namespace {
 
 constexpr int kWarps = 8;  // rows a block
 
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
-  return v;
-}
-
 template <typename E>
 __global__ void __launch_bounds__(kWarps * 32) l2_norm_forward_kernel(const E* __restrict__ x, E* __restrict__ y,
                                                                       float* __restrict__ rstd, int64_t rows,

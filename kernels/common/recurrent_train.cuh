@@ -34,13 +34,6 @@ __device__ __forceinline__ const T* typed(const void* p) {
   return static_cast<const T*>(p);
 }
 
-// Sum over the 32 lanes of a warp, in every lane.
-__device__ __forceinline__ float warp_sum(float x) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) x += __shfl_xor_sync(0xffffffffu, x, offset);
-  return x;
-}
-
 // What one step reads, for this thread's rows and column, kept as loaded (raw T, raw g): the loads
 // are issued one step ahead of their use, and a thread waits for a load only where its value is first
 // used, so their latency overlaps the step before (version 1 waited for them at every step).

@@ -13,14 +13,6 @@ constexpr int kWarps = 8;
 constexpr int kPerLane = static_cast<int>(kRmsNormMaxD / 32);  // columns a lane holds
 constexpr int64_t kMaxBlocks = 1024;
 
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
-  return v;
-}
-
-__device__ __forceinline__ float sigmoid(float a) { return 1.0f / (1.0f + __expf(-a)); }
-
 template <typename E, bool kGate>
 __global__ void __launch_bounds__(kWarps * 32) rms_norm_forward_kernel(RmsNormParams p) {
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
@@ -46,7 +38,7 @@ __global__ void __launch_bounds__(kWarps * 32) rms_norm_forward_kernel(RmsNormPa
       float out = xv[i] * r * p.w[d];
       if constexpr (kGate) {
         const float gv = to_float(g[row * D + d]);
-        out *= gv * sigmoid(gv);
+        out *= silu(gv);
       }
       z[row * D + d] = from_float<E>(out);
     }
@@ -80,10 +72,9 @@ __global__ void __launch_bounds__(kWarps * 32) rms_norm_backward_kernel(RmsNormP
       xh[i] = to_float(x[at]) * r;
       float dn = to_float(dz[at]);
       if constexpr (kGate) {
-        const float gv = to_float(g[at]), s = sigmoid(gv);
-        const float n = xh[i] * p.w[d];
-        dg[at] = from_float<E>(dn * n * s * (1.0f + gv * (1.0f - s)));  // silu'(g) = s (1 + g (1 - s))
-        dn *= gv * s;
+        const float gv = to_float(g[at]);
+        dg[at] = from_float<E>(dn * xh[i] * p.w[d] * silu_grad(gv));
+        dn *= silu(gv);
       }
       dw[i] = fmaf(dn, xh[i], dw[i]);
       a[i] = dn * p.w[d];
