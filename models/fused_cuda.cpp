@@ -14,6 +14,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #endif
 
+#include <optional>
 #include <string>
 
 namespace deltabench::models {
@@ -100,10 +101,10 @@ struct L2NormalizeCuda : torch::autograd::Function<L2NormalizeCuda> {
 
 struct RmsNormCuda : torch::autograd::Function<RmsNormCuda> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x_in, const at::Tensor& weight,
-                            const at::Tensor& gate_in, double eps) {
+                            const std::optional<at::Tensor>& gate_in, double eps) {
     const c10::cuda::CUDAGuard guard(x_in.device());
     const auto x = x_in.contiguous();
-    const auto gate = gate_in.defined() ? gate_in.contiguous() : at::Tensor();
+    const auto gate = gate_in ? gate_in->contiguous() : at::Tensor();
     const auto w32 = weight.to(at::kFloat).contiguous();
     auto z = at::empty_like(x);
     auto rstd = at::empty({x.numel() / x.size(-1)}, x.options().dtype(at::kFloat));
@@ -180,7 +181,8 @@ at::Tensor rms_norm_cuda(const at::Tensor& x, const at::Tensor& weight, const at
               weight.device());
 #ifdef DELTABENCH_HAVE_CUDA
   if (x.numel() == 0) return at::empty_like(x);
-  return RmsNormCuda::apply(x, weight, gate, eps);
+  // No gate goes in as an empty optional: autograd records every tensor argument, and an undefined one has no device.
+  return RmsNormCuda::apply(x, weight, gate.defined() ? std::optional<at::Tensor>(gate) : std::nullopt, eps);
 #else
   (void)eps;
   return {};  // not reached: cuda_rms_norm_serves refuses every call in a build without CUDA
