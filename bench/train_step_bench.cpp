@@ -50,17 +50,14 @@ deltabench::models::ModelConfig model_config(MixerKind kind, const Shape& s, del
 }
 
 // Args: mixer, vocab, d_model, L, B, pairs, captured (0 eager, 1 a CUDA graph after warm-up), kernel
-// (0: backend reference, the reference ops; 1: backend kernel, deltabench's training kernels and short
-// convolution; 2: backend auto, which at L >= 256 takes the training kernels but keeps ATen's short
-// convolution: beside 1 in the same run, that is the short convolution's own gain).
+// (0: backend reference, the reference ops and ATen's forms of the layers' pieces; 1: backend kernel,
+// deltabench's training kernels and its kernels for the pieces, which is what `auto` takes for DeltaNet
+// and Gated DeltaNet at these shapes since commit 1188d2b's step measured them, train/NOTES.md).
 void BM_train_step(benchmark::State& state) {
   const auto kind = static_cast<MixerKind>(state.range(0));
   const Shape shape{state.range(1), state.range(2), state.range(3), state.range(4), state.range(5)};
   const bool captured = state.range(6) != 0;
-  const int64_t backend_arg = state.range(7);
-  const auto backend = backend_arg == 2   ? deltabench::BackendChoice::kAuto
-                       : backend_arg == 1 ? deltabench::BackendChoice::kKernel
-                                          : deltabench::BackendChoice::kReference;
+  const auto backend = state.range(7) == 1 ? deltabench::BackendChoice::kKernel : deltabench::BackendChoice::kReference;
   const deltabench::train::RunStreamGuard stream(g_device);
   const std::map<std::string, std::string> params = {{"vocab_size", std::to_string(shape.vocab)},
                                                      {"seq_len", std::to_string(shape.L)},
@@ -119,9 +116,8 @@ void register_all() {
         // training kernels (V a multiple of 32) do not take; the op pads V for the forward alone
         // (kernels/linear_attn/NOTES.md has the padded training step, timed at commit 568e3d5).
         const bool kernels = kind == MixerKind::kDeltaNet || kind == MixerKind::kGatedDeltaNet;
-        for (const auto& [captured, kernel] : {std::pair{0, 0}, std::pair{1, 0}, std::pair{1, 1}, std::pair{1, 2}}) {
+        for (const auto& [captured, kernel] : {std::pair{0, 0}, std::pair{1, 0}, std::pair{1, 1}}) {
           if (kernel && !kernels) continue;
-          if (kernel == 2 && s.L < 256) continue;  // auto takes the reference ops below 256 tokens
           benchmark::RegisterBenchmark("train_step", BM_train_step)
               ->Args({k, s.vocab, s.d_model, s.L, s.B, s.pairs, captured, kernel})
               ->ArgNames({"mixer", "V", "d", "L", "B", "pairs", "graph", "kernel"})

@@ -154,6 +154,11 @@ std::string device_and_dtype_refusal(const at::Tensor& x) {
 }  // namespace
 #endif
 
+void refuse_unless_served(std::string_view piece, const std::string& why) {
+  TORCH_CHECK(why.empty(), piece, ": backend kernel was asked for, but deltabench's CUDA kernels do not serve this call: ",
+              why);
+}
+
 std::string cuda_rms_norm_serves(const at::Tensor& x, const at::Tensor& gate) {
 #ifdef DELTABENCH_HAVE_CUDA
   if (auto why = device_and_dtype_refusal(x); !why.empty()) return why;

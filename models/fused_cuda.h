@@ -16,6 +16,9 @@
 #include <ATen/core/Tensor.h>
 
 #include <string>
+#include <string_view>
+
+#include "kernels/common/backend_choice.h"
 
 namespace deltabench::models {
 
@@ -41,5 +44,22 @@ at::Tensor rms_norm_cuda(const at::Tensor& x, const at::Tensor& weight, const at
 
 // Empty where the CUDA kernels serve x (and gate, where defined), else the reason.
 std::string cuda_rms_norm_serves(const at::Tensor& x, const at::Tensor& gate);
+
+// Throws c10::Error "<piece>: backend kernel was asked for, but deltabench's CUDA kernels do not serve
+// this call: <why>" where why is not empty.
+void refuse_unless_served(std::string_view piece, const std::string& why);
+
+// Whether a piece takes the kernels above for x: never off CUDA or under `reference`; under `auto` where
+// `serves` (one of the *_serves above, called only for a CUDA x) gives no reason; under `kernel` always,
+// and where it gives one, a c10::Error that names the piece and says why, never the ATen form. `auto`
+// takes them since the DeltaNet step measured them faster on the H200 (train/NOTES.md).
+template <typename Serves>
+bool takes_cuda_kernels(BackendChoice backend, const at::Tensor& x, std::string_view piece, Serves&& serves) {
+  if (backend == BackendChoice::kReference || !x.is_cuda()) return false;
+  const std::string why = serves();
+  if (backend == BackendChoice::kAuto) return why.empty();
+  refuse_unless_served(piece, why);
+  return true;
+}
 
 }  // namespace deltabench::models

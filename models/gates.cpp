@@ -33,12 +33,9 @@ at::Tensor apply_qk_norm(const at::Tensor& x, QkNorm norm, double eps, BackendCh
   switch (norm) {
     case QkNorm::kL2:
       // One fused pass each way on the CPU (models/fused_cpu.h), and on CUDA under the kernel backend
-      // (models/fused_cuda.h); the same formula elsewhere. `auto` keeps ATen's until measured (train/NOTES.md).
+      // (models/fused_cuda.h) under `auto` and `kernel`; the same formula elsewhere.
       if (fused_cpu_applies(x)) return l2_normalize_cpu(x, 1e-6);
-      if (backend == BackendChoice::kKernel && x.is_cuda()) {
-        const auto why = cuda_l2_norm_serves(x);
-        TORCH_CHECK(why.empty(), "qk_norm l2: backend kernel was asked for, but deltabench's CUDA kernels do not serve "
-                    "this call: ", why);
+      if (takes_cuda_kernels(backend, x, "qk_norm l2", [&] { return cuda_l2_norm_serves(x); })) {
         return l2_normalize_cuda(x, 1e-6);
       }
       return x * at::rsqrt(x.pow(2).sum(-1, /*keepdim=*/true) + 1e-6);

@@ -12,11 +12,7 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double eps, BackendChoice backend) : eps_(
 }
 
 bool RMSNormImpl::on_kernels(const at::Tensor& x, const at::Tensor& gate) const {
-  if (backend_ != BackendChoice::kKernel || !x.is_cuda()) return false;
-  const auto why = cuda_rms_norm_serves(x, gate);
-  TORCH_CHECK(why.empty(), "RMSNorm: backend kernel was asked for, but deltabench's CUDA kernels do not serve this call: ",
-              why);
-  return true;
+  return takes_cuda_kernels(backend_, x, "RMSNorm", [&] { return cuda_rms_norm_serves(x, gate); });
 }
 
 at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
@@ -27,7 +23,7 @@ at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
 }
 
 at::Tensor RMSNormImpl::forward(const at::Tensor& x, const at::Tensor& gate) {
-  if (backend_ == BackendChoice::kKernel && x.is_cuda()) {
+  if (backend_ != BackendChoice::kReference && x.is_cuda()) {
     // The kernels take the gate in x's dtype (the ATen form below computes in fp32 and returns x's).
     const auto g = gate.to(x.scalar_type());
     if (on_kernels(x, g)) return rms_norm_cuda(x, weight, g, eps_);

@@ -22,7 +22,7 @@ class RMSNormImpl : public torch::nn::Module {
   at::Tensor weight;
 
  private:
-  // The kernels on CUDA under the kernel backend; `gate` undefined for the plain form.
+  // The kernels on CUDA under `auto` (where they serve) and `kernel`; `gate` undefined for the plain form.
   bool on_kernels(const at::Tensor& x, const at::Tensor& gate) const;
 
   double eps_;

@@ -22,13 +22,9 @@ at::Tensor ShortConvolutionImpl::forward(const at::Tensor& x) {
   // by passes over memory, and oneDNN's depthwise im2col took 2 ms a call in its backward at the
   // quick suite's shapes.
   if (fused_cpu_applies(x)) return causal_conv1d_cpu(x, weight.squeeze(1).to(x.scalar_type()), silu_);
-  // On CUDA under the kernel backend, deltabench's kernels on x's own layout (the weight's gradient in
-  // fp32 straight from them); where they cannot serve, the kernel backend's error, never the ATen form.
-  // `auto` keeps the ATen form until the kernels' step is measured against it (train/NOTES.md).
-  if (backend_ == BackendChoice::kKernel && x.is_cuda()) {
-    const auto why = cuda_conv1d_serves(x, kernel_size_);
-    TORCH_CHECK(why.empty(), "short convolution: backend kernel was asked for, but deltabench's CUDA kernels do not "
-                "serve this call: ", why);
+  // On CUDA under `auto` and `kernel`, deltabench's kernels on x's own layout (the weight's gradient in
+  // fp32 straight from them); where they cannot serve, `auto` takes the ATen form and `kernel` says why.
+  if (takes_cuda_kernels(backend_, x, "short convolution", [&] { return cuda_conv1d_serves(x, kernel_size_); })) {
     return causal_conv1d_cuda(x, weight.squeeze(1), silu_);
   }
   // [B, C, T] padded on the left only: causal.

@@ -209,14 +209,17 @@ KernelPath kernel_path(const SequenceShape&, const at::Tensor&, const at::Tensor
 namespace {
 
 // What `auto` takes: the kernels measured faster than the reference ops on the shapes they serve.
-// The chunk forward and decode; and with a gradient the training pair where the longest sequence has
-// at least kAutoTrainMinLength tokens. In the models' captured training step on the H200 (Zoology's
-// MQAR model, kernels/delta_rule/NOTES.md, "Version 1b") the training pair was 8% (DeltaNet) and 23%
-// (Gated DeltaNet) slower than the reference ops at L 64, within 1% or faster at L 256 and 6-16%
-// faster at L 512; at the op level 1.2-2.8x faster from 2K to 32K tokens. The chunked pair (kChunkTrain,
-// first version, commit 954a83d, same H200 call): within 1% of the reference ops at L 64 (DeltaNet 6.88
-// against 6.93 ms, Gated DeltaNet 9.99 against 10.0), 17-25% faster at L 256 and L 512; the same rule.
-// The training pair's forward alone (kRecurrent) is unmeasured against the reference: under `kernel` only.
+// The chunk forward and decode; with a gradient the chunked training pair (kChunkTrain, head dims 64
+// and 128) at every length, and the recurrent pair (kRecurrentTrain, head dims 32 and 256) where the
+// longest sequence has at least kAutoTrainMinLength tokens. In the models' captured training step on
+// the H200 (Zoology's MQAR model, kernels/delta_rule/NOTES.md, "Version 1b") the recurrent pair was 8%
+// (DeltaNet) and 23% (Gated DeltaNet) slower than the reference ops at L 64, within 1% or faster at
+// L 256 and 6-16% faster at L 512. The chunked pair (first version, commit 954a83d, same H200 call): within
+// 1% of the reference ops at L 64 (DeltaNet 6.88 against 6.93 ms, Gated DeltaNet 9.99 against 10.0),
+// 17-25% faster at L 256 and L 512; with the layers' pieces on kernels too (commit 1188d2b, the step as
+// `auto` now runs it), 1.7x faster at L 64 (DeltaNet 4.03 against 6.96 ms, Gated DeltaNet 5.75 against
+// 10.1) and 2.2-2.5x at L 256 and 512 (train/NOTES.md). The training pair's forward alone (kRecurrent)
+// is unmeasured against the reference: under `kernel` only.
 constexpr int64_t kAutoTrainMinLength = 256;
 
 // The kernels take V in tiles of this many columns (kernel_path's "V a multiple of 32").
@@ -231,10 +234,8 @@ int64_t longest_sequence(const SequenceShape& shape) {
 }
 
 bool auto_takes(KernelPath path, const SequenceShape& shape) {
-  if (path == KernelPath::kRecurrentTrain || path == KernelPath::kChunkTrain) {
-    return longest_sequence(shape) >= kAutoTrainMinLength;
-  }
-  return path == KernelPath::kChunk || path == KernelPath::kDecode;
+  if (path == KernelPath::kRecurrentTrain) return longest_sequence(shape) >= kAutoTrainMinLength;
+  return path == KernelPath::kChunkTrain || path == KernelPath::kChunk || path == KernelPath::kDecode;
 }
 
 }  // namespace

@@ -8,8 +8,8 @@
 //   - chunk mode, chunk size 64, K and V of 64 or 128: the fused chunk forward;
 //   - recurrent mode without cu_seqlens, K of 64 or 128: the decode kernel (the models' step());
 //   - any other call the recurrent training pair's forward serves: that forward, without checkpoints.
-// `auto` takes the chunk forward, decode and, from 256 tokens, the training pairs; its forward alone
-// under `kernel` only (auto_takes in the .cpp says why). `kernel` where none serves is an error that
+// `auto` takes the chunk forward, decode, the chunked training pair and, from 256 tokens, the
+// recurrent one; its forward alone under `kernel` only (auto_takes in the .cpp says why). `kernel` where none serves is an error that
 // says why.
 
 #include "kernels/common/reference_run.h"

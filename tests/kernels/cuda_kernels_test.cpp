@@ -224,20 +224,23 @@ TEST_CASE("cuda: the public ops use the kernels, with gradients the training ker
     CHECK(testing::rel_rms(fast.final_state, slow.final_state) <= 0.01);
     o.backend = BackendChoice::kKernel;
     CHECK(run_family(c.family, in, o).backend == Backend::kKernel);
-    // With a gradient wanted the op stays differentiable: under auto the reference ops for sequences
-    // shorter than 256 tokens and the training kernels from 256 (cuda_dispatch.cpp's auto_takes), the
-    // reference when told.
+    // With a gradient wanted the op stays differentiable: under auto the chunked training kernels (head
+    // dim 64) at 100 tokens; the recurrent pair (head dim 32) only from 256 tokens, the reference ops
+    // below (cuda_dispatch.cpp's auto_takes); the reference when told.
     auto q = in.q.clone().requires_grad_(true);
     SequenceInputs grad_in = in;
     grad_in.q = q;
     o.backend = BackendChoice::kAuto;
-    CHECK(run_family(c.family, grad_in, o).backend == Backend::kReference);
-    auto long_in = to(sample_inputs(c.family, SampleShape{1, 256, 2, 64, 64}, kCuda.dtype(at::kFloat), 5, c.decay),
-                      at::kBFloat16);
-    long_in.q = long_in.q.clone().requires_grad_(true);
-    const auto trained = run_family(c.family, long_in, o);
+    const auto trained = run_family(c.family, grad_in, o);
     CHECK(trained.backend == Backend::kKernel);
     CHECK(trained.o.requires_grad());
+    for (const int64_t T : {100, 256}) {
+      auto narrow = to(sample_inputs(c.family, SampleShape{1, T, 2, 32, 32}, kCuda.dtype(at::kFloat), 5, c.decay),
+                       at::kBFloat16);
+      narrow.q = narrow.q.clone().requires_grad_(true);
+      INFO("head dim 32, T " << T);
+      CHECK(run_family(c.family, narrow, o).backend == (T >= 256 ? Backend::kKernel : Backend::kReference));
+    }
     o.backend = BackendChoice::kReference;
     const auto referenced = run_family(c.family, grad_in, o);
     CHECK(referenced.backend == Backend::kReference);
@@ -586,7 +589,7 @@ TEST_CASE("cuda: auto and kernel train on the training kernels, reference on the
           "[cuda][backward]") {
   REQUIRE(at::hasCUDA());
   const auto in = to(sample_inputs(Family::kGatedDeltaRule, SampleShape{2, 256, 2, 64, 64}, kCuda.dtype(at::kFloat), 5),
-                     at::kBFloat16);  // 256 tokens: auto takes the training kernels from there
+                     at::kBFloat16);  // head dim 64: the chunked training pair, which auto takes
   SequenceInputs x = in;
   x.q = in.q.clone().requires_grad_(true);
   for (const auto choice : {BackendChoice::kAuto, BackendChoice::kKernel, BackendChoice::kReference}) {

@@ -1,6 +1,7 @@
 // Tests models/fused_cpu.cpp: each fused CPU function's output and gradients equal its ATen
-// composite's (the form the modules keep on CUDA), in fp64 to rounding and in fp32 to fp32's, at
-// shapes with fewer steps than the kernel, one step, and many; bad input is refused with a sentence.
+// composite's (the form the modules take on CUDA under the reference backend), in fp64 to rounding
+// and in fp32 to fp32's, at shapes with fewer steps than the kernel, one step, and many; bad input is
+// refused with a sentence.
 
 #include "models/fused_cpu.h"
 #include "tests/support/catch.h"

@@ -133,7 +133,7 @@ TEST_CASE("cuda: ShortConvolution under the kernel backend equals its ATen form,
   for (const bool silu : {true, false}) {
     INFO((silu ? "silu" : "linear"));
     torch::manual_seed(7);
-    models::ShortConvolution aten(96, 4, silu, BackendChoice::kAuto);
+    models::ShortConvolution aten(96, 4, silu, BackendChoice::kReference);
     models::ShortConvolution ours(96, 4, silu, BackendChoice::kKernel);
     {
       torch::NoGradGuard no_grad;
@@ -230,7 +230,7 @@ TEST_CASE("cuda: qk_norm l2 under the kernel backend equals its ATen form, and r
   const auto x0 = at::randn({3, 50, 2, 64}, opts);  // [B, T, H, K], as the layers call it
   const auto dy = at::randn({3, 50, 2, 64}, opts);
   const auto xa = x0.clone().requires_grad_(true), xo = x0.clone().requires_grad_(true);
-  const auto ya = models::apply_qk_norm(xa, models::QkNorm::kL2, 1e-6, BackendChoice::kAuto);
+  const auto ya = models::apply_qk_norm(xa, models::QkNorm::kL2, 1e-6, BackendChoice::kReference);
   const auto yo = models::apply_qk_norm(xo, models::QkNorm::kL2, 1e-6, BackendChoice::kKernel);
   ya.backward(dy);
   yo.backward(dy);
@@ -311,7 +311,7 @@ TEST_CASE("cuda: RMSNorm under the kernel backend equals its ATen form, and refu
   const at::Device gpu(at::kCUDA, 0);
   for (const bool gated : {false, true}) {
     INFO((gated ? "gated" : "plain"));
-    models::RMSNorm aten(64, 1e-5, BackendChoice::kAuto), ours(64, 1e-5, BackendChoice::kKernel);
+    models::RMSNorm aten(64, 1e-5, BackendChoice::kReference), ours(64, 1e-5, BackendChoice::kKernel);
     {
       torch::NoGradGuard no_grad;
       aten->weight.copy_(1.0 + 0.1 * at::randn({64}));
@@ -337,4 +337,46 @@ TEST_CASE("cuda: RMSNorm under the kernel backend equals its ATen form, and refu
   CHECK_THROWS_WITH(wide->forward(at::randn({4, 300}, at::TensorOptions().device(gpu))),
                     testing::contains("RMSNorm: backend kernel was asked for, but deltabench's CUDA kernels do not "
                                       "serve this call: the normalised dimension is 300; the kernels take 1 to 256"));
+}
+
+TEST_CASE("cuda: under auto the pieces take the kernels where they serve and the ATen form where not", "[cuda]") {
+  REQUIRE(at::hasCUDA());
+  const at::Device gpu(at::kCUDA, 0);
+  const auto opts = at::TensorOptions().device(gpu);
+  // Where the kernels serve, auto is the kernel backend: bit for bit the same outputs and gradients.
+  torch::manual_seed(11);
+  models::ShortConvolution conv_auto(64, 4, true, BackendChoice::kAuto), conv_kernel(64, 4, true, BackendChoice::kKernel);
+  {
+    torch::NoGradGuard no_grad;
+    conv_kernel->weight.copy_(conv_auto->weight);
+  }
+  conv_auto->to(gpu);
+  conv_kernel->to(gpu);
+  const auto x0 = at::randn({2, 70, 64}, opts).to(at::kBFloat16), dy = at::randn({2, 70, 64}, opts).to(at::kBFloat16);
+  const auto xa = x0.clone().requires_grad_(true), xk = x0.clone().requires_grad_(true);
+  const auto ya = conv_auto->forward(xa), yk = conv_kernel->forward(xk);
+  ya.backward(dy);
+  yk.backward(dy);
+  CHECK(at::equal(ya, yk));
+  CHECK(at::equal(xa.grad(), xk.grad()));
+  CHECK(at::equal(conv_auto->weight.grad(), conv_kernel->weight.grad()));
+  const auto q = at::randn({2, 70, 2, 64}, opts);
+  CHECK(at::equal(models::apply_qk_norm(q, models::QkNorm::kL2, 1e-6, BackendChoice::kAuto),
+                  models::apply_qk_norm(q, models::QkNorm::kL2, 1e-6, BackendChoice::kKernel)));
+  models::RMSNorm norm_auto(64, 1e-5, BackendChoice::kAuto), norm_kernel(64, 1e-5, BackendChoice::kKernel),
+      norm_reference(64, 1e-5, BackendChoice::kReference);
+  norm_auto->to(gpu);
+  norm_kernel->to(gpu);
+  norm_reference->to(gpu);
+  CHECK(at::equal(norm_auto->forward(q, q), norm_kernel->forward(q, q)));
+  // Where they do not (fp64; a dimension of 300), auto takes the ATen form without a word, as the
+  // reference backend does, where the kernel backend refuses.
+  const auto q64 = q.to(at::kDouble);
+  CHECK(at::equal(models::apply_qk_norm(q64, models::QkNorm::kL2, 1e-6, BackendChoice::kAuto),
+                  models::apply_qk_norm(q64, models::QkNorm::kL2, 1e-6, BackendChoice::kReference)));
+  models::RMSNorm wide_auto(300, 1e-5, BackendChoice::kAuto), wide_reference(300, 1e-5, BackendChoice::kReference);
+  wide_auto->to(gpu);
+  wide_reference->to(gpu);
+  const auto x300 = at::randn({4, 300}, opts);
+  CHECK(at::equal(wide_auto->forward(x300), wide_reference->forward(x300)));
 }

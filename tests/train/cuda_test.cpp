@@ -72,21 +72,25 @@ TEST_CASE("cuda: DeltaNet learns the tiny MQAR with bf16 autocast", "[cuda]") {
   CHECK(s.best_accuracy >= 0.99);
   CHECK(s.device.rfind("cuda:0 (", 0) == 0);
   CHECK(!s.gpu_name.empty());
-  // Under auto, this preset's 32-token sequences train on the reference ops (auto takes the training
-  // kernels from 256 tokens); evaluation at its head dim 32 and chunk 16 runs the reference ops too:
+  // Under auto, this preset's 32-token sequences at head dim 32 train on the reference ops (auto takes the
+  // recurrent training pair, the one for head dim 32, from 256 tokens); evaluation at chunk 16 runs the
+  // reference ops too:
   // the chunk forward kernel does not serve it (K and V of 64 or 128, chunk 64), and auto does not take
   // the training pair's forward alone.
   CHECK(s.backend_train_forward == "reference");
   CHECK(s.backend_train_backward == "reference (ATen autograd)");
   CHECK(s.backend_eval_forward == "reference");
-  // At head dim 64 and chunk 64 evaluation runs on the chunk forward kernel, and the record says so.
+  // At head dim 64 and chunk 64 training runs on the chunked training kernels and evaluation on the chunk
+  // forward kernel, at 32 tokens too, and the record says so.
   c.model.d_model = 128;
   c.model.mixer.chunk_size = 64;
   options.max_steps = 10;
   const auto k = train::run_experiment(c, options);
-  CHECK(k.backend_train_forward == "reference");
+  CHECK(k.backend_train_forward == "kernel");
+  CHECK(k.backend_train_backward == "kernel");
   CHECK(k.backend_eval_forward == "kernel");
-  // At 256 tokens auto trains on the training kernels.
+  // At head dim 32 and 256 tokens auto trains on the recurrent training pair.
+  c.model.d_model = 64;
   c.task.params["seq_len"] = "256";
   c.task.params["vocab_size"] = "512";  // MQAR needs a vocabulary larger than the sequence
   c.model.vocab_size = 512;
