@@ -9,7 +9,11 @@
 //  - The L2 normalisation of q and k over the head dimension (kernels/common/l2_norm.h): one kernel each
 //    way, where the ATen form (models/gates.cpp) is a square, a sum, a root and a product forward and
 //    their gradients backward.
-//  - The output norm, RMSNorm with or without its SiLU gate (kernels/common/rms_norm.h): one kernel each
+//  - The blocks' LayerNorm (kernels/common/row_norm.h): one kernel each way (plus the sums of dw's and
+//    db's per-block parts), where ATen's weight gradient reads at a tenth of the copy rate.
+//  - The embedding's gradient (kernels/common/embedding_backward.h): ATen's sort, then two passes that sum
+//    each token's rows in parallel and in a fixed order, where ATen's walks a frequent token's rows serially.
+//  - The output norm, RMSNorm with or without its SiLU gate (kernels/common/row_norm.h): one kernel each
 //    way (plus the sum of dw's per-block parts), where the ATen form (models/norm.cpp) casts to fp32 and
 //    runs about eight passes forward and twice as many backward.
 
@@ -45,17 +49,42 @@ at::Tensor rms_norm_cuda(const at::Tensor& x, const at::Tensor& weight, const at
 // Empty where the CUDA kernels serve x (and gate, where defined), else the reason.
 std::string cuda_rms_norm_serves(const at::Tensor& x, const at::Tensor& gate);
 
+// (z - mean) rstd weight + bias over the last dimension (torch.nn.LayerNorm): x on CUDA in fp32, bf16 or
+// fp16, weight and bias [D] of any floating dtype (their gradients come back in theirs); z in x's dtype.
+// Throws c10::Error saying why where the kernels do not serve the call.
+at::Tensor layer_norm_cuda(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, double eps);
+
+// Empty where the CUDA kernels serve x, else the reason.
+std::string cuda_layer_norm_serves(const at::Tensor& x);
+
+// weight[ids] (torch.nn.Embedding without padding_idx, max_norm or sparse gradients): ATen's lookup, and
+// the table's gradient from deltabench's kernels, summed in a fixed order. weight [V, D] on CUDA in fp32,
+// bf16 or fp16, ids int64 of any shape on its device. Throws c10::Error saying why where the kernels do
+// not serve the call.
+at::Tensor embedding_cuda(const at::Tensor& weight, const at::Tensor& ids);
+
+// Empty where the CUDA kernels serve the table and the ids, else the reason.
+std::string cuda_embedding_serves(const at::Tensor& weight, const at::Tensor& ids);
+
 // Throws c10::Error "<piece>: backend kernel was asked for, but deltabench's CUDA kernels do not serve
 // this call: <why>" where why is not empty.
 void refuse_unless_served(std::string_view piece, const std::string& why);
 
-// Whether a piece takes the kernels above for x: never off CUDA or under `reference`; under `auto` where
-// `serves` (one of the *_serves above, called only for a CUDA x) gives no reason; under `kernel` always,
-// and where it gives one, a c10::Error that names the piece and says why, never the ATen form. `auto`
-// takes them since the DeltaNet step measured them faster on the H200 (train/NOTES.md).
+// What `auto` does with a piece: takes its kernels where they serve (measured faster in the training
+// step), or keeps the ATen form (not yet measured: `kernel` only).
+enum class UnderAuto { kTake, kKeepAten };
+
+// Whether a piece takes the kernels above for x: never off CUDA or under `reference`; under `auto`, as
+// `under_auto` says, where `serves` (one of the *_serves above, called only for a CUDA x) gives no
+// reason; under `kernel` always, and where it gives one, a c10::Error that names the piece and says why,
+// never the ATen form. `auto` takes the short convolution, the L2 norm and the output norm since the
+// DeltaNet step measured them faster on the H200; the LayerNorm and the embedding's gradient are
+// `kernel` only until measured (train/NOTES.md).
 template <typename Serves>
-bool takes_cuda_kernels(BackendChoice backend, const at::Tensor& x, std::string_view piece, Serves&& serves) {
+bool takes_cuda_kernels(BackendChoice backend, const at::Tensor& x, std::string_view piece, Serves&& serves,
+                        UnderAuto under_auto = UnderAuto::kTake) {
   if (backend == BackendChoice::kReference || !x.is_cuda()) return false;
+  if (backend == BackendChoice::kAuto && under_auto == UnderAuto::kKeepAten) return false;
   const std::string why = serves();
   if (backend == BackendChoice::kAuto) return why.empty();
   refuse_unless_served(piece, why);

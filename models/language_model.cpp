@@ -2,6 +2,7 @@
 
 #include "models/attention.h"
 #include "models/delta_net.h"
+#include "models/fused_cuda.h"
 #include "models/linear_attention.h"
 #include "models/short_conv.h"
 
@@ -24,13 +25,23 @@ std::shared_ptr<SequenceMixer> make_mixer(int64_t d_model, const MixerConfig& c)
   TORCH_CHECK(false, "unknown mixer kind");
 }
 
+// An embedding lookup: on CUDA under the kernel backend with the table's gradient from deltabench's
+// kernels (models/fused_cuda.h); `auto` keeps ATen's until the training step measures them.
+at::Tensor lookup(torch::nn::Embedding& table, const at::Tensor& ids, BackendChoice backend) {
+  if (takes_cuda_kernels(backend, ids, "embedding", [&] { return cuda_embedding_serves(table->weight, ids); },
+                         UnderAuto::kKeepAten)) {
+    return embedding_cuda(table->weight, ids);
+  }
+  return table->forward(ids);
+}
+
 }  // namespace
 
 BlockImpl::BlockImpl(const ModelConfig& c) {
-  mixer_norm_ = register_module("mixer_norm", Norm(c.norm, c.d_model, c.norm_eps));
+  mixer_norm_ = register_module("mixer_norm", Norm(c.norm, c.d_model, c.norm_eps, c.mixer.backend));
   mixer_ = register_module("mixer", make_mixer(c.d_model, c.mixer));
   if (c.state_mixer != StateMixerKind::kNone) {
-    state_norm_ = register_module("state_norm", Norm(c.norm, c.d_model, c.norm_eps));
+    state_norm_ = register_module("state_norm", Norm(c.norm, c.d_model, c.norm_eps, c.mixer.backend));
     state_mixer_ = register_module("state_mixer", StateMixer(c.state_mixer, c.d_model, c.hidden_ratio));
   }
 }
@@ -60,14 +71,14 @@ LanguageModelImpl::LanguageModelImpl(const ModelConfig& c) : config_(c) {
   if (c.backbone == Backbone::kAutoEncoder) {
     TORCH_CHECK(c.d_model >= 4, "model: the autoencoder's sinusoidal position embeddings need d_model >= 4, got ",
                 c.d_model);
-    decoder_norm1_ = register_module("decoder_norm1", Norm(c.norm, c.d_model, c.norm_eps));
+    decoder_norm1_ = register_module("decoder_norm1", Norm(c.norm, c.d_model, c.norm_eps, c.mixer.backend));
     decoder1_ = register_module("decoder1", torch::nn::Linear(c.d_model, c.d_model));
-    decoder_norm2_ = register_module("decoder_norm2", Norm(c.norm, c.d_model, c.norm_eps));
+    decoder_norm2_ = register_module("decoder_norm2", Norm(c.norm, c.d_model, c.norm_eps, c.mixer.backend));
     decoder2_ = register_module("decoder2", torch::nn::Linear(c.d_model, c.d_model));
-    unembed_norm_ = register_module("unembed_norm", Norm(c.norm, c.d_model, c.norm_eps));
+    unembed_norm_ = register_module("unembed_norm", Norm(c.norm, c.d_model, c.norm_eps, c.mixer.backend));
     unembed_ = register_module("unembed", torch::nn::Linear(c.d_model, c.vocab_size));
   } else {
-    final_norm_ = register_module("final_norm", Norm(c.norm, c.d_model, c.norm_eps));
+    final_norm_ = register_module("final_norm", Norm(c.norm, c.d_model, c.norm_eps, c.mixer.backend));
     if (!c.tie_embeddings) {
       lm_head_ = register_module("lm_head", torch::nn::Linear(torch::nn::LinearOptions(c.d_model, c.vocab_size).bias(false)));
     }
@@ -108,11 +119,11 @@ at::Tensor LanguageModelImpl::forward(const at::Tensor& tokens) { return head(hi
 
 at::Tensor LanguageModelImpl::hidden(const at::Tensor& tokens) {
   const int64_t T = tokens.size(1);
-  auto h = embedding_->forward(tokens);
+  auto h = lookup(embedding_, tokens, config_.mixer.backend);
   if (position_) {
     TORCH_CHECK(T <= config_.max_position_embeddings, "model: sequence length ", T,
                 " exceeds max_position_embeddings ", config_.max_position_embeddings);
-    h = h + position_->forward(at::arange(T, tokens.options()));
+    h = h + lookup(position_, at::arange(T, tokens.options()), config_.mixer.backend);
   }
   h = dropout_->forward(h);
   for (const auto& block : *blocks_) h = block->as<Block>()->forward(h);

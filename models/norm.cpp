@@ -3,6 +3,7 @@
 #include "models/fused_cuda.h"
 
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <c10/util/Exception.h>
 
 namespace deltabench::models {
@@ -32,16 +33,23 @@ at::Tensor RMSNormImpl::forward(const at::Tensor& x, const at::Tensor& gate) {
   return (forward(x).to(at::kFloat) * at::silu(g32)).to(x.scalar_type());
 }
 
-NormImpl::NormImpl(NormKind kind, int64_t dim, double eps) {
+NormImpl::NormImpl(NormKind kind, int64_t dim, double eps, BackendChoice backend) : eps_(eps), backend_(backend) {
   if (kind == NormKind::kLayerNorm) {
     layer_norm_ = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(eps)));
   } else {
-    rms_norm_ = register_module("norm", RMSNorm(dim, eps));
+    rms_norm_ = register_module("norm", RMSNorm(dim, eps, backend));
   }
 }
 
 at::Tensor NormImpl::forward(const at::Tensor& x) {
-  return layer_norm_ ? layer_norm_->forward(x) : rms_norm_->forward(x);
+  if (rms_norm_) return rms_norm_->forward(x);
+  // On CUDA under the kernel backend, deltabench's kernels (`auto` keeps ATen's until the step measures
+  // them, train/NOTES.md). Under autocast ATen's layer_norm runs in fp32 and returns fp32; so do they.
+  if (takes_cuda_kernels(backend_, x, "LayerNorm", [&] { return cuda_layer_norm_serves(x); }, UnderAuto::kKeepAten)) {
+    const bool upcast = at::autocast::is_autocast_enabled(at::kCUDA) && x.scalar_type() != at::kFloat;
+    return layer_norm_cuda(upcast ? x.to(at::kFloat) : x, layer_norm_->weight, layer_norm_->bias, eps_);
+  }
+  return layer_norm_->forward(x);
 }
 
 }  // namespace deltabench::models

@@ -1,8 +1,8 @@
 #pragma once
 // Normalisations: RMSNorm, the gated RMSNorm of FLA's output (y = rmsnorm(x) * w * silu(g)), and a
-// pre-norm that is LayerNorm or RMSNorm by config. Statistics in fp32, as FLA computes them. An RMSNorm
-// made with the kernel backend (the layers' output norm) runs deltabench's kernels on CUDA
-// (models/fused_cuda.h; an error saying why where they cannot serve); otherwise ATen.
+// pre-norm that is LayerNorm or RMSNorm by config. Statistics in fp32, as FLA computes them. On CUDA an
+// RMSNorm runs deltabench's kernels under `auto` (where they serve) and `kernel` (an error saying why where
+// they cannot), a LayerNorm under `kernel` only (models/fused_cuda.h); otherwise ATen.
 
 #include "models/config.h"
 
@@ -32,12 +32,14 @@ TORCH_MODULE(RMSNorm);
 
 class NormImpl : public torch::nn::Module {
  public:
-  NormImpl(NormKind kind, int64_t dim, double eps);
+  NormImpl(NormKind kind, int64_t dim, double eps, BackendChoice backend = BackendChoice::kAuto);
   at::Tensor forward(const at::Tensor& x);
 
  private:
   torch::nn::LayerNorm layer_norm_{nullptr};
   RMSNorm rms_norm_{nullptr};
+  double eps_;
+  BackendChoice backend_;
 };
 TORCH_MODULE(Norm);
 

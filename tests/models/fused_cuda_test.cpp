@@ -6,20 +6,27 @@
 // row among them. The output norm (RMSNorm, with and without its SiLU gate): output and the gradients of x,
 // the weight and the gate, with more rows than the kernels' blocks hold at once. For each: the raw kernels
 // with NaN-poisoned outputs, so an element never written fails; the modules' kernel backend against their
-// ATen form; the sentences for calls the kernels cannot serve.
+// ATen form; the sentences for calls the kernels cannot serve. The LayerNorm (kernels/common/row_norm.cu):
+// output and the gradients of x, weight and bias against the fp64 definition, D from 1 to 512, and
+// against ATen's under autocast. The embedding's gradient (kernels/common/embedding_backward.cu): against
+// the fp64 sum for id patterns that stress its chunks (one token everywhere, MQAR's mostly-blank rows,
+// every token once, runs across chunk ends), bit for bit the same on a second run.
 
 #include "kernels/common/causal_conv1d.h"
+#include "kernels/common/embedding_backward.h"
 #include "kernels/common/l2_norm.h"
-#include "kernels/common/rms_norm.h"
+#include "kernels/common/row_norm.h"
 #include "kernels/common/poison.h"
 #include "models/fused_cuda.h"
 #include "models/gates.h"
+#include "models/language_model.h"
 #include "models/norm.h"
 #include "models/short_conv.h"
 #include "tests/support/catch.h"
 #include "tests/support/sequence_checks.h"
 
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <fmt/core.h>
 #include <ATen/Context.h>
@@ -51,6 +58,27 @@ double tolerance(at::ScalarType t) {
 
 struct Shape {
   int64_t B, T, C, K;
+};
+
+// bf16 autocast on CUDA for its lifetime (train::AutocastGuard's, which this test does not link).
+class Autocast {
+ public:
+  explicit Autocast(bool on) : on_(on) {
+    if (!on_) return;
+    at::autocast::set_autocast_enabled(at::kCUDA, true);
+    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+    at::autocast::increment_nesting();
+  }
+  ~Autocast() {
+    if (!on_) return;
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    at::autocast::set_autocast_enabled(at::kCUDA, false);
+  }
+  Autocast(const Autocast&) = delete;
+  Autocast& operator=(const Autocast&) = delete;
+
+ private:
+  bool on_;
 };
 
 const std::vector<Shape> kShapes = {{2, 1, 8, 4},    {3, 63, 40, 4},  {2, 64, 128, 4},
@@ -379,4 +407,239 @@ TEST_CASE("cuda: under auto the pieces take the kernels where they serve and the
   wide_reference->to(gpu);
   const auto x300 = at::randn({4, 300}, opts);
   CHECK(at::equal(wide_auto->forward(x300), wide_reference->forward(x300)));
+  // A block's pre-norm takes the run's backend: under reference an RMSNorm stays ATen's.
+  models::Norm pre_reference(models::NormKind::kRMSNorm, 64, 1e-5, BackendChoice::kReference);
+  models::Norm pre_auto(models::NormKind::kRMSNorm, 64, 1e-5, BackendChoice::kAuto);
+  pre_reference->to(gpu);
+  pre_auto->to(gpu);
+  const auto xg = q.clone().requires_grad_(true);
+  CHECK(pre_reference->forward(xg).grad_fn()->name().find("RmsNormCuda") == std::string::npos);
+  CHECK(pre_auto->forward(xg).grad_fn()->name().find("RmsNormCuda") != std::string::npos);
+}
+
+TEST_CASE("cuda: the LayerNorm's kernels match the fp64 definition, output and gradients", "[cuda]") {
+  REQUIRE(at::hasCUDA());
+  const at::Device gpu(at::kCUDA, 0);
+  int checked = 0;
+  for (const auto dtype : {at::kFloat, at::kBFloat16, at::kHalf}) {
+    // D across the lanes' 4, 8 and 16 columns; 20,000 rows: warps loop over rows.
+    for (const auto& [rows, D] :
+         std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {13, 64}, {37, 100}, {20000, 128}, {9, 256}, {5, 300}, {70, 512}}) {
+      INFO(fmt::format("rows {} D {} {}", rows, D, c10::toString(dtype)));
+      at::manual_seed(5000 + checked);
+      const double eps = 1e-5;
+      // An offset, so that the centring matters.
+      const auto x64 = 3.0 + at::randn({rows, D}, at::kDouble), dz64 = at::randn({rows, D}, at::kDouble);
+      const auto w64 = 1.0 + 0.1 * at::randn({D}, at::kDouble), b64 = 0.1 * at::randn({D}, at::kDouble);
+      const auto x_ref = x64.to(dtype).to(at::kDouble).requires_grad_(true);
+      const auto w_ref = w64.to(at::kFloat).to(at::kDouble).requires_grad_(true);
+      const auto b_ref = b64.to(at::kFloat).to(at::kDouble).requires_grad_(true);
+      const auto centred = x_ref - x_ref.mean(-1, true);
+      const auto z_ref = centred * at::rsqrt(centred.pow(2).mean(-1, true) + eps) * w_ref + b_ref;
+      z_ref.backward(dz64.to(dtype).to(at::kDouble));
+      const auto x = x64.to(gpu, dtype).requires_grad_(true);
+      const auto w = w64.to(gpu, at::kFloat).requires_grad_(true), b = b64.to(gpu, at::kFloat).requires_grad_(true);
+      const auto z = models::layer_norm_cuda(x, w, b, eps);
+      z.backward(dz64.to(gpu, dtype));
+      REQUIRE(z.scalar_type() == dtype);
+      // D = 1: z is the bias and dx is zero; relative errors there compare zeros, so absolute ones.
+      const double tol = tolerance(dtype);
+      CHECK(rel_rms(z.detach().cpu(), z_ref.detach()) <= tol);
+      if (D > 1) {
+        CHECK(rel_rms(x.grad().cpu(), x_ref.grad()) <= tol);
+        CHECK(rel_rms(w.grad().cpu(), w_ref.grad()) <= tol);
+      } else {
+        CHECK(x.grad().abs().max().item<double>() <= 1e-3);
+      }
+      CHECK(rel_rms(b.grad().cpu(), b_ref.grad()) <= tol);
+      ++checked;
+    }
+  }
+  CHECK(checked == 21);
+}
+
+TEST_CASE("cuda: the LayerNorm's raw kernels write every output element (NaN-poisoned first)", "[cuda]") {
+  REQUIRE(at::hasCUDA());
+  const auto opts = at::TensorOptions().device(at::kCUDA).dtype(at::kFloat);
+  for (const auto& [rows, D] : std::vector<std::pair<int64_t, int64_t>>{{1, 100}, {9, 256}, {20000, 128}, {3, 512}}) {
+    INFO("rows " << rows << " D " << D);
+    const auto x = at::randn({rows, D}, opts), dz = at::randn({rows, D}, opts);
+    const auto w = at::randn({D}, opts), b = at::randn({D}, opts);
+    auto z = at::empty_like(x), dx = at::empty_like(x);
+    auto mean = at::empty({rows}, opts), rstd = at::empty({rows}, opts);
+    auto dw = at::empty({cuda::layer_norm_blocks(rows), D}, opts), db = at::empty_like(dw);
+    for (auto* t : {&z, &dx, &mean, &rstd, &dw, &db}) poison_(*t);
+    cuda::LayerNormParams p;
+    p.dtype = cuda::Dtype::kFP32;
+    p.x = x.const_data_ptr(), p.w = w.const_data_ptr<float>(), p.b = b.const_data_ptr<float>();
+    p.z = z.mutable_data_ptr(), p.mean = mean.mutable_data_ptr<float>(), p.rstd = rstd.mutable_data_ptr<float>();
+    p.dz = dz.const_data_ptr(), p.dx = dx.mutable_data_ptr();
+    p.dw_parts = dw.mutable_data_ptr<float>(), p.db_parts = db.mutable_data_ptr<float>();
+    p.rows = rows, p.D = D;
+    const auto stream = at::cuda::getCurrentCUDAStream().stream();
+    cuda::layer_norm_forward(p, stream);
+    cuda::layer_norm_backward(p, stream);
+    for (const auto* t : {&z, &dx, &mean, &rstd, &dw, &db}) CHECK(at::isfinite(*t).all().item<bool>());
+  }
+}
+
+TEST_CASE("cuda: Norm's LayerNorm under the kernel backend equals ATen's, under autocast too, and refuses with a sentence",
+          "[cuda]") {
+  REQUIRE(at::hasCUDA());
+  const at::Device gpu(at::kCUDA, 0);
+  models::Norm aten(models::NormKind::kLayerNorm, 128, 1e-5, BackendChoice::kReference);
+  models::Norm ours(models::NormKind::kLayerNorm, 128, 1e-5, BackendChoice::kKernel);
+  models::Norm automatic(models::NormKind::kLayerNorm, 128, 1e-5, BackendChoice::kAuto);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto* m : {&aten, &ours, &automatic}) {
+      (*m)->named_parameters()["norm.weight"].copy_(1.0 + 0.1 * at::arange(128) / 128.0);
+      (*m)->named_parameters()["norm.bias"].copy_(0.01 * at::arange(128) / 128.0);
+    }
+  }
+  for (auto* m : {&aten, &ours, &automatic}) (*m)->to(gpu);
+  const auto opts = at::TensorOptions().device(gpu);
+  for (const bool autocast : {false, true}) {
+    INFO((autocast ? "bf16 autocast, x bf16" : "fp32"));
+    const auto x0 = (at::randn({4, 50, 128}, opts) + 2.0).to(autocast ? at::kBFloat16 : at::kFloat);
+    const auto dz = at::randn({4, 50, 128}, opts);
+    const auto xa = x0.clone().requires_grad_(true), xo = x0.clone().requires_grad_(true);
+    at::Tensor za, zo, zauto;
+    {
+      const Autocast guard(autocast);
+      za = aten->forward(xa);
+      zo = ours->forward(xo);
+      zauto = automatic->forward(x0);
+    }
+    REQUIRE(zo.scalar_type() == za.scalar_type());  // fp32 under autocast, as ATen's
+    CHECK(zo.grad_fn()->name().find("LayerNormCuda") != std::string::npos);
+    CHECK(at::equal(zauto, za));                     // auto keeps ATen's until measured
+    za.backward(dz);
+    zo.backward(dz);
+    CHECK(rel_rms(zo.detach().cpu(), za.detach().cpu()) <= 1e-5);
+    CHECK(rel_rms(xo.grad().to(at::kFloat).cpu(), xa.grad().to(at::kFloat).cpu()) <= (autocast ? 1e-2 : 1e-5));
+  }
+  for (const auto* name : {"norm.weight", "norm.bias"}) {
+    INFO(name);
+    CHECK(rel_rms(ours->named_parameters()[name].grad().cpu(), aten->named_parameters()[name].grad().cpu()) <= 1e-5);
+  }
+  models::Norm wide(models::NormKind::kLayerNorm, 600, 1e-5, BackendChoice::kKernel);
+  wide->to(gpu);
+  CHECK_THROWS_WITH(wide->forward(at::randn({4, 600}, opts)),
+                    testing::contains("LayerNorm: backend kernel was asked for, but deltabench's CUDA kernels do not "
+                                      "serve this call: the normalised dimension is 600; the kernels take 1 to 512"));
+}
+
+namespace {
+
+// The embedding's gradient in fp64 on the CPU: dw[v] = sum of dy's rows whose id is v.
+at::Tensor embedding_grad_definition(const at::Tensor& ids, const at::Tensor& dy, int64_t V) {
+  const auto rows = dy.reshape({-1, dy.size(-1)}).cpu().to(at::kDouble);
+  return at::zeros({V, dy.size(-1)}, at::kDouble).index_add_(0, ids.reshape({-1}).cpu(), rows);
+}
+
+}  // namespace
+
+TEST_CASE("cuda: the embedding's gradient kernels match the fp64 sum, in a fixed order", "[cuda]") {
+  REQUIRE(at::hasCUDA());
+  const at::Device gpu(at::kCUDA, 0);
+  const auto long_opts = at::TensorOptions().dtype(at::kLong);
+  struct Case {
+    std::string name;
+    at::Tensor ids;  // on the CPU
+    int64_t V, D;
+  };
+  at::manual_seed(77);
+  // MQAR-like rows: token 0 at 81% of the positions, the rest spread over 8192.
+  const auto blanks = at::rand({256, 256}) < 0.81;
+  const auto mqar = at::where(blanks, at::zeros({256, 256}, long_opts), at::randint(1, 8192, {256, 256}, long_opts));
+  std::vector<Case> cases = {
+      {"one id", at::zeros({1}, long_opts), 5, 64},
+      {"one token everywhere, runs across every chunk", at::full({3, 1000}, 3, long_opts), 7, 100},
+      {"MQAR's blanks, Zoology's L 256", mqar, 8192, 128},
+      {"every token once, shuffled", at::randperm(1000, long_opts).reshape({10, 100}), 1000, 96},
+      {"runs of 128 ids, each token's longer than a chunk and crossing chunk ends",
+       at::arange(0, 3000, long_opts).div(128, "floor").remainder(17).reshape({30, 100}), 17, 33},
+      {"a wide table, few ids", at::randint(0, 50, {2, 77}, long_opts), 50, 512},
+      {"rows of no token", at::randint(0, 10, {4, 40}, long_opts) * 3, 40, 16},
+  };
+  for (const auto dtype : {at::kFloat, at::kBFloat16}) {
+    for (const auto& c : cases) {
+      INFO(c.name << ", " << c10::toString(dtype));
+      const auto weight = (0.02 * at::randn({c.V, c.D})).to(gpu, dtype).requires_grad_(true);
+      const auto ids = c.ids.to(gpu);
+      auto dy_shape = c.ids.sizes().vec();
+      dy_shape.push_back(c.D);
+      const auto dy = at::randn(dy_shape).to(gpu, dtype);
+      const auto y = models::embedding_cuda(weight, ids);
+      REQUIRE(at::equal(y, at::embedding(weight.detach(), ids)));
+      CHECK(y.grad_fn()->name().find("EmbeddingCuda") != std::string::npos);
+      y.backward(dy);
+      const auto first = weight.grad().clone();
+      const auto expected = embedding_grad_definition(c.ids, dy.to(at::kFloat), c.V);
+      REQUIRE(first.scalar_type() == dtype);
+      CHECK(rel_rms(first.to(at::kDouble).cpu(), expected) <= (dtype == at::kFloat ? 1e-6 : 1e-2));
+      // Rows of tokens that never occur are zero.
+      const auto seen = at::zeros({c.V}, at::kBool).index_fill_(0, c.ids.reshape({-1}), true);
+      CHECK(first.cpu().index({seen.logical_not()}).abs().sum().item<double>() == 0.0);
+      // The same bits on a second run.
+      weight.mutable_grad().zero_();
+      models::embedding_cuda(weight, ids).backward(dy);
+      CHECK(at::equal(weight.grad(), first));
+    }
+  }
+}
+
+TEST_CASE("cuda: the embedding's raw kernels write every row of the gradient (NaN-poisoned first)", "[cuda]") {
+  REQUIRE(at::hasCUDA());
+  const auto opts = at::TensorOptions().device(at::kCUDA);
+  for (const int64_t N : {0, 1, 128, 129, 5000}) {
+    INFO("N " << N);
+    const int64_t V = 300, D = 40;
+    const auto ids = at::randint(0, V / 2, {N}, opts.dtype(at::kLong));
+    const auto [sorted, order] = at::sort(ids, true, 0, false);
+    const auto dy = at::randn({N, D}, opts);
+    auto partials = at::empty({std::max<int64_t>(N, 1), D}, opts), dw = at::empty({V, D}, opts);
+    auto ranges = at::zeros({2, V}, opts.dtype(at::kLong));
+    poison_(dw);
+    cuda::EmbeddingBackwardParams p;
+    p.sorted = sorted.const_data_ptr<int64_t>(), p.order = order.const_data_ptr<int64_t>();
+    p.dy = dy.const_data_ptr(), p.partials = partials.mutable_data_ptr<float>();
+    p.starts = ranges[0].mutable_data_ptr<int64_t>(), p.ends = ranges[1].mutable_data_ptr<int64_t>();
+    p.dw = dw.mutable_data_ptr<float>(), p.N = N, p.V = V, p.D = D;
+    cuda::embedding_backward(p, at::cuda::getCurrentCUDAStream().stream());
+    CHECK(at::isfinite(dw).all().item<bool>());
+  }
+}
+
+TEST_CASE("cuda: the language model under the kernel backend takes the LayerNorm and embedding kernels; auto does not yet",
+          "[cuda]") {
+  REQUIRE(at::hasCUDA());
+  const at::Device gpu(at::kCUDA, 0);
+  models::ModelConfig c;
+  c.vocab_size = 512, c.d_model = 128, c.num_layers = 2, c.max_position_embeddings = 64;
+  c.mixer = models::default_mixer(models::MixerKind::kAttention);
+  c.mixer.num_heads = 2;
+  const auto tokens = at::randint(0, 512, {8, 64}, at::TensorOptions().dtype(at::kLong)).to(gpu);
+  std::vector<std::vector<at::Tensor>> grads;
+  for (const auto backend : {BackendChoice::kReference, BackendChoice::kKernel}) {
+    torch::manual_seed(3);
+    c.mixer.backend = backend;
+    models::LanguageModel model(c);
+    model->to(gpu);
+    model->forward(tokens).to(at::kFloat).logsumexp(-1).mean().backward();
+    std::vector<at::Tensor> g;
+    for (const auto& p : model->parameters()) g.push_back(p.grad().cpu());
+    grads.push_back(g);
+  }
+  REQUIRE(grads[0].size() == grads[1].size());
+  for (size_t i = 0; i < grads[0].size(); ++i) {
+    INFO("parameter " << i);
+    CHECK(rel_rms(grads[1][i], grads[0][i]) <= 1e-5);
+  }
+  // The kernel backend asks the embedding's kernels, which refuse an fp64 table with the sentence.
+  models::LanguageModel wide(c);
+  wide->to(gpu, at::kDouble);
+  CHECK_THROWS_WITH(wide->forward(tokens), testing::contains("embedding: backend kernel was asked for, but deltabench's "
+                                                             "CUDA kernels do not serve this call: the table is Double"));
 }
