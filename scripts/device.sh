@@ -45,7 +45,8 @@
 #                                their state in .resume/SUITE (neither carried nor returned), so a next window on
 #                                the same warm machine goes on with them from their last saved epoch;
 #                                DELTABENCH_MPS=1 runs them through NVIDIA's Multi-Process Service (scripts/mps.sh),
-#                                DELTABENCH_PER_GPU sets the runs at once
+#                                DELTABENCH_PER_GPU sets the runs at once, DELTABENCH_ONLY the runs it may take
+#                                (run's --only, one AXIS=V1,V2 a word)
 #   scripts/device.sh --build    build every target in build-device/ (the binaries for a command's own steps)
 #   scripts/device.sh --harness  build, every test, then the README's GPU suite command (zoology-mqar, no flags: the
 #                                suite's own "cuda", the default runs per GPU) for DELTABENCH_SUITE_SECONDS
@@ -188,7 +189,12 @@ if [[ -n "$window_suite" ]]; then
     note "- $(tr '\n' ' ' <"$out/mps.tmp")"
     rm -f "$out/mps.tmp"
   fi
-  note "- runs at once: ${DELTABENCH_PER_GPU:-the default of run}; MPS: $( ((mps)) && echo on || echo off)"
+  # The runs this window may take (DELTABENCH_ONLY="model=delta_net,gated_delta_net d_model=64": run's --only,
+  # one per word), e.g. the grid's cells that stop early first.
+  only=()
+  read -r -a only_words <<<"${DELTABENCH_ONLY:-}"
+  for w in "${only_words[@]}"; do only+=(--only "$w"); done
+  note "- runs at once: ${DELTABENCH_PER_GPU:-the default of run}; MPS: $( ((mps)) && echo on || echo off); only: ${DELTABENCH_ONLY:-every run}"
   read -r before total < <(count)
   seconds="${DELTABENCH_SUITE_SECONDS:-480}"
   start=$(date +%s)
@@ -198,7 +204,7 @@ if [[ -n "$window_suite" ]]; then
   states_before=$(ls "$resume_dir" 2>/dev/null | wc -l)
   (cd "$root" && timeout -s TERM "$seconds" "$build_dir/deltabench" run "$window_suite" --store "$store" \
     --progress-interval 60 --no-report --resume-dir "$resume_dir" --resume-interval "${DELTABENCH_RESUME_INTERVAL:-30}" \
-    "${per_gpu[@]}") >>"$out/suite.log" 2>&1
+    "${per_gpu[@]}" "${only[@]}") >>"$out/suite.log" 2>&1
   rc=$?
   ((mps)) && "$root/scripts/mps.sh" stop
   elapsed=$(($(date +%s) - start))

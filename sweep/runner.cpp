@@ -92,11 +92,14 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
     throw train::ConfigError(fmt::format("--shard: expected i/n with 0 <= i < n, got {}/{}", options.shard, options.shards));
   }
   const auto runs = expand(suite);
+  check_selection(runs, options.only);
   const auto stored = store.runs(suite.name);
   RunnerResult result;
   result.total = runs.size();
   std::vector<const Run*> todo;
   for (const auto& run : runs) {
+    if (!selected(run, options.only)) continue;
+    ++result.selected;
     if (static_cast<int64_t>(run.index % static_cast<size_t>(options.shards)) != options.shard) continue;
     ++result.in_shard;
     const auto it = stored.find(run.hash);
@@ -129,6 +132,7 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
   }
   if (options.progress) {
     fmt::print("{}suite {}: {} runs in the grid", p, suite.name, result.total);
+    if (!options.only.empty()) fmt::print(", {} selected by --only", result.selected);
     if (options.shards > 1) fmt::print(", {} in shard {}/{}", result.in_shard, options.shard, options.shards);
     fmt::print("; {} already in {}, {} to run", result.done_before, store.path(), todo.size());
     if (!options.dry_run) {

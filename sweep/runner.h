@@ -11,12 +11,14 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace deltabench::sweep {
 
 struct RunnerOptions {
   train::Placement placement;   // resolved before the first run; never part of a run's identity
   int64_t shard = 0, shards = 1;
+  std::vector<RunSelection> only;  // --only: the runs of the grid this process may train (none: all)
   bool retry_failed = false;    // run again runs recorded as failed (diverged runs are never retried)
   bool dry_run = false;         // list what would run, train nothing
   int64_t abort_after = -1;     // tests: end the process after recording this many runs, as a kill would
@@ -33,7 +35,8 @@ struct RunnerOptions {
 
 struct RunnerResult {
   size_t total = 0;     // runs in the grid
-  size_t in_shard = 0;  // runs this shard owns
+  size_t selected = 0;  // of them, in --only's selection (all without one)
+  size_t in_shard = 0;  // selected runs this shard owns
   size_t done_before = 0, ran = 0, failed = 0, diverged = 0;
   size_t failed_before = 0;      // of done_before: failed runs skipped (--retry-failed retrains them)
   size_t claimed_elsewhere = 0;  // runs another live process was training

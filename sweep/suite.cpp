@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -422,6 +424,84 @@ std::string find_suite_file(const std::string& name) {
   }
   throw ConfigError("suite '" + name + "': no such file, and no " + relative + " (known suites: " +
                     (known.empty() ? "none found" : known) + ")");
+}
+
+namespace {
+
+constexpr const char* kSelectionAxes = "task, model, d_model, lr, weight_decay or seed";
+
+// A run's value on a selection's axis, as text (for messages and the string axes).
+std::string axis_text(const Run& run, const std::string& axis) {
+  if (axis == "task") return run.task;
+  if (axis == "model") return run.model;
+  if (axis == "d_model") return std::to_string(run.d_model);
+  if (axis == "seed") return std::to_string(run.seed);
+  if (axis == "lr") return format_number(run.lr);
+  return format_number(run.weight_decay);
+}
+
+std::optional<double> parse_number(const std::string& text) {
+  double x = 0;
+  const auto* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, x);
+  if (ec != std::errc() || ptr != end) return std::nullopt;
+  return x;
+}
+
+bool matches(const Run& run, const std::string& axis, const std::string& value) {
+  if (axis == "lr" || axis == "weight_decay") {
+    const double x = axis == "lr" ? run.lr : run.weight_decay;
+    const auto v = parse_number(value);
+    return v && std::abs(*v - x) <= 1e-6 * std::max(std::abs(*v), std::abs(x));
+  }
+  return axis_text(run, axis) == value;
+}
+
+}  // namespace
+
+RunSelection parse_selection(const std::string& text) {
+  const auto eq = text.find('=');
+  RunSelection s;
+  s.axis = text.substr(0, eq);
+  const std::set<std::string> axes = {"task", "model", "d_model", "lr", "weight_decay", "seed"};
+  if (eq == std::string::npos || !axes.contains(s.axis)) {
+    throw ConfigError("--only: expected AXIS=VALUE[,VALUE...] with AXIS one of " + std::string(kSelectionAxes) +
+                      ", got \"" + text + "\"");
+  }
+  std::stringstream rest(text.substr(eq + 1));
+  for (std::string v; std::getline(rest, v, ',');) {
+    if (v.empty()) continue;
+    if ((s.axis == "d_model" || s.axis == "seed") && v.find_first_not_of("0123456789") != std::string::npos) {
+      throw ConfigError("--only " + s.axis + ": expected whole numbers, got \"" + v + "\"");
+    }
+    if ((s.axis == "lr" || s.axis == "weight_decay") && !parse_number(v)) {
+      throw ConfigError("--only " + s.axis + ": expected numbers, got \"" + v + "\"");
+    }
+    s.values.push_back(v);
+  }
+  if (s.values.empty()) throw ConfigError("--only " + s.axis + ": no value given in \"" + text + "\"");
+  return s;
+}
+
+bool selected(const Run& run, const std::vector<RunSelection>& only) {
+  return std::all_of(only.begin(), only.end(), [&](const RunSelection& s) {
+    return std::any_of(s.values.begin(), s.values.end(), [&](const std::string& v) { return matches(run, s.axis, v); });
+  });
+}
+
+void check_selection(const std::vector<Run>& runs, const std::vector<RunSelection>& only) {
+  for (const auto& s : only) {
+    for (const auto& v : s.values) {
+      if (std::any_of(runs.begin(), runs.end(), [&](const Run& r) { return matches(r, s.axis, v); })) continue;
+      std::set<std::string> seen;
+      std::string known;
+      for (const auto& r : runs) {
+        if (seen.insert(axis_text(r, s.axis)).second) known += (known.empty() ? "" : ", ") + axis_text(r, s.axis);
+      }
+      throw ConfigError("--only " + s.axis + "=" + v + ": no run of the grid has it (the grid's " + s.axis + ": " +
+                        known + ")");
+    }
+  }
 }
 
 }  // namespace deltabench::sweep

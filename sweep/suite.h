@@ -76,6 +76,22 @@ Suite parse_suite(const std::string& text, const std::string& source);
 // checked as an experiment config. Where the runs train is the suite's placement, not the runs'.
 std::vector<Run> expand(const Suite& suite);
 
+// `run --only AXIS=V1,V2,...`: the runs whose AXIS takes one of the values. Axes: task and model (variant
+// names), d_model and seed (integers), lr and weight_decay (numbers, equal within a relative 1e-6, so
+// 4.6416e-4 selects 0.0004641588833612782). Several selections: a run must be in each.
+struct RunSelection {
+  std::string axis;
+  std::vector<std::string> values;
+};
+
+// Parses "axis=v1,v2"; throws train::ConfigError naming --only, the text, and what was expected.
+RunSelection parse_selection(const std::string& text);
+// Whether `run` is in every selection (none: every run is).
+bool selected(const Run& run, const std::vector<RunSelection>& only);
+// Throws train::ConfigError where a selection's value matches no run of `runs` (a typo that would
+// select nothing), naming the value and the axis's values in the grid.
+void check_selection(const std::vector<Run>& runs, const std::vector<RunSelection>& only);
+
 using train::fnv1a_hex;
 
 // Finds a suite by name: an existing file as given, else configs/suites/<name>.toml under the

@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -35,6 +36,8 @@ const char* kDefaultStore = "runs/deltabench.sqlite";
 
 struct RunArgs {
   std::string suite, store = kDefaultStore, device, backend, gpus, shard, worker, out, checkpoint_dir, resume_dir;
+  std::vector<std::string> only;         // --only, as given (the workers get them so)
+  std::vector<sweep::RunSelection> selection;  // --only, parsed
   int64_t jobs = 1, per_gpu = 0, threads = 0, abort_after = -1;
   double progress_interval = 10, resume_interval = 30;
   bool retry_failed = false, dry_run = false, no_report = false, eager = false, shard_store = false, no_resume = false;
@@ -180,6 +183,7 @@ int run_in_processes(const RunArgs& a, const std::string& suite_file, const trai
       args.insert(args.end(), {"--resume-dir", a.resume_dir, "--resume-interval", fmt::format("{}", a.resume_interval)});
     }
     if (!a.backend.empty()) args.insert(args.end(), {"--backend", a.backend});
+    for (const auto& s : a.only) args.insert(args.end(), {"--only", s});
     if (a.retry_failed) args.push_back("--retry-failed");
     if (a.eager) args.push_back("--eager");
     if (a.abort_after >= 0) args.insert(args.end(), {"--abort-after", std::to_string(a.abort_after)});
@@ -201,16 +205,18 @@ int run_in_processes(const RunArgs& a, const std::string& suite_file, const trai
   return failures ? 1 : 0;
 }
 
-// sweep::default_runs_per_gpu for the runs of `suite` the store does not hold yet.
+// sweep::default_runs_per_gpu for the selected runs of `suite` the store does not hold yet.
 int64_t default_per_gpu(const sweep::Suite& suite, const RunArgs& a, const at::Device& device) {
   const auto runs = sweep::expand(suite);
-  size_t to_do = runs.size();
-  if (std::filesystem::exists(a.store)) {
-    const auto recorded = sweep::Store(a.store, sweep::Store::Open::kExisting).runs(suite.name);
-    to_do -= std::min(to_do, recorded.size());
-  }
+  std::map<std::string, sweep::RunRecord> recorded;
+  if (std::filesystem::exists(a.store)) recorded = sweep::Store(a.store, sweep::Store::Open::kExisting).runs(suite.name);
+  size_t to_do = 0;
   double largest = 0;
-  for (const auto& run : runs) largest = std::max(largest, train::estimate_memory(run.config).total());
+  for (const auto& run : runs) {
+    if (!sweep::selected(run, a.selection)) continue;
+    if (!recorded.contains(run.hash)) ++to_do;
+    largest = std::max(largest, train::estimate_memory(run.config).total());
+  }
   return sweep::default_runs_per_gpu(to_do, largest, train::available_bytes(device));
 }
 
@@ -228,6 +234,10 @@ void add_suite_commands(CLI::App& app, int& status) {
                   "auto, reference or kernel: what runs the linear family's sequence ops (default: the suite's "
                   "[base.train] backend, else auto); not part of a run's identity")
       ->check(CLI::IsMember({"auto", "reference", "kernel"}));
+  run->add_option("--only", ra->only,
+                  "AXIS=V1,V2: train only the runs whose AXIS (task, model, d_model, lr, weight_decay or seed) takes "
+                  "one of the values; repeat for several axes (a run must be in each). The report still covers "
+                  "every run in the store");
   run->add_option("--gpus", ra->gpus, "with --jobs and CUDA: the GPUs the workers take in turn (default: all visible)");
   run->add_option("--shard", ra->shard,
                   "i/n: run only the runs whose grid index is i mod n (one process per host or GPU; in a Slurm job "
@@ -262,6 +272,9 @@ void add_suite_commands(CLI::App& app, int& status) {
   run->callback([ra, &status] {
     const auto file = sweep::find_suite_file(ra->suite);
     const auto suite = sweep::load_suite(file);
+    ra->selection.clear();
+    for (const auto& s : ra->only) ra->selection.push_back(sweep::parse_selection(s));
+    if (!ra->selection.empty()) sweep::check_selection(sweep::expand(suite), ra->selection);
     // A Slurm job array task is a shard of the grid (sweep/slurm.h), unless --shard says otherwise.
     if (ra->shard.empty() && ra->worker.empty()) {
       if (const auto slurm = sweep::slurm_array_shard()) {
@@ -351,6 +364,7 @@ void add_suite_commands(CLI::App& app, int& status) {
       const auto [i, n] = parse_fraction("--worker", ra->worker);
       o.prefix = fmt::format("[worker {}/{} {}] ", i, n, placement.device);
     }
+    o.only = ra->selection;
     o.retry_failed = ra->retry_failed;
     o.dry_run = ra->dry_run;
     o.abort_after = ra->abort_after;

@@ -231,7 +231,25 @@ check "runs export --epochs writes one row per epoch" test "$(grep -c '^tiny,' "
 "$bin" runs show short/delta/d8/lr0.001/wd0.1/s7 --store "$tmp/a.sqlite" >"$tmp/show.txt" 2>&1
 check "runs show prints the run's config and epochs" grep -q '"epochs_history"' "$tmp/show.txt"
 
-# 13. Messages a person can read.
+# 13. --only: two workers train just the selected runs (each worker gets the selection), the dry run
+# counts them, and a value no run has is an error before anything is stored.
+jobs=(--jobs 2)
+((gpu)) && jobs=(--per-gpu 2)
+"$bin" run "$suite" --store "$tmp/only.sqlite" "${jobs[@]}" --only model=delta --only d_model=8 --no-report \
+  >"$tmp/only1.txt" 2>&1
+check "--only with two workers exits 0" test $? -eq 0
+check "--only: the store holds the 4 selected runs" test "$(rows "$tmp/only.sqlite")" = "4/4"
+"$bin" run "$suite" --store "$tmp/only.sqlite" --dry-run --only model=delta >"$tmp/only2.txt" 2>&1
+check "--only: the dry run counts the selection" \
+  grep -q '^suite tiny: 16 runs in the grid, 8 selected by --only; 4 already in .*, 4 to run$' "$tmp/only2.txt"
+check "--only: the dry run lists only selected runs" bash -c "! grep -q 'would run .*/linear/' '$tmp/only2.txt'"
+"$bin" run "$suite" --store "$tmp/only-bad.sqlite" --only model=deltanet >"$tmp/only3.txt" 2>&1
+check "--only with a value no run has exits 2" test $? -eq 2
+check "... and names it and the grid's values" \
+  grep -q -- '--only model=deltanet: no run of the grid has it (the grid.s model: linear, delta)' "$tmp/only3.txt"
+check "... and stores nothing" test ! -e "$tmp/only-bad.sqlite"
+
+# 14. Messages a person can read.
 "$bin" --version >"$tmp/v.txt" 2>&1
 check "--version prints the version" grep -qE '^deltabench [0-9]+\.[0-9]+\.[0-9]+ \(torch' "$tmp/v.txt"
 "$bin" train "$src/configs/mqar-tiny.toml" --epochs 0 >"$tmp/r1.txt" 2>&1

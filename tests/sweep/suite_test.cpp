@@ -261,3 +261,38 @@ TEST_CASE("strings in messages are quoted as given") {
   CHECK_THROWS_WITH(sweep::expand(sweep::parse_suite(text, "bad.toml")),
                     testing::contains("[model] num_layers: expected an integer, got \"1\""));
 }
+
+TEST_CASE("--only selects the runs whose axes take the given values, every selection at once") {
+  const auto runs = sweep::expand(sweep::parse_suite(suite_text(), "s.toml"));  // 32 runs
+  const auto count = [&](const std::vector<std::string>& texts) {
+    std::vector<sweep::RunSelection> only;
+    for (const auto& t : texts) only.push_back(sweep::parse_selection(t));
+    sweep::check_selection(runs, only);
+    size_t n = 0;
+    for (const auto& r : runs) n += sweep::selected(r, only) ? 1 : 0;
+    return n;
+  };
+  CHECK(count({}) == 32);
+  CHECK(count({"model=m"}) == 16);
+  CHECK(count({"model=m,n"}) == 32);
+  CHECK(count({"model=n", "d_model=32"}) == 8);
+  CHECK(count({"task=a", "seed=2", "weight_decay=0.1"}) == 8);
+  // Numbers within a relative 1e-6: the id's spelling and another both select.
+  CHECK(count({"lr=0.001"}) == 16);
+  CHECK(count({"lr=1e-3,1.0000001e-2"}) == 32);
+}
+
+TEST_CASE("--only refuses unknown axes, bad values and values no run has, naming them") {
+  const auto runs = sweep::expand(sweep::parse_suite(suite_text(), "s.toml"));
+  CHECK_THROWS_WITH(sweep::parse_selection("width=8"),
+                    testing::contains("--only: expected AXIS=VALUE[,VALUE...] with AXIS one of task, model, d_model, lr, "
+                                      "weight_decay or seed, got \"width=8\""));
+  CHECK_THROWS_WITH(sweep::parse_selection("model"), testing::contains("got \"model\""));
+  CHECK_THROWS_WITH(sweep::parse_selection("model="), testing::contains("--only model: no value given in \"model=\""));
+  CHECK_THROWS_WITH(sweep::parse_selection("d_model=1.5"), testing::contains("--only d_model: expected whole numbers, got \"1.5\""));
+  CHECK_THROWS_WITH(sweep::parse_selection("lr=fast"), testing::contains("--only lr: expected numbers, got \"fast\""));
+  CHECK_THROWS_WITH(sweep::check_selection(runs, {sweep::parse_selection("model=m,x")}),
+                    testing::contains("--only model=x: no run of the grid has it (the grid's model: m, n)"));
+  CHECK_THROWS_WITH(sweep::check_selection(runs, {sweep::parse_selection("lr=0.0011")}),
+                    testing::contains("--only lr=0.0011: no run of the grid has it (the grid's lr: 0.001, 0.01)"));
+}
