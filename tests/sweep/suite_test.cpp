@@ -262,7 +262,7 @@ TEST_CASE("strings in messages are quoted as given") {
                     testing::contains("[model] num_layers: expected an integer, got \"1\""));
 }
 
-TEST_CASE("--only selects the runs whose axes take the given values, every selection at once") {
+TEST_CASE("a selection (run --only) takes the runs whose axes take the given values, every selection at once") {
   const auto runs = sweep::expand(sweep::parse_suite(suite_text(), "s.toml"));  // 32 runs
   const auto count = [&](const std::vector<std::string>& texts) {
     std::vector<sweep::RunSelection> only;
@@ -282,7 +282,7 @@ TEST_CASE("--only selects the runs whose axes take the given values, every selec
   CHECK(count({"lr=1e-3,1.0000001e-2"}) == 32);
 }
 
-TEST_CASE("--only refuses unknown axes, bad values and values no run has, naming them") {
+TEST_CASE("a selection (run --only) refuses unknown axes, bad values and values no run has, naming them") {
   const auto runs = sweep::expand(sweep::parse_suite(suite_text(), "s.toml"));
   CHECK_THROWS_WITH(sweep::parse_selection("width=8"),
                     testing::contains("--only: expected AXIS=VALUE[,VALUE...] with AXIS one of task, model, d_model, lr, "
