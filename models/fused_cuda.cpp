@@ -217,6 +217,14 @@ struct EmbeddingCuda : torch::autograd::Function<EmbeddingCuda> {
   }
 };
 
+// What a norm's kernels need of the normalised dimension (`supports`, as kernels/common/row_norm.h says:
+// 1 to max_d). Empty, or the reason.
+std::string dimension_refusal(const at::Tensor& x, bool (*supports)(int64_t), int64_t max_d) {
+  const int64_t D = x.dim() == 0 ? 0 : x.size(-1);
+  if (supports(D)) return {};
+  return "the normalised dimension is " + std::to_string(D) + "; the kernels take 1 to " + std::to_string(max_d);
+}
+
 // What every kernel here needs of x: a CUDA tensor of fp32, bf16 or fp16. Empty, or the reason.
 std::string device_and_dtype_refusal(const at::Tensor& x) {
   if (!x.is_cuda()) return "x is on " + x.device().str() + ", not a CUDA device";
@@ -237,10 +245,7 @@ void refuse_unless_served(std::string_view piece, const std::string& why) {
 std::string cuda_rms_norm_serves(const at::Tensor& x, const at::Tensor& gate) {
 #ifdef DELTABENCH_HAVE_CUDA
   if (auto why = device_and_dtype_refusal(x); !why.empty()) return why;
-  if (x.dim() == 0 || !cuda::rms_norm_supports(x.size(-1))) {
-    return "the normalised dimension is " + std::to_string(x.dim() == 0 ? 0 : x.size(-1)) + "; the kernels take 1 to " +
-           std::to_string(cuda::kRmsNormMaxD);
-  }
+  if (auto why = dimension_refusal(x, cuda::rms_norm_supports, cuda::kRmsNormMaxD); !why.empty()) return why;
   if (gate.defined() && (gate.sizes() != x.sizes() || gate.scalar_type() != x.scalar_type() || gate.device() != x.device())) {
     return "the gate is " + std::string(c10::toString(gate.scalar_type())) + " on " + gate.device().str() +
            " of another shape, dtype or device than x; the kernels take it as x";
@@ -329,17 +334,10 @@ at::Tensor causal_conv1d_cuda(const at::Tensor& x, const at::Tensor& weight, boo
 #endif
 }
 
-}  // namespace deltabench::models
-
-namespace deltabench::models {
-
 std::string cuda_layer_norm_serves(const at::Tensor& x) {
 #ifdef DELTABENCH_HAVE_CUDA
   if (auto why = device_and_dtype_refusal(x); !why.empty()) return why;
-  if (x.dim() == 0 || !cuda::layer_norm_supports(x.size(-1))) {
-    return "the normalised dimension is " + std::to_string(x.dim() == 0 ? 0 : x.size(-1)) + "; the kernels take 1 to " +
-           std::to_string(cuda::kLayerNormMaxD);
-  }
+  if (auto why = dimension_refusal(x, cuda::layer_norm_supports, cuda::kLayerNormMaxD); !why.empty()) return why;
   return {};
 #else
   (void)x;

@@ -49,7 +49,7 @@ at::Tensor rms_norm_cuda(const at::Tensor& x, const at::Tensor& weight, const at
 // Empty where the CUDA kernels serve x (and gate, where defined), else the reason.
 std::string cuda_rms_norm_serves(const at::Tensor& x, const at::Tensor& gate);
 
-// (z - mean) rstd weight + bias over the last dimension (torch.nn.LayerNorm): x on CUDA in fp32, bf16 or
+// (x - mean) rstd weight + bias over the last dimension (torch.nn.LayerNorm): x on CUDA in fp32, bf16 or
 // fp16, weight and bias [D] of any floating dtype (their gradients come back in theirs); z in x's dtype.
 // Throws c10::Error saying why where the kernels do not serve the call.
 at::Tensor layer_norm_cuda(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, double eps);

@@ -32,8 +32,8 @@ at::Tensor apply_feature_map(const at::Tensor& x, FeatureMap map) {
 at::Tensor apply_qk_norm(const at::Tensor& x, QkNorm norm, double eps, BackendChoice backend) {
   switch (norm) {
     case QkNorm::kL2:
-      // One fused pass each way on the CPU (models/fused_cpu.h), and on CUDA under the kernel backend
-      // (models/fused_cuda.h) under `auto` and `kernel`; the same formula elsewhere.
+      // One fused pass each way on the CPU (models/fused_cpu.h), and on CUDA under `auto` and `kernel`
+      // (models/fused_cuda.h); the same formula elsewhere.
       if (fused_cpu_applies(x)) return l2_normalize_cpu(x, 1e-6);
       if (takes_cuda_kernels(backend, x, "qk_norm l2", [&] { return cuda_l2_norm_serves(x); })) {
         return l2_normalize_cuda(x, 1e-6);

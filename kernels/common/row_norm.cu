@@ -80,8 +80,8 @@ __global__ void __launch_bounds__(kWarps * 32) row_norm_forward_kernel(RowNorm p
 template <typename E, int kPerLane, bool kCentred, bool kGate>
 __global__ void __launch_bounds__(kWarps * 32) row_norm_backward_kernel(RowNorm p) {
   constexpr int kMaxD = kPerLane * 32;
-  __shared__ float dw_parts[kWarps][kMaxD];
-  __shared__ float db_parts[kCentred ? kWarps : 1][kCentred ? kMaxD : 1];
+  __shared__ float dw_block[kWarps][kMaxD];  // the block's warps' sums, before the block's part
+  __shared__ float db_block[kCentred ? kWarps : 1][kCentred ? kMaxD : 1];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const E* x = static_cast<const E*>(p.x);
   const E* g = static_cast<const E*>(p.gate);
@@ -129,16 +129,16 @@ __global__ void __launch_bounds__(kWarps * 32) row_norm_backward_kernel(RowNorm 
   for (int i = 0; i < kPerLane; ++i) {
     const int64_t d = lane + 32 * i;
     if (d >= D) continue;
-    dw_parts[warp][d] = dw[i];
-    if constexpr (kCentred) db_parts[warp][d] = db[i];
+    dw_block[warp][d] = dw[i];
+    if constexpr (kCentred) db_block[warp][d] = db[i];
   }
   __syncthreads();
   for (int64_t d = threadIdx.x; d < D; d += kWarps * 32) {
     float sw = 0.0f, sb = 0.0f;
 #pragma unroll
     for (int w = 0; w < kWarps; ++w) {
-      sw += dw_parts[w][d];
-      if constexpr (kCentred) sb += db_parts[w][d];
+      sw += dw_block[w][d];
+      if constexpr (kCentred) sb += db_block[w][d];
     }
     p.dw_parts[int64_t{blockIdx.x} * D + d] = sw;
     if constexpr (kCentred) p.db_parts[int64_t{blockIdx.x} * D + d] = sb;
