@@ -70,21 +70,13 @@ std::string cuda_embedding_serves(const at::Tensor& weight, const at::Tensor& id
 // this call: <why>" where why is not empty.
 void refuse_unless_served(std::string_view piece, const std::string& why);
 
-// What `auto` does with a piece: takes its kernels where they serve (measured faster in the training
-// step), or keeps the ATen form (not yet measured: `kernel` only).
-enum class UnderAuto { kTake, kKeepAten };
-
-// Whether a piece takes the kernels above for x: never off CUDA or under `reference`; under `auto`, as
-// `under_auto` says, where `serves` (one of the *_serves above, called only for a CUDA x) gives no
-// reason; under `kernel` always, and where it gives one, a c10::Error that names the piece and says why,
-// never the ATen form. `auto` takes the short convolution, the L2 norm and the output norm since the
-// DeltaNet step measured them faster on the H200; the LayerNorm and the embedding's gradient are
-// `kernel` only until measured (train/NOTES.md).
+// Whether a piece takes the kernels above for x: never off CUDA or under `reference`; under `auto` where
+// `serves` (one of the *_serves above, called only for a CUDA x) gives no reason; under `kernel` always,
+// and where it gives one, a c10::Error that names the piece and says why, never the ATen form. `auto`
+// takes every piece: each made the Zoology training step faster on the H200 (train/NOTES.md).
 template <typename Serves>
-bool takes_cuda_kernels(BackendChoice backend, const at::Tensor& x, std::string_view piece, Serves&& serves,
-                        UnderAuto under_auto = UnderAuto::kTake) {
+bool takes_cuda_kernels(BackendChoice backend, const at::Tensor& x, std::string_view piece, Serves&& serves) {
   if (backend == BackendChoice::kReference || !x.is_cuda()) return false;
-  if (backend == BackendChoice::kAuto && under_auto == UnderAuto::kKeepAten) return false;
   const std::string why = serves();
   if (backend == BackendChoice::kAuto) return why.empty();
   refuse_unless_served(piece, why);

@@ -25,11 +25,10 @@ std::shared_ptr<SequenceMixer> make_mixer(int64_t d_model, const MixerConfig& c)
   TORCH_CHECK(false, "unknown mixer kind");
 }
 
-// An embedding lookup: on CUDA under the kernel backend with the table's gradient from deltabench's
-// kernels (models/fused_cuda.h); `auto` keeps ATen's until the training step measures them.
+// An embedding lookup: on CUDA under the kernel and auto backends with the table's gradient from
+// deltabench's kernels where they serve (models/fused_cuda.h).
 at::Tensor lookup(torch::nn::Embedding& table, const at::Tensor& ids, BackendChoice backend) {
-  if (takes_cuda_kernels(backend, ids, "embedding", [&] { return cuda_embedding_serves(table->weight, ids); },
-                         UnderAuto::kKeepAten)) {
+  if (takes_cuda_kernels(backend, ids, "embedding", [&] { return cuda_embedding_serves(table->weight, ids); })) {
     return embedding_cuda(table->weight, ids);
   }
   return table->forward(ids);

@@ -43,9 +43,9 @@ NormImpl::NormImpl(NormKind kind, int64_t dim, double eps, BackendChoice backend
 
 at::Tensor NormImpl::forward(const at::Tensor& x) {
   if (rms_norm_) return rms_norm_->forward(x);
-  // On CUDA under the kernel backend, deltabench's kernels (`auto` keeps ATen's until the step measures
-  // them, train/NOTES.md). Under autocast ATen's layer_norm runs in fp32 and returns fp32; so do they.
-  if (takes_cuda_kernels(backend_, x, "LayerNorm", [&] { return cuda_layer_norm_serves(x); }, UnderAuto::kKeepAten)) {
+  // On CUDA under the kernel and auto backends, deltabench's kernels where they serve
+  // (models/fused_cuda.h). Under autocast ATen's layer_norm runs in fp32 and returns fp32; so do they.
+  if (takes_cuda_kernels(backend_, x, "LayerNorm", [&] { return cuda_layer_norm_serves(x); })) {
     const bool upcast = at::autocast::is_autocast_enabled(at::kCUDA) && x.scalar_type() != at::kFloat;
     return layer_norm_cuda(upcast ? x.to(at::kFloat) : x, layer_norm_->weight, layer_norm_->bias, eps_);
   }

@@ -312,10 +312,10 @@ if ((train_only)); then
   grep -iE 'error' "$out/bench.log" | head -n 5 | tee -a "$summary"
   # Where a captured step's GPU time goes (DELTABENCH_STEP_PROFILE=1): Nsight Compute times every kernel of
   # the first 3000 launches of one case (the warm-up's eager steps, the capture, the replays: the same
-  # kernels), summed by kernel (bench/ncu_summary.py). DeltaNet on the kernels and attention, at L 256.
+  # kernels), summed by kernel (bench/ncu_summary.py). DeltaNet and attention under auto (as runs train), at L 256.
   if [[ "${DELTABENCH_STEP_PROFILE:-0}" == 1 ]] && command -v ncu >/dev/null; then
-    for case in "DeltaNet on kernels:mixer:2/V:8192/d:128/L:256/B:256/pairs:16/graph:1/kernel:1" \
-      "attention:mixer:0/V:8192/d:128/L:256/B:256/pairs:16/graph:1/kernel:0"; do
+    for case in "DeltaNet, auto:mixer:2/V:8192/d:128/L:256/B:256/pairs:16/graph:1/kernel:2" \
+      "attention, auto:mixer:0/V:8192/d:128/L:256/B:256/pairs:16/graph:1/kernel:2"; do
       label="${case%%:mixer*}" filter="${case#*:}"
       timeout 240 ncu --metrics gpu__time_duration.sum --csv -c 3000 "$build_dir/bench/train_step_bench" --device=cuda \
         --benchmark_filter="^train_step/$filter" >"$out/profile.csv" 2>&1 || status=1

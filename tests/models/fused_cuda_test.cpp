@@ -30,7 +30,13 @@
 #include <ATen/cuda/CUDAContext.h>
 #include <fmt/core.h>
 #include <ATen/Context.h>
+#include <torch/csrc/autograd/function.h>
 
+#include <algorithm>
+#include <memory>
+#include <set>
+#include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
@@ -84,6 +90,25 @@ class Autocast {
 const std::vector<Shape> kShapes = {{2, 1, 8, 4},    {3, 63, 40, 4},  {2, 64, 128, 4},
                                     {2, 65, 130, 3}, {1, 200, 256, 2}, {4, 129, 64, 4}};
 
+
+// The names of every autograd node behind y (a graph walk from its grad_fn).
+std::set<std::string> autograd_names(const at::Tensor& y) {
+  std::set<std::string> names;
+  std::vector<std::shared_ptr<torch::autograd::Node>> todo{y.grad_fn()};
+  std::set<const torch::autograd::Node*> seen;
+  while (!todo.empty()) {
+    const auto node = todo.back();
+    todo.pop_back();
+    if (!node || !seen.insert(node.get()).second) continue;
+    names.insert(node->name());
+    for (const auto& edge : node->next_edges()) todo.push_back(edge.function);
+  }
+  return names;
+}
+
+bool has_node(const std::set<std::string>& names, std::string_view part) {
+  return std::any_of(names.begin(), names.end(), [&](const std::string& n) { return n.find(part) != std::string::npos; });
+}
 }  // namespace
 
 TEST_CASE("cuda: the short convolution's kernels match the fp64 definition, output and gradients", "[cuda]") {
@@ -612,7 +637,7 @@ TEST_CASE("cuda: the embedding's raw kernels write every row of the gradient (Na
   }
 }
 
-TEST_CASE("cuda: the language model under the kernel backend takes the LayerNorm and embedding kernels; auto does not yet",
+TEST_CASE("cuda: the language model under kernel and auto takes the LayerNorm and embedding kernels; auto falls back",
           "[cuda]") {
   REQUIRE(at::hasCUDA());
   const at::Device gpu(at::kCUDA, 0);
@@ -622,24 +647,47 @@ TEST_CASE("cuda: the language model under the kernel backend takes the LayerNorm
   c.mixer.num_heads = 2;
   const auto tokens = at::randint(0, 512, {8, 64}, at::TensorOptions().dtype(at::kLong)).to(gpu);
   std::vector<std::vector<at::Tensor>> grads;
-  for (const auto backend : {BackendChoice::kReference, BackendChoice::kKernel}) {
+  for (const auto backend : {BackendChoice::kReference, BackendChoice::kKernel, BackendChoice::kAuto}) {
     torch::manual_seed(3);
     c.mixer.backend = backend;
     models::LanguageModel model(c);
     model->to(gpu);
-    model->forward(tokens).to(at::kFloat).logsumexp(-1).mean().backward();
+    const auto logits = model->forward(tokens);
+    // kernel and auto take both kernels (the blocks' and the final LayerNorm, the embedding's gradient);
+    // reference neither.
+    const auto names = autograd_names(logits);
+    const bool ours = backend != BackendChoice::kReference;
+    INFO("backend " << static_cast<int>(backend));
+    CHECK(has_node(names, "LayerNormCuda") == ours);
+    CHECK(has_node(names, "EmbeddingCuda") == ours);
+    logits.to(at::kFloat).logsumexp(-1).mean().backward();
     std::vector<at::Tensor> g;
     for (const auto& p : model->parameters()) g.push_back(p.grad().cpu());
     grads.push_back(g);
   }
   REQUIRE(grads[0].size() == grads[1].size());
+  REQUIRE(grads[2].size() == grads[1].size());
   for (size_t i = 0; i < grads[0].size(); ++i) {
     INFO("parameter " << i);
     CHECK(rel_rms(grads[1][i], grads[0][i]) <= 1e-5);
+    CHECK(rel_rms(grads[2][i], grads[0][i]) <= 1e-5);
   }
-  // The kernel backend asks the embedding's kernels, which refuse an fp64 table with the sentence.
+  // The kernel backend asks the embedding's kernels, which refuse an fp64 table with the sentence;
+  // auto takes ATen's forms for it without a word, as the reference backend does.
+  c.mixer.backend = BackendChoice::kKernel;
   models::LanguageModel wide(c);
   wide->to(gpu, at::kDouble);
   CHECK_THROWS_WITH(wide->forward(tokens), testing::contains("embedding: backend kernel was asked for, but deltabench's "
                                                              "CUDA kernels do not serve this call: the table is Double"));
+  std::vector<at::Tensor> wide_out;
+  for (const auto backend : {BackendChoice::kAuto, BackendChoice::kReference}) {
+    torch::manual_seed(3);
+    c.mixer.backend = backend;
+    models::LanguageModel m(c);
+    m->to(gpu, at::kDouble);
+    m->eval();
+    torch::NoGradGuard no_grad;
+    wide_out.push_back(m->forward(tokens));
+  }
+  CHECK(at::equal(wide_out[0], wide_out[1]));
 }
