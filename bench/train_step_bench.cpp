@@ -52,9 +52,10 @@ deltabench::models::ModelConfig model_config(MixerKind kind, const Shape& s, del
 // Args: mixer, vocab, d_model, L, B, pairs, captured (0 eager, 1 a CUDA graph after warm-up), kernel
 // (0: backend reference, the reference ops and ATen's forms of every piece; 1: backend kernel,
 // deltabench's training kernels and its kernels for every piece, the LayerNorms and the embedding's
-// gradient among them; 2: backend auto, which takes each of those where it serves, as the user's runs do:
-// every one measured faster in this benchmark (train/NOTES.md). Attention runs SDPA under every backend,
-// so its 2 against 0 is the gain of the pieces' kernels alone).
+// gradient among them, not registered since auto equals it wherever every kernel serves (the numbers keep
+// the meaning they had in earlier measurements); 2: backend auto, which takes each of those where it
+// serves, as the user's runs do. Attention runs SDPA under every backend, so its 2 against 0 is the gain
+// of the pieces' kernels alone).
 void BM_train_step(benchmark::State& state) {
   const auto kind = static_cast<MixerKind>(state.range(0));
   const Shape shape{state.range(1), state.range(2), state.range(3), state.range(4), state.range(5)};

@@ -3,6 +3,7 @@
 #include "tasks/mad_settings.h"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
@@ -11,6 +12,7 @@
 #include <optional>
 #include <set>
 #include <sstream>
+#include <string_view>
 
 namespace deltabench::sweep {
 namespace {
@@ -428,7 +430,17 @@ std::string find_suite_file(const std::string& name) {
 
 namespace {
 
-constexpr const char* kSelectionAxes = "task, model, d_model, lr, weight_decay or seed";
+constexpr std::array<std::string_view, 6> kSelectionAxes = {"task", "model", "d_model", "lr", "weight_decay", "seed"};
+
+// "task, model, ... or seed", for messages.
+std::string selection_axes_text() {
+  std::string text;
+  for (size_t i = 0; i < kSelectionAxes.size(); ++i) {
+    text += i == 0 ? "" : i + 1 == kSelectionAxes.size() ? " or " : ", ";
+    text += kSelectionAxes[i];
+  }
+  return text;
+}
 
 // A run's value on a selection's axis, as text (for messages and the string axes).
 std::string axis_text(const Run& run, const std::string& axis) {
@@ -463,10 +475,9 @@ RunSelection parse_selection(const std::string& text) {
   const auto eq = text.find('=');
   RunSelection s;
   s.axis = text.substr(0, eq);
-  const std::set<std::string> axes = {"task", "model", "d_model", "lr", "weight_decay", "seed"};
-  if (eq == std::string::npos || !axes.contains(s.axis)) {
-    throw ConfigError("--only: expected AXIS=VALUE[,VALUE...] with AXIS one of " + std::string(kSelectionAxes) +
-                      ", got \"" + text + "\"");
+  if (eq == std::string::npos || std::find(kSelectionAxes.begin(), kSelectionAxes.end(), s.axis) == kSelectionAxes.end()) {
+    throw ConfigError("--only: expected AXIS=VALUE[,VALUE...] with AXIS one of " + selection_axes_text() + ", got \"" +
+                      text + "\"");
   }
   std::stringstream rest(text.substr(eq + 1));
   for (std::string v; std::getline(rest, v, ',');) {

@@ -90,7 +90,6 @@ class Autocast {
 const std::vector<Shape> kShapes = {{2, 1, 8, 4},    {3, 63, 40, 4},  {2, 64, 128, 4},
                                     {2, 65, 130, 3}, {1, 200, 256, 2}, {4, 129, 64, 4}};
 
-
 // The names of every autograd node behind y (a graph walk from its grad_fn).
 std::set<std::string> autograd_names(const at::Tensor& y) {
   std::set<std::string> names;
@@ -109,6 +108,7 @@ std::set<std::string> autograd_names(const at::Tensor& y) {
 bool has_node(const std::set<std::string>& names, std::string_view part) {
   return std::any_of(names.begin(), names.end(), [&](const std::string& n) { return n.find(part) != std::string::npos; });
 }
+
 }  // namespace
 
 TEST_CASE("cuda: the short convolution's kernels match the fp64 definition, output and gradients", "[cuda]") {
