@@ -2,6 +2,7 @@
 
 #include "models/fused_cpu.h"
 #include "models/fused_cuda.h"
+#include "models/pieces.h"
 
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
@@ -34,10 +35,15 @@ at::Tensor apply_qk_norm(const at::Tensor& x, QkNorm norm, double eps, BackendCh
     case QkNorm::kL2:
       // One fused pass each way on the CPU (models/fused_cpu.h), and on CUDA under `auto` and `kernel`
       // (models/fused_cuda.h); the same formula elsewhere.
-      if (fused_cpu_applies(x)) return l2_normalize_cpu(x, 1e-6);
+      if (fused_cpu_applies(x)) {
+        count_piece_call(Piece::kQkL2Norm, PieceForm::kCpuFused);
+        return l2_normalize_cpu(x, 1e-6);
+      }
       if (takes_cuda_kernels(backend, x, "qk_norm l2", [&] { return cuda_l2_norm_serves(x); })) {
+        count_piece_call(Piece::kQkL2Norm, PieceForm::kKernel);
         return l2_normalize_cuda(x, 1e-6);
       }
+      count_piece_call(Piece::kQkL2Norm, PieceForm::kAten);
       return x * at::rsqrt(x.pow(2).sum(-1, /*keepdim=*/true) + 1e-6);
     case QkNorm::kSum: return x / x.sum(-1, /*keepdim=*/true);
     case QkNorm::kRms: return x * at::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps);

@@ -4,6 +4,7 @@
 #include "models/delta_net.h"
 #include "models/fused_cuda.h"
 #include "models/linear_attention.h"
+#include "models/pieces.h"
 #include "models/short_conv.h"
 
 #include <ATen/ATen.h>
@@ -29,8 +30,10 @@ std::shared_ptr<SequenceMixer> make_mixer(int64_t d_model, const MixerConfig& c)
 // deltabench's kernels where they serve (models/fused_cuda.h).
 at::Tensor lookup(torch::nn::Embedding& table, const at::Tensor& ids, BackendChoice backend) {
   if (takes_cuda_kernels(backend, ids, "embedding", [&] { return cuda_embedding_serves(table->weight, ids); })) {
+    count_piece_call(Piece::kEmbedding, PieceForm::kKernel);
     return embedding_cuda(table->weight, ids);
   }
+  count_piece_call(Piece::kEmbedding, PieceForm::kAten);
   return table->forward(ids);
 }
 

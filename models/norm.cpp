@@ -1,6 +1,7 @@
 #include "models/norm.h"
 
 #include "models/fused_cuda.h"
+#include "models/pieces.h"
 
 #include <ATen/ATen.h>
 #include <ATen/autocast_mode.h>
@@ -17,7 +18,11 @@ bool RMSNormImpl::on_kernels(const at::Tensor& x, const at::Tensor& gate) const 
 }
 
 at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
-  if (on_kernels(x, at::Tensor())) return rms_norm_cuda(x, weight, at::Tensor(), eps_);
+  if (on_kernels(x, at::Tensor())) {
+    count_piece_call(Piece::kRmsNorm, PieceForm::kKernel);
+    return rms_norm_cuda(x, weight, at::Tensor(), eps_);
+  }
+  count_piece_call(Piece::kRmsNorm, PieceForm::kAten);
   const auto x32 = x.to(at::kFloat);
   const auto y = x32 * at::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps_);
   return (y * weight.to(at::kFloat)).to(x.scalar_type());
@@ -27,8 +32,12 @@ at::Tensor RMSNormImpl::forward(const at::Tensor& x, const at::Tensor& gate) {
   if (backend_ != BackendChoice::kReference && x.is_cuda()) {
     // The kernels take the gate in x's dtype (the ATen form below computes in fp32 and returns x's).
     const auto g = gate.to(x.scalar_type());
-    if (on_kernels(x, g)) return rms_norm_cuda(x, weight, g, eps_);
+    if (on_kernels(x, g)) {
+      count_piece_call(Piece::kRmsNorm, PieceForm::kKernel);
+      return rms_norm_cuda(x, weight, g, eps_);
+    }
   }
+  // forward(x) counts the norm's form; the gate is ATen's here.
   const auto g32 = gate.to(at::kFloat);
   return (forward(x).to(at::kFloat) * at::silu(g32)).to(x.scalar_type());
 }
@@ -47,8 +56,10 @@ at::Tensor NormImpl::forward(const at::Tensor& x) {
   // (models/fused_cuda.h). Under autocast ATen's layer_norm runs in fp32 and returns fp32; so do they.
   if (takes_cuda_kernels(backend_, x, "LayerNorm", [&] { return cuda_layer_norm_serves(x); })) {
     const bool upcast = at::autocast::is_autocast_enabled(at::kCUDA) && x.scalar_type() != at::kFloat;
+    count_piece_call(Piece::kLayerNorm, PieceForm::kKernel);
     return layer_norm_cuda(upcast ? x.to(at::kFloat) : x, layer_norm_->weight, layer_norm_->bias, eps_);
   }
+  count_piece_call(Piece::kLayerNorm, PieceForm::kAten);
   return layer_norm_->forward(x);
 }
 

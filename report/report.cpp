@@ -384,7 +384,8 @@ std::vector<Section> sections(const Suite& suite, const std::vector<Run>& runs, 
 std::string provenance(const std::vector<Run>& runs, const Records& records) {
   size_t present = 0, failed = 0, diverged = 0;
   double wall = 0;
-  std::set<std::string> devices, commits, backends;
+  std::set<std::string> devices, commits, backends, pieces;
+  size_t pieces_unrecorded = 0;
   for (const auto& r : runs) {
     const auto it = records.find(r.hash);
     if (it == records.end()) continue;
@@ -404,6 +405,11 @@ std::string provenance(const std::vector<Run>& runs, const Records& records) {
                                   rec.backend_train_backward, rec.backend_eval_forward,
                                   kind.empty() ? "" : "; step " + kind));
     }
+    if (rec.backend_pieces.empty()) {
+      ++pieces_unrecorded;
+    } else {
+      pieces.insert(rec.model + ": " + rec.backend_pieces);
+    }
   }
   std::string dev, com, back;
   for (const auto& d : devices) dev += (dev.empty() ? "" : "; ") + d;
@@ -414,6 +420,16 @@ std::string provenance(const std::vector<Run>& runs, const Records& records) {
   if (present) text += fmt::format("; device: {}; commit: {}; training time {:.0f} s (sum over runs)", dev, com, wall);
   text += ".";
   if (!back.empty()) text += "\n\nOp backends (sequence ops: reference or kernel): " + back + ".";
+  std::string around;
+  for (const auto& p : pieces) around += (around.empty() ? "" : " | ") + p;
+  if (!around.empty()) {
+    text += "\n\nPieces around the ops in training (kernel, cpu fused or aten): " + around;
+    if (pieces_unrecorded) {
+      text += fmt::format("; not recorded for {} of the {} runs (trained before deltabench recorded them)",
+                          pieces_unrecorded, present);
+    }
+    text += ".";
+  }
   return text;
 }
 

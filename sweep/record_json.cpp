@@ -21,7 +21,7 @@ nlohmann::ordered_json run_json(const RunRecord& r) {
           {"wall_s", json_number(r.wall_s)}, {"tokens_per_s", json_number(r.tokens_per_s)}, {"device", r.device},
           {"gpu_name", r.gpu_name}, {"threads", r.threads}, {"backend_train_forward", r.backend_train_forward},
           {"backend_train_backward", r.backend_train_backward}, {"backend_eval_forward", r.backend_eval_forward},
-          {"train_step", r.train_step}, {"git_commit", r.git_commit}, {"versions", r.versions},
+          {"train_step", r.train_step}, {"backend_pieces", r.backend_pieces}, {"git_commit", r.git_commit}, {"versions", r.versions},
           {"finished_at", r.finished_at}, {"config", r.config}};
 }
 
@@ -98,6 +98,8 @@ std::map<std::pair<std::string, std::string>, RunRecord> read_export(const std::
       r.backend_train_forward = text_of("backend_train_forward");
       r.backend_train_backward = text_of("backend_train_backward");
       r.backend_eval_forward = text_of("backend_eval_forward");
+      // Absent from exports written before the pieces were recorded: "" (not recorded), as in the store.
+      r.backend_pieces = j.contains("backend_pieces") ? text_of("backend_pieces") : std::string();
       r.train_step = text_of("train_step"), r.git_commit = text_of("git_commit"), r.versions = text_of("versions");
       r.finished_at = text_of("finished_at"), r.config = text_of("config");
       key = "epochs_history";

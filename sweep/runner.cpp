@@ -234,6 +234,7 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
       record.backend_train_forward = s.backend_train_forward;
       record.backend_train_backward = s.backend_train_backward;
       record.backend_eval_forward = s.backend_eval_forward;
+      record.backend_pieces = s.backend_pieces;
       record.train_step = s.train_step;
       record.history = s.history;
     } catch (const c10::Error& e) {

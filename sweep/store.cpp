@@ -14,8 +14,8 @@ namespace deltabench::sweep {
 namespace {
 
 // 1: runs and epochs. 2: runs gain gpu_name, threads and the three backend columns; claims.
-// 3: runs gain train_step (captured or eager, and why).
-constexpr int kSchemaVersion = 3;
+// 3: runs gain train_step (captured or eager, and why). 4: runs gain backend_pieces.
+constexpr int kSchemaVersion = 4;
 
 const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -31,6 +31,7 @@ CREATE TABLE IF NOT EXISTS runs (
   gpu_name TEXT NOT NULL DEFAULT '', threads INTEGER NOT NULL DEFAULT 0,
   backend_train_forward TEXT NOT NULL DEFAULT '', backend_train_backward TEXT NOT NULL DEFAULT '',
   backend_eval_forward TEXT NOT NULL DEFAULT '', train_step TEXT NOT NULL DEFAULT '',
+  backend_pieces TEXT NOT NULL DEFAULT '',
   PRIMARY KEY (suite, hash));
 CREATE TABLE IF NOT EXISTS epochs (
   suite TEXT NOT NULL, hash TEXT NOT NULL, epoch INTEGER NOT NULL, steps INTEGER NOT NULL, lr REAL NOT NULL,
@@ -57,6 +58,12 @@ UPDATE meta SET value = '2' WHERE key = 'schema_version';
 const char* kMigrate2To3 = R"sql(
 ALTER TABLE runs ADD COLUMN train_step TEXT NOT NULL DEFAULT '';
 UPDATE meta SET value = '3' WHERE key = 'schema_version';
+)sql";
+
+// A version-3 store gains backend_pieces; its runs keep their values (empty: not recorded).
+const char* kMigrate3To4 = R"sql(
+ALTER TABLE runs ADD COLUMN backend_pieces TEXT NOT NULL DEFAULT '';
+UPDATE meta SET value = '4' WHERE key = 'schema_version';
 )sql";
 
 double unix_now() {
@@ -178,9 +185,10 @@ Store::Store(const std::string& path, Open open) : path_(path) {
       Statement version(db_, "SELECT value FROM meta WHERE key = 'schema_version'");
       if (version.step()) found = version.text(0);
     }
-    if (found == "1" || found == "2") {
-      exec(std::string("BEGIN IMMEDIATE;") + (found == "1" ? kMigrate1To2 : "") + kMigrate2To3 + kSchema + "COMMIT;");
-      found = "3";
+    if (found == "1" || found == "2" || found == "3") {
+      exec(std::string("BEGIN IMMEDIATE;") + (found == "1" ? kMigrate1To2 : "") + (found != "3" ? kMigrate2To3 : "") +
+           kMigrate3To4 + kSchema + "COMMIT;");
+      found = "4";
     }
     if (!found.empty() && found != std::to_string(kSchemaVersion)) {
       throw StoreError(path + ": results store schema version " + found + ", this build reads version " +
@@ -216,8 +224,8 @@ void Store::record(const RunRecord& r) {
                   "INSERT OR REPLACE INTO runs (suite, hash, id, task, model, d_model, lr, weight_decay, seed, config, "
                   "status, error, best_accuracy, final_accuracy, best_epoch, epochs, steps, diverged_step, parameters, "
                   "wall_s, tokens_per_s, device, git_commit, versions, finished_at, gpu_name, threads, "
-                  "backend_train_forward, backend_train_backward, backend_eval_forward, train_step) "
-                  "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+                  "backend_train_forward, backend_train_backward, backend_eval_forward, train_step, backend_pieces) "
+                  "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     int i = 1;
     run.bind(i++, r.suite).bind(i++, r.hash).bind(i++, r.id).bind(i++, r.task).bind(i++, r.model);
     run.bind(i++, r.d_model).bind(i++, r.lr).bind(i++, r.weight_decay).bind(i++, r.seed).bind(i++, r.config);
@@ -226,7 +234,7 @@ void Store::record(const RunRecord& r) {
     run.bind(i++, r.parameters).bind(i++, r.wall_s).bind(i++, r.tokens_per_s).bind(i++, r.device);
     run.bind(i++, r.git_commit).bind(i++, r.versions).bind(i++, r.finished_at).bind(i++, r.gpu_name);
     run.bind(i++, r.threads).bind(i++, r.backend_train_forward).bind(i++, r.backend_train_backward);
-    run.bind(i++, r.backend_eval_forward).bind(i++, r.train_step);
+    run.bind(i++, r.backend_eval_forward).bind(i++, r.train_step).bind(i++, r.backend_pieces);
     run.step();
     Statement unclaim(db_, "DELETE FROM claims WHERE suite = ? AND hash = ?");
     unclaim.bind(1, r.suite).bind(2, r.hash).step();
@@ -253,7 +261,7 @@ std::map<std::string, RunRecord> Store::runs(const std::string& suite, bool with
               "SELECT suite, hash, id, task, model, d_model, lr, weight_decay, seed, config, status, error, best_accuracy, "
               "final_accuracy, best_epoch, epochs, steps, diverged_step, parameters, wall_s, tokens_per_s, device, "
               "git_commit, versions, finished_at, gpu_name, threads, backend_train_forward, backend_train_backward, "
-              "backend_eval_forward, train_step FROM runs WHERE suite = ?");
+              "backend_eval_forward, train_step, backend_pieces FROM runs WHERE suite = ?");
   q.bind(1, suite);
   while (q.step()) {
     RunRecord r;
@@ -266,7 +274,7 @@ std::map<std::string, RunRecord> Store::runs(const std::string& suite, bool with
     r.wall_s = q.real(i++), r.tokens_per_s = q.real(i++), r.device = q.text(i++), r.git_commit = q.text(i++);
     r.versions = q.text(i++), r.finished_at = q.text(i++), r.gpu_name = q.text(i++), r.threads = q.integer(i++);
     r.backend_train_forward = q.text(i++), r.backend_train_backward = q.text(i++), r.backend_eval_forward = q.text(i++);
-    r.train_step = q.text(i++);
+    r.train_step = q.text(i++), r.backend_pieces = q.text(i++);
     out.emplace(r.hash, std::move(r));
   }
   if (with_history) {

@@ -40,6 +40,7 @@ struct RunRecord {
   int64_t threads = 0;          // LibTorch intra-op threads
   std::string backend_train_forward, backend_train_backward, backend_eval_forward;  // kernels/common/backend.h
   std::string train_step;       // "captured (CUDA graph) after 3 eager steps", "eager (cpu)", ... (train/step.h)
+  std::string backend_pieces;   // "embedding kernel, LayerNorm kernel, ..." (models/pieces.h); empty: not recorded
   std::string git_commit, versions, finished_at;
   std::vector<train::EpochMetrics> history;
 };

@@ -42,6 +42,16 @@ BackendCounts counts_of(const nlohmann::json& j) {
   return {j.at(0).get<int64_t>(), j.at(1).get<int64_t>(), j.at(2).get<int64_t>(), j.at(3).get<int64_t>()};
 }
 
+// [piece][form] as nested arrays (models/pieces.h's order).
+nlohmann::json pieces_json(const models::PieceCounts& c) { return c.calls; }
+models::PieceCounts pieces_of(const nlohmann::json& j) {
+  models::PieceCounts c;
+  for (size_t p = 0; p < c.calls.size(); ++p) {
+    for (size_t f = 0; f < c.calls[p].size(); ++f) c.calls[p][f] = j.at(p).at(f).get<int64_t>();
+  }
+  return c;
+}
+
 // "cuda" or "cpu": the generators saved differ (a CUDA run saves its device's too).
 std::string device_kind(const at::Device& device) { return device.is_cuda() ? "cuda" : "cpu"; }
 
@@ -70,7 +80,8 @@ nlohmann::json progress_json(const ResumeState& s, const at::Device& device) {
           {"history", history},
           {"step_losses", losses},
           {"train_calls", counts_json(s.train_calls)},
-          {"eval_calls", counts_json(s.eval_calls)}};
+          {"eval_calls", counts_json(s.eval_calls)},
+          {"train_pieces", pieces_json(s.train_pieces)}};
 }
 
 ResumeState state_of(const nlohmann::json& j) {
@@ -105,6 +116,9 @@ ResumeState state_of(const nlohmann::json& j) {
   for (const auto& x : j.at("step_losses")) r.step_losses.push_back(number_from_json(x));
   s.train_calls = counts_of(j.at("train_calls"));
   s.eval_calls = counts_of(j.at("eval_calls"));
+  // Absent from states saved before the pieces were counted: those are of an earlier commit, which
+  // load_resume_state refuses below, after reading them.
+  if (j.contains("train_pieces")) s.train_pieces = pieces_of(j.at("train_pieces"));
   return s;
 }
 

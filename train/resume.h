@@ -15,6 +15,7 @@
 
 #include "kernels/common/backend.h"
 #include "models/language_model.h"
+#include "models/pieces.h"
 #include "train/step.h"
 #include "train/trainer.h"
 
@@ -34,6 +35,7 @@ struct ResumeState {
   int64_t tokens = 0;        // training tokens so far
   RunSummary summary;        // status "completed", steps, history, step_losses, best and final accuracy, wall_s
   BackendCounts train_calls, eval_calls;
+  models::PieceCounts train_pieces;  // the pieces' forms in training so far (models/pieces.h)
 };
 
 // Writes <dir>/state.pt (creating dir), atomically. Throws std::runtime_error naming the path on failure.

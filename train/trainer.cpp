@@ -2,6 +2,7 @@
 
 #include "kernels/common/backend.h"
 #include "models/language_model.h"
+#include "models/pieces.h"
 #include "tasks/dataset.h"
 #include "tasks/metrics.h"
 #include "tasks/registry.h"
@@ -124,6 +125,7 @@ std::string to_json(const RunSummary& s, const ExperimentConfig& c, const TrainO
                                     {"backend_train_forward", s.backend_train_forward},
                                     {"backend_train_backward", s.backend_train_backward},
                                     {"backend_eval_forward", s.backend_eval_forward},
+                                    {"backend_pieces", s.backend_pieces},
                                     {"train_step", s.train_step}};
   return j.dump();
 }
@@ -240,6 +242,7 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
   int64_t tokens = 0;
   summary.status = "completed";
   BackendCounts train_calls, eval_calls;
+  models::PieceCounts train_pieces;
   int64_t steps_before = 0;  // steps a resume state brought: not this process's rate
   double wall_before = 0;    // the time they took
   const auto report = [&](int64_t epoch, int64_t step, double loss, const EpochMetrics* evaluated) {
@@ -294,6 +297,7 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
       wall_before = r->summary.wall_s;
       train_calls = r->train_calls;
       eval_calls = r->eval_calls;
+      train_pieces = r->train_pieces;
       const RunSummary& before = r->summary;
       summary.steps = before.steps, summary.epochs = before.epochs;
       summary.best_accuracy = before.best_accuracy, summary.best_epoch = before.best_epoch;
@@ -320,6 +324,7 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
     state.summary.wall_s = wall_before + since(start);
     state.train_calls = train_calls;
     state.eval_calls = eval_calls;
+    state.train_pieces = train_pieces;
     save_resume_state(opt.resume_dir, state, model, optimizer, device);
     last_save = Clock::now();
   };
@@ -349,6 +354,7 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
     epoch_loss_sum = 0;
     epoch_losses = 0;
     const auto train_before = backend_counts();
+    const auto pieces_before = models::piece_counts();
     for (int64_t b = 0; b < steps_per_epoch; ++b) {
       const auto batch = train_set.batch(b, t.batch_size);
       step.run(batch);
@@ -363,6 +369,7 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
     }
     absorb();
     train_calls += backend_counts() - train_before;
+    train_pieces += models::piece_counts() - pieces_before;
     if (summary.status == "diverged") break;
 
     // Evaluation on the test set, in order, with the task's metric.
@@ -421,6 +428,7 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
   summary.backend_train_forward = ours ? forward_backend(train_calls) : aten;
   summary.backend_train_backward = ours ? backward_backend(train_calls) : (summary.steps > 0 ? aten : "none");
   summary.backend_eval_forward = ours ? forward_backend(eval_calls) : (summary.epochs > 0 ? aten : "none");
+  summary.backend_pieces = models::pieces_summary(train_pieces);
   summary.train_step = step.mode() + "; evaluation " + eval_step.mode();
   if (first_epoch > 0) summary.train_step += fmt::format("; resumed after epoch {}", first_epoch);
   if (!opt.resume_dir.empty()) {  // the run ended: nothing to resume

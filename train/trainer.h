@@ -40,6 +40,9 @@ struct RunSummary {
   // evaluation's forward. Softmax attention calls no deltabench op: "aten".
   std::string backend_train_forward, backend_train_backward, backend_eval_forward;
   std::string backend() const;
+  // What served the pieces around them in training (models/pieces.h): "embedding kernel, LayerNorm
+  // kernel, short conv kernel, q/k L2 norm kernel, RMSNorm kernel", "none" where training took no step.
+  std::string backend_pieces;
   // How the training step and evaluation ran: "captured (CUDA graph) after 3 eager steps; evaluation
   // captured (CUDA graph)", "eager (cpu); evaluation eager (cpu)", or eager with the reason a capture
   // failed (train/step.h).

@@ -73,6 +73,7 @@ void add_train_command(CLI::App& app, int& status) {
                how, s.best_accuracy, s.best_epoch, s.final_accuracy, s.steps, s.wall_s, s.tokens_per_s,
                with_commas(s.parameters), s.device);
     fmt::print("backend: {}\n", s.backend());
+    fmt::print("pieces: {}\n", s.backend_pieces);
     fmt::print("step: {}\n", s.train_step);
     fmt::print("metrics: {}\n", options.metrics_path);
     status = 0;

@@ -38,6 +38,15 @@ check "progress lines show position and ETA" grep -qE '^\[16/16\] long/delta/d16
 check "the report was written at the end" test -s "$tmp/report-a/table.md"
 check "the report has every cell" bash -c "! grep -q 'missing (' '$tmp/report-a/table.md'"
 check "the report names the models" grep -q "| DeltaNet |" "$tmp/report-a/table.md"
+# What ran around the sequence ops, per model (models/pieces.h): on a GPU under auto every piece on
+# deltabench's kernels; on the CPU the fused passes for the convolution and the L2 norm, ATen's forms else.
+if ((gpu)); then
+  pieces='delta: embedding kernel, LayerNorm kernel, RMSNorm kernel, short conv kernel, q/k L2 norm kernel | linear: embedding kernel, LayerNorm kernel'
+else
+  pieces='delta: embedding aten, LayerNorm aten, RMSNorm aten, short conv cpu fused, q/k L2 norm cpu fused | linear: embedding aten, LayerNorm aten'
+fi
+check "the report says what ran around the ops" \
+  grep -qxF "Pieces around the ops in training (kernel, cpu fused or aten): $pieces." "$tmp/report-a/table.md"
 "$bin" run "$suite" --store "$tmp/a.sqlite" "${one[@]}" --no-report >"$tmp/a3.txt" 2>&1
 check "a third run has nothing to do" grep -q "16 already in .*, 0 to run" "$tmp/a3.txt"
 

@@ -21,6 +21,7 @@
 #include "models/gates.h"
 #include "models/language_model.h"
 #include "models/norm.h"
+#include "models/pieces.h"
 #include "models/short_conv.h"
 #include "tests/support/catch.h"
 #include "tests/support/sequence_checks.h"
@@ -652,7 +653,9 @@ TEST_CASE("cuda: the language model under kernel and auto takes the LayerNorm an
     c.mixer.backend = backend;
     models::LanguageModel model(c);
     model->to(gpu);
+    const auto pieces_before = models::piece_counts();
     const auto logits = model->forward(tokens);
+    const auto pieces = models::piece_counts() - pieces_before;
     // kernel and auto take both kernels (the blocks' and the final LayerNorm, the embedding's gradient);
     // reference neither.
     const auto names = autograd_names(logits);
@@ -660,6 +663,11 @@ TEST_CASE("cuda: the language model under kernel and auto takes the LayerNorm an
     INFO("backend " << static_cast<int>(backend));
     CHECK(has_node(names, "LayerNormCuda") == ours);
     CHECK(has_node(names, "EmbeddingCuda") == ours);
+    // ... and the count that a run records says the same: two lookups (tokens, positions), three LayerNorms.
+    const auto form = ours ? models::PieceForm::kKernel : models::PieceForm::kAten;
+    CHECK(pieces.of(models::Piece::kEmbedding, form) == 2);
+    CHECK(pieces.of(models::Piece::kLayerNorm, form) == 3);
+    CHECK(models::pieces_summary(pieces) == (ours ? "embedding kernel, LayerNorm kernel" : "embedding aten, LayerNorm aten"));
     logits.to(at::kFloat).logsumexp(-1).mean().backward();
     std::vector<at::Tensor> g;
     for (const auto& p : model->parameters()) g.push_back(p.grad().cpu());

@@ -7,6 +7,9 @@
 #include "tests/support/golden.h"
 #include "tests/support/temp_dir.h"
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -77,6 +80,25 @@ TEST_CASE("an empty store gives a report of missing cells, not numbers") {
   CHECK(md.find("Runs: 0 of 32 in the store.") != std::string::npos);
   CHECK(md.find("missing (0/2 runs)") != std::string::npos);
   CHECK(md.find("0.") == md.find("0.001"));  // no accuracy printed: the first "0." is the rule's lr
+}
+
+TEST_CASE("the report says what ran around the ops per model, and how many runs did not record it") {
+  const auto suite = fixture_suite();
+  auto records = fixture_records(suite);
+  CHECK(report::render_markdown(suite, records).find("Pieces around") == std::string::npos);  // none recorded
+  size_t recorded = 0;
+  for (auto& [hash, r] : records) {
+    if (r.model == "linear" && recorded++ % 2 == 0) continue;  // half the linear runs from before
+    r.backend_pieces = r.model == "delta" ? "embedding kernel, short conv kernel" : "embedding aten";
+  }
+  const auto md = report::render_markdown(suite, records);
+  const auto unrecorded = std::count_if(records.begin(), records.end(),
+                                        [](const auto& r) { return r.second.backend_pieces.empty(); });
+  REQUIRE(unrecorded > 0);
+  CHECK(md.find(fmt::format("Pieces around the ops in training (kernel, cpu fused or aten): delta: embedding kernel, "
+                            "short conv kernel | linear: embedding aten; not recorded for {} of the {} runs (trained "
+                            "before deltabench recorded them).",
+                            unrecorded, records.size())) != std::string::npos);
 }
 
 TEST_CASE("a cell whose unselected axis varies is an error naming the axis") {

@@ -41,6 +41,7 @@ TEST_CASE("record_json: runs written as JSON read back field for field, epochs a
   a.tokens_per_s = 123456.789;
   a.train_step = "captured (CUDA graph) after 3 eager steps; resumed after epoch 2";
   a.backend_train_forward = "kernel";
+  a.backend_pieces = "embedding kernel, LayerNorm kernel + aten";
   auto b = testing::make_record("bbbb", 0.5, 1);
   b.status = "diverged";
   b.diverged_step = 17;
@@ -64,6 +65,19 @@ TEST_CASE("record_json: runs written as JSON read back field for field, epochs a
   CHECK(std::isnan(runs.at("bbbb").final_accuracy));
   CHECK(runs.at("aaaa").wall_s == 1.0 / 3.0);
   CHECK(runs.at("aaaa").error == a.error);
+  CHECK(runs.at("aaaa").backend_pieces == a.backend_pieces);
+}
+
+TEST_CASE("record_json: an export written before the pieces were recorded reads them as not recorded") {
+  const testing::TempDir dir("deltabench-record-json-test");
+  auto a = testing::make_record("aaaa", 0.75, 1);
+  a.backend_pieces = "embedding kernel";
+  auto j = sweep::run_json_with_history(a);
+  j.erase("backend_pieces");
+  const auto runs = sweep::read_runs_json(write(dir, "old.json", "[" + j.dump() + "]"), "s");
+  REQUIRE(runs.size() == 1);
+  CHECK(runs.at("aaaa").backend_pieces.empty());
+  CHECK(runs.at("aaaa").final_accuracy == 0.75);
 }
 
 TEST_CASE("record_json: a file that is not a runs export is an error naming the file, the run and the field") {

@@ -21,6 +21,21 @@
 using namespace deltabench;
 using testing::make_record;
 
+namespace {
+
+// Runs each statement on the store's file outside the Store class: to turn a store back into an older schema.
+void run_sql(const std::string& path, std::initializer_list<const char*> statements) {
+  for (const char* sql : statements) {
+    INFO(sql);
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+    CHECK(sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+  }
+}
+
+}  // namespace
+
 TEST_CASE("a recorded run reads back whole, epochs and NaN included") {
   testing::TempDir dir("deltabench-store-test");
   sweep::Store store((dir.path() / "sub" / "store.sqlite").string());
@@ -150,7 +165,7 @@ TEST_CASE("claims: a run is trained by one process; a dead or silent claimant's 
   CHECK(store.claims("s").size() == 1);
 }
 
-TEST_CASE("a store of schema version 1 gains version 2's and 3's columns and keeps its runs") {
+TEST_CASE("a store of schema version 1 gains version 2's, 3's and 4's columns and keeps its runs") {
   testing::TempDir dir("deltabench-store-v1");
   const auto path = (dir.path() / "v1.sqlite").string();
   {
@@ -158,45 +173,63 @@ TEST_CASE("a store of schema version 1 gains version 2's and 3's columns and kee
     store.record(make_record("h1", 0.25));
   }
   // Back to version 1's shape: the runs table without the new columns, no claims table.
-  for (const char* sql : {"ALTER TABLE runs DROP COLUMN train_step", "ALTER TABLE runs DROP COLUMN gpu_name",
-                          "ALTER TABLE runs DROP COLUMN threads",
-                          "ALTER TABLE runs DROP COLUMN backend_train_forward",
-                          "ALTER TABLE runs DROP COLUMN backend_train_backward",
-                          "ALTER TABLE runs DROP COLUMN backend_eval_forward", "DROP TABLE claims",
-                          "UPDATE meta SET value = '1' WHERE key = 'schema_version'"}) {
-    sqlite3* db = nullptr;
-    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-    CHECK(sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK);
-    sqlite3_close(db);
-  }
+  run_sql(path, {"ALTER TABLE runs DROP COLUMN backend_pieces", "ALTER TABLE runs DROP COLUMN train_step",
+                 "ALTER TABLE runs DROP COLUMN gpu_name", "ALTER TABLE runs DROP COLUMN threads",
+                 "ALTER TABLE runs DROP COLUMN backend_train_forward",
+                 "ALTER TABLE runs DROP COLUMN backend_train_backward",
+                 "ALTER TABLE runs DROP COLUMN backend_eval_forward", "DROP TABLE claims",
+                 "UPDATE meta SET value = '1' WHERE key = 'schema_version'"});
   sweep::Store store(path);
   const auto runs = store.runs("s");
   REQUIRE(runs.size() == 1);
   CHECK(runs.at("h1").final_accuracy == 0.25);
   CHECK(runs.at("h1").backend_train_forward.empty());
   CHECK(runs.at("h1").train_step.empty());
+  CHECK(runs.at("h1").backend_pieces.empty());
   CHECK(store.claim("s", "h9", sweep::this_process(), false, 300) == sweep::ClaimResult::kClaimed);
 }
 
-TEST_CASE("a store of schema version 2 gains train_step, keeps its runs and records the new column") {
+TEST_CASE("a store of schema version 2 gains train_step and backend_pieces, keeps its runs and records the new columns") {
   testing::TempDir dir("deltabench-store-v2");
   const auto path = (dir.path() / "v2.sqlite").string();
   {
     sweep::Store store(path);
     store.record(make_record("h1", 0.5));
   }
-  for (const char* sql : {"ALTER TABLE runs DROP COLUMN train_step", "UPDATE meta SET value = '2' WHERE key = 'schema_version'"}) {
-    sqlite3* db = nullptr;
-    REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
-    CHECK(sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK);
-    sqlite3_close(db);
-  }
+  run_sql(path, {"ALTER TABLE runs DROP COLUMN backend_pieces", "ALTER TABLE runs DROP COLUMN train_step",
+                 "UPDATE meta SET value = '2' WHERE key = 'schema_version'"});
   sweep::Store store(path);
   CHECK(store.runs("s").at("h1").final_accuracy == 0.5);
   auto r = make_record("h2", 0.75);
   r.train_step = "captured (CUDA graph) after 3 eager steps";
+  r.backend_pieces = "embedding kernel, LayerNorm kernel";
   store.record(r);
   CHECK(store.runs("s").at("h2").train_step == r.train_step);
+  CHECK(store.runs("s").at("h2").backend_pieces == r.backend_pieces);
+}
+
+TEST_CASE("a store of schema version 3 gains backend_pieces, keeps its runs and records the new column") {
+  testing::TempDir dir("deltabench-store-v3");
+  const auto path = (dir.path() / "v3.sqlite").string();
+  {
+    sweep::Store store(path);
+    auto r = make_record("h1", 0.5);
+    r.train_step = "eager (cpu); evaluation eager (cpu)";
+    store.record(r);
+  }
+  run_sql(path, {"ALTER TABLE runs DROP COLUMN backend_pieces",
+                 "UPDATE meta SET value = '3' WHERE key = 'schema_version'"});
+  {
+    sweep::Store store(path);
+    const auto h1 = store.runs("s").at("h1");
+    CHECK(h1.train_step == "eager (cpu); evaluation eager (cpu)");
+    CHECK(h1.backend_pieces.empty());
+    auto r = make_record("h2", 0.75);
+    r.backend_pieces = "short conv cpu fused, q/k L2 norm cpu fused";
+    store.record(r);
+  }
+  sweep::Store reopened(path);  // now version 4: opened as it is
+  CHECK(reopened.runs("s").at("h2").backend_pieces == "short conv cpu fused, q/k L2 norm cpu fused");
 }
 
 TEST_CASE("a store that is not there is an error when it must exist, and is not created") {

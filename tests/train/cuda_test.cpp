@@ -196,6 +196,10 @@ TEST_CASE("cuda: DeltaNet and Gated DeltaNet train on the kernels as on the refe
       CHECK(ker.backend_train_backward == "kernel");
       CHECK(ker.backend_eval_forward == "kernel");
       CHECK(ker.train_step.rfind("captured", 0) == 0);
+      // The pieces follow the backend: all on our kernels under kernel, all ATen's under reference.
+      CHECK(ker.backend_pieces ==
+            "embedding kernel, LayerNorm kernel, RMSNorm kernel, short conv kernel, q/k L2 norm kernel");
+      CHECK(ref.backend_pieces == "embedding aten, LayerNorm aten, RMSNorm aten, short conv aten, q/k L2 norm aten");
       REQUIRE(ker.step_losses.size() == 50);
       REQUIRE(ref.step_losses.size() == 50);
       double worst = 0;

@@ -74,6 +74,7 @@ void check_same_run(const RunSummary& resumed, const RunSummary& whole) {
     CHECK(resumed.history[i].lr == whole.history[i].lr);
   }
   CHECK(resumed.backend() == whole.backend());
+  CHECK(resumed.backend_pieces == whole.backend_pieces);
 }
 
 }  // namespace
@@ -127,6 +128,8 @@ TEST_CASE("resume: a state of another config, epoch count or commit is not used,
   CHECK(why.empty());
   CHECK(state->epochs_done == 1);
   CHECK(state->summary.history.size() == 1);
+  // The pieces' counts of the epoch trained come back, so the resumed run's record counts all its epochs.
+  CHECK(state->train_pieces.of(models::Piece::kEmbedding, models::PieceForm::kAten) > 0);
   CHECK(!load_resume_state(temp.path() / "none", c.hash, 4, "abc123", model, optimizer, at::kCPU, &why));
   CHECK(why.empty());  // no state: nothing to say
 

@@ -262,6 +262,9 @@ TEST_CASE("trainer: metrics file and checkpoint", "[trainer]") {
   CHECK(s.backend_train_backward == "reference (ATen autograd)");
   CHECK(s.backend_eval_forward == "reference");
   CHECK(s.train_step == "eager (cpu); evaluation eager (cpu)");
+  // Around them: the fused CPU passes for the short convolutions and q and k's L2 norm, ATen's forms
+  // for the rest (models/pieces.h).
+  CHECK(s.backend_pieces == "embedding aten, LayerNorm aten, RMSNorm aten, short conv cpu fused, q/k L2 norm cpu fused");
   std::ifstream in(options.metrics_path);
   std::string line;
   int epochs = 0, summaries = 0;
@@ -277,6 +280,7 @@ TEST_CASE("trainer: metrics file and checkpoint", "[trainer]") {
       CHECK(j.at("final_accuracy").get<double>() == s.final_accuracy);
       CHECK(j.at("backend_train_forward") == "reference");
       CHECK(j.at("train_step") == s.train_step);
+      CHECK(j.at("backend_pieces") == s.backend_pieces);
     }
   }
   CHECK(epochs == 2);
