@@ -9,6 +9,11 @@
 #include <cmath>
 
 namespace deltabench::models {
+namespace {
+
+constexpr double kEps = 1e-6;  // added to the normaliser's denominator
+
+}  // namespace
 
 LinearAttentionImpl::LinearAttentionImpl(int64_t d_model, const MixerConfig& c) : config_(c), heads_(c.num_heads) {
   const auto dims = head_dims(d_model, c);
@@ -28,13 +33,26 @@ LinearAttentionImpl::LinearAttentionImpl(int64_t d_model, const MixerConfig& c) 
   out_ = register_module("o_proj", linear(heads_ * value_dim_, d_model));
 }
 
-LinearAttentionImpl::Projected LinearAttentionImpl::project(const at::Tensor& x) {
+at::Tensor linear_attention_denominator_apart(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                              const SequenceOptions& options, double eps) {
+  TORCH_CHECK(!options.initial_state.defined() && !options.output_final_state,
+              "linear attention with its denominator apart: no initial or final state (the ones column's state "
+              "carries z; use the op on v with that column)");
+  // fp32 at least: a 16-bit running sum over T loses the later terms.
+  const auto f = v.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const auto num = linear_attention(q, k, v, at::Tensor(), options).o;  // [B, T, H, V]
+  const auto z = k.to(f).cumsum(1);                                     // [B, T, H, K]
+  const auto den = (q.to(f) * z).sum(-1, /*keepdim=*/true);             // [B, T, H, 1]
+  return (num.to(f) / (den + eps)).to(v.scalar_type());
+}
+
+LinearAttentionImpl::Projected LinearAttentionImpl::project(const at::Tensor& x, bool ones) {
   const int64_t B = x.size(0), T = x.size(1);
   Projected p;
   p.q = apply_feature_map(q_->forward(x).view({B, T, heads_, key_dim_}), config_.feature_map);
   p.k = apply_feature_map(k_->forward(x).view({B, T, heads_, key_dim_}), config_.feature_map);
   p.v = v_->forward(x).view({B, T, heads_, value_dim_});
-  if (config_.normalize) p.v = at::cat({p.v, at::ones_like(p.v.narrow(-1, 0, 1))}, -1);
+  if (ones) p.v = at::cat({p.v, at::ones_like(p.v.narrow(-1, 0, 1))}, -1);
   p.q = p.q.to(p.v.scalar_type());  // one dtype for the op, also under autocast
   p.k = p.k.to(p.v.scalar_type());
   if (config_.decay == DecayKind::kRetNet) {
@@ -47,23 +65,30 @@ LinearAttentionImpl::Projected LinearAttentionImpl::project(const at::Tensor& x)
   return p;
 }
 
-at::Tensor LinearAttentionImpl::finish(const at::Tensor& o) {
+at::Tensor LinearAttentionImpl::finish(const at::Tensor& o, bool normalised) {
   at::Tensor y = o;
-  if (config_.normalize) y = o.narrow(-1, 0, value_dim_) / (o.narrow(-1, value_dim_, 1) + 1e-6);
+  if (config_.normalize && !normalised) y = o.narrow(-1, 0, value_dim_) / (o.narrow(-1, value_dim_, 1) + kEps);
   return out_->forward(y.reshape({o.size(0), o.size(1), heads_ * value_dim_}));
 }
 
+bool LinearAttentionImpl::denominator_apart() const {
+  return config_.normalize && config_.decay == DecayKind::kNone && config_.backend == BackendChoice::kKernel;
+}
+
 at::Tensor LinearAttentionImpl::forward(const at::Tensor& x) {
-  const auto p = project(x);
+  const bool apart = denominator_apart();
+  const auto p = project(x, config_.normalize && !apart);
   SequenceOptions options;
   options.backend = config_.backend;
   options.chunk_size = config_.chunk_size;
   if (config_.normalize) options.scale = 1.0;  // the ratio cancels any scale
+  if (apart) return finish(linear_attention_denominator_apart(p.q, p.k, p.v, options, kEps), /*normalised=*/true);
   return finish(linear_attention(p.q, p.k, p.v, p.g, options).o);
 }
 
 at::Tensor LinearAttentionImpl::step(const at::Tensor& x, MixerState& state) {
-  const auto p = project(x.unsqueeze(1));
+  // Decoding carries z in the state's ones column, whatever forward did: the same ratio.
+  const auto p = project(x.unsqueeze(1), config_.normalize);
   SequenceOptions options;
   options.backend = config_.backend;
   options.mode = Mode::kRecurrent;

@@ -213,6 +213,46 @@ TEST_CASE("cuda: DeltaNet and Gated DeltaNet train on the kernels as on the refe
   }
 }
 
+TEST_CASE("cuda: normalised linear attention trains on the kernels (its denominator apart) as on the reference ops",
+          "[cuda][backward]") {
+  // Under backend kernel the layer runs the op on v alone and the denominator as a cumulative sum
+  // (models/linear_attention.h); under reference the op on v with a ones column. Head dim 64 (d_model 128,
+  // two heads): the chunked training pair; 32 (d_model 64): the recurrent pair.
+  REQUIRE(at::hasCUDA());
+  for (const int64_t d_model : {128, 64}) {
+    for (const std::string precision : {"fp32", "auto"}) {
+      INFO("d_model " << d_model << ", precision " << precision);
+      auto c = train::load_experiment(std::string(DELTABENCH_SOURCE_DIR) + "/configs/mqar-tiny.toml");
+      c.model.d_model = d_model;
+      c.model.mixer = models::default_mixer(models::MixerKind::kLinearAttention);
+      c.model.mixer.num_heads = 2;
+      c.train.precision = precision;
+      c.train.early_stop = 0;
+      train::TrainOptions options;
+      options.placement.device = "cuda";
+      options.progress = false;
+      options.max_steps = 50;
+      options.placement.backend = "reference";
+      const auto ref = train::run_experiment(c, options);
+      options.placement.backend = "kernel";
+      const auto ker = train::run_experiment(c, options);
+      CHECK(ref.backend() == "train fwd reference, bwd reference (ATen autograd); eval fwd reference");
+      CHECK(ker.backend() == "train fwd kernel, bwd kernel; eval fwd kernel");
+      CHECK(ker.train_step.rfind("captured", 0) == 0);
+      REQUIRE(ker.step_losses.size() == 50);
+      REQUIRE(ref.step_losses.size() == 50);
+      double worst = 0;
+      for (size_t i = 0; i < 50; ++i) {
+        worst = std::max(worst, std::abs(ker.step_losses[i] - ref.step_losses[i]) / std::abs(ref.step_losses[i]));
+      }
+      std::cout << "linear attention d_model " << d_model << " " << precision << ": largest relative loss "
+                << "difference, kernel against reference ops, over 50 steps: " << worst << "\n";
+      CHECK(worst <= (precision == "fp32" ? 1e-3 : 2e-2));  // the DeltaNet test's bounds
+      CHECK(std::abs(ker.final_accuracy - ref.final_accuracy) <= 0.05);
+    }
+  }
+}
+
 TEST_CASE("cuda: DeltaNet learns the tiny MQAR on the kernels", "[cuda][backward]") {
   REQUIRE(at::hasCUDA());
   const auto c = train::load_experiment(std::string(DELTABENCH_SOURCE_DIR) + "/configs/mqar-tiny.toml");
