@@ -492,8 +492,10 @@ SequenceOutput chunk_train(Family family, const SequenceShape& shape, const at::
   auto cfg = config_of(family, shape, options);
   // Linear attention's fused forward rounds its operands to the input's dtype (its state grows with T
   // and may leave fp16's range), and q S0 alone at T = 1 came to a relative RMS error of 0.0030 in bf16
-  // on the H200 (4a8a21d), at FLA's bound of 0.003: its training forward takes the stages in fp32.
-  cfg.fused_forward = family != Family::kLinearAttention;
+  // on the H200 (4a8a21d), at FLA's bound of 0.003: with an initial state its training forward takes the
+  // stages in fp32. Without one (every model's training step) the rounded S0 is not there, and the fused
+  // forward is the one the forward tests hold to the bounds at every T.
+  cfg.fused_forward = family != Family::kLinearAttention || !options.initial_state.defined();
   return apply(cfg, q, k, v, beta, g, options);
 }
 
