@@ -44,13 +44,17 @@ def registry_path() -> Path:
 
 def cases(path: Path):
     """(op, B, T, H, K, V) of every case: the fixed cases in order, then each sweep's new ones (a sweep's
-    tables in the file's order; B = max(1, tokens // T) where the sweep gives tokens)."""
+    tables in the file's order; B = max(1, tokens // T) where the sweep gives tokens; each B of an
+    array at the sweep's one T)."""
     registry = tomllib.loads(path.read_text())
     out = [tuple(row[:6]) for row in registry.get("fixed", {}).get("cases", [])]
     for sweep in registry.get("sweeps", {}).values():  # tomllib keeps the file's order
         for op in sweep["ops"]:
-            for T in sweep["T"]:
-                B = max(1, sweep["tokens"] // T) if "tokens" in sweep else sweep["B"]
+            if isinstance(sweep.get("B"), list):
+                points = [(B, sweep["T"][0]) for B in sweep["B"]]
+            else:
+                points = [(max(1, sweep["tokens"] // T) if "tokens" in sweep else sweep["B"], T) for T in sweep["T"]]
+            for B, T in points:
                 case = (op, B, T, sweep["H"], sweep["K"], sweep["V"])
                 if case not in out:
                     out.append(case)
@@ -68,9 +72,9 @@ def import_fla(path: str):
     sys.modules["fla"] = package
     import fla.ops.common.chunk_o as chunk_o
     chunk_o.TRITON_ABOVE_3_7_1 = True  # timing only: see the module docstring
-    from fla.ops.delta_rule import chunk_delta_rule
+    from fla.ops.delta_rule import chunk_delta_rule, fused_recurrent_delta_rule
     from fla.ops.gated_delta_rule import chunk_gated_delta_rule, fused_recurrent_gated_delta_rule
-    from fla.ops.simple_gla import chunk_simple_gla
+    from fla.ops.simple_gla import chunk_simple_gla, fused_recurrent_simple_gla
 
     ops = {
         "delta_rule": lambda q, k, v, g, beta, h: chunk_delta_rule(q, k, v, beta),
@@ -78,6 +82,11 @@ def import_fla(path: str):
         "linear_attention": lambda q, k, v, g, beta, h: chunk_simple_gla(q, k, v, g),  # with scalar decay
         "decode_gated_delta_rule": lambda q, k, v, g, beta, h: fused_recurrent_gated_delta_rule(
             q, k, v, g, beta, initial_state=h, output_final_state=True),
+        # The other families' decode steps, as FLA's layers decode (keywords: the orders differ by version).
+        "decode_delta_rule": lambda q, k, v, g, beta, h: fused_recurrent_delta_rule(
+            q=q, k=k, v=v, beta=beta, initial_state=h, output_final_state=True),
+        "decode_linear_attention": lambda q, k, v, g, beta, h: fused_recurrent_simple_gla(
+            q=q, k=k, v=v, g=g, initial_state=h, output_final_state=True),
     }
     ops["fwd_bwd_delta_rule"] = ops["delta_rule"]
     ops["fwd_bwd_gated_delta_rule"] = ops["gated_delta_rule"]

@@ -13,8 +13,9 @@ namespace deltabench::bench {
 namespace {
 
 constexpr const char* kOps[] = {"delta_rule",         "gated_delta_rule",         "linear_attention",
-                                "sdpa",               "decode_gated_delta_rule",  "fwd_bwd_delta_rule",
-                                "fwd_bwd_gated_delta_rule", "fwd_bwd_linear_attention", "fwd_bwd_sdpa"};
+                                "sdpa",               "decode_delta_rule",        "decode_gated_delta_rule",
+                                "decode_linear_attention", "fwd_bwd_delta_rule",  "fwd_bwd_gated_delta_rule",
+                                "fwd_bwd_linear_attention", "fwd_bwd_sdpa"};
 
 [[noreturn]] void fail(const std::string& source, int line, const std::string& what, const std::string& message) {
   throw KernelCaseError(source + ":" + std::to_string(line) + ": " + what + ": " + message);
@@ -126,18 +127,32 @@ KernelCases parse_kernel_cases(const std::string& text, const std::string& sourc
       for (const auto& T : array(key(t, "T", source, what), source, what + " T")) s.T.push_back(positive(T, source, what + " T"));
       const bool tokens = t.values.contains("tokens"), batch = t.values.contains("B");
       if (tokens == batch) fail(source, t.line, what, "needs exactly one of 'tokens' (B x T constant) and 'B'");
-      const int64_t amount = positive(t.values.at(tokens ? "tokens" : "B"), source, what + (tokens ? " tokens" : " B"));
+      // B as an array: a sweep over the batch at one T (decode: sequences of one token each).
+      int64_t amount = 0;
+      if (batch && t.values.at("B").is_array()) {
+        for (const auto& B : array(t.values.at("B"), source, what + " B")) s.B.push_back(positive(B, source, what + " B"));
+        if (s.T.size() != 1) {
+          fail(source, t.values.at("T").line, what + " T",
+               "a sweep over B (an array) takes one T, got " + std::to_string(s.T.size()));
+        }
+      } else {
+        amount = positive(t.values.at(tokens ? "tokens" : "B"), source, what + (tokens ? " tokens" : " B"));
+      }
       const int64_t H = positive(key(t, "H", source, what), source, what + " H");
       const int64_t K = positive(key(t, "K", source, what), source, what + " K");
       const int64_t V = positive(key(t, "V", source, what), source, what + " V");
       for (const auto& op : s.ops) {
-        for (const int64_t T : s.T) {
+        const auto one = [&](int64_t B, int64_t T) {
           KernelCase c;
           c.op = op;
-          c.B = tokens ? std::max<int64_t>(1, amount / T) : amount;
-          c.T = T, c.H = H, c.K = K, c.V = V;
+          c.B = B, c.T = T, c.H = H, c.K = K, c.V = V;
           c.sweeps = {name};
           add(c);
+        };
+        if (s.over_batch()) {
+          for (const int64_t B : s.B) one(B, s.T[0]);
+        } else {
+          for (const int64_t T : s.T) one(tokens ? std::max<int64_t>(1, amount / T) : amount, T);
         }
       }
       out.sweeps.push_back(s);

@@ -28,6 +28,10 @@ struct Sweep {
   std::string name, title;
   std::vector<std::string> ops;
   std::vector<int64_t> T;
+  std::vector<int64_t> B;  // a sweep over the batch at its one T (decode): B = [..]; else empty
+  bool over_batch() const { return !B.empty(); }
+  // The figure's axis: B for a sweep over the batch, else T.
+  const std::vector<int64_t>& axis() const { return over_batch() ? B : T; }
 };
 
 struct KernelCases {

@@ -146,11 +146,11 @@ std::vector<Table> tables(const KernelTimings& t) {
   return {forward, decode, train};
 }
 
-// Tokens/s against T for one sweep of the registry: a panel per op of the sweep (SDPA's ops are lines
-// in the panels of their pass), a line per implementation.
+// Tokens/s against T (against B for a sweep over the batch) for one sweep of the registry: a panel per
+// op of the sweep (SDPA's ops are lines in the panels of their pass), a line per implementation.
 struct Curve {
   std::string panel, impl;
-  std::vector<std::pair<int64_t, double>> points;  // (T, million tokens/s)
+  std::vector<std::pair<int64_t, double>> points;  // (T or B, million tokens/s)
 };
 
 // The panels a sweep's figure draws: those with a point of ours or FLA's (SDPA alone is no reason for a
@@ -168,7 +168,9 @@ std::vector<Curve> curves(const KernelTimings& t, const bench::Sweep& sweep) {
         const bool in_sweep = std::find(c.sweeps.begin(), c.sweeps.end(), sweep.name) != c.sweeps.end();
         const bool in_panel = impl == "torch-sdpa" ? c.op == sdpa : c.op == op;
         if (!in_sweep || !in_panel) continue;
-        if (const auto ms = find_ms(t, c, impl)) curve.points.emplace_back(c.T, c.B * c.T / (*ms * 1e3));
+        if (const auto ms = find_ms(t, c, impl)) {
+          curve.points.emplace_back(sweep.over_batch() ? c.B : c.T, c.B * c.T / (*ms * 1e3));
+        }
       }
       std::sort(curve.points.begin(), curve.points.end());
       drawn = drawn || (impl != "torch-sdpa" && !curve.points.empty());
@@ -181,7 +183,7 @@ std::vector<Curve> curves(const KernelTimings& t, const bench::Sweep& sweep) {
 
 // The sweeps with at least one timed point, each a figure throughput_<sweep>.{dat,gp,png,svg} with a
 // panel for each of its ops that has a point. Both axes are logarithmic, their ranges fixed from the
-// sweep's lengths and the panel's points (gnuplot cannot range a single point on a log axis).
+// sweep's lengths (or batches) and the panel's points (gnuplot cannot range a single point on a log axis).
 std::vector<std::string> write_throughput_figures(const KernelTimings& t, const std::filesystem::path& dir, Written& w) {
   std::vector<std::string> names;
   for (const auto& sweep : bench::kernel_cases().sweeps) {
@@ -198,19 +200,22 @@ std::vector<std::string> write_throughput_figures(const KernelTimings& t, const 
     write_file(dir / (name + ".dat"), data, w);
     const size_t panels = cs.size() / kCurveImpls.size(), columns = std::min<size_t>(panels, 3);
     const size_t rows = (panels + columns - 1) / columns;
-    const auto [t_min, t_max] = std::minmax_element(sweep.T.begin(), sweep.T.end());
+    const auto& axis = sweep.axis();
+    const auto [x_min, x_max] = std::minmax_element(axis.begin(), axis.end());
     std::string body = fmt::format("set multiplot layout {},{} title {}\n", rows, columns,
                                    gnuplot_quote("Throughput, bf16, " + sweep.title));
-    body += fmt::format("set logscale xy 2\nset format y \"%g\"\nset xrange [{}:{}]\nset grid\n", *t_min / 1.5,
-                        *t_max * 1.5);
-    std::string tics;  // every other length, as 512, 2K, 8K, ...
-    for (size_t i = 0; i < sweep.T.size(); i += 2) {
-      const int64_t T = sweep.T[i];
-      tics += fmt::format("{}\"{}\" {}", tics.empty() ? "" : ", ", T % 1024 == 0 ? fmt::format("{}K", T / 1024)
-                                                                                   : std::to_string(T), T);
+    body += fmt::format("set logscale xy 2\nset format y \"%g\"\nset xrange [{}:{}]\nset grid\n", *x_min / 1.5,
+                        *x_max * 1.5);
+    std::string tics;  // every other point, as 512, 2K, 8K, ...
+    for (size_t i = 0; i < axis.size(); i += 2) {
+      const int64_t x = axis[i];
+      tics += fmt::format("{}\"{}\" {}", tics.empty() ? "" : ", ",
+                          x % 1024 == 0 ? fmt::format("{}K", x / 1024) : std::to_string(x), x);
     }
     body += "set xtics (" + tics + ")\n";
-    body += "set xlabel \"T (tokens per sequence)\"\nset ylabel \"million tokens/s\"\nset key below\n";
+    body += sweep.over_batch() ? fmt::format("set xlabel \"B (sequences, T = {})\"\n", sweep.T[0])
+                               : std::string("set xlabel \"T (tokens per sequence)\"\n");
+    body += "set ylabel \"million tokens/s\"\nset key below\n";
     for (size_t panel = 0; panel < cs.size(); panel += kCurveImpls.size()) {
       double lo = 0, hi = 0;
       for (size_t i = 0; i < kCurveImpls.size(); ++i) {
@@ -220,14 +225,23 @@ std::vector<std::string> write_throughput_figures(const KernelTimings& t, const 
         }
       }
       body += fmt::format("set title {}\nset yrange [{:.6g}:{:.6g}]\nplot ", gnuplot_quote(cs[panel].panel), lo / 2, hi * 2);
+      bool first = true;
       for (size_t i = 0; i < kCurveImpls.size(); ++i) {
-        body += fmt::format("{}'{}.dat' index {} using 1:2 with linespoints lw 2 pt 7 title {}", i ? ", \\\n     " : "",
-                            name, panel + i, gnuplot_quote(cs[panel + i].impl));
+        const auto& curve = cs[panel + i];
+        // SDPA has no decode step: no key for a line it cannot have. An implementation without a point in
+        // a panel it could have says so in the key. Each implementation keeps its colour in every panel.
+        if (curve.points.empty() && curve.impl == "torch-sdpa") continue;
+        const std::string title = curve.points.empty() ? curve.impl + " (not timed)" : curve.impl;
+        body += fmt::format("{}'{}.dat' index {} using 1:2 with linespoints lw 2 pt 7 lt {} title {}",
+                            first ? "" : ", \\\n     ", name, panel + i, i + 1, gnuplot_quote(title));
+        first = false;
       }
       body += "\n";
     }
     body += "unset multiplot\n";
-    write_file(dir / (name + ".gp"), png_and_svg(name, fmt::format("{},{}", 330 * columns, 300 * rows + 60), body), w);
+    // At least 560 pixels wide: the figure's title is as long as a row of three panels is wide.
+    write_file(dir / (name + ".gp"),
+               png_and_svg(name, fmt::format("{},{}", std::max<size_t>(330 * columns, 560), 300 * rows + 60), body), w);
     render(dir, name + ".gp", {name + ".png", name + ".svg"}, w);
     names.push_back(name);
   }
@@ -326,7 +340,8 @@ std::string kernel_markdown(const KernelTimings& timings, const std::vector<Tabl
   std::string out = "# CUDA kernels beside FLA and FlashAttention\n\n" + provenance_text(timings) + "\n";
   for (const auto& t : ts) out += "\n## " + t.title + "\n\n" + t.caption + ".\n\n" + markdown(t);
   for (const auto* sweep : timed_sweeps(timings)) {
-    out += fmt::format("\n![throughput against sequence length, {}](throughput_{}.png)\n", sweep->title, sweep->name);
+    out += fmt::format("\n![throughput against {}, {}](throughput_{}.png)\n",
+                       sweep->over_batch() ? "batch" : "sequence length", sweep->title, sweep->name);
   }
   return out;
 }

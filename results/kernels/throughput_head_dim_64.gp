@@ -11,24 +11,24 @@ set ylabel "million tokens/s"
 set key below
 set title "delta_rule"
 set yrange [3.60668:487.851]
-plot 'throughput_head_dim_64.dat' index 0 using 1:2 with linespoints lw 2 pt 7 title "deltabench", \
-     'throughput_head_dim_64.dat' index 1 using 1:2 with linespoints lw 2 pt 7 title "fla", \
-     'throughput_head_dim_64.dat' index 2 using 1:2 with linespoints lw 2 pt 7 title "torch-sdpa"
+plot 'throughput_head_dim_64.dat' index 0 using 1:2 with linespoints lw 2 pt 7 lt 1 title "deltabench", \
+     'throughput_head_dim_64.dat' index 1 using 1:2 with linespoints lw 2 pt 7 lt 2 title "fla", \
+     'throughput_head_dim_64.dat' index 2 using 1:2 with linespoints lw 2 pt 7 lt 3 title "torch-sdpa"
 set title "gated_delta_rule"
 set yrange [3.60668:487.851]
-plot 'throughput_head_dim_64.dat' index 3 using 1:2 with linespoints lw 2 pt 7 title "deltabench", \
-     'throughput_head_dim_64.dat' index 4 using 1:2 with linespoints lw 2 pt 7 title "fla", \
-     'throughput_head_dim_64.dat' index 5 using 1:2 with linespoints lw 2 pt 7 title "torch-sdpa"
+plot 'throughput_head_dim_64.dat' index 3 using 1:2 with linespoints lw 2 pt 7 lt 1 title "deltabench", \
+     'throughput_head_dim_64.dat' index 4 using 1:2 with linespoints lw 2 pt 7 lt 2 title "fla", \
+     'throughput_head_dim_64.dat' index 5 using 1:2 with linespoints lw 2 pt 7 lt 3 title "torch-sdpa"
 set title "fwd_bwd_delta_rule"
 set yrange [0.922591:101.668]
-plot 'throughput_head_dim_64.dat' index 6 using 1:2 with linespoints lw 2 pt 7 title "deltabench", \
-     'throughput_head_dim_64.dat' index 7 using 1:2 with linespoints lw 2 pt 7 title "fla", \
-     'throughput_head_dim_64.dat' index 8 using 1:2 with linespoints lw 2 pt 7 title "torch-sdpa"
+plot 'throughput_head_dim_64.dat' index 6 using 1:2 with linespoints lw 2 pt 7 lt 1 title "deltabench", \
+     'throughput_head_dim_64.dat' index 7 using 1:2 with linespoints lw 2 pt 7 lt 2 title "fla (not timed)", \
+     'throughput_head_dim_64.dat' index 8 using 1:2 with linespoints lw 2 pt 7 lt 3 title "torch-sdpa"
 set title "fwd_bwd_gated_delta_rule"
 set yrange [0.922591:101.668]
-plot 'throughput_head_dim_64.dat' index 9 using 1:2 with linespoints lw 2 pt 7 title "deltabench", \
-     'throughput_head_dim_64.dat' index 10 using 1:2 with linespoints lw 2 pt 7 title "fla", \
-     'throughput_head_dim_64.dat' index 11 using 1:2 with linespoints lw 2 pt 7 title "torch-sdpa"
+plot 'throughput_head_dim_64.dat' index 9 using 1:2 with linespoints lw 2 pt 7 lt 1 title "deltabench", \
+     'throughput_head_dim_64.dat' index 10 using 1:2 with linespoints lw 2 pt 7 lt 2 title "fla (not timed)", \
+     'throughput_head_dim_64.dat' index 11 using 1:2 with linespoints lw 2 pt 7 lt 3 title "torch-sdpa"
 unset multiplot
 set terminal svg noenhanced size 990,660 font "sans,10"
 set output 'throughput_head_dim_64.svg'
@@ -43,22 +43,22 @@ set ylabel "million tokens/s"
 set key below
 set title "delta_rule"
 set yrange [3.60668:487.851]
-plot 'throughput_head_dim_64.dat' index 0 using 1:2 with linespoints lw 2 pt 7 title "deltabench", \
-     'throughput_head_dim_64.dat' index 1 using 1:2 with linespoints lw 2 pt 7 title "fla", \
-     'throughput_head_dim_64.dat' index 2 using 1:2 with linespoints lw 2 pt 7 title "torch-sdpa"
+plot 'throughput_head_dim_64.dat' index 0 using 1:2 with linespoints lw 2 pt 7 lt 1 title "deltabench", \
+     'throughput_head_dim_64.dat' index 1 using 1:2 with linespoints lw 2 pt 7 lt 2 title "fla", \
+     'throughput_head_dim_64.dat' index 2 using 1:2 with linespoints lw 2 pt 7 lt 3 title "torch-sdpa"
 set title "gated_delta_rule"
 set yrange [3.60668:487.851]
-plot 'throughput_head_dim_64.dat' index 3 using 1:2 with linespoints lw 2 pt 7 title "deltabench", \
-     'throughput_head_dim_64.dat' index 4 using 1:2 with linespoints lw 2 pt 7 title "fla", \
-     'throughput_head_dim_64.dat' index 5 using 1:2 with linespoints lw 2 pt 7 title "torch-sdpa"
+plot 'throughput_head_dim_64.dat' index 3 using 1:2 with linespoints lw 2 pt 7 lt 1 title "deltabench", \
+     'throughput_head_dim_64.dat' index 4 using 1:2 with linespoints lw 2 pt 7 lt 2 title "fla", \
+     'throughput_head_dim_64.dat' index 5 using 1:2 with linespoints lw 2 pt 7 lt 3 title "torch-sdpa"
 set title "fwd_bwd_delta_rule"
 set yrange [0.922591:101.668]
-plot 'throughput_head_dim_64.dat' index 6 using 1:2 with linespoints lw 2 pt 7 title "deltabench", \
-     'throughput_head_dim_64.dat' index 7 using 1:2 with linespoints lw 2 pt 7 title "fla", \
-     'throughput_head_dim_64.dat' index 8 using 1:2 with linespoints lw 2 pt 7 title "torch-sdpa"
+plot 'throughput_head_dim_64.dat' index 6 using 1:2 with linespoints lw 2 pt 7 lt 1 title "deltabench", \
+     'throughput_head_dim_64.dat' index 7 using 1:2 with linespoints lw 2 pt 7 lt 2 title "fla (not timed)", \
+     'throughput_head_dim_64.dat' index 8 using 1:2 with linespoints lw 2 pt 7 lt 3 title "torch-sdpa"
 set title "fwd_bwd_gated_delta_rule"
 set yrange [0.922591:101.668]
-plot 'throughput_head_dim_64.dat' index 9 using 1:2 with linespoints lw 2 pt 7 title "deltabench", \
-     'throughput_head_dim_64.dat' index 10 using 1:2 with linespoints lw 2 pt 7 title "fla", \
-     'throughput_head_dim_64.dat' index 11 using 1:2 with linespoints lw 2 pt 7 title "torch-sdpa"
+plot 'throughput_head_dim_64.dat' index 9 using 1:2 with linespoints lw 2 pt 7 lt 1 title "deltabench", \
+     'throughput_head_dim_64.dat' index 10 using 1:2 with linespoints lw 2 pt 7 lt 2 title "fla (not timed)", \
+     'throughput_head_dim_64.dat' index 11 using 1:2 with linespoints lw 2 pt 7 lt 3 title "torch-sdpa"
 unset multiplot

@@ -11,29 +11,29 @@ set ylabel "million tokens/s"
 set key below
 set title "delta_rule"
 set yrange [1.16165:342.876]
-plot 'throughput_tokens_32k.dat' index 0 using 1:2 with linespoints lw 2 pt 7 title "deltabench", \
-     'throughput_tokens_32k.dat' index 1 using 1:2 with linespoints lw 2 pt 7 title "fla", \
-     'throughput_tokens_32k.dat' index 2 using 1:2 with linespoints lw 2 pt 7 title "torch-sdpa"
+plot 'throughput_tokens_32k.dat' index 0 using 1:2 with linespoints lw 2 pt 7 lt 1 title "deltabench", \
+     'throughput_tokens_32k.dat' index 1 using 1:2 with linespoints lw 2 pt 7 lt 2 title "fla", \
+     'throughput_tokens_32k.dat' index 2 using 1:2 with linespoints lw 2 pt 7 lt 3 title "torch-sdpa"
 set title "gated_delta_rule"
 set yrange [1.16165:342.876]
-plot 'throughput_tokens_32k.dat' index 3 using 1:2 with linespoints lw 2 pt 7 title "deltabench", \
-     'throughput_tokens_32k.dat' index 4 using 1:2 with linespoints lw 2 pt 7 title "fla", \
-     'throughput_tokens_32k.dat' index 5 using 1:2 with linespoints lw 2 pt 7 title "torch-sdpa"
+plot 'throughput_tokens_32k.dat' index 3 using 1:2 with linespoints lw 2 pt 7 lt 1 title "deltabench", \
+     'throughput_tokens_32k.dat' index 4 using 1:2 with linespoints lw 2 pt 7 lt 2 title "fla", \
+     'throughput_tokens_32k.dat' index 5 using 1:2 with linespoints lw 2 pt 7 lt 3 title "torch-sdpa"
 set title "linear_attention"
 set yrange [1.16165:342.876]
-plot 'throughput_tokens_32k.dat' index 6 using 1:2 with linespoints lw 2 pt 7 title "deltabench", \
-     'throughput_tokens_32k.dat' index 7 using 1:2 with linespoints lw 2 pt 7 title "fla", \
-     'throughput_tokens_32k.dat' index 8 using 1:2 with linespoints lw 2 pt 7 title "torch-sdpa"
+plot 'throughput_tokens_32k.dat' index 6 using 1:2 with linespoints lw 2 pt 7 lt 1 title "deltabench", \
+     'throughput_tokens_32k.dat' index 7 using 1:2 with linespoints lw 2 pt 7 lt 2 title "fla", \
+     'throughput_tokens_32k.dat' index 8 using 1:2 with linespoints lw 2 pt 7 lt 3 title "torch-sdpa"
 set title "fwd_bwd_delta_rule"
 set yrange [0.302928:68.1168]
-plot 'throughput_tokens_32k.dat' index 9 using 1:2 with linespoints lw 2 pt 7 title "deltabench", \
-     'throughput_tokens_32k.dat' index 10 using 1:2 with linespoints lw 2 pt 7 title "fla", \
-     'throughput_tokens_32k.dat' index 11 using 1:2 with linespoints lw 2 pt 7 title "torch-sdpa"
+plot 'throughput_tokens_32k.dat' index 9 using 1:2 with linespoints lw 2 pt 7 lt 1 title "deltabench", \
+     'throughput_tokens_32k.dat' index 10 using 1:2 with linespoints lw 2 pt 7 lt 2 title "fla", \
+     'throughput_tokens_32k.dat' index 11 using 1:2 with linespoints lw 2 pt 7 lt 3 title "torch-sdpa"
 set title "fwd_bwd_gated_delta_rule"
 set yrange [0.302928:68.1168]
-plot 'throughput_tokens_32k.dat' index 12 using 1:2 with linespoints lw 2 pt 7 title "deltabench", \
-     'throughput_tokens_32k.dat' index 13 using 1:2 with linespoints lw 2 pt 7 title "fla", \
-     'throughput_tokens_32k.dat' index 14 using 1:2 with linespoints lw 2 pt 7 title "torch-sdpa"
+plot 'throughput_tokens_32k.dat' index 12 using 1:2 with linespoints lw 2 pt 7 lt 1 title "deltabench", \
+     'throughput_tokens_32k.dat' index 13 using 1:2 with linespoints lw 2 pt 7 lt 2 title "fla (not timed)", \
+     'throughput_tokens_32k.dat' index 14 using 1:2 with linespoints lw 2 pt 7 lt 3 title "torch-sdpa"
 unset multiplot
 set terminal svg noenhanced size 990,660 font "sans,10"
 set output 'throughput_tokens_32k.svg'
@@ -48,27 +48,27 @@ set ylabel "million tokens/s"
 set key below
 set title "delta_rule"
 set yrange [1.16165:342.876]
-plot 'throughput_tokens_32k.dat' index 0 using 1:2 with linespoints lw 2 pt 7 title "deltabench", \
-     'throughput_tokens_32k.dat' index 1 using 1:2 with linespoints lw 2 pt 7 title "fla", \
-     'throughput_tokens_32k.dat' index 2 using 1:2 with linespoints lw 2 pt 7 title "torch-sdpa"
+plot 'throughput_tokens_32k.dat' index 0 using 1:2 with linespoints lw 2 pt 7 lt 1 title "deltabench", \
+     'throughput_tokens_32k.dat' index 1 using 1:2 with linespoints lw 2 pt 7 lt 2 title "fla", \
+     'throughput_tokens_32k.dat' index 2 using 1:2 with linespoints lw 2 pt 7 lt 3 title "torch-sdpa"
 set title "gated_delta_rule"
 set yrange [1.16165:342.876]
-plot 'throughput_tokens_32k.dat' index 3 using 1:2 with linespoints lw 2 pt 7 title "deltabench", \
-     'throughput_tokens_32k.dat' index 4 using 1:2 with linespoints lw 2 pt 7 title "fla", \
-     'throughput_tokens_32k.dat' index 5 using 1:2 with linespoints lw 2 pt 7 title "torch-sdpa"
+plot 'throughput_tokens_32k.dat' index 3 using 1:2 with linespoints lw 2 pt 7 lt 1 title "deltabench", \
+     'throughput_tokens_32k.dat' index 4 using 1:2 with linespoints lw 2 pt 7 lt 2 title "fla", \
+     'throughput_tokens_32k.dat' index 5 using 1:2 with linespoints lw 2 pt 7 lt 3 title "torch-sdpa"
 set title "linear_attention"
 set yrange [1.16165:342.876]
-plot 'throughput_tokens_32k.dat' index 6 using 1:2 with linespoints lw 2 pt 7 title "deltabench", \
-     'throughput_tokens_32k.dat' index 7 using 1:2 with linespoints lw 2 pt 7 title "fla", \
-     'throughput_tokens_32k.dat' index 8 using 1:2 with linespoints lw 2 pt 7 title "torch-sdpa"
+plot 'throughput_tokens_32k.dat' index 6 using 1:2 with linespoints lw 2 pt 7 lt 1 title "deltabench", \
+     'throughput_tokens_32k.dat' index 7 using 1:2 with linespoints lw 2 pt 7 lt 2 title "fla", \
+     'throughput_tokens_32k.dat' index 8 using 1:2 with linespoints lw 2 pt 7 lt 3 title "torch-sdpa"
 set title "fwd_bwd_delta_rule"
 set yrange [0.302928:68.1168]
-plot 'throughput_tokens_32k.dat' index 9 using 1:2 with linespoints lw 2 pt 7 title "deltabench", \
-     'throughput_tokens_32k.dat' index 10 using 1:2 with linespoints lw 2 pt 7 title "fla", \
-     'throughput_tokens_32k.dat' index 11 using 1:2 with linespoints lw 2 pt 7 title "torch-sdpa"
+plot 'throughput_tokens_32k.dat' index 9 using 1:2 with linespoints lw 2 pt 7 lt 1 title "deltabench", \
+     'throughput_tokens_32k.dat' index 10 using 1:2 with linespoints lw 2 pt 7 lt 2 title "fla", \
+     'throughput_tokens_32k.dat' index 11 using 1:2 with linespoints lw 2 pt 7 lt 3 title "torch-sdpa"
 set title "fwd_bwd_gated_delta_rule"
 set yrange [0.302928:68.1168]
-plot 'throughput_tokens_32k.dat' index 12 using 1:2 with linespoints lw 2 pt 7 title "deltabench", \
-     'throughput_tokens_32k.dat' index 13 using 1:2 with linespoints lw 2 pt 7 title "fla", \
-     'throughput_tokens_32k.dat' index 14 using 1:2 with linespoints lw 2 pt 7 title "torch-sdpa"
+plot 'throughput_tokens_32k.dat' index 12 using 1:2 with linespoints lw 2 pt 7 lt 1 title "deltabench", \
+     'throughput_tokens_32k.dat' index 13 using 1:2 with linespoints lw 2 pt 7 lt 2 title "fla (not timed)", \
+     'throughput_tokens_32k.dat' index 14 using 1:2 with linespoints lw 2 pt 7 lt 3 title "torch-sdpa"
 unset multiplot

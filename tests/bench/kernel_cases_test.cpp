@@ -35,9 +35,24 @@ TEST_CASE("the kernel case registry: fixed cases first, then the sweeps' new one
   CHECK(bench::case_name(r.cases[0]) == "delta_rule/B16/T2048/H16/K128");
   CHECK(r.cases[0].target_ms == 0.60);
   CHECK(r.cases[0].fixed);
-  REQUIRE(r.sweeps.size() == 3);
+  REQUIRE(r.sweeps.size() == 4);
   CHECK(r.sweeps[0].name == "tokens_32k");  // the file's order, not the names'
   CHECK(r.sweeps[1].name == "batch_1");
+  CHECK_FALSE(r.sweeps[0].over_batch());
+  // The decode sweep goes over B at T = 1, every family; B = 64 of the gated rule is a fixed case too.
+  const auto& decode = r.sweeps[3];
+  CHECK(decode.name == "decode");
+  CHECK(decode.over_batch());
+  CHECK(decode.axis() == decode.B);
+  for (const auto* op : {"decode_delta_rule", "decode_gated_delta_rule", "decode_linear_attention"}) {
+    for (const int64_t B : decode.B) {
+      INFO(op << " B " << B);
+      REQUIRE(find(r, op, B, 1));
+      CHECK(find(r, op, B, 1)->sweeps.back() == "decode");
+    }
+  }
+  CHECK(find(r, "decode_gated_delta_rule", 64, 1)->fixed);
+  CHECK_FALSE(find(r, "decode_delta_rule", 64, 1)->fixed);
   // B x T = 32768: B = 32768 / T, at least 1; the 2K point is the fixed case, with its target.
   const auto* c2k = find(r, "delta_rule", 16, 2048);
   REQUIRE(c2k);
@@ -76,4 +91,11 @@ TEST_CASE("a bad kernel case registry is an error naming the line and the key") 
   CHECK(error_of("[cases]\n") == "cases.toml:1: top level: unknown table [cases]");
   CHECK(error_of("") == "cases.toml:1: top level: no cases: give [fixed] cases or [sweeps.<name>] tables");
   CHECK(error_of(sweep + "B = 1\n") == "");
+  CHECK(error_of(sweep + "B = [1, 0]\n") == "cases.toml:8: [sweeps.s] B: expected a positive integer, got 0");
+  const std::string two_lengths = "[sweeps.s]\ntitle = \"t\"\nops = [\"sdpa\"]\nT = [1, 2]\nH = 1\nK = 64\nV = 64\nB = [1, 2]\n";
+  CHECK(error_of(two_lengths) == "cases.toml:4: [sweeps.s] T: a sweep over B (an array) takes one T, got 2");
+  const auto batches = bench::parse_kernel_cases(sweep + "B = [4, 1]\n", "cases.toml");
+  REQUIRE(batches.cases.size() == 2);
+  CHECK(bench::case_name(batches.cases[0]) == "sdpa/B4/T512/H1/K64");  // the array's order
+  CHECK(bench::case_name(batches.cases[1]) == "sdpa/B1/T512/H1/K64");
 }

@@ -75,8 +75,16 @@ TEST_CASE("the kernel report's CSV derives throughput and the floor from the reg
   CHECK(read_file((dir.path() / "throughput_batch_1.dat").string()).find("# delta_rule | fla\n32768 20.480000\n") !=
         std::string::npos);
   CHECK_FALSE(std::filesystem::exists(dir.path() / "throughput_head_dim_64.dat"));
-  // Two figures in all (tokens_32k and batch_1): without gnuplot, one warning each.
-  testing::check_figure(dir.path(), "throughput_tokens_32k", w.warnings.size(), "gated_delta_rule", 2);
+  // The decode sweep goes over B: its B = 1 point (one token in 0.008 ms) at x = 1, and B on the axis.
+  CHECK(read_file((dir.path() / "throughput_decode.dat").string())
+            .find("# decode_gated_delta_rule | deltabench\n1 0.125000\n") != std::string::npos);
+  const auto gp = read_file((dir.path() / "throughput_decode.gp").string());
+  CHECK(gp.find("set xlabel \"B (sequences, T = 1)\"") != std::string::npos);
+  CHECK(gp.find("set xtics (\"1\" 1, \"16\" 16, \"256\" 256)") != std::string::npos);
+  CHECK(read_file((dir.path() / "throughput_tokens_32k.gp").string()).find("set xlabel \"T (tokens per sequence)\"") !=
+        std::string::npos);
+  // Three figures in all (tokens_32k, batch_1 and decode): without gnuplot, one warning each.
+  testing::check_figure(dir.path(), "throughput_tokens_32k", w.warnings.size(), "gated_delta_rule", 3);
 }
 
 TEST_CASE("a bad kernel timings CSV is an error naming the line, the expected and the actual") {
