@@ -35,12 +35,12 @@ TEST_CASE("the kernel case registry: fixed cases first, then the sweeps' new one
   CHECK(bench::case_name(r.cases[0]) == "delta_rule/B16/T2048/H16/K128");
   CHECK(r.cases[0].target_ms == 0.60);
   CHECK(r.cases[0].fixed);
-  REQUIRE(r.sweeps.size() == 4);
+  REQUIRE(r.sweeps.size() == 5);
   CHECK(r.sweeps[0].name == "tokens_32k");  // the file's order, not the names'
   CHECK(r.sweeps[1].name == "batch_1");
   CHECK_FALSE(r.sweeps[0].over_batch());
   // The decode sweep goes over B at T = 1, every family; B = 64 of the gated rule is a fixed case too.
-  const auto& decode = r.sweeps[3];
+  const auto& decode = r.sweeps[4];
   CHECK(decode.name == "decode");
   CHECK(decode.over_batch());
   CHECK(decode.axis() == decode.B);
