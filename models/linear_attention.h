@@ -13,9 +13,10 @@ namespace deltabench::models {
 
 // The normalised form without decay with its denominator apart: phi(q_t)^T S_t / (phi(q_t) . z_t + eps),
 // S_t = sum_{s<=t} phi(k_s) v_s^T by the linear attention op on v alone (options' backend and scale: 1 for
-// this form) and z_t = sum_{s<=t} phi(k_s) as a cumulative sum in fp32 (fp64 for fp64 v). The same ratio as the op on v with
-// a ones column appended (whose last output column is phi(q_t) . z_t), which the training kernels' tiles
-// of 32 value columns do not take. q, k [B, T, H, K], v [B, T, H, V]; [B, T, H, V] in v's dtype.
+// this form) and z_t = sum_{s<=t} phi(k_s) as a cumulative sum in fp32 (fp64 for fp64 v). The same ratio
+// as the op on v with a ones column appended (whose last output column is phi(q_t) . z_t), which the
+// training kernels' tiles of 32 value columns do not take. q, k [B, T, H, K], v [B, T, H, V]; returns
+// [B, T, H, V] in v's dtype.
 at::Tensor linear_attention_denominator_apart(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                               const SequenceOptions& options, double eps);
 
