@@ -113,6 +113,10 @@ def main():
     # run_name: "<case>/iterations:1/repeats:15/manual_time"; the case is its first five parts.
     ours = {"/".join(b["run_name"].split("/")[:5]): (b["ms"], b["call_ms"])
             for b in bench["benchmarks"] if b.get("aggregate_name") == "median"}
+    # The cases kernels_bench skipped (backend kernel where no kernel serves them), with its sentence, and
+    # FLA's that failed: the CSV says why a row is missing, not only that it is.
+    not_timed = [("deltabench", "/".join(b["run_name"].split("/")[:5]), " ".join(b.get("error_message", "").split()))
+                 for b in bench["benchmarks"] if b.get("error_occurred")]
 
     fla_version, ops = None, {}
     if args.fla:
@@ -180,6 +184,7 @@ def main():
                 lines.append(f"# {key}: {context[key]}")
         if fla_cases:
             lines.append(f"# fla cases: {timed} of {len(fla_cases)} tried so far")
+        lines += [f"# not timed ({impl}): {case}: {why}" for impl, case, why in not_timed]
         lines.append("op,B,T,H,K,V,impl,ms,call_ms")
         lines += [f"{op},{B},{T},{H},{K},{V},{impl},{ms:.6f},{call:.6f}" for op, B, T, H, K, V, impl, ms, call in rows]
         partial = Path(str(args.out) + ".partial")
@@ -218,6 +223,7 @@ def main():
                   f"deltabench {our_ms:.4f} ms ({our_call_ms:.4f}), ours/FLA {our_ms / ms:.2f}")
         except Exception as e:  # one failing case must not lose the others
             print(f"fla_compare: {name}: FLA failed: {type(e).__name__}: {e}", file=sys.stderr)
+            not_timed.append(("fla", name, " ".join(f"{type(e).__name__}: {e}".split())))
         timed += 1
         write_csv()
 

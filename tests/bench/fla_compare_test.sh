@@ -32,7 +32,9 @@ cat >"$tmp/bench.json" <<'JSON'
  {"run_name": "reference:fwd_bwd_delta_rule/B16/T2048/H16/K128/iterations:1/repeats:15/manual_time",
   "aggregate_name": "median", "ms": 40.0, "call_ms": 41.0},
  {"run_name": "fwd_bwd_sdpa/B16/T2048/H16/K128/iterations:1/repeats:15/manual_time",
-  "aggregate_name": "median", "ms": 1.9, "call_ms": 2.0}]}
+  "aggregate_name": "median", "ms": 1.9, "call_ms": 2.0},
+ {"run_name": "delta_rule/B4/T8192/H16/K128/iterations:1/repeats:15/manual_time", "error_occurred": true,
+  "error_message": "delta_rule: backend = kernel, but deltabench's CUDA kernels cannot serve this call:\n  why"}]}
 JSON
 "$python" "$src/bench/fla_compare.py" --ours "$tmp/bench.json" --out "$tmp/kernels.csv" >"$tmp/log.txt" 2>&1
 check "without FLA the script exits 0" test $? -eq 0
@@ -49,9 +51,13 @@ check "reference: rows are deltabench-reference" \
 check "forward + backward SDPA rows are torch-sdpa" grep -qx "fwd_bwd_sdpa,16,2048,16,128,128,torch-sdpa,1.900000,2.000000" "$tmp/kernels.csv"
 # The CSV is written by rename (rewritten after each FLA case on a GPU): nothing half-written stays behind.
 check "no partial CSV remains" test ! -e "$tmp/kernels.csv.partial"
+check "a case kernels_bench skipped is named with its sentence, on one line" \
+  grep -qx "# not timed (deltabench): delta_rule/B4/T8192/H16/K128: delta_rule: backend = kernel, but deltabench's CUDA kernels cannot serve this call: why" "$tmp/kernels.csv"
 check "without FLA cases no FLA count is claimed" bash -c "! grep -q '^# fla cases' '$tmp/kernels.csv'"
 "$bin" kernel-report "$tmp/kernels.csv" --out "$tmp/report" >"$tmp/report.txt" 2>&1
 check "deltabench kernel-report reads it" test $? -eq 0
+check "the report says why a case of ours was not timed" \
+  grep -q "not timed (deltabench): delta_rule/B4/T8192/H16/K128: delta_rule: backend = kernel, but" "$tmp/report/table.md"
 check "the report states the 16 x 2K target as missed" grep -q "0.600 (missed)" "$tmp/report/table.md"
 check "the report states the B=64 decode target as met" grep -q "0.060 (met)" "$tmp/report/table.md"
 check "the report has the forward + backward table with the reference and SDPA beside" \
