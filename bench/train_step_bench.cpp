@@ -136,6 +136,21 @@ void register_all() {
               ->MinTime(0.3);
         }
       }
+      // The grid's wider DeltaNet and Gated DeltaNet at L 256 (d_model 256 and 512, two heads: K 128 and 256,
+      // Gated DeltaNet's V twice K), which the fused forward does not take: auto trains them on the recurrent
+      // pair, kernel on the chunked pair with the stages' forward (kernels/delta_rule/NOTES.md). Both captured.
+      if (kind == MixerKind::kDeltaNet || kind == MixerKind::kGatedDeltaNet) {
+        for (const int64_t d_model : {256, 512}) {
+          for (const int kernel : {2, 1}) {
+            benchmark::RegisterBenchmark("train_step", BM_train_step)
+                ->Args({k, 8192, d_model, 256, 256, 16, 1, kernel})
+                ->ArgNames({"mixer", "V", "d", "L", "B", "pairs", "graph", "kernel"})
+                ->Unit(benchmark::kMillisecond)
+                ->UseRealTime()
+                ->MinTime(0.3);
+          }
+        }
+      }
     } else {
       // The quick suite's MQAR model at d_model 64.
       benchmark::RegisterBenchmark("train_step", BM_train_step)

@@ -549,7 +549,7 @@ bool aligned32(const void* ptr) { return ptr == nullptr || reinterpret_cast<std:
 void run(const ChunkStateParams& p, bool backward, void* stream) {
   const char* what = backward ? "chunk_state_backward" : "chunk_state_forward";
   if (!chunk_state_supports(p.K, p.V)) {
-    throw std::runtime_error(std::string(what) + ": K must be 32, 64 or 128 and V a multiple of 16, got K=" +
+    throw std::runtime_error(std::string(what) + ": K must be 32, 64, 128 or 256 and V a multiple of 16, got K=" +
                              std::to_string(p.K) + " V=" + std::to_string(p.V));
   }
   if (!aligned32(p.w) || !aligned32(p.k) || !aligned32(p.u) || !aligned32(p.h0) || !aligned32(p.h) ||
@@ -581,7 +581,10 @@ void run(const ChunkStateParams& p, bool backward, void* stream) {
   switch (p.K) {
     case 32: narrow ? launch<32, kNarrow>(p, backward, s) : launch<32, kWide>(p, backward, s); break;
     case 64: narrow ? launch<64, kNarrow>(p, backward, s) : launch<64, kWide>(p, backward, s); break;
-    default: narrow ? launch<128, kNarrow>(p, backward, s) : launch<128, kWide>(p, backward, s); break;
+    case 128: narrow ? launch<128, kNarrow>(p, backward, s) : launch<128, kWide>(p, backward, s); break;
+    // Head dim 256 in 16-column slices: its K and W tiles take 128 KB of shared memory, and with 16 columns
+    // the block's 152 KB fit the A100's 163 KB as well as Hopper's 227 (32 columns would need 172).
+    default: launch<256, kNarrow>(p, backward, s); break;
   }
 }
 
@@ -594,7 +597,7 @@ void unit_lower_inverse(const float* a, float* out, int64_t batch, void* stream)
 }
 
 bool chunk_state_supports(int64_t K, int64_t V) {
-  return (K == 32 || K == 64 || K == 128) && V > 0 && V % kNarrow == 0;
+  return (K == 32 || K == 64 || K == 128 || K == 256) && V > 0 && V % kNarrow == 0;
 }
 
 void chunk_state_forward(const ChunkStateParams& p, void* stream) { run(p, false, stream); }

@@ -469,9 +469,9 @@ std::string chunk_train_unavailable(const SequenceShape& shape, const at::Tensor
   if (!kernel_dtype(q.scalar_type())) {
     return c10::str("the inputs are ", c10::toString(q.scalar_type()), ", and the kernel takes bf16, fp16 or fp32");
   }
-  if (!cuda::chunk_forward_supports(shape.K, shape.V) || !cuda::chunk_state_supports(shape.K, shape.V)) {
+  if (!cuda::chunk_state_supports(shape.K, shape.V)) {
     return c10::str("K = ", shape.K, " and V = ", shape.V,
-                    ", and the chunked training kernels take K and V of 64 or 128");
+                    ", and the chunked training kernels take K of 32, 64, 128 or 256 and V a multiple of 16");
   }
   return {};
 #else
@@ -490,12 +490,14 @@ SequenceOutput chunk_train(Family family, const SequenceShape& shape, const at::
   const c10::cuda::CUDAGuard guard(q.device());
 #endif
   auto cfg = config_of(family, shape, options);
-  // Linear attention's fused forward rounds its operands to the input's dtype (its state grows with T
-  // and may leave fp16's range), and q S0 alone at T = 1 came to a relative RMS error of 0.0030 in bf16
-  // on the H200 (4a8a21d), at FLA's bound of 0.003: with an initial state its training forward takes the
-  // stages in fp32. Without one (every model's training step) the rounded S0 is not there, and the fused
-  // forward is the one the forward tests hold to the bounds at every T.
-  cfg.fused_forward = family != Family::kLinearAttention || !options.initial_state.defined();
+  // The fused forward where it takes the head dims (K and V of 64 or 128), else the stages (fp32, the
+  // walk on the GPU). Linear attention's fused forward rounds its operands to the input's dtype (its state
+  // grows with T and may leave fp16's range), and q S0 alone at T = 1 came to a relative RMS error of
+  // 0.0030 in bf16 on the H200 (4a8a21d), at FLA's bound of 0.003: with an initial state its training
+  // forward takes the stages in fp32. Without one (every model's training step) the rounded S0 is not
+  // there, and the fused forward is the one the forward tests hold to the bounds at every T.
+  cfg.fused_forward = cuda::chunk_forward_supports(shape.K, shape.V) &&
+                      (family != Family::kLinearAttention || !options.initial_state.defined());
   return apply(cfg, q, k, v, beta, g, options);
 }
 

@@ -21,8 +21,9 @@
 
 namespace deltabench::detail {
 
-// Empty when the chunked training path can serve this call (CUDA; bf16, fp16 or fp32; K and V of 64
-// or 128, what the fused forward takes), else why not, as the end of a sentence.
+// Empty when the chunked training path can serve this call (CUDA; bf16, fp16 or fp32; K of 32, 64, 128 or
+// 256 and V a multiple of 16, what the walks take: the fused forward where K and V are 64 or 128, the
+// stages' forward else), else why not, as the end of a sentence.
 std::string chunk_train_unavailable(const SequenceShape& shape, const at::Tensor& q);
 
 // o and, with options.output_final_state, the final state (fp32), differentiable. The value does not

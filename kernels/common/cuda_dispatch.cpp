@@ -171,7 +171,13 @@ KernelPath kernel_path(const SequenceShape& shape, const at::Tensor& q, const at
     return refuse(c10::str("the inputs are ", c10::toString(q.scalar_type()), ", and the kernel takes bf16, fp16 or fp32"));
   }
   if (needs_grad({&q, &k, &v, &beta, &g, &options.initial_state})) {
-    if (chunk_train_unavailable(shape, q).empty()) return KernelPath::kChunkTrain;
+    // `auto` takes the chunked pair where it was measured, with the fused forward (K and V of 64 or 128);
+    // at the other head dims the walks serve it too, with the stages' forward, under `kernel` until a
+    // measurement says where it beats the recurrent pair (kernels/delta_rule/NOTES.md).
+    const bool measured = cuda::chunk_forward_supports(shape.K, shape.V);
+    if ((measured || options.backend == BackendChoice::kKernel) && chunk_train_unavailable(shape, q).empty()) {
+      return KernelPath::kChunkTrain;
+    }
     const auto reason = recurrent_train_unavailable(shape, q);
     return reason.empty() ? KernelPath::kRecurrentTrain : refuse("a gradient is needed, and for training " + reason);
   }
@@ -210,8 +216,9 @@ namespace {
 
 // What `auto` takes: the kernels measured faster than the reference ops on the shapes they serve.
 // The chunk forward and decode; with a gradient the chunked training pair (kChunkTrain, head dims 64
-// and 128) at every length, and the recurrent pair (kRecurrentTrain, head dims 32 and 256) where the
-// longest sequence has at least kAutoTrainMinLength tokens. In the models' captured training step on
+// and 128: kernel_path gives it to auto there only) at every length, and the recurrent pair
+// (kRecurrentTrain, head dims 32 and 256, and V of 256 or more) where the longest sequence has at least
+// kAutoTrainMinLength tokens. In the models' captured training step on
 // the H200 (Zoology's MQAR model, kernels/delta_rule/NOTES.md, "Version 1b") the recurrent pair was 8%
 // (DeltaNet) and 23% (Gated DeltaNet) slower than the reference ops at L 64, within 1% or faster at
 // L 256 and 6-16% faster at L 512. The chunked pair (first version, commit 954a83d, same H200 call): within

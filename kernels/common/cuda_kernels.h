@@ -149,7 +149,7 @@ struct SwapRows {
 bool swap_rows_supports(const SwapRows& s);
 void swap_rows(const SwapRows& s, void* stream);
 
-bool chunk_state_supports(int64_t K, int64_t V);  // K of 32, 64 or 128, V a multiple of 16
+bool chunk_state_supports(int64_t K, int64_t V);  // K of 32, 64, 128 or 256, V a multiple of 16
 // (I + A)^-1 of `batch` strictly lower triangular fp32 matrices A [kChunkTrainSize x kChunkTrainSize]
 // (what lies on and above the diagonal is never read), by forward substitution in fp32.
 void unit_lower_inverse(const float* a, float* out, int64_t batch, void* stream);

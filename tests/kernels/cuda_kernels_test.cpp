@@ -511,12 +511,14 @@ struct TrainCase {
 TEST_CASE("cuda: the training kernels' output and gradients match the fp64 reference's", "[cuda][backward]") {
   REQUIRE(at::hasCUDA());
   // T around the checkpoint interval (16) and the chunk (64), long sequences, head dims 32 to 256,
-  // K != V, varlen. The sequences of 1000 and 4096 steps run in bf16 and fp16 with an initial state only
+  // K != V, varlen. Under backend kernel, head dims 32 and 256 and V 256 take the chunked pair with the
+  // stages' forward (K 128, V 256: a Gated DeltaNet layer at d_model 256), the rest its fused forward. The sequences of 1000 and 4096 steps run in bf16 and fp16 with an initial state only
   // (the fp64 reference walks them step by step).
   const TrainCase shapes[] = {{{2, 1, 2, 64, 64}, {}},     {{2, 15, 2, 64, 64}, {}},   {{2, 16, 2, 64, 64}, {}},
                               {{2, 17, 2, 64, 64}, {}},    {{1, 63, 2, 64, 64}, {}},   {{1, 64, 2, 64, 64}, {}},
                               {{1, 65, 2, 64, 64}, {}},    {{1, 100, 3, 64, 64}, {}},  {{2, 70, 2, 128, 128}, {}},
                               {{1, 40, 2, 64, 128}, {}},   {{2, 50, 2, 32, 64}, {}},   {{1, 40, 1, 256, 64}, {}},
+                              {{1, 200, 1, 256, 64}, {}},  {{1, 100, 2, 128, 256}, {}},
                               {{1, 100, 2, 64, 64}, {0, 5, 40, 100}},                   {{1, 1000, 2, 64, 64}, {}},
                               {{1, 4096, 1, 128, 128}, {}}};
   for (const auto dtype : {at::kFloat, at::kBFloat16, at::kHalf}) {
@@ -590,13 +592,14 @@ TEST_CASE("cuda: the training kernels' output and gradients match the fp64 refer
 
 TEST_CASE("cuda: the chunked backward's CUDA state passes equal its ATen loops", "[cuda][backward]") {
   REQUIRE(at::hasCUDA());
-  // Both column slices (32 wide for many sequences and heads, 16 for few), K of 32, 64 and 128, V a
-  // multiple of 16 only, varlen, with and without initial state. fp32 inputs take the SIMT passes and
+  // Both column slices (32 wide for many sequences and heads, 16 for few), K of 32, 64, 128 and 256 (16
+  // columns always), V a multiple of 16 only and V 256, varlen, with and without initial state. fp32 inputs take the SIMT passes and
   // agree with the loops to rounding; bf16 inputs take the tensor-core passes where K is 128 (or 64 with
   // 32-column slices), TF32 products like the loops' under the same setting, to a few TF32 roundings.
   const TrainCase shapes[] = {{{1, 130, 2, 64, 64}, {}},      {{8, 200, 20, 32, 48}, {}},
                               {{1, 300, 1, 128, 128}, {}},    {{1, 190, 2, 64, 32}, {0, 3, 64, 190}},
-                              {{40, 70, 4, 128, 64}, {}},     {{16, 100, 8, 64, 64}, {}}};
+                              {{40, 70, 4, 128, 64}, {}},     {{16, 100, 8, 64, 64}, {}},
+                              {{2, 150, 2, 256, 48}, {}},     {{1, 130, 2, 128, 256}, {}}};
   const char* names[] = {"o", "ht", "dq", "dk", "dv", "dbeta", "dg", "dh0"};
   std::vector<std::pair<at::ScalarType, Case>> runs;
   for (const auto dtype : {at::kFloat, at::kBFloat16}) {
