@@ -705,10 +705,11 @@ TEST_CASE("cuda: the training kernels take q, k and v strided as the short convo
 
 TEST_CASE("cuda: the training kernels on a small case (for compute-sanitizer)", "[cuda][backward][small]") {
   REQUIRE(at::hasCUDA());
-  // Head dims 64 (the SIMT state passes) and 128 (the tensor-core ones).
+  // Head dims 64 (the SIMT state passes) and 128 (the tensor-core ones) with the fused forward, 256 (the
+  // SIMT passes in 16-column slices) with the stages' forward.
   std::vector<std::pair<Case, int64_t>> runs;
   for (const auto& c : kCases) {
-    for (const int64_t D : {64, 128}) runs.emplace_back(c, D);
+    for (const int64_t D : {64, 128, 256}) runs.emplace_back(c, D);
   }
   for (const auto& [c, D] : runs) {
     const auto in = to(sample_inputs(c.family, SampleShape{1, 37, 1, D, D}, kCuda.dtype(at::kFloat), 3, c.decay),
