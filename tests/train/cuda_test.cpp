@@ -171,6 +171,37 @@ TEST_CASE("cuda: a DeltaNet and a Gated DeltaNet model's gradients on the kernel
   }
 }
 
+namespace {
+
+// 50 captured steps of config `c` on the reference ops and then on the kernels, the same seed: both
+// summaries, and the largest relative difference of a step's loss between them.
+struct KernelAgainstReference {
+  train::RunSummary ref, ker;
+  double worst = 0;
+};
+KernelAgainstReference fifty_steps_both_ways(const train::ExperimentConfig& c) {
+  train::TrainOptions options;
+  options.placement.device = "cuda";
+  options.progress = false;
+  options.max_steps = 50;
+  KernelAgainstReference r;
+  options.placement.backend = "reference";
+  r.ref = train::run_experiment(c, options);
+  options.placement.backend = "kernel";
+  r.ker = train::run_experiment(c, options);
+  CHECK(r.ref.backend() == "train fwd reference, bwd reference (ATen autograd); eval fwd reference");
+  CHECK(r.ker.backend() == "train fwd kernel, bwd kernel; eval fwd kernel");
+  CHECK(r.ker.train_step.rfind("captured", 0) == 0);
+  REQUIRE(r.ker.step_losses.size() == 50);
+  REQUIRE(r.ref.step_losses.size() == 50);
+  for (size_t i = 0; i < 50; ++i) {
+    r.worst = std::max(r.worst, std::abs(r.ker.step_losses[i] - r.ref.step_losses[i]) / std::abs(r.ref.step_losses[i]));
+  }
+  return r;
+}
+
+}  // namespace
+
 TEST_CASE("cuda: DeltaNet and Gated DeltaNet train on the kernels as on the reference ops over 50 steps", "[cuda][backward]") {
   // The user's path: run_experiment with the placement's backend, the step captured in a CUDA graph.
   REQUIRE(at::hasCUDA());
@@ -183,32 +214,14 @@ TEST_CASE("cuda: DeltaNet and Gated DeltaNet train on the kernels as on the refe
       c.model.mixer.chunk_size = 16;
       c.train.precision = precision;
       c.train.early_stop = 0;
-      train::TrainOptions options;
-      options.placement.device = "cuda";
-      options.progress = false;
-      options.max_steps = 50;
-      options.placement.backend = "reference";
-      const auto ref = train::run_experiment(c, options);
-      options.placement.backend = "kernel";
-      const auto ker = train::run_experiment(c, options);
-      CHECK(ref.backend() == "train fwd reference, bwd reference (ATen autograd); eval fwd reference");
-      CHECK(ker.backend_train_forward == "kernel");
-      CHECK(ker.backend_train_backward == "kernel");
-      CHECK(ker.backend_eval_forward == "kernel");
-      CHECK(ker.train_step.rfind("captured", 0) == 0);
+      const auto r = fifty_steps_both_ways(c);
       // The pieces follow the backend: all on our kernels under kernel, all ATen's under reference.
-      CHECK(ker.backend_pieces ==
+      CHECK(r.ker.backend_pieces ==
             "embedding kernel, LayerNorm kernel, RMSNorm kernel, short conv kernel, q/k L2 norm kernel");
-      CHECK(ref.backend_pieces == "embedding aten, LayerNorm aten, RMSNorm aten, short conv aten, q/k L2 norm aten");
-      REQUIRE(ker.step_losses.size() == 50);
-      REQUIRE(ref.step_losses.size() == 50);
-      double worst = 0;
-      for (size_t i = 0; i < 50; ++i) {
-        worst = std::max(worst, std::abs(ker.step_losses[i] - ref.step_losses[i]) / std::abs(ref.step_losses[i]));
-      }
+      CHECK(r.ref.backend_pieces == "embedding aten, LayerNorm aten, RMSNorm aten, short conv aten, q/k L2 norm aten");
       std::cout << models::to_string(kind) << " " << precision << ": largest relative loss difference, kernel "
-                << "against reference ops, over 50 steps: " << worst << "\n";
-      CHECK(worst <= (precision == "fp32" ? 1e-3 : 2e-2));
+                << "against reference ops, over 50 steps: " << r.worst << "\n";
+      CHECK(r.worst <= (precision == "fp32" ? 1e-3 : 2e-2));
     }
   }
 }
@@ -228,27 +241,11 @@ TEST_CASE("cuda: normalised linear attention trains on the kernels (its denomina
       c.model.mixer.num_heads = 2;
       c.train.precision = precision;
       c.train.early_stop = 0;
-      train::TrainOptions options;
-      options.placement.device = "cuda";
-      options.progress = false;
-      options.max_steps = 50;
-      options.placement.backend = "reference";
-      const auto ref = train::run_experiment(c, options);
-      options.placement.backend = "kernel";
-      const auto ker = train::run_experiment(c, options);
-      CHECK(ref.backend() == "train fwd reference, bwd reference (ATen autograd); eval fwd reference");
-      CHECK(ker.backend() == "train fwd kernel, bwd kernel; eval fwd kernel");
-      CHECK(ker.train_step.rfind("captured", 0) == 0);
-      REQUIRE(ker.step_losses.size() == 50);
-      REQUIRE(ref.step_losses.size() == 50);
-      double worst = 0;
-      for (size_t i = 0; i < 50; ++i) {
-        worst = std::max(worst, std::abs(ker.step_losses[i] - ref.step_losses[i]) / std::abs(ref.step_losses[i]));
-      }
+      const auto r = fifty_steps_both_ways(c);
       std::cout << "linear attention d_model " << d_model << " " << precision << ": largest relative loss "
-                << "difference, kernel against reference ops, over 50 steps: " << worst << "\n";
-      CHECK(worst <= (precision == "fp32" ? 1e-3 : 2e-2));  // the DeltaNet test's bounds
-      CHECK(std::abs(ker.final_accuracy - ref.final_accuracy) <= 0.05);
+                << "difference, kernel against reference ops, over 50 steps: " << r.worst << "\n";
+      CHECK(r.worst <= (precision == "fp32" ? 1e-3 : 2e-2));  // the DeltaNet test's bounds
+      CHECK(std::abs(r.ker.final_accuracy - r.ref.final_accuracy) <= 0.05);
     }
   }
 }
