@@ -481,6 +481,15 @@ std::string chunk_train_unavailable(const SequenceShape& shape, const at::Tensor
 #endif
 }
 
+bool chunk_train_fuses_forward(const SequenceShape& shape) {
+#ifdef DELTABENCH_HAVE_CUDA
+  return cuda::chunk_forward_supports(shape.K, shape.V);
+#else
+  (void)shape;
+  return false;
+#endif
+}
+
 SequenceOutput chunk_train(Family family, const SequenceShape& shape, const at::Tensor& q, const at::Tensor& k,
                            const at::Tensor& v, const at::Tensor& beta, const at::Tensor& g,
                            const SequenceOptions& options) {
@@ -496,7 +505,7 @@ SequenceOutput chunk_train(Family family, const SequenceShape& shape, const at::
   // 0.0030 in bf16 on the H200 (4a8a21d), at FLA's bound of 0.003: with an initial state its training
   // forward takes the stages in fp32. Without one (every model's training step) the rounded S0 is not
   // there, and the fused forward is the one the forward tests hold to the bounds at every T.
-  cfg.fused_forward = cuda::chunk_forward_supports(shape.K, shape.V) &&
+  cfg.fused_forward = chunk_train_fuses_forward(shape) &&
                       (family != Family::kLinearAttention || !options.initial_state.defined());
   return apply(cfg, q, k, v, beta, g, options);
 }

@@ -26,6 +26,10 @@ namespace deltabench::detail {
 // stages' forward else), else why not, as the end of a sentence.
 std::string chunk_train_unavailable(const SequenceShape& shape, const at::Tensor& q);
 
+// Whether the chunked pair's forward is the fused chunk kernel at these head dims (K and V of 64 or 128),
+// else the stages'; false in a build without CUDA.
+bool chunk_train_fuses_forward(const SequenceShape& shape);
+
 // o and, with options.output_final_state, the final state (fp32), differentiable. The value does not
 // depend on options.mode or options.chunk_size: the backward always works in chunks of 64.
 SequenceOutput chunk_train(Family family, const SequenceShape& shape, const at::Tensor& q, const at::Tensor& k,

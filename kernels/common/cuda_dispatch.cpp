@@ -171,13 +171,7 @@ KernelPath kernel_path(const SequenceShape& shape, const at::Tensor& q, const at
     return refuse(c10::str("the inputs are ", c10::toString(q.scalar_type()), ", and the kernel takes bf16, fp16 or fp32"));
   }
   if (needs_grad({&q, &k, &v, &beta, &g, &options.initial_state})) {
-    // `auto` takes the chunked pair where it was measured, with the fused forward (K and V of 64 or 128);
-    // at the other head dims the walks serve it too, with the stages' forward, under `kernel` until a
-    // measurement says where it beats the recurrent pair (kernels/delta_rule/NOTES.md).
-    const bool measured = cuda::chunk_forward_supports(shape.K, shape.V);
-    if ((measured || options.backend == BackendChoice::kKernel) && chunk_train_unavailable(shape, q).empty()) {
-      return KernelPath::kChunkTrain;
-    }
+    if (chunk_train_unavailable(shape, q).empty()) return KernelPath::kChunkTrain;
     const auto reason = recurrent_train_unavailable(shape, q);
     return reason.empty() ? KernelPath::kRecurrentTrain : refuse("a gradient is needed, and for training " + reason);
   }
@@ -216,7 +210,7 @@ namespace {
 
 // What `auto` takes: the kernels measured faster than the reference ops on the shapes they serve.
 // The chunk forward and decode; with a gradient the chunked training pair (kChunkTrain, head dims 64
-// and 128: kernel_path gives it to auto there only) at every length, and the recurrent pair
+// and 128, where its forward is the fused kernel) at every length, and the recurrent pair
 // (kRecurrentTrain, head dims 32 and 256, and V of 256 or more) where the longest sequence has at least
 // kAutoTrainMinLength tokens. In the models' captured training step on
 // the H200 (Zoology's MQAR model, kernels/delta_rule/NOTES.md, "Version 1b") the recurrent pair was 8%
@@ -285,10 +279,17 @@ SequenceOutput dispatch(Family family, const SequenceShape& shape, const at::Ten
   }
   if (options.backend != BackendChoice::kReference) {
     std::string why;
-    const auto path = kernel_path(shape, q, k, v, beta, g, options, &why);
+    auto path = kernel_path(shape, q, k, v, beta, g, options, &why);
     TORCH_CHECK(path != KernelPath::kNone || options.backend != BackendChoice::kKernel, family_name(family),
                 ": backend = kernel, but deltabench's CUDA kernels cannot serve this call: ", why,
                 " (backend = auto takes the reference ops where the kernels cannot serve)");
+    // `auto` takes the chunked pair where it was measured, with its fused forward; at the other head dims
+    // the recurrent pair under auto_takes's length rule, until the chunked pair with the stages' forward
+    // is timed there (kernels/delta_rule/NOTES.md).
+    if (options.backend == BackendChoice::kAuto && path == KernelPath::kChunkTrain &&
+        !chunk_train_fuses_forward(shape)) {
+      path = recurrent_train_unavailable(shape, q).empty() ? KernelPath::kRecurrentTrain : KernelPath::kNone;
+    }
     if (path != KernelPath::kNone && (options.backend == BackendChoice::kKernel || auto_takes(path, shape))) {
       count_backend_call(Backend::kKernel, grad);
       switch (path) {
