@@ -50,6 +50,33 @@ struct Stages {
   void (*backward)(const Inputs& in, const Prepared& p, const at::Tensor& dW, const at::Tensor& dU, Grads& g);
 };
 
+// The shared part of Prepared, from the inputs: decay, and with G eG, tail, gamma; k_end (k itself without
+// G). A family's prepare fills the rest (kernels/common/chunk_train.cpp).
+Prepared prepare_shared(const Inputs& in);
+
+// The gradients through the output O = (q e^G) h + (q k^T * decay) v_new and the state walk, given the
+// walks' h, v_new, dh (the gradient of each chunk's end state) and dv_new, and the chunked dout: dq (of
+// the scaled q), dk (before a family's terms), dG where there is a decay, and dW = -dv_new h^T where the
+// family has a W. By deltabench's kernel (kernels/common/chunk_grads.cu, TF32 products) where `kernels`
+// and `tf32` (16-bit inputs on CUDA) and it takes the head dims, else by batched ATen products; `kernel`
+// says which ran.
+struct WalkGrads {
+  at::Tensor dq, dk, dG, dW;
+  bool kernel = false;
+};
+WalkGrads walk_grads(const Inputs& in, const Prepared& p, const at::Tensor& h, const at::Tensor& v_new,
+                     const at::Tensor& dout, const at::Tensor& dh, const at::Tensor& dv_new, bool kernels, bool tf32);
+
+// What the backward walk reads of the chunked dout besides the state: dv_local = attn^T dout, attn =
+// (q k^T) * decay, the gradient of v_new within its chunk, and qdo = (q e^G)^T dout [.., K, V]
+// (contiguous). By deltabench's kernel (kernels/common/chunk_dout.cu) under the conditions of
+// walk_grads, else batched ATen products; `kernel` says which ran.
+struct DoutTerms {
+  at::Tensor dv_local, qdo;
+  bool kernel = false;
+};
+DoutTerms dout_terms(const Inputs& in, const Prepared& p, const at::Tensor& dout, bool kernels, bool tf32);
+
 Stages delta_rule_stages();        // kernels/delta_rule/chunk_bwd.cpp: both delta rules
 Stages linear_attention_stages();  // kernels/linear_attn/chunk_bwd.cpp
 

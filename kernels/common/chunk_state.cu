@@ -1,7 +1,8 @@
 // The chunked backward's sequential passes (kernels/common/cuda_kernels.h, ChunkStateParams): the
 // state at every chunk's start and v_new (forward, recomputed by the backward as FLA does), then the
 // gradient of the state at every chunk's end and of v_new (backward). Everything else of the chunked
-// backward is parallel over chunks and runs as batched ATen products (kernels/common/chunk_train.cpp).
+// backward is parallel over chunks: the gradients through the output and the walk in chunk_grads.cu, the
+// rest as batched ATen products (kernels/common/chunk_train.cpp).
 //
 // Version 1: SIMT fp32. One block of kThreads per (sequence and head, slice of BV columns of V) walks
 // the sequence's chunks; the fp32 state slice [K x BV] lives in registers (kRowsK rows of one column a
@@ -17,8 +18,7 @@
 // through L2.
 
 #include "kernels/common/cuda_common.cuh"
-
-#include <mma.h>
+#include "kernels/common/wmma_tf32.cuh"
 
 #include <cstdint>
 #include <limits>
@@ -223,22 +223,8 @@ __global__ void __launch_bounds__(kThreads) chunk_state_backward_kernel(ChunkSta
 // (v_new, dv_new) is one 16 x 16 tile a warp. Shared rows are padded by 4 floats so that the 16 rows a
 // fragment load touches start in different banks. Loads and stores of WMMA tiles in global memory need
 // 32-byte aligned starts: V a multiple of 16 and 16-column tiles give 64-byte ones.
-namespace wmma = nvcuda::wmma;
-constexpr int kTile = 16;  // WMMA's TF32 shape: m = n = kTile, k = kTileK
-constexpr int kTileK = 8;
-using FragA = wmma::fragment<wmma::matrix_a, kTile, kTile, kTileK, wmma::precision::tf32, wmma::row_major>;
-// FragAT: a transposed operand (column-major).
-using FragAT = wmma::fragment<wmma::matrix_a, kTile, kTile, kTileK, wmma::precision::tf32, wmma::col_major>;
-using FragB = wmma::fragment<wmma::matrix_b, kTile, kTile, kTileK, wmma::precision::tf32, wmma::row_major>;
-using Acc = wmma::fragment<wmma::accumulator, kTile, kTile, kTileK, float>;
+using namespace tf32;  // the tile shape, the fragments and round_tf32 (kernels/common/wmma_tf32.cuh)
 constexpr int kTcWarps = kThreads / 32;
-constexpr int kTcPad = 4;
-
-template <typename Frag>
-__device__ __forceinline__ void round_tf32(Frag& f, float sign = 1.0f) {
-#pragma unroll
-  for (int e = 0; e < f.num_elements; ++e) f.x[e] = wmma::__float_to_tf32(sign * f.x[e]);
-}
 
 template <int KD, int BV>
 struct TcTiling {

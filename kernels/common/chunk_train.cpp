@@ -72,6 +72,137 @@ at::Tensor mm_add(const at::Tensor& c, const at::Tensor& a, const at::Tensor& b)
   return at::baddbmm(batch_flat(c), batch_flat(a), batch_flat(b)).view(product_shape(a, b));
 }
 
+Prepared prepare_shared(const Inputs& in) {
+  Prepared p;
+  p.decay = chunk_decay_mask(in.G, kC, /*strict=*/false, in.q);
+  p.k_end = in.k;
+  if (in.G.defined()) {
+    const auto G_last = in.G.narrow(-1, kC - 1, 1);  // [N, H, NT, 1]
+    p.eG = in.G.exp().unsqueeze(-1);
+    p.tail = (G_last - in.G).exp().unsqueeze(-1);
+    p.gamma = G_last.squeeze(-1).exp().contiguous();
+    p.k_end = in.k * p.tail;
+  }
+  return p;
+}
+
+namespace {
+
+#ifdef DELTABENCH_HAVE_CUDA
+// The kernel's version of walk_grads: every operand fp32 and contiguous already (the walks' outputs and
+// the chunked inputs are fresh allocations).
+WalkGrads walk_grads_kernel(const Inputs& in, const Prepared& p, const at::Tensor& h, const at::Tensor& v_new,
+                            const at::Tensor& dout, const at::Tensor& dh, const at::Tensor& dv_new) {
+  const auto f32 = [](const at::Tensor& t) {
+    TORCH_CHECK(t.scalar_type() == at::kFloat && t.is_contiguous(), "walk_grads: an fp32 contiguous buffer expected");
+    return t.data_ptr<float>();
+  };
+  const auto q = in.q.contiguous(), k = in.k.contiguous(), G = in.G.defined() ? in.G.contiguous() : at::Tensor();
+  const auto dout_c = dout.contiguous();
+  WalkGrads g;
+  g.dq = at::empty_like(q);
+  g.dk = at::empty_like(q);
+  if (p.W.defined()) g.dW = at::empty_like(q);
+  if (G.defined()) g.dG = at::empty_like(G);
+  cuda::ChunkGradsParams s;
+  s.BH = q.size(0) * q.size(1);
+  s.NT = q.size(2);
+  s.K = q.size(-1);
+  s.V = v_new.size(-1);
+  s.q = f32(q);
+  s.k = f32(k);
+  s.g = G.defined() ? f32(G) : nullptr;
+  s.h = f32(h);
+  s.dh = f32(dh);
+  s.v_new = f32(v_new);
+  s.dv_new = f32(dv_new);
+  s.dout = f32(dout_c);
+  s.dq = f32(g.dq);
+  s.dk = f32(g.dk);
+  s.dw = g.dW.defined() ? f32(g.dW) : nullptr;
+  s.dg = g.dG.defined() ? f32(g.dG) : nullptr;
+  cuda::chunk_grads(s, at::cuda::getCurrentCUDAStream().stream());
+  g.kernel = true;
+  return g;
+}
+#endif
+
+}  // namespace
+
+DoutTerms dout_terms(const Inputs& in, const Prepared& p, const at::Tensor& dout, bool kernels, bool tf32) {
+  DoutTerms d;
+#ifdef DELTABENCH_HAVE_CUDA
+  if (kernels && tf32 && in.q.is_cuda() && cuda::chunk_dout_supports(in.q.size(-1), dout.size(-1))) {
+    const auto q = in.q.contiguous(), k = in.k.contiguous(), G = in.G.defined() ? in.G.contiguous() : at::Tensor();
+    const auto dout_c = dout.contiguous();
+    TORCH_CHECK(q.scalar_type() == at::kFloat && dout_c.scalar_type() == at::kFloat &&
+                    (!G.defined() || G.scalar_type() == at::kFloat),
+                "dout_terms: fp32 operands expected");
+    const int64_t N = q.size(0), H = q.size(1), NT = q.size(2), K = q.size(-1), V = dout.size(-1);
+    d.dv_local = at::empty_like(dout_c);
+    d.qdo = at::empty({N, H, NT, K, V}, dout_c.options());
+    cuda::ChunkDoutParams s;
+    s.BH = N * H;
+    s.NT = NT;
+    s.K = K;
+    s.V = V;
+    s.q = q.data_ptr<float>();
+    s.k = k.data_ptr<float>();
+    s.g = G.defined() ? G.data_ptr<float>() : nullptr;
+    s.dout = dout_c.data_ptr<float>();
+    s.dv_local = d.dv_local.data_ptr<float>();
+    s.qdo = d.qdo.data_ptr<float>();
+    cuda::chunk_dout(s, at::cuda::getCurrentCUDAStream().stream());
+    d.kernel = true;
+    return d;
+  }
+#endif
+  (void)kernels;
+  (void)tf32;
+  // O = (q e^G) h + attn v_new, attn = (q K^T) * decay.
+  const auto attn = at::matmul(in.q, transposed(in.k)) * p.decay;
+  d.dv_local = at::matmul(transposed(attn), dout);
+  const auto qg = p.eG.defined() ? in.q * p.eG : in.q;
+  // (at::matmul may hand back a transposed result: the walks read a contiguous one.)
+  d.qdo = at::matmul(transposed(qg), dout).contiguous();
+  return d;
+}
+
+WalkGrads walk_grads(const Inputs& in, const Prepared& p, const at::Tensor& h, const at::Tensor& v_new,
+                     const at::Tensor& dout, const at::Tensor& dh, const at::Tensor& dv_new, bool kernels, bool tf32) {
+#ifdef DELTABENCH_HAVE_CUDA
+  if (kernels && tf32 && in.q.is_cuda() && cuda::chunk_grads_supports(in.q.size(-1), v_new.size(-1))) {
+    return walk_grads_kernel(in, p, h, v_new, dout, dh, dv_new);
+  }
+#endif
+  (void)kernels;
+  (void)tf32;
+  // Gradients of q (scaled) and k through O and the state update; of the log decay G.
+  WalkGrads g;
+  const auto d_attn = at::matmul(dout, transposed(v_new)) * p.decay;
+  auto dq_inter = at::matmul(dout, transposed(h));
+  if (p.eG.defined()) dq_inter = dq_inter * p.eG;
+  g.dq = mm_add(dq_inter, d_attn, in.k);
+  const auto dk_attn = at::matmul(transposed(d_attn), in.q);
+  at::Tensor dk_end;  // through the state update, before the tail decay (the gated rule's dG needs it)
+  if (p.tail.defined()) {
+    dk_end = at::matmul(v_new, transposed(dh));
+    g.dk = at::addcmul(dk_attn, dk_end, p.tail);
+  } else {
+    g.dk = mm_add(dk_attn, v_new, transposed(dh));
+  }
+  if (in.G.defined()) {
+    TORCH_CHECK(dk_end.defined(), "chunk_train: a decay without its tail");
+    const auto end_terms = (dk_end * p.k_end).sum(-1);  // [N, H, NT, C]
+    g.dG = (g.dq * in.q).sum(-1) - (dk_attn * in.k).sum(-1) - end_terms;
+    const auto last = end_terms.sum(-1) + p.gamma * (h * dh).sum({-1, -2});  // the chunk's G_C
+    g.dG.select(-1, kC - 1).add_(last);
+  }
+  // Through v_new = U - W S_c to the family's W.
+  if (p.W.defined()) g.dW = mm(dv_new, transposed(h), -1.0);
+  return g;
+}
+
 }  // namespace chunked
 
 namespace {
@@ -176,19 +307,10 @@ chunked::Stages stages_of(Family family) {
   return family == Family::kLinearAttention ? chunked::linear_attention_stages() : chunked::delta_rule_stages();
 }
 
-// The shared part of what the forward computes before the state walk (the backward recomputes all of
-// it: FLA saves the inverse, this version recomputes it too, one small kernel), then the family's.
+// What the forward computes before the state walk (the backward recomputes all of it: FLA saves the
+// inverse, this version recomputes it too, one small kernel): the shared part, then the family's.
 Prepared prepare(Family family, const Chunked& c, bool kernels) {
-  Prepared p;
-  p.decay = chunk_decay_mask(c.G, kC, /*strict=*/false, c.q);
-  p.k_end = c.k;
-  if (c.G.defined()) {
-    const auto G_last = c.G.narrow(-1, kC - 1, 1);  // [N, H, NT, 1]
-    p.eG = c.G.exp().unsqueeze(-1);
-    p.tail = (G_last - c.G).exp().unsqueeze(-1);
-    p.gamma = G_last.squeeze(-1).exp().contiguous();
-    p.k_end = c.k * p.tail;
-  }
+  Prepared p = chunked::prepare_shared(c);
   stages_of(family).prepare(c, p, kernels);
   return p;
 }
@@ -258,14 +380,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> state_forward(const Prepared& p, 
 }
 
 // The backward pass over the chunks, c from last to first: the gradient of the state at every chunk's
-// end dh [N, H, NT, K, V], of v_new [N, H, NT, C, V] and of the initial state. qg = scale q exp(G). The
-// walk's term (q exp(G))^T dout needs no state: one batched product before it, [N, H, NT, K, V].
-std::tuple<at::Tensor, at::Tensor, at::Tensor> state_backward(const Prepared& p, const at::Tensor& qg,
-                                                              const at::Tensor& dout, const at::Tensor& dv_local,
-                                                              const at::Tensor& dht, bool kernels, bool tf32) {
+// end dh [N, H, NT, K, V], of v_new [N, H, NT, C, V] and of the initial state. The walk's term
+// (q exp(G))^T dout needs no state: it comes whole as qdo [N, H, NT, K, V], with dv_local (dout_terms).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> state_backward(const Prepared& p, const at::Tensor& qdo,
+                                                              const at::Tensor& dv_local, const at::Tensor& dht,
+                                                              bool kernels, bool tf32) {
   const int64_t N = p.U.size(0), H = p.U.size(1), NT = p.U.size(2), K = p.k_end.size(-1), V = p.U.size(-1);
-  // (at::matmul may hand back a transposed result: the walks read a contiguous one.)
-  const auto qdo = at::matmul(transposed(qg), dout).contiguous();
   if (kernels) {
 #ifdef DELTABENCH_HAVE_CUDA
     const auto f32 = p.U.options();
@@ -393,36 +513,16 @@ class ChunkTrain : public torch::autograd::Function<ChunkTrain> {
     const auto dout = grads[0].defined() ? in_chunks(grads[0], shape, dtype) : at::zeros_like(v_new);
     const auto dht = grads.size() > 1 && grads[1].defined() ? grads[1].to(dtype) : at::Tensor();
 
-    // O = (q exp(G)) h + attn v_new, attn = (q K^T) * decay.
-    const auto qg = p.eG.defined() ? c.q * p.eG : c.q;
-    const auto attn = at::matmul(c.q, transposed(c.k)) * p.decay;
-    const auto dv_local = at::matmul(transposed(attn), dout);
-    const auto [dh, dv_new, dh0] = state_backward(p, qg, dout, dv_local, dht, kernels, tf32_products(q));
+    const auto terms = chunked::dout_terms(c, p, dout, kernels, tf32_products(q));
+    const auto [dh, dv_new, dh0] = state_backward(p, terms.qdo, terms.dv_local, dht, kernels, tf32_products(q));
 
-    // Gradients of q (scaled) and k through O and the state update; of the log decay G.
-    const auto d_attn = at::matmul(dout, transposed(v_new)) * p.decay;
-    auto dq_inter = at::matmul(dout, transposed(h));
-    if (p.eG.defined()) dq_inter = dq_inter * p.eG;
-    const auto dq = chunked::mm_add(dq_inter, d_attn, c.k);
-    const auto dk_attn = at::matmul(transposed(d_attn), c.q);
+    // Through O and the state walk to q, k, G and the family's W; then through W and U.
+    const auto w = chunked::walk_grads(c, p, h, v_new, dout, dh, dv_new, kernels, tf32_products(q));
+    const auto& dq = w.dq;
     chunked::Grads d;
-    at::Tensor dk_end;  // through the state update, before the tail decay (the gated rule's dG needs it)
-    if (p.tail.defined()) {
-      dk_end = at::matmul(v_new, transposed(dh));
-      d.dk = at::addcmul(dk_attn, dk_end, p.tail);
-    } else {
-      d.dk = chunked::mm_add(dk_attn, v_new, transposed(dh));
-    }
-    if (c.G.defined()) {
-      TORCH_CHECK(dk_end.defined(), "chunk_train: a decay without its tail");
-      const auto end_terms = (dk_end * p.k_end).sum(-1);  // [N, H, NT, C]
-      d.dG = (dq * c.q).sum(-1) - (dk_attn * c.k).sum(-1) - end_terms;
-      const auto last = end_terms.sum(-1) + p.gamma * (h * dh).sum({-1, -2});  // the chunk's G_C
-      d.dG.select(-1, kC - 1).add_(last);
-    }
-    // Through v_new = U - W S_c to the family's W and U.
-    const auto dW = p.W.defined() ? chunked::mm(dv_new, transposed(h), -1.0) : at::Tensor();
-    stages_of(cfg.family).backward(c, p, dW, dv_new, d);
+    d.dk = w.dk;
+    d.dG = w.dG;
+    stages_of(cfg.family).backward(c, p, w.dW, dv_new, d);
 
     const auto& dG = d.dG;
     const auto dg = dG.defined() ? dG.flip(-1).cumsum(-1).flip(-1) : at::Tensor();

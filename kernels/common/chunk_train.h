@@ -3,8 +3,9 @@
 // is the fused chunk kernel (kernels/common/chunk_forward.cu, chunk_fwd.cuh) and whose backward is FLA's chunked
 // backward (../shared/reference/kernels.md 1c): the UT transform, the state at every chunk's start and
 // v_new recomputed, the gradient of the state at every chunk's end walked in reverse, then every
-// chunk's gradients at once. The two sequential passes run in CUDA (kernels/common/chunk_state.cu);
-// the stages between them are batched ATen products over all chunks. kernels/common/cuda_dispatch.cpp
+// chunk's gradients at once. The two sequential passes run in CUDA (kernels/common/chunk_state.cu), and
+// for 16-bit inputs the gradients through the output and the walk (kernels/common/chunk_grads.cu); the
+// other stages are batched ATen products over all chunks. kernels/common/cuda_dispatch.cpp
 // calls it when a gradient is needed.
 //
 // The same Function runs on any device with its forward computed by the ATen stages and the passes

@@ -103,7 +103,7 @@ void recurrent_train_forward(const RecurrentTrainParams& p, void* stream);
 void recurrent_train_backward(const RecurrentTrainParams& p, void* stream);
 
 // The chunked backward's two sequential passes (chunk_state.cu; the parallel stages around them are
-// ATen products in kernels/common/chunk_train.cpp). fp32 throughout, SIMT. Chunked tensors are
+// chunk_grads below and ATen products in kernels/common/chunk_train.cpp). fp32 throughout, SIMT. Chunked tensors are
 // [BH, NT, C, D] contiguous (BH = sequences x heads, NT chunks of kChunkTrainSize tokens per
 // sequence), states [BH, K, V]; one block per (sequence and head, slice of V columns) walks the chunks.
 inline constexpr int kChunkTrainSize = 64;
@@ -155,5 +155,46 @@ bool chunk_state_supports(int64_t K, int64_t V);  // K of 32, 64, 128 or 256, V 
 void unit_lower_inverse(const float* a, float* out, int64_t batch, void* stream);
 void chunk_state_forward(const ChunkStateParams& p, void* stream);
 void chunk_state_backward(const ChunkStateParams& p, void* stream);
+
+// The chunked backward's gradients through the output and the state walk, one block a chunk
+// (chunk_grads.cu), TF32 products with fp32 accumulation; every buffer fp32, contiguous, on a 32-byte
+// boundary. With G the within-chunk cumulative log decay (zero without g):
+//   d_attn = (dout v_new^T) * exp(G_i - G_j) [j <= i],  dq = e^G dout h^T + d_attn k,
+//   dk = d_attn^T q + e^(G_C - G) v_new dh^T,  dW = -dv_new h^T,
+//   dG = rowsum(dq q - dk k), its last entry plus sum((e^(G_C - G) v_new dh^T) k) + e^G_C sum(h dh).
+struct ChunkGradsParams {
+  int64_t BH = 0, NT = 0, K = 0, V = 0;
+  const float* q = nullptr;       // [BH, NT, C, K] q times the scale
+  const float* k = nullptr;       // [BH, NT, C, K]
+  const float* g = nullptr;       // [BH, NT, C] G, or null (no decay)
+  const float* h = nullptr;       // [BH, NT, K, V] the state at each chunk's start
+  const float* dh = nullptr;      // [BH, NT, K, V] the gradient of the state at each chunk's end
+  const float* v_new = nullptr;   // [BH, NT, C, V]
+  const float* dv_new = nullptr;  // [BH, NT, C, V]
+  const float* dout = nullptr;    // [BH, NT, C, V]
+  float* dq = nullptr;            // [BH, NT, C, K] the gradient of q times the scale
+  float* dk = nullptr;            // [BH, NT, C, K]
+  float* dw = nullptr;            // [BH, NT, C, K], or null (a family without W)
+  float* dg = nullptr;            // [BH, NT, C], with g only
+};
+
+bool chunk_grads_supports(int64_t K, int64_t V);  // K of 32, 64 or 128, V a multiple of 16
+void chunk_grads(const ChunkGradsParams& p, void* stream);
+
+// What the backward walk reads of dout (chunk_dout.cu), one block a chunk, TF32 products with fp32
+// accumulation; fp32 buffers, contiguous, on a 32-byte boundary:
+//   dv_local = ((q k^T) * exp(G_i - G_j) [j <= i])^T dout,  qdo = (q e^G)^T dout.
+struct ChunkDoutParams {
+  int64_t BH = 0, NT = 0, K = 0, V = 0;
+  const float* q = nullptr;     // [BH, NT, C, K] q times the scale
+  const float* k = nullptr;     // [BH, NT, C, K]
+  const float* g = nullptr;     // [BH, NT, C] G, or null (no decay)
+  const float* dout = nullptr;  // [BH, NT, C, V]
+  float* dv_local = nullptr;    // [BH, NT, C, V]
+  float* qdo = nullptr;         // [BH, NT, K, V]
+};
+
+bool chunk_dout_supports(int64_t K, int64_t V);  // K of 32, 64 or 128, V a multiple of 16
+void chunk_dout(const ChunkDoutParams& p, void* stream);
 
 }  // namespace deltabench::cuda

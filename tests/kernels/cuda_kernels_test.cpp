@@ -4,6 +4,7 @@
 // Cases tagged [small] are the ones scripts/device.sh runs under compute-sanitizer.
 
 #include "kernels/common/backend.h"
+#include "kernels/common/chunk_stages.h"
 #include "kernels/common/chunk_train.h"
 #include "kernels/common/cuda_kernels.h"
 #include "kernels/common/decode.h"
@@ -643,6 +644,78 @@ TEST_CASE("cuda: the chunked backward's CUDA state passes equal its ATen loops",
         }
       }
     }
+  }
+}
+
+TEST_CASE("cuda: the chunked backward's chunk-parallel kernels equal its ATen stages in fp64", "[cuda][backward][small]") {
+  REQUIRE(at::hasCUDA());
+  // kernels/common/chunk_dout.cu and chunk_grads.cu against chunk_train.cpp's batched products in fp64,
+  // on the same fp32 operands: K 32, 64, 128; V a multiple of 32 (32-column slices) and of 16 only; with
+  // and without a decay (dG) and a W (dW). TF32 products: a few of TF32's roundings (2^-11) in relative RMS.
+  namespace chunked = deltabench::detail::chunked;
+  struct GradCase {
+    int64_t K, V;
+    bool decay, w;
+  };
+  const GradCase cases[] = {{32, 16, true, true},   {32, 96, false, true},   {64, 48, true, false},
+                            {64, 64, false, false}, {64, 64, true, true},    {128, 128, true, true},
+                            {128, 128, false, true}, {128, 256, true, true}, {128, 80, false, false}};
+  const int64_t N = 2, H = 3, NT = 3, C = chunked::kC;
+  for (const auto& gc : cases) {
+    at::manual_seed(31 + gc.K + gc.V);
+    const auto f32 = kCuda.dtype(at::kFloat);
+    chunked::Inputs in;
+    in.q = at::randn({N, H, NT, C, gc.K}, f32) * (1.0 / std::sqrt(static_cast<double>(gc.K)));
+    in.k = at::randn({N, H, NT, C, gc.K}, f32);
+    in.v = at::randn({N, H, NT, C, gc.V}, f32);
+    if (gc.decay) in.G = (-at::rand({N, H, NT, C}, f32) * 0.2).cumsum(-1);  // log decays in (-0.2, 0)
+    const auto h = at::randn({N, H, NT, gc.K, gc.V}, f32), dh = at::randn({N, H, NT, gc.K, gc.V}, f32);
+    const auto v_new = at::randn({N, H, NT, C, gc.V}, f32), dv_new = at::randn({N, H, NT, C, gc.V}, f32);
+    const auto dout = at::randn({N, H, NT, C, gc.V}, f32);
+    const auto run = [&](at::ScalarType as, bool kernels) {
+      const auto cast = [as](const at::Tensor& t) { return t.defined() ? t.to(as) : at::Tensor(); };
+      chunked::Inputs x{cast(in.q), cast(in.k), cast(in.v), at::Tensor(), cast(in.G)};
+      auto p = chunked::prepare_shared(x);
+      if (gc.w) p.W = x.k;  // walk_grads reads only whether the family has a W
+      return chunked::walk_grads(x, p, cast(h), cast(v_new), cast(dout), cast(dh), cast(dv_new), kernels,
+                                 /*tf32=*/kernels);
+    };
+    const auto got = run(at::kFloat, true), want = run(at::kDouble, false);
+    // dout's terms before the walk, from the same inputs.
+    const auto terms = [&](at::ScalarType as, bool kernels) {
+      const auto cast = [as](const at::Tensor& t) { return t.defined() ? t.to(as) : at::Tensor(); };
+      chunked::Inputs x{cast(in.q), cast(in.k), cast(in.v), at::Tensor(), cast(in.G)};
+      return chunked::dout_terms(x, chunked::prepare_shared(x), cast(dout), kernels, /*tf32=*/kernels);
+    };
+    const auto got_terms = terms(at::kFloat, true), want_terms = terms(at::kDouble, false);
+    INFO("K=" << gc.K << " V=" << gc.V << (gc.decay ? " decay" : "") << (gc.w ? " W" : ""));
+    CHECK(got.kernel);
+    CHECK_FALSE(want.kernel);
+    CHECK(got_terms.kernel);
+    CHECK_FALSE(want_terms.kernel);
+    const std::pair<const char*, std::pair<at::Tensor, at::Tensor>> outs[] = {
+        {"dv_local", {got_terms.dv_local, want_terms.dv_local}},
+        {"qdo", {got_terms.qdo, want_terms.qdo}},
+        {"dq", {got.dq, want.dq}},
+        {"dk", {got.dk, want.dk}},
+        {"dG", {got.dG, want.dG}},
+        // dG but each chunk's last entry, whose sum of h dh over K x V would hide the others' errors
+        {"dG rows", {got.dG.defined() ? got.dG.narrow(-1, 0, C - 1) : at::Tensor(),
+                     want.dG.defined() ? want.dG.narrow(-1, 0, C - 1) : at::Tensor()}},
+        {"dW", {got.dW, want.dW}}};
+    std::ostringstream line;
+    line << "chunk_dout, chunk_grads K=" << gc.K << " V=" << gc.V << (gc.decay ? " decay" : "") << (gc.w ? " W" : "") << ":";
+    for (const auto& [what, pair] : outs) {
+      INFO(what);
+      REQUIRE(pair.first.defined() == pair.second.defined());
+      if (!pair.first.defined()) continue;
+      REQUIRE(pair.first.sizes() == pair.second.sizes());
+      REQUIRE(at::isfinite(pair.first).all().item<bool>());
+      const double err = testing::rel_rms(pair.first.to(at::kDouble), pair.second);
+      line << " " << what << " " << err;
+      CHECK(err <= 2e-3);
+    }
+    std::cout << line.str() << "\n";
   }
 }
 

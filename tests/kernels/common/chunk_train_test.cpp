@@ -3,6 +3,7 @@
 // every family, across chunk edges, varlen, with and without initial and final state. The CUDA passes
 // are checked against these loops on a GPU (tests/kernels/cuda_kernels_test.cpp).
 
+#include "kernels/common/chunk_stages.h"
 #include "kernels/common/chunk_train.h"
 #include "kernels/common/validate.h"
 #include "kernels/family.h"
@@ -11,6 +12,7 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -96,4 +98,51 @@ TEST_CASE("chunk_train: the kernel path on the CPU is an error that says why", "
   CHECK_THROWS_WITH(deltabench::detail::chunk_train_stages(Family::kDeltaRule, shape, in.q, in.k, in.v, in.beta, in.g, options,
                                                /*state_kernels=*/true),
                     testing::contains("the CUDA state passes need CUDA tensors, got cpu"));
+}
+
+TEST_CASE("chunk_train: the gradient kernel's arrangement of the walk's gradients equals the stages', fp64", "[kernels][backward]") {
+  // kernels/common/chunk_grads.cu does not compute what walk_grads's ATen stages compute term by term: it
+  // scales dout and v_new's rows before the products, adds d_attn's products into the same sums, and
+  // forms dG as rowsum(dq q - dk k) plus the chunk end's two sums. This checks that arrangement, written
+  // as the kernel's header states it, against walk_grads in fp64 (the GPU test holds the kernel to the
+  // stages).
+  namespace chunked = deltabench::detail::chunked;
+  const int64_t N = 2, H = 2, NT = 3, C = chunked::kC, K = 16, V = 24;
+  const auto f64 = at::TensorOptions().dtype(at::kDouble);
+  at::manual_seed(5);
+  chunked::Inputs in;
+  in.q = at::randn({N, H, NT, C, K}, f64) * 0.25;
+  in.k = at::randn({N, H, NT, C, K}, f64);
+  in.v = at::randn({N, H, NT, C, V}, f64);
+  in.G = (-at::rand({N, H, NT, C}, f64) * 0.2).cumsum(-1);
+  const auto h = at::randn({N, H, NT, K, V}, f64), dh = at::randn({N, H, NT, K, V}, f64);
+  const auto v_new = at::randn({N, H, NT, C, V}, f64), dv_new = at::randn({N, H, NT, C, V}, f64);
+  const auto dout = at::randn({N, H, NT, C, V}, f64);
+  auto p = chunked::prepare_shared(in);
+  p.W = in.k;
+  const auto want = chunked::walk_grads(in, p, h, v_new, dout, dh, dv_new, /*kernels=*/false, /*tf32=*/false);
+  REQUIRE_FALSE(want.kernel);
+
+  const auto T = [](const at::Tensor& x) { return x.transpose(-1, -2); };
+  const auto G = in.G.unsqueeze(-1);                             // [.., C, 1]
+  const auto eG = G.exp(), tail = (in.G.narrow(-1, C - 1, 1).unsqueeze(-1) - G).exp();
+  const auto i = at::arange(C, f64).unsqueeze(-1), j = at::arange(C, f64).unsqueeze(0);
+  const auto decay = at::where(j <= i, (G - T(G)).exp(), at::zeros({}, f64));
+  const auto d_attn = at::matmul(dout, T(v_new)) * decay;
+  const auto dq = at::matmul(dout * eG, T(h)) + at::matmul(d_attn, in.k);
+  const auto dk_end = at::matmul(v_new * tail, T(dh));
+  const auto dk = at::matmul(T(d_attn), in.q) + dk_end;
+  auto dG = (dq * in.q - dk * in.k).sum(-1);
+  dG.select(-1, C - 1).add_((dk_end * in.k).sum({-1, -2}) + in.G.select(-1, C - 1).exp() * (h * dh).sum({-1, -2}));
+  const auto dW = -at::matmul(dv_new, T(h));
+
+  CHECK(testing::rel_rms(dq, want.dq) <= 1e-12);
+  CHECK(testing::rel_rms(dk, want.dk) <= 1e-12);
+  CHECK(testing::rel_rms(dG, want.dG) <= 1e-12);
+  CHECK(testing::rel_rms(dW, want.dW) <= 1e-12);
+  // The check can fail: the end term with the undecayed v_new is off.
+  auto wrong = (dq * in.q - dk * in.k).sum(-1);
+  wrong.select(-1, C - 1).add_((at::matmul(v_new, T(dh)) * in.k).sum({-1, -2}) +
+                               in.G.select(-1, C - 1).exp() * (h * dh).sum({-1, -2}));
+  CHECK(testing::rel_rms(wrong, want.dG) > 1e-6);
 }

@@ -1,0 +1,304 @@
+// The chunked backward's gradients through the output and the state walk (kernels/common/cuda_kernels.h,
+// ChunkGradsParams): what kernels/common/chunk_train.cpp's `walk_grads` computes with ATen as six
+// batched products and a dozen elementwise passes over [N, H, NT, C, *] fp32 tensors, here one block a
+// chunk that reads the chunk's h, dh, dout, v_new, dv_new, q and k once and writes dq, dk, dW and dG once.
+//
+// Per chunk of C = 64 tokens (G the within-chunk cumulative log decay; zero, so every exp 1, without one):
+//   d_attn = (dout v_new^T) * decay          decay_ij = exp(G_i - G_j) for j <= i, else 0
+//   dq     = diag(e^G) dout h^T + d_attn k
+//   dk     = d_attn^T q + diag(e^(G_C - G)) v_new dh^T
+//   dW     = -dv_new h^T                     (where the family has a W)
+//   dG_i   = sum over K of (dq q - dk k)_i,  and dG_C += sum of (diag(e^(G_C - G)) v_new dh^T) k + e^G_C sum(h dh)
+// (the last two terms are the chunk's end: the keys decayed to it and the state's decay).
+//
+// Products on tensor cores, TF32 operands (10 significant bits) and fp32 accumulation, as the walks take
+// them for 16-bit inputs (kernels/common/chunk_state.cu); fp32 inputs keep the ATen stages' fp32 products.
+// 16 warps; every output tile of 16 x 16 (d_attn's [C x C], dq's, dk's and dW's [C x K]) stays in one
+// warp's accumulators while the block walks V in slices of BV columns, staged in shared memory with the
+// row scales e^G (for dq) and e^(G_C - G) (for dk) applied on the way in. Then d_attn is masked in shared
+// memory and its two products with k and q are added; the row sums of dG go through a per-warp scratch
+// tile, whose layout, unlike an accumulator fragment's, is known. Every sum has a fixed order: the same
+// inputs give the same bits.
+
+#include "kernels/common/chunk_parallel.cuh"
+#include "kernels/common/cuda_common.cuh"
+#include "kernels/common/wmma_tf32.cuh"
+
+#include <cstdint>
+#include <stdexcept>
+
+namespace deltabench::cuda {
+namespace {
+
+using namespace tf32;
+using chunk_parallel::kC, chunk_parallel::kThreads, chunk_parallel::kWarps;
+constexpr int kPad = kTcPad;
+
+// What a block's output tiles are and where its shared memory goes, for head dim KD and V slices of BV.
+template <int KD, int BV>
+struct Layout {
+  static constexpr int kLdV = BV + kPad, kLdK = KD + kPad, kLdC = kC + kPad;
+  static constexpr int kRowTiles = kC / kTile, kKTiles = KD / kTile;
+  // The tiles, in this order: d_attn [C x C], then dq, dk and dW [C x KD]; tile t is warp t % kWarps's.
+  static constexpr int kAttnTiles = kRowTiles * kRowTiles, kOutTiles = kRowTiles * kKTiles;
+  static constexpr int kTiles = kAttnTiles + 3 * kOutTiles;
+  static constexpr int kPerWarp = (kTiles + kWarps - 1) / kWarps;
+  // Shared memory in floats. The V slice's staging (dout, dout e^G, v_new, v_new e^(G_C - G), dv_new
+  // [C x BV]; h and dh [KD x BV]), which the second phase reuses for d_attn [C x C], q and k [C x KD].
+  static constexpr int kStage = 5 * kC * kLdV + 2 * KD * kLdV;
+  static constexpr int kPhase2 = kC * kLdC + 2 * kC * kLdK;
+  static constexpr int kUnion = kStage > kPhase2 ? kStage : kPhase2;
+  static constexpr int kScratch = kWarps * kTile * kTile;  // a tile a warp
+  // G, e^G, e^(G_C - G); dG's row sums of dq q and dk k per K tile; the warps' sums of the end term and h dh.
+  static constexpr int kSmall = 3 * kC + 2 * kKTiles * kC + 2 * kWarps;
+  static constexpr size_t kBytes = sizeof(float) * (kUnion + kScratch + kSmall);
+  static_assert(kStage % 8 == 0 && kPhase2 % 8 == 0 && kScratch % 8 == 0,
+                "WMMA's shared tiles must start on 32-byte boundaries");
+  static_assert(kPerWarp * 8 <= 64, "a warp's accumulators would not fit its registers");
+};
+
+enum TileKind { kAttn = 0, kDq = 1, kDk = 2, kDw = 3 };
+
+struct TileId {
+  int kind, row, col;  // the tile's kind and its first row and column
+};
+
+template <int KD, int BV>
+__device__ __forceinline__ TileId tile_id(int t) {
+  using L = Layout<KD, BV>;
+  if (t < L::kAttnTiles) return {kAttn, t / L::kRowTiles * kTile, t % L::kRowTiles * kTile};
+  t -= L::kAttnTiles;
+  const int kind = kDq + t / L::kOutTiles;
+  t %= L::kOutTiles;
+  return {kind, t / L::kKTiles * kTile, t % L::kKTiles * kTile};
+}
+
+__device__ __forceinline__ float4 scaled(float4 x, float s) { return make_float4(x.x * s, x.y * s, x.z * s, x.w * s); }
+
+template <int KD, int BV>
+__global__ void __launch_bounds__(kThreads, 1) chunk_grads_kernel(ChunkGradsParams p) {
+  using L = Layout<KD, BV>;
+  constexpr int kLdV = L::kLdV, kLdK = L::kLdK, kLdC = L::kLdC;
+  extern __shared__ __align__(128) float smem[];
+  // Phase 1: the V slice.
+  float* sDo = smem;                  // [C][kLdV] dout
+  float* sDoG = sDo + kC * kLdV;      // [C][kLdV] dout e^G
+  float* sVn = sDoG + kC * kLdV;      // [C][kLdV] v_new
+  float* sVnT = sVn + kC * kLdV;      // [C][kLdV] v_new e^(G_C - G)
+  float* sDvn = sVnT + kC * kLdV;     // [C][kLdV] dv_new
+  float* sH = sDvn + kC * kLdV;       // [KD][kLdV] h
+  float* sDh = sH + KD * kLdV;        // [KD][kLdV] dh
+  // Phase 2, over the same memory.
+  float* sDA = smem;                  // [C][kLdC] d_attn
+  float* sQ = sDA + kC * kLdC;        // [C][kLdK]
+  float* sK = sQ + kC * kLdK;         // [C][kLdK]
+  float* scratch = smem + L::kUnion;  // [kWarps][16 x 16]
+  float* sG = scratch + L::kScratch;  // [C]
+  float* sEG = sG + kC;               // [C] e^G
+  float* sTail = sEG + kC;            // [C] e^(G_C - G)
+  float* sRowQ = sTail + kC;          // [kKTiles][C] row sums of dq q over each K tile
+  float* sRowK = sRowQ + L::kKTiles * kC;  // [kKTiles][C] of dk k
+  float* sEnd = sRowK + L::kKTiles * kC;   // [kWarps] the end term's sums
+  float* sHdh = sEnd + kWarps;             // [kWarps] h dh's sums
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t chunk = blockIdx.x, V = p.V;
+  const bool gated = p.g != nullptr, has_w = p.dw != nullptr;
+  const float* dout = p.dout + chunk * kC * V;
+  const float* v_new = p.v_new + chunk * kC * V;
+  const float* dv_new = p.dv_new + chunk * kC * V;
+  const float* h = p.h + chunk * KD * V;
+  const float* dh = p.dh + chunk * KD * V;
+
+  if (threadIdx.x < kC) sG[threadIdx.x] = gated ? p.g[chunk * kC + threadIdx.x] : 0.0f;
+  __syncthreads();
+  if (threadIdx.x < kC) {
+    const float g = sG[threadIdx.x];
+    sEG[threadIdx.x] = gated ? expf(g) : 1.0f;
+    sTail[threadIdx.x] = gated ? expf(sG[kC - 1] - g) : 1.0f;
+  }
+  // (the first slice's barrier below makes these visible)
+
+  Acc acc[L::kPerWarp];
+#pragma unroll
+  for (int m = 0; m < L::kPerWarp; ++m) wmma::fill_fragment(acc[m], 0.0f);
+  float hdh = 0.0f;  // this thread's part of sum(h dh)
+
+  for (int64_t v0 = 0; v0 < V; v0 += BV) {
+    __syncthreads();  // the scales written; the last slice's products done with the buffers
+    for (int idx = threadIdx.x; idx < kC * BV / 4; idx += kThreads) {
+      const int row = idx / (BV / 4), c = 4 * (idx % (BV / 4));
+      const int64_t at = row * V + v0 + c;
+      const float4 o = __ldg(reinterpret_cast<const float4*>(dout + at));
+      const float4 vn = __ldg(reinterpret_cast<const float4*>(v_new + at));
+      const float4 dvn = __ldg(reinterpret_cast<const float4*>(dv_new + at));
+      const int s = row * kLdV + c;
+      *reinterpret_cast<float4*>(sDo + s) = o;
+      *reinterpret_cast<float4*>(sDoG + s) = scaled(o, sEG[row]);
+      *reinterpret_cast<float4*>(sVn + s) = vn;
+      *reinterpret_cast<float4*>(sVnT + s) = scaled(vn, sTail[row]);
+      *reinterpret_cast<float4*>(sDvn + s) = dvn;
+    }
+    for (int idx = threadIdx.x; idx < KD * BV / 4; idx += kThreads) {
+      const int row = idx / (BV / 4), c = 4 * (idx % (BV / 4));
+      const int64_t at = row * V + v0 + c;
+      const float4 x = __ldg(reinterpret_cast<const float4*>(h + at));
+      const float4 d = __ldg(reinterpret_cast<const float4*>(dh + at));
+      *reinterpret_cast<float4*>(sH + row * kLdV + c) = x;
+      *reinterpret_cast<float4*>(sDh + row * kLdV + c) = d;
+      hdh = fmaf(x.x, d.x, fmaf(x.y, d.y, fmaf(x.z, d.z, fmaf(x.w, d.w, hdh))));
+    }
+    __syncthreads();
+
+#pragma unroll
+    for (int m = 0; m < L::kPerWarp; ++m) {
+      const int t = warp + kWarps * m;
+      if (t >= L::kTiles) continue;
+      const TileId id = tile_id<KD, BV>(t);
+      // Each product: A's rows are the tile's rows of a [C x BV] slice; B^T's rows the tile's columns of
+      // a [C x BV] or [KD x BV] slice, read column-major.
+      const float* a = nullptr;
+      const float* b = nullptr;
+      switch (id.kind) {
+        case kAttn:  // dout v_new^T; tiles above the diagonal are masked whole, not computed
+          if (id.col <= id.row) {
+            a = sDo;
+            b = sVn;
+          }
+          break;
+        case kDq: a = sDoG, b = sH; break;   // e^G dout h^T
+        case kDk: a = sVnT, b = sDh; break;  // e^(G_C - G) v_new dh^T
+        default:  // dv_new h^T (negated at the end)
+          if (has_w) {
+            a = sDvn;
+            b = sH;
+          }
+          break;
+      }
+      if (a == nullptr) continue;
+#pragma unroll
+      for (int vv = 0; vv < BV; vv += kTileK) {
+        mma_step<FragA, FragBT>(acc[m], a + id.row * kLdV + vv, kLdV, b + id.col * kLdV + vv, kLdV);
+      }
+    }
+  }
+  __syncthreads();  // the staging buffers free for phase 2
+
+  // Phase 2: d_attn into shared memory (masked below), q and k beside it.
+#pragma unroll
+  for (int m = 0; m < L::kPerWarp; ++m) {
+    const int t = warp + kWarps * m;
+    if (t >= L::kTiles) continue;
+    const TileId id = tile_id<KD, BV>(t);
+    if (id.kind == kAttn) wmma::store_matrix_sync(sDA + id.row * kLdC + id.col, acc[m], kLdC, wmma::mem_row_major);
+  }
+  for (int idx = threadIdx.x; idx < kC * KD / 4; idx += kThreads) {
+    const int row = idx / (KD / 4), c = 4 * (idx % (KD / 4));
+    const int64_t at = (chunk * kC + row) * KD + c;
+    *reinterpret_cast<float4*>(sQ + row * kLdK + c) = __ldg(reinterpret_cast<const float4*>(p.q + at));
+    *reinterpret_cast<float4*>(sK + row * kLdK + c) = __ldg(reinterpret_cast<const float4*>(p.k + at));
+  }
+  __syncthreads();
+  for (int idx = threadIdx.x; idx < kC * kC; idx += kThreads) {
+    const int i = idx / kC, j = idx % kC;
+    float& x = sDA[i * kLdC + j];
+    x = j > i ? 0.0f : (gated ? x * expf(sG[i] - sG[j]) : x);
+  }
+  __syncthreads();
+
+  float* mine = scratch + warp * kTile * kTile;
+  const int r = lane / 2, half = 8 * (lane % 2);  // a lane's row of the scratch tile and its 8 columns
+  float end = 0.0f;                               // this lane's part of the end term
+  // Writes acc, a finished tile of dq or dk, to out's rows (ld KD) through the scratch tile, and each of
+  // its rows' sums with `with` (ld kLdK) to rows[K tile][row]. A lane takes 8 columns of one row.
+  const auto finish = [&](const TileId& id, const Acc& tile, float* out, const float* with, float* rows) {
+    wmma::store_matrix_sync(mine, tile, kTile, wmma::mem_row_major);
+    __syncwarp();
+    const float* x = mine + r * kTile + half;
+    const int col = id.col + half;
+    float* dst = out + (chunk * kC + id.row + r) * KD + col;
+    reinterpret_cast<float4*>(dst)[0] = make_float4(x[0], x[1], x[2], x[3]);
+    reinterpret_cast<float4*>(dst)[1] = make_float4(x[4], x[5], x[6], x[7]);
+    float s = 0.0f;
+#pragma unroll
+    for (int e = 0; e < 8; ++e) s = fmaf(x[e], with[(id.row + r) * kLdK + col + e], s);
+    s += __shfl_xor_sync(0xffffffffu, s, 1);
+    if (half == 0) rows[id.col / kTile * kC + id.row + r] = s;
+    __syncwarp();  // the scratch tile free again
+  };
+#pragma unroll
+  for (int m = 0; m < L::kPerWarp; ++m) {
+    const int t = warp + kWarps * m;
+    if (t >= L::kTiles) continue;
+    const TileId id = tile_id<KD, BV>(t);
+    if (id.kind == kDq) {  // + d_attn k: d_attn's row block, up to the diagonal
+      for (int jj = 0; jj < id.row + kTile; jj += kTileK) {
+        mma_step<FragA, FragB>(acc[m], sDA + id.row * kLdC + jj, kLdC, sK + jj * kLdK + id.col, kLdK);
+      }
+      finish(id, acc[m], p.dq, sQ, sRowQ);
+    } else if (id.kind == kDk) {
+      if (gated) {  // the end term, before d_attn's part joins
+        wmma::store_matrix_sync(mine, acc[m], kTile, wmma::mem_row_major);
+        __syncwarp();
+        const float* x = mine + r * kTile + half;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) end = fmaf(x[e], sK[(id.row + r) * kLdK + id.col + half + e], end);
+        __syncwarp();
+      }
+      // + d_attn^T q: d_attn's column block, from the diagonal down.
+      for (int jj = id.row; jj < kC; jj += kTileK) {
+        mma_step<FragAT, FragB>(acc[m], sDA + jj * kLdC + id.row, kLdC, sQ + jj * kLdK + id.col, kLdK);
+      }
+      finish(id, acc[m], p.dk, sK, sRowK);
+    } else if (id.kind == kDw && has_w) {
+#pragma unroll
+      for (int e = 0; e < acc[m].num_elements; ++e) acc[m].x[e] = -acc[m].x[e];
+      wmma::store_matrix_sync(p.dw + (chunk * kC + id.row) * KD + id.col, acc[m], KD, wmma::mem_row_major);
+    }
+  }
+  if (!gated) return;
+  end = warp_sum(end);
+  hdh = warp_sum(hdh);
+  if (lane == 0) {
+    sEnd[warp] = end;
+    sHdh[warp] = hdh;
+  }
+  __syncthreads();
+  if (threadIdx.x < kC) {
+    const int i = threadIdx.x;
+    float dg = 0.0f;
+#pragma unroll
+    for (int kt = 0; kt < L::kKTiles; ++kt) dg += sRowQ[kt * kC + i] - sRowK[kt * kC + i];
+    if (i == kC - 1) {
+      float e = 0.0f, s = 0.0f;
+      for (int w = 0; w < kWarps; ++w) {
+        e += sEnd[w];
+        s += sHdh[w];
+      }
+      dg += e + expf(sG[kC - 1]) * s;
+    }
+    p.dg[chunk * kC + i] = dg;
+  }
+}
+
+}  // namespace
+
+bool chunk_grads_supports(int64_t K, int64_t V) { return chunk_parallel::supports(K, V); }
+
+void chunk_grads(const ChunkGradsParams& p, void* stream) {
+  if (!p.q || !p.k || !p.h || !p.dh || !p.v_new || !p.dv_new || !p.dout || !p.dq || !p.dk) {
+    throw std::runtime_error("chunk_grads: q, k, h, dh, v_new, dv_new, dout, dq and dk are required");
+  }
+  if ((p.g == nullptr) != (p.dg == nullptr)) {
+    throw std::runtime_error("chunk_grads: dg is written where g is given, and only there");
+  }
+  if (!chunk_parallel::check("chunk_grads", p.BH, p.NT, p.K, p.V,
+                             {p.q, p.k, p.h, p.dh, p.v_new, p.dv_new, p.dout, p.dq, p.dk, p.dw})) {
+    return;
+  }
+  const auto kernel_of = [](auto kd, auto bv) { return chunk_grads_kernel<decltype(kd)::value, decltype(bv)::value>; };
+  const auto bytes_of = [](auto kd, auto bv) { return Layout<decltype(kd)::value, decltype(bv)::value>::kBytes; };
+  chunk_parallel::launch("chunk_grads", p, kThreads, kernel_of, bytes_of, static_cast<cudaStream_t>(stream));
+}
+
+}  // namespace deltabench::cuda

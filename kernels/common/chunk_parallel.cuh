@@ -1,0 +1,68 @@
+#pragma once
+// What the chunked backward's one-block-a-chunk kernels (chunk_dout.cu, chunk_grads.cu) share: the
+// checks of a call and the dispatch over the head dim K and the width of the V slices they walk.
+
+#include "kernels/common/cuda_common.cuh"
+
+#include <cstdint>
+#include <initializer_list>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+namespace deltabench::cuda::chunk_parallel {
+
+inline constexpr int kC = kChunkTrainSize;               // a block's chunk of tokens
+inline constexpr int kWarps = 16, kThreads = 32 * kWarps;  // a block
+
+inline bool supports(int64_t K, int64_t V) { return (K == 32 || K == 64 || K == 128) && V > 0 && V % 16 == 0; }
+
+// Throws, naming `what`, unless K and V are served, every buffer given (null: not used) starts on a
+// 32-byte boundary (WMMA's tiles in global memory) and the chunks fit a grid's x axis. False when there
+// is nothing to do (no chunks).
+inline bool check(const char* what, int64_t BH, int64_t NT, int64_t K, int64_t V,
+                  std::initializer_list<const void*> buffers) {
+  if (!supports(K, V)) {
+    throw std::runtime_error(std::string(what) + ": K must be 32, 64 or 128 and V a multiple of 16, got K=" +
+                             std::to_string(K) + " V=" + std::to_string(V));
+  }
+  for (const void* ptr : buffers) {
+    if (reinterpret_cast<std::uintptr_t>(ptr) % 32 != 0) {
+      throw std::runtime_error(std::string(what) + ": every buffer must start on a 32-byte boundary");
+    }
+  }
+  if (BH * NT > std::numeric_limits<int32_t>::max()) {
+    throw std::runtime_error(std::string(what) + ": at most 2^31 - 1 chunks, got " + std::to_string(BH * NT));
+  }
+  return BH > 0 && NT > 0;
+}
+
+// Calls f(std::integral_constant<int, KD>, std::integral_constant<int, BV>) for K (32, 64 or 128) and V
+// slices of 32 columns where V allows, else 16.
+template <typename F>
+void with_tiles(int64_t K, int64_t V, F&& f) {
+  const auto by_k = [&](auto bv) {
+    switch (K) {
+      case 32: f(std::integral_constant<int, 32>{}, bv); break;
+      case 64: f(std::integral_constant<int, 64>{}, bv); break;
+      default: f(std::integral_constant<int, 128>{}, bv); break;
+    }
+  };
+  V % 32 == 0 ? by_k(std::integral_constant<int, 32>{}) : by_k(std::integral_constant<int, 16>{});
+}
+
+// Launches kernel<KD, BV> (as `kernel_of` gives it for the two constants) one block of `threads` a chunk
+// with `bytes_of`'s shared memory.
+template <typename KernelOf, typename BytesOf, typename Params>
+void launch(const char* what, const Params& p, int threads, KernelOf kernel_of, BytesOf bytes_of, cudaStream_t stream) {
+  with_tiles(p.K, p.V, [&](auto kd, auto bv) {
+    const auto kernel = kernel_of(kd, bv);
+    const size_t bytes = bytes_of(kd, bv);
+    reserve_shared_memory(kernel, bytes, what);
+    kernel<<<static_cast<unsigned>(p.BH * p.NT), threads, bytes, stream>>>(p);
+    check_launch(what);
+  });
+}
+
+}  // namespace deltabench::cuda::chunk_parallel
