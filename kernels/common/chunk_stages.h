@@ -46,8 +46,10 @@ struct Grads {
 struct Stages {
   // Sets p.U (and p.W, and what backward reads) from the inputs and the shared part of p.
   void (*prepare)(const Inputs& in, Prepared& p, bool kernels);
-  // The gradients through W and U: dW (undefined where W is) and dU, the gradients of W and U.
-  void (*backward)(const Inputs& in, const Prepared& p, const at::Tensor& dW, const at::Tensor& dU, Grads& g);
+  // The gradients through W and U: dW (undefined where W is) and dU, the gradients of W and U. `kernels`:
+  // deltabench's TF32 kernels may serve (16-bit inputs on CUDA, the CUDA passes asked for).
+  void (*backward)(const Inputs& in, const Prepared& p, const at::Tensor& dW, const at::Tensor& dU, Grads& g,
+                   bool kernels);
 };
 
 // The shared part of Prepared, from the inputs: decay, and with G eG, tail, gamma; k_end (k itself without

@@ -522,7 +522,7 @@ class ChunkTrain : public torch::autograd::Function<ChunkTrain> {
     chunked::Grads d;
     d.dk = w.dk;
     d.dG = w.dG;
-    stages_of(cfg.family).backward(c, p, w.dW, dv_new, d);
+    stages_of(cfg.family).backward(c, p, w.dW, dv_new, d, kernels && tf32_products(q));
 
     const auto& dG = d.dG;
     const auto dg = dG.defined() ? dG.flip(-1).cumsum(-1).flip(-1) : at::Tensor();

@@ -197,4 +197,27 @@ struct ChunkDoutParams {
 bool chunk_dout_supports(int64_t K, int64_t V);  // K of 32, 64 or 128, V a multiple of 16
 void chunk_dout(const ChunkDoutParams& p, void* stream);
 
+// The delta rules' gradients through the UT transform (kernels/delta_rule/chunk_ut_bwd.cu), one block a
+// chunk, TF32 products with fp32 accumulation; fp32 buffers, contiguous, on a 32-byte boundary. With
+// A = strict_lower(diag(beta) K K^T * decay), T = (I + A)^-1, W = T diag(beta e^G) K, U = T diag(beta) V
+// and dW, dU given, it adds the transform's terms to dk (and dG), and writes dv and dbeta.
+struct ChunkUtBackwardParams {
+  int64_t BH = 0, NT = 0, K = 0, V = 0;
+  const float* k = nullptr;     // [BH, NT, C, K]
+  const float* v = nullptr;     // [BH, NT, C, V]
+  const float* beta = nullptr;  // [BH, NT, C]
+  const float* g = nullptr;     // [BH, NT, C] G, or null (no decay)
+  const float* a = nullptr;     // [BH, NT, C, C] A
+  const float* tinv = nullptr;  // [BH, NT, C, C] T, zero above the diagonal
+  const float* dw = nullptr;    // [BH, NT, C, K]
+  const float* du = nullptr;    // [BH, NT, C, V]
+  float* dk = nullptr;          // [BH, NT, C, K] added to
+  float* dv = nullptr;          // [BH, NT, C, V]
+  float* dbeta = nullptr;       // [BH, NT, C]
+  float* dg = nullptr;          // [BH, NT, C] added to, with g only
+};
+
+bool chunk_ut_backward_supports(int64_t K, int64_t V);  // K of 32, 64 or 128, V a multiple of 16
+void chunk_ut_backward(const ChunkUtBackwardParams& p, void* stream);
+
 }  // namespace deltabench::cuda

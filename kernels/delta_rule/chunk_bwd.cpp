@@ -6,9 +6,17 @@
 //   W = Tinv (beta exp(G) k),  U = Tinv (beta v).
 // Backward, with dW and dU given: dTinv = dW kt^T + dU vt^T; dkt = Tinv^T dW; dvt = Tinv^T dU;
 // dA = -(Tinv^T dTinv Tinv^T) on A's strictly lower support; then the chain rule through A, kt and vt.
+// The backward runs in one kernel a chunk (kernels/delta_rule/chunk_ut_bwd.cu) where deltabench's TF32
+// kernels may serve and it takes the head dims; these ATen stages otherwise (fp32 inputs, K 256, the CPU).
 
 #include "kernels/common/chunk.h"
 #include "kernels/common/chunk_stages.h"
+
+#ifdef DELTABENCH_HAVE_CUDA
+#include "kernels/common/cuda_kernels.h"
+
+#include <ATen/cuda/CUDAContext.h>
+#endif
 
 #include <ATen/ATen.h>
 
@@ -27,7 +35,50 @@ void prepare(const Inputs& in, Prepared& p, bool kernels) {
   p.U = at::matmul(p.Tinv, p.vt);
 }
 
-void backward(const Inputs& in, const Prepared& p, const at::Tensor& dW, const at::Tensor& dU, Grads& g) {
+#ifdef DELTABENCH_HAVE_CUDA
+// The same by deltabench's kernel (kernels/delta_rule/chunk_ut_bwd.cu): g.dk and g.dG updated in place.
+void backward_kernel(const Inputs& in, const Prepared& p, const at::Tensor& dW, const at::Tensor& dU, Grads& g) {
+  const auto f32 = [](const at::Tensor& t) {
+    TORCH_CHECK(t.scalar_type() == at::kFloat && t.is_contiguous(), "delta rule backward: an fp32 contiguous buffer expected");
+    return t.data_ptr<float>();
+  };
+  const auto k = in.k.contiguous(), v = in.v.contiguous(), beta = in.beta.contiguous();
+  const auto G = in.G.defined() ? in.G.contiguous() : at::Tensor();
+  const auto A = p.A.contiguous(), Tinv = p.Tinv.contiguous(), dw = dW.contiguous(), du = dU.contiguous();
+  if (!g.dk.is_contiguous()) g.dk = g.dk.contiguous();
+  if (g.dG.defined() && !g.dG.is_contiguous()) g.dG = g.dG.contiguous();
+  g.dv = at::empty_like(v);
+  g.dbeta = at::empty_like(beta);
+  cuda::ChunkUtBackwardParams s;
+  s.BH = k.size(0) * k.size(1);
+  s.NT = k.size(2);
+  s.K = k.size(-1);
+  s.V = v.size(-1);
+  s.k = f32(k);
+  s.v = f32(v);
+  s.beta = f32(beta);
+  s.g = G.defined() ? f32(G) : nullptr;
+  s.a = f32(A);
+  s.tinv = f32(Tinv);
+  s.dw = f32(dw);
+  s.du = f32(du);
+  s.dk = f32(g.dk);
+  s.dv = f32(g.dv);
+  s.dbeta = f32(g.dbeta);
+  s.dg = G.defined() ? f32(g.dG) : nullptr;
+  cuda::chunk_ut_backward(s, at::cuda::getCurrentCUDAStream().stream());
+}
+#endif
+
+void backward(const Inputs& in, const Prepared& p, const at::Tensor& dW, const at::Tensor& dU, Grads& g,
+              bool kernels) {
+#ifdef DELTABENCH_HAVE_CUDA
+  if (kernels && in.k.is_cuda() && cuda::chunk_ut_backward_supports(in.k.size(-1), in.v.size(-1))) {
+    backward_kernel(in, p, dW, dU, g);
+    return;
+  }
+#endif
+  (void)kernels;
   const auto dTinv = mm_add(at::matmul(dW, transposed(p.kt)), dU, transposed(p.vt));
   const auto TinvT = transposed(p.Tinv);
   const auto dkt = at::matmul(TinvT, dW);

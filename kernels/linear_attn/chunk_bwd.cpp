@@ -12,7 +12,7 @@ namespace {
 void prepare(const Inputs& in, Prepared& p, bool /*kernels*/) { p.U = in.v; }
 
 void backward(const Inputs& /*in*/, const Prepared& /*p*/, const at::Tensor& /*dW*/, const at::Tensor& dU,
-              Grads& g) {
+              Grads& g, bool /*kernels*/) {
   g.dv = dU;
 }
 

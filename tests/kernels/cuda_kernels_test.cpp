@@ -719,6 +719,70 @@ TEST_CASE("cuda: the chunked backward's chunk-parallel kernels equal its ATen st
   }
 }
 
+TEST_CASE("cuda: the delta rules' UT-transform backward kernel equals its ATen stages in fp64", "[cuda][backward][small]") {
+  REQUIRE(at::hasCUDA());
+  // kernels/delta_rule/chunk_ut_bwd.cu against kernels/delta_rule/chunk_bwd.cpp's ATen stages in fp64, on
+  // the same fp32 inputs and incoming dk, dG: K 32, 64, 128; V a multiple of 32 and of 16 only; with and
+  // without a decay. Keys L2-normalised and beta in (0, 1), as the layers give them, so that (I + A)^-1
+  // stays well conditioned. TF32 products: a few of TF32's roundings in relative RMS.
+  namespace chunked = deltabench::detail::chunked;
+  struct UtCase {
+    int64_t K, V;
+    bool decay;
+  };
+  const UtCase cases[] = {{32, 16, true}, {32, 64, false}, {64, 48, true}, {64, 64, false},
+                          {128, 128, true}, {128, 128, false}, {128, 256, true}, {128, 80, true}};
+  const int64_t N = 2, H = 3, NT = 3, C = chunked::kC;
+  const auto stages = chunked::delta_rule_stages();
+  for (const auto& uc : cases) {
+    at::manual_seed(41 + uc.K + uc.V);
+    const auto f32 = kCuda.dtype(at::kFloat);
+    chunked::Inputs in;
+    in.q = at::randn({N, H, NT, C, uc.K}, f32);
+    in.k = at::randn({N, H, NT, C, uc.K}, f32);
+    in.k = in.k / in.k.norm(2, -1, true);
+    in.v = at::randn({N, H, NT, C, uc.V}, f32);
+    in.beta = at::sigmoid(at::randn({N, H, NT, C}, f32));
+    if (uc.decay) in.G = (-at::rand({N, H, NT, C}, f32) * 0.2).cumsum(-1);
+    const auto dW = at::randn({N, H, NT, C, uc.K}, f32), dU = at::randn({N, H, NT, C, uc.V}, f32);
+    const auto dk_in = at::randn({N, H, NT, C, uc.K}, f32);
+    const auto dG_in = uc.decay ? at::randn({N, H, NT, C}, f32) : at::Tensor();
+    const auto run = [&](at::ScalarType as, bool kernels) {
+      const auto cast = [as](const at::Tensor& t) { return t.defined() ? t.to(as).contiguous() : at::Tensor(); };
+      chunked::Inputs x{cast(in.q), cast(in.k), cast(in.v), cast(in.beta), cast(in.G)};
+      auto p = chunked::prepare_shared(x);
+      stages.prepare(x, p, kernels);
+      chunked::Grads g;
+      g.dk = cast(dk_in).clone();
+      if (uc.decay) g.dG = cast(dG_in).clone();
+      stages.backward(x, p, cast(dW), cast(dU), g, kernels);
+      return g;
+    };
+    REQUIRE(cuda::chunk_ut_backward_supports(uc.K, uc.V));  // so the fp32 run below takes the kernel
+    const auto got = run(at::kFloat, true), want = run(at::kDouble, false);
+    INFO("K=" << uc.K << " V=" << uc.V << (uc.decay ? " decay" : ""));
+    const std::pair<const char*, std::pair<at::Tensor, at::Tensor>> outs[] = {
+        {"dk", {got.dk, want.dk}}, {"dv", {got.dv, want.dv}}, {"dbeta", {got.dbeta, want.dbeta}}, {"dG", {got.dG, want.dG}}};
+    std::ostringstream line;
+    line << "chunk_ut_backward K=" << uc.K << " V=" << uc.V << (uc.decay ? " decay" : "") << ":";
+    for (const auto& [what, pair] : outs) {
+      INFO(what);
+      REQUIRE(pair.first.defined() == pair.second.defined());
+      if (!pair.first.defined()) continue;
+      REQUIRE(pair.first.sizes() == pair.second.sizes());
+      REQUIRE(at::isfinite(pair.first).all().item<bool>());
+      // Without the transform's terms dk and dG would be dk_in and dG_in: the error is of what was added.
+      const bool added = std::string(what) == "dk" || std::string(what) == "dG";
+      const auto base = std::string(what) == "dk" ? dk_in : dG_in;
+      const double err = added ? testing::rel_rms((pair.first - base).to(at::kDouble), pair.second - base.to(at::kDouble))
+                               : testing::rel_rms(pair.first.to(at::kDouble), pair.second);
+      line << " " << what << " " << err;
+      CHECK(err <= 3e-3);
+    }
+    std::cout << line.str() << "\n";
+  }
+}
+
 TEST_CASE("cuda: auto and kernel train on the training kernels, reference on the reference; backward counted",
           "[cuda][backward]") {
   REQUIRE(at::hasCUDA());
