@@ -44,8 +44,9 @@ struct Grads {
 };
 
 struct Stages {
-  // Sets p.U (and p.W, and what backward reads) from the inputs and the shared part of p.
-  void (*prepare)(const Inputs& in, Prepared& p, bool kernels);
+  // Sets p.U (and p.W, and what backward reads) from the inputs and the shared part of p. `kernels`:
+  // the CUDA passes asked for; `tf32`: 16-bit inputs, whose products may take TF32 kernels.
+  void (*prepare)(const Inputs& in, Prepared& p, bool kernels, bool tf32);
   // The gradients through W and U: dW (undefined where W is) and dU, the gradients of W and U. `kernels`:
   // deltabench's TF32 kernels may serve (16-bit inputs on CUDA, the CUDA passes asked for).
   void (*backward)(const Inputs& in, const Prepared& p, const at::Tensor& dW, const at::Tensor& dU, Grads& g,

@@ -309,9 +309,9 @@ chunked::Stages stages_of(Family family) {
 
 // What the forward computes before the state walk (the backward recomputes all of it: FLA saves the
 // inverse, this version recomputes it too, one small kernel): the shared part, then the family's.
-Prepared prepare(Family family, const Chunked& c, bool kernels) {
+Prepared prepare(Family family, const Chunked& c, bool kernels, bool tf32) {
   Prepared p = chunked::prepare_shared(c);
-  stages_of(family).prepare(c, p, kernels);
+  stages_of(family).prepare(c, p, kernels, tf32);
   return p;
 }
 
@@ -467,7 +467,7 @@ class ChunkTrain : public torch::autograd::Function<ChunkTrain> {
     } else {
       const Tf32Products tf32(q);
       const auto c = chunk_inputs(cfg, q, k, v, beta, g);
-      const auto p = prepare(cfg.family, c, cfg.state_kernels);
+      const auto p = prepare(cfg.family, c, cfg.state_kernels, tf32_products(q));
       const auto [h, v_new, S] = state_forward(p, h0, cfg.state_kernels, tf32_products(q));
       const auto qg = p.eG.defined() ? c.q * p.eG : c.q;
       const auto attn = at::matmul(c.q, transposed(c.k)) * p.decay;
@@ -508,7 +508,7 @@ class ChunkTrain : public torch::autograd::Function<ChunkTrain> {
     const Tf32Products tf32(q);
 
     const auto c = chunk_inputs(cfg, q, k, v, beta, g);
-    const auto p = prepare(cfg.family, c, kernels);
+    const auto p = prepare(cfg.family, c, kernels, tf32_products(q));
     const auto [h, v_new, S_end] = state_forward(p, h0, kernels, tf32_products(q));
     const auto dout = grads[0].defined() ? in_chunks(grads[0], shape, dtype) : at::zeros_like(v_new);
     const auto dht = grads.size() > 1 && grads[1].defined() ? grads[1].to(dtype) : at::Tensor();

@@ -220,4 +220,22 @@ struct ChunkUtBackwardParams {
 bool chunk_ut_backward_supports(int64_t K, int64_t V);  // K of 32, 64 or 128, V a multiple of 16
 void chunk_ut_backward(const ChunkUtBackwardParams& p, void* stream);
 
+// The delta rules' UT transform (kernels/delta_rule/chunk_ut_fwd.cu), one block a chunk: A and W's and
+// U's products in TF32 with fp32 accumulation, T = (I + A)^-1 by substitution in fp32 (zero above the
+// diagonal); fp32 buffers, contiguous, on a 32-byte boundary.
+struct ChunkUtForwardParams {
+  int64_t BH = 0, NT = 0, K = 0, V = 0;
+  const float* k = nullptr;     // [BH, NT, C, K]
+  const float* v = nullptr;     // [BH, NT, C, V]
+  const float* beta = nullptr;  // [BH, NT, C]
+  const float* g = nullptr;     // [BH, NT, C] G, or null (no decay)
+  float* a = nullptr;           // [BH, NT, C, C] A = strict_lower(diag(beta) K K^T * decay)
+  float* tinv = nullptr;        // [BH, NT, C, C] T = (I + A)^-1
+  float* w = nullptr;           // [BH, NT, C, K] T diag(beta e^G) K
+  float* u = nullptr;           // [BH, NT, C, V] T diag(beta) V
+};
+
+bool chunk_ut_forward_supports(int64_t K, int64_t V);  // K of 32, 64 or 128, V a multiple of 16
+void chunk_ut_forward(const ChunkUtForwardParams& p, void* stream);
+
 }  // namespace deltabench::cuda

@@ -6,8 +6,9 @@
 //   W = Tinv (beta exp(G) k),  U = Tinv (beta v).
 // Backward, with dW and dU given: dTinv = dW kt^T + dU vt^T; dkt = Tinv^T dW; dvt = Tinv^T dU;
 // dA = -(Tinv^T dTinv Tinv^T) on A's strictly lower support; then the chain rule through A, kt and vt.
-// The backward runs in one kernel a chunk (kernels/delta_rule/chunk_ut_bwd.cu) where deltabench's TF32
-// kernels may serve and it takes the head dims; these ATen stages otherwise (fp32 inputs, K 256, the CPU).
+// The transform and its backward run in one kernel a chunk each (kernels/delta_rule/chunk_ut_fwd.cu,
+// chunk_ut_bwd.cu) where deltabench's TF32 kernels may serve and they take the head dims; these ATen
+// stages otherwise (fp32 inputs, K 256, the CPU).
 
 #include "kernels/common/chunk.h"
 #include "kernels/common/chunk_stages.h"
@@ -23,14 +24,65 @@
 namespace deltabench::detail::chunked {
 namespace {
 
-void prepare(const Inputs& in, Prepared& p, bool kernels) {
+// The transform's scaled operands and the strict decay mask, which the ATen stages read: kbeta = beta k,
+// kt = beta exp(G) k, vt = beta v. The kernels read neither (they scale as they stage).
+void operands(const Inputs& in, Prepared& p) {
   const auto beta = in.beta.unsqueeze(-1);
   p.decay_strict = chunk_decay_mask(in.G, kC, /*strict=*/true, in.q);
   p.kbeta = in.k * beta;
-  p.A = at::matmul(p.kbeta, transposed(in.k)) * p.decay_strict;
-  p.Tinv = unit_lower_inverse(p.A, kernels);
   p.kt = p.eG.defined() ? p.kbeta * p.eG : p.kbeta;
   p.vt = in.v * beta;
+}
+
+#ifdef DELTABENCH_HAVE_CUDA
+const float* fp32_data(const at::Tensor& t) {
+  TORCH_CHECK(t.scalar_type() == at::kFloat && t.is_contiguous(), "the delta rules' stages: an fp32 contiguous buffer expected");
+  return t.data_ptr<float>();
+}
+
+float* fp32_data(at::Tensor& t) {
+  TORCH_CHECK(t.scalar_type() == at::kFloat && t.is_contiguous(), "the delta rules' stages: an fp32 contiguous buffer expected");
+  return t.data_ptr<float>();
+}
+
+// By deltabench's kernel (kernels/delta_rule/chunk_ut_fwd.cu): A, Tinv, W and U.
+void prepare_kernel(const Inputs& in, Prepared& p) {
+  const auto k = in.k.contiguous(), v = in.v.contiguous(), beta = in.beta.contiguous();
+  const auto G = in.G.defined() ? in.G.contiguous() : at::Tensor();
+  auto cc = k.sizes().vec();
+  cc.back() = kC;
+  p.A = at::empty(cc, k.options());
+  p.Tinv = at::empty(cc, k.options());
+  p.W = at::empty_like(k);
+  p.U = at::empty_like(v);
+  cuda::ChunkUtForwardParams s;
+  s.BH = k.size(0) * k.size(1);
+  s.NT = k.size(2);
+  s.K = k.size(-1);
+  s.V = v.size(-1);
+  s.k = fp32_data(k);
+  s.v = fp32_data(v);
+  s.beta = fp32_data(beta);
+  s.g = G.defined() ? fp32_data(G) : nullptr;
+  s.a = fp32_data(p.A);
+  s.tinv = fp32_data(p.Tinv);
+  s.w = fp32_data(p.W);
+  s.u = fp32_data(p.U);
+  cuda::chunk_ut_forward(s, at::cuda::getCurrentCUDAStream().stream());
+}
+#endif
+
+void prepare(const Inputs& in, Prepared& p, bool kernels, bool tf32) {
+#ifdef DELTABENCH_HAVE_CUDA
+  if (kernels && tf32 && in.k.is_cuda() && cuda::chunk_ut_forward_supports(in.k.size(-1), in.v.size(-1))) {
+    prepare_kernel(in, p);
+    return;
+  }
+#endif
+  (void)tf32;
+  operands(in, p);
+  p.A = at::matmul(p.kbeta, transposed(in.k)) * p.decay_strict;
+  p.Tinv = unit_lower_inverse(p.A, kernels);
   p.W = at::matmul(p.Tinv, p.kt);
   p.U = at::matmul(p.Tinv, p.vt);
 }
@@ -38,10 +90,6 @@ void prepare(const Inputs& in, Prepared& p, bool kernels) {
 #ifdef DELTABENCH_HAVE_CUDA
 // The same by deltabench's kernel (kernels/delta_rule/chunk_ut_bwd.cu): g.dk and g.dG updated in place.
 void backward_kernel(const Inputs& in, const Prepared& p, const at::Tensor& dW, const at::Tensor& dU, Grads& g) {
-  const auto f32 = [](const at::Tensor& t) {
-    TORCH_CHECK(t.scalar_type() == at::kFloat && t.is_contiguous(), "delta rule backward: an fp32 contiguous buffer expected");
-    return t.data_ptr<float>();
-  };
   const auto k = in.k.contiguous(), v = in.v.contiguous(), beta = in.beta.contiguous();
   const auto G = in.G.defined() ? in.G.contiguous() : at::Tensor();
   const auto A = p.A.contiguous(), Tinv = p.Tinv.contiguous(), dw = dW.contiguous(), du = dU.contiguous();
@@ -54,18 +102,18 @@ void backward_kernel(const Inputs& in, const Prepared& p, const at::Tensor& dW, 
   s.NT = k.size(2);
   s.K = k.size(-1);
   s.V = v.size(-1);
-  s.k = f32(k);
-  s.v = f32(v);
-  s.beta = f32(beta);
-  s.g = G.defined() ? f32(G) : nullptr;
-  s.a = f32(A);
-  s.tinv = f32(Tinv);
-  s.dw = f32(dw);
-  s.du = f32(du);
-  s.dk = f32(g.dk);
-  s.dv = f32(g.dv);
-  s.dbeta = f32(g.dbeta);
-  s.dg = G.defined() ? f32(g.dG) : nullptr;
+  s.k = fp32_data(k);
+  s.v = fp32_data(v);
+  s.beta = fp32_data(beta);
+  s.g = G.defined() ? fp32_data(G) : nullptr;
+  s.a = fp32_data(A);
+  s.tinv = fp32_data(Tinv);
+  s.dw = fp32_data(dw);
+  s.du = fp32_data(du);
+  s.dk = fp32_data(g.dk);
+  s.dv = fp32_data(g.dv);
+  s.dbeta = fp32_data(g.dbeta);
+  s.dg = G.defined() ? fp32_data(g.dG) : nullptr;
   cuda::chunk_ut_backward(s, at::cuda::getCurrentCUDAStream().stream());
 }
 #endif
@@ -79,6 +127,12 @@ void backward(const Inputs& in, const Prepared& p, const at::Tensor& dW, const a
   }
 #endif
   (void)kernels;
+  if (!p.kbeta.defined()) {  // prepared by the kernel, which keeps no scaled operands
+    Prepared with = p;
+    operands(in, with);
+    backward(in, with, dW, dU, g, false);
+    return;
+  }
   const auto dTinv = mm_add(at::matmul(dW, transposed(p.kt)), dU, transposed(p.vt));
   const auto TinvT = transposed(p.Tinv);
   const auto dkt = at::matmul(TinvT, dW);

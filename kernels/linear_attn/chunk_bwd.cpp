@@ -9,7 +9,7 @@
 namespace deltabench::detail::chunked {
 namespace {
 
-void prepare(const Inputs& in, Prepared& p, bool /*kernels*/) { p.U = in.v; }
+void prepare(const Inputs& in, Prepared& p, bool /*kernels*/, bool /*tf32*/) { p.U = in.v; }
 
 void backward(const Inputs& /*in*/, const Prepared& /*p*/, const at::Tensor& /*dW*/, const at::Tensor& dU,
               Grads& g, bool /*kernels*/) {

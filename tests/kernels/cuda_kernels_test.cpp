@@ -719,12 +719,13 @@ TEST_CASE("cuda: the chunked backward's chunk-parallel kernels equal its ATen st
   }
 }
 
-TEST_CASE("cuda: the delta rules' UT-transform backward kernel equals its ATen stages in fp64", "[cuda][backward][small]") {
+TEST_CASE("cuda: the delta rules' UT-transform kernels equal their ATen stages in fp64", "[cuda][backward][small]") {
   REQUIRE(at::hasCUDA());
-  // kernels/delta_rule/chunk_ut_bwd.cu against kernels/delta_rule/chunk_bwd.cpp's ATen stages in fp64, on
-  // the same fp32 inputs and incoming dk, dG: K 32, 64, 128; V a multiple of 32 and of 16 only; with and
-  // without a decay. Keys L2-normalised and beta in (0, 1), as the layers give them, so that (I + A)^-1
-  // stays well conditioned. TF32 products: a few of TF32's roundings in relative RMS.
+  // kernels/delta_rule/chunk_ut_fwd.cu and chunk_ut_bwd.cu against kernels/delta_rule/chunk_bwd.cpp's
+  // ATen stages in fp64, on the same fp32 inputs and incoming dk, dG: K 32, 64, 128; V a multiple of 32
+  // and of 16 only; with and without a decay. Keys L2-normalised and beta in (0, 1), as the layers give
+  // them, so that (I + A)^-1 stays well conditioned. TF32 products: a few of TF32's roundings in relative
+  // RMS. The fp32 run takes both kernels: its backward reads the forward kernel's A and T.
   namespace chunked = deltabench::detail::chunked;
   struct UtCase {
     int64_t K, V;
@@ -751,20 +752,30 @@ TEST_CASE("cuda: the delta rules' UT-transform backward kernel equals its ATen s
       const auto cast = [as](const at::Tensor& t) { return t.defined() ? t.to(as).contiguous() : at::Tensor(); };
       chunked::Inputs x{cast(in.q), cast(in.k), cast(in.v), cast(in.beta), cast(in.G)};
       auto p = chunked::prepare_shared(x);
-      stages.prepare(x, p, kernels);
+      stages.prepare(x, p, kernels, /*tf32=*/kernels);
       chunked::Grads g;
       g.dk = cast(dk_in).clone();
       if (uc.decay) g.dG = cast(dG_in).clone();
       stages.backward(x, p, cast(dW), cast(dU), g, kernels);
-      return g;
+      return std::make_pair(p, g);
     };
-    REQUIRE(cuda::chunk_ut_backward_supports(uc.K, uc.V));  // so the fp32 run below takes the kernel
-    const auto got = run(at::kFloat, true), want = run(at::kDouble, false);
+    // so that the fp32 run below takes the kernels (it has no scaled operands if it did)
+    REQUIRE(cuda::chunk_ut_forward_supports(uc.K, uc.V));
+    REQUIRE(cuda::chunk_ut_backward_supports(uc.K, uc.V));
+    const auto [got_p, got] = run(at::kFloat, true);
+    const auto [want_p, want] = run(at::kDouble, false);
+    CHECK_FALSE(got_p.kbeta.defined());
+    CHECK(want_p.kbeta.defined());
+    // The backward kernel reads T as lower triangular and A as strictly lower: exact zeros elsewhere.
+    CHECK(at::triu(got_p.Tinv, 1).abs().max().item<float>() == 0.0f);
+    CHECK(at::triu(got_p.A, 0).abs().max().item<float>() == 0.0f);
     INFO("K=" << uc.K << " V=" << uc.V << (uc.decay ? " decay" : ""));
     const std::pair<const char*, std::pair<at::Tensor, at::Tensor>> outs[] = {
-        {"dk", {got.dk, want.dk}}, {"dv", {got.dv, want.dv}}, {"dbeta", {got.dbeta, want.dbeta}}, {"dG", {got.dG, want.dG}}};
+        {"A", {got_p.A, want_p.A}},       {"Tinv", {got_p.Tinv, want_p.Tinv}}, {"W", {got_p.W, want_p.W}},
+        {"U", {got_p.U, want_p.U}},       {"dk", {got.dk, want.dk}},         {"dv", {got.dv, want.dv}},
+        {"dbeta", {got.dbeta, want.dbeta}}, {"dG", {got.dG, want.dG}}};
     std::ostringstream line;
-    line << "chunk_ut_backward K=" << uc.K << " V=" << uc.V << (uc.decay ? " decay" : "") << ":";
+    line << "chunk_ut_forward, chunk_ut_backward K=" << uc.K << " V=" << uc.V << (uc.decay ? " decay" : "") << ":";
     for (const auto& [what, pair] : outs) {
       INFO(what);
       REQUIRE(pair.first.defined() == pair.second.defined());
