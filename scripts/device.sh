@@ -18,7 +18,7 @@
 #   scripts/device.sh            build, test, smoke, benchmarks
 #   scripts/device.sh --no-bench build, test, smoke
 #   scripts/device.sh --kernels  build, the CUDA kernel tests and sanitizers, the kernel benchmark, FLA beside it,
-#                                one Nsight Compute profile
+#                                Nsight Compute: the forward kernel's profile, a forward + backward's time by kernel
 #   scripts/device.sh --train    build, the training GPU tests (captured step against eager), the training-step
 #                                benchmark (ours eager and captured; PyTorch + FLA beside it from a carried .fla), the
 #                                Zoology preset captured and eager, runs at once on one GPU (bench/per_gpu_probe.sh):
@@ -231,7 +231,7 @@ if ((kernels_only)); then
   OMP_NUM_THREADS=1 "$build_dir/tests/kernels_cuda_tests" >"$out/tests.log" 2>&1 || status=1
   note "- kernels_cuda_tests: $(tail -n 2 "$out/tests.log" | tr '\n' ' ') in $(($(date +%s) - start)) s"
   grep -B 3 -A 12 'FAILED' "$out/tests.log" | head -n 60
-  grep -E '^training kernel ' "$out/tests.log" >"$out/backward_errors.log"
+  grep -E '^(training kernel |chunk_dout, chunk_grads |chunk_ut_forward, chunk_ut_backward )' "$out/tests.log" >"$out/backward_errors.log"
   note "- training kernels' relative RMS errors: $(wc -l <"$out/backward_errors.log") cases in backward_errors.log"
   ((run_bench)) && kernel_benchmarks "$out/bench.log"
   if ((run_bench)) && [[ "${DELTABENCH_NCU:-1}" != 0 ]] && command -v ncu >/dev/null; then
@@ -243,6 +243,19 @@ if ((kernels_only)); then
       >"$out/ncu.log" 2>&1
     note ""
     note "Nsight Compute, one chunk_forward_tc_kernel launch (delta rule, 16 x 2K): see ncu.log"
+    # Where a forward + backward's GPU time goes (16 x 2K, both delta rules): every kernel of the first 600
+    # launches (a few calls of the op), summed by kernel (bench/ncu_summary.py): the chunked backward's own
+    # kernels (chunk_dout, chunk_grads, chunk_ut_*, the walks) against what ATen still does around them.
+    for rule in delta_rule gated_delta_rule; do
+      timeout 120 ncu --metrics gpu__time_duration.sum --csv -c 600 "$build_dir/bench/kernels_bench" \
+        --benchmark_filter="^fwd_bwd_$rule/B16/" --benchmark_repetitions=1 >"$out/profile.csv" 2>&1
+      "$python" "$root/bench/ncu_summary.py" "$out/profile.csv" --label "fwd_bwd_$rule, 16 x 2K, 600 launches" \
+        --top 30 >"$out/ncu.tmp" 2>&1
+      note "Nsight Compute, fwd_bwd_$rule at 16 x 2K, GPU time by kernel (the first 600 launches; all in ncu.log):"
+      head -n 14 "$out/ncu.tmp" | tee -a "$summary"
+      cat "$out/ncu.tmp" >>"$out/ncu.log"
+    done
+    rm -f "$out/profile.csv" "$out/ncu.tmp"
     # The segment-parallel pass's two launches (gated delta rule, 1 x 32K): step 1 without outputs, step 3.
     timeout 90 ncu --section SpeedOfLight --section LaunchStats -k regex:chunk_forward_tc -c 2 \
       "$build_dir/bench/kernels_bench" --benchmark_filter='^gated_delta_rule/B1/' --benchmark_repetitions=1 \

@@ -38,6 +38,27 @@ inline bool check(const char* what, int64_t BH, int64_t NT, int64_t K, int64_t V
   return BH > 0 && NT > 0;
 }
 
+// Column j of (I + A)^-1 for a strictly lower triangular A [C x C] (row stride lda, shared memory), by
+// forward substitution in fp32: x_i = e_ij - sum over m < i of A_im x_m, a thread a column in registers,
+// A's row i read as a broadcast; what lies on and above A's diagonal is never read, and the rows above j
+// come out exactly zero. Calls out(i, x_i) for every row, in order.
+template <int C, typename Out>
+__device__ __forceinline__ void unit_lower_inverse_column(const float* a, int lda, int j, Out&& out) {
+  float x[C];
+#pragma unroll
+  for (int i = 0; i < C; ++i) {
+    float acc0 = i == j ? 1.0f : 0.0f, acc1 = 0.0f;
+#pragma unroll
+    for (int m = 0; m + 1 < i; m += 2) {
+      acc0 = fmaf(-a[i * lda + m], x[m], acc0);
+      acc1 = fmaf(-a[i * lda + m + 1], x[m + 1], acc1);
+    }
+    if (i % 2 == 1) acc0 = fmaf(-a[i * lda + i - 1], x[i - 1], acc0);
+    x[i] = acc0 + acc1;
+    out(i, x[i]);
+  }
+}
+
 // Calls f(std::integral_constant<int, KD>, std::integral_constant<int, BV>) for K (32, 64 or 128) and V
 // slices of 32 columns where V allows, else 16.
 template <typename F>

@@ -17,6 +17,7 @@
 // (block_slice), so that the blocks that read the same chunk's K and W run together and share them
 // through L2.
 
+#include "kernels/common/chunk_parallel.cuh"
 #include "kernels/common/cuda_common.cuh"
 #include "kernels/common/wmma_tf32.cuh"
 
@@ -497,21 +498,8 @@ __global__ void __launch_bounds__(kC) unit_lower_inverse_kernel(const float* a, 
   const float* src = a + int64_t{blockIdx.x} * kC * kC;
   for (int i = 0; i < kC; ++i) sA[i][j] = src[i * kC + j];
   __syncthreads();
-  float x[kC];
-#pragma unroll
-  for (int i = 0; i < kC; ++i) {
-    float acc0 = i == j ? 1.0f : 0.0f, acc1 = 0.0f;
-#pragma unroll
-    for (int m = 0; m + 1 < i; m += 2) {
-      acc0 = fmaf(-sA[i][m], x[m], acc0);
-      acc1 = fmaf(-sA[i][m + 1], x[m + 1], acc1);
-    }
-    if (i % 2 == 1) acc0 = fmaf(-sA[i][i - 1], x[i - 1], acc0);
-    x[i] = acc0 + acc1;
-  }
   float* dst = out + int64_t{blockIdx.x} * kC * kC;
-#pragma unroll
-  for (int i = 0; i < kC; ++i) dst[i * kC + j] = x[i];
+  chunk_parallel::unit_lower_inverse_column<kC>(&sA[0][0], kC + 1, j, [&](int i, float x) { dst[i * kC + j] = x; });
 }
 
 template <int KD, int BV>

@@ -45,25 +45,41 @@ float* fp32_data(at::Tensor& t) {
   return t.data_ptr<float>();
 }
 
+// A chunk's inputs as both kernels read them, contiguous fp32.
+struct KernelInputs {
+  at::Tensor k, v, beta, G;
+
+  explicit KernelInputs(const Inputs& in)
+      : k(in.k.contiguous()),
+        v(in.v.contiguous()),
+        beta(in.beta.contiguous()),
+        G(in.G.defined() ? in.G.contiguous() : at::Tensor()) {}
+
+  // The sizes and the inputs of either kernel's parameters.
+  template <typename Params>
+  void into(Params& s) const {
+    s.BH = k.size(0) * k.size(1);
+    s.NT = k.size(2);
+    s.K = k.size(-1);
+    s.V = v.size(-1);
+    s.k = fp32_data(k);
+    s.v = fp32_data(v);
+    s.beta = fp32_data(beta);
+    s.g = G.defined() ? fp32_data(G) : nullptr;
+  }
+};
+
 // By deltabench's kernel (kernels/delta_rule/chunk_ut_fwd.cu): A, Tinv, W and U.
 void prepare_kernel(const Inputs& in, Prepared& p) {
-  const auto k = in.k.contiguous(), v = in.v.contiguous(), beta = in.beta.contiguous();
-  const auto G = in.G.defined() ? in.G.contiguous() : at::Tensor();
-  auto cc = k.sizes().vec();
+  const KernelInputs x(in);
+  auto cc = x.k.sizes().vec();
   cc.back() = kC;
-  p.A = at::empty(cc, k.options());
-  p.Tinv = at::empty(cc, k.options());
-  p.W = at::empty_like(k);
-  p.U = at::empty_like(v);
+  p.A = at::empty(cc, x.k.options());
+  p.Tinv = at::empty(cc, x.k.options());
+  p.W = at::empty_like(x.k);
+  p.U = at::empty_like(x.v);
   cuda::ChunkUtForwardParams s;
-  s.BH = k.size(0) * k.size(1);
-  s.NT = k.size(2);
-  s.K = k.size(-1);
-  s.V = v.size(-1);
-  s.k = fp32_data(k);
-  s.v = fp32_data(v);
-  s.beta = fp32_data(beta);
-  s.g = G.defined() ? fp32_data(G) : nullptr;
+  x.into(s);
   s.a = fp32_data(p.A);
   s.tinv = fp32_data(p.Tinv);
   s.w = fp32_data(p.W);
@@ -90,22 +106,14 @@ void prepare(const Inputs& in, Prepared& p, bool kernels, bool tf32) {
 #ifdef DELTABENCH_HAVE_CUDA
 // The same by deltabench's kernel (kernels/delta_rule/chunk_ut_bwd.cu): g.dk and g.dG updated in place.
 void backward_kernel(const Inputs& in, const Prepared& p, const at::Tensor& dW, const at::Tensor& dU, Grads& g) {
-  const auto k = in.k.contiguous(), v = in.v.contiguous(), beta = in.beta.contiguous();
-  const auto G = in.G.defined() ? in.G.contiguous() : at::Tensor();
+  const KernelInputs x(in);
   const auto A = p.A.contiguous(), Tinv = p.Tinv.contiguous(), dw = dW.contiguous(), du = dU.contiguous();
   if (!g.dk.is_contiguous()) g.dk = g.dk.contiguous();
   if (g.dG.defined() && !g.dG.is_contiguous()) g.dG = g.dG.contiguous();
-  g.dv = at::empty_like(v);
-  g.dbeta = at::empty_like(beta);
+  g.dv = at::empty_like(x.v);
+  g.dbeta = at::empty_like(x.beta);
   cuda::ChunkUtBackwardParams s;
-  s.BH = k.size(0) * k.size(1);
-  s.NT = k.size(2);
-  s.K = k.size(-1);
-  s.V = v.size(-1);
-  s.k = fp32_data(k);
-  s.v = fp32_data(v);
-  s.beta = fp32_data(beta);
-  s.g = G.defined() ? fp32_data(G) : nullptr;
+  x.into(s);
   s.a = fp32_data(A);
   s.tinv = fp32_data(Tinv);
   s.dw = fp32_data(dw);
@@ -113,7 +121,7 @@ void backward_kernel(const Inputs& in, const Prepared& p, const at::Tensor& dW, 
   s.dk = fp32_data(g.dk);
   s.dv = fp32_data(g.dv);
   s.dbeta = fp32_data(g.dbeta);
-  s.dg = G.defined() ? fp32_data(g.dG) : nullptr;
+  s.dg = x.G.defined() ? fp32_data(g.dG) : nullptr;
   cuda::chunk_ut_backward(s, at::cuda::getCurrentCUDAStream().stream());
 }
 #endif

@@ -95,33 +95,27 @@ __global__ void __launch_bounds__(kUtThreads, 2) chunk_ut_forward_kernel(ChunkUt
   // A_im x_m, reading A's row i as a broadcast (rows above j come out exactly zero).
   if (threadIdx.x < kC) {
     const int j = threadIdx.x;
-    float x[kC];
-#pragma unroll
-    for (int i = 0; i < kC; ++i) {
-      float acc0 = i == j ? 1.0f : 0.0f, acc1 = 0.0f;
-#pragma unroll
-      for (int m = 0; m + 1 < i; m += 2) {
-        acc0 = fmaf(-sA[i * kLdC + m], x[m], acc0);
-        acc1 = fmaf(-sA[i * kLdC + m + 1], x[m + 1], acc1);
-      }
-      if (i % 2 == 1) acc0 = fmaf(-sA[i * kLdC + i - 1], x[i - 1], acc0);
-      x[i] = acc0 + acc1;
-      sT[i * kLdC + j] = x[i];
-      p.tinv[(chunk * kC + i) * kC + j] = x[i];
-    }
+    chunk_parallel::unit_lower_inverse_column<kC>(sA, kLdC, j, [&](int i, float x) {
+      sT[i * kLdC + j] = x;
+      p.tinv[(chunk * kC + i) * kC + j] = x;
+    });
   }
   __syncthreads();
 
-  // W = T diag(beta e^G) K: T is lower triangular, so the sum runs up to the tile's diagonal.
-  for (int t = warp; t < kRowTiles * (KD / kTile); t += kUtWarps) {
-    const int row = t / (KD / kTile) * kTile, col = t % (KD / kTile) * kTile;
-    Acc acc;
-    wmma::fill_fragment(acc, 0.0f);
-    for (int jj = 0; jj < row + kTile; jj += kTileK) {
-      mma_step<FragA, FragB>(acc, sT + row * kLdC + jj, kLdC, sK + jj * kLdK + col, kLdK);
+  // dst [C x cols] (row stride ldd) = T src (src in shared memory, row stride ld), the warps taking its
+  // tiles in turn: T is lower triangular, so each sum runs up to the tile's diagonal.
+  const auto times_t = [&](const float* src, int ld, int cols, float* dst, int64_t ldd) {
+    for (int t = warp; t < kRowTiles * (cols / kTile); t += kUtWarps) {
+      const int row = t / (cols / kTile) * kTile, col = t % (cols / kTile) * kTile;
+      Acc acc;
+      wmma::fill_fragment(acc, 0.0f);
+      for (int jj = 0; jj < row + kTile; jj += kTileK) {
+        mma_step<FragA, FragB>(acc, sT + row * kLdC + jj, kLdC, src + jj * ld + col, static_cast<unsigned>(ld));
+      }
+      wmma::store_matrix_sync(dst + row * ldd + col, acc, static_cast<unsigned>(ldd), wmma::mem_row_major);
     }
-    wmma::store_matrix_sync(p.w + (chunk * kC + row) * KD + col, acc, KD, wmma::mem_row_major);
-  }
+  };
+  times_t(sK, kLdK, KD, p.w + chunk * kC * KD, KD);  // W = T diag(beta e^G) K
   // U = T diag(beta) V, a slice at a time.
   for (int64_t v0 = 0; v0 < V; v0 += BV) {
     __syncthreads();  // the last slice's products done with sV
@@ -132,16 +126,7 @@ __global__ void __launch_bounds__(kUtThreads, 2) chunk_ut_forward_kernel(ChunkUt
       *reinterpret_cast<float4*>(sV + row * kLdV + c) = make_float4(x.x * b, x.y * b, x.z * b, x.w * b);
     }
     __syncthreads();
-    for (int t = warp; t < kRowTiles * (BV / kTile); t += kUtWarps) {
-      const int row = t / (BV / kTile) * kTile, col = t % (BV / kTile) * kTile;
-      Acc acc;
-      wmma::fill_fragment(acc, 0.0f);
-      for (int jj = 0; jj < row + kTile; jj += kTileK) {
-        mma_step<FragA, FragB>(acc, sT + row * kLdC + jj, kLdC, sV + jj * kLdV + col, kLdV);
-      }
-      wmma::store_matrix_sync(p.u + (chunk * kC + row) * V + v0 + col, acc, static_cast<unsigned>(V),
-                              wmma::mem_row_major);
-    }
+    times_t(sV, kLdV, BV, p.u + chunk * kC * V + v0, V);
   }
 }
 

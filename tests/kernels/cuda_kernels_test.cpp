@@ -502,6 +502,22 @@ void poison_allocator_cache() {
   }
 }
 
+// A chunk-parallel kernel's output against the fp64 ATen stages': defined alike, the same sizes, finite,
+// within `bound` in relative RMS; appends " what err" to `line`. With `base`, what came in before the
+// kernel added to it, both sides less `base` are compared.
+void check_against_stages(std::ostringstream& line, const char* what, const at::Tensor& got, const at::Tensor& want,
+                          double bound, const at::Tensor& base = {}) {
+  INFO(what);
+  REQUIRE(got.defined() == want.defined());
+  if (!got.defined()) return;
+  REQUIRE(got.sizes() == want.sizes());
+  REQUIRE(at::isfinite(got).all().item<bool>());
+  const auto less = [&](const at::Tensor& t) { return base.defined() ? t - base.to(t.scalar_type()) : t; };
+  const double err = testing::rel_rms(less(got.to(at::kDouble)), less(want));
+  line << " " << what << " " << err;
+  CHECK(err <= bound);
+}
+
 struct TrainCase {
   SampleShape shape;
   std::vector<int64_t> cu_seqlens;  // empty: rows of T
@@ -705,16 +721,7 @@ TEST_CASE("cuda: the chunked backward's chunk-parallel kernels equal its ATen st
         {"dW", {got.dW, want.dW}}};
     std::ostringstream line;
     line << "chunk_dout, chunk_grads K=" << gc.K << " V=" << gc.V << (gc.decay ? " decay" : "") << (gc.w ? " W" : "") << ":";
-    for (const auto& [what, pair] : outs) {
-      INFO(what);
-      REQUIRE(pair.first.defined() == pair.second.defined());
-      if (!pair.first.defined()) continue;
-      REQUIRE(pair.first.sizes() == pair.second.sizes());
-      REQUIRE(at::isfinite(pair.first).all().item<bool>());
-      const double err = testing::rel_rms(pair.first.to(at::kDouble), pair.second);
-      line << " " << what << " " << err;
-      CHECK(err <= 2e-3);
-    }
+    for (const auto& [what, pair] : outs) check_against_stages(line, what, pair.first, pair.second, 2e-3);
     std::cout << line.str() << "\n";
   }
 }
@@ -777,18 +784,10 @@ TEST_CASE("cuda: the delta rules' UT-transform kernels equal their ATen stages i
     std::ostringstream line;
     line << "chunk_ut_forward, chunk_ut_backward K=" << uc.K << " V=" << uc.V << (uc.decay ? " decay" : "") << ":";
     for (const auto& [what, pair] : outs) {
-      INFO(what);
-      REQUIRE(pair.first.defined() == pair.second.defined());
-      if (!pair.first.defined()) continue;
-      REQUIRE(pair.first.sizes() == pair.second.sizes());
-      REQUIRE(at::isfinite(pair.first).all().item<bool>());
-      // Without the transform's terms dk and dG would be dk_in and dG_in: the error is of what was added.
-      const bool added = std::string(what) == "dk" || std::string(what) == "dG";
-      const auto base = std::string(what) == "dk" ? dk_in : dG_in;
-      const double err = added ? testing::rel_rms((pair.first - base).to(at::kDouble), pair.second - base.to(at::kDouble))
-                               : testing::rel_rms(pair.first.to(at::kDouble), pair.second);
-      line << " " << what << " " << err;
-      CHECK(err <= 3e-3);
+      // dk and dG come in as dk_in and dG_in: the error is of what the transform adds.
+      const std::string name = what;
+      const auto base = name == "dk" ? dk_in : name == "dG" ? dG_in : at::Tensor();
+      check_against_stages(line, what, pair.first, pair.second, 3e-3, base);
     }
     std::cout << line.str() << "\n";
   }
