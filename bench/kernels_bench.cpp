@@ -2,7 +2,10 @@
 // bench/kernel_cases.toml (bench/kernel_cases.h reads it; DELTABENCH_KERNEL_CASES names another file).
 // Forward + backward cases (fwd_bwd_*) time the op and the gradients of every input for a fixed
 // random do (torch::autograd::grad, nothing accumulated), on deltabench's kernels and, named
-// "reference:<case>", on the reference ops beside them.
+// "reference:<case>", on the reference ops beside them, and, named "aten-stages:<case>", on the kernels
+// with the chunked backward's chunk-parallel stages as batched ATen products (their version before the
+// stage kernels; deltabench::detail::set_chunk_stage_kernels), so that one run measures the one against
+// the other. bench/fla_compare.py passes over those rows; the summary and the JSON keep them.
 // Each repetition times one call with CUDA events twice, L2 flushed (a 256 MB write) before each:
 //   - the GPU's time (the reported time and counter ms): a spin kernel holds the GPU while the host
 //     queues the call, so host launch costs are hidden;
@@ -18,6 +21,7 @@
 //   DELTABENCH_KERNEL_SWEEPS=1 build/bench/kernels_bench --benchmark_filter='^(fwd_bwd_)?(gated_)?delta_rule/'  (sweeps too)
 
 #include "bench/kernel_cases.h"
+#include "kernels/common/chunk_train.h"
 #include "kernels/common/decode.h"
 #include "kernels/family.h"
 
@@ -151,7 +155,22 @@ void forward_backward(const std::vector<at::Tensor>& inputs, const at::Tensor& o
   benchmark::DoNotOptimize(torch::autograd::grad({o}, leaves, {dout}));
 }
 
-void run_case(benchmark::State& state, const KernelCase& c, deltabench::BackendChoice backend) {
+// Sets the chunked pair's stage kernels for the scope (a case's calls), as they were after.
+class StageKernels {
+ public:
+  explicit StageKernels(bool on) : was_(deltabench::detail::chunk_stage_kernels()) {
+    deltabench::detail::set_chunk_stage_kernels(on);
+  }
+  ~StageKernels() { deltabench::detail::set_chunk_stage_kernels(was_); }
+  StageKernels(const StageKernels&) = delete;
+  StageKernels& operator=(const StageKernels&) = delete;
+
+ private:
+  bool was_;
+};
+
+void run_case(benchmark::State& state, const KernelCase& c, deltabench::BackendChoice backend, bool stage_kernels) {
+  const StageKernels stages(stage_kernels);
   const auto since = std::chrono::steady_clock::now();
   const bool fwd_bwd = deltabench::bench::is_fwd_bwd(c);
   std::optional<c10::NoGradGuard> no_grad;
@@ -247,8 +266,10 @@ int main(int argc, char** argv) {
   benchmark::AddCustomContext("matmul_TFLOP_per_s", std::to_string(g_rates.flops_per_s / 1e12));
   std::fprintf(stderr, "kernels_bench: this machine copies %.0f GB/s and multiplies %.0f TFLOP/s (bf16)\n",
                g_rates.bytes_per_s / 1e9, g_rates.flops_per_s / 1e12);
-  const auto add = [](const std::string& name, const KernelCase& c, deltabench::BackendChoice backend) {
-    benchmark::RegisterBenchmark(name.c_str(), [c, backend](benchmark::State& s) { run_case(s, c, backend); })
+  const auto add = [](const std::string& name, const KernelCase& c, deltabench::BackendChoice backend,
+                      bool stage_kernels = true) {
+    benchmark::RegisterBenchmark(name.c_str(),
+                                 [c, backend, stage_kernels](benchmark::State& s) { run_case(s, c, backend, stage_kernels); })
         ->UseManualTime()
         ->Iterations(1)
         ->Repetitions(15)  // Google Benchmark's aggregates include the median
@@ -269,6 +290,7 @@ int main(int argc, char** argv) {
     // The reference ops beside the fixed cases only: at 64K tokens one of their passes takes a second.
     if (fwd_bwd && c.fixed && c.op != "fwd_bwd_sdpa") {
       add("reference:" + case_name(c), c, deltabench::BackendChoice::kReference);
+      add("aten-stages:" + case_name(c), c, deltabench::BackendChoice::kKernel, /*stage_kernels=*/false);
     }
   }
   benchmark::Initialize(&argc, argv);

@@ -19,6 +19,7 @@
 #include <c10/util/StringUtil.h>
 #include <torch/autograd.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <optional>
@@ -222,7 +223,10 @@ struct Config {
   bool final_state = false;
   bool fused_forward = true;  // the forward by the fused chunk kernel, else by the ATen stages
   bool state_kernels = true;  // the sequential passes by chunk_state.cu, else by ATen loops
+  bool stage_kernels = true;  // the chunk-parallel stages by the TF32 kernels where they serve (16-bit inputs)
 };
+
+std::atomic<bool> g_stage_kernels{true};
 
 using Chunked = chunked::Inputs;
 
@@ -467,7 +471,7 @@ class ChunkTrain : public torch::autograd::Function<ChunkTrain> {
     } else {
       const Tf32Products tf32(q);
       const auto c = chunk_inputs(cfg, q, k, v, beta, g);
-      const auto p = prepare(cfg.family, c, cfg.state_kernels, tf32_products(q));
+      const auto p = prepare(cfg.family, c, cfg.state_kernels, cfg.stage_kernels && tf32_products(q));
       const auto [h, v_new, S] = state_forward(p, h0, cfg.state_kernels, tf32_products(q));
       const auto qg = p.eG.defined() ? c.q * p.eG : c.q;
       const auto attn = at::matmul(c.q, transposed(c.k)) * p.decay;
@@ -485,6 +489,7 @@ class ChunkTrain : public torch::autograd::Function<ChunkTrain> {
     ctx->saved_data["starts"] = cfg.shape.seq_starts;
     ctx->saved_data["scale"] = cfg.scale;
     ctx->saved_data["state_kernels"] = cfg.state_kernels;
+    ctx->saved_data["stage_kernels"] = cfg.stage_kernels;
     if (!cfg.final_state) return {o};
     return {o, ht};
   }
@@ -503,26 +508,28 @@ class ChunkTrain : public torch::autograd::Function<ChunkTrain> {
     cfg.shape.seq_starts = ctx->saved_data["starts"].toIntVector();
     cfg.scale = ctx->saved_data["scale"].toDouble();
     const bool kernels = ctx->saved_data["state_kernels"].toBool();
+    // The TF32 stage kernels: 16-bit inputs, the CUDA passes, and not set off when the op was called.
+    const bool stage_kernels = kernels && ctx->saved_data["stage_kernels"].toBool() && tf32_products(q);
     const auto& shape = cfg.shape;
     const auto dtype = compute_dtype(q.scalar_type());
     const Tf32Products tf32(q);
 
     const auto c = chunk_inputs(cfg, q, k, v, beta, g);
-    const auto p = prepare(cfg.family, c, kernels, tf32_products(q));
+    const auto p = prepare(cfg.family, c, kernels, stage_kernels);
     const auto [h, v_new, S_end] = state_forward(p, h0, kernels, tf32_products(q));
     const auto dout = grads[0].defined() ? in_chunks(grads[0], shape, dtype) : at::zeros_like(v_new);
     const auto dht = grads.size() > 1 && grads[1].defined() ? grads[1].to(dtype) : at::Tensor();
 
-    const auto terms = chunked::dout_terms(c, p, dout, kernels, tf32_products(q));
+    const auto terms = chunked::dout_terms(c, p, dout, stage_kernels, stage_kernels);
     const auto [dh, dv_new, dh0] = state_backward(p, terms.qdo, terms.dv_local, dht, kernels, tf32_products(q));
 
     // Through O and the state walk to q, k, G and the family's W; then through W and U.
-    const auto w = chunked::walk_grads(c, p, h, v_new, dout, dh, dv_new, kernels, tf32_products(q));
+    const auto w = chunked::walk_grads(c, p, h, v_new, dout, dh, dv_new, stage_kernels, stage_kernels);
     const auto& dq = w.dq;
     chunked::Grads d;
     d.dk = w.dk;
     d.dG = w.dG;
-    stages_of(cfg.family).backward(c, p, w.dW, dv_new, d, kernels && tf32_products(q));
+    stages_of(cfg.family).backward(c, p, w.dW, dv_new, d, stage_kernels);
 
     const auto& dG = d.dG;
     const auto dg = dG.defined() ? dG.flip(-1).cumsum(-1).flip(-1) : at::Tensor();
@@ -553,6 +560,7 @@ SequenceOutput apply(const Config& cfg, const at::Tensor& q, const at::Tensor& k
 
 Config config_of(Family family, const SequenceShape& shape, const SequenceOptions& options) {
   Config cfg;
+  cfg.stage_kernels = g_stage_kernels.load();
   cfg.family = family;
   cfg.shape = shape;
   cfg.scale = scale_of(shape, options);
@@ -580,6 +588,10 @@ std::string chunk_train_unavailable(const SequenceShape& shape, const at::Tensor
   return "this build of deltabench has no CUDA kernels (nvcc was not found when it was configured)";
 #endif
 }
+
+void set_chunk_stage_kernels(bool on) { g_stage_kernels.store(on); }
+
+bool chunk_stage_kernels() { return g_stage_kernels.load(); }
 
 bool chunk_train_fuses_forward(const SequenceShape& shape) {
 #ifdef DELTABENCH_HAVE_CUDA

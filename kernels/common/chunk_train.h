@@ -37,6 +37,14 @@ SequenceOutput chunk_train(Family family, const SequenceShape& shape, const at::
                            const at::Tensor& v, const at::Tensor& beta, const at::Tensor& g,
                            const SequenceOptions& options);
 
+// Whether the pair's chunk-parallel stages take deltabench's TF32 kernels where they serve (16-bit inputs,
+// K of 32, 64 or 128: kernels/common/chunk_dout.cu, chunk_grads.cu, kernels/delta_rule/chunk_ut_fwd.cu,
+// chunk_ut_bwd.cu), or the batched ATen products that were their first version. On unless set off: the
+// off setting is for timing one against the other in the same run (bench/kernels_bench.cpp's
+// "aten-stages:" rows). Process-wide; a call's setting holds for its backward.
+void set_chunk_stage_kernels(bool on);
+bool chunk_stage_kernels();
+
 // The same Function with its forward by the ATen stages, on any device and in any floating dtype
 // (fp64 computes in fp64, the rest in fp32); the sequential passes by the CUDA kernels when
 // `state_kernels` is set (CUDA tensors only), else by ATen loops.

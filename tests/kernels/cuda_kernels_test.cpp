@@ -793,6 +793,37 @@ TEST_CASE("cuda: the delta rules' UT-transform kernels equal their ATen stages i
   }
 }
 
+TEST_CASE("cuda: the op's gradients with the stage kernels set off equal theirs, by another path", "[cuda][backward]") {
+  // set_chunk_stage_kernels(false) (kernels_bench's aten-stages rows) must give the ATen stages' gradients:
+  // the same to TF32's rounding, and not the same bits, which says another path ran.
+  REQUIRE(at::hasCUDA());
+  for (const auto& c : {kCases[1], kCases[2], kCases[3]}) {
+    const auto in = to(sample_inputs(c.family, SampleShape{2, 150, 2, 64, 64}, kCuda.dtype(at::kFloat), 9, c.decay),
+                       at::kBFloat16);
+    const auto grads = [&](bool stage_kernels) {
+      const bool was = deltabench::detail::chunk_stage_kernels();
+      deltabench::detail::set_chunk_stage_kernels(stage_kernels);
+      SequenceInputs x = in;
+      x.q = in.q.clone().requires_grad_(true);
+      x.k = in.k.clone().requires_grad_(true);
+      x.v = in.v.clone().requires_grad_(true);
+      SequenceOptions o;
+      o.backend = BackendChoice::kKernel;
+      const auto out = run_family(c.family, x, o);
+      out.o.to(at::kFloat).pow(2).sum().backward();
+      deltabench::detail::set_chunk_stage_kernels(was);
+      return std::vector<at::Tensor>{x.q.grad().to(at::kFloat), x.k.grad().to(at::kFloat), x.v.grad().to(at::kFloat)};
+    };
+    REQUIRE(deltabench::detail::chunk_stage_kernels());  // on unless set off
+    const auto on = grads(true), off = grads(false);
+    INFO(name(c));
+    for (size_t i = 0; i < on.size(); ++i) {
+      CHECK(testing::rel_rms(on[i], off[i]) <= 5e-3);
+      CHECK_FALSE(at::equal(on[i], off[i]));
+    }
+  }
+}
+
 TEST_CASE("cuda: auto and kernel train on the training kernels, reference on the reference; backward counted",
           "[cuda][backward]") {
   REQUIRE(at::hasCUDA());
