@@ -25,7 +25,9 @@ struct Inputs {
 // What the forward computes before the state walk and the backward recomputes.
 struct Prepared {
   // The shared stages':
-  at::Tensor decay;  // [.., C, C] exp(G_i - G_j) on and below the diagonal (ones without g), zero above
+  // [.., C, C] exp(G_i - G_j) on and below the diagonal (ones without g), zero above; undefined where
+  // prepare_shared was told the stage kernels serve (they form it on chip; decay_mask gives it anyway).
+  at::Tensor decay;
   at::Tensor eG;     // [.., C, 1] exp(G), or undefined
   at::Tensor tail;   // [.., C, 1] exp(G_C - G), or undefined
   at::Tensor gamma;  // [N, H, NT] exp(G_C), or undefined
@@ -53,9 +55,13 @@ struct Stages {
                    bool kernels);
 };
 
-// The shared part of Prepared, from the inputs: decay, and with G eG, tail, gamma; k_end (k itself without
-// G). A family's prepare fills the rest (kernels/common/chunk_train.cpp).
-Prepared prepare_shared(const Inputs& in);
+// The shared part of Prepared, from the inputs: decay (unless `decay` is false: the stage kernels serve),
+// and with G eG, tail, gamma; k_end (k itself without G). A family's prepare fills the rest
+// (kernels/common/chunk_train.cpp).
+Prepared prepare_shared(const Inputs& in, bool decay = true);
+
+// p.decay, or the mask formed from the inputs where prepare_shared left it out.
+at::Tensor decay_mask(const Inputs& in, const Prepared& p);
 
 // The gradients through the output O = (q e^G) h + (q k^T * decay) v_new and the state walk, given the
 // walks' h, v_new, dh (the gradient of each chunk's end state) and dv_new, and the chunked dout: dq (of

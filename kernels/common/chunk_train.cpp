@@ -73,9 +73,9 @@ at::Tensor mm_add(const at::Tensor& c, const at::Tensor& a, const at::Tensor& b)
   return at::baddbmm(batch_flat(c), batch_flat(a), batch_flat(b)).view(product_shape(a, b));
 }
 
-Prepared prepare_shared(const Inputs& in) {
+Prepared prepare_shared(const Inputs& in, bool decay) {
   Prepared p;
-  p.decay = chunk_decay_mask(in.G, kC, /*strict=*/false, in.q);
+  if (decay) p.decay = chunk_decay_mask(in.G, kC, /*strict=*/false, in.q);
   p.k_end = in.k;
   if (in.G.defined()) {
     const auto G_last = in.G.narrow(-1, kC - 1, 1);  // [N, H, NT, 1]
@@ -85,6 +85,10 @@ Prepared prepare_shared(const Inputs& in) {
     p.k_end = in.k * p.tail;
   }
   return p;
+}
+
+at::Tensor decay_mask(const Inputs& in, const Prepared& p) {
+  return p.decay.defined() ? p.decay : chunk_decay_mask(in.G, kC, /*strict=*/false, in.q);
 }
 
 namespace {
@@ -161,7 +165,7 @@ DoutTerms dout_terms(const Inputs& in, const Prepared& p, const at::Tensor& dout
   (void)kernels;
   (void)tf32;
   // O = (q e^G) h + attn v_new, attn = (q K^T) * decay.
-  const auto attn = at::matmul(in.q, transposed(in.k)) * p.decay;
+  const auto attn = at::matmul(in.q, transposed(in.k)) * decay_mask(in, p);
   d.dv_local = at::matmul(transposed(attn), dout);
   const auto qg = p.eG.defined() ? in.q * p.eG : in.q;
   // (at::matmul may hand back a transposed result: the walks read a contiguous one.)
@@ -180,7 +184,7 @@ WalkGrads walk_grads(const Inputs& in, const Prepared& p, const at::Tensor& h, c
   (void)tf32;
   // Gradients of q (scaled) and k through O and the state update; of the log decay G.
   WalkGrads g;
-  const auto d_attn = at::matmul(dout, transposed(v_new)) * p.decay;
+  const auto d_attn = at::matmul(dout, transposed(v_new)) * decay_mask(in, p);
   auto dq_inter = at::matmul(dout, transposed(h));
   if (p.eG.defined()) dq_inter = dq_inter * p.eG;
   g.dq = mm_add(dq_inter, d_attn, in.k);
@@ -313,8 +317,10 @@ chunked::Stages stages_of(Family family) {
 
 // What the forward computes before the state walk (the backward recomputes all of it: FLA saves the
 // inverse, this version recomputes it too, one small kernel): the shared part, then the family's.
+// `tf32`: the stage kernels may serve, which form the decay mask on chip (the ATen stages form it where
+// the kernels do not take the head dims, chunked::decay_mask).
 Prepared prepare(Family family, const Chunked& c, bool kernels, bool tf32) {
-  Prepared p = chunked::prepare_shared(c);
+  Prepared p = chunked::prepare_shared(c, /*decay=*/!(kernels && tf32));
   stages_of(family).prepare(c, p, kernels, tf32);
   return p;
 }
@@ -474,7 +480,7 @@ class ChunkTrain : public torch::autograd::Function<ChunkTrain> {
       const auto p = prepare(cfg.family, c, cfg.state_kernels, cfg.stage_kernels && tf32_products(q));
       const auto [h, v_new, S] = state_forward(p, h0, cfg.state_kernels, tf32_products(q));
       const auto qg = p.eG.defined() ? c.q * p.eG : c.q;
-      const auto attn = at::matmul(c.q, transposed(c.k)) * p.decay;
+      const auto attn = at::matmul(c.q, transposed(c.k)) * chunked::decay_mask(c, p);
       o = out_of_chunks(at::matmul(qg, h) + at::matmul(attn, v_new), cfg.shape, v.scalar_type());
       if (cfg.final_state) ht = S;
     }
