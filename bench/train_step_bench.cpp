@@ -136,14 +136,17 @@ void register_all() {
               ->MinTime(0.3);
         }
       }
-      // The grid's wider DeltaNet and Gated DeltaNet at L 256 (d_model 256 and 512, two heads: K 128 and 256,
-      // Gated DeltaNet's V twice K), which the fused forward does not take: auto trains them on the recurrent
-      // pair, kernel on the chunked pair with the stages' forward (kernels/delta_rule/NOTES.md). Both captured.
+      // The grid's other DeltaNet and Gated DeltaNet widths (two heads: d_model 64, 256 and 512 give K 32,
+      // 128 and 256, Gated DeltaNet's V twice K), which the fused forward does not take: auto trains them on
+      // the recurrent pair at L 256 and on the reference ops below 256 tokens, kernel on the chunked pair with
+      // the stages' forward (kernels/delta_rule/NOTES.md). At L 256, and d_model 64 (K 32, as MAD's layers
+      // have) at L 64 too. Both captured.
       if (kind == MixerKind::kDeltaNet || kind == MixerKind::kGatedDeltaNet) {
-        for (const int64_t d_model : {256, 512}) {
+        for (const Shape s : {Shape{8192, 64, 64, 512, 4}, Shape{8192, 64, 256, 256, 16}, Shape{8192, 256, 256, 256, 16},
+                              Shape{8192, 512, 256, 256, 16}}) {
           for (const int kernel : {2, 1}) {
             benchmark::RegisterBenchmark("train_step", BM_train_step)
-                ->Args({k, 8192, d_model, 256, 256, 16, 1, kernel})
+                ->Args({k, s.vocab, s.d_model, s.L, s.B, s.pairs, 1, kernel})
                 ->ArgNames({"mixer", "V", "d", "L", "B", "pairs", "graph", "kernel"})
                 ->Unit(benchmark::kMillisecond)
                 ->UseRealTime()

@@ -317,7 +317,7 @@ if ((train_only)); then
   fi
   # One training step of Zoology's MQAR model: ours eager and captured.
   start=$(date +%s)
-  timeout 120 "$build_dir/bench/train_step_bench" --device=cuda --benchmark_out="$out/train_step_bench.json" \
+  timeout 150 "$build_dir/bench/train_step_bench" --device=cuda --benchmark_out="$out/train_step_bench.json" \
     --benchmark_out_format=json >"$out/bench.log" 2>&1 || status=1
   note ""
   note "training step, ours (Google Benchmark, mean ms per step; $(($(date +%s) - start)) s):"
