@@ -234,9 +234,18 @@ int64_t longest_sequence(const SequenceShape& shape) {
   return std::max(longest, shape.seq_starts.empty() ? shape.T : int64_t{0});
 }
 
-bool auto_takes(KernelPath path, const SequenceShape& shape) {
-  if (path == KernelPath::kRecurrentTrain) return longest_sequence(shape) >= kAutoTrainMinLength;
-  return path == KernelPath::kChunkTrain || path == KernelPath::kChunk || path == KernelPath::kDecode;
+// The path `auto` takes where kernel_path gives `path` (kNone: the reference ops). The chunked pair where
+// its forward is the fused kernel (where it was measured); at the other head dims the recurrent pair under
+// the length rule, until the chunked pair with the stages' forward is timed there (kernels/delta_rule/NOTES.md).
+KernelPath auto_path(KernelPath path, const SequenceShape& shape, const at::Tensor& q) {
+  if (path == KernelPath::kChunkTrain && !chunk_train_fuses_forward(shape)) {
+    path = recurrent_train_unavailable(shape, q).empty() ? KernelPath::kRecurrentTrain : KernelPath::kNone;
+  }
+  if (path == KernelPath::kRecurrentTrain) {
+    return longest_sequence(shape) >= kAutoTrainMinLength ? path : KernelPath::kNone;
+  }
+  const bool measured = path == KernelPath::kChunkTrain || path == KernelPath::kChunk || path == KernelPath::kDecode;
+  return measured ? path : KernelPath::kNone;
 }
 
 }  // namespace
@@ -283,14 +292,8 @@ SequenceOutput dispatch(Family family, const SequenceShape& shape, const at::Ten
     TORCH_CHECK(path != KernelPath::kNone || options.backend != BackendChoice::kKernel, family_name(family),
                 ": backend = kernel, but deltabench's CUDA kernels cannot serve this call: ", why,
                 " (backend = auto takes the reference ops where the kernels cannot serve)");
-    // `auto` takes the chunked pair where it was measured, with its fused forward; at the other head dims
-    // the recurrent pair under auto_takes's length rule, until the chunked pair with the stages' forward
-    // is timed there (kernels/delta_rule/NOTES.md).
-    if (options.backend == BackendChoice::kAuto && path == KernelPath::kChunkTrain &&
-        !chunk_train_fuses_forward(shape)) {
-      path = recurrent_train_unavailable(shape, q).empty() ? KernelPath::kRecurrentTrain : KernelPath::kNone;
-    }
-    if (path != KernelPath::kNone && (options.backend == BackendChoice::kKernel || auto_takes(path, shape))) {
+    if (options.backend == BackendChoice::kAuto) path = auto_path(path, shape, q);
+    if (path != KernelPath::kNone) {
       count_backend_call(Backend::kKernel, grad);
       switch (path) {
         case KernelPath::kChunk: return cuda_chunk_forward(family, shape, q, k, v, beta, g, options);

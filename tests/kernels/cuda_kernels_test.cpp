@@ -227,7 +227,7 @@ TEST_CASE("cuda: the public ops use the kernels, with gradients the training ker
     CHECK(run_family(c.family, in, o).backend == Backend::kKernel);
     // With a gradient wanted the op stays differentiable: under auto the chunked training kernels (head
     // dim 64) at 100 tokens; the recurrent pair (head dim 32) only from 256 tokens, the reference ops
-    // below (cuda_dispatch.cpp's auto_takes); the reference when told.
+    // below (cuda_dispatch.cpp's auto_path); the reference when told.
     auto q = in.q.clone().requires_grad_(true);
     SequenceInputs grad_in = in;
     grad_in.q = q;
