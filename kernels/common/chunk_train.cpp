@@ -15,6 +15,7 @@
 #endif
 
 #include <ATen/ATen.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
 #include <c10/util/Exception.h>
 #include <c10/util/StringUtil.h>
 #include <torch/autograd.h>
@@ -475,6 +476,8 @@ class ChunkTrain : public torch::autograd::Function<ChunkTrain> {
       o = out.o;
       ht = out.final_state;
     } else {
+      // The stages compute in fp32 whatever autocast says: under it at::matmul would hand the walks bf16.
+      const c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
       const Tf32Products tf32(q);
       const auto c = chunk_inputs(cfg, q, k, v, beta, g);
       const auto p = prepare(cfg.family, c, cfg.state_kernels, cfg.stage_kernels && tf32_products(q));
@@ -518,6 +521,7 @@ class ChunkTrain : public torch::autograd::Function<ChunkTrain> {
     const bool stage_kernels = kernels && ctx->saved_data["stage_kernels"].toBool() && tf32_products(q);
     const auto& shape = cfg.shape;
     const auto dtype = compute_dtype(q.scalar_type());
+    const c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);  // fp32 stages, as above
     const Tf32Products tf32(q);
 
     const auto c = chunk_inputs(cfg, q, k, v, beta, g);
