@@ -71,12 +71,17 @@ at::Tensor LinearAttentionImpl::finish(const at::Tensor& o, bool normalised) {
   return out_->forward(y.reshape({o.size(0), o.size(1), heads_ * value_dim_}));
 }
 
-bool LinearAttentionImpl::denominator_apart() const {
-  return config_.normalize && config_.decay == DecayKind::kNone && config_.backend == BackendChoice::kKernel;
+bool LinearAttentionImpl::denominator_apart(const at::Tensor& x) const {
+  if (!config_.normalize || config_.decay != DecayKind::kNone) return false;
+  if (config_.backend == BackendChoice::kKernel) return true;
+  // auto: on CUDA from 256 tokens, where the captured Zoology step on the training kernels was measured
+  // faster than the ones column on the reference ops (H200, 43145b5: 4.70 against 5.56 ms
+  // at L 256, 5.51 against 6.83 at L 512; at L 64 2.47 against 2.32, so not there; kernels/linear_attn/NOTES.md).
+  return config_.backend == BackendChoice::kAuto && x.is_cuda() && x.size(1) >= kAutoApartMinLength;
 }
 
 at::Tensor LinearAttentionImpl::forward(const at::Tensor& x) {
-  const bool apart = denominator_apart();
+  const bool apart = denominator_apart(x);
   const auto p = project(x, config_.normalize && !apart);
   SequenceOptions options;
   options.backend = config_.backend;

@@ -35,10 +35,11 @@ class LinearAttentionImpl : public SequenceMixer {
   Projected project(const at::Tensor& x, bool ones);
   // [B, T, H, V(+1)] -> [B, T, d]; `normalised`: o has no ones column to divide by.
   at::Tensor finish(const at::Tensor& o, bool normalised = false);
-  // Whether forward runs linear_attention_denominator_apart: the normalised form without decay under
-  // backend kernel, so that its op takes the training kernels. `auto` keeps the ones column (the reference
-  // ops) until the training step on the kernels is measured against it (kernels/linear_attn/NOTES.md).
-  bool denominator_apart() const;
+  // Whether forward on x [B, T, d] runs linear_attention_denominator_apart: the normalised form without
+  // decay under backend kernel, so that its op takes the training kernels, and under auto on CUDA from
+  // kAutoApartMinLength tokens, where that was measured faster (kernels/linear_attn/NOTES.md).
+  bool denominator_apart(const at::Tensor& x) const;
+  static constexpr int64_t kAutoApartMinLength = 256;
 
   MixerConfig config_;
   int64_t heads_, key_dim_, value_dim_;

@@ -239,6 +239,10 @@ int64_t longest_sequence(const SequenceShape& shape) {
 // the length rule, until the chunked pair with the stages' forward is timed there (kernels/delta_rule/NOTES.md).
 KernelPath auto_path(KernelPath path, const SequenceShape& shape, const at::Tensor& q) {
   if (path == KernelPath::kChunkTrain && !chunk_train_fuses_forward(shape)) {
+    // Head dim 32 below 256 tokens: the chunked pair with its stage kernels, measured faster than the
+    // reference ops in the captured Zoology step (H200, 43145b5: DeltaNet d_model 64, L 64, 2.66 against
+    // 3.15 ms; at L 256 against the recurrent pair 4.38 against 4.32, so the length rule stays there).
+    if (shape.K == 32 && longest_sequence(shape) < kAutoTrainMinLength) return path;
     path = recurrent_train_unavailable(shape, q).empty() ? KernelPath::kRecurrentTrain : KernelPath::kNone;
   }
   if (path == KernelPath::kRecurrentTrain) {

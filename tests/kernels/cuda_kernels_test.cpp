@@ -226,8 +226,9 @@ TEST_CASE("cuda: the public ops use the kernels, with gradients the training ker
     o.backend = BackendChoice::kKernel;
     CHECK(run_family(c.family, in, o).backend == Backend::kKernel);
     // With a gradient wanted the op stays differentiable: under auto the chunked training kernels (head
-    // dim 64) at 100 tokens; the recurrent pair (head dim 32) only from 256 tokens, the reference ops
-    // below (cuda_dispatch.cpp's auto_path); the reference when told.
+    // dim 64) at 100 tokens; at head dim 32 the chunked pair below 256 tokens and the recurrent pair from
+    // 256; at head dim 256 the recurrent pair from 256 tokens and the reference ops below
+    // (cuda_dispatch.cpp's auto_path); the reference when told.
     auto q = in.q.clone().requires_grad_(true);
     SequenceInputs grad_in = in;
     grad_in.q = q;
@@ -236,11 +237,14 @@ TEST_CASE("cuda: the public ops use the kernels, with gradients the training ker
     CHECK(trained.backend == Backend::kKernel);
     CHECK(trained.o.requires_grad());
     for (const int64_t T : {100, 256}) {
-      auto narrow = to(sample_inputs(c.family, SampleShape{1, T, 2, 32, 32}, kCuda.dtype(at::kFloat), 5, c.decay),
-                       at::kBFloat16);
-      narrow.q = narrow.q.clone().requires_grad_(true);
-      INFO("head dim 32, T " << T);
-      CHECK(run_family(c.family, narrow, o).backend == (T >= 256 ? Backend::kKernel : Backend::kReference));
+      for (const int64_t D : {32, 256}) {
+        auto other = to(sample_inputs(c.family, SampleShape{1, T, 2, D, D}, kCuda.dtype(at::kFloat), 5, c.decay),
+                        at::kBFloat16);
+        other.q = other.q.clone().requires_grad_(true);
+        INFO("head dim " << D << ", T " << T);
+        const bool kernel = T >= 256 || D == 32;
+        CHECK(run_family(c.family, other, o).backend == (kernel ? Backend::kKernel : Backend::kReference));
+      }
     }
     o.backend = BackendChoice::kReference;
     const auto referenced = run_family(c.family, grad_in, o);
