@@ -234,17 +234,14 @@ int64_t longest_sequence(const SequenceShape& shape) {
   return std::max(longest, shape.seq_starts.empty() ? shape.T : int64_t{0});
 }
 
-// The path `auto` takes where kernel_path gives `path` (kNone: the reference ops). The chunked pair where
-// its forward is the fused kernel (where it was measured); at the other head dims the recurrent pair under
-// the length rule, until the chunked pair with the stages' forward is timed there (kernels/delta_rule/NOTES.md).
-KernelPath auto_path(KernelPath path, const SequenceShape& shape, const at::Tensor& q) {
-  if (path == KernelPath::kChunkTrain && !chunk_train_fuses_forward(shape)) {
-    // Head dim 32 below 256 tokens: the chunked pair with its stage kernels, measured faster than the
-    // reference ops in the captured Zoology step (H200, 43145b5: DeltaNet d_model 64, L 64, 2.66 against
-    // 3.15 ms; at L 256 against the recurrent pair 4.38 against 4.32, so the length rule stays there).
-    if (shape.K == 32 && longest_sequence(shape) < kAutoTrainMinLength) return path;
-    path = recurrent_train_unavailable(shape, q).empty() ? KernelPath::kRecurrentTrain : KernelPath::kNone;
-  }
+// The path `auto` takes where kernel_path gives `path` (kNone: the reference ops). The chunked pair
+// wherever it serves, its forward fused or not: in the captured Zoology step on the H200 (c6ad403, one
+// call, results/device/2026-12-05-h200-session-1.md) it was as fast as or faster than what auto took before
+// at every head dim it serves: DeltaNet d_model 64 (K 32) 2.67 against the reference ops' 3.15 ms at L 64
+// and 4.37 against the recurrent pair's 4.38 at L 256; Gated DeltaNet d_model 64 6.01 against 6.48 at
+// L 256; Gated DeltaNet d_model 256 (K 128, V 256) 18.3 against 53.7; DeltaNet d_model 512 (K = V = 256)
+// 36.2 against 112. The recurrent pair stays where the chunked pair does not serve, from 256 tokens.
+KernelPath auto_path(KernelPath path, const SequenceShape& shape) {
   if (path == KernelPath::kRecurrentTrain) {
     return longest_sequence(shape) >= kAutoTrainMinLength ? path : KernelPath::kNone;
   }
@@ -296,7 +293,7 @@ SequenceOutput dispatch(Family family, const SequenceShape& shape, const at::Ten
     TORCH_CHECK(path != KernelPath::kNone || options.backend != BackendChoice::kKernel, family_name(family),
                 ": backend = kernel, but deltabench's CUDA kernels cannot serve this call: ", why,
                 " (backend = auto takes the reference ops where the kernels cannot serve)");
-    if (options.backend == BackendChoice::kAuto) path = auto_path(path, shape, q);
+    if (options.backend == BackendChoice::kAuto) path = auto_path(path, shape);
     if (path != KernelPath::kNone) {
       count_backend_call(Backend::kKernel, grad);
       switch (path) {

@@ -226,8 +226,7 @@ TEST_CASE("cuda: the public ops use the kernels, with gradients the training ker
     o.backend = BackendChoice::kKernel;
     CHECK(run_family(c.family, in, o).backend == Backend::kKernel);
     // With a gradient wanted the op stays differentiable: under auto the chunked training kernels (head
-    // dim 64) at 100 tokens; at head dim 32 the chunked pair below 256 tokens and the recurrent pair from
-    // 256; at head dim 256 the recurrent pair from 256 tokens and the reference ops below
+    // dim 64) at 100 tokens, and at head dims 32 and 256 (the stages' forward) at every length
     // (cuda_dispatch.cpp's auto_path); the reference when told.
     auto q = in.q.clone().requires_grad_(true);
     SequenceInputs grad_in = in;
@@ -242,8 +241,7 @@ TEST_CASE("cuda: the public ops use the kernels, with gradients the training ker
                         at::kBFloat16);
         other.q = other.q.clone().requires_grad_(true);
         INFO("head dim " << D << ", T " << T);
-        const bool kernel = T >= 256 || D == 32;
-        CHECK(run_family(c.family, other, o).backend == (kernel ? Backend::kKernel : Backend::kReference));
+        CHECK(run_family(c.family, other, o).backend == Backend::kKernel);
       }
     }
     o.backend = BackendChoice::kReference;
