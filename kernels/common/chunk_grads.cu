@@ -14,13 +14,16 @@
 // Products on tensor cores, TF32 operands (10 significant bits) and fp32 accumulation, as the walks take
 // them for 16-bit inputs (kernels/common/chunk_state.cu); fp32 inputs keep the ATen stages' fp32 products.
 // 16 warps; every output tile of 16 x 16 (d_attn's [C x C], dq's, dk's and dW's [C x K]) stays in one
-// warp's accumulators while the block walks V in slices of BV columns, staged in shared memory with the
-// row scales e^G (for dq) and e^(G_C - G) (for dk) applied on the way in. Then d_attn is masked in shared
-// memory and its two products with k and q are added; the row sums of dG go through a per-warp scratch
-// tile, whose layout, unlike an accumulator fragment's, is known. Every sum has a fixed order: the same
+// warp's accumulators while the block walks V in slices of BV columns, staged in shared memory by
+// asynchronous copies into two buffers (version 5): slice s + 1 is in flight while slice s's products
+// run. The row scales e^G (dq's term dout h^T) and e^(G_C - G) (dk's v_new dh^T) are applied to those
+// accumulators once, after the walk, through a per-warp scratch tile. Then d_attn is masked in shared
+// memory and its two products with k and q are added; the row sums of dG go through the scratch tile,
+// whose layout, unlike an accumulator fragment's, is known. Every sum has a fixed order: the same
 // inputs give the same bits.
 
 #include "kernels/common/chunk_parallel.cuh"
+#include "kernels/common/cp_async.cuh"
 #include "kernels/common/cuda_common.cuh"
 #include "kernels/common/wmma_tf32.cuh"
 
@@ -43,17 +46,18 @@ struct Layout {
   static constexpr int kAttnTiles = kRowTiles * kRowTiles, kOutTiles = kRowTiles * kKTiles;
   static constexpr int kTiles = kAttnTiles + 3 * kOutTiles;
   static constexpr int kPerWarp = (kTiles + kWarps - 1) / kWarps;
-  // Shared memory in floats. The V slice's staging (dout, dout e^G, v_new, v_new e^(G_C - G), dv_new
-  // [C x BV]; h and dh [KD x BV]), which the second phase reuses for d_attn [C x C], q and k [C x KD].
-  static constexpr int kStage = 5 * kC * kLdV + 2 * KD * kLdV;
+  // Shared memory in floats. A V slice's staging (dout, v_new, dv_new [C x BV]; h and dh [KD x BV]), two
+  // such buffers, which the second phase reuses for d_attn [C x C], q and k [C x KD].
+  static constexpr int kStage = 3 * kC * kLdV + 2 * KD * kLdV;
   static constexpr int kPhase2 = kC * kLdC + 2 * kC * kLdK;
-  static constexpr int kUnion = kStage > kPhase2 ? kStage : kPhase2;
+  static constexpr int kUnion = 2 * kStage > kPhase2 ? 2 * kStage : kPhase2;
   static constexpr int kScratch = kWarps * kTile * kTile;  // a tile a warp
   // G, e^G, e^(G_C - G); dG's row sums of dq q and dk k per K tile; the warps' sums of the end term and h dh.
   static constexpr int kSmall = 3 * kC + 2 * kKTiles * kC + 2 * kWarps;
   static constexpr size_t kBytes = sizeof(float) * (kUnion + kScratch + kSmall);
-  static_assert(kStage % 8 == 0 && kPhase2 % 8 == 0 && kScratch % 8 == 0,
+  static_assert(kStage % 8 == 0 && kPhase2 % 8 == 0 && kScratch % 8 == 0 && kC * kLdV % 8 == 0,
                 "WMMA's shared tiles must start on 32-byte boundaries");
+  static_assert(kBytes <= 163 * 1024, "more shared memory than an A100's block may have");
   static_assert(kPerWarp * 8 <= 64, "a warp's accumulators would not fit its registers");
 };
 
@@ -73,21 +77,39 @@ __device__ __forceinline__ TileId tile_id(int t) {
   return {kind, t / L::kKTiles * kTile, t % L::kKTiles * kTile};
 }
 
-__device__ __forceinline__ float4 scaled(float4 x, float s) { return make_float4(x.x * s, x.y * s, x.z * s, x.w * s); }
+// Requests slice v0 of a chunk's [rows x V] fp32 tile at src into shared rows of ld floats: [rows x BV].
+template <int BV>
+__device__ __forceinline__ void request_slice(float* dst, int ld, const float* src, int rows, int64_t V, int64_t v0) {
+  for (int idx = threadIdx.x; idx < rows * BV / 4; idx += kThreads) {
+    const int row = idx / (BV / 4), c = 4 * (idx % (BV / 4));
+    copy_async16(dst + row * ld + c, src + row * V + v0 + c);
+  }
+}
+
+// acc's rows times scale[row0 + row], through the warp's scratch tile `mine` (free before and after).
+__device__ __forceinline__ void scale_rows(Acc& acc, float* mine, const float* scale, int row0, int lane) {
+  wmma::store_matrix_sync(mine, acc, kTile, wmma::mem_row_major);
+  __syncwarp();
+  const int r = lane / 2, half = 8 * (lane % 2);
+  const float s = scale[row0 + r];
+#pragma unroll
+  for (int e = 0; e < 8; ++e) mine[r * kTile + half + e] *= s;
+  __syncwarp();
+  wmma::load_matrix_sync(acc, mine, kTile, wmma::mem_row_major);
+  __syncwarp();
+}
 
 template <int KD, int BV>
 __global__ void __launch_bounds__(kThreads, 1) chunk_grads_kernel(ChunkGradsParams p) {
   using L = Layout<KD, BV>;
   constexpr int kLdV = L::kLdV, kLdK = L::kLdK, kLdC = L::kLdC;
   extern __shared__ __align__(128) float smem[];
-  // Phase 1: the V slice.
-  float* sDo = smem;                  // [C][kLdV] dout
-  float* sDoG = sDo + kC * kLdV;      // [C][kLdV] dout e^G
-  float* sVn = sDoG + kC * kLdV;      // [C][kLdV] v_new
-  float* sVnT = sVn + kC * kLdV;      // [C][kLdV] v_new e^(G_C - G)
-  float* sDvn = sVnT + kC * kLdV;     // [C][kLdV] dv_new
-  float* sH = sDvn + kC * kLdV;       // [KD][kLdV] h
-  float* sDh = sH + KD * kLdV;        // [KD][kLdV] dh
+  // Phase 1: the V slices, buffer b of two at smem + b * kStage.
+  const auto sDo = [&](int b) { return smem + b * L::kStage; };  // [C][kLdV] dout
+  const auto sVn = [&](int b) { return sDo(b) + kC * kLdV; };    // [C][kLdV] v_new
+  const auto sDvn = [&](int b) { return sVn(b) + kC * kLdV; };   // [C][kLdV] dv_new
+  const auto sH = [&](int b) { return sDvn(b) + kC * kLdV; };    // [KD][kLdV] h
+  const auto sDh = [&](int b) { return sH(b) + KD * kLdV; };     // [KD][kLdV] dh
   // Phase 2, over the same memory.
   float* sDA = smem;                  // [C][kLdC] d_attn
   float* sQ = sDA + kC * kLdC;        // [C][kLdK]
@@ -109,6 +131,18 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grads_kernel(ChunkGradsPara
   const float* dv_new = p.dv_new + chunk * kC * V;
   const float* h = p.h + chunk * KD * V;
   const float* dh = p.dh + chunk * KD * V;
+  float* mine = scratch + warp * kTile * kTile;
+
+  // Slice v0 into buffer b, one commit group (dv_new only where there is a W to take its product).
+  const auto request = [&](int b, int64_t v0) {
+    request_slice<BV>(sDo(b), kLdV, dout, kC, V, v0);
+    request_slice<BV>(sVn(b), kLdV, v_new, kC, V, v0);
+    if (has_w) request_slice<BV>(sDvn(b), kLdV, dv_new, kC, V, v0);
+    request_slice<BV>(sH(b), kLdV, h, KD, V, v0);
+    request_slice<BV>(sDh(b), kLdV, dh, KD, V, v0);
+    commit_copies();
+  };
+  request(0, 0);
 
   if (threadIdx.x < kC) sG[threadIdx.x] = gated ? p.g[chunk * kC + threadIdx.x] : 0.0f;
   __syncthreads();
@@ -124,31 +158,28 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grads_kernel(ChunkGradsPara
   for (int m = 0; m < L::kPerWarp; ++m) wmma::fill_fragment(acc[m], 0.0f);
   float hdh = 0.0f;  // this thread's part of sum(h dh)
 
-  for (int64_t v0 = 0; v0 < V; v0 += BV) {
-    __syncthreads();  // the scales written; the last slice's products done with the buffers
-    for (int idx = threadIdx.x; idx < kC * BV / 4; idx += kThreads) {
-      const int row = idx / (BV / 4), c = 4 * (idx % (BV / 4));
-      const int64_t at = row * V + v0 + c;
-      const float4 o = __ldg(reinterpret_cast<const float4*>(dout + at));
-      const float4 vn = __ldg(reinterpret_cast<const float4*>(v_new + at));
-      const float4 dvn = __ldg(reinterpret_cast<const float4*>(dv_new + at));
-      const int s = row * kLdV + c;
-      *reinterpret_cast<float4*>(sDo + s) = o;
-      *reinterpret_cast<float4*>(sDoG + s) = scaled(o, sEG[row]);
-      *reinterpret_cast<float4*>(sVn + s) = vn;
-      *reinterpret_cast<float4*>(sVnT + s) = scaled(vn, sTail[row]);
-      *reinterpret_cast<float4*>(sDvn + s) = dvn;
-    }
-    for (int idx = threadIdx.x; idx < KD * BV / 4; idx += kThreads) {
-      const int row = idx / (BV / 4), c = 4 * (idx % (BV / 4));
-      const int64_t at = row * V + v0 + c;
-      const float4 x = __ldg(reinterpret_cast<const float4*>(h + at));
-      const float4 d = __ldg(reinterpret_cast<const float4*>(dh + at));
-      *reinterpret_cast<float4*>(sH + row * kLdV + c) = x;
-      *reinterpret_cast<float4*>(sDh + row * kLdV + c) = d;
-      hdh = fmaf(x.x, d.x, fmaf(x.y, d.y, fmaf(x.z, d.z, fmaf(x.w, d.w, hdh))));
-    }
+  int b = 0;
+  for (int64_t v0 = 0; v0 < V; v0 += BV, b ^= 1) {
+    wait_copies<0>();
+    // Slice v0 landed for every thread, and every warp is done with the other buffer (the last slice's
+    // products), which the next slice's copies now take.
     __syncthreads();
+    if (v0 + BV < V) {
+      request(b ^ 1, v0 + BV);
+    }
+    const float* do_s = sDo(b);
+    const float* vn_s = sVn(b);
+    const float* dvn_s = sDvn(b);
+    const float* h_s = sH(b);
+    const float* dh_s = sDh(b);
+    if (gated) {
+      for (int idx = threadIdx.x; idx < KD * BV / 4; idx += kThreads) {
+        const int at = idx / (BV / 4) * kLdV + 4 * (idx % (BV / 4));
+        const float4 x = *reinterpret_cast<const float4*>(h_s + at);
+        const float4 d = *reinterpret_cast<const float4*>(dh_s + at);
+        hdh = fmaf(x.x, d.x, fmaf(x.y, d.y, fmaf(x.z, d.z, fmaf(x.w, d.w, hdh))));
+      }
+    }
 
 #pragma unroll
     for (int m = 0; m < L::kPerWarp; ++m) {
@@ -158,46 +189,51 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grads_kernel(ChunkGradsPara
       // Each product: A's rows are the tile's rows of a [C x BV] slice; B^T's rows the tile's columns of
       // a [C x BV] or [KD x BV] slice, read column-major.
       const float* a = nullptr;
-      const float* b = nullptr;
+      const float* bt = nullptr;
       switch (id.kind) {
         case kAttn:  // dout v_new^T; tiles above the diagonal are masked whole, not computed
           if (id.col <= id.row) {
-            a = sDo;
-            b = sVn;
+            a = do_s;
+            bt = vn_s;
           }
           break;
-        case kDq: a = sDoG, b = sH; break;   // e^G dout h^T
-        case kDk: a = sVnT, b = sDh; break;  // e^(G_C - G) v_new dh^T
+        case kDq: a = do_s, bt = h_s; break;   // dout h^T (times e^G after the walk)
+        case kDk: a = vn_s, bt = dh_s; break;  // v_new dh^T (times e^(G_C - G) after the walk)
         default:  // dv_new h^T (negated at the end)
           if (has_w) {
-            a = sDvn;
-            b = sH;
+            a = dvn_s;
+            bt = h_s;
           }
           break;
       }
       if (a == nullptr) continue;
 #pragma unroll
       for (int vv = 0; vv < BV; vv += kTileK) {
-        mma_step<FragA, FragBT>(acc[m], a + id.row * kLdV + vv, kLdV, b + id.col * kLdV + vv, kLdV);
+        mma_step<FragA, FragBT>(acc[m], a + id.row * kLdV + vv, kLdV, bt + id.col * kLdV + vv, kLdV);
       }
     }
   }
-  __syncthreads();  // the staging buffers free for phase 2
+  __syncthreads();  // the staging buffers free for phase 2 (no copy is in flight: the last slice requested none)
 
-  // Phase 2: d_attn into shared memory (masked below), q and k beside it.
+  // Phase 2: q and k requested beside d_attn, which goes into shared memory (masked below); meanwhile
+  // the gated rule's dq and dk terms take their row scales.
+  for (int idx = threadIdx.x; idx < kC * KD / 4; idx += kThreads) {
+    const int row = idx / (KD / 4), c = 4 * (idx % (KD / 4));
+    const int64_t at = (chunk * kC + row) * KD + c;
+    copy_async16(sQ + row * kLdK + c, p.q + at);
+    copy_async16(sK + row * kLdK + c, p.k + at);
+  }
+  commit_copies();
 #pragma unroll
   for (int m = 0; m < L::kPerWarp; ++m) {
     const int t = warp + kWarps * m;
     if (t >= L::kTiles) continue;
     const TileId id = tile_id<KD, BV>(t);
     if (id.kind == kAttn) wmma::store_matrix_sync(sDA + id.row * kLdC + id.col, acc[m], kLdC, wmma::mem_row_major);
+    if (gated && id.kind == kDq) scale_rows(acc[m], mine, sEG, id.row, lane);
+    if (gated && id.kind == kDk) scale_rows(acc[m], mine, sTail, id.row, lane);
   }
-  for (int idx = threadIdx.x; idx < kC * KD / 4; idx += kThreads) {
-    const int row = idx / (KD / 4), c = 4 * (idx % (KD / 4));
-    const int64_t at = (chunk * kC + row) * KD + c;
-    *reinterpret_cast<float4*>(sQ + row * kLdK + c) = __ldg(reinterpret_cast<const float4*>(p.q + at));
-    *reinterpret_cast<float4*>(sK + row * kLdK + c) = __ldg(reinterpret_cast<const float4*>(p.k + at));
-  }
+  wait_copies<0>();
   __syncthreads();
   for (int idx = threadIdx.x; idx < kC * kC; idx += kThreads) {
     const int i = idx / kC, j = idx % kC;
@@ -206,7 +242,6 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grads_kernel(ChunkGradsPara
   }
   __syncthreads();
 
-  float* mine = scratch + warp * kTile * kTile;
   const int r = lane / 2, half = 8 * (lane % 2);  // a lane's row of the scratch tile and its 8 columns
   float end = 0.0f;                               // this lane's part of the end term
   // Writes acc, a finished tile of dq or dk, to out's rows (ld KD) through the scratch tile, and each of

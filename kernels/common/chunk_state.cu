@@ -18,6 +18,7 @@
 // through L2.
 
 #include "kernels/common/chunk_parallel.cuh"
+#include "kernels/common/cp_async.cuh"
 #include "kernels/common/cuda_common.cuh"
 #include "kernels/common/wmma_tf32.cuh"
 
@@ -238,24 +239,11 @@ struct TcTiling {
 };
 
 // A chunk's [C x KD] fp32 tile (contiguous in global memory) is requested into shared rows of ld floats
-// with sm_80's asynchronous copies (cp.async, 16 bytes a copy, past L1), one commit group a tile, and
+// with sm_80's asynchronous copies (kernels/common/cp_async.cuh), one commit group a tile, and
 // waited for where it is first read. Each walk requests a tile as soon as the step that reads it is
 // done with the last one: in the forward walk W while the state update runs and K while v_new is
 // formed, in the backward walk the reverse. Every thread commits the same groups (an empty one where
 // the tile does not exist), so that wait_group's count means the same tile in every thread.
-__device__ __forceinline__ void copy_async16(float* dst, const float* src) {
-  const auto to = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(to), "l"(src) : "memory");
-}
-
-__device__ __forceinline__ void commit_copies() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-
-// Waits until at most kPending of this thread's newest groups are still in flight.
-template <int kPending>
-__device__ __forceinline__ void wait_copies() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
-}
-
 // Requests the tile at src (null: none, an empty group) as one group.
 template <int KD>
 __device__ __forceinline__ void request_tile(float* dst, int ld, const float* src) {

@@ -102,7 +102,8 @@ TEST_CASE("chunk_train: the kernel path on the CPU is an error that says why", "
 
 TEST_CASE("chunk_train: the gradient kernel's arrangement of the walk's gradients equals the stages', fp64", "[kernels][backward]") {
   // kernels/common/chunk_grads.cu does not compute what walk_grads's ATen stages compute term by term: it
-  // scales dout and v_new's rows before the products, adds d_attn's products into the same sums, and
+  // scales the rows of the products dout h^T and v_new dh^T after them (version 5; version 4 scaled dout
+  // and v_new before), adds d_attn's products into the same sums, and
   // forms dG as rowsum(dq q - dk k) plus the chunk end's two sums. This checks that arrangement, written
   // as the kernel's header states it, against walk_grads in fp64 (the GPU test holds the kernel to the
   // stages).
@@ -129,8 +130,8 @@ TEST_CASE("chunk_train: the gradient kernel's arrangement of the walk's gradient
   const auto i = at::arange(C, f64).unsqueeze(-1), j = at::arange(C, f64).unsqueeze(0);
   const auto decay = at::where(j <= i, (G - T(G)).exp(), at::zeros({}, f64));
   const auto d_attn = at::matmul(dout, T(v_new)) * decay;
-  const auto dq = at::matmul(dout * eG, T(h)) + at::matmul(d_attn, in.k);
-  const auto dk_end = at::matmul(v_new * tail, T(dh));
+  const auto dq = at::matmul(dout, T(h)) * eG + at::matmul(d_attn, in.k);
+  const auto dk_end = at::matmul(v_new, T(dh)) * tail;
   const auto dk = at::matmul(T(d_attn), in.q) + dk_end;
   auto dG = (dq * in.q - dk * in.k).sum(-1);
   dG.select(-1, C - 1).add_((dk_end * in.k).sum({-1, -2}) + in.G.select(-1, C - 1).exp() * (h * dh).sum({-1, -2}));
