@@ -4,12 +4,15 @@
 //   dv_local = ((q k^T) * decay)^T dout    [C x V]    decay_ij = exp(G_i - G_j) for j <= i, else 0
 //   qdo      = (q e^G)^T dout              [K x V]
 // which kernels/common/chunk_train.cpp computes with ATen as three batched products and three
-// elementwise passes (q e^G, the mask, a copy of the transposed product). q, k and q e^G are staged in
-// shared memory once, the masked attention [C x C] formed there, then dout is walked in slices of BV
-// columns, each slice's output tiles written straight from the accumulators. TF32 products with fp32
-// accumulation, as the walks take them for 16-bit inputs; 16 warps.
+// elementwise passes (q e^G, the mask, a copy of the transposed product). q and k are staged in shared
+// memory once by asynchronous copies, the masked attention [C x C] formed there and q scaled to q e^G in
+// place; then dout is walked in slices of BV columns, double-buffered over k's memory (slice s + 1
+// lands while slice s's products run), each slice's output tiles written straight from the
+// accumulators. TF32 products with fp32 accumulation, as the walks take them for 16-bit inputs; 16
+// warps, two blocks an SM (version 5: 85 KB of shared memory at K 128, at most 64 registers).
 
 #include "kernels/common/chunk_parallel.cuh"
+#include "kernels/common/cp_async.cuh"
 #include "kernels/common/cuda_common.cuh"
 #include "kernels/common/wmma_tf32.cuh"
 
@@ -28,40 +31,40 @@ struct DoutLayout {
   static constexpr int kLdK = KD + kPad, kLdC = kC + kPad, kLdV = BV + kPad;
   static constexpr int kColTiles = BV / kTile;
   static constexpr int kDvTiles = kC / kTile * kColTiles, kQdoTiles = KD / kTile * kColTiles;
-  // q, q e^G and k [C x KD]; the masked attention [C x C]; the dout slice [C x BV]; G.
-  static constexpr int kFloats = 3 * kC * kLdK + kC * kLdC + kC * kLdV + kC;
+  // q (then q e^G) [C x KD]; k [C x KD], whose memory then holds two dout slices [C x BV]; the masked
+  // attention [C x C]; G.
+  static constexpr int kKOrDout = kC * kLdK > 2 * kC * kLdV ? kC * kLdK : 2 * kC * kLdV;
+  static constexpr int kFloats = kC * kLdK + kKOrDout + kC * kLdC + kC;
   static constexpr size_t kBytes = sizeof(float) * kFloats;
-  static_assert((kC * kLdK) % 8 == 0 && (kC * kLdC) % 8 == 0 && (kC * kLdV) % 8 == 0,
+  static_assert((kC * kLdK) % 8 == 0 && kKOrDout % 8 == 0 && (kC * kLdC) % 8 == 0 && (kC * kLdV) % 8 == 0,
                 "WMMA's shared tiles must start on 32-byte boundaries");
   static_assert(kC / kTile * kC / kTile <= kWarps, "an attention tile a warp");
+  static_assert(2 * kBytes <= 227 * 1024, "two blocks an SM");
 };
 
 template <int KD, int BV>
-__global__ void __launch_bounds__(kThreads, 1) chunk_dout_kernel(ChunkDoutParams p) {
+__global__ void __launch_bounds__(kThreads, 2) chunk_dout_kernel(ChunkDoutParams p) {
   using L = DoutLayout<KD, BV>;
   constexpr int kLdK = L::kLdK, kLdC = L::kLdC, kLdV = L::kLdV;
   extern __shared__ __align__(128) float smem[];
-  float* sQ = smem;              // [C][kLdK] q
-  float* sQG = sQ + kC * kLdK;   // [C][kLdK] q e^G
-  float* sK = sQG + kC * kLdK;   // [C][kLdK]
-  float* sA = sK + kC * kLdK;    // [C][kLdC] (q k^T) * decay
-  float* sDo = sA + kC * kLdC;   // [C][kLdV] the dout slice
-  float* sG = sDo + kC * kLdV;   // [C]
+  float* sQ = smem;                   // [C][kLdK] q, then q e^G
+  float* sK = sQ + kC * kLdK;         // [C][kLdK] k, then the dout slices
+  float* sA = sK + L::kKOrDout;       // [C][kLdC] (q k^T) * decay
+  float* sG = sA + kC * kLdC;         // [C]
+  const auto sDo = [&](int b) { return sK + b * kC * kLdV; };  // [C][kLdV] dout slice b of two
 
   const int warp = threadIdx.x / 32;
   const int64_t chunk = blockIdx.x, V = p.V;
   const bool gated = p.g != nullptr;
-  if (threadIdx.x < kC) sG[threadIdx.x] = gated ? p.g[chunk * kC + threadIdx.x] : 0.0f;
-  __syncthreads();
   for (int idx = threadIdx.x; idx < kC * KD / 4; idx += kThreads) {
     const int row = idx / (KD / 4), c = 4 * (idx % (KD / 4));
     const int64_t at = (chunk * kC + row) * KD + c;
-    const float4 q = __ldg(reinterpret_cast<const float4*>(p.q + at));
-    const float e = gated ? expf(sG[row]) : 1.0f;
-    *reinterpret_cast<float4*>(sQ + row * kLdK + c) = q;
-    *reinterpret_cast<float4*>(sQG + row * kLdK + c) = make_float4(q.x * e, q.y * e, q.z * e, q.w * e);
-    *reinterpret_cast<float4*>(sK + row * kLdK + c) = __ldg(reinterpret_cast<const float4*>(p.k + at));
+    copy_async16(sQ + row * kLdK + c, p.q + at);
+    copy_async16(sK + row * kLdK + c, p.k + at);
   }
+  commit_copies();
+  if (threadIdx.x < kC) sG[threadIdx.x] = gated ? p.g[chunk * kC + threadIdx.x] : 0.0f;
+  wait_copies<0>();
   __syncthreads();
 
   {  // q k^T, a tile a warp; tiles above the diagonal are masked whole, stored as zeros
@@ -76,28 +79,47 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dout_kernel(ChunkDoutParams
     }
     wmma::store_matrix_sync(sA + row * kLdC + col, acc, kLdC, wmma::mem_row_major);
   }
-  __syncthreads();
+  __syncthreads();  // k and the unscaled q read
+
+  // Slice v0 of dout into buffer b, one commit group.
+  const auto request = [&](int b, int64_t v0) {
+    float* dst = sDo(b);
+    for (int idx = threadIdx.x; idx < kC * BV / 4; idx += kThreads) {
+      const int row = idx / (BV / 4), c = 4 * (idx % (BV / 4));
+      copy_async16(dst + row * kLdV + c, p.dout + (chunk * kC + row) * V + v0 + c);
+    }
+    commit_copies();
+  };
+  request(0, 0);
   for (int idx = threadIdx.x; idx < kC * kC; idx += kThreads) {
     const int i = idx / kC, j = idx % kC;
     float& x = sA[i * kLdC + j];
     x = j > i ? 0.0f : (gated ? x * expf(sG[i] - sG[j]) : x);
   }
-
-  for (int64_t v0 = 0; v0 < V; v0 += BV) {
-    __syncthreads();  // the mask done; the last slice's products done with sDo
-    for (int idx = threadIdx.x; idx < kC * BV / 4; idx += kThreads) {
-      const int row = idx / (BV / 4), c = 4 * (idx % (BV / 4));
-      *reinterpret_cast<float4*>(sDo + row * kLdV + c) =
-          __ldg(reinterpret_cast<const float4*>(p.dout + (chunk * kC + row) * V + v0 + c));
+  if (gated) {
+    for (int idx = threadIdx.x; idx < kC * KD / 4; idx += kThreads) {
+      const int row = idx / (KD / 4), c = 4 * (idx % (KD / 4));
+      float4& q = *reinterpret_cast<float4*>(sQ + row * kLdK + c);
+      const float e = expf(sG[row]);
+      q = make_float4(q.x * e, q.y * e, q.z * e, q.w * e);
     }
+  }
+
+  int b = 0;
+  for (int64_t v0 = 0; v0 < V; v0 += BV, b ^= 1) {
+    wait_copies<0>();
+    // Slice v0 landed for every thread, the mask and q's scaling done; every warp is done with the other
+    // buffer (the last slice's products), which the next slice's copies now take.
     __syncthreads();
+    if (v0 + BV < V) request(b ^ 1, v0 + BV);
+    const float* sD = sDo(b);
     for (int t = warp; t < L::kDvTiles + L::kQdoTiles; t += kWarps) {
       Acc acc;
       wmma::fill_fragment(acc, 0.0f);
       if (t < L::kDvTiles) {  // dv_local = attn^T dout: attn's column block, from the diagonal down
         const int row = t / L::kColTiles * kTile, col = t % L::kColTiles * kTile;
         for (int jj = row; jj < kC; jj += kTileK) {
-          mma_step<FragAT, FragB>(acc, sA + jj * kLdC + row, kLdC, sDo + jj * kLdV + col, kLdV);
+          mma_step<FragAT, FragB>(acc, sA + jj * kLdC + row, kLdC, sD + jj * kLdV + col, kLdV);
         }
         wmma::store_matrix_sync(p.dv_local + (chunk * kC + row) * V + v0 + col, acc, static_cast<unsigned>(V),
                                 wmma::mem_row_major);
@@ -105,7 +127,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_dout_kernel(ChunkDoutParams
         const int u = t - L::kDvTiles, row = u / L::kColTiles * kTile, col = u % L::kColTiles * kTile;
 #pragma unroll 4
         for (int jj = 0; jj < kC; jj += kTileK) {
-          mma_step<FragAT, FragB>(acc, sQG + jj * kLdK + row, kLdK, sDo + jj * kLdV + col, kLdV);
+          mma_step<FragAT, FragB>(acc, sQ + jj * kLdK + row, kLdK, sD + jj * kLdV + col, kLdV);
         }
         wmma::store_matrix_sync(p.qdo + (chunk * KD + row) * V + v0 + col, acc, static_cast<unsigned>(V),
                                 wmma::mem_row_major);
