@@ -72,13 +72,12 @@ TEST_CASE("cuda: DeltaNet learns the tiny MQAR with bf16 autocast", "[cuda]") {
   CHECK(s.best_accuracy >= 0.99);
   CHECK(s.device.rfind("cuda:0 (", 0) == 0);
   CHECK(!s.gpu_name.empty());
-  // Under auto, this preset's 32-token sequences at head dim 32 train on the reference ops (auto takes the
-  // recurrent training pair, the one for head dim 32, from 256 tokens); evaluation at chunk 16 runs the
-  // reference ops too:
-  // the chunk forward kernel does not serve it (K and V of 64 or 128, chunk 64), and auto does not take
-  // the training pair's forward alone.
-  CHECK(s.backend_train_forward == "reference");
-  CHECK(s.backend_train_backward == "reference (ATen autograd)");
+  // Under auto, this preset's 32-token sequences at head dim 32 train on the chunked training pair (auto
+  // takes it wherever it serves since a18b781); evaluation at chunk 16 runs the reference ops: the chunk
+  // forward kernel does not serve it (K and V of 64 or 128, chunk 64), and auto does not take the
+  // training pair's forward alone.
+  CHECK(s.backend_train_forward == "kernel");
+  CHECK(s.backend_train_backward == "kernel");
   CHECK(s.backend_eval_forward == "reference");
   // At head dim 64 and chunk 64 training runs on the chunked training kernels and evaluation on the chunk
   // forward kernel, at 32 tokens too, and the record says so.
