@@ -489,6 +489,19 @@ void write_mqar_figure(const Suite& suite, const Section& sec, const std::filesy
   render(dir, "mqar.gp", {"mqar.png", "mqar.svg"}, w);
 }
 
+// Whether bar b of a bar chart has a value (not NaN) for some group; whether any bar has.
+bool bar_has_value(const Section& sec, size_t b) {
+  return std::any_of(sec.chart_groups.begin(), sec.chart_groups.end(),
+                     [&](const auto& group) { return b < group.second.size() && !std::isnan(group.second[b]); });
+}
+
+bool chart_has_values(const Section& sec) {
+  for (size_t b = 0; b < sec.chart_bars.size(); ++b) {
+    if (bar_has_value(sec, b)) return true;
+  }
+  return false;
+}
+
 // A clustered bar chart: one cluster per model, one bar per task (MAD's table, the ablation rows).
 void write_bar_chart(const Section& sec, const std::filesystem::path& dir, Written& w) {
   if (sec.chart_groups.empty() || sec.chart_bars.empty()) return;
@@ -502,15 +515,21 @@ void write_bar_chart(const Section& sec, const std::filesystem::path& dir, Writt
   }
   const std::string stem = sec.chart_stem;
   write_file(dir / (stem + ".dat"), data, w);
+  if (!chart_has_values(sec)) return;  // nothing to draw yet
   const bool percent = sec.chart_ylabel.find('%') != std::string::npos;
   std::string body = fmt::format(
       "set title {}\nset style data histograms\nset style histogram clustered gap 1\n"
       "set style fill solid 0.85 border -1\nset boxwidth 0.9\nset yrange [0:{}]\nset ylabel {}\nset grid ytics\n"
       "set xtics rotate by -30 left nomirror\nset key outside right top vertical\nset bmargin 9\nplot ",
       gnuplot_quote(sec.chart_title), percent ? 105 : 1.05, gnuplot_quote(sec.chart_ylabel));
+  // A bar with no value yet (a partial store) is left out of the plot, which gnuplot refuses otherwise ("No
+  // valid points"); the table says what is missing. Each bar keeps its pattern and colour.
+  bool first = true;
   for (size_t b = 0; b < sec.chart_bars.size(); ++b) {
-    body += fmt::format("{}'{}.dat' using {}{} title {} fs pattern {} lc {}", b ? ", " : "", stem, b + 2, b == 0 ? ":xtic(1)" : "",
-                        gnuplot_quote(sec.chart_bars[b]), b % 4 == 0 ? 0 : b % 4 + 1, b + 1);
+    if (!bar_has_value(sec, b)) continue;
+    body += fmt::format("{}'{}.dat' using {}{} title {} fs pattern {} lc {}", first ? "" : ", ", stem, b + 2,
+                        first ? ":xtic(1)" : "", gnuplot_quote(sec.chart_bars[b]), b % 4 == 0 ? 0 : b % 4 + 1, b + 1);
+    first = false;
   }
   body += "\n";
   const size_t width = std::max<size_t>(720, 70 * sec.chart_groups.size() * std::max<size_t>(1, sec.chart_bars.size() / 2) + 260);
@@ -531,7 +550,7 @@ std::string markdown_report(const Suite& suite, const std::vector<Run>& runs, co
     out += "\n## " + sec.heading + "\n\n" + sec.text + "\n";
     for (const auto& t : sec.tables) out += "\n### " + t.title + "\n\n" + markdown(t);
     if (!sec.figure.empty()) out += "\n![MQAR accuracy vs d_model](mqar.png)\n";
-    if (!sec.chart_groups.empty()) out += "\n![" + sec.chart_title + "](" + sec.chart_stem + ".png)\n";
+    if (chart_has_values(sec)) out += "\n![" + sec.chart_title + "](" + sec.chart_stem + ".png)\n";
   }
   return out;
 }

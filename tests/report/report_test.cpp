@@ -129,6 +129,32 @@ TEST_CASE("the report writes tables, and images of the right format when gnuplot
   testing::check_figure(dir.path(), "mad", w.warnings.size(), "ICR", 2);
 }
 
+TEST_CASE("a partial store's MAD chart draws the tasks that have runs and leaves out the ones with none") {
+  // A window's store (issue 15) can hold some MAD tasks and none of others: gnuplot refuses a bar of NaNs
+  // alone ("No valid points"), which left mad-baseline's first chart empty (2026-12-05).
+  const auto suite = fixture_suite();
+  auto records = fixture_records(suite);
+  for (auto it = records.begin(); it != records.end();) {
+    it = it->second.task.rfind("selective-copying", 0) == 0 ? records.erase(it) : std::next(it);
+  }
+  testing::TempDir dir("deltabench-report-partial-mad");
+  const auto w = report::write_report(suite, records, dir.path().string());
+  const auto gp = read_file((dir.path() / "mad.gp").string());
+  CHECK(gp.find("title \"ICR\"") != std::string::npos);
+  CHECK(gp.find("title \"SelCopy\"") == std::string::npos);
+  CHECK(gp.find("using 2:xtic(1)") != std::string::npos);  // the first bar drawn names the clusters
+  CHECK(read_file((dir.path() / "mad.dat").string()).find("NaN") != std::string::npos);
+  testing::check_figure(dir.path(), "mad", w.warnings.size(), "ICR", 2);
+  // With no MAD run at all there is no chart, and the Markdown shows none.
+  for (auto it = records.begin(); it != records.end();) {
+    it = it->second.task.rfind("mqar", 0) != 0 ? records.erase(it) : std::next(it);
+  }
+  testing::TempDir none("deltabench-report-no-mad");
+  report::write_report(suite, records, none.path().string());
+  CHECK(!std::filesystem::exists(none.path() / "mad.gp"));
+  CHECK(read_file((none.path() / "table.md").string()).find("mad.png") == std::string::npos);
+}
+
 TEST_CASE("figures: mean with min and max bars where a cell has several seeds, a style per model") {
   auto text = read_file(kDir + "suite.toml");
   text.replace(text.find("seed = [1]"), 10, "seed = [1, 2]");
