@@ -59,53 +59,6 @@ __device__ __forceinline__ void unit_lower_inverse_column(const float* a, int ld
   }
 }
 
-// T = (I + A)^-1 for a strictly lower triangular A [C x C] (row stride lda, shared memory) into t (row
-// stride ldt, shared memory) by blocks of 16, fp32 throughout; every thread of the block (kBlockThreads
-// of them) must call it, and it ends on a barrier. The 16 x 16 diagonal blocks by forward substitution
-// (unit_lower_inverse_column, a thread a column: C threads 16 rows deep instead of 64), then the blocks
-// below them one block diagonal at a time, from (I + A) T = I read by blocks:
-//   T_ij = -T_ii S_ij,  S_ij = sum over j <= m < i of A_im T_mj   (blocks i > j),
-// where S only needs the blocks of nearer diagonals; each block's elements are a thread's each. The
-// blocks above the diagonal are written as exact zeros, as the substitution writes the zeros above a
-// diagonal block's diagonal. `scratch` holds S: at least (C / 16 - 1) * 256 floats, disjoint from a and t.
-template <int C, int kBlockThreads>
-__device__ __forceinline__ void unit_lower_inverse_blocked(const float* a, int lda, float* t, int ldt, float* scratch) {
-  constexpr int B = 16, NB = C / B;
-  static_assert(C % B == 0 && C <= kBlockThreads, "C a multiple of 16 and a thread for each of T's columns");
-  for (int idx = threadIdx.x; idx < C * C; idx += kBlockThreads) {
-    const int i = idx / C, j = idx % C;
-    if (j / B > i / B) t[i * ldt + j] = 0.0f;
-  }
-  if (threadIdx.x < C) {
-    const int b = threadIdx.x / B, j = threadIdx.x % B;
-    unit_lower_inverse_column<B>(a + b * B * lda + b * B, lda, j,
-                                 [&](int i, float x) { t[(b * B + i) * ldt + b * B + j] = x; });
-  }
-  __syncthreads();
-  for (int d = 1; d < NB; ++d) {  // the blocks (j + d, j), j < NB - d
-    for (int idx = threadIdx.x; idx < (NB - d) * B * B; idx += kBlockThreads) {
-      const int j = idx / (B * B), r = idx / B % B, c = idx % B;
-      const float* arow = a + ((j + d) * B + r) * lda;
-      float s0 = 0.0f, s1 = 0.0f;
-#pragma unroll 4
-      for (int m = j * B; m < (j + d) * B; m += 2) {
-        s0 = fmaf(arow[m], t[m * ldt + j * B + c], s0);
-        s1 = fmaf(arow[m + 1], t[(m + 1) * ldt + j * B + c], s1);
-      }
-      scratch[idx] = s0 + s1;
-    }
-    __syncthreads();
-    for (int idx = threadIdx.x; idx < (NB - d) * B * B; idx += kBlockThreads) {
-      const int j = idx / (B * B), r = idx / B % B, c = idx % B, i0 = (j + d) * B;
-      const float* trow = t + (i0 + r) * ldt + i0;  // T_ii's row r: zero past its diagonal
-      float s = 0.0f;
-      for (int m = 0; m <= r; ++m) s = fmaf(trow[m], scratch[j * B * B + m * B + c], s);
-      t[(i0 + r) * ldt + j * B + c] = -s;
-    }
-    __syncthreads();
-  }
-}
-
 // Calls f(std::integral_constant<int, KD>, std::integral_constant<int, BV>) for K (32, 64 or 128) and V
 // slices of 32 columns where V allows, else 16.
 template <typename F>

@@ -5,9 +5,9 @@
 //   A = strict_lower(diag(beta) K K^T * decay),  T = (I + A)^-1,
 //   W = T diag(beta e^G) K,  U = T diag(beta) V.
 // One block of 8 warps a chunk: K staged once in shared memory; K K^T's tiles on and below the diagonal
-// on tensor cores (TF32, fp32 accumulation), masked and scaled into A; T in fp32 by blocks of 16
-// (version 5: the diagonal blocks by forward substitution, the rest by block products, 16 rows deep
-// where the column substitution was 64; chunk_parallel.cuh), exact zeros above the diagonal; then K's rows scaled in place by beta e^G for W, and V walked in slices of BV columns,
+// on tensor cores (TF32, fp32 accumulation), masked and scaled into A; T by forward substitution in fp32
+// (a column a thread, as kernels/common/chunk_state.cu's unit_lower_inverse), exact zeros above the
+// diagonal; then K's rows scaled in place by beta e^G for W, and V walked in slices of BV columns,
 // staged times beta, for U. 78 KB of shared memory at K 128: two blocks an SM, so that one block's
 // substitution overlaps the other's products.
 
@@ -35,7 +35,6 @@ struct UtForwardLayout {
   // K (then diag(beta e^G) K), A, T, the V slice; G and beta.
   static constexpr size_t kBytes = sizeof(float) * (kCK + 2 * kCC + kCV + 2 * kC);
   static_assert(kCK % 8 == 0 && kCC % 8 == 0 && kCV % 8 == 0, "32-byte tile boundaries");
-  static_assert(kCV >= (kC / 16 - 1) * 256, "the V slice's memory holds the blocked inverse's scratch");
 };
 
 template <int KD, int BV>
@@ -92,12 +91,16 @@ __global__ void __launch_bounds__(kUtThreads, 2) chunk_ut_forward_kernel(ChunkUt
   }
   __syncthreads();
 
-  // T = (I + A)^-1 by blocks of 16 (chunk_parallel.cuh), S in the V slice's memory; then to global memory.
-  chunk_parallel::unit_lower_inverse_blocked<kC, kUtThreads>(sA, kLdC, sT, kLdC, sV);
-  for (int idx = threadIdx.x; idx < kC * kC / 4; idx += kUtThreads) {
-    const int row = idx / (kC / 4), c = 4 * (idx % (kC / 4));
-    *reinterpret_cast<float4*>(p.tinv + (chunk * kC + row) * kC + c) = *reinterpret_cast<const float4*>(sT + row * kLdC + c);
+  // T = (I + A)^-1 by forward substitution: thread j < C owns column j, x_i = e_ij - sum over m < i of
+  // A_im x_m, reading A's row i as a broadcast (rows above j come out exactly zero).
+  if (threadIdx.x < kC) {
+    const int j = threadIdx.x;
+    chunk_parallel::unit_lower_inverse_column<kC>(sA, kLdC, j, [&](int i, float x) {
+      sT[i * kLdC + j] = x;
+      p.tinv[(chunk * kC + i) * kC + j] = x;
+    });
   }
+  __syncthreads();
 
   // dst [C x cols] (row stride ldd) = T src (src in shared memory, row stride ld), the warps taking its
   // tiles in turn: T is lower triangular, so each sum runs up to the tile's diagonal.
