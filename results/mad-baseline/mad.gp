@@ -1,0 +1,28 @@
+set terminal pngcairo noenhanced size 1100,520 font "sans,10"
+set output 'mad.png'
+set title "MAD accuracy (%) by task (mad-baseline)"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set yrange [0:105]
+set ylabel "accuracy (%)"
+set grid ytics
+set xtics rotate by -30 left nomirror
+set key outside right top vertical
+set bmargin 9
+plot 'mad.dat' using 3:xtic(1) title "Fuzzy" fs pattern 2 lc 2, 'mad.dat' using 4 title "ICR" fs pattern 3 lc 3, 'mad.dat' using 6 title "Noisy" fs pattern 0 lc 5
+set terminal svg noenhanced size 1100,520 font "sans,10"
+set output 'mad.svg'
+set title "MAD accuracy (%) by task (mad-baseline)"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set yrange [0:105]
+set ylabel "accuracy (%)"
+set grid ytics
+set xtics rotate by -30 left nomirror
+set key outside right top vertical
+set bmargin 9
+plot 'mad.dat' using 3:xtic(1) title "Fuzzy" fs pattern 2 lc 2, 'mad.dat' using 4 title "ICR" fs pattern 3 lc 3, 'mad.dat' using 6 title "Noisy" fs pattern 0 lc 5
