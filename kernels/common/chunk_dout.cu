@@ -91,25 +91,32 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_dout_kernel(ChunkDoutParams
     commit_copies();
   };
   request(0, 0);
+  // The mask, and q e^G; both are operands only from here on, so they are rounded to TF32 once (version
+  // 5b), as the dout slices are when they land, and the products convert none of them.
   for (int idx = threadIdx.x; idx < kC * kC; idx += kThreads) {
     const int i = idx / kC, j = idx % kC;
     float& x = sA[i * kLdC + j];
-    x = j > i ? 0.0f : (gated ? x * expf(sG[i] - sG[j]) : x);
+    x = j > i ? 0.0f : to_tf32(gated ? x * expf(sG[i] - sG[j]) : x);
   }
-  if (gated) {
-    for (int idx = threadIdx.x; idx < kC * KD / 4; idx += kThreads) {
-      const int row = idx / (KD / 4), c = 4 * (idx % (KD / 4));
-      float4& q = *reinterpret_cast<float4*>(sQ + row * kLdK + c);
-      const float e = expf(sG[row]);
-      q = make_float4(q.x * e, q.y * e, q.z * e, q.w * e);
-    }
+  for (int idx = threadIdx.x; idx < kC * KD / 4; idx += kThreads) {
+    const int row = idx / (KD / 4), c = 4 * (idx % (KD / 4));
+    float4& q = *reinterpret_cast<float4*>(sQ + row * kLdK + c);
+    const float e = gated ? expf(sG[row]) : 1.0f;
+    q = make_float4(to_tf32(q.x * e), to_tf32(q.y * e), to_tf32(q.z * e), to_tf32(q.w * e));
   }
 
   int b = 0;
   for (int64_t v0 = 0; v0 < V; v0 += BV, b ^= 1) {
     wait_copies<0>();
-    // Slice v0 landed for every thread, the mask and q's scaling done; every warp is done with the other
-    // buffer (the last slice's products), which the next slice's copies now take.
+    {  // this thread's copies of the slice (request's indices), visible to it now: rounded to TF32 once
+      float* own = sDo(b);
+      for (int idx = threadIdx.x; idx < kC * BV / 4; idx += kThreads) {
+        float4& x = *reinterpret_cast<float4*>(own + idx / (BV / 4) * kLdV + 4 * (idx % (BV / 4)));
+        x = make_float4(to_tf32(x.x), to_tf32(x.y), to_tf32(x.z), to_tf32(x.w));
+      }
+    }
+    // Slice v0 landed and rounded for every thread, the mask and q's scaling done; every warp is done
+    // with the other buffer (the last slice's products), which the next slice's copies now take.
     __syncthreads();
     if (v0 + BV < V) request(b ^ 1, v0 + BV);
     const float* sD = sDo(b);
@@ -119,7 +126,7 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_dout_kernel(ChunkDoutParams
       if (t < L::kDvTiles) {  // dv_local = attn^T dout: attn's column block, from the diagonal down
         const int row = t / L::kColTiles * kTile, col = t % L::kColTiles * kTile;
         for (int jj = row; jj < kC; jj += kTileK) {
-          mma_step<FragAT, FragB>(acc, sA + jj * kLdC + row, kLdC, sD + jj * kLdV + col, kLdV);
+          mma_step<FragAT, FragB, false, false>(acc, sA + jj * kLdC + row, kLdC, sD + jj * kLdV + col, kLdV);
         }
         wmma::store_matrix_sync(p.dv_local + (chunk * kC + row) * V + v0 + col, acc, static_cast<unsigned>(V),
                                 wmma::mem_row_major);
@@ -127,7 +134,7 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_dout_kernel(ChunkDoutParams
         const int u = t - L::kDvTiles, row = u / L::kColTiles * kTile, col = u % L::kColTiles * kTile;
 #pragma unroll 4
         for (int jj = 0; jj < kC; jj += kTileK) {
-          mma_step<FragAT, FragB>(acc, sQ + jj * kLdK + row, kLdK, sD + jj * kLdV + col, kLdV);
+          mma_step<FragAT, FragB, false, false>(acc, sQ + jj * kLdK + row, kLdK, sD + jj * kLdV + col, kLdV);
         }
         wmma::store_matrix_sync(p.qdo + (chunk * KD + row) * V + v0 + col, acc, static_cast<unsigned>(V),
                                 wmma::mem_row_major);

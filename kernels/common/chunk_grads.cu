@@ -86,6 +86,19 @@ __device__ __forceinline__ void request_slice(float* dst, int ld, const float* s
   }
 }
 
+__device__ __forceinline__ float4 tf32x4(float4 x) { return make_float4(to_tf32(x.x), to_tf32(x.y), to_tf32(x.z), to_tf32(x.w)); }
+
+// Rounds to TF32, in place, the elements of a [rows x BV] slice (shared rows of ld floats) that this
+// thread requested with request_slice (the same indices): after its own copies are waited for, which
+// makes them visible to it, and before the barrier that shows the slice to the other threads.
+template <int BV>
+__device__ __forceinline__ void round_own_slice(float* dst, int ld, int rows) {
+  for (int idx = threadIdx.x; idx < rows * BV / 4; idx += kThreads) {
+    float4& x = *reinterpret_cast<float4*>(dst + idx / (BV / 4) * ld + 4 * (idx % (BV / 4)));
+    x = tf32x4(x);
+  }
+}
+
 // acc's rows times scale[row0 + row], through the warp's scratch tile `mine` (free before and after).
 __device__ __forceinline__ void scale_rows(Acc& acc, float* mine, const float* scale, int row0, int lane) {
   wmma::store_matrix_sync(mine, acc, kTile, wmma::mem_row_major);
@@ -161,8 +174,23 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grads_kernel(ChunkGradsPara
   int b = 0;
   for (int64_t v0 = 0; v0 < V; v0 += BV, b ^= 1) {
     wait_copies<0>();
-    // Slice v0 landed for every thread, and every warp is done with the other buffer (the last slice's
-    // products), which the next slice's copies now take.
+    // This thread's copies of the slice are here: the gated rule's part of sum(h dh) from them in fp32,
+    // then each rounded to TF32 once (version 5b), as every product reads them.
+    if (gated) {
+      for (int idx = threadIdx.x; idx < KD * BV / 4; idx += kThreads) {
+        const int at = idx / (BV / 4) * kLdV + 4 * (idx % (BV / 4));
+        const float4 x = *reinterpret_cast<const float4*>(sH(b) + at);
+        const float4 d = *reinterpret_cast<const float4*>(sDh(b) + at);
+        hdh = fmaf(x.x, d.x, fmaf(x.y, d.y, fmaf(x.z, d.z, fmaf(x.w, d.w, hdh))));
+      }
+    }
+    round_own_slice<BV>(sDo(b), kLdV, kC);
+    round_own_slice<BV>(sVn(b), kLdV, kC);
+    if (has_w) round_own_slice<BV>(sDvn(b), kLdV, kC);
+    round_own_slice<BV>(sH(b), kLdV, KD);
+    round_own_slice<BV>(sDh(b), kLdV, KD);
+    // Slice v0 landed and rounded for every thread, and every warp is done with the other buffer (the
+    // last slice's products), which the next slice's copies now take.
     __syncthreads();
     if (v0 + BV < V) {
       request(b ^ 1, v0 + BV);
@@ -172,14 +200,6 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grads_kernel(ChunkGradsPara
     const float* dvn_s = sDvn(b);
     const float* h_s = sH(b);
     const float* dh_s = sDh(b);
-    if (gated) {
-      for (int idx = threadIdx.x; idx < KD * BV / 4; idx += kThreads) {
-        const int at = idx / (BV / 4) * kLdV + 4 * (idx % (BV / 4));
-        const float4 x = *reinterpret_cast<const float4*>(h_s + at);
-        const float4 d = *reinterpret_cast<const float4*>(dh_s + at);
-        hdh = fmaf(x.x, d.x, fmaf(x.y, d.y, fmaf(x.z, d.z, fmaf(x.w, d.w, hdh))));
-      }
-    }
 
 #pragma unroll
     for (int m = 0; m < L::kPerWarp; ++m) {
@@ -209,7 +229,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grads_kernel(ChunkGradsPara
       if (a == nullptr) continue;
 #pragma unroll
       for (int vv = 0; vv < BV; vv += kTileK) {
-        mma_step<FragA, FragBT>(acc[m], a + id.row * kLdV + vv, kLdV, bt + id.col * kLdV + vv, kLdV);
+        mma_step<FragA, FragBT, false, false>(acc[m], a + id.row * kLdV + vv, kLdV, bt + id.col * kLdV + vv, kLdV);
       }
     }
   }
@@ -238,7 +258,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grads_kernel(ChunkGradsPara
   for (int idx = threadIdx.x; idx < kC * kC; idx += kThreads) {
     const int i = idx / kC, j = idx % kC;
     float& x = sDA[i * kLdC + j];
-    x = j > i ? 0.0f : (gated ? x * expf(sG[i] - sG[j]) : x);
+    x = j > i ? 0.0f : to_tf32(gated ? x * expf(sG[i] - sG[j]) : x);  // an operand only: rounded once
   }
   __syncthreads();
 
@@ -268,7 +288,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grads_kernel(ChunkGradsPara
     const TileId id = tile_id<KD, BV>(t);
     if (id.kind == kDq) {  // + d_attn k: d_attn's row block, up to the diagonal
       for (int jj = 0; jj < id.row + kTile; jj += kTileK) {
-        mma_step<FragA, FragB>(acc[m], sDA + id.row * kLdC + jj, kLdC, sK + jj * kLdK + id.col, kLdK);
+        mma_step<FragA, FragB, false>(acc[m], sDA + id.row * kLdC + jj, kLdC, sK + jj * kLdK + id.col, kLdK);
       }
       finish(id, acc[m], p.dq, sQ, sRowQ);
     } else if (id.kind == kDk) {
@@ -282,7 +302,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grads_kernel(ChunkGradsPara
       }
       // + d_attn^T q: d_attn's column block, from the diagonal down.
       for (int jj = id.row; jj < kC; jj += kTileK) {
-        mma_step<FragAT, FragB>(acc[m], sDA + jj * kLdC + id.row, kLdC, sQ + jj * kLdK + id.col, kLdK);
+        mma_step<FragAT, FragB, false>(acc[m], sDA + jj * kLdC + id.row, kLdC, sQ + jj * kLdK + id.col, kLdK);
       }
       finish(id, acc[m], p.dk, sK, sRowK);
     } else if (id.kind == kDw && has_w) {

@@ -225,7 +225,7 @@ __global__ void __launch_bounds__(kThreads) chunk_state_backward_kernel(ChunkSta
 // (v_new, dv_new) is one 16 x 16 tile a warp. Shared rows are padded by 4 floats so that the 16 rows a
 // fragment load touches start in different banks. Loads and stores of WMMA tiles in global memory need
 // 32-byte aligned starts: V a multiple of 16 and 16-column tiles give 64-byte ones.
-using namespace tf32;  // the tile shape, the fragments and round_tf32 (kernels/common/wmma_tf32.cuh)
+using namespace tf32;  // the tile shape, the fragments, load_shared and round_tf32 (kernels/common/wmma_tf32.cuh)
 constexpr int kTcWarps = kThreads / 32;
 
 template <int KD, int BV>
@@ -310,8 +310,8 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_state_forward_tc_kernel(Chu
         for (int kk = 0; kk < KD; kk += kTileK) {
           FragA a;
           FragB b;
-          wmma::load_matrix_sync(a, sW + i0 * kLdK + kk, kLdK);
-          wmma::load_matrix_sync(b, sS + kk * kLdV + j0, kLdV);
+          load_shared(a, sW + i0 * kLdK + kk, kLdK);
+          load_shared(b, sS + kk * kLdV + j0, kLdV);
           round_tf32(a);
           round_tf32(b);
           wmma::mma_sync(ws, a, b, ws);
@@ -336,8 +336,8 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_state_forward_tc_kernel(Chu
       for (int ii = 0; ii < kC; ii += kTileK) {
         FragAT a;
         FragB b;
-        wmma::load_matrix_sync(a, sK + ii * kLdK + r, kLdK);
-        wmma::load_matrix_sync(b, sVn + ii * kLdV + c, kLdV);
+        load_shared(a, sK + ii * kLdK + r, kLdK);
+        load_shared(b, sVn + ii * kLdV + c, kLdV);
         round_tf32(a);
         round_tf32(b);
         wmma::mma_sync(state[m], a, b, state[m]);
@@ -412,8 +412,8 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_state_backward_tc_kernel(Ch
       for (int kk = 0; kk < KD; kk += kTileK) {
         FragA a;
         FragB b;
-        wmma::load_matrix_sync(a, sK + i0 * kLdK + kk, kLdK);
-        wmma::load_matrix_sync(b, sS + kk * kLdV + j0, kLdV);
+        load_shared(a, sK + i0 * kLdK + kk, kLdK);
+        load_shared(b, sS + kk * kLdV + j0, kLdV);
         round_tf32(a);
         round_tf32(b);
         wmma::mma_sync(d, a, b, d);
@@ -436,8 +436,8 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_state_backward_tc_kernel(Ch
         for (int ii = 0; ii < kC; ii += kTileK) {
           FragAT a;
           FragB b;
-          wmma::load_matrix_sync(a, sW + ii * kLdK + r, kLdK);
-          wmma::load_matrix_sync(b, sDv + ii * kLdV + c, kLdV);
+          load_shared(a, sW + ii * kLdK + r, kLdK);
+          load_shared(b, sDv + ii * kLdV + c, kLdV);
           round_tf32(a, -1.0f);
           round_tf32(b);
           wmma::mma_sync(ds[m], a, b, ds[m]);
