@@ -56,12 +56,8 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_dout_kernel(ChunkDoutParams
   const int warp = threadIdx.x / 32;
   const int64_t chunk = blockIdx.x, V = p.V;
   const bool gated = p.g != nullptr;
-  for (int idx = threadIdx.x; idx < kC * KD / 4; idx += kThreads) {
-    const int row = idx / (KD / 4), c = 4 * (idx % (KD / 4));
-    const int64_t at = (chunk * kC + row) * KD + c;
-    copy_async16(sQ + row * kLdK + c, p.q + at);
-    copy_async16(sK + row * kLdK + c, p.k + at);
-  }
+  chunk_parallel::request_slice<KD>(sQ, kLdK, p.q + chunk * kC * KD, kC, KD, 0);
+  chunk_parallel::request_slice<KD>(sK, kLdK, p.k + chunk * kC * KD, kC, KD, 0);
   commit_copies();
   if (threadIdx.x < kC) sG[threadIdx.x] = gated ? p.g[chunk * kC + threadIdx.x] : 0.0f;
   wait_copies<0>();
@@ -83,11 +79,7 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_dout_kernel(ChunkDoutParams
 
   // Slice v0 of dout into buffer b, one commit group.
   const auto request = [&](int b, int64_t v0) {
-    float* dst = sDo(b);
-    for (int idx = threadIdx.x; idx < kC * BV / 4; idx += kThreads) {
-      const int row = idx / (BV / 4), c = 4 * (idx % (BV / 4));
-      copy_async16(dst + row * kLdV + c, p.dout + (chunk * kC + row) * V + v0 + c);
-    }
+    chunk_parallel::request_slice<BV>(sDo(b), kLdV, p.dout + chunk * kC * V, kC, V, v0);
     commit_copies();
   };
   request(0, 0);
@@ -108,13 +100,7 @@ __global__ void __launch_bounds__(kThreads, 2) chunk_dout_kernel(ChunkDoutParams
   int b = 0;
   for (int64_t v0 = 0; v0 < V; v0 += BV, b ^= 1) {
     wait_copies<0>();
-    {  // this thread's copies of the slice (request's indices), visible to it now: rounded to TF32 once
-      float* own = sDo(b);
-      for (int idx = threadIdx.x; idx < kC * BV / 4; idx += kThreads) {
-        float4& x = *reinterpret_cast<float4*>(own + idx / (BV / 4) * kLdV + 4 * (idx % (BV / 4)));
-        x = make_float4(to_tf32(x.x), to_tf32(x.y), to_tf32(x.z), to_tf32(x.w));
-      }
-    }
+    chunk_parallel::round_own_slice<BV>(sDo(b), kLdV, kC);  // this thread's copies, visible to it now
     // Slice v0 landed and rounded for every thread, the mask and q's scaling done; every warp is done
     // with the other buffer (the last slice's products), which the next slice's copies now take.
     __syncthreads();

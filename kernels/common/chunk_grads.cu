@@ -77,28 +77,6 @@ __device__ __forceinline__ TileId tile_id(int t) {
   return {kind, t / L::kKTiles * kTile, t % L::kKTiles * kTile};
 }
 
-// Requests slice v0 of a chunk's [rows x V] fp32 tile at src into shared rows of ld floats: [rows x BV].
-template <int BV>
-__device__ __forceinline__ void request_slice(float* dst, int ld, const float* src, int rows, int64_t V, int64_t v0) {
-  for (int idx = threadIdx.x; idx < rows * BV / 4; idx += kThreads) {
-    const int row = idx / (BV / 4), c = 4 * (idx % (BV / 4));
-    copy_async16(dst + row * ld + c, src + row * V + v0 + c);
-  }
-}
-
-__device__ __forceinline__ float4 tf32x4(float4 x) { return make_float4(to_tf32(x.x), to_tf32(x.y), to_tf32(x.z), to_tf32(x.w)); }
-
-// Rounds to TF32, in place, the elements of a [rows x BV] slice (shared rows of ld floats) that this
-// thread requested with request_slice (the same indices): after its own copies are waited for, which
-// makes them visible to it, and before the barrier that shows the slice to the other threads.
-template <int BV>
-__device__ __forceinline__ void round_own_slice(float* dst, int ld, int rows) {
-  for (int idx = threadIdx.x; idx < rows * BV / 4; idx += kThreads) {
-    float4& x = *reinterpret_cast<float4*>(dst + idx / (BV / 4) * ld + 4 * (idx % (BV / 4)));
-    x = tf32x4(x);
-  }
-}
-
 // acc's rows times scale[row0 + row], through the warp's scratch tile `mine` (free before and after).
 __device__ __forceinline__ void scale_rows(Acc& acc, float* mine, const float* scale, int row0, int lane) {
   wmma::store_matrix_sync(mine, acc, kTile, wmma::mem_row_major);
@@ -148,11 +126,11 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grads_kernel(ChunkGradsPara
 
   // Slice v0 into buffer b, one commit group (dv_new only where there is a W to take its product).
   const auto request = [&](int b, int64_t v0) {
-    request_slice<BV>(sDo(b), kLdV, dout, kC, V, v0);
-    request_slice<BV>(sVn(b), kLdV, v_new, kC, V, v0);
-    if (has_w) request_slice<BV>(sDvn(b), kLdV, dv_new, kC, V, v0);
-    request_slice<BV>(sH(b), kLdV, h, KD, V, v0);
-    request_slice<BV>(sDh(b), kLdV, dh, KD, V, v0);
+    chunk_parallel::request_slice<BV>(sDo(b), kLdV, dout, kC, V, v0);
+    chunk_parallel::request_slice<BV>(sVn(b), kLdV, v_new, kC, V, v0);
+    if (has_w) chunk_parallel::request_slice<BV>(sDvn(b), kLdV, dv_new, kC, V, v0);
+    chunk_parallel::request_slice<BV>(sH(b), kLdV, h, KD, V, v0);
+    chunk_parallel::request_slice<BV>(sDh(b), kLdV, dh, KD, V, v0);
     commit_copies();
   };
   request(0, 0);
@@ -184,11 +162,11 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grads_kernel(ChunkGradsPara
         hdh = fmaf(x.x, d.x, fmaf(x.y, d.y, fmaf(x.z, d.z, fmaf(x.w, d.w, hdh))));
       }
     }
-    round_own_slice<BV>(sDo(b), kLdV, kC);
-    round_own_slice<BV>(sVn(b), kLdV, kC);
-    if (has_w) round_own_slice<BV>(sDvn(b), kLdV, kC);
-    round_own_slice<BV>(sH(b), kLdV, KD);
-    round_own_slice<BV>(sDh(b), kLdV, KD);
+    chunk_parallel::round_own_slice<BV>(sDo(b), kLdV, kC);
+    chunk_parallel::round_own_slice<BV>(sVn(b), kLdV, kC);
+    if (has_w) chunk_parallel::round_own_slice<BV>(sDvn(b), kLdV, kC);
+    chunk_parallel::round_own_slice<BV>(sH(b), kLdV, KD);
+    chunk_parallel::round_own_slice<BV>(sDh(b), kLdV, KD);
     // Slice v0 landed and rounded for every thread, and every warp is done with the other buffer (the
     // last slice's products), which the next slice's copies now take.
     __syncthreads();
@@ -237,12 +215,8 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_grads_kernel(ChunkGradsPara
 
   // Phase 2: q and k requested beside d_attn, which goes into shared memory (masked below); meanwhile
   // the gated rule's dq and dk terms take their row scales.
-  for (int idx = threadIdx.x; idx < kC * KD / 4; idx += kThreads) {
-    const int row = idx / (KD / 4), c = 4 * (idx % (KD / 4));
-    const int64_t at = (chunk * kC + row) * KD + c;
-    copy_async16(sQ + row * kLdK + c, p.q + at);
-    copy_async16(sK + row * kLdK + c, p.k + at);
-  }
+  chunk_parallel::request_slice<KD>(sQ, kLdK, p.q + chunk * kC * KD, kC, KD, 0);
+  chunk_parallel::request_slice<KD>(sK, kLdK, p.k + chunk * kC * KD, kC, KD, 0);
   commit_copies();
 #pragma unroll
   for (int m = 0; m < L::kPerWarp; ++m) {

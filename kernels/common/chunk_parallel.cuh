@@ -1,8 +1,11 @@
 #pragma once
 // What the chunked backward's one-block-a-chunk kernels (chunk_dout.cu, chunk_grads.cu) share: the
-// checks of a call and the dispatch over the head dim K and the width of the V slices they walk.
+// checks of a call, the dispatch over the head dim K and the width of the V slices they walk, and the
+// staging of those slices.
 
+#include "kernels/common/cp_async.cuh"
 #include "kernels/common/cuda_common.cuh"
+#include "kernels/common/wmma_tf32.cuh"
 
 #include <cstdint>
 #include <initializer_list>
@@ -36,6 +39,29 @@ inline bool check(const char* what, int64_t BH, int64_t NT, int64_t K, int64_t V
     throw std::runtime_error(std::string(what) + ": at most 2^31 - 1 chunks, got " + std::to_string(BH * NT));
   }
   return BH > 0 && NT > 0;
+}
+
+// Requests columns [v0, v0 + BV) of a chunk's [rows x V] fp32 tile at src (contiguous rows of V floats)
+// into shared rows of ld floats by cp.async, 16 bytes a copy, the block's kThreads threads taking every
+// kThreads-th; the caller commits the group. A whole [rows x K] tile is the slice v0 = 0, BV = V = K.
+template <int BV>
+__device__ __forceinline__ void request_slice(float* dst, int ld, const float* src, int rows, int64_t V, int64_t v0) {
+  for (int idx = threadIdx.x; idx < rows * BV / 4; idx += kThreads) {
+    const int row = idx / (BV / 4), c = 4 * (idx % (BV / 4));
+    copy_async16(dst + row * ld + c, src + row * V + v0 + c);
+  }
+}
+
+// Rounds to TF32, in place, the elements of a [rows x BV] slice that this thread requested with
+// request_slice (the same indices): after its own copies are waited for, which makes them visible to it,
+// and before the barrier that shows the slice to the other threads; the products then load it without
+// converting (tf32::mma_step's kRoundA / kRoundB).
+template <int BV>
+__device__ __forceinline__ void round_own_slice(float* dst, int ld, int rows) {
+  for (int idx = threadIdx.x; idx < rows * BV / 4; idx += kThreads) {
+    float4& x = *reinterpret_cast<float4*>(dst + idx / (BV / 4) * ld + 4 * (idx % (BV / 4)));
+    x = make_float4(tf32::to_tf32(x.x), tf32::to_tf32(x.y), tf32::to_tf32(x.z), tf32::to_tf32(x.w));
+  }
 }
 
 // Column j of (I + A)^-1 for a strictly lower triangular A [C x C] (row stride lda, shared memory), by
