@@ -60,7 +60,7 @@ template <int BV>
 __device__ __forceinline__ void round_own_slice(float* dst, int ld, int rows) {
   for (int idx = threadIdx.x; idx < rows * BV / 4; idx += kThreads) {
     float4& x = *reinterpret_cast<float4*>(dst + idx / (BV / 4) * ld + 4 * (idx % (BV / 4)));
-    x = make_float4(tf32::to_tf32(x.x), tf32::to_tf32(x.y), tf32::to_tf32(x.z), tf32::to_tf32(x.w));
+    x = tf32::tf32x4(x);
   }
 }
 

@@ -34,6 +34,7 @@ __device__ __forceinline__ void round_tf32(Frag& f, float sign = 1.0f) {
 
 // x rounded to TF32 (an fp32 value with 10 significant bits), as round_tf32 rounds a fragment's elements.
 __device__ __forceinline__ float to_tf32(float x) { return wmma::__float_to_tf32(x); }
+__device__ __forceinline__ float4 tf32x4(float4 x) { return make_float4(to_tf32(x.x), to_tf32(x.y), to_tf32(x.z), to_tf32(x.w)); }
 
 // A fragment of one of the four kinds above loaded from shared memory at p (ld floats a row or column), as
 // wmma::load_matrix_sync loads it, but by PTX's wmma.load with the .shared state space and a 32-bit

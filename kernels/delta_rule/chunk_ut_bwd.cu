@@ -111,8 +111,9 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_ut_backward_kernel(ChunkUtB
     const int row = idx / (KD / 4), c = 4 * (idx % (KD / 4));
     const float4 x = __ldg(reinterpret_cast<const float4*>(k + row * KD + c));
     const float s = sBeta[row] * sEG[row];
-    *reinterpret_cast<float4*>(sKB + row * kLdK + c) = make_float4(x.x * s, x.y * s, x.z * s, x.w * s);
-    *reinterpret_cast<float4*>(sDW + row * kLdK + c) = __ldg(reinterpret_cast<const float4*>(dw + row * KD + c));
+    // kt and dW are operands only: rounded to TF32 once here (version 5b), not at each fragment load.
+    *reinterpret_cast<float4*>(sKB + row * kLdK + c) = tf32x4(make_float4(x.x * s, x.y * s, x.z * s, x.w * s));
+    *reinterpret_cast<float4*>(sDW + row * kLdK + c) = tf32x4(__ldg(reinterpret_cast<const float4*>(dw + row * KD + c)));
   }
   __syncthreads();
 
@@ -125,7 +126,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_ut_backward_kernel(ChunkUtB
   if (has_dt) {
 #pragma unroll 4
     for (int kk = 0; kk < KD; kk += kTileK) {
-      mma_step<FragA, FragBT>(dt, sDW + dt_row * kLdK + kk, kLdK, sKB + dt_col * kLdK + kk, kLdK);
+      mma_step<FragA, FragBT, false, false>(dt, sDW + dt_row * kLdK + kk, kLdK, sKB + dt_col * kLdK + kk, kLdK);
     }
   }
   for (int64_t v0 = 0; v0 < V; v0 += BV) {
@@ -135,15 +136,15 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_ut_backward_kernel(ChunkUtB
       const int64_t at = (chunk * kC + row) * V + v0 + c;
       const float4 x = __ldg(reinterpret_cast<const float4*>(p.v + at));
       const float b = sBeta[row];
-      *reinterpret_cast<float4*>(sDU + row * kLdV + c) = __ldg(reinterpret_cast<const float4*>(p.du + at));
+      *reinterpret_cast<float4*>(sDU + row * kLdV + c) = tf32x4(__ldg(reinterpret_cast<const float4*>(p.du + at)));
       *reinterpret_cast<float4*>(sV + row * kLdV + c) = x;
-      *reinterpret_cast<float4*>(sVt + row * kLdV + c) = make_float4(x.x * b, x.y * b, x.z * b, x.w * b);
+      *reinterpret_cast<float4*>(sVt + row * kLdV + c) = tf32x4(make_float4(x.x * b, x.y * b, x.z * b, x.w * b));
     }
     __syncthreads();
     if (has_dt) {
 #pragma unroll
       for (int vv = 0; vv < BV; vv += kTileK) {
-        mma_step<FragA, FragBT>(dt, sDU + dt_row * kLdV + vv, kLdV, sVt + dt_col * kLdV + vv, kLdV);
+        mma_step<FragA, FragBT, false, false>(dt, sDU + dt_row * kLdV + vv, kLdV, sVt + dt_col * kLdV + vv, kLdV);
       }
     }
     // T^T dU's tiles of the slice: dv = diag(beta) T^T dU, and its rows' sums with V for dbeta.
@@ -152,7 +153,7 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_ut_backward_kernel(ChunkUtB
       Acc acc;
       wmma::fill_fragment(acc, 0.0f);
       for (int jj = row; jj < kC; jj += kTileK) {  // T^T is upper triangular: from the diagonal on
-        mma_step<FragAT, FragB>(acc, sT + jj * kLdC + row, kLdC, sDU + jj * kLdV + col, kLdV);
+        mma_step<FragAT, FragB, true, false>(acc, sT + jj * kLdC + row, kLdC, sDU + jj * kLdV + col, kLdV);
       }
       wmma::store_matrix_sync(mine, acc, kTile, wmma::mem_row_major);
       __syncwarp();
@@ -252,9 +253,11 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_ut_backward_kernel(ChunkUtB
   // dA_d = dA * decay (strictly lower), and diag(beta) dA_d in sX (A read by the sums, done).
   for (int idx = threadIdx.x; idx < kC * kC; idx += kThreads) {
     const int i = idx / kC, j = idx % kC;
+    // Both operands only from here on (of Q and R): rounded to TF32 once, each from the fp32 dA_d.
     float& d = sDT[i * kLdC + j];
-    d = j < i ? (gated ? d * expf(sG[i] - sG[j]) : d) : 0.0f;
-    sX[i * kLdC + j] = sBeta[i] * d;
+    const float full = j < i ? (gated ? d * expf(sG[i] - sG[j]) : d) : 0.0f;
+    d = to_tf32(full);
+    sX[i * kLdC + j] = to_tf32(sBeta[i] * full);
   }
   __syncthreads();
 
@@ -267,11 +270,11 @@ __global__ void __launch_bounds__(kThreads, 1) chunk_ut_backward_kernel(ChunkUtB
     wmma::fill_fragment(Q, 0.0f);
     wmma::fill_fragment(R, 0.0f);
     for (int jj = row; jj < kC; jj += kTileK) {  // T^T and (dA_d)^T: from the diagonal on
-      mma_step<FragAT, FragB>(P, sT + jj * kLdC + row, kLdC, sDW + jj * kLdK + col, kLdK);
-      mma_step<FragAT, FragB>(R, sX + jj * kLdC + row, kLdC, sKB + jj * kLdK + col, kLdK);
+      mma_step<FragAT, FragB, true, false>(P, sT + jj * kLdC + row, kLdC, sDW + jj * kLdK + col, kLdK);
+      mma_step<FragAT, FragB, false, true>(R, sX + jj * kLdC + row, kLdC, sKB + jj * kLdK + col, kLdK);
     }
     for (int jj = 0; jj < row + kTile; jj += kTileK) {  // dA_d: up to the diagonal
-      mma_step<FragA, FragB>(Q, sDT + row * kLdC + jj, kLdC, sKB + jj * kLdK + col, kLdK);
+      mma_step<FragA, FragB, false, true>(Q, sDT + row * kLdC + jj, kLdC, sKB + jj * kLdK + col, kLdK);
     }
     const int i = row + r16, c = col + half;
     const float* kr = sKB + i * kLdK + c;  // K's 8 values of this lane
