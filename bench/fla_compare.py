@@ -90,6 +90,7 @@ def import_fla(path: str):
     }
     ops["fwd_bwd_delta_rule"] = ops["delta_rule"]
     ops["fwd_bwd_gated_delta_rule"] = ops["gated_delta_rule"]
+    ops["fwd_bwd_linear_attention"] = ops["linear_attention"]
     return package.__version__, ops
 
 
@@ -203,13 +204,16 @@ def main():
         h = torch.zeros(B, H, K, V, device="cuda")
         fwd_bwd = op.startswith("fwd_bwd_")
         if fwd_bwd:
-            leaves = [t.requires_grad_() for t in (q, k, v, beta, g)]
+            # The gradients of the inputs the op reads, as kernels_bench takes them: beta for the delta
+            # rules, g (the decay) for the gated rule and linear attention.
+            leaves = [q, k, v] + ([beta] if "delta_rule" in op else []) + ([g] if "delta_rule" not in op or "gated" in op else [])
+            leaves = [t.requires_grad_() for t in leaves]
             do = torch.randn(B, T, H, V, device="cuda").bfloat16()
 
             def fn():
                 o = ops[op](q, k, v, g, beta, h)
                 o = o[0] if isinstance(o, tuple) else o
-                torch.autograd.grad(o, [t for t in leaves if t is not g or "gated" in op], do)
+                torch.autograd.grad(o, leaves, do)
         else:
             fn = lambda: ops[op](q, k, v, g, beta, h)
         try:
