@@ -87,7 +87,7 @@ __global__ void __launch_bounds__(kUtThreads, 2) chunk_ut_forward_kernel(ChunkUt
   }
   for (int idx = threadIdx.x; idx < kC * KD; idx += kUtThreads) {
     const int i = idx / KD, c = idx % KD;
-    sK[i * kLdK + c] *= sBeta[i] * (gated ? expf(sG[i]) : 1.0f);
+    sK[i * kLdK + c] = to_tf32(sK[i * kLdK + c] * sBeta[i] * (gated ? expf(sG[i]) : 1.0f));  // an operand only
   }
   __syncthreads();
 
@@ -96,21 +96,22 @@ __global__ void __launch_bounds__(kUtThreads, 2) chunk_ut_forward_kernel(ChunkUt
   if (threadIdx.x < kC) {
     const int j = threadIdx.x;
     chunk_parallel::unit_lower_inverse_column<kC>(sA, kLdC, j, [&](int i, float x) {
-      sT[i * kLdC + j] = x;
+      sT[i * kLdC + j] = to_tf32(x);  // an operand only here; the backward takes T in fp32
       p.tinv[(chunk * kC + i) * kC + j] = x;
     });
   }
   __syncthreads();
 
   // dst [C x cols] (row stride ldd) = T src (src in shared memory, row stride ld), the warps taking its
-  // tiles in turn: T is lower triangular, so each sum runs up to the tile's diagonal.
+  // tiles in turn: T is lower triangular, so each sum runs up to the tile's diagonal. T and src hold
+  // TF32 values already (rounded once where formed, version 5b), so no fragment is converted.
   const auto times_t = [&](const float* src, int ld, int cols, float* dst, int64_t ldd) {
     for (int t = warp; t < kRowTiles * (cols / kTile); t += kUtWarps) {
       const int row = t / (cols / kTile) * kTile, col = t % (cols / kTile) * kTile;
       Acc acc;
       wmma::fill_fragment(acc, 0.0f);
       for (int jj = 0; jj < row + kTile; jj += kTileK) {
-        mma_step<FragA, FragB>(acc, sT + row * kLdC + jj, kLdC, src + jj * ld + col, static_cast<unsigned>(ld));
+        mma_step<FragA, FragB, false, false>(acc, sT + row * kLdC + jj, kLdC, src + jj * ld + col, static_cast<unsigned>(ld));
       }
       wmma::store_matrix_sync(dst + row * ldd + col, acc, static_cast<unsigned>(ldd), wmma::mem_row_major);
     }
@@ -123,7 +124,7 @@ __global__ void __launch_bounds__(kUtThreads, 2) chunk_ut_forward_kernel(ChunkUt
       const int row = idx / (BV / 4), c = 4 * (idx % (BV / 4));
       const float4 x = __ldg(reinterpret_cast<const float4*>(p.v + (chunk * kC + row) * V + v0 + c));
       const float b = sBeta[row];
-      *reinterpret_cast<float4*>(sV + row * kLdV + c) = make_float4(x.x * b, x.y * b, x.z * b, x.w * b);
+      *reinterpret_cast<float4*>(sV + row * kLdV + c) = tf32x4(make_float4(x.x * b, x.y * b, x.z * b, x.w * b));
     }
     __syncthreads();
     times_t(sV, kLdV, BV, p.u + chunk * kC * V + v0, V);
