@@ -316,12 +316,24 @@ chunked::Stages stages_of(Family family) {
   return family == Family::kLinearAttention ? chunked::linear_attention_stages() : chunked::delta_rule_stages();
 }
 
+// Whether the stage kernels serve these inputs (`kernels` and `tf32` allow them; chunk_dout, chunk_grads
+// and the UT kernels take the same head dims: K 32, 64 or 128, V a multiple of 16).
+bool stage_kernels_serve(const Chunked& c, bool kernels, bool tf32) {
+#ifdef DELTABENCH_HAVE_CUDA
+  return kernels && tf32 && c.q.is_cuda() && cuda::chunk_grads_supports(c.q.size(-1), c.v.size(-1));
+#else
+  (void)c, (void)kernels, (void)tf32;
+  return false;
+#endif
+}
+
 // What the forward computes before the state walk (the backward recomputes all of it: FLA saves the
 // inverse, this version recomputes it too, one small kernel): the shared part, then the family's.
-// `tf32`: the stage kernels may serve, which form the decay mask on chip (the ATen stages form it where
-// the kernels do not take the head dims, chunked::decay_mask).
+// `tf32`: the stage kernels may serve. Where they do they form the decay mask on chip, so it is not formed
+// here; where they do not (K 256, fp32, the CPU) it is formed once here for every ATen stage (until
+// 2026-12-05 each ATen stage at K 256 formed its own when the kernels were allowed).
 Prepared prepare(Family family, const Chunked& c, bool kernels, bool tf32) {
-  Prepared p = chunked::prepare_shared(c, /*decay=*/!(kernels && tf32));
+  Prepared p = chunked::prepare_shared(c, /*decay=*/!stage_kernels_serve(c, kernels, tf32));
   stages_of(family).prepare(c, p, kernels, tf32);
   return p;
 }
