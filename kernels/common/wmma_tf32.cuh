@@ -41,6 +41,8 @@ __device__ __forceinline__ float4 tf32x4(float4 x) { return make_float4(to_tf32(
 // shared address. load_matrix_sync's generic pointer compiles to one generic 64-bit LD (and its own
 // 64-bit address arithmetic) an element for these TF32 shapes wherever it was looked at (sm_90a SASS of
 // chunk_grads, chunk_dout and both UT kernels, 2026-12-05): the ALU pipe those kernels were bound by.
+// The asm reads memory the compiler cannot see, hence the "memory" clobber: no store before it is moved
+// past it.
 template <typename Frag>
 __device__ __forceinline__ void load_shared(Frag& f, const float* p, unsigned ld) {
   static_assert(Frag::num_elements == 4, "m16n16k8 TF32 fragments hold 4 elements a thread");
@@ -48,17 +50,17 @@ __device__ __forceinline__ void load_shared(Frag& f, const float* p, unsigned ld
   unsigned r0, r1, r2, r3;
   if constexpr (std::is_same_v<Frag, FragA>) {
     asm volatile("wmma.load.a.sync.aligned.row.m16n16k8.shared.tf32 {%0, %1, %2, %3}, [%4], %5;\n"
-                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr), "r"(ld));
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr), "r"(ld) : "memory");
   } else if constexpr (std::is_same_v<Frag, FragAT>) {
     asm volatile("wmma.load.a.sync.aligned.col.m16n16k8.shared.tf32 {%0, %1, %2, %3}, [%4], %5;\n"
-                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr), "r"(ld));
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr), "r"(ld) : "memory");
   } else if constexpr (std::is_same_v<Frag, FragB>) {
     asm volatile("wmma.load.b.sync.aligned.row.m16n16k8.shared.tf32 {%0, %1, %2, %3}, [%4], %5;\n"
-                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr), "r"(ld));
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr), "r"(ld) : "memory");
   } else {
     static_assert(std::is_same_v<Frag, FragBT>, "one of FragA, FragAT, FragB, FragBT");
     asm volatile("wmma.load.b.sync.aligned.col.m16n16k8.shared.tf32 {%0, %1, %2, %3}, [%4], %5;\n"
-                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr), "r"(ld));
+                 : "=r"(r0), "=r"(r1), "=r"(r2), "=r"(r3) : "r"(addr), "r"(ld) : "memory");
   }
   f.x[0] = __uint_as_float(r0);
   f.x[1] = __uint_as_float(r1);
@@ -68,14 +70,11 @@ __device__ __forceinline__ void load_shared(Frag& f, const float* p, unsigned ld
 
 // acc += a b for one k step: a's 16 x 8 tile at pa (ld lda), b's 8 x 16 tile at pb (ldb), both in shared
 // memory (loaded by load_shared) and rounded to TF32. FragA/FragAT and FragB/FragBT say how each is laid
-// out. kRoundA / kRoundB false: that operand already holds TF32 values (rounded once where it was staged, with to_tf32), so its fragment is not
-// converted again; the product is the same bits, with 4 conversions a thread fewer for each. An operand
+// out. kRoundA / kRoundB false: that operand already holds TF32 values (rounded once where it was
+// staged, with to_tf32), so its fragment is not converted again; the product is the same bits, with 4 conversions a thread fewer for each. An operand
 // that is loaded by several tiles is cheaper rounded once.
 template <typename A, typename B, bool kRoundA = true, bool kRoundB = true>
 __device__ __forceinline__ void mma_step(Acc& acc, const float* pa, unsigned lda, const float* pb, unsigned ldb) {
-  // Both tiles lie in shared memory. Said to the compiler, which otherwise loses track where a kernel picks
-  // the pointer at run time (chunk_grads' operand switch, the double buffers) and loads each element by a
-  // generic 64-bit LD with its own address arithmetic instead of LDS (sm_90a SASS, 2026-12-05).
   A a;
   B b;
   load_shared(a, pa, lda);
