@@ -47,6 +47,13 @@
 #                                DELTABENCH_MPS=1 runs them through NVIDIA's Multi-Process Service (scripts/mps.sh),
 #                                DELTABENCH_PER_GPU sets the runs at once, DELTABENCH_ONLY the runs it may take
 #                                (run's --only, one AXIS=V1,V2 a word)
+#   scripts/device.sh --stages   after a change to the chunked pair's kernels: build, the kernel tests of the chunked
+#                                backward and the training kernels (kernels_cuda_tests, filter DELTABENCH_KERNEL_TESTS)
+#                                and train_cuda_tests, the fixed forward + backward cases of the three families with
+#                                their aten-stages: rows (bench.json), Nsight Compute's GPU time by kernel of the delta
+#                                rule's at 16 x 2K (ncu.txt); then, where every test passed and DELTABENCH_THEN_WINDOW
+#                                names a suite, one window of it as --window runs it (its switches too), on the same build:
+#                                summary.md, build.log, tests.log, bench.json, ncu.txt (+ SUITE.sqlite, suite.log, window.md)
 #   scripts/device.sh --build    build every target in build-device/ (the binaries for a command's own steps)
 #   scripts/device.sh --harness  build, every test, then the README's GPU suite command (zoology-mqar, no flags: the
 #                                suite's own "cuda", the default runs per GPU) for DELTABENCH_SUITE_SECONDS
@@ -73,6 +80,8 @@ train_only=0
 [[ "${1:-}" == "--train" ]] && train_only=1
 build_only=0
 [[ "${1:-}" == "--build" ]] && build_only=1
+stages=0
+[[ "${1:-}" == "--stages" ]] && stages=1
 window_suite=""
 if [[ "${1:-}" == "--window" ]]; then
   window_suite="${2:-}"
@@ -133,6 +142,7 @@ targets=()
 # --build's targets, where a command needs only some: DELTABENCH_BUILD_TARGETS="kernels_cuda_tests deltabench"
 ((build_only)) && [[ -n "${DELTABENCH_BUILD_TARGETS:-}" ]] && read -r -a targets <<<"--target $DELTABENCH_BUILD_TARGETS"
 [[ -n "$window_suite" ]] && targets=(--target deltabench)
+((stages)) && targets=(--target kernels_cuda_tests train_cuda_tests kernels_bench deltabench)
 if [[ ! -f /usr/include/sqlite3.h && -f "$root/.deb/sqlite/usr/include/sqlite3.h" ]]; then
   sqlite_lib=$(ls /usr/lib/x86_64-linux-gnu/libsqlite3.so* /lib/x86_64-linux-gnu/libsqlite3.so* 2>/dev/null | head -n 1)
   sqlite_args=(-DSQLite3_INCLUDE_DIR="$root/.deb/sqlite/usr/include" -DSQLite3_LIBRARY="$sqlite_lib")
@@ -151,6 +161,45 @@ if ((build_rc != 0)); then
   exit 1
 fi
 ((build_only)) && exit 0
+
+# --stages: the chunked pair's kernels tested, timed against the ATen stages in the same run, and profiled by
+# kernel; then a window where asked and every test passed.
+if ((stages)); then
+  start=$(date +%s)
+  filter="${DELTABENCH_KERNEL_TESTS:-cuda: the chunked backward*,cuda: the delta rules*,cuda: the training kernels*,cuda: the op*,cuda: the public ops*,cuda: auto and kernel*}"
+  timeout 240 "$build_dir/tests/kernels_cuda_tests" "$filter" >"$out/tests.log" 2>&1
+  kernel_tests=$?
+  OMP_NUM_THREADS=1 timeout 150 "$build_dir/tests/train_cuda_tests" >>"$out/tests.log" 2>&1
+  train_tests=$?
+  note "- kernels_cuda_tests (\"$filter\"): rc=$kernel_tests; train_cuda_tests: rc=$train_tests; $(($(date +%s) - start)) s (tests.log)"
+  grep -E '^All tests passed|^test cases:|FAILED' "$out/tests.log" | head -n 12 | tee -a "$summary"
+  timeout "${DELTABENCH_BENCH_SECONDS:-120}" "$build_dir/bench/kernels_bench" \
+    --benchmark_filter='^(aten-stages:)?fwd_bwd_(gated_delta_rule|delta_rule|linear_attention)/' \
+    --benchmark_out="$out/bench.json" --benchmark_out_format=json >"$out/bench.tmp" 2>&1 || status=1
+  note ""
+  note "Forward + backward, the stage kernels and the ATen stages (median of 15, L2 flushed; bench.json):"
+  grep -E '_median' "$out/bench.tmp" | sed -E 's/iterations:1\/repeats:15\/manual_time_median//' | tee -a "$summary"
+  rm -f "$out/bench.tmp"
+  if command -v ncu >/dev/null; then
+    timeout 90 ncu --metrics gpu__time_duration.sum --csv -c 600 "$build_dir/bench/kernels_bench" \
+      --benchmark_filter='^fwd_bwd_delta_rule/B16/' --benchmark_repetitions=1 >"$out/profile.csv" 2>&1
+    "$python" "$root/bench/ncu_summary.py" "$out/profile.csv" --label "fwd_bwd_delta_rule, 16 x 2K, 600 launches" \
+      --top 20 >"$out/ncu.txt" 2>&1
+    rm -f "$out/profile.csv"
+    note ""
+    note "Nsight Compute, fwd_bwd_delta_rule at 16 x 2K, GPU time by kernel (ncu.txt):"
+    head -n 12 "$out/ncu.txt" | tee -a "$summary"
+  fi
+  if ((kernel_tests != 0 || train_tests != 0)); then
+    note "status: 1 (a test failed: no window)"
+    exit 1
+  fi
+  window_suite="${DELTABENCH_THEN_WINDOW:-}"
+  if [[ -z "$window_suite" ]]; then
+    note "status: $status"
+    exit $status
+  fi
+fi
 
 # One window of a long suite (--window): the carried store, the suite until the time limit, the store back.
 if [[ -n "$window_suite" ]]; then
