@@ -111,6 +111,15 @@ void BM_train_step(benchmark::State& state) {
 }
 
 void register_all() {
+  // A GPU case: mixer k on shape s, captured or eager, backend kernel (0 reference, 1 kernel, 2 auto).
+  const auto add = [](int64_t k, const Shape& s, int captured, int kernel) {
+    benchmark::RegisterBenchmark("train_step", BM_train_step)
+        ->Args({k, s.vocab, s.d_model, s.L, s.B, s.pairs, captured, kernel})
+        ->ArgNames({"mixer", "V", "d", "L", "B", "pairs", "graph", "kernel"})
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime()
+        ->MinTime(0.3);
+  };
   const MixerKind kinds[] = {MixerKind::kAttention, MixerKind::kLinearAttention, MixerKind::kDeltaNet,
                              MixerKind::kGatedDeltaNet};
   for (const auto kind : kinds) {
@@ -128,12 +137,7 @@ void register_all() {
         std::vector<std::pair<int, int>> cases = {{0, 0}, {1, 0}, {1, 2}};
         if (kind == MixerKind::kLinearAttention) cases.emplace_back(1, 1);
         for (const auto& [captured, kernel] : cases) {
-          benchmark::RegisterBenchmark("train_step", BM_train_step)
-              ->Args({k, s.vocab, s.d_model, s.L, s.B, s.pairs, captured, kernel})
-              ->ArgNames({"mixer", "V", "d", "L", "B", "pairs", "graph", "kernel"})
-              ->Unit(benchmark::kMillisecond)
-              ->UseRealTime()
-              ->MinTime(0.3);
+          add(k, s, captured, kernel);
         }
       }
       // The grid's other DeltaNet and Gated DeltaNet widths (two heads: d_model 64, 256 and 512 give K 32,
@@ -145,12 +149,17 @@ void register_all() {
         for (const Shape s : {Shape{8192, 64, 64, 512, 4}, Shape{8192, 64, 256, 256, 16}, Shape{8192, 256, 256, 256, 16},
                               Shape{8192, 512, 256, 256, 16}}) {
           for (const int kernel : {2, 1}) {
-            benchmark::RegisterBenchmark("train_step", BM_train_step)
-                ->Args({k, s.vocab, s.d_model, s.L, s.B, s.pairs, 1, kernel})
-                ->ArgNames({"mixer", "V", "d", "L", "B", "pairs", "graph", "kernel"})
-                ->Unit(benchmark::kMillisecond)
-                ->UseRealTime()
-                ->MinTime(0.3);
+            add(k, s, /*captured=*/1, kernel);
+          }
+        }
+      }
+      // Linear attention at head dim 32 (d_model 64, two heads; MAD's layers have K 32 at d_model 128, four
+      // heads), L 64 and 256, auto against kernel: for the length from which auto puts its denominator
+      // apart at that head dim (kAutoApartMinLength, measured at K 64 only). MAD's runs take L 128.
+      if (kind == MixerKind::kLinearAttention) {
+        for (const Shape s : {Shape{8192, 64, 64, 512, 4}, Shape{8192, 64, 256, 256, 16}}) {
+          for (const int kernel : {2, 1}) {
+            add(k, s, /*captured=*/1, kernel);
           }
         }
       }
