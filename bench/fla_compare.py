@@ -3,7 +3,7 @@
 
     fla_compare.py --ours kernels_bench.json --out kernels.csv [--fla <dir holding an unmodified fla/ package>]
                    [--filter <regex of case names, as kernels_bench's --benchmark_filter>]
-    fla_compare.py --list-cases        the registry's cases, one "op B T H K V" line each
+    fla_compare.py --list-cases        the registry's cases, one "op B T H K V dtype" line each
 
 The registry is bench/kernel_cases.toml (or $DELTABENCH_KERNEL_CASES), the file kernels_bench and the
 report read; its sweeps expand here as bench/kernel_cases.cpp expands them (tests/scripts/
@@ -43,11 +43,11 @@ def registry_path() -> Path:
 
 
 def cases(path: Path):
-    """(op, B, T, H, K, V) of every case: the fixed cases in order, then each sweep's new ones (a sweep's
-    tables in the file's order; B = max(1, tokens // T) where the sweep gives tokens; each B of an
-    array at the sweep's one T)."""
+    """(op, B, T, H, K, V, dtype) of every case: the fixed cases in order, then each sweep's new ones (a
+    sweep's tables in the file's order; B = max(1, tokens // T) where the sweep gives tokens; each B of an
+    array at the sweep's one T). dtype: a fixed row's eighth field, a sweep's `dtype`, else bf16."""
     registry = tomllib.loads(path.read_text())
-    out = [tuple(row[:6]) for row in registry.get("fixed", {}).get("cases", [])]
+    out = [tuple(row[:6]) + (row[7] if len(row) > 7 else "bf16",) for row in registry.get("fixed", {}).get("cases", [])]
     for sweep in registry.get("sweeps", {}).values():  # tomllib keeps the file's order
         for op in sweep["ops"]:
             if isinstance(sweep.get("B"), list):
@@ -55,10 +55,15 @@ def cases(path: Path):
             else:
                 points = [(max(1, sweep["tokens"] // T) if "tokens" in sweep else sweep["B"], T) for T in sweep["T"]]
             for B, T in points:
-                case = (op, B, T, sweep["H"], sweep["K"], sweep["V"])
+                case = (op, B, T, sweep["H"], sweep["K"], sweep["V"], sweep.get("dtype", "bf16"))
                 if case not in out:
                     out.append(case)
     return out
+
+
+def case_name(op, B, T, H, K, V, dtype):
+    """Google Benchmark's name of a case, as kernels_bench gives it (bench/kernel_cases.cpp, case_name)."""
+    return f"{op}/B{B}/T{T}/H{H}/K{K}" + ("" if dtype == "bf16" else f"/{dtype}")
 
 
 def import_fla(path: str):
@@ -100,7 +105,7 @@ def main():
     ap.add_argument("--ours", help="kernels_bench's --benchmark_out JSON")
     ap.add_argument("--out", help="the CSV to write")
     ap.add_argument("--fla", help="a directory holding an unmodified fla/ package")
-    ap.add_argument("--filter", help="time FLA only on the cases whose name (op/B/T/H/K) this regex finds")
+    ap.add_argument("--filter", help="time FLA only on the cases whose name (op/B/T/H/K, /fp16 after an fp16 case's) this regex finds")
     args = ap.parse_args()
     if args.list_cases:
         for case in cases(registry_path()):
@@ -111,12 +116,12 @@ def main():
 
     bench = json.loads(Path(args.ours).read_text())
     context = bench.get("context", {})
-    # run_name: "<case>/iterations:1/repeats:15/manual_time"; the case is its first five parts.
-    ours = {"/".join(b["run_name"].split("/")[:5]): (b["ms"], b["call_ms"])
+    # run_name: "<case>/iterations:1/repeats:15/manual_time"; the case is what comes before "/iterations:".
+    ours = {b["run_name"].split("/iterations:")[0]: (b["ms"], b["call_ms"])
             for b in bench["benchmarks"] if b.get("aggregate_name") == "median"}
     # The cases kernels_bench skipped (backend kernel where no kernel serves them), with its sentence, and
     # FLA's that failed: the CSV says why a row is missing, not only that it is.
-    not_timed = [("deltabench", "/".join(b["run_name"].split("/")[:5]), " ".join(b.get("error_message", "").split()))
+    not_timed = [("deltabench", b["run_name"].split("/iterations:")[0], " ".join(b.get("error_message", "").split()))
                  for b in bench["benchmarks"] if b.get("error_occurred")]
 
     fla_version, ops = None, {}
@@ -158,18 +163,18 @@ def main():
     # its time limit (FLA's first calls autotune for minutes) keeps every row timed until then.
     registry = cases(registry_path())
     rows = []
-    for op, B, T, H, K, V in registry:
-        name = f"{op}/B{B}/T{T}/H{H}/K{K}"
+    for case in registry:
+        name = case_name(*case)
         if name in ours:
-            rows.append((op, B, T, H, K, V, "torch-sdpa" if op.endswith("sdpa") else "deltabench", *ours[name]))
+            rows.append((*case, "torch-sdpa" if case[0].endswith("sdpa") else "deltabench", *ours[name]))
         if "reference:" + name in ours:
-            rows.append((op, B, T, H, K, V, "deltabench-reference", *ours["reference:" + name]))
+            rows.append((*case, "deltabench-reference", *ours["reference:" + name]))
     # FLA on the fixed cases, and on a sweep's cases where kernels_bench timed them (it times the sweeps
     # only when asked: DELTABENCH_KERNEL_SWEEPS).
     fixed = len(tomllib.loads(registry_path().read_text()).get("fixed", {}).get("cases", []))
-    fla_cases = [(op, B, T, H, K, V) for i, (op, B, T, H, K, V) in enumerate(registry)
-                 if op in ops and (i < fixed or f"{op}/B{B}/T{T}/H{H}/K{K}" in ours)
-                 and not (args.filter and not re.search(args.filter, f"{op}/B{B}/T{T}/H{H}/K{K}"))]
+    fla_cases = [case for i, case in enumerate(registry)
+                 if case[0] in ops and (i < fixed or case_name(*case) in ours)
+                 and not (args.filter and not re.search(args.filter, case_name(*case)))]
     # FLA's gated forward + backward last: its first call at a new length autotunes for minutes on a cold
     # machine (in one call its 1 x 32K case alone outlasted 230 s), and what is timed before a time limit stays.
     fla_cases.sort(key=lambda c: c[0] == "fwd_bwd_gated_delta_rule")
@@ -186,20 +191,22 @@ def main():
         if fla_cases:
             lines.append(f"# fla cases: {timed} of {len(fla_cases)} tried so far")
         lines += [f"# not timed ({impl}): {case}: {why}" for impl, case, why in not_timed]
-        lines.append("op,B,T,H,K,V,impl,ms,call_ms")
-        lines += [f"{op},{B},{T},{H},{K},{V},{impl},{ms:.6f},{call:.6f}" for op, B, T, H, K, V, impl, ms, call in rows]
+        lines.append("op,B,T,H,K,V,dtype,impl,ms,call_ms")
+        lines += [f"{op},{B},{T},{H},{K},{V},{dtype},{impl},{ms:.6f},{call:.6f}"
+                  for op, B, T, H, K, V, dtype, impl, ms, call in rows]
         partial = Path(str(args.out) + ".partial")
         partial.write_text("\n".join(lines) + "\n")
         partial.replace(args.out)
 
     write_csv()
-    for op, B, T, H, K, V in fla_cases:
-        name = f"{op}/B{B}/T{T}/H{H}/K{K}"
+    for op, B, T, H, K, V, dtype in fla_cases:
+        name = case_name(op, B, T, H, K, V, dtype)
+        dt = torch.float16 if dtype == "fp16" else torch.bfloat16
         torch.manual_seed(0)
-        q = F.normalize(torch.randn(B, T, H, K, device="cuda"), dim=-1).bfloat16()
-        k = F.normalize(torch.randn(B, T, H, K, device="cuda"), dim=-1).bfloat16()
-        v = torch.randn(B, T, H, V, device="cuda").bfloat16()
-        beta = torch.randn(B, T, H, device="cuda").sigmoid().bfloat16()
+        q = F.normalize(torch.randn(B, T, H, K, device="cuda"), dim=-1).to(dt)
+        k = F.normalize(torch.randn(B, T, H, K, device="cuda"), dim=-1).to(dt)
+        v = torch.randn(B, T, H, V, device="cuda").to(dt)
+        beta = torch.randn(B, T, H, device="cuda").sigmoid().to(dt)
         g = F.logsigmoid(torch.randn(B, T, H, device="cuda")) / 16
         h = torch.zeros(B, H, K, V, device="cuda")
         fwd_bwd = op.startswith("fwd_bwd_")
@@ -208,7 +215,7 @@ def main():
             # rules, g (the decay) for the gated rule and linear attention.
             leaves = [q, k, v] + ([beta] if "delta_rule" in op else []) + ([g] if "delta_rule" not in op or "gated" in op else [])
             leaves = [t.requires_grad_() for t in leaves]
-            do = torch.randn(B, T, H, V, device="cuda").bfloat16()
+            do = torch.randn(B, T, H, V, device="cuda").to(dt)
 
             def fn():
                 o = ops[op](q, k, v, g, beta, h)
@@ -221,7 +228,7 @@ def main():
                 fn()
                 torch.cuda.synchronize()
                 ms, call_ms = median_ms(fn, calls=100 if op.startswith("decode") else 1)
-            rows.append((op, B, T, H, K, V, "fla", ms, call_ms))
+            rows.append((op, B, T, H, K, V, dtype, "fla", ms, call_ms))
             our_ms, our_call_ms = ours.get(name, (float("nan"), float("nan")))
             print(f"fla_compare: {name}: FLA {ms:.4f} ms ({call_ms:.4f} from an idle GPU), "
                   f"deltabench {our_ms:.4f} ms ({our_call_ms:.4f}), ours/FLA {our_ms / ms:.2f}")

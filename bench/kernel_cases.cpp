@@ -61,7 +61,18 @@ void only_keys(const toml::Table& t, const std::set<std::string>& allowed, const
   for (const auto& [name, sub] : t.tables) fail(source, sub.line, table, "unknown table [" + name + "]");
 }
 
-auto shape(const KernelCase& c) { return std::tie(c.op, c.B, c.T, c.H, c.K, c.V); }
+std::string check_dtype(const toml::Value& v, const std::string& source, const std::string& what) {
+  std::string list;
+  for (const char* known : kDtypes) list += (list.empty() ? "" : ", ") + std::string(known);
+  if (!v.is_string()) fail(source, v.line, what, "expected one of " + list + " in quotes, got " + v.written());
+  const auto& dtype = std::get<std::string>(v.data);
+  for (const char* known : kDtypes) {
+    if (dtype == known) return dtype;
+  }
+  fail(source, v.line, what, "expected one of " + list + ", got \"" + dtype + "\"");
+}
+
+auto shape(const KernelCase& c) { return std::tie(c.op, c.B, c.T, c.H, c.K, c.V, c.dtype); }
 
 }  // namespace
 
@@ -92,8 +103,10 @@ KernelCases parse_kernel_cases(const std::string& text, const std::string& sourc
     for (const auto& row : array(key(fixed, "cases", source, "[fixed]"), source, "[fixed] cases")) {
       const std::string what = "[fixed] cases";
       const auto& f = array(row, source, what);
-      if (f.size() != 7) {
-        fail(source, row.line, what, "expected [op, B, T, H, K, V, target ms], got " + std::to_string(f.size()) + " fields");
+      if (f.size() != 7 && f.size() != 8) {
+        fail(source, row.line, what,
+             "expected [op, B, T, H, K, V, target ms] or [op, B, T, H, K, V, target ms, dtype], got " +
+                 std::to_string(f.size()) + " fields");
       }
       KernelCase c;
       c.op = check_op(f[0], source, what);
@@ -101,6 +114,7 @@ KernelCases parse_kernel_cases(const std::string& text, const std::string& sourc
       for (int i = 0; i < 5; ++i) *dims[i] = positive(f[1 + i], source, what);
       if (!f[6].is_number() || f[6].number() < 0) fail(source, f[6].line, what, "expected a target in ms >= 0, got " + f[6].written());
       c.target_ms = f[6].number();
+      if (f.size() == 8) c.dtype = check_dtype(f[7], source, what);
       c.fixed = true;
       for (const auto& have : out.cases) {
         if (shape(have) == shape(c)) fail(source, row.line, what, "a second row for " + case_name(c));
@@ -117,12 +131,13 @@ KernelCases parse_kernel_cases(const std::string& text, const std::string& sourc
     for (const auto& [name, table_ptr] : sweeps) {
       const auto& t = *table_ptr;
       const std::string what = "[sweeps." + name + "]";
-      only_keys(t, {"title", "ops", "T", "tokens", "B", "H", "K", "V"}, source, what);
+      only_keys(t, {"title", "ops", "T", "tokens", "B", "H", "K", "V", "dtype"}, source, what);
       Sweep s;
       s.name = name;
       const auto& title = key(t, "title", source, what);
       if (!title.is_string()) fail(source, title.line, what + " title", "expected text in quotes, got " + title.written());
       s.title = std::get<std::string>(title.data);
+      if (const auto d = t.values.find("dtype"); d != t.values.end()) s.dtype = check_dtype(d->second, source, what + " dtype");
       for (const auto& op : array(key(t, "ops", source, what), source, what + " ops")) s.ops.push_back(check_op(op, source, what + " ops"));
       for (const auto& T : array(key(t, "T", source, what), source, what + " T")) s.T.push_back(positive(T, source, what + " T"));
       const bool tokens = t.values.contains("tokens"), batch = t.values.contains("B");
@@ -146,6 +161,7 @@ KernelCases parse_kernel_cases(const std::string& text, const std::string& sourc
           KernelCase c;
           c.op = op;
           c.B = B, c.T = T, c.H = H, c.K = K, c.V = V;
+          c.dtype = s.dtype;
           c.sweeps = {name};
           add(c);
         };
@@ -185,7 +201,7 @@ const KernelCases& kernel_cases() {
 
 std::string case_name(const KernelCase& c) {
   return c.op + "/B" + std::to_string(c.B) + "/T" + std::to_string(c.T) + "/H" + std::to_string(c.H) + "/K" +
-         std::to_string(c.K);
+         std::to_string(c.K) + (c.dtype == "bf16" ? "" : "/" + c.dtype);
 }
 
 double case_bytes(const KernelCase& c) {

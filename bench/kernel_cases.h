@@ -19,13 +19,18 @@ struct KernelCase {
   // fwd_bwd_<family or sdpa>: the forward and the backward of o (every input's gradient).
   std::string op;
   int64_t B = 0, T = 0, H = 0, K = 0, V = 0;
+  std::string dtype = "bf16";       // q, k, v (and do) in bf16 or fp16 (kDtypes)
   double target_ms = 0;             // 0: none
   bool fixed = false;               // one of [fixed] cases (else only a sweep's)
   std::vector<std::string> sweeps;  // the sweeps it belongs to, in the file's order
 };
 
+// The input dtypes a case may take: "bf16" (every case unless told) and "fp16".
+inline constexpr const char* kDtypes[] = {"bf16", "fp16"};
+
 struct Sweep {
   std::string name, title;
+  std::string dtype = "bf16";  // its cases' dtype
   std::vector<std::string> ops;
   std::vector<int64_t> T;
   std::vector<int64_t> B;  // a sweep over the batch at its one T (decode): B = [..]; else empty
@@ -50,10 +55,11 @@ const KernelCases& kernel_cases();
 inline bool is_fwd_bwd(const KernelCase& c) { return c.op.starts_with("fwd_bwd_"); }
 inline bool is_decode(const KernelCase& c) { return c.op.starts_with("decode"); }
 
-// "op/B16/T2048/H16/K128": Google Benchmark's case name, which fla_compare.py and the report match.
+// "op/B16/T2048/H16/K128" ("op/B16/T2048/H16/K128/fp16" for an fp16 case): Google Benchmark's case name,
+// which fla_compare.py matches.
 std::string case_name(const KernelCase& c);
 
-// Bytes a forward must move: q, k, v read and o written (bf16); decode: the fp32 state read and
+// Bytes a forward must move: q, k, v read and o written (bf16 or fp16: two bytes either way); decode: the fp32 state read and
 // written, plus its token's q, k, v, o; forward + backward: the forward's, then q, k, v and do read
 // and dq, dk, dv written (6 K + 5 V per token and head; beta and g are a rounding error beside them).
 double case_bytes(const KernelCase& c);

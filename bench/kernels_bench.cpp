@@ -124,10 +124,13 @@ void progress(const std::string& name, const char* what, std::chrono::steady_clo
   std::fprintf(stderr, "kernels_bench: %s: %s after %.2f s\n", name.c_str(), what, s);
 }
 
+// The case's input dtype (the registry's "bf16" or "fp16").
+at::ScalarType dtype_of(const KernelCase& c) { return c.dtype == "fp16" ? at::kHalf : at::kBFloat16; }
+
 // The case's inputs, drawn on the GPU as sample_inputs draws them on the CPU (unit-norm k, beta =
-// sigmoid, g = logsigmoid / 16; linear attention with decay), bf16. Google Benchmark calls a case once
-// per repetition: the last case's inputs are kept, since drawing 32K x 16 x 128 doubles on the CPU took
-// about 6 s a repetition (H100 run at 7ed96ba).
+// sigmoid, g = logsigmoid / 16; linear attention with decay), in the case's dtype. Google Benchmark calls
+// a case once per repetition: the last case's inputs are kept, since drawing 32K x 16 x 128 doubles on the
+// CPU took about 6 s a repetition (H100 run at 7ed96ba).
 const deltabench::SequenceInputs& inputs_for(const KernelCase& c, Family family) {
   static std::string cached_name;
   static deltabench::SequenceInputs cached;
@@ -135,10 +138,10 @@ const deltabench::SequenceInputs& inputs_for(const KernelCase& c, Family family)
     cached = {};
     at::manual_seed(0);
     const auto f32 = kCuda.dtype(at::kFloat);
-    cached.q = at::randn({c.B, c.T, c.H, c.K}, f32).to(at::kBFloat16);
+    cached.q = at::randn({c.B, c.T, c.H, c.K}, f32).to(dtype_of(c));
     const auto k = at::randn({c.B, c.T, c.H, c.K}, f32);
-    cached.k = (k / k.norm(2, -1, /*keepdim=*/true)).to(at::kBFloat16);
-    cached.v = at::randn({c.B, c.T, c.H, c.V}, f32).to(at::kBFloat16);
+    cached.k = (k / k.norm(2, -1, /*keepdim=*/true)).to(dtype_of(c));
+    cached.v = at::randn({c.B, c.T, c.H, c.V}, f32).to(dtype_of(c));
     if (family != Family::kLinearAttention) cached.beta = at::randn({c.B, c.T, c.H}, f32).sigmoid();
     if (family != Family::kDeltaRule) cached.g = at::log_sigmoid(at::randn({c.B, c.T, c.H}, f32)) / 16.0;
     cached_name = case_name(c);
@@ -182,12 +185,12 @@ void run_case(benchmark::State& state, const KernelCase& c, deltabench::BackendC
   at::Tensor q4, k4, v4, state_tensor, out, dout;
   const auto op = c.op.starts_with("decode_") ? c.op.substr(7) : fwd_bwd ? c.op.substr(8) : c.op;
   if (op == "sdpa") {
-    // [B, H, T, D] bf16 views of [B, T, H, D] tensors, as a model calls it.
-    q4 = at::randn({c.B, c.T, c.H, c.K}, kCuda.dtype(at::kBFloat16)).transpose(1, 2).requires_grad_(fwd_bwd);
-    k4 = at::randn({c.B, c.T, c.H, c.K}, kCuda.dtype(at::kBFloat16)).transpose(1, 2).requires_grad_(fwd_bwd);
-    v4 = at::randn({c.B, c.T, c.H, c.V}, kCuda.dtype(at::kBFloat16)).transpose(1, 2).requires_grad_(fwd_bwd);
+    // [B, H, T, D] views of [B, T, H, D] tensors in the case's dtype, as a model calls it.
+    q4 = at::randn({c.B, c.T, c.H, c.K}, kCuda.dtype(dtype_of(c))).transpose(1, 2).requires_grad_(fwd_bwd);
+    k4 = at::randn({c.B, c.T, c.H, c.K}, kCuda.dtype(dtype_of(c))).transpose(1, 2).requires_grad_(fwd_bwd);
+    v4 = at::randn({c.B, c.T, c.H, c.V}, kCuda.dtype(dtype_of(c))).transpose(1, 2).requires_grad_(fwd_bwd);
     if (fwd_bwd) {
-      dout = at::randn({c.B, c.H, c.T, c.V}, kCuda.dtype(at::kBFloat16));
+      dout = at::randn({c.B, c.H, c.T, c.V}, kCuda.dtype(dtype_of(c)));
       fn = [&] {
         forward_backward({q4, k4, v4}, at::scaled_dot_product_attention(q4, k4, v4, {}, 0.0, /*is_causal=*/true), dout);
       };
@@ -217,7 +220,7 @@ void run_case(benchmark::State& state, const KernelCase& c, deltabench::BackendC
       for (auto* t : {&in.q, &in.k, &in.v, &in.beta, &in.g}) {
         if (t->defined()) *t = t->detach().requires_grad_(true);
       }
-      dout = at::randn(in.v.sizes(), kCuda.dtype(at::kBFloat16));
+      dout = at::randn(in.v.sizes(), kCuda.dtype(dtype_of(c)));
       deltabench::SequenceOptions options;
       options.backend = backend;
       fn = [&, family, options] {

@@ -25,11 +25,11 @@ const std::vector<std::string> kImpls = {"deltabench", "fla", "torch-sdpa", "del
 const std::vector<std::string> kCurveImpls = {"deltabench", "fla", "torch-sdpa"};
 
 bool same_shape(const KernelCase& c, const KernelTiming& t) {
-  return c.op == t.op && c.B == t.B && c.T == t.T && c.H == t.H && c.K == t.K && c.V == t.V;
+  return c.op == t.op && c.B == t.B && c.T == t.T && c.H == t.H && c.K == t.K && c.V == t.V && c.dtype == t.dtype;
 }
 
 std::string case_label(const KernelCase& c) {
-  return fmt::format("{} B{} x T{}, H{}, K{} V{}", c.op, c.B, c.T, c.H, c.K, c.V);
+  return fmt::format("{} B{} x T{}, H{}, K{} V{}{}", c.op, c.B, c.T, c.H, c.K, c.V, c.dtype == "bf16" ? "" : ", " + c.dtype);
 }
 
 const KernelTiming* find_row(const KernelTimings& t, const KernelCase& c, const std::string& impl) {
@@ -50,7 +50,7 @@ std::optional<double> find_ms(const KernelTimings& t, const KernelCase& c, const
 std::optional<KernelCase> sdpa_beside(const KernelCase& c) {
   const std::string_view sdpa = bench::is_fwd_bwd(c) ? "fwd_bwd_sdpa" : "sdpa";
   for (const auto& s : registry()) {
-    if (s.op == sdpa && s.B == c.B && s.T == c.T && s.H == c.H && s.K == c.K) return s;
+    if (s.op == sdpa && s.B == c.B && s.T == c.T && s.H == c.H && s.K == c.K && s.dtype == c.dtype) return s;
   }
   return std::nullopt;
 }
@@ -94,7 +94,7 @@ std::string rates_text(const bench::Rates& r) {
 // (with the reference ops and SDPA beside).
 std::vector<Table> tables(const KernelTimings& t) {
   const auto rates = rates_of(t);
-  Table forward{"Chunked forward, bf16",
+  Table forward{"Chunked forward, bf16 (fp16 where the case says so)",
                 "Median ms of 15 calls, L2 flushed before each. ms: the GPU's time, host launch costs hidden behind a "
                 "spin kernel; call ms: the call from an idle GPU, host costs included (Python for FLA). The floor is "
                 "the larger of the memory time (q, k, v read and o written) and the arithmetic time at " +
@@ -109,7 +109,7 @@ std::vector<Table> tables(const KernelTimings& t) {
                {"case", "deltabench ms", "FLA ms", "deltabench / FLA", "floor ms", "deltabench % of floor", "target ms",
                 "deltabench call ms", "FLA call ms"},
                {}};
-  Table train{"Forward + backward, bf16",
+  Table train{"Forward + backward, bf16 (fp16 where the case says so)",
               "Median ms of 15 calls of the op and the gradients of all its inputs for a fixed do, timed as above. "
               "deltabench: its training kernels (backend = kernel); reference: deltabench's reference ops (ATen "
               "autograd); FLA's chunk ops with its Hopper guard for the gated backward lifted (timing only). The floor "
@@ -267,7 +267,9 @@ double parse_number(const std::string& text, const std::string& where, const std
 KernelTimings read_kernel_timings(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw ReportError(path + ": cannot read the kernel timings");
-  const std::string kHeader = "op,B,T,H,K,V,impl,ms,call_ms";
+  const std::string kHeader = "op,B,T,H,K,V,dtype,impl,ms,call_ms";
+  const std::string kHeaderBf16 = "op,B,T,H,K,V,impl,ms,call_ms";  // written before the registry had dtypes
+  bool with_dtype = true;
   KernelTimings out;
   std::set<std::string> seen;
   std::string line;
@@ -281,16 +283,30 @@ KernelTimings read_kernel_timings(const std::string& path) {
       continue;
     }
     if (!header) {
-      if (line != kHeader) throw ReportError(fmt::format("{}: expected the header '{}', got '{}'", where, kHeader, line));
+      if (line != kHeader && line != kHeaderBf16) {
+        throw ReportError(fmt::format("{}: expected the header '{}' (or '{}'), got '{}'", where, kHeader, kHeaderBf16, line));
+      }
+      with_dtype = line == kHeader;
       header = true;
       continue;
     }
     std::vector<std::string> f;
     std::stringstream fields(line);
     for (std::string x; std::getline(fields, x, ',');) f.push_back(x);
-    if (f.size() != 9) throw ReportError(fmt::format("{}: expected 9 fields ({}), got {}", where, kHeader, f.size()));
+    const size_t want = with_dtype ? 10 : 9;
+    if (f.size() != want) {
+      throw ReportError(fmt::format("{}: expected {} fields ({}), got {}", where, want, with_dtype ? kHeader : kHeaderBf16,
+                                    f.size()));
+    }
     KernelTiming t;
     t.op = f[0];
+    if (with_dtype) {
+      t.dtype = f[6];
+      if (std::find(std::begin(bench::kDtypes), std::end(bench::kDtypes), t.dtype) == std::end(bench::kDtypes)) {
+        throw ReportError(fmt::format("{}: column dtype: expected bf16 or fp16, got '{}'", where, t.dtype));
+      }
+      f.erase(f.begin() + 6);  // the rest as in the old layout
+    }
     const char* names[] = {"B", "T", "H", "K", "V"};
     int64_t* dims[] = {&t.B, &t.T, &t.H, &t.K, &t.V};
     for (int i = 0; i < 5; ++i) {
@@ -314,10 +330,10 @@ KernelTimings read_kernel_timings(const std::string& path) {
     bool known = false;
     for (const auto& c : registry()) known = known || same_shape(c, t);
     if (!known) {
-      throw ReportError(fmt::format("{}: {} B={} T={} H={} K={} V={} is not a case of the registry ({})", where, t.op,
-                                    t.B, t.T, t.H, t.K, t.V, bench::kernel_cases_path()));
+      throw ReportError(fmt::format("{}: {} B={} T={} H={} K={} V={} {} is not a case of the registry ({})", where, t.op,
+                                    t.B, t.T, t.H, t.K, t.V, t.dtype, bench::kernel_cases_path()));
     }
-    const std::string key = fmt::format("{}/{}/{}/{}/{}/{}/{}", t.op, t.B, t.T, t.H, t.K, t.V, t.impl);
+    const std::string key = fmt::format("{}/{}/{}/{}/{}/{}/{}/{}", t.op, t.B, t.T, t.H, t.K, t.V, t.dtype, t.impl);
     if (!seen.insert(key).second) throw ReportError(fmt::format("{}: a second row for {}", where, key));
     out.rows.push_back(t);
   }
@@ -360,14 +376,14 @@ Written write_kernel_report(const KernelTimings& timings, const std::string& out
   for (const auto& t : ts) tex.append("\n").append(latex(t));  // not "\n" + ...: GCC 12 warns falsely
   write_file(dir / "table.tex", tex, w);
   const auto rates = rates_of(timings);
-  std::string csv = "op,B,T,H,K,V,impl,ms,call_ms,tokens_per_s,GB_per_s,TFLOP_per_s,pct_of_floor,target_ms\n";
+  std::string csv = "op,B,T,H,K,V,dtype,impl,ms,call_ms,tokens_per_s,GB_per_s,TFLOP_per_s,pct_of_floor,target_ms\n";
   for (const auto& c : registry()) {
     for (const auto& impl : kImpls) {
       const auto* r = find_row(timings, c, impl);
       if (!r) continue;
       const double s = r->ms / 1e3;
-      csv += fmt::format("{},{},{},{},{},{},{},{:.6f},{:.6f},{:.6g},{:.6g},{:.6g},{:.3f},{}\n", c.op, c.B, c.T, c.H, c.K,
-                         c.V, impl, r->ms, r->call_ms, c.B * c.T / s, bench::case_bytes(c) / s / 1e9,
+      csv += fmt::format("{},{},{},{},{},{},{},{},{:.6f},{:.6f},{:.6g},{:.6g},{:.6g},{:.3f},{}\n", c.op, c.B, c.T, c.H, c.K,
+                         c.V, c.dtype, impl, r->ms, r->call_ms, c.B * c.T / s, bench::case_bytes(c) / s / 1e9,
                          bench::case_flops(c) / s / 1e12, 100.0 * bench::floor_ms(c, rates) / r->ms,
                          c.target_ms > 0 ? fmt::format("{}", c.target_ms) : "");
     }

@@ -2,7 +2,8 @@
 // The kernel report: deltabench's CUDA kernels beside FLA and torch SDPA on the cases of
 // the registry (bench/kernel_cases.toml), from the CSV that bench/fla_compare.py writes on the GPU machine:
 //   # device: NVIDIA H100 80GB HBM3      (provenance lines, "# key: value")
-//   op,B,T,H,K,V,impl,ms,call_ms         (impl: deltabench, fla or torch-sdpa; medians of 15 calls)
+//   op,B,T,H,K,V,dtype,impl,ms,call_ms   (dtype: bf16 or fp16; impl: deltabench, fla, torch-sdpa or
+//                                         deltabench-reference; medians of 15 calls)
 // ms is the GPU's time for a call: a spin kernel holds the GPU while the host queues the call, so host
 // launch costs are hidden. call_ms is the same call from an idle GPU, host costs included (for FLA,
 // Python and Triton's launchers), as one standalone call sees it.
@@ -23,6 +24,7 @@ namespace deltabench::report {
 struct KernelTiming {
   std::string op;
   int64_t B = 0, T = 0, H = 0, K = 0, V = 0;
+  std::string dtype = "bf16";
   std::string impl;
   double ms = 0;       // the GPU's time
   double call_ms = 0;  // from an idle GPU, host launch costs included
@@ -33,8 +35,10 @@ struct KernelTimings {
   std::vector<KernelTiming> rows;
 };
 
-// Reads and checks the CSV: every row a case of the registry, a known implementation, a positive time,
-// no (case, implementation) twice. Errors name the file and line, the expected and the actual.
+// Reads and checks the CSV (header op,B,T,H,K,V,dtype,impl,ms,call_ms; or, as written before the registry
+// had dtypes, op,B,T,H,K,V,impl,ms,call_ms, every row bf16): every row a case of the registry, a known
+// implementation, a positive time, no (case, implementation) twice. Errors name the file and line, the
+// expected and the actual.
 KernelTimings read_kernel_timings(const std::string& path);
 
 std::string render_kernel_markdown(const KernelTimings& timings);

@@ -436,9 +436,11 @@ void add_suite_commands(CLI::App& app, int& status) {
   });
 
   auto* listing = app.add_subcommand(
-      "kernel-cases", "the kernel benchmark cases of the registry (bench/kernel_cases.toml), one 'op B T H K V' line each");
+      "kernel-cases", "the kernel benchmark cases of the registry (bench/kernel_cases.toml), one 'op B T H K V dtype' line each");
   listing->callback([&status] {
-    for (const auto& c : bench::kernel_cases().cases) fmt::print("{} {} {} {} {} {}\n", c.op, c.B, c.T, c.H, c.K, c.V);
+    for (const auto& c : bench::kernel_cases().cases) {
+      fmt::print("{} {} {} {} {} {} {}\n", c.op, c.B, c.T, c.H, c.K, c.V, c.dtype);
+    }
     status = 0;
   });
 }

@@ -33,6 +33,8 @@ cat >"$tmp/bench.json" <<'JSON'
   "aggregate_name": "median", "ms": 40.0, "call_ms": 41.0},
  {"run_name": "fwd_bwd_sdpa/B16/T2048/H16/K128/iterations:1/repeats:15/manual_time",
   "aggregate_name": "median", "ms": 1.9, "call_ms": 2.0},
+ {"run_name": "fwd_bwd_gated_delta_rule/B16/T2048/H16/K128/fp16/iterations:1/repeats:15/manual_time",
+  "aggregate_name": "median", "ms": 3.5, "call_ms": 3.6},
  {"run_name": "delta_rule/B4/T8192/H16/K128/iterations:1/repeats:15/manual_time", "error_occurred": true,
   "error_message": "delta_rule: backend = kernel, but deltabench's CUDA kernels cannot serve this call:\n  why"}]}
 JSON
@@ -42,13 +44,15 @@ check "the CSV names the device and commit" grep -qx "# device: Test GPU" "$tmp/
 check "the CSV says FLA did not run" grep -qx "# fla: not run" "$tmp/kernels.csv"
 check "the CSV carries the measured copy rate" grep -qx "# copy_GB_per_s: 4100.5" "$tmp/kernels.csv"
 check "the CSV carries the measured matrix rate" grep -qx "# matmul_TFLOP_per_s: 690.25" "$tmp/kernels.csv"
-check "medians, not means, become rows" grep -qx "delta_rule,16,2048,16,128,128,deltabench,1.500000,1.600000" "$tmp/kernels.csv"
-check "SDPA rows are torch-sdpa" grep -qx "sdpa,16,2048,16,128,128,torch-sdpa,0.540000,0.560000" "$tmp/kernels.csv"
-check "decode rows keep V" grep -qx "decode_gated_delta_rule,64,1,16,128,128,deltabench,0.050000,0.060000" "$tmp/kernels.csv"
-check "forward + backward rows are deltabench's" grep -qx "fwd_bwd_delta_rule,16,2048,16,128,128,deltabench,2.500000,2.600000" "$tmp/kernels.csv"
+check "medians, not means, become rows" grep -qx "delta_rule,16,2048,16,128,128,bf16,deltabench,1.500000,1.600000" "$tmp/kernels.csv"
+check "SDPA rows are torch-sdpa" grep -qx "sdpa,16,2048,16,128,128,bf16,torch-sdpa,0.540000,0.560000" "$tmp/kernels.csv"
+check "decode rows keep V" grep -qx "decode_gated_delta_rule,64,1,16,128,128,bf16,deltabench,0.050000,0.060000" "$tmp/kernels.csv"
+check "forward + backward rows are deltabench's" grep -qx "fwd_bwd_delta_rule,16,2048,16,128,128,bf16,deltabench,2.500000,2.600000" "$tmp/kernels.csv"
 check "reference: rows are deltabench-reference" \
-  grep -qx "fwd_bwd_delta_rule,16,2048,16,128,128,deltabench-reference,40.000000,41.000000" "$tmp/kernels.csv"
-check "forward + backward SDPA rows are torch-sdpa" grep -qx "fwd_bwd_sdpa,16,2048,16,128,128,torch-sdpa,1.900000,2.000000" "$tmp/kernels.csv"
+  grep -qx "fwd_bwd_delta_rule,16,2048,16,128,128,bf16,deltabench-reference,40.000000,41.000000" "$tmp/kernels.csv"
+check "an fp16 case's row says fp16" \
+  grep -qx "fwd_bwd_gated_delta_rule,16,2048,16,128,128,fp16,deltabench,3.500000,3.600000" "$tmp/kernels.csv"
+check "forward + backward SDPA rows are torch-sdpa" grep -qx "fwd_bwd_sdpa,16,2048,16,128,128,bf16,torch-sdpa,1.900000,2.000000" "$tmp/kernels.csv"
 # The CSV is written by rename (rewritten after each FLA case on a GPU): nothing half-written stays behind.
 check "no partial CSV remains" test ! -e "$tmp/kernels.csv.partial"
 check "a case kernels_bench skipped is named with its sentence, on one line" \

@@ -33,9 +33,20 @@ B = [8, 1]
 H = 2
 K = 64
 V = 64
+
+[sweeps.h]
+title = "the same lengths in fp16"
+ops = ["delta_rule"]
+T = [1024, 4096]
+tokens = 2048
+H = 2
+K = 64
+V = 32
+dtype = "fp16"
 TOML
-printf '%s\n' "sdpa 2 1024 2 64 32" "sdpa 1 4096 2 64 32" "delta_rule 2 1024 2 64 32" "delta_rule 1 4096 2 64 32" \
-  "decode_delta_rule 8 1 2 64 64" "decode_delta_rule 1 1 2 64 64" >"$tmp/want.txt"
+printf '%s\n' "sdpa 2 1024 2 64 32 bf16" "sdpa 1 4096 2 64 32 bf16" "delta_rule 2 1024 2 64 32 bf16" \
+  "delta_rule 1 4096 2 64 32 bf16" "decode_delta_rule 8 1 2 64 64 bf16" "decode_delta_rule 1 1 2 64 64 bf16" \
+  "delta_rule 2 1024 2 64 32 fp16" "delta_rule 1 4096 2 64 32 fp16" >"$tmp/want.txt"
 DELTABENCH_KERNEL_CASES="$tmp/cases.toml" "$deltabench" kernel-cases >"$tmp/cpp2.txt"
 DELTABENCH_KERNEL_CASES="$tmp/cases.toml" "$python" "$root/bench/fla_compare.py" --list-cases >"$tmp/py2.txt"
 diff "$tmp/want.txt" "$tmp/cpp2.txt"

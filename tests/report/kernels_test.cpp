@@ -33,7 +33,10 @@ std::string error_of(const std::string& text) {
   return "";
 }
 
+// The header written before the registry had dtypes (every row bf16), which the report still reads, and
+// today's.
 const std::string kHeader = "op,B,T,H,K,V,impl,ms,call_ms\n";
+const std::string kHeaderDtype = "op,B,T,H,K,V,dtype,impl,ms,call_ms\n";
 
 }  // namespace
 
@@ -63,7 +66,7 @@ TEST_CASE("the kernel report's CSV derives throughput and the floor from the reg
   // 16 x 2048 tokens in 0.5 ms (0.52 ms from an idle GPU); 537 MB in 0.5 ms; the floor of that case over 0.5 ms.
   const bench::KernelCase c = bench::kernel_cases().cases[0];  // delta rule, 16 x 2048
   const double pct = 100.0 * bench::floor_ms(c, bench::Rates{}) / 0.5;  // no measured rates in the fixture
-  CHECK(csv.find(fmt::format("delta_rule,16,2048,16,128,128,deltabench,0.500000,0.520000,6.5536e+07,{:.6g},{:.6g},"
+  CHECK(csv.find(fmt::format("delta_rule,16,2048,16,128,128,bf16,deltabench,0.500000,0.520000,6.5536e+07,{:.6g},{:.6g},"
                              "{:.3f},0.6\n",
                              bench::case_bytes(c) / 0.5e-3 / 1e9, bench::case_flops(c) / 0.5e-3 / 1e12, pct)) !=
         std::string::npos);
@@ -88,8 +91,8 @@ TEST_CASE("the kernel report's CSV derives throughput and the floor from the reg
 }
 
 TEST_CASE("a bad kernel timings CSV is an error naming the line, the expected and the actual") {
-  CHECK(error_of("op,B,T\n").find("bad.csv:1: expected the header 'op,B,T,H,K,V,impl,ms,call_ms', got 'op,B,T'") !=
-        std::string::npos);
+  CHECK(error_of("op,B,T\n").find("bad.csv:1: expected the header 'op,B,T,H,K,V,dtype,impl,ms,call_ms' (or "
+                                  "'op,B,T,H,K,V,impl,ms,call_ms'), got 'op,B,T'") != std::string::npos);
   CHECK(error_of("# device: x\n").find("no header line") != std::string::npos);
   CHECK(error_of(kHeader + "delta_rule,16,2048,16,128,128,deltabench\n").find("bad.csv:2: expected 9 fields") !=
         std::string::npos);
@@ -102,13 +105,23 @@ TEST_CASE("a bad kernel timings CSV is an error naming the line, the expected an
   CHECK(error_of(kHeader + "delta_rule,16,2.5,16,128,128,fla,1,2\n")
             .find("column T: expected a positive whole number, got '2.5'") != std::string::npos);
   CHECK(error_of(kHeader + "delta_rule,16,1024,16,128,128,fla,1,2\n")
-            .find("bad.csv:2: delta_rule B=16 T=1024 H=16 K=128 V=128 is not a case of the registry (") !=
+            .find("bad.csv:2: delta_rule B=16 T=1024 H=16 K=128 V=128 bf16 is not a case of the registry (") !=
         std::string::npos);
   CHECK(error_of(kHeader + "delta_rule,16,2048,16,128,128,fla,1,2\ndelta_rule,16,2048,16,128,128,fla,2,3\n")
-            .find("bad.csv:3: a second row for delta_rule/16/2048/16/128/128/fla") != std::string::npos);
+            .find("bad.csv:3: a second row for delta_rule/16/2048/16/128/128/bf16/fla") != std::string::npos);
   CHECK(error_of(kHeader + "delta_rule,16,2048,16,128,128,fla,1,0\n")
             .find("column call_ms: expected a positive time, got '0'") != std::string::npos);
   CHECK(error_of(kHeader + "delta_rule,16,2048,16,128,128,fla,1,2\n") == "");
+  // Today's header, with the dtype column: the registry's fp16 cases are cases of their own.
+  CHECK(error_of(kHeaderDtype + "delta_rule,16,2048,16,128,128,bf16,fla,1,2\ndelta_rule,16,2048,16,128,128,fp16,fla,1,2\n") ==
+        "");
+  CHECK(error_of(kHeaderDtype + "delta_rule,16,2048,16,128,128,fla,1,2\n").find("bad.csv:2: expected 10 fields") !=
+        std::string::npos);
+  CHECK(error_of(kHeaderDtype + "delta_rule,16,2048,16,128,128,fp8,fla,1,2\n")
+            .find("bad.csv:2: column dtype: expected bf16 or fp16, got 'fp8'") != std::string::npos);
+  CHECK(error_of(kHeaderDtype + "delta_rule,1,65536,16,128,128,fp16,fla,1,2\n")
+            .find("bad.csv:2: delta_rule B=1 T=65536 H=16 K=128 V=128 fp16 is not a case of the registry (") !=
+        std::string::npos);
   CHECK_THROWS_WITH(report::read_kernel_timings("/nonexistent/kernels.csv"),
                     "/nonexistent/kernels.csv: cannot read the kernel timings");
 }
