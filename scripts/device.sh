@@ -48,9 +48,10 @@
 #                                DELTABENCH_PER_GPU sets the runs at once, DELTABENCH_ONLY the runs it may take
 #                                (run's --only, one AXIS=V1,V2 a word)
 #   scripts/device.sh --stages   after a change to the chunked pair's kernels: build, the kernel tests of the chunked
-#                                backward and the training kernels (kernels_cuda_tests, filter DELTABENCH_KERNEL_TESTS)
-#                                and train_cuda_tests, the fixed forward + backward cases of the three families with
-#                                their aten-stages: rows (bench.json), Nsight Compute's GPU time by kernel of the delta
+#                                backward and the training kernels (kernels_cuda_tests, filter DELTABENCH_KERNEL_TESTS),
+#                                train_cuda_tests and models_cuda_tests (the pieces' kernels), the fixed forward +
+#                                backward cases of the three families with their aten-stages: rows (bench.json),
+#                                Nsight Compute's GPU time by kernel of the delta
 #                                rule's at 16 x 2K (ncu.txt); then, where every test passed and DELTABENCH_THEN_WINDOW
 #                                names a suite, one window of it as --window runs it (its switches too), on the same build:
 #                                summary.md, build.log, tests.log, bench.json, ncu.txt (+ SUITE.sqlite, suite.log, window.md)
@@ -142,7 +143,7 @@ targets=()
 # --build's targets, where a command needs only some: DELTABENCH_BUILD_TARGETS="kernels_cuda_tests deltabench"
 ((build_only)) && [[ -n "${DELTABENCH_BUILD_TARGETS:-}" ]] && read -r -a targets <<<"--target $DELTABENCH_BUILD_TARGETS"
 [[ -n "$window_suite" ]] && targets=(--target deltabench)
-((stages)) && targets=(--target kernels_cuda_tests train_cuda_tests kernels_bench deltabench)
+((stages)) && targets=(--target kernels_cuda_tests train_cuda_tests models_cuda_tests kernels_bench deltabench)
 if [[ ! -f /usr/include/sqlite3.h && -f "$root/.deb/sqlite/usr/include/sqlite3.h" ]]; then
   sqlite_lib=$(ls /usr/lib/x86_64-linux-gnu/libsqlite3.so* /lib/x86_64-linux-gnu/libsqlite3.so* 2>/dev/null | head -n 1)
   sqlite_args=(-DSQLite3_INCLUDE_DIR="$root/.deb/sqlite/usr/include" -DSQLite3_LIBRARY="$sqlite_lib")
@@ -171,7 +172,8 @@ if ((stages)); then
   kernel_tests=$?
   OMP_NUM_THREADS=1 timeout 150 "$build_dir/tests/train_cuda_tests" >>"$out/tests.log" 2>&1
   train_tests=$?
-  note "- kernels_cuda_tests (\"$filter\"): rc=$kernel_tests; train_cuda_tests: rc=$train_tests; $(($(date +%s) - start)) s (tests.log)"
+  timeout 150 "$build_dir/tests/models_cuda_tests" >>"$out/tests.log" 2>&1 || train_tests=1
+  note "- kernels_cuda_tests (\"$filter\"): rc=$kernel_tests; train_cuda_tests and models_cuda_tests: rc=$train_tests; $(($(date +%s) - start)) s (tests.log)"
   grep -E '^All tests passed|^test cases:|FAILED' "$out/tests.log" | head -n 12 | tee -a "$summary"
   timeout "${DELTABENCH_BENCH_SECONDS:-120}" "$build_dir/bench/kernels_bench" \
     --benchmark_filter='^(aten-stages:)?fwd_bwd_(gated_delta_rule|delta_rule|linear_attention)/' \

@@ -189,8 +189,15 @@ RowNorm from(const LayerNormParams& p) {
   return n;
 }
 
-constexpr int kRmsPerLane = static_cast<int>(kRmsNormMaxD / 32);
 constexpr int kLayerPerLane = static_cast<int>(kLayerNormMaxD / 32);
+
+// RMSNorm's D runs from 1 to 512: 8 columns a lane up to 256 (the models' head dims and widths), 16 above
+// (Gated DeltaNet's output norm over V 512 at Zoology's d_model 512, since 2026-12-05).
+void launch_rms_norm(const RmsNormParams& p, bool backward, cudaStream_t stream) {
+  const auto n = from(p);
+  if (p.D <= 256) return launch<8, false>(n, p.dtype, backward, stream);
+  launch<static_cast<int>(kRmsNormMaxD / 32), false>(n, p.dtype, backward, stream);
+}
 
 // LayerNorm's D runs from 1 to 512 (Zoology's widths are 64 to 512): a lane holds 4, 8 or 16 columns,
 // the fewest that cover D, so that a row of 128 does not walk 512 columns' predicates.
@@ -209,14 +216,14 @@ int64_t rms_norm_blocks(int64_t rows) { return blocks_for(rows); }
 void rms_norm_forward(const RmsNormParams& p, void* stream) {
   check(p.D, p.rows, kRmsNormMaxD, "rms_norm_forward");
   if (p.rows == 0) return;
-  launch<kRmsPerLane, false>(from(p), p.dtype, false, static_cast<cudaStream_t>(stream));
+  launch_rms_norm(p, false, static_cast<cudaStream_t>(stream));
   check_launch("rms_norm_forward");
 }
 
 void rms_norm_backward(const RmsNormParams& p, void* stream) {
   check(p.D, p.rows, kRmsNormMaxD, "rms_norm_backward");
   // rows = 0: one block writes zero parts
-  launch<kRmsPerLane, false>(from(p), p.dtype, true, static_cast<cudaStream_t>(stream));
+  launch_rms_norm(p, true, static_cast<cudaStream_t>(stream));
   check_launch("rms_norm_backward");
 }
 

@@ -18,7 +18,7 @@
 
 namespace deltabench::cuda {
 
-inline constexpr int64_t kRmsNormMaxD = 256;
+inline constexpr int64_t kRmsNormMaxD = 512;
 inline constexpr int64_t kLayerNormMaxD = 512;
 
 struct RmsNormParams {

@@ -302,7 +302,9 @@ TEST_CASE("cuda: the output norm's kernels match the fp64 definition, output and
   int checked = 0;
   for (const auto dtype : {at::kFloat, at::kBFloat16, at::kHalf}) {
     // 20,000 rows: more than the 1,024 blocks of 8 warps take at once, so warps loop over rows.
-    for (const auto& [rows, D] : std::vector<std::pair<int64_t, int64_t>>{{1, 64}, {13, 32}, {37, 100}, {20000, 64}, {9, 256}}) {
+    // D 300 and 512: 16 columns a lane (Gated DeltaNet's output norm over V 512 at d_model 512).
+    for (const auto& [rows, D] : std::vector<std::pair<int64_t, int64_t>>{
+             {1, 64}, {13, 32}, {37, 100}, {20000, 64}, {9, 256}, {5, 300}, {70, 512}}) {
       for (const bool gated : {false, true}) {
         INFO(fmt::format("rows {} D {} {} {}", rows, D, c10::toString(dtype), gated ? "gated" : "plain"));
         at::manual_seed(3000 + checked);
@@ -333,7 +335,7 @@ TEST_CASE("cuda: the output norm's kernels match the fp64 definition, output and
       }
     }
   }
-  CHECK(checked == 30);
+  CHECK(checked == 42);
 }
 
 TEST_CASE("cuda: the output norm's raw kernels write every output element (NaN-poisoned first)", "[cuda]") {
@@ -386,11 +388,11 @@ TEST_CASE("cuda: RMSNorm under the kernel backend equals its ATen form, and refu
     CHECK(rel_rms(ours->weight.grad().cpu(), aten->weight.grad().cpu()) <= 1e-5);
     if (gated) CHECK(rel_rms(go.grad().cpu(), ga.grad().cpu()) <= 1e-5);
   }
-  models::RMSNorm wide(300, 1e-5, BackendChoice::kKernel);
+  models::RMSNorm wide(600, 1e-5, BackendChoice::kKernel);
   wide->to(gpu);
-  CHECK_THROWS_WITH(wide->forward(at::randn({4, 300}, at::TensorOptions().device(gpu))),
+  CHECK_THROWS_WITH(wide->forward(at::randn({4, 600}, at::TensorOptions().device(gpu))),
                     testing::contains("RMSNorm: backend kernel was asked for, but deltabench's CUDA kernels do not "
-                                      "serve this call: the normalised dimension is 300; the kernels take 1 to 256"));
+                                      "serve this call: the normalised dimension is 600; the kernels take 1 to 512"));
 }
 
 TEST_CASE("cuda: under auto the pieces take the kernels where they serve and the ATen form where not", "[cuda]") {
@@ -423,16 +425,16 @@ TEST_CASE("cuda: under auto the pieces take the kernels where they serve and the
   norm_kernel->to(gpu);
   norm_reference->to(gpu);
   CHECK(at::equal(norm_auto->forward(q, q), norm_kernel->forward(q, q)));
-  // Where they do not (fp64; a dimension of 300), auto takes the ATen form without a word, as the
+  // Where they do not (fp64; a dimension of 600), auto takes the ATen form without a word, as the
   // reference backend does, where the kernel backend refuses.
   const auto q64 = q.to(at::kDouble);
   CHECK(at::equal(models::apply_qk_norm(q64, models::QkNorm::kL2, 1e-6, BackendChoice::kAuto),
                   models::apply_qk_norm(q64, models::QkNorm::kL2, 1e-6, BackendChoice::kReference)));
-  models::RMSNorm wide_auto(300, 1e-5, BackendChoice::kAuto), wide_reference(300, 1e-5, BackendChoice::kReference);
+  models::RMSNorm wide_auto(600, 1e-5, BackendChoice::kAuto), wide_reference(600, 1e-5, BackendChoice::kReference);
   wide_auto->to(gpu);
   wide_reference->to(gpu);
-  const auto x300 = at::randn({4, 300}, opts);
-  CHECK(at::equal(wide_auto->forward(x300), wide_reference->forward(x300)));
+  const auto x600 = at::randn({4, 600}, opts);
+  CHECK(at::equal(wide_auto->forward(x600), wide_reference->forward(x600)));
   // A block's pre-norm takes the run's backend: under reference an RMSNorm stays ATen's.
   models::Norm pre_reference(models::NormKind::kRMSNorm, 64, 1e-5, BackendChoice::kReference);
   models::Norm pre_auto(models::NormKind::kRMSNorm, 64, 1e-5, BackendChoice::kAuto);
