@@ -49,7 +49,8 @@
 #                                (run's --only, one AXIS=V1,V2 a word)
 #   scripts/device.sh --stages   after a change to the chunked pair's kernels: build, the kernel tests of the chunked
 #                                backward and the training kernels (kernels_cuda_tests, filter DELTABENCH_KERNEL_TESTS),
-#                                train_cuda_tests and models_cuda_tests (the pieces' kernels), the fixed forward +
+#                                train_cuda_tests and models_cuda_tests (the pieces' kernels), racecheck and memcheck
+#                                on the backward's [small] cases (DELTABENCH_SANITIZE=0: not), the fixed forward +
 #                                backward cases of the three families with their aten-stages: rows (bench.json),
 #                                Nsight Compute's GPU time by kernel of the delta
 #                                rule's at 16 x 2K (ncu.txt); then, where every test passed and DELTABENCH_THEN_WINDOW
@@ -175,6 +176,20 @@ if ((stages)); then
   timeout 150 "$build_dir/tests/models_cuda_tests" >>"$out/tests.log" 2>&1 || train_tests=1
   note "- kernels_cuda_tests (\"$filter\"): rc=$kernel_tests; train_cuda_tests and models_cuda_tests: rc=$train_tests; $(($(date +%s) - start)) s (tests.log)"
   grep -E '^All tests passed|^test cases:|FAILED' "$out/tests.log" | head -n 12 | tee -a "$summary"
+  # The backward's [small] cases under compute-sanitizer (DELTABENCH_SANITIZE=0: not): a race in the
+  # double-buffered staging need not show in the numbers. An error fails like a test (no window); a tool
+  # stopped by its time limit (rc 124) only says so.
+  if [[ "${DELTABENCH_SANITIZE:-1}" != 0 ]] && command -v compute-sanitizer >/dev/null; then
+    for tool in racecheck memcheck; do
+      timeout "${DELTABENCH_SANITIZE_SECONDS:-90}" compute-sanitizer --tool "$tool" --error-exitcode 1 \
+        --kernel-name kns=deltabench "$build_dir/tests/kernels_cuda_tests" '[backward][small]' >"$out/sanitizer.tmp" 2>&1
+      san_rc=$?
+      ((san_rc != 0 && san_rc != 124)) && kernel_tests=1
+      note "- compute-sanitizer $tool ([backward][small]): rc=$san_rc: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/sanitizer.tmp" | tail -n 1)"
+      { echo "== compute-sanitizer $tool"; head -c 20000 "$out/sanitizer.tmp"; } >>"$out/tests.log"
+    done
+    rm -f "$out/sanitizer.tmp"
+  fi
   timeout "${DELTABENCH_BENCH_SECONDS:-120}" "$build_dir/bench/kernels_bench" \
     --benchmark_filter='^(aten-stages:)?fwd_bwd_(gated_delta_rule|delta_rule|linear_attention)/' \
     --benchmark_out="$out/bench.json" --benchmark_out_format=json >"$out/bench.tmp" 2>&1 || status=1
