@@ -93,6 +93,19 @@ mkdir -p "$out"
 summary="$out/summary.md"
 : >"$summary"
 note() { printf '%s\n' "$*" | tee -a "$summary"; }
+# compute-sanitizer's TOOL over deltabench's kernels in kernels_cuda_tests' cases FILTER, for at most
+# SECONDS: a line in the summary, its output (LIMIT bytes of it) in tests.log; returns the tool's rc (124:
+# stopped by the time limit).
+sanitize() {
+  local tool="$1" filter="$2" seconds="$3" limit="${4:-20000}" rc
+  timeout "$seconds" compute-sanitizer --tool "$tool" --error-exitcode 1 --kernel-name kns=deltabench \
+    "$build_dir/tests/kernels_cuda_tests" "$filter" >"$out/sanitizer.tmp" 2>&1
+  rc=$?
+  { echo "== compute-sanitizer $tool"; head -c "$limit" "$out/sanitizer.tmp"; } >>"$out/tests.log"
+  note "- compute-sanitizer $tool ($filter): rc=$rc: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/sanitizer.tmp" | tail -n 1)"
+  rm -f "$out/sanitizer.tmp"
+  return $rc
+}
 status=0
 
 note "# deltabench device run"
@@ -181,14 +194,10 @@ if ((stages)); then
   # stopped by its time limit (rc 124) only says so.
   if [[ "${DELTABENCH_SANITIZE:-1}" != 0 ]] && command -v compute-sanitizer >/dev/null; then
     for tool in racecheck memcheck; do
-      timeout "${DELTABENCH_SANITIZE_SECONDS:-90}" compute-sanitizer --tool "$tool" --error-exitcode 1 \
-        --kernel-name kns=deltabench "$build_dir/tests/kernels_cuda_tests" '[backward][small]' >"$out/sanitizer.tmp" 2>&1
+      sanitize "$tool" '[backward][small]' "${DELTABENCH_SANITIZE_SECONDS:-90}"
       san_rc=$?
       ((san_rc != 0 && san_rc != 124)) && kernel_tests=1
-      note "- compute-sanitizer $tool ([backward][small]): rc=$san_rc: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/sanitizer.tmp" | tail -n 1)"
-      { echo "== compute-sanitizer $tool"; head -c 20000 "$out/sanitizer.tmp"; } >>"$out/tests.log"
     done
-    rm -f "$out/sanitizer.tmp"
   fi
   timeout "${DELTABENCH_BENCH_SECONDS:-120}" "$build_dir/bench/kernels_bench" \
     --benchmark_filter='^(aten-stages:)?fwd_bwd_(gated_delta_rule|delta_rule|linear_attention)/' \
@@ -341,14 +350,8 @@ if ((kernels_only)); then
   # Last: the slowest step, so that a time limit cuts it rather than the numbers.
   if command -v compute-sanitizer >/dev/null; then
     for tool in memcheck racecheck; do
-      timeout 150 compute-sanitizer --tool "$tool" --error-exitcode 1 --kernel-name kns=deltabench \
-        "$build_dir/tests/kernels_cuda_tests" '[small]' >"$out/sanitizer.tmp" 2>&1
-      san_rc=$?
-      ((san_rc != 0)) && status=1
-      note "- compute-sanitizer $tool ([small]): rc=$san_rc: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/sanitizer.tmp" | tail -n 1)"
-      { echo "== compute-sanitizer $tool"; head -c 20000 "$out/sanitizer.tmp"; } >>"$out/tests.log"
+      sanitize "$tool" '[small]' 150 || status=1
     done
-    rm -f "$out/sanitizer.tmp"
   fi
   note ""
   note "status: $status"
@@ -521,17 +524,10 @@ fi
 # compute-sanitizer on deltabench's own CUDA kernels, small shapes: memcheck and racecheck.
 if command -v compute-sanitizer >/dev/null; then
   for tool in memcheck racecheck; do
-    echo "== compute-sanitizer $tool" >>"$out/tests.log"
     filter='[small]'
     [[ $tool == memcheck ]] && filter='[small],cuda: poison_*'
-    timeout 600 compute-sanitizer --tool "$tool" --error-exitcode 1 --kernel-name kns=deltabench \
-      "$build_dir/tests/kernels_cuda_tests" "$filter" >"$out/sanitizer.tmp" 2>&1
-    san_rc=$?
-    cat "$out/sanitizer.tmp" >>"$out/tests.log"
-    ((san_rc != 0)) && status=1
-    note "- compute-sanitizer $tool (deltabench kernels, $filter): rc=$san_rc: $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/sanitizer.tmp" | tail -n 1)"
+    sanitize "$tool" "$filter" 600 100000000 || status=1
   done
-  rm -f "$out/sanitizer.tmp"
 fi
 
 # Smoke on the GPU ----------------------------------------------------------------------------
