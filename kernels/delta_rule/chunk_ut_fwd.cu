@@ -87,7 +87,8 @@ __global__ void __launch_bounds__(kUtThreads, 2) chunk_ut_forward_kernel(ChunkUt
   }
   for (int idx = threadIdx.x; idx < kC * KD; idx += kUtThreads) {
     const int i = idx / KD, c = idx % KD;
-    sK[i * kLdK + c] = to_tf32(sK[i * kLdK + c] * sBeta[i] * (gated ? expf(sG[i]) : 1.0f));  // an operand only
+    // An operand only from here: rounded once, the product as before (x (beta e^G)), so the same bits.
+    sK[i * kLdK + c] = to_tf32(sK[i * kLdK + c] * (sBeta[i] * (gated ? expf(sG[i]) : 1.0f)));
   }
   __syncthreads();
 
