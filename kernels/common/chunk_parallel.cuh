@@ -1,5 +1,5 @@
 #pragma once
-// What the chunked backward's one-block-a-chunk kernels (chunk_dout.cu, chunk_grads.cu) share: the
+// What the chunked pair's one-block-a-chunk kernels (chunk_dout.cu, chunk_grads.cu, the UT kernels) share: the
 // checks of a call, the dispatch over the head dim K and the width of the V slices they walk, and the
 // staging of those slices.
 

@@ -1,6 +1,6 @@
 #pragma once
 // WMMA's TF32 tiles as the chunked training kernels use them (chunk_state.cu, chunk_grads.cu,
-// chunk_dout.cu): m = n = kTile, k = kTileK; fp32 operands rounded to TF32 (10 significant bits) before
+// chunk_dout.cu and the delta rules' UT kernels): m = n = kTile, k = kTileK; fp32 operands rounded to TF32 (10 significant bits) before
 // each product, fp32 accumulation. Shared rows are padded by kTcPad floats so that the 16 rows a fragment
 // load touches start in different banks. A fragment's start, in shared or global memory, must lie on a
 // 32-byte boundary and its leading dimension be a multiple of 4 floats. Operands in shared memory are
