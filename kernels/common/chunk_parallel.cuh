@@ -1,7 +1,7 @@
 #pragma once
-// What the chunked pair's one-block-a-chunk kernels (chunk_dout.cu, chunk_grads.cu, the UT kernels) share: the
-// checks of a call, the dispatch over the head dim K and the width of the V slices they walk, and the
-// staging of those slices.
+// What the chunked pair's one-block-a-chunk kernels (chunk_dout.cu, chunk_grads.cu, the UT kernels)
+// share: the checks of a call, the dispatch over the head dim K and the width of the V slices they walk,
+// and the staging of those slices.
 
 #include "kernels/common/cp_async.cuh"
 #include "kernels/common/cuda_common.cuh"

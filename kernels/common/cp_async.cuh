@@ -1,8 +1,8 @@
 #pragma once
 // sm_80's asynchronous copies from global to shared memory (cp.async, 16 bytes a copy, past L1), as the
-// chunked training kernels stage their tiles (chunk_state.cu's walks, chunk_grads.cu, chunk_dout.cu): a thread's copies
-// are grouped by commit_copies() and waited for by wait_copies<N>(), which returns once at most N of
-// this thread's newest groups are still in flight. Every thread of a block should commit the same
+// chunked training kernels stage their tiles (chunk_state.cu's walks, chunk_grads.cu, chunk_dout.cu): a
+// thread's copies are grouped by commit_copies() and waited for by wait_copies<N>(), which returns once
+// at most N of this thread's newest groups are still in flight. Every thread of a block should commit the same
 // groups (an empty one where it has nothing to copy), so that a wait's count means the same copies in
 // every thread; a barrier after the wait makes the other threads' copies visible.
 

@@ -1,7 +1,7 @@
 #pragma once
 // WMMA's TF32 tiles as the chunked training kernels use them (chunk_state.cu, chunk_grads.cu,
-// chunk_dout.cu and the delta rules' UT kernels): m = n = kTile, k = kTileK; fp32 operands rounded to TF32 (10 significant bits) before
-// each product, fp32 accumulation. Shared rows are padded by kTcPad floats so that the 16 rows a fragment
+// chunk_dout.cu and the delta rules' UT kernels): m = n = kTile, k = kTileK; fp32 operands rounded to
+// TF32 (10 significant bits) before each product, fp32 accumulation. Shared rows are padded by kTcPad floats so that the 16 rows a fragment
 // load touches start in different banks. A fragment's start, in shared or global memory, must lie on a
 // 32-byte boundary and its leading dimension be a multiple of 4 floats. Operands in shared memory are
 // loaded with load_shared (below), not wmma::load_matrix_sync.
@@ -34,7 +34,9 @@ __device__ __forceinline__ void round_tf32(Frag& f, float sign = 1.0f) {
 
 // x rounded to TF32 (an fp32 value with 10 significant bits), as round_tf32 rounds a fragment's elements.
 __device__ __forceinline__ float to_tf32(float x) { return wmma::__float_to_tf32(x); }
-__device__ __forceinline__ float4 tf32x4(float4 x) { return make_float4(to_tf32(x.x), to_tf32(x.y), to_tf32(x.z), to_tf32(x.w)); }
+__device__ __forceinline__ float4 tf32x4(float4 x) {
+  return make_float4(to_tf32(x.x), to_tf32(x.y), to_tf32(x.z), to_tf32(x.w));
+}
 
 // A fragment of one of the four kinds above loaded from shared memory at p (ld floats a row or column), as
 // wmma::load_matrix_sync loads it, but by PTX's wmma.load with the .shared state space and a 32-bit
@@ -71,8 +73,8 @@ __device__ __forceinline__ void load_shared(Frag& f, const float* p, unsigned ld
 // acc += a b for one k step: a's 16 x 8 tile at pa (ld lda), b's 8 x 16 tile at pb (ldb), both in shared
 // memory (loaded by load_shared) and rounded to TF32. FragA/FragAT and FragB/FragBT say how each is laid
 // out. kRoundA / kRoundB false: that operand already holds TF32 values (rounded once where it was
-// staged, with to_tf32), so its fragment is not converted again; the product is the same bits, with 4 conversions a thread fewer for each. An operand
-// that is loaded by several tiles is cheaper rounded once.
+// staged, with to_tf32), so its fragment is not converted again: the same product bits, 4 conversions a
+// thread fewer for each. An operand that several tiles load is cheaper rounded once.
 template <typename A, typename B, bool kRoundA = true, bool kRoundB = true>
 __device__ __forceinline__ void mma_step(Acc& acc, const float* pa, unsigned lda, const float* pb, unsigned ldb) {
   A a;
