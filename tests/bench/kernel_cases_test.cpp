@@ -74,7 +74,12 @@ TEST_CASE("the kernel case registry: fixed cases first, then the sweeps' new one
   CHECK(half->sweeps == std::vector<std::string>{"fp16"});
   CHECK_FALSE(half->fixed);
   CHECK(bench::case_name(*half) == "fwd_bwd_gated_delta_rule/B16/T2048/H16/K128/fp16");
-  CHECK(find(r, "fwd_bwd_gated_delta_rule", 16, 2048)->dtype == "bf16");
+  // The bf16 case of that shape stays the fixed one, with its target; the fp16 one is another entry.
+  const auto* bf16 = find(r, "fwd_bwd_gated_delta_rule", 16, 2048);
+  REQUIRE(bf16);
+  CHECK(bf16 != half);
+  CHECK(bf16->fixed);
+  CHECK(bf16->target_ms == 3.28);
   // No shape twice.
   for (size_t i = 0; i < r.cases.size(); ++i) {
     for (size_t j = i + 1; j < r.cases.size(); ++j) {
