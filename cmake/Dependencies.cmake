@@ -2,16 +2,21 @@
 # the one pip installed into the project's .venv (scripts/setup.sh), located with
 # torch.utils.cmake_prefix_path. Everything else comes from the system's packages.
 
+# The Python whose packages hold LibTorch and CUTLASS's headers (cmake/Cute.cmake): DELTABENCH_PYTHON, else
+# the project's .venv; DELTABENCH_PROJECT_PYTHON is empty where neither is.
+set(DELTABENCH_PROJECT_PYTHON "")
+if(DELTABENCH_PYTHON)
+  set(DELTABENCH_PROJECT_PYTHON "${DELTABENCH_PYTHON}")
+elseif(EXISTS "${PROJECT_SOURCE_DIR}/.venv/bin/python")
+  set(DELTABENCH_PROJECT_PYTHON "${PROJECT_SOURCE_DIR}/.venv/bin/python")
+endif()
+
 if(NOT Torch_DIR AND NOT DEFINED ENV{Torch_DIR})
   find_package(Torch QUIET CONFIG)
   if(NOT Torch_FOUND)
-    set(_python "${PROJECT_SOURCE_DIR}/.venv/bin/python")
-    if(DELTABENCH_PYTHON)
-      set(_python "${DELTABENCH_PYTHON}")
-    endif()
-    if(EXISTS "${_python}" OR DELTABENCH_PYTHON)
+    if(DELTABENCH_PROJECT_PYTHON)
       execute_process(
-          COMMAND "${_python}" -c "import torch.utils; print(torch.utils.cmake_prefix_path)"
+          COMMAND "${DELTABENCH_PROJECT_PYTHON}" -c "import torch.utils; print(torch.utils.cmake_prefix_path)"
           OUTPUT_VARIABLE _torch_prefix OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE _rc)
       if(_rc EQUAL 0)
         list(APPEND CMAKE_PREFIX_PATH "${_torch_prefix}")

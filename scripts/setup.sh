@@ -76,6 +76,32 @@ else
   cmake_args+=("-DDELTABENCH_PYTHON=$venv/bin/python")
 fi
 
+# CUTLASS's CuTe (headers only) for the Hopper kernels' wgmma and TMA layer: pip's nvidia-cutlass, its
+# headers under cutlass_library/source/include, in the project's .venv (made here too when your own
+# LibTorch skipped it). --no-deps: its Python dependencies (cuda-python, scipy, networkx, ...) serve
+# CUTLASS's Python generator, which deltabench does not use. Without it CMake builds no sm_90a kernels.
+cutlass_version="4.2.0.0"
+venv="$root/.venv"
+if [[ ! -x "$venv/bin/python" ]]; then
+  step "creating $venv"
+  python3 -m venv "$venv" || fail "python3 -m venv failed (is python3-venv installed?)"
+fi
+cutlass_include() {
+  "$venv/bin/python" -c "import importlib.util as u, os; s = u.find_spec('cutlass_library'); print(os.path.join(s.submodule_search_locations[0], 'source', 'include') if s else '')"
+}
+include="$(cutlass_include)"
+if [[ -n "$include" && -f "$include/cute/tensor.hpp" ]] \
+   && grep -q "CUTLASS_MAJOR 4" "$include/cutlass/version.h" && grep -q "CUTLASS_MINOR 2" "$include/cutlass/version.h"; then
+  step "CuTe: nvidia-cutlass $cutlass_version already at $include"
+else
+  step "installing nvidia-cutlass==$cutlass_version (CUTLASS's headers, about 6 MB) into $venv"
+  "$venv/bin/python" -m pip install --quiet --progress-bar off --no-deps "nvidia-cutlass==$cutlass_version" \
+    || fail "pip install nvidia-cutlass==$cutlass_version failed"
+  include="$(cutlass_include)"
+fi
+[[ -f "$include/cute/tensor.hpp" ]] || fail "nvidia-cutlass is installed but $include/cute/tensor.hpp is missing"
+cmake_args+=("-DDELTABENCH_CUTLASS_INCLUDE=$include")
+
 # LibTorch's CUDA build needs the CUDA toolkit at configure time, even to build for the CPU.
 if ! command -v nvcc >/dev/null && [[ ! -x /usr/local/cuda/bin/nvcc ]] && [[ -z "$user_torch" ]]; then
   fail "no nvcc: torch $torch_version from pip is the CUDA 13 build, whose CMake package needs the CUDA
