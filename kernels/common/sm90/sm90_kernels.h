@@ -1,0 +1,56 @@
+#pragma once
+// The Hopper-native (sm_90a) kernels: wgmma products on shared-memory tiles laid out by CUTLASS's CuTe
+// (issue 14). Raw pointers only, as kernels/common/cuda_kernels.h: no ATen in the .cu files. Built where
+// CMake found CuTe (cmake/Cute.cmake: DELTABENCH_HAVE_CUTE), and run only on a compute capability 9.0
+// device; `available` says whether both hold, and every entry point throws a sentence where not.
+//
+// Version 1 (2026-12-05, written without a GPU, not yet run): the forward's state pass, FLA's
+// chunk_delta_h stage, on wgmma with cp.async double buffering; TMA and warp specialisation come after
+// it is correct (kernels/delta_rule/NOTES.md, "Hopper version 1").
+
+#include "kernels/common/cuda_kernels.h"
+
+#include <cstdint>
+#include <string>
+
+namespace deltabench::cuda::sm90 {
+
+// Whether the sm_90a kernels were built, and the current device runs them. `why` (when given) is set to
+// a sentence saying which of the two is missing.
+bool available(std::string* why = nullptr);
+
+// The chunked recurrence's state pass over chunks of kStateChunk tokens, for every family whose
+// chunk step is
+//   v_new = U - W S,    S <- gamma S + (K decayed to the chunk's end)^T v_new
+// (the delta rules: W and U from the UT transform; linear attention: U = v and no W). Per chunk it
+// writes the state at the chunk's start, h (16-bit), and v_new (16-bit, not decayed); at the end the
+// final state. As FLA's chunk_delta_h: S enters W S rounded to the input dtype, and v_new, scaled by
+// exp(G_last - G) where there is a decay, enters K^T v_new rounded to it; products accumulate in fp32,
+// and S stays fp32 in registers across the chunks.
+inline constexpr int kStateChunk = 64;
+inline constexpr int kStateColumns = 64;  // columns of V a block: V must be a multiple of it
+
+struct StateFwdParams {
+  Dtype dtype = Dtype::kBF16;     // of w, u, k, h and v_new: kBF16 or kFP16
+  const void* w = nullptr;        // [tokens, H, K], or null (no W S term: linear attention)
+  const void* u = nullptr;        // [tokens, H, V]
+  const void* k = nullptr;        // [tokens, H, K]
+  const float* g = nullptr;       // [tokens, H] per-step log decay, or null (no decay)
+  const float* h0 = nullptr;      // [N, H, K, V], or null (zeros)
+  void* h = nullptr;              // [chunks, H, K, V]: the state at each chunk's start
+  void* v_new = nullptr;          // [tokens, H, V]
+  float* ht = nullptr;            // [N, H, K, V], or null
+  // Device [N + 1] token offsets of the sequences and [N + 1] offsets of their chunks (chunk_starts[n + 1]
+  // - chunk_starts[n] = ceil(length_n / kStateChunk)); both null: N sequences of T tokens each.
+  const int64_t* seq_starts = nullptr;
+  const int64_t* chunk_starts = nullptr;
+  int64_t N = 0, T = 0, H = 0, K = 0, V = 0;
+};
+
+// Throws std::invalid_argument naming the first parameter it cannot take (K not 64 or 128, V not a
+// multiple of kStateColumns, a pointer off a 16-byte boundary, ...), std::runtime_error where the
+// kernels are not available or the launch fails.
+void chunk_state_forward(const StateFwdParams& p, void* stream);
+bool chunk_state_forward_supports(int64_t K, int64_t V);
+
+}  // namespace deltabench::cuda::sm90
