@@ -99,6 +99,37 @@ def import_fla(path: str):
     return package.__version__, ops
 
 
+_flush = []  # the L2 flush buffer, allocated at the first timing: without FLA this script needs no GPU
+SPIN_CYCLES = 10_000_000  # as kernels_bench's kSpinCycles (bench/gpu_timing.h): about 5 ms on the H100
+
+
+def gpu_ms_once(fn, calls, hide_launch):
+    """Milliseconds per call of `calls` calls of fn, L2 flushed first; with hide_launch, a spin kernel holds
+    the GPU while Python queues the calls (bench/gpu_timing.h's time_once)."""
+    import torch
+    if not _flush:
+        _flush.append(torch.empty(256 << 20, dtype=torch.uint8, device="cuda"))
+    _flush[0].zero_()
+    if hide_launch:
+        torch.cuda._sleep(SPIN_CYCLES)
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(calls):
+        fn()
+    stop.record()
+    stop.synchronize()
+    return start.elapsed_time(stop) / calls
+
+
+def gpu_median_ms(fn, calls=1, reps=15):
+    """(ms, call_ms): the medians of the GPU's time and of the call from an idle GPU."""
+    gpu, call = [], []
+    for _ in range(reps):
+        gpu.append(gpu_ms_once(fn, calls, True))
+        call.append(gpu_ms_once(fn, calls, False))
+    return sorted(gpu)[reps // 2], sorted(call)[reps // 2]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--list-cases", action="store_true", help="print the registry's cases and stop")
@@ -134,30 +165,7 @@ def main():
     import torch
     import torch.nn.functional as F
 
-    flush = []  # allocated at the first timing: without FLA this script needs no GPU
-    spin_cycles = 10_000_000  # as kernels_bench's kSpinCycles: about 5 ms on the H100
-
-    def once(fn, calls, hide_launch):
-        flush[0].zero_()
-        if hide_launch:
-            torch.cuda._sleep(spin_cycles)
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(calls):
-            fn()
-        stop.record()
-        stop.synchronize()
-        return start.elapsed_time(stop) / calls
-
-    def median_ms(fn, calls=1, reps=15):
-        """(ms, call_ms): the medians of the GPU's time and of the call from an idle GPU."""
-        if not flush:
-            flush.append(torch.empty(256 << 20, dtype=torch.uint8, device="cuda"))
-        gpu, call = [], []
-        for _ in range(reps):
-            gpu.append(once(fn, calls, True))
-            call.append(once(fn, calls, False))
-        return sorted(gpu)[reps // 2], sorted(call)[reps // 2]
+    median_ms = gpu_median_ms
 
     # Ours first, then FLA case by case, the CSV rewritten (whole, by rename) after each: a run stopped at
     # its time limit (FLA's first calls autotune for minutes) keeps every row timed until then.

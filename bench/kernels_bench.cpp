@@ -20,6 +20,7 @@
 //   build/bench/kernels_bench --benchmark_out=kernels.json --benchmark_out_format=json
 //   DELTABENCH_KERNEL_SWEEPS=1 build/bench/kernels_bench --benchmark_filter='^(fwd_bwd_)?(gated_)?delta_rule/'  (sweeps too)
 
+#include "bench/gpu_timing.h"
 #include "bench/kernel_cases.h"
 #include "kernels/common/chunk_train.h"
 #include "kernels/common/decode.h"
@@ -29,13 +30,10 @@
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/cuda/CUDAEvent.h>
 #include <ATen/cuda/CUDAGraph.h>
-#include <ATen/cuda/Sleep.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <benchmark/benchmark.h>
 #include <c10/core/GradMode.h>
 #include <torch/csrc/autograd/autograd.h>
-#include <cuda_runtime.h>
-#include <torch/version.h>
 
 #include <algorithm>
 #include <chrono>
@@ -51,39 +49,11 @@ namespace {
 using deltabench::Family;
 using deltabench::bench::case_name;
 using deltabench::bench::KernelCase;
+using deltabench::bench::time_once;
 
 deltabench::bench::Rates g_rates;  // measured in main, before any case
 
 const at::TensorOptions kCuda = at::TensorOptions().device(at::kCUDA);
-
-at::Tensor& l2_flush_buffer() {
-  static at::Tensor buffer = at::empty({256 << 20}, kCuda.dtype(at::kByte));
-  return buffer;
-}
-
-// The spin before a hidden-launch timing: 10M cycles, about 5 ms at the H100's 1.98 GHz, longer than the
-// host needs to queue any case here (100 graph replays, FLA's Python; bench/fla_compare.py spins as long).
-constexpr int64_t kSpinCycles = 10'000'000;
-
-// Milliseconds per call of `calls` calls of `fn` on the current stream, L2 flushed first; with
-// hide_launch, a spin kernel first holds the GPU while the host queues the calls.
-double time_once(const std::function<void()>& fn, int calls, bool hide_launch) {
-  l2_flush_buffer().zero_();
-  if (hide_launch) at::cuda::sleep(kSpinCycles);
-  auto stream = at::cuda::getCurrentCUDAStream();
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
-  cudaEventRecord(start, stream.stream());
-  for (int i = 0; i < calls; ++i) fn();
-  cudaEventRecord(stop, stream.stream());
-  cudaEventSynchronize(stop);
-  float ms = 0;
-  cudaEventElapsedTime(&ms, start, stop);
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  return ms / calls;
-}
 
 void set_counters(benchmark::State& state, const KernelCase& c, double ms, double call_ms) {
   const double s = ms / 1e3;
@@ -93,29 +63,6 @@ void set_counters(benchmark::State& state, const KernelCase& c, double ms, doubl
   state.counters["GB_per_s"] = deltabench::bench::case_bytes(c) / s / 1e9;
   state.counters["TFLOP_per_s"] = deltabench::bench::case_flops(c) / s / 1e12;
   state.counters["pct_of_floor"] = 100.0 * deltabench::bench::floor_ms(c, g_rates) / ms;
-}
-
-// The median of 5 timings (after a warm-up) of fn, in ms, by CUDA events.
-double median_ms(const std::function<void()>& fn) {
-  fn();
-  std::vector<double> ms;
-  for (int i = 0; i < 5; ++i) ms.push_back(time_once(fn, 1, /*hide_launch=*/true));
-  std::sort(ms.begin(), ms.end());
-  return ms[2];
-}
-
-// This machine's copy and matrix rates, the floor's two terms.
-deltabench::bench::Rates measure_rates() {
-  deltabench::bench::Rates r;
-  const int64_t bytes = int64_t{1} << 30;
-  auto src = at::empty({bytes}, kCuda.dtype(at::kByte)).fill_(1), dst = at::empty_like(src);
-  r.bytes_per_s = 2.0 * static_cast<double>(bytes) / (median_ms([&] { dst.copy_(src); }) / 1e3);
-  const int64_t n = 8192;
-  auto a = at::randn({n, n}, kCuda.dtype(at::kBFloat16)), b = at::randn({n, n}, kCuda.dtype(at::kBFloat16));
-  auto c = at::empty({n, n}, kCuda.dtype(at::kBFloat16));
-  r.flops_per_s = 2.0 * static_cast<double>(n * n * n) / (median_ms([&] { at::mm_out(c, a, b); }) / 1e3);
-  r.measured = true;
-  return r;
 }
 
 // Progress on stderr, so that a case that stalls is named in the log even when it never finishes.
@@ -258,17 +205,7 @@ int main(int argc, char** argv) {
     fprintf(stderr, "kernels_bench: no CUDA device\n");
     return 1;
   }
-  cudaDeviceProp prop{};
-  cudaGetDeviceProperties(&prop, 0);
-  benchmark::AddCustomContext("device", prop.name);
-  benchmark::AddCustomContext("commit", std::getenv("DELTABENCH_COMMIT") ? std::getenv("DELTABENCH_COMMIT") : "unknown");
-  benchmark::AddCustomContext("torch", TORCH_VERSION);
-  benchmark::AddCustomContext("cuda_runtime", std::to_string(CUDART_VERSION));
-  g_rates = measure_rates();
-  benchmark::AddCustomContext("copy_GB_per_s", std::to_string(g_rates.bytes_per_s / 1e9));
-  benchmark::AddCustomContext("matmul_TFLOP_per_s", std::to_string(g_rates.flops_per_s / 1e12));
-  std::fprintf(stderr, "kernels_bench: this machine copies %.0f GB/s and multiplies %.0f TFLOP/s (bf16)\n",
-               g_rates.bytes_per_s / 1e9, g_rates.flops_per_s / 1e12);
+  g_rates = deltabench::bench::start_run("kernels_bench");
   const auto add = [](const std::string& name, const KernelCase& c, deltabench::BackendChoice backend,
                       bool stage_kernels = true) {
     benchmark::RegisterBenchmark(name.c_str(),

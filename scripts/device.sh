@@ -55,7 +55,10 @@
 #                                Nsight Compute's GPU time by kernel of the delta
 #                                rule's at 16 x 2K (ncu.txt); then, where every test passed and DELTABENCH_THEN_WINDOW
 #                                names a suite, one window of it as --window runs it (its switches too), on the same build:
-#                                summary.md, build.log, tests.log, bench.json, ncu.txt (+ SUITE.sqlite, suite.log, window.md)
+#                                summary.md, build.log, tests.log, bench.json, ncu.txt (+ SUITE.sqlite, suite.log, window.md);
+#                                and (DELTABENCH_SM90=0: not) the sm_90a kernels' tests, sanitizers, their stage timed
+#                                beside the walk and FLA's (bench/stage_bench.cpp, bench/fla_stage.py: stage_bench.json,
+#                                stage.md) and profiled (ncu.txt); carry .whl holding nvidia-cutlass's wheel
 #   scripts/device.sh --build    build every target in build-device/ (the binaries for a command's own steps)
 #   scripts/device.sh --harness  build, every test, then the README's GPU suite command (zoology-mqar, no flags: the
 #                                suite's own "cuda", the default runs per GPU) for DELTABENCH_SUITE_SECONDS
@@ -157,7 +160,21 @@ targets=()
 # --build's targets, where a command needs only some: DELTABENCH_BUILD_TARGETS="kernels_cuda_tests deltabench"
 ((build_only)) && [[ -n "${DELTABENCH_BUILD_TARGETS:-}" ]] && read -r -a targets <<<"--target $DELTABENCH_BUILD_TARGETS"
 [[ -n "$window_suite" ]] && targets=(--target deltabench)
-((stages)) && targets=(--target kernels_cuda_tests train_cuda_tests models_cuda_tests kernels_bench deltabench)
+((stages)) && targets=(--target kernels_cuda_tests train_cuda_tests models_cuda_tests kernels_bench stage_bench deltabench)
+# CUTLASS's headers for the sm_90a kernels (cmake/Cute.cmake): the image's python has no nvidia-cutlass, so
+# carry its wheel in .whl (pip download --no-deps nvidia-cutlass==4.2.0.0 -d .whl); its headers are unpacked
+# into the build folder, where CMake looks.
+if ! "$python" -c "import importlib.util as u, sys; sys.exit(u.find_spec('cutlass_library') is None)" 2>/dev/null &&
+   [[ ! -f "$build_dir/.cutlass/cutlass_library/source/include/cute/tensor.hpp" ]]; then
+  wheel=$(ls "$root"/.whl/nvidia_cutlass-*.whl 2>/dev/null | head -n 1)
+  if [[ -n "$wheel" ]]; then
+    "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$build_dir/.cutlass" "$wheel" \
+      >"$out/cutlass.log" 2>&1 || { note "- CUTLASS: installing $wheel failed:"; tail -n 3 "$out/cutlass.log" | tee -a "$summary"; }
+    rm -f "$out/cutlass.log"
+  else
+    note "- CUTLASS: no nvidia-cutlass here and no wheel carried in .whl: the sm_90a kernels are not built"
+  fi
+fi
 if [[ ! -f /usr/include/sqlite3.h && -f "$root/.deb/sqlite/usr/include/sqlite3.h" ]]; then
   sqlite_lib=$(ls /usr/lib/x86_64-linux-gnu/libsqlite3.so* /lib/x86_64-linux-gnu/libsqlite3.so* 2>/dev/null | head -n 1)
   sqlite_args=(-DSQLite3_INCLUDE_DIR="$root/.deb/sqlite/usr/include" -DSQLite3_LIBRARY="$sqlite_lib")
@@ -215,6 +232,38 @@ if ((stages)); then
     note ""
     note "Nsight Compute, fwd_bwd_delta_rule at 16 x 2K, GPU time by kernel (ncu.txt):"
     head -n 12 "$out/ncu.txt" | tee -a "$summary"
+  fi
+  # The sm_90a kernels (kernels/common/sm90; DELTABENCH_SM90=0: not): their tests, the sanitizers on the
+  # small ones, the state pass timed beside the TF32 walk and FLA's (stage_bench.json, stage.md) and
+  # profiled (appended to ncu.txt). Nothing trains on them yet, so a failure here says so and does not
+  # stop a window.
+  if [[ "${DELTABENCH_SM90:-1}" != 0 ]]; then
+    start=$(date +%s)
+    { echo "== kernels_cuda_tests [sm90]"; timeout 180 "$build_dir/tests/kernels_cuda_tests" '[sm90]'; } >>"$out/tests.log" 2>&1
+    sm90_tests=$?
+    note ""
+    note "- sm90 kernels: kernels_cuda_tests [sm90]: rc=$sm90_tests in $(($(date +%s) - start)) s (tests.log):"
+    sed -n '/== kernels_cuda_tests \[sm90\]/,$p' "$out/tests.log" | grep -E '^All tests passed|^test cases:|FAILED|with expansion|<=|sm90 kernels not run' |
+      head -n 24 | tee -a "$summary"
+    if [[ "${DELTABENCH_SANITIZE:-1}" != 0 ]] && command -v compute-sanitizer >/dev/null; then
+      for tool in racecheck memcheck; do sanitize "$tool" '[sm90][small]' 90; done
+    fi
+    timeout "${DELTABENCH_STAGE_SECONDS:-120}" "$build_dir/bench/stage_bench" \
+      --benchmark_out="$out/stage_bench.json" --benchmark_out_format=json >"$out/stage.tmp" 2>&1 || status=1
+    fla_args=()
+    [[ -d "$root/.fla/fla" ]] && fla_args=(--fla "$root/.fla")
+    timeout "${DELTABENCH_FLA_SECONDS:-200}" "$python" "$root/bench/fla_stage.py" --ours "$out/stage_bench.json" \
+      --out "$out/stage.md" "${fla_args[@]}" >>"$out/stage.tmp" 2>&1 || status=1
+    note ""
+    cat "$out/stage.md" 2>/dev/null | tee -a "$summary" || tail -n 20 "$out/stage.tmp" | tee -a "$summary"
+    rm -f "$out/stage.tmp"
+    if command -v ncu >/dev/null; then
+      { echo; echo "== ncu: the sm90 state pass, delta rule 16 x 2K (SpeedOfLight, Occupancy, WarpStateStats)"; } >>"$out/ncu.txt"
+      timeout 120 ncu --kernel-name regex:state_forward_kernel --launch-skip 1 --launch-count 1 \
+        --section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats \
+        "$build_dir/bench/stage_bench" --benchmark_filter='^state_fwd/sm90/delta_rule/B16/' \
+        --benchmark_repetitions=1 >>"$out/ncu.txt" 2>&1
+    fi
   fi
   if ((kernel_tests != 0 || train_tests != 0)); then
     note "status: 1 (a test failed: no window)"

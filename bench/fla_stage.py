@@ -1,0 +1,122 @@
+#!/usr/bin/env python3
+"""Times FLA's forward state pass (chunk_gated_delta_rule_fwd_h) on bench/stage_bench.cpp's shapes, beside
+stage_bench's rows, and writes one table.
+
+    fla_stage.py --ours stage_bench.json --out stage.md [--fla <dir holding an unmodified fla/ package>]
+
+The stage: per chunk of 64 tokens v_new = U - W S, S <- exp(G_last) S + K^T (v_new exp(G_last - G)),
+writing the state at each chunk's start (h, 16-bit) and v_new; FLA's kernel is one Triton program a
+(sequence, head, block of V) as ours is. Inputs as stage_bench draws them (bf16 W, K, U; g per step, its
+within-chunk cumulative sum in log2 units, as FLA's forward passes it). Timing is fla_compare.py's (L2 flushed,
+median of 15, ms with hidden launches and call_ms from an idle GPU), after an untimed first call that
+autotunes. The table: each shape and rule, a row per implementation: ms, call_ms, GB/s of the 16-bit
+pass's bytes and its % of this machine's copy rate (from stage_bench's context), and each one's time
+over FLA's. Without --fla (or where FLA fails) FLA's rows say why.
+"""
+import argparse
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fla_compare import gpu_median_ms, import_fla  # noqa: E402
+
+NAME = re.compile(r"state_fwd/(\w+)/(\w+)/B(\d+)/T(\d+)/H(\d+)/K(\d+)")
+
+
+def pass_bytes(B, T, H, K, V, gated):
+    """stage_bench.cpp's pass_bytes."""
+    tokens, chunks = B * T * H, B * ((T + 63) // 64) * H
+    return 2 * tokens * (2 * K + 2 * V) + 2 * chunks * K * V + (4 * tokens if gated else 0)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ours", required=True, help="stage_bench's --benchmark_out JSON")
+    ap.add_argument("--out", required=True, help="the Markdown table to write")
+    ap.add_argument("--fla", help="a directory holding an unmodified fla/ package")
+    args = ap.parse_args()
+
+    bench = json.loads(Path(args.ours).read_text())
+    context = bench.get("context", {})
+    copy = float(context.get("copy_GB_per_s", "nan")) * 1e9
+    rows = {}  # (rule, B, T, H, K) -> {impl: (ms, call_ms) or error sentence}
+    for b in bench["benchmarks"]:
+        m = NAME.match(b["run_name"].split("/iterations:")[0])
+        if not m:
+            continue
+        impl, rule, B, T, H, K = m[1], m[2], *map(int, m.groups()[2:])
+        key = (rule, B, T, H, K)
+        if b.get("error_occurred"):
+            rows.setdefault(key, {})[impl] = " ".join(b.get("error_message", "").split())
+        elif b.get("aggregate_name") == "median":
+            rows.setdefault(key, {})[impl] = (b["ms"], b["call_ms"])
+
+    fla_version, fwd_h, why_not = None, None, "no --fla given"
+    if args.fla:
+        try:
+            fla_version, _ = import_fla(args.fla)
+            from fla.ops.common.chunk_delta_h import chunk_gated_delta_rule_fwd_h
+            from fla.ops.utils import chunk_local_cumsum
+            fwd_h = chunk_gated_delta_rule_fwd_h
+        except Exception as e:  # our rows must not be lost with FLA
+            why_not = f"cannot import FLA from {args.fla}: {type(e).__name__}: {e}"
+            print(f"fla_stage: {why_not}", file=sys.stderr)
+
+    if fwd_h is not None:
+        import torch
+        for (rule, B, T, H, K), impls in rows.items():
+            V = K
+            gated = rule == "gated_delta_rule"
+            try:
+                torch.manual_seed(0)
+                k = torch.randn(B, T, H, K, device="cuda")
+                k = k / k.norm(dim=-1, keepdim=True)
+                w = (k * torch.randn(B, T, H, 1, device="cuda").sigmoid()).bfloat16()
+                k = k.bfloat16()
+                u = torch.randn(B, T, H, V, device="cuda").bfloat16()
+                g = None
+                if gated:
+                    # In log2 units, as FLA's chunk_gated_delta_rule_fwd passes it (scale RCP_LN2).
+                    g = chunk_local_cumsum(torch.nn.functional.logsigmoid(torch.randn(B, T, H, device="cuda")) / 16,
+                                           chunk_size=64, scale=1 / math.log(2))
+                fn = lambda: fwd_h(k=k, w=w, u=u, g=g, output_final_state=False)  # noqa: E731
+                fn()  # autotunes
+                torch.cuda.synchronize()
+                impls["fla"] = gpu_median_ms(fn)
+            except Exception as e:
+                impls["fla"] = f"{type(e).__name__}: {e}".splitlines()[0]
+            print(f"fla_stage: {rule} B{B} T{T} H{H} K{K}: {impls['fla']}", file=sys.stderr, flush=True)
+
+    lines = [f"# The forward's state pass (chunk_delta_h), {context.get('device', 'unknown device')}",
+             "",
+             f"stage_bench at commit {context.get('commit', 'unknown')}, torch {context.get('torch', '?')}; FLA "
+             f"{fla_version or '(not timed: ' + why_not + ')'}; copy rate measured in the run "
+             f"{copy / 1e9:.0f} GB/s. bf16, V = K; medians of 15, L2 flushed; ms is the GPU's time, call_ms the "
+             "call from an idle GPU. GB/s and % of copy: the 16-bit pass's bytes (W, K, U, g read; h, v_new "
+             "written) over ms.",
+             "",
+             "| rule | B x T | H | K | impl | ms | call_ms | GB/s | % of copy | / FLA |",
+             "|---|---|---:|---:|---|---:|---:|---:|---:|---:|"]
+    for (rule, B, T, H, K), impls in rows.items():
+        fla = impls.get("fla")
+        for impl in ("sm90", "walk", "fla"):
+            if impl not in impls:
+                continue
+            r = impls[impl]
+            if isinstance(r, str):
+                lines.append(f"| {rule} | {B} x {T} | {H} | {K} | {impl} | not timed: {r} | | | | |")
+                continue
+            ms, call_ms = r
+            gbs = pass_bytes(B, T, H, K, K, rule == "gated_delta_rule") / (ms / 1e3) / 1e9
+            ratio = f"{ms / fla[0]:.2f}" if isinstance(fla, tuple) else ""
+            lines.append(f"| {rule} | {B} x {T} | {H} | {K} | {impl} | {ms:.3f} | {call_ms:.3f} | {gbs:.0f} | "
+                         f"{100 * gbs * 1e9 / copy:.0f} | {ratio} |")
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+// The chunked forward's state pass alone, FLA's chunk_gated_delta_rule_fwd_h stage: per chunk of 64
+// tokens v_new = U - W S, S <- gamma S + (K decayed)^T v_new, writing the state at each chunk's start and
+// v_new. Our two implementations side by side, on the same shapes as bench/fla_stage.py times FLA's:
+//   state_fwd/sm90/<rule>/B/T/H/K:  kernels/common/sm90 (wgmma on 16-bit operands, h and v_new 16-bit)
+//   state_fwd/walk/<rule>/B/T/H/K:  the chunked training pair's forward walk (kernels/common/chunk_state.cu:
+//                                    fp32 buffers [BH, NT, C, *], TF32 products), what the op runs today
+// Timing as kernels_bench (bench/gpu_timing.h): median of 15, L2 flushed, the GPU's time (ms) and the call
+// from an idle GPU (call_ms). Counters: GB_per_s and pct_of_copy of the 16-bit pass's bytes (W, K and U
+// read; h and v_new written; g read) at this machine's measured copy rate, the floor of a pass that
+// moves each byte once.
+//
+//   build/bench/stage_bench --benchmark_out=stage_bench.json --benchmark_out_format=json
+
+#include "bench/gpu_timing.h"
+#include "kernels/common/cuda_kernels.h"
+#include "kernels/common/sm90/sm90_kernels.h"
+
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace {
+
+using deltabench::bench::time_once;
+
+struct Shape {
+  int64_t B, T, H, K, V;
+};
+
+// The registry's standard shapes (bench/kernel_cases.toml), FLA's own benchmark shape and one Zoology layer.
+const std::vector<Shape> kShapes = {
+    {16, 2048, 16, 128, 128}, {4, 8192, 16, 128, 128}, {1, 32768, 16, 128, 128}, {8, 4096, 8, 64, 64}, {256, 256, 2, 64, 64}};
+
+deltabench::bench::Rates g_rates;
+const at::TensorOptions kCuda = at::TensorOptions().device(at::kCUDA);
+
+std::string name(const std::string& impl, bool gated, const Shape& s) {
+  return "state_fwd/" + impl + "/" + (gated ? "gated_delta_rule" : "delta_rule") + "/B" + std::to_string(s.B) + "/T" +
+         std::to_string(s.T) + "/H" + std::to_string(s.H) + "/K" + std::to_string(s.K);
+}
+
+double pass_bytes(const Shape& s, bool gated) {
+  const double tokens = static_cast<double>(s.B * s.T * s.H);
+  const double chunks = static_cast<double>(s.B * ((s.T + 63) / 64) * s.H);
+  return 2.0 * tokens * (2 * s.K + 2 * s.V) + 2.0 * chunks * s.K * s.V + (gated ? 4.0 * tokens : 0.0);
+}
+
+// W, K, U [B * T, H, *] in bf16 and g [B * T, H] fp32, drawn as kernels_bench draws a case's inputs;
+// W = beta K, the UT transform's first term, keeps the state bounded over the chunks.
+struct Inputs {
+  at::Tensor w, k, u, g;
+};
+
+Inputs make_inputs(const Shape& s, bool gated) {
+  at::manual_seed(0);
+  const auto f32 = kCuda.dtype(at::kFloat);
+  Inputs in;
+  auto k = at::randn({s.B * s.T, s.H, s.K}, f32);
+  k = k / k.norm(2, -1, true);
+  in.k = k.to(at::kBFloat16);
+  in.w = (k * at::randn({s.B * s.T, s.H, 1}, f32).sigmoid()).to(at::kBFloat16);
+  in.u = at::randn({s.B * s.T, s.H, s.V}, f32).to(at::kBFloat16);
+  if (gated) in.g = at::log_sigmoid(at::randn({s.B * s.T, s.H}, f32)) / 16.0;
+  return in;
+}
+
+void report(benchmark::State& state, const Shape& s, bool gated, const std::function<void()>& fn) {
+  fn();  // warm-up
+  at::cuda::getCurrentCUDAStream().synchronize();
+  for (auto _ : state) {
+    const double ms = time_once(fn, 1, /*hide_launch=*/true);
+    const double call_ms = time_once(fn, 1, /*hide_launch=*/false);
+    state.SetIterationTime(ms / 1e3);
+    state.counters["ms"] = ms;
+    state.counters["call_ms"] = call_ms;
+    state.counters["GB_per_s"] = pass_bytes(s, gated) / (ms / 1e3) / 1e9;
+    state.counters["pct_of_copy"] = 100.0 * pass_bytes(s, gated) / g_rates.bytes_per_s / (ms / 1e3);
+  }
+}
+
+void run_sm90(benchmark::State& state, const Shape& s, bool gated) {
+  std::string why;
+  if (!deltabench::cuda::sm90::available(&why)) {
+    state.SkipWithError(why.c_str());
+    return;
+  }
+  const auto in = make_inputs(s, gated);
+  const int64_t chunks = s.B * ((s.T + 63) / 64);
+  auto h = at::empty({chunks, s.H, s.K, s.V}, kCuda.dtype(at::kBFloat16));
+  auto v_new = at::empty_like(in.u);
+  deltabench::cuda::sm90::StateFwdParams p;
+  p.w = in.w.data_ptr();
+  p.u = in.u.data_ptr();
+  p.k = in.k.data_ptr();
+  p.g = gated ? in.g.data_ptr<float>() : nullptr;
+  p.h = h.data_ptr();
+  p.v_new = v_new.data_ptr();
+  p.N = s.B;
+  p.T = s.T;
+  p.H = s.H;
+  p.K = s.K;
+  p.V = s.V;
+  const auto stream = at::cuda::getCurrentCUDAStream().stream();
+  report(state, s, gated, [&] { deltabench::cuda::sm90::chunk_state_forward(p, stream); });
+}
+
+void run_walk(benchmark::State& state, const Shape& s, bool gated) {
+  if (!deltabench::cuda::chunk_state_supports(s.K, s.V)) {
+    state.SkipWithError("chunk_state_forward does not take this K, V");
+    return;
+  }
+  const auto in = make_inputs(s, gated);
+  const int64_t NT = (s.T + 63) / 64, C = 64;
+  // [B * T, H, D] -> [B * H, NT, C, D] fp32 (T a multiple of 64 on every shape here).
+  auto chunked = [&](const at::Tensor& x) {
+    return x.view({s.B, NT, C, s.H, -1}).permute({0, 3, 1, 2, 4}).contiguous().to(at::kFloat).view({s.B * s.H, NT, C, -1});
+  };
+  auto w = chunked(in.w), k = chunked(in.k), u = chunked(in.u);
+  at::Tensor gamma;
+  if (gated) {
+    const auto G = in.g.view({s.B, NT, C, s.H}).permute({0, 3, 1, 2}).reshape({s.B * s.H, NT, C}).cumsum(-1);
+    const auto G_last = G.select(-1, C - 1);
+    k = (k * (G_last.unsqueeze(-1) - G).exp().unsqueeze(-1)).contiguous();
+    gamma = G_last.exp().contiguous();
+  }
+  auto h = at::empty({s.B * s.H, NT, s.K, s.V}, kCuda.dtype(at::kFloat));
+  auto v_new = at::empty_like(u);
+  deltabench::cuda::ChunkStateParams p;
+  p.BH = s.B * s.H;
+  p.NT = NT;
+  p.K = s.K;
+  p.V = s.V;
+  p.w = w.data_ptr<float>();
+  p.k = k.data_ptr<float>();
+  p.gamma = gated ? gamma.data_ptr<float>() : nullptr;
+  p.u = u.data_ptr<float>();
+  p.h = h.data_ptr<float>();
+  p.v_new = v_new.data_ptr<float>();
+  p.tf32 = true;
+  const auto stream = at::cuda::getCurrentCUDAStream().stream();
+  report(state, s, gated, [&] { deltabench::cuda::chunk_state_forward(p, stream); });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (!at::hasCUDA()) {
+    std::fprintf(stderr, "stage_bench: no CUDA device\n");
+    return 1;
+  }
+  g_rates = deltabench::bench::start_run("stage_bench");
+  for (const auto& s : kShapes) {
+    for (const bool gated : {false, true}) {
+      for (const std::string impl : {"sm90", "walk"}) {
+        benchmark::RegisterBenchmark(name(impl, gated, s).c_str(),
+                                     [s, gated, impl](benchmark::State& st) {
+                                       impl == "sm90" ? run_sm90(st, s, gated) : run_walk(st, s, gated);
+                                     })
+            ->UseManualTime()
+            ->Iterations(1)
+            ->Repetitions(15)
+            ->ReportAggregatesOnly(true)
+            ->Unit(benchmark::kMillisecond);
+      }
+    }
+  }
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
