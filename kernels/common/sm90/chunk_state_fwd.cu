@@ -14,13 +14,12 @@
 // bank conflicts. Shared memory written by ordinary stores or cp.async is fenced to the async proxy
 // (fence.proxy.async) before the barrier that precedes the wgmma reading it.
 
+#include "kernels/common/sm90/checks.h"
+#include "kernels/common/sm90/common.cuh"
 #include "kernels/common/sm90/sm90_kernels.h"
 
 #include <cuda_runtime.h>
 
-#include <cute/tensor.hpp>
-#include <cutlass/arch/barrier.h>
-#include <cutlass/numeric_types.h>
 
 #include <stdexcept>
 #include <string>
@@ -29,23 +28,12 @@ namespace deltabench::cuda::sm90 {
 namespace {
 
 using namespace cute;
+using namespace sm90::detail;
 
 constexpr int kC = kStateChunk;
 constexpr int kBV = kStateColumns;
-constexpr int kThreads = 128;  // one warpgroup
+constexpr int kThreads = kWarpgroupThreads;
 constexpr int kLdU = kBV + 8;  // U's rows, padded by 16 bytes (read by the accumulators' coordinates)
-
-// The 64 x 64 x 16 warpgroup product of element type E with fp32 accumulation, A and B majorness given.
-template <class E, GMMA::Major A, GMMA::Major B>
-struct MmaOp;
-template <GMMA::Major A, GMMA::Major B>
-struct MmaOp<cutlass::bfloat16_t, A, B> {
-  using type = SM90_64x64x16_F32BF16BF16_SS<A, B>;
-};
-template <GMMA::Major A, GMMA::Major B>
-struct MmaOp<cutlass::half_t, A, B> {
-  using type = SM90_64x64x16_F32F16F16_SS<A, B>;
-};
 
 template <class E, int KD>
 struct Tiles {
@@ -74,58 +62,12 @@ struct alignas(1024) Smem {
   float G[kC];  // the chunk's cumulative log decay
 };
 
-__device__ __forceinline__ void copy16_zfill(void* dst, const void* src, bool valid) {
-  const auto to = static_cast<unsigned>(__cvta_generic_to_shared(dst));
-  const int bytes = valid ? 16 : 0;  // 0: the 16 bytes are zero-filled, nothing is read
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(to), "l"(src), "r"(bytes) : "memory");
-}
-__device__ __forceinline__ void commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-template <int kPending>
-__device__ __forceinline__ void wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
-}
-
-// Two values rounded to E, the first in the low half: two adjacent elements of a row. The accumulators of
-// a 64 x N wgmma hold columns in pairs: value i (even) and i + 1 of a thread are (m, n) and (m, n + 1).
-template <class E>
-__device__ __forceinline__ uint32_t pack_as(float a, float b) {
-  return uint32_t(E(a).raw()) | (uint32_t(E(b).raw()) << 16);
-}
-
-// A 4-byte store to shared memory (STS; CuTe's swizzled pointers leave generic addresses otherwise).
-__device__ __forceinline__ void store_shared(const void* p, uint32_t bits) {
-  const auto to = static_cast<unsigned>(__cvta_generic_to_shared(p));
-  asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(to), "r"(bits) : "memory");
-}
-
-// threadIdx.x, read so that the compiler cannot tell it equal to an earlier read.
-__device__ __forceinline__ int opaque_tid() {
-  int t;
-  asm volatile("mov.u32 %0, %%tid.x;\n" : "=r"(t));
-  return t;
-}
-
-// One wgmma batch: acc (+)= A B, issued by the warpgroup and waited for.
-template <class Mma, class TA, class TB, class TC>
-__device__ __forceinline__ void product(Mma& mma, const TA& a, const TB& b, TC& acc) {
-  warpgroup_fence_operand(acc);
-  warpgroup_arrive();
-  gemm(mma, a, b, acc);
-  warpgroup_commit_batch();
-  warpgroup_wait<0>();
-  warpgroup_fence_operand(acc);
-}
-
 template <class E, int KD, bool kW, bool kGated>
 __global__ void __launch_bounds__(kThreads) state_forward_kernel(const StateFwdParams p) {
 #if defined(__CUDA_ARCH__) && defined(CUTE_ARCH_MMA_SM90A_ENABLED)
   using L = Tiles<E, KD>;
   extern __shared__ char smem_raw[];
-  // The dynamic window's start is rounded up to 1024 bytes (the launch asks for the slack), by pointer
-  // arithmetic on the __shared__ array: a round trip through an integer would lose the address space,
-  // and every access would go through 64-bit generic addresses.
-  const unsigned misaligned = static_cast<unsigned>(__cvta_generic_to_shared(smem_raw)) & 1023u;
-  auto& s = *reinterpret_cast<Smem<E, KD>*>(smem_raw + ((1024u - misaligned) & 1023u));
+  auto& s = aligned_smem<Smem<E, KD>>(smem_raw);
   const int tid = threadIdx.x;
   const int64_t H = p.H, V = p.V;
   const int64_t n = blockIdx.y / H, head = blockIdx.y % H;
@@ -210,28 +152,12 @@ __global__ void __launch_bounds__(kThreads) state_forward_kernel(const StateFwdP
     for (int i = 0; i < size(accS); i += 2) {
       store_pair_shared(&sH(get<1>(cS(i)), get<0>(cS(i))), accS(i), accS(i + 1));
     }
-    // The chunk's cumulative log decay, by the first warp: two tokens a lane, a scan over the lanes.
-    float G_last = 0.0f;
+    // The chunk's cumulative log decay, by the first warp.
     if constexpr (kGated) {
-      if (tid < 32) {
-        float a = 0.0f, c = 0.0f;
-        if (2 * tid < valid_rows) a = p.g[(t0 + 2 * tid) * H + head];
-        if (2 * tid + 1 < valid_rows) c = p.g[(t0 + 2 * tid + 1) * H + head];
-        c += a;
-        float sum = c;
-        CUTE_UNROLL
-        for (int d = 1; d < 32; d *= 2) {
-          const float o = __shfl_up_sync(0xffffffffu, sum, d);
-          if (tid >= d) sum += o;
-        }
-        const float before = sum - c;  // the lanes below this one
-        s.G[2 * tid] = before + a;
-        s.G[2 * tid + 1] = before + c;
-      }
+      if (tid < 32) chunk_cumsum(p.g + t0 * H + head, H, valid_rows, s.G);
     }
-    wait<1>();
-    cutlass::arch::fence_view_async_shared();
-    __syncthreads();
+    float G_last = 0.0f;
+    landed_for_wgmma<1>();
     if constexpr (kGated) G_last = s.G[valid_rows - 1];
 
     // 2. v = W S, and h out while the product runs (both read sH).
@@ -294,25 +220,10 @@ __global__ void __launch_bounds__(kThreads) state_forward_kernel(const StateFwdP
 #endif
 }
 
-void fail(const std::string& what) { throw std::invalid_argument("sm90::chunk_state_forward: " + what); }
-
-bool aligned16(const void* p) { return p == nullptr || reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 template <class E, int KD, bool kW, bool kGated>
 void launch(const StateFwdParams& p, cudaStream_t stream) {
-  auto* kernel = state_forward_kernel<E, KD, kW, kGated>;
-  const size_t bytes = sizeof(Smem<E, KD>) + 1024;
-  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)) !=
-      cudaSuccess) {
-    throw std::runtime_error("sm90::chunk_state_forward: cannot give the kernel " + std::to_string(bytes) +
-                             " bytes of shared memory: " + cudaGetErrorString(cudaGetLastError()));
-  }
-  const dim3 grid(static_cast<unsigned>(p.V / kBV), static_cast<unsigned>(p.N * p.H));
-  kernel<<<grid, kThreads, bytes, stream>>>(p);
-  const auto err = cudaGetLastError();
-  if (err != cudaSuccess) {
-    throw std::runtime_error(std::string("sm90::chunk_state_forward: launch failed: ") + cudaGetErrorString(err));
-  }
+  launch_warpgroup<Smem<E, KD>>("sm90::chunk_state_forward", state_forward_kernel<E, KD, kW, kGated>,
+                                dim3(static_cast<unsigned>(p.V / kBV), static_cast<unsigned>(p.N * p.H)), stream, p);
 }
 
 template <class E, int KD>
@@ -337,22 +248,11 @@ bool chunk_state_forward_supports(int64_t K, int64_t V) {
 }
 
 void chunk_state_forward(const StateFwdParams& p, void* stream) {
-  std::string why;
-  if (!available(&why)) throw std::runtime_error("sm90::chunk_state_forward: " + why);
-  if (p.dtype != Dtype::kBF16 && p.dtype != Dtype::kFP16) fail("dtype must be bf16 or fp16 (got fp32)");
-  if (!chunk_state_forward_supports(p.K, p.V)) {
-    fail("K must be 64 or 128 and V a positive multiple of " + std::to_string(kStateColumns) + " (got K " +
-         std::to_string(p.K) + ", V " + std::to_string(p.V) + ")");
-  }
-  if (p.N <= 0 || p.H <= 0) fail("N and H must be positive (got N " + std::to_string(p.N) + ", H " + std::to_string(p.H) + ")");
-  if ((p.seq_starts == nullptr) != (p.chunk_starts == nullptr)) {
-    fail("seq_starts and chunk_starts go together (one of them is null)");
-  }
-  if (p.seq_starts == nullptr && p.T <= 0) fail("T must be positive without seq_starts (got " + std::to_string(p.T) + ")");
-  if (p.u == nullptr || p.k == nullptr || p.h == nullptr || p.v_new == nullptr) fail("u, k, h and v_new are required");
-  for (const auto& [name, ptr] : {std::pair<const char*, const void*>{"w", p.w}, {"u", p.u}, {"k", p.k}, {"h", p.h},
-                                  {"v_new", p.v_new}}) {
-    if (!aligned16(ptr)) fail(std::string(name) + " must start on a 16-byte boundary");
+  detail::CallShape shape{p.dtype, p.N, p.T, p.H, p.K, p.V, p.seq_starts, p.chunk_starts};
+  detail::check_call("sm90::chunk_state_forward", shape, {{"u", p.u}, {"k", p.k}, {"h", p.h}, {"v_new", p.v_new}}, {{"w", p.w}});
+  if (p.N * p.H > 65535) {
+    throw std::invalid_argument("sm90::chunk_state_forward: N H must be at most 65535, a block row each (got " +
+                                std::to_string(p.N * p.H) + ")");
   }
   const auto s = static_cast<cudaStream_t>(stream);
   if (p.dtype == Dtype::kBF16) return dispatch_k<cutlass::bfloat16_t>(p, s);

@@ -4,9 +4,10 @@
 // CMake found CuTe (cmake/Cute.cmake: DELTABENCH_HAVE_CUTE), and run only on a compute capability 9.0
 // device; `available` says whether both hold, and every entry point throws a sentence where not.
 //
-// Version 1 (2026-12-05, written without a GPU, not yet run): the forward's state pass, FLA's
-// chunk_delta_h stage, on wgmma with cp.async double buffering; TMA and warp specialisation come after
-// it is correct (kernels/delta_rule/NOTES.md, "Hopper version 1").
+// Version 1 (2026-12-05, written without a GPU, not yet run): the forward's stages as FLA's forward has
+// them, each on wgmma with cp.async copies: the UT transform (FLA's chunk_scaled_dot_kkt, solve_tril
+// and recompute_w_u), the state pass (its chunk_delta_h) and the output (its chunk_fwd_o). TMA and warp
+// specialisation come after they are correct (kernels/delta_rule/NOTES.md, "Hopper version 1").
 
 #include "kernels/common/cuda_kernels.h"
 
@@ -52,5 +53,51 @@ struct StateFwdParams {
 // kernels are not available or the launch fails.
 void chunk_state_forward(const StateFwdParams& p, void* stream);
 bool chunk_state_forward_supports(int64_t K, int64_t V);
+
+// The forward's output from the state pass's h and v_new, one block a (chunk, head, 64 columns of V):
+//   O = scale ((Q S_c) * e^G + ((Q K^T) * Gamma) v_new),   Gamma_ij = exp(G_i - G_j) for j <= i, else 0,
+// G the within-chunk cumulative log decay (zero without g). As FLA's chunk_fwd_o, (Q K^T) * Gamma is rounded
+// to the input dtype before its product with v_new; products accumulate in fp32.
+inline constexpr int kOutputColumns = 64;
+
+struct OutputFwdParams {
+  Dtype dtype = Dtype::kBF16;     // of q, k, v_new, h and o: kBF16 or kFP16
+  const void* q = nullptr;        // [tokens, H, K]
+  const void* k = nullptr;        // [tokens, H, K]
+  const void* v_new = nullptr;    // [tokens, H, V]
+  const void* h = nullptr;        // [chunks, H, K, V]: the state at each chunk's start
+  const float* g = nullptr;       // [tokens, H] per-step log decay, or null
+  void* o = nullptr;              // [tokens, H, V]
+  const int64_t* seq_starts = nullptr;    // as StateFwdParams
+  const int64_t* chunk_starts = nullptr;
+  int64_t chunks = 0;                     // with seq_starts: chunk_starts[N] (the host's copy)
+  int64_t N = 0, T = 0, H = 0, K = 0, V = 0;
+  float scale = 1.0f;
+};
+
+// Throws as chunk_state_forward does.
+void chunk_output_forward(const OutputFwdParams& p, void* stream);
+
+// The delta rules' UT transform, one block a (chunk, head):
+//   A = strict_lower(diag(beta) K K^T * Gamma),  T = (I + A)^-1,  W = T diag(beta e^G) K,  U = T diag(beta) V,
+// Gamma as above (ones without g). K K^T on wgmma; T by substitution in fp32, a column a thread in
+// registers; W's and U's products on wgmma with T diag(beta e^G) and T diag(beta) rounded to the dtype
+// (FLA rounds diag(beta e^G) K and T instead: the same error).
+struct UtFwdParams {
+  Dtype dtype = Dtype::kBF16;     // of k, v, w and u: kBF16 or kFP16
+  const void* k = nullptr;        // [tokens, H, K]
+  const void* v = nullptr;        // [tokens, H, V]
+  const float* beta = nullptr;    // [tokens, H]
+  const float* g = nullptr;       // [tokens, H] per-step log decay, or null
+  void* w = nullptr;              // [tokens, H, K]
+  void* u = nullptr;              // [tokens, H, V]
+  const int64_t* seq_starts = nullptr;    // as OutputFwdParams
+  const int64_t* chunk_starts = nullptr;
+  int64_t chunks = 0;
+  int64_t N = 0, T = 0, H = 0, K = 0, V = 0;
+};
+
+// K 64 or 128, V a multiple of 64 up to 256; throws as chunk_state_forward does.
+void chunk_ut_forward(const UtFwdParams& p, void* stream);
 
 }  // namespace deltabench::cuda::sm90

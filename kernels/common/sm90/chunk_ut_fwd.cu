@@ -1,0 +1,187 @@
+// The delta rules' UT transform on Hopper's warpgroup products (wgmma), version 1: see sm90_kernels.h for
+// what it computes, kernels/delta_rule/NOTES.md ("Hopper version 1") for the design.
+//
+// One block (one warpgroup, 128 threads) a (chunk, head). The chunk's K comes by cp.async twice, as the
+// K-major tile of K K^T (both operands) and as 64-column N-major tiles for W = T' K, and V as 64-column
+// N-major tiles for U = T'' V (zero-filled past the sequence's end). Then:
+//   1. K K^T on wgmma; A = beta_i (K K^T)_ij exp(G_i - G_j) below the diagonal, fp32 in shared memory;
+//   2. T = (I + A)^-1 by forward substitution, one column a thread (64 threads), the column in registers:
+//      fully unrolled, so that every thread reads the same A_im at each step (a broadcast);
+//   3. the thread of column j scales it by beta_j e^(G_j) (T' = T diag(beta e^G)) and by beta_j
+//      (T'' = T diag(beta)), both rounded into K-major tiles;
+//   4. W and U a 64-column tile at a time on wgmma, out in pairs of columns.
+
+#include "kernels/common/sm90/checks.h"
+#include "kernels/common/sm90/common.cuh"
+#include "kernels/common/sm90/sm90_kernels.h"
+
+#include <cuda_runtime.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace deltabench::cuda::sm90 {
+namespace {
+
+using namespace cute;
+using namespace sm90::detail;
+
+constexpr int kC = kStateChunk;
+constexpr int kThreads = kWarpgroupThreads;
+constexpr int kMaxV = 256;
+constexpr int kLdA = kC + 1;  // A's fp32 rows, padded
+
+template <class E, int KD>
+struct Tiles {
+  using LayoutK = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<E>{}, Shape<Int<kC>, Int<KD>>{}));  // K K^T
+  using LayoutT = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<E>{}, Shape<Int<kC>, Int<kC>>{}));  // T', T'' as A
+  using LayoutN = decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<E>{}, Shape<_64, Int<kC>>{}));     // a B tile
+  using MmaKK = decltype(make_tiled_mma(typename MmaOp<E, GMMA::Major::K, GMMA::Major::K>::type{}));
+  using MmaKN = decltype(make_tiled_mma(typename MmaOp<E, GMMA::Major::K, GMMA::Major::MN>::type{}));
+  static constexpr int kTile = cosize_v<LayoutN>;  // elements of one 64-column B tile
+};
+
+template <class E, int KD>
+struct alignas(1024) Smem {
+  using L = Tiles<E, KD>;
+  alignas(1024) E k[cosize_v<typename L::LayoutK>];
+  alignas(1024) E kn[KD / 64][L::kTile];
+  alignas(1024) E vn[kMaxV / 64][L::kTile];
+  alignas(1024) E tw[cosize_v<typename L::LayoutT>];
+  alignas(1024) E tu[cosize_v<typename L::LayoutT>];
+  float a[kC * kLdA];
+  float G[kC], beta[kC];
+};
+
+template <class E, int KD, bool kGated>
+__global__ void __launch_bounds__(kThreads) ut_forward_kernel(const UtFwdParams p) {
+#if defined(__CUDA_ARCH__) && defined(CUTE_ARCH_MMA_SM90A_ENABLED)
+  using L = Tiles<E, KD>;
+  extern __shared__ char smem_raw[];
+  auto& s = aligned_smem<Smem<E, KD>>(smem_raw);
+  const int tid = threadIdx.x;
+  const int64_t H = p.H, V = p.V;
+  const int64_t chunk = blockIdx.x, head = blockIdx.y;
+  const ChunkSpan span = locate_chunk(chunk, p.chunk_starts, p.seq_starts, p.N, p.T);
+  const int64_t t0 = span.t0;
+  const int rows = span.rows;
+  const int vtiles = static_cast<int>(V / 64);
+
+  Tensor sK = make_tensor(make_smem_ptr(s.k), typename L::LayoutK{});    // (C, KD)
+  Tensor sTw = make_tensor(make_smem_ptr(s.tw), typename L::LayoutT{});  // (C, C)
+  Tensor sTu = make_tensor(make_smem_ptr(s.tu), typename L::LayoutT{});
+  auto tile = [](E* base) { return make_tensor(make_smem_ptr(base), typename L::LayoutN{}); };  // (64 columns, C)
+
+  const E* k = static_cast<const E*>(p.k);
+  const E* v = static_cast<const E*>(p.v);
+  constexpr int kPieces = KD / 8;
+  for (int i = tid; i < kC * kPieces; i += kThreads) {
+    const int r = i / kPieces, f = (i % kPieces) * 8;
+    const bool valid = r < rows;
+    const E* src = k + (valid ? ((t0 + r) * H + head) * KD + f : 0);
+    copy16_zfill(&sK(r, f), src, valid);
+    copy16_zfill(&tile(s.kn[f / 64])(f % 64, r), src, valid);
+  }
+  for (int i = tid; i < kC * (vtiles * 8); i += kThreads) {
+    const int r = i / (vtiles * 8), c = (i % (vtiles * 8)) * 8;
+    const bool valid = r < rows;
+    copy16_zfill(&tile(s.vn[c / 64])(c % 64, r), v + (valid ? ((t0 + r) * H + head) * V + c : 0), valid);
+  }
+  commit();
+  if (tid < kC) s.beta[tid] = tid < rows ? p.beta[(t0 + tid) * H + head] : 0.0f;
+  if constexpr (kGated) {
+    if (tid < 32) chunk_cumsum(p.g + t0 * H + head, H, rows, s.G);
+  }
+  landed_for_wgmma<0>();
+
+  // 1. K K^T, then A below the diagonal (zero elsewhere: the substitution reads only below it).
+  typename L::MmaKK mma_a;
+  typename L::MmaKN mma_n;
+  {
+    auto thr = mma_a.get_thread_slice(tid);
+    Tensor acc = partition_fragment_C(mma_a, Shape<Int<kC>, Int<kC>>{});
+    clear(acc);
+    product(mma_a, thr.make_fragment_A(thr.partition_A(sK)), thr.make_fragment_B(thr.partition_B(sK)), acc);
+    Tensor coord = mma_a.get_thread_slice(opaque_tid()).partition_C(make_identity_tensor(Shape<Int<kC>, Int<kC>>{}));
+    CUTE_UNROLL
+    for (int i = 0; i < size(acc); ++i) {
+      const int r = get<0>(coord(i)), c = get<1>(coord(i));
+      float x = c < r ? s.beta[r] * acc(i) : 0.0f;
+      if constexpr (kGated) x = c < r ? x * __expf(s.G[r] - s.G[c]) : 0.0f;
+      s.a[r * kLdA + c] = x;
+    }
+  }
+  __syncthreads();
+
+  // 2. and 3. Column j of T: x_i = [i == j] - sum_{m < i} A_im x_m (zero above the diagonal by itself).
+  if (tid < kC) {
+    const int j = tid;
+    float x[kC];
+    CUTE_UNROLL
+    for (int i = 0; i < kC; ++i) {
+      float sum = i == j ? 1.0f : 0.0f;
+      CUTE_UNROLL
+      for (int m = 0; m < i; ++m) sum -= s.a[i * kLdA + m] * x[m];
+      x[i] = sum;
+    }
+    const float bw = kGated ? s.beta[j] * __expf(s.G[j]) : s.beta[j], bu = s.beta[j];
+    CUTE_UNROLL
+    for (int i = 0; i < kC; ++i) {
+      store_shared_u16(&sTw(i, j), E(x[i] * bw).raw());
+      store_shared_u16(&sTu(i, j), E(x[i] * bu).raw());
+    }
+  }
+  cutlass::arch::fence_view_async_shared();
+  __syncthreads();
+
+  // 4. W = T' K and U = T'' V, a 64-column tile at a time.
+  auto thr = mma_n.get_thread_slice(tid);
+  Tensor acc = partition_fragment_C(mma_n, Shape<Int<kC>, _64>{});
+  Tensor coord = mma_n.get_thread_slice(opaque_tid()).partition_C(make_identity_tensor(Shape<Int<kC>, _64>{}));
+  auto out = [&](E* dst, int64_t width, int col0) {
+    CUTE_UNROLL
+    for (int i = 0; i < size(acc); i += 2) {
+      const int r = get<0>(coord(i)), c = get<1>(coord(i));
+      if (r < rows) *reinterpret_cast<uint32_t*>(dst + ((t0 + r) * H + head) * width + col0 + c) = pack_as<E>(acc(i), acc(i + 1));
+    }
+  };
+  Tensor tTw = thr.make_fragment_A(thr.partition_A(sTw));
+  Tensor tTu = thr.make_fragment_A(thr.partition_A(sTu));
+  for (int jt = 0; jt < KD / 64; ++jt) {
+    clear(acc);
+    product(mma_n, tTw, thr.make_fragment_B(thr.partition_B(tile(s.kn[jt]))), acc);
+    out(static_cast<E*>(p.w), KD, jt * 64);
+  }
+  for (int jt = 0; jt < vtiles; ++jt) {
+    clear(acc);
+    product(mma_n, tTu, thr.make_fragment_B(thr.partition_B(tile(s.vn[jt]))), acc);
+    out(static_cast<E*>(p.u), V, jt * 64);
+  }
+#endif
+}
+
+template <class E, int KD, bool kGated>
+void launch(const UtFwdParams& p, int64_t chunks, cudaStream_t stream) {
+  launch_warpgroup<Smem<E, KD>>("sm90::chunk_ut_forward", ut_forward_kernel<E, KD, kGated>,
+                                dim3(static_cast<unsigned>(chunks), static_cast<unsigned>(p.H)), stream, p);
+}
+
+template <class E>
+void dispatch(const UtFwdParams& p, int64_t chunks, cudaStream_t stream) {
+  if (p.K == 64) return p.g ? launch<E, 64, true>(p, chunks, stream) : launch<E, 64, false>(p, chunks, stream);
+  return p.g ? launch<E, 128, true>(p, chunks, stream) : launch<E, 128, false>(p, chunks, stream);
+}
+
+}  // namespace
+
+void chunk_ut_forward(const UtFwdParams& p, void* stream) {
+  detail::CallShape shape{p.dtype, p.N, p.T, p.H, p.K, p.V, p.seq_starts, p.chunk_starts, p.chunks, kMaxV, true};
+  const int64_t chunks = detail::check_call("sm90::chunk_ut_forward", shape, {{"k", p.k}, {"v", p.v}, {"w", p.w}, {"u", p.u}});
+  if (p.beta == nullptr) throw std::invalid_argument("sm90::chunk_ut_forward: beta is required (got null)");
+  if (chunks <= 0) return;
+  const auto s = static_cast<cudaStream_t>(stream);
+  if (p.dtype == Dtype::kBF16) return dispatch<cutlass::bfloat16_t>(p, chunks, s);
+  return dispatch<cutlass::half_t>(p, chunks, s);
+}
+
+}  // namespace deltabench::cuda::sm90

@@ -1,0 +1,169 @@
+#pragma once
+// What the sm_90a kernels (kernels/common/sm90/*.cu) share: CuTe's warpgroup product atoms for the 16-bit
+// dtypes, 16-byte cp.async copies that zero-fill past a sequence's end, 4-byte shared stores of
+// accumulator pairs, one waited-for wgmma batch, a chunk's cumulative log decay by one warp, where a chunk
+// lies, the aligned shared memory, and the launch.
+
+#include <cute/tensor.hpp>
+#include <cutlass/arch/barrier.h>
+#include <cutlass/numeric_types.h>
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+namespace deltabench::cuda::sm90::detail {
+
+using namespace cute;
+
+inline constexpr int kWarpgroupThreads = 128;  // every sm_90a kernel here is one warpgroup a block
+
+// The 64 x 64 x 16 warpgroup product of element type E with fp32 accumulation, A and B majorness given.
+template <class E, GMMA::Major A, GMMA::Major B>
+struct MmaOp;
+template <GMMA::Major A, GMMA::Major B>
+struct MmaOp<cutlass::bfloat16_t, A, B> {
+  using type = SM90_64x64x16_F32BF16BF16_SS<A, B>;
+};
+template <GMMA::Major A, GMMA::Major B>
+struct MmaOp<cutlass::half_t, A, B> {
+  using type = SM90_64x64x16_F32F16F16_SS<A, B>;
+};
+
+__device__ __forceinline__ void copy16_zfill(void* dst, const void* src, bool valid) {
+  const auto to = static_cast<unsigned>(__cvta_generic_to_shared(dst));
+  const int bytes = valid ? 16 : 0;  // 0: the 16 bytes are zero-filled, nothing is read
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(to), "l"(src), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int kPending>
+__device__ __forceinline__ void wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
+}
+
+// Waits for this thread's copies but the newest kPending groups, then makes every thread's copies and
+// shared stores visible to the block and to wgmma (the async proxy): the step before a product reads them.
+template <int kPending>
+__device__ __forceinline__ void landed_for_wgmma() {
+  wait<kPending>();
+  cutlass::arch::fence_view_async_shared();
+  __syncthreads();
+}
+
+// Two values rounded to E, the first in the low half: two adjacent elements of a row. The accumulators of
+// a 64 x N wgmma hold columns in pairs: value i (even) and i + 1 of a thread are (m, n) and (m, n + 1).
+template <class E>
+__device__ __forceinline__ uint32_t pack_as(float a, float b) {
+  return uint32_t(E(a).raw()) | (uint32_t(E(b).raw()) << 16);
+}
+
+// A 4-byte store to shared memory (STS; CuTe's swizzled pointers leave generic addresses otherwise).
+__device__ __forceinline__ void store_shared(const void* p, uint32_t bits) {
+  const auto to = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(to), "r"(bits) : "memory");
+}
+
+// A 2-byte store to shared memory.
+__device__ __forceinline__ void store_shared_u16(const void* p, uint16_t bits) {
+  const auto to = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  asm volatile("st.shared.b16 [%0], %1;\n" ::"r"(to), "h"(bits) : "memory");
+}
+
+// threadIdx.x, read so that the compiler cannot tell it equal to an earlier read.
+__device__ __forceinline__ int opaque_tid() {
+  int t;
+  asm volatile("mov.u32 %0, %%tid.x;\n" : "=r"(t));
+  return t;
+}
+
+// One wgmma batch: acc (+)= A B, issued by the warpgroup and waited for.
+template <class Mma, class TA, class TB, class TC>
+__device__ __forceinline__ void product(Mma& mma, const TA& a, const TB& b, TC& acc) {
+  warpgroup_fence_operand(acc);
+  warpgroup_arrive();
+  gemm(mma, a, b, acc);
+  warpgroup_commit_batch();
+  warpgroup_wait<0>();
+  warpgroup_fence_operand(acc);
+}
+
+// The inclusive cumulative sum of g[0], g[stride], ... over the chunk's first `rows` tokens (zeros after
+// them) into G[0..63], by the 32 lanes of one warp: two tokens a lane, a scan over the lanes. Call from
+// every lane of the warp; G is visible to the others after a barrier.
+__device__ __forceinline__ void chunk_cumsum(const float* g, int64_t stride, int rows, float* G) {
+  const int lane = threadIdx.x % 32;
+  float a = 0.0f, c = 0.0f;
+  if (2 * lane < rows) a = g[(2 * lane) * stride];
+  if (2 * lane + 1 < rows) c = g[(2 * lane + 1) * stride];
+  c += a;
+  float sum = c;
+#pragma unroll
+  for (int d = 1; d < 32; d *= 2) {
+    const float o = __shfl_up_sync(0xffffffffu, sum, d);
+    if (lane >= d) sum += o;
+  }
+  const float before = sum - c;  // the lanes below this one
+  G[2 * lane] = before + a;
+  G[2 * lane + 1] = before + c;
+}
+
+// Where a chunk of a chunk-parallel grid lies: its first token and its rows of the sequence (at most 64).
+// Chunks are numbered over the batch: N ceil(T / 64) of N equal lengths, or chunk_starts[N] of a varlen
+// batch (chunk_starts[n] <= chunk < chunk_starts[n + 1], found by a binary search).
+struct ChunkSpan {
+  int64_t t0;
+  int rows;
+};
+__device__ __forceinline__ ChunkSpan locate_chunk(int64_t chunk, const int64_t* chunk_starts, const int64_t* seq_starts,
+                                                  int64_t N, int64_t T) {
+  int64_t t_begin, t_end, local;
+  if (chunk_starts) {
+    int64_t lo = 0, hi = N;
+    while (hi - lo > 1) {
+      const int64_t mid = (lo + hi) / 2;
+      if (chunk_starts[mid] <= chunk) {
+        lo = mid;
+      } else {
+        hi = mid;
+      }
+    }
+    local = chunk - chunk_starts[lo];
+    t_begin = seq_starts[lo];
+    t_end = seq_starts[lo + 1];
+  } else {
+    const int64_t per = (T + 63) / 64;
+    local = chunk % per;
+    t_begin = (chunk / per) * T;
+    t_end = t_begin + T;
+  }
+  const int64_t t0 = t_begin + local * 64;
+  return {t0, t_end - t0 < 64 ? static_cast<int>(t_end - t0) : 64};
+}
+
+// The 1024-byte-aligned start of the dynamic shared memory (the launch asks for 1024 bytes of slack), by
+// pointer arithmetic on the __shared__ array: a round trip through an integer would lose the address
+// space, and every access would go through 64-bit generic addresses.
+template <class Storage>
+__device__ __forceinline__ Storage& aligned_smem(char* raw) {
+  const unsigned misaligned = static_cast<unsigned>(__cvta_generic_to_shared(raw)) & 1023u;
+  return *reinterpret_cast<Storage*>(raw + ((1024u - misaligned) & 1023u));
+}
+
+// Launches kernel<<<grid, kWarpgroupThreads, sizeof(Storage) + 1024 bytes>>>(p) on `stream` (the 1024: the slack
+// aligned_smem takes), the kernel's dynamic shared-memory limit raised first; throws std::runtime_error
+// ("<who>: ...") where either fails.
+template <class Storage, class Params>
+void launch_warpgroup(const char* who, void (*kernel)(Params), dim3 grid, cudaStream_t stream, const Params& p) {
+  const size_t bytes = sizeof(Storage) + 1024;
+  if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)) != cudaSuccess) {
+    throw std::runtime_error(std::string(who) + ": cannot give the kernel " + std::to_string(bytes) +
+                             " bytes of shared memory: " + cudaGetErrorString(cudaGetLastError()));
+  }
+  kernel<<<grid, kWarpgroupThreads, bytes, stream>>>(p);
+  const auto err = cudaGetLastError();
+  if (err != cudaSuccess) throw std::runtime_error(std::string(who) + ": launch failed: " + cudaGetErrorString(err));
+}
+
+}  // namespace deltabench::cuda::sm90::detail

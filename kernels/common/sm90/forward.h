@@ -1,0 +1,28 @@
+#pragma once
+// The Hopper forward (issue 14), FLA's stages on deltabench's sm_90a kernels (kernels/common/sm90/):
+// for the delta rules the UT transform (W, U), then the state pass (h at each chunk's start, v_new), then
+// the output; for linear attention U = v and no W. Inputs as the ops take them (kernels/README.md):
+// q, k [B, T, H, K] and v [B, T, H, V] in bf16 or fp16, contiguous, k L2-normalised by the caller for the
+// delta rules; beta [B, T, H] and g [B, T, H] (per-step log decay) fp32; h0 [N, H, K, V] fp32 or undefined;
+// cu_seqlens [N + 1] (int64 on the device, with B = 1) or undefined. Forward only, no autograd: it is not
+// yet what any op calls (its test and stage_bench compare it with the ops and FLA). Throws the kernels'
+// sentences where a call is not theirs.
+
+#include "kernels/family_id.h"
+
+#include <ATen/core/Tensor.h>
+
+#include <utility>
+
+namespace deltabench::sm90 {
+
+struct ForwardOutputs {
+  at::Tensor o;            // [B, T, H, V], the inputs' dtype
+  at::Tensor final_state;  // [N, H, K, V] fp32, or undefined where not asked
+};
+
+ForwardOutputs chunk_forward(Family family, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                             const at::Tensor& beta, const at::Tensor& g, const at::Tensor& h0,
+                             const at::Tensor& cu_seqlens, double scale, bool final_state);
+
+}  // namespace deltabench::sm90
