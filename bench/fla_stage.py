@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Times FLA's forward state pass (chunk_gated_delta_rule_fwd_h) on bench/stage_bench.cpp's shapes, beside
-stage_bench's rows, and writes one table.
+"""Times FLA's forward state pass (chunk_gated_delta_rule_fwd_h) and its whole forward (chunk_delta_rule,
+chunk_gated_delta_rule) on bench/stage_bench.cpp's shapes, beside stage_bench's rows, and writes one table.
 
     fla_stage.py --ours stage_bench.json --out stage.md [--fla <dir holding an unmodified fla/ package>]
 
@@ -23,12 +23,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fla_compare import gpu_median_ms, import_fla  # noqa: E402
 
-NAME = re.compile(r"state_fwd/(\w+)/(\w+)/B(\d+)/T(\d+)/H(\d+)/K(\d+)")
+NAME = re.compile(r"(state_fwd|fwd)/(\w+)/(\w+)/B(\d+)/T(\d+)/H(\d+)/K(\d+)")
 
 
-def pass_bytes(B, T, H, K, V, gated):
-    """stage_bench.cpp's pass_bytes."""
+def stage_bytes(stage, B, T, H, K, V, gated):
+    """stage_bench.cpp's pass_bytes (state_fwd) and forward_bytes (fwd)."""
     tokens, chunks = B * T * H, B * ((T + 63) // 64) * H
+    if stage == "fwd":
+        return 2 * tokens * (2 * K + 2 * V) + 4 * tokens * (2 if gated else 1)
     return 2 * tokens * (2 * K + 2 * V) + 2 * chunks * K * V + (4 * tokens if gated else 0)
 
 
@@ -42,13 +44,13 @@ def main():
     bench = json.loads(Path(args.ours).read_text())
     context = bench.get("context", {})
     copy = float(context.get("copy_GB_per_s", "nan")) * 1e9
-    rows = {}  # (rule, B, T, H, K) -> {impl: (ms, call_ms) or error sentence}
+    rows = {}  # (stage, rule, B, T, H, K) -> {impl: (ms, call_ms) or error sentence}
     for b in bench["benchmarks"]:
         m = NAME.match(b["run_name"].split("/iterations:")[0])
         if not m:
             continue
-        impl, rule, B, T, H, K = m[1], m[2], *map(int, m.groups()[2:])
-        key = (rule, B, T, H, K)
+        stage, impl, rule, B, T, H, K = m[1], m[2], m[3], *map(int, m.groups()[3:])
+        key = (stage, rule, B, T, H, K)
         if b.get("error_occurred"):
             rows.setdefault(key, {})[impl] = " ".join(b.get("error_message", "").split())
         elif b.get("aggregate_name") == "median":
@@ -59,6 +61,8 @@ def main():
         try:
             fla_version, _ = import_fla(args.fla)
             from fla.ops.common.chunk_delta_h import chunk_gated_delta_rule_fwd_h
+            from fla.ops.delta_rule import chunk_delta_rule
+            from fla.ops.gated_delta_rule import chunk_gated_delta_rule
             from fla.ops.utils import chunk_local_cumsum
             fwd_h = chunk_gated_delta_rule_fwd_h
         except Exception as e:  # our rows must not be lost with FLA
@@ -67,52 +71,64 @@ def main():
 
     if fwd_h is not None:
         import torch
-        for (rule, B, T, H, K), impls in rows.items():
+        for (stage, rule, B, T, H, K), impls in rows.items():
             V = K
             gated = rule == "gated_delta_rule"
             try:
                 torch.manual_seed(0)
                 k = torch.randn(B, T, H, K, device="cuda")
                 k = k / k.norm(dim=-1, keepdim=True)
-                w = (k * torch.randn(B, T, H, 1, device="cuda").sigmoid()).bfloat16()
-                k = k.bfloat16()
-                u = torch.randn(B, T, H, V, device="cuda").bfloat16()
-                g = None
-                if gated:
+                logdecay = torch.nn.functional.logsigmoid(torch.randn(B, T, H, device="cuda")) / 16
+                if stage == "fwd":  # the op, as kernels_bench draws its inputs
+                    q = torch.randn(B, T, H, K, device="cuda").bfloat16()
+                    v = torch.randn(B, T, H, V, device="cuda").bfloat16()
+                    beta = torch.randn(B, T, H, device="cuda").sigmoid()
+                    kb = k.bfloat16()
+                    if gated:
+                        fn = lambda: chunk_gated_delta_rule(q, kb, v, logdecay, beta)  # noqa: E731
+                    else:
+                        fn = lambda: chunk_delta_rule(q, kb, v, beta)  # noqa: E731
+                else:
+                    w = (k * torch.randn(B, T, H, 1, device="cuda").sigmoid()).bfloat16()
+                    kb = k.bfloat16()
+                    u = torch.randn(B, T, H, V, device="cuda").bfloat16()
                     # In log2 units, as FLA's chunk_gated_delta_rule_fwd passes it (scale RCP_LN2).
-                    g = chunk_local_cumsum(torch.nn.functional.logsigmoid(torch.randn(B, T, H, device="cuda")) / 16,
-                                           chunk_size=64, scale=1 / math.log(2))
-                fn = lambda: fwd_h(k=k, w=w, u=u, g=g, output_final_state=False)  # noqa: E731
-                fn()  # autotunes
-                torch.cuda.synchronize()
-                impls["fla"] = gpu_median_ms(fn)
+                    g = chunk_local_cumsum(logdecay, chunk_size=64, scale=1 / math.log(2)) if gated else None
+                    fn = lambda: fwd_h(k=kb, w=w, u=u, g=g, output_final_state=False)  # noqa: E731
+                with torch.no_grad():
+                    fn()  # autotunes
+                    torch.cuda.synchronize()
+                    impls["fla"] = gpu_median_ms(fn)
             except Exception as e:
                 impls["fla"] = f"{type(e).__name__}: {e}".splitlines()[0]
-            print(f"fla_stage: {rule} B{B} T{T} H{H} K{K}: {impls['fla']}", file=sys.stderr, flush=True)
+            print(f"fla_stage: {stage} {rule} B{B} T{T} H{H} K{K}: {impls['fla']}", file=sys.stderr, flush=True)
 
-    lines = [f"# The forward's state pass (chunk_delta_h), {context.get('device', 'unknown device')}",
+    lines = [f"# The Hopper forward, stage and whole, {context.get('device', 'unknown device')}",
              "",
              f"stage_bench at commit {context.get('commit', 'unknown')}, torch {context.get('torch', '?')}; FLA "
              f"{fla_version or '(not timed: ' + why_not + ')'}; copy rate measured in the run "
              f"{copy / 1e9:.0f} GB/s. bf16, V = K; medians of 15, L2 flushed; ms is the GPU's time, call_ms the "
-             "call from an idle GPU. GB/s and % of copy: the 16-bit pass's bytes (W, K, U, g read; h, v_new "
-             "written) over ms.",
+             "call from an idle GPU. GB/s and % of copy: the bytes a pass that moves each byte once would move "
+             "(state_fwd: W, K, U, g read, h and v_new written; fwd: q, k, v, beta, g read, o written) over ms. "
+             "state_fwd: the state pass alone (sm90: kernels/common/sm90; walk: the training pair's TF32 walk; "
+             "fla: chunk_gated_delta_rule_fwd_h). fwd: the whole forward (sm90: sm90::chunk_forward; fused: the "
+             "op under backend kernel; fla: chunk_delta_rule / chunk_gated_delta_rule).",
              "",
-             "| rule | B x T | H | K | impl | ms | call_ms | GB/s | % of copy | / FLA |",
-             "|---|---|---:|---:|---|---:|---:|---:|---:|---:|"]
-    for (rule, B, T, H, K), impls in rows.items():
+             "| stage | rule | B x T | H | K | impl | ms | call_ms | GB/s | % of copy | / FLA |",
+             "|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|"]
+    for (stage, rule, B, T, H, K), impls in rows.items():
         fla = impls.get("fla")
-        for impl in ("sm90", "walk", "fla"):
+        for impl in ("sm90", "walk", "fused", "fla"):
             if impl not in impls:
                 continue
             r = impls[impl]
             if isinstance(r, str):
-                lines.append(f"| {rule} | {B} x {T} | {H} | {K} | {impl} | not timed: {r} | | | | |")
+                lines.append(f"| {stage} | {rule} | {B} x {T} | {H} | {K} | {impl} | not timed: {r} | | | | |")
                 continue
             ms, call_ms = r
-            gbs = pass_bytes(B, T, H, K, K, rule == "gated_delta_rule") / (ms / 1e3) / 1e9
+            gbs = stage_bytes(stage, B, T, H, K, K, rule == "gated_delta_rule") / (ms / 1e3) / 1e9
             ratio = f"{ms / fla[0]:.2f}" if isinstance(fla, tuple) else ""
-            lines.append(f"| {rule} | {B} x {T} | {H} | {K} | {impl} | {ms:.3f} | {call_ms:.3f} | {gbs:.0f} | "
+            lines.append(f"| {stage} | {rule} | {B} x {T} | {H} | {K} | {impl} | {ms:.3f} | {call_ms:.3f} | {gbs:.0f} | "
                          f"{100 * gbs * 1e9 / copy:.0f} | {ratio} |")
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -1,9 +1,13 @@
-// The chunked forward's state pass alone, FLA's chunk_gated_delta_rule_fwd_h stage: per chunk of 64
-// tokens v_new = U - W S, S <- gamma S + (K decayed)^T v_new, writing the state at each chunk's start and
-// v_new. Our two implementations side by side, on the same shapes as bench/fla_stage.py times FLA's:
-//   state_fwd/sm90/<rule>/B/T/H/K:  kernels/common/sm90 (wgmma on 16-bit operands, h and v_new 16-bit)
+// The Hopper forward (kernels/common/sm90) against what the ops run today, stage and whole, on the same
+// shapes as bench/fla_stage.py times FLA's:
+//   state_fwd/sm90/<rule>/B/T/H/K:  the state pass alone, FLA's chunk_gated_delta_rule_fwd_h stage (per chunk of
+//                                    64 tokens v_new = U - W S, S <- gamma S + (K decayed)^T v_new, writing the
+//                                    state at each chunk's start and v_new), wgmma on 16-bit operands
 //   state_fwd/walk/<rule>/B/T/H/K:  the chunked training pair's forward walk (kernels/common/chunk_state.cu:
-//                                    fp32 buffers [BH, NT, C, *], TF32 products), what the op runs today
+//                                    fp32 buffers [BH, NT, C, *], TF32 products), what training runs today
+//   fwd/sm90/<rule>/B/T/H/K:        the whole forward on the sm_90a kernels (sm90::chunk_forward: UT transform,
+//                                    state pass, output)
+//   fwd/fused/<rule>/B/T/H/K:       the op's forward under backend kernel (the fused forward of version 2c)
 // Timing as kernels_bench (bench/gpu_timing.h): median of 15, L2 flushed, the GPU's time (ms) and the call
 // from an idle GPU (call_ms). Counters: GB_per_s and pct_of_copy of the 16-bit pass's bytes (W, K and U
 // read; h and v_new written; g read) at this machine's measured copy rate, the floor of a pass that
@@ -13,12 +17,16 @@
 
 #include "bench/gpu_timing.h"
 #include "kernels/common/cuda_kernels.h"
+#include "kernels/common/sm90/forward.h"
 #include "kernels/common/sm90/sm90_kernels.h"
+#include "kernels/family.h"
 
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
+#include <c10/core/GradMode.h>
 #include <benchmark/benchmark.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -40,9 +48,14 @@ const std::vector<Shape> kShapes = {
 deltabench::bench::Rates g_rates;
 const at::TensorOptions kCuda = at::TensorOptions().device(at::kCUDA);
 
-std::string name(const std::string& impl, bool gated, const Shape& s) {
-  return "state_fwd/" + impl + "/" + (gated ? "gated_delta_rule" : "delta_rule") + "/B" + std::to_string(s.B) + "/T" +
+std::string name(const std::string& stage, const std::string& impl, bool gated, const Shape& s) {
+  return stage + "/" + impl + "/" + (gated ? "gated_delta_rule" : "delta_rule") + "/B" + std::to_string(s.B) + "/T" +
          std::to_string(s.T) + "/H" + std::to_string(s.H) + "/K" + std::to_string(s.K);
+}
+
+double forward_bytes(const Shape& s, bool gated) {
+  const double tokens = static_cast<double>(s.B * s.T * s.H);
+  return 2.0 * tokens * (2 * s.K + 2 * s.V) + 4.0 * tokens * (gated ? 2 : 1);
 }
 
 double pass_bytes(const Shape& s, bool gated) {
@@ -70,7 +83,7 @@ Inputs make_inputs(const Shape& s, bool gated) {
   return in;
 }
 
-void report(benchmark::State& state, const Shape& s, bool gated, const std::function<void()>& fn) {
+void report(benchmark::State& state, double bytes, const std::function<void()>& fn) {
   fn();  // warm-up
   at::cuda::getCurrentCUDAStream().synchronize();
   for (auto _ : state) {
@@ -79,8 +92,8 @@ void report(benchmark::State& state, const Shape& s, bool gated, const std::func
     state.SetIterationTime(ms / 1e3);
     state.counters["ms"] = ms;
     state.counters["call_ms"] = call_ms;
-    state.counters["GB_per_s"] = pass_bytes(s, gated) / (ms / 1e3) / 1e9;
-    state.counters["pct_of_copy"] = 100.0 * pass_bytes(s, gated) / g_rates.bytes_per_s / (ms / 1e3);
+    state.counters["GB_per_s"] = bytes / (ms / 1e3) / 1e9;
+    state.counters["pct_of_copy"] = 100.0 * bytes / g_rates.bytes_per_s / (ms / 1e3);
   }
 }
 
@@ -107,7 +120,7 @@ void run_sm90(benchmark::State& state, const Shape& s, bool gated) {
   p.K = s.K;
   p.V = s.V;
   const auto stream = at::cuda::getCurrentCUDAStream().stream();
-  report(state, s, gated, [&] { deltabench::cuda::sm90::chunk_state_forward(p, stream); });
+  report(state, pass_bytes(s, gated), [&] { deltabench::cuda::sm90::chunk_state_forward(p, stream); });
 }
 
 void run_walk(benchmark::State& state, const Shape& s, bool gated) {
@@ -144,7 +157,47 @@ void run_walk(benchmark::State& state, const Shape& s, bool gated) {
   p.v_new = v_new.data_ptr<float>();
   p.tf32 = true;
   const auto stream = at::cuda::getCurrentCUDAStream().stream();
-  report(state, s, gated, [&] { deltabench::cuda::chunk_state_forward(p, stream); });
+  report(state, pass_bytes(s, gated), [&] { deltabench::cuda::chunk_state_forward(p, stream); });
+}
+
+// The whole forward: q, k, v [B, T, H, K] bf16 (k unit-norm), beta = sigmoid, g = logsigmoid / 16, as
+// kernels_bench draws a case's inputs.
+void run_forward(benchmark::State& state, const Shape& s, bool gated, bool sm90) {
+  std::string why;
+  if (sm90 && !deltabench::cuda::sm90::available(&why)) {
+    state.SkipWithError(why.c_str());
+    return;
+  }
+  const c10::NoGradGuard no_grad;
+  at::manual_seed(0);
+  const auto f32 = kCuda.dtype(at::kFloat);
+  deltabench::SequenceInputs in;
+  in.q = at::randn({s.B, s.T, s.H, s.K}, f32).to(at::kBFloat16);
+  const auto k = at::randn({s.B, s.T, s.H, s.K}, f32);
+  in.k = (k / k.norm(2, -1, true)).to(at::kBFloat16);
+  in.v = at::randn({s.B, s.T, s.H, s.V}, f32).to(at::kBFloat16);
+  in.beta = at::randn({s.B, s.T, s.H}, f32).sigmoid();
+  if (gated) in.g = at::log_sigmoid(at::randn({s.B, s.T, s.H}, f32)) / 16.0;
+  const auto family = gated ? deltabench::Family::kGatedDeltaRule : deltabench::Family::kDeltaRule;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(s.K));
+  std::function<void()> fn;
+  if (sm90) {
+    fn = [&] {
+      benchmark::DoNotOptimize(
+          deltabench::sm90::chunk_forward(family, in.q, in.k, in.v, in.beta, in.g, {}, {}, scale, false).o);
+    };
+  } else {
+    deltabench::SequenceOptions options;
+    options.backend = deltabench::BackendChoice::kKernel;
+    fn = [&, options] { benchmark::DoNotOptimize(deltabench::run_family(family, in, options).o); };
+  }
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+    return;
+  }
+  report(state, forward_bytes(s, gated), fn);
 }
 
 }  // namespace
@@ -155,19 +208,20 @@ int main(int argc, char** argv) {
     return 1;
   }
   g_rates = deltabench::bench::start_run("stage_bench");
+  const auto add = [](const std::string& row, std::function<void(benchmark::State&)> fn) {
+    benchmark::RegisterBenchmark(row.c_str(), [fn](benchmark::State& st) { fn(st); })
+        ->UseManualTime()
+        ->Iterations(1)
+        ->Repetitions(15)
+        ->ReportAggregatesOnly(true)
+        ->Unit(benchmark::kMillisecond);
+  };
   for (const auto& s : kShapes) {
     for (const bool gated : {false, true}) {
-      for (const std::string impl : {"sm90", "walk"}) {
-        benchmark::RegisterBenchmark(name(impl, gated, s).c_str(),
-                                     [s, gated, impl](benchmark::State& st) {
-                                       impl == "sm90" ? run_sm90(st, s, gated) : run_walk(st, s, gated);
-                                     })
-            ->UseManualTime()
-            ->Iterations(1)
-            ->Repetitions(15)
-            ->ReportAggregatesOnly(true)
-            ->Unit(benchmark::kMillisecond);
-      }
+      add(name("state_fwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_sm90(st, s, gated); });
+      add(name("state_fwd", "walk", gated, s), [s, gated](benchmark::State& st) { run_walk(st, s, gated); });
+      add(name("fwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_forward(st, s, gated, true); });
+      add(name("fwd", "fused", gated, s), [s, gated](benchmark::State& st) { run_forward(st, s, gated, false); });
     }
   }
   benchmark::Initialize(&argc, argv);

@@ -56,9 +56,10 @@
 #                                rule's at 16 x 2K (ncu.txt); then, where every test passed and DELTABENCH_THEN_WINDOW
 #                                names a suite, one window of it as --window runs it (its switches too), on the same build:
 #                                summary.md, build.log, tests.log, bench.json, ncu.txt (+ SUITE.sqlite, suite.log, window.md);
-#                                and (DELTABENCH_SM90=0: not) the sm_90a kernels' tests, sanitizers, their stage timed
-#                                beside the walk and FLA's (bench/stage_bench.cpp, bench/fla_stage.py: stage_bench.json,
-#                                stage.md) and profiled (ncu.txt); carry .whl holding nvidia-cutlass's wheel
+#                                and (DELTABENCH_SM90=0: not) the sm_90a kernels' tests, sanitizers, the Hopper forward
+#                                and its state pass timed beside ours today and FLA's (bench/stage_bench.cpp,
+#                                bench/fla_stage.py: stage_bench.json, stage.md) and profiled (ncu.txt); carry .whl
+#                                holding nvidia-cutlass's wheel
 #   scripts/device.sh --build    build every target in build-device/ (the binaries for a command's own steps)
 #   scripts/device.sh --harness  build, every test, then the README's GPU suite command (zoology-mqar, no flags: the
 #                                suite's own "cuda", the default runs per GPU) for DELTABENCH_SUITE_SECONDS
@@ -234,8 +235,8 @@ if ((stages)); then
     head -n 12 "$out/ncu.txt" | tee -a "$summary"
   fi
   # The sm_90a kernels (kernels/common/sm90; DELTABENCH_SM90=0: not): their tests, the sanitizers on the
-  # small ones, the state pass timed beside the TF32 walk and FLA's (stage_bench.json, stage.md) and
-  # profiled (appended to ncu.txt). Nothing trains on them yet, so a failure here says so and does not
+  # small ones, the state pass and the whole forward timed beside the TF32 walk, the fused forward and FLA's
+  # (stage_bench.json, stage.md) and profiled (appended to ncu.txt). Nothing trains on them yet, so a failure here says so and does not
   # stop a window.
   if [[ "${DELTABENCH_SM90:-1}" != 0 ]]; then
     start=$(date +%s)
@@ -258,10 +259,10 @@ if ((stages)); then
     cat "$out/stage.md" 2>/dev/null | tee -a "$summary" || tail -n 20 "$out/stage.tmp" | tee -a "$summary"
     rm -f "$out/stage.tmp"
     if command -v ncu >/dev/null; then
-      { echo; echo "== ncu: the sm90 state pass, delta rule 16 x 2K (SpeedOfLight, Occupancy, WarpStateStats)"; } >>"$out/ncu.txt"
-      timeout 120 ncu --kernel-name regex:state_forward_kernel --launch-skip 1 --launch-count 1 \
+      { echo; echo "== ncu: the sm90 forward's three kernels, delta rule 16 x 2K (SpeedOfLight, Occupancy, WarpStateStats)"; } >>"$out/ncu.txt"
+      timeout 150 ncu --kernel-name 'regex:(ut|state|output)_forward_kernel' --launch-skip 3 --launch-count 3 \
         --section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats \
-        "$build_dir/bench/stage_bench" --benchmark_filter='^state_fwd/sm90/delta_rule/B16/' \
+        "$build_dir/bench/stage_bench" --benchmark_filter='^fwd/sm90/delta_rule/B16/' \
         --benchmark_repetitions=1 >>"$out/ncu.txt" 2>&1
     fi
   fi
