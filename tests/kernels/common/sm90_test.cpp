@@ -469,6 +469,7 @@ TEST_CASE("cuda: the sm90 output equals its fp64 formula", "[cuda][sm90][small]"
 }
 
 TEST_CASE("cuda: the sm90 forward matches the fp64 recurrent reference, every family", "[cuda][sm90]") {
+  // T 1000 and a varlen batch of 1, 63, 65, 271 and 623 tokens, so partial chunks everywhere.
   REQUIRE(at::hasCUDA());
   if (!on_hopper()) return;
   uint64_t seed = 500;
@@ -499,10 +500,14 @@ TEST_CASE("cuda: the sm90 forward matches the fp64 recurrent reference, every fa
               f32(in.beta), f32(in.g), f32(options.initial_state),
               options.cu_seqlens.defined() ? options.cu_seqlens.to(at::kCUDA) : at::Tensor(), 1.0 / std::sqrt(double(K)), true);
           INFO(family_name(family) << " K " << K << (varlen ? " varlen" : "") << (initial ? " h0" : ""));
-          // FLA's bf16 bound on o is 0.003 (its figure on the same kind of inputs); ours has the same rounding points.
+          // The kernels round where FLA's forward rounds (W, U, h, v_new and P to 16 bits). An fp64 emulation of
+          // exactly those roundings on these inputs (B 2, T 1000, H 3, V 128; 2026-12-05, CPU) gave o 0.0034-0.0041
+          // for the delta rules and 0.0023 for linear attention, final states 0.0024-0.0035: above FLA's own figure
+          // of 0.0029 on its inputs and the ops' 0.003. fp16 intermediates (the fused forward's choice) gave o 0.0017
+          // in the same emulation: kernels/delta_rule/NOTES.md, Hopper version 1.
           const double o_err = testing::rel_rms(got.o, ref.o), s_err = testing::rel_rms(got.final_state, ref.final_state);
           INFO("o " << o_err << ", final state " << s_err);
-          CHECK(o_err <= 0.004);
+          CHECK(o_err <= 0.005);
           CHECK(s_err <= 0.005);
         }
       }
