@@ -34,6 +34,42 @@ def stage_bytes(stage, B, T, H, K, V, gated):
     return 2 * tokens * (2 * K + 2 * V) + 2 * chunks * K * V + (4 * tokens if gated else 0)
 
 
+def render(rows, context, copy, fla_version, why_not, out):
+    """Writes the table (whole, by rename: a run stopped by its time limit keeps what was timed) and returns it."""
+    lines = [f"# The Hopper forward, stage and whole, {context.get('device', 'unknown device')}",
+             "",
+             f"stage_bench at commit {context.get('commit', 'unknown')}, torch {context.get('torch', '?')}; FLA "
+             f"{fla_version or '(not timed: ' + why_not + ')'}; copy rate measured in the run "
+             f"{copy / 1e9:.0f} GB/s. bf16, V = K; medians of 15, L2 flushed; ms is the GPU's time, call_ms the "
+             "call from an idle GPU. GB/s and % of copy: the bytes a pass that moves each byte once would move "
+             "(state_fwd: W, K, U, g read, h and v_new written; fwd: q, k, v, beta, g read, o written) over ms. "
+             "state_fwd: the state pass alone (sm90: kernels/common/sm90; walk: the training pair's TF32 walk; "
+             "fla: chunk_gated_delta_rule_fwd_h). fwd: the whole forward (sm90: sm90::chunk_forward; fused: the "
+             "op under backend kernel; fla: chunk_delta_rule / chunk_gated_delta_rule).",
+             "",
+             "| stage | rule | B x T | H | K | impl | ms | call_ms | GB/s | % of copy | / FLA |",
+             "|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|"]
+    for (stage, rule, B, T, H, K), impls in rows.items():
+        fla = impls.get("fla")
+        for impl in ("sm90", "walk", "fused", "fla"):
+            if impl not in impls:
+                continue
+            r = impls[impl]
+            if isinstance(r, str):
+                lines.append(f"| {stage} | {rule} | {B} x {T} | {H} | {K} | {impl} | not timed: {r} | | | | |")
+                continue
+            ms, call_ms = r
+            gbs = stage_bytes(stage, B, T, H, K, K, rule == "gated_delta_rule") / (ms / 1e3) / 1e9
+            ratio = f"{ms / fla[0]:.2f}" if isinstance(fla, tuple) else ""
+            lines.append(f"| {stage} | {rule} | {B} x {T} | {H} | {K} | {impl} | {ms:.3f} | {call_ms:.3f} | {gbs:.0f} | "
+                         f"{100 * gbs * 1e9 / copy:.0f} | {ratio} |")
+    text = "\n".join(lines) + "\n"
+    tmp = out.with_suffix(out.suffix + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(out)
+    return text
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ours", required=True, help="stage_bench's --benchmark_out JSON")
@@ -102,36 +138,9 @@ def main():
             except Exception as e:
                 impls["fla"] = f"{type(e).__name__}: {e}".splitlines()[0]
             print(f"fla_stage: {stage} {rule} B{B} T{T} H{H} K{K}: {impls['fla']}", file=sys.stderr, flush=True)
+            render(rows, context, copy, fla_version, why_not, Path(args.out))
 
-    lines = [f"# The Hopper forward, stage and whole, {context.get('device', 'unknown device')}",
-             "",
-             f"stage_bench at commit {context.get('commit', 'unknown')}, torch {context.get('torch', '?')}; FLA "
-             f"{fla_version or '(not timed: ' + why_not + ')'}; copy rate measured in the run "
-             f"{copy / 1e9:.0f} GB/s. bf16, V = K; medians of 15, L2 flushed; ms is the GPU's time, call_ms the "
-             "call from an idle GPU. GB/s and % of copy: the bytes a pass that moves each byte once would move "
-             "(state_fwd: W, K, U, g read, h and v_new written; fwd: q, k, v, beta, g read, o written) over ms. "
-             "state_fwd: the state pass alone (sm90: kernels/common/sm90; walk: the training pair's TF32 walk; "
-             "fla: chunk_gated_delta_rule_fwd_h). fwd: the whole forward (sm90: sm90::chunk_forward; fused: the "
-             "op under backend kernel; fla: chunk_delta_rule / chunk_gated_delta_rule).",
-             "",
-             "| stage | rule | B x T | H | K | impl | ms | call_ms | GB/s | % of copy | / FLA |",
-             "|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|"]
-    for (stage, rule, B, T, H, K), impls in rows.items():
-        fla = impls.get("fla")
-        for impl in ("sm90", "walk", "fused", "fla"):
-            if impl not in impls:
-                continue
-            r = impls[impl]
-            if isinstance(r, str):
-                lines.append(f"| {stage} | {rule} | {B} x {T} | {H} | {K} | {impl} | not timed: {r} | | | | |")
-                continue
-            ms, call_ms = r
-            gbs = stage_bytes(stage, B, T, H, K, K, rule == "gated_delta_rule") / (ms / 1e3) / 1e9
-            ratio = f"{ms / fla[0]:.2f}" if isinstance(fla, tuple) else ""
-            lines.append(f"| {stage} | {rule} | {B} x {T} | {H} | {K} | {impl} | {ms:.3f} | {call_ms:.3f} | {gbs:.0f} | "
-                         f"{100 * gbs * 1e9 / copy:.0f} | {ratio} |")
-    Path(args.out).write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    print(render(rows, context, copy, fla_version, why_not, Path(args.out)))
 
 
 if __name__ == "__main__":

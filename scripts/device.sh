@@ -56,10 +56,12 @@
 #                                rule's at 16 x 2K (ncu.txt); then, where every test passed and DELTABENCH_THEN_WINDOW
 #                                names a suite, one window of it as --window runs it (its switches too), on the same build:
 #                                summary.md, build.log, tests.log, bench.json, ncu.txt (+ SUITE.sqlite, suite.log, window.md);
-#                                and (DELTABENCH_SM90=0: not) the sm_90a kernels' tests, sanitizers, the Hopper forward
-#                                and its state pass timed beside ours today and FLA's (bench/stage_bench.cpp,
-#                                bench/fla_stage.py: stage_bench.json, stage.md) and profiled (ncu.txt); carry .whl
-#                                holding nvidia-cutlass's wheel
+#                                with DELTABENCH_SM90=1, --sm90's checks too (they do not stop a window)
+#   scripts/device.sh --sm90     the sm_90a kernels (kernels/common/sm90): build kernels_cuda_tests and stage_bench, the
+#                                [sm90] tests, racecheck and memcheck on [sm90][small], the Hopper forward and its state
+#                                pass timed beside ours today and FLA's (bench/stage_bench.cpp, bench/fla_stage.py), the
+#                                three kernels profiled: summary.md, build.log, tests.log, stage_bench.json, stage.md,
+#                                ncu.txt. Carry .whl holding nvidia-cutlass's wheel (and .fla for FLA)
 #   scripts/device.sh --build    build every target in build-device/ (the binaries for a command's own steps)
 #   scripts/device.sh --harness  build, every test, then the README's GPU suite command (zoology-mqar, no flags: the
 #                                suite's own "cuda", the default runs per GPU) for DELTABENCH_SUITE_SECONDS
@@ -88,6 +90,8 @@ build_only=0
 [[ "${1:-}" == "--build" ]] && build_only=1
 stages=0
 [[ "${1:-}" == "--stages" ]] && stages=1
+sm90_only=0
+[[ "${1:-}" == "--sm90" ]] && sm90_only=1
 window_suite=""
 if [[ "${1:-}" == "--window" ]]; then
   window_suite="${2:-}"
@@ -152,6 +156,47 @@ kernel_benchmarks() {
   rm -rf "$report_dir"
 }
 
+# The sm_90a kernels (kernels/common/sm90): their tests (into tests.log), the sanitizers on the small ones,
+# the Hopper forward and its state pass timed beside ours today and FLA's (stage_bench.json, stage.md; FLA
+# from a carried .fla) and the three kernels profiled (appended to ncu.txt). Sets sm90_rc.
+sm90_checks() {
+  start=$(date +%s)
+  { echo "== kernels_cuda_tests [sm90]"; timeout 180 "$build_dir/tests/kernels_cuda_tests" '[sm90]'; } >>"$out/tests.log" 2>&1
+  sm90_tests=$?
+  note ""
+  note "- sm90 kernels: kernels_cuda_tests [sm90]: rc=$sm90_tests in $(($(date +%s) - start)) s (tests.log):"
+  sed -n '/== kernels_cuda_tests \[sm90\]/,$p' "$out/tests.log" | grep -E '^All tests passed|^test cases:|FAILED|with expansion|<=|sm90 kernels not run' |
+    head -n 24 | tee -a "$summary"
+  if [[ "${DELTABENCH_SANITIZE:-1}" != 0 ]] && command -v compute-sanitizer >/dev/null; then
+    for tool in racecheck memcheck; do
+      sanitize "$tool" '[sm90][small]' 90
+      san_rc=$?
+      ((san_rc != 0 && san_rc != 124)) && sm90_tests=1
+    done
+  fi
+  timeout "${DELTABENCH_STAGE_SECONDS:-120}" "$build_dir/bench/stage_bench" \
+    --benchmark_out="$out/stage_bench.json" --benchmark_out_format=json >"$out/stage.tmp" 2>&1 || status=1
+  fla_args=()
+  [[ -d "$root/.fla/fla" ]] && fla_args=(--fla "$root/.fla")
+  timeout "${DELTABENCH_FLA_SECONDS:-150}" "$python" "$root/bench/fla_stage.py" --ours "$out/stage_bench.json" \
+    --out "$out/stage.md" "${fla_args[@]}" >>"$out/stage.tmp" 2>&1 || status=1
+  note ""
+  if [[ -f "$out/stage.md" ]]; then
+    tee -a "$summary" <"$out/stage.md"
+  else
+    tail -n 20 "$out/stage.tmp" | tee -a "$summary"
+  fi
+  rm -f "$out/stage.tmp"
+  if command -v ncu >/dev/null; then
+    { echo; echo "== ncu: the sm90 forward's three kernels, delta rule 16 x 2K (SpeedOfLight, Occupancy, WarpStateStats)"; } >>"$out/ncu.txt"
+    timeout 100 ncu --kernel-name 'regex:(ut|state|output)_forward_kernel' --launch-skip 3 --launch-count 3 \
+      --section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats \
+      "$build_dir/bench/stage_bench" --benchmark_filter='^fwd/sm90/delta_rule/B16/' \
+      --benchmark_repetitions=1 >>"$out/ncu.txt" 2>&1
+  fi
+  sm90_rc=$sm90_tests
+}
+
 # Build ---------------------------------------------------------------------------------------
 start=$(date +%s)
 sqlite_args=()
@@ -162,6 +207,7 @@ targets=()
 ((build_only)) && [[ -n "${DELTABENCH_BUILD_TARGETS:-}" ]] && read -r -a targets <<<"--target $DELTABENCH_BUILD_TARGETS"
 [[ -n "$window_suite" ]] && targets=(--target deltabench)
 ((stages)) && targets=(--target kernels_cuda_tests train_cuda_tests models_cuda_tests kernels_bench stage_bench deltabench)
+((sm90_only)) && targets=(--target kernels_cuda_tests stage_bench)
 # CUTLASS's headers for the sm_90a kernels (cmake/Cute.cmake): the image's python has no nvidia-cutlass, so
 # carry its wheel in .whl (pip download --no-deps nvidia-cutlass==4.2.0.0 -d .whl); its headers are unpacked
 # into the build folder, where CMake looks.
@@ -194,6 +240,14 @@ if ((build_rc != 0)); then
   exit 1
 fi
 ((build_only)) && exit 0
+
+# --sm90: the sm_90a kernels alone.
+if ((sm90_only)); then
+  : >"$out/tests.log"
+  sm90_checks
+  note "status: $((sm90_rc != 0 || status != 0))"
+  exit $((sm90_rc != 0 || status != 0))
+fi
 
 # --stages: the chunked pair's kernels tested, timed against the ATen stages in the same run, and profiled by
 # kernel; then a window where asked and every test passed.
@@ -234,38 +288,9 @@ if ((stages)); then
     note "Nsight Compute, fwd_bwd_delta_rule at 16 x 2K, GPU time by kernel (ncu.txt):"
     head -n 12 "$out/ncu.txt" | tee -a "$summary"
   fi
-  # The sm_90a kernels (kernels/common/sm90; DELTABENCH_SM90=0: not): their tests, the sanitizers on the
-  # small ones, the state pass and the whole forward timed beside the TF32 walk, the fused forward and FLA's
-  # (stage_bench.json, stage.md) and profiled (appended to ncu.txt). Nothing trains on them yet, so a failure here says so and does not
-  # stop a window.
-  if [[ "${DELTABENCH_SM90:-1}" != 0 ]]; then
-    start=$(date +%s)
-    { echo "== kernels_cuda_tests [sm90]"; timeout 180 "$build_dir/tests/kernels_cuda_tests" '[sm90]'; } >>"$out/tests.log" 2>&1
-    sm90_tests=$?
-    note ""
-    note "- sm90 kernels: kernels_cuda_tests [sm90]: rc=$sm90_tests in $(($(date +%s) - start)) s (tests.log):"
-    sed -n '/== kernels_cuda_tests \[sm90\]/,$p' "$out/tests.log" | grep -E '^All tests passed|^test cases:|FAILED|with expansion|<=|sm90 kernels not run' |
-      head -n 24 | tee -a "$summary"
-    if [[ "${DELTABENCH_SANITIZE:-1}" != 0 ]] && command -v compute-sanitizer >/dev/null; then
-      for tool in racecheck memcheck; do sanitize "$tool" '[sm90][small]' 90; done
-    fi
-    timeout "${DELTABENCH_STAGE_SECONDS:-120}" "$build_dir/bench/stage_bench" \
-      --benchmark_out="$out/stage_bench.json" --benchmark_out_format=json >"$out/stage.tmp" 2>&1 || status=1
-    fla_args=()
-    [[ -d "$root/.fla/fla" ]] && fla_args=(--fla "$root/.fla")
-    timeout "${DELTABENCH_FLA_SECONDS:-200}" "$python" "$root/bench/fla_stage.py" --ours "$out/stage_bench.json" \
-      --out "$out/stage.md" "${fla_args[@]}" >>"$out/stage.tmp" 2>&1 || status=1
-    note ""
-    cat "$out/stage.md" 2>/dev/null | tee -a "$summary" || tail -n 20 "$out/stage.tmp" | tee -a "$summary"
-    rm -f "$out/stage.tmp"
-    if command -v ncu >/dev/null; then
-      { echo; echo "== ncu: the sm90 forward's three kernels, delta rule 16 x 2K (SpeedOfLight, Occupancy, WarpStateStats)"; } >>"$out/ncu.txt"
-      timeout 150 ncu --kernel-name 'regex:(ut|state|output)_forward_kernel' --launch-skip 3 --launch-count 3 \
-        --section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats \
-        "$build_dir/bench/stage_bench" --benchmark_filter='^fwd/sm90/delta_rule/B16/' \
-        --benchmark_repetitions=1 >>"$out/ncu.txt" 2>&1
-    fi
-  fi
+  # The sm_90a kernels too where asked (DELTABENCH_SM90=1; --sm90 runs them alone): nothing trains on
+  # them yet, so a failure there says so and does not stop a window.
+  [[ "${DELTABENCH_SM90:-0}" != 0 ]] && sm90_checks
   if ((kernel_tests != 0 || train_tests != 0)); then
     note "status: 1 (a test failed: no window)"
     exit 1
