@@ -2,16 +2,16 @@
 // shapes as bench/fla_stage.py times FLA's:
 //   state_fwd/sm90/<rule>/B/T/H/K:  the state pass alone, FLA's chunk_gated_delta_rule_fwd_h stage (per chunk of
 //                                    64 tokens v_new = U - W S, S <- gamma S + (K decayed)^T v_new, writing the
-//                                    state at each chunk's start and v_new), wgmma on 16-bit operands
+//                                    state at each chunk's start and v_new), wgmma on fp16 operands
 //   state_fwd/walk/<rule>/B/T/H/K:  the chunked training pair's forward walk (kernels/common/chunk_state.cu:
 //                                    fp32 buffers [BH, NT, C, *], TF32 products), what training runs today
 //   fwd/sm90/<rule>/B/T/H/K:        the whole forward on the sm_90a kernels (sm90::chunk_forward: UT transform,
 //                                    state pass, output)
 //   fwd/fused/<rule>/B/T/H/K:       the op's forward under backend kernel (the fused forward of version 2c)
 // Timing as kernels_bench (bench/gpu_timing.h): median of 15, L2 flushed, the GPU's time (ms) and the call
-// from an idle GPU (call_ms). Counters: GB_per_s and pct_of_copy of the 16-bit pass's bytes (W, K and U
-// read; h and v_new written; g read) at this machine's measured copy rate, the floor of a pass that
-// moves each byte once.
+// from an idle GPU (call_ms). Counters: GB_per_s and pct_of_copy of the bytes a pass that moves each byte
+// once would move (the state pass: W, K, U and g read, h and v_new written; the forward: q, k, v, beta and g
+// read, o written; 16-bit) at this machine's measured copy rate.
 //
 //   build/bench/stage_bench --benchmark_out=stage_bench.json --benchmark_out_format=json
 
@@ -64,7 +64,8 @@ double pass_bytes(const Shape& s, bool gated) {
   return 2.0 * tokens * (2 * s.K + 2 * s.V) + 2.0 * chunks * s.K * s.V + (gated ? 4.0 * tokens : 0.0);
 }
 
-// W, K, U [B * T, H, *] in bf16 and g [B * T, H] fp32, drawn as kernels_bench draws a case's inputs;
+// K [B * T, H, K] in bf16, W and U fp16 (the sm90 UT kernel's), g [B * T, H] fp32, drawn as kernels_bench
+// draws a case's inputs;
 // W = beta K, the UT transform's first term, keeps the state bounded over the chunks.
 struct Inputs {
   at::Tensor w, k, u, g;
@@ -77,8 +78,8 @@ Inputs make_inputs(const Shape& s, bool gated) {
   auto k = at::randn({s.B * s.T, s.H, s.K}, f32);
   k = k / k.norm(2, -1, true);
   in.k = k.to(at::kBFloat16);
-  in.w = (k * at::randn({s.B * s.T, s.H, 1}, f32).sigmoid()).to(at::kBFloat16);
-  in.u = at::randn({s.B * s.T, s.H, s.V}, f32).to(at::kBFloat16);
+  in.w = (k * at::randn({s.B * s.T, s.H, 1}, f32).sigmoid()).to(at::kHalf);  // W and U as the UT kernel writes them
+  in.u = at::randn({s.B * s.T, s.H, s.V}, f32).to(at::kHalf);
   if (gated) in.g = at::log_sigmoid(at::randn({s.B * s.T, s.H}, f32)) / 16.0;
   return in;
 }
@@ -105,7 +106,7 @@ void run_sm90(benchmark::State& state, const Shape& s, bool gated) {
   }
   const auto in = make_inputs(s, gated);
   const int64_t chunks = s.B * ((s.T + 63) / 64);
-  auto h = at::empty({chunks, s.H, s.K, s.V}, kCuda.dtype(at::kBFloat16));
+  auto h = at::empty({chunks, s.H, s.K, s.V}, kCuda.dtype(at::kHalf));
   auto v_new = at::empty_like(in.u);
   deltabench::cuda::sm90::StateFwdParams p;
   p.w = in.w.data_ptr();

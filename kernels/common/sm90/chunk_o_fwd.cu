@@ -50,9 +50,11 @@ struct alignas(1024) Smem {
   float G[kC];
 };
 
-template <class E, int KD, bool kGated>
+// I: the inputs' dtype (q, k; o out); h and v_new are Inner, and q and k become Inner in shared memory.
+template <class I, int KD, bool kGated>
 __global__ void __launch_bounds__(kThreads) output_forward_kernel(const OutputFwdParams p) {
 #if defined(__CUDA_ARCH__) && defined(CUTE_ARCH_MMA_SM90A_ENABLED)
+  using E = Inner;
   using L = Tiles<E, KD>;
   extern __shared__ char smem_raw[];
   auto& s = aligned_smem<Smem<E, KD>>(smem_raw);
@@ -69,8 +71,8 @@ __global__ void __launch_bounds__(kThreads) output_forward_kernel(const OutputFw
   Tensor sV = make_tensor(make_smem_ptr(s.v), typename L::LayoutV{});  // (BV, C)
   Tensor sP = make_tensor(make_smem_ptr(s.p), typename L::LayoutP{});  // (C, C)
 
-  const E* q = static_cast<const E*>(p.q);
-  const E* k = static_cast<const E*>(p.k);
+  const I* q = static_cast<const I*>(p.q);
+  const I* k = static_cast<const I*>(p.k);
   const E* vn = static_cast<const E*>(p.v_new);
   const E* h = static_cast<const E*>(p.h) + (chunk * H + head) * KD * V + col0;
   constexpr int kPieces = KD / 8;
@@ -94,6 +96,13 @@ __global__ void __launch_bounds__(kThreads) output_forward_kernel(const OutputFw
   commit();
   if constexpr (kGated) {
     if (tid < 32) chunk_cumsum(p.g + t0 * H + head, H, rows, s.G);
+  }
+  wait<0>();
+  if constexpr (!std::is_same_v<I, E>) {  // q and k made Inner by the thread that copied each piece
+    for (int i = tid; i < kC * kPieces; i += kThreads) {
+      to_inner_in_place<I>(&sQ(i / kPieces, (i % kPieces) * 8));
+      to_inner_in_place<I>(&sK(i / kPieces, (i % kPieces) * 8));
+    }
   }
   landed_for_wgmma<0>();
 
@@ -146,18 +155,18 @@ __global__ void __launch_bounds__(kThreads) output_forward_kernel(const OutputFw
   __syncthreads();
   // 3. O += P v_new, and out.
   product(mma_o, tOrP, tOrV, accO);
-  E* o = static_cast<E*>(p.o);
+  I* o = static_cast<I*>(p.o);
   CUTE_UNROLL
   for (int i = 0; i < size(accO); i += 2) {
     const int r = get<0>(cO(i)), c = get<1>(cO(i));
-    if (r < rows) *reinterpret_cast<uint32_t*>(o + ((t0 + r) * H + head) * V + col0 + c) = pack_as<E>(accO(i), accO(i + 1));
+    if (r < rows) *reinterpret_cast<uint32_t*>(o + ((t0 + r) * H + head) * V + col0 + c) = pack_as<I>(accO(i), accO(i + 1));
   }
 #endif
 }
 
-template <class E, int KD, bool kGated>
+template <class I, int KD, bool kGated>
 void launch(const OutputFwdParams& p, int64_t chunks, cudaStream_t stream) {
-  launch_warpgroup<Smem<E, KD>>("sm90::chunk_output_forward", output_forward_kernel<E, KD, kGated>,
+  launch_warpgroup<Smem<Inner, KD>>("sm90::chunk_output_forward", output_forward_kernel<I, KD, kGated>,
                                 dim3(static_cast<unsigned>(chunks), static_cast<unsigned>(p.H), static_cast<unsigned>(p.V / kBV)),
                                 stream, p);
 }

@@ -50,7 +50,8 @@ struct Tiles {
   using MmaS = decltype(make_tiled_mma(typename MmaOp<E, GMMA::Major::MN, GMMA::Major::MN>::type{}));
 };
 
-template <class E, int KD>
+// U is Inner (the UT transform's) for the delta rules, v itself (the inputs' I) for linear attention.
+template <class E, int KD, class TU>
 struct alignas(1024) Smem {
   using L = Tiles<E, KD>;
   // Each swizzled tile starts on a 1024-byte boundary: the swizzle acts on address bits 4-9.
@@ -58,16 +59,22 @@ struct alignas(1024) Smem {
   alignas(1024) E k[cosize_v<typename L::LayoutK>];
   alignas(1024) E h[cosize_v<typename L::LayoutH>];
   alignas(1024) E v[cosize_v<typename L::LayoutV>];
-  alignas(16) E u[2][kC * kLdU];
+  alignas(16) TU u[2][kC * kLdU];
   float G[kC];  // the chunk's cumulative log decay
 };
 
-template <class E, int KD, bool kW, bool kGated>
+template <class I, int KD, bool kW>
+using StateSmem = Smem<Inner, KD, std::conditional_t<kW, Inner, I>>;
+
+// I: the inputs' dtype (k; v as U for linear attention); W, U (delta rules), h and v_new are Inner.
+template <class I, int KD, bool kW, bool kGated>
 __global__ void __launch_bounds__(kThreads) state_forward_kernel(const StateFwdParams p) {
 #if defined(__CUDA_ARCH__) && defined(CUTE_ARCH_MMA_SM90A_ENABLED)
+  using E = Inner;
+  using TU = std::conditional_t<kW, Inner, I>;
   using L = Tiles<E, KD>;
   extern __shared__ char smem_raw[];
-  auto& s = aligned_smem<Smem<E, KD>>(smem_raw);
+  auto& s = aligned_smem<StateSmem<I, KD, kW>>(smem_raw);
   const int tid = threadIdx.x;
   const int64_t H = p.H, V = p.V;
   const int64_t n = blockIdx.y / H, head = blockIdx.y % H;
@@ -105,8 +112,8 @@ __global__ void __launch_bounds__(kThreads) state_forward_kernel(const StateFwdP
   }
 
   const E* w = static_cast<const E*>(p.w);
-  const E* u = static_cast<const E*>(p.u);
-  const E* k = static_cast<const E*>(p.k);
+  const TU* u = static_cast<const TU*>(p.u);
+  const I* k = static_cast<const I*>(p.k);
   // Requests chunk ci's W, K and U into buffer b: 16 bytes a copy, rows past the sequence zero-filled.
   auto request = [&](int ci, int b) {
     const int64_t t0 = t_begin + int64_t(ci) * kC;
@@ -157,6 +164,12 @@ __global__ void __launch_bounds__(kThreads) state_forward_kernel(const StateFwdP
       if (tid < 32) chunk_cumsum(p.g + t0 * H + head, H, valid_rows, s.G);
     }
     float G_last = 0.0f;
+    // Chunk ci's copies landed (this thread's; the newest group is chunk ci + 1's); its K made Inner in place
+    // by the thread that copied each piece, then every thread's made visible.
+    wait<1>();
+    if constexpr (!std::is_same_v<I, E>) {
+      for (int i = tid; i < kC * (KD / 8); i += kThreads) to_inner_in_place<I>(&sK((i % (KD / 8)) * 8, i / (KD / 8), b));
+    }
     landed_for_wgmma<1>();
     if constexpr (kGated) G_last = s.G[valid_rows - 1];
 
@@ -220,9 +233,9 @@ __global__ void __launch_bounds__(kThreads) state_forward_kernel(const StateFwdP
 #endif
 }
 
-template <class E, int KD, bool kW, bool kGated>
+template <class I, int KD, bool kW, bool kGated>
 void launch(const StateFwdParams& p, cudaStream_t stream) {
-  launch_warpgroup<Smem<E, KD>>("sm90::chunk_state_forward", state_forward_kernel<E, KD, kW, kGated>,
+  launch_warpgroup<StateSmem<I, KD, kW>>("sm90::chunk_state_forward", state_forward_kernel<I, KD, kW, kGated>,
                                 dim3(static_cast<unsigned>(p.V / kBV), static_cast<unsigned>(p.N * p.H)), stream, p);
 }
 

@@ -53,9 +53,11 @@ struct alignas(1024) Smem {
   float G[kC], beta[kC];
 };
 
-template <class E, int KD, bool kGated>
+// I: the inputs' dtype (k, v), made Inner in shared memory; W and U are written Inner.
+template <class I, int KD, bool kGated>
 __global__ void __launch_bounds__(kThreads) ut_forward_kernel(const UtFwdParams p) {
 #if defined(__CUDA_ARCH__) && defined(CUTE_ARCH_MMA_SM90A_ENABLED)
+  using E = Inner;
   using L = Tiles<E, KD>;
   extern __shared__ char smem_raw[];
   auto& s = aligned_smem<Smem<E, KD>>(smem_raw);
@@ -72,13 +74,13 @@ __global__ void __launch_bounds__(kThreads) ut_forward_kernel(const UtFwdParams 
   Tensor sTu = make_tensor(make_smem_ptr(s.tu), typename L::LayoutT{});
   auto tile = [](E* base) { return make_tensor(make_smem_ptr(base), typename L::LayoutN{}); };  // (64 columns, C)
 
-  const E* k = static_cast<const E*>(p.k);
-  const E* v = static_cast<const E*>(p.v);
+  const I* k = static_cast<const I*>(p.k);
+  const I* v = static_cast<const I*>(p.v);
   constexpr int kPieces = KD / 8;
   for (int i = tid; i < kC * kPieces; i += kThreads) {
     const int r = i / kPieces, f = (i % kPieces) * 8;
     const bool valid = r < rows;
-    const E* src = k + (valid ? ((t0 + r) * H + head) * KD + f : 0);
+    const I* src = k + (valid ? ((t0 + r) * H + head) * KD + f : 0);
     copy16_zfill(&sK(r, f), src, valid);
     copy16_zfill(&tile(s.kn[f / 64])(f % 64, r), src, valid);
   }
@@ -91,6 +93,18 @@ __global__ void __launch_bounds__(kThreads) ut_forward_kernel(const UtFwdParams 
   if (tid < kC) s.beta[tid] = tid < rows ? p.beta[(t0 + tid) * H + head] : 0.0f;
   if constexpr (kGated) {
     if (tid < 32) chunk_cumsum(p.g + t0 * H + head, H, rows, s.G);
+  }
+  wait<0>();
+  if constexpr (!std::is_same_v<I, E>) {  // K (both tiles) and V made Inner by the thread that copied each piece
+    for (int i = tid; i < kC * kPieces; i += kThreads) {
+      const int r = i / kPieces, f = (i % kPieces) * 8;
+      to_inner_in_place<I>(&sK(r, f));
+      to_inner_in_place<I>(&tile(s.kn[f / 64])(f % 64, r));
+    }
+    for (int i = tid; i < kC * (vtiles * 8); i += kThreads) {
+      const int r = i / (vtiles * 8), c = (i % (vtiles * 8)) * 8;
+      to_inner_in_place<I>(&tile(s.vn[c / 64])(c % 64, r));
+    }
   }
   landed_for_wgmma<0>();
 
@@ -160,9 +174,9 @@ __global__ void __launch_bounds__(kThreads) ut_forward_kernel(const UtFwdParams 
 #endif
 }
 
-template <class E, int KD, bool kGated>
+template <class I, int KD, bool kGated>
 void launch(const UtFwdParams& p, int64_t chunks, cudaStream_t stream) {
-  launch_warpgroup<Smem<E, KD>>("sm90::chunk_ut_forward", ut_forward_kernel<E, KD, kGated>,
+  launch_warpgroup<Smem<Inner, KD>>("sm90::chunk_ut_forward", ut_forward_kernel<I, KD, kGated>,
                                 dim3(static_cast<unsigned>(chunks), static_cast<unsigned>(p.H)), stream, p);
 }
 

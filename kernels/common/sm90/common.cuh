@@ -8,11 +8,13 @@
 #include <cutlass/arch/barrier.h>
 #include <cutlass/numeric_types.h>
 
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 namespace deltabench::cuda::sm90::detail {
 
@@ -41,6 +43,29 @@ __device__ __forceinline__ void commit() { asm volatile("cp.async.commit_group;\
 template <int kPending>
 __device__ __forceinline__ void wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
+}
+
+// The kernels' 16-bit intermediates (W, U, h, v_new, P) and the type of every product's operands: fp16, whose
+// 10-bit mantissa keeps the forward's error at half of bf16's (kernels/delta_rule/NOTES.md, Hopper version 1);
+// bf16 inputs are made fp16 in shared memory (to_inner_in_place). Inputs past fp16's +-65504 overflow.
+using Inner = cutlass::half_t;
+
+// 16 bytes at a shared address, 8 elements of I that this thread copied there (its copies waited for), made
+// Inner in place; nothing where I is Inner. bf16 -> fp32 is exact and fp32 -> fp16 rounds to nearest.
+template <class I>
+__device__ __forceinline__ void to_inner_in_place(const void* p) {
+  if constexpr (!std::is_same_v<I, Inner>) {
+    static_assert(std::is_same_v<I, cutlass::bfloat16_t>, "inputs are bf16 or fp16");
+    const auto at = static_cast<unsigned>(__cvta_generic_to_shared(p));
+    uint32_t w[4];
+    asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n" : "=r"(w[0]), "=r"(w[1]), "=r"(w[2]), "=r"(w[3]) : "r"(at));
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const float lo = __uint_as_float(w[i] << 16), hi = __uint_as_float(w[i] & 0xffff0000u);
+      w[i] = uint32_t(__half_as_ushort(__float2half_rn(lo))) | (uint32_t(__half_as_ushort(__float2half_rn(hi))) << 16);
+    }
+    asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(at), "r"(w[0]), "r"(w[1]), "r"(w[2]), "r"(w[3]) : "memory");
+  }
 }
 
 // Waits for this thread's copies but the newest kPending groups, then makes every thread's copies and

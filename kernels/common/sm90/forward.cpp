@@ -67,10 +67,12 @@ ForwardOutputs chunk_forward(Family family, const at::Tensor& q, const at::Tenso
   const int64_t* chunk_ptr = chunk_starts.defined() ? chunk_starts.data_ptr<int64_t>() : nullptr;
   const float* g_ptr = g.defined() ? g.data_ptr<float>() : nullptr;
 
+  // W, U, h and v_new are fp16 whatever the inputs' dtype (the kernels' Inner type: sm90_kernels.h).
+  const auto inner = options.dtype(at::kHalf);
   at::Tensor w, u = v;
   if (delta) {
-    w = at::empty_like(k);
-    u = at::empty_like(v);
+    w = at::empty(k.sizes(), inner);
+    u = at::empty(v.sizes(), inner);
     cuda::sm90::UtFwdParams p;
     p.dtype = dtype;
     p.k = k.data_ptr();
@@ -85,8 +87,8 @@ ForwardOutputs chunk_forward(Family family, const at::Tensor& q, const at::Tenso
     p.N = N, p.T = T, p.H = H, p.K = K, p.V = V;
     cuda::sm90::chunk_ut_forward(p, stream);
   }
-  auto h = at::empty({chunks, H, K, V}, options);
-  auto v_new = at::empty_like(v);
+  auto h = at::empty({chunks, H, K, V}, inner);
+  auto v_new = at::empty(v.sizes(), inner);
   ForwardOutputs out;
   if (final_state) out.final_state = at::empty({N, H, K, V}, options.dtype(at::kFloat));
   at::Tensor h0_f32;

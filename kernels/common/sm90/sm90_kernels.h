@@ -8,6 +8,12 @@
 // them, each on wgmma with cp.async copies: the UT transform (FLA's chunk_scaled_dot_kkt, solve_tril
 // and recompute_w_u), the state pass (its chunk_delta_h) and the output (its chunk_fwd_o). TMA and warp
 // specialisation come after they are correct (kernels/delta_rule/NOTES.md, "Hopper version 1").
+//
+// Dtypes: the inputs (q, k, v) and the output o are bf16 or fp16 (`dtype`); the intermediates the stages
+// pass on (W, U, h, v_new) are fp16 whatever the inputs', and every product's operands are fp16 (bf16
+// inputs converted in shared memory), with fp32 accumulation. fp16's 10-bit mantissa halves the forward's
+// error against bf16 intermediates (FLA's); its range is the price: inputs and states past +-65504
+// overflow, as in the fused forward (cuda_kernels.h).
 
 #include "kernels/common/cuda_kernels.h"
 
@@ -24,22 +30,22 @@ bool available(std::string* why = nullptr);
 // chunk step is
 //   v_new = U - W S,    S <- gamma S + (K decayed to the chunk's end)^T v_new
 // (the delta rules: W and U from the UT transform; linear attention: U = v and no W). Per chunk it
-// writes the state at the chunk's start, h (16-bit), and v_new (16-bit, not decayed); at the end the
-// final state. As FLA's chunk_delta_h: S enters W S rounded to the input dtype, and v_new, scaled by
-// exp(G_last - G) where there is a decay, enters K^T v_new rounded to it; products accumulate in fp32,
+// writes the state at the chunk's start, h (fp16), and v_new (fp16, not decayed); at the end the final
+// state. As FLA's chunk_delta_h, with fp16 for its bf16: S enters W S rounded to fp16, and v_new, scaled
+// by exp(G_last - G) where there is a decay, enters K^T v_new rounded to it; products accumulate in fp32,
 // and S stays fp32 in registers across the chunks.
 inline constexpr int kStateChunk = 64;
 inline constexpr int kStateColumns = 64;  // columns of V a block: V must be a multiple of it
 
 struct StateFwdParams {
-  Dtype dtype = Dtype::kBF16;     // of w, u, k, h and v_new: kBF16 or kFP16
-  const void* w = nullptr;        // [tokens, H, K], or null (no W S term: linear attention)
-  const void* u = nullptr;        // [tokens, H, V]
+  Dtype dtype = Dtype::kBF16;     // of k (and of u without w): kBF16 or kFP16
+  const void* w = nullptr;        // [tokens, H, K] fp16, or null (no W S term: linear attention)
+  const void* u = nullptr;        // [tokens, H, V] fp16 with w (the UT transform's), else v itself (dtype)
   const void* k = nullptr;        // [tokens, H, K]
   const float* g = nullptr;       // [tokens, H] per-step log decay, or null (no decay)
   const float* h0 = nullptr;      // [N, H, K, V], or null (zeros)
-  void* h = nullptr;              // [chunks, H, K, V]: the state at each chunk's start
-  void* v_new = nullptr;          // [tokens, H, V]
+  void* h = nullptr;              // [chunks, H, K, V] fp16: the state at each chunk's start
+  void* v_new = nullptr;          // [tokens, H, V] fp16
   float* ht = nullptr;            // [N, H, K, V], or null
   // Device [N + 1] token offsets of the sequences and [N + 1] offsets of their chunks (chunk_starts[n + 1]
   // - chunk_starts[n] = ceil(length_n / kStateChunk)); both null: N sequences of T tokens each.
@@ -57,15 +63,15 @@ bool chunk_state_forward_supports(int64_t K, int64_t V);
 // The forward's output from the state pass's h and v_new, one block a (chunk, head, 64 columns of V):
 //   O = scale ((Q S_c) * e^G + ((Q K^T) * Gamma) v_new),   Gamma_ij = exp(G_i - G_j) for j <= i, else 0,
 // G the within-chunk cumulative log decay (zero without g). As FLA's chunk_fwd_o, (Q K^T) * Gamma is rounded
-// to the input dtype before its product with v_new; products accumulate in fp32.
+// to fp16 before its product with v_new; products accumulate in fp32.
 inline constexpr int kOutputColumns = 64;
 
 struct OutputFwdParams {
-  Dtype dtype = Dtype::kBF16;     // of q, k, v_new, h and o: kBF16 or kFP16
+  Dtype dtype = Dtype::kBF16;     // of q, k and o: kBF16 or kFP16
   const void* q = nullptr;        // [tokens, H, K]
   const void* k = nullptr;        // [tokens, H, K]
-  const void* v_new = nullptr;    // [tokens, H, V]
-  const void* h = nullptr;        // [chunks, H, K, V]: the state at each chunk's start
+  const void* v_new = nullptr;    // [tokens, H, V] fp16 (the state pass's)
+  const void* h = nullptr;        // [chunks, H, K, V] fp16: the state at each chunk's start
   const float* g = nullptr;       // [tokens, H] per-step log decay, or null
   void* o = nullptr;              // [tokens, H, V]
   const int64_t* seq_starts = nullptr;    // as StateFwdParams
@@ -81,16 +87,16 @@ void chunk_output_forward(const OutputFwdParams& p, void* stream);
 // The delta rules' UT transform, one block a (chunk, head):
 //   A = strict_lower(diag(beta) K K^T * Gamma),  T = (I + A)^-1,  W = T diag(beta e^G) K,  U = T diag(beta) V,
 // Gamma as above (ones without g). K K^T on wgmma; T by substitution in fp32, a column a thread in
-// registers; W's and U's products on wgmma with T diag(beta e^G) and T diag(beta) rounded to the dtype
-// (FLA rounds diag(beta e^G) K and T instead: the same error).
+// registers; W's and U's products on wgmma with T diag(beta e^G) and T diag(beta) rounded to fp16
+// (FLA rounds diag(beta e^G) K and T instead, to bf16).
 struct UtFwdParams {
-  Dtype dtype = Dtype::kBF16;     // of k, v, w and u: kBF16 or kFP16
+  Dtype dtype = Dtype::kBF16;     // of k and v: kBF16 or kFP16
   const void* k = nullptr;        // [tokens, H, K]
   const void* v = nullptr;        // [tokens, H, V]
   const float* beta = nullptr;    // [tokens, H]
   const float* g = nullptr;       // [tokens, H] per-step log decay, or null
-  void* w = nullptr;              // [tokens, H, K]
-  void* u = nullptr;              // [tokens, H, V]
+  void* w = nullptr;              // [tokens, H, K] fp16
+  void* u = nullptr;              // [tokens, H, V] fp16
   const int64_t* seq_starts = nullptr;    // as OutputFwdParams
   const int64_t* chunk_starts = nullptr;
   int64_t chunks = 0;
