@@ -1,0 +1,67 @@
+// Tests kernels/common/sm90/forward.cpp and available.cpp on the CPU: the Hopper forward's checks of a call
+// come before any device work, each a sentence naming the input and what it got, and where no Hopper GPU is
+// visible the kernels say so instead of running. tests/kernels/common/sm90_test.cpp covers the kernels.
+
+#include "tests/support/catch.h"
+
+#ifdef DELTABENCH_HAVE_CUDA
+#include "kernels/common/sm90/forward.h"
+#include "kernels/common/sm90/sm90_kernels.h"
+
+#include <ATen/ATen.h>
+
+#include <stdexcept>
+#include <string>
+
+using namespace deltabench;
+
+namespace {
+
+std::string error_of(Family family, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta,
+                     const at::Tensor& g = {}, const at::Tensor& cu_seqlens = {}) {
+  try {
+    (void)sm90::chunk_forward(family, q, k, v, beta, g, {}, cu_seqlens, 0.125, false);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+}  // namespace
+
+TEST_CASE("sm90 forward: a call it cannot take is a sentence naming the input", "[kernels][sm90]") {
+  const auto bf16 = at::TensorOptions().dtype(at::kBFloat16);
+  const auto q = at::randn({2, 64, 2, 64}, bf16), v = at::randn({2, 64, 2, 64}, bf16);
+  const auto beta = at::rand({2, 64, 2});
+  CHECK_THAT(error_of(Family::kDeltaRule, q, at::randn({2, 64, 2, 32}, bf16), v, beta),
+             testing::contains("q, k must be [B, T, H, K] and v [B, T, H, V] (got q [2, 64, 2, 64], k [2, 64, 2, 32]"));
+  CHECK_THAT(error_of(Family::kDeltaRule, q, q, v, beta), testing::contains("q, k and v must be contiguous CUDA tensors"));
+  if (!at::hasCUDA()) return;  // the checks past the device's need one
+  const auto cuda = at::TensorOptions().device(at::kCUDA);
+  const auto qc = q.to(at::kCUDA), vc = v.to(at::kCUDA), betac = beta.to(at::kCUDA);
+  CHECK_THAT(error_of(Family::kDeltaRule, qc.to(at::kFloat), qc.to(at::kFloat), vc.to(at::kFloat), betac),
+             testing::contains("q, k and v must all be bf16 or all fp16"));
+  CHECK_THAT(error_of(Family::kDeltaRule, qc, qc, vc, {}), testing::contains("the delta rules need beta [B, T, H], fp32"));
+  CHECK_THAT(error_of(Family::kGatedDeltaRule, qc, qc, vc, betac), testing::contains("the gated delta rule needs g"));
+  CHECK_THAT(error_of(Family::kDeltaRule, qc, qc, vc, betac, {}, at::tensor(std::vector<int64_t>{0, 64}, cuda.dtype(at::kLong))),
+             testing::contains("with cu_seqlens B must be 1 (got 2)"));
+}
+
+TEST_CASE("sm90 kernels: without a Hopper GPU they say why and run nothing", "[kernels][sm90]") {
+  std::string why;
+  const bool ok = cuda::sm90::available(&why);
+  if (at::hasCUDA()) {
+    INFO(why);
+    CHECK(ok == why.empty());
+    return;  // the GPU tests cover a device that has them
+  }
+  CHECK_FALSE(ok);
+  CHECK_THAT(why, testing::contains("no CUDA device is visible"));
+  cuda::sm90::StateFwdParams p;
+  CHECK_THROWS_WITH(cuda::sm90::chunk_state_forward(p, nullptr), testing::contains("sm90::chunk_state_forward: no CUDA device"));
+  const auto bf16 = at::TensorOptions().dtype(at::kBFloat16);
+  CHECK_THAT(error_of(Family::kLinearAttention, at::randn({1, 64, 1, 64}, bf16), at::randn({1, 64, 1, 64}, bf16),
+                      at::randn({1, 64, 1, 64}, bf16), {}),
+             testing::contains("must be contiguous CUDA tensors"));
+}
+#endif
