@@ -7,6 +7,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace deltabench::sm90 {
@@ -31,6 +32,11 @@ ForwardOutputs chunk_forward(Family family, const at::Tensor& q, const at::Tenso
               v.size(2) == q.size(2),
           "q, k must be [B, T, H, K] and v [B, T, H, V] (got q " + sizes(q) + ", k " + sizes(k) + ", v " + sizes(v) + ")");
   require(q.is_cuda() && q.is_contiguous() && k.is_contiguous() && v.is_contiguous(), "q, k and v must be contiguous CUDA tensors");
+  for (const auto& [name, t] : {std::pair<const char*, const at::Tensor*>{"k", &k}, {"v", &v}, {"beta", &beta}, {"g", &g},
+                                {"h0", &h0}, {"cu_seqlens", &cu_seqlens}}) {
+    require(!t->defined() || t->device() == q.device(),
+            std::string(name) + " must be on q's device, " + q.device().str() + " (got " + t->device().str() + ")");
+  }
   require(q.scalar_type() == k.scalar_type() && q.scalar_type() == v.scalar_type() &&
               (q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf),
           "q, k and v must all be bf16 or all fp16");
