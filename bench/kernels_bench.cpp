@@ -5,7 +5,8 @@
 // "reference:<case>", on the reference ops beside them, and, named "aten-stages:<case>", on the kernels
 // with the chunked backward's chunk-parallel stages as batched ATen products (their version before the
 // stage kernels; deltabench::detail::set_chunk_stage_kernels), so that one run measures the one against
-// the other. bench/fla_compare.py passes over those rows; the summary and the JSON keep them.
+// the other; on a Hopper GPU, named "sm90:<case>", forward cases on the sm_90a forward (set_sm90_forward) beside
+// the fused one. bench/fla_compare.py passes over those rows; the summary and the JSON keep them.
 // Each repetition times one call with CUDA events twice, L2 flushed (a 256 MB write) before each:
 //   - the GPU's time (the reported time and counter ms): a spin kernel holds the GPU while the host
 //     queues the call, so host launch costs are hidden;
@@ -23,6 +24,8 @@
 #include "bench/gpu_timing.h"
 #include "bench/kernel_cases.h"
 #include "kernels/common/chunk_train.h"
+#include "kernels/common/cuda_dispatch.h"
+#include "kernels/common/sm90/sm90_kernels.h"
 #include "kernels/common/decode.h"
 #include "kernels/family.h"
 
@@ -105,22 +108,24 @@ void forward_backward(const std::vector<at::Tensor>& inputs, const at::Tensor& o
   benchmark::DoNotOptimize(torch::autograd::grad({o}, leaves, {dout}));
 }
 
-// Sets the chunked pair's stage kernels for the scope (a case's calls), as they were after.
-class StageKernels {
+// Sets a process-wide kernel switch for the scope (a case's calls), as it was after: the chunked pair's
+// stage kernels (deltabench::detail::set_chunk_stage_kernels), the sm_90a forward (set_sm90_forward).
+class Switch {
  public:
-  explicit StageKernels(bool on) : was_(deltabench::detail::chunk_stage_kernels()) {
-    deltabench::detail::set_chunk_stage_kernels(on);
-  }
-  ~StageKernels() { deltabench::detail::set_chunk_stage_kernels(was_); }
-  StageKernels(const StageKernels&) = delete;
-  StageKernels& operator=(const StageKernels&) = delete;
+  Switch(void (*set)(bool), bool (*get)(), bool on) : set_(set), was_(get()) { set_(on); }
+  ~Switch() { set_(was_); }
+  Switch(const Switch&) = delete;
+  Switch& operator=(const Switch&) = delete;
 
  private:
+  void (*set_)(bool);
   bool was_;
 };
 
-void run_case(benchmark::State& state, const KernelCase& c, deltabench::BackendChoice backend, bool stage_kernels) {
-  const StageKernels stages(stage_kernels);
+void run_case(benchmark::State& state, const KernelCase& c, deltabench::BackendChoice backend, bool stage_kernels,
+              bool sm90_forward) {
+  const Switch stages(deltabench::detail::set_chunk_stage_kernels, deltabench::detail::chunk_stage_kernels, stage_kernels);
+  const Switch sm90(deltabench::detail::set_sm90_forward, deltabench::detail::sm90_forward, sm90_forward);
   const auto since = std::chrono::steady_clock::now();
   const bool fwd_bwd = deltabench::bench::is_fwd_bwd(c);
   std::optional<c10::NoGradGuard> no_grad;
@@ -207,9 +212,11 @@ int main(int argc, char** argv) {
   }
   g_rates = deltabench::bench::start_run("kernels_bench");
   const auto add = [](const std::string& name, const KernelCase& c, deltabench::BackendChoice backend,
-                      bool stage_kernels = true) {
+                      bool stage_kernels = true, bool sm90_forward = false) {
     benchmark::RegisterBenchmark(name.c_str(),
-                                 [c, backend, stage_kernels](benchmark::State& s) { run_case(s, c, backend, stage_kernels); })
+                                 [c, backend, stage_kernels, sm90_forward](benchmark::State& s) {
+                                   run_case(s, c, backend, stage_kernels, sm90_forward);
+                                 })
         ->UseManualTime()
         ->Iterations(1)
         ->Repetitions(15)  // Google Benchmark's aggregates include the median
@@ -218,6 +225,7 @@ int main(int argc, char** argv) {
   };
   // The registry's fixed cases; its sweeps' other cases only when DELTABENCH_KERNEL_SWEEPS is set (not
   // "0"): 129 cases with FLA beside do not fit one call of the GPU machine.
+  const bool sm90 = deltabench::cuda::sm90::available();
   const char* sweeps_env = std::getenv("DELTABENCH_KERNEL_SWEEPS");
   const bool sweeps = sweeps_env && *sweeps_env && std::string(sweeps_env) != "0";
   for (const auto& c : deltabench::bench::kernel_cases().cases) {
@@ -232,6 +240,10 @@ int main(int argc, char** argv) {
       add("reference:" + case_name(c), c, deltabench::BackendChoice::kReference);
       add("aten-stages:" + case_name(c), c, deltabench::BackendChoice::kKernel, /*stage_kernels=*/false);
     }
+    // The sm_90a forward beside the fused one on a Hopper GPU ("sm90:" rows; fla_compare.py passes over
+    // them, the summary lists them), until it is the default (kernels/common/cuda_dispatch.h).
+    const bool family_forward = !fwd_bwd && !c.op.starts_with("decode") && c.op != "sdpa";
+    if (family_forward && sm90) add("sm90:" + case_name(c), c, deltabench::BackendChoice::kKernel, true, true);
   }
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();

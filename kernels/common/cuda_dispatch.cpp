@@ -9,6 +9,8 @@
 #include "kernels/common/cuda_kernels.h"
 #include "kernels/common/kernel_dtype.h"
 #include "kernels/common/segments.h"
+#include "kernels/common/sm90/forward.h"
+#include "kernels/common/sm90/sm90_kernels.h"
 
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
@@ -20,14 +22,30 @@
 #include <c10/util/StringUtil.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <optional>
 #include <vector>
 
 namespace deltabench::detail {
 
+namespace {
+std::atomic<bool> g_sm90_forward{false};
+}  // namespace
+
+void set_sm90_forward(bool on) { g_sm90_forward.store(on); }
+
+bool sm90_forward() { return g_sm90_forward.load(); }
+
 #ifdef DELTABENCH_HAVE_CUDA
 namespace {
+
+// Whether the sm_90a forward takes this chunk-forward call (set_sm90_forward says when it is asked).
+bool sm90_serves(Family family, const SequenceShape& shape, at::ScalarType dtype) {
+  const bool delta = family != Family::kLinearAttention;
+  return (dtype == at::kBFloat16 || dtype == at::kHalf) && (shape.K == 64 || shape.K == 128) && shape.V % 64 == 0 &&
+         (!delta || shape.V <= 256) && shape.N * shape.H <= 65535 && cuda::sm90::available();
+}
 
 // t itself when its data starts on a multiple of `bytes`, else an aligned copy (views can start anywhere).
 at::Tensor aligned(const at::Tensor& t, std::uintptr_t bytes) {
@@ -88,6 +106,14 @@ SequenceOutput cuda_chunk_forward(Family family, const SequenceShape& shape, con
   }
   SequenceOutput out;
   out.backend = Backend::kKernel;
+  if (sm90_forward() && sm90_serves(family, shape, q.scalar_type())) {
+    const auto scale = options.scale.value_or(1.0 / std::sqrt(static_cast<double>(shape.K)));
+    const auto cu = options.cu_seqlens.defined() ? options.cu_seqlens.to(q.options().dtype(at::kLong)) : at::Tensor();
+    auto r = sm90::chunk_forward(family, qc, kc, vc, betac, gc, h0, cu, scale, options.output_final_state);
+    out.o = std::move(r.o);
+    out.final_state = std::move(r.final_state);
+    return out;
+  }
   out.o = at::empty({shape.B, shape.T, shape.H, shape.V}, v.options().memory_format(at::MemoryFormat::Contiguous));
   if (options.output_final_state) {
     out.final_state = at::empty({shape.N, shape.H, shape.K, shape.V}, q.options().dtype(at::kFloat));

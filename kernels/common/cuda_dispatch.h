@@ -35,6 +35,14 @@ SequenceOutput cuda_chunk_forward(Family family, const SequenceShape& shape, con
                                   const at::Tensor& v, const at::Tensor& beta, const at::Tensor& g,
                                   const SequenceOptions& options);
 
+// Whether the chunk forward (KernelPath::kChunk) runs the sm_90a forward (kernels/common/sm90/forward.h: the
+// UT transform, the state pass and the output on wgmma) where it takes the call: a compute capability 9.0
+// device, bf16 or fp16 inputs, K of 64 or 128, V a multiple of 64 (up to 256 for the delta rules), whole
+// sequences (no segment-parallel pass). Off unless set: on for bench/kernels_bench.cpp's "sm90:" rows, and
+// the default once its GPU tests have passed (kernels/delta_rule/NOTES.md, Hopper version 1). Process-wide.
+void set_sm90_forward(bool on);
+bool sm90_forward();
+
 // Empty when a CUDA kernel can serve this call; else why not, as the end of a sentence
 // ("the tensors are on cpu, and the kernel runs on CUDA").
 std::string kernel_unavailable(const SequenceShape& shape, const at::Tensor& q, const at::Tensor& k,

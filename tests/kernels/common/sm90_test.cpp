@@ -6,6 +6,7 @@
 // Inner type) for tight bounds that a wrong fragment, swizzle or chunk order fails by far, one that rounds
 // nowhere, for the error the design itself costs.
 
+#include "kernels/common/cuda_dispatch.h"
 #include "kernels/common/poison.h"
 #include "kernels/common/sm90/forward.h"
 #include "kernels/common/sm90/sm90_kernels.h"
@@ -514,5 +515,44 @@ TEST_CASE("cuda: the sm90 forward matches the fp64 recurrent reference, every fa
         }
       }
     }
+  }
+}
+
+TEST_CASE("cuda: the ops' chunk forward runs the sm90 forward when asked, within the ops' bound", "[cuda][sm90]") {
+  REQUIRE(at::hasCUDA());
+  if (!on_hopper()) return;
+  struct Sm90Forward {  // the switch on for the case, as it was after
+    bool was = deltabench::detail::sm90_forward();
+    Sm90Forward() { deltabench::detail::set_sm90_forward(true); }
+    ~Sm90Forward() { deltabench::detail::set_sm90_forward(was); }
+  } on;
+  uint64_t seed = 600;
+  for (const Family family : kFamilies) {
+    SampleShape shape;
+    shape.B = 2;
+    shape.T = 300;
+    shape.H = 2;
+    shape.K = 64;
+    shape.V = 128;
+    auto in = sample_inputs(family, shape, at::TensorOptions().dtype(at::kDouble), seed++);
+    for (auto* t : {&in.q, &in.k, &in.v}) *t = t->to(at::kBFloat16).to(at::kDouble);
+    SequenceOptions options;
+    options.output_final_state = true;
+    options.backend = BackendChoice::kReference;
+    options.mode = Mode::kRecurrent;
+    const auto ref = run_family(family, in, options);
+    SequenceInputs dev;
+    dev.q = in.q.to(at::kBFloat16).to(at::kCUDA);
+    dev.k = in.k.to(at::kBFloat16).to(at::kCUDA);
+    dev.v = in.v.to(at::kBFloat16).to(at::kCUDA);
+    if (in.beta.defined()) dev.beta = in.beta.to(at::kFloat).to(at::kCUDA);
+    if (in.g.defined()) dev.g = in.g.to(at::kFloat).to(at::kCUDA);
+    options.backend = BackendChoice::kKernel;
+    options.mode = Mode::kChunk;
+    const auto got = run_family(family, dev, options);
+    INFO(family_name(family));
+    CHECK(got.backend == Backend::kKernel);
+    CHECK(testing::rel_rms(got.o, ref.o) <= 0.003);
+    CHECK(testing::rel_rms(got.final_state, ref.final_state) <= 0.002);
   }
 }
