@@ -85,6 +85,10 @@ void chunk_state_forward(const StateFwdParams&, void*) {
   throw std::runtime_error(std::string("sm90::chunk_state_forward: ") + kNotBuilt);
 }
 
+void chunk_state_backward(const StateBwdParams&, void*) {
+  throw std::runtime_error(std::string("sm90::chunk_state_backward: ") + kNotBuilt);
+}
+
 void chunk_output_forward(const OutputFwdParams&, void*) {
   throw std::runtime_error(std::string("sm90::chunk_output_forward: ") + kNotBuilt);
 }

@@ -68,6 +68,28 @@ __device__ __forceinline__ void to_inner_in_place(const void* p) {
   }
 }
 
+// As to_inner_in_place, each element times `scale` (rounded once, from fp32); runs for Inner inputs too.
+template <class I>
+__device__ __forceinline__ void scaled_to_inner_in_place(const void* p, float scale) {
+  const auto at = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  uint32_t w[4];
+  asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n" : "=r"(w[0]), "=r"(w[1]), "=r"(w[2]), "=r"(w[3]) : "r"(at));
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    float lo, hi;
+    if constexpr (std::is_same_v<I, Inner>) {
+      lo = __half2float(__ushort_as_half(static_cast<unsigned short>(w[i] & 0xffffu)));
+      hi = __half2float(__ushort_as_half(static_cast<unsigned short>(w[i] >> 16)));
+    } else {
+      lo = __uint_as_float(w[i] << 16);
+      hi = __uint_as_float(w[i] & 0xffff0000u);
+    }
+    w[i] = uint32_t(__half_as_ushort(__float2half_rn(lo * scale))) |
+           (uint32_t(__half_as_ushort(__float2half_rn(hi * scale))) << 16);
+  }
+  asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(at), "r"(w[0]), "r"(w[1]), "r"(w[2]), "r"(w[3]) : "memory");
+}
+
 // Waits for this thread's copies but the newest kPending groups, then makes every thread's copies and
 // shared stores visible to the block and to wgmma (the async proxy): the step before a product reads them.
 template <int kPending>

@@ -60,6 +60,33 @@ struct StateFwdParams {
 void chunk_state_forward(const StateFwdParams& p, void* stream);
 bool chunk_state_forward_supports(int64_t K, int64_t V);
 
+// The backward's state pass, the forward's mirror (FLA's chunk_gated_delta_rule_bwd_dhu): from the last chunk
+// to the first, with dS the gradient of the state at the chunk's end (dht, or zeros, at the sequence's end),
+//   dv_new = dv_local + diag(exp(G_last - G)) K dS,
+//   dS    <- exp(G_last) dS + scale (diag(e^G) Q)^T dO - W^T dv_new,
+// writing dS of each chunk (dh) and dv_new, and at the start dh0. One block a (sequence, head, 64 columns of
+// V); dS in fp32 registers, the products' operands fp16 (dS, dv_new and the scaled dO rounded to it).
+struct StateBwdParams {
+  Dtype dtype = Dtype::kBF16;     // of q, k and dout: kBF16 or kFP16
+  const void* q = nullptr;        // [tokens, H, K]
+  const void* k = nullptr;        // [tokens, H, K]
+  const void* w = nullptr;        // [tokens, H, K] fp16 (the UT transform's), or null (linear attention)
+  const float* g = nullptr;       // [tokens, H] per-step log decay, or null
+  const void* dout = nullptr;     // [tokens, H, V]
+  const void* dv_local = nullptr; // [tokens, H, V] fp16: P^T dO, v_new's gradient within its chunk
+  const float* dht = nullptr;     // [N, H, K, V], or null (zeros)
+  void* dh = nullptr;             // [chunks, H, K, V] fp16: the gradient of each chunk's end state
+  void* dv_new = nullptr;         // [tokens, H, V] fp16
+  float* dh0 = nullptr;           // [N, H, K, V], or null
+  const int64_t* seq_starts = nullptr;    // as StateFwdParams
+  const int64_t* chunk_starts = nullptr;
+  int64_t N = 0, T = 0, H = 0, K = 0, V = 0;
+  float scale = 1.0f;
+};
+
+// Throws as chunk_state_forward does.
+void chunk_state_backward(const StateBwdParams& p, void* stream);
+
 // The forward's output from the state pass's h and v_new, one block a (chunk, head, 64 columns of V):
 //   O = scale ((Q S_c) * e^G + ((Q K^T) * Gamma) v_new),   Gamma_ij = exp(G_i - G_j) for j <= i, else 0,
 // G the within-chunk cumulative log decay (zero without g). As FLA's chunk_fwd_o, (Q K^T) * Gamma is rounded

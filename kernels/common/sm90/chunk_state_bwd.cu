@@ -1,0 +1,261 @@
+// The backward's state pass on Hopper's warpgroup products (wgmma), version 1: the forward state pass's
+// mirror (chunk_state_fwd.cu); sm90_kernels.h says what it computes, kernels/delta_rule/NOTES.md ("Hopper
+// version 1") why.
+//
+// One block (one warpgroup, 128 threads) a (sequence, head, 64 columns of V), walking the chunks from the last
+// to the first. dS [K x 64], the gradient of the current chunk's end state, stays in fp32 accumulators. Per
+// chunk of 64 tokens:
+//   1. dS, rounded to fp16, goes to shared memory (sD), and from there to dh in device memory;
+//   2. x = K dS on wgmma (A = K, K-major as it sits; B = sD, N-major), then dv_new = dv_local +
+//      exp(G_last - G) x in registers: out as fp16, and negated into sV;
+//   3. dS = exp(G_last) dS + Q^T (scale e^G dO) + W^T (-dv_new) on wgmma, one batch (A = Q^T and W^T,
+//      M-major as they sit; B = the scaled dO and -dv_new, N-major).
+// The previous chunk's Q, K, W, dO and dv_local come by cp.async into the other of two buffers while this
+// chunk's products run; q, k and dO become fp16 in place (dO scaled by scale e^G on the way) by the thread
+// that copied each piece.
+
+#include "kernels/common/sm90/checks.h"
+#include "kernels/common/sm90/common.cuh"
+#include "kernels/common/sm90/sm90_kernels.h"
+
+#include <cuda_runtime.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace deltabench::cuda::sm90 {
+namespace {
+
+using namespace cute;
+using namespace sm90::detail;
+
+constexpr int kC = kStateChunk;
+constexpr int kBV = kStateColumns;
+constexpr int kThreads = kWarpgroupThreads;
+constexpr int kLdD = kBV + 8;  // dv_local's rows, padded by 16 bytes
+
+template <int KD>
+struct Tiles {
+  using E = Inner;
+  using LayoutKm = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<E>{}, Shape<Int<kC>, Int<KD>, _2>{}));   // K: A of K dS
+  using LayoutT = decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<E>{}, Shape<Int<KD>, Int<kC>, _2>{}));   // Q^T, W^T
+  using LayoutD = decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<E>{}, Shape<Int<kBV>, Int<KD>>{}));      // dS as B
+  using LayoutO = decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<E>{}, Shape<Int<kBV>, Int<kC>, _2>{}));  // dO as B
+  using LayoutV = decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<E>{}, Shape<Int<kBV>, Int<kC>>{}));      // -dv_new as B
+  using MmaX = decltype(make_tiled_mma(typename MmaOp<E, GMMA::Major::K, GMMA::Major::MN>::type{}));
+  using MmaS = decltype(make_tiled_mma(typename MmaOp<E, GMMA::Major::MN, GMMA::Major::MN>::type{}));
+};
+
+template <int KD>
+struct alignas(1024) Smem {
+  using L = Tiles<KD>;
+  alignas(1024) Inner k[cosize_v<typename L::LayoutKm>];
+  alignas(1024) Inner q[cosize_v<typename L::LayoutT>];
+  alignas(1024) Inner w[cosize_v<typename L::LayoutT>];
+  alignas(1024) Inner dout[cosize_v<typename L::LayoutO>];
+  alignas(1024) Inner d[cosize_v<typename L::LayoutD>];
+  alignas(1024) Inner v[cosize_v<typename L::LayoutV>];
+  alignas(16) Inner dv_local[2][kC * kLdD];
+  float G[kC];
+};
+
+// I: the inputs' dtype (q, k, dout); w, dv_local, dh and dv_new are Inner.
+template <class I, int KD, bool kW, bool kGated>
+__global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwdParams p) {
+#if defined(__CUDA_ARCH__) && defined(CUTE_ARCH_MMA_SM90A_ENABLED)
+  using E = Inner;
+  using L = Tiles<KD>;
+  extern __shared__ char smem_raw[];
+  auto& s = aligned_smem<Smem<KD>>(smem_raw);
+  const int tid = threadIdx.x;
+  const int64_t H = p.H, V = p.V;
+  const int64_t n = blockIdx.y / H, head = blockIdx.y % H;
+  const int64_t col0 = int64_t(blockIdx.x) * kBV;
+  const int64_t t_begin = p.seq_starts ? p.seq_starts[n] : n * p.T;
+  const int64_t t_end = p.seq_starts ? p.seq_starts[n + 1] : (n + 1) * p.T;
+  const int64_t chunk0 = p.chunk_starts ? p.chunk_starts[n] : n * ((p.T + kC - 1) / kC);
+  const int chunks = static_cast<int>((t_end - t_begin + kC - 1) / kC);
+
+  Tensor sK = make_tensor(make_smem_ptr(s.k), typename L::LayoutKm{});   // (C, KD, 2)
+  Tensor sQ = make_tensor(make_smem_ptr(s.q), typename L::LayoutT{});    // (KD, C, 2)
+  Tensor sW = make_tensor(make_smem_ptr(s.w), typename L::LayoutT{});    // (KD, C, 2)
+  Tensor sO = make_tensor(make_smem_ptr(s.dout), typename L::LayoutO{}); // (BV, C, 2)
+  Tensor sD = make_tensor(make_smem_ptr(s.d), typename L::LayoutD{});    // (BV, KD)
+  Tensor sV = make_tensor(make_smem_ptr(s.v), typename L::LayoutV{});    // (BV, C)
+
+  typename L::MmaX mma_x;
+  typename L::MmaS mma_s;
+  auto thr_x = mma_x.get_thread_slice(tid);
+  auto thr_s = mma_s.get_thread_slice(tid);
+  Tensor tXrK = thr_x.make_fragment_A(thr_x.partition_A(sK));
+  Tensor tXrD = thr_x.make_fragment_B(thr_x.partition_B(sD));
+  Tensor tSrQ = thr_s.make_fragment_A(thr_s.partition_A(sQ));
+  Tensor tSrW = thr_s.make_fragment_A(thr_s.partition_A(sW));
+  Tensor tSrO = thr_s.make_fragment_B(thr_s.partition_B(sO));
+  Tensor tSrV = thr_s.make_fragment_B(thr_s.partition_B(sV));
+  Tensor accX = partition_fragment_C(mma_x, Shape<Int<kC>, Int<kBV>>{});  // K dS, (token, column)
+  Tensor accD = partition_fragment_C(mma_s, Shape<Int<KD>, Int<kBV>>{});  // dS, (feature, column)
+  Tensor cD = thr_s.partition_C(make_identity_tensor(Shape<Int<KD>, Int<kBV>>{}));
+
+  // dS at the sequence's end: dht, or zeros.
+  CUTE_UNROLL
+  for (int i = 0; i < size(accD); ++i) {
+    const int f = get<0>(cD(i)), c = get<1>(cD(i));
+    accD(i) = p.dht ? p.dht[((n * H + head) * p.K + f) * V + col0 + c] : 0.0f;
+  }
+
+  const I* q = static_cast<const I*>(p.q);
+  const I* k = static_cast<const I*>(p.k);
+  const E* w = static_cast<const E*>(p.w);
+  const I* dout = static_cast<const I*>(p.dout);
+  const E* dv_local = static_cast<const E*>(p.dv_local);
+  constexpr int kPieces = KD / 8, kColPieces = kBV / 8;
+  // Requests chunk ci's Q, K, W, dO and dv_local into buffer b (rows past the sequence zero-filled).
+  auto request = [&](int ci, int b) {
+    const int64_t t0 = t_begin + int64_t(ci) * kC;
+    for (int i = tid; i < kC * kPieces; i += kThreads) {
+      const int r = i / kPieces, f = (i % kPieces) * 8;
+      const bool valid = t0 + r < t_end;
+      const int64_t row = valid ? (t0 + r) * H + head : 0;
+      copy16_zfill(&sK(r, f, b), k + row * KD + f, valid);
+      copy16_zfill(&sQ(f, r, b), q + row * KD + f, valid);
+      if constexpr (kW) copy16_zfill(&sW(f, r, b), w + row * KD + f, valid);
+    }
+    for (int i = tid; i < kC * kColPieces; i += kThreads) {
+      const int r = i / kColPieces, c = (i % kColPieces) * 8;
+      const bool valid = t0 + r < t_end;
+      const int64_t at = valid ? ((t0 + r) * H + head) * V + col0 + c : 0;
+      copy16_zfill(&sO(c, r, b), dout + at, valid);
+      copy16_zfill(&s.dv_local[b][r * kLdD + c], dv_local + at, valid);
+    }
+    commit();
+  };
+
+  E* dh_out = static_cast<E*>(p.dh);
+  E* dv_out = static_cast<E*>(p.dv_new);
+  if (chunks > 0) request(chunks - 1, (chunks - 1) & 1);
+  for (int ci = chunks - 1; ci >= 0; --ci) {
+    const int b = ci & 1;
+    const int me = opaque_tid();
+    Tensor cX = mma_x.get_thread_slice(me).partition_C(make_identity_tensor(Shape<Int<kC>, Int<kBV>>{}));
+    Tensor cD = mma_s.get_thread_slice(me).partition_C(make_identity_tensor(Shape<Int<KD>, Int<kBV>>{}));
+    const int64_t t0 = t_begin + int64_t(ci) * kC;
+    const int rows = t_end - t0 < kC ? static_cast<int>(t_end - t0) : kC;
+    __syncthreads();  // every thread is past the last chunk's products (buffer b ^ 1, sD, sV)
+    if (ci > 0) {
+      request(ci - 1, b ^ 1);
+    } else {
+      commit();  // an empty group: wait<1> below means chunk ci's copies in every thread
+    }
+    // 1. dS, rounded, into sD.
+    CUTE_UNROLL
+    for (int i = 0; i < size(accD); i += 2) {
+      store_shared(&sD(get<1>(cD(i)), get<0>(cD(i))), pack_as<E>(accD(i), accD(i + 1)));
+    }
+    if constexpr (kGated) {
+      if (tid < 32) chunk_cumsum(p.g + t0 * H + head, H, rows, s.G);
+    }
+    wait<1>();
+    __syncthreads();  // G for the scaling below
+    // This thread's pieces of q, k and dO made fp16, dO scaled by scale e^G of its row.
+    for (int i = tid; i < kC * kPieces; i += kThreads) {
+      const int r = i / kPieces, f = (i % kPieces) * 8;
+      to_inner_in_place<I>(&sK(r, f, b));
+      to_inner_in_place<I>(&sQ(f, r, b));
+    }
+    for (int i = tid; i < kC * kColPieces; i += kThreads) {
+      const int r = i / kColPieces, c = (i % kColPieces) * 8;
+      scaled_to_inner_in_place<I>(&sO(c, r, b), kGated ? p.scale * __expf(s.G[r]) : p.scale);
+    }
+    landed_for_wgmma<1>();
+    const float G_last = kGated ? s.G[rows - 1] : 0.0f;
+
+    // 2. x = K dS, and dh out while the product runs (both read sD).
+    clear(accX);
+    warpgroup_fence_operand(accX);
+    warpgroup_arrive();
+    gemm(mma_x, tXrK(_, _, _, b), tXrD, accX);
+    warpgroup_commit_batch();
+    {
+      E* dst = dh_out + ((chunk0 + ci) * H + head) * KD * V + col0;
+      for (int i = tid; i < KD * kColPieces; i += kThreads) {
+        const int f = i / kColPieces, c = (i % kColPieces) * 8;
+        *reinterpret_cast<uint4*>(dst + int64_t(f) * V + c) = *reinterpret_cast<const uint4*>(&sD(c, f));
+      }
+    }
+    warpgroup_wait<0>();
+    warpgroup_fence_operand(accX);
+    // dv_new = dv_local + exp(G_last - G) x: out, and negated into sV.
+    CUTE_UNROLL
+    for (int i = 0; i < size(accX); i += 2) {
+      const int r = get<0>(cX(i)), c = get<1>(cX(i));
+      const float decay = kGated && r < rows ? __expf(G_last - s.G[r]) : 1.0f;
+      const float x0 = float(s.dv_local[b][r * kLdD + c]) + decay * accX(i);
+      const float x1 = float(s.dv_local[b][r * kLdD + c + 1]) + decay * accX(i + 1);
+      if (r < rows) *reinterpret_cast<uint32_t*>(dv_out + ((t0 + r) * H + head) * V + col0 + c) = pack_as<E>(x0, x1);
+      store_shared(&sV(c, r), pack_as<E>(-x0, -x1));  // zero past the sequence: K and dv_local zero-filled there
+    }
+    if constexpr (kGated) {
+      const float gamma = __expf(G_last);
+      CUTE_UNROLL
+      for (int i = 0; i < size(accD); ++i) accD(i) *= gamma;
+    }
+    cutlass::arch::fence_view_async_shared();
+    __syncthreads();
+    // 3. dS += Q^T (scale e^G dO) + W^T (-dv_new), one batch.
+    warpgroup_fence_operand(accD);
+    warpgroup_arrive();
+    gemm(mma_s, tSrQ(_, _, _, b), tSrO(_, _, _, b), accD);
+    if constexpr (kW) gemm(mma_s, tSrW(_, _, _, b), tSrV, accD);
+    warpgroup_commit_batch();
+    warpgroup_wait<0>();
+    warpgroup_fence_operand(accD);
+  }
+  if (p.dh0) {
+    CUTE_UNROLL
+    for (int i = 0; i < size(accD); ++i) {
+      const int f = get<0>(cD(i)), c = get<1>(cD(i));
+      p.dh0[((n * H + head) * p.K + f) * V + col0 + c] = accD(i);
+    }
+  }
+#endif
+}
+
+template <class I, int KD, bool kW, bool kGated>
+void launch(const StateBwdParams& p, cudaStream_t stream) {
+  launch_warpgroup<Smem<KD>>("sm90::chunk_state_backward", state_backward_kernel<I, KD, kW, kGated>,
+                             dim3(static_cast<unsigned>(p.V / kBV), static_cast<unsigned>(p.N * p.H)), stream, p);
+}
+
+template <class I, int KD>
+void dispatch_rule(const StateBwdParams& p, cudaStream_t stream) {
+  const bool has_w = p.w != nullptr, gated = p.g != nullptr;
+  if (has_w && gated) return launch<I, KD, true, true>(p, stream);
+  if (has_w) return launch<I, KD, true, false>(p, stream);
+  if (gated) return launch<I, KD, false, true>(p, stream);
+  return launch<I, KD, false, false>(p, stream);
+}
+
+template <class I>
+void dispatch_k(const StateBwdParams& p, cudaStream_t stream) {
+  if (p.K == 64) return dispatch_rule<I, 64>(p, stream);
+  return dispatch_rule<I, 128>(p, stream);
+}
+
+}  // namespace
+
+void chunk_state_backward(const StateBwdParams& p, void* stream) {
+  detail::CallShape shape{p.dtype, p.N, p.T, p.H, p.K, p.V, p.seq_starts, p.chunk_starts};
+  detail::check_call("sm90::chunk_state_backward", shape,
+                     {{"q", p.q}, {"k", p.k}, {"dout", p.dout}, {"dv_local", p.dv_local}, {"dh", p.dh}, {"dv_new", p.dv_new}},
+                     {{"w", p.w}});
+  if (p.N * p.H > 65535) {
+    throw std::invalid_argument("sm90::chunk_state_backward: N H must be at most 65535, a block row each (got " +
+                                std::to_string(p.N * p.H) + ")");
+  }
+  const auto s = static_cast<cudaStream_t>(stream);
+  if (p.dtype == Dtype::kBF16) return dispatch_k<cutlass::bfloat16_t>(p, s);
+  return dispatch_k<cutlass::half_t>(p, s);
+}
+
+}  // namespace deltabench::cuda::sm90
