@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Times FLA's forward state pass (chunk_gated_delta_rule_fwd_h) and its whole forward (chunk_delta_rule,
-chunk_gated_delta_rule) on bench/stage_bench.cpp's shapes, beside stage_bench's rows, and writes one table.
+"""Times FLA's forward state pass (chunk_gated_delta_rule_fwd_h), its backward one (chunk_gated_delta_rule_bwd_dhu)
+and its whole forward (chunk_delta_rule, chunk_gated_delta_rule) on bench/stage_bench.cpp's shapes, beside
+stage_bench's rows, and writes one table.
 
     fla_stage.py --ours stage_bench.json --out stage.md [--fla <dir holding an unmodified fla/ package>]
 
@@ -23,12 +24,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fla_compare import gpu_median_ms, import_fla  # noqa: E402
 
-NAME = re.compile(r"(state_fwd|fwd)/(\w+)/(\w+)/B(\d+)/T(\d+)/H(\d+)/K(\d+)")
+NAME = re.compile(r"(state_fwd|state_bwd|fwd)/(\w+)/(\w+)/B(\d+)/T(\d+)/H(\d+)/K(\d+)")
 
 
 def stage_bytes(stage, B, T, H, K, V, gated):
-    """stage_bench.cpp's pass_bytes (state_fwd) and forward_bytes (fwd)."""
+    """stage_bench.cpp's pass_bytes (state_fwd), backward_pass_bytes (state_bwd) and forward_bytes (fwd)."""
     tokens, chunks = B * T * H, B * ((T + 63) // 64) * H
+    if stage == "state_bwd":
+        return 2 * tokens * (3 * K + 3 * V) + 2 * chunks * K * V + (4 * tokens if gated else 0)
     if stage == "fwd":
         return 2 * tokens * (2 * K + 2 * V) + 4 * tokens * (2 if gated else 1)
     return 2 * tokens * (2 * K + 2 * V) + 2 * chunks * K * V + (4 * tokens if gated else 0)
@@ -42,9 +45,11 @@ def render(rows, context, copy, fla_version, why_not, out):
              f"{fla_version or '(not timed: ' + why_not + ')'}; copy rate measured in the run "
              f"{copy / 1e9:.0f} GB/s. bf16, V = K; medians of 15, L2 flushed; ms is the GPU's time, call_ms the "
              "call from an idle GPU. GB/s and % of copy: the bytes a pass that moves each byte once would move "
-             "(state_fwd: W, K, U, g read, h and v_new written; fwd: q, k, v, beta, g read, o written) over ms. "
+             "(state_fwd: W, K, U, g read, h and v_new written; state_bwd: q, k, W, dO, dv_local, g read, dh and "
+             "dv_new written; fwd: q, k, v, beta, g read, o written) over ms. "
              "state_fwd: the state pass alone (sm90: kernels/common/sm90; walk: the training pair's TF32 walk; "
-             "fla: chunk_gated_delta_rule_fwd_h). fwd: the whole forward (sm90: sm90::chunk_forward; fused: the "
+             "fla: chunk_gated_delta_rule_fwd_h). state_bwd: the backward's (fla: chunk_gated_delta_rule_bwd_dhu; "
+             "walk: its q^T dO comes precomputed, so it does less). fwd: the whole forward (sm90: sm90::chunk_forward; fused: the "
              "op under backend kernel; fla: chunk_delta_rule / chunk_gated_delta_rule).",
              "",
              "| stage | rule | B x T | H | K | impl | ms | call_ms | GB/s | % of copy | / FLA |",
@@ -96,7 +101,7 @@ def main():
     if args.fla:
         try:
             fla_version, _ = import_fla(args.fla)
-            from fla.ops.common.chunk_delta_h import chunk_gated_delta_rule_fwd_h
+            from fla.ops.common.chunk_delta_h import chunk_gated_delta_rule_bwd_dhu, chunk_gated_delta_rule_fwd_h
             from fla.ops.delta_rule import chunk_delta_rule
             from fla.ops.gated_delta_rule import chunk_gated_delta_rule
             from fla.ops.utils import chunk_local_cumsum
@@ -130,7 +135,14 @@ def main():
                     u = torch.randn(B, T, H, V, device="cuda").bfloat16()
                     # In log2 units, as FLA's chunk_gated_delta_rule_fwd passes it (scale RCP_LN2).
                     g = chunk_local_cumsum(logdecay, chunk_size=64, scale=1 / math.log(2)) if gated else None
-                    fn = lambda: fwd_h(k=kb, w=w, u=u, g=g, output_final_state=False)  # noqa: E731
+                    if stage == "state_bwd":
+                        q = torch.randn(B, T, H, K, device="cuda").bfloat16()
+                        do = torch.randn(B, T, H, V, device="cuda").bfloat16()
+                        dv = torch.randn(B, T, H, V, device="cuda").bfloat16()
+                        fn = lambda: chunk_gated_delta_rule_bwd_dhu(q=q, k=kb, w=w, do=do, dv=dv, g=g,  # noqa: E731
+                                                                    scale=K ** -0.5)
+                    else:
+                        fn = lambda: fwd_h(k=kb, w=w, u=u, g=g, output_final_state=False)  # noqa: E731
                 with torch.no_grad():
                     fn()  # autotunes
                     torch.cuda.synchronize()

@@ -5,6 +5,9 @@
 //                                    state at each chunk's start and v_new), wgmma on fp16 operands
 //   state_fwd/walk/<rule>/B/T/H/K:  the chunked training pair's forward walk (kernels/common/chunk_state.cu:
 //                                    fp32 buffers [BH, NT, C, *], TF32 products), what training runs today
+//   state_bwd/sm90/<rule>/B/T/H/K:  the backward's state pass alone, FLA's chunk_gated_delta_rule_bwd_dhu stage
+//   state_bwd/walk/<rule>/B/T/H/K:  the training pair's backward walk (its q^T dO comes in whole from chunk_dout,
+//                                    so it does less than the other two)
 //   fwd/sm90/<rule>/B/T/H/K:        the whole forward on the sm_90a kernels (sm90::chunk_forward: UT transform,
 //                                    state pass, output)
 //   fwd/fused/<rule>/B/T/H/K:       the op's forward under backend kernel (the fused forward of version 2c)
@@ -58,6 +61,13 @@ double forward_bytes(const Shape& s, bool gated) {
   return 2.0 * tokens * (2 * s.K + 2 * s.V) + 4.0 * tokens * (gated ? 2 : 1);
 }
 
+// The backward state pass: q, k and W read, dO and dv_local read, dh and dv_new written, g read.
+double backward_pass_bytes(const Shape& s, bool gated) {
+  const double tokens = static_cast<double>(s.B * s.T * s.H);
+  const double chunks = static_cast<double>(s.B * ((s.T + 63) / 64) * s.H);
+  return 2.0 * tokens * (3 * s.K + 3 * s.V) + 2.0 * chunks * s.K * s.V + (gated ? 4.0 * tokens : 0.0);
+}
+
 double pass_bytes(const Shape& s, bool gated) {
   const double tokens = static_cast<double>(s.B * s.T * s.H);
   const double chunks = static_cast<double>(s.B * ((s.T + 63) / 64) * s.H);
@@ -98,7 +108,7 @@ void report(benchmark::State& state, double bytes, const std::function<void()>& 
   }
 }
 
-void run_sm90(benchmark::State& state, const Shape& s, bool gated) {
+void run_sm90(benchmark::State& state, const Shape& s, bool gated, bool backward) {
   std::string why;
   if (!deltabench::cuda::sm90::available(&why)) {
     state.SkipWithError(why.c_str());
@@ -108,6 +118,25 @@ void run_sm90(benchmark::State& state, const Shape& s, bool gated) {
   const int64_t chunks = s.B * ((s.T + 63) / 64);
   auto h = at::empty({chunks, s.H, s.K, s.V}, kCuda.dtype(at::kHalf));
   auto v_new = at::empty_like(in.u);
+  const auto stream = at::cuda::getCurrentCUDAStream().stream();
+  if (backward) {
+    const auto q = at::randn({s.B * s.T, s.H, s.K}, kCuda.dtype(at::kFloat)).to(at::kBFloat16);
+    const auto dout = at::randn({s.B * s.T, s.H, s.V}, kCuda.dtype(at::kFloat)).to(at::kBFloat16);
+    const auto dv_local = at::randn({s.B * s.T, s.H, s.V}, kCuda.dtype(at::kFloat)).to(at::kHalf);
+    deltabench::cuda::sm90::StateBwdParams p;
+    p.q = q.data_ptr();
+    p.k = in.k.data_ptr();
+    p.w = in.w.data_ptr();
+    p.g = gated ? in.g.data_ptr<float>() : nullptr;
+    p.dout = dout.data_ptr();
+    p.dv_local = dv_local.data_ptr();
+    p.dh = h.data_ptr();
+    p.dv_new = v_new.data_ptr();
+    p.N = s.B, p.T = s.T, p.H = s.H, p.K = s.K, p.V = s.V;
+    p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.K)));
+    report(state, backward_pass_bytes(s, gated), [&] { deltabench::cuda::sm90::chunk_state_backward(p, stream); });
+    return;
+  }
   deltabench::cuda::sm90::StateFwdParams p;
   p.w = in.w.data_ptr();
   p.u = in.u.data_ptr();
@@ -120,11 +149,10 @@ void run_sm90(benchmark::State& state, const Shape& s, bool gated) {
   p.H = s.H;
   p.K = s.K;
   p.V = s.V;
-  const auto stream = at::cuda::getCurrentCUDAStream().stream();
   report(state, pass_bytes(s, gated), [&] { deltabench::cuda::sm90::chunk_state_forward(p, stream); });
 }
 
-void run_walk(benchmark::State& state, const Shape& s, bool gated) {
+void run_walk(benchmark::State& state, const Shape& s, bool gated, bool backward) {
   if (!deltabench::cuda::chunk_state_supports(s.K, s.V)) {
     state.SkipWithError("chunk_state_forward does not take this K, V");
     return;
@@ -158,6 +186,18 @@ void run_walk(benchmark::State& state, const Shape& s, bool gated) {
   p.v_new = v_new.data_ptr<float>();
   p.tf32 = true;
   const auto stream = at::cuda::getCurrentCUDAStream().stream();
+  if (backward) {
+    // q^T dO comes in whole (chunk_dout computes it before the walk), with dv_local; dh and dv_new out.
+    const auto f32 = kCuda.dtype(at::kFloat);
+    const auto qdo = at::randn({s.B * s.H, NT, s.K, s.V}, f32), dv_local = at::randn({s.B * s.H, NT, C, s.V}, f32);
+    auto dh = at::empty({s.B * s.H, NT, s.K, s.V}, f32), dv_new = at::empty_like(dv_local);
+    p.qdo = qdo.data_ptr<float>();
+    p.dv_local = dv_local.data_ptr<float>();
+    p.dh = dh.data_ptr<float>();
+    p.dv_new = dv_new.data_ptr<float>();
+    report(state, backward_pass_bytes(s, gated), [&] { deltabench::cuda::chunk_state_backward(p, stream); });
+    return;
+  }
   report(state, pass_bytes(s, gated), [&] { deltabench::cuda::chunk_state_forward(p, stream); });
 }
 
@@ -219,8 +259,10 @@ int main(int argc, char** argv) {
   };
   for (const auto& s : kShapes) {
     for (const bool gated : {false, true}) {
-      add(name("state_fwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_sm90(st, s, gated); });
-      add(name("state_fwd", "walk", gated, s), [s, gated](benchmark::State& st) { run_walk(st, s, gated); });
+      add(name("state_fwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_sm90(st, s, gated, false); });
+      add(name("state_fwd", "walk", gated, s), [s, gated](benchmark::State& st) { run_walk(st, s, gated, false); });
+      add(name("state_bwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_sm90(st, s, gated, true); });
+      add(name("state_bwd", "walk", gated, s), [s, gated](benchmark::State& st) { run_walk(st, s, gated, true); });
       add(name("fwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_forward(st, s, gated, true); });
       add(name("fwd", "fused", gated, s), [s, gated](benchmark::State& st) { run_forward(st, s, gated, false); });
     }

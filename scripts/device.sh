@@ -193,6 +193,11 @@ sm90_checks() {
       --section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats \
       "$build_dir/bench/stage_bench" --benchmark_filter='^fwd/sm90/delta_rule/B16/' \
       --benchmark_repetitions=1 >>"$out/ncu.txt" 2>&1
+    { echo; echo "== ncu: the sm90 backward state pass, delta rule 16 x 2K"; } >>"$out/ncu.txt"
+    timeout 60 ncu --kernel-name 'regex:state_backward_kernel' --launch-skip 1 --launch-count 1 \
+      --section SpeedOfLight --section Occupancy --section WarpStateStats \
+      "$build_dir/bench/stage_bench" --benchmark_filter='^state_bwd/sm90/delta_rule/B16/' \
+      --benchmark_repetitions=1 >>"$out/ncu.txt" 2>&1
   fi
   sm90_rc=$sm90_tests
 }
