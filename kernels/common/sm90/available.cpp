@@ -93,6 +93,10 @@ void chunk_output_forward(const OutputFwdParams&, void*) {
   throw std::runtime_error(std::string("sm90::chunk_output_forward: ") + kNotBuilt);
 }
 
+void chunk_dv_local(const DvLocalParams&, void*) {
+  throw std::runtime_error(std::string("sm90::chunk_dv_local: ") + kNotBuilt);
+}
+
 void chunk_ut_forward(const UtFwdParams&, void*) {
   throw std::runtime_error(std::string("sm90::chunk_ut_forward: ") + kNotBuilt);
 }

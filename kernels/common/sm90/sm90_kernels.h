@@ -111,6 +111,26 @@ struct OutputFwdParams {
 // Throws as chunk_state_forward does.
 void chunk_output_forward(const OutputFwdParams& p, void* stream);
 
+// The backward's dv_local, v_new's gradient within its chunk (FLA's chunk_bwd_dv_local), by the output's
+// kernel with P's operands swapped: dv_local = P^T dO, P as chunk_output_forward forms it (scale, the decay,
+// on and below the diagonal), rounded to fp16 before its product; written fp16.
+struct DvLocalParams {
+  Dtype dtype = Dtype::kBF16;     // of q, k and dout: kBF16 or kFP16
+  const void* q = nullptr;        // [tokens, H, K]
+  const void* k = nullptr;        // [tokens, H, K]
+  const void* dout = nullptr;     // [tokens, H, V]
+  const float* g = nullptr;       // [tokens, H] per-step log decay, or null
+  void* dv_local = nullptr;       // [tokens, H, V] fp16
+  const int64_t* seq_starts = nullptr;    // as OutputFwdParams
+  const int64_t* chunk_starts = nullptr;
+  int64_t chunks = 0;
+  int64_t N = 0, T = 0, H = 0, K = 0, V = 0;
+  float scale = 1.0f;
+};
+
+// Throws as chunk_state_forward does.
+void chunk_dv_local(const DvLocalParams& p, void* stream);
+
 // The delta rules' UT transform, one block a (chunk, head):
 //   A = strict_lower(diag(beta) K K^T * Gamma),  T = (I + A)^-1,  W = T diag(beta e^G) K,  U = T diag(beta) V,
 // Gamma as above (ones without g). K K^T on wgmma; T by substitution in fp32, a column a thread in
