@@ -97,6 +97,10 @@ void chunk_dv_local(const DvLocalParams&, void*) {
   throw std::runtime_error(std::string("sm90::chunk_dv_local: ") + kNotBuilt);
 }
 
+void chunk_dqkw(const DqkwParams&, void*) {
+  throw std::runtime_error(std::string("sm90::chunk_dqkw: ") + kNotBuilt);
+}
+
 void chunk_ut_forward(const UtFwdParams&, void*) {
   throw std::runtime_error(std::string("sm90::chunk_ut_forward: ") + kNotBuilt);
 }

@@ -87,6 +87,35 @@ struct StateBwdParams {
 // Throws as chunk_state_forward does.
 void chunk_state_backward(const StateBwdParams& p, void* stream);
 
+// The backward's chunk-parallel gradients of q, k and W (FLA's chunk_bwd_dqkwg without dg: the gated rule's
+// dg is not computed yet), one block a (chunk, head), with dA = scale (dO v_new^T * Gamma) on and below the
+// diagonal, rounded to fp16:
+//   dq = scale e^G (dO h^T) + dA k,   dk = exp(G_last - G) (v_new dh^T) + dA^T q,   dW = -(dv_new h^T),
+// the terms through the output and the state walk (the UT transform's backward adds its own to dk). K 64 or
+// 128 and V 64 or 128.
+struct DqkwParams {
+  Dtype dtype = Dtype::kBF16;     // of q, k and dout: kBF16 or kFP16
+  const void* q = nullptr;        // [tokens, H, K]
+  const void* k = nullptr;        // [tokens, H, K]
+  const void* dout = nullptr;     // [tokens, H, V]
+  const float* g = nullptr;       // [tokens, H] per-step log decay, or null
+  const void* v_new = nullptr;    // [tokens, H, V] fp16 (the forward state pass's)
+  const void* dv_new = nullptr;   // [tokens, H, V] fp16 (the backward state pass's), or null with dw
+  const void* h = nullptr;        // [chunks, H, K, V] fp16: the state at each chunk's start
+  const void* dh = nullptr;       // [chunks, H, K, V] fp16: the gradient of each chunk's end state
+  float* dq = nullptr;            // [tokens, H, K]
+  float* dk = nullptr;            // [tokens, H, K]
+  float* dw = nullptr;            // [tokens, H, K], or null (linear attention)
+  const int64_t* seq_starts = nullptr;    // as OutputFwdParams
+  const int64_t* chunk_starts = nullptr;
+  int64_t chunks = 0;
+  int64_t N = 0, T = 0, H = 0, K = 0, V = 0;
+  float scale = 1.0f;
+};
+
+// Throws as chunk_state_forward does.
+void chunk_dqkw(const DqkwParams& p, void* stream);
+
 // The forward's output from the state pass's h and v_new, one block a (chunk, head, 64 columns of V):
 //   O = scale ((Q S_c) * e^G + ((Q K^T) * Gamma) v_new),   Gamma_ij = exp(G_i - G_j) for j <= i, else 0,
 // G the within-chunk cumulative log decay (zero without g). As FLA's chunk_fwd_o, (Q K^T) * Gamma is rounded

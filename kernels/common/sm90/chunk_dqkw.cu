@@ -1,0 +1,234 @@
+// The backward's chunk-parallel gradients of q, k and W on Hopper's warpgroup products (wgmma), version 1
+// (FLA's chunk_bwd_dqkwg without dg): sm90_kernels.h says what it computes, kernels/delta_rule/NOTES.md
+// ("Hopper version 1") why.
+//
+// One block (one warpgroup, 128 threads) a (chunk, head). dO, v_new and dv_new [64 x V], the chunk's h and dh
+// [K x V] and q, k [64 x K] come by cp.async into 128-byte-swizzled tiles (dO, q, k made fp16 in place), and
+// the products run one accumulator at a time, so that at most one [64 x K] fp32 tile lives in registers:
+//   A. dA = dO v_new^T (contraction over V), masked to j <= i, times scale exp(G_i - G_j), rounded into a
+//      K-major tile, which read M-major is also dA^T;
+//   B. dq = scale e^G (dO h^T) + dA k;
+//   C. dk = exp(G_last - G) (v_new dh^T) + dA^T q;
+//   D. dW = -(dv_new h^T) (the delta rules).
+// h^T and dh^T are K-major B operands as h and dh sit in memory ([K][V], V contiguous); q and k are N-major
+// B operands as they sit ([tokens][K]). dq, dk and dW are written fp32.
+
+#include "kernels/common/sm90/checks.h"
+#include "kernels/common/sm90/common.cuh"
+#include "kernels/common/sm90/sm90_kernels.h"
+
+#include <cuda_runtime.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace deltabench::cuda::sm90 {
+namespace {
+
+using namespace cute;
+using namespace sm90::detail;
+
+constexpr int kC = kStateChunk;
+constexpr int kThreads = kWarpgroupThreads;
+
+template <int KD, int VD>
+struct Tiles {
+  using E = Inner;
+  using LayoutTV = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<E>{}, Shape<Int<kC>, Int<VD>>{}));   // dO, v_new, dv_new
+  using LayoutFV = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<E>{}, Shape<Int<KD>, Int<VD>>{}));   // h^T, dh^T as B
+  using LayoutFT = decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<E>{}, Shape<Int<KD>, Int<kC>>{}));  // q, k as B
+  using LayoutA = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<E>{}, Shape<Int<kC>, Int<kC>>{}));    // dA as A
+  // dA^T as A: a 64 x 64 K-major tile is one atom wide, so the same bytes read as an M-major tile of the
+  // transposed shape are its transpose (element (i, j) at the same offset as element (j, i) of this one).
+  using LayoutAt = decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<E>{}, Shape<Int<kC>, Int<kC>>{}));
+  using MmaKK = decltype(make_tiled_mma(typename MmaOp<E, GMMA::Major::K, GMMA::Major::K>::type{}));
+  using MmaKN = decltype(make_tiled_mma(typename MmaOp<E, GMMA::Major::K, GMMA::Major::MN>::type{}));
+  using MmaNN = decltype(make_tiled_mma(typename MmaOp<E, GMMA::Major::MN, GMMA::Major::MN>::type{}));
+};
+
+template <int KD, int VD>
+struct alignas(1024) Smem {
+  using L = Tiles<KD, VD>;
+  alignas(1024) Inner dout[cosize_v<typename L::LayoutTV>];
+  alignas(1024) Inner vn[cosize_v<typename L::LayoutTV>];
+  alignas(1024) Inner dvn[cosize_v<typename L::LayoutTV>];
+  alignas(1024) Inner h[cosize_v<typename L::LayoutFV>];
+  alignas(1024) Inner dh[cosize_v<typename L::LayoutFV>];
+  alignas(1024) Inner q[cosize_v<typename L::LayoutFT>];
+  alignas(1024) Inner k[cosize_v<typename L::LayoutFT>];
+  alignas(1024) Inner a[cosize_v<typename L::LayoutA>];
+  float G[kC];
+};
+
+// I: the inputs' dtype (q, k, dO); v_new, dv_new, h and dh are Inner; dq, dk and dW fp32.
+template <class I, int KD, int VD, bool kW, bool kGated>
+__global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
+#if defined(__CUDA_ARCH__) && defined(CUTE_ARCH_MMA_SM90A_ENABLED)
+  using E = Inner;
+  using L = Tiles<KD, VD>;
+  extern __shared__ char smem_raw[];
+  auto& s = aligned_smem<Smem<KD, VD>>(smem_raw);
+  const int tid = threadIdx.x;
+  const int64_t H = p.H;
+  const int64_t chunk = blockIdx.x, head = blockIdx.y;
+  const ChunkSpan span = locate_chunk(chunk, p.chunk_starts, p.seq_starts, p.N, p.T);
+  const int64_t t0 = span.t0;
+  const int rows = span.rows;
+
+  Tensor sO = make_tensor(make_smem_ptr(s.dout), typename L::LayoutTV{});  // (C, V)
+  Tensor sVn = make_tensor(make_smem_ptr(s.vn), typename L::LayoutTV{});
+  Tensor sDvn = make_tensor(make_smem_ptr(s.dvn), typename L::LayoutTV{});
+  Tensor sHt = make_tensor(make_smem_ptr(s.h), typename L::LayoutFV{});    // (KD, V): h^T as B
+  Tensor sDht = make_tensor(make_smem_ptr(s.dh), typename L::LayoutFV{});
+  Tensor sQ = make_tensor(make_smem_ptr(s.q), typename L::LayoutFT{});     // (KD, C): q as B
+  Tensor sK = make_tensor(make_smem_ptr(s.k), typename L::LayoutFT{});
+  Tensor sA = make_tensor(make_smem_ptr(s.a), typename L::LayoutA{});      // (C, C): dA
+  Tensor sAt = make_tensor(make_smem_ptr(s.a), typename L::LayoutAt{});    // (C, C): dA^T
+
+  const I* q = static_cast<const I*>(p.q);
+  const I* k = static_cast<const I*>(p.k);
+  const I* dout = static_cast<const I*>(p.dout);
+  const E* vn = static_cast<const E*>(p.v_new);
+  const E* dvn = static_cast<const E*>(p.dv_new);
+  const E* h = static_cast<const E*>(p.h) + (chunk * H + head) * KD * VD;
+  const E* dh = static_cast<const E*>(p.dh) + (chunk * H + head) * KD * VD;
+  constexpr int kVPieces = VD / 8, kKPieces = KD / 8;
+  for (int i = tid; i < kC * kVPieces; i += kThreads) {
+    const int r = i / kVPieces, c = (i % kVPieces) * 8;
+    const bool valid = r < rows;
+    const int64_t at = valid ? ((t0 + r) * H + head) * VD + c : 0;
+    copy16_zfill(&sO(r, c), dout + at, valid);
+    copy16_zfill(&sVn(r, c), vn + at, valid);
+    if constexpr (kW) copy16_zfill(&sDvn(r, c), dvn + at, valid);
+  }
+  for (int i = tid; i < KD * kVPieces; i += kThreads) {
+    const int f = i / kVPieces, c = (i % kVPieces) * 8;
+    copy16_zfill(&sHt(f, c), h + int64_t(f) * VD + c, true);
+    copy16_zfill(&sDht(f, c), dh + int64_t(f) * VD + c, true);
+  }
+  for (int i = tid; i < kC * kKPieces; i += kThreads) {
+    const int r = i / kKPieces, f = (i % kKPieces) * 8;
+    const bool valid = r < rows;
+    const int64_t at = valid ? ((t0 + r) * H + head) * KD + f : 0;
+    copy16_zfill(&sQ(f, r), q + at, valid);
+    copy16_zfill(&sK(f, r), k + at, valid);
+  }
+  commit();
+  if constexpr (kGated) {
+    if (tid < 32) chunk_cumsum(p.g + t0 * H + head, H, rows, s.G);
+  }
+  wait<0>();
+  if constexpr (!std::is_same_v<I, E>) {  // dO, q and k made fp16 by the thread that copied each piece
+    for (int i = tid; i < kC * kVPieces; i += kThreads) to_inner_in_place<I>(&sO(i / kVPieces, (i % kVPieces) * 8));
+    for (int i = tid; i < kC * kKPieces; i += kThreads) {
+      to_inner_in_place<I>(&sQ((i % kKPieces) * 8, i / kKPieces));
+      to_inner_in_place<I>(&sK((i % kKPieces) * 8, i / kKPieces));
+    }
+  }
+  landed_for_wgmma<0>();
+  const float scale = p.scale;
+  const float G_last = kGated ? s.G[rows - 1] : 0.0f;
+
+  typename L::MmaKK mma_kk;
+  typename L::MmaKN mma_kn;
+  typename L::MmaNN mma_nn;
+  auto thr_kk = mma_kk.get_thread_slice(tid);
+  auto thr_kn = mma_kn.get_thread_slice(tid);
+  auto thr_nn = mma_nn.get_thread_slice(tid);
+  const int me = opaque_tid();
+
+  // A. dA = dO v_new^T, masked, scaled, rounded into sA.
+  {
+    Tensor acc = partition_fragment_C(mma_kk, Shape<Int<kC>, Int<kC>>{});
+    clear(acc);
+    product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sO)), thr_kk.make_fragment_B(thr_kk.partition_B(sVn)), acc);
+    Tensor coord = mma_kk.get_thread_slice(me).partition_C(make_identity_tensor(Shape<Int<kC>, Int<kC>>{}));
+    CUTE_UNROLL
+    for (int i = 0; i < size(acc); i += 2) {
+      const int r = get<0>(coord(i)), c = get<1>(coord(i));
+      float a = c <= r ? acc(i) * scale : 0.0f, b = c + 1 <= r ? acc(i + 1) * scale : 0.0f;
+      if constexpr (kGated) {
+        a = c <= r ? a * __expf(s.G[r] - s.G[c]) : 0.0f;
+        b = c + 1 <= r ? b * __expf(s.G[r] - s.G[c + 1]) : 0.0f;
+      }
+      store_shared(&sA(r, c), pack_as<E>(a, b));
+    }
+  }
+  cutlass::arch::fence_view_async_shared();
+  __syncthreads();
+
+  Tensor acc = partition_fragment_C(mma_kk, Shape<Int<kC>, Int<KD>>{});  // dq, dk, dW in turn
+  Tensor coord = mma_kk.get_thread_slice(me).partition_C(make_identity_tensor(Shape<Int<kC>, Int<KD>>{}));
+  auto out = [&](float* dst, float factor) {  // rows of the sequence, fp32, in pairs of columns
+    CUTE_UNROLL
+    for (int i = 0; i < size(acc); i += 2) {
+      const int r = get<0>(coord(i)), c = get<1>(coord(i));
+      if (r < rows) *reinterpret_cast<float2*>(dst + ((t0 + r) * H + head) * KD + c) = make_float2(factor * acc(i), factor * acc(i + 1));
+    }
+  };
+  auto scale_rows = [&](auto factor_of_row) {
+    CUTE_UNROLL
+    for (int i = 0; i < size(acc); ++i) acc(i) *= factor_of_row(get<0>(coord(i)));
+  };
+  // The three [64 x K] accumulators share one layout: MmaKN's and MmaNN's C partition equals MmaKK's (the
+  // same 64 x 64 atom, the same thread layout), so `acc` serves each product.
+  // B. dq = scale e^G (dO h^T) + dA k.
+  clear(acc);
+  product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sO)), thr_kk.make_fragment_B(thr_kk.partition_B(sHt)), acc);
+  scale_rows([&](int r) { return kGated ? scale * __expf(s.G[r]) : scale; });
+  product(mma_kn, thr_kn.make_fragment_A(thr_kn.partition_A(sA)), thr_kn.make_fragment_B(thr_kn.partition_B(sK)), acc);
+  out(p.dq, 1.0f);
+  // C. dk = exp(G_last - G) (v_new dh^T) + dA^T q.
+  clear(acc);
+  product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sVn)), thr_kk.make_fragment_B(thr_kk.partition_B(sDht)), acc);
+  if constexpr (kGated) scale_rows([&](int r) { return r < rows ? __expf(G_last - s.G[r]) : 0.0f; });
+  product(mma_nn, thr_nn.make_fragment_A(thr_nn.partition_A(sAt)), thr_nn.make_fragment_B(thr_nn.partition_B(sQ)), acc);
+  out(p.dk, 1.0f);
+  // D. dW = -(dv_new h^T).
+  if constexpr (kW) {
+    clear(acc);
+    product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sDvn)), thr_kk.make_fragment_B(thr_kk.partition_B(sHt)), acc);
+    out(p.dw, -1.0f);
+  }
+#endif
+}
+
+template <class I, int KD, int VD, bool kW, bool kGated>
+void launch(const DqkwParams& p, int64_t chunks, cudaStream_t stream) {
+  launch_warpgroup<Smem<KD, VD>>("sm90::chunk_dqkw", dqkw_kernel<I, KD, VD, kW, kGated>,
+                                 dim3(static_cast<unsigned>(chunks), static_cast<unsigned>(p.H)), stream, p);
+}
+
+template <class I, int KD, int VD>
+void dispatch_rule(const DqkwParams& p, int64_t chunks, cudaStream_t stream) {
+  const bool has_w = p.dw != nullptr, gated = p.g != nullptr;
+  if (has_w && gated) return launch<I, KD, VD, true, true>(p, chunks, stream);
+  if (has_w) return launch<I, KD, VD, true, false>(p, chunks, stream);
+  if (gated) return launch<I, KD, VD, false, true>(p, chunks, stream);
+  return launch<I, KD, VD, false, false>(p, chunks, stream);
+}
+
+template <class I>
+void dispatch(const DqkwParams& p, int64_t chunks, cudaStream_t stream) {
+  if (p.K == 64) return p.V == 64 ? dispatch_rule<I, 64, 64>(p, chunks, stream) : dispatch_rule<I, 64, 128>(p, chunks, stream);
+  return p.V == 64 ? dispatch_rule<I, 128, 64>(p, chunks, stream) : dispatch_rule<I, 128, 128>(p, chunks, stream);
+}
+
+}  // namespace
+
+void chunk_dqkw(const DqkwParams& p, void* stream) {
+  detail::CallShape shape{p.dtype, p.N, p.T, p.H, p.K, p.V, p.seq_starts, p.chunk_starts, p.chunks, 128, true};
+  const int64_t chunks = detail::check_call("sm90::chunk_dqkw", shape,
+                                            {{"q", p.q}, {"k", p.k}, {"dout", p.dout}, {"v_new", p.v_new}, {"h", p.h},
+                                             {"dh", p.dh}, {"dq", p.dq}, {"dk", p.dk}},
+                                            {{"dv_new", p.dv_new}, {"dw", p.dw}});
+  if ((p.dw == nullptr) != (p.dv_new == nullptr)) {
+    throw std::invalid_argument("sm90::chunk_dqkw: dw and dv_new go together (the delta rules' W term; one of them is null)");
+  }
+  if (chunks <= 0) return;
+  const auto s = static_cast<cudaStream_t>(stream);
+  if (p.dtype == Dtype::kBF16) return dispatch<cutlass::bfloat16_t>(p, chunks, s);
+  return dispatch<cutlass::half_t>(p, chunks, s);
+}
+
+}  // namespace deltabench::cuda::sm90
