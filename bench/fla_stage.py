@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fla_compare import gpu_median_ms, import_fla  # noqa: E402
 
-NAME = re.compile(r"(state_fwd|state_bwd|fwd)/(\w+)/(\w+)/B(\d+)/T(\d+)/H(\d+)/K(\d+)")
+NAME = re.compile(r"(state_fwd|state_bwd|dv_local|dqkw|fwd)/(\w+)/(\w+)/B(\d+)/T(\d+)/H(\d+)/K(\d+)")
 
 
 def stage_bytes(stage, B, T, H, K, V, gated):
@@ -32,6 +32,10 @@ def stage_bytes(stage, B, T, H, K, V, gated):
     tokens, chunks = B * T * H, B * ((T + 63) // 64) * H
     if stage == "state_bwd":
         return 2 * tokens * (3 * K + 3 * V) + 2 * chunks * K * V + (4 * tokens if gated else 0)
+    if stage == "dv_local":
+        return 2 * tokens * (2 * K + 2 * V) + (4 * tokens if gated else 0)
+    if stage == "dqkw":
+        return 2 * tokens * (2 * K + 3 * V) + 4 * tokens * 3 * K + 4 * chunks * K * V + (4 * tokens if gated else 0)
     if stage == "fwd":
         return 2 * tokens * (2 * K + 2 * V) + 4 * tokens * (2 if gated else 1)
     return 2 * tokens * (2 * K + 2 * V) + 2 * chunks * K * V + (4 * tokens if gated else 0)
@@ -49,14 +53,16 @@ def render(rows, context, copy, fla_version, why_not, out):
              "dv_new written; fwd: q, k, v, beta, g read, o written) over ms. "
              "state_fwd: the state pass alone (sm90: kernels/common/sm90; walk: the training pair's TF32 walk; "
              "fla: chunk_gated_delta_rule_fwd_h). state_bwd: the backward's (fla: chunk_gated_delta_rule_bwd_dhu; "
-             "walk: its q^T dO comes precomputed, so it does less). fwd: the whole forward (sm90: sm90::chunk_forward; fused: the "
+             "walk: its q^T dO comes precomputed, so it does less). dv_local and dqkw: the backward's chunk-parallel "
+             "stages (tf32: the training pair's chunk_dout and chunk_grads, which write q^T dO and dG too; fla: "
+             "chunk_bwd_dv_local and chunk_bwd_dqkwg, whose gated rows compute dg too, which sm90 does not yet). fwd: the whole forward (sm90: sm90::chunk_forward; fused: the "
              "op under backend kernel; fla: chunk_delta_rule / chunk_gated_delta_rule).",
              "",
              "| stage | rule | B x T | H | K | impl | ms | call_ms | GB/s | % of copy | / FLA |",
              "|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|"]
     for (stage, rule, B, T, H, K), impls in rows.items():
         fla = impls.get("fla")
-        for impl in ("sm90", "walk", "fused", "fla"):
+        for impl in ("sm90", "walk", "tf32", "fused", "fla"):
             if impl not in impls:
                 continue
             r = impls[impl]
@@ -102,6 +108,7 @@ def main():
         try:
             fla_version, _ = import_fla(args.fla)
             from fla.ops.common.chunk_delta_h import chunk_gated_delta_rule_bwd_dhu, chunk_gated_delta_rule_fwd_h
+            from fla.ops.common.chunk_o import chunk_bwd_dqkwg, chunk_bwd_dv_local
             from fla.ops.delta_rule import chunk_delta_rule
             from fla.ops.gated_delta_rule import chunk_gated_delta_rule
             from fla.ops.utils import chunk_local_cumsum
@@ -135,7 +142,19 @@ def main():
                     u = torch.randn(B, T, H, V, device="cuda").bfloat16()
                     # In log2 units, as FLA's chunk_gated_delta_rule_fwd passes it (scale RCP_LN2).
                     g = chunk_local_cumsum(logdecay, chunk_size=64, scale=1 / math.log(2)) if gated else None
-                    if stage == "state_bwd":
+                    if stage in ("dv_local", "dqkw"):
+                        q = torch.randn(B, T, H, K, device="cuda").bfloat16()
+                        do = torch.randn(B, T, H, V, device="cuda").bfloat16()
+                        if stage == "dv_local":
+                            fn = lambda: chunk_bwd_dv_local(q=q, k=kb, do=do, g=g, scale=K ** -0.5)  # noqa: E731
+                        else:
+                            NT = (T + 63) // 64
+                            h = torch.randn(B, NT, H, K, V, device="cuda").bfloat16()
+                            dh = torch.randn(B, NT, H, K, V, device="cuda").bfloat16()
+                            dv = torch.randn(B, T, H, V, device="cuda").bfloat16()
+                            fn = lambda: chunk_bwd_dqkwg(q=q, k=kb, v=u, do=do, h=h, dh=dh, w=w, g=g,  # noqa: E731
+                                                         dv=dv, scale=K ** -0.5)
+                    elif stage == "state_bwd":
                         q = torch.randn(B, T, H, K, device="cuda").bfloat16()
                         do = torch.randn(B, T, H, V, device="cuda").bfloat16()
                         dv = torch.randn(B, T, H, V, device="cuda").bfloat16()

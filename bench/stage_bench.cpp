@@ -8,6 +8,10 @@
 //   state_bwd/sm90/<rule>/B/T/H/K:  the backward's state pass alone, FLA's chunk_gated_delta_rule_bwd_dhu stage
 //   state_bwd/walk/<rule>/B/T/H/K:  the training pair's backward walk (its q^T dO comes in whole from chunk_dout,
 //                                    so it does less than the other two)
+//   dv_local/{sm90,tf32}/...:       the backward's dv_local (FLA's chunk_bwd_dv_local); tf32: chunk_dout, which
+//                                    writes q^T dO too
+//   dqkw/{sm90,tf32}/...:           the backward's dq, dk, dW (FLA's chunk_bwd_dqkwg); tf32: chunk_grads, which
+//                                    writes dG too (sm90 not yet: its gated rows do less than FLA's)
 //   fwd/sm90/<rule>/B/T/H/K:        the whole forward on the sm_90a kernels (sm90::chunk_forward: UT transform,
 //                                    state pass, output)
 //   fwd/fused/<rule>/B/T/H/K:       the op's forward under backend kernel (the fused forward of version 2c)
@@ -66,6 +70,20 @@ double backward_pass_bytes(const Shape& s, bool gated) {
   const double tokens = static_cast<double>(s.B * s.T * s.H);
   const double chunks = static_cast<double>(s.B * ((s.T + 63) / 64) * s.H);
   return 2.0 * tokens * (3 * s.K + 3 * s.V) + 2.0 * chunks * s.K * s.V + (gated ? 4.0 * tokens : 0.0);
+}
+
+// dv_local: q, k and dO read, dv_local written (16-bit). dq, dk, dW: q, k, dO, v_new and dv_new read (16-bit),
+// h and dh read, dq, dk and dW written fp32.
+double dv_local_bytes(const Shape& s, bool gated) {
+  const double tokens = static_cast<double>(s.B * s.T * s.H);
+  return 2.0 * tokens * (2 * s.K + 2 * s.V) + (gated ? 4.0 * tokens : 0.0);
+}
+
+double dqkw_bytes(const Shape& s, bool gated) {
+  const double tokens = static_cast<double>(s.B * s.T * s.H);
+  const double chunks = static_cast<double>(s.B * ((s.T + 63) / 64) * s.H);
+  return 2.0 * tokens * (2 * s.K + 3 * s.V) + 4.0 * tokens * 3 * s.K + 4.0 * chunks * s.K * s.V +
+         (gated ? 4.0 * tokens : 0.0);
 }
 
 double pass_bytes(const Shape& s, bool gated) {
@@ -201,6 +219,81 @@ void run_walk(benchmark::State& state, const Shape& s, bool gated, bool backward
   report(state, pass_bytes(s, gated), [&] { deltabench::cuda::chunk_state_forward(p, stream); });
 }
 
+// The backward's chunk-parallel stages: dv_local and dq, dk, dW. sm90: kernels/common/sm90 on [tokens, H, *]
+// 16-bit inputs; tf32: the training pair's stage kernels on fp32 [BH, NT, C, *] buffers, which do more
+// (chunk_dout writes q^T dO beside dv_local; chunk_grads dG beside dq, dk, dW).
+void run_chunk_stage(benchmark::State& state, const Shape& s, bool gated, bool dqkw, bool sm90) {
+  std::string why;
+  if (sm90 && !deltabench::cuda::sm90::available(&why)) {
+    state.SkipWithError(why.c_str());
+    return;
+  }
+  if (sm90 && dqkw && s.V > 128) {
+    state.SkipWithError("sm90::chunk_dqkw takes V up to 128");
+    return;
+  }
+  at::manual_seed(0);
+  const auto f32 = kCuda.dtype(at::kFloat);
+  const int64_t tokens = s.B * s.T, NT = (s.T + 63) / 64, chunks = s.B * NT;
+  const auto stream = at::cuda::getCurrentCUDAStream().stream();
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.K)));
+  const double bytes = dqkw ? dqkw_bytes(s, gated) : dv_local_bytes(s, gated);
+  if (sm90) {
+    const auto q = at::randn({tokens, s.H, s.K}, f32).to(at::kBFloat16), k = at::randn({tokens, s.H, s.K}, f32).to(at::kBFloat16);
+    const auto dout = at::randn({tokens, s.H, s.V}, f32).to(at::kBFloat16);
+    const auto g = at::log_sigmoid(at::randn({tokens, s.H}, f32)) / 16.0;
+    if (!dqkw) {
+      auto dv_local = at::empty({tokens, s.H, s.V}, kCuda.dtype(at::kHalf));
+      deltabench::cuda::sm90::DvLocalParams p;
+      p.q = q.data_ptr(), p.k = k.data_ptr(), p.dout = dout.data_ptr(), p.g = gated ? g.data_ptr<float>() : nullptr;
+      p.dv_local = dv_local.data_ptr();
+      p.N = s.B, p.T = s.T, p.H = s.H, p.K = s.K, p.V = s.V, p.scale = scale;
+      report(state, bytes, [&] { deltabench::cuda::sm90::chunk_dv_local(p, stream); });
+      return;
+    }
+    const auto vn = at::randn({tokens, s.H, s.V}, f32).to(at::kHalf), dvn = at::randn({tokens, s.H, s.V}, f32).to(at::kHalf);
+    const auto h = at::randn({chunks, s.H, s.K, s.V}, f32).to(at::kHalf), dh = at::randn({chunks, s.H, s.K, s.V}, f32).to(at::kHalf);
+    auto dq = at::empty({tokens, s.H, s.K}, f32), dk = at::empty_like(dq), dw = at::empty_like(dq);
+    deltabench::cuda::sm90::DqkwParams p;
+    p.q = q.data_ptr(), p.k = k.data_ptr(), p.dout = dout.data_ptr(), p.g = gated ? g.data_ptr<float>() : nullptr;
+    p.v_new = vn.data_ptr(), p.dv_new = dvn.data_ptr(), p.h = h.data_ptr(), p.dh = dh.data_ptr();
+    p.dq = dq.data_ptr<float>(), p.dk = dk.data_ptr<float>(), p.dw = dw.data_ptr<float>();
+    p.N = s.B, p.T = s.T, p.H = s.H, p.K = s.K, p.V = s.V, p.scale = scale;
+    report(state, bytes, [&] { deltabench::cuda::sm90::chunk_dqkw(p, stream); });
+    return;
+  }
+  const int64_t BH = s.B * s.H, C = 64;
+  const auto q = at::randn({BH, NT, C, s.K}, f32), k = at::randn({BH, NT, C, s.K}, f32), dout = at::randn({BH, NT, C, s.V}, f32);
+  const auto G = (at::log_sigmoid(at::randn({BH, NT, C}, f32)) / 16.0).cumsum(-1);
+  if (!dqkw) {
+    if (!deltabench::cuda::chunk_dout_supports(s.K, s.V)) {
+      state.SkipWithError("chunk_dout does not take this K, V");
+      return;
+    }
+    auto dv_local = at::empty_like(dout), qdo = at::empty({BH, NT, s.K, s.V}, f32);
+    deltabench::cuda::ChunkDoutParams p;
+    p.BH = BH, p.NT = NT, p.K = s.K, p.V = s.V;
+    p.q = q.data_ptr<float>(), p.k = k.data_ptr<float>(), p.g = gated ? G.data_ptr<float>() : nullptr;
+    p.dout = dout.data_ptr<float>(), p.dv_local = dv_local.data_ptr<float>(), p.qdo = qdo.data_ptr<float>();
+    report(state, bytes, [&] { deltabench::cuda::chunk_dout(p, stream); });
+    return;
+  }
+  if (!deltabench::cuda::chunk_grads_supports(s.K, s.V)) {
+    state.SkipWithError("chunk_grads does not take this K, V");
+    return;
+  }
+  const auto h = at::randn({BH, NT, s.K, s.V}, f32), dh = at::randn({BH, NT, s.K, s.V}, f32);
+  const auto vn = at::randn({BH, NT, C, s.V}, f32), dvn = at::randn({BH, NT, C, s.V}, f32);
+  auto dq = at::empty_like(q), dk = at::empty_like(q), dw = at::empty_like(q), dg = at::empty({BH, NT, C}, f32);
+  deltabench::cuda::ChunkGradsParams p;
+  p.BH = BH, p.NT = NT, p.K = s.K, p.V = s.V;
+  p.q = q.data_ptr<float>(), p.k = k.data_ptr<float>(), p.g = gated ? G.data_ptr<float>() : nullptr;
+  p.h = h.data_ptr<float>(), p.dh = dh.data_ptr<float>(), p.v_new = vn.data_ptr<float>(), p.dv_new = dvn.data_ptr<float>();
+  p.dout = dout.data_ptr<float>(), p.dq = dq.data_ptr<float>(), p.dk = dk.data_ptr<float>(), p.dw = dw.data_ptr<float>();
+  p.dg = gated ? dg.data_ptr<float>() : nullptr;
+  report(state, bytes, [&] { deltabench::cuda::chunk_grads(p, stream); });
+}
+
 // The whole forward: q, k, v [B, T, H, K] bf16 (k unit-norm), beta = sigmoid, g = logsigmoid / 16, as
 // kernels_bench draws a case's inputs.
 void run_forward(benchmark::State& state, const Shape& s, bool gated, bool sm90) {
@@ -263,6 +356,12 @@ int main(int argc, char** argv) {
       add(name("state_fwd", "walk", gated, s), [s, gated](benchmark::State& st) { run_walk(st, s, gated, false); });
       add(name("state_bwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_sm90(st, s, gated, true); });
       add(name("state_bwd", "walk", gated, s), [s, gated](benchmark::State& st) { run_walk(st, s, gated, true); });
+      for (const bool dqkw : {false, true}) {
+        for (const bool sm90 : {true, false}) {
+          add(name(dqkw ? "dqkw" : "dv_local", sm90 ? "sm90" : "tf32", gated, s),
+              [s, gated, dqkw, sm90](benchmark::State& st) { run_chunk_stage(st, s, gated, dqkw, sm90); });
+        }
+      }
       add(name("fwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_forward(st, s, gated, true); });
       add(name("fwd", "fused", gated, s), [s, gated](benchmark::State& st) { run_forward(st, s, gated, false); });
     }

@@ -174,7 +174,7 @@ sm90_checks() {
       ((san_rc != 0 && san_rc != 124)) && sm90_tests=1
     done
   fi
-  timeout "${DELTABENCH_STAGE_SECONDS:-120}" "$build_dir/bench/stage_bench" \
+  timeout "${DELTABENCH_STAGE_SECONDS:-180}" "$build_dir/bench/stage_bench" \
     --benchmark_out="$out/stage_bench.json" --benchmark_out_format=json >"$out/stage.tmp" 2>&1 || status=1
   fla_args=()
   [[ -d "$root/.fla/fla" ]] && fla_args=(--fla "$root/.fla")
