@@ -77,12 +77,10 @@ __global__ void __launch_bounds__(kThreads) state_forward_kernel(const StateFwdP
   auto& s = aligned_smem<StateSmem<I, KD, kW>>(smem_raw);
   const int tid = threadIdx.x;
   const int64_t H = p.H, V = p.V;
-  const int64_t n = blockIdx.y / H, head = blockIdx.y % H;
+  const SequenceSpan seq = locate_sequence(p.seq_starts, p.chunk_starts, p.T, H);
+  const int64_t n = seq.n, head = seq.head, t_begin = seq.t_begin, t_end = seq.t_end, chunk0 = seq.chunk0;
+  const int chunks = seq.chunks;
   const int64_t col0 = int64_t(blockIdx.x) * kBV;
-  const int64_t t_begin = p.seq_starts ? p.seq_starts[n] : n * p.T;
-  const int64_t t_end = p.seq_starts ? p.seq_starts[n + 1] : (n + 1) * p.T;
-  const int64_t chunk0 = p.chunk_starts ? p.chunk_starts[n] : n * ((p.T + kC - 1) / kC);
-  const int chunks = static_cast<int>((t_end - t_begin + kC - 1) / kC);
 
   Tensor sW = make_tensor(make_smem_ptr(s.w), typename L::LayoutW{});  // (C, KD, 2)
   Tensor sK = make_tensor(make_smem_ptr(s.k), typename L::LayoutK{});  // (KD, C, 2)

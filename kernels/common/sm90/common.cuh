@@ -189,6 +189,25 @@ __device__ __forceinline__ ChunkSpan locate_chunk(int64_t chunk, const int64_t* 
   return {t0, t_end - t0 < 64 ? static_cast<int>(t_end - t0) : 64};
 }
 
+// A sequential pass's block (blockIdx.y = sequence n times H plus head): the sequence's tokens [t_begin,
+// t_end), its first chunk's index over the batch and its chunks (equal lengths T, or seq_starts and
+// chunk_starts as locate_chunk takes them).
+struct SequenceSpan {
+  int64_t n, head, t_begin, t_end, chunk0;
+  int chunks;
+};
+__device__ __forceinline__ SequenceSpan locate_sequence(const int64_t* seq_starts, const int64_t* chunk_starts, int64_t T,
+                                                        int64_t H) {
+  SequenceSpan s;
+  s.n = blockIdx.y / H;
+  s.head = blockIdx.y % H;
+  s.t_begin = seq_starts ? seq_starts[s.n] : s.n * T;
+  s.t_end = seq_starts ? seq_starts[s.n + 1] : (s.n + 1) * T;
+  s.chunk0 = chunk_starts ? chunk_starts[s.n] : s.n * ((T + 63) / 64);
+  s.chunks = static_cast<int>((s.t_end - s.t_begin + 63) / 64);
+  return s;
+}
+
 // The 1024-byte-aligned start of the dynamic shared memory (the launch asks for 1024 bytes of slack), by
 // pointer arithmetic on the __shared__ array: a round trip through an integer would lose the address
 // space, and every access would go through 64-bit generic addresses.
