@@ -101,6 +101,10 @@ void chunk_dqkw(const DqkwParams&, void*) {
   throw std::runtime_error(std::string("sm90::chunk_dqkw: ") + kNotBuilt);
 }
 
+void chunk_ut_backward(const UtBwdParams&, void*) {
+  throw std::runtime_error(std::string("sm90::chunk_ut_backward: ") + kNotBuilt);
+}
+
 void chunk_ut_forward(const UtFwdParams&, void*) {
   throw std::runtime_error(std::string("sm90::chunk_ut_forward: ") + kNotBuilt);
 }

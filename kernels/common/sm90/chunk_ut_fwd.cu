@@ -131,13 +131,7 @@ __global__ void __launch_bounds__(kThreads) ut_forward_kernel(const UtFwdParams 
   if (tid < kC) {
     const int j = tid;
     float x[kC];
-    CUTE_UNROLL
-    for (int i = 0; i < kC; ++i) {
-      float sum = i == j ? 1.0f : 0.0f;
-      CUTE_UNROLL
-      for (int m = 0; m < i; ++m) sum -= s.a[i * kLdA + m] * x[m];
-      x[i] = sum;
-    }
+    unit_lower_inverse_column(s.a, kLdA, j, x);
     const float bw = kGated ? s.beta[j] * __expf(s.G[j]) : s.beta[j], bu = s.beta[j];
     CUTE_UNROLL
     for (int i = 0; i < kC; ++i) {

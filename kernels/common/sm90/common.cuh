@@ -189,6 +189,50 @@ __device__ __forceinline__ ChunkSpan locate_chunk(int64_t chunk, const int64_t* 
   return {t0, t_end - t0 < 64 ? static_cast<int>(t_end - t0) : 64};
 }
 
+// Column j of T = (I + A)^-1, A strictly lower triangular 64 x 64 fp32 in shared memory (row stride lda;
+// what lies on and above the diagonal is never read), into x by forward substitution:
+// x_i = [i == j] - sum_{m < i} A_im x_m, zero above the diagonal by itself. Fully unrolled, so that x stays
+// in registers and every thread of a warp reads the same A_im at each step (a broadcast).
+__device__ __forceinline__ void unit_lower_inverse_column(const float* a, int lda, int j, float (&x)[64]) {
+#pragma unroll
+  for (int i = 0; i < 64; ++i) {
+    float sum = i == j ? 1.0f : 0.0f;
+#pragma unroll
+    for (int m = 0; m < i; ++m) sum -= a[i * lda + m] * x[m];
+    x[i] = sum;
+  }
+}
+
+// Row sums of a 64 x N accumulator's values f(row, column, value) into out[64], in a fixed order: each thread
+// sums its two rows' values, then the four lanes of a quad (which hold a row between them) add theirs. Call
+// from every thread of the warpgroup; out is visible to the others after a barrier.
+template <class Acc, class Coord, class F>
+__device__ __forceinline__ void accumulator_row_sums(const Acc& acc, const Coord& coord, F f, float* out) {
+  float part[2] = {0.0f, 0.0f};
+  int rows[2] = {0, 0};
+#pragma unroll
+  for (int i = 0; i < int(cute::size(acc)); ++i) {
+    const int r = cute::get<0>(coord(i)), c = cute::get<1>(coord(i));
+    const float x = f(r, c, acc(i));
+    if ((r >> 3) & 1) {
+      part[1] += x;
+      rows[1] = r;
+    } else {
+      part[0] += x;
+      rows[0] = r;
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < 2; ++k) {
+    part[k] += __shfl_xor_sync(0xffffffffu, part[k], 1);
+    part[k] += __shfl_xor_sync(0xffffffffu, part[k], 2);
+  }
+  if (threadIdx.x % 4 == 0) {
+    out[rows[0]] = part[0];
+    out[rows[1]] = part[1];
+  }
+}
+
 // A sequential pass's block (blockIdx.y = sequence n times H plus head): the sequence's tokens [t_begin,
 // t_end), its first chunk's index over the batch and its chunks (equal lengths T, or seq_starts and
 // chunk_starts as locate_chunk takes them).

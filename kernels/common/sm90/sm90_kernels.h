@@ -182,4 +182,31 @@ struct UtFwdParams {
 // K 64 or 128, V a multiple of 64 up to 256; throws as chunk_state_forward does.
 void chunk_ut_forward(const UtFwdParams& p, void* stream);
 
+// The UT transform's backward (FLA's prepare_wy_repr_bwd), one block a (chunk, head): given dW and dU (the
+// gradients of W and U: the backward state pass's dv_new is dU, chunk_dqkw's dW is dW), with T recomputed as
+// chunk_ut_forward computes it, the gradients through W = T diag(beta e^G) K and U = T diag(beta) V and
+// through T = (I + A)^-1, A = strict_lower(diag(beta) K K^T * Gamma): added to dk, written to dv and dbeta,
+// and, with g, added to dg, the gradient of G (the within-chunk cumulative log decay; the caller turns it
+// into g's by a reverse cumulative sum within the chunk). K and V 64 or 128.
+struct UtBwdParams {
+  Dtype dtype = Dtype::kBF16;     // of k and v: kBF16 or kFP16
+  const void* k = nullptr;        // [tokens, H, K]
+  const void* v = nullptr;        // [tokens, H, V]
+  const float* beta = nullptr;    // [tokens, H]
+  const float* g = nullptr;       // [tokens, H] per-step log decay, or null
+  const float* dw = nullptr;      // [tokens, H, K] fp32
+  const void* du = nullptr;       // [tokens, H, V] fp16
+  float* dk = nullptr;            // [tokens, H, K], added to
+  float* dv = nullptr;            // [tokens, H, V]
+  float* dbeta = nullptr;         // [tokens, H]
+  float* dg = nullptr;            // [tokens, H], added to; with g only
+  const int64_t* seq_starts = nullptr;    // as OutputFwdParams
+  const int64_t* chunk_starts = nullptr;
+  int64_t chunks = 0;
+  int64_t N = 0, T = 0, H = 0, K = 0, V = 0;
+};
+
+// Throws as chunk_state_forward does.
+void chunk_ut_backward(const UtBwdParams& p, void* stream);
+
 }  // namespace deltabench::cuda::sm90

@@ -1,0 +1,326 @@
+// The delta rules' UT transform backward on Hopper's warpgroup products (wgmma), version 1 (FLA's
+// prepare_wy_repr_bwd): sm90_kernels.h says what it computes, kernels/delta_rule/NOTES.md ("Hopper version 1")
+// why.
+//
+// One block (one warpgroup, 128 threads) a (chunk, head). With S = K K^T, A = strict_lower(diag(beta) S * Gamma),
+// T = (I + A)^-1 (recomputed as the forward computes it), Kb = diag(beta e^G) K and Vb = diag(beta) V:
+//   1. S on wgmma, A in fp32, T by substitution (a column a thread), rounded into a K-major tile;
+//   2. dT = (dW K^T) diag(beta e^G) + (dU V^T) diag(beta), rounded into a tile;
+//   3. X = dT T^T, rounded; Y = T^T X, so dA = -Y below the diagonal; E = dA * Gamma; dS = diag(beta) E rounded
+//      into a tile; dbeta gets rowsum(E * S), dG rowsum(dA * A) - colsum(dA * A) (through fp32 tiles);
+//   4. dKb = T^T dW: dbeta and dG get its rows' sums against e^G K and beta e^G K; dk += beta e^G dKb + dS K + dS^T K;
+//   5. dVb = T^T dU: dbeta gets rowsum(dVb * V); dv = beta dVb.
+// T^T, X^T and dS^T are read from the K-major 64 x 64 tiles of T, X and dS as M- or N-major ones (one atom wide,
+// the same bytes). dW comes fp32 and is made fp16 on its way into shared memory.
+
+#include "kernels/common/sm90/checks.h"
+#include "kernels/common/sm90/common.cuh"
+#include "kernels/common/sm90/sm90_kernels.h"
+
+#include <cuda_runtime.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace deltabench::cuda::sm90 {
+namespace {
+
+using namespace cute;
+using namespace sm90::detail;
+
+constexpr int kC = kStateChunk;
+constexpr int kThreads = kWarpgroupThreads;
+constexpr int kLd = kC + 1;  // the fp32 64 x 64 tiles' rows, padded
+
+template <int KD, int VD>
+struct Tiles {
+  using E = Inner;
+  using TK = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<E>{}, Shape<Int<kC>, Int<KD>>{}));    // K, dW: (tokens, K)
+  using TV = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<E>{}, Shape<Int<kC>, Int<VD>>{}));    // V, dU: (tokens, V)
+  using NK = decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<E>{}, Shape<Int<KD>, Int<kC>>{}));   // K, dW as B: (K, tokens)
+  using NV = decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<E>{}, Shape<Int<VD>, Int<kC>>{}));   // dU as B: (V, tokens)
+  using T64 = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<E>{}, Shape<Int<kC>, Int<kC>>{}));   // T, dT / X, dS
+  using T64t = decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<E>{}, Shape<Int<kC>, Int<kC>>{})); // their transposes
+  using MmaKK = decltype(make_tiled_mma(typename MmaOp<E, GMMA::Major::K, GMMA::Major::K>::type{}));
+  using MmaKN = decltype(make_tiled_mma(typename MmaOp<E, GMMA::Major::K, GMMA::Major::MN>::type{}));
+  using MmaNN = decltype(make_tiled_mma(typename MmaOp<E, GMMA::Major::MN, GMMA::Major::MN>::type{}));
+};
+
+template <int KD, int VD>
+struct alignas(1024) Smem {
+  using L = Tiles<KD, VD>;
+  alignas(1024) Inner k[cosize_v<typename L::TK>];
+  alignas(1024) Inner kn[cosize_v<typename L::NK>];
+  alignas(1024) Inner v[cosize_v<typename L::TV>];
+  alignas(1024) Inner dw[cosize_v<typename L::TK>];
+  alignas(1024) Inner dwn[cosize_v<typename L::NK>];
+  alignas(1024) Inner du[cosize_v<typename L::TV>];
+  alignas(1024) Inner dun[cosize_v<typename L::NV>];
+  alignas(1024) Inner t[cosize_v<typename L::T64>];
+  alignas(1024) Inner x[cosize_v<typename L::T64>];
+  alignas(1024) Inner ds[cosize_v<typename L::T64>];
+  float s[kC * kLd];  // S = K K^T
+  float f[kC * kLd];  // F = dA * A
+  float G[kC], beta[kC], dbeta[kC], rowf[kC], dg[kC];
+};
+
+// I: the inputs' dtype (k, v); dU (dv_new) is Inner, dW fp32; dk (added to), dv, dbeta and dg (added to) fp32.
+template <class I, int KD, int VD, bool kGated>
+__global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams p) {
+#if defined(__CUDA_ARCH__) && defined(CUTE_ARCH_MMA_SM90A_ENABLED)
+  using E = Inner;
+  using L = Tiles<KD, VD>;
+  extern __shared__ char smem_raw[];
+  auto& s = aligned_smem<Smem<KD, VD>>(smem_raw);
+  const int tid = threadIdx.x;
+  const int64_t H = p.H;
+  const int64_t chunk = blockIdx.x, head = blockIdx.y;
+  const ChunkSpan span = locate_chunk(chunk, p.chunk_starts, p.seq_starts, p.N, p.T);
+  const int64_t t0 = span.t0;
+  const int rows = span.rows;
+
+  Tensor sK = make_tensor(make_smem_ptr(s.k), typename L::TK{});
+  Tensor sKn = make_tensor(make_smem_ptr(s.kn), typename L::NK{});
+  Tensor sV = make_tensor(make_smem_ptr(s.v), typename L::TV{});
+  Tensor sDw = make_tensor(make_smem_ptr(s.dw), typename L::TK{});
+  Tensor sDwn = make_tensor(make_smem_ptr(s.dwn), typename L::NK{});
+  Tensor sDu = make_tensor(make_smem_ptr(s.du), typename L::TV{});
+  Tensor sDun = make_tensor(make_smem_ptr(s.dun), typename L::NV{});
+  Tensor sT = make_tensor(make_smem_ptr(s.t), typename L::T64{});
+  Tensor sTt = make_tensor(make_smem_ptr(s.t), typename L::T64t{});
+  Tensor sX = make_tensor(make_smem_ptr(s.x), typename L::T64{});
+  Tensor sXt = make_tensor(make_smem_ptr(s.x), typename L::T64t{});
+  Tensor sDs = make_tensor(make_smem_ptr(s.ds), typename L::T64{});
+  Tensor sDst = make_tensor(make_smem_ptr(s.ds), typename L::T64t{});
+
+  // Copies: k and v (the inputs' dtype) into their tiles, dU (fp16) into both of its; dW (fp32) through
+  // registers, rounded, into both of its.
+  const I* k = static_cast<const I*>(p.k);
+  const I* v = static_cast<const I*>(p.v);
+  const E* du = static_cast<const E*>(p.du);
+  constexpr int kKPieces = KD / 8, kVPieces = VD / 8;
+  for (int i = tid; i < kC * kKPieces; i += kThreads) {
+    const int r = i / kKPieces, f = (i % kKPieces) * 8;
+    const bool valid = r < rows;
+    const int64_t at = valid ? ((t0 + r) * H + head) * KD + f : 0;
+    copy16_zfill(&sK(r, f), k + at, valid);
+    copy16_zfill(&sKn(f, r), k + at, valid);
+  }
+  for (int i = tid; i < kC * kVPieces; i += kThreads) {
+    const int r = i / kVPieces, c = (i % kVPieces) * 8;
+    const bool valid = r < rows;
+    const int64_t at = valid ? ((t0 + r) * H + head) * VD + c : 0;
+    copy16_zfill(&sV(r, c), v + at, valid);
+    copy16_zfill(&sDu(r, c), du + at, valid);
+    copy16_zfill(&sDun(c, r), du + at, valid);
+  }
+  commit();
+  for (int i = tid; i < kC * kKPieces; i += kThreads) {
+    const int r = i / kKPieces, f = (i % kKPieces) * 8;
+    uint32_t w[4] = {0, 0, 0, 0};
+    if (r < rows) {
+      const float4* src = reinterpret_cast<const float4*>(p.dw + ((t0 + r) * H + head) * KD + f);
+      const float4 a = src[0], b = src[1];
+      w[0] = pack_as<E>(a.x, a.y), w[1] = pack_as<E>(a.z, a.w), w[2] = pack_as<E>(b.x, b.y), w[3] = pack_as<E>(b.z, b.w);
+    }
+    for (const auto* at : {static_cast<const void*>(&sDw(r, f)), static_cast<const void*>(&sDwn(f, r))}) {
+      const auto to = static_cast<unsigned>(__cvta_generic_to_shared(at));
+      asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(to), "r"(w[0]), "r"(w[1]), "r"(w[2]), "r"(w[3]) : "memory");
+    }
+  }
+  if (tid < kC) {
+    s.beta[tid] = tid < rows ? p.beta[(t0 + tid) * H + head] : 0.0f;
+    s.dbeta[tid] = 0.0f;
+    s.dg[tid] = 0.0f;
+  }
+  if constexpr (kGated) {
+    if (tid < 32) chunk_cumsum(p.g + t0 * H + head, H, rows, s.G);
+  } else {
+    if (tid < kC) s.G[tid] = 0.0f;
+  }
+  wait<0>();
+  if constexpr (!std::is_same_v<I, E>) {  // k and v made fp16 by the thread that copied each piece
+    for (int i = tid; i < kC * kKPieces; i += kThreads) {
+      const int r = i / kKPieces, f = (i % kKPieces) * 8;
+      to_inner_in_place<I>(&sK(r, f));
+      to_inner_in_place<I>(&sKn(f, r));
+    }
+    for (int i = tid; i < kC * kVPieces; i += kThreads) to_inner_in_place<I>(&sV(i / kVPieces, (i % kVPieces) * 8));
+  }
+  landed_for_wgmma<0>();
+
+  typename L::MmaKK mma_kk;
+  typename L::MmaKN mma_kn;
+  typename L::MmaNN mma_nn;
+  auto thr_kk = mma_kk.get_thread_slice(tid);
+  auto thr_kn = mma_kn.get_thread_slice(tid);
+  auto thr_nn = mma_nn.get_thread_slice(tid);
+  const int me = opaque_tid();
+  Tensor acc = partition_fragment_C(mma_kk, Shape<Int<kC>, Int<kC>>{});  // the 64 x 64 products in turn
+  Tensor coord = mma_kk.get_thread_slice(me).partition_C(make_identity_tensor(Shape<Int<kC>, Int<kC>>{}));
+  auto gamma = [&](int r, int c) { return kGated ? __expf(s.G[r] - s.G[c]) : 1.0f; };
+
+  // 1. S = K K^T into s.s; A below the diagonal into s.f (for now); T by columns, rounded into sT.
+  clear(acc);
+  product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sK)), thr_kk.make_fragment_B(thr_kk.partition_B(sK)), acc);
+  CUTE_UNROLL
+  for (int i = 0; i < size(acc); ++i) {
+    const int r = get<0>(coord(i)), c = get<1>(coord(i));
+    s.s[r * kLd + c] = acc(i);
+    s.f[r * kLd + c] = c < r ? s.beta[r] * acc(i) * gamma(r, c) : 0.0f;
+  }
+  __syncthreads();
+  if (tid < kC) {
+    float x[kC];
+    unit_lower_inverse_column(s.f, kLd, tid, x);
+    CUTE_UNROLL
+    for (int i = 0; i < kC; ++i) store_shared_u16(&sT(i, tid), E(x[i]).raw());
+  }
+  __syncthreads();  // the warpgroup together again before its next product
+  // 2. dT = (dW K^T) diag(beta e^G) + (dU V^T) diag(beta), into sX.
+  clear(acc);
+  product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sDw)), thr_kk.make_fragment_B(thr_kk.partition_B(sK)), acc);
+  CUTE_UNROLL
+  for (int i = 0; i < size(acc); ++i) {
+    const int c = get<1>(coord(i));
+    acc(i) *= s.beta[c] * (kGated ? __expf(s.G[c]) : 1.0f);
+  }
+  {
+    Tensor acc2 = partition_fragment_C(mma_kk, Shape<Int<kC>, Int<kC>>{});
+    clear(acc2);
+    product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sDu)), thr_kk.make_fragment_B(thr_kk.partition_B(sV)), acc2);
+    CUTE_UNROLL
+    for (int i = 0; i < size(acc); ++i) acc(i) += acc2(i) * s.beta[get<1>(coord(i))];
+  }
+  CUTE_UNROLL
+  for (int i = 0; i < size(acc); i += 2) store_shared(&sX(get<0>(coord(i)), get<1>(coord(i))), pack_as<E>(acc(i), acc(i + 1)));
+  cutlass::arch::fence_view_async_shared();
+  __syncthreads();
+  // 3. X = dT T^T (B = T as it sits), back into sX once every thread has it; Y = T^T X (A = T read M-major,
+  //    B = X read N-major).
+  clear(acc);
+  product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sX)), thr_kk.make_fragment_B(thr_kk.partition_B(sT)), acc);
+  __syncthreads();  // every thread's product has read sX
+  CUTE_UNROLL
+  for (int i = 0; i < size(acc); i += 2) store_shared(&sX(get<0>(coord(i)), get<1>(coord(i))), pack_as<E>(acc(i), acc(i + 1)));
+  cutlass::arch::fence_view_async_shared();
+  __syncthreads();
+  clear(acc);
+  product(mma_nn, thr_nn.make_fragment_A(thr_nn.partition_A(sTt)), thr_nn.make_fragment_B(thr_nn.partition_B(sXt)), acc);
+  // dA = -Y below the diagonal; E = dA Gamma; dS = diag(beta) E rounded; F = dA A and E S in fp32.
+  CUTE_UNROLL
+  for (int i = 0; i < size(acc); i += 2) {
+    float e[2];
+    for (int h = 0; h < 2; ++h) {
+      const int r = get<0>(coord(i + h)), c = get<1>(coord(i + h));
+      const float dA = c < r ? -acc(i + h) : 0.0f;
+      const float g = c < r ? gamma(r, c) : 0.0f;
+      const float S = s.s[r * kLd + c];
+      e[h] = dA * g;
+      s.f[r * kLd + c] = dA * s.beta[r] * S * g;  // dA * A
+      acc(i + h) = e[h] * S;                      // E * S, summed by rows below
+    }
+    const int r = get<0>(coord(i));
+    store_shared(&sDs(r, get<1>(coord(i))), pack_as<E>(s.beta[r] * e[0], s.beta[r] * e[1]));
+  }
+  accumulator_row_sums(acc, coord, [](int, int, float x) { return x; }, s.rowf);
+  cutlass::arch::fence_view_async_shared();
+  __syncthreads();
+  if (tid < kC) {
+    s.dbeta[tid] += s.rowf[tid];
+    if constexpr (kGated) {
+      float row = 0.0f, col = 0.0f;
+      for (int m = 0; m < kC; ++m) {
+        row += s.f[tid * kLd + m];
+        col += s.f[m * kLd + tid];
+      }
+      s.dg[tid] += row - col;
+    }
+  }
+  // 4. dKb = T^T dW; dk += beta e^G dKb + dS K + dS^T K.
+  Tensor acck = partition_fragment_C(mma_kk, Shape<Int<kC>, Int<KD>>{});
+  Tensor coordk = mma_kk.get_thread_slice(me).partition_C(make_identity_tensor(Shape<Int<kC>, Int<KD>>{}));
+  clear(acck);
+  product(mma_nn, thr_nn.make_fragment_A(thr_nn.partition_A(sTt)), thr_nn.make_fragment_B(thr_nn.partition_B(sDwn)), acck);
+  __syncthreads();  // rowf is free again
+  accumulator_row_sums(acck, coordk, [&](int r, int c, float x) { return x * float(sK(r, c)); }, s.rowf);
+  __syncthreads();
+  if (tid < kC) {
+    const float eG = kGated ? __expf(s.G[tid]) : 1.0f;
+    s.dbeta[tid] += eG * s.rowf[tid];
+    if constexpr (kGated) s.dg[tid] += s.beta[tid] * eG * s.rowf[tid];
+  }
+  CUTE_UNROLL
+  for (int i = 0; i < size(acck); ++i) {
+    const int r = get<0>(coordk(i));
+    acck(i) *= s.beta[r] * (kGated ? __expf(s.G[r]) : 1.0f);
+  }
+  product(mma_kn, thr_kn.make_fragment_A(thr_kn.partition_A(sDs)), thr_kn.make_fragment_B(thr_kn.partition_B(sKn)), acck);
+  product(mma_nn, thr_nn.make_fragment_A(thr_nn.partition_A(sDst)), thr_nn.make_fragment_B(thr_nn.partition_B(sKn)), acck);
+  CUTE_UNROLL
+  for (int i = 0; i < size(acck); i += 2) {
+    const int r = get<0>(coordk(i)), c = get<1>(coordk(i));
+    if (r < rows) {
+      auto* dst = reinterpret_cast<float2*>(p.dk + ((t0 + r) * H + head) * KD + c);
+      const float2 was = *dst;
+      *dst = make_float2(was.x + acck(i), was.y + acck(i + 1));
+    }
+  }
+  // 5. dVb = T^T dU; dbeta gets rowsum(dVb V); dv = beta dVb.
+  Tensor accv = partition_fragment_C(mma_kk, Shape<Int<kC>, Int<VD>>{});
+  Tensor coordv = mma_kk.get_thread_slice(me).partition_C(make_identity_tensor(Shape<Int<kC>, Int<VD>>{}));
+  clear(accv);
+  product(mma_nn, thr_nn.make_fragment_A(thr_nn.partition_A(sTt)), thr_nn.make_fragment_B(thr_nn.partition_B(sDun)), accv);
+  __syncthreads();  // rowf is free again
+  accumulator_row_sums(accv, coordv, [&](int r, int c, float x) { return x * float(sV(r, c)); }, s.rowf);
+  CUTE_UNROLL
+  for (int i = 0; i < size(accv); i += 2) {
+    const int r = get<0>(coordv(i)), c = get<1>(coordv(i));
+    if (r < rows) {
+      *reinterpret_cast<float2*>(p.dv + ((t0 + r) * H + head) * VD + c) = make_float2(s.beta[r] * accv(i), s.beta[r] * accv(i + 1));
+    }
+  }
+  __syncthreads();
+  if (tid < rows) {
+    p.dbeta[(t0 + tid) * H + head] = s.dbeta[tid] + s.rowf[tid];
+    if constexpr (kGated) p.dg[(t0 + tid) * H + head] += s.dg[tid];
+  }
+#endif
+}
+
+template <class I, int KD, int VD, bool kGated>
+void launch(const UtBwdParams& p, int64_t chunks, cudaStream_t stream) {
+  launch_warpgroup<Smem<KD, VD>>("sm90::chunk_ut_backward", ut_backward_kernel<I, KD, VD, kGated>,
+                                 dim3(static_cast<unsigned>(chunks), static_cast<unsigned>(p.H)), stream, p);
+}
+
+template <class I>
+void dispatch(const UtBwdParams& p, int64_t chunks, cudaStream_t stream) {
+  const bool g = p.g != nullptr;
+  if (p.K == 64) {
+    if (p.V == 64) return g ? launch<I, 64, 64, true>(p, chunks, stream) : launch<I, 64, 64, false>(p, chunks, stream);
+    return g ? launch<I, 64, 128, true>(p, chunks, stream) : launch<I, 64, 128, false>(p, chunks, stream);
+  }
+  if (p.V == 64) return g ? launch<I, 128, 64, true>(p, chunks, stream) : launch<I, 128, 64, false>(p, chunks, stream);
+  return g ? launch<I, 128, 128, true>(p, chunks, stream) : launch<I, 128, 128, false>(p, chunks, stream);
+}
+
+}  // namespace
+
+void chunk_ut_backward(const UtBwdParams& p, void* stream) {
+  detail::CallShape shape{p.dtype, p.N, p.T, p.H, p.K, p.V, p.seq_starts, p.chunk_starts, p.chunks, 128, true};
+  const int64_t chunks = detail::check_call("sm90::chunk_ut_backward", shape,
+                                            {{"k", p.k}, {"v", p.v}, {"du", p.du}, {"dw", p.dw}, {"dk", p.dk}, {"dv", p.dv}});
+  if (p.beta == nullptr || p.dbeta == nullptr) {
+    throw std::invalid_argument("sm90::chunk_ut_backward: beta and dbeta are required (got null)");
+  }
+  if ((p.g == nullptr) != (p.dg == nullptr)) {
+    throw std::invalid_argument("sm90::chunk_ut_backward: g and dg go together (one of them is null)");
+  }
+  if (chunks <= 0) return;
+  const auto s = static_cast<cudaStream_t>(stream);
+  if (p.dtype == Dtype::kBF16) return dispatch<cutlass::bfloat16_t>(p, chunks, s);
+  return dispatch<cutlass::half_t>(p, chunks, s);
+}
+
+}  // namespace deltabench::cuda::sm90
