@@ -4,6 +4,7 @@ and its whole forward (chunk_delta_rule, chunk_gated_delta_rule) on bench/stage_
 stage_bench's rows, and writes one table.
 
     fla_stage.py --ours stage_bench.json --out stage.md [--fla <dir holding an unmodified fla/ package>]
+                 [--filter <regex of row names: FLA is timed on those only>]
 
 The stage: per chunk of 64 tokens v_new = U - W S, S <- exp(G_last) S + K^T (v_new exp(G_last - G)),
 writing the state at each chunk's start (h, 16-bit) and v_new; FLA's kernel is one Triton program a
@@ -24,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fla_compare import gpu_median_ms, import_fla  # noqa: E402
 
-NAME = re.compile(r"(state_fwd|state_bwd|dv_local|dqkw|fwd)/(\w+)/(\w+)/B(\d+)/T(\d+)/H(\d+)/K(\d+)")
+NAME = re.compile(r"(state_fwd|state_bwd|dv_local|dqkw|ut_bwd|fwd)/(\w+)/(\w+)/B(\d+)/T(\d+)/H(\d+)/K(\d+)")
 
 
 def stage_bytes(stage, B, T, H, K, V, gated):
@@ -32,6 +33,8 @@ def stage_bytes(stage, B, T, H, K, V, gated):
     tokens, chunks = B * T * H, B * ((T + 63) // 64) * H
     if stage == "state_bwd":
         return 2 * tokens * (3 * K + 3 * V) + 2 * chunks * K * V + (4 * tokens if gated else 0)
+    if stage == "ut_bwd":
+        return 2 * tokens * (K + 2 * V) + 4 * tokens * (3 * K + V) + 8 * tokens * (2 if gated else 1)
     if stage == "dv_local":
         return 2 * tokens * (2 * K + 2 * V) + (4 * tokens if gated else 0)
     if stage == "dqkw":
@@ -55,7 +58,9 @@ def render(rows, context, copy, fla_version, why_not, out):
              "fla: chunk_gated_delta_rule_fwd_h). state_bwd: the backward's (fla: chunk_gated_delta_rule_bwd_dhu; "
              "walk: its q^T dO comes precomputed, so it does less). dv_local and dqkw: the backward's chunk-parallel "
              "stages (tf32: the training pair's chunk_dout and chunk_grads, which write q^T dO and dG too; fla: "
-             "chunk_bwd_dv_local and chunk_bwd_dqkwg, whose gated rows compute dg too, which sm90 does not yet). fwd: the whole forward (sm90: sm90::chunk_forward; fused: the "
+             "chunk_bwd_dv_local and chunk_bwd_dqkwg, whose gated rows compute dg too, which sm90 does not yet). "
+             "ut_bwd: the UT transform's backward (fla: prepare_wy_repr_bwd and tf32: chunk_ut_backward get the "
+             "inverse from the forward; sm90 recomputes it). fwd: the whole forward (sm90: sm90::chunk_forward; fused: the "
              "op under backend kernel; fla: chunk_delta_rule / chunk_gated_delta_rule).",
              "",
              "| stage | rule | B x T | H | K | impl | ms | call_ms | GB/s | % of copy | / FLA |",
@@ -86,6 +91,7 @@ def main():
     ap.add_argument("--ours", required=True, help="stage_bench's --benchmark_out JSON")
     ap.add_argument("--out", required=True, help="the Markdown table to write")
     ap.add_argument("--fla", help="a directory holding an unmodified fla/ package")
+    ap.add_argument("--filter", help="time FLA only on the rows whose name (stage/impl/rule/B/T/H/K) this regex finds")
     args = ap.parse_args()
 
     bench = json.loads(Path(args.ours).read_text())
@@ -109,6 +115,8 @@ def main():
             fla_version, _ = import_fla(args.fla)
             from fla.ops.common.chunk_delta_h import chunk_gated_delta_rule_bwd_dhu, chunk_gated_delta_rule_fwd_h
             from fla.ops.common.chunk_o import chunk_bwd_dqkwg, chunk_bwd_dv_local
+            from fla.ops.delta_rule.wy_fast import prepare_wy_repr_bwd as wy_bwd_delta
+            from fla.ops.gated_delta_rule.wy_fast import prepare_wy_repr_bwd as wy_bwd_gated
             from fla.ops.delta_rule import chunk_delta_rule
             from fla.ops.gated_delta_rule import chunk_gated_delta_rule
             from fla.ops.utils import chunk_local_cumsum
@@ -122,6 +130,8 @@ def main():
         for (stage, rule, B, T, H, K), impls in rows.items():
             V = K
             gated = rule == "gated_delta_rule"
+            if args.filter and not re.search(args.filter, f"{stage}/fla/{rule}/B{B}/T{T}/H{H}/K{K}"):
+                continue
             try:
                 torch.manual_seed(0)
                 k = torch.randn(B, T, H, K, device="cuda")
@@ -142,7 +152,17 @@ def main():
                     u = torch.randn(B, T, H, V, device="cuda").bfloat16()
                     # In log2 units, as FLA's chunk_gated_delta_rule_fwd passes it (scale RCP_LN2).
                     g = chunk_local_cumsum(logdecay, chunk_size=64, scale=1 / math.log(2)) if gated else None
-                    if stage in ("dv_local", "dqkw"):
+                    if stage == "ut_bwd":
+                        vb = torch.randn(B, T, H, V, device="cuda").bfloat16()
+                        beta = torch.randn(B, T, H, device="cuda").sigmoid()
+                        A = torch.randn(B, T, H, 64, device="cuda").bfloat16()
+                        dw = torch.randn(B, T, H, K, device="cuda").bfloat16()
+                        du = torch.randn(B, T, H, V, device="cuda").bfloat16()
+                        if gated:
+                            fn = lambda: wy_bwd_gated(kb, vb, beta, A, dw, du, g=g)  # noqa: E731
+                        else:
+                            fn = lambda: wy_bwd_delta(kb, vb, beta, A, dw, du, None)  # noqa: E731
+                    elif stage in ("dv_local", "dqkw"):
                         q = torch.randn(B, T, H, K, device="cuda").bfloat16()
                         do = torch.randn(B, T, H, V, device="cuda").bfloat16()
                         if stage == "dv_local":

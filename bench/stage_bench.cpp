@@ -12,6 +12,8 @@
 //                                    writes q^T dO too
 //   dqkw/{sm90,tf32}/...:           the backward's dq, dk, dW (FLA's chunk_bwd_dqkwg); tf32: chunk_grads, which
 //                                    writes dG too (sm90 not yet: its gated rows do less than FLA's)
+//   ut_bwd/{sm90,tf32}/...:         the UT transform's backward (FLA's prepare_wy_repr_bwd, which gets the inverse
+//                                    from its forward, as tf32 does; sm90 recomputes it)
 //   fwd/sm90/<rule>/B/T/H/K:        the whole forward on the sm_90a kernels (sm90::chunk_forward: UT transform,
 //                                    state pass, output)
 //   fwd/fused/<rule>/B/T/H/K:       the op's forward under backend kernel (the fused forward of version 2c)
@@ -84,6 +86,13 @@ double dqkw_bytes(const Shape& s, bool gated) {
   const double chunks = static_cast<double>(s.B * ((s.T + 63) / 64) * s.H);
   return 2.0 * tokens * (2 * s.K + 3 * s.V) + 4.0 * tokens * 3 * s.K + 4.0 * chunks * s.K * s.V +
          (gated ? 4.0 * tokens : 0.0);
+}
+
+// The UT backward: k, v, dU read (16-bit), dW read and dk read and written (fp32), dv written (fp32), beta and
+// dbeta (and g, dg).
+double ut_bwd_bytes(const Shape& s, bool gated) {
+  const double tokens = static_cast<double>(s.B * s.T * s.H);
+  return 2.0 * tokens * (s.K + 2 * s.V) + 4.0 * tokens * (3 * s.K + s.V) + 8.0 * tokens * (gated ? 2 : 1);
 }
 
 double pass_bytes(const Shape& s, bool gated) {
@@ -294,6 +303,56 @@ void run_chunk_stage(benchmark::State& state, const Shape& s, bool gated, bool d
   report(state, bytes, [&] { deltabench::cuda::chunk_grads(p, stream); });
 }
 
+// The UT transform's backward. sm90: recomputes T; tf32: the training pair's chunk_ut_backward on fp32
+// [BH, NT, C, *] buffers, with A and T given (the forward saved them).
+void run_ut_bwd(benchmark::State& state, const Shape& s, bool gated, bool sm90) {
+  std::string why;
+  if (sm90 && !deltabench::cuda::sm90::available(&why)) {
+    state.SkipWithError(why.c_str());
+    return;
+  }
+  if (s.V > 128 || s.K > 128) {
+    state.SkipWithError("the UT backward kernels take K and V up to 128");
+    return;
+  }
+  at::manual_seed(0);
+  const auto f32 = kCuda.dtype(at::kFloat);
+  const int64_t tokens = s.B * s.T, NT = (s.T + 63) / 64, BH = s.B * s.H, C = 64;
+  const auto stream = at::cuda::getCurrentCUDAStream().stream();
+  if (sm90) {
+    auto k = at::randn({tokens, s.H, s.K}, f32);
+    k = (k / k.norm(2, -1, true)).to(at::kBFloat16);
+    const auto v = at::randn({tokens, s.H, s.V}, f32).to(at::kBFloat16), beta = at::randn({tokens, s.H}, f32).sigmoid();
+    const auto g = at::log_sigmoid(at::randn({tokens, s.H}, f32)) / 16.0;
+    const auto dw = at::randn({tokens, s.H, s.K}, f32), du = at::randn({tokens, s.H, s.V}, f32).to(at::kHalf);
+    auto dk = at::zeros({tokens, s.H, s.K}, f32), dv = at::empty({tokens, s.H, s.V}, f32), dbeta = at::empty({tokens, s.H}, f32);
+    auto dg = at::zeros({tokens, s.H}, f32);
+    deltabench::cuda::sm90::UtBwdParams p;
+    p.k = k.data_ptr(), p.v = v.data_ptr(), p.beta = beta.data_ptr<float>(), p.g = gated ? g.data_ptr<float>() : nullptr;
+    p.dw = dw.data_ptr<float>(), p.du = du.data_ptr(), p.dk = dk.data_ptr<float>(), p.dv = dv.data_ptr<float>();
+    p.dbeta = dbeta.data_ptr<float>(), p.dg = gated ? dg.data_ptr<float>() : nullptr;
+    p.N = s.B, p.T = s.T, p.H = s.H, p.K = s.K, p.V = s.V;
+    report(state, ut_bwd_bytes(s, gated), [&] { deltabench::cuda::sm90::chunk_ut_backward(p, stream); });
+    return;
+  }
+  if (!deltabench::cuda::chunk_ut_backward_supports(s.K, s.V)) {
+    state.SkipWithError("chunk_ut_backward does not take this K, V");
+    return;
+  }
+  const auto k = at::randn({BH, NT, C, s.K}, f32), v = at::randn({BH, NT, C, s.V}, f32);
+  const auto beta = at::randn({BH, NT, C}, f32).sigmoid(), G = (at::log_sigmoid(at::randn({BH, NT, C}, f32)) / 16.0).cumsum(-1);
+  const auto a = at::randn({BH, NT, C, C}, f32).tril(-1) * 0.1, tinv = at::randn({BH, NT, C, C}, f32).tril() * 0.1;
+  const auto dw = at::randn({BH, NT, C, s.K}, f32), du = at::randn({BH, NT, C, s.V}, f32);
+  auto dk = at::zeros_like(k), dv = at::empty_like(v), dbeta = at::empty_like(beta), dg = at::zeros_like(beta);
+  deltabench::cuda::ChunkUtBackwardParams p;
+  p.BH = BH, p.NT = NT, p.K = s.K, p.V = s.V;
+  p.k = k.data_ptr<float>(), p.v = v.data_ptr<float>(), p.beta = beta.data_ptr<float>();
+  p.g = gated ? G.data_ptr<float>() : nullptr, p.a = a.data_ptr<float>(), p.tinv = tinv.data_ptr<float>();
+  p.dw = dw.data_ptr<float>(), p.du = du.data_ptr<float>(), p.dk = dk.data_ptr<float>(), p.dv = dv.data_ptr<float>();
+  p.dbeta = dbeta.data_ptr<float>(), p.dg = gated ? dg.data_ptr<float>() : nullptr;
+  report(state, ut_bwd_bytes(s, gated), [&] { deltabench::cuda::chunk_ut_backward(p, stream); });
+}
+
 // The whole forward: q, k, v [B, T, H, K] bf16 (k unit-norm), beta = sigmoid, g = logsigmoid / 16, as
 // kernels_bench draws a case's inputs.
 void run_forward(benchmark::State& state, const Shape& s, bool gated, bool sm90) {
@@ -356,6 +415,8 @@ int main(int argc, char** argv) {
       add(name("state_fwd", "walk", gated, s), [s, gated](benchmark::State& st) { run_walk(st, s, gated, false); });
       add(name("state_bwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_sm90(st, s, gated, true); });
       add(name("state_bwd", "walk", gated, s), [s, gated](benchmark::State& st) { run_walk(st, s, gated, true); });
+      add(name("ut_bwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_ut_bwd(st, s, gated, true); });
+      add(name("ut_bwd", "tf32", gated, s), [s, gated](benchmark::State& st) { run_ut_bwd(st, s, gated, false); });
       for (const bool dqkw : {false, true}) {
         for (const bool sm90 : {true, false}) {
           add(name(dqkw ? "dqkw" : "dv_local", sm90 ? "sm90" : "tf32", gated, s),
