@@ -1,6 +1,6 @@
-// The backward's chunk-parallel gradients of q, k and W on Hopper's warpgroup products (wgmma), version 1
-// (FLA's chunk_bwd_dqkwg without dg): sm90_kernels.h says what it computes, kernels/delta_rule/NOTES.md
-// ("Hopper version 1") why.
+// The backward's chunk-parallel gradients of q, k, W and G on Hopper's warpgroup products (wgmma), version 1
+// (FLA's chunk_bwd_dqkwg): sm90_kernels.h says what it computes, kernels/delta_rule/NOTES.md ("Hopper
+// version 1") why.
 //
 // One block (one warpgroup, 128 threads) a (chunk, head). dO, v_new and dv_new [64 x V], the chunk's h and dh
 // [K x V] and q, k [64 x K] come by cp.async into 128-byte-swizzled tiles (dO, q, k made fp16 in place), and
@@ -9,7 +9,9 @@
 //      K-major tile, which read M-major is also dA^T;
 //   B. dq = scale e^G (dO h^T) + dA k;
 //   C. dk = exp(G_last - G) (v_new dh^T) + dA^T q;
-//   D. dW = -(dv_new h^T) (the delta rules).
+//   D. dW = -(dv_new h^T) (the delta rules);
+//   with a decay, dG = rowsum(dq q) - rowsum(dk k), the last row of the chunk adding the state update's terms,
+//   rowsum over the chunk of (exp(G_last - G) v_new dh^T) k, and exp(G_last) sum(h dh).
 // h^T and dh^T are K-major B operands as h and dh sit in memory ([K][V], V contiguous); q and k are N-major
 // B operands as they sit ([tokens][K]). dq, dk and dW are written fp32.
 
@@ -57,7 +59,7 @@ struct alignas(1024) Smem {
   alignas(1024) Inner q[cosize_v<typename L::LayoutFT>];
   alignas(1024) Inner k[cosize_v<typename L::LayoutFT>];
   alignas(1024) Inner a[cosize_v<typename L::LayoutA>];
-  float G[kC];
+  float G[kC], rowq[kC], rowk[kC], rowend[kC], hdh[kThreads / 32];
 };
 
 // I: the inputs' dtype (q, k, dO); v_new, dv_new, h and dh are Inner; dq, dk and dW fp32.
@@ -178,17 +180,43 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
   scale_rows([&](int r) { return kGated ? scale * __expf(s.G[r]) : scale; });
   product(mma_kn, thr_kn.make_fragment_A(thr_kn.partition_A(sA)), thr_kn.make_fragment_B(thr_kn.partition_B(sK)), acc);
   out(p.dq, 1.0f);
+  if constexpr (kGated) accumulator_row_sums(acc, coord, [&](int r, int c, float x) { return x * float(sQ(c, r)); }, s.rowq);
   // C. dk = exp(G_last - G) (v_new dh^T) + dA^T q.
   clear(acc);
   product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sVn)), thr_kk.make_fragment_B(thr_kk.partition_B(sDht)), acc);
-  if constexpr (kGated) scale_rows([&](int r) { return r < rows ? __expf(G_last - s.G[r]) : 0.0f; });
+  if constexpr (kGated) {
+    scale_rows([&](int r) { return r < rows ? __expf(G_last - s.G[r]) : 0.0f; });
+    accumulator_row_sums(acc, coord, [&](int r, int c, float x) { return x * float(sK(c, r)); }, s.rowend);
+  }
   product(mma_nn, thr_nn.make_fragment_A(thr_nn.partition_A(sAt)), thr_nn.make_fragment_B(thr_nn.partition_B(sQ)), acc);
   out(p.dk, 1.0f);
+  if constexpr (kGated) accumulator_row_sums(acc, coord, [&](int r, int c, float x) { return x * float(sK(c, r)); }, s.rowk);
   // D. dW = -(dv_new h^T).
   if constexpr (kW) {
     clear(acc);
     product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sDvn)), thr_kk.make_fragment_B(thr_kk.partition_B(sHt)), acc);
     out(p.dw, -1.0f);
+  }
+  if constexpr (kGated) {
+    // sum(h dh) over the chunk's state slice, in a fixed order: each thread its elements, then the warps.
+    float part = 0.0f;
+    for (int i = tid; i < KD * VD; i += kThreads) {
+      const int f = i / VD, c = i % VD;
+      part += float(sHt(f, c)) * float(sDht(f, c));
+    }
+    for (int d = 16; d > 0; d /= 2) part += __shfl_xor_sync(0xffffffffu, part, d);
+    if (tid % 32 == 0) s.hdh[tid / 32] = part;
+    __syncthreads();
+    if (tid < rows) {
+      float dg = s.rowq[tid] - s.rowk[tid];
+      if (tid == rows - 1) {
+        float end = 0.0f, hdh = 0.0f;
+        for (int r = 0; r < kC; ++r) end += s.rowend[r];
+        for (int w = 0; w < kThreads / 32; ++w) hdh += s.hdh[w];
+        dg += end + __expf(G_last) * hdh;
+      }
+      p.dg[(t0 + tid) * H + head] = dg;
+    }
   }
 #endif
 }
@@ -222,6 +250,9 @@ void chunk_dqkw(const DqkwParams& p, void* stream) {
                                             {{"q", p.q}, {"k", p.k}, {"dout", p.dout}, {"v_new", p.v_new}, {"h", p.h},
                                              {"dh", p.dh}, {"dq", p.dq}, {"dk", p.dk}},
                                             {{"dv_new", p.dv_new}, {"dw", p.dw}});
+  if ((p.g == nullptr) != (p.dg == nullptr)) {
+    throw std::invalid_argument("sm90::chunk_dqkw: g and dg go together (one of them is null)");
+  }
   if ((p.dw == nullptr) != (p.dv_new == nullptr)) {
     throw std::invalid_argument("sm90::chunk_dqkw: dw and dv_new go together (the delta rules' W term; one of them is null)");
   }

@@ -87,12 +87,13 @@ struct StateBwdParams {
 // Throws as chunk_state_forward does.
 void chunk_state_backward(const StateBwdParams& p, void* stream);
 
-// The backward's chunk-parallel gradients of q, k and W (FLA's chunk_bwd_dqkwg without dg: the gated rule's
-// dg is not computed yet), one block a (chunk, head), with dA = scale (dO v_new^T * Gamma) on and below the
-// diagonal, rounded to fp16:
+// The backward's chunk-parallel gradients of q, k, W and G (FLA's chunk_bwd_dqkwg), one block a (chunk, head),
+// with dA = scale (dO v_new^T * Gamma) on and below the diagonal, rounded to fp16:
 //   dq = scale e^G (dO h^T) + dA k,   dk = exp(G_last - G) (v_new dh^T) + dA^T q,   dW = -(dv_new h^T),
-// the terms through the output and the state walk (the UT transform's backward adds its own to dk). K 64 or
-// 128 and V 64 or 128.
+//   dG = rowsum(dq q - dk k), and at the chunk's last row also sum((exp(G_last - G) v_new dh^T) k) +
+//   exp(G_last) sum(h dh),
+// the terms through the output and the state walk (the UT transform's backward adds its own to dk and dG;
+// dG is the gradient of the within-chunk cumulative G). K 64 or 128 and V 64 or 128.
 struct DqkwParams {
   Dtype dtype = Dtype::kBF16;     // of q, k and dout: kBF16 or kFP16
   const void* q = nullptr;        // [tokens, H, K]
@@ -106,6 +107,7 @@ struct DqkwParams {
   float* dq = nullptr;            // [tokens, H, K]
   float* dk = nullptr;            // [tokens, H, K]
   float* dw = nullptr;            // [tokens, H, K], or null (linear attention)
+  float* dg = nullptr;            // [tokens, H], with g only (written: the UT backward adds to it)
   const int64_t* seq_starts = nullptr;    // as OutputFwdParams
   const int64_t* chunk_starts = nullptr;
   int64_t chunks = 0;

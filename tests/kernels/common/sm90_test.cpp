@@ -873,11 +873,12 @@ struct DqkwInputs {
   double scale = 1;
 };
 struct DqkwOutputs {
-  at::Tensor dq, dk, dw;
+  at::Tensor dq, dk, dw, dG;  // dG: the gradient of the within-chunk cumulative G
 };
 
 DqkwOutputs dqkw_fp64(const DqkwInputs& in, bool round) {
-  DqkwOutputs out{at::zeros_like(in.q), at::zeros_like(in.k), in.dv_new.defined() ? at::zeros_like(in.k) : at::Tensor()};
+  DqkwOutputs out{at::zeros_like(in.q), at::zeros_like(in.k), in.dv_new.defined() ? at::zeros_like(in.k) : at::Tensor(),
+                  at::zeros_like(in.g)};
   int64_t start = 0, chunk = 0;
   for (const auto T : in.lengths) {
     for (int64_t t0 = start; t0 < start + T; t0 += 64, ++chunk) {
@@ -890,7 +891,11 @@ DqkwOutputs dqkw_fp64(const DqkwInputs& in, bool round) {
         if (round) dA = dA.to(at::kHalf).to(at::kDouble);
         const auto hc = in.h[chunk][h], dhc = in.dh[chunk][h];
         sl(out.dq).copy_(in.scale * G.exp().unsqueeze(1) * sl(in.dout).matmul(hc.t()) + dA.matmul(sl(in.k)));
-        sl(out.dk).copy_((G_last - G).exp().unsqueeze(1) * sl(in.v_new).matmul(dhc.t()) + dA.t().matmul(sl(in.q)));
+        const auto dk_end = (G_last - G).exp().unsqueeze(1) * sl(in.v_new).matmul(dhc.t());
+        sl(out.dk).copy_(dk_end + dA.t().matmul(sl(in.q)));
+        auto dG = (sl(out.dq) * sl(in.q)).sum(1) - (sl(out.dk) * sl(in.k)).sum(1);
+        dG[m - 1] += (dk_end * sl(in.k)).sum() + G_last.exp() * (hc * dhc).sum();
+        sl(out.dG).copy_(dG);
         if (out.dw.defined()) sl(out.dw).copy_(-sl(in.dv_new).matmul(hc.t()));
       }
     }
@@ -904,6 +909,19 @@ DqkwOutputs dqkw_fp64(const DqkwInputs& in, bool round) {
 // S_end = exp(G_last) h + k^T (v_new exp(G_last - G)).
 void check_dqkw_by_autograd(const DqkwInputs& in) {
   const auto q = in.q.clone().requires_grad_(true), k = in.k.clone().requires_grad_(true);
+  // G within each chunk as a leaf, so that its gradient is the loop's dG.
+  auto Gc = at::zeros_like(in.g);
+  {
+    int64_t start = 0;
+    for (const auto T : in.lengths) {
+      for (int64_t t0 = start; t0 < start + T; t0 += 64) {
+        const int64_t m = std::min<int64_t>(64, start + T - t0);
+        Gc.slice(0, t0, t0 + m).copy_(in.g.slice(0, t0, t0 + m).cumsum(0));
+      }
+      start += T;
+    }
+  }
+  Gc.requires_grad_(true);
   at::Tensor loss = at::zeros({}, kF64);
   int64_t start = 0, chunk = 0;
   for (const auto T : in.lengths) {
@@ -911,7 +929,7 @@ void check_dqkw_by_autograd(const DqkwInputs& in) {
       const int64_t m = std::min<int64_t>(64, start + T - t0);
       for (int64_t h = 0; h < in.q.size(1); ++h) {
         auto sl = [&](const at::Tensor& x) { return x.slice(0, t0, t0 + m).select(1, h); };
-        const auto G = sl(in.g).cumsum(0);
+        const auto G = sl(Gc);
         const auto G_last = G[m - 1];
         const auto P = (sl(q).matmul(sl(k).t()) * (G.unsqueeze(1) - G.unsqueeze(0)).exp()).tril(0);
         const auto o = in.scale * (G.exp().unsqueeze(1) * sl(q).matmul(in.h[chunk][h]) + P.matmul(sl(in.v_new)));
@@ -923,8 +941,9 @@ void check_dqkw_by_autograd(const DqkwInputs& in) {
   }
   loss.backward();
   const auto loop = dqkw_fp64(in, false);
-  const double worst = std::max(testing::rel_rms(loop.dq, q.grad()), testing::rel_rms(loop.dk, k.grad()));
-  INFO("dq, dk of the loop against autograd: worst relative RMS " << worst);
+  const double worst = std::max({testing::rel_rms(loop.dq, q.grad()), testing::rel_rms(loop.dk, k.grad()),
+                                 testing::rel_rms(loop.dG, Gc.grad())});
+  INFO("dq, dk, dG of the loop against autograd: worst relative RMS " << worst);
   CHECK(worst <= 1e-10);
 }
 
@@ -956,7 +975,7 @@ DqkwInputs random_dqkw_inputs(const std::vector<int64_t>& lengths, int64_t H, in
 
 }  // namespace
 
-TEST_CASE("cuda: the sm90 dq, dk and dW: the loop is autograd's, and the kernel its loop", "[cuda][sm90][small]") {
+TEST_CASE("cuda: the sm90 dq, dk, dW and dG: the loop is autograd's, and the kernel its loop", "[cuda][sm90][small]") {
   at::manual_seed(31);
   for (const bool gated : {false, true}) {
     auto in = random_dqkw_inputs({1, 65, 130}, 2, 16, 8, gated, true, at::kDouble);
@@ -982,9 +1001,11 @@ TEST_CASE("cuda: the sm90 dq, dk and dW: the loop is autograd's, and the kernel 
           const auto dvn = with_w ? dev(in.dv_new, at::kHalf) : at::Tensor();
           const auto f32 = at::TensorOptions().device(at::kCUDA).dtype(at::kFloat);
           auto dq = at::empty(in.q.sizes(), f32), dk = at::empty(in.k.sizes(), f32), dw = at::empty(in.k.sizes(), f32);
+          auto dg = at::empty(in.g.sizes(), f32);
           poison_(dq);
           poison_(dk);
           poison_(dw);
+          poison_(dg);
           cuda::sm90::DqkwParams p;
           p.dtype = dtype_of(dtype);
           p.q = q.data_ptr();
@@ -998,6 +1019,7 @@ TEST_CASE("cuda: the sm90 dq, dk and dW: the loop is autograd's, and the kernel 
           p.dq = dq.data_ptr<float>();
           p.dk = dk.data_ptr<float>();
           p.dw = with_w ? dw.data_ptr<float>() : nullptr;
+          p.dg = gated ? dg.data_ptr<float>() : nullptr;
           p.seq_starts = b.seq.data_ptr<int64_t>();
           p.chunk_starts = b.chunk.data_ptr<int64_t>();
           p.chunks = b.chunks;
@@ -1019,6 +1041,10 @@ TEST_CASE("cuda: the sm90 dq, dk and dW: the loop is autograd's, and the kernel 
           if (with_w) {
             CHECK(dw.isfinite().all().item<bool>());
             CHECK(testing::rel_rms(dw, same.dw) <= 1e-3);
+          }
+          if (gated) {
+            CHECK(dg.isfinite().all().item<bool>());
+            CHECK(testing::rel_rms(dg, same.dG) <= 2e-3);
           }
         }
       }
