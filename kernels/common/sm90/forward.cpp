@@ -4,7 +4,9 @@
 
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
+#include <torch/autograd.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -23,11 +25,19 @@ std::string sizes(const at::Tensor& t) {
   return s + "]";
 }
 
-}  // namespace
+// A validated call: its shapes, the batch's offsets on the device (and the sequences' on the host), the dtype.
+struct Call {
+  Family family;
+  int64_t B, T, H, K, V, N, chunks;
+  at::Tensor seq_starts, chunk_starts;  // device, with cu_seqlens only
+  std::vector<int64_t> host_seq;        // [N + 1] token offsets
+  cuda::Dtype dtype;
+  const int64_t* seq_ptr() const { return seq_starts.defined() ? seq_starts.data_ptr<int64_t>() : nullptr; }
+  const int64_t* chunk_ptr() const { return chunk_starts.defined() ? chunk_starts.data_ptr<int64_t>() : nullptr; }
+};
 
-ForwardOutputs chunk_forward(Family family, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                             const at::Tensor& beta, const at::Tensor& g, const at::Tensor& h0,
-                             const at::Tensor& cu_seqlens, double scale, bool final_state) {
+Call validate(Family family, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta,
+              const at::Tensor& g, const at::Tensor& h0, const at::Tensor& cu_seqlens) {
   require(q.dim() == 4 && k.sizes() == q.sizes() && v.dim() == 4 && v.size(0) == q.size(0) && v.size(1) == q.size(1) &&
               v.size(2) == q.size(2),
           "q, k must be [B, T, H, K] and v [B, T, H, V] (got q " + sizes(q) + ", k " + sizes(k) + ", v " + sizes(v) + ")");
@@ -45,99 +55,242 @@ ForwardOutputs chunk_forward(Family family, const at::Tensor& q, const at::Tenso
           "the delta rules need beta [B, T, H], fp32 and contiguous");
   require(family != Family::kGatedDeltaRule || g.defined(), "the gated delta rule needs g");
   require(!g.defined() || (g.scalar_type() == at::kFloat && g.is_contiguous()), "g must be fp32 and contiguous");
-  const int64_t B = q.size(0), T = q.size(1), H = q.size(2), K = q.size(3), V = v.size(3);
-  const auto options = q.options();
-  const auto stream = at::cuda::getCurrentCUDAStream().stream();
-  const auto dtype = q.scalar_type() == at::kBFloat16 ? cuda::Dtype::kBF16 : cuda::Dtype::kFP16;
-
+  Call c;
+  c.family = family;
+  c.B = q.size(0), c.T = q.size(1), c.H = q.size(2), c.K = q.size(3), c.V = v.size(3);
+  c.dtype = q.scalar_type() == at::kBFloat16 ? cuda::Dtype::kBF16 : cuda::Dtype::kFP16;
   // The batch: N sequences of T, or cu_seqlens' (with B = 1), and their chunks' offsets.
-  int64_t N = B, chunks = B * ((T + cuda::sm90::kStateChunk - 1) / cuda::sm90::kStateChunk);
-  at::Tensor seq_starts, chunk_starts;
+  c.N = c.B;
+  c.chunks = c.B * ((c.T + cuda::sm90::kStateChunk - 1) / cuda::sm90::kStateChunk);
+  for (int64_t b = 0; b <= c.B; ++b) c.host_seq.push_back(b * c.T);
   if (cu_seqlens.defined()) {
-    require(B == 1, "with cu_seqlens B must be 1 (got " + std::to_string(B) + ")");
+    require(c.B == 1, "with cu_seqlens B must be 1 (got " + std::to_string(c.B) + ")");
     const auto cpu = cu_seqlens.to(at::kCPU, at::kLong);
-    N = cpu.numel() - 1;
-    require(N >= 1 && cpu[0].item<int64_t>() == 0 && cpu[N].item<int64_t>() == T,
-            "cu_seqlens must run from 0 to T (" + std::to_string(T) + ")");
+    c.N = cpu.numel() - 1;
+    require(c.N >= 1 && cpu[0].item<int64_t>() == 0 && cpu[c.N].item<int64_t>() == c.T,
+            "cu_seqlens must run from 0 to T (" + std::to_string(c.T) + ")");
     std::vector<int64_t> starts{0};
-    for (int64_t n = 0; n < N; ++n) {
-      const int64_t length = cpu[n + 1].item<int64_t>() - cpu[n].item<int64_t>();
+    c.host_seq.assign(cpu.data_ptr<int64_t>(), cpu.data_ptr<int64_t>() + c.N + 1);
+    for (int64_t n = 0; n < c.N; ++n) {
+      const int64_t length = c.host_seq[n + 1] - c.host_seq[n];
       require(length >= 0, "cu_seqlens must not decrease");
       starts.push_back(starts.back() + (length + cuda::sm90::kStateChunk - 1) / cuda::sm90::kStateChunk);
     }
-    chunks = starts.back();
-    seq_starts = cpu.to(q.device());
-    chunk_starts = at::tensor(starts, at::kLong).to(q.device());
+    c.chunks = starts.back();
+    c.seq_starts = cpu.to(q.device());
+    c.chunk_starts = at::tensor(starts, at::kLong).to(q.device());
   }
-  const int64_t* seq_ptr = seq_starts.defined() ? seq_starts.data_ptr<int64_t>() : nullptr;
-  const int64_t* chunk_ptr = chunk_starts.defined() ? chunk_starts.data_ptr<int64_t>() : nullptr;
-  const float* g_ptr = g.defined() ? g.data_ptr<float>() : nullptr;
+  if (h0.defined()) {
+    require(h0.dim() == 4 && h0.size(0) == c.N && h0.size(1) == c.H && h0.size(2) == c.K && h0.size(3) == c.V,
+            "h0 must be [N, H, K, V] = [" + std::to_string(c.N) + ", " + std::to_string(c.H) + ", " + std::to_string(c.K) +
+                ", " + std::to_string(c.V) + "] (got " + sizes(h0) + ")");
+  }
+  return c;
+}
 
+// The forward's stages: W and U (the delta rules; U = v for linear attention), then h and v_new (and the final
+// state where asked), then o where asked.
+struct Stages {
+  at::Tensor w, u, h, v_new, o, ht;
+};
+
+Stages forward_stages(const Call& c, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta,
+                      const at::Tensor& g, const at::Tensor& h0, double scale, bool final_state, bool output) {
+  const auto stream = at::cuda::getCurrentCUDAStream().stream();
+  const float* g_ptr = g.defined() ? g.data_ptr<float>() : nullptr;
   // W, U, h and v_new are fp16 whatever the inputs' dtype (the kernels' Inner type: sm90_kernels.h).
-  const auto inner = options.dtype(at::kHalf);
-  at::Tensor w, u = v;
-  if (delta) {
-    w = at::empty(k.sizes(), inner);
-    u = at::empty(v.sizes(), inner);
+  const auto inner = q.options().dtype(at::kHalf);
+  Stages st;
+  st.u = v;
+  if (c.family != Family::kLinearAttention) {
+    st.w = at::empty(k.sizes(), inner);
+    st.u = at::empty(v.sizes(), inner);
     cuda::sm90::UtFwdParams p;
-    p.dtype = dtype;
+    p.dtype = c.dtype;
     p.k = k.data_ptr();
     p.v = v.data_ptr();
     p.beta = beta.data_ptr<float>();
     p.g = g_ptr;
-    p.w = w.data_ptr();
-    p.u = u.data_ptr();
-    p.seq_starts = seq_ptr;
-    p.chunk_starts = chunk_ptr;
-    p.chunks = chunks;
-    p.N = N, p.T = T, p.H = H, p.K = K, p.V = V;
+    p.w = st.w.data_ptr();
+    p.u = st.u.data_ptr();
+    p.seq_starts = c.seq_ptr();
+    p.chunk_starts = c.chunk_ptr();
+    p.chunks = c.chunks;
+    p.N = c.N, p.T = c.T, p.H = c.H, p.K = c.K, p.V = c.V;
     cuda::sm90::chunk_ut_forward(p, stream);
   }
-  auto h = at::empty({chunks, H, K, V}, inner);
-  auto v_new = at::empty(v.sizes(), inner);
-  ForwardOutputs out;
-  if (final_state) out.final_state = at::empty({N, H, K, V}, options.dtype(at::kFloat));
-  at::Tensor h0_f32;
-  if (h0.defined()) {
-    require(h0.dim() == 4 && h0.size(0) == N && h0.size(1) == H && h0.size(2) == K && h0.size(3) == V,
-            "h0 must be [N, H, K, V] = [" + std::to_string(N) + ", " + std::to_string(H) + ", " + std::to_string(K) + ", " +
-                std::to_string(V) + "] (got " + sizes(h0) + ")");
-    h0_f32 = h0.to(at::kFloat).contiguous();
-  }
+  st.h = at::empty({c.chunks, c.H, c.K, c.V}, inner);
+  st.v_new = at::empty(v.sizes(), inner);
+  if (final_state) st.ht = at::empty({c.N, c.H, c.K, c.V}, q.options().dtype(at::kFloat));
+  const auto h0_f32 = h0.defined() ? h0.to(at::kFloat).contiguous() : at::Tensor();
   {
     cuda::sm90::StateFwdParams p;
-    p.dtype = dtype;
-    p.w = w.defined() ? w.data_ptr() : nullptr;
-    p.u = u.data_ptr();
+    p.dtype = c.dtype;
+    p.w = st.w.defined() ? st.w.data_ptr() : nullptr;
+    p.u = st.u.data_ptr();
     p.k = k.data_ptr();
     p.g = g_ptr;
     p.h0 = h0_f32.defined() ? h0_f32.data_ptr<float>() : nullptr;
-    p.h = h.data_ptr();
-    p.v_new = v_new.data_ptr();
-    p.ht = final_state ? out.final_state.data_ptr<float>() : nullptr;
-    p.seq_starts = seq_ptr;
-    p.chunk_starts = chunk_ptr;
-    p.N = N, p.T = T, p.H = H, p.K = K, p.V = V;
+    p.h = st.h.data_ptr();
+    p.v_new = st.v_new.data_ptr();
+    p.ht = final_state ? st.ht.data_ptr<float>() : nullptr;
+    p.seq_starts = c.seq_ptr();
+    p.chunk_starts = c.chunk_ptr();
+    p.N = c.N, p.T = c.T, p.H = c.H, p.K = c.K, p.V = c.V;
     cuda::sm90::chunk_state_forward(p, stream);
   }
-  out.o = at::empty_like(v);
-  {
+  if (output) {
+    st.o = at::empty_like(v);
     cuda::sm90::OutputFwdParams p;
-    p.dtype = dtype;
+    p.dtype = c.dtype;
     p.q = q.data_ptr();
     p.k = k.data_ptr();
-    p.v_new = v_new.data_ptr();
-    p.h = h.data_ptr();
+    p.v_new = st.v_new.data_ptr();
+    p.h = st.h.data_ptr();
     p.g = g_ptr;
-    p.o = out.o.data_ptr();
-    p.seq_starts = seq_ptr;
-    p.chunk_starts = chunk_ptr;
-    p.chunks = chunks;
-    p.N = N, p.T = T, p.H = H, p.K = K, p.V = V;
+    p.o = st.o.data_ptr();
+    p.seq_starts = c.seq_ptr();
+    p.chunk_starts = c.chunk_ptr();
+    p.chunks = c.chunks;
+    p.N = c.N, p.T = c.T, p.H = c.H, p.K = c.K, p.V = c.V;
     p.scale = static_cast<float>(scale);
     cuda::sm90::chunk_output_forward(p, stream);
   }
-  return out;
+  return st;
+}
+
+}  // namespace
+
+ForwardOutputs chunk_forward(Family family, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                             const at::Tensor& beta, const at::Tensor& g, const at::Tensor& h0,
+                             const at::Tensor& cu_seqlens, double scale, bool final_state) {
+  const auto c = validate(family, q, k, v, beta, g, h0, cu_seqlens);
+  auto st = forward_stages(c, q, k, v, beta, g, h0, scale, final_state, true);
+  return {std::move(st.o), std::move(st.ht)};
+}
+
+namespace {
+
+// dg from dG, the gradient of the within-chunk cumulative G: dg_t = sum of dG_s over s >= t in t's chunk
+// (fp64 sums: the total over the batch minus the part before t, within the chunk's end).
+at::Tensor reverse_cumsum_in_chunks(const at::Tensor& dG, const Call& c) {
+  std::vector<int64_t> last;  // per token: the index of its chunk's last token
+  last.reserve(static_cast<size_t>(dG.size(0)));
+  for (int64_t n = 0; n < c.N; ++n) {
+    for (int64_t t = c.host_seq[n]; t < c.host_seq[n + 1]; ++t) {
+      const int64_t chunk_end = c.host_seq[n] + ((t - c.host_seq[n]) / 64 + 1) * 64;
+      last.push_back(std::min(chunk_end, c.host_seq[n + 1]) - 1);
+    }
+  }
+  const auto idx = at::tensor(last, at::kLong).to(dG.device());
+  const auto d = dG.to(at::kDouble);
+  const auto prefix = d.cumsum(0);
+  return (prefix.index_select(0, idx) - prefix + d).to(at::kFloat);
+}
+
+struct TrainConfig {
+  Family family = Family::kDeltaRule;
+  double scale = 1;
+  bool final_state = false;
+  at::Tensor cu_seqlens;
+};
+
+class Sm90Train : public torch::autograd::Function<Sm90Train> {
+ public:
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k,
+                                                const at::Tensor& v, const at::Tensor& beta, const at::Tensor& g,
+                                                const at::Tensor& h0, const TrainConfig& cfg) {
+    const auto c = validate(cfg.family, q, k, v, beta, g, h0, cfg.cu_seqlens);
+    require(c.V <= 128, "training takes V up to 128 (got " + std::to_string(c.V) + ")");
+    auto st = forward_stages(c, q, k, v, beta, g, h0, cfg.scale, cfg.final_state, true);
+    ctx->save_for_backward({q, k, v, beta, g, h0, cfg.cu_seqlens});
+    ctx->saved_data["family"] = static_cast<int64_t>(cfg.family);
+    ctx->saved_data["scale"] = cfg.scale;
+    if (!cfg.final_state) return {st.o};
+    return {st.o, st.ht};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &q = saved[0], &k = saved[1], &v = saved[2], &beta = saved[3], &g = saved[4], &h0 = saved[5], &cu = saved[6];
+    const auto family = static_cast<Family>(ctx->saved_data["family"].toInt());
+    const double scale = ctx->saved_data["scale"].toDouble();
+    const auto c = validate(family, q, k, v, beta, g, h0, cu);
+    const bool delta = family != Family::kLinearAttention;
+    const auto stream = at::cuda::getCurrentCUDAStream().stream();
+    const float* g_ptr = g.defined() ? g.data_ptr<float>() : nullptr;
+    // W, U, h and v_new recomputed, as the forward made them.
+    const auto st = forward_stages(c, q, k, v, beta, g, h0, scale, false, false);
+    const auto dout = grads[0].defined() ? grads[0].to(q.scalar_type()).contiguous() : at::zeros_like(v);
+    const auto dht = grads.size() > 1 && grads[1].defined() ? grads[1].to(at::kFloat).contiguous() : at::Tensor();
+    const auto f32 = q.options().dtype(at::kFloat), inner = q.options().dtype(at::kHalf);
+
+    auto dv_local = at::empty(v.sizes(), inner);
+    {
+      cuda::sm90::DvLocalParams p;
+      p.dtype = c.dtype, p.q = q.data_ptr(), p.k = k.data_ptr(), p.dout = dout.data_ptr(), p.g = g_ptr;
+      p.dv_local = dv_local.data_ptr();
+      p.seq_starts = c.seq_ptr(), p.chunk_starts = c.chunk_ptr(), p.chunks = c.chunks;
+      p.N = c.N, p.T = c.T, p.H = c.H, p.K = c.K, p.V = c.V, p.scale = static_cast<float>(scale);
+      cuda::sm90::chunk_dv_local(p, stream);
+    }
+    auto dh = at::empty({c.chunks, c.H, c.K, c.V}, inner), dv_new = at::empty(v.sizes(), inner);
+    auto dh0 = h0.defined() ? at::empty({c.N, c.H, c.K, c.V}, f32) : at::Tensor();
+    {
+      cuda::sm90::StateBwdParams p;
+      p.dtype = c.dtype, p.q = q.data_ptr(), p.k = k.data_ptr(), p.w = delta ? st.w.data_ptr() : nullptr, p.g = g_ptr;
+      p.dout = dout.data_ptr(), p.dv_local = dv_local.data_ptr(), p.dht = dht.defined() ? dht.data_ptr<float>() : nullptr;
+      p.dh = dh.data_ptr(), p.dv_new = dv_new.data_ptr(), p.dh0 = dh0.defined() ? dh0.data_ptr<float>() : nullptr;
+      p.seq_starts = c.seq_ptr(), p.chunk_starts = c.chunk_ptr();
+      p.N = c.N, p.T = c.T, p.H = c.H, p.K = c.K, p.V = c.V, p.scale = static_cast<float>(scale);
+      cuda::sm90::chunk_state_backward(p, stream);
+    }
+    auto dq = at::empty(q.sizes(), f32), dk = at::empty(k.sizes(), f32);
+    auto dw = delta ? at::empty(k.sizes(), f32) : at::Tensor();
+    auto dG = g.defined() ? at::empty(g.sizes(), f32) : at::Tensor();
+    {
+      cuda::sm90::DqkwParams p;
+      p.dtype = c.dtype, p.q = q.data_ptr(), p.k = k.data_ptr(), p.dout = dout.data_ptr(), p.g = g_ptr;
+      p.v_new = st.v_new.data_ptr(), p.dv_new = delta ? dv_new.data_ptr() : nullptr;
+      p.h = st.h.data_ptr(), p.dh = dh.data_ptr();
+      p.dq = dq.data_ptr<float>(), p.dk = dk.data_ptr<float>(), p.dw = delta ? dw.data_ptr<float>() : nullptr;
+      p.dg = dG.defined() ? dG.data_ptr<float>() : nullptr;
+      p.seq_starts = c.seq_ptr(), p.chunk_starts = c.chunk_ptr(), p.chunks = c.chunks;
+      p.N = c.N, p.T = c.T, p.H = c.H, p.K = c.K, p.V = c.V, p.scale = static_cast<float>(scale);
+      cuda::sm90::chunk_dqkw(p, stream);
+    }
+    at::Tensor dv, dbeta;
+    if (delta) {
+      dv = at::empty(v.sizes(), f32);
+      dbeta = at::empty(beta.sizes(), f32);
+      cuda::sm90::UtBwdParams p;
+      p.dtype = c.dtype, p.k = k.data_ptr(), p.v = v.data_ptr(), p.beta = beta.data_ptr<float>(), p.g = g_ptr;
+      p.dw = dw.data_ptr<float>(), p.du = dv_new.data_ptr();
+      p.dk = dk.data_ptr<float>(), p.dv = dv.data_ptr<float>(), p.dbeta = dbeta.data_ptr<float>();
+      p.dg = dG.defined() ? dG.data_ptr<float>() : nullptr;
+      p.seq_starts = c.seq_ptr(), p.chunk_starts = c.chunk_ptr(), p.chunks = c.chunks;
+      p.N = c.N, p.T = c.T, p.H = c.H, p.K = c.K, p.V = c.V;
+      cuda::sm90::chunk_ut_backward(p, stream);
+    } else {
+      dv = dv_new.to(at::kFloat);  // U = v
+    }
+    const auto dg = dG.defined() ? reverse_cumsum_in_chunks(dG.view({-1, c.H}), c).view(g.sizes()) : at::Tensor();
+    return {dq.to(q.scalar_type()), dk.to(k.scalar_type()), dv.to(v.scalar_type()), dbeta, dg, dh0, at::Tensor()};
+  }
+};
+
+}  // namespace
+
+ForwardOutputs chunk_train(Family family, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta,
+                           const at::Tensor& g, const at::Tensor& h0, const at::Tensor& cu_seqlens, double scale,
+                           bool final_state) {
+  TrainConfig cfg;
+  cfg.family = family;
+  cfg.scale = scale;
+  cfg.final_state = final_state;
+  cfg.cu_seqlens = cu_seqlens;
+  const auto out = Sm90Train::apply(q, k, v, beta, g, h0, cfg);
+  return {out[0], final_state ? out[1] : at::Tensor()};
 }
 
 }  // namespace deltabench::sm90

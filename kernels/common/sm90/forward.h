@@ -4,9 +4,9 @@
 // the output; for linear attention U = v and no W. Inputs as the ops take them (kernels/README.md):
 // q, k [B, T, H, K] and v [B, T, H, V] in bf16 or fp16, contiguous, k L2-normalised by the caller for the
 // delta rules; beta [B, T, H] and g [B, T, H] (per-step log decay) fp32; h0 [N, H, K, V] fp32 or undefined;
-// cu_seqlens [N + 1] (int64 on the device, with B = 1) or undefined. Forward only, no autograd: it is not
-// yet what any op calls (its test and stage_bench compare it with the ops and FLA). Throws the kernels'
-// sentences where a call is not theirs.
+// cu_seqlens [N + 1] (int64 on the device, with B = 1) or undefined. chunk_forward is forward only; the
+// ops' chunk forward takes it where detail::set_sm90_forward asks. Throws the kernels' sentences where a call
+// is not theirs.
 
 #include "kernels/family_id.h"
 
@@ -24,5 +24,13 @@ struct ForwardOutputs {
 ForwardOutputs chunk_forward(Family family, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                              const at::Tensor& beta, const at::Tensor& g, const at::Tensor& h0,
                              const at::Tensor& cu_seqlens, double scale, bool final_state);
+
+// The same with a gradient, on the sm_90a kernels both ways: an autograd Function whose backward recomputes
+// W, U, h and v_new and runs the backward's stages (dv_local, the backward state pass, dq/dk/dW/dG, the UT
+// transform's backward; dg from dG by a reverse cumulative sum within each chunk) for q, k, v, beta, g and
+// h0 (and the final state's gradient where it is returned). K and V of 64 or 128.
+ForwardOutputs chunk_train(Family family, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta,
+                           const at::Tensor& g, const at::Tensor& h0, const at::Tensor& cu_seqlens, double scale,
+                           bool final_state);
 
 }  // namespace deltabench::sm90
