@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fla_compare import gpu_median_ms, import_fla  # noqa: E402
 
-NAME = re.compile(r"(state_fwd|state_bwd|dv_local|dqkw|ut_bwd|fwd)/(\w+)/(\w+)/B(\d+)/T(\d+)/H(\d+)/K(\d+)")
+NAME = re.compile(r"(state_fwd|state_bwd|dv_local|dqkw|ut_bwd|fwd_bwd|fwd)/(\w+)/(\w+)/B(\d+)/T(\d+)/H(\d+)/K(\d+)")
 
 
 def stage_bytes(stage, B, T, H, K, V, gated):
@@ -39,7 +39,7 @@ def stage_bytes(stage, B, T, H, K, V, gated):
         return 2 * tokens * (2 * K + 2 * V) + (4 * tokens if gated else 0)
     if stage == "dqkw":
         return 2 * tokens * (2 * K + 3 * V) + 4 * tokens * 3 * K + 4 * chunks * K * V + (4 * tokens if gated else 0)
-    if stage == "fwd":
+    if stage in ("fwd", "fwd_bwd"):  # fwd_bwd: the forward's bytes, for scale only
         return 2 * tokens * (2 * K + 2 * V) + 4 * tokens * (2 if gated else 1)
     return 2 * tokens * (2 * K + 2 * V) + 2 * chunks * K * V + (4 * tokens if gated else 0)
 
@@ -60,14 +60,15 @@ def render(rows, context, copy, fla_version, why_not, out):
              "stages (tf32: the training pair's chunk_dout and chunk_grads, which write q^T dO and dG too; fla: "
              "chunk_bwd_dv_local and chunk_bwd_dqkwg, whose gated rows compute dg too, which sm90 does not yet). "
              "ut_bwd: the UT transform's backward (fla: prepare_wy_repr_bwd and tf32: chunk_ut_backward get the "
-             "inverse from the forward; sm90 recomputes it). fwd: the whole forward (sm90: sm90::chunk_forward; fused: the "
+             "inverse from the forward; sm90 recomputes it). fwd_bwd: the forward and every input's gradient (sm90: "
+             "sm90::chunk_train; chunked: the op's chunked training pair; fla: its chunk op and autograd). fwd: the whole forward (sm90: sm90::chunk_forward; fused: the "
              "op under backend kernel; fla: chunk_delta_rule / chunk_gated_delta_rule).",
              "",
              "| stage | rule | B x T | H | K | impl | ms | call_ms | GB/s | % of copy | / FLA |",
              "|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|"]
     for (stage, rule, B, T, H, K), impls in rows.items():
         fla = impls.get("fla")
-        for impl in ("sm90", "walk", "tf32", "fused", "fla"):
+        for impl in ("sm90", "walk", "tf32", "fused", "chunked", "fla"):
             if impl not in impls:
                 continue
             r = impls[impl]
@@ -137,15 +138,23 @@ def main():
                 k = torch.randn(B, T, H, K, device="cuda")
                 k = k / k.norm(dim=-1, keepdim=True)
                 logdecay = torch.nn.functional.logsigmoid(torch.randn(B, T, H, device="cuda")) / 16
-                if stage == "fwd":  # the op, as kernels_bench draws its inputs
-                    q = torch.randn(B, T, H, K, device="cuda").bfloat16()
-                    v = torch.randn(B, T, H, V, device="cuda").bfloat16()
-                    beta = torch.randn(B, T, H, device="cuda").sigmoid()
-                    kb = k.bfloat16()
+                if stage in ("fwd", "fwd_bwd"):  # the op, as kernels_bench draws its inputs
+                    grad = stage == "fwd_bwd"
+                    q = torch.randn(B, T, H, K, device="cuda").bfloat16().requires_grad_(grad)
+                    v = torch.randn(B, T, H, V, device="cuda").bfloat16().requires_grad_(grad)
+                    beta = torch.randn(B, T, H, device="cuda").sigmoid().requires_grad_(grad)
+                    kb = k.bfloat16().requires_grad_(grad)
+                    gl = logdecay.clone().requires_grad_(grad)
                     if gated:
-                        fn = lambda: chunk_gated_delta_rule(q, kb, v, logdecay, beta)  # noqa: E731
+                        op = lambda: chunk_gated_delta_rule(q, kb, v, gl, beta)  # noqa: E731
                     else:
-                        fn = lambda: chunk_delta_rule(q, kb, v, beta)  # noqa: E731
+                        op = lambda: chunk_delta_rule(q, kb, v, beta)  # noqa: E731
+                    if grad:
+                        do = torch.randn(B, T, H, V, device="cuda").bfloat16()
+                        leaves = [q, kb, v, beta] + ([gl] if gated else [])
+                        fn = lambda: torch.autograd.grad(op()[0], leaves, do)  # noqa: E731
+                    else:
+                        fn = op
                 else:
                     w = (k * torch.randn(B, T, H, 1, device="cuda").sigmoid()).bfloat16()
                     kb = k.bfloat16()
@@ -182,7 +191,7 @@ def main():
                                                                     scale=K ** -0.5)
                     else:
                         fn = lambda: fwd_h(k=kb, w=w, u=u, g=g, output_final_state=False)  # noqa: E731
-                with torch.no_grad():
+                with torch.set_grad_enabled(stage == "fwd_bwd"):
                     fn()  # autotunes
                     torch.cuda.synchronize()
                     impls["fla"] = gpu_median_ms(fn)

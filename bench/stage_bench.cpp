@@ -14,6 +14,8 @@
 //                                    writes dG too (sm90 not yet: its gated rows do less than FLA's)
 //   ut_bwd/{sm90,tf32}/...:         the UT transform's backward (FLA's prepare_wy_repr_bwd, which gets the inverse
 //                                    from its forward, as tf32 does; sm90 recomputes it)
+//   fwd_bwd/{sm90,chunked}/...:     the forward and every input's gradient: sm90::chunk_train, and the op under
+//                                    backend kernel (the chunked training pair of versions 1-5)
 //   fwd/sm90/<rule>/B/T/H/K:        the whole forward on the sm_90a kernels (sm90::chunk_forward: UT transform,
 //                                    state pass, output)
 //   fwd/fused/<rule>/B/T/H/K:       the op's forward under backend kernel (the fused forward of version 2c)
@@ -33,12 +35,14 @@
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/core/GradMode.h>
+#include <torch/csrc/autograd/autograd.h>
 #include <benchmark/benchmark.h>
 
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -355,13 +359,16 @@ void run_ut_bwd(benchmark::State& state, const Shape& s, bool gated, bool sm90) 
 
 // The whole forward: q, k, v [B, T, H, K] bf16 (k unit-norm), beta = sigmoid, g = logsigmoid / 16, as
 // kernels_bench draws a case's inputs.
-void run_forward(benchmark::State& state, const Shape& s, bool gated, bool sm90) {
+// backward: the forward and the gradients of q, k, v, beta (and g) for a fixed random dO (torch::autograd::grad),
+// sm90::chunk_train against the op under backend kernel (the chunked training pair).
+void run_forward(benchmark::State& state, const Shape& s, bool gated, bool sm90, bool backward = false) {
   std::string why;
   if (sm90 && !deltabench::cuda::sm90::available(&why)) {
     state.SkipWithError(why.c_str());
     return;
   }
-  const c10::NoGradGuard no_grad;
+  std::optional<c10::NoGradGuard> no_grad;
+  if (!backward) no_grad.emplace();
   at::manual_seed(0);
   const auto f32 = kCuda.dtype(at::kFloat);
   deltabench::SequenceInputs in;
@@ -374,7 +381,22 @@ void run_forward(benchmark::State& state, const Shape& s, bool gated, bool sm90)
   const auto family = gated ? deltabench::Family::kGatedDeltaRule : deltabench::Family::kDeltaRule;
   const double scale = 1.0 / std::sqrt(static_cast<double>(s.K));
   std::function<void()> fn;
-  if (sm90) {
+  at::Tensor dout;
+  if (backward) {
+    for (auto* t : {&in.q, &in.k, &in.v, &in.beta, &in.g}) {
+      if (t->defined()) *t = t->detach().requires_grad_(true);
+    }
+    dout = at::randn(in.v.sizes(), f32).to(at::kBFloat16);
+    std::vector<at::Tensor> leaves{in.q, in.k, in.v, in.beta};
+    if (gated) leaves.push_back(in.g);
+    fn = [&, leaves, family, scale, sm90] {
+      deltabench::SequenceOptions options;
+      options.backend = deltabench::BackendChoice::kKernel;
+      const auto o = sm90 ? deltabench::sm90::chunk_train(family, in.q, in.k, in.v, in.beta, in.g, {}, {}, scale, false).o
+                          : deltabench::run_family(family, in, options).o;
+      benchmark::DoNotOptimize(torch::autograd::grad({o}, leaves, {dout}));
+    };
+  } else if (sm90) {
     fn = [&] {
       benchmark::DoNotOptimize(
           deltabench::sm90::chunk_forward(family, in.q, in.k, in.v, in.beta, in.g, {}, {}, scale, false).o);
@@ -425,6 +447,11 @@ int main(int argc, char** argv) {
       }
       add(name("fwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_forward(st, s, gated, true); });
       add(name("fwd", "fused", gated, s), [s, gated](benchmark::State& st) { run_forward(st, s, gated, false); });
+      if (s.V <= 128) {
+        add(name("fwd_bwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_forward(st, s, gated, true, true); });
+        add(name("fwd_bwd", "chunked", gated, s),
+            [s, gated](benchmark::State& st) { run_forward(st, s, gated, false, true); });
+      }
     }
   }
   benchmark::Initialize(&argc, argv);
