@@ -64,7 +64,8 @@
 #                                ncu.txt. Carry .whl holding nvidia-cutlass's wheel (and .fla for FLA). Switches:
 #                                DELTABENCH_SM90_TESTS=0 (no tests), DELTABENCH_SM90_BENCH=0 (no bench, FLA or ncu),
 #                                DELTABENCH_SANITIZE=0, DELTABENCH_SM90_TEST_SECONDS (300), DELTABENCH_STAGE_SECONDS
-#                                (180), DELTABENCH_FLA_SECONDS (150), DELTABENCH_FLA_STAGE_FILTER (/B16/T2048/)
+#                                (180), DELTABENCH_FLA_SECONDS (150), DELTABENCH_FLA_STAGE_FILTER (/B16/T2048/),
+#                                DELTABENCH_NCU=0 (no profile)
 #   scripts/device.sh --build    build every target in build-device/ (the binaries for a command's own steps)
 #   scripts/device.sh --harness  build, every test, then the README's GPU suite command (zoology-mqar, no flags: the
 #                                suite's own "cuda", the default runs per GPU) for DELTABENCH_SUITE_SECONDS
@@ -200,7 +201,7 @@ sm90_checks() {
     tail -n 20 "$out/stage.tmp" | tee -a "$summary"
   fi
   rm -f "$out/stage.tmp"
-  if command -v ncu >/dev/null; then
+  if [[ "${DELTABENCH_NCU:-1}" != 0 ]] && command -v ncu >/dev/null; then
     { echo; echo "== ncu: the sm90 forward's three kernels, delta rule 16 x 2K (SpeedOfLight, Occupancy, WarpStateStats)"; } >>"$out/ncu.txt"
     timeout 100 ncu --kernel-name 'regex:(ut|state|output)_forward_kernel' --launch-skip 3 --launch-count 3 \
       --section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats \
