@@ -8,6 +8,10 @@
 //   build/bench/train_step_bench --device=cuda --benchmark_out=train_step.json   (GPU)
 
 #include "bench/device_flag.h"
+#include "kernels/common/cuda_dispatch.h"
+#ifdef DELTABENCH_HAVE_CUDA
+#include "kernels/common/sm90/sm90_kernels.h"
+#endif
 #include "models/language_model.h"
 #include "tasks/dataset.h"
 #include "tasks/registry.h"
@@ -27,6 +31,15 @@ namespace {
 using deltabench::models::MixerKind;
 
 at::Device g_device(at::kCPU);
+
+// Whether the sm_90a training op can run here (a CUDA build, a compute capability 9.0 device).
+bool sm90_available() {
+#ifdef DELTABENCH_HAVE_CUDA
+  return deltabench::cuda::sm90::available();
+#else
+  return false;
+#endif
+}
 
 void synchronize() {
   if (g_device.is_cuda()) at::detail::getCUDAHooks().deviceSynchronize(0);
@@ -55,16 +68,27 @@ deltabench::models::ModelConfig model_config(MixerKind kind, const Shape& s, del
 // deltabench's training kernels and its kernels for every piece, the LayerNorms and the embedding's
 // gradient among them, not registered since auto equals it wherever every kernel serves (the numbers keep
 // the meaning they had in earlier measurements); 2: backend auto, which takes each of those where it
-// serves, as the user's runs do. Attention runs SDPA under every backend, so its 2 against 0 is the gain
-// of the pieces' kernels alone).
+// serves, as the user's runs do; 3: auto with the chunked pair on the sm_90a training op (set_sm90_train;
+// Hopper, K and V of 64 or 128), against 2 in the same run. Attention runs SDPA under every backend, so its
+// 2 against 0 is the gain of the pieces' kernels alone).
 void BM_train_step(benchmark::State& state) {
   const auto kind = static_cast<MixerKind>(state.range(0));
   const Shape shape{state.range(1), state.range(2), state.range(3), state.range(4), state.range(5)};
   const bool captured = state.range(6) != 0;
   const int64_t backend_arg = state.range(7);
-  const auto backend = backend_arg == 2   ? deltabench::BackendChoice::kAuto
+  const auto backend = backend_arg >= 2   ? deltabench::BackendChoice::kAuto
                        : backend_arg == 1 ? deltabench::BackendChoice::kKernel
                                           : deltabench::BackendChoice::kReference;
+  const bool sm90 = backend_arg == 3;
+  if (sm90 && !sm90_available()) {
+    state.SkipWithError("the sm_90a training op runs on compute capability 9.0 only");
+    return;
+  }
+  struct Sm90Train {  // the switch as the case asks, as it was after
+    bool was = deltabench::detail::sm90_train();
+    explicit Sm90Train(bool on) { deltabench::detail::set_sm90_train(on); }
+    ~Sm90Train() { deltabench::detail::set_sm90_train(was); }
+  } sm90_switch(sm90);
   const deltabench::train::RunStreamGuard stream(g_device);
   const std::map<std::string, std::string> params = {{"vocab_size", std::to_string(shape.vocab)},
                                                      {"seq_len", std::to_string(shape.L)},
@@ -105,13 +129,15 @@ void BM_train_step(benchmark::State& state) {
   }
   if (step.steps() > 0) (void)step.read_losses();
   state.SetLabel(std::string(deltabench::models::to_string(kind)) + (captured ? "/captured" : "/eager") +
-                 "/" + std::string(deltabench::backend_choice_name(backend)) + "/" + (g_device.is_cuda() ? "cuda" : "cpu"));
+                 "/" + std::string(deltabench::backend_choice_name(backend)) + (sm90 ? "/sm90" : "") + "/" +
+                 (g_device.is_cuda() ? "cuda" : "cpu"));
   state.counters["tokens/s"] = benchmark::Counter(static_cast<double>(shape.B * shape.L),
                                                   benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void register_all() {
-  // A GPU case: mixer k on shape s, captured or eager, backend kernel (0 reference, 1 kernel, 2 auto).
+  // A GPU case: mixer k on shape s, captured or eager, backend kernel (0 reference, 1 kernel, 2 auto, 3 auto
+  // with the sm_90a training op).
   const auto add = [](int64_t k, const Shape& s, int captured, int kernel) {
     benchmark::RegisterBenchmark("train_step", BM_train_step)
         ->Args({k, s.vocab, s.d_model, s.L, s.B, s.pairs, captured, kernel})
@@ -136,6 +162,9 @@ void register_all() {
         // (models/linear_attention.h): timed beside auto, for auto to take it where it wins.
         std::vector<std::pair<int, int>> cases = {{0, 0}, {1, 0}, {1, 2}};
         if (kind == MixerKind::kLinearAttention) cases.emplace_back(1, 1);
+        // The delta rules (K 64; V 64, Gated DeltaNet's 128) on the sm_90a training op, on a Hopper GPU.
+        const bool delta = kind == MixerKind::kDeltaNet || kind == MixerKind::kGatedDeltaNet;
+        if (delta && sm90_available()) cases.emplace_back(1, 3);
         for (const auto& [captured, kernel] : cases) {
           add(k, s, captured, kernel);
         }

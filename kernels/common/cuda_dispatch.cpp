@@ -31,11 +31,16 @@ namespace deltabench::detail {
 
 namespace {
 std::atomic<bool> g_sm90_forward{false};
+std::atomic<bool> g_sm90_train{false};
 }  // namespace
 
 void set_sm90_forward(bool on) { g_sm90_forward.store(on); }
 
 bool sm90_forward() { return g_sm90_forward.load(); }
+
+void set_sm90_train(bool on) { g_sm90_train.store(on); }
+
+bool sm90_train() { return g_sm90_train.load(); }
 
 #ifdef DELTABENCH_HAVE_CUDA
 namespace {

@@ -43,6 +43,12 @@ SequenceOutput cuda_chunk_forward(Family family, const SequenceShape& shape, con
 void set_sm90_forward(bool on);
 bool sm90_forward();
 
+// Whether the chunked training pair (kernels/common/chunk_train.h) runs on the sm_90a training op
+// (sm90::chunk_train: forward and backward on wgmma) where it takes the call: a compute capability 9.0 device,
+// bf16 or fp16 inputs, K and V of 64 or 128. Off unless set, as set_sm90_forward. Process-wide.
+void set_sm90_train(bool on);
+bool sm90_train();
+
 // Empty when a CUDA kernel can serve this call; else why not, as the end of a sentence
 // ("the tensors are on cpu, and the kernel runs on CUDA").
 std::string kernel_unavailable(const SequenceShape& shape, const at::Tensor& q, const at::Tensor& k,

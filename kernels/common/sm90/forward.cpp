@@ -172,8 +172,16 @@ ForwardOutputs chunk_forward(Family family, const at::Tensor& q, const at::Tenso
 namespace {
 
 // dg from dG, the gradient of the within-chunk cumulative G: dg_t = sum of dG_s over s >= t in t's chunk
-// (fp64 sums: the total over the batch minus the part before t, within the chunk's end).
+// (fp64 sums). dG is [tokens, H]. A batch of equal rows pads each row to whole chunks and sums each chunk
+// from its end, on the device alone (a captured training step runs it); with cu_seqlens, the total over
+// the batch minus the part before t, up to the chunk's end, by an index made on the host.
 at::Tensor reverse_cumsum_in_chunks(const at::Tensor& dG, const Call& c) {
+  if (!c.seq_starts.defined()) {
+    const int64_t chunk = cuda::sm90::kStateChunk, padded = (c.T + chunk - 1) / chunk * chunk;
+    const auto rows = at::constant_pad_nd(dG.to(at::kDouble).view({c.B, c.T, c.H}), {0, 0, 0, padded - c.T});
+    const auto sums = rows.view({c.B, padded / chunk, chunk, c.H}).flip(2).cumsum(2).flip(2);
+    return sums.view({c.B, padded, c.H}).narrow(1, 0, c.T).reshape({c.B * c.T, c.H}).to(at::kFloat);
+  }
   std::vector<int64_t> last;  // per token: the index of its chunk's last token
   last.reserve(static_cast<size_t>(dG.size(0)));
   for (int64_t n = 0; n < c.N; ++n) {

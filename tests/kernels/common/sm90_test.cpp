@@ -19,6 +19,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <ATen/cuda/CUDAContext.h>
+#include <c10/core/GradMode.h>
 
 #include <cmath>
 #include <tuple>
@@ -1222,5 +1223,66 @@ TEST_CASE("cuda: the sm90 training op's output and gradients match the fp64 recu
         }
       }
     }
+  }
+}
+
+TEST_CASE("cuda: the ops' chunked training pair runs the sm90 training op when asked, within issue 13's bounds",
+          "[cuda][sm90]") {
+  REQUIRE(at::hasCUDA());
+  if (!on_hopper()) return;
+  struct Sm90Train {  // the switch on for the case, as it was after
+    bool was = deltabench::detail::sm90_train();
+    Sm90Train() { deltabench::detail::set_sm90_train(true); }
+    ~Sm90Train() { deltabench::detail::set_sm90_train(was); }
+  } on;
+  uint64_t seed = 1300;
+  for (const Family family : kFamilies) {
+    SampleShape shape;
+    shape.B = 2;
+    shape.T = 300;
+    shape.H = 2;
+    shape.K = 64;
+    shape.V = 128;
+    auto in = sample_inputs(family, shape, at::TensorOptions().dtype(at::kDouble), seed++);
+    for (auto* t : {&in.q, &in.k, &in.v, &in.beta}) {
+      if (t->defined()) *t = t->to(at::kBFloat16).to(at::kDouble);
+    }
+    const auto dout = at::randn(in.v.sizes(), kF64).to(at::kBFloat16).to(at::kDouble);
+    SequenceInputs ref_in = in;
+    for (auto* t : {&ref_in.q, &ref_in.k, &ref_in.v, &ref_in.beta, &ref_in.g}) {
+      if (t->defined()) *t = t->clone().requires_grad_(true);
+    }
+    SequenceOptions options;
+    options.backend = BackendChoice::kReference;
+    options.mode = Mode::kRecurrent;
+    const auto ref = run_family(family, ref_in, options);
+    (ref.o * dout).sum().backward();
+    // As a model calls the op: q, k, v and beta bf16 (beta converted to fp32 on the way in), g fp32.
+    auto dev = [](const at::Tensor& t, at::ScalarType type) {
+      return t.defined() ? t.to(type).to(at::kCUDA).contiguous().requires_grad_(true) : at::Tensor();
+    };
+    SequenceInputs d;
+    d.q = dev(in.q, at::kBFloat16), d.k = dev(in.k, at::kBFloat16), d.v = dev(in.v, at::kBFloat16);
+    d.beta = dev(in.beta, at::kBFloat16), d.g = dev(in.g, at::kFloat);
+    options.backend = BackendChoice::kKernel;
+    options.mode = Mode::kChunk;
+    const auto got = run_family(family, d, options);
+    (got.o.to(at::kFloat) * dout.to(at::kFloat).to(at::kCUDA)).sum().backward();
+    // The path taken: the op's output is sm90::chunk_train's, bit for bit.
+    at::Tensor direct;
+    {
+      const c10::NoGradGuard no_grad;
+      const auto f32 = [](const at::Tensor& t) { return t.defined() ? t.to(at::kFloat).contiguous() : t; };
+      direct = sm90::chunk_train(family, d.q, d.k, d.v, f32(d.beta), f32(d.g), {}, {}, 1.0 / std::sqrt(64.0), false).o;
+    }
+    INFO(family_name(family));
+    CHECK(got.backend == Backend::kKernel);
+    CHECK(at::equal(got.o, direct));
+    CHECK(testing::rel_rms(got.o, ref.o) <= 0.003);
+    CHECK(testing::rel_rms(d.q.grad(), ref_in.q.grad()) <= 0.004);
+    CHECK(testing::rel_rms(d.k.grad(), ref_in.k.grad()) <= 0.007);
+    CHECK(testing::rel_rms(d.v.grad(), ref_in.v.grad()) <= 0.004);
+    if (d.beta.defined()) CHECK(testing::rel_rms(d.beta.grad(), ref_in.beta.grad()) <= 0.005);
+    if (d.g.defined()) CHECK(testing::rel_rms(d.g.grad(), ref_in.g.grad()) <= 0.006);
   }
 }
