@@ -60,12 +60,13 @@
 #   scripts/device.sh --sm90     the sm_90a kernels (kernels/common/sm90): build kernels_cuda_tests and stage_bench, the
 #                                [sm90] tests, racecheck and memcheck on [sm90][small], the Hopper forward and its state
 #                                pass timed beside ours today and FLA's (bench/stage_bench.cpp, bench/fla_stage.py), the
-#                                three kernels profiled: summary.md, build.log, tests.log, stage_bench.json, stage.md,
-#                                ncu.txt. Carry .whl holding nvidia-cutlass's wheel (and .fla for FLA). Switches:
+#                                three kernels profiled, the models' captured training step on the sm_90a training op
+#                                against auto (train_step_bench's kernel:3 rows): summary.md, build.log, tests.log,
+#                                stage_bench.json, stage.md, train_step_sm90.json, ncu.txt. Carry .whl holding nvidia-cutlass's wheel (and .fla for FLA). Switches:
 #                                DELTABENCH_SM90_TESTS=0 (no tests), DELTABENCH_SM90_BENCH=0 (no bench, FLA or ncu),
 #                                DELTABENCH_SANITIZE=0, DELTABENCH_SM90_TEST_SECONDS (300), DELTABENCH_STAGE_SECONDS
 #                                (180), DELTABENCH_FLA_SECONDS (150), DELTABENCH_FLA_STAGE_FILTER (/B16/T2048/),
-#                                DELTABENCH_NCU=0 (no profile)
+#                                DELTABENCH_STEP_SECONDS (120), DELTABENCH_NCU=0 (no profile)
 #   scripts/device.sh --build    build every target in build-device/ (the binaries for a command's own steps)
 #   scripts/device.sh --harness  build, every test, then the README's GPU suite command (zoology-mqar, no flags: the
 #                                suite's own "cuda", the default runs per GPU) for DELTABENCH_SUITE_SECONDS
@@ -201,6 +202,17 @@ sm90_checks() {
     tail -n 20 "$out/stage.tmp" | tee -a "$summary"
   fi
   rm -f "$out/stage.tmp"
+  # The models' captured training step with the chunked pair on the sm_90a training op (set_sm90_train)
+  # against auto as runs train: DeltaNet and Gated DeltaNet, Zoology's MQAR model (K 64) at its three shapes.
+  start=$(date +%s)
+  timeout "${DELTABENCH_STEP_SECONDS:-120}" "$build_dir/bench/train_step_bench" --device=cuda \
+    --benchmark_filter='^train_step/mixer:[23]/V:8192/d:128/.*/graph:1/kernel:[23]/' \
+    --benchmark_out="$out/train_step_sm90.json" --benchmark_out_format=json >"$out/step.tmp" 2>&1 || status=1
+  note ""
+  note "training step, auto (kernel:2) against auto on the sm90 training op (kernel:3), mean ms ($(($(date +%s) - start)) s):"
+  grep -E '^train_step/' "$out/step.tmp" | sed -E 's/V:8192\/d:128\///; s/\/real_time//' | tee -a "$summary"
+  grep -iE 'error' "$out/step.tmp" | head -n 5 | tee -a "$summary"
+  rm -f "$out/step.tmp"
   if [[ "${DELTABENCH_NCU:-1}" != 0 ]] && command -v ncu >/dev/null; then
     { echo; echo "== ncu: the sm90 forward's three kernels, delta rule 16 x 2K (SpeedOfLight, Occupancy, WarpStateStats)"; } >>"$out/ncu.txt"
     timeout 100 ncu --kernel-name 'regex:(ut|state|output)_forward_kernel' --launch-skip 3 --launch-count 3 \
@@ -226,7 +238,7 @@ targets=()
 ((build_only)) && [[ -n "${DELTABENCH_BUILD_TARGETS:-}" ]] && read -r -a targets <<<"--target $DELTABENCH_BUILD_TARGETS"
 [[ -n "$window_suite" ]] && targets=(--target deltabench)
 ((stages)) && targets=(--target kernels_cuda_tests train_cuda_tests models_cuda_tests kernels_bench stage_bench deltabench)
-((sm90_only)) && targets=(--target kernels_cuda_tests stage_bench)
+((sm90_only)) && targets=(--target kernels_cuda_tests stage_bench train_step_bench)
 # CUTLASS's headers for the sm_90a kernels (cmake/Cute.cmake): the image's python has no nvidia-cutlass, so
 # carry its wheel in .whl (pip download --no-deps nvidia-cutlass==4.2.0.0 -d .whl); its headers are unpacked
 # into the build folder, where CMake looks.
