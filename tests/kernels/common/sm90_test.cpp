@@ -32,6 +32,30 @@ namespace {
 
 const auto kF64 = at::TensorOptions().dtype(at::kDouble);
 
+// A process-wide switch of the ops (detail::set_sm90_forward, set_sm90_train) set for a case, as it was after.
+class ScopedSwitch {
+ public:
+  ScopedSwitch(void (*set)(bool), bool (*get)(), bool on) : set_(set), was_(get()) { set_(on); }
+  ~ScopedSwitch() { set_(was_); }
+  ScopedSwitch(const ScopedSwitch&) = delete;
+  ScopedSwitch& operator=(const ScopedSwitch&) = delete;
+
+ private:
+  void (*set_)(bool);
+  bool was_;
+};
+
+// The ops' cases under the switches: two rows of 300 tokens (four chunks, the last partial), two heads, K 64, V 128.
+SampleShape switch_case_shape() {
+  SampleShape shape;
+  shape.B = 2;
+  shape.T = 300;
+  shape.H = 2;
+  shape.K = 64;
+  shape.V = 128;
+  return shape;
+}
+
 struct Case {
   std::vector<int64_t> lengths;  // one entry a sequence
   bool varlen = false;           // pass seq_starts (else every length must be equal)
@@ -522,19 +546,10 @@ TEST_CASE("cuda: the sm90 forward matches the fp64 recurrent reference, every fa
 TEST_CASE("cuda: the ops' chunk forward runs the sm90 forward when asked, within the ops' bound", "[cuda][sm90]") {
   REQUIRE(at::hasCUDA());
   if (!on_hopper()) return;
-  struct Sm90Forward {  // the switch on for the case, as it was after
-    bool was = deltabench::detail::sm90_forward();
-    Sm90Forward() { deltabench::detail::set_sm90_forward(true); }
-    ~Sm90Forward() { deltabench::detail::set_sm90_forward(was); }
-  } on;
+  const ScopedSwitch on(deltabench::detail::set_sm90_forward, deltabench::detail::sm90_forward, true);
   uint64_t seed = 600;
   for (const Family family : kFamilies) {
-    SampleShape shape;
-    shape.B = 2;
-    shape.T = 300;
-    shape.H = 2;
-    shape.K = 64;
-    shape.V = 128;
+    const auto shape = switch_case_shape();
     auto in = sample_inputs(family, shape, at::TensorOptions().dtype(at::kDouble), seed++);
     for (auto* t : {&in.q, &in.k, &in.v}) *t = t->to(at::kBFloat16).to(at::kDouble);
     SequenceOptions options;
@@ -1230,19 +1245,10 @@ TEST_CASE("cuda: the ops' chunked training pair runs the sm90 training op when a
           "[cuda][sm90]") {
   REQUIRE(at::hasCUDA());
   if (!on_hopper()) return;
-  struct Sm90Train {  // the switch on for the case, as it was after
-    bool was = deltabench::detail::sm90_train();
-    Sm90Train() { deltabench::detail::set_sm90_train(true); }
-    ~Sm90Train() { deltabench::detail::set_sm90_train(was); }
-  } on;
+  const ScopedSwitch on(deltabench::detail::set_sm90_train, deltabench::detail::sm90_train, true);
   uint64_t seed = 1300;
   for (const Family family : kFamilies) {
-    SampleShape shape;
-    shape.B = 2;
-    shape.T = 300;
-    shape.H = 2;
-    shape.K = 64;
-    shape.V = 128;
+    const auto shape = switch_case_shape();
     auto in = sample_inputs(family, shape, at::TensorOptions().dtype(at::kDouble), seed++);
     for (auto* t : {&in.q, &in.k, &in.v, &in.beta}) {
       if (t->defined()) *t = t->to(at::kBFloat16).to(at::kDouble);
@@ -1273,7 +1279,7 @@ TEST_CASE("cuda: the ops' chunked training pair runs the sm90 training op when a
     {
       const c10::NoGradGuard no_grad;
       const auto f32 = [](const at::Tensor& t) { return t.defined() ? t.to(at::kFloat).contiguous() : t; };
-      direct = sm90::chunk_train(family, d.q, d.k, d.v, f32(d.beta), f32(d.g), {}, {}, 1.0 / std::sqrt(64.0), false).o;
+      direct = sm90::chunk_train(family, d.q, d.k, d.v, f32(d.beta), f32(d.g), {}, {}, 1.0 / std::sqrt(static_cast<double>(shape.K)), false).o;
     }
     INFO(family_name(family));
     CHECK(got.backend == Backend::kKernel);
