@@ -17,7 +17,9 @@
 //   fwd_bwd/{sm90,chunked}/...:     the forward and every input's gradient: sm90::chunk_train, and the op under
 //                                    backend kernel (the chunked training pair of versions 1-5)
 //   fwd/sm90/<rule>/B/T/H/K:        the whole forward on the sm_90a kernels (sm90::chunk_forward: UT transform,
-//                                    state pass, output)
+//                                    then the state pass with the output fused in)
+//   fwd/sm90_apart/<rule>/B/T/H/K:  the same with the output kernel after the state pass (h and v_new through
+//                                    device memory), for the fusion's gain
 //   fwd/fused/<rule>/B/T/H/K:       the op's forward under backend kernel (the fused forward of version 2c)
 // Timing as kernels_bench (bench/gpu_timing.h): median of 15, L2 flushed, the GPU's time (ms) and the call
 // from an idle GPU (call_ms). Counters: GB_per_s and pct_of_copy of the bytes a pass that moves each byte
@@ -361,7 +363,8 @@ void run_ut_bwd(benchmark::State& state, const Shape& s, bool gated, bool sm90) 
 // kernels_bench draws a case's inputs.
 // backward: the forward and the gradients of q, k, v, beta (and g) for a fixed random dO (torch::autograd::grad),
 // sm90::chunk_train against the op under backend kernel (the chunked training pair).
-void run_forward(benchmark::State& state, const Shape& s, bool gated, bool sm90, bool backward = false) {
+void run_forward(benchmark::State& state, const Shape& s, bool gated, bool sm90, bool backward = false,
+                 bool fuse_output = true) {
   std::string why;
   if (sm90 && !deltabench::cuda::sm90::available(&why)) {
     state.SkipWithError(why.c_str());
@@ -397,9 +400,9 @@ void run_forward(benchmark::State& state, const Shape& s, bool gated, bool sm90,
       benchmark::DoNotOptimize(torch::autograd::grad({o}, leaves, {dout}));
     };
   } else if (sm90) {
-    fn = [&] {
+    fn = [&, fuse_output] {
       benchmark::DoNotOptimize(
-          deltabench::sm90::chunk_forward(family, in.q, in.k, in.v, in.beta, in.g, {}, {}, scale, false).o);
+          deltabench::sm90::chunk_forward(family, in.q, in.k, in.v, in.beta, in.g, {}, {}, scale, false, fuse_output).o);
     };
   } else {
     deltabench::SequenceOptions options;
@@ -446,6 +449,8 @@ int main(int argc, char** argv) {
         }
       }
       add(name("fwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_forward(st, s, gated, true); });
+      add(name("fwd", "sm90_apart", gated, s),
+          [s, gated](benchmark::State& st) { run_forward(st, s, gated, true, false, false); });
       add(name("fwd", "fused", gated, s), [s, gated](benchmark::State& st) { run_forward(st, s, gated, false); });
       if (s.V <= 128) {
         add(name("fwd_bwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_forward(st, s, gated, true, true); });

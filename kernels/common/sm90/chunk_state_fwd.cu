@@ -9,7 +9,15 @@
 //   3. S = exp(G_last) S + K^T sV on wgmma (A = K^T, M-major as K sits in memory; B = sV MN-major),
 //      accumulated into S's registers.
 // The next chunk's W, K and U come by cp.async (16 bytes a copy, zero-filled past the sequence's end)
-// into the other of two buffers while this chunk's products run. The operand tiles are laid out in
+// into the other of two buffers while this chunk's products run.
+//
+// With the output (p.o set: the forward fused, FLA's chunk_delta_h and chunk_fwd_o in one pass, h and
+// v_new not written), Q and K [C x K] come too (K a second time, K-major for Q K^T), and per chunk:
+//   2'. P = Q K^T and O = Q S, in step 2's batch;
+//   3'. P masked to j <= i and scaled by scale exp(G_i - G_j), rounded into sP; v_new rounded unscaled into a
+//       tile of its own (the same tile as step 3's without a decay); O's rows scaled by scale exp(G_i);
+//   4'. O += P v_new in step 3's batch, then O's rows of the sequence out (the inputs' dtype).
+// chunk_attn.cu's output kernel computes the same from h and v_new in device memory. The operand tiles are laid out in
 // 128-byte-swizzled atoms (CuTe's GMMA::Layout_*_SW128_Atom), what wgmma's descriptors read without
 // bank conflicts. Shared memory written by ordinary stores or cp.async is fenced to the async proxy
 // (fence.proxy.async) before the barrier that precedes the wgmma reading it.
@@ -46,12 +54,28 @@ struct Tiles {
   // v_new as B [BV x C] (N = the value column, contiguous).                        B of K^T v_new
   using LayoutV = decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<E>{}, Shape<Int<kBV>, Int<kC>>{}));
 
-  using MmaV = decltype(make_tiled_mma(typename MmaOp<E, GMMA::Major::K, GMMA::Major::MN>::type{}));
+  // P [C x C] K-major: A of P v_new (the output's).
+  using LayoutP = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<E>{}, Shape<Int<kC>, Int<kC>>{}));
+
+  using MmaV = decltype(make_tiled_mma(typename MmaOp<E, GMMA::Major::K, GMMA::Major::MN>::type{}));  // also Q S, P v_new
   using MmaS = decltype(make_tiled_mma(typename MmaOp<E, GMMA::Major::MN, GMMA::Major::MN>::type{}));
+  using MmaP = decltype(make_tiled_mma(typename MmaOp<E, GMMA::Major::K, GMMA::Major::K>::type{}));   // Q K^T
 };
 
+// The output's tiles (kOut): Q and K [C x K] K-major (W's layout), two buffers each; v_new unscaled as B; P.
+template <class E, int KD, bool kOut>
+struct alignas(1024) OutSmem {
+  using L = Tiles<E, KD>;
+  alignas(1024) E q[cosize_v<typename L::LayoutW>];
+  alignas(1024) E k[cosize_v<typename L::LayoutW>];
+  alignas(1024) E v[cosize_v<typename L::LayoutV>];
+  alignas(1024) E p[cosize_v<typename L::LayoutP>];
+};
+template <class E, int KD>
+struct OutSmem<E, KD, false> {};
+
 // U is Inner (the UT transform's) for the delta rules, v itself (the inputs' I) for linear attention.
-template <class E, int KD, class TU>
+template <class E, int KD, class TU, bool kOut>
 struct alignas(1024) Smem {
   using L = Tiles<E, KD>;
   // Each swizzled tile starts on a 1024-byte boundary: the swizzle acts on address bits 4-9.
@@ -61,20 +85,21 @@ struct alignas(1024) Smem {
   alignas(1024) E v[cosize_v<typename L::LayoutV>];
   alignas(16) TU u[2][kC * kLdU];
   float G[kC];  // the chunk's cumulative log decay
+  OutSmem<E, KD, kOut> out;
 };
 
-template <class I, int KD, bool kW>
-using StateSmem = Smem<Inner, KD, std::conditional_t<kW, Inner, I>>;
+template <class I, int KD, bool kW, bool kOut>
+using StateSmem = Smem<Inner, KD, std::conditional_t<kW, Inner, I>, kOut>;
 
 // I: the inputs' dtype (k; v as U for linear attention); W, U (delta rules), h and v_new are Inner.
-template <class I, int KD, bool kW, bool kGated>
+template <class I, int KD, bool kW, bool kGated, bool kOut>
 __global__ void __launch_bounds__(kThreads) state_forward_kernel(const StateFwdParams p) {
 #if defined(__CUDA_ARCH__) && defined(CUTE_ARCH_MMA_SM90A_ENABLED)
   using E = Inner;
   using TU = std::conditional_t<kW, Inner, I>;
   using L = Tiles<E, KD>;
   extern __shared__ char smem_raw[];
-  auto& s = aligned_smem<StateSmem<I, KD, kW>>(smem_raw);
+  auto& s = aligned_smem<StateSmem<I, KD, kW, kOut>>(smem_raw);
   const int tid = threadIdx.x;
   const int64_t H = p.H, V = p.V;
   const SequenceSpan seq = locate_sequence(p.seq_starts, p.chunk_starts, p.T, H);
@@ -86,17 +111,39 @@ __global__ void __launch_bounds__(kThreads) state_forward_kernel(const StateFwdP
   Tensor sK = make_tensor(make_smem_ptr(s.k), typename L::LayoutK{});  // (KD, C, 2)
   Tensor sH = make_tensor(make_smem_ptr(s.h), typename L::LayoutH{});  // (BV, KD)
   Tensor sV = make_tensor(make_smem_ptr(s.v), typename L::LayoutV{});  // (BV, C)
+  // The output's tiles; without kOut, views of W's and sV's (never read or written).
+  E* out_q = s.w;
+  E* out_k = s.w;
+  E* out_v = s.v;
+  E* out_p = s.v;
+  if constexpr (kOut) {
+    out_q = s.out.q;
+    out_k = s.out.k;
+    out_v = kGated ? s.out.v : s.v;  // v_new unscaled: without a decay, sV itself
+    out_p = s.out.p;
+  }
+  Tensor sQ = make_tensor(make_smem_ptr(out_q), typename L::LayoutW{});   // (C, KD, 2)
+  Tensor sKr = make_tensor(make_smem_ptr(out_k), typename L::LayoutW{});  // (C, KD, 2)
+  Tensor sVo = make_tensor(make_smem_ptr(out_v), typename L::LayoutV{});  // (BV, C)
+  Tensor sP = make_tensor(make_smem_ptr(out_p), typename L::LayoutP{});   // (C, C)
 
   typename L::MmaV mma_v;
   typename L::MmaS mma_s;
+  typename L::MmaP mma_p;
   auto thr_v = mma_v.get_thread_slice(tid);
   auto thr_s = mma_s.get_thread_slice(tid);
+  auto thr_p = mma_p.get_thread_slice(tid);
   Tensor tVrW = thr_v.make_fragment_A(thr_v.partition_A(sW));  // (MMA, 1, KD/16, 2) descriptors
   Tensor tVrH = thr_v.make_fragment_B(thr_v.partition_B(sH));  // (MMA, 1, KD/16)
   Tensor tSrK = thr_s.make_fragment_A(thr_s.partition_A(sK));  // (MMA, KD/64, C/16, 2)
   Tensor tSrV = thr_s.make_fragment_B(thr_s.partition_B(sV));  // (MMA, 1, C/16)
   Tensor accV = partition_fragment_C(mma_v, Shape<Int<kC>, Int<kBV>>{});  // v = W S, (token, column)
   Tensor accS = partition_fragment_C(mma_s, Shape<Int<KD>, Int<kBV>>{});  // S, (feature, column)
+  Tensor tPrQ = thr_p.make_fragment_A(thr_p.partition_A(sQ));    // (MMA, 1, KD/16, 2)
+  Tensor tPrK = thr_p.make_fragment_B(thr_p.partition_B(sKr));   // (MMA, 1, KD/16, 2)
+  Tensor tOrQ = thr_v.make_fragment_A(thr_v.partition_A(sQ));    // (MMA, 1, KD/16, 2)
+  Tensor tOrP = thr_v.make_fragment_A(thr_v.partition_A(sP));    // (MMA, 1, C/16)
+  Tensor tOrV = thr_v.make_fragment_B(thr_v.partition_B(sVo));   // (MMA, 1, C/16)
   // Each accumulator's (row, column) in its tile. Inside the chunk loop these are formed again from
   // `opaque_tid` each chunk, so that the compiler does not keep the 200-odd addresses of the per-element
   // stores in registers across the loop (it did: 255 registers and 1.2 KB of stack at K 128).
@@ -112,7 +159,9 @@ __global__ void __launch_bounds__(kThreads) state_forward_kernel(const StateFwdP
   const E* w = static_cast<const E*>(p.w);
   const TU* u = static_cast<const TU*>(p.u);
   const I* k = static_cast<const I*>(p.k);
-  // Requests chunk ci's W, K and U into buffer b: 16 bytes a copy, rows past the sequence zero-filled.
+  const I* q = static_cast<const I*>(p.q);
+  // Requests chunk ci's W, K and U (and Q, K K-major for the output) into buffer b: 16 bytes a copy, rows past
+  // the sequence zero-filled.
   auto request = [&](int ci, int b) {
     const int64_t t0 = t_begin + int64_t(ci) * kC;
     constexpr int kPieces = KD / 8;  // 16-byte pieces of a row of K features
@@ -122,6 +171,10 @@ __global__ void __launch_bounds__(kThreads) state_forward_kernel(const StateFwdP
       const int64_t row = valid ? (t0 + r) * H + head : 0;
       if constexpr (kW) copy16_zfill(&sW(r, f, b), w + row * KD + f, valid);
       copy16_zfill(&sK(f, r, b), k + row * KD + f, valid);
+      if constexpr (kOut) {
+        copy16_zfill(&sQ(r, f, b), q + row * KD + f, valid);
+        copy16_zfill(&sKr(r, f, b), k + row * KD + f, valid);
+      }
     }
     constexpr int kUPieces = kBV / 8;
     for (int i = tid; i < kC * kUPieces; i += kThreads) {
@@ -166,20 +219,41 @@ __global__ void __launch_bounds__(kThreads) state_forward_kernel(const StateFwdP
     // by the thread that copied each piece, then every thread's made visible.
     wait<1>();
     if constexpr (!std::is_same_v<I, E>) {
-      for (int i = tid; i < kC * (KD / 8); i += kThreads) to_inner_in_place<I>(&sK((i % (KD / 8)) * 8, i / (KD / 8), b));
+      for (int i = tid; i < kC * (KD / 8); i += kThreads) {
+        const int r = i / (KD / 8), f = (i % (KD / 8)) * 8;
+        to_inner_in_place<I>(&sK(f, r, b));
+        if constexpr (kOut) {
+          to_inner_in_place<I>(&sQ(r, f, b));
+          to_inner_in_place<I>(&sKr(r, f, b));
+        }
+      }
     }
     landed_for_wgmma<1>();
     if constexpr (kGated) G_last = s.G[valid_rows - 1];
 
-    // 2. v = W S, and h out while the product runs (both read sH).
-    if constexpr (kW) {
-      clear(accV);
-      warpgroup_fence_operand(accV);
+    // 2. v = W S (and the output's P = Q K^T and O = Q S), and h out while the products run (all read sH).
+    Tensor accP = partition_fragment_C(mma_p, Shape<Int<kC>, Int<kC>>{});   // (query, key)
+    Tensor accO = partition_fragment_C(mma_v, Shape<Int<kC>, Int<kBV>>{});  // (token, column)
+    if constexpr (kW || kOut) {
+      if constexpr (kW) {
+        clear(accV);
+        warpgroup_fence_operand(accV);
+      }
+      if constexpr (kOut) {
+        clear(accP);
+        clear(accO);
+        warpgroup_fence_operand(accP);
+        warpgroup_fence_operand(accO);
+      }
       warpgroup_arrive();
-      gemm(mma_v, tVrW(_, _, _, b), tVrH, accV);
+      if constexpr (kW) gemm(mma_v, tVrW(_, _, _, b), tVrH, accV);
+      if constexpr (kOut) {
+        gemm(mma_p, tPrQ(_, _, _, b), tPrK(_, _, _, b), accP);
+        gemm(mma_v, tOrQ(_, _, _, b), tVrH, accO);
+      }
       warpgroup_commit_batch();
     }
-    {
+    if constexpr (!kOut) {
       // h[chunk0 + ci, head] [KD x V], this block's 64 columns: 16 bytes (8 columns) a copy from sH,
       // where a feature's 8 columns are contiguous.
       E* dst = h_out + ((chunk0 + ci) * H + head) * KD * V + col0;
@@ -188,9 +262,13 @@ __global__ void __launch_bounds__(kThreads) state_forward_kernel(const StateFwdP
         *reinterpret_cast<uint4*>(dst + int64_t(f) * V + c) = *reinterpret_cast<const uint4*>(&sH(c, f));
       }
     }
-    if constexpr (kW) {
+    if constexpr (kW || kOut) {
       warpgroup_wait<0>();
-      warpgroup_fence_operand(accV);
+      if constexpr (kW) warpgroup_fence_operand(accV);
+      if constexpr (kOut) {
+        warpgroup_fence_operand(accP);
+        warpgroup_fence_operand(accO);
+      }
     }
     // v_new = U - v: out unscaled; into sV scaled by exp(G_last - G) and rounded.
     CUTE_UNROLL
@@ -201,8 +279,9 @@ __global__ void __launch_bounds__(kThreads) state_forward_kernel(const StateFwdP
         x0 -= accV(i);
         x1 -= accV(i + 1);
       }
+      if constexpr (kOut && kGated) store_pair_shared(&sVo(c, r), x0, x1);  // unscaled, for P v_new
       if (r < valid_rows) {
-        *reinterpret_cast<uint32_t*>(v_out + (t0 + r) * H * V + head * V + col0 + c) = pack(x0, x1);
+        if constexpr (!kOut) *reinterpret_cast<uint32_t*>(v_out + (t0 + r) * H * V + head * V + col0 + c) = pack(x0, x1);
         if constexpr (kGated) {
           const float scale = __expf(G_last - s.G[r]);
           x0 *= scale;
@@ -216,10 +295,50 @@ __global__ void __launch_bounds__(kThreads) state_forward_kernel(const StateFwdP
       CUTE_UNROLL
       for (int i = 0; i < size(accS); ++i) accS(i) *= gamma;
     }
+    if constexpr (kOut) {
+      // 3'. P masked (key c <= query r) and scaled into sP; O's rows scaled.
+      Tensor cP = mma_p.get_thread_slice(me).partition_C(make_identity_tensor(Shape<Int<kC>, Int<kC>>{}));
+      const float scale = p.scale;
+      CUTE_UNROLL
+      for (int i = 0; i < size(accP); i += 2) {
+        const int r = get<0>(cP(i)), c = get<1>(cP(i));
+        float a = c <= r ? accP(i) * scale : 0.0f, d = c + 1 <= r ? accP(i + 1) * scale : 0.0f;
+        if constexpr (kGated) {
+          a = c <= r ? a * __expf(s.G[r] - s.G[c]) : 0.0f;
+          d = c + 1 <= r ? d * __expf(s.G[r] - s.G[c + 1]) : 0.0f;
+        }
+        store_pair_shared(&sP(r, c), a, d);
+      }
+      CUTE_UNROLL
+      for (int i = 0; i < size(accO); ++i) {
+        const int r = get<0>(cV(i));
+        accO(i) *= kGated ? scale * __expf(s.G[r]) : scale;
+      }
+    }
     cutlass::arch::fence_view_async_shared();
     __syncthreads();
-    // 3. S += K^T v_new.
-    product(mma_s, tSrK(_, _, _, b), tSrV, accS);
+    // 3. S += K^T v_new (and 4'. O += P v_new, in the same batch).
+    if constexpr (kOut) {
+      warpgroup_fence_operand(accS);
+      warpgroup_fence_operand(accO);
+      warpgroup_arrive();
+      gemm(mma_s, tSrK(_, _, _, b), tSrV, accS);
+      gemm(mma_v, tOrP, tOrV, accO);
+      warpgroup_commit_batch();
+      warpgroup_wait<0>();
+      warpgroup_fence_operand(accS);
+      warpgroup_fence_operand(accO);
+      I* o = static_cast<I*>(p.o);
+      CUTE_UNROLL
+      for (int i = 0; i < size(accO); i += 2) {
+        const int r = get<0>(cV(i)), c = get<1>(cV(i));
+        if (r < valid_rows) {
+          *reinterpret_cast<uint32_t*>(o + ((t0 + r) * H + head) * V + col0 + c) = pack_as<I>(accO(i), accO(i + 1));
+        }
+      }
+    } else {
+      product(mma_s, tSrK(_, _, _, b), tSrV, accS);
+    }
   }
   if (p.ht) {
     CUTE_UNROLL
@@ -231,25 +350,29 @@ __global__ void __launch_bounds__(kThreads) state_forward_kernel(const StateFwdP
 #endif
 }
 
-template <class I, int KD, bool kW, bool kGated>
+template <class I, int KD, bool kW, bool kGated, bool kOut>
 void launch(const StateFwdParams& p, cudaStream_t stream) {
-  launch_warpgroup<StateSmem<I, KD, kW>>("sm90::chunk_state_forward", state_forward_kernel<I, KD, kW, kGated>,
+  launch_warpgroup<StateSmem<I, KD, kW, kOut>>("sm90::chunk_state_forward", state_forward_kernel<I, KD, kW, kGated, kOut>,
                                 dim3(static_cast<unsigned>(p.V / kBV), static_cast<unsigned>(p.N * p.H)), stream, p);
 }
 
-template <class E, int KD>
+template <class E, int KD, bool kOut>
 void dispatch_rule(const StateFwdParams& p, cudaStream_t stream) {
   const bool has_w = p.w != nullptr, gated = p.g != nullptr;
-  if (has_w && gated) return launch<E, KD, true, true>(p, stream);
-  if (has_w) return launch<E, KD, true, false>(p, stream);
-  if (gated) return launch<E, KD, false, true>(p, stream);
-  return launch<E, KD, false, false>(p, stream);
+  if (has_w && gated) return launch<E, KD, true, true, kOut>(p, stream);
+  if (has_w) return launch<E, KD, true, false, kOut>(p, stream);
+  if (gated) return launch<E, KD, false, true, kOut>(p, stream);
+  return launch<E, KD, false, false, kOut>(p, stream);
 }
 
 template <class E>
 void dispatch_k(const StateFwdParams& p, cudaStream_t stream) {
-  if (p.K == 64) return dispatch_rule<E, 64>(p, stream);
-  return dispatch_rule<E, 128>(p, stream);
+  if (p.o != nullptr) {
+    if (p.K == 64) return dispatch_rule<E, 64, true>(p, stream);
+    return dispatch_rule<E, 128, true>(p, stream);
+  }
+  if (p.K == 64) return dispatch_rule<E, 64, false>(p, stream);
+  return dispatch_rule<E, 128, false>(p, stream);
 }
 
 }  // namespace
@@ -260,7 +383,12 @@ bool chunk_state_forward_supports(int64_t K, int64_t V) {
 
 void chunk_state_forward(const StateFwdParams& p, void* stream) {
   detail::CallShape shape{p.dtype, p.N, p.T, p.H, p.K, p.V, p.seq_starts, p.chunk_starts};
-  detail::check_call("sm90::chunk_state_forward", shape, {{"u", p.u}, {"k", p.k}, {"h", p.h}, {"v_new", p.v_new}}, {{"w", p.w}});
+  if (p.o != nullptr) {
+    detail::check_call("sm90::chunk_state_forward", shape, {{"u", p.u}, {"k", p.k}, {"q", p.q}, {"o", p.o}}, {{"w", p.w}});
+  } else {
+    detail::check_call("sm90::chunk_state_forward", shape, {{"u", p.u}, {"k", p.k}, {"h", p.h}, {"v_new", p.v_new}},
+                       {{"w", p.w}});
+  }
   if (p.N * p.H > 65535) {
     throw std::invalid_argument("sm90::chunk_state_forward: N H must be at most 65535, a block row each (got " +
                                 std::to_string(p.N * p.H) + ")");

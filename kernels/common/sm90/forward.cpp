@@ -89,13 +89,15 @@ Call validate(Family family, const at::Tensor& q, const at::Tensor& k, const at:
 }
 
 // The forward's stages: W and U (the delta rules; U = v for linear attention), then h and v_new (and the final
-// state where asked), then o where asked.
+// state where asked), then o where asked: by the state pass itself where `fuse_output` (h and v_new then not
+// made), else by the output kernel from h and v_new.
 struct Stages {
   at::Tensor w, u, h, v_new, o, ht;
 };
 
 Stages forward_stages(const Call& c, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta,
-                      const at::Tensor& g, const at::Tensor& h0, double scale, bool final_state, bool output) {
+                      const at::Tensor& g, const at::Tensor& h0, double scale, bool final_state, bool output,
+                      bool fuse_output = true) {
   const auto stream = at::cuda::getCurrentCUDAStream().stream();
   const float* g_ptr = g.defined() ? g.data_ptr<float>() : nullptr;
   // W, U, h and v_new are fp16 whatever the inputs' dtype (the kernels' Inner type: sm90_kernels.h).
@@ -119,8 +121,12 @@ Stages forward_stages(const Call& c, const at::Tensor& q, const at::Tensor& k, c
     p.N = c.N, p.T = c.T, p.H = c.H, p.K = c.K, p.V = c.V;
     cuda::sm90::chunk_ut_forward(p, stream);
   }
-  st.h = at::empty({c.chunks, c.H, c.K, c.V}, inner);
-  st.v_new = at::empty(v.sizes(), inner);
+  const bool fused = output && fuse_output;
+  if (!fused) {
+    st.h = at::empty({c.chunks, c.H, c.K, c.V}, inner);
+    st.v_new = at::empty(v.sizes(), inner);
+  }
+  if (output) st.o = at::empty_like(v);
   if (final_state) st.ht = at::empty({c.N, c.H, c.K, c.V}, q.options().dtype(at::kFloat));
   const auto h0_f32 = h0.defined() ? h0.to(at::kFloat).contiguous() : at::Tensor();
   {
@@ -131,16 +137,20 @@ Stages forward_stages(const Call& c, const at::Tensor& q, const at::Tensor& k, c
     p.k = k.data_ptr();
     p.g = g_ptr;
     p.h0 = h0_f32.defined() ? h0_f32.data_ptr<float>() : nullptr;
-    p.h = st.h.data_ptr();
-    p.v_new = st.v_new.data_ptr();
+    p.h = fused ? nullptr : st.h.data_ptr();
+    p.v_new = fused ? nullptr : st.v_new.data_ptr();
     p.ht = final_state ? st.ht.data_ptr<float>() : nullptr;
+    if (fused) {
+      p.q = q.data_ptr();
+      p.o = st.o.data_ptr();
+      p.scale = static_cast<float>(scale);
+    }
     p.seq_starts = c.seq_ptr();
     p.chunk_starts = c.chunk_ptr();
     p.N = c.N, p.T = c.T, p.H = c.H, p.K = c.K, p.V = c.V;
     cuda::sm90::chunk_state_forward(p, stream);
   }
-  if (output) {
-    st.o = at::empty_like(v);
+  if (output && !fused) {
     cuda::sm90::OutputFwdParams p;
     p.dtype = c.dtype;
     p.q = q.data_ptr();
@@ -163,9 +173,9 @@ Stages forward_stages(const Call& c, const at::Tensor& q, const at::Tensor& k, c
 
 ForwardOutputs chunk_forward(Family family, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                              const at::Tensor& beta, const at::Tensor& g, const at::Tensor& h0,
-                             const at::Tensor& cu_seqlens, double scale, bool final_state) {
+                             const at::Tensor& cu_seqlens, double scale, bool final_state, bool fuse_output) {
   const auto c = validate(family, q, k, v, beta, g, h0, cu_seqlens);
-  auto st = forward_stages(c, q, k, v, beta, g, h0, scale, final_state, true);
+  auto st = forward_stages(c, q, k, v, beta, g, h0, scale, final_state, true, fuse_output);
   return {std::move(st.o), std::move(st.ht)};
 }
 

@@ -21,9 +21,11 @@ struct ForwardOutputs {
   at::Tensor final_state;  // [N, H, K, V] fp32, or undefined where not asked
 };
 
+// The output comes from the state pass itself (fuse_output: FLA's chunk_delta_h and chunk_fwd_o in one
+// kernel, h and v_new never in device memory), or, for comparison, from the output kernel after the pass.
 ForwardOutputs chunk_forward(Family family, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                              const at::Tensor& beta, const at::Tensor& g, const at::Tensor& h0,
-                             const at::Tensor& cu_seqlens, double scale, bool final_state);
+                             const at::Tensor& cu_seqlens, double scale, bool final_state, bool fuse_output = true);
 
 // The same with a gradient, on the sm_90a kernels both ways: an autograd Function whose backward recomputes
 // W, U, h and v_new and runs the backward's stages (dv_local, the backward state pass, dq/dk/dW/dG, the UT

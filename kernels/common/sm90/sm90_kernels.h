@@ -44,9 +44,14 @@ struct StateFwdParams {
   const void* k = nullptr;        // [tokens, H, K]
   const float* g = nullptr;       // [tokens, H] per-step log decay, or null (no decay)
   const float* h0 = nullptr;      // [N, H, K, V], or null (zeros)
-  void* h = nullptr;              // [chunks, H, K, V] fp16: the state at each chunk's start
-  void* v_new = nullptr;          // [tokens, H, V] fp16
+  void* h = nullptr;              // [chunks, H, K, V] fp16: the state at each chunk's start (not with o)
+  void* v_new = nullptr;          // [tokens, H, V] fp16 (not with o)
   float* ht = nullptr;            // [N, H, K, V], or null
+  // The output fused into the pass (chunk_output_forward's O from this pass's S and v_new, h and v_new then
+  // not written): q [tokens, H, K] (dtype) and o [tokens, H, V] (dtype), or both null.
+  const void* q = nullptr;
+  void* o = nullptr;
+  float scale = 1.0f;
   // Device [N + 1] token offsets of the sequences and [N + 1] offsets of their chunks (chunk_starts[n + 1]
   // - chunk_starts[n] = ceil(length_n / kStateChunk)); both null: N sequences of T tokens each.
   const int64_t* seq_starts = nullptr;
