@@ -66,7 +66,8 @@
 #                                DELTABENCH_SM90_TESTS=0 (no tests), DELTABENCH_SM90_BENCH=0 (no bench, FLA or ncu),
 #                                DELTABENCH_SANITIZE=0, DELTABENCH_SM90_TEST_SECONDS (300), DELTABENCH_STAGE_SECONDS
 #                                (180), DELTABENCH_FLA_SECONDS (150), DELTABENCH_FLA_STAGE_FILTER (/B16/T2048/),
-#                                DELTABENCH_STEP_SECONDS (120), DELTABENCH_NCU=0 (no profile)
+#                                DELTABENCH_STEP_SECONDS (120), DELTABENCH_STAGE_FILTER (stage_bench's rows, a regex;
+#                                all), DELTABENCH_NCU=0 (no profile)
 #   scripts/device.sh --build    build every target in build-device/ (the binaries for a command's own steps)
 #   scripts/device.sh --harness  build, every test, then the README's GPU suite command (zoology-mqar, no flags: the
 #                                suite's own "cuda", the default runs per GPU) for DELTABENCH_SUITE_SECONDS
@@ -187,7 +188,7 @@ sm90_checks() {
     sm90_rc=$sm90_tests
     return
   fi
-  timeout "${DELTABENCH_STAGE_SECONDS:-180}" "$build_dir/bench/stage_bench" \
+  timeout "${DELTABENCH_STAGE_SECONDS:-180}" "$build_dir/bench/stage_bench" --benchmark_filter="${DELTABENCH_STAGE_FILTER:-.}" \
     --benchmark_out="$out/stage_bench.json" --benchmark_out_format=json >"$out/stage.tmp" 2>&1 || status=1
   # FLA's first call of each kernel at each shape autotunes: by default only the registry's standard shape
   # (DELTABENCH_FLA_STAGE_FILTER, a regex of row names; "." for every row).
