@@ -181,29 +181,9 @@ ForwardOutputs chunk_forward(Family family, const at::Tensor& q, const at::Tenso
 
 namespace {
 
-// dg from dG, the gradient of the within-chunk cumulative G: dg_t = sum of dG_s over s >= t in t's chunk
-// (fp64 sums). dG is [tokens, H]. A batch of equal rows pads each row to whole chunks and sums each chunk
-// from its end, on the device alone (a captured training step runs it); with cu_seqlens, the total over
-// the batch minus the part before t, up to the chunk's end, by an index made on the host.
+// dg from dG (detail::chunk_suffix_sums, forward.h).
 at::Tensor reverse_cumsum_in_chunks(const at::Tensor& dG, const Call& c) {
-  if (!c.seq_starts.defined()) {
-    const int64_t chunk = cuda::sm90::kStateChunk, padded = (c.T + chunk - 1) / chunk * chunk;
-    const auto rows = at::constant_pad_nd(dG.to(at::kDouble).view({c.B, c.T, c.H}), {0, 0, 0, padded - c.T});
-    const auto sums = rows.view({c.B, padded / chunk, chunk, c.H}).flip(2).cumsum(2).flip(2);
-    return sums.view({c.B, padded, c.H}).narrow(1, 0, c.T).reshape({c.B * c.T, c.H}).to(at::kFloat);
-  }
-  std::vector<int64_t> last;  // per token: the index of its chunk's last token
-  last.reserve(static_cast<size_t>(dG.size(0)));
-  for (int64_t n = 0; n < c.N; ++n) {
-    for (int64_t t = c.host_seq[n]; t < c.host_seq[n + 1]; ++t) {
-      const int64_t chunk_end = c.host_seq[n] + ((t - c.host_seq[n]) / 64 + 1) * 64;
-      last.push_back(std::min(chunk_end, c.host_seq[n + 1]) - 1);
-    }
-  }
-  const auto idx = at::tensor(last, at::kLong).to(dG.device());
-  const auto d = dG.to(at::kDouble);
-  const auto prefix = d.cumsum(0);
-  return (prefix.index_select(0, idx) - prefix + d).to(at::kFloat);
+  return detail::chunk_suffix_sums(dG, c.B, c.T, c.seq_starts.defined() ? c.host_seq : std::vector<int64_t>{});
 }
 
 struct TrainConfig {
@@ -310,5 +290,33 @@ ForwardOutputs chunk_train(Family family, const at::Tensor& q, const at::Tensor&
   const auto out = Sm90Train::apply(q, k, v, beta, g, h0, cfg);
   return {out[0], final_state ? out[1] : at::Tensor()};
 }
+
+namespace detail {
+
+at::Tensor chunk_suffix_sums(const at::Tensor& dG, int64_t B, int64_t T, const std::vector<int64_t>& seq) {
+  const int64_t chunk = cuda::sm90::kStateChunk, H = dG.size(1);
+  if (seq.empty()) {
+    // Each row padded to whole chunks, each chunk summed from its end: on the device alone.
+    const int64_t padded = (T + chunk - 1) / chunk * chunk;
+    const auto rows = at::constant_pad_nd(dG.to(at::kDouble).view({B, T, H}), {0, 0, 0, padded - T});
+    const auto sums = rows.view({B, padded / chunk, chunk, H}).flip(2).cumsum(2).flip(2);
+    return sums.view({B, padded, H}).narrow(1, 0, T).reshape({B * T, H}).to(at::kFloat);
+  }
+  // The total over the batch up to t's chunk's last token, minus the part before t.
+  std::vector<int64_t> last;  // per token: the index of its chunk's last token
+  last.reserve(static_cast<size_t>(dG.size(0)));
+  for (size_t n = 0; n + 1 < seq.size(); ++n) {
+    for (int64_t t = seq[n]; t < seq[n + 1]; ++t) {
+      const int64_t chunk_end = seq[n] + ((t - seq[n]) / chunk + 1) * chunk;
+      last.push_back(std::min(chunk_end, seq[n + 1]) - 1);
+    }
+  }
+  const auto idx = at::tensor(last, at::kLong).to(dG.device());
+  const auto d = dG.to(at::kDouble);
+  const auto prefix = d.cumsum(0);
+  return (prefix.index_select(0, idx) - prefix + d).to(at::kFloat);
+}
+
+}  // namespace detail
 
 }  // namespace deltabench::sm90

@@ -12,7 +12,9 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <cstdint>
 #include <utility>
+#include <vector>
 
 namespace deltabench::sm90 {
 
@@ -34,5 +36,15 @@ ForwardOutputs chunk_forward(Family family, const at::Tensor& q, const at::Tenso
 ForwardOutputs chunk_train(Family family, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta,
                            const at::Tensor& g, const at::Tensor& h0, const at::Tensor& cu_seqlens, double scale,
                            bool final_state);
+
+namespace detail {
+
+// dg from dG, the gradient of the within-chunk cumulative log decay: dg_t = the sum of dG_s over s >= t in t's
+// chunk of 64 tokens, in fp64, returned fp32. dG is [tokens, H] (any device). `seq` empty: B rows of T tokens,
+// summed on dG's device alone (a captured training step runs it); else the sequences' [N + 1] token offsets,
+// through an index built on the host.
+at::Tensor chunk_suffix_sums(const at::Tensor& dG, int64_t B, int64_t T, const std::vector<int64_t>& seq);
+
+}  // namespace detail
 
 }  // namespace deltabench::sm90

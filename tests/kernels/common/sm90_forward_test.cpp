@@ -10,8 +10,10 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 using namespace deltabench;
 
@@ -63,5 +65,38 @@ TEST_CASE("sm90 kernels: without a Hopper GPU they say why and run nothing", "[k
   CHECK_THAT(error_of(Family::kLinearAttention, at::randn({1, 64, 1, 64}, bf16), at::randn({1, 64, 1, 64}, bf16),
                       at::randn({1, 64, 1, 64}, bf16), {}),
              testing::contains("must be contiguous CUDA tensors"));
+}
+
+namespace {
+
+// dg_t = the sum of dG_s over s >= t in t's chunk of 64, one sequence at a time, in fp64.
+at::Tensor suffix_sums_loop(const at::Tensor& dG, const std::vector<int64_t>& seq) {
+  auto out = at::zeros_like(dG, at::TensorOptions().dtype(at::kDouble));
+  const auto d = dG.to(at::kDouble);
+  for (size_t n = 0; n + 1 < seq.size(); ++n) {
+    for (int64_t t = seq[n]; t < seq[n + 1]; ++t) {
+      const int64_t end = std::min(seq[n] + ((t - seq[n]) / 64 + 1) * 64, seq[n + 1]);
+      out[t] = d.slice(0, t, end).sum(0);
+    }
+  }
+  return out.to(at::kFloat);
+}
+
+}  // namespace
+
+TEST_CASE("sm90 training op: dg's sums within chunks, equal rows and varlen, against a loop", "[kernels][sm90]") {
+  for (const int64_t T : {1, 63, 64, 65, 130}) {
+    const int64_t B = 2, H = 3;
+    const auto dG = at::randn({B * T, H});
+    std::vector<int64_t> seq;
+    for (int64_t b = 0; b <= B; ++b) seq.push_back(b * T);
+    INFO("T " << T);
+    const auto want = suffix_sums_loop(dG, seq);
+    CHECK(at::allclose(sm90::detail::chunk_suffix_sums(dG, B, T, {}), want, 1e-6, 1e-6));
+    CHECK(at::allclose(sm90::detail::chunk_suffix_sums(dG, B, T, seq), want, 1e-6, 1e-6));
+  }
+  const std::vector<int64_t> seq{0, 1, 64, 129, 400, 1023};
+  const auto dG = at::randn({1023, 2});
+  CHECK(at::allclose(sm90::detail::chunk_suffix_sums(dG, 1, 1023, seq), suffix_sums_loop(dG, seq), 1e-6, 1e-6));
 }
 #endif
