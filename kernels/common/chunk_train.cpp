@@ -665,8 +665,6 @@ SequenceOutput chunk_train(Family family, const SequenceShape& shape, const at::
   TORCH_CHECK(why.empty(), "chunk_train: ", why);
 #ifdef DELTABENCH_HAVE_CUDA
   const c10::cuda::CUDAGuard guard(q.device());
-#endif
-#ifdef DELTABENCH_HAVE_CUDA
   if (sm90_train() && sm90_train_serves(shape, q)) return sm90_apply(family, shape, q, k, v, beta, g, options);
 #endif
   auto cfg = config_of(family, shape, options);

@@ -181,11 +181,6 @@ ForwardOutputs chunk_forward(Family family, const at::Tensor& q, const at::Tenso
 
 namespace {
 
-// dg from dG (detail::chunk_suffix_sums, forward.h).
-at::Tensor reverse_cumsum_in_chunks(const at::Tensor& dG, const Call& c) {
-  return detail::chunk_suffix_sums(dG, c.B, c.T, c.seq_starts.defined() ? c.host_seq : std::vector<int64_t>{});
-}
-
 struct TrainConfig {
   Family family = Family::kDeltaRule;
   double scale = 1;
@@ -272,7 +267,9 @@ class Sm90Train : public torch::autograd::Function<Sm90Train> {
     } else {
       dv = dv_new.to(at::kFloat);  // U = v
     }
-    const auto dg = dG.defined() ? reverse_cumsum_in_chunks(dG.view({-1, c.H}), c).view(g.sizes()) : at::Tensor();
+    // dg from dG: sums within each chunk, on the device alone for equal rows.
+    const auto seq = c.seq_starts.defined() ? c.host_seq : std::vector<int64_t>{};
+    const auto dg = dG.defined() ? detail::chunk_suffix_sums(dG.view({-1, c.H}), c.B, c.T, seq).view(g.sizes()) : at::Tensor();
     return {dq.to(q.scalar_type()), dk.to(k.scalar_type()), dv.to(v.scalar_type()), dbeta, dg, dh0, at::Tensor()};
   }
 };
