@@ -25,8 +25,9 @@
 #include "bench/kernel_cases.h"
 #include "kernels/common/chunk_train.h"
 #include "kernels/common/cuda_dispatch.h"
-#include "kernels/common/sm90/sm90_kernels.h"
 #include "kernels/common/decode.h"
+#include "kernels/common/scoped_switch.h"
+#include "kernels/common/sm90/sm90_kernels.h"
 #include "kernels/family.h"
 
 #include <ATen/ATen.h>
@@ -108,24 +109,11 @@ void forward_backward(const std::vector<at::Tensor>& inputs, const at::Tensor& o
   benchmark::DoNotOptimize(torch::autograd::grad({o}, leaves, {dout}));
 }
 
-// Sets a process-wide kernel switch for the scope (a case's calls), as it was after: the chunked pair's
-// stage kernels (deltabench::detail::set_chunk_stage_kernels), the sm_90a forward (set_sm90_forward).
-class Switch {
- public:
-  Switch(void (*set)(bool), bool (*get)(), bool on) : set_(set), was_(get()) { set_(on); }
-  ~Switch() { set_(was_); }
-  Switch(const Switch&) = delete;
-  Switch& operator=(const Switch&) = delete;
-
- private:
-  void (*set_)(bool);
-  bool was_;
-};
-
 void run_case(benchmark::State& state, const KernelCase& c, deltabench::BackendChoice backend, bool stage_kernels,
               bool sm90_forward) {
-  const Switch stages(deltabench::detail::set_chunk_stage_kernels, deltabench::detail::chunk_stage_kernels, stage_kernels);
-  const Switch sm90(deltabench::detail::set_sm90_forward, deltabench::detail::sm90_forward, sm90_forward);
+  namespace detail = deltabench::detail;
+  const detail::ScopedKernelSwitch stages(detail::set_chunk_stage_kernels, detail::chunk_stage_kernels, stage_kernels);
+  const detail::ScopedKernelSwitch sm90(detail::set_sm90_forward, detail::sm90_forward, sm90_forward);
   const auto since = std::chrono::steady_clock::now();
   const bool fwd_bwd = deltabench::bench::is_fwd_bwd(c);
   std::optional<c10::NoGradGuard> no_grad;

@@ -9,6 +9,7 @@
 
 #include "bench/device_flag.h"
 #include "kernels/common/cuda_dispatch.h"
+#include "kernels/common/scoped_switch.h"
 #ifdef DELTABENCH_HAVE_CUDA
 #include "kernels/common/sm90/sm90_kernels.h"
 #endif
@@ -84,11 +85,8 @@ void BM_train_step(benchmark::State& state) {
     state.SkipWithError("the sm_90a training op runs on compute capability 9.0 only");
     return;
   }
-  struct Sm90Train {  // the switch as the case asks, as it was after
-    bool was = deltabench::detail::sm90_train();
-    explicit Sm90Train(bool on) { deltabench::detail::set_sm90_train(on); }
-    ~Sm90Train() { deltabench::detail::set_sm90_train(was); }
-  } sm90_switch(sm90);
+  const deltabench::detail::ScopedKernelSwitch sm90_switch(deltabench::detail::set_sm90_train,
+                                                           deltabench::detail::sm90_train, sm90);
   const deltabench::train::RunStreamGuard stream(g_device);
   const std::map<std::string, std::string> params = {{"vocab_size", std::to_string(shape.vocab)},
                                                      {"seq_len", std::to_string(shape.L)},

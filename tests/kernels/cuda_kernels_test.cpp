@@ -9,6 +9,7 @@
 #include "kernels/common/cuda_kernels.h"
 #include "kernels/common/decode.h"
 #include "kernels/common/poison.h"
+#include "kernels/common/scoped_switch.h"
 #include "kernels/common/validate.h"
 #include "kernels/family.h"
 #include "tests/support/catch.h"
@@ -806,8 +807,8 @@ TEST_CASE("cuda: the op's gradients with the stage kernels set off equal theirs,
     const auto in = to(sample_inputs(c.family, SampleShape{2, 150, 2, 64, 64}, kCuda.dtype(at::kFloat), 9, c.decay),
                        at::kBFloat16);
     const auto grads = [&](bool stage_kernels) {
-      const bool was = deltabench::detail::chunk_stage_kernels();
-      deltabench::detail::set_chunk_stage_kernels(stage_kernels);
+      const deltabench::detail::ScopedKernelSwitch stages(deltabench::detail::set_chunk_stage_kernels,
+                                                          deltabench::detail::chunk_stage_kernels, stage_kernels);
       SequenceInputs x = in;
       x.q = in.q.clone().requires_grad_(true);
       x.k = in.k.clone().requires_grad_(true);
@@ -816,7 +817,6 @@ TEST_CASE("cuda: the op's gradients with the stage kernels set off equal theirs,
       o.backend = BackendChoice::kKernel;
       const auto out = run_family(c.family, x, o);
       out.o.to(at::kFloat).pow(2).sum().backward();
-      deltabench::detail::set_chunk_stage_kernels(was);
       return std::vector<at::Tensor>{x.q.grad().to(at::kFloat), x.k.grad().to(at::kFloat), x.v.grad().to(at::kFloat)};
     };
     REQUIRE(deltabench::detail::chunk_stage_kernels());  // on unless set off

@@ -8,6 +8,7 @@
 
 #include "kernels/common/cuda_dispatch.h"
 #include "kernels/common/poison.h"
+#include "kernels/common/scoped_switch.h"
 #include "kernels/common/sm90/forward.h"
 #include "kernels/common/sm90/sm90_kernels.h"
 #include "kernels/delta_rule/reference.h"
@@ -31,19 +32,6 @@ using namespace deltabench;
 namespace {
 
 const auto kF64 = at::TensorOptions().dtype(at::kDouble);
-
-// A process-wide switch of the ops (detail::set_sm90_forward, set_sm90_train) set for a case, as it was after.
-class ScopedSwitch {
- public:
-  ScopedSwitch(void (*set)(bool), bool (*get)(), bool on) : set_(set), was_(get()) { set_(on); }
-  ~ScopedSwitch() { set_(was_); }
-  ScopedSwitch(const ScopedSwitch&) = delete;
-  ScopedSwitch& operator=(const ScopedSwitch&) = delete;
-
- private:
-  void (*set_)(bool);
-  bool was_;
-};
 
 // The ops' cases under the switches: two rows of 300 tokens (four chunks, the last partial), two heads, K 64, V 128.
 SampleShape switch_case_shape() {
@@ -556,7 +544,7 @@ TEST_CASE("cuda: the sm90 forward matches the fp64 recurrent reference, every fa
 TEST_CASE("cuda: the ops' chunk forward runs the sm90 forward when asked, within the ops' bound", "[cuda][sm90]") {
   REQUIRE(at::hasCUDA());
   if (!on_hopper()) return;
-  const ScopedSwitch on(deltabench::detail::set_sm90_forward, deltabench::detail::sm90_forward, true);
+  const deltabench::detail::ScopedKernelSwitch on(deltabench::detail::set_sm90_forward, deltabench::detail::sm90_forward, true);
   uint64_t seed = 600;
   for (const Family family : kFamilies) {
     const auto shape = switch_case_shape();
@@ -1255,7 +1243,7 @@ TEST_CASE("cuda: the ops' chunked training pair runs the sm90 training op when a
           "[cuda][sm90]") {
   REQUIRE(at::hasCUDA());
   if (!on_hopper()) return;
-  const ScopedSwitch on(deltabench::detail::set_sm90_train, deltabench::detail::sm90_train, true);
+  const deltabench::detail::ScopedKernelSwitch on(deltabench::detail::set_sm90_train, deltabench::detail::sm90_train, true);
   uint64_t seed = 1300;
   for (const Family family : kFamilies) {
     const auto shape = switch_case_shape();
