@@ -594,28 +594,15 @@ Config config_of(Family family, const SequenceShape& shape, const SequenceOption
 }
 
 #ifdef DELTABENCH_HAVE_CUDA
-// Whether sm90::chunk_train takes the call (set_sm90_train's conditions).
-bool sm90_train_serves(const SequenceShape& shape, const at::Tensor& q) {
-  const bool dims = (shape.K == 64 || shape.K == 128) && (shape.V == 64 || shape.V == 128);
-  return dims && (q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf) && shape.N * shape.H <= 65535 &&
-         cuda::sm90::available();
-}
-
-// t contiguous, its data on 16 bytes (the kernels' copies; a view may start anywhere).
-at::Tensor contiguous_aligned(const at::Tensor& t) {
-  if (!t.defined()) return t;
-  auto c = t.contiguous();
-  return reinterpret_cast<std::uintptr_t>(c.data_ptr()) % 16 == 0 ? c : c.clone();
-}
-
 // The call on the sm_90a training op: beta, g and the initial state in fp32, the gradients through the
 // conversions to the caller's tensors by autograd.
 SequenceOutput sm90_apply(Family family, const SequenceShape& shape, const at::Tensor& q, const at::Tensor& k,
                           const at::Tensor& v, const at::Tensor& beta, const at::Tensor& g, const SequenceOptions& options) {
-  const auto f32 = [](const at::Tensor& t) { return t.defined() ? contiguous_aligned(t.to(at::kFloat)) : t; };
+  using sm90::contiguous_aligned;
   const auto cu = options.cu_seqlens.defined() ? options.cu_seqlens.to(q.options().dtype(at::kLong)) : at::Tensor();
-  auto r = sm90::chunk_train(family, contiguous_aligned(q), contiguous_aligned(k), contiguous_aligned(v), f32(beta),
-                             f32(g), f32(options.initial_state), cu, scale_of(shape, options),
+  auto r = sm90::chunk_train(family, contiguous_aligned(q), contiguous_aligned(k), contiguous_aligned(v),
+                             contiguous_aligned(beta, at::kFloat), contiguous_aligned(g, at::kFloat),
+                             contiguous_aligned(options.initial_state, at::kFloat), cu, scale_of(shape, options),
                              options.output_final_state);
   SequenceOutput out;
   out.o = std::move(r.o);
@@ -665,7 +652,9 @@ SequenceOutput chunk_train(Family family, const SequenceShape& shape, const at::
   TORCH_CHECK(why.empty(), "chunk_train: ", why);
 #ifdef DELTABENCH_HAVE_CUDA
   const c10::cuda::CUDAGuard guard(q.device());
-  if (sm90_train() && sm90_train_serves(shape, q)) return sm90_apply(family, shape, q, k, v, beta, g, options);
+  if (sm90_train() && sm90::serves(family, shape.K, shape.V, shape.N * shape.H, q.scalar_type(), true)) {
+    return sm90_apply(family, shape, q, k, v, beta, g, options);
+  }
 #endif
   auto cfg = config_of(family, shape, options);
   // The fused forward where it takes the head dims (K and V of 64 or 128), else the stages (fp32, the

@@ -45,13 +45,6 @@ bool sm90_train() { return g_sm90_train.load(); }
 #ifdef DELTABENCH_HAVE_CUDA
 namespace {
 
-// Whether the sm_90a forward takes this chunk-forward call (set_sm90_forward says when it is asked).
-bool sm90_serves(Family family, const SequenceShape& shape, at::ScalarType dtype) {
-  const bool delta = family != Family::kLinearAttention;
-  return (dtype == at::kBFloat16 || dtype == at::kHalf) && (shape.K == 64 || shape.K == 128) && shape.V % 64 == 0 &&
-         (!delta || shape.V <= 256) && shape.N * shape.H <= 65535 && cuda::sm90::available();
-}
-
 // t itself when its data starts on a multiple of `bytes`, else an aligned copy (views can start anywhere).
 at::Tensor aligned(const at::Tensor& t, std::uintptr_t bytes) {
   if (!t.defined() || reinterpret_cast<std::uintptr_t>(t.data_ptr()) % bytes == 0) return t;
@@ -99,6 +92,20 @@ SequenceOutput cuda_chunk_forward(Family family, const SequenceShape& shape, con
                                   const at::Tensor& g, const SequenceOptions& options) {
   const auto dtype = kernel_dtype(q.scalar_type());
   const c10::cuda::CUDAGuard guard(q.device());
+  if (sm90_forward() && sm90::serves(family, shape.K, shape.V, shape.N * shape.H, q.scalar_type(), false)) {
+    using sm90::contiguous_aligned;
+    const auto scale = options.scale.value_or(1.0 / std::sqrt(static_cast<double>(shape.K)));
+    const auto cu = options.cu_seqlens.defined() ? options.cu_seqlens.to(q.options().dtype(at::kLong)) : at::Tensor();
+    auto r = sm90::chunk_forward(family, contiguous_aligned(q), contiguous_aligned(k), contiguous_aligned(v),
+                                 contiguous_aligned(beta, at::kFloat), contiguous_aligned(g, at::kFloat),
+                                 contiguous_aligned(options.initial_state, at::kFloat), cu, scale,
+                                 options.output_final_state);
+    SequenceOutput out;
+    out.backend = Backend::kKernel;
+    out.o = std::move(r.o);
+    out.final_state = std::move(r.final_state);
+    return out;
+  }
   const auto qc = aligned(q.contiguous(), 16), kc = aligned(k.contiguous(), 16), vc = aligned(v.contiguous(), 16);
   const auto betac = beta.defined() ? beta.to(at::kFloat).contiguous() : at::Tensor();
   const auto gc = g.defined() ? g.to(at::kFloat).contiguous() : at::Tensor();
@@ -111,14 +118,6 @@ SequenceOutput cuda_chunk_forward(Family family, const SequenceShape& shape, con
   }
   SequenceOutput out;
   out.backend = Backend::kKernel;
-  if (sm90_forward() && sm90_serves(family, shape, q.scalar_type())) {
-    const auto scale = options.scale.value_or(1.0 / std::sqrt(static_cast<double>(shape.K)));
-    const auto cu = options.cu_seqlens.defined() ? options.cu_seqlens.to(q.options().dtype(at::kLong)) : at::Tensor();
-    auto r = sm90::chunk_forward(family, qc, kc, vc, betac, gc, h0, cu, scale, options.output_final_state);
-    out.o = std::move(r.o);
-    out.final_state = std::move(r.final_state);
-    return out;
-  }
   out.o = at::empty({shape.B, shape.T, shape.H, shape.V}, v.options().memory_format(at::MemoryFormat::Contiguous));
   if (options.output_final_state) {
     out.final_state = at::empty({shape.N, shape.H, shape.K, shape.V}, q.options().dtype(at::kFloat));

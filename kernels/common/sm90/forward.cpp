@@ -288,6 +288,19 @@ ForwardOutputs chunk_train(Family family, const at::Tensor& q, const at::Tensor&
   return {out[0], final_state ? out[1] : at::Tensor()};
 }
 
+bool serves(Family family, int64_t K, int64_t V, int64_t NH, at::ScalarType dtype, bool train) {
+  const bool delta = family != Family::kLinearAttention;
+  const bool v_ok = train ? (V == 64 || V == 128) : V > 0 && V % 64 == 0 && (!delta || V <= 256);
+  return (dtype == at::kBFloat16 || dtype == at::kHalf) && (K == 64 || K == 128) && v_ok && NH <= 65535 &&
+         cuda::sm90::available();
+}
+
+at::Tensor contiguous_aligned(const at::Tensor& t, std::optional<at::ScalarType> dtype) {
+  if (!t.defined()) return t;
+  auto c = (dtype ? t.to(*dtype) : t).contiguous();
+  return reinterpret_cast<std::uintptr_t>(c.data_ptr()) % 16 == 0 ? c : c.clone();
+}
+
 namespace detail {
 
 at::Tensor chunk_suffix_sums(const at::Tensor& dG, int64_t B, int64_t T, const std::vector<int64_t>& seq) {

@@ -13,6 +13,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -36,6 +37,16 @@ ForwardOutputs chunk_forward(Family family, const at::Tensor& q, const at::Tenso
 ForwardOutputs chunk_train(Family family, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta,
                            const at::Tensor& g, const at::Tensor& h0, const at::Tensor& cu_seqlens, double scale,
                            bool final_state);
+
+// Whether chunk_forward (train false) or chunk_train (train true) takes a call of this family on the current
+// device: compute capability 9.0, q, k and v of `dtype` bf16 or fp16, K of 64 or 128, N * H (sequences times
+// heads) up to 65535; V a multiple of 64 for the forward (up to 256 for the delta rules), 64 or 128 for
+// chunk_train. The ops' switches ask this before they call (kernels/common/cuda_dispatch.h).
+bool serves(Family family, int64_t K, int64_t V, int64_t NH, at::ScalarType dtype, bool train);
+
+// t as the entry points take their tensors: contiguous, in `dtype` where one is given, its data on 16 bytes (a
+// view may start anywhere; then a copy). Undefined stays undefined.
+at::Tensor contiguous_aligned(const at::Tensor& t, std::optional<at::ScalarType> dtype = std::nullopt);
 
 namespace detail {
 

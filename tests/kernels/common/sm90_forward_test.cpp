@@ -11,6 +11,7 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -98,5 +99,36 @@ TEST_CASE("sm90 training op: dg's sums within chunks, equal rows and varlen, aga
   const std::vector<int64_t> seq{0, 1, 64, 129, 400, 1023};
   const auto dG = at::randn({1023, 2});
   CHECK(at::allclose(sm90::detail::chunk_suffix_sums(dG, 1, 1023, seq), suffix_sums_loop(dG, seq), 1e-6, 1e-6));
+}
+
+TEST_CASE("sm90 entry points: tensors made contiguous and aligned as they take them, and which calls they take",
+          "[kernels][sm90]") {
+  const auto base = at::arange(40, at::TensorOptions().dtype(at::kFloat));
+  const auto view = base.slice(0, 1, 33).view({4, 8});  // 4 bytes past an aligned start
+  REQUIRE(reinterpret_cast<std::uintptr_t>(view.data_ptr()) % 16 != 0);
+  const auto a = sm90::contiguous_aligned(view);
+  CHECK(reinterpret_cast<std::uintptr_t>(a.data_ptr()) % 16 == 0);
+  CHECK(a.is_contiguous());
+  CHECK(at::equal(a, view));
+  const auto t = at::randn({3, 5}).t();  // not contiguous
+  const auto b = sm90::contiguous_aligned(t, at::kBFloat16);
+  CHECK(b.is_contiguous());
+  CHECK(b.scalar_type() == at::kBFloat16);
+  CHECK(at::equal(b, t.to(at::kBFloat16)));
+  const auto whole = at::randn({4, 8});
+  CHECK(sm90::contiguous_aligned(whole).data_ptr() == whole.data_ptr());  // no copy where none is needed
+  CHECK_FALSE(sm90::contiguous_aligned(at::Tensor(), at::kFloat).defined());
+  if (!cuda::sm90::available()) {  // every call is refused where the kernels cannot run
+    CHECK_FALSE(sm90::serves(Family::kDeltaRule, 64, 64, 4, at::kBFloat16, false));
+    CHECK_FALSE(sm90::serves(Family::kDeltaRule, 64, 64, 4, at::kBFloat16, true));
+    return;
+  }
+  CHECK(sm90::serves(Family::kDeltaRule, 128, 256, 4, at::kBFloat16, false));
+  CHECK_FALSE(sm90::serves(Family::kDeltaRule, 128, 256, 4, at::kBFloat16, true));  // the training op: V 64 or 128
+  CHECK(sm90::serves(Family::kLinearAttention, 64, 512, 4, at::kHalf, false));
+  CHECK_FALSE(sm90::serves(Family::kDeltaRule, 64, 512, 4, at::kHalf, false));
+  CHECK_FALSE(sm90::serves(Family::kGatedDeltaRule, 32, 64, 4, at::kBFloat16, true));
+  CHECK_FALSE(sm90::serves(Family::kGatedDeltaRule, 64, 64, 4, at::kFloat, true));
+  CHECK_FALSE(sm90::serves(Family::kGatedDeltaRule, 64, 64, 65536, at::kBFloat16, true));
 }
 #endif
