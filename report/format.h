@@ -22,9 +22,10 @@ struct Written {
 // A table: the first column left-aligned, the others right-aligned. A row whose first field is empty
 // is a rule in LaTeX.
 struct Table {
-  std::string title, caption;
+  std::string title, caption;  // a suite report's Markdown prints its section's text for the caption,
   std::vector<std::string> header;
   std::vector<std::vector<std::string>> rows;
+  std::string markdown_note;  // and this under the title, what the section's text does not say
 };
 
 std::string markdown(const Table& t);

@@ -13,7 +13,10 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
+#include <optional>
 #include <set>
+#include <string_view>
 #include <tuple>
 
 namespace deltabench::report {
@@ -252,6 +255,69 @@ const MadColumn kMadColumns[] = {{tasks::MadTask::kCompression, "Compress", &Pub
                                  {tasks::MadTask::kNoisyInContextRecall, "Noisy", &Published::noisy},
                                  {tasks::MadTask::kSelectiveCopying, "SelCopy", &Published::selcopy}};
 
+// Issue 15's check of the MAD table: for each of the suite's models that the paper has a row of (attention as
+// its Transformer, DeltaNet), this suite's score minus the published one per column, in points, and a list
+// of the cells more than kPublishedTolerance away. None where the suite has neither model.
+constexpr double kPublishedTolerance = 5.0;
+
+std::optional<Table> published_gaps(const Suite& suite, const std::vector<Run>& runs,
+                                    const std::vector<const MadColumn*>& columns,
+                                    const std::map<std::string, std::vector<Cell>>& scores,
+                                    const std::string& not_comparable) {
+  const auto published_row = [&](const std::string& model) -> const Published* {
+    const auto run = std::find_if(runs.begin(), runs.end(), [&](const Run& r) { return r.model == model; });
+    if (run == runs.end()) return nullptr;
+    const auto kind = run->config.model.mixer.kind;
+    const char* name = kind == models::MixerKind::kAttention ? "Transformer"
+                       : kind == models::MixerKind::kDeltaNet ? "DeltaNet"
+                                                               : nullptr;
+    if (name == nullptr) return nullptr;
+    return &*std::find_if(std::begin(kPublished), std::end(kPublished),
+                          [&](const Published& p) { return std::string_view(p.model) == name; });
+  };
+  Table t;
+  t.header.push_back("model");
+  for (const auto* c : columns) t.header.push_back(c->title);
+  std::vector<std::string> far, missing_cells;
+  for (const auto& model : suite.models) {
+    const auto* p = published_row(model.name);
+    if (p == nullptr) continue;
+    std::vector<std::string> row{model.label == p->model ? model.label : fmt::format("{} ({})", model.label, p->model)};
+    for (size_t i = 0; i < columns.size(); ++i) {
+      const auto& score = scores.at(model.name)[i];
+      if (!score.complete()) {
+        row.push_back("missing");
+        missing_cells.push_back(fmt::format("{} {}", model.label, columns[i]->title));
+        continue;
+      }
+      const double gap = score.value - p->*(columns[i]->published);
+      const bool is_far = std::abs(gap) > kPublishedTolerance;
+      row.push_back(fmt::format("{:+.1f}{}", gap, is_far ? " *" : ""));
+      if (is_far) {
+        far.push_back(fmt::format("{} {} ({:.1f} against {:.1f})", model.label, columns[i]->title, score.value,
+                                  p->*(columns[i]->published)));
+      }
+    }
+    t.rows.push_back(row);
+  }
+  if (t.rows.empty()) return std::nullopt;
+  const auto list = [](const std::vector<std::string>& items) {
+    std::string out;
+    for (size_t i = 0; i < items.size(); ++i) out += (i ? "; " : "") + items[i];
+    return out;
+  };
+  t.title = "MAD: this suite against the published, in points";
+  t.markdown_note = fmt::format("This suite's score minus the published one for the models the paper has a row of "
+                                "(attention as its Transformer); * marks a cell more than {:.0f} points away. ",
+                                kPublishedTolerance);
+  t.markdown_note += far.empty()
+                         ? fmt::format("No cell of those measured is more than {:.0f} points away.", kPublishedTolerance)
+                         : fmt::format("More than {:.0f} points away: {}.", kPublishedTolerance, list(far));
+  if (!missing_cells.empty()) t.markdown_note += fmt::format(" Not measured yet: {}.", list(missing_cells));
+  t.caption = t.markdown_note + not_comparable;
+  return t;
+}
+
 Section mad_section(const Suite& suite, const std::vector<Run>& runs, const Records& records) {
   Section sec;
   std::set<std::string> tasks;
@@ -304,6 +370,7 @@ Section mad_section(const Suite& suite, const std::vector<Run>& runs, const Reco
   t.header.push_back("model");
   for (const auto* c : columns) t.header.push_back(c->title);
   t.header.push_back("Avg");
+  std::map<std::string, std::vector<Cell>> scores;  // model name -> its score per column
   for (const auto& model : suite.models) {
     std::vector<std::string> row{model.label};
     double sum = 0;
@@ -327,6 +394,7 @@ Section mad_section(const Suite& suite, const std::vector<Run>& runs, const Reco
         all = false;
       }
       sec.csv.push_back({"mad", c->title, model.name, "score_percent", score});
+      scores[model.name].push_back(score);
     }
     row.push_back(all ? fmt::format("{:.1f}", sum / static_cast<double>(columns.size())) : "missing");
     t.rows.push_back(row);
@@ -357,6 +425,7 @@ Section mad_section(const Suite& suite, const std::vector<Run>& runs, const Reco
     pub.rows.push_back(row);
   }
   sec.tables.push_back(pub);
+  if (auto gaps = published_gaps(suite, runs, columns, scores, not_comparable)) sec.tables.push_back(*gaps);
   return sec;
 }
 
@@ -571,7 +640,11 @@ std::string markdown_report(const Suite& suite, const std::vector<Run>& runs, co
   out += provenance(runs, records) + "\n";
   for (const auto& sec : secs) {
     out += "\n## " + sec.heading + "\n\n" + sec.text + "\n";
-    for (const auto& t : sec.tables) out += "\n### " + t.title + "\n\n" + markdown(t);
+    for (const auto& t : sec.tables) {
+      out += "\n### " + t.title + "\n\n";
+      if (!t.markdown_note.empty()) out += t.markdown_note + "\n\n";
+      out += markdown(t);
+    }
     if (!sec.figure.empty()) out += "\n![MQAR accuracy vs d_model](mqar.png)\n";
     if (chart_has_values(sec)) out += "\n![" + sec.chart_title + "](" + sec.chart_stem + ".png)\n";
   }
