@@ -168,14 +168,33 @@ kernel_benchmarks() {
 sm90_checks() {
   start=$(date +%s)
   sm90_tests=0
-  if [[ "${DELTABENCH_SM90_TESTS:-1}" != 0 ]]; then
-    { echo "== kernels_cuda_tests [sm90]"; timeout "${DELTABENCH_SM90_TEST_SECONDS:-300}" "$build_dir/tests/kernels_cuda_tests" '[sm90]'; } \
-      >>"$out/tests.log" 2>&1
-    sm90_tests=$?
-  fi
   note ""
-  note "- sm90 kernels: kernels_cuda_tests [sm90]: rc=$sm90_tests in $(($(date +%s) - start)) s (tests.log):"
-  sed -n '/== kernels_cuda_tests \[sm90\]/,$p' "$out/tests.log" | grep -E '^All tests passed|^test cases:|FAILED|with expansion|<=|sm90 kernels not run' |
+  if [[ "${DELTABENCH_SM90_TESTS:-1}" != 0 ]]; then
+    # One process a test case, so that a kernel's sticky CUDA error (an illegal address) fails its own case
+    # and not every case after it. Catch2 splits a test spec at commas: the names' are escaped.
+    local bin="$build_dir/tests/kernels_cuda_tests" deadline=$(($(date +%s) + ${DELTABENCH_SM90_TEST_SECONDS:-300}))
+    local names=() name rc
+    if "$bin" --help 2>&1 | grep -q -- '--list-test-names-only'; then  # Catch2 v2 (Debian 12)
+      mapfile -t names < <("$bin" --list-test-names-only '[sm90]')
+    else  # v3 (the GPU machine): names alone at quiet verbosity
+      mapfile -t names < <("$bin" --list-tests '[sm90]' --verbosity quiet)
+    fi
+    note "- sm90 kernels: kernels_cuda_tests [sm90], ${#names[@]} cases, a process each (tests.log):"
+    for name in "${names[@]}"; do
+      [[ -n "$name" ]] || continue
+      if (($(date +%s) >= deadline)); then
+        note "  - not run (DELTABENCH_SM90_TEST_SECONDS spent): $name"
+        sm90_tests=1
+        continue
+      fi
+      { echo "== kernels_cuda_tests: $name"; timeout $((deadline - $(date +%s))) "$bin" "${name//,/\\,}"; } >>"$out/tests.log" 2>&1
+      rc=$?
+      ((rc != 0)) && sm90_tests=1
+      note "  - rc=$rc: $name"
+    done
+  fi
+  note "- sm90 kernels: rc=$sm90_tests in $(($(date +%s) - start)) s; failures (tests.log):"
+  sed -n '/== kernels_cuda_tests: /,$p' "$out/tests.log" | grep -E 'FAILED|with expansion|<=|sm90 kernels not run' |
     head -n 24 | tee -a "$summary"
   if [[ "${DELTABENCH_SANITIZE:-1}" != 0 ]] && command -v compute-sanitizer >/dev/null; then
     for tool in racecheck memcheck; do
