@@ -37,8 +37,8 @@ SequenceOutput cuda_chunk_forward(Family family, const SequenceShape& shape, con
 
 // Whether the chunk forward (KernelPath::kChunk) runs the sm_90a forward (kernels/common/sm90/forward.h: the
 // UT transform, the state pass and the output on wgmma) where it takes the call: a compute capability 9.0
-// device, bf16 or fp16 inputs, K of 64 or 128, V a multiple of 64 (up to 256 for the delta rules), whole
-// sequences (no segment-parallel pass). Off unless set: on for bench/kernels_bench.cpp's "sm90:" rows, and
+// device, bf16 or fp16 inputs, K of 64 or 128, V a multiple of 64 (up to 256 for the delta rules); its state
+// pass segment-parallel as options.kernel_segment_length says. Off unless set: on for bench/kernels_bench.cpp's "sm90:" rows, and
 // the default once its GPU tests have passed (kernels/delta_rule/NOTES.md, Hopper version 1). Process-wide.
 void set_sm90_forward(bool on);
 bool sm90_forward();

@@ -17,7 +17,12 @@
 //   3'. P masked to j <= i and scaled by scale exp(G_i - G_j), rounded into sP; v_new rounded unscaled into a
 //       tile of its own (the same tile as step 3's without a decay); O's rows scaled by scale exp(G_i);
 //   4'. O += P v_new in step 3's batch, then O's rows of the sequence out (the inputs' dtype).
-// chunk_attn.cu's output kernel computes the same from h and v_new in device memory. The operand tiles are laid out in
+// chunk_attn.cu's output kernel computes the same from h and v_new in device memory.
+//
+// The segment-parallel pass (forward.cpp, kernels/common/segments.h) runs this kernel over segments as sequences:
+// for the final states alone (h and v_new null, nothing written per chunk), once with U = 0 from identity
+// columns (p.u null: no U copied, v_new = -W S; V = K), which gives each segment's transition M, once from zero
+// for its end state L, then from the joined start states with the output. The operand tiles are laid out in
 // 128-byte-swizzled atoms (CuTe's GMMA::Layout_*_SW128_Atom), what wgmma's descriptors read without
 // bank conflicts. Shared memory written by ordinary stores or cp.async is fenced to the async proxy
 // (fence.proxy.async) before the barrier that precedes the wgmma reading it.
@@ -177,7 +182,7 @@ __global__ void __launch_bounds__(kThreads) state_forward_kernel(const StateFwdP
       }
     }
     constexpr int kUPieces = kBV / 8;
-    for (int i = tid; i < kC * kUPieces; i += kThreads) {
+    for (int i = tid; u != nullptr && i < kC * kUPieces; i += kThreads) {
       const int r = i / kUPieces, c = (i % kUPieces) * 8;
       const bool valid = t0 + r < t_end;
       const int64_t row = valid ? (t0 + r) * H + head : 0;
@@ -253,7 +258,7 @@ __global__ void __launch_bounds__(kThreads) state_forward_kernel(const StateFwdP
       }
       warpgroup_commit_batch();
     }
-    if constexpr (!kOut) {
+    if (!kOut && h_out != nullptr) {
       // h[chunk0 + ci, head] [KD x V], this block's 64 columns: 16 bytes (8 columns) a copy from sH,
       // where a feature's 8 columns are contiguous.
       E* dst = h_out + ((chunk0 + ci) * H + head) * KD * V + col0;
@@ -274,14 +279,16 @@ __global__ void __launch_bounds__(kThreads) state_forward_kernel(const StateFwdP
     CUTE_UNROLL
     for (int i = 0; i < size(accV); i += 2) {
       const int r = get<0>(cV(i)), c = get<1>(cV(i));
-      float x0 = float(s.u[b][r * kLdU + c]), x1 = float(s.u[b][r * kLdU + c + 1]);
+      float x0 = u ? float(s.u[b][r * kLdU + c]) : 0.0f, x1 = u ? float(s.u[b][r * kLdU + c + 1]) : 0.0f;
       if constexpr (kW) {
         x0 -= accV(i);
         x1 -= accV(i + 1);
       }
       if constexpr (kOut && kGated) store_pair_shared(&sVo(c, r), x0, x1);  // unscaled, for P v_new
       if (r < valid_rows) {
-        if constexpr (!kOut) *reinterpret_cast<uint32_t*>(v_out + (t0 + r) * H * V + head * V + col0 + c) = pack(x0, x1);
+        if (!kOut && v_out != nullptr) {
+          *reinterpret_cast<uint32_t*>(v_out + (t0 + r) * H * V + head * V + col0 + c) = pack(x0, x1);
+        }
         if constexpr (kGated) {
           const float scale = __expf(G_last - s.G[r]);
           x0 *= scale;
@@ -386,8 +393,16 @@ void chunk_state_forward(const StateFwdParams& p, void* stream) {
   if (p.o != nullptr) {
     detail::check_call("sm90::chunk_state_forward", shape, {{"u", p.u}, {"k", p.k}, {"q", p.q}, {"o", p.o}}, {{"w", p.w}});
   } else {
-    detail::check_call("sm90::chunk_state_forward", shape, {{"u", p.u}, {"k", p.k}, {"h", p.h}, {"v_new", p.v_new}},
-                       {{"w", p.w}});
+    detail::check_call("sm90::chunk_state_forward", shape, {{"k", p.k}}, {{"w", p.w}, {"u", p.u}, {"h", p.h}, {"v_new", p.v_new}});
+    if ((p.h == nullptr) != (p.v_new == nullptr)) {
+      throw std::invalid_argument("sm90::chunk_state_forward: h and v_new go together (one of them is null)");
+    }
+    if (p.h == nullptr && p.ht == nullptr) {
+      throw std::invalid_argument("sm90::chunk_state_forward: without o, h and v_new or ht must be set (all null)");
+    }
+  }
+  if (p.u == nullptr && (p.o != nullptr || p.h != nullptr)) {
+    throw std::invalid_argument("sm90::chunk_state_forward: u may be null only in a pass for the final states alone");
   }
   if (p.N * p.H > 65535) {
     throw std::invalid_argument("sm90::chunk_state_forward: N H must be at most 65535, a block row each (got " +

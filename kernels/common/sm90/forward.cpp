@@ -1,5 +1,6 @@
 #include "kernels/common/sm90/forward.h"
 
+#include "kernels/common/segments.h"
 #include "kernels/common/sm90/sm90_kernels.h"
 
 #include <ATen/ATen.h>
@@ -7,6 +8,7 @@
 #include <torch/autograd.h>
 
 #include <algorithm>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -88,6 +90,12 @@ Call validate(Family family, const at::Tensor& q, const at::Tensor& k, const at:
   return c;
 }
 
+void check_segment_length(int64_t length) {
+  require(length == -1 || length == 0 || (length > 0 && length % cuda::sm90::kStateChunk == 0),
+          "segment_length must be 0 (chosen), -1 (whole sequences) or a positive multiple of 64 (got " +
+              std::to_string(length) + ")");
+}
+
 // The forward's stages: W and U (the delta rules; U = v for linear attention), then h and v_new (and the final
 // state where asked), then o where asked: by the state pass itself where `fuse_output` (h and v_new then not
 // made), else by the output kernel from h and v_new.
@@ -95,9 +103,69 @@ struct Stages {
   at::Tensor w, u, h, v_new, o, ht;
 };
 
+// The segment-parallel split of the call's sequences (kernels/common/segments.h), or none where they run whole:
+// `segment_length` 0 chooses by segments.h's cost model, -1 keeps them whole, a positive multiple of 64 is the
+// length. The model counts this kernel's blocks, V / 64 a head, one to a multiprocessor (the fused pass's
+// shared memory); M's passes run K / 64 more blocks a head.
+std::optional<Segments> plan_segments(const Call& c, int64_t segment_length) {
+  if (segment_length == 0) {
+    const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+    const int64_t blocks = c.H * (c.V / cuda::sm90::kStateColumns);
+    segment_length = choose_segment_length(c.host_seq, blocks, (c.K + c.V - 1) / c.V, sms);
+  }
+  if (segment_length <= 0) return std::nullopt;
+  auto segments = split_sequences(c.host_seq, segment_length);
+  if (segments.max_segments <= 1) return std::nullopt;
+  return segments;
+}
+
+// The state pass p (as for whole sequences, with h0 and ht the call's) over segments: each segment's
+// transition M (from identity columns, U = 0) and end state L from zero, for the final states alone; the
+// start states joined in order; then p itself from them, each segment as a sequence. A sequence's final state is
+// its last segment's. With segments of whole chunks the chunks keep their numbers, so h (where p writes it)
+// is laid out as for whole sequences.
+void segmented_state_pass(cuda::sm90::StateFwdParams p, const Segments& segments, const at::Tensor& h0,
+                          const at::Tensor& ht, const at::Device& device, cudaStream_t stream) {
+  const int64_t S = static_cast<int64_t>(segments.sequence.size()), H = p.H, K = p.K, V = p.V;
+  constexpr int64_t C = cuda::sm90::kStateChunk;
+  std::vector<int64_t> chunk_starts{0};
+  for (int64_t i = 0; i < S; ++i) {
+    chunk_starts.push_back(chunk_starts.back() + (segments.starts[i + 1] - segments.starts[i] + C - 1) / C);
+  }
+  const auto seq = device_offsets(segments.starts, device), chunks = device_offsets(chunk_starts, device);
+  p.seq_starts = seq.data_ptr<int64_t>();
+  p.chunk_starts = chunks.data_ptr<int64_t>();
+  p.N = S;
+  const auto f32 = at::TensorOptions().device(device).dtype(at::kFloat);
+
+  auto state_only = p;  // nothing written per chunk, no output
+  state_only.h = state_only.v_new = nullptr;
+  state_only.q = nullptr;
+  state_only.o = nullptr;
+  const auto identity = at::eye(K, f32).expand({S, H, K, K}).contiguous();
+  const auto M = at::empty({S, H, K, K}, f32), L = at::empty({S, H, K, V}, f32);
+  auto m = state_only;
+  m.u = nullptr;
+  m.V = K;
+  m.h0 = identity.data_ptr<float>();
+  m.ht = M.data_ptr<float>();
+  cuda::sm90::chunk_state_forward(m, stream);
+  auto l = state_only;
+  l.h0 = nullptr;
+  l.ht = L.data_ptr<float>();
+  cuda::sm90::chunk_state_forward(l, stream);
+
+  const auto start_states = segment_start_states(segments, M, L, h0).contiguous();
+  const auto ends = ht.defined() ? at::empty({S, H, K, V}, f32) : at::Tensor();
+  p.h0 = start_states.data_ptr<float>();
+  p.ht = ends.defined() ? ends.data_ptr<float>() : nullptr;
+  cuda::sm90::chunk_state_forward(p, stream);
+  if (ends.defined()) ht.copy_(ends.index_select(0, device_offsets(segments.last, device)));
+}
+
 Stages forward_stages(const Call& c, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta,
                       const at::Tensor& g, const at::Tensor& h0, double scale, bool final_state, bool output,
-                      bool fuse_output = true) {
+                      bool fuse_output, int64_t segment_length) {
   const auto stream = at::cuda::getCurrentCUDAStream().stream();
   const float* g_ptr = g.defined() ? g.data_ptr<float>() : nullptr;
   // W, U, h and v_new are fp16 whatever the inputs' dtype (the kernels' Inner type: sm90_kernels.h).
@@ -148,7 +216,11 @@ Stages forward_stages(const Call& c, const at::Tensor& q, const at::Tensor& k, c
     p.seq_starts = c.seq_ptr();
     p.chunk_starts = c.chunk_ptr();
     p.N = c.N, p.T = c.T, p.H = c.H, p.K = c.K, p.V = c.V;
-    cuda::sm90::chunk_state_forward(p, stream);
+    if (const auto segments = plan_segments(c, segment_length)) {
+      segmented_state_pass(p, *segments, h0_f32, st.ht, q.device(), stream);
+    } else {
+      cuda::sm90::chunk_state_forward(p, stream);
+    }
   }
   if (output && !fused) {
     cuda::sm90::OutputFwdParams p;
@@ -173,9 +245,11 @@ Stages forward_stages(const Call& c, const at::Tensor& q, const at::Tensor& k, c
 
 ForwardOutputs chunk_forward(Family family, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                              const at::Tensor& beta, const at::Tensor& g, const at::Tensor& h0,
-                             const at::Tensor& cu_seqlens, double scale, bool final_state, bool fuse_output) {
+                             const at::Tensor& cu_seqlens, double scale, bool final_state, bool fuse_output,
+                             int64_t segment_length) {
+  check_segment_length(segment_length);
   const auto c = validate(family, q, k, v, beta, g, h0, cu_seqlens);
-  auto st = forward_stages(c, q, k, v, beta, g, h0, scale, final_state, true, fuse_output);
+  auto st = forward_stages(c, q, k, v, beta, g, h0, scale, final_state, true, fuse_output, segment_length);
   return {std::move(st.o), std::move(st.ht)};
 }
 
@@ -186,6 +260,7 @@ struct TrainConfig {
   double scale = 1;
   bool final_state = false;
   at::Tensor cu_seqlens;
+  int64_t segment_length = 0;  // forward_stages's, in the forward and the backward's recomputation
 };
 
 class Sm90Train : public torch::autograd::Function<Sm90Train> {
@@ -195,10 +270,11 @@ class Sm90Train : public torch::autograd::Function<Sm90Train> {
                                                 const at::Tensor& h0, const TrainConfig& cfg) {
     const auto c = validate(cfg.family, q, k, v, beta, g, h0, cfg.cu_seqlens);
     require(c.V <= 128, "training takes V up to 128 (got " + std::to_string(c.V) + ")");
-    auto st = forward_stages(c, q, k, v, beta, g, h0, cfg.scale, cfg.final_state, true);
+    auto st = forward_stages(c, q, k, v, beta, g, h0, cfg.scale, cfg.final_state, true, true, cfg.segment_length);
     ctx->save_for_backward({q, k, v, beta, g, h0, cfg.cu_seqlens});
     ctx->saved_data["family"] = static_cast<int64_t>(cfg.family);
     ctx->saved_data["scale"] = cfg.scale;
+    ctx->saved_data["segment_length"] = cfg.segment_length;
     if (!cfg.final_state) return {st.o};
     return {st.o, st.ht};
   }
@@ -213,7 +289,8 @@ class Sm90Train : public torch::autograd::Function<Sm90Train> {
     const auto stream = at::cuda::getCurrentCUDAStream().stream();
     const float* g_ptr = g.defined() ? g.data_ptr<float>() : nullptr;
     // W, U, h and v_new recomputed, as the forward made them.
-    const auto st = forward_stages(c, q, k, v, beta, g, h0, scale, false, false);
+    const auto st =
+        forward_stages(c, q, k, v, beta, g, h0, scale, false, false, false, ctx->saved_data["segment_length"].toInt());
     const auto dout = grads[0].defined() ? grads[0].to(q.scalar_type()).contiguous() : at::zeros_like(v);
     const auto dht = grads.size() > 1 && grads[1].defined() ? grads[1].to(at::kFloat).contiguous() : at::Tensor();
     const auto f32 = q.options().dtype(at::kFloat), inner = q.options().dtype(at::kHalf);
@@ -278,12 +355,14 @@ class Sm90Train : public torch::autograd::Function<Sm90Train> {
 
 ForwardOutputs chunk_train(Family family, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta,
                            const at::Tensor& g, const at::Tensor& h0, const at::Tensor& cu_seqlens, double scale,
-                           bool final_state) {
+                           bool final_state, int64_t segment_length) {
+  check_segment_length(segment_length);
   TrainConfig cfg;
   cfg.family = family;
   cfg.scale = scale;
   cfg.final_state = final_state;
   cfg.cu_seqlens = cu_seqlens;
+  cfg.segment_length = segment_length;
   const auto out = Sm90Train::apply(q, k, v, beta, g, h0, cfg);
   return {out[0], final_state ? out[1] : at::Tensor()};
 }

@@ -26,17 +26,23 @@ struct ForwardOutputs {
 
 // The output comes from the state pass itself (fuse_output: FLA's chunk_delta_h and chunk_fwd_o in one
 // kernel, h and v_new never in device memory), or, for comparison, from the output kernel after the pass.
+// Long sequences over few heads run the state pass segment-parallel (kernels/common/segments.h):
+// segment_length 0 where its cost model chooses, -1 never, a positive multiple of 64 for that length (the
+// ops' SequenceOptions::kernel_segment_length).
 ForwardOutputs chunk_forward(Family family, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                              const at::Tensor& beta, const at::Tensor& g, const at::Tensor& h0,
-                             const at::Tensor& cu_seqlens, double scale, bool final_state, bool fuse_output = true);
+                             const at::Tensor& cu_seqlens, double scale, bool final_state, bool fuse_output = true,
+                             int64_t segment_length = 0);
 
 // The same with a gradient, on the sm_90a kernels both ways: an autograd Function whose backward recomputes
 // W, U, h and v_new and runs the backward's stages (dv_local, the backward state pass, dq/dk/dW/dG, the UT
 // transform's backward; dg from dG by a reverse cumulative sum within each chunk) for q, k, v, beta, g and
 // h0 (and the final state's gradient where it is returned). K and V of 64 or 128.
+// The forward's state pass (and the backward's recomputation of it) segment-parallel as chunk_forward's; the
+// backward's state pass runs whole sequences.
 ForwardOutputs chunk_train(Family family, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta,
                            const at::Tensor& g, const at::Tensor& h0, const at::Tensor& cu_seqlens, double scale,
-                           bool final_state);
+                           bool final_state, int64_t segment_length = 0);
 
 // Whether chunk_forward (train false) or chunk_train (train true) takes a call of this family on the current
 // device: compute capability 9.0, q, k and v of `dtype` bf16 or fp16, K of 64 or 128, N * H (sequences times

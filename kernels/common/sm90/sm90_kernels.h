@@ -40,12 +40,16 @@ inline constexpr int kStateColumns = 64;  // columns of V a block: V must be a m
 struct StateFwdParams {
   Dtype dtype = Dtype::kBF16;     // of k (and of u without w): kBF16 or kFP16
   const void* w = nullptr;        // [tokens, H, K] fp16, or null (no W S term: linear attention)
-  const void* u = nullptr;        // [tokens, H, V] fp16 with w (the UT transform's), else v itself (dtype)
+  // [tokens, H, V] fp16 with w (the UT transform's), else v itself (dtype); or null for U = 0, where the
+  // pass is a segment's transition M (from identity columns, V = K: the segment-parallel pass, segments.h).
+  const void* u = nullptr;
   const void* k = nullptr;        // [tokens, H, K]
   const float* g = nullptr;       // [tokens, H] per-step log decay, or null (no decay)
   const float* h0 = nullptr;      // [N, H, K, V], or null (zeros)
-  void* h = nullptr;              // [chunks, H, K, V] fp16: the state at each chunk's start (not with o)
-  void* v_new = nullptr;          // [tokens, H, V] fp16 (not with o)
+  // Without o: h [chunks, H, K, V] fp16, the state at each chunk's start, and v_new [tokens, H, V] fp16; or
+  // both null where ht is set (a pass for the final states alone).
+  void* h = nullptr;
+  void* v_new = nullptr;
   float* ht = nullptr;            // [N, H, K, V], or null
   // The output fused into the pass (chunk_output_forward's O from this pass's S and v_new, h and v_new then
   // not written): q [tokens, H, K] (dtype) and o [tokens, H, V] (dtype), or both null.

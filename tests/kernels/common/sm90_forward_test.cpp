@@ -39,6 +39,14 @@ TEST_CASE("sm90 forward: a call it cannot take is a sentence naming the input", 
   CHECK_THAT(error_of(Family::kDeltaRule, q, at::randn({2, 64, 2, 32}, bf16), v, beta),
              testing::contains("q, k must be [B, T, H, K] and v [B, T, H, V] (got q [2, 64, 2, 64], k [2, 64, 2, 32]"));
   CHECK_THAT(error_of(Family::kDeltaRule, q, q, v, beta), testing::contains("q, k and v must be contiguous CUDA tensors"));
+  for (const int64_t length : {-2, 100}) {
+    INFO("segment_length " << length);
+    CHECK_THROWS_WITH(sm90::chunk_forward(Family::kDeltaRule, q, q, v, beta, {}, {}, {}, 0.125, false, true, length),
+                      testing::contains("segment_length must be 0 (chosen), -1 (whole sequences) or a positive multiple "
+                                        "of 64 (got " + std::to_string(length) + ")"));
+    CHECK_THROWS_WITH(sm90::chunk_train(Family::kDeltaRule, q, q, v, beta, {}, {}, {}, 0.125, false, length),
+                      testing::contains("(got " + std::to_string(length) + ")"));
+  }
   if (!at::hasCUDA()) return;  // the checks past the device's need one
   const auto cuda = at::TensorOptions().device(at::kCUDA);
   const auto qc = q.to(at::kCUDA), vc = v.to(at::kCUDA), betac = beta.to(at::kCUDA);

@@ -514,13 +514,16 @@ TEST_CASE("cuda: the sm90 forward matches the fp64 recurrent reference, every fa
           const auto ref = run_family(family, in, options);
           auto f32 = [](const at::Tensor& t) { return t.defined() ? t.to(at::kFloat).to(at::kCUDA).contiguous() : at::Tensor(); };
           // The output fused into the state pass (the default), and from the output kernel after it.
-          const auto run = [&](bool fuse_output) {
+          // Whole sequences, and segment-parallel in segments of 192 tokens (3 chunks): 6 of T 1000, and of the
+          // varlen batch's 1, 63, 65, 271 and 623 tokens 1 + 1 + 1 + 2 + 4, the last of each sequence partial.
+          const auto run = [&](bool fuse_output, int64_t segment_length) {
             return sm90::chunk_forward(family, in.q.to(at::kBFloat16).to(at::kCUDA), in.k.to(at::kBFloat16).to(at::kCUDA),
                                        in.v.to(at::kBFloat16).to(at::kCUDA), f32(in.beta), f32(in.g), f32(options.initial_state),
                                        options.cu_seqlens.defined() ? options.cu_seqlens.to(at::kCUDA) : at::Tensor(),
-                                       1.0 / std::sqrt(double(K)), true, fuse_output);
+                                       1.0 / std::sqrt(double(K)), true, fuse_output, segment_length);
           };
-          const auto got = run(true), apart = run(false);
+          const auto got = run(true, -1), apart = run(false, -1);
+          const auto segmented = run(true, 192), segmented_apart = run(false, 192);
           INFO(family_name(family) << " K " << K << (varlen ? " varlen" : "") << (initial ? " h0" : ""));
           // The ops' bounds (o 0.003, FLA's bf16 figure 0.0029). An fp64 emulation of the kernels' roundings on
           // these inputs (B 2, T 1000, H 3, V 128; 2026-12-05, CPU) gave o 0.0017 and final states 0.0003-0.0004
@@ -535,6 +538,17 @@ TEST_CASE("cuda: the sm90 forward matches the fp64 recurrent reference, every fa
           // rounding to bf16 (about 2e-3 relative per element at most), the same numbers.
           CHECK(between <= 1e-3);
           CHECK(at::equal(got.final_state, apart.final_state));
+          // Segment-parallel: the same bounds; the start states come from M and L, so other numbers than the whole
+          // pass's (another path ran). The output kernel's h from the segments must be laid out as the whole pass's.
+          const double seg_err = testing::rel_rms(segmented.o, ref.o);
+          const double seg_s_err = testing::rel_rms(segmented.final_state, ref.final_state);
+          const double seg_apart_err = testing::rel_rms(segmented_apart.o, ref.o);
+          INFO("segments: o " << seg_err << " (output kernel: " << seg_apart_err << "), final state " << seg_s_err);
+          CHECK(seg_err <= 0.003);
+          CHECK(seg_apart_err <= 0.003);
+          CHECK(seg_s_err <= 0.003);
+          CHECK_FALSE(at::equal(segmented.o, got.o));
+          CHECK(at::equal(segmented.final_state, segmented_apart.final_state));
         }
       }
     }
@@ -564,10 +578,15 @@ TEST_CASE("cuda: the ops' chunk forward runs the sm90 forward when asked, within
     options.backend = BackendChoice::kKernel;
     options.mode = Mode::kChunk;
     const auto got = run_family(family, dev, options);
+    options.kernel_segment_length = 128;  // the option reaches the sm90 forward: 3 segments of the 300 tokens
+    const auto segmented = run_family(family, dev, options);
     INFO(family_name(family));
     CHECK(got.backend == Backend::kKernel);
     CHECK(testing::rel_rms(got.o, ref.o) <= 0.003);
     CHECK(testing::rel_rms(got.final_state, ref.final_state) <= 0.002);
+    CHECK(testing::rel_rms(segmented.o, ref.o) <= 0.003);
+    CHECK(testing::rel_rms(segmented.final_state, ref.final_state) <= 0.003);
+    CHECK_FALSE(at::equal(segmented.o, got.o));
   }
 }
 
@@ -1219,12 +1238,15 @@ TEST_CASE("cuda: the sm90 training op's output and gradients match the fp64 recu
           };
           const auto q = dev(in.q, at::kBFloat16), k = dev(in.k, at::kBFloat16), v = dev(in.v, at::kBFloat16);
           const auto beta = dev(in.beta, at::kFloat), g = dev(in.g, at::kFloat), h0d = dev(h0, at::kFloat);
+          // K 128's long cases segment-parallel (segments of 192 tokens), K 64's whole.
+          const int64_t segment_length = K == 128 && (varlen || T == 1000) ? 192 : -1;
           const auto got = sm90::chunk_train(family, q, k, v, beta, g, h0d, varlen ? cu.to(at::kCUDA) : at::Tensor(),
-                                             1.0 / std::sqrt(static_cast<double>(K)), true);
+                                             1.0 / std::sqrt(static_cast<double>(K)), true, segment_length);
           ((got.o.to(at::kFloat) * dout.to(at::kFloat).to(at::kCUDA)).sum() +
            (got.final_state * dht.to(at::kFloat).to(at::kCUDA)).sum())
               .backward();
-          INFO(family_name(family) << " K " << K << (varlen ? " varlen" : " T " + std::to_string(T)) << (initial ? " h0" : ""));
+          INFO(family_name(family) << " K " << K << (varlen ? " varlen" : " T " + std::to_string(T)) << (initial ? " h0" : "")
+                                   << " segment_length " << segment_length);
           CHECK(testing::rel_rms(got.o, ref.o) <= 0.003);
           CHECK(testing::rel_rms(got.final_state, ref.final_state) <= 0.003);
           CHECK(testing::rel_rms(q.grad(), ref_in.q.grad()) <= 0.004);
