@@ -20,6 +20,8 @@
 //                                    then the state pass with the output fused in)
 //   fwd/sm90_apart/<rule>/B/T/H/K:  the same with the output kernel after the state pass (h and v_new through
 //                                    device memory), for the fusion's gain
+//   fwd/sm90_whole/<rule>/1/T/H/K:  at B = 1, fwd/sm90 with whole sequences where fwd/sm90 runs the
+//                                    segment-parallel pass (its cost model's choice), for that pass's gain
 //   fwd/fused/<rule>/B/T/H/K:       the op's forward under backend kernel (the fused forward of version 2c)
 // Timing as kernels_bench (bench/gpu_timing.h): median of 15, L2 flushed, the GPU's time (ms) and the call
 // from an idle GPU (call_ms). Counters: GB_per_s and pct_of_copy of the bytes a pass that moves each byte
@@ -364,7 +366,7 @@ void run_ut_bwd(benchmark::State& state, const Shape& s, bool gated, bool sm90) 
 // backward: the forward and the gradients of q, k, v, beta (and g) for a fixed random dO (torch::autograd::grad),
 // sm90::chunk_train against the op under backend kernel (the chunked training pair).
 void run_forward(benchmark::State& state, const Shape& s, bool gated, bool sm90, bool backward = false,
-                 bool fuse_output = true) {
+                 bool fuse_output = true, int64_t segment_length = 0) {
   std::string why;
   if (sm90 && !deltabench::cuda::sm90::available(&why)) {
     state.SkipWithError(why.c_str());
@@ -400,9 +402,10 @@ void run_forward(benchmark::State& state, const Shape& s, bool gated, bool sm90,
       benchmark::DoNotOptimize(torch::autograd::grad({o}, leaves, {dout}));
     };
   } else if (sm90) {
-    fn = [&, fuse_output] {
-      benchmark::DoNotOptimize(
-          deltabench::sm90::chunk_forward(family, in.q, in.k, in.v, in.beta, in.g, {}, {}, scale, false, fuse_output).o);
+    fn = [&, fuse_output, segment_length] {
+      benchmark::DoNotOptimize(deltabench::sm90::chunk_forward(family, in.q, in.k, in.v, in.beta, in.g, {}, {}, scale, false,
+                                                               fuse_output, segment_length)
+                                   .o);
     };
   } else {
     deltabench::SequenceOptions options;
@@ -452,6 +455,10 @@ int main(int argc, char** argv) {
       add(name("fwd", "sm90_apart", gated, s),
           [s, gated](benchmark::State& st) { run_forward(st, s, gated, true, false, false); });
       add(name("fwd", "fused", gated, s), [s, gated](benchmark::State& st) { run_forward(st, s, gated, false); });
+      if (s.B == 1) {  // where the segment-parallel pass is chosen: the whole pass beside it
+        add(name("fwd", "sm90_whole", gated, s),
+            [s, gated](benchmark::State& st) { run_forward(st, s, gated, true, false, true, -1); });
+      }
       if (s.V <= 128) {
         add(name("fwd_bwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_forward(st, s, gated, true, true); });
         add(name("fwd_bwd", "chunked", gated, s),
