@@ -46,8 +46,10 @@ Call validate(Family family, const at::Tensor& q, const at::Tensor& k, const at:
   require(q.is_cuda() && q.is_contiguous() && k.is_contiguous() && v.is_contiguous(), "q, k and v must be contiguous CUDA tensors");
   for (const auto& [name, t] : {std::pair<const char*, const at::Tensor*>{"k", &k}, {"v", &v}, {"beta", &beta}, {"g", &g},
                                 {"h0", &h0}, {"cu_seqlens", &cu_seqlens}}) {
-    require(!t->defined() || t->device() == q.device(),
-            std::string(name) + " must be on q's device, " + q.device().str() + " (got " + t->device().str() + ")");
+    // The sentence only where it fails: an undefined tensor has no device to name.
+    if (t->defined() && t->device() != q.device()) {
+      require(false, std::string(name) + " must be on q's device, " + q.device().str() + " (got " + t->device().str() + ")");
+    }
   }
   require(q.scalar_type() == k.scalar_type() && q.scalar_type() == v.scalar_type() &&
               (q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf),
@@ -265,9 +267,13 @@ struct TrainConfig {
 
 class Sm90Train : public torch::autograd::Function<Sm90Train> {
  public:
+  // beta, g and h0 optional: autograd's record of a Function's inputs asks every tensor input its device, which an
+  // undefined tensor does not have (torch 2.11).
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k,
-                                                const at::Tensor& v, const at::Tensor& beta, const at::Tensor& g,
-                                                const at::Tensor& h0, const TrainConfig& cfg) {
+                                                const at::Tensor& v, const std::optional<at::Tensor>& beta_in,
+                                                const std::optional<at::Tensor>& g_in,
+                                                const std::optional<at::Tensor>& h0_in, const TrainConfig& cfg) {
+    const auto beta = beta_in.value_or(at::Tensor()), g = g_in.value_or(at::Tensor()), h0 = h0_in.value_or(at::Tensor());
     const auto c = validate(cfg.family, q, k, v, beta, g, h0, cfg.cu_seqlens);
     require(c.V <= 128, "training takes V up to 128 (got " + std::to_string(c.V) + ")");
     auto st = forward_stages(c, q, k, v, beta, g, h0, cfg.scale, cfg.final_state, true, true, cfg.segment_length);
@@ -363,7 +369,8 @@ ForwardOutputs chunk_train(Family family, const at::Tensor& q, const at::Tensor&
   cfg.final_state = final_state;
   cfg.cu_seqlens = cu_seqlens;
   cfg.segment_length = segment_length;
-  const auto out = Sm90Train::apply(q, k, v, beta, g, h0, cfg);
+  const auto optional = [](const at::Tensor& t) { return t.defined() ? std::optional<at::Tensor>(t) : std::nullopt; };
+  const auto out = Sm90Train::apply(q, k, v, optional(beta), optional(g), optional(h0), cfg);
   return {out[0], final_state ? out[1] : at::Tensor()};
 }
 

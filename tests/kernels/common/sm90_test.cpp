@@ -434,7 +434,7 @@ void check_output(const std::vector<int64_t>& lengths, int64_t H, int64_t K, int
     }
   }
   const auto qd = q.to(at::kCUDA), kd = k.to(at::kCUDA), vd = vn.to(at::kCUDA), hd = h.to(at::kCUDA), gd = g.to(at::kCUDA);
-  auto o = at::empty_like(vd);
+  auto o = at::empty(vd.sizes(), qd.options());  // in the inputs' dtype, as the kernel writes it
   poison_(o);
   cuda::sm90::OutputFwdParams p;
   p.dtype = dtype_of(dtype);
