@@ -6,6 +6,8 @@
 //   state_fwd/walk/<rule>/B/T/H/K:  the chunked training pair's forward walk (kernels/common/chunk_state.cu:
 //                                    fp32 buffers [BH, NT, C, *], TF32 products), what training runs today
 //   state_bwd/sm90/<rule>/B/T/H/K:  the backward's state pass alone, FLA's chunk_gated_delta_rule_bwd_dhu stage
+//   state_{fwd,bwd}/sm90_segments/<rule>/1/T/H/K: at B = 1, the sm90 passes in the segments the ops' cost model
+//                                    chooses (transitions, join and pass), beside the whole ones
 //   state_bwd/walk/<rule>/B/T/H/K:  the training pair's backward walk (its q^T dO comes in whole from chunk_dout,
 //                                    so it does less than the other two)
 //   dv_local/{sm90,tf32}/...:       the backward's dv_local (FLA's chunk_bwd_dv_local); tf32: chunk_dout, which
@@ -22,6 +24,8 @@
 //                                    device memory), for the fusion's gain
 //   fwd/sm90_whole/<rule>/1/T/H/K:  at B = 1, fwd/sm90 with whole sequences where fwd/sm90 runs the
 //                                    segment-parallel pass (its cost model's choice), for that pass's gain
+//   fwd_bwd/sm90_whole/...:         the same for fwd_bwd/sm90 (the forward, its recomputation and the backward's
+//                                    state pass)
 //   fwd/fused/<rule>/B/T/H/K:       the op's forward under backend kernel (the fused forward of version 2c)
 // Timing as kernels_bench (bench/gpu_timing.h): median of 15, L2 flushed, the GPU's time (ms) and the call
 // from an idle GPU (call_ms). Counters: GB_per_s and pct_of_copy of the bytes a pass that moves each byte
@@ -143,11 +147,23 @@ void report(benchmark::State& state, double bytes, const std::function<void()>& 
   }
 }
 
-void run_sm90(benchmark::State& state, const Shape& s, bool gated, bool backward) {
+// segmented: the pass in the segments the sm_90a ops' cost model chooses (forward.h's detail::plan_segments,
+// segmented_state_forward and segmented_state_backward: the transitions, the join and the pass).
+void run_sm90(benchmark::State& state, const Shape& s, bool gated, bool backward, bool segmented = false) {
   std::string why;
   if (!deltabench::cuda::sm90::available(&why)) {
     state.SkipWithError(why.c_str());
     return;
+  }
+  std::optional<deltabench::Segments> segments;
+  if (segmented) {
+    std::vector<int64_t> starts;
+    for (int64_t b = 0; b <= s.B; ++b) starts.push_back(b * s.T);
+    segments = deltabench::sm90::detail::plan_segments(starts, s.H, s.K, s.V, 0);
+    if (!segments) {
+      state.SkipWithError("the cost model keeps these sequences whole");
+      return;
+    }
   }
   const auto in = make_inputs(s, gated);
   const int64_t chunks = s.B * ((s.T + 63) / 64);
@@ -169,7 +185,13 @@ void run_sm90(benchmark::State& state, const Shape& s, bool gated, bool backward
     p.dv_new = v_new.data_ptr();
     p.N = s.B, p.T = s.T, p.H = s.H, p.K = s.K, p.V = s.V;
     p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.K)));
-    report(state, backward_pass_bytes(s, gated), [&] { deltabench::cuda::sm90::chunk_state_backward(p, stream); });
+    report(state, backward_pass_bytes(s, gated), [&] {
+      if (segments) {
+        deltabench::sm90::detail::segmented_state_backward(p, *segments, {}, {});
+      } else {
+        deltabench::cuda::sm90::chunk_state_backward(p, stream);
+      }
+    });
     return;
   }
   deltabench::cuda::sm90::StateFwdParams p;
@@ -184,7 +206,13 @@ void run_sm90(benchmark::State& state, const Shape& s, bool gated, bool backward
   p.H = s.H;
   p.K = s.K;
   p.V = s.V;
-  report(state, pass_bytes(s, gated), [&] { deltabench::cuda::sm90::chunk_state_forward(p, stream); });
+  report(state, pass_bytes(s, gated), [&] {
+    if (segments) {
+      deltabench::sm90::detail::segmented_state_forward(p, *segments, {}, {});
+    } else {
+      deltabench::cuda::sm90::chunk_state_forward(p, stream);
+    }
+  });
 }
 
 void run_walk(benchmark::State& state, const Shape& s, bool gated, bool backward) {
@@ -394,10 +422,12 @@ void run_forward(benchmark::State& state, const Shape& s, bool gated, bool sm90,
     dout = at::randn(in.v.sizes(), f32).to(at::kBFloat16);
     std::vector<at::Tensor> leaves{in.q, in.k, in.v, in.beta};
     if (gated) leaves.push_back(in.g);
-    fn = [&, leaves, family, scale, sm90] {
+    fn = [&, leaves, family, scale, sm90, segment_length] {
       deltabench::SequenceOptions options;
       options.backend = deltabench::BackendChoice::kKernel;
-      const auto o = sm90 ? deltabench::sm90::chunk_train(family, in.q, in.k, in.v, in.beta, in.g, {}, {}, scale, false).o
+      const auto o = sm90 ? deltabench::sm90::chunk_train(family, in.q, in.k, in.v, in.beta, in.g, {}, {}, scale, false,
+                                                          segment_length)
+                                .o
                           : deltabench::run_family(family, in, options).o;
       benchmark::DoNotOptimize(torch::autograd::grad({o}, leaves, {dout}));
     };
@@ -443,6 +473,12 @@ int main(int argc, char** argv) {
       add(name("state_fwd", "walk", gated, s), [s, gated](benchmark::State& st) { run_walk(st, s, gated, false); });
       add(name("state_bwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_sm90(st, s, gated, true); });
       add(name("state_bwd", "walk", gated, s), [s, gated](benchmark::State& st) { run_walk(st, s, gated, true); });
+      if (s.B == 1) {  // the passes in the segments the ops would run them in, beside the whole passes above
+        add(name("state_fwd", "sm90_segments", gated, s),
+            [s, gated](benchmark::State& st) { run_sm90(st, s, gated, false, true); });
+        add(name("state_bwd", "sm90_segments", gated, s),
+            [s, gated](benchmark::State& st) { run_sm90(st, s, gated, true, true); });
+      }
       add(name("ut_bwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_ut_bwd(st, s, gated, true); });
       add(name("ut_bwd", "tf32", gated, s), [s, gated](benchmark::State& st) { run_ut_bwd(st, s, gated, false); });
       for (const bool dqkw : {false, true}) {
@@ -463,6 +499,10 @@ int main(int argc, char** argv) {
         add(name("fwd_bwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_forward(st, s, gated, true, true); });
         add(name("fwd_bwd", "chunked", gated, s),
             [s, gated](benchmark::State& st) { run_forward(st, s, gated, false, true); });
+        if (s.B == 1) {
+          add(name("fwd_bwd", "sm90_whole", gated, s),
+              [s, gated](benchmark::State& st) { run_forward(st, s, gated, true, true, true, -1); });
+        }
       }
     }
   }

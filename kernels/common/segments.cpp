@@ -90,6 +90,22 @@ at::Tensor segment_start_states(const Segments& segments, const at::Tensor& tran
   return at::stack(starts, 1).view({N * P, H, K, V}).index_select(0, slots);
 }
 
+Segments backwards(const Segments& segments) {
+  Segments b = segments;
+  const auto S = segments.sequence.size();
+  TORCH_CHECK(segments.position.size() == S && segments.starts.size() == S + 1,
+              "backwards: the segments' starts, sequence and position must be S + 1, S and S long, got ",
+              segments.starts.size(), ", ", S, " and ", segments.position.size());
+  for (size_t i = 0; i < S; ++i) {
+    const auto n = static_cast<size_t>(segments.sequence[i]);
+    TORCH_CHECK(n < segments.last.size(), "backwards: segment ", i, " names sequence ", n, " of ", segments.last.size());
+    const auto last = static_cast<size_t>(segments.last[n]);
+    b.position[i] = segments.position[last] - segments.position[i];
+    if (segments.position[i] == 0) b.last[n] = static_cast<int64_t>(i);
+  }
+  return b;
+}
+
 at::Tensor device_offsets(const std::vector<int64_t>& host, const at::Device& device) {
   const auto n = static_cast<int64_t>(host.size());
   auto staged = at::empty({n}, at::TensorOptions().dtype(at::kLong).pinned_memory(device.is_cuda()));

@@ -49,6 +49,12 @@ int64_t choose_segment_length(const std::vector<int64_t>& seq_starts, int64_t he
 at::Tensor segment_start_states(const Segments& segments, const at::Tensor& transitions, const at::Tensor& local,
                                 const at::Tensor& h0);
 
+// The same segments with each sequence's counted from its end: `position` 0 for its last segment, `last` the
+// index of its first. segment_start_states over them joins a pass that walks the sequences backwards (the
+// backward's state pass, whose map is affine too: dS_start = M dS_end + L): each segment's gradient at its end
+// from its sequence's final-state gradient (as h0) and the segments after it.
+Segments backwards(const Segments& segments);
+
 // Offsets as an int64 tensor on `device`, without synchronising the host: a CUDA device gets them
 // through pinned memory and an asynchronous copy (a pageable copy would wait for the stream, and so
 // for every kernel queued before it).

@@ -13,6 +13,12 @@
 // The previous chunk's Q, K, W, dO and dv_local come by cp.async into the other of two buffers while this
 // chunk's products run; q, k and dO become fp16 in place (dO scaled by scale e^G on the way) by the thread
 // that copied each piece.
+//
+// The segment-parallel pass (forward.cpp) runs it in two more forms, both for dh0 alone (dh and dv_new null,
+// nothing written a chunk): from zero, a segment's start gradient L; and without dO and dv_local (null: their
+// tiles and Q's zero-filled, nothing read, so that the Q^T dO product adds zero) from identity columns (dht = I,
+// V = K), the segment's transition M. The products run unconditionally: a branch around one of a batch made
+// ptxas fence the accumulators (its warning C7519) in every form.
 
 #include "kernels/common/sm90/checks.h"
 #include "kernels/common/sm90/common.cuh"
@@ -107,6 +113,7 @@ __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwd
   const E* w = static_cast<const E*>(p.w);
   const I* dout = static_cast<const I*>(p.dout);
   const E* dv_local = static_cast<const E*>(p.dv_local);
+  const bool affine = dout != nullptr;  // else a transition: Q, dO and dv_local zero-filled
   constexpr int kPieces = KD / 8, kColPieces = kBV / 8;
   // Requests chunk ci's Q, K, W, dO and dv_local into buffer b (rows past the sequence zero-filled).
   auto request = [&](int ci, int b) {
@@ -116,15 +123,16 @@ __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwd
       const bool valid = t0 + r < t_end;
       const int64_t row = valid ? (t0 + r) * H + head : 0;
       copy16_zfill(&sK(r, f, b), k + row * KD + f, valid);
-      copy16_zfill(&sQ(f, r, b), q + row * KD + f, valid);
+      // Without dO (a transition) zero-filled from k's address, which is never read.
+      copy16_zfill(&sQ(f, r, b), affine ? q + row * KD + f : k, valid && affine);
       if constexpr (kW) copy16_zfill(&sW(f, r, b), w + row * KD + f, valid);
     }
     for (int i = tid; i < kC * kColPieces; i += kThreads) {
       const int r = i / kColPieces, c = (i % kColPieces) * 8;
-      const bool valid = t0 + r < t_end;
+      const bool valid = affine && t0 + r < t_end;
       const int64_t at = valid ? ((t0 + r) * H + head) * V + col0 + c : 0;
-      copy16_zfill(&sO(c, r, b), dout + at, valid);
-      copy16_zfill(&s.dv_local[b][r * kLdD + c], dv_local + at, valid);
+      copy16_zfill(&sO(c, r, b), valid ? static_cast<const void*>(dout + at) : k, valid);
+      copy16_zfill(&s.dv_local[b][r * kLdD + c], valid ? static_cast<const void*>(dv_local + at) : k, valid);
     }
     commit();
   };
@@ -174,7 +182,7 @@ __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwd
     warpgroup_arrive();
     gemm(mma_x, tXrK(_, _, _, b), tXrD, accX);
     warpgroup_commit_batch();
-    {
+    if (dh_out != nullptr) {
       E* dst = dh_out + ((chunk0 + ci) * H + head) * KD * V + col0;
       for (int i = tid; i < KD * kColPieces; i += kThreads) {
         const int f = i / kColPieces, c = (i % kColPieces) * 8;
@@ -190,7 +198,7 @@ __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwd
       const float decay = kGated && r < rows ? __expf(G_last - s.G[r]) : 1.0f;
       const float x0 = float(s.dv_local[b][r * kLdD + c]) + decay * accX(i);
       const float x1 = float(s.dv_local[b][r * kLdD + c + 1]) + decay * accX(i + 1);
-      if (r < rows) *reinterpret_cast<uint32_t*>(dv_out + ((t0 + r) * H + head) * V + col0 + c) = pack_as<E>(x0, x1);
+      if (dv_out != nullptr && r < rows) *reinterpret_cast<uint32_t*>(dv_out + ((t0 + r) * H + head) * V + col0 + c) = pack_as<E>(x0, x1);
       store_shared(&sV(c, r), pack_as<E>(-x0, -x1));  // zero past the sequence: K and dv_local zero-filled there
     }
     if constexpr (kGated) {
@@ -244,9 +252,24 @@ void dispatch_k(const StateBwdParams& p, cudaStream_t stream) {
 
 void chunk_state_backward(const StateBwdParams& p, void* stream) {
   detail::CallShape shape{p.dtype, p.N, p.T, p.H, p.K, p.V, p.seq_starts, p.chunk_starts};
-  detail::check_call("sm90::chunk_state_backward", shape,
-                     {{"q", p.q}, {"k", p.k}, {"dout", p.dout}, {"dv_local", p.dv_local}, {"dh", p.dh}, {"dv_new", p.dv_new}},
-                     {{"w", p.w}});
+  detail::check_call("sm90::chunk_state_backward", shape, {{"k", p.k}},
+                     {{"q", p.q}, {"w", p.w}, {"dout", p.dout}, {"dv_local", p.dv_local}, {"dh", p.dh}, {"dv_new", p.dv_new}});
+  const auto refuse = [](const std::string& what) {
+    throw std::invalid_argument("sm90::chunk_state_backward: " + what);
+  };
+  if ((p.dout == nullptr) != (p.dv_local == nullptr) || (p.dout != nullptr && p.q == nullptr)) {
+    refuse("q, dout and dv_local go together: all set, or dout and dv_local null for a segment's transition (got q " +
+           std::string(p.q ? "set" : "null") + ", dout " + (p.dout ? "set" : "null") + ", dv_local " +
+           (p.dv_local ? "set" : "null") + ")");
+  }
+  if ((p.dh == nullptr) != (p.dv_new == nullptr)) {
+    refuse(std::string("dh and dv_new go together: both set, or both null for a pass that writes dh0 alone (got dh ") +
+           (p.dh ? "set" : "null") + ", dv_new " + (p.dv_new ? "set" : "null") + ")");
+  }
+  if (p.dh == nullptr && p.dh0 == nullptr) refuse("with dh and dv_new null the pass writes nothing: dh0 must be set");
+  if (p.dout == nullptr && p.dh != nullptr) {
+    refuse("a transition (dout null) writes dh0 alone: dh and dv_new must be null");
+  }
   if (p.N * p.H > 65535) {
     throw std::invalid_argument("sm90::chunk_state_backward: N H must be at most 65535, a block row each (got " +
                                 std::to_string(p.N * p.H) + ")");

@@ -5,9 +5,11 @@
 
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAFunctions.h>
 #include <torch/autograd.h>
 
 #include <algorithm>
+#include <initializer_list>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -105,64 +107,39 @@ struct Stages {
   at::Tensor w, u, h, v_new, o, ht;
 };
 
-// The segment-parallel split of the call's sequences (kernels/common/segments.h), or none where they run whole:
-// `segment_length` 0 chooses by segments.h's cost model, -1 keeps them whole, a positive multiple of 64 is the
-// length. The model counts this kernel's blocks, V / 64 a head, one to a multiprocessor (the fused pass's
-// shared memory); M's passes run K / 64 more blocks a head.
-std::optional<Segments> plan_segments(const Call& c, int64_t segment_length) {
-  if (segment_length == 0) {
-    const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-    const int64_t blocks = c.H * (c.V / cuda::sm90::kStateColumns);
-    segment_length = choose_segment_length(c.host_seq, blocks, (c.K + c.V - 1) / c.V, sms);
+// The segments as the kernels' batch: their token offsets and their chunks' on the device. Segments are whole
+// chunks (but a sequence's last), so the chunks keep the numbers they have in the whole sequences.
+struct SegmentOffsets {
+  at::Tensor seq, chunks;
+  SegmentOffsets(const Segments& segments, const at::Device& device) {
+    constexpr int64_t C = cuda::sm90::kStateChunk;
+    std::vector<int64_t> chunk_starts{0};
+    for (size_t i = 0; i < segments.sequence.size(); ++i) {
+      chunk_starts.push_back(chunk_starts.back() + (segments.starts[i + 1] - segments.starts[i] + C - 1) / C);
+    }
+    seq = device_offsets(segments.starts, device);
+    chunks = device_offsets(chunk_starts, device);
   }
-  if (segment_length <= 0) return std::nullopt;
-  auto segments = split_sequences(c.host_seq, segment_length);
-  if (segments.max_segments <= 1) return std::nullopt;
-  return segments;
+  const int64_t* seq_ptr() const { return seq.data_ptr<int64_t>(); }
+  const int64_t* chunk_ptr() const { return chunks.data_ptr<int64_t>(); }
+};
+
+// dht, dh0, h0 or ht of a segmented pass: [N, H, K, V] fp32, contiguous, on CUDA, or undefined.
+void check_states(const char* who, std::initializer_list<std::pair<const char*, const at::Tensor*>> states, int64_t N,
+                  int64_t H, int64_t K, int64_t V) {
+  for (const auto& [name, t] : states) {
+    if (t->defined() && !(t->is_cuda() && t->scalar_type() == at::kFloat && t->is_contiguous() &&
+                          t->sizes() == at::IntArrayRef({N, H, K, V}))) {
+      throw std::invalid_argument("sm90::" + std::string(who) + ": " + name + " must be [N, H, K, V] = [" +
+                                  std::to_string(N) + ", " + std::to_string(H) + ", " + std::to_string(K) + ", " +
+                                  std::to_string(V) + "], fp32, contiguous, on CUDA (got " + sizes(*t) + ")");
+    }
+  }
 }
 
-// The state pass p (as for whole sequences, with h0 and ht the call's) over segments: each segment's
-// transition M (from identity columns, U = 0) and end state L from zero, for the final states alone; the
-// start states joined in order; then p itself from them, each segment as a sequence. A sequence's final state is
-// its last segment's. With segments of whole chunks the chunks keep their numbers, so h (where p writes it)
-// is laid out as for whole sequences.
-void segmented_state_pass(cuda::sm90::StateFwdParams p, const Segments& segments, const at::Tensor& h0,
-                          const at::Tensor& ht, const at::Device& device, cudaStream_t stream) {
-  const int64_t S = static_cast<int64_t>(segments.sequence.size()), H = p.H, K = p.K, V = p.V;
-  constexpr int64_t C = cuda::sm90::kStateChunk;
-  std::vector<int64_t> chunk_starts{0};
-  for (int64_t i = 0; i < S; ++i) {
-    chunk_starts.push_back(chunk_starts.back() + (segments.starts[i + 1] - segments.starts[i] + C - 1) / C);
-  }
-  const auto seq = device_offsets(segments.starts, device), chunks = device_offsets(chunk_starts, device);
-  p.seq_starts = seq.data_ptr<int64_t>();
-  p.chunk_starts = chunks.data_ptr<int64_t>();
-  p.N = S;
-  const auto f32 = at::TensorOptions().device(device).dtype(at::kFloat);
-
-  auto state_only = p;  // nothing written per chunk, no output
-  state_only.h = state_only.v_new = nullptr;
-  state_only.q = nullptr;
-  state_only.o = nullptr;
-  const auto identity = at::eye(K, f32).expand({S, H, K, K}).contiguous();
-  const auto M = at::empty({S, H, K, K}, f32), L = at::empty({S, H, K, V}, f32);
-  auto m = state_only;
-  m.u = nullptr;
-  m.V = K;
-  m.h0 = identity.data_ptr<float>();
-  m.ht = M.data_ptr<float>();
-  cuda::sm90::chunk_state_forward(m, stream);
-  auto l = state_only;
-  l.h0 = nullptr;
-  l.ht = L.data_ptr<float>();
-  cuda::sm90::chunk_state_forward(l, stream);
-
-  const auto start_states = segment_start_states(segments, M, L, h0).contiguous();
-  const auto ends = ht.defined() ? at::empty({S, H, K, V}, f32) : at::Tensor();
-  p.h0 = start_states.data_ptr<float>();
-  p.ht = ends.defined() ? ends.data_ptr<float>() : nullptr;
-  cuda::sm90::chunk_state_forward(p, stream);
-  if (ends.defined()) ht.copy_(ends.index_select(0, device_offsets(segments.last, device)));
+// The segment-parallel split of the call's sequences, or none (detail::plan_segments).
+std::optional<Segments> plan_segments(const Call& c, int64_t segment_length) {
+  return detail::plan_segments(c.host_seq, c.H, c.K, c.V, segment_length);
 }
 
 Stages forward_stages(const Call& c, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta,
@@ -219,7 +196,7 @@ Stages forward_stages(const Call& c, const at::Tensor& q, const at::Tensor& k, c
     p.chunk_starts = c.chunk_ptr();
     p.N = c.N, p.T = c.T, p.H = c.H, p.K = c.K, p.V = c.V;
     if (const auto segments = plan_segments(c, segment_length)) {
-      segmented_state_pass(p, *segments, h0_f32, st.ht, q.device(), stream);
+      detail::segmented_state_forward(p, *segments, h0_f32, st.ht);
     } else {
       cuda::sm90::chunk_state_forward(p, stream);
     }
@@ -319,7 +296,12 @@ class Sm90Train : public torch::autograd::Function<Sm90Train> {
       p.dh = dh.data_ptr(), p.dv_new = dv_new.data_ptr(), p.dh0 = dh0.defined() ? dh0.data_ptr<float>() : nullptr;
       p.seq_starts = c.seq_ptr(), p.chunk_starts = c.chunk_ptr();
       p.N = c.N, p.T = c.T, p.H = c.H, p.K = c.K, p.V = c.V, p.scale = static_cast<float>(scale);
-      cuda::sm90::chunk_state_backward(p, stream);
+      // Segment-parallel where the forward's pass was (the same split: both run one block a head and 64 columns).
+      if (const auto segments = plan_segments(c, ctx->saved_data["segment_length"].toInt())) {
+        detail::segmented_state_backward(p, *segments, dht, dh0);
+      } else {
+        cuda::sm90::chunk_state_backward(p, stream);
+      }
     }
     auto dq = at::empty(q.sizes(), f32), dk = at::empty(k.sizes(), f32);
     auto dw = delta ? at::empty(k.sizes(), f32) : at::Tensor();
@@ -388,6 +370,98 @@ at::Tensor contiguous_aligned(const at::Tensor& t, std::optional<at::ScalarType>
 }
 
 namespace detail {
+
+std::optional<Segments> plan_segments(const std::vector<int64_t>& host_seq, int64_t H, int64_t K, int64_t V,
+                                      int64_t segment_length) {
+  if (segment_length == 0) {
+    const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+    const int64_t blocks = H * (V / cuda::sm90::kStateColumns);
+    segment_length = choose_segment_length(host_seq, blocks, (K + V - 1) / V, sms);
+  }
+  if (segment_length <= 0) return std::nullopt;
+  auto segments = split_sequences(host_seq, segment_length);
+  if (segments.max_segments <= 1) return std::nullopt;
+  return segments;
+}
+
+void segmented_state_forward(cuda::sm90::StateFwdParams p, const Segments& segments, const at::Tensor& h0,
+                             const at::Tensor& ht) {
+  const int64_t S = static_cast<int64_t>(segments.sequence.size()), N = static_cast<int64_t>(segments.last.size());
+  const int64_t H = p.H, K = p.K, V = p.V;
+  check_states("segmented_state_forward", {{"h0", &h0}, {"ht", &ht}}, N, H, K, V);
+  const at::Device device(at::kCUDA, c10::cuda::current_device());
+  const auto stream = at::cuda::getCurrentCUDAStream().stream();
+  const SegmentOffsets offsets(segments, device);
+  p.seq_starts = offsets.seq_ptr();
+  p.chunk_starts = offsets.chunk_ptr();
+  p.N = S;
+  const auto f32 = at::TensorOptions().device(device).dtype(at::kFloat);
+
+  auto state_only = p;  // nothing written per chunk, no output
+  state_only.h = state_only.v_new = nullptr;
+  state_only.q = nullptr;
+  state_only.o = nullptr;
+  const auto identity = at::eye(K, f32).expand({S, H, K, K}).contiguous();
+  const auto M = at::empty({S, H, K, K}, f32), L = at::empty({S, H, K, V}, f32);
+  auto m = state_only;
+  m.u = nullptr;
+  m.V = K;
+  m.h0 = identity.data_ptr<float>();
+  m.ht = M.data_ptr<float>();
+  cuda::sm90::chunk_state_forward(m, stream);
+  auto l = state_only;
+  l.h0 = nullptr;
+  l.ht = L.data_ptr<float>();
+  cuda::sm90::chunk_state_forward(l, stream);
+
+  const auto start_states = segment_start_states(segments, M, L, h0).contiguous();
+  const auto ends = ht.defined() ? at::empty({S, H, K, V}, f32) : at::Tensor();
+  p.h0 = start_states.data_ptr<float>();
+  p.ht = ends.defined() ? ends.data_ptr<float>() : nullptr;
+  cuda::sm90::chunk_state_forward(p, stream);
+  if (ends.defined()) ht.copy_(ends.index_select(0, device_offsets(segments.last, device)));
+}
+
+void segmented_state_backward(cuda::sm90::StateBwdParams p, const Segments& segments, const at::Tensor& dht,
+                              const at::Tensor& dh0) {
+  const int64_t S = static_cast<int64_t>(segments.sequence.size()), N = static_cast<int64_t>(segments.last.size());
+  const int64_t H = p.H, K = p.K, V = p.V;
+  check_states("segmented_state_backward", {{"dht", &dht}, {"dh0", &dh0}}, N, H, K, V);
+  const at::Device device(at::kCUDA, c10::cuda::current_device());
+  const auto stream = at::cuda::getCurrentCUDAStream().stream();
+  const SegmentOffsets offsets(segments, device);
+  p.seq_starts = offsets.seq_ptr();
+  p.chunk_starts = offsets.chunk_ptr();
+  p.N = S;
+  const auto f32 = at::TensorOptions().device(device).dtype(at::kFloat);
+
+  // Step 1, for dh0 alone: each segment's start gradient from a zero end (L), and its transition from identity
+  // columns without dO (M).
+  auto state_only = p;
+  state_only.dh = state_only.dv_new = nullptr;
+  const auto identity = at::eye(K, f32).expand({S, H, K, K}).contiguous();
+  const auto M = at::empty({S, H, K, K}, f32), L = at::empty({S, H, K, V}, f32);
+  auto m = state_only;
+  m.q = m.dout = m.dv_local = nullptr;
+  m.V = K;
+  m.dht = identity.data_ptr<float>();
+  m.dh0 = M.data_ptr<float>();
+  cuda::sm90::chunk_state_backward(m, stream);
+  auto l = state_only;
+  l.dht = nullptr;
+  l.dh0 = L.data_ptr<float>();
+  cuda::sm90::chunk_state_backward(l, stream);
+
+  // Step 2: every segment's end gradient, joined from each sequence's end backwards.
+  const auto back = backwards(segments);
+  const auto ends = segment_start_states(back, M, L, dht).contiguous();
+  // Step 3: the pass from them; a sequence's dh0 is its first segment's.
+  const auto starts = dh0.defined() ? at::empty({S, H, K, V}, f32) : at::Tensor();
+  p.dht = ends.data_ptr<float>();
+  p.dh0 = starts.defined() ? starts.data_ptr<float>() : nullptr;
+  if (p.dh != nullptr || p.dh0 != nullptr) cuda::sm90::chunk_state_backward(p, stream);
+  if (dh0.defined()) dh0.copy_(starts.index_select(0, device_offsets(back.last, device)));
+}
 
 at::Tensor chunk_suffix_sums(const at::Tensor& dG, int64_t B, int64_t T, const std::vector<int64_t>& seq) {
   const int64_t chunk = cuda::sm90::kStateChunk, H = dG.size(1);

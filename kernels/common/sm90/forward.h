@@ -8,6 +8,7 @@
 // ops' chunk forward takes it where detail::set_sm90_forward asks. Throws the kernels' sentences where a call
 // is not theirs.
 
+#include "kernels/common/segments.h"
 #include "kernels/family_id.h"
 
 #include <ATen/core/Tensor.h>
@@ -16,6 +17,11 @@
 #include <optional>
 #include <utility>
 #include <vector>
+
+namespace deltabench::cuda::sm90 {
+struct StateFwdParams;  // kernels/common/sm90/sm90_kernels.h
+struct StateBwdParams;
+}
 
 namespace deltabench::sm90 {
 
@@ -38,8 +44,8 @@ ForwardOutputs chunk_forward(Family family, const at::Tensor& q, const at::Tenso
 // W, U, h and v_new and runs the backward's stages (dv_local, the backward state pass, dq/dk/dW/dG, the UT
 // transform's backward; dg from dG by a reverse cumulative sum within each chunk) for q, k, v, beta, g and
 // h0 (and the final state's gradient where it is returned). K and V of 64 or 128.
-// The forward's state pass (and the backward's recomputation of it) segment-parallel as chunk_forward's; the
-// backward's state pass runs whole sequences.
+// The forward's state pass, the backward's recomputation of it and the backward's own state pass segment-parallel
+// as chunk_forward's (the same split).
 ForwardOutputs chunk_train(Family family, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta,
                            const at::Tensor& g, const at::Tensor& h0, const at::Tensor& cu_seqlens, double scale,
                            bool final_state, int64_t segment_length = 0);
@@ -55,6 +61,30 @@ bool serves(Family family, int64_t K, int64_t V, int64_t NH, at::ScalarType dtyp
 at::Tensor contiguous_aligned(const at::Tensor& t, std::optional<at::ScalarType> dtype = std::nullopt);
 
 namespace detail {
+
+// The segment-parallel split of sequences with these [N + 1] token offsets for the sm_90a state passes
+// (segments.h), or none where they run whole: segment_length 0 by segments.h's cost model (the passes' blocks,
+// H V / 64, one to a multiprocessor of the current device; the transitions' K / 64 more a head), -1 never, a
+// positive multiple of 64 for that length. The forward's pass, its recomputation and the backward's take the same.
+std::optional<Segments> plan_segments(const std::vector<int64_t>& host_seq, int64_t H, int64_t K, int64_t V,
+                                      int64_t segment_length);
+
+// The forward's state pass (cuda::sm90::chunk_state_forward, p as for the whole sequences, its h0 and ht replaced
+// by these) over `segments`: each segment's transition (from identity columns, U = 0) and its end state from
+// zero, for the final states alone; every segment's start state joined in order; then p from those, each segment
+// as a sequence (h, v_new or the fused output laid out as for the whole sequences). h0 and ht [N, H, K, V] fp32,
+// contiguous, on the current CUDA device, or undefined (zeros; not wanted).
+void segmented_state_forward(cuda::sm90::StateFwdParams p, const Segments& segments, const at::Tensor& h0,
+                             const at::Tensor& ht);
+
+// The backward's state pass (cuda::sm90::chunk_state_backward) over `segments` of p's sequences (segments.h's
+// split of their token offsets; p describes the whole sequences, its dht and dh0 replaced by these): each
+// segment's transition (from identity columns, without dO) and its start gradient from a zero end, for dh0
+// alone; every segment's end gradient joined from its sequence's end backwards (segments.h's backwards); then
+// p from those, each segment as a sequence, dh and dv_new laid out as for the whole sequences. dht and dh0
+// [N, H, K, V] fp32, contiguous, on the current CUDA device, or undefined (zeros; not wanted).
+void segmented_state_backward(cuda::sm90::StateBwdParams p, const Segments& segments, const at::Tensor& dht,
+                              const at::Tensor& dh0);
 
 // dg from dG, the gradient of the within-chunk cumulative log decay: dg_t = the sum of dG_s over s >= t in t's
 // chunk of 64 tokens, in fp64, returned fp32. dG is [tokens, H] (any device). `seq` empty: B rows of T tokens,

@@ -75,17 +75,20 @@ bool chunk_state_forward_supports(int64_t K, int64_t V);
 //   dS    <- exp(G_last) dS + scale (diag(e^G) Q)^T dO - W^T dv_new,
 // writing dS of each chunk (dh) and dv_new, and at the start dh0. One block a (sequence, head, 64 columns of
 // V); dS in fp32 registers, the products' operands fp16 (dS, dv_new and the scaled dO rounded to it).
+// The segment-parallel pass (forward.cpp) runs it for dh0 alone (dh and dv_new null), and without dO for a
+// segment's transition (dout and dv_local null: dS <- (exp(G_last) I - W^T diag(exp(G_last - G)) K) dS, from
+// identity columns, V = K).
 struct StateBwdParams {
   Dtype dtype = Dtype::kBF16;     // of q, k and dout: kBF16 or kFP16
-  const void* q = nullptr;        // [tokens, H, K]
+  const void* q = nullptr;        // [tokens, H, K]; may be null with dout
   const void* k = nullptr;        // [tokens, H, K]
   const void* w = nullptr;        // [tokens, H, K] fp16 (the UT transform's), or null (linear attention)
   const float* g = nullptr;       // [tokens, H] per-step log decay, or null
-  const void* dout = nullptr;     // [tokens, H, V]
-  const void* dv_local = nullptr; // [tokens, H, V] fp16: P^T dO, v_new's gradient within its chunk
+  const void* dout = nullptr;     // [tokens, H, V], or null (a transition: no Q^T dO term)
+  const void* dv_local = nullptr; // [tokens, H, V] fp16: P^T dO, v_new's gradient within its chunk; null with dout
   const float* dht = nullptr;     // [N, H, K, V], or null (zeros)
-  void* dh = nullptr;             // [chunks, H, K, V] fp16: the gradient of each chunk's end state
-  void* dv_new = nullptr;         // [tokens, H, V] fp16
+  void* dh = nullptr;             // [chunks, H, K, V] fp16: the gradient of each chunk's end state, or null
+  void* dv_new = nullptr;         // [tokens, H, V] fp16, or null with dh (then dh0 must be set)
   float* dh0 = nullptr;           // [N, H, K, V], or null
   const int64_t* seq_starts = nullptr;    // as StateFwdParams
   const int64_t* chunk_starts = nullptr;

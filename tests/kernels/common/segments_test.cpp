@@ -45,6 +45,8 @@ TEST_CASE("choose_segment_length splits only where few heads walk long sequences
   const int64_t sms = 132;
   // B = 1, T = 32K, H = 16: 16 blocks for 132 SMs; 8 segments of 4K fill them.
   CHECK(choose_segment_length({0, 32768}, 16, 1, sms) == 4096);
+  // The sm_90a passes' blocks (H V / 64 = 32 at H 16, V 128): 4 segments of 8K.
+  CHECK(choose_segment_length({0, 32768}, 32, 1, sms) == 8192);
   // 16 x 2K and 4 x 8K already fill the GPU.
   std::vector<int64_t> batch16 = {0}, batch4 = {0};
   for (int b = 0; b < 16; ++b) batch16.push_back(batch16.back() + 2048);
@@ -107,5 +109,51 @@ TEST_CASE("segments joined by their transitions give the whole sequences' output
     const auto from_zero = run(in, offsets(seq_starts), {});
     const auto pieces0 = run(in, offsets(segments.starts), segment_start_states(segments, transitions, local, {}));
     CHECK(testing::rel_rms(pieces0.o, from_zero.o) <= 1e-12);
+  }
+}
+
+TEST_CASE("segments counted backwards join a backward walk: each segment's end gradient, the sequences' start",
+          "[segments]") {
+  // A walk from each sequence's end to its start, dS <- A_t dS + b_t for every token t (the backward state pass
+  // has this form a chunk), over two sequences of 100 and 200 tokens and an empty one, in segments of 64.
+  const int64_t H = 2, K = 5, V = 3;
+  const std::vector<int64_t> seq_starts = {0, 100, 100, 300};
+  const int64_t N = 3, T = 300;
+  const auto segments = split_sequences(seq_starts, 64);
+  const auto back = backwards(segments);
+  CHECK(back.position == std::vector<int64_t>{1, 0, 0, 3, 2, 1, 0});
+  CHECK(back.last == std::vector<int64_t>{0, 2, 3});
+  CHECK(back.sequence == segments.sequence);
+  CHECK(back.starts == segments.starts);
+  const int64_t S = static_cast<int64_t>(segments.sequence.size());
+  const auto f64 = at::TensorOptions().dtype(at::kDouble);
+  at::manual_seed(3);
+  const auto A = at::eye(K, f64) * 0.9 + at::randn({T, H, K, K}, f64) * 0.05, b = at::randn({T, H, K, V}, f64);
+  const auto dht = at::randn({N, H, K, V}, f64);
+  // From `end` (per head [H, K, V]) over tokens [begin, stop) backwards; the gradient at `begin`.
+  const auto walk = [&](at::Tensor d, int64_t begin, int64_t stop, bool affine) {
+    for (int64_t t = stop - 1; t >= begin; --t) d = affine ? at::matmul(A[t], d) + b[t] : at::matmul(A[t], d);
+    return d;
+  };
+  std::vector<at::Tensor> M, L;
+  for (int64_t s = 0; s < S; ++s) {
+    M.push_back(walk(at::eye(K, f64).expand({H, K, K}), segments.starts[s], segments.starts[s + 1], false));
+    L.push_back(walk(at::zeros({H, K, V}, f64), segments.starts[s], segments.starts[s + 1], true));
+  }
+  for (const bool with_dht : {true, false}) {
+    const auto ends = segment_start_states(back, at::stack(M), at::stack(L), with_dht ? dht : at::Tensor());
+    INFO((with_dht ? "with" : "without") << " the final states' gradient");
+    for (int64_t s = 0; s < S; ++s) {
+      const int64_t n = segments.sequence[s];
+      const auto from_end = with_dht ? dht[n] : at::zeros({H, K, V}, f64);
+      // A segment's end gradient is the whole walk's at that token, and its start from there the whole walk's.
+      const auto want_end = walk(from_end, segments.starts[s + 1], seq_starts[n + 1], true);
+      CHECK(testing::rel_rms(ends[s], want_end) <= 1e-12);
+      const auto start = walk(ends[s], segments.starts[s], segments.starts[s + 1], true);
+      CHECK(testing::rel_rms(start, walk(from_end, segments.starts[s], seq_starts[n + 1], true)) <= 1e-12);
+      if (s == back.last[n] && seq_starts[n + 1] > seq_starts[n]) {
+        CHECK(testing::rel_rms(start, walk(from_end, seq_starts[n], seq_starts[n + 1], true)) <= 1e-12);
+      }
+    }
   }
 }

@@ -9,6 +9,7 @@
 #include "kernels/common/cuda_dispatch.h"
 #include "kernels/common/poison.h"
 #include "kernels/common/scoped_switch.h"
+#include "kernels/common/segments.h"
 #include "kernels/common/sm90/forward.h"
 #include "kernels/common/sm90/sm90_kernels.h"
 #include "kernels/delta_rule/reference.h"
@@ -721,8 +722,10 @@ at::Tensor dv_local_fp64(const BwdInputs& in) {
 }
 
 // The backward state pass on the GPU against its loop, on the inputs of the forward's test (W from a real UT
-// transform, k unit-norm) with random q and dO; dht where the case has an initial state.
-void check_bwd(const Case& c, uint64_t seed) {
+// transform, k unit-norm) with random q and dO; dht where the case has an initial state. With a segment length,
+// the segment-parallel pass (forward.h's detail::segmented_state_backward) in segments of that many tokens,
+// against the same loop at the design's bound, and against the whole pass: equal it would mean it never ran.
+void check_bwd(const Case& c, uint64_t seed, int64_t segment_length = 0) {
   const auto fwd = make_inputs(c, seed);
   at::manual_seed(seed + 1000);
   BwdInputs in;
@@ -773,7 +776,27 @@ void check_bwd(const Case& c, uint64_t seed) {
   p.V = c.V;
   p.scale = static_cast<float>(in.scale);
   cuda::sm90::chunk_state_backward(p, at::cuda::getCurrentCUDAStream().stream());
-  INFO("backward state pass: " << describe(c));
+  INFO("backward state pass: " << describe(c) << (segment_length ? " in segments of " + std::to_string(segment_length) : ""));
+  if (segment_length > 0) {
+    std::vector<int64_t> starts{0};
+    for (const auto t : c.lengths) starts.push_back(starts.back() + t);
+    const auto whole_dh = dh.clone(), whole_dh0 = dh0.clone();
+    poison_(dh);
+    poison_(dv_new);
+    poison_(dh0);
+    sm90::detail::segmented_state_backward(p, split_sequences(starts, segment_length), dht, dh0);
+    CHECK(dh.isfinite().all().item<bool>());
+    CHECK(dv_new.isfinite().all().item<bool>());
+    CHECK(dh0.isfinite().all().item<bool>());
+    // Each segment starts from a joined gradient, rounded otherwise than the whole walk's: near it, not equal.
+    CHECK(testing::rel_rms(dh, exact.dh) <= 5e-3);
+    CHECK(testing::rel_rms(dv_new, exact.dv_new) <= 5e-3);
+    CHECK(testing::rel_rms(dh0, exact.dh0) <= 5e-3);
+    CHECK(testing::rel_rms(dh0, whole_dh0) <= 5e-3);
+    CHECK_FALSE(at::equal(dh0, whole_dh0));
+    CHECK_FALSE(at::equal(dh, whole_dh));
+    return;
+  }
   CHECK(dh.isfinite().all().item<bool>());
   CHECK(dv_new.isfinite().all().item<bool>());
   CHECK(dh0.isfinite().all().item<bool>());
@@ -842,6 +865,65 @@ TEST_CASE("cuda: the sm90 backward state pass over head dims, dtypes and many ch
           c.dtype = dtype;
           check_bwd(c, seed++);
         }
+      }
+    }
+  }
+}
+
+TEST_CASE("cuda: the sm90 backward state pass in segments matches its loop", "[cuda][sm90]") {
+  // The three steps first in fp64 on the CPU, with the loop standing in for the kernel in each of its forms
+  // (dh0 alone from a zero end; the transition: dO and dv_local zero, dht = I, V = K): every chunk's dh,
+  // v_new's gradient and dh0 equal the whole loop's.
+  for (const bool gated : {false, true}) {
+    at::manual_seed(9);
+    BwdInputs in;
+    in.lengths = {1, 300, 130};
+    const int64_t tokens = 431, H = 2, K = 8, V = 4, N = 3;
+    in.q = at::randn({tokens, H, K}, kF64);
+    in.k = at::randn({tokens, H, K}, kF64) * 0.3;
+    in.w = at::randn({tokens, H, K}, kF64) * 0.1;
+    in.g = gated ? -at::softplus(at::randn({tokens, H}, kF64)) * 0.2 : at::zeros({tokens, H}, kF64);
+    in.dout = at::randn({tokens, H, V}, kF64);
+    in.dht = at::randn({N, H, K, V}, kF64);
+    in.scale = 0.25;
+    in.dv_local = dv_local_fp64(in);
+    const auto whole = state_bwd_loop(in, false);
+    const auto segments = split_sequences({0, 1, 301, 431}, 128);
+    BwdInputs seg = in;
+    seg.lengths.clear();
+    for (size_t i = 0; i + 1 < segments.starts.size(); ++i) seg.lengths.push_back(segments.starts[i + 1] - segments.starts[i]);
+    const int64_t S = static_cast<int64_t>(seg.lengths.size());
+    BwdInputs m = seg, l = seg;
+    m.dout = at::zeros({tokens, H, K}, kF64);
+    m.dv_local = at::zeros({tokens, H, K}, kF64);
+    m.dht = at::eye(K, kF64).expand({S, H, K, K}).contiguous();
+    l.dht = at::Tensor();
+    const auto M = state_bwd_loop(m, false).dh0, L = state_bwd_loop(l, false).dh0;
+    const auto back = backwards(segments);
+    seg.dht = segment_start_states(back, M, L, in.dht);
+    const auto pieces = state_bwd_loop(seg, false);
+    INFO((gated ? "gated" : "no decay") << ": the backward loop in segments against the whole loop");
+    CHECK(testing::rel_rms(pieces.dh, whole.dh) <= 1e-12);
+    CHECK(testing::rel_rms(pieces.dv_new, whole.dv_new) <= 1e-12);
+    CHECK(testing::rel_rms(pieces.dh0.index_select(0, at::tensor(back.last)), whole.dh0) <= 1e-12);
+  }
+  REQUIRE(at::hasCUDA());
+  if (!on_hopper()) return;
+  // Segments of 192 tokens (3 chunks): 6 of T 1000 (the last partial); a varlen batch's sequences split 1 to 4
+  // ways; each family's form (W and decay, W, decay alone); with and without dht; K 64 and 128.
+  uint64_t seed = 880;
+  for (const int64_t K : {64, 128}) {
+    for (const auto& [w, gated] : {std::pair{true, false}, std::pair{true, true}, std::pair{false, true}}) {
+      for (const bool varlen : {false, true}) {
+        Case c;
+        c.lengths = varlen ? std::vector<int64_t>{1, 63, 200, 65, 700} : std::vector<int64_t>{1000, 1000};
+        c.varlen = varlen;
+        c.K = K;
+        c.V = 128;
+        c.w = w;
+        c.gated = gated;
+        c.h0 = varlen || K == 64;
+        check_bwd(c, seed++, 192);
       }
     }
   }
