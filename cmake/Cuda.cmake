@@ -1,5 +1,6 @@
 # CUDA is optional: with nvcc present the kernels are compiled for sm_90a (Hopper: wgmma, TMA) and
-# sm_80 (Ampere); without it the build is CPU-only and the public ops use the reference path.
+# sm_80 (Ampere), or the one DELTABENCH_CUDA_ARCHS names; without it the build is CPU-only and the public
+# ops use the reference path.
 set(DELTABENCH_HAVE_CUDA OFF)
 if(DELTABENCH_CUDA)
   include(CheckLanguage)
@@ -14,12 +15,24 @@ if(DELTABENCH_CUDA)
     # CMake 3.25 (Debian 12) has no CUDA20 dialect for nvcc 13; the .cu files need only C++17.
     set(CMAKE_CUDA_STANDARD 17)
     set(CMAKE_CUDA_STANDARD_REQUIRED ON)
-    set(DELTABENCH_CUDA_GENCODE
-        -gencode=arch=compute_90a,code=sm_90a
-        -gencode=arch=compute_80,code=sm_80)
+    # A machine that runs one of them can build that one alone: an sm_80 binary does not run on Hopper (no
+    # PTX is kept), so scripts/device.sh builds 90a only, and the kernels' other TUs compile once, not twice.
+    # The sm_90a kernels of kernels/common/sm90 are sm_90a whatever this says.
+    set(DELTABENCH_CUDA_ARCHS "90a;80" CACHE STRING "GPU architectures of the kernels: 90a, 80 or both")
+    set(DELTABENCH_CUDA_GENCODE)
+    foreach(arch IN LISTS DELTABENCH_CUDA_ARCHS)
+      if(NOT arch MATCHES "^(90a|80)$")
+        message(FATAL_ERROR "DELTABENCH_CUDA_ARCHS takes 90a and 80 (a list of either or both), got \"${arch}\" in "
+                            "\"${DELTABENCH_CUDA_ARCHS}\"")
+      endif()
+      list(APPEND DELTABENCH_CUDA_GENCODE -gencode=arch=compute_${arch},code=sm_${arch})
+    endforeach()
+    if(NOT DELTABENCH_CUDA_GENCODE)
+      message(FATAL_ERROR "DELTABENCH_CUDA_ARCHS is empty: name 90a, 80 or both")
+    endif()
     find_package(CUDAToolkit REQUIRED)
     set(DELTABENCH_HAVE_CUDA ON)
-    message(STATUS "deltabench: nvcc ${CMAKE_CUDA_COMPILER_VERSION}, kernels for sm_90a and sm_80")
+    message(STATUS "deltabench: nvcc ${CMAKE_CUDA_COMPILER_VERSION}, kernels for ${DELTABENCH_CUDA_ARCHS}")
   else()
     message(STATUS "deltabench: no nvcc found, CPU-only build")
   endif()

@@ -67,7 +67,10 @@
 #                                DELTABENCH_SANITIZE=0, DELTABENCH_SM90_TEST_SECONDS (300), DELTABENCH_STAGE_SECONDS
 #                                (180), DELTABENCH_FLA_SECONDS (150), DELTABENCH_FLA_STAGE_FILTER (/B16/T2048/),
 #                                DELTABENCH_STEP_SECONDS (120), DELTABENCH_STAGE_FILTER (stage_bench's rows, a regex;
-#                                all), DELTABENCH_NCU=0 (no profile)
+#                                all), DELTABENCH_NCU=0 (no profile), DELTABENCH_STEP_PROFILE=1 (step_profile.log: the
+#                                captured DeltaNet step at L 256 by kernel under kernel:2 and kernel:3, Nsight Compute).
+#                                A warm machine keeps the build: the tests in one call (DELTABENCH_SM90_BENCH=0) and the
+#                                benchmarks in the next (DELTABENCH_SM90_TESTS=0 DELTABENCH_SANITIZE=0) fit the call limit
 #   scripts/device.sh --build    build every target in build-device/ (the binaries for a command's own steps)
 #   scripts/device.sh --harness  build, every test, then the README's GPU suite command (zoology-mqar, no flags: the
 #                                suite's own "cuda", the default runs per GPU) for DELTABENCH_SUITE_SECONDS
@@ -220,6 +223,20 @@ sm90_checks() {
   grep -E '^train_step/' "$out/step.tmp" | sed -E 's/V:8192\/d:128\///; s/\/real_time//' | tee -a "$summary"
   grep -iE 'error' "$out/step.tmp" | head -n 5 | tee -a "$summary"
   rm -f "$out/step.tmp"
+  # Where the captured step's GPU time goes with the chunked pair (kernel:2) and with the sm90 training op
+  # (kernel:3): every kernel of the first 3000 launches, summed by kernel (bench/ncu_summary.py).
+  if [[ "${DELTABENCH_STEP_PROFILE:-0}" == 1 ]] && command -v ncu >/dev/null; then
+    for kernel in 2 3; do
+      timeout 150 ncu --metrics gpu__time_duration.sum --csv -c 3000 "$build_dir/bench/train_step_bench" --device=cuda \
+        --benchmark_filter="^train_step/mixer:2/V:8192/d:128/L:256/B:256/pairs:16/graph:1/kernel:$kernel/" \
+        >"$out/profile.csv" 2>&1 || status=1
+      "$python" "$root/bench/ncu_summary.py" "$out/profile.csv" --label "DeltaNet, kernel:$kernel, L 256, B 256, 3000 launches" \
+        --top 25 >>"$out/step_profile.log" 2>&1 || status=1
+    done
+    rm -f "$out/profile.csv"
+    note "step profile (step_profile.log):"
+    grep -A12 -E '^ncu_summary' "$out/step_profile.log" | tee -a "$summary"
+  fi
   # FLA's first call of each kernel at each shape autotunes: by default only the registry's standard shape
   # (DELTABENCH_FLA_STAGE_FILTER, a regex of row names; "." for every row).
   fla_args=(--filter "${DELTABENCH_FLA_STAGE_FILTER:-/B16/T2048/}")
@@ -281,7 +298,9 @@ if [[ ! -d /usr/share/cmake/nlohmann_json && ! -d /usr/lib/cmake/nlohmann_json &
   sqlite_args+=(-Dnlohmann_json_DIR="$root/.deb/nlohmann/usr/share/cmake/nlohmann_json")
 fi
 {
-  cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDELTABENCH_PYTHON="$python" "${sqlite_args[@]}" &&
+  # sm_90a alone: the GPU here is Hopper, where an sm_80 binary does not run (cmake/Cuda.cmake).
+  cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDELTABENCH_PYTHON="$python" \
+    -DDELTABENCH_CUDA_ARCHS=90a "${sqlite_args[@]}" &&
     cmake --build "$build_dir" -j "$jobs" "${targets[@]}"
 } >"$out/build.log" 2>&1
 build_rc=$?
