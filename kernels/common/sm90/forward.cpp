@@ -40,8 +40,11 @@ struct Call {
   const int64_t* chunk_ptr() const { return chunk_starts.defined() ? chunk_starts.data_ptr<int64_t>() : nullptr; }
 };
 
+// `known`: cu_seqlens's offsets on the host where the caller has them (the backward: its forward's), so that
+// they are not copied back from the device again (a wait for every kernel queued before).
 Call validate(Family family, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta,
-              const at::Tensor& g, const at::Tensor& h0, const at::Tensor& cu_seqlens) {
+              const at::Tensor& g, const at::Tensor& h0, const at::Tensor& cu_seqlens,
+              const std::vector<int64_t>* known = nullptr) {
   require(q.dim() == 4 && k.sizes() == q.sizes() && v.dim() == 4 && v.size(0) == q.size(0) && v.size(1) == q.size(1) &&
               v.size(2) == q.size(2),
           "q, k must be [B, T, H, K] and v [B, T, H, V] (got q " + sizes(q) + ", k " + sizes(k) + ", v " + sizes(v) + ")");
@@ -71,20 +74,27 @@ Call validate(Family family, const at::Tensor& q, const at::Tensor& k, const at:
   for (int64_t b = 0; b <= c.B; ++b) c.host_seq.push_back(b * c.T);
   if (cu_seqlens.defined()) {
     require(c.B == 1, "with cu_seqlens B must be 1 (got " + std::to_string(c.B) + ")");
-    const auto cpu = cu_seqlens.to(at::kCPU, at::kLong);
-    c.N = cpu.numel() - 1;
-    require(c.N >= 1 && cpu[0].item<int64_t>() == 0 && cpu[c.N].item<int64_t>() == c.T,
+    if (known != nullptr) {
+      require(static_cast<int64_t>(known->size()) == cu_seqlens.numel(),
+              "the known offsets must be cu_seqlens's (" + std::to_string(cu_seqlens.numel()) + " of them, got " +
+                  std::to_string(known->size()) + ")");
+      c.host_seq = *known;
+    } else {
+      const auto cpu = cu_seqlens.to(at::kCPU, at::kLong).contiguous();
+      c.host_seq.assign(cpu.data_ptr<int64_t>(), cpu.data_ptr<int64_t>() + cpu.numel());
+    }
+    c.N = static_cast<int64_t>(c.host_seq.size()) - 1;
+    require(c.N >= 1 && c.host_seq.front() == 0 && c.host_seq.back() == c.T,
             "cu_seqlens must run from 0 to T (" + std::to_string(c.T) + ")");
     std::vector<int64_t> starts{0};
-    c.host_seq.assign(cpu.data_ptr<int64_t>(), cpu.data_ptr<int64_t>() + c.N + 1);
     for (int64_t n = 0; n < c.N; ++n) {
       const int64_t length = c.host_seq[n + 1] - c.host_seq[n];
       require(length >= 0, "cu_seqlens must not decrease");
       starts.push_back(starts.back() + (length + cuda::sm90::kStateChunk - 1) / cuda::sm90::kStateChunk);
     }
     c.chunks = starts.back();
-    c.seq_starts = cpu.to(q.device());
-    c.chunk_starts = at::tensor(starts, at::kLong).to(q.device());
+    c.seq_starts = device_offsets(c.host_seq, q.device());
+    c.chunk_starts = device_offsets(starts, q.device());
   }
   if (h0.defined()) {
     require(h0.dim() == 4 && h0.size(0) == c.N && h0.size(1) == c.H && h0.size(2) == c.K && h0.size(3) == c.V,
@@ -258,6 +268,7 @@ class Sm90Train : public torch::autograd::Function<Sm90Train> {
     ctx->saved_data["family"] = static_cast<int64_t>(cfg.family);
     ctx->saved_data["scale"] = cfg.scale;
     ctx->saved_data["segment_length"] = cfg.segment_length;
+    ctx->saved_data["host_seq"] = c.host_seq;
     if (!cfg.final_state) return {st.o};
     return {st.o, st.ht};
   }
@@ -267,7 +278,8 @@ class Sm90Train : public torch::autograd::Function<Sm90Train> {
     const auto &q = saved[0], &k = saved[1], &v = saved[2], &beta = saved[3], &g = saved[4], &h0 = saved[5], &cu = saved[6];
     const auto family = static_cast<Family>(ctx->saved_data["family"].toInt());
     const double scale = ctx->saved_data["scale"].toDouble();
-    const auto c = validate(family, q, k, v, beta, g, h0, cu);
+    const auto host_seq = ctx->saved_data["host_seq"].toIntVector();
+    const auto c = validate(family, q, k, v, beta, g, h0, cu, cu.defined() ? &host_seq : nullptr);
     const bool delta = family != Family::kLinearAttention;
     const auto stream = at::cuda::getCurrentCUDAStream().stream();
     const float* g_ptr = g.defined() ? g.data_ptr<float>() : nullptr;
@@ -481,7 +493,7 @@ at::Tensor chunk_suffix_sums(const at::Tensor& dG, int64_t B, int64_t T, const s
       last.push_back(std::min(chunk_end, seq[n + 1]) - 1);
     }
   }
-  const auto idx = at::tensor(last, at::kLong).to(dG.device());
+  const auto idx = device_offsets(last, dG.device());  // pinned and asynchronous on CUDA: no wait for the stream
   const auto d = dG.to(at::kDouble);
   const auto prefix = d.cumsum(0);
   return (prefix.index_select(0, idx) - prefix + d).to(at::kFloat);
