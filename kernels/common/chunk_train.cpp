@@ -231,6 +231,7 @@ struct Config {
   bool fused_forward = true;  // the forward by the fused chunk kernel, else by the ATen stages
   bool state_kernels = true;  // the sequential passes by chunk_state.cu, else by ATen loops
   bool stage_kernels = true;  // the chunk-parallel stages by the TF32 kernels where they serve (16-bit inputs)
+  int64_t segment_length = 0; // the fused forward's segment-parallel pass (SequenceOptions::kernel_segment_length)
 };
 
 std::atomic<bool> g_stage_kernels{true};
@@ -486,6 +487,7 @@ class ChunkTrain : public torch::autograd::Function<ChunkTrain> {
       options.initial_state = h0;
       options.output_final_state = cfg.final_state;
       options.cu_seqlens = cfg.cu_seqlens;
+      options.kernel_segment_length = cfg.segment_length;
       auto out = cuda_chunk_forward(cfg.family, cfg.shape, q, k, v, beta, g, options);
       o = out.o;
       ht = out.final_state;
@@ -590,6 +592,7 @@ Config config_of(Family family, const SequenceShape& shape, const SequenceOption
   cfg.scale = scale_of(shape, options);
   cfg.final_state = options.output_final_state;
   cfg.cu_seqlens = options.cu_seqlens;
+  cfg.segment_length = options.kernel_segment_length;
   return cfg;
 }
 

@@ -193,6 +193,28 @@ TEST_CASE("cuda: the segment-parallel pass on small shapes", "[cuda][small]") {
   }
 }
 
+TEST_CASE("cuda: the chunked training pair's forward takes the ops' segment length", "[cuda][small]") {
+  // With a gradient the op runs the chunked training pair, whose forward is the fused kernel: in the segments
+  // the caller asks, the same output as the forward alone in them, and not the whole pass's.
+  REQUIRE(at::hasCUDA());  // the sm_90a training op stays off, as by default (cuda_dispatch.h's set_sm90_train)
+  for (const auto& c : kCases) {
+    const auto in = to(sample_inputs(c.family, SampleShape{1, 300, 2, 64, 64}, kCuda.dtype(at::kFloat), 61, c.decay),
+                       at::kBFloat16);
+    const auto run = [&](int64_t segment, bool grad) {
+      SequenceInputs x = in;
+      if (grad) x.q = in.q.detach().clone().requires_grad_(true);
+      SequenceOptions o;
+      o.backend = BackendChoice::kKernel;
+      o.kernel_segment_length = segment;
+      return run_family(c.family, x, o).o.detach();
+    };
+    INFO(name(c));
+    const auto trained = run(64, true);
+    CHECK(at::equal(trained, run(64, false)));
+    CHECK_FALSE(at::equal(trained, run(-1, true)));
+  }
+}
+
 TEST_CASE("cuda: the segment-parallel pass matches the fp32 recurrent reference", "[cuda]") {
   REQUIRE(at::hasCUDA());
   uint64_t seed = 40;

@@ -47,6 +47,9 @@ TEST_CASE("choose_segment_length splits only where few heads walk long sequences
   CHECK(choose_segment_length({0, 32768}, 16, 1, sms) == 4096);
   // The sm_90a passes' blocks (H V / 64 = 32 at H 16, V 128): 4 segments of 8K.
   CHECK(choose_segment_length({0, 32768}, 32, 1, sms) == 8192);
+  // The chunked training pair's walks (kernels/common/chunk_state.cu) slice V into 16 columns where blocks are
+  // few, 128 at H 16, V 128, two to an SM: whole rows cost 512 chunk steps, two segments 615.
+  CHECK(choose_segment_length({0, 32768}, 16 * 128 / 16, 1, 2 * sms) == 0);
   // 16 x 2K and 4 x 8K already fill the GPU.
   std::vector<int64_t> batch16 = {0}, batch4 = {0};
   for (int b = 0; b < 16; ++b) batch16.push_back(batch16.back() + 2048);
