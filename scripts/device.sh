@@ -12,6 +12,7 @@
 # The GPU image has no SQLite headers: carry .deb/sqlite (Debian's libsqlite3-dev unpacked there with
 # dpkg-deb -x; the image's own libsqlite3.so.0 is linked). For the FLA comparison carry .fla: an
 # unmodified fla/ package from FLA's git history, einops and packaging, all ignored by git.
+# scripts/device_carry.sh makes .deb, .whl and (given FLA's git directory) .fla.
 # The kernel times land in kernels.csv; `deltabench kernel-report kernels.csv` on a machine with
 # gnuplot writes the tables and throughput curves (results/kernels/).
 #
