@@ -43,9 +43,9 @@ struct Tiles {
   // dA^T as A: a 64 x 64 K-major tile is one atom wide, so the same bytes read as an M-major tile of the
   // transposed shape are its transpose (element (i, j) at the same offset as element (j, i) of this one).
   using LayoutAt = decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<E>{}, Shape<Int<kC>, Int<kC>>{}));
-  using MmaKK = decltype(make_tiled_mma(typename MmaOp<E, GMMA::Major::K, GMMA::Major::K>::type{}));
-  using MmaKN = decltype(make_tiled_mma(typename MmaOp<E, GMMA::Major::K, GMMA::Major::MN>::type{}));
-  using MmaNN = decltype(make_tiled_mma(typename MmaOp<E, GMMA::Major::MN, GMMA::Major::MN>::type{}));
+  using MmaKK = MmaKKOf<E>;
+  using MmaKN = MmaKNOf<E>;
+  using MmaNN = MmaNNOf<E>;
 };
 
 template <int KD, int VD>

@@ -48,8 +48,8 @@ struct Tiles {
   using LayoutD = decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<E>{}, Shape<Int<kBV>, Int<KD>>{}));      // dS as B
   using LayoutO = decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<E>{}, Shape<Int<kBV>, Int<kC>, _2>{}));  // dO as B
   using LayoutV = decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<E>{}, Shape<Int<kBV>, Int<kC>>{}));      // -dv_new as B
-  using MmaX = decltype(make_tiled_mma(typename MmaOp<E, GMMA::Major::K, GMMA::Major::MN>::type{}));
-  using MmaS = decltype(make_tiled_mma(typename MmaOp<E, GMMA::Major::MN, GMMA::Major::MN>::type{}));
+  using MmaX = MmaKNOf<E>;
+  using MmaS = MmaNNOf<E>;
 };
 
 template <int KD>
@@ -101,7 +101,8 @@ __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwd
   Tensor accD = partition_fragment_C(mma_s, Shape<Int<KD>, Int<kBV>>{});  // dS, (feature, column)
   Tensor cD = thr_s.partition_C(make_identity_tensor(Shape<Int<KD>, Int<kBV>>{}));
 
-  // dS at the sequence's end: dht, or zeros.
+  // dS at the sequence's end: dht, or zeros. Written out, as chunk_state_fwd.cu's initial state (a helper took
+  // this kernel from 168-173 to 224-242 registers at K 128).
   CUTE_UNROLL
   for (int i = 0; i < size(accD); ++i) {
     const int f = get<0>(cD(i)), c = get<1>(cD(i));

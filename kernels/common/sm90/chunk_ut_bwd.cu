@@ -41,9 +41,9 @@ struct Tiles {
   using NV = decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<E>{}, Shape<Int<VD>, Int<kC>>{}));   // dU as B: (V, tokens)
   using T64 = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<E>{}, Shape<Int<kC>, Int<kC>>{}));   // T, dT / X, dS
   using T64t = decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<E>{}, Shape<Int<kC>, Int<kC>>{})); // their transposes
-  using MmaKK = decltype(make_tiled_mma(typename MmaOp<E, GMMA::Major::K, GMMA::Major::K>::type{}));
-  using MmaKN = decltype(make_tiled_mma(typename MmaOp<E, GMMA::Major::K, GMMA::Major::MN>::type{}));
-  using MmaNN = decltype(make_tiled_mma(typename MmaOp<E, GMMA::Major::MN, GMMA::Major::MN>::type{}));
+  using MmaKK = MmaKKOf<E>;
+  using MmaKN = MmaKNOf<E>;
+  using MmaNN = MmaNNOf<E>;
 };
 
 template <int KD, int VD>

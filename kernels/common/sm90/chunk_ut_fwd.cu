@@ -36,8 +36,8 @@ struct Tiles {
   using LayoutK = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<E>{}, Shape<Int<kC>, Int<KD>>{}));  // K K^T
   using LayoutT = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<E>{}, Shape<Int<kC>, Int<kC>>{}));  // T', T'' as A
   using LayoutN = decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<E>{}, Shape<_64, Int<kC>>{}));     // a B tile
-  using MmaKK = decltype(make_tiled_mma(typename MmaOp<E, GMMA::Major::K, GMMA::Major::K>::type{}));
-  using MmaKN = decltype(make_tiled_mma(typename MmaOp<E, GMMA::Major::K, GMMA::Major::MN>::type{}));
+  using MmaKK = MmaKKOf<E>;
+  using MmaKN = MmaKNOf<E>;
   static constexpr int kTile = cosize_v<LayoutN>;  // elements of one 64-column B tile
 };
 

@@ -1,6 +1,6 @@
 #pragma once
 // What the sm_90a kernels (kernels/common/sm90/*.cu) share: CuTe's warpgroup product atoms for the 16-bit
-// dtypes, 16-byte cp.async copies that zero-fill past a sequence's end, 4-byte shared stores of
+// dtypes and the tiled products on them, 16-byte cp.async copies that zero-fill past a sequence's end, 4-byte shared stores of
 // accumulator pairs, one waited-for wgmma batch, a chunk's cumulative log decay by one warp, where a chunk
 // lies, the aligned shared memory, and the launch.
 
@@ -33,6 +33,15 @@ template <GMMA::Major A, GMMA::Major B>
 struct MmaOp<cutlass::half_t, A, B> {
   using type = SM90_64x64x16_F32F16F16_SS<A, B>;
 };
+
+// The warpgroup's tiled products on operands of E (the kernels' Inner, below), named by the majorness of A and
+// B: K (contiguous along the sum) or MN. A tile read in the other order is the same bytes with the other major.
+template <class E>
+using MmaKKOf = decltype(make_tiled_mma(typename MmaOp<E, GMMA::Major::K, GMMA::Major::K>::type{}));
+template <class E>
+using MmaKNOf = decltype(make_tiled_mma(typename MmaOp<E, GMMA::Major::K, GMMA::Major::MN>::type{}));
+template <class E>
+using MmaNNOf = decltype(make_tiled_mma(typename MmaOp<E, GMMA::Major::MN, GMMA::Major::MN>::type{}));
 
 __device__ __forceinline__ void copy16_zfill(void* dst, const void* src, bool valid) {
   const auto to = static_cast<unsigned>(__cvta_generic_to_shared(dst));
