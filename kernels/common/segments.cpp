@@ -3,6 +3,12 @@
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 
+#ifdef DELTABENCH_HAVE_CUDA
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime.h>
+#endif
+
 #include <algorithm>
 #include <string>
 
@@ -107,6 +113,18 @@ Segments backwards(const Segments& segments) {
 }
 
 at::Tensor device_offsets(const std::vector<int64_t>& host, const at::Device& device) {
+#ifdef DELTABENCH_HAVE_CUDA
+  if (device.is_cuda()) {
+    // A graph would replay the copy from the pinned buffer, which is handed back to the allocator once the copy
+    // is done: a replay could read whatever was put there since. A capture that meets this fails instead.
+    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+    C10_CUDA_CHECK(cudaStreamIsCapturing(c10::cuda::getCurrentCUDAStream(device.index()), &status));
+    TORCH_CHECK(status == cudaStreamCaptureStatusNone,
+                "device_offsets: the offsets of a varlen batch or of the segment-parallel pass's segments reach the "
+                "device by a host copy, which a CUDA graph cannot replay (the stream is capturing): run this call "
+                "eagerly, or keep its sequences whole (SequenceOptions::kernel_segment_length = -1)");
+  }
+#endif
   const auto n = static_cast<int64_t>(host.size());
   auto staged = at::empty({n}, at::TensorOptions().dtype(at::kLong).pinned_memory(device.is_cuda()));
   std::copy(host.begin(), host.end(), staged.data_ptr<int64_t>());

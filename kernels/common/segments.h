@@ -57,7 +57,9 @@ Segments backwards(const Segments& segments);
 
 // Offsets as an int64 tensor on `device`, without synchronising the host: a CUDA device gets them
 // through pinned memory and an asynchronous copy (a pageable copy would wait for the stream, and so
-// for every kernel queued before it).
+// for every kernel queued before it). Refuses (c10::Error) while the device's current stream is capturing a
+// CUDA graph, which could not replay the copy; a training step's capture then fails and it runs eagerly,
+// saying why (train/step.h).
 at::Tensor device_offsets(const std::vector<int64_t>& host, const at::Device& device);
 
 }  // namespace deltabench

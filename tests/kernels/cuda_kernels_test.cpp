@@ -215,6 +215,43 @@ TEST_CASE("cuda: the chunked training pair's forward takes the ops' segment leng
   }
 }
 
+TEST_CASE("cuda: a CUDA graph capture that meets the segment-parallel pass fails, saying why", "[cuda][small]") {
+  // Its offsets reach the device by a copy from pinned memory that a replay could not trust
+  // (segments.h's device_offsets): the capture fails, so that a training step runs eagerly and says why.
+  REQUIRE(at::hasCUDA());
+  const auto in = to(sample_inputs(Family::kDeltaRule, SampleShape{1, 300, 2, 64, 64}, kCuda.dtype(at::kFloat), 71, false),
+                     at::kBFloat16);
+  SequenceOptions o;
+  o.backend = BackendChoice::kKernel;
+  const auto capture = [&](int64_t segment, at::Tensor& out) {
+    o.kernel_segment_length = segment;
+    const auto eager = run_family(Family::kDeltaRule, in, o).o;  // eager first: the allocator and the kernels warm
+    const auto side = at::cuda::getStreamFromPool();
+    std::string message;
+    {
+      const c10::cuda::CUDAStreamGuard guard(side);
+      at::cuda::CUDAGraph graph;
+      graph.capture_begin();
+      try {
+        out = run_family(Family::kDeltaRule, in, o).o;
+      } catch (const c10::Error& e) {
+        message = e.what_without_backtrace();
+      }
+      graph.capture_end();
+      if (message.empty()) {
+        graph.replay();
+        side.synchronize();
+        CHECK(at::equal(out, eager));
+      }
+    }
+    return message;
+  };
+  at::Tensor out;
+  CHECK(capture(64, out).find("reach the device by a host copy, which a CUDA graph cannot replay (the stream is "
+                              "capturing)") != std::string::npos);
+  CHECK(capture(-1, out).empty());  // whole sequences: captured, and replayed to the eager output
+}
+
 TEST_CASE("cuda: the segment-parallel pass matches the fp32 recurrent reference", "[cuda]") {
   REQUIRE(at::hasCUDA());
   uint64_t seed = 40;
