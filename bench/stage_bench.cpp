@@ -6,6 +6,7 @@
 //   state_fwd/walk/<rule>/B/T/H/K:  the chunked training pair's forward walk (kernels/common/chunk_state.cu:
 //                                    fp32 buffers [BH, NT, C, *], TF32 products), what training runs today
 //   state_bwd/sm90/<rule>/B/T/H/K:  the backward's state pass alone, FLA's chunk_gated_delta_rule_bwd_dhu stage
+//   state_bwd/sm90_1buf/<rule>/B/T/H/K: the same pass with Q, W, dO and dv_local single-buffered (two blocks an SM)
 //   state_{fwd,bwd}/sm90_segments/<rule>/1/T/H/K: at B = 1, the sm90 passes in the segments the ops' cost model
 //                                    chooses (transitions, join and pass), beside the whole ones
 //   state_bwd/walk/<rule>/B/T/H/K:  the training pair's backward walk (its q^T dO comes in whole from chunk_dout,
@@ -149,7 +150,9 @@ void report(benchmark::State& state, double bytes, const std::function<void()>& 
 
 // segmented: the pass in the segments the sm_90a ops' cost model chooses (forward.h's detail::plan_segments,
 // segmented_state_forward and segmented_state_backward: the transitions, the join and the pass).
-void run_sm90(benchmark::State& state, const Shape& s, bool gated, bool backward, bool segmented = false) {
+// buffers: the backward pass's pipeline (StateBwdParams::buffers).
+void run_sm90(benchmark::State& state, const Shape& s, bool gated, bool backward, bool segmented = false,
+              int buffers = 2) {
   std::string why;
   if (!deltabench::cuda::sm90::available(&why)) {
     state.SkipWithError(why.c_str());
@@ -185,6 +188,7 @@ void run_sm90(benchmark::State& state, const Shape& s, bool gated, bool backward
     p.dv_new = v_new.data_ptr();
     p.N = s.B, p.T = s.T, p.H = s.H, p.K = s.K, p.V = s.V;
     p.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.K)));
+    p.buffers = buffers;
     report(state, backward_pass_bytes(s, gated), [&] {
       if (segments) {
         deltabench::sm90::detail::segmented_state_backward(p, *segments, {}, {});
@@ -472,6 +476,8 @@ int main(int argc, char** argv) {
       add(name("state_fwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_sm90(st, s, gated, false); });
       add(name("state_fwd", "walk", gated, s), [s, gated](benchmark::State& st) { run_walk(st, s, gated, false); });
       add(name("state_bwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_sm90(st, s, gated, true); });
+      add(name("state_bwd", "sm90_1buf", gated, s),
+          [s, gated](benchmark::State& st) { run_sm90(st, s, gated, true, false, 1); });
       add(name("state_bwd", "walk", gated, s), [s, gated](benchmark::State& st) { run_walk(st, s, gated, true); });
       if (s.B == 1) {  // the passes in the segments the ops would run them in, beside the whole passes above
         add(name("state_fwd", "sm90_segments", gated, s),

@@ -14,6 +14,12 @@
 // chunk's products run; q, k and dO become fp16 in place (dO scaled by scale e^G on the way) by the thread
 // that copied each piece.
 //
+// Two pipelines (StateBwdParams::buffers): 2, the above; 1, Q, W, dO and dv_local in single buffers, refilled for
+// the previous chunk right after this chunk's last product batch and waited for only before the dv_new epilogue,
+// so that their copies overlap the next chunk's dS store, K dS and dh; K keeps two buffers. At K 128 that is
+// 106 KB of shared memory against 155: two blocks an SM instead of one (kernels/delta_rule/NOTES.md, "Next for the
+// backward state pass"). Both compute the same sums in the same order: their outputs are equal bit for bit.
+//
 // The segment-parallel pass (forward.cpp) runs it in two more forms, both for dh0 alone (dh and dv_new null,
 // nothing written a chunk): from zero, a segment's start gradient L; and without dO and dv_local (null: their
 // tiles and Q's zero-filled, nothing read, so that the Q^T dO product adds zero) from identity columns (dht = I,
@@ -40,39 +46,40 @@ constexpr int kBV = kStateColumns;
 constexpr int kThreads = kWarpgroupThreads;
 constexpr int kLdD = kBV + 8;  // dv_local's rows, padded by 16 bytes
 
-template <int KD>
+// kBuf: the buffers of Q, W, dO and dv_local (2 or 1); K has two.
+template <int KD, int kBuf>
 struct Tiles {
   using E = Inner;
   using LayoutKm = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<E>{}, Shape<Int<kC>, Int<KD>, _2>{}));   // K: A of K dS
-  using LayoutT = decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<E>{}, Shape<Int<KD>, Int<kC>, _2>{}));   // Q^T, W^T
+  using LayoutT = decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<E>{}, Shape<Int<KD>, Int<kC>, Int<kBuf>>{}));  // Q^T, W^T
   using LayoutD = decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<E>{}, Shape<Int<kBV>, Int<KD>>{}));      // dS as B
-  using LayoutO = decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<E>{}, Shape<Int<kBV>, Int<kC>, _2>{}));  // dO as B
+  using LayoutO = decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<E>{}, Shape<Int<kBV>, Int<kC>, Int<kBuf>>{}));  // dO as B
   using LayoutV = decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<E>{}, Shape<Int<kBV>, Int<kC>>{}));      // -dv_new as B
   using MmaX = MmaKNOf<E>;
   using MmaS = MmaNNOf<E>;
 };
 
-template <int KD>
+template <int KD, int kBuf>
 struct alignas(1024) Smem {
-  using L = Tiles<KD>;
+  using L = Tiles<KD, kBuf>;
   alignas(1024) Inner k[cosize_v<typename L::LayoutKm>];
   alignas(1024) Inner q[cosize_v<typename L::LayoutT>];
   alignas(1024) Inner w[cosize_v<typename L::LayoutT>];
   alignas(1024) Inner dout[cosize_v<typename L::LayoutO>];
   alignas(1024) Inner d[cosize_v<typename L::LayoutD>];
   alignas(1024) Inner v[cosize_v<typename L::LayoutV>];
-  alignas(16) Inner dv_local[2][kC * kLdD];
+  alignas(16) Inner dv_local[kBuf][kC * kLdD];
   float G[kC];
 };
 
 // I: the inputs' dtype (q, k, dout); w, dv_local, dh and dv_new are Inner.
-template <class I, int KD, bool kW, bool kGated>
+template <class I, int KD, bool kW, bool kGated, int kBuf>
 __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwdParams p) {
 #if defined(__CUDA_ARCH__) && defined(CUTE_ARCH_MMA_SM90A_ENABLED)
   using E = Inner;
-  using L = Tiles<KD>;
+  using L = Tiles<KD, kBuf>;
   extern __shared__ char smem_raw[];
-  auto& s = aligned_smem<Smem<KD>>(smem_raw);
+  auto& s = aligned_smem<Smem<KD, kBuf>>(smem_raw);
   const int tid = threadIdx.x;
   const int64_t H = p.H, V = p.V;
   const SequenceSpan seq = locate_sequence(p.seq_starts, p.chunk_starts, p.T, H);
@@ -81,9 +88,9 @@ __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwd
   const int64_t col0 = int64_t(blockIdx.x) * kBV;
 
   Tensor sK = make_tensor(make_smem_ptr(s.k), typename L::LayoutKm{});   // (C, KD, 2)
-  Tensor sQ = make_tensor(make_smem_ptr(s.q), typename L::LayoutT{});    // (KD, C, 2)
-  Tensor sW = make_tensor(make_smem_ptr(s.w), typename L::LayoutT{});    // (KD, C, 2)
-  Tensor sO = make_tensor(make_smem_ptr(s.dout), typename L::LayoutO{}); // (BV, C, 2)
+  Tensor sQ = make_tensor(make_smem_ptr(s.q), typename L::LayoutT{});    // (KD, C, kBuf)
+  Tensor sW = make_tensor(make_smem_ptr(s.w), typename L::LayoutT{});    // (KD, C, kBuf)
+  Tensor sO = make_tensor(make_smem_ptr(s.dout), typename L::LayoutO{}); // (BV, C, kBuf)
   Tensor sD = make_tensor(make_smem_ptr(s.d), typename L::LayoutD{});    // (BV, KD)
   Tensor sV = make_tensor(make_smem_ptr(s.v), typename L::LayoutV{});    // (BV, C)
 
@@ -116,33 +123,55 @@ __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwd
   const E* dv_local = static_cast<const E*>(p.dv_local);
   const bool affine = dout != nullptr;  // else a transition: Q, dO and dv_local zero-filled
   constexpr int kPieces = KD / 8, kColPieces = kBV / 8;
-  // Requests chunk ci's Q, K, W, dO and dv_local into buffer b (rows past the sequence zero-filled).
-  auto request = [&](int ci, int b) {
+  // Requests chunk ci's K into buffer b and, with `late`, its Q, W, dO and dv_local into buffer lb (rows past the
+  // sequence zero-filled), as one group; kBuf 1 requests the two parts as two groups.
+  auto request = [&](int ci, int b, bool early, bool late, int lb) {
     const int64_t t0 = t_begin + int64_t(ci) * kC;
     for (int i = tid; i < kC * kPieces; i += kThreads) {
       const int r = i / kPieces, f = (i % kPieces) * 8;
       const bool valid = t0 + r < t_end;
       const int64_t row = valid ? (t0 + r) * H + head : 0;
-      copy16_zfill(&sK(r, f, b), k + row * KD + f, valid);
-      // Without dO (a transition) zero-filled from k's address, which is never read.
-      copy16_zfill(&sQ(f, r, b), affine ? q + row * KD + f : k, valid && affine);
-      if constexpr (kW) copy16_zfill(&sW(f, r, b), w + row * KD + f, valid);
+      if (early) copy16_zfill(&sK(r, f, b), k + row * KD + f, valid);
+      if (late) {
+        // Without dO (a transition) zero-filled from k's address, which is never read.
+        copy16_zfill(&sQ(f, r, lb), affine ? q + row * KD + f : k, valid && affine);
+        if constexpr (kW) copy16_zfill(&sW(f, r, lb), w + row * KD + f, valid);
+      }
     }
-    for (int i = tid; i < kC * kColPieces; i += kThreads) {
+    for (int i = tid; late && i < kC * kColPieces; i += kThreads) {
       const int r = i / kColPieces, c = (i % kColPieces) * 8;
       const bool valid = affine && t0 + r < t_end;
       const int64_t at = valid ? ((t0 + r) * H + head) * V + col0 + c : 0;
-      copy16_zfill(&sO(c, r, b), valid ? static_cast<const void*>(dout + at) : k, valid);
-      copy16_zfill(&s.dv_local[b][r * kLdD + c], valid ? static_cast<const void*>(dv_local + at) : k, valid);
+      copy16_zfill(&sO(c, r, lb), valid ? static_cast<const void*>(dout + at) : k, valid);
+      copy16_zfill(&s.dv_local[lb][r * kLdD + c], valid ? static_cast<const void*>(dv_local + at) : k, valid);
     }
     commit();
+  };
+  // This thread's pieces of chunk ci's q (buffer lb) and dO made fp16, dO scaled by scale e^G of its row.
+  auto late_to_inner = [&](int lb) {
+    for (int i = tid; i < kC * kPieces; i += kThreads) {
+      const int r = i / kPieces, f = (i % kPieces) * 8;
+      to_inner_in_place<I>(&sQ(f, r, lb));
+    }
+    for (int i = tid; i < kC * kColPieces; i += kThreads) {
+      const int r = i / kColPieces, c = (i % kColPieces) * 8;
+      scaled_to_inner_in_place<I>(&sO(c, r, lb), kGated ? p.scale * __expf(s.G[r]) : p.scale);
+    }
   };
 
   E* dh_out = static_cast<E*>(p.dh);
   E* dv_out = static_cast<E*>(p.dv_new);
-  if (chunks > 0) request(chunks - 1, (chunks - 1) & 1);
+  if (chunks > 0) {
+    if constexpr (kBuf == 2) {
+      request(chunks - 1, (chunks - 1) & 1, true, true, (chunks - 1) & 1);
+    } else {
+      request(chunks - 1, (chunks - 1) & 1, true, false, 0);
+      request(chunks - 1, 0, false, true, 0);
+    }
+  }
   for (int ci = chunks - 1; ci >= 0; --ci) {
     const int b = ci & 1;
+    const int lb = kBuf == 2 ? b : 0;  // the buffer of Q, W, dO and dv_local
     const int me = opaque_tid();
     Tensor cX = mma_x.get_thread_slice(me).partition_C(make_identity_tensor(Shape<Int<kC>, Int<kBV>>{}));
     Tensor cD = mma_s.get_thread_slice(me).partition_C(make_identity_tensor(Shape<Int<KD>, Int<kBV>>{}));
@@ -150,9 +179,9 @@ __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwd
     const int rows = t_end - t0 < kC ? static_cast<int>(t_end - t0) : kC;
     __syncthreads();  // every thread is past the last chunk's products (buffer b ^ 1, sD, sV)
     if (ci > 0) {
-      request(ci - 1, b ^ 1);
+      request(ci - 1, b ^ 1, true, kBuf == 2, b ^ 1);
     } else {
-      commit();  // an empty group: wait<1> below means chunk ci's copies in every thread
+      commit();  // an empty group: the waits below count the same groups in every iteration
     }
     // 1. dS, rounded, into sD.
     CUTE_UNROLL
@@ -162,19 +191,23 @@ __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwd
     if constexpr (kGated) {
       if (tid < 32) chunk_cumsum(p.g + t0 * H + head, H, rows, s.G);
     }
-    wait<1>();
+    // Chunk ci's K (kBuf 2: and the rest), the newer groups pending: chunk ci - 1's (kBuf 1: and ci's late one).
+    constexpr int kNewer = kBuf == 2 ? 1 : 2;
+    wait<kNewer>();
     __syncthreads();  // G for the scaling below
-    // This thread's pieces of q, k and dO made fp16, dO scaled by scale e^G of its row.
+    // This thread's pieces of k made fp16 (kBuf 2: q and dO too).
     for (int i = tid; i < kC * kPieces; i += kThreads) {
       const int r = i / kPieces, f = (i % kPieces) * 8;
       to_inner_in_place<I>(&sK(r, f, b));
-      to_inner_in_place<I>(&sQ(f, r, b));
+      if constexpr (kBuf == 2) to_inner_in_place<I>(&sQ(f, r, b));
     }
-    for (int i = tid; i < kC * kColPieces; i += kThreads) {
-      const int r = i / kColPieces, c = (i % kColPieces) * 8;
-      scaled_to_inner_in_place<I>(&sO(c, r, b), kGated ? p.scale * __expf(s.G[r]) : p.scale);
+    if constexpr (kBuf == 2) {
+      for (int i = tid; i < kC * kColPieces; i += kThreads) {
+        const int r = i / kColPieces, c = (i % kColPieces) * 8;
+        scaled_to_inner_in_place<I>(&sO(c, r, b), kGated ? p.scale * __expf(s.G[r]) : p.scale);
+      }
     }
-    landed_for_wgmma<1>();
+    landed_for_wgmma<kNewer>();
     const float G_last = kGated ? s.G[rows - 1] : 0.0f;
 
     // 2. x = K dS, and dh out while the product runs (both read sD).
@@ -192,13 +225,19 @@ __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwd
     }
     warpgroup_wait<0>();
     warpgroup_fence_operand(accX);
+    if constexpr (kBuf == 1) {  // chunk ci's late group landed: q and dO made fp16, and every thread's seen
+      wait<1>();
+      late_to_inner(lb);
+      cutlass::arch::fence_view_async_shared();
+      __syncthreads();
+    }
     // dv_new = dv_local + exp(G_last - G) x: out, and negated into sV.
     CUTE_UNROLL
     for (int i = 0; i < size(accX); i += 2) {
       const int r = get<0>(cX(i)), c = get<1>(cX(i));
       const float decay = kGated && r < rows ? __expf(G_last - s.G[r]) : 1.0f;
-      const float x0 = float(s.dv_local[b][r * kLdD + c]) + decay * accX(i);
-      const float x1 = float(s.dv_local[b][r * kLdD + c + 1]) + decay * accX(i + 1);
+      const float x0 = float(s.dv_local[lb][r * kLdD + c]) + decay * accX(i);
+      const float x1 = float(s.dv_local[lb][r * kLdD + c + 1]) + decay * accX(i + 1);
       if (dv_out != nullptr && r < rows) *reinterpret_cast<uint32_t*>(dv_out + ((t0 + r) * H + head) * V + col0 + c) = pack_as<E>(x0, x1);
       store_shared(&sV(c, r), pack_as<E>(-x0, -x1));  // zero past the sequence: K and dv_local zero-filled there
     }
@@ -212,11 +251,17 @@ __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwd
     // 3. dS += Q^T (scale e^G dO) + W^T (-dv_new), one batch.
     warpgroup_fence_operand(accD);
     warpgroup_arrive();
-    gemm(mma_s, tSrQ(_, _, _, b), tSrO(_, _, _, b), accD);
-    if constexpr (kW) gemm(mma_s, tSrW(_, _, _, b), tSrV, accD);
+    gemm(mma_s, tSrQ(_, _, _, lb), tSrO(_, _, _, lb), accD);
+    if constexpr (kW) gemm(mma_s, tSrW(_, _, _, lb), tSrV, accD);
     warpgroup_commit_batch();
     warpgroup_wait<0>();
     warpgroup_fence_operand(accD);
+    if constexpr (kBuf == 1) {  // Q, W, dO and dv_local free: the previous chunk's into them
+      if (ci > 0) {
+        __syncthreads();
+        request(ci - 1, 0, false, true, 0);
+      }
+    }
   }
   if (p.dh0) {
     CUTE_UNROLL
@@ -230,8 +275,12 @@ __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwd
 
 template <class I, int KD, bool kW, bool kGated>
 void launch(const StateBwdParams& p, cudaStream_t stream) {
-  launch_warpgroup<Smem<KD>>("sm90::chunk_state_backward", state_backward_kernel<I, KD, kW, kGated>,
-                             dim3(static_cast<unsigned>(p.V / kBV), static_cast<unsigned>(p.N * p.H)), stream, p);
+  const dim3 grid(static_cast<unsigned>(p.V / kBV), static_cast<unsigned>(p.N * p.H));
+  if (p.buffers == 1) {
+    launch_warpgroup<Smem<KD, 1>>("sm90::chunk_state_backward", state_backward_kernel<I, KD, kW, kGated, 1>, grid, stream, p);
+  } else {
+    launch_warpgroup<Smem<KD, 2>>("sm90::chunk_state_backward", state_backward_kernel<I, KD, kW, kGated, 2>, grid, stream, p);
+  }
 }
 
 template <class I, int KD>
@@ -270,6 +319,9 @@ void chunk_state_backward(const StateBwdParams& p, void* stream) {
   if (p.dh == nullptr && p.dh0 == nullptr) refuse("with dh and dv_new null the pass writes nothing: dh0 must be set");
   if (p.dout == nullptr && p.dh != nullptr) {
     refuse("a transition (dout null) writes dh0 alone: dh and dv_new must be null");
+  }
+  if (p.buffers != 1 && p.buffers != 2) {
+    refuse("buffers must be 1 or 2 (got " + std::to_string(p.buffers) + ")");
   }
   if (p.N * p.H > 65535) {
     throw std::invalid_argument("sm90::chunk_state_backward: N H must be at most 65535, a block row each (got " +

@@ -94,6 +94,10 @@ struct StateBwdParams {
   const int64_t* chunk_starts = nullptr;
   int64_t N = 0, T = 0, H = 0, K = 0, V = 0;
   float scale = 1.0f;
+  // The pipeline: 2, every chunk's tiles double-buffered (155 KB of shared memory at K 128, one block an SM); 1,
+  // Q, W, dO and dv_local single-buffered and refilled after the chunk's last product (106 KB, two blocks an SM).
+  // The same outputs bit for bit; 2 until the GPU has timed 1 against it.
+  int buffers = 2;
 };
 
 // Throws as chunk_state_forward does.

@@ -721,10 +721,29 @@ at::Tensor dv_local_fp64(const BwdInputs& in) {
   return out;
 }
 
+// The pass p (buffers 2) has written dh, dv_new and dh0 into p's outputs: `run` runs it again with single buffers
+// into the same tensors, poisoned first, which must then hold the same bits (the same sums in the same order).
+template <class Run>
+void check_single_buffered(const cuda::sm90::StateBwdParams& p, at::Tensor& dh, at::Tensor& dv_new, at::Tensor& dh0,
+                           Run run) {
+  const auto dh2 = dh.clone(), dv_new2 = dv_new.clone(), dh02 = dh0.clone();
+  poison_(dh);
+  poison_(dv_new);
+  poison_(dh0);
+  auto one = p;
+  one.buffers = 1;
+  run(one);
+  INFO("single-buffered pipeline against the double-buffered one");
+  CHECK(at::equal(dh, dh2));
+  CHECK(at::equal(dv_new, dv_new2));
+  CHECK(at::equal(dh0, dh02));
+}
+
 // The backward state pass on the GPU against its loop, on the inputs of the forward's test (W from a real UT
 // transform, k unit-norm) with random q and dO; dht where the case has an initial state. With a segment length,
 // the segment-parallel pass (forward.h's detail::segmented_state_backward) in segments of that many tokens,
 // against the same loop at the design's bound, and against the whole pass: equal it would mean it never ran.
+// Either way the single-buffered pipeline (StateBwdParams::buffers 1) runs too and must give the same bits.
 void check_bwd(const Case& c, uint64_t seed, int64_t segment_length = 0) {
   const auto fwd = make_inputs(c, seed);
   at::manual_seed(seed + 1000);
@@ -785,6 +804,9 @@ void check_bwd(const Case& c, uint64_t seed, int64_t segment_length = 0) {
     poison_(dv_new);
     poison_(dh0);
     sm90::detail::segmented_state_backward(p, split_sequences(starts, segment_length), dht, dh0);
+    check_single_buffered(p, dh, dv_new, dh0, [&](const cuda::sm90::StateBwdParams& one) {
+      sm90::detail::segmented_state_backward(one, split_sequences(starts, segment_length), dht, dh0);
+    });
     CHECK(dh.isfinite().all().item<bool>());
     CHECK(dv_new.isfinite().all().item<bool>());
     CHECK(dh0.isfinite().all().item<bool>());
@@ -797,6 +819,9 @@ void check_bwd(const Case& c, uint64_t seed, int64_t segment_length = 0) {
     CHECK_FALSE(at::equal(dh, whole_dh));
     return;
   }
+  check_single_buffered(p, dh, dv_new, dh0, [&](const cuda::sm90::StateBwdParams& one) {
+    cuda::sm90::chunk_state_backward(one, at::cuda::getCurrentCUDAStream().stream());
+  });
   CHECK(dh.isfinite().all().item<bool>());
   CHECK(dv_new.isfinite().all().item<bool>());
   CHECK(dh0.isfinite().all().item<bool>());
