@@ -248,7 +248,11 @@ sm90_checks() {
   if [[ -f "$out/stage.md" ]]; then
     tee -a "$summary" <"$out/stage.md"
   else
-    tail -n 20 "$out/stage.tmp" | tee -a "$summary"
+    # No table (stage_bench cut off by DELTABENCH_STAGE_SECONDS leaves no JSON, or FLA's script failed): the rows
+    # stage_bench printed as it went, their medians, so that what was measured still comes back.
+    note "- no stage.md: stage_bench's medians as printed (console), then the last lines of its and FLA's output:"
+    grep -E '_median ' "$out/stage.tmp" | cut -c1-220 | head -n 80 | tee -a "$summary"
+    tail -n 12 "$out/stage.tmp" | tee -a "$summary"
   fi
   rm -f "$out/stage.tmp"
   if [[ "${DELTABENCH_NCU:-1}" != 0 ]] && command -v ncu >/dev/null; then
