@@ -147,6 +147,19 @@ void check_states(const char* who, std::initializer_list<std::pair<const char*, 
   }
 }
 
+// The segments as p's batch (p describing the whole sequences, its states checked against them): p's offsets
+// point into the returned ones, on the current device, which must outlive the passes that read them.
+template <class Params>
+SegmentOffsets as_segments(Params& p, const Segments& segments, const char* who,
+                           std::initializer_list<std::pair<const char*, const at::Tensor*>> states) {
+  check_states(who, states, static_cast<int64_t>(segments.last.size()), p.H, p.K, p.V);
+  SegmentOffsets offsets(segments, at::Device(at::kCUDA, c10::cuda::current_device()));
+  p.seq_starts = offsets.seq_ptr();
+  p.chunk_starts = offsets.chunk_ptr();
+  p.N = static_cast<int64_t>(segments.sequence.size());
+  return offsets;
+}
+
 // The segment-parallel split of the call's sequences, or none (detail::plan_segments).
 std::optional<Segments> plan_segments(const Call& c, int64_t segment_length) {
   return detail::plan_segments(c.host_seq, c.H, c.K, c.V, segment_length);
@@ -398,15 +411,10 @@ std::optional<Segments> plan_segments(const std::vector<int64_t>& host_seq, int6
 
 void segmented_state_forward(cuda::sm90::StateFwdParams p, const Segments& segments, const at::Tensor& h0,
                              const at::Tensor& ht) {
-  const int64_t S = static_cast<int64_t>(segments.sequence.size()), N = static_cast<int64_t>(segments.last.size());
-  const int64_t H = p.H, K = p.K, V = p.V;
-  check_states("segmented_state_forward", {{"h0", &h0}, {"ht", &ht}}, N, H, K, V);
-  const at::Device device(at::kCUDA, c10::cuda::current_device());
+  const auto offsets = as_segments(p, segments, "segmented_state_forward", {{"h0", &h0}, {"ht", &ht}});
+  const int64_t S = p.N, H = p.H, K = p.K, V = p.V;
+  const auto device = offsets.seq.device();
   const auto stream = at::cuda::getCurrentCUDAStream().stream();
-  const SegmentOffsets offsets(segments, device);
-  p.seq_starts = offsets.seq_ptr();
-  p.chunk_starts = offsets.chunk_ptr();
-  p.N = S;
   const auto f32 = at::TensorOptions().device(device).dtype(at::kFloat);
 
   auto state_only = p;  // nothing written per chunk, no output
@@ -436,15 +444,10 @@ void segmented_state_forward(cuda::sm90::StateFwdParams p, const Segments& segme
 
 void segmented_state_backward(cuda::sm90::StateBwdParams p, const Segments& segments, const at::Tensor& dht,
                               const at::Tensor& dh0) {
-  const int64_t S = static_cast<int64_t>(segments.sequence.size()), N = static_cast<int64_t>(segments.last.size());
-  const int64_t H = p.H, K = p.K, V = p.V;
-  check_states("segmented_state_backward", {{"dht", &dht}, {"dh0", &dh0}}, N, H, K, V);
-  const at::Device device(at::kCUDA, c10::cuda::current_device());
+  const auto offsets = as_segments(p, segments, "segmented_state_backward", {{"dht", &dht}, {"dh0", &dh0}});
+  const int64_t S = p.N, H = p.H, K = p.K, V = p.V;
+  const auto device = offsets.seq.device();
   const auto stream = at::cuda::getCurrentCUDAStream().stream();
-  const SegmentOffsets offsets(segments, device);
-  p.seq_starts = offsets.seq_ptr();
-  p.chunk_starts = offsets.chunk_ptr();
-  p.N = S;
   const auto f32 = at::TensorOptions().device(device).dtype(at::kFloat);
 
   // Step 1, for dh0 alone: each segment's start gradient from a zero end (L), and its transition from identity
