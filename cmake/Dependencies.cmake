@@ -26,9 +26,18 @@ if(NOT Torch_DIR AND NOT DEFINED ENV{Torch_DIR})
 endif()
 
 # Torch's CUDA probe compiles a program to detect the installed GPUs unless it is told the
-# architectures; CI has nvcc but no GPU, so name them (ours: sm_80 and sm_90a).
+# architectures; CI has nvcc but no GPU, so name them: ours, DELTABENCH_CUDA_ARCHS (cmake/Cuda.cmake), whose
+# -gencode flags Torch then adds to every CUDA file (sm_80 and sm_90a by default).
 if(NOT DEFINED ENV{TORCH_CUDA_ARCH_LIST} AND NOT TORCH_CUDA_ARCH_LIST)
   set(TORCH_CUDA_ARCH_LIST "8.0;9.0a")
+  if(DELTABENCH_HAVE_CUDA)
+    set(TORCH_CUDA_ARCH_LIST)
+    foreach(arch IN LISTS DELTABENCH_CUDA_ARCHS)  # 90a -> 9.0a, 80 -> 8.0
+      string(REGEX REPLACE "^([0-9])([0-9])(a?)$" "\\1.\\2\\3" torch_arch "${arch}")
+      list(APPEND TORCH_CUDA_ARCH_LIST "${torch_arch}")
+    endforeach()
+    list(SORT TORCH_CUDA_ARCH_LIST)  # 8.0 before 9.0a, as the flags always were (a changed line rebuilds every file)
+  endif()
 endif()
 find_package(Torch REQUIRED CONFIG)
 if(NOT Torch_FOUND)
