@@ -6,6 +6,7 @@
 #include "tasks/mad_settings.h"
 
 #include <fmt/core.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
@@ -272,8 +273,9 @@ std::optional<Table> published_gaps(const Suite& suite, const std::vector<Run>& 
                        : kind == models::MixerKind::kDeltaNet ? "DeltaNet"
                                                                : nullptr;
     if (name == nullptr) return nullptr;
-    return &*std::find_if(std::begin(kPublished), std::end(kPublished),
-                          [&](const Published& p) { return std::string_view(p.model) == name; });
+    const auto row = std::find_if(std::begin(kPublished), std::end(kPublished),
+                                  [&](const Published& p) { return std::string_view(p.model) == name; });
+    return row == std::end(kPublished) ? nullptr : &*row;
   };
   Table t;
   t.header.push_back("model");
@@ -301,19 +303,14 @@ std::optional<Table> published_gaps(const Suite& suite, const std::vector<Run>& 
     t.rows.push_back(row);
   }
   if (t.rows.empty()) return std::nullopt;
-  const auto list = [](const std::vector<std::string>& items) {
-    std::string out;
-    for (size_t i = 0; i < items.size(); ++i) out += (i ? "; " : "") + items[i];
-    return out;
-  };
   t.title = "MAD: this suite against the published, in points";
   t.markdown_note = fmt::format("This suite's score minus the published one for the models the paper has a row of "
                                 "(attention as its Transformer); * marks a cell more than {:.0f} points away. ",
                                 kPublishedTolerance);
   t.markdown_note += far.empty()
                          ? fmt::format("No cell of those measured is more than {:.0f} points away.", kPublishedTolerance)
-                         : fmt::format("More than {:.0f} points away: {}.", kPublishedTolerance, list(far));
-  if (!missing_cells.empty()) t.markdown_note += fmt::format(" Not measured yet: {}.", list(missing_cells));
+                         : fmt::format("More than {:.0f} points away: {}.", kPublishedTolerance, fmt::join(far, "; "));
+  if (!missing_cells.empty()) t.markdown_note += fmt::format(" Not measured yet: {}.", fmt::join(missing_cells, "; "));
   t.caption = t.markdown_note + not_comparable;
   return t;
 }
