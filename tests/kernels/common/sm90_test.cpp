@@ -815,8 +815,13 @@ void check_bwd(const Case& c, uint64_t seed, int64_t segment_length = 0) {
     CHECK(testing::rel_rms(dv_new, exact.dv_new) <= 5e-3);
     CHECK(testing::rel_rms(dh0, exact.dh0) <= 5e-3);
     CHECK(testing::rel_rms(dh0, whole_dh0) <= 5e-3);
-    CHECK_FALSE(at::equal(dh0, whole_dh0));
-    CHECK_FALSE(at::equal(dh, whole_dh));
+    // Without decay the joined gradients differ from the whole walk's in their last bits, which shows that the
+    // segments ran. Under decay (192 tokens of log-decay near -0.16 each: exp(-30) or less) a later segment's part
+    // falls below fp32's resolution of the first segment's own, so both ways give the same bits there.
+    if (!c.gated) {
+      CHECK_FALSE(at::equal(dh0, whole_dh0));
+      CHECK_FALSE(at::equal(dh, whole_dh));
+    }
     return;
   }
   check_single_buffered(p, dh, dv_new, dh0, [&](const cuda::sm90::StateBwdParams& one) {
