@@ -6,15 +6,16 @@
 //   state_fwd/walk/<rule>/B/T/H/K:  the chunked training pair's forward walk (kernels/common/chunk_state.cu:
 //                                    fp32 buffers [BH, NT, C, *], TF32 products), what training runs today
 //   state_bwd/sm90/<rule>/B/T/H/K:  the backward's state pass alone, FLA's chunk_gated_delta_rule_bwd_dhu stage
-//   state_bwd/sm90_1buf/<rule>/B/T/H/K: the same pass with Q, W, dO and dv_local single-buffered (two blocks an SM)
+//   state_bwd/sm90_2buf/<rule>/B/T/H/K: the same pass with every tile double-buffered (one block an SM; the default
+//                                    single-buffers Q, W, dO and dv_local: two blocks an SM)
 //   state_{fwd,bwd}/sm90_segments/<rule>/1/T/H/K: at B = 1, the sm90 passes in the segments the ops' cost model
 //                                    chooses (transitions, join and pass), beside the whole ones
 //   state_bwd/walk/<rule>/B/T/H/K:  the training pair's backward walk (its q^T dO comes in whole from chunk_dout,
 //                                    so it does less than the other two)
 //   dv_local/{sm90,tf32}/...:       the backward's dv_local (FLA's chunk_bwd_dv_local); tf32: chunk_dout, which
 //                                    writes q^T dO too
-//   dqkw/{sm90,tf32}/...:           the backward's dq, dk, dW (FLA's chunk_bwd_dqkwg); tf32: chunk_grads, which
-//                                    writes dG too (sm90 not yet: its gated rows do less than FLA's)
+//   dqkw/{sm90,tf32}/...:           the backward's dq, dk, dW (FLA's chunk_bwd_dqkwg); tf32: chunk_grads; both
+//                                    write dG too in the gated rows
 //   ut_bwd/{sm90,tf32}/...:         the UT transform's backward (FLA's prepare_wy_repr_bwd, which gets the inverse
 //                                    from its forward, as tf32 does; sm90 recomputes it)
 //   fwd_bwd/{sm90,chunked}/...:     the forward and every input's gradient: sm90::chunk_train, and the op under
@@ -135,7 +136,12 @@ Inputs make_inputs(const Shape& s, bool gated) {
 }
 
 void report(benchmark::State& state, double bytes, const std::function<void()>& fn) {
-  fn();  // warm-up
+  try {
+    fn();  // warm-up; a call the kernel refuses is this row's error, not the end of the run
+  } catch (const std::exception& e) {
+    state.SkipWithError(e.what());
+    return;
+  }
   at::cuda::getCurrentCUDAStream().synchronize();
   for (auto _ : state) {
     const double ms = time_once(fn, 1, /*hide_launch=*/true);
@@ -152,7 +158,7 @@ void report(benchmark::State& state, double bytes, const std::function<void()>& 
 // segmented_state_forward and segmented_state_backward: the transitions, the join and the pass).
 // buffers: the backward pass's pipeline (StateBwdParams::buffers).
 void run_sm90(benchmark::State& state, const Shape& s, bool gated, bool backward, bool segmented = false,
-              int buffers = 2) {
+              int buffers = deltabench::cuda::sm90::StateBwdParams{}.buffers) {
   std::string why;
   if (!deltabench::cuda::sm90::available(&why)) {
     state.SkipWithError(why.c_str());
@@ -303,10 +309,12 @@ void run_chunk_stage(benchmark::State& state, const Shape& s, bool gated, bool d
     const auto vn = at::randn({tokens, s.H, s.V}, f32).to(at::kHalf), dvn = at::randn({tokens, s.H, s.V}, f32).to(at::kHalf);
     const auto h = at::randn({chunks, s.H, s.K, s.V}, f32).to(at::kHalf), dh = at::randn({chunks, s.H, s.K, s.V}, f32).to(at::kHalf);
     auto dq = at::empty({tokens, s.H, s.K}, f32), dk = at::empty_like(dq), dw = at::empty_like(dq);
+    auto dg = at::empty({tokens, s.H}, f32);
     deltabench::cuda::sm90::DqkwParams p;
     p.q = q.data_ptr(), p.k = k.data_ptr(), p.dout = dout.data_ptr(), p.g = gated ? g.data_ptr<float>() : nullptr;
     p.v_new = vn.data_ptr(), p.dv_new = dvn.data_ptr(), p.h = h.data_ptr(), p.dh = dh.data_ptr();
     p.dq = dq.data_ptr<float>(), p.dk = dk.data_ptr<float>(), p.dw = dw.data_ptr<float>();
+    p.dg = gated ? dg.data_ptr<float>() : nullptr;
     p.N = s.B, p.T = s.T, p.H = s.H, p.K = s.K, p.V = s.V, p.scale = scale;
     report(state, bytes, [&] { deltabench::cuda::sm90::chunk_dqkw(p, stream); });
     return;
@@ -476,8 +484,8 @@ int main(int argc, char** argv) {
       add(name("state_fwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_sm90(st, s, gated, false); });
       add(name("state_fwd", "walk", gated, s), [s, gated](benchmark::State& st) { run_walk(st, s, gated, false); });
       add(name("state_bwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_sm90(st, s, gated, true); });
-      add(name("state_bwd", "sm90_1buf", gated, s),
-          [s, gated](benchmark::State& st) { run_sm90(st, s, gated, true, false, 1); });
+      add(name("state_bwd", "sm90_2buf", gated, s),
+          [s, gated](benchmark::State& st) { run_sm90(st, s, gated, true, false, 2); });
       add(name("state_bwd", "walk", gated, s), [s, gated](benchmark::State& st) { run_walk(st, s, gated, true); });
       if (s.B == 1) {  // the passes in the segments the ops would run them in, beside the whole passes above
         add(name("state_fwd", "sm90_segments", gated, s),

@@ -115,17 +115,30 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
     copy16_zfill(&sDun(c, r), du + at, valid);
   }
   commit();
-  for (int i = tid; i < kC * kKPieces; i += kThreads) {
-    const int r = i / kKPieces, f = (i % kKPieces) * 8;
-    uint32_t w[4] = {0, 0, 0, 0};
-    if (r < rows) {
-      const float4* src = reinterpret_cast<const float4*>(p.dw + ((t0 + r) * H + head) * KD + f);
-      const float4 a = src[0], b = src[1];
-      w[0] = pack_as<E>(a.x, a.y), w[1] = pack_as<E>(a.z, a.w), w[2] = pack_as<E>(b.x, b.y), w[3] = pack_as<E>(b.z, b.w);
+  // dW: every load of a round issued before the first store to shared memory (whose asm's memory clobber would
+  // otherwise keep the next piece's load behind it: a device-memory round trip a piece).
+  constexpr int kDwPieces = kC * kKPieces / kThreads, kDwRound = kDwPieces < 4 ? kDwPieces : 4;
+  static_assert(kDwPieces % kDwRound == 0);
+  for (int round = 0; round < kDwPieces; round += kDwRound) {
+    float4 a[kDwRound], b[kDwRound];
+    CUTE_UNROLL
+    for (int j = 0; j < kDwRound; ++j) {
+      const int i = tid + (round + j) * kThreads, r = i / kKPieces, f = (i % kKPieces) * 8;
+      a[j] = b[j] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+      if (r < rows) {
+        const float4* src = reinterpret_cast<const float4*>(p.dw + ((t0 + r) * H + head) * KD + f);
+        a[j] = src[0], b[j] = src[1];
+      }
     }
-    for (const auto* at : {static_cast<const void*>(&sDw(r, f)), static_cast<const void*>(&sDwn(f, r))}) {
-      const auto to = static_cast<unsigned>(__cvta_generic_to_shared(at));
-      asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(to), "r"(w[0]), "r"(w[1]), "r"(w[2]), "r"(w[3]) : "memory");
+    CUTE_UNROLL
+    for (int j = 0; j < kDwRound; ++j) {
+      const int i = tid + (round + j) * kThreads, r = i / kKPieces, f = (i % kKPieces) * 8;
+      const uint32_t w[4] = {pack_as<E>(a[j].x, a[j].y), pack_as<E>(a[j].z, a[j].w), pack_as<E>(b[j].x, b[j].y),
+                             pack_as<E>(b[j].z, b[j].w)};
+      for (const auto* at : {static_cast<const void*>(&sDw(r, f)), static_cast<const void*>(&sDwn(f, r))}) {
+        const auto to = static_cast<unsigned>(__cvta_generic_to_shared(at));
+        asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(to), "r"(w[0]), "r"(w[1]), "r"(w[2]), "r"(w[3]) : "memory");
+      }
     }
   }
   if (tid < kC) {
@@ -257,13 +270,26 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
   }
   product(mma_kn, thr_kn.make_fragment_A(thr_kn.partition_A(sDs)), thr_kn.make_fragment_B(thr_kn.partition_B(sKn)), acck);
   product(mma_nn, thr_nn.make_fragment_A(thr_nn.partition_A(sDst)), thr_nn.make_fragment_B(thr_nn.partition_B(sKn)), acck);
+  // dk += acck, 16 pairs at a time: their loads first, then their stores (loads and stores interleaved, the
+  // compiler could not move a load above the store before it, which may alias: a device-memory round trip a
+  // pair; all 32 pairs' loads at once spilled at K = V = 128 gated).
+  constexpr int kRmw = 32;
+  static_assert(size(decltype(acck){}) % kRmw == 0);
   CUTE_UNROLL
-  for (int i = 0; i < size(acck); i += 2) {
-    const int r = get<0>(coordk(i)), c = get<1>(coordk(i));
-    if (r < rows) {
-      auto* dst = reinterpret_cast<float2*>(p.dk + ((t0 + r) * H + head) * KD + c);
-      const float2 was = *dst;
-      *dst = make_float2(was.x + acck(i), was.y + acck(i + 1));
+  for (int i0 = 0; i0 < size(acck); i0 += kRmw) {
+    CUTE_UNROLL
+    for (int i = i0; i < i0 + kRmw; i += 2) {
+      const int r = get<0>(coordk(i)), c = get<1>(coordk(i));
+      if (r < rows) {
+        const float2 was = *reinterpret_cast<const float2*>(p.dk + ((t0 + r) * H + head) * KD + c);
+        acck(i) += was.x;
+        acck(i + 1) += was.y;
+      }
+    }
+    CUTE_UNROLL
+    for (int i = i0; i < i0 + kRmw; i += 2) {
+      const int r = get<0>(coordk(i)), c = get<1>(coordk(i));
+      if (r < rows) *reinterpret_cast<float2*>(p.dk + ((t0 + r) * H + head) * KD + c) = make_float2(acck(i), acck(i + 1));
     }
   }
   // 5. dVb = T^T dU; dbeta gets rowsum(dVb V); dv = beta dVb.

@@ -96,8 +96,9 @@ struct StateBwdParams {
   float scale = 1.0f;
   // The pipeline: 2, every chunk's tiles double-buffered (155 KB of shared memory at K 128, one block an SM); 1,
   // Q, W, dO and dv_local single-buffered and refilled after the chunk's last product (106 KB, two blocks an SM).
-  // The same outputs bit for bit; 2 until the GPU has timed 1 against it.
-  int buffers = 2;
+  // The same outputs bit for bit. 1 by default: on an H100 at 16 x 2K, H 16, K = V = 128 (stage_bench, one run) it
+  // took 0.522 ms against 0.714 (delta rule) and 0.616 against 0.944 (gated), kernels/delta_rule/NOTES.md.
+  int buffers = 1;
 };
 
 // Throws as chunk_state_forward does.

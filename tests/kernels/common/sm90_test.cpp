@@ -721,7 +721,8 @@ at::Tensor dv_local_fp64(const BwdInputs& in) {
   return out;
 }
 
-// The pass p (buffers 2) has written dh, dv_new and dh0 into p's outputs: `run` runs it again with single buffers
+// The pass p (buffers 2, as check_bwd sets it) has written dh, dv_new and dh0 into p's outputs: `run` runs it
+// again with single buffers (the default)
 // into the same tensors, poisoned first, which must then hold the same bits (the same sums in the same order).
 template <class Run>
 void check_single_buffered(const cuda::sm90::StateBwdParams& p, at::Tensor& dh, at::Tensor& dv_new, at::Tensor& dh0,
@@ -794,6 +795,7 @@ void check_bwd(const Case& c, uint64_t seed, int64_t segment_length = 0) {
   p.K = c.K;
   p.V = c.V;
   p.scale = static_cast<float>(in.scale);
+  p.buffers = 2;  // the double-buffered pipeline here; check_single_buffered runs the default (1) against it
   cuda::sm90::chunk_state_backward(p, at::cuda::getCurrentCUDAStream().stream());
   INFO("backward state pass: " << describe(c) << (segment_length ? " in segments of " + std::to_string(segment_length) : ""));
   if (segment_length > 0) {
