@@ -5,9 +5,10 @@
 //                                    state at each chunk's start and v_new), wgmma on fp16 operands
 //   state_fwd/walk/<rule>/B/T/H/K:  the chunked training pair's forward walk (kernels/common/chunk_state.cu:
 //                                    fp32 buffers [BH, NT, C, *], TF32 products), what training runs today
-//   state_bwd/sm90/<rule>/B/T/H/K:  the backward's state pass alone, FLA's chunk_gated_delta_rule_bwd_dhu stage
-//   state_bwd/sm90_2buf/<rule>/B/T/H/K: the same pass with every tile double-buffered (one block an SM; the default
-//                                    single-buffers Q, W, dO and dv_local: two blocks an SM)
+//   state_bwd/sm90/<rule>/B/T/H/K:  the backward's state pass alone, FLA's chunk_gated_delta_rule_bwd_dhu stage, in
+//                                    the pipeline sm90::state_backward_buffers chooses for the grid
+//   state_bwd/sm90_{1,2}buf/...:    the same pass in each pipeline: 2, every tile double-buffered (one block an SM
+//                                    at K 128); 1, Q, W, dO and dv_local single-buffered (two blocks an SM)
 //   state_{fwd,bwd}/sm90_segments/<rule>/1/T/H/K: at B = 1, the sm90 passes in the segments the ops' cost model
 //                                    chooses (transitions, join and pass), beside the whole ones
 //   state_bwd/walk/<rule>/B/T/H/K:  the training pair's backward walk (its q^T dO comes in whole from chunk_dout,
@@ -484,8 +485,10 @@ int main(int argc, char** argv) {
       add(name("state_fwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_sm90(st, s, gated, false); });
       add(name("state_fwd", "walk", gated, s), [s, gated](benchmark::State& st) { run_walk(st, s, gated, false); });
       add(name("state_bwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_sm90(st, s, gated, true); });
-      add(name("state_bwd", "sm90_2buf", gated, s),
-          [s, gated](benchmark::State& st) { run_sm90(st, s, gated, true, false, 2); });
+      for (const int buffers : {1, 2}) {  // both pipelines, beside the one state_backward_buffers chooses
+        add(name("state_bwd", buffers == 1 ? "sm90_1buf" : "sm90_2buf", gated, s),
+            [s, gated, buffers](benchmark::State& st) { run_sm90(st, s, gated, true, false, buffers); });
+      }
       add(name("state_bwd", "walk", gated, s), [s, gated](benchmark::State& st) { run_walk(st, s, gated, true); });
       if (s.B == 1) {  // the passes in the segments the ops would run them in, beside the whole passes above
         add(name("state_fwd", "sm90_segments", gated, s),

@@ -320,16 +320,23 @@ void chunk_state_backward(const StateBwdParams& p, void* stream) {
   if (p.dout == nullptr && p.dh != nullptr) {
     refuse("a transition (dout null) writes dh0 alone: dh and dv_new must be null");
   }
-  if (p.buffers != 1 && p.buffers != 2) {
-    refuse("buffers must be 1 or 2 (got " + std::to_string(p.buffers) + ")");
+  if (p.buffers != 0 && p.buffers != 1 && p.buffers != 2) {
+    refuse("buffers must be 0 (chosen for the grid), 1 or 2 (got " + std::to_string(p.buffers) + ")");
   }
   if (p.N * p.H > 65535) {
     throw std::invalid_argument("sm90::chunk_state_backward: N H must be at most 65535, a block row each (got " +
                                 std::to_string(p.N * p.H) + ")");
   }
+  StateBwdParams call = p;
+  if (call.buffers == 0) {
+    int device = 0, sms = 0;
+    cudaGetDevice(&device);
+    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+    call.buffers = state_backward_buffers(p.V / kBV * p.N * p.H, p.K, sms);
+  }
   const auto s = static_cast<cudaStream_t>(stream);
-  if (p.dtype == Dtype::kBF16) return dispatch_k<cutlass::bfloat16_t>(p, s);
-  return dispatch_k<cutlass::half_t>(p, s);
+  if (p.dtype == Dtype::kBF16) return dispatch_k<cutlass::bfloat16_t>(call, s);
+  return dispatch_k<cutlass::half_t>(call, s);
 }
 
 }  // namespace deltabench::cuda::sm90

@@ -96,10 +96,17 @@ struct StateBwdParams {
   float scale = 1.0f;
   // The pipeline: 2, every chunk's tiles double-buffered (155 KB of shared memory at K 128, one block an SM); 1,
   // Q, W, dO and dv_local single-buffered and refilled after the chunk's last product (106 KB, two blocks an SM).
-  // The same outputs bit for bit. 1 by default: on an H100 at 16 x 2K, H 16, K = V = 128 (stage_bench, one run) it
-  // took 0.522 ms against 0.714 (delta rule) and 0.616 against 0.944 (gated), kernels/delta_rule/NOTES.md.
-  int buffers = 1;
+  // The same outputs bit for bit. 0 (the default): state_backward_buffers' choice for the call's grid on this GPU.
+  int buffers = 0;
 };
+
+// The backward state pass's pipeline for a grid of `blocks` (V / 64 x N x H) at head dim K on a GPU of `sms` SMs.
+// 1 only where it puts two blocks on an SM that 2 would leave alone: at K 128 (106 KB of shared memory against 155;
+// at K 64 both pipelines fit two blocks, and registers allow no more) and where blocks would share SMs. Elsewhere
+// 2, whose double buffers hide a block's copies where no second block could. On an H100 at K = V = 128
+// (stage_bench, one run, kernels/delta_rule/NOTES.md): 16 x 2K (512 blocks), 1 took 0.527 ms against 2's 0.715
+// (gated 0.617 against 0.955); 1 x 32K whole (32 blocks), 2 took 2.75 ms against 1's 3.17 (gated 3.24 against 3.74).
+inline int state_backward_buffers(int64_t blocks, int64_t K, int64_t sms) { return K == 128 && blocks > sms ? 1 : 2; }
 
 // Throws as chunk_state_forward does.
 void chunk_state_backward(const StateBwdParams& p, void* stream);

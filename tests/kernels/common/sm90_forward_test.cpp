@@ -58,6 +58,18 @@ TEST_CASE("sm90 forward: a call it cannot take is a sentence naming the input", 
              testing::contains("with cu_seqlens B must be 1 (got 2)"));
 }
 
+TEST_CASE("sm90 backward state pass: the pipeline chosen for the grid", "[kernels][sm90]") {
+  // 132 SMs (an H100 SXM). K 128: double buffers while every block has an SM to itself (1 x 32K, H 16: 32 blocks),
+  // single buffers, two blocks an SM, once blocks share SMs (16 x 2K: 512 blocks).
+  CHECK(cuda::sm90::state_backward_buffers(32, 128, 132) == 2);
+  CHECK(cuda::sm90::state_backward_buffers(132, 128, 132) == 2);
+  CHECK(cuda::sm90::state_backward_buffers(133, 128, 132) == 1);
+  CHECK(cuda::sm90::state_backward_buffers(512, 128, 132) == 1);
+  // K 64: both pipelines fit two blocks an SM, so the double buffers stay.
+  CHECK(cuda::sm90::state_backward_buffers(512, 64, 132) == 2);
+  CHECK(cuda::sm90::StateBwdParams{}.buffers == 0);
+}
+
 TEST_CASE("sm90 kernels: without a Hopper GPU they say why and run nothing", "[kernels][sm90]") {
   std::string why;
   const bool ok = cuda::sm90::available(&why);

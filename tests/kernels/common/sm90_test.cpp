@@ -722,8 +722,8 @@ at::Tensor dv_local_fp64(const BwdInputs& in) {
 }
 
 // The pass p (buffers 2, as check_bwd sets it) has written dh, dv_new and dh0 into p's outputs: `run` runs it
-// again with single buffers (the default)
-// into the same tensors, poisoned first, which must then hold the same bits (the same sums in the same order).
+// again with single buffers, then with the default, into the same tensors, poisoned first, which must then hold
+// the same bits (the same sums in the same order).
 template <class Run>
 void check_single_buffered(const cuda::sm90::StateBwdParams& p, at::Tensor& dh, at::Tensor& dv_new, at::Tensor& dh0,
                            Run run) {
@@ -734,10 +734,27 @@ void check_single_buffered(const cuda::sm90::StateBwdParams& p, at::Tensor& dh, 
   auto one = p;
   one.buffers = 1;
   run(one);
-  INFO("single-buffered pipeline against the double-buffered one");
+  {
+    INFO("single-buffered pipeline against the double-buffered one");
+    CHECK(at::equal(dh, dh2));
+    CHECK(at::equal(dv_new, dv_new2));
+    CHECK(at::equal(dh0, dh02));
+  }
+  // The default (0: chosen for the grid) is one of the two, so the same bits again; a pipeline that is neither is
+  // refused before anything runs.
+  poison_(dh);
+  poison_(dv_new);
+  poison_(dh0);
+  auto chosen = p;
+  chosen.buffers = 0;
+  run(chosen);
   CHECK(at::equal(dh, dh2));
   CHECK(at::equal(dv_new, dv_new2));
   CHECK(at::equal(dh0, dh02));
+  auto bad = p;
+  bad.buffers = 3;
+  CHECK_THROWS_WITH(cuda::sm90::chunk_state_backward(bad, at::cuda::getCurrentCUDAStream().stream()),
+                    testing::contains("buffers must be 0 (chosen for the grid), 1 or 2 (got 3)"));
 }
 
 // The backward state pass on the GPU against its loop, on the inputs of the forward's test (W from a real UT
@@ -795,7 +812,7 @@ void check_bwd(const Case& c, uint64_t seed, int64_t segment_length = 0) {
   p.K = c.K;
   p.V = c.V;
   p.scale = static_cast<float>(in.scale);
-  p.buffers = 2;  // the double-buffered pipeline here; check_single_buffered runs the default (1) against it
+  p.buffers = 2;  // the double-buffered pipeline here; check_single_buffered runs 1 and the default against it
   cuda::sm90::chunk_state_backward(p, at::cuda::getCurrentCUDAStream().stream());
   INFO("backward state pass: " << describe(c) << (segment_length ? " in segments of " + std::to_string(segment_length) : ""));
   if (segment_length > 0) {
