@@ -7,15 +7,20 @@
 //   1. S on wgmma, A in fp32, T by substitution (a column a thread), rounded into a K-major tile;
 //   2. dT = (dW K^T) diag(beta e^G) + (dU V^T) diag(beta), rounded into a tile;
 //   3. X = dT T^T, rounded; Y = T^T X, so dA = -Y below the diagonal; E = dA * Gamma; dS = diag(beta) E rounded
-//      into a tile; dbeta gets rowsum(E * S), dG rowsum(dA * A) - colsum(dA * A) (through fp32 tiles);
+//      into a tile; dbeta gets rowsum(E * S), dG rowsum(dA * A) - colsum(dA * A) (through an fp32 tile);
 //   4. dKb = T^T dW: dbeta and dG get its rows' sums against e^G K and beta e^G K; dk += beta e^G dKb + dS K + dS^T K;
 //   5. dVb = T^T dU: dbeta gets rowsum(dVb * V); dv = beta dVb.
 // T^T, X^T and dS^T are read from the K-major 64 x 64 tiles of T, X and dS as M- or N-major ones (one atom wide,
-// the same bytes). dW comes fp32 and is made fp16 on its way into shared memory.
+// the same bytes); K, dW and dU likewise from their K-major tiles, whose atoms the MN-major layout takes tokens
+// first so that the bytes are the same at K or V 128 too. dW comes fp32 and is made fp16 on its way into shared
+// memory. S = K K^T is computed twice (steps 1 and 3) rather than kept in an fp32 tile. Shared memory at
+// K = V = 128: 105 KB, two blocks an SM (it was 170 KB with K, dW and dU copied twice and S kept; at K = V = 64
+// 75 KB against 115).
 
 #include "kernels/common/sm90/checks.h"
 #include "kernels/common/sm90/common.cuh"
 #include "kernels/common/sm90/sm90_kernels.h"
+#include "kernels/common/sm90/tiles.h"
 
 #include <cuda_runtime.h>
 
@@ -35,10 +40,10 @@ constexpr int kLd = kC + 1;  // the fp32 64 x 64 tiles' rows, padded
 template <int KD, int VD>
 struct Tiles {
   using E = Inner;
-  using TK = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<E>{}, Shape<Int<kC>, Int<KD>>{}));    // K, dW: (tokens, K)
-  using TV = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<E>{}, Shape<Int<kC>, Int<VD>>{}));    // V, dU: (tokens, V)
-  using NK = decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<E>{}, Shape<Int<KD>, Int<kC>>{}));   // K, dW as B: (K, tokens)
-  using NV = decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<E>{}, Shape<Int<VD>, Int<kC>>{}));   // dU as B: (V, tokens)
+  using TK = KMajorTile<E, kC, KD>;      // K, dW: (tokens, K)
+  using TV = KMajorTile<E, kC, VD>;      // V, dU: (tokens, V)
+  using NK = TransposedView<E, kC, KD>;  // K, dW read as B: (K, tokens), the same bytes
+  using NV = TransposedView<E, kC, VD>;  // dU read as B: (V, tokens), the same bytes
   using T64 = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<E>{}, Shape<Int<kC>, Int<kC>>{}));   // T, dT / X, dS
   using T64t = decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<E>{}, Shape<Int<kC>, Int<kC>>{})); // their transposes
   using MmaKK = MmaKKOf<E>;
@@ -49,18 +54,14 @@ struct Tiles {
 template <int KD, int VD>
 struct alignas(1024) Smem {
   using L = Tiles<KD, VD>;
-  alignas(1024) Inner k[cosize_v<typename L::TK>];
-  alignas(1024) Inner kn[cosize_v<typename L::NK>];
+  alignas(1024) Inner k[cosize_v<typename L::TK>];   // K, read as NK too
   alignas(1024) Inner v[cosize_v<typename L::TV>];
-  alignas(1024) Inner dw[cosize_v<typename L::TK>];
-  alignas(1024) Inner dwn[cosize_v<typename L::NK>];
-  alignas(1024) Inner du[cosize_v<typename L::TV>];
-  alignas(1024) Inner dun[cosize_v<typename L::NV>];
+  alignas(1024) Inner dw[cosize_v<typename L::TK>];  // dW, read as NK too
+  alignas(1024) Inner du[cosize_v<typename L::TV>];  // dU, read as NV too
   alignas(1024) Inner t[cosize_v<typename L::T64>];
   alignas(1024) Inner x[cosize_v<typename L::T64>];
   alignas(1024) Inner ds[cosize_v<typename L::T64>];
-  float s[kC * kLd];  // S = K K^T
-  float f[kC * kLd];  // F = dA * A
+  float f[kC * kLd];  // A, then F = dA * A
   float G[kC], beta[kC], dbeta[kC], rowf[kC], dg[kC];
 };
 
@@ -80,12 +81,12 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
   const int rows = span.rows;
 
   Tensor sK = make_tensor(make_smem_ptr(s.k), typename L::TK{});
-  Tensor sKn = make_tensor(make_smem_ptr(s.kn), typename L::NK{});
+  Tensor sKn = make_tensor(make_smem_ptr(s.k), typename L::NK{});
   Tensor sV = make_tensor(make_smem_ptr(s.v), typename L::TV{});
   Tensor sDw = make_tensor(make_smem_ptr(s.dw), typename L::TK{});
-  Tensor sDwn = make_tensor(make_smem_ptr(s.dwn), typename L::NK{});
+  Tensor sDwn = make_tensor(make_smem_ptr(s.dw), typename L::NK{});
   Tensor sDu = make_tensor(make_smem_ptr(s.du), typename L::TV{});
-  Tensor sDun = make_tensor(make_smem_ptr(s.dun), typename L::NV{});
+  Tensor sDun = make_tensor(make_smem_ptr(s.du), typename L::NV{});
   Tensor sT = make_tensor(make_smem_ptr(s.t), typename L::T64{});
   Tensor sTt = make_tensor(make_smem_ptr(s.t), typename L::T64t{});
   Tensor sX = make_tensor(make_smem_ptr(s.x), typename L::T64{});
@@ -93,8 +94,8 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
   Tensor sDs = make_tensor(make_smem_ptr(s.ds), typename L::T64{});
   Tensor sDst = make_tensor(make_smem_ptr(s.ds), typename L::T64t{});
 
-  // Copies: k and v (the inputs' dtype) into their tiles, dU (fp16) into both of its; dW (fp32) through
-  // registers, rounded, into both of its.
+  // Copies: k and v (the inputs' dtype) and dU (fp16) into their tiles; dW (fp32) through registers, rounded,
+  // into its.
   const I* k = static_cast<const I*>(p.k);
   const I* v = static_cast<const I*>(p.v);
   const E* du = static_cast<const E*>(p.du);
@@ -104,7 +105,6 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
     const bool valid = r < rows;
     const int64_t at = valid ? ((t0 + r) * H + head) * KD + f : 0;
     copy16_zfill(&sK(r, f), k + at, valid);
-    copy16_zfill(&sKn(f, r), k + at, valid);
   }
   for (int i = tid; i < kC * kVPieces; i += kThreads) {
     const int r = i / kVPieces, c = (i % kVPieces) * 8;
@@ -112,7 +112,6 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
     const int64_t at = valid ? ((t0 + r) * H + head) * VD + c : 0;
     copy16_zfill(&sV(r, c), v + at, valid);
     copy16_zfill(&sDu(r, c), du + at, valid);
-    copy16_zfill(&sDun(c, r), du + at, valid);
   }
   commit();
   // dW: every load of a round issued before the first store to shared memory (whose asm's memory clobber would
@@ -135,10 +134,8 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
       const int i = tid + (round + j) * kThreads, r = i / kKPieces, f = (i % kKPieces) * 8;
       const uint32_t w[4] = {pack_as<E>(a[j].x, a[j].y), pack_as<E>(a[j].z, a[j].w), pack_as<E>(b[j].x, b[j].y),
                              pack_as<E>(b[j].z, b[j].w)};
-      for (const auto* at : {static_cast<const void*>(&sDw(r, f)), static_cast<const void*>(&sDwn(f, r))}) {
-        const auto to = static_cast<unsigned>(__cvta_generic_to_shared(at));
-        asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(to), "r"(w[0]), "r"(w[1]), "r"(w[2]), "r"(w[3]) : "memory");
-      }
+      const auto to = static_cast<unsigned>(__cvta_generic_to_shared(&sDw(r, f)));
+      asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(to), "r"(w[0]), "r"(w[1]), "r"(w[2]), "r"(w[3]) : "memory");
     }
   }
   if (tid < kC) {
@@ -153,11 +150,7 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
   }
   wait<0>();
   if constexpr (!std::is_same_v<I, E>) {  // k and v made fp16 by the thread that copied each piece
-    for (int i = tid; i < kC * kKPieces; i += kThreads) {
-      const int r = i / kKPieces, f = (i % kKPieces) * 8;
-      to_inner_in_place<I>(&sK(r, f));
-      to_inner_in_place<I>(&sKn(f, r));
-    }
+    for (int i = tid; i < kC * kKPieces; i += kThreads) to_inner_in_place<I>(&sK(i / kKPieces, (i % kKPieces) * 8));
     for (int i = tid; i < kC * kVPieces; i += kThreads) to_inner_in_place<I>(&sV(i / kVPieces, (i % kVPieces) * 8));
   }
   landed_for_wgmma<0>();
@@ -173,13 +166,12 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
   Tensor coord = mma_kk.get_thread_slice(me).partition_C(make_identity_tensor(Shape<Int<kC>, Int<kC>>{}));
   auto gamma = [&](int r, int c) { return kGated ? __expf(s.G[r] - s.G[c]) : 1.0f; };
 
-  // 1. S = K K^T into s.s; A below the diagonal into s.f (for now); T by columns, rounded into sT.
+  // 1. S = K K^T; A below the diagonal into s.f (for now); T by columns, rounded into sT.
   clear(acc);
   product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sK)), thr_kk.make_fragment_B(thr_kk.partition_B(sK)), acc);
   CUTE_UNROLL
   for (int i = 0; i < size(acc); ++i) {
     const int r = get<0>(coord(i)), c = get<1>(coord(i));
-    s.s[r * kLd + c] = acc(i);
     s.f[r * kLd + c] = c < r ? s.beta[r] * acc(i) * gamma(r, c) : 0.0f;
   }
   __syncthreads();
@@ -220,6 +212,11 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
   __syncthreads();
   clear(acc);
   product(mma_nn, thr_nn.make_fragment_A(thr_nn.partition_A(sTt)), thr_nn.make_fragment_B(thr_nn.partition_B(sXt)), acc);
+  // S = K K^T again, into registers laid out as Y's: the same product of the same tiles, so the same bits as step
+  // 1's, where an fp32 tile kept from step 1 would cost 16 KB of shared memory.
+  Tensor accs = partition_fragment_C(mma_kk, Shape<Int<kC>, Int<kC>>{});
+  clear(accs);
+  product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sK)), thr_kk.make_fragment_B(thr_kk.partition_B(sK)), accs);
   // dA = -Y below the diagonal; E = dA Gamma; dS = diag(beta) E rounded; F = dA A and E S in fp32.
   CUTE_UNROLL
   for (int i = 0; i < size(acc); i += 2) {
@@ -228,7 +225,7 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
       const int r = get<0>(coord(i + h)), c = get<1>(coord(i + h));
       const float dA = c < r ? -acc(i + h) : 0.0f;
       const float g = c < r ? gamma(r, c) : 0.0f;
-      const float S = s.s[r * kLd + c];
+      const float S = accs(i + h);
       e[h] = dA * g;
       s.f[r * kLd + c] = dA * s.beta[r] * S * g;  // dA * A
       acc(i + h) = e[h] * S;                      // E * S, summed by rows below
