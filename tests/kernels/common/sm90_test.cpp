@@ -722,35 +722,25 @@ at::Tensor dv_local_fp64(const BwdInputs& in) {
 }
 
 // The pass p (buffers 2, as check_bwd sets it) has written dh, dv_new and dh0 into p's outputs: `run` runs it
-// again with single buffers, then with the default, into the same tensors, poisoned first, which must then hold
-// the same bits (the same sums in the same order).
+// again with single buffers, then with the default (0: chosen for the grid, one of the two), into the same
+// tensors, poisoned first, which must then hold the same bits (the same sums in the same order). A pipeline that
+// is neither is refused before anything runs.
 template <class Run>
 void check_single_buffered(const cuda::sm90::StateBwdParams& p, at::Tensor& dh, at::Tensor& dv_new, at::Tensor& dh0,
                            Run run) {
   const auto dh2 = dh.clone(), dv_new2 = dv_new.clone(), dh02 = dh0.clone();
-  poison_(dh);
-  poison_(dv_new);
-  poison_(dh0);
-  auto one = p;
-  one.buffers = 1;
-  run(one);
-  {
-    INFO("single-buffered pipeline against the double-buffered one");
+  for (const int buffers : {1, 0}) {
+    poison_(dh);
+    poison_(dv_new);
+    poison_(dh0);
+    auto other = p;
+    other.buffers = buffers;
+    run(other);
+    INFO("pipeline " << buffers << " against the double-buffered one");
     CHECK(at::equal(dh, dh2));
     CHECK(at::equal(dv_new, dv_new2));
     CHECK(at::equal(dh0, dh02));
   }
-  // The default (0: chosen for the grid) is one of the two, so the same bits again; a pipeline that is neither is
-  // refused before anything runs.
-  poison_(dh);
-  poison_(dv_new);
-  poison_(dh0);
-  auto chosen = p;
-  chosen.buffers = 0;
-  run(chosen);
-  CHECK(at::equal(dh, dh2));
-  CHECK(at::equal(dv_new, dv_new2));
-  CHECK(at::equal(dh0, dh02));
   auto bad = p;
   bad.buffers = 3;
   CHECK_THROWS_WITH(cuda::sm90::chunk_state_backward(bad, at::cuda::getCurrentCUDAStream().stream()),
