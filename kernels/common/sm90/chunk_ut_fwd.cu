@@ -1,9 +1,11 @@
 // The delta rules' UT transform on Hopper's warpgroup products (wgmma), version 1: see sm90_kernels.h for
 // what it computes, kernels/delta_rule/NOTES.md ("Hopper version 1") for the design.
 //
-// One block (one warpgroup, 128 threads) a (chunk, head). The chunk's K comes by cp.async twice, as the
-// K-major tile of K K^T (both operands) and as 64-column N-major tiles for W = T' K, and V as 64-column
-// N-major tiles for U = T'' V (zero-filled past the sequence's end). Then:
+// One block (one warpgroup, 128 threads) a (chunk, head). The chunk's K comes by cp.async into the K-major tile
+// of K K^T (both operands), whose 64-column blocks are also the N-major tiles of W = T' K (the same bytes:
+// sm90/tiles.h), and V into 64-column N-major tiles for U = T'' V (zero-filled past the sequence's end). V's tiles
+// end the shared memory, and a call asks for as many as its V has: at K = V = 128 that is 66 KB, three blocks an
+// SM (97 KB and two before K's second copy went and V's tiles were sized by the call). Then:
 //   1. K K^T on wgmma; A = beta_i (K K^T)_ij exp(G_i - G_j) below the diagonal, fp32 in shared memory;
 //   2. T = (I + A)^-1 by forward substitution, one column a thread (64 threads), the column in registers:
 //      fully unrolled, so that every thread reads the same A_im at each step (a broadcast);
@@ -14,6 +16,9 @@
 #include "kernels/common/sm90/checks.h"
 #include "kernels/common/sm90/common.cuh"
 #include "kernels/common/sm90/sm90_kernels.h"
+#include "kernels/common/sm90/tiles.h"
+
+#include <cstddef>
 
 #include <cuda_runtime.h>
 
@@ -33,9 +38,9 @@ constexpr int kLdA = kC + 1;  // A's fp32 rows, padded
 
 template <class E, int KD>
 struct Tiles {
-  using LayoutK = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<E>{}, Shape<Int<kC>, Int<KD>>{}));  // K K^T
-  using LayoutT = decltype(tile_to_shape(GMMA::Layout_K_SW128_Atom<E>{}, Shape<Int<kC>, Int<kC>>{}));  // T', T'' as A
-  using LayoutN = decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<E>{}, Shape<_64, Int<kC>>{}));     // a B tile
+  using LayoutK = KMajorTile<E, kC, KD>;        // K K^T
+  using LayoutT = KMajorTile<E, kC, kC>;        // T', T'' as A
+  using LayoutN = TransposedView<E, kC, 64>;    // a B tile (64 columns, C): V's, and each 64 columns of LayoutK's
   using MmaKK = MmaKKOf<E>;
   using MmaKN = MmaKNOf<E>;
   static constexpr int kTile = cosize_v<LayoutN>;  // elements of one 64-column B tile
@@ -44,13 +49,12 @@ struct Tiles {
 template <class E, int KD>
 struct alignas(1024) Smem {
   using L = Tiles<E, KD>;
-  alignas(1024) E k[cosize_v<typename L::LayoutK>];
-  alignas(1024) E kn[KD / 64][L::kTile];
-  alignas(1024) E vn[kMaxV / 64][L::kTile];
+  alignas(1024) E k[cosize_v<typename L::LayoutK>];  // 64-column block j is K's B tile j (s.k + j kTile)
   alignas(1024) E tw[cosize_v<typename L::LayoutT>];
   alignas(1024) E tu[cosize_v<typename L::LayoutT>];
   float a[kC * kLdA];
   float G[kC], beta[kC];
+  alignas(1024) E vn[kMaxV / 64][L::kTile];  // last: a call asks only for the tiles of its V
 };
 
 // I: the inputs' dtype (k, v), made Inner in shared memory; W and U are written Inner.
@@ -82,7 +86,6 @@ __global__ void __launch_bounds__(kThreads) ut_forward_kernel(const UtFwdParams 
     const bool valid = r < rows;
     const I* src = k + (valid ? ((t0 + r) * H + head) * KD + f : 0);
     copy16_zfill(&sK(r, f), src, valid);
-    copy16_zfill(&tile(s.kn[f / 64])(f % 64, r), src, valid);
   }
   for (int i = tid; i < kC * (vtiles * 8); i += kThreads) {
     const int r = i / (vtiles * 8), c = (i % (vtiles * 8)) * 8;
@@ -95,12 +98,8 @@ __global__ void __launch_bounds__(kThreads) ut_forward_kernel(const UtFwdParams 
     if (tid < 32) chunk_cumsum(p.g + t0 * H + head, H, rows, s.G);
   }
   wait<0>();
-  if constexpr (!std::is_same_v<I, E>) {  // K (both tiles) and V made Inner by the thread that copied each piece
-    for (int i = tid; i < kC * kPieces; i += kThreads) {
-      const int r = i / kPieces, f = (i % kPieces) * 8;
-      to_inner_in_place<I>(&sK(r, f));
-      to_inner_in_place<I>(&tile(s.kn[f / 64])(f % 64, r));
-    }
+  if constexpr (!std::is_same_v<I, E>) {  // K and V made Inner by the thread that copied each piece
+    for (int i = tid; i < kC * kPieces; i += kThreads) to_inner_in_place<I>(&sK(i / kPieces, (i % kPieces) * 8));
     for (int i = tid; i < kC * (vtiles * 8); i += kThreads) {
       const int r = i / (vtiles * 8), c = (i % (vtiles * 8)) * 8;
       to_inner_in_place<I>(&tile(s.vn[c / 64])(c % 64, r));
@@ -157,7 +156,7 @@ __global__ void __launch_bounds__(kThreads) ut_forward_kernel(const UtFwdParams 
   Tensor tTu = thr.make_fragment_A(thr.partition_A(sTu));
   for (int jt = 0; jt < KD / 64; ++jt) {
     clear(acc);
-    product(mma_n, tTw, thr.make_fragment_B(thr.partition_B(tile(s.kn[jt]))), acc);
+    product(mma_n, tTw, thr.make_fragment_B(thr.partition_B(tile(s.k + jt * L::kTile))), acc);
     out(static_cast<E*>(p.w), KD, jt * 64);
   }
   for (int jt = 0; jt < vtiles; ++jt) {
@@ -170,8 +169,10 @@ __global__ void __launch_bounds__(kThreads) ut_forward_kernel(const UtFwdParams 
 
 template <class I, int KD, bool kGated>
 void launch(const UtFwdParams& p, int64_t chunks, cudaStream_t stream) {
-  launch_warpgroup<Smem<Inner, KD>>("sm90::chunk_ut_forward", ut_forward_kernel<I, KD, kGated>,
-                                dim3(static_cast<unsigned>(chunks), static_cast<unsigned>(p.H)), stream, p);
+  using S = Smem<Inner, KD>;
+  const size_t used = offsetof(S, vn) + static_cast<size_t>(p.V / 64) * sizeof(S::vn[0]);  // V's tiles alone
+  launch_warpgroup<S>("sm90::chunk_ut_forward", ut_forward_kernel<I, KD, kGated>,
+                      dim3(static_cast<unsigned>(chunks), static_cast<unsigned>(p.H)), stream, p, used);
 }
 
 template <class E>

@@ -270,12 +270,13 @@ __device__ __forceinline__ Storage& aligned_smem(char* raw) {
   return *reinterpret_cast<Storage*>(raw + ((1024u - misaligned) & 1023u));
 }
 
-// Launches kernel<<<grid, kWarpgroupThreads, sizeof(Storage) + 1024 bytes>>>(p) on `stream` (the 1024: the slack
-// aligned_smem takes), the kernel's dynamic shared-memory limit raised first; throws std::runtime_error
-// ("<who>: ...") where either fails.
+// Launches kernel<<<grid, kWarpgroupThreads, used + 1024 bytes>>>(p) on `stream` (the 1024: the slack aligned_smem
+// takes; used: sizeof(Storage), or less where the call leaves the end of Storage unused), the kernel's dynamic
+// shared-memory limit raised first; throws std::runtime_error ("<who>: ...") where either fails.
 template <class Storage, class Params>
-void launch_warpgroup(const char* who, void (*kernel)(Params), dim3 grid, cudaStream_t stream, const Params& p) {
-  const size_t bytes = sizeof(Storage) + 1024;
+void launch_warpgroup(const char* who, void (*kernel)(Params), dim3 grid, cudaStream_t stream, const Params& p,
+                      size_t used = sizeof(Storage)) {
+  const size_t bytes = used + 1024;
   if (cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)) != cudaSuccess) {
     throw std::runtime_error(std::string(who) + ": cannot give the kernel " + std::to_string(bytes) +
                              " bytes of shared memory: " + cudaGetErrorString(cudaGetLastError()));
