@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fla_compare import gpu_median_ms, import_fla  # noqa: E402
 
-NAME = re.compile(r"(state_fwd|state_bwd|dv_local|dqkw|ut_bwd|fwd_bwd|fwd)/(\w+)/(\w+)/B(\d+)/T(\d+)/H(\d+)/K(\d+)")
+NAME = re.compile(r"(state_fwd|state_bwd|dv_local|dqkw|ut_fwd|ut_bwd|fwd_bwd|fwd)/(\w+)/(\w+)/B(\d+)/T(\d+)/H(\d+)/K(\d+)")
 
 
 def stage_bytes(stage, B, T, H, K, V, gated):
@@ -33,6 +33,8 @@ def stage_bytes(stage, B, T, H, K, V, gated):
     tokens, chunks = B * T * H, B * ((T + 63) // 64) * H
     if stage == "state_bwd":
         return 2 * tokens * (3 * K + 3 * V) + 2 * chunks * K * V + (4 * tokens if gated else 0)
+    if stage == "ut_fwd":
+        return 2 * tokens * (2 * K + 2 * V) + 4 * tokens * (2 if gated else 1)
     if stage == "ut_bwd":
         return 2 * tokens * (K + 2 * V) + 4 * tokens * (3 * K + V) + 8 * tokens * (2 if gated else 1)
     if stage == "dv_local":
@@ -59,6 +61,7 @@ def render(rows, context, copy, fla_version, why_not, out):
              "walk: its q^T dO comes precomputed, so it does less). dv_local and dqkw: the backward's chunk-parallel "
              "stages (tf32: the training pair's chunk_dout and chunk_grads, which write q^T dO and dG too; fla: "
              "chunk_bwd_dv_local and chunk_bwd_dqkwg, whose gated rows compute dg too, as sm90's and tf32's do). "
+             "ut_fwd: the UT transform, W and U (fla: chunk_gated_delta_rule_fwd_intra, g None for the delta rule). "
              "ut_bwd: the UT transform's backward (fla: prepare_wy_repr_bwd and tf32: chunk_ut_backward get the "
              "inverse from the forward; sm90 recomputes it). fwd_bwd: the forward and every input's gradient (sm90: "
              "sm90::chunk_train, segment-parallel where its cost model chooses; sm90_whole: whole sequences (B 1); chunked: the op's chunked training pair; fla: its chunk op and autograd). fwd: the whole forward (sm90: sm90::chunk_forward, the output "
@@ -118,6 +121,7 @@ def main():
             from fla.ops.common.chunk_o import chunk_bwd_dqkwg, chunk_bwd_dv_local
             from fla.ops.delta_rule.wy_fast import prepare_wy_repr_bwd as wy_bwd_delta
             from fla.ops.gated_delta_rule.wy_fast import prepare_wy_repr_bwd as wy_bwd_gated
+            from fla.ops.gated_delta_rule.chunk_fwd import chunk_gated_delta_rule_fwd_intra as ut_fwd
             from fla.ops.delta_rule import chunk_delta_rule
             from fla.ops.gated_delta_rule import chunk_gated_delta_rule
             from fla.ops.utils import chunk_local_cumsum
@@ -161,7 +165,11 @@ def main():
                     u = torch.randn(B, T, H, V, device="cuda").bfloat16()
                     # In log2 units, as FLA's chunk_gated_delta_rule_fwd passes it (scale RCP_LN2).
                     g = chunk_local_cumsum(logdecay, chunk_size=64, scale=1 / math.log(2)) if gated else None
-                    if stage == "ut_bwd":
+                    if stage == "ut_fwd":  # FLA's fused K K^T, inverse and W, U (its delta rule's too: g None)
+                        vb = torch.randn(B, T, H, V, device="cuda").bfloat16()
+                        beta = torch.randn(B, T, H, device="cuda").sigmoid()
+                        fn = lambda: ut_fwd(k=kb, v=vb, g=g, beta=beta)  # noqa: E731
+                    elif stage == "ut_bwd":
                         vb = torch.randn(B, T, H, V, device="cuda").bfloat16()
                         beta = torch.randn(B, T, H, device="cuda").sigmoid()
                         A = torch.randn(B, T, H, 64, device="cuda").bfloat16()

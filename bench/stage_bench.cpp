@@ -17,6 +17,8 @@
 //                                    writes q^T dO too
 //   dqkw/{sm90,tf32}/...:           the backward's dq, dk, dW (FLA's chunk_bwd_dqkwg); tf32: chunk_grads; both
 //                                    write dG too in the gated rows
+//   ut_fwd/sm90/...:                the UT transform alone (W and U from k, v, beta, g; FLA's
+//                                    chunk_gated_delta_rule_fwd_intra), as the forward and the backward run it
 //   ut_bwd/{sm90,tf32}/...:         the UT transform's backward (FLA's prepare_wy_repr_bwd, which gets the inverse
 //                                    from its forward, as tf32 does; sm90 recomputes it)
 //   fwd_bwd/{sm90,chunked}/...:     the forward and every input's gradient: sm90::chunk_train, and the op under
@@ -105,6 +107,11 @@ double dqkw_bytes(const Shape& s, bool gated) {
 
 // The UT backward: k, v, dU read (16-bit), dW read and dk read and written (fp32), dv written (fp32), beta and
 // dbeta (and g, dg).
+double ut_fwd_bytes(const Shape& s, bool gated) {
+  const double tokens = static_cast<double>(s.B * s.T * s.H);
+  return 2.0 * tokens * (2 * s.K + 2 * s.V) + 4.0 * tokens * (gated ? 2 : 1);
+}
+
 double ut_bwd_bytes(const Shape& s, bool gated) {
   const double tokens = static_cast<double>(s.B * s.T * s.H);
   return 2.0 * tokens * (s.K + 2 * s.V) + 4.0 * tokens * (3 * s.K + s.V) + 8.0 * tokens * (gated ? 2 : 1);
@@ -354,6 +361,29 @@ void run_chunk_stage(benchmark::State& state, const Shape& s, bool gated, bool d
 
 // The UT transform's backward. sm90: recomputes T; tf32: the training pair's chunk_ut_backward on fp32
 // [BH, NT, C, *] buffers, with A and T given (the forward saved them).
+// The sm90 UT transform: k unit-norm and v bf16, beta = sigmoid, g = logsigmoid / 16 per step; W and U fp16.
+void run_ut_fwd(benchmark::State& state, const Shape& s, bool gated) {
+  std::string why;
+  if (!deltabench::cuda::sm90::available(&why)) {
+    state.SkipWithError(why.c_str());
+    return;
+  }
+  at::manual_seed(0);
+  const auto f32 = kCuda.dtype(at::kFloat);
+  const int64_t tokens = s.B * s.T;
+  auto k = at::randn({tokens, s.H, s.K}, f32);
+  k = (k / k.norm(2, -1, true)).to(at::kBFloat16);
+  const auto v = at::randn({tokens, s.H, s.V}, f32).to(at::kBFloat16), beta = at::randn({tokens, s.H}, f32).sigmoid();
+  const auto g = at::log_sigmoid(at::randn({tokens, s.H}, f32)) / 16.0;
+  auto w = at::empty({tokens, s.H, s.K}, kCuda.dtype(at::kHalf)), u = at::empty({tokens, s.H, s.V}, kCuda.dtype(at::kHalf));
+  deltabench::cuda::sm90::UtFwdParams p;
+  p.k = k.data_ptr(), p.v = v.data_ptr(), p.beta = beta.data_ptr<float>(), p.g = gated ? g.data_ptr<float>() : nullptr;
+  p.w = w.data_ptr(), p.u = u.data_ptr();
+  p.N = s.B, p.T = s.T, p.H = s.H, p.K = s.K, p.V = s.V;
+  const auto stream = at::cuda::getCurrentCUDAStream().stream();
+  report(state, ut_fwd_bytes(s, gated), [&] { deltabench::cuda::sm90::chunk_ut_forward(p, stream); });
+}
+
 void run_ut_bwd(benchmark::State& state, const Shape& s, bool gated, bool sm90) {
   std::string why;
   if (sm90 && !deltabench::cuda::sm90::available(&why)) {
@@ -496,6 +526,7 @@ int main(int argc, char** argv) {
         add(name("state_bwd", "sm90_segments", gated, s),
             [s, gated](benchmark::State& st) { run_sm90(st, s, gated, true, true); });
       }
+      add(name("ut_fwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_ut_fwd(st, s, gated); });
       add(name("ut_bwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_ut_bwd(st, s, gated, true); });
       add(name("ut_bwd", "tf32", gated, s), [s, gated](benchmark::State& st) { run_ut_bwd(st, s, gated, false); });
       for (const bool dqkw : {false, true}) {
