@@ -3,7 +3,8 @@
 // why.
 //
 // One block (one warpgroup, 128 threads) a (chunk, head). With S = K K^T, A = strict_lower(diag(beta) S * Gamma),
-// T = (I + A)^-1 (recomputed as the forward computes it), Kb = diag(beta e^G) K and Vb = diag(beta) V:
+// T = (I + A)^-1 (read from the forward's t where given, else recomputed as the forward computes it: the same
+// bits either way), Kb = diag(beta e^G) K and Vb = diag(beta) V:
 //   1. S on wgmma, A in fp32, T by substitution (a column a thread), rounded into a K-major tile;
 //   2. dT = (dW K^T) diag(beta e^G) + (dU V^T) diag(beta), rounded into a tile;
 //   3. X = dT T^T, rounded; Y = T^T X, so dA = -Y below the diagonal; E = dA * Gamma; dS = diag(beta) E rounded
@@ -113,6 +114,13 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
     copy16_zfill(&sV(r, c), v + at, valid);
     copy16_zfill(&sDu(r, c), du + at, valid);
   }
+  if (p.t != nullptr) {  // T from the forward: 64 rows of 8 pieces of 8 columns
+    const E* t = static_cast<const E*>(p.t) + (chunk * H + head) * kC * kC;
+    for (int i = tid; i < kC * (kC / 8); i += kThreads) {
+      const int r = i / (kC / 8), c = (i % (kC / 8)) * 8;
+      copy16_zfill(&sT(r, c), t + r * kC + c, true);
+    }
+  }
   commit();
   // dW: every load of a round issued before the first store to shared memory (whose asm's memory clobber would
   // otherwise keep the next piece's load behind it: a device-memory round trip a piece).
@@ -166,20 +174,23 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
   Tensor coord = mma_kk.get_thread_slice(me).partition_C(make_identity_tensor(Shape<Int<kC>, Int<kC>>{}));
   auto gamma = [&](int r, int c) { return kGated ? __expf(s.G[r] - s.G[c]) : 1.0f; };
 
-  // 1. S = K K^T; A below the diagonal into s.f (for now); T by columns, rounded into sT.
+  // 1. Without the forward's T: S = K K^T; A below the diagonal into s.f (for now); T by columns, rounded into
+  //    sT. (The product runs either way: a branch around it would make ptxas fence the accumulators, C7519.)
   clear(acc);
   product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sK)), thr_kk.make_fragment_B(thr_kk.partition_B(sK)), acc);
-  CUTE_UNROLL
-  for (int i = 0; i < size(acc); ++i) {
-    const int r = get<0>(coord(i)), c = get<1>(coord(i));
-    s.f[r * kLd + c] = c < r ? s.beta[r] * acc(i) * gamma(r, c) : 0.0f;
-  }
-  __syncthreads();
-  if (tid < kC) {
-    float x[kC];
-    unit_lower_inverse_column(s.f, kLd, tid, x);
+  if (p.t == nullptr) {
     CUTE_UNROLL
-    for (int i = 0; i < kC; ++i) store_shared_u16(&sT(i, tid), E(x[i]).raw());
+    for (int i = 0; i < size(acc); ++i) {
+      const int r = get<0>(coord(i)), c = get<1>(coord(i));
+      s.f[r * kLd + c] = c < r ? s.beta[r] * acc(i) * gamma(r, c) : 0.0f;
+    }
+    __syncthreads();
+    if (tid < kC) {
+      float x[kC];
+      unit_lower_inverse_column(s.f, kLd, tid, x);
+      CUTE_UNROLL
+      for (int i = 0; i < kC; ++i) store_shared_u16(&sT(i, tid), E(x[i]).raw());
+    }
   }
   __syncthreads();  // the warpgroup together again before its next product
   // 2. dT = (dW K^T) diag(beta e^G) + (dU V^T) diag(beta), into sX.
@@ -333,7 +344,8 @@ void dispatch(const UtBwdParams& p, int64_t chunks, cudaStream_t stream) {
 void chunk_ut_backward(const UtBwdParams& p, void* stream) {
   detail::CallShape shape{p.dtype, p.N, p.T, p.H, p.K, p.V, p.seq_starts, p.chunk_starts, p.chunks, 128, true};
   const int64_t chunks = detail::check_call("sm90::chunk_ut_backward", shape,
-                                            {{"k", p.k}, {"v", p.v}, {"du", p.du}, {"dw", p.dw}, {"dk", p.dk}, {"dv", p.dv}});
+                                            {{"k", p.k}, {"v", p.v}, {"du", p.du}, {"dw", p.dw}, {"dk", p.dk}, {"dv", p.dv}},
+                                            {{"t", p.t}});
   if (p.beta == nullptr || p.dbeta == nullptr) {
     throw std::invalid_argument("sm90::chunk_ut_backward: beta and dbeta are required (got null)");
   }

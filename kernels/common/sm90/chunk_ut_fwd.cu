@@ -137,6 +137,11 @@ __global__ void __launch_bounds__(kThreads) ut_forward_kernel(const UtFwdParams 
       store_shared_u16(&sTw(i, j), E(x[i] * bw).raw());
       store_shared_u16(&sTu(i, j), E(x[i] * bu).raw());
     }
+    if (p.t != nullptr) {  // T itself, rounded as the UT backward rounds it, for the backward to read
+      E* t = static_cast<E*>(p.t) + (chunk * H + head) * kC * kC + j;
+      CUTE_UNROLL
+      for (int i = 0; i < kC; ++i) t[i * kC] = E(x[i]);
+    }
   }
   cutlass::arch::fence_view_async_shared();
   __syncthreads();
@@ -185,7 +190,8 @@ void dispatch(const UtFwdParams& p, int64_t chunks, cudaStream_t stream) {
 
 void chunk_ut_forward(const UtFwdParams& p, void* stream) {
   detail::CallShape shape{p.dtype, p.N, p.T, p.H, p.K, p.V, p.seq_starts, p.chunk_starts, p.chunks, kMaxV, true};
-  const int64_t chunks = detail::check_call("sm90::chunk_ut_forward", shape, {{"k", p.k}, {"v", p.v}, {"w", p.w}, {"u", p.u}});
+  const int64_t chunks = detail::check_call("sm90::chunk_ut_forward", shape,
+                                            {{"k", p.k}, {"v", p.v}, {"w", p.w}, {"u", p.u}}, {{"t", p.t}});
   if (p.beta == nullptr) throw std::invalid_argument("sm90::chunk_ut_forward: beta is required (got null)");
   if (chunks <= 0) return;
   const auto s = static_cast<cudaStream_t>(stream);

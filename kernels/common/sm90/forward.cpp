@@ -115,6 +115,7 @@ void check_segment_length(int64_t length) {
 // made), else by the output kernel from h and v_new.
 struct Stages {
   at::Tensor w, u, h, v_new, o, ht;
+  at::Tensor t;  // the UT transform's T, [chunks, H, 64, 64] fp16, where asked (inverse)
 };
 
 // The segments as the kernels' batch: their token offsets and their chunks' on the device. Segments are whole
@@ -167,7 +168,7 @@ std::optional<Segments> plan_segments(const Call& c, int64_t segment_length) {
 
 Stages forward_stages(const Call& c, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta,
                       const at::Tensor& g, const at::Tensor& h0, double scale, bool final_state, bool output,
-                      bool fuse_output, int64_t segment_length) {
+                      bool fuse_output, int64_t segment_length, bool inverse = false) {
   const auto stream = at::cuda::getCurrentCUDAStream().stream();
   const float* g_ptr = g.defined() ? g.data_ptr<float>() : nullptr;
   // W, U, h and v_new are fp16 whatever the inputs' dtype (the kernels' Inner type: sm90_kernels.h).
@@ -185,6 +186,10 @@ Stages forward_stages(const Call& c, const at::Tensor& q, const at::Tensor& k, c
     p.g = g_ptr;
     p.w = st.w.data_ptr();
     p.u = st.u.data_ptr();
+    if (inverse) {
+      st.t = at::empty({c.chunks, c.H, cuda::sm90::kStateChunk, cuda::sm90::kStateChunk}, inner);
+      p.t = st.t.data_ptr();
+    }
     p.seq_starts = c.seq_ptr();
     p.chunk_starts = c.chunk_ptr();
     p.chunks = c.chunks;
@@ -296,9 +301,9 @@ class Sm90Train : public torch::autograd::Function<Sm90Train> {
     const bool delta = family != Family::kLinearAttention;
     const auto stream = at::cuda::getCurrentCUDAStream().stream();
     const float* g_ptr = g.defined() ? g.data_ptr<float>() : nullptr;
-    // W, U, h and v_new recomputed, as the forward made them.
-    const auto st =
-        forward_stages(c, q, k, v, beta, g, h0, scale, false, false, false, ctx->saved_data["segment_length"].toInt());
+    // W, U, h and v_new recomputed, as the forward made them, and the UT transform's T kept for its backward.
+    const auto st = forward_stages(c, q, k, v, beta, g, h0, scale, false, false, false,
+                                   ctx->saved_data["segment_length"].toInt(), delta);
     const auto dout = grads[0].defined() ? grads[0].to(q.scalar_type()).contiguous() : at::zeros_like(v);
     const auto dht = grads.size() > 1 && grads[1].defined() ? grads[1].to(at::kFloat).contiguous() : at::Tensor();
     const auto f32 = q.options().dtype(at::kFloat), inner = q.options().dtype(at::kHalf);
@@ -351,6 +356,7 @@ class Sm90Train : public torch::autograd::Function<Sm90Train> {
       p.dw = dw.data_ptr<float>(), p.du = dv_new.data_ptr();
       p.dk = dk.data_ptr<float>(), p.dv = dv.data_ptr<float>(), p.dbeta = dbeta.data_ptr<float>();
       p.dg = dG.defined() ? dG.data_ptr<float>() : nullptr;
+      p.t = st.t.data_ptr();
       p.seq_starts = c.seq_ptr(), p.chunk_starts = c.chunk_ptr(), p.chunks = c.chunks;
       p.N = c.N, p.T = c.T, p.H = c.H, p.K = c.K, p.V = c.V;
       cuda::sm90::chunk_ut_backward(p, stream);

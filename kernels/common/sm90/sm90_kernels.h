@@ -199,6 +199,8 @@ struct UtFwdParams {
   const float* g = nullptr;       // [tokens, H] per-step log decay, or null
   void* w = nullptr;              // [tokens, H, K] fp16
   void* u = nullptr;              // [tokens, H, V] fp16
+  void* t = nullptr;              // [chunks, H, 64, 64] fp16, row-major: T = (I + A)^-1, or null (not written);
+                                  // a partial chunk's rows and columns past its end are the identity's
   const int64_t* seq_starts = nullptr;    // as OutputFwdParams
   const int64_t* chunk_starts = nullptr;
   int64_t chunks = 0;
@@ -226,6 +228,8 @@ struct UtBwdParams {
   float* dv = nullptr;            // [tokens, H, V]
   float* dbeta = nullptr;         // [tokens, H]
   float* dg = nullptr;            // [tokens, H], added to; with g only
+  const void* t = nullptr;        // chunk_ut_forward's t for the same k, beta and g: read instead of recomputed
+                                  // (the same bits: both round the same substitution), or null
   const int64_t* seq_starts = nullptr;    // as OutputFwdParams
   const int64_t* chunk_starts = nullptr;
   int64_t chunks = 0;

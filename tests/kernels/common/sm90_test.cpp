@@ -403,6 +403,31 @@ void check_ut(const std::vector<int64_t>& lengths, int64_t H, int64_t K, int64_t
   // 3e-4 (bf16 would give 2e-3-2.6e-3, an fp64 emulation on the CPU said).
   CHECK(testing::rel_rms(w, w_ref) <= 1.5e-3);
   CHECK(testing::rel_rms(u, u_ref) <= 1.5e-3);
+
+  // T where asked (for the UT backward): W and U unchanged to the bit, and T diag(beta e^G) K, in fp64 chunk by
+  // chunk from the T written, equal to W as closely as the kernel's own W is (T rounded to fp16 once).
+  auto t = at::empty({b.chunks, H, cuda::sm90::kStateChunk, cuda::sm90::kStateChunk}, kd.options().dtype(at::kHalf));
+  poison_(t);
+  const auto w_alone = w.clone(), u_alone = u.clone();
+  p.t = t.data_ptr();
+  cuda::sm90::chunk_ut_forward(p, at::cuda::getCurrentCUDAStream().stream());
+  CHECK(at::equal(w, w_alone));
+  CHECK(at::equal(u, u_alone));
+  const auto t64 = t.to(at::kDouble).cpu(), k64 = k.to(at::kDouble), g64 = g.to(at::kDouble), b64 = beta.to(at::kDouble);
+  auto from_t = at::zeros_like(w_ref);
+  int64_t start = 0, chunk = 0;
+  for (const auto T : lengths) {
+    for (int64_t t0 = start; t0 < start + T; t0 += cuda::sm90::kStateChunk, ++chunk) {
+      const int64_t n = std::min<int64_t>(cuda::sm90::kStateChunk, start + T - t0);
+      for (int64_t hh = 0; hh < H; ++hh) {
+        const auto rows = [&](const at::Tensor& x) { return x.slice(0, t0, t0 + n).select(1, hh); };
+        const auto scale = rows(b64) * rows(g64).cumsum(0).exp();
+        rows(from_t).copy_(t64[chunk][hh].slice(0, 0, n).slice(1, 0, n).matmul(scale.unsqueeze(1) * rows(k64)));
+      }
+    }
+    start += T;
+  }
+  CHECK(testing::rel_rms(from_t, w_ref) <= 1.5e-3);
 }
 
 void check_output(const std::vector<int64_t>& lengths, int64_t H, int64_t K, int64_t V, bool gated, at::ScalarType dtype,
@@ -1309,6 +1334,30 @@ TEST_CASE("cuda: the sm90 UT backward equals autograd through the UT transform",
         CHECK(testing::rel_rms(dv, want.dv) <= 1e-3);
         CHECK(testing::rel_rms(dbeta, want.dbeta) <= 2e-3);
         if (gated) CHECK(testing::rel_rms(dg, want.dG) <= 2e-3);
+
+        // With the forward's T read instead of recomputed: the same bits (both round the same substitution).
+        auto t = at::empty({b.chunks, H, cuda::sm90::kStateChunk, cuda::sm90::kStateChunk}, kd.options().dtype(at::kHalf));
+        {
+          auto w = at::empty({b.tokens, H, K}, kd.options().dtype(at::kHalf)), u = at::empty({b.tokens, H, V}, w.options());
+          cuda::sm90::UtFwdParams f;
+          f.dtype = p.dtype, f.k = p.k, f.v = p.v, f.beta = p.beta, f.g = p.g, f.w = w.data_ptr(), f.u = u.data_ptr();
+          f.t = t.data_ptr();
+          f.seq_starts = p.seq_starts, f.chunk_starts = p.chunk_starts, f.chunks = p.chunks;
+          f.N = p.N, f.H = H, f.K = K, f.V = V;
+          cuda::sm90::chunk_ut_forward(f, at::cuda::getCurrentCUDAStream().stream());
+        }
+        const auto dk_alone = dk.clone(), dv_alone = dv.clone(), dbeta_alone = dbeta.clone(), dg_alone = dg.clone();
+        dk.zero_();
+        dg.zero_();
+        poison_(dv);
+        poison_(dbeta);
+        p.t = t.data_ptr();
+        cuda::sm90::chunk_ut_backward(p, at::cuda::getCurrentCUDAStream().stream());
+        INFO("with the forward's T");
+        CHECK(at::equal(dk, dk_alone));
+        CHECK(at::equal(dv, dv_alone));
+        CHECK(at::equal(dbeta, dbeta_alone));
+        CHECK(at::equal(dg, dg_alone));
       }
     }
   }
