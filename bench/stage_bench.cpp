@@ -19,6 +19,7 @@
 //                                    write dG too in the gated rows
 //   ut_fwd/sm90/...:                the UT transform alone (W and U from k, v, beta, g; FLA's
 //                                    chunk_gated_delta_rule_fwd_intra), as the forward and the backward run it
+//   ut_bwd/sm90_t/...:              the same reading T from the UT forward (the training op's way), not substituting
 //   ut_bwd/{sm90,tf32}/...:         the UT transform's backward (FLA's prepare_wy_repr_bwd, which gets the inverse
 //                                    from its forward, as tf32 does; sm90 recomputes it)
 //   fwd_bwd/{sm90,chunked}/...:     the forward and every input's gradient: sm90::chunk_train, and the op under
@@ -384,7 +385,9 @@ void run_ut_fwd(benchmark::State& state, const Shape& s, bool gated) {
   report(state, ut_fwd_bytes(s, gated), [&] { deltabench::cuda::sm90::chunk_ut_forward(p, stream); });
 }
 
-void run_ut_bwd(benchmark::State& state, const Shape& s, bool gated, bool sm90) {
+// with_t: the sm90 kernel reads T from a UT forward run beforehand (as the training op's backward does) rather
+// than substituting again.
+void run_ut_bwd(benchmark::State& state, const Shape& s, bool gated, bool sm90, bool with_t = false) {
   std::string why;
   if (sm90 && !deltabench::cuda::sm90::available(&why)) {
     state.SkipWithError(why.c_str());
@@ -411,7 +414,23 @@ void run_ut_bwd(benchmark::State& state, const Shape& s, bool gated, bool sm90) 
     p.dw = dw.data_ptr<float>(), p.du = du.data_ptr(), p.dk = dk.data_ptr<float>(), p.dv = dv.data_ptr<float>();
     p.dbeta = dbeta.data_ptr<float>(), p.dg = gated ? dg.data_ptr<float>() : nullptr;
     p.N = s.B, p.T = s.T, p.H = s.H, p.K = s.K, p.V = s.V;
-    report(state, ut_bwd_bytes(s, gated), [&] { deltabench::cuda::sm90::chunk_ut_backward(p, stream); });
+    at::Tensor t;
+    if (with_t) {
+      t = at::empty({s.B * NT, s.H, C, C}, kCuda.dtype(at::kHalf));
+      auto w = at::empty({tokens, s.H, s.K}, kCuda.dtype(at::kHalf)), u = at::empty({tokens, s.H, s.V}, w.options());
+      deltabench::cuda::sm90::UtFwdParams f;
+      f.k = p.k, f.v = p.v, f.beta = p.beta, f.g = p.g, f.w = w.data_ptr(), f.u = u.data_ptr(), f.t = t.data_ptr();
+      f.N = s.B, f.T = s.T, f.H = s.H, f.K = s.K, f.V = s.V;
+      try {
+        deltabench::cuda::sm90::chunk_ut_forward(f, stream);
+      } catch (const std::exception& e) {
+        state.SkipWithError(e.what());
+        return;
+      }
+      p.t = t.data_ptr();
+    }
+    report(state, ut_bwd_bytes(s, gated) + (with_t ? 2.0 * s.B * NT * s.H * C * C : 0.0),
+           [&] { deltabench::cuda::sm90::chunk_ut_backward(p, stream); });
     return;
   }
   if (!deltabench::cuda::chunk_ut_backward_supports(s.K, s.V)) {
@@ -528,6 +547,7 @@ int main(int argc, char** argv) {
       }
       add(name("ut_fwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_ut_fwd(st, s, gated); });
       add(name("ut_bwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_ut_bwd(st, s, gated, true); });
+      add(name("ut_bwd", "sm90_t", gated, s), [s, gated](benchmark::State& st) { run_ut_bwd(st, s, gated, true, true); });
       add(name("ut_bwd", "tf32", gated, s), [s, gated](benchmark::State& st) { run_ut_bwd(st, s, gated, false); });
       for (const bool dqkw : {false, true}) {
         for (const bool sm90 : {true, false}) {
