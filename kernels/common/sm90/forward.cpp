@@ -168,14 +168,18 @@ std::optional<Segments> plan_segments(const Call& c, int64_t segment_length) {
 
 Stages forward_stages(const Call& c, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta,
                       const at::Tensor& g, const at::Tensor& h0, double scale, bool final_state, bool output,
-                      bool fuse_output, int64_t segment_length, bool inverse = false) {
+                      bool fuse_output, int64_t segment_length, bool inverse = false, const Stages* kept = nullptr) {
   const auto stream = at::cuda::getCurrentCUDAStream().stream();
   const float* g_ptr = g.defined() ? g.data_ptr<float>() : nullptr;
   // W, U, h and v_new are fp16 whatever the inputs' dtype (the kernels' Inner type: sm90_kernels.h).
   const auto inner = q.options().dtype(at::kHalf);
   Stages st;
   st.u = v;
-  if (c.family != Family::kLinearAttention) {
+  if (kept != nullptr && kept->w.defined()) {  // W, U and T from the forward (chunk_train's keep_ut)
+    st.w = kept->w;
+    st.u = kept->u;
+    st.t = kept->t;
+  } else if (c.family != Family::kLinearAttention) {
     st.w = at::empty(k.sizes(), inner);
     st.u = at::empty(v.sizes(), inner);
     cuda::sm90::UtFwdParams p;
@@ -268,6 +272,7 @@ struct TrainConfig {
   bool final_state = false;
   at::Tensor cu_seqlens;
   int64_t segment_length = 0;  // forward_stages's, in the forward and the backward's recomputation
+  bool keep_ut = false;        // chunk_train's
 };
 
 class Sm90Train : public torch::autograd::Function<Sm90Train> {
@@ -281,8 +286,13 @@ class Sm90Train : public torch::autograd::Function<Sm90Train> {
     const auto beta = beta_in.value_or(at::Tensor()), g = g_in.value_or(at::Tensor()), h0 = h0_in.value_or(at::Tensor());
     const auto c = validate(cfg.family, q, k, v, beta, g, h0, cfg.cu_seqlens);
     require(c.V <= 128, "training takes V up to 128 (got " + std::to_string(c.V) + ")");
-    auto st = forward_stages(c, q, k, v, beta, g, h0, cfg.scale, cfg.final_state, true, true, cfg.segment_length);
-    ctx->save_for_backward({q, k, v, beta, g, h0, cfg.cu_seqlens});
+    const bool keep = cfg.keep_ut && cfg.family != Family::kLinearAttention;
+    auto st = forward_stages(c, q, k, v, beta, g, h0, cfg.scale, cfg.final_state, true, true, cfg.segment_length, keep);
+    if (keep) {
+      ctx->save_for_backward({q, k, v, beta, g, h0, cfg.cu_seqlens, st.w, st.u, st.t});
+    } else {
+      ctx->save_for_backward({q, k, v, beta, g, h0, cfg.cu_seqlens, {}, {}, {}});
+    }
     ctx->saved_data["family"] = static_cast<int64_t>(cfg.family);
     ctx->saved_data["scale"] = cfg.scale;
     ctx->saved_data["segment_length"] = cfg.segment_length;
@@ -301,9 +311,12 @@ class Sm90Train : public torch::autograd::Function<Sm90Train> {
     const bool delta = family != Family::kLinearAttention;
     const auto stream = at::cuda::getCurrentCUDAStream().stream();
     const float* g_ptr = g.defined() ? g.data_ptr<float>() : nullptr;
-    // W, U, h and v_new recomputed, as the forward made them, and the UT transform's T kept for its backward.
+    // h and v_new recomputed, and W, U and T (for the UT transform's backward) where the forward kept none, as the
+    // forward made them.
+    Stages kept;
+    kept.w = saved[7], kept.u = saved[8], kept.t = saved[9];
     const auto st = forward_stages(c, q, k, v, beta, g, h0, scale, false, false, false,
-                                   ctx->saved_data["segment_length"].toInt(), delta);
+                                   ctx->saved_data["segment_length"].toInt(), delta, &kept);
     const auto dout = grads[0].defined() ? grads[0].to(q.scalar_type()).contiguous() : at::zeros_like(v);
     const auto dht = grads.size() > 1 && grads[1].defined() ? grads[1].to(at::kFloat).contiguous() : at::Tensor();
     const auto f32 = q.options().dtype(at::kFloat), inner = q.options().dtype(at::kHalf);
@@ -374,9 +387,10 @@ class Sm90Train : public torch::autograd::Function<Sm90Train> {
 
 ForwardOutputs chunk_train(Family family, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta,
                            const at::Tensor& g, const at::Tensor& h0, const at::Tensor& cu_seqlens, double scale,
-                           bool final_state, int64_t segment_length) {
+                           bool final_state, int64_t segment_length, bool keep_ut) {
   check_segment_length(segment_length);
   TrainConfig cfg;
+  cfg.keep_ut = keep_ut;
   cfg.family = family;
   cfg.scale = scale;
   cfg.final_state = final_state;

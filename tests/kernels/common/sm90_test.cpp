@@ -1425,6 +1425,24 @@ TEST_CASE("cuda: the sm90 training op's output and gradients match the fp64 recu
           if (beta.defined()) CHECK(testing::rel_rms(beta.grad(), ref_in.beta.grad()) <= 0.005);
           if (g.defined()) CHECK(testing::rel_rms(g.grad(), ref_in.g.grad()) <= 0.006);
           if (initial) CHECK(testing::rel_rms(h0d.grad(), h0_ref.grad()) <= 0.004);
+
+          // W, U and T kept from the forward (keep_ut) rather than recomputed in the backward: the same bits.
+          auto again = [](const at::Tensor& t) { return t.defined() ? t.detach().clone().requires_grad_(true) : at::Tensor(); };
+          const auto q2 = again(q), k2 = again(k), v2 = again(v), beta2 = again(beta), g2 = again(g), h02 = again(h0d);
+          const auto kept = sm90::chunk_train(family, q2, k2, v2, beta2, g2, h02, varlen ? cu.to(at::kCUDA) : at::Tensor(),
+                                              1.0 / std::sqrt(static_cast<double>(K)), true, segment_length, true);
+          ((kept.o.to(at::kFloat) * dout.to(at::kFloat).to(at::kCUDA)).sum() +
+           (kept.final_state * dht.to(at::kFloat).to(at::kCUDA)).sum())
+              .backward();
+          INFO("keep_ut against the recomputing backward");
+          CHECK(at::equal(kept.o, got.o));
+          CHECK(at::equal(kept.final_state, got.final_state));
+          CHECK(at::equal(q2.grad(), q.grad()));
+          CHECK(at::equal(k2.grad(), k.grad()));
+          CHECK(at::equal(v2.grad(), v.grad()));
+          if (beta.defined()) CHECK(at::equal(beta2.grad(), beta.grad()));
+          if (g.defined()) CHECK(at::equal(g2.grad(), g.grad()));
+          if (initial) CHECK(at::equal(h02.grad(), h0d.grad()));
         }
       }
     }
