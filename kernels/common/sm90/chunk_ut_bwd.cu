@@ -66,8 +66,10 @@ struct alignas(1024) Smem {
   float G[kC], beta[kC], dbeta[kC], rowf[kC], dg[kC];
 };
 
-// I: the inputs' dtype (k, v); dU (dv_new) is Inner, dW fp32; dk (added to), dv, dbeta and dg (added to) fp32.
-template <class I, int KD, int VD, bool kGated>
+// k and v in p.dtype (bf16 ones made Inner in shared memory: a runtime branch, so that the 8 instantiations
+// serve both dtypes and the file, the build's longest, compiles in half the time); dU (dv_new) is Inner, dW fp32;
+// dk (added to), dv, dbeta and dg (added to) fp32.
+template <int KD, int VD, bool kGated>
 __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams p) {
 #if defined(__CUDA_ARCH__) && defined(CUTE_ARCH_MMA_SM90A_ENABLED)
   using E = Inner;
@@ -97,8 +99,8 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
 
   // Copies: k and v (the inputs' dtype) and dU (fp16) into their tiles; dW (fp32) through registers, rounded,
   // into its.
-  const I* k = static_cast<const I*>(p.k);
-  const I* v = static_cast<const I*>(p.v);
+  const E* k = static_cast<const E*>(p.k);  // 16-bit elements of either dtype: only copied here
+  const E* v = static_cast<const E*>(p.v);
   const E* du = static_cast<const E*>(p.du);
   constexpr int kKPieces = KD / 8, kVPieces = VD / 8;
   for (int i = tid; i < kC * kKPieces; i += kThreads) {
@@ -157,9 +159,10 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
     if (tid < kC) s.G[tid] = 0.0f;
   }
   wait<0>();
-  if constexpr (!std::is_same_v<I, E>) {  // k and v made fp16 by the thread that copied each piece
-    for (int i = tid; i < kC * kKPieces; i += kThreads) to_inner_in_place<I>(&sK(i / kKPieces, (i % kKPieces) * 8));
-    for (int i = tid; i < kC * kVPieces; i += kThreads) to_inner_in_place<I>(&sV(i / kVPieces, (i % kVPieces) * 8));
+  if (p.dtype == Dtype::kBF16) {  // k and v made fp16 by the thread that copied each piece
+    using B = cutlass::bfloat16_t;
+    for (int i = tid; i < kC * kKPieces; i += kThreads) to_inner_in_place<B>(&sK(i / kKPieces, (i % kKPieces) * 8));
+    for (int i = tid; i < kC * kVPieces; i += kThreads) to_inner_in_place<B>(&sV(i / kVPieces, (i % kVPieces) * 8));
   }
   landed_for_wgmma<0>();
 
@@ -322,21 +325,20 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
 #endif
 }
 
-template <class I, int KD, int VD, bool kGated>
+template <int KD, int VD, bool kGated>
 void launch(const UtBwdParams& p, int64_t chunks, cudaStream_t stream) {
-  launch_warpgroup<Smem<KD, VD>>("sm90::chunk_ut_backward", ut_backward_kernel<I, KD, VD, kGated>,
+  launch_warpgroup<Smem<KD, VD>>("sm90::chunk_ut_backward", ut_backward_kernel<KD, VD, kGated>,
                                  dim3(static_cast<unsigned>(chunks), static_cast<unsigned>(p.H)), stream, p);
 }
 
-template <class I>
 void dispatch(const UtBwdParams& p, int64_t chunks, cudaStream_t stream) {
   const bool g = p.g != nullptr;
   if (p.K == 64) {
-    if (p.V == 64) return g ? launch<I, 64, 64, true>(p, chunks, stream) : launch<I, 64, 64, false>(p, chunks, stream);
-    return g ? launch<I, 64, 128, true>(p, chunks, stream) : launch<I, 64, 128, false>(p, chunks, stream);
+    if (p.V == 64) return g ? launch<64, 64, true>(p, chunks, stream) : launch<64, 64, false>(p, chunks, stream);
+    return g ? launch<64, 128, true>(p, chunks, stream) : launch<64, 128, false>(p, chunks, stream);
   }
-  if (p.V == 64) return g ? launch<I, 128, 64, true>(p, chunks, stream) : launch<I, 128, 64, false>(p, chunks, stream);
-  return g ? launch<I, 128, 128, true>(p, chunks, stream) : launch<I, 128, 128, false>(p, chunks, stream);
+  if (p.V == 64) return g ? launch<128, 64, true>(p, chunks, stream) : launch<128, 64, false>(p, chunks, stream);
+  return g ? launch<128, 128, true>(p, chunks, stream) : launch<128, 128, false>(p, chunks, stream);
 }
 
 }  // namespace
@@ -353,9 +355,7 @@ void chunk_ut_backward(const UtBwdParams& p, void* stream) {
     throw std::invalid_argument("sm90::chunk_ut_backward: g and dg go together (one of them is null)");
   }
   if (chunks <= 0) return;
-  const auto s = static_cast<cudaStream_t>(stream);
-  if (p.dtype == Dtype::kBF16) return dispatch<cutlass::bfloat16_t>(p, chunks, s);
-  return dispatch<cutlass::half_t>(p, chunks, s);
+  dispatch(p, chunks, static_cast<cudaStream_t>(stream));
 }
 
 }  // namespace deltabench::cuda::sm90
