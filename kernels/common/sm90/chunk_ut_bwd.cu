@@ -178,10 +178,11 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
   auto gamma = [&](int r, int c) { return kGated ? __expf(s.G[r] - s.G[c]) : 1.0f; };
 
   // 1. Without the forward's T: S = K K^T; A below the diagonal into s.f (for now); T by columns, rounded into
-  //    sT. (The product runs either way: a branch around it would make ptxas fence the accumulators, C7519.)
-  clear(acc);
-  product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sK)), thr_kk.make_fragment_B(thr_kk.partition_B(sK)), acc);
+  //    sT. (A branch around this product, alone in its batch, leaves ptxas without warning C7519 and the
+  //    registers as they were.)
   if (p.t == nullptr) {
+    clear(acc);
+    product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sK)), thr_kk.make_fragment_B(thr_kk.partition_B(sK)), acc);
     CUTE_UNROLL
     for (int i = 0; i < size(acc); ++i) {
       const int r = get<0>(coord(i)), c = get<1>(coord(i));
