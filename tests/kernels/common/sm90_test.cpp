@@ -748,8 +748,10 @@ at::Tensor dv_local_fp64(const BwdInputs& in) {
 
 // The pass p (buffers 2, as check_bwd sets it) has written dh, dv_new and dh0 into p's outputs: `run` runs it
 // again with single buffers, then with the default (0: chosen for the grid, one of the two), into the same
-// tensors, poisoned first, which must then hold the same bits (the same sums in the same order). A pipeline that
-// is neither is refused before anything runs.
+// tensors, poisoned first, which must then hold the same bits (the same sums in the same order). These cases'
+// grids are small enough that the default picks 2 (the rule itself: sm90_forward_test.cpp), so the default's
+// check shows that 0 is taken and dispatched, not which side it takes. A pipeline that is neither is refused
+// before anything runs.
 template <class Run>
 void check_single_buffered(const cuda::sm90::StateBwdParams& p, at::Tensor& dh, at::Tensor& dv_new, at::Tensor& dh0,
                            Run run) {
