@@ -18,10 +18,9 @@
 #include "kernels/common/sm90/sm90_kernels.h"
 #include "kernels/common/sm90/tiles.h"
 
-#include <cstddef>
-
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <stdexcept>
 #include <string>
 
