@@ -6,7 +6,9 @@
 // with the chunked backward's chunk-parallel stages as batched ATen products (their version before the
 // stage kernels; deltabench::detail::set_chunk_stage_kernels), so that one run measures the one against
 // the other; on a Hopper GPU, named "sm90:<case>", forward cases on the sm_90a forward (set_sm90_forward) beside
-// the fused one. bench/fla_compare.py passes over those rows; the summary and the JSON keep them.
+// the fused one, and, named "chunked:<case>", forward + backward cases on the chunked training pair, which the
+// sm_90a training op (on by default there: set_sm90_train) replaces for the plain rows.
+// bench/fla_compare.py passes over those rows; the summary and the JSON keep them.
 // Each repetition times one call with CUDA events twice, L2 flushed (a 256 MB write) before each:
 //   - the GPU's time (the reported time and counter ms): a spin kernel holds the GPU while the host
 //     queues the call, so host launch costs are hidden;
@@ -110,10 +112,11 @@ void forward_backward(const std::vector<at::Tensor>& inputs, const at::Tensor& o
 }
 
 void run_case(benchmark::State& state, const KernelCase& c, deltabench::BackendChoice backend, bool stage_kernels,
-              bool sm90_forward) {
+              bool sm90_forward, bool sm90_train) {
   namespace detail = deltabench::detail;
   const detail::ScopedKernelSwitch stages(detail::set_chunk_stage_kernels, detail::chunk_stage_kernels, stage_kernels);
   const detail::ScopedKernelSwitch sm90(detail::set_sm90_forward, detail::sm90_forward, sm90_forward);
+  const detail::ScopedKernelSwitch sm90_trains(detail::set_sm90_train, detail::sm90_train, sm90_train);
   const auto since = std::chrono::steady_clock::now();
   const bool fwd_bwd = deltabench::bench::is_fwd_bwd(c);
   std::optional<c10::NoGradGuard> no_grad;
@@ -200,10 +203,10 @@ int main(int argc, char** argv) {
   }
   g_rates = deltabench::bench::start_run("kernels_bench");
   const auto add = [](const std::string& name, const KernelCase& c, deltabench::BackendChoice backend,
-                      bool stage_kernels = true, bool sm90_forward = false) {
+                      bool stage_kernels = true, bool sm90_forward = false, bool sm90_train = true) {
     benchmark::RegisterBenchmark(name.c_str(),
-                                 [c, backend, stage_kernels, sm90_forward](benchmark::State& s) {
-                                   run_case(s, c, backend, stage_kernels, sm90_forward);
+                                 [c, backend, stage_kernels, sm90_forward, sm90_train](benchmark::State& s) {
+                                   run_case(s, c, backend, stage_kernels, sm90_forward, sm90_train);
                                  })
         ->UseManualTime()
         ->Iterations(1)
@@ -226,7 +229,9 @@ int main(int argc, char** argv) {
     // The reference ops beside the fixed cases only: at 64K tokens one of their passes takes a second.
     if (fwd_bwd && c.fixed && c.op != "fwd_bwd_sdpa") {
       add("reference:" + case_name(c), c, deltabench::BackendChoice::kReference);
-      add("aten-stages:" + case_name(c), c, deltabench::BackendChoice::kKernel, /*stage_kernels=*/false);
+      add("aten-stages:" + case_name(c), c, deltabench::BackendChoice::kKernel, /*stage_kernels=*/false,
+          /*sm90_forward=*/false, /*sm90_train=*/false);
+      if (sm90) add("chunked:" + case_name(c), c, deltabench::BackendChoice::kKernel, true, false, false);
     }
     // The sm_90a forward beside the fused one on a Hopper GPU ("sm90:" rows; fla_compare.py passes over
     // them, the summary lists them), until it is the default (kernels/common/cuda_dispatch.h).

@@ -22,7 +22,8 @@
 //   ut_bwd/sm90_t/...:              the same reading T from the UT forward (the training op's way), not substituting
 //   ut_bwd/{sm90,tf32}/...:         the UT transform's backward (FLA's prepare_wy_repr_bwd, which gets the inverse
 //                                    from its forward, as tf32 does; sm90 recomputes it)
-//   fwd_bwd/sm90_keep/...:          sm90::chunk_train keeping W, U and T from the forward (keep_ut)
+//   fwd_bwd/sm90_keep/...:          sm90::chunk_train keeping W, U and T from the forward (keep_ut), as the ops
+//                                    train on Hopper by default
 //   fwd_bwd/{sm90,chunked}/...:     the forward and every input's gradient: sm90::chunk_train, and the op under
 //                                    backend kernel (the chunked training pair of versions 1-5)
 //   fwd/sm90/<rule>/B/T/H/K:        the whole forward on the sm_90a kernels (sm90::chunk_forward: UT transform,
@@ -42,7 +43,9 @@
 //   build/bench/stage_bench --benchmark_out=stage_bench.json --benchmark_out_format=json
 
 #include "bench/gpu_timing.h"
+#include "kernels/common/cuda_dispatch.h"
 #include "kernels/common/cuda_kernels.h"
+#include "kernels/common/scoped_switch.h"
 #include "kernels/common/sm90/forward.h"
 #include "kernels/common/sm90/sm90_kernels.h"
 #include "kernels/family.h"
@@ -486,6 +489,9 @@ void run_forward(benchmark::State& state, const Shape& s, bool gated, bool sm90,
     std::vector<at::Tensor> leaves{in.q, in.k, in.v, in.beta};
     if (gated) leaves.push_back(in.g);
     fn = [&, leaves, family, scale, sm90, segment_length, keep_ut] {
+      // The op's row is the chunked training pair's: the sm_90a op, on by default on Hopper, set off.
+      const deltabench::detail::ScopedKernelSwitch pair(deltabench::detail::set_sm90_train,
+                                                        deltabench::detail::sm90_train, false);
       deltabench::SequenceOptions options;
       options.backend = deltabench::BackendChoice::kKernel;
       const auto o = sm90 ? deltabench::sm90::chunk_train(family, in.q, in.k, in.v, in.beta, in.g, {}, {}, scale, false,

@@ -3,11 +3,12 @@
 #include <c10/core/GradMode.h>
 
 #include <atomic>
+#include <string_view>
 
 namespace deltabench {
 namespace {
 
-std::atomic<int64_t> g_reference{0}, g_reference_with_grad{0}, g_kernel{0}, g_kernel_with_grad{0};
+std::atomic<int64_t> g_reference{0}, g_reference_with_grad{0}, g_kernel{0}, g_kernel_with_grad{0}, g_kernel_sm90{0};
 
 }  // namespace
 
@@ -30,12 +31,12 @@ std::optional<BackendChoice> backend_choice_from_name(std::string_view name) {
 }
 
 BackendCounts backend_counts() {
-  return {g_reference.load(), g_reference_with_grad.load(), g_kernel.load(), g_kernel_with_grad.load()};
+  return {g_reference.load(), g_reference_with_grad.load(), g_kernel.load(), g_kernel_with_grad.load(), g_kernel_sm90.load()};
 }
 
 BackendCounts operator-(const BackendCounts& a, const BackendCounts& b) {
   return {a.reference - b.reference, a.reference_with_grad - b.reference_with_grad, a.kernel - b.kernel,
-          a.kernel_with_grad - b.kernel_with_grad};
+          a.kernel_with_grad - b.kernel_with_grad, a.kernel_sm90 - b.kernel_sm90};
 }
 
 BackendCounts& operator+=(BackendCounts& a, const BackendCounts& b) {
@@ -43,6 +44,7 @@ BackendCounts& operator+=(BackendCounts& a, const BackendCounts& b) {
   a.reference_with_grad += b.reference_with_grad;
   a.kernel += b.kernel;
   a.kernel_with_grad += b.kernel_with_grad;
+  a.kernel_sm90 += b.kernel_sm90;
   return a;
 }
 
@@ -54,9 +56,15 @@ std::string forward_backend(const BackendCounts& p) {
 }
 
 std::string backward_backend(const BackendCounts& p) {
-  if (p.kernel_with_grad > 0 && p.reference_with_grad > 0) return "kernel + reference (ATen autograd)";
-  if (p.kernel_with_grad > 0) return "kernel";
-  return p.reference_with_grad > 0 ? "reference (ATen autograd)" : "none";
+  std::string ran;
+  const auto add = [&ran](std::string_view what) {
+    if (!ran.empty()) ran += " + ";
+    ran += what;
+  };
+  if (p.kernel_sm90 > 0) add("kernel (sm_90a)");
+  if (p.kernel_with_grad > p.kernel_sm90) add("kernel");
+  if (p.reference_with_grad > 0) add("reference (ATen autograd)");
+  return ran.empty() ? "none" : ran;
 }
 
 namespace detail {
@@ -70,6 +78,8 @@ void count_backend_call(Backend backend, bool with_grad) {
   g_reference.fetch_add(1, std::memory_order_relaxed);
   if (with_grad) g_reference_with_grad.fetch_add(1, std::memory_order_relaxed);
 }
+
+void count_sm90_train_call() { g_kernel_sm90.fetch_add(1, std::memory_order_relaxed); }
 
 bool needs_grad(std::initializer_list<const at::Tensor*> tensors) {
   if (!c10::GradMode::is_enabled()) return false;

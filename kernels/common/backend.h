@@ -19,6 +19,7 @@ struct BackendCounts {
   int64_t reference_with_grad = 0;  // of those, calls that recorded a graph for backward
   int64_t kernel = 0;               // CUDA kernel calls
   int64_t kernel_with_grad = 0;     // of those, calls whose backward runs deltabench's backward kernel
+  int64_t kernel_sm90 = 0;          // of those, calls on the sm_90a training op (Hopper, wgmma), forward and backward
 };
 
 // Counts since the process started (atomic; any thread).
@@ -29,12 +30,16 @@ BackendCounts& operator+=(BackendCounts& a, const BackendCounts& b);
 
 // What a phase between two snapshots ran: "kernel", "reference", "kernel + reference" or "none".
 std::string forward_backend(const BackendCounts& phase);
-// The backward of a phase: "kernel" where the calls that need a gradient ran the training kernels,
-// "reference (ATen autograd)" where they ran the reference ops, both joined by " + ", else "none".
+// The backward of a phase: "kernel" where the calls that need a gradient ran the chunked or recurrent
+// training kernels, "kernel (sm_90a)" where they ran the sm_90a training op (kernels/common/sm90: forward and
+// backward on wgmma), "reference (ATen autograd)" where they ran the reference ops; any of them joined by " + ",
+// else "none".
 std::string backward_backend(const BackendCounts& phase);
 
 namespace detail {
 void count_backend_call(Backend backend, bool with_grad);
+// A kernel call with a gradient taken by the sm_90a training op (counted by count_backend_call too).
+void count_sm90_train_call();
 // True when grad mode is on and any defined tensor requires grad.
 bool needs_grad(std::initializer_list<const at::Tensor*> tensors);
 }  // namespace detail

@@ -606,7 +606,9 @@ SequenceOutput sm90_apply(Family family, const SequenceShape& shape, const at::T
   auto r = sm90::chunk_train(family, contiguous_aligned(q), contiguous_aligned(k), contiguous_aligned(v),
                              contiguous_aligned(beta, at::kFloat), contiguous_aligned(g, at::kFloat),
                              contiguous_aligned(options.initial_state, at::kFloat), cu, scale_of(shape, options),
-                             options.output_final_state, options.kernel_segment_length);
+                             options.output_final_state, options.kernel_segment_length,
+                             /*keep_ut=*/!options.kernel_recompute_ut);
+  count_sm90_train_call();
   SequenceOutput out;
   out.o = std::move(r.o);
   out.final_state = std::move(r.final_state);

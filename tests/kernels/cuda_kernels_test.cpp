@@ -6,10 +6,12 @@
 #include "kernels/common/backend.h"
 #include "kernels/common/chunk_stages.h"
 #include "kernels/common/chunk_train.h"
+#include "kernels/common/cuda_dispatch.h"
 #include "kernels/common/cuda_kernels.h"
 #include "kernels/common/decode.h"
 #include "kernels/common/poison.h"
 #include "kernels/common/scoped_switch.h"
+#include "kernels/common/sm90/sm90_kernels.h"
 #include "kernels/common/validate.h"
 #include "kernels/family.h"
 #include "tests/support/catch.h"
@@ -44,6 +46,13 @@ const Case kCases[] = {{Family::kLinearAttention, false},
                        {Family::kGatedDeltaRule, false}};
 
 std::string name(const Case& c) { return std::string(family_name(c.family)) + (c.decay ? "+decay" : ""); }
+
+// For a case of the chunked training pair: on a Hopper GPU the sm_90a training op, on by default
+// (cuda_dispatch.h's set_sm90_train), would take its calls at K and V of 64 and 128 in bf16 and fp16
+// (tests/kernels/common/sm90_test.cpp tests that op).
+struct ChunkedPairOnly {
+  deltabench::detail::ScopedKernelSwitch off{deltabench::detail::set_sm90_train, deltabench::detail::sm90_train, false};
+};
 
 SequenceInputs to(const SequenceInputs& in, at::ScalarType dtype) {
   // beta and g stay fp32: the kernels read them in fp32, as FLA keeps g.
@@ -82,7 +91,7 @@ SequenceOutput run_kernel(const Case& c, const SequenceInputs& in, const at::Ten
   return out;
 }
 
-SequenceOutput reference(const Case& c, const SequenceInputs& rounded, const at::Tensor& h0, const at::Tensor& cu) {
+SequenceOutput reference_of(const Case& c, const SequenceInputs& rounded, const at::Tensor& h0, const at::Tensor& cu) {
   SequenceOptions o;
   o.mode = Mode::kRecurrent;
   o.initial_state = h0;
@@ -102,7 +111,7 @@ void check_case(const Case& c, int64_t B, int64_t T, int64_t K, at::ScalarType d
   std::vector<int64_t> starts;
   for (int64_t b = 0; b <= B; ++b) starts.push_back(b * T);
   const auto got = run_kernel(c, in, h0, starts);
-  const auto ref = reference(c, in, h0, {});
+  const auto ref = reference_of(c, in, h0, {});
   INFO(name(c) << " B=" << B << " T=" << T << " K=" << K << " V=" << V << " " << dtype << (initial ? " h0" : ""));
   CHECK(testing::rel_rms(got.o.to(at::kFloat), ref.o) <= 0.003);
   CHECK(testing::rel_rms(got.final_state, ref.final_state) <= 0.003);
@@ -149,7 +158,7 @@ TEST_CASE("cuda: the chunked forward kernel on a varlen batch", "[cuda][small]")
                          at::kBFloat16);
       const auto h0 = at::randn({N, 2, K, K}, kCuda.dtype(at::kFloat)) * 0.1;
       const auto got = run_kernel(c, in, h0, starts);
-      const auto ref = reference(c, in, h0, at::tensor(starts, at::TensorOptions().dtype(at::kLong)).to(at::kCUDA));
+      const auto ref = reference_of(c, in, h0, at::tensor(starts, at::TensorOptions().dtype(at::kLong)).to(at::kCUDA));
       INFO(name(c) << " K=" << K);
       CHECK(testing::rel_rms(got.o.to(at::kFloat), ref.o) <= 0.003);
       CHECK(testing::rel_rms(got.final_state, ref.final_state) <= 0.003);
@@ -176,7 +185,7 @@ void check_segmented(const Case& c, const std::vector<int64_t>& lengths, int64_t
   o.output_final_state = true;
   o.kernel_segment_length = segment;
   const auto got = run_family(c.family, in, o);
-  const auto ref = reference(c, in, h0, cu);
+  const auto ref = reference_of(c, in, h0, cu);
   INFO(name(c) << " N=" << N << " tokens=" << starts.back() << " K=" << K << " V=" << V << " segment=" << segment
                 << (initial ? " h0" : ""));
   CHECK(testing::rel_rms(got.o.to(at::kFloat), ref.o) <= 0.003);
@@ -196,7 +205,8 @@ TEST_CASE("cuda: the segment-parallel pass on small shapes", "[cuda][small]") {
 TEST_CASE("cuda: the chunked training pair's forward takes the ops' segment length", "[cuda][small]") {
   // With a gradient the op runs the chunked training pair, whose forward is the fused kernel: in the segments
   // the caller asks, the same output as the forward alone in them, and not the whole pass's.
-  REQUIRE(at::hasCUDA());  // the sm_90a training op stays off, as by default (cuda_dispatch.h's set_sm90_train)
+  REQUIRE(at::hasCUDA());
+  const ChunkedPairOnly pair;
   for (const auto& c : kCases) {
     const auto in = to(sample_inputs(c.family, SampleShape{1, 300, 2, 64, 64}, kCuda.dtype(at::kFloat), 61, c.decay),
                        at::kBFloat16);
@@ -285,8 +295,9 @@ TEST_CASE("cuda: the public ops use the kernels, with gradients the training ker
     CHECK(testing::rel_rms(fast.final_state, slow.final_state) <= 0.01);
     o.backend = BackendChoice::kKernel;
     CHECK(run_family(c.family, in, o).backend == Backend::kKernel);
-    // With a gradient wanted the op stays differentiable: under auto the chunked training kernels (head
-    // dim 64) at 100 tokens, and at head dims 32 and 256 (the stages' forward) at every length
+    // With a gradient wanted the op stays differentiable: under auto the training kernels at head dim 64 and
+    // 100 tokens (the sm_90a training op on a Hopper GPU, else the chunked pair), and the chunked pair at
+    // head dims 32 and 256 (the stages' forward) at every length
     // (cuda_dispatch.cpp's auto_path); the reference when told.
     auto q = in.q.clone().requires_grad_(true);
     SequenceInputs grad_in = in;
@@ -400,6 +411,7 @@ TEST_CASE("cuda: training on zero-padded V columns gives the unpadded reference'
   // gradients must be zero, the rest the unpadded fp32 reference's. Passing says the padding is exact on
   // the kernels and the earlier failure was the test's weights.
   REQUIRE(at::hasCUDA());
+  const ChunkedPairOnly pair;
   for (const auto family : kFamilies) {
     for (const auto& shape : {SampleShape{2, 100, 2, 64, 65}, SampleShape{2, 100, 2, 32, 33}}) {
       INFO(family_name(family) << ", K " << shape.K << ", V " << shape.V);
@@ -504,7 +516,7 @@ TEST_CASE("cuda: T decode steps equal the chunked forward, state updated in plac
       // The decode kernel is fp32 throughout: its state matches the fp32 reference to fp32 rounding.
       // The chunked kernel rounds its tensor-core operands to 16 bits, so against it the bound is its
       // own against the reference, 0.003 (H100: 0.0016 at most, linear attention's bf16 operands).
-      const auto ref = reference(c, in, h0, {});
+      const auto ref = reference_of(c, in, h0, {});
       CHECK(testing::rel_rms(state, ref.final_state) <= 1e-4);
       CHECK(testing::rel_rms(state, chunk.final_state) <= 0.003);
       // A few steps in one call equal the same steps one by one.
@@ -589,6 +601,7 @@ struct TrainCase {
 
 TEST_CASE("cuda: the training kernels' output and gradients match the fp64 reference's", "[cuda][backward]") {
   REQUIRE(at::hasCUDA());
+  const ChunkedPairOnly pair;
   // T around the checkpoint interval (16) and the chunk (64), long sequences, head dims 32 to 256,
   // K != V, varlen. Under backend kernel, head dims 32 and 256 and V 256 take the chunked pair with the
   // stages' forward (K 128, V 256: a Gated DeltaNet layer at d_model 256), the rest its fused forward. The sequences of 1000 and 4096 steps run in bf16 and fp16 with an initial state only
@@ -862,6 +875,7 @@ TEST_CASE("cuda: the op's gradients with the stage kernels set off equal theirs,
   // set_chunk_stage_kernels(false) (kernels_bench's aten-stages rows) must give the ATen stages' gradients:
   // the same to TF32's rounding, and not the same bits, which says another path ran.
   REQUIRE(at::hasCUDA());
+  const ChunkedPairOnly pair;
   for (const auto& c : {kCases[1], kCases[2], kCases[3]}) {
     const auto in = to(sample_inputs(c.family, SampleShape{2, 150, 2, 64, 64}, kCuda.dtype(at::kFloat), 9, c.decay),
                        at::kBFloat16);
@@ -892,21 +906,30 @@ TEST_CASE("cuda: auto and kernel train on the training kernels, reference on the
           "[cuda][backward]") {
   REQUIRE(at::hasCUDA());
   const auto in = to(sample_inputs(Family::kGatedDeltaRule, SampleShape{2, 256, 2, 64, 64}, kCuda.dtype(at::kFloat), 5),
-                     at::kBFloat16);  // head dim 64: the chunked training pair, which auto takes
+                     at::kBFloat16);
   SequenceInputs x = in;
   x.q = in.q.clone().requires_grad_(true);
-  for (const auto choice : {BackendChoice::kAuto, BackendChoice::kKernel, BackendChoice::kReference}) {
-    SequenceOptions o;
-    o.backend = choice;
-    const auto before = backend_counts();
-    const auto out = run_family(Family::kGatedDeltaRule, x, o);
-    out.o.to(at::kFloat).sum().backward();
-    const auto phase = backend_counts() - before;
-    const bool kernel = choice != BackendChoice::kReference;
-    CHECK(out.backend == (kernel ? Backend::kKernel : Backend::kReference));
-    CHECK(backward_backend(phase) == (kernel ? "kernel" : "reference (ATen autograd)"));
-    CHECK(at::isfinite(x.q.grad()).all().item<bool>());
-    x.q.mutable_grad() = at::Tensor();
+  // Head dim 64 in bf16: the sm_90a training op where it runs (a Hopper GPU, on by default), which the count
+  // names; the chunked pair with it off.
+  const bool hopper = cuda::sm90::available();
+  for (const bool sm90 : {false, true}) {
+    const deltabench::detail::ScopedKernelSwitch on(deltabench::detail::set_sm90_train, deltabench::detail::sm90_train, sm90);
+    for (const auto choice : {BackendChoice::kAuto, BackendChoice::kKernel, BackendChoice::kReference}) {
+      SequenceOptions o;
+      o.backend = choice;
+      const auto before = backend_counts();
+      const auto out = run_family(Family::kGatedDeltaRule, x, o);
+      out.o.to(at::kFloat).sum().backward();
+      const auto phase = backend_counts() - before;
+      const bool kernel = choice != BackendChoice::kReference;
+      INFO("sm90 " << sm90 << ", backend " << backend_choice_name(choice));
+      CHECK(out.backend == (kernel ? Backend::kKernel : Backend::kReference));
+      CHECK(backward_backend(phase) ==
+            (!kernel ? "reference (ATen autograd)" : sm90 && hopper ? "kernel (sm_90a)" : "kernel"));
+      CHECK(phase.kernel_sm90 == (kernel && sm90 && hopper ? 1 : 0));
+      CHECK(at::isfinite(x.q.grad()).all().item<bool>());
+      x.q.mutable_grad() = at::Tensor();
+    }
   }
 }
 
@@ -947,6 +970,7 @@ TEST_CASE("cuda: the training kernels take q, k and v strided as the short convo
 
 TEST_CASE("cuda: the training kernels on a small case (for compute-sanitizer)", "[cuda][backward][small]") {
   REQUIRE(at::hasCUDA());
+  const ChunkedPairOnly pair;
   // Head dims 64 (the SIMT state passes) and 128 (the tensor-core ones) with the fused forward, 256 (the
   // SIMT passes in 16-column slices) with the stages' forward.
   std::vector<std::pair<Case, int64_t>> runs;

@@ -1,5 +1,7 @@
 // GPU tests of tasks/dataset, models and train (ctest label "cuda"; run by scripts/device.sh).
 
+#include "kernels/common/cuda_dispatch.h"
+#include "kernels/common/sm90/sm90_kernels.h"
 #include "models/language_model.h"
 #include "tasks/dataset.h"
 #include "tasks/mqar.h"
@@ -15,8 +17,23 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include <iostream>
+#include <string>
+#include <utility>
 
 using namespace deltabench;
+
+namespace {
+
+// What a run's record says trained the delta rules and linear attention under the kernels at head dims
+// K = V = `head_dim` with bf16 or fp16 inputs: the sm_90a training op on a Hopper GPU at 64 and 128 (on by
+// default: kernels/common/cuda_dispatch.h), else the chunked or recurrent training kernels.
+std::string kernel_backward(int64_t head_dim, bool half) {
+  const bool sm90 = half && (head_dim == 64 || head_dim == 128) && deltabench::detail::sm90_train() &&
+                    deltabench::cuda::sm90::available();
+  return sm90 ? "kernel (sm_90a)" : "kernel";
+}
+
+}  // namespace
 
 TEST_CASE("cuda: device dataset serves the CPU's batches", "[cuda]") {
   REQUIRE(at::hasCUDA());
@@ -86,7 +103,7 @@ TEST_CASE("cuda: DeltaNet learns the tiny MQAR with bf16 autocast", "[cuda]") {
   options.max_steps = 10;
   const auto k = train::run_experiment(c, options);
   CHECK(k.backend_train_forward == "kernel");
-  CHECK(k.backend_train_backward == "kernel");
+  CHECK(k.backend_train_backward == kernel_backward(64, true));
   CHECK(k.backend_eval_forward == "kernel");
   // At head dim 32 and 256 tokens auto trains on the recurrent training pair.
   c.model.d_model = 64;
@@ -179,6 +196,7 @@ struct KernelAgainstReference {
   double worst = 0;
 };
 KernelAgainstReference fifty_steps_both_ways(const train::ExperimentConfig& c) {
+  const int64_t head_dim = c.model.d_model / c.model.mixer.num_heads;
   train::TrainOptions options;
   options.placement.device = "cuda";
   options.progress = false;
@@ -189,7 +207,8 @@ KernelAgainstReference fifty_steps_both_ways(const train::ExperimentConfig& c) {
   options.placement.backend = "kernel";
   r.ker = train::run_experiment(c, options);
   CHECK(r.ref.backend() == "train fwd reference, bwd reference (ATen autograd); eval fwd reference");
-  CHECK(r.ker.backend() == "train fwd kernel, bwd kernel; eval fwd kernel");
+  CHECK(r.ker.backend() == "train fwd kernel, bwd " + kernel_backward(head_dim, c.train.precision != "fp32") +
+                               "; eval fwd kernel");
   CHECK(r.ker.train_step.rfind("captured", 0) == 0);
   REQUIRE(r.ker.step_losses.size() == 50);
   REQUIRE(r.ref.step_losses.size() == 50);
@@ -204,10 +223,14 @@ KernelAgainstReference fifty_steps_both_ways(const train::ExperimentConfig& c) {
 TEST_CASE("cuda: DeltaNet and Gated DeltaNet train on the kernels as on the reference ops over 50 steps", "[cuda][backward]") {
   // The user's path: run_experiment with the placement's backend, the step captured in a CUDA graph.
   REQUIRE(at::hasCUDA());
+  // Head dim 32 (d_model 64): the chunked training pair; 64 (d_model 128) under bf16 autocast: the sm_90a
+  // training op on a Hopper GPU, the chunked pair elsewhere.
   for (const auto kind : {models::MixerKind::kDeltaNet, models::MixerKind::kGatedDeltaNet}) {
-    for (const std::string precision : {"fp32", "auto"}) {
-      INFO(models::to_string(kind) << ", precision " << precision);
+    const std::pair<int64_t, std::string> cases[] = {{64, "fp32"}, {64, "auto"}, {128, "auto"}};
+    for (const auto& [d_model, precision] : cases) {
+      INFO(models::to_string(kind) << ", d_model " << d_model << ", precision " << precision);
       auto c = train::load_experiment(std::string(DELTABENCH_SOURCE_DIR) + "/configs/mqar-tiny.toml");
+      c.model.d_model = d_model;
       c.model.mixer = models::default_mixer(kind);
       c.model.mixer.num_heads = 2;
       c.model.mixer.chunk_size = 16;
@@ -218,8 +241,9 @@ TEST_CASE("cuda: DeltaNet and Gated DeltaNet train on the kernels as on the refe
       CHECK(r.ker.backend_pieces ==
             "embedding kernel, LayerNorm kernel, RMSNorm kernel, short conv kernel, q/k L2 norm kernel");
       CHECK(r.ref.backend_pieces == "embedding aten, LayerNorm aten, RMSNorm aten, short conv aten, q/k L2 norm aten");
-      std::cout << models::to_string(kind) << " " << precision << ": largest relative loss difference, kernel "
-                << "against reference ops, over 50 steps: " << r.worst << "\n";
+      std::cout << models::to_string(kind) << " d_model " << d_model << " " << precision
+                << ": largest relative loss difference, kernel (" << r.ker.backend_train_backward
+                << ") against reference ops, over 50 steps: " << r.worst << "\n";
       CHECK(r.worst <= (precision == "fp32" ? 1e-3 : 2e-2));
     }
   }

@@ -287,7 +287,11 @@ class Sm90Train : public torch::autograd::Function<Sm90Train> {
     const auto c = validate(cfg.family, q, k, v, beta, g, h0, cfg.cu_seqlens);
     require(c.V <= 128, "training takes V up to 128 (got " + std::to_string(c.V) + ")");
     const bool keep = cfg.keep_ut && cfg.family != Family::kLinearAttention;
-    auto st = forward_stages(c, q, k, v, beta, g, h0, cfg.scale, cfg.final_state, true, true, cfg.segment_length, keep);
+    // The output fused into the state pass but for the gated delta rule, whose fused pass lost to the output
+    // kernel after it (16 x 2K, H100: 1.68 against 1.47 ms; 1 x 32K 2.90 against 2.96) while the delta rule's
+    // won (1.19 against 1.30; 2.03 against 2.30): kernels/delta_rule/NOTES.md, version 3h.
+    const bool fuse = cfg.family != Family::kGatedDeltaRule;
+    auto st = forward_stages(c, q, k, v, beta, g, h0, cfg.scale, cfg.final_state, true, fuse, cfg.segment_length, keep);
     if (keep) {
       ctx->save_for_backward({q, k, v, beta, g, h0, cfg.cu_seqlens, st.w, st.u, st.t});
     } else {

@@ -3,6 +3,7 @@
 // cannot serve the call. tests/kernels/cuda_kernels_test.cpp covers the kernel's side on a GPU.
 
 #include "kernels/common/backend.h"
+#include "kernels/common/cuda_dispatch.h"
 #include "kernels/family.h"
 #include "tests/support/catch.h"
 
@@ -95,6 +96,18 @@ TEST_CASE("what a phase's backward ran, from its counts", "[kernels]") {
   CHECK(sum.kernel == 2 * p.kernel);
   CHECK(sum.reference == 2 * p.reference);
   CHECK(backward_backend(sum) == "kernel");
+  // The calls the sm_90a training op took are named apart from those of the other training kernels.
+  BackendCounts hopper;
+  hopper.kernel = hopper.kernel_with_grad = hopper.kernel_sm90 = 3;
+  CHECK(backward_backend(hopper) == "kernel (sm_90a)");
+  CHECK(forward_backend(hopper) == "kernel");
+  hopper.kernel = hopper.kernel_with_grad = 5;
+  CHECK(backward_backend(hopper) == "kernel (sm_90a) + kernel");
+  hopper.reference = hopper.reference_with_grad = 1;
+  CHECK(backward_backend(hopper) == "kernel (sm_90a) + kernel + reference (ATen autograd)");
+  hopper += hopper;
+  CHECK(hopper.kernel_sm90 == 6);
+  CHECK((hopper - BackendCounts{0, 0, 0, 0, 2}).kernel_sm90 == 4);
   CHECK(forward_backend(p) == "kernel");
   const BackendCounts later{3, 2, 5, 4};
   const auto d = later - BackendCounts{1, 1, 1, 1};
@@ -102,4 +115,13 @@ TEST_CASE("what a phase's backward ran, from its counts", "[kernels]") {
   CHECK(d.reference_with_grad == 1);
   CHECK(d.kernel == 4);
   CHECK(d.kernel_with_grad == 3);
+}
+
+TEST_CASE("the sm_90a training op is on by default, the sm_90a forward off", "[kernels]") {
+  // The op's training calls take the sm_90a op wherever it serves (a Hopper GPU; kernels/delta_rule/NOTES.md,
+  // version 3h, says why); the forward alone keeps the fused sm_80 kernel, faster at 16 x 2K on the H100.
+  CHECK(deltabench::detail::sm90_train());
+  CHECK_FALSE(deltabench::detail::sm90_forward());
+  SequenceOptions defaults;
+  CHECK_FALSE(defaults.kernel_recompute_ut);
 }
