@@ -62,7 +62,7 @@ def render(rows, context, copy, fla_version, why_not, out):
              "stages (tf32: the training pair's chunk_dout and chunk_grads, which write q^T dO and dG too; fla: "
              "chunk_bwd_dv_local and chunk_bwd_dqkwg, whose gated rows compute dg too, as sm90's and tf32's do). "
              "ut_fwd: the UT transform, W and U (fla: chunk_gated_delta_rule_fwd_intra, g None for the delta rule). "
-             "ut_bwd/sm90_t: sm90 reading T from the UT forward, as the training op does. fwd_bwd/sm90_keep: chunk_train keeping W, U and T from the forward, as the ops train on Hopper by default. "
+             "ut_bwd/sm90_t: sm90 reading T from the UT forward, as the training op does. fwd_bwd/sm90_keep: chunk_train keeping W, U and T from the forward, as the ops do where the sm_90a op is set. "
              "ut_bwd: the UT transform's backward (fla: prepare_wy_repr_bwd and tf32: chunk_ut_backward get the "
              "inverse from the forward; sm90 recomputes it). fwd_bwd: the forward and every input's gradient (sm90: "
              "sm90::chunk_train, segment-parallel where its cost model chooses; sm90_whole: whole sequences (B 1); chunked: the op's chunked training pair; fla: its chunk op and autograd). fwd: the whole forward (sm90: sm90::chunk_forward, the output "

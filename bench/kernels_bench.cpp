@@ -6,8 +6,8 @@
 // with the chunked backward's chunk-parallel stages as batched ATen products (their version before the
 // stage kernels; deltabench::detail::set_chunk_stage_kernels), so that one run measures the one against
 // the other; on a Hopper GPU, named "sm90:<case>", forward cases on the sm_90a forward (set_sm90_forward) beside
-// the fused one, and, named "chunked:<case>", forward + backward cases on the chunked training pair, which the
-// sm_90a training op (on by default there: set_sm90_train) replaces for the plain rows.
+// the fused one, and, named "chunked:<case>", forward + backward cases on the chunked training pair where the
+// sm_90a training op (set_sm90_train) is set to take the plain rows.
 // bench/fla_compare.py passes over those rows; the summary and the JSON keep them.
 // Each repetition times one call with CUDA events twice, L2 flushed (a 256 MB write) before each:
 //   - the GPU's time (the reported time and counter ms): a spin kernel holds the GPU while the host
@@ -203,7 +203,8 @@ int main(int argc, char** argv) {
   }
   g_rates = deltabench::bench::start_run("kernels_bench");
   const auto add = [](const std::string& name, const KernelCase& c, deltabench::BackendChoice backend,
-                      bool stage_kernels = true, bool sm90_forward = false, bool sm90_train = true) {
+                      bool stage_kernels = true, bool sm90_forward = false,
+                      bool sm90_train = deltabench::detail::sm90_train()) {
     benchmark::RegisterBenchmark(name.c_str(),
                                  [c, backend, stage_kernels, sm90_forward, sm90_train](benchmark::State& s) {
                                    run_case(s, c, backend, stage_kernels, sm90_forward, sm90_train);
@@ -231,7 +232,9 @@ int main(int argc, char** argv) {
       add("reference:" + case_name(c), c, deltabench::BackendChoice::kReference);
       add("aten-stages:" + case_name(c), c, deltabench::BackendChoice::kKernel, /*stage_kernels=*/false,
           /*sm90_forward=*/false, /*sm90_train=*/false);
-      if (sm90) add("chunked:" + case_name(c), c, deltabench::BackendChoice::kKernel, true, false, false);
+      if (sm90 && deltabench::detail::sm90_train()) {
+        add("chunked:" + case_name(c), c, deltabench::BackendChoice::kKernel, true, false, false);
+      }
     }
     // The sm_90a forward beside the fused one on a Hopper GPU ("sm90:" rows; fla_compare.py passes over
     // them, the summary lists them), until it is the default (kernels/common/cuda_dispatch.h).

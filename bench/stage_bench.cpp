@@ -23,7 +23,7 @@
 //   ut_bwd/{sm90,tf32}/...:         the UT transform's backward (FLA's prepare_wy_repr_bwd, which gets the inverse
 //                                    from its forward, as tf32 does; sm90 recomputes it)
 //   fwd_bwd/sm90_keep/...:          sm90::chunk_train keeping W, U and T from the forward (keep_ut), as the ops
-//                                    train on Hopper by default
+//                                    do where set_sm90_train is on
 //   fwd_bwd/{sm90,chunked}/...:     the forward and every input's gradient: sm90::chunk_train, and the op under
 //                                    backend kernel (the chunked training pair of versions 1-5)
 //   fwd/sm90/<rule>/B/T/H/K:        the whole forward on the sm_90a kernels (sm90::chunk_forward: UT transform,
@@ -489,7 +489,7 @@ void run_forward(benchmark::State& state, const Shape& s, bool gated, bool sm90,
     std::vector<at::Tensor> leaves{in.q, in.k, in.v, in.beta};
     if (gated) leaves.push_back(in.g);
     fn = [&, leaves, family, scale, sm90, segment_length, keep_ut] {
-      // The op's row is the chunked training pair's: the sm_90a op, on by default on Hopper, set off.
+      // The op's row is the chunked training pair's: the sm_90a op set off, whatever the default.
       const deltabench::detail::ScopedKernelSwitch pair(deltabench::detail::set_sm90_train,
                                                         deltabench::detail::sm90_train, false);
       deltabench::SequenceOptions options;

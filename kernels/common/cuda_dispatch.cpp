@@ -31,7 +31,7 @@ namespace deltabench::detail {
 
 namespace {
 std::atomic<bool> g_sm90_forward{false};
-std::atomic<bool> g_sm90_train{true};  // cuda_dispatch.h says why
+std::atomic<bool> g_sm90_train{false};  // cuda_dispatch.h says why
 }  // namespace
 
 void set_sm90_forward(bool on) { g_sm90_forward.store(on); }

@@ -45,11 +45,12 @@ bool sm90_forward();
 
 // Whether the chunked training pair (kernels/common/chunk_train.h) runs on the sm_90a training op
 // (sm90::chunk_train: forward and backward on wgmma) where it takes the call: a compute capability 9.0 device,
-// bf16 or fp16 inputs, K and V of 64 or 128. On by default since its GPU tests and sanitizers passed (H100,
-// 2026-12-05: within issue 13's bounds of the fp64 recurrent reference, the models' 50-step and captured-step
-// tests on it) and Zoology's captured training step ran 18% faster on it than on the chunked pair (DeltaNet,
-// L 256: 4.63 against 5.66 ms; kernels/delta_rule/NOTES.md); off, the chunked pair takes those calls.
-// A run's record says which ran (backend.h's "kernel (sm_90a)"). Process-wide.
+// bf16 or fp16 inputs, K and V of 64 or 128. Off unless set, as set_sm90_forward. Its own GPU tests and
+// sanitizers pass (H100, 2026-12-05: within issue 13's bounds of the fp64 recurrent reference), and Zoology's
+// captured training step ran 18% faster on it than on the chunked pair (DeltaNet, L 256: 4.63 against 5.66 ms;
+// kernels/delta_rule/NOTES.md, version 3h); it becomes the default once the models' GPU tests have run on it
+// (tests/train/cuda_test.cpp expects either). A run's record says which ran (backend.h's "kernel (sm_90a)").
+// Process-wide.
 void set_sm90_train(bool on);
 bool sm90_train();
 

@@ -47,7 +47,7 @@ const Case kCases[] = {{Family::kLinearAttention, false},
 
 std::string name(const Case& c) { return std::string(family_name(c.family)) + (c.decay ? "+decay" : ""); }
 
-// For a case of the chunked training pair: on a Hopper GPU the sm_90a training op, on by default
+// For a case of the chunked training pair: on a Hopper GPU the sm_90a training op, where set
 // (cuda_dispatch.h's set_sm90_train), would take its calls at K and V of 64 and 128 in bf16 and fp16
 // (tests/kernels/common/sm90_test.cpp tests that op).
 struct ChunkedPairOnly {
@@ -296,7 +296,7 @@ TEST_CASE("cuda: the public ops use the kernels, with gradients the training ker
     o.backend = BackendChoice::kKernel;
     CHECK(run_family(c.family, in, o).backend == Backend::kKernel);
     // With a gradient wanted the op stays differentiable: under auto the training kernels at head dim 64 and
-    // 100 tokens (the sm_90a training op on a Hopper GPU, else the chunked pair), and the chunked pair at
+    // 100 tokens (the sm_90a training op where set on a Hopper GPU, else the chunked pair), and the chunked pair at
     // head dims 32 and 256 (the stages' forward) at every length
     // (cuda_dispatch.cpp's auto_path); the reference when told.
     auto q = in.q.clone().requires_grad_(true);
@@ -909,7 +909,7 @@ TEST_CASE("cuda: auto and kernel train on the training kernels, reference on the
                      at::kBFloat16);
   SequenceInputs x = in;
   x.q = in.q.clone().requires_grad_(true);
-  // Head dim 64 in bf16: the sm_90a training op where it runs (a Hopper GPU, on by default), which the count
+  // Head dim 64 in bf16: the sm_90a training op where it is set and runs (a Hopper GPU), which the count
   // names; the chunked pair with it off.
   const bool hopper = cuda::sm90::available();
   for (const bool sm90 : {false, true}) {

@@ -25,8 +25,8 @@ using namespace deltabench;
 namespace {
 
 // What a run's record says trained the delta rules and linear attention under the kernels at head dims
-// K = V = `head_dim` with bf16 or fp16 inputs: the sm_90a training op on a Hopper GPU at 64 and 128 (on by
-// default: kernels/common/cuda_dispatch.h), else the chunked or recurrent training kernels.
+// K = V = `head_dim` with bf16 or fp16 inputs: the sm_90a training op on a Hopper GPU at 64 and 128 where it
+// is set (kernels/common/cuda_dispatch.h), else the chunked or recurrent training kernels.
 std::string kernel_backward(int64_t head_dim, bool half) {
   const bool sm90 = half && (head_dim == 64 || head_dim == 128) && deltabench::detail::sm90_train() &&
                     deltabench::cuda::sm90::available();
@@ -224,7 +224,7 @@ TEST_CASE("cuda: DeltaNet and Gated DeltaNet train on the kernels as on the refe
   // The user's path: run_experiment with the placement's backend, the step captured in a CUDA graph.
   REQUIRE(at::hasCUDA());
   // Head dim 32 (d_model 64): the chunked training pair; 64 (d_model 128) under bf16 autocast: the sm_90a
-  // training op on a Hopper GPU, the chunked pair elsewhere.
+  // training op on a Hopper GPU where it is set, the chunked pair elsewhere.
   for (const auto kind : {models::MixerKind::kDeltaNet, models::MixerKind::kGatedDeltaNet}) {
     const std::pair<int64_t, std::string> cases[] = {{64, "fp32"}, {64, "auto"}, {128, "auto"}};
     for (const auto& [d_model, precision] : cases) {
