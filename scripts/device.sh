@@ -58,8 +58,10 @@
 #                                names a suite, one window of it as --window runs it (its switches too), on the same build:
 #                                summary.md, build.log, tests.log, bench.json, ncu.txt (+ SUITE.sqlite, suite.log, window.md);
 #                                with DELTABENCH_SM90=1, --sm90's checks too (they do not stop a window)
-#   scripts/device.sh --sm90     the sm_90a kernels (kernels/common/sm90): build kernels_cuda_tests and stage_bench, the
-#                                [sm90] tests, racecheck and memcheck on [sm90][small], the Hopper forward and its state
+#   scripts/device.sh --sm90     the sm_90a kernels (kernels/common/sm90): build kernels_cuda_tests, train_cuda_tests and
+#                                stage_bench, the [sm90] tests, train_cuda_tests and the ops' training cases with
+#                                DELTABENCH_SM90_TRAIN=1 (DELTABENCH_SM90_TRAIN_TESTS=0: not; DELTABENCH_SM90_TRAIN_SECONDS,
+#                                180), racecheck and memcheck on [sm90][small], the Hopper forward and its state
 #                                pass timed beside ours today and FLA's (bench/stage_bench.cpp, bench/fla_stage.py), the
 #                                forward's kernels profiled, the models' captured training step on the sm_90a training op
 #                                against auto (train_step_bench's kernel:3 rows): summary.md, build.log, tests.log,
@@ -196,6 +198,25 @@ sm90_checks() {
       ((rc != 0)) && sm90_tests=1
       note "  - rc=$rc: $name"
     done
+    # The models' training and the ops' training calls with the sm_90a training op on for the process
+    # (DELTABENCH_SM90_TRAIN=1, kernels/common/cuda_dispatch.h): the runs' record, the 50-step and captured-step
+    # tests on it, before it becomes the default. DELTABENCH_SM90_TRAIN_TESTS=0: not.
+    if [[ "${DELTABENCH_SM90_TRAIN_TESTS:-1}" != 0 ]]; then
+      local train_start
+      train_start=$(date +%s)
+      { echo "== train_cuda_tests, DELTABENCH_SM90_TRAIN=1"; DELTABENCH_SM90_TRAIN=1 OMP_NUM_THREADS=1 \
+        timeout "${DELTABENCH_SM90_TRAIN_SECONDS:-180}" "$build_dir/tests/train_cuda_tests"; } >>"$out/tests.log" 2>&1
+      rc=$?
+      ((rc != 0)) && sm90_tests=1
+      note "  - rc=$rc in $(($(date +%s) - train_start)) s: train_cuda_tests with DELTABENCH_SM90_TRAIN=1"
+      for name in 'cuda: auto and kernel train*' 'cuda: the public ops use*' 'cuda: the training kernels take q*'; do
+        { echo "== kernels_cuda_tests, DELTABENCH_SM90_TRAIN=1: $name"; DELTABENCH_SM90_TRAIN=1 timeout 60 "$bin" "$name"; } \
+          >>"$out/tests.log" 2>&1
+        rc=$?
+        ((rc != 0)) && sm90_tests=1
+        note "  - rc=$rc: $name (DELTABENCH_SM90_TRAIN=1)"
+      done
+    fi
   fi
   note "- sm90 kernels: rc=$sm90_tests in $(($(date +%s) - start)) s; failures (tests.log):"
   sed -n '/== kernels_cuda_tests: /,$p' "$out/tests.log" | grep -E 'FAILED|with expansion|<=|sm90 kernels not run' |
@@ -280,7 +301,7 @@ targets=()
 ((build_only)) && [[ -n "${DELTABENCH_BUILD_TARGETS:-}" ]] && read -r -a targets <<<"--target $DELTABENCH_BUILD_TARGETS"
 [[ -n "$window_suite" ]] && targets=(--target deltabench)
 ((stages)) && targets=(--target kernels_cuda_tests train_cuda_tests models_cuda_tests kernels_bench stage_bench deltabench)
-((sm90_only)) && targets=(--target kernels_cuda_tests stage_bench train_step_bench)
+((sm90_only)) && targets=(--target kernels_cuda_tests train_cuda_tests stage_bench train_step_bench)
 # CUTLASS's headers for the sm_90a kernels (cmake/Cute.cmake): the image's python has no nvidia-cutlass, so
 # carry its wheel in .whl (pip download --no-deps nvidia-cutlass==4.2.0.0 -d .whl); its headers are unpacked
 # into the build folder, where CMake looks.

@@ -24,23 +24,41 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <optional>
+#include <string_view>
 #include <vector>
 
 namespace deltabench::detail {
 
 namespace {
 std::atomic<bool> g_sm90_forward{false};
-std::atomic<bool> g_sm90_train{false};  // cuda_dispatch.h says why
+std::atomic<int> g_sm90_train{-1};  // -1: not yet read from DELTABENCH_SM90_TRAIN (cuda_dispatch.h says why)
 }  // namespace
 
 void set_sm90_forward(bool on) { g_sm90_forward.store(on); }
 
 bool sm90_forward() { return g_sm90_forward.load(); }
 
-void set_sm90_train(bool on) { g_sm90_train.store(on); }
+bool sm90_train_from_env(const char* value) {
+  if (value == nullptr || *value == '\0') return false;
+  const std::string_view v(value);
+  TORCH_CHECK(v == "0" || v == "1", "DELTABENCH_SM90_TRAIN is \"", v,
+              "\": it takes 1 (train on the sm_90a training op where it serves) or 0 (the chunked training pair)");
+  return v == "1";
+}
 
-bool sm90_train() { return g_sm90_train.load(); }
+void set_sm90_train(bool on) { g_sm90_train.store(on ? 1 : 0); }
+
+bool sm90_train() {
+  int on = g_sm90_train.load();
+  if (on < 0) {
+    int unread = -1;
+    g_sm90_train.compare_exchange_strong(unread, sm90_train_from_env(std::getenv("DELTABENCH_SM90_TRAIN")) ? 1 : 0);
+    on = g_sm90_train.load();
+  }
+  return on == 1;
+}
 
 #ifdef DELTABENCH_HAVE_CUDA
 namespace {

@@ -45,14 +45,17 @@ bool sm90_forward();
 
 // Whether the chunked training pair (kernels/common/chunk_train.h) runs on the sm_90a training op
 // (sm90::chunk_train: forward and backward on wgmma) where it takes the call: a compute capability 9.0 device,
-// bf16 or fp16 inputs, K and V of 64 or 128. Off unless set, as set_sm90_forward. Its own GPU tests and
+// bf16 or fp16 inputs, K and V of 64 or 128. Off unless set, here or by the environment: DELTABENCH_SM90_TRAIN=1
+// (0 or unset: off; any other value is an error at the first training call that asks). Its own GPU tests and
 // sanitizers pass (H100, 2026-12-05: within issue 13's bounds of the fp64 recurrent reference), and Zoology's
 // captured training step ran 18% faster on it than on the chunked pair (DeltaNet, L 256: 4.63 against 5.66 ms;
 // kernels/delta_rule/NOTES.md, version 3h); it becomes the default once the models' GPU tests have run on it
-// (tests/train/cuda_test.cpp expects either). A run's record says which ran (backend.h's "kernel (sm_90a)").
-// Process-wide.
+// (tests/train/cuda_test.cpp expects either; scripts/device.sh --sm90 runs them with DELTABENCH_SM90_TRAIN=1).
+// A run's record says which ran (backend.h's "kernel (sm_90a)"). Process-wide.
 void set_sm90_train(bool on);
 bool sm90_train();
+// DELTABENCH_SM90_TRAIN's value read: null or empty false, "1" true, "0" false; anything else throws, naming it.
+bool sm90_train_from_env(const char* value);
 
 // Empty when a CUDA kernel can serve this call; else why not, as the end of a sentence
 // ("the tensors are on cpu, and the kernel runs on CUDA").

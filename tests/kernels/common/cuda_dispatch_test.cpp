@@ -10,6 +10,7 @@
 #include <ATen/ATen.h>
 #include <c10/util/Exception.h>
 
+#include <cstdlib>
 #include <string>
 
 using namespace deltabench;
@@ -120,8 +121,24 @@ TEST_CASE("what a phase's backward ran, from its counts", "[kernels]") {
 TEST_CASE("the sm_90a kernels are off by default; the op keeps W, U and T when they run", "[kernels]") {
   // Both wait for a GPU run of the models' tests on them (kernels/delta_rule/NOTES.md, version 3h); the forward
   // alone keeps the fused sm_80 kernel, faster at 16 x 2K on the H100.
-  CHECK_FALSE(deltabench::detail::sm90_train());
+  if (std::getenv("DELTABENCH_SM90_TRAIN") == nullptr) CHECK_FALSE(deltabench::detail::sm90_train());
   CHECK_FALSE(deltabench::detail::sm90_forward());
+  // The environment's switch for it: 1 on, 0 or unset off, anything else a sentence that names the variable.
+  using deltabench::detail::sm90_train_from_env;
+  CHECK_FALSE(sm90_train_from_env(nullptr));
+  CHECK_FALSE(sm90_train_from_env(""));
+  CHECK_FALSE(sm90_train_from_env("0"));
+  CHECK(sm90_train_from_env("1"));
+  for (const char* bad : {"yes", "true", "2", " 1"}) {
+    try {
+      (void)sm90_train_from_env(bad);
+      FAIL("no error for DELTABENCH_SM90_TRAIN=" << bad);
+    } catch (const c10::Error& e) {
+      const std::string what = e.what_without_backtrace();
+      CHECK(what.find("DELTABENCH_SM90_TRAIN is \"" + std::string(bad) + "\"") != std::string::npos);
+      CHECK(what.find("it takes 1") != std::string::npos);
+    }
+  }
   SequenceOptions defaults;
   CHECK_FALSE(defaults.kernel_recompute_ut);
 }
