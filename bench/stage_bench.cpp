@@ -468,6 +468,9 @@ void run_forward(benchmark::State& state, const Shape& s, bool gated, bool sm90,
   }
   std::optional<c10::NoGradGuard> no_grad;
   if (!backward) no_grad.emplace();
+  // The op's forward + backward row is the chunked training pair's: the sm_90a op set off, whatever the default.
+  std::optional<deltabench::detail::ScopedKernelSwitch> pair;
+  if (backward && !sm90) pair.emplace(deltabench::detail::set_sm90_train, deltabench::detail::sm90_train, false);
   at::manual_seed(0);
   const auto f32 = kCuda.dtype(at::kFloat);
   deltabench::SequenceInputs in;
@@ -489,9 +492,6 @@ void run_forward(benchmark::State& state, const Shape& s, bool gated, bool sm90,
     std::vector<at::Tensor> leaves{in.q, in.k, in.v, in.beta};
     if (gated) leaves.push_back(in.g);
     fn = [&, leaves, family, scale, sm90, segment_length, keep_ut] {
-      // The op's row is the chunked training pair's: the sm_90a op set off, whatever the default.
-      const deltabench::detail::ScopedKernelSwitch pair(deltabench::detail::set_sm90_train,
-                                                        deltabench::detail::sm90_train, false);
       deltabench::SequenceOptions options;
       options.backend = deltabench::BackendChoice::kKernel;
       const auto o = sm90 ? deltabench::sm90::chunk_train(family, in.q, in.k, in.v, in.beta, in.g, {}, {}, scale, false,

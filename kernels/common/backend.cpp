@@ -31,7 +31,8 @@ std::optional<BackendChoice> backend_choice_from_name(std::string_view name) {
 }
 
 BackendCounts backend_counts() {
-  return {g_reference.load(), g_reference_with_grad.load(), g_kernel.load(), g_kernel_with_grad.load(), g_kernel_sm90.load()};
+  return {g_reference.load(), g_reference_with_grad.load(), g_kernel.load(), g_kernel_with_grad.load(),
+          g_kernel_sm90.load()};
 }
 
 BackendCounts operator-(const BackendCounts& a, const BackendCounts& b) {

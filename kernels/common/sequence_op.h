@@ -31,7 +31,7 @@ struct SequenceOptions {
   int64_t kernel_segment_length = 0;
   // The sm_90a training op (kernels/common/sm90, Hopper; where cuda_dispatch.h's set_sm90_train is on) keeps
   // the delta rules' W, U and T from the forward for the backward, (K + V + 64) x 2 bytes a token and head (at
-  // K = V = 128, 640: about as much again as q, k, v and beta), rather than computing them again there: 11% off
+  // K = V = 128, 640: about as much again as q, k, v and beta), rather than computing them again there: 8-11% off
   // its forward + backward at 16 x 2K on an H100 (kernels/delta_rule/NOTES.md, version 3h). true: recompute
   // them, as FLA does, for the memory. The same outputs and gradients bit for bit either way; the other
   // kernels keep nothing.
