@@ -19,6 +19,7 @@
 //                                    write dG too in the gated rows
 //   ut_fwd/sm90/...:                the UT transform alone (W and U from k, v, beta, g; FLA's
 //                                    chunk_gated_delta_rule_fwd_intra), as the forward and the backward run it
+//   ut_fwd/sm90_columns/...:        the same with T by version 3f's column substitution, not by blocks
 //   ut_bwd/sm90_t/...:              the same reading T from the UT forward (the training op's way), not substituting
 //   ut_bwd/{sm90,tf32}/...:         the UT transform's backward (FLA's prepare_wy_repr_bwd, which gets the inverse
 //                                    from its forward, as tf32 does; sm90 recomputes it)
@@ -367,7 +368,8 @@ void run_chunk_stage(benchmark::State& state, const Shape& s, bool gated, bool d
 // The UT transform's backward. sm90: recomputes T; tf32: the training pair's chunk_ut_backward on fp32
 // [BH, NT, C, *] buffers, with A and T given (the forward saved them).
 // The sm90 UT transform: k unit-norm and v bf16, beta = sigmoid, g = logsigmoid / 16 per step; W and U fp16.
-void run_ut_fwd(benchmark::State& state, const Shape& s, bool gated) {
+// columns: T by version 3f's column substitution (UtFwdParams::column_inverse) rather than by blocks.
+void run_ut_fwd(benchmark::State& state, const Shape& s, bool gated, bool columns = false) {
   std::string why;
   if (!deltabench::cuda::sm90::available(&why)) {
     state.SkipWithError(why.c_str());
@@ -385,6 +387,7 @@ void run_ut_fwd(benchmark::State& state, const Shape& s, bool gated) {
   p.k = k.data_ptr(), p.v = v.data_ptr(), p.beta = beta.data_ptr<float>(), p.g = gated ? g.data_ptr<float>() : nullptr;
   p.w = w.data_ptr(), p.u = u.data_ptr();
   p.N = s.B, p.T = s.T, p.H = s.H, p.K = s.K, p.V = s.V;
+  p.column_inverse = columns;
   const auto stream = at::cuda::getCurrentCUDAStream().stream();
   report(state, ut_fwd_bytes(s, gated), [&] { deltabench::cuda::sm90::chunk_ut_forward(p, stream); });
 }
@@ -553,6 +556,7 @@ int main(int argc, char** argv) {
             [s, gated](benchmark::State& st) { run_sm90(st, s, gated, true, true); });
       }
       add(name("ut_fwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_ut_fwd(st, s, gated); });
+      add(name("ut_fwd", "sm90_columns", gated, s), [s, gated](benchmark::State& st) { run_ut_fwd(st, s, gated, true); });
       add(name("ut_bwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_ut_bwd(st, s, gated, true); });
       add(name("ut_bwd", "sm90_t", gated, s), [s, gated](benchmark::State& st) { run_ut_bwd(st, s, gated, true, true); });
       add(name("ut_bwd", "tf32", gated, s), [s, gated](benchmark::State& st) { run_ut_bwd(st, s, gated, false); });

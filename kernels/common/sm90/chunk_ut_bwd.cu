@@ -5,7 +5,7 @@
 // One block (one warpgroup, 128 threads) a (chunk, head). With S = K K^T, A = strict_lower(diag(beta) S * Gamma),
 // T = (I + A)^-1 (read from the forward's t where given, else recomputed as the forward computes it: the same
 // bits either way), Kb = diag(beta e^G) K and Vb = diag(beta) V:
-//   1. S on wgmma, A in fp32, T by substitution (a column a thread), rounded into a K-major tile;
+//   1. S on wgmma, A in fp32, T by blocks (common.cuh's unit_lower_inverse_blocked, as the forward), rounded into a K-major tile;
 //   2. dT = (dW K^T) diag(beta e^G) + (dU V^T) diag(beta), rounded into a tile;
 //   3. X = dT T^T, rounded; Y = T^T X, so dA = -Y below the diagonal; E = dA * Gamma; dS = diag(beta) E rounded
 //      into a tile; dbeta gets rowsum(E * S), dG rowsum(dA * A) - colsum(dA * A) (through an fp32 tile);
@@ -177,7 +177,7 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
   Tensor coord = mma_kk.get_thread_slice(me).partition_C(make_identity_tensor(Shape<Int<kC>, Int<kC>>{}));
   auto gamma = [&](int r, int c) { return kGated ? __expf(s.G[r] - s.G[c]) : 1.0f; };
 
-  // 1. Without the forward's T: S = K K^T; A below the diagonal into s.f (for now); T by columns, rounded into
+  // 1. Without the forward's T: S = K K^T; A below the diagonal into s.f (for now); T by blocks, rounded into
   //    sT. (A branch around this product, alone in its batch, leaves ptxas without warning C7519 and the
   //    registers as they were.)
   if (p.t == nullptr) {
@@ -189,12 +189,8 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
       s.f[r * kLd + c] = c < r ? s.beta[r] * acc(i) * gamma(r, c) : 0.0f;
     }
     __syncthreads();
-    if (tid < kC) {
-      float x[kC];
-      unit_lower_inverse_column(s.f, kLd, tid, x);
-      CUTE_UNROLL
-      for (int i = 0; i < kC; ++i) store_shared_u16(&sT(i, tid), E(x[i]).raw());
-    }
+    unit_lower_inverse_blocked(s.f, kLd, tid);  // the forward's way, so the same bits as its T
+    for (int i = tid / kC; i < kC; i += kThreads / kC) store_shared_u16(&sT(i, tid % kC), E(s.f[i * kLd + tid % kC]).raw());
   }
   __syncthreads();  // the warpgroup together again before its next product
   // 2. dT = (dW K^T) diag(beta e^G) + (dU V^T) diag(beta), into sX.

@@ -7,10 +7,11 @@
 // end the shared memory, and a call asks for as many as its V has: at K = V = 128 that is 66 KB, three blocks an
 // SM (97 KB and two before K's second copy went and V's tiles were sized by the call). Then:
 //   1. K K^T on wgmma; A = beta_i (K K^T)_ij exp(G_i - G_j) below the diagonal, fp32 in shared memory;
-//   2. T = (I + A)^-1 by forward substitution, one column a thread (64 threads), the column in registers:
-//      fully unrolled, so that every thread reads the same A_im at each step (a broadcast);
-//   3. the thread of column j scales it by beta_j e^(G_j) (T' = T diag(beta e^G)) and by beta_j
-//      (T'' = T diag(beta)), both rounded into K-major tiles;
+//   2. T = (I + A)^-1 in place by blocks (common.cuh's unit_lower_inverse_blocked: 16 x 16 diagonal blocks by
+//      substitution, joined by products on all 128 threads; version 3i), or by version 3f's forward
+//      substitution, a column a thread on 64 threads (UtFwdParams::column_inverse, for the comparison row);
+//   3. column j of T scaled by beta_j e^(G_j) (T' = T diag(beta e^G)) and by beta_j (T'' = T diag(beta)),
+//      both rounded into K-major tiles, and T itself out where asked;
 //   4. W and U a 64-column tile at a time on wgmma, out in pairs of columns.
 
 #include "kernels/common/sm90/checks.h"
@@ -125,21 +126,32 @@ __global__ void __launch_bounds__(kThreads) ut_forward_kernel(const UtFwdParams 
   }
   __syncthreads();
 
-  // 2. and 3. Column j of T: x_i = [i == j] - sum_{m < i} A_im x_m (zero above the diagonal by itself).
-  if (tid < kC) {
-    const int j = tid;
+  // 2. T = (I + A)^-1 in s.a: by blocks (common.cuh), or, for stage_bench's comparison row, by version 3f's
+  //    substitution, a column a thread, x_i = [i == j] - sum_{m < i} A_im x_m, written back over A.
+  if (p.column_inverse) {
     float x[kC];
-    unit_lower_inverse_column(s.a, kLdA, j, x);
-    const float bw = kGated ? s.beta[j] * __expf(s.G[j]) : s.beta[j], bu = s.beta[j];
-    CUTE_UNROLL
-    for (int i = 0; i < kC; ++i) {
-      store_shared_u16(&sTw(i, j), E(x[i] * bw).raw());
-      store_shared_u16(&sTu(i, j), E(x[i] * bu).raw());
-    }
-    if (p.t != nullptr) {  // T itself, rounded as the UT backward rounds it, for the backward to read
-      E* t = static_cast<E*>(p.t) + (chunk * H + head) * kC * kC + j;
+    if (tid < kC) unit_lower_inverse_column(s.a, kLdA, tid, x);
+    __syncthreads();  // every column's thread has read A
+    if (tid < kC) {
       CUTE_UNROLL
-      for (int i = 0; i < kC; ++i) t[i * kC] = E(x[i]);
+      for (int i = 0; i < kC; ++i) s.a[i * kLdA + tid] = x[i];
+    }
+    __syncthreads();
+  } else {
+    unit_lower_inverse_blocked(s.a, kLdA, tid);
+  }
+  // 3. Column j of T (the same column for each of a thread's elements: 128 is a multiple of 64) scaled by
+  //    beta_j e^(G_j) (T' = T diag(beta e^G)) and by beta_j (T'' = T diag(beta)), both rounded into K-major
+  //    tiles; T itself, rounded as the UT backward rounds it, for the backward to read, a row at a time.
+  {
+    const int j = tid % kC;
+    const float bw = kGated ? s.beta[j] * __expf(s.G[j]) : s.beta[j], bu = s.beta[j];
+    E* t = p.t != nullptr ? static_cast<E*>(p.t) + (chunk * H + head) * kC * kC : nullptr;
+    for (int i = tid / kC; i < kC; i += kThreads / kC) {
+      const float x = s.a[i * kLdA + j];
+      store_shared_u16(&sTw(i, j), E(x * bw).raw());
+      store_shared_u16(&sTu(i, j), E(x * bu).raw());
+      if (t != nullptr) t[i * kC + j] = E(x);
     }
   }
   cutlass::arch::fence_view_async_shared();

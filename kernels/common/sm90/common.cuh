@@ -212,6 +212,101 @@ __device__ __forceinline__ void unit_lower_inverse_column(const float* a, int ld
   }
 }
 
+// T = (I + A)^-1 in place, by blocks (FLA's solve_tril does the same with its own tiles): a, 64 x 64 fp32 in
+// shared memory (row stride lda, odd so that a column's elements fall in distinct banks), holds A strictly
+// below the diagonal and zeros on and above it; on return it holds T, ones on the diagonal and zeros above.
+// All 128 threads of the warpgroup call it; it ends on a barrier. Three steps, each a barrier apart:
+//   1. the four 16 x 16 diagonal blocks inverted by forward substitution, a column a thread (threads 0-63);
+//   2. the two 32 x 32 diagonal blocks joined from them: T_10 = -T_11 (A_10 T_00), 2 x 2 outputs a thread;
+//   3. the 64 x 64 joined from those: T_10 = -T_11 (A_10 T_00) on 32 x 32 blocks, 2 x 4 outputs a thread.
+// About 760 multiply-adds a thread against the column substitution's 2,016 (on 64 of the 128 threads, in a
+// dependent chain). The sums run in a fixed order, so every kernel that calls it gets the same bits.
+namespace inverse_detail {
+// out[r][c] = -sum_k b[r][k] (sum_j a[k][j] c[j][c]) for one thread's R x C outputs at (r0, c0): the join
+// T_10 = -T_11 (A_10 T_00) of n x n blocks at rows/columns given by the offsets, in two products, each read
+// whole by every thread before any writes (the product's input and output share A_10's place).
+template <int R, int C, int N>
+__device__ __forceinline__ void join(float* a, int lda, int row0, int col0, int r0, int c0) {
+  float x[R][C];
+  // X = A_10 T_00 (A_10 at (row0 + N.., col0..), T_00 at (col0.., col0..)).
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int c = 0; c < C; ++c) x[r][c] = 0.0f;
+#pragma unroll
+  for (int k = 0; k < N; ++k) {
+    float ar[R], tc[C];
+#pragma unroll
+    for (int r = 0; r < R; ++r) ar[r] = a[(row0 + N + r0 + r) * lda + col0 + k];
+#pragma unroll
+    for (int c = 0; c < C; ++c) tc[c] = a[(col0 + k) * lda + col0 + c0 + c];
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+      for (int c = 0; c < C; ++c) x[r][c] = fmaf(ar[r], tc[c], x[r][c]);
+  }
+  __syncthreads();  // every thread has read A_10
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int c = 0; c < C; ++c) a[(row0 + N + r0 + r) * lda + col0 + c0 + c] = x[r][c];
+  __syncthreads();
+  // T_10 = -T_11 X (T_11 at (row0 + N.., row0 + N..)).
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int c = 0; c < C; ++c) x[r][c] = 0.0f;
+#pragma unroll
+  for (int k = 0; k < N; ++k) {
+    float tr[R], xc[C];
+#pragma unroll
+    for (int r = 0; r < R; ++r) tr[r] = a[(row0 + N + r0 + r) * lda + row0 + N + k];
+#pragma unroll
+    for (int c = 0; c < C; ++c) xc[c] = a[(row0 + N + k) * lda + col0 + c0 + c];
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+      for (int c = 0; c < C; ++c) x[r][c] = fmaf(tr[r], xc[c], x[r][c]);
+  }
+  __syncthreads();  // every thread has read X
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int c = 0; c < C; ++c) a[(row0 + N + r0 + r) * lda + col0 + c0 + c] = -x[r][c];
+  __syncthreads();
+}
+}  // namespace inverse_detail
+
+__device__ __forceinline__ void unit_lower_inverse_blocked(float* a, int lda, int tid) {
+  // 1. Column c of diagonal block b: x_i = [i == c] - sum_{m < i} A_im x_m within the block.
+  constexpr int kB = 16;
+  float x[kB];
+  const int b = (tid / kB) % 4, c = tid % kB;
+  float* ab = a + b * kB * lda + b * kB;
+  if (tid < 4 * kB) {
+#pragma unroll
+    for (int i = 0; i < kB; ++i) {
+      float sum = i == c ? 1.0f : 0.0f;
+#pragma unroll
+      for (int m = 0; m < i; ++m) sum -= ab[i * lda + m] * x[m];
+      x[i] = sum;
+    }
+  }
+  __syncthreads();  // every column's thread has read its block
+  if (tid < 4 * kB) {
+#pragma unroll
+    for (int i = 0; i < kB; ++i) ab[i * lda + c] = x[i];
+  }
+  __syncthreads();
+  // 2. Blocks (0, 1) and (2, 3) joined: 64 threads a pair, each 2 x 2 of the 16 x 16 T_10.
+  {
+    const int pair = tid / 64, local = tid % 64;
+    inverse_detail::join<2, 2, kB>(a, lda, pair * 2 * kB, pair * 2 * kB, (local / 8) * 2, (local % 8) * 2);
+  }
+  // 3. The two 32 x 32 blocks joined: each thread 2 x 4 of the 32 x 32 T_10.
+  inverse_detail::join<2, 4, 2 * kB>(a, lda, 0, 0, (tid / 8) * 2, (tid % 8) * 4);
+}
+
 // Row sums of a 64 x N accumulator's values f(row, column, value) into out[64], in a fixed order: each thread
 // sums its two rows' values, then the four lanes of a quad (which hold a row between them) add theirs. Call
 // from every thread of the warpgroup; out is visible to the others after a barrier.

@@ -205,6 +205,9 @@ struct UtFwdParams {
   const int64_t* chunk_starts = nullptr;
   int64_t chunks = 0;
   int64_t N = 0, T = 0, H = 0, K = 0, V = 0;
+  bool column_inverse = false;    // T by the column substitution of version 3f rather than by blocks (the
+                                  // default): stage_bench's comparison row; the UT backward's recomputed T
+                                  // has the blocks' bits, so keep_ut's equality holds only without it
 };
 
 // K 64 or 128, V a multiple of 64 up to 256; throws as chunk_state_forward does.
@@ -229,7 +232,7 @@ struct UtBwdParams {
   float* dbeta = nullptr;         // [tokens, H]
   float* dg = nullptr;            // [tokens, H], added to; with g only
   const void* t = nullptr;        // chunk_ut_forward's t for the same k, beta and g: read instead of recomputed
-                                  // (the same bits: both round the same substitution), or null
+                                  // (the same bits: both round the same blocked inverse), or null
   const int64_t* seq_starts = nullptr;    // as OutputFwdParams
   const int64_t* chunk_starts = nullptr;
   int64_t chunks = 0;

@@ -428,6 +428,18 @@ void check_ut(const std::vector<int64_t>& lengths, int64_t H, int64_t K, int64_t
     start += T;
   }
   CHECK(testing::rel_rms(from_t, w_ref) <= 1.5e-3);
+
+  // T by version 3f's column substitution (stage_bench's comparison row) rather than by blocks: the same
+  // bound, and T itself within a few fp16 roundings of the blocks' (the two sum in different orders).
+  auto t_columns = at::empty_like(t);
+  poison_(t_columns);
+  p.t = t_columns.data_ptr();
+  p.column_inverse = true;
+  cuda::sm90::chunk_ut_forward(p, at::cuda::getCurrentCUDAStream().stream());
+  INFO("with column_inverse");
+  CHECK(testing::rel_rms(w, w_ref) <= 1.5e-3);
+  CHECK(testing::rel_rms(u, u_ref) <= 1.5e-3);
+  CHECK(testing::rel_rms(t_columns, t.to(at::kDouble)) <= 1e-3);
 }
 
 void check_output(const std::vector<int64_t>& lengths, int64_t H, int64_t K, int64_t V, bool gated, at::ScalarType dtype,
@@ -1337,7 +1349,7 @@ TEST_CASE("cuda: the sm90 UT backward equals autograd through the UT transform",
         CHECK(testing::rel_rms(dbeta, want.dbeta) <= 2e-3);
         if (gated) CHECK(testing::rel_rms(dg, want.dG) <= 2e-3);
 
-        // With the forward's T read instead of recomputed: the same bits (both round the same substitution).
+        // With the forward's T read instead of recomputed: the same bits (both round the same blocked inverse).
         auto t = at::empty({b.chunks, H, cuda::sm90::kStateChunk, cuda::sm90::kStateChunk}, kd.options().dtype(at::kHalf));
         {
           auto w = at::empty({b.tokens, H, K}, kd.options().dtype(at::kHalf)), u = at::empty({b.tokens, H, V}, w.options());
