@@ -222,58 +222,49 @@ __device__ __forceinline__ void unit_lower_inverse_column(const float* a, int ld
 // About 760 multiply-adds a thread against the column substitution's 2,016 (on 64 of the 128 threads, in a
 // dependent chain). The sums run in a fixed order, so every kernel that calls it gets the same bits.
 namespace inverse_detail {
-// out[r][c] = -sum_k b[r][k] (sum_j a[k][j] c[j][c]) for one thread's R x C outputs at (r0, c0): the join
-// T_10 = -T_11 (A_10 T_00) of n x n blocks at rows/columns given by the offsets, in two products, each read
-// whole by every thread before any writes (the product's input and output share A_10's place).
+// x = L M for one thread's R x C outputs, N terms in order: L's row r at l + r lda, M's row k at m + k lda.
+template <int R, int C, int N>
+__device__ __forceinline__ void tile_product(const float* l, const float* m, int lda, float (&x)[R][C]) {
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int c = 0; c < C; ++c) x[r][c] = 0.0f;
+#pragma unroll
+  for (int k = 0; k < N; ++k) {
+    float lr[R], mc[C];
+#pragma unroll
+    for (int r = 0; r < R; ++r) lr[r] = l[r * lda + k];
+#pragma unroll
+    for (int c = 0; c < C; ++c) mc[c] = m[k * lda + c];
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+      for (int c = 0; c < C; ++c) x[r][c] = fmaf(lr[r], mc[c], x[r][c]);
+  }
+}
+
+// sign x into the R x C tile at out (row stride lda), once every thread has read what it overwrites; the
+// barrier after it makes it visible.
+template <int R, int C>
+__device__ __forceinline__ void tile_store(float* out, int lda, const float (&x)[R][C], float sign) {
+  __syncthreads();
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int c = 0; c < C; ++c) out[r * lda + c] = sign * x[r][c];
+  __syncthreads();
+}
+
+// The join T_10 = -T_11 (A_10 T_00) of N x N blocks, the pair's top-left corner at (row0, col0), in two
+// products whose output takes A_10's place: this thread's R x C outputs at (r0, c0) within T_10.
 template <int R, int C, int N>
 __device__ __forceinline__ void join(float* a, int lda, int row0, int col0, int r0, int c0) {
+  float* const below = a + (row0 + N + r0) * lda;  // this thread's rows of A_10 and T_11
   float x[R][C];
-  // X = A_10 T_00 (A_10 at (row0 + N.., col0..), T_00 at (col0.., col0..)).
-#pragma unroll
-  for (int r = 0; r < R; ++r)
-#pragma unroll
-    for (int c = 0; c < C; ++c) x[r][c] = 0.0f;
-#pragma unroll
-  for (int k = 0; k < N; ++k) {
-    float ar[R], tc[C];
-#pragma unroll
-    for (int r = 0; r < R; ++r) ar[r] = a[(row0 + N + r0 + r) * lda + col0 + k];
-#pragma unroll
-    for (int c = 0; c < C; ++c) tc[c] = a[(col0 + k) * lda + col0 + c0 + c];
-#pragma unroll
-    for (int r = 0; r < R; ++r)
-#pragma unroll
-      for (int c = 0; c < C; ++c) x[r][c] = fmaf(ar[r], tc[c], x[r][c]);
-  }
-  __syncthreads();  // every thread has read A_10
-#pragma unroll
-  for (int r = 0; r < R; ++r)
-#pragma unroll
-    for (int c = 0; c < C; ++c) a[(row0 + N + r0 + r) * lda + col0 + c0 + c] = x[r][c];
-  __syncthreads();
-  // T_10 = -T_11 X (T_11 at (row0 + N.., row0 + N..)).
-#pragma unroll
-  for (int r = 0; r < R; ++r)
-#pragma unroll
-    for (int c = 0; c < C; ++c) x[r][c] = 0.0f;
-#pragma unroll
-  for (int k = 0; k < N; ++k) {
-    float tr[R], xc[C];
-#pragma unroll
-    for (int r = 0; r < R; ++r) tr[r] = a[(row0 + N + r0 + r) * lda + row0 + N + k];
-#pragma unroll
-    for (int c = 0; c < C; ++c) xc[c] = a[(row0 + N + k) * lda + col0 + c0 + c];
-#pragma unroll
-    for (int r = 0; r < R; ++r)
-#pragma unroll
-      for (int c = 0; c < C; ++c) x[r][c] = fmaf(tr[r], xc[c], x[r][c]);
-  }
-  __syncthreads();  // every thread has read X
-#pragma unroll
-  for (int r = 0; r < R; ++r)
-#pragma unroll
-    for (int c = 0; c < C; ++c) a[(row0 + N + r0 + r) * lda + col0 + c0 + c] = -x[r][c];
-  __syncthreads();
+  tile_product<R, C, N>(below + col0, a + col0 * lda + col0 + c0, lda, x);                  // X = A_10 T_00
+  tile_store(below + col0 + c0, lda, x, 1.0f);
+  tile_product<R, C, N>(below + row0 + N, a + (row0 + N) * lda + col0 + c0, lda, x);        // T_11 X
+  tile_store(below + col0 + c0, lda, x, -1.0f);
 }
 }  // namespace inverse_detail
 
