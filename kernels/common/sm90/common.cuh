@@ -198,13 +198,15 @@ __device__ __forceinline__ ChunkSpan locate_chunk(int64_t chunk, const int64_t* 
   return {t0, t_end - t0 < 64 ? static_cast<int>(t_end - t0) : 64};
 }
 
-// Column j of T = (I + A)^-1, A strictly lower triangular 64 x 64 fp32 in shared memory (row stride lda;
+// Column j of T = (I + A)^-1, A strictly lower triangular N x N fp32 in shared memory (row stride lda;
 // what lies on and above the diagonal is never read), into x by forward substitution:
 // x_i = [i == j] - sum_{m < i} A_im x_m, zero above the diagonal by itself. Fully unrolled, so that x stays
-// in registers and every thread of a warp reads the same A_im at each step (a broadcast).
-__device__ __forceinline__ void unit_lower_inverse_column(const float* a, int lda, int j, float (&x)[64]) {
+// in registers and every thread of a warp reads the same A_im at each step (a broadcast). N 64: a chunk's
+// whole T (version 3f); N 16: the diagonal blocks of unit_lower_inverse_blocked.
+template <int N>
+__device__ __forceinline__ void unit_lower_inverse_column(const float* a, int lda, int j, float (&x)[N]) {
 #pragma unroll
-  for (int i = 0; i < 64; ++i) {
+  for (int i = 0; i < N; ++i) {
     float sum = i == j ? 1.0f : 0.0f;
 #pragma unroll
     for (int m = 0; m < i; ++m) sum -= a[i * lda + m] * x[m];
@@ -269,20 +271,12 @@ __device__ __forceinline__ void join(float* a, int lda, int row0, int col0, int 
 }  // namespace inverse_detail
 
 __device__ __forceinline__ void unit_lower_inverse_blocked(float* a, int lda, int tid) {
-  // 1. Column c of diagonal block b: x_i = [i == c] - sum_{m < i} A_im x_m within the block.
+  // 1. Column c of diagonal block b by substitution within the block.
   constexpr int kB = 16;
   float x[kB];
   const int b = (tid / kB) % 4, c = tid % kB;
   float* ab = a + b * kB * lda + b * kB;
-  if (tid < 4 * kB) {
-#pragma unroll
-    for (int i = 0; i < kB; ++i) {
-      float sum = i == c ? 1.0f : 0.0f;
-#pragma unroll
-      for (int m = 0; m < i; ++m) sum -= ab[i * lda + m] * x[m];
-      x[i] = sum;
-    }
-  }
+  if (tid < 4 * kB) unit_lower_inverse_column(ab, lda, c, x);
   __syncthreads();  // every column's thread has read its block
   if (tid < 4 * kB) {
 #pragma unroll
