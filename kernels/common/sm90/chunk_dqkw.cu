@@ -168,29 +168,27 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
       if (r < rows) *reinterpret_cast<float2*>(dst + ((t0 + r) * H + head) * KD + c) = make_float2(factor * acc(i), factor * acc(i + 1));
     }
   };
-  auto scale_rows = [&](auto factor_of_row) {
-    CUTE_UNROLL
-    for (int i = 0; i < size(acc); ++i) acc(i) *= factor_of_row(get<0>(coord(i)));
-  };
   // The three [64 x K] accumulators share one layout: MmaKN's and MmaNN's C partition equals MmaKK's (the
   // same 64 x 64 atom, the same thread layout), so `acc` serves each product.
   // B. dq = scale e^G (dO h^T) + dA k.
   clear(acc);
   product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sO)), thr_kk.make_fragment_B(thr_kk.partition_B(sHt)), acc);
-  scale_rows([&](int r) { return kGated ? scale * __expf(s.G[r]) : scale; });
+  accumulator_scale_rows(acc, coord, [&](int r) { return kGated ? scale * __expf(s.G[r]) : scale; });
   product(mma_kn, thr_kn.make_fragment_A(thr_kn.partition_A(sA)), thr_kn.make_fragment_B(thr_kn.partition_B(sK)), acc);
   out(p.dq, 1.0f);
-  if constexpr (kGated) accumulator_row_sums(acc, coord, [&](int r, int c, float x) { return x * float(sQ(c, r)); }, s.rowq);
+  auto times_q = [&](int r, int c, float x) { return x * load_shared_float(&sQ(c, r)); };
+  auto times_k = [&](int r, int c, float x) { return x * load_shared_float(&sK(c, r)); };
+  if constexpr (kGated) accumulator_row_sums(acc, coord, times_q, s.rowq);
   // C. dk = exp(G_last - G) (v_new dh^T) + dA^T q.
   clear(acc);
   product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sVn)), thr_kk.make_fragment_B(thr_kk.partition_B(sDht)), acc);
   if constexpr (kGated) {
-    scale_rows([&](int r) { return r < rows ? __expf(G_last - s.G[r]) : 0.0f; });
-    accumulator_row_sums(acc, coord, [&](int r, int c, float x) { return x * float(sK(c, r)); }, s.rowend);
+    accumulator_scale_rows(acc, coord, [&](int r) { return r < rows ? __expf(G_last - s.G[r]) : 0.0f; });
+    accumulator_row_sums(acc, coord, times_k, s.rowend);
   }
   product(mma_nn, thr_nn.make_fragment_A(thr_nn.partition_A(sAt)), thr_nn.make_fragment_B(thr_nn.partition_B(sQ)), acc);
   out(p.dk, 1.0f);
-  if constexpr (kGated) accumulator_row_sums(acc, coord, [&](int r, int c, float x) { return x * float(sK(c, r)); }, s.rowk);
+  if constexpr (kGated) accumulator_row_sums(acc, coord, times_k, s.rowk);
   // D. dW = -(dv_new h^T).
   if constexpr (kW) {
     clear(acc);
@@ -198,11 +196,28 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
     out(p.dw, -1.0f);
   }
   if constexpr (kGated) {
-    // sum(h dh) over the chunk's state slice, in a fixed order: each thread its elements, then the warps.
+    // sum(h dh) over the chunk's state slice, in a fixed order: each thread its elements, then the warps. h and
+    // dh share one layout, a permutation of their storage, so the sum runs over the storage itself, 8 elements a
+    // load, in two independent sums.
+    static_assert(cosize_v<typename L::LayoutFV> == KD * VD, "h's tile is a permutation of its storage");
     float part = 0.0f;
-    for (int i = tid; i < KD * VD; i += kThreads) {
-      const int f = i / VD, c = i % VD;
-      part += float(sHt(f, c)) * float(sDht(f, c));
+    {
+      constexpr int kVec = 8;
+      const auto* hv = reinterpret_cast<const uint4*>(s.h);
+      const auto* dhv = reinterpret_cast<const uint4*>(s.dh);
+      float even = 0.0f, odd = 0.0f;
+      CUTE_UNROLL
+      for (int i = tid; i < KD * VD / kVec; i += kThreads) {
+        const uint4 a = hv[i], b = dhv[i];
+        const auto* x = reinterpret_cast<const E*>(&a);
+        const auto* y = reinterpret_cast<const E*>(&b);
+        CUTE_UNROLL
+        for (int j = 0; j < kVec; j += 2) {
+          even += float(x[j]) * float(y[j]);
+          odd += float(x[j + 1]) * float(y[j + 1]);
+        }
+      }
+      part = even + odd;
     }
     for (int d = 16; d > 0; d /= 2) part += __shfl_xor_sync(0xffffffffu, part, d);
     if (tid % 32 == 0) s.hdh[tid / 32] = part;

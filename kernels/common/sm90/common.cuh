@@ -127,6 +127,16 @@ __device__ __forceinline__ void store_shared_u16(const void* p, uint16_t bits) {
   asm volatile("st.shared.b16 [%0], %1;\n" ::"r"(to), "h"(bits) : "memory");
 }
 
+// An Inner element of shared memory as fp32, by LDS from a 32-bit shared address: a plain read of a CuTe
+// swizzled element is a generic load from a 64-bit address, two registers a load, which the unrolled row sums
+// held for every value (chunk_dqkw's gated kernel at 255 registers with spills).
+__device__ __forceinline__ float load_shared_float(const Inner* p) {
+  const auto at = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  uint16_t bits;
+  asm volatile("ld.shared.b16 %0, [%1];\n" : "=h"(bits) : "r"(at));
+  return float(Inner::bitcast(bits));
+}
+
 // threadIdx.x, read so that the compiler cannot tell it equal to an earlier read.
 __device__ __forceinline__ int opaque_tid() {
   int t;
@@ -290,6 +300,16 @@ __device__ __forceinline__ void unit_lower_inverse_blocked(float* a, int lda, in
   }
   // 3. The two 32 x 32 blocks joined: each thread 2 x 4 of the 32 x 32 T_10.
   inverse_detail::join<2, 4, 2 * kB>(a, lda, 0, 0, (tid / 8) * 2, (tid % 8) * 4);
+}
+
+// Each row of a 64 x N accumulator times factor(row), evaluated once for each of the thread's two rows: a
+// thread's values lie in rows r and r + 8 (r with bit 3 clear, the rule accumulator_row_sums below uses).
+template <class Acc, class Coord, class F>
+__device__ __forceinline__ void accumulator_scale_rows(Acc& acc, const Coord& coord, F factor) {
+  const int r = cute::get<0>(coord(0)) & ~8;
+  const float f0 = factor(r), f1 = factor(r + 8);
+#pragma unroll
+  for (int i = 0; i < int(cute::size(acc)); ++i) acc(i) *= ((cute::get<0>(coord(i)) >> 3) & 1) ? f1 : f0;
 }
 
 // Row sums of a 64 x N accumulator's values f(row, column, value) into out[64], in a fixed order: each thread
