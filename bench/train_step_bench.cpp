@@ -69,9 +69,10 @@ deltabench::models::ModelConfig model_config(MixerKind kind, const Shape& s, del
 // deltabench's training kernels and its kernels for every piece, the LayerNorms and the embedding's
 // gradient among them, not registered since auto equals it wherever every kernel serves (the numbers keep
 // the meaning they had in earlier measurements); 2: backend auto, which takes each of those where it
-// serves, as the user's runs do; 3: auto with the chunked pair on the sm_90a training op (set_sm90_train;
-// Hopper, K and V of 64 or 128), against 2 in the same run. Attention runs SDPA under every backend, so its
-// 2 against 0 is the gain of the pieces' kernels alone).
+// serves, with the chunked training pair (set_sm90_train off: what runs train off Hopper); 3: auto with the
+// chunked pair on the sm_90a training op (Hopper, K and V of 64 or 128), as the user's runs do on Hopper since
+// it became the default, against 2 in the same run. Attention runs SDPA under every backend, so its 2 against
+// 0 is the gain of the pieces' kernels alone).
 void BM_train_step(benchmark::State& state) {
   const auto kind = static_cast<MixerKind>(state.range(0));
   const Shape shape{state.range(1), state.range(2), state.range(3), state.range(4), state.range(5)};
@@ -134,8 +135,8 @@ void BM_train_step(benchmark::State& state) {
 }
 
 void register_all() {
-  // A GPU case: mixer k on shape s, captured or eager, backend kernel (0 reference, 1 kernel, 2 auto, 3 auto
-  // with the sm_90a training op).
+  // A GPU case: mixer k on shape s, captured or eager, backend kernel (0 reference, 1 kernel, 2 auto, each
+  // with the sm_90a training op off; 3 auto with it on, Hopper's default).
   const auto add = [](int64_t k, const Shape& s, int captured, int kernel) {
     benchmark::RegisterBenchmark("train_step", BM_train_step)
         ->Args({k, s.vocab, s.d_model, s.L, s.B, s.pairs, captured, kernel})
@@ -151,7 +152,8 @@ void register_all() {
     if (g_device.is_cuda()) {
       // Zoology's MQAR model at its three (L, B) shapes, with its pairs per length.
       for (const Shape s : {Shape{8192, 128, 64, 512, 4}, Shape{8192, 128, 256, 256, 16}, Shape{8192, 128, 512, 128, 64}}) {
-        // Every mixer eager and captured on the reference ops, and captured under auto (as a run trains).
+        // Every mixer eager and captured on the reference ops, and captured under auto (as a run trains off
+        // Hopper; kernel:3 below as one trains on it).
         // Where every kernel serves (DeltaNet and Gated DeltaNet here, attention's pieces) auto is the
         // kernel backend, so that is not timed twice. Linear attention's normalised form (this model's)
         // carries V + 1 value columns under auto, which the training kernels (V a multiple of 32) do not

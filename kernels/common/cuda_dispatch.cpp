@@ -41,10 +41,10 @@ void set_sm90_forward(bool on) { g_sm90_forward.store(on); }
 bool sm90_forward() { return g_sm90_forward.load(); }
 
 bool sm90_train_from_env(const char* value) {
-  if (value == nullptr || *value == '\0') return false;
+  if (value == nullptr || *value == '\0') return true;
   const std::string_view v(value);
   TORCH_CHECK(v == "0" || v == "1", "DELTABENCH_SM90_TRAIN is \"", v,
-              "\": it takes 1 (train on the sm_90a training op where it serves) or 0 (the chunked training pair)");
+              "\": it takes 1 (train on the sm_90a training op where it serves; the default) or 0 (the chunked training pair)");
   return v == "1";
 }
 
