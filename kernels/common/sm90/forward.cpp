@@ -399,7 +399,12 @@ class Sm90Train : public torch::autograd::Function<Sm90Train> {
     // dg from dG: sums within each chunk, on the device alone for equal rows.
     const auto seq = c.seq_starts.defined() ? c.host_seq : std::vector<int64_t>{};
     const auto dg = dG.defined() ? detail::chunk_suffix_sums(dG.view({-1, c.H}), c.B, c.T, seq).view(g.sizes()) : at::Tensor();
-    const auto back = [&](const at::Tensor& t, at::ScalarType type) { return t.defined() ? (t * down).to(type) : t; };
+    // Scaled back in the cast to the output's dtype: one pass, as the cast alone was.
+    const auto back = [&](const at::Tensor& t, at::ScalarType type) {
+      if (!t.defined()) return t;
+      auto out = at::empty(t.sizes(), t.options().dtype(type));
+      return at::mul_out(out, t, down);
+    };
     return {back(dq, q.scalar_type()), back(dk, k.scalar_type()), back(dv, v.scalar_type()), back(dbeta, at::kFloat),
             back(dg, at::kFloat), back(dh0, at::kFloat), at::Tensor()};
   }
