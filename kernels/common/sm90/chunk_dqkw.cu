@@ -175,7 +175,17 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
   product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sO)), thr_kk.make_fragment_B(thr_kk.partition_B(sHt)), acc);
   accumulator_scale_rows(acc, coord, [&](int r) { return kGated ? scale * __expf(s.G[r]) : scale; });
   product(mma_kn, thr_kn.make_fragment_A(thr_kn.partition_A(sA)), thr_kn.make_fragment_B(thr_kn.partition_B(sK)), acc);
-  out(p.dq, 1.0f);
+  if (p.dq_out != nullptr) {  // in the inputs' dtype, scaled back (sm90::chunk_train)
+    const float back = *p.grad_scale;
+    const bool bf16 = std::is_same_v<I, cutlass::bfloat16_t>;
+    CUTE_UNROLL
+    for (int i = 0; i < size(acc); i += 2) {
+      const int r = get<0>(coord(i)), c = get<1>(coord(i));
+      if (r < rows) store_pair_16(p.dq_out, ((t0 + r) * H + head) * KD + c, bf16, acc(i) * back, acc(i + 1) * back);
+    }
+  } else {
+    out(p.dq, 1.0f);
+  }
   auto times_q = [&](int r, int c, float x) { return x * load_shared_float(&sQ(c, r)); };
   auto times_k = [&](int r, int c, float x) { return x * load_shared_float(&sK(c, r)); };
   if constexpr (kGated) accumulator_row_sums(acc, coord, times_q, s.rowq);
@@ -263,8 +273,15 @@ void chunk_dqkw(const DqkwParams& p, void* stream) {
   detail::CallShape shape{p.dtype, p.N, p.T, p.H, p.K, p.V, p.seq_starts, p.chunk_starts, p.chunks, 128, true};
   const int64_t chunks = detail::check_call("sm90::chunk_dqkw", shape,
                                             {{"q", p.q}, {"k", p.k}, {"dout", p.dout}, {"v_new", p.v_new}, {"h", p.h},
-                                             {"dh", p.dh}, {"dq", p.dq}, {"dk", p.dk}},
-                                            {{"dv_new", p.dv_new}, {"dw", p.dw}});
+                                             {"dh", p.dh}, {"dk", p.dk}},
+                                            {{"dv_new", p.dv_new}, {"dw", p.dw}, {"dq", p.dq}, {"dq_out", p.dq_out}});
+  if ((p.dq == nullptr) == (p.dq_out == nullptr)) {
+    throw std::invalid_argument("sm90::chunk_dqkw: exactly one of dq (fp32) and dq_out (the inputs' dtype) is taken (got " +
+                                std::string(p.dq == nullptr ? "neither" : "both") + ")");
+  }
+  if (p.dq_out != nullptr && p.grad_scale == nullptr) {
+    throw std::invalid_argument("sm90::chunk_dqkw: dq_out needs grad_scale (null)");
+  }
   if ((p.g == nullptr) != (p.dg == nullptr)) {
     throw std::invalid_argument("sm90::chunk_dqkw: g and dg go together (one of them is null)");
   }

@@ -281,8 +281,11 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
   // dk += acck, 16 pairs at a time: their loads first, then their stores (loads and stores interleaved, the
   // compiler could not move a load above the store before it, which may alias: a device-memory round trip a
   // pair; all 32 pairs' loads at once spilled at K = V = 128 gated).
+  // Where dk_out is set, the sums go there in the inputs' dtype, scaled back (sm90::chunk_train), and dv to dv_out.
   constexpr int kRmw = 32;
   static_assert(size(decltype(acck){}) % kRmw == 0);
+  const bool bf16 = p.dtype == Dtype::kBF16;
+  const float back = p.grad_scale != nullptr ? *p.grad_scale : 1.0f;
   CUTE_UNROLL
   for (int i0 = 0; i0 < size(acck); i0 += kRmw) {
     CUTE_UNROLL
@@ -297,7 +300,13 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
     CUTE_UNROLL
     for (int i = i0; i < i0 + kRmw; i += 2) {
       const int r = get<0>(coordk(i)), c = get<1>(coordk(i));
-      if (r < rows) *reinterpret_cast<float2*>(p.dk + ((t0 + r) * H + head) * KD + c) = make_float2(acck(i), acck(i + 1));
+      if (r >= rows) continue;
+      const int64_t at = ((t0 + r) * H + head) * KD + c;
+      if (p.dk_out != nullptr) {
+        store_pair_16(p.dk_out, at, bf16, acck(i) * back, acck(i + 1) * back);
+      } else {
+        *reinterpret_cast<float2*>(p.dk + at) = make_float2(acck(i), acck(i + 1));
+      }
     }
   }
   // 5. dVb = T^T dU; dbeta gets rowsum(dVb V); dv = beta dVb.
@@ -310,8 +319,13 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
   CUTE_UNROLL
   for (int i = 0; i < size(accv); i += 2) {
     const int r = get<0>(coordv(i)), c = get<1>(coordv(i));
-    if (r < rows) {
-      *reinterpret_cast<float2*>(p.dv + ((t0 + r) * H + head) * VD + c) = make_float2(s.beta[r] * accv(i), s.beta[r] * accv(i + 1));
+    if (r >= rows) continue;
+    const int64_t at = ((t0 + r) * H + head) * VD + c;
+    const float a = s.beta[r] * accv(i), b = s.beta[r] * accv(i + 1);
+    if (p.dv_out != nullptr) {
+      store_pair_16(p.dv_out, at, bf16, a * back, b * back);
+    } else {
+      *reinterpret_cast<float2*>(p.dv + at) = make_float2(a, b);
     }
   }
   __syncthreads();
@@ -343,8 +357,15 @@ void dispatch(const UtBwdParams& p, int64_t chunks, cudaStream_t stream) {
 void chunk_ut_backward(const UtBwdParams& p, void* stream) {
   detail::CallShape shape{p.dtype, p.N, p.T, p.H, p.K, p.V, p.seq_starts, p.chunk_starts, p.chunks, 128, true};
   const int64_t chunks = detail::check_call("sm90::chunk_ut_backward", shape,
-                                            {{"k", p.k}, {"v", p.v}, {"du", p.du}, {"dw", p.dw}, {"dk", p.dk}, {"dv", p.dv}},
-                                            {{"t", p.t}});
+                                            {{"k", p.k}, {"v", p.v}, {"du", p.du}, {"dw", p.dw}, {"dk", p.dk}},
+                                            {{"t", p.t}, {"dv", p.dv}, {"dk_out", p.dk_out}, {"dv_out", p.dv_out}});
+  if ((p.dv == nullptr) == (p.dv_out == nullptr)) {
+    throw std::invalid_argument("sm90::chunk_ut_backward: exactly one of dv (fp32) and dv_out (the inputs' dtype) is taken (got " +
+                                std::string(p.dv == nullptr ? "neither" : "both") + ")");
+  }
+  if ((p.dk_out != nullptr || p.dv_out != nullptr) && p.grad_scale == nullptr) {
+    throw std::invalid_argument("sm90::chunk_ut_backward: dk_out and dv_out need grad_scale (null)");
+  }
   if (p.beta == nullptr || p.dbeta == nullptr) {
     throw std::invalid_argument("sm90::chunk_ut_backward: beta and dbeta are required (got null)");
   }

@@ -137,6 +137,13 @@ __device__ __forceinline__ float load_shared_float(const Inner* p) {
   return float(Inner::bitcast(bits));
 }
 
+// Two fp32 values, rounded to bf16 (else fp16) to nearest, stored as one 4-byte word at element `index` (even) of a
+// 16-bit array in global memory: the gradients' final stores, in the inputs' dtype, a runtime choice.
+__device__ __forceinline__ void store_pair_16(void* base, int64_t index, bool bf16, float a, float b) {
+  const uint32_t bits = bf16 ? pack_as<cutlass::bfloat16_t>(a, b) : pack_as<cutlass::half_t>(a, b);
+  *reinterpret_cast<uint32_t*>(static_cast<uint16_t*>(base) + index) = bits;
+}
+
 // threadIdx.x, read so that the compiler cannot tell it equal to an earlier read.
 __device__ __forceinline__ int opaque_tid() {
   int t;

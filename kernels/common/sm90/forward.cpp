@@ -366,7 +366,9 @@ class Sm90Train : public torch::autograd::Function<Sm90Train> {
         cuda::sm90::chunk_state_backward(p, stream);
       }
     }
-    auto dq = at::empty(q.sizes(), f32), dk = at::empty(k.sizes(), f32);
+    // dq, and the delta rules' dk and dv, written by the kernels in the inputs' dtype and scaled back there; the
+    // rest, small or (linear attention's dk and dv) not from a last kernel, scaled back in their casts below.
+    auto dq = at::empty(q.sizes(), q.options()), dk = at::empty(k.sizes(), f32);
     auto dw = delta ? at::empty(k.sizes(), f32) : at::Tensor();
     auto dG = g.defined() ? at::empty(g.sizes(), f32) : at::Tensor();
     {
@@ -374,20 +376,23 @@ class Sm90Train : public torch::autograd::Function<Sm90Train> {
       p.dtype = c.dtype, p.q = q.data_ptr(), p.k = k.data_ptr(), p.dout = dout.data_ptr(), p.g = g_ptr;
       p.v_new = st.v_new.data_ptr(), p.dv_new = delta ? dv_new.data_ptr() : nullptr;
       p.h = st.h.data_ptr(), p.dh = dh.data_ptr();
-      p.dq = dq.data_ptr<float>(), p.dk = dk.data_ptr<float>(), p.dw = delta ? dw.data_ptr<float>() : nullptr;
+      p.dq_out = dq.data_ptr(), p.grad_scale = down.data_ptr<float>();
+      p.dk = dk.data_ptr<float>(), p.dw = delta ? dw.data_ptr<float>() : nullptr;
       p.dg = dG.defined() ? dG.data_ptr<float>() : nullptr;
       p.seq_starts = c.seq_ptr(), p.chunk_starts = c.chunk_ptr(), p.chunks = c.chunks;
       p.N = c.N, p.T = c.T, p.H = c.H, p.K = c.K, p.V = c.V, p.scale = static_cast<float>(scale);
       cuda::sm90::chunk_dqkw(p, stream);
     }
-    at::Tensor dv, dbeta;
+    at::Tensor dv, dbeta, dk_out;
     if (delta) {
-      dv = at::empty(v.sizes(), f32);
+      dk_out = at::empty(k.sizes(), k.options());
+      dv = at::empty(v.sizes(), v.options());
       dbeta = at::empty(beta.sizes(), f32);
       cuda::sm90::UtBwdParams p;
       p.dtype = c.dtype, p.k = k.data_ptr(), p.v = v.data_ptr(), p.beta = beta.data_ptr<float>(), p.g = g_ptr;
       p.dw = dw.data_ptr<float>(), p.du = dv_new.data_ptr();
-      p.dk = dk.data_ptr<float>(), p.dv = dv.data_ptr<float>(), p.dbeta = dbeta.data_ptr<float>();
+      p.dk = dk.data_ptr<float>(), p.dk_out = dk_out.data_ptr(), p.dv_out = dv.data_ptr(), p.dbeta = dbeta.data_ptr<float>();
+      p.grad_scale = down.data_ptr<float>();
       p.dg = dG.defined() ? dG.data_ptr<float>() : nullptr;
       p.t = st.t.data_ptr();
       p.seq_starts = c.seq_ptr(), p.chunk_starts = c.chunk_ptr(), p.chunks = c.chunks;
@@ -405,8 +410,11 @@ class Sm90Train : public torch::autograd::Function<Sm90Train> {
       auto out = at::empty(t.sizes(), t.options().dtype(type));
       return at::mul_out(out, t, down);
     };
-    return {back(dq, q.scalar_type()), back(dk, k.scalar_type()), back(dv, v.scalar_type()), back(dbeta, at::kFloat),
-            back(dg, at::kFloat), back(dh0, at::kFloat), at::Tensor()};
+    if (!delta) {  // linear attention: dk from chunk_dqkw, dv the state pass's dv_new, both still to scale back
+      dk_out = back(dk, k.scalar_type());
+      dv = back(dv, v.scalar_type());
+    }
+    return {dq, dk_out, dv, back(dbeta, at::kFloat), back(dg, at::kFloat), back(dh0, at::kFloat), at::Tensor()};
   }
 };
 

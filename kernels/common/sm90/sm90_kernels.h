@@ -128,10 +128,12 @@ struct DqkwParams {
   const void* dv_new = nullptr;   // [tokens, H, V] fp16 (the backward state pass's), or null with dw
   const void* h = nullptr;        // [chunks, H, K, V] fp16: the state at each chunk's start
   const void* dh = nullptr;       // [chunks, H, K, V] fp16: the gradient of each chunk's end state
-  float* dq = nullptr;            // [tokens, H, K]
+  float* dq = nullptr;            // [tokens, H, K] fp32, or null with dq_out
   float* dk = nullptr;            // [tokens, H, K]
   float* dw = nullptr;            // [tokens, H, K], or null (linear attention)
   float* dg = nullptr;            // [tokens, H], with g only (written: the UT backward adds to it)
+  void* dq_out = nullptr;         // [tokens, H, K] in `dtype`, or null: dq written there, times *grad_scale, not in dq
+  const float* grad_scale = nullptr;  // with dq_out: one fp32 factor on the device (sm90::chunk_train's 2^e)
   const int64_t* seq_starts = nullptr;    // as OutputFwdParams
   const int64_t* chunk_starts = nullptr;
   int64_t chunks = 0;
@@ -227,10 +229,14 @@ struct UtBwdParams {
   const float* g = nullptr;       // [tokens, H] per-step log decay, or null
   const float* dw = nullptr;      // [tokens, H, K] fp32
   const void* du = nullptr;       // [tokens, H, V] fp16
-  float* dk = nullptr;            // [tokens, H, K], added to
-  float* dv = nullptr;            // [tokens, H, V]
+  float* dk = nullptr;            // [tokens, H, K], added to (read alone where dk_out is set)
+  float* dv = nullptr;            // [tokens, H, V] fp32, or null with dv_out
   float* dbeta = nullptr;         // [tokens, H]
   float* dg = nullptr;            // [tokens, H], added to; with g only
+  void* dk_out = nullptr;         // [tokens, H, K] in `dtype`, or null: dk plus this kernel's part, times *grad_scale,
+                                  // written there instead of back into dk
+  void* dv_out = nullptr;         // [tokens, H, V] in `dtype`, or null: dv times *grad_scale written there, not in dv
+  const float* grad_scale = nullptr;  // with dk_out or dv_out: one fp32 factor on the device
   const void* t = nullptr;        // chunk_ut_forward's t for the same k, beta and g: read instead of recomputed
                                   // (the same bits: both round the same blocked inverse), or null
   const int64_t* seq_starts = nullptr;    // as OutputFwdParams

@@ -1241,6 +1241,23 @@ TEST_CASE("cuda: the sm90 dq, dk, dW and dG: the loop is autograd's, and the ker
             CHECK(dg.isfinite().all().item<bool>());
             CHECK(testing::rel_rms(dg, same.dG) <= 2e-3);
           }
+          // dq in the inputs' dtype times a factor on the device, as sm90::chunk_train asks: the fp32 dq times
+          // it, rounded, bit for bit; the other outputs as before.
+          const auto dk_fp32 = dk.clone(), dw_fp32 = dw.clone(), dg_fp32 = dg.clone();
+          const auto factor = at::full({}, 0.3, f32);
+          auto dq_out = at::empty(in.q.sizes(), f32.dtype(dtype));
+          poison_(dq_out);
+          poison_(dk);
+          poison_(dw);
+          poison_(dg);
+          p.dq = nullptr;
+          p.dq_out = dq_out.data_ptr();
+          p.grad_scale = factor.data_ptr<float>();
+          cuda::sm90::chunk_dqkw(p, at::cuda::getCurrentCUDAStream().stream());
+          CHECK(at::equal(dq_out, (dq * factor).to(dtype)));
+          CHECK(at::equal(dk, dk_fp32));
+          if (with_w) CHECK(at::equal(dw, dw_fp32));
+          if (gated) CHECK(at::equal(dg, dg_fp32));
         }
       }
     }
@@ -1372,6 +1389,32 @@ TEST_CASE("cuda: the sm90 UT backward equals autograd through the UT transform",
         INFO("with the forward's T");
         CHECK(at::equal(dk, dk_alone));
         CHECK(at::equal(dv, dv_alone));
+        CHECK(at::equal(dbeta, dbeta_alone));
+        CHECK(at::equal(dg, dg_alone));
+
+        // dk (added to a dk already there) and dv in the inputs' dtype times a factor on the device, as
+        // sm90::chunk_train asks: the fp32 sums times it, rounded, bit for bit; dk itself left as it was.
+        const auto dk_before = at::randn({b.tokens, H, K}, f32);
+        dk.copy_(dk_before);
+        dg.zero_();
+        cuda::sm90::chunk_ut_backward(p, at::cuda::getCurrentCUDAStream().stream());
+        const auto dk_sum = dk.clone(), dv_fp32 = dv.clone();
+        const auto factor = at::full({}, 0.3, f32);
+        auto dk_out = at::empty({b.tokens, H, K}, f32.dtype(dtype)), dv_out = at::empty({b.tokens, H, V}, f32.dtype(dtype));
+        poison_(dk_out);
+        poison_(dv_out);
+        poison_(dbeta);
+        dk.copy_(dk_before);
+        dg.zero_();
+        p.dv = nullptr;
+        p.dk_out = dk_out.data_ptr();
+        p.dv_out = dv_out.data_ptr();
+        p.grad_scale = factor.data_ptr<float>();
+        cuda::sm90::chunk_ut_backward(p, at::cuda::getCurrentCUDAStream().stream());
+        INFO("dk and dv in the inputs' dtype, scaled");
+        CHECK(at::equal(dk_out, (dk_sum * factor).to(dtype)));
+        CHECK(at::equal(dv_out, (dv_fp32 * factor).to(dtype)));
+        CHECK(at::equal(dk, dk_before));
         CHECK(at::equal(dbeta, dbeta_alone));
         CHECK(at::equal(dg, dg_alone));
       }
