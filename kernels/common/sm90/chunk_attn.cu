@@ -41,6 +41,7 @@ struct AttnParams {
   const int64_t *seq_starts, *chunk_starts;
   int64_t N, T, H, V;
   float scale;
+  const float* x_scale;  // backward: dO's factor (DvLocalParams::dout_scale), or null
 };
 
 template <class E, int KD>
@@ -116,13 +117,18 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(const AttnParams p) {
     if (tid < 32) chunk_cumsum(p.g + t0 * H + head, H, rows, s.G);
   }
   wait<0>();
-  if constexpr (!std::is_same_v<I, E>) {  // q, k (and dO) made Inner by the thread that copied each piece
+  if constexpr (!std::is_same_v<I, E>) {  // q, k (and dO, below) made Inner by the thread that copied each piece
     for (int i = tid; i < kC * kPieces; i += kThreads) {
       to_inner_in_place<I>(&sQ(i / kPieces, (i % kPieces) * 8));
       to_inner_in_place<I>(&sK(i / kPieces, (i % kPieces) * 8));
     }
-    if constexpr (kBackward) {
-      for (int i = tid; i < kC * kColPieces; i += kThreads) to_inner_in_place<I>(&sV((i % kColPieces) * 8, i / kColPieces));
+  }
+  if constexpr (kBackward) {  // dO times its factor where one is given
+    const float xs = p.x_scale != nullptr ? *p.x_scale : 1.0f;
+    if (!std::is_same_v<I, E> || p.x_scale != nullptr) {
+      for (int i = tid; i < kC * kColPieces; i += kThreads) {
+        scaled_to_inner_in_place<I>(&sV((i % kColPieces) * 8, i / kColPieces), xs);
+      }
     }
   }
   landed_for_wgmma<0>();
@@ -219,7 +225,7 @@ void chunk_output_forward(const OutputFwdParams& p, void* stream) {
   const int64_t chunks = detail::check_call("sm90::chunk_output_forward", shape,
                                             {{"q", p.q}, {"k", p.k}, {"v_new", p.v_new}, {"h", p.h}, {"o", p.o}});
   if (chunks <= 0) return;
-  const AttnParams a{p.q, p.k, p.v_new, p.h, p.g, p.o, p.seq_starts, p.chunk_starts, p.N, p.T, p.H, p.V, p.scale};
+  const AttnParams a{p.q, p.k, p.v_new, p.h, p.g, p.o, p.seq_starts, p.chunk_starts, p.N, p.T, p.H, p.V, p.scale, nullptr};
   dispatch<false>("sm90::chunk_output_forward", p.dtype, p.K, a, chunks, static_cast<cudaStream_t>(stream));
 }
 
@@ -229,7 +235,8 @@ void chunk_dv_local(const DvLocalParams& p, void* stream) {
   const int64_t chunks = detail::check_call("sm90::chunk_dv_local", shape,
                                             {{"q", p.q}, {"k", p.k}, {"dout", p.dout}, {"dv_local", p.dv_local}});
   if (chunks <= 0) return;
-  const AttnParams a{p.q, p.k, p.dout, nullptr, p.g, p.dv_local, p.seq_starts, p.chunk_starts, p.N, p.T, p.H, p.V, p.scale};
+  const AttnParams a{p.q, p.k, p.dout, nullptr, p.g, p.dv_local, p.seq_starts, p.chunk_starts,
+                     p.N, p.T, p.H, p.V, p.scale, p.dout_scale};
   dispatch<true>("sm90::chunk_dv_local", p.dtype, p.K, a, chunks, static_cast<cudaStream_t>(stream));
 }
 

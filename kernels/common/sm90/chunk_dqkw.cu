@@ -120,8 +120,14 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
     if (tid < 32) chunk_cumsum(p.g + t0 * H + head, H, rows, s.G);
   }
   wait<0>();
-  if constexpr (!std::is_same_v<I, E>) {  // dO, q and k made fp16 by the thread that copied each piece
-    for (int i = tid; i < kC * kVPieces; i += kThreads) to_inner_in_place<I>(&sO(i / kVPieces, (i % kVPieces) * 8));
+  // dO, q and k made fp16 by the thread that copied each piece, dO times its factor where one is given.
+  const float dscale = p.dout_scale != nullptr ? *p.dout_scale : 1.0f;
+  if (!std::is_same_v<I, E> || p.dout_scale != nullptr) {
+    for (int i = tid; i < kC * kVPieces; i += kThreads) {
+      scaled_to_inner_in_place<I>(&sO(i / kVPieces, (i % kVPieces) * 8), dscale);
+    }
+  }
+  if constexpr (!std::is_same_v<I, E>) {
     for (int i = tid; i < kC * kKPieces; i += kThreads) {
       to_inner_in_place<I>(&sQ((i % kKPieces) * 8, i / kKPieces));
       to_inner_in_place<I>(&sK((i % kKPieces) * 8, i / kKPieces));

@@ -86,6 +86,7 @@ __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwd
   const int64_t n = seq.n, head = seq.head, t_begin = seq.t_begin, t_end = seq.t_end, chunk0 = seq.chunk0;
   const int chunks = seq.chunks;
   const int64_t col0 = int64_t(blockIdx.x) * kBV;
+  const float dscale = p.dout_scale != nullptr ? *p.dout_scale : 1.0f;  // dO's factor where it is rounded to fp16
 
   Tensor sK = make_tensor(make_smem_ptr(s.k), typename L::LayoutKm{});   // (C, KD, 2)
   Tensor sQ = make_tensor(make_smem_ptr(s.q), typename L::LayoutT{});    // (KD, C, kBuf)
@@ -155,7 +156,7 @@ __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwd
     }
     for (int i = tid; i < kC * kColPieces; i += kThreads) {
       const int r = i / kColPieces, c = (i % kColPieces) * 8;
-      scaled_to_inner_in_place<I>(&sO(c, r, lb), kGated ? p.scale * __expf(s.G[r]) : p.scale);
+      scaled_to_inner_in_place<I>(&sO(c, r, lb), (kGated ? p.scale * __expf(s.G[r]) : p.scale) * dscale);
     }
   };
 
@@ -204,7 +205,7 @@ __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwd
     if constexpr (kBuf == 2) {
       for (int i = tid; i < kC * kColPieces; i += kThreads) {
         const int r = i / kColPieces, c = (i % kColPieces) * 8;
-        scaled_to_inner_in_place<I>(&sO(c, r, b), kGated ? p.scale * __expf(s.G[r]) : p.scale);
+        scaled_to_inner_in_place<I>(&sO(c, r, b), (kGated ? p.scale * __expf(s.G[r]) : p.scale) * dscale);
       }
     }
     landed_for_wgmma<kNewer>();

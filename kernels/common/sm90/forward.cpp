@@ -324,11 +324,13 @@ class Sm90Train : public torch::autograd::Function<Sm90Train> {
                                    ctx->saved_data["segment_length"].toInt(), delta, &kept);
     const auto f32 = q.options().dtype(at::kFloat), inner = q.options().dtype(at::kHalf);
     // dO and dh_T scaled by 2^-e, e the exponent of their largest magnitude, so that it lies in [1, 2); every
-    // gradient is linear in them, and the outputs are scaled back at the end: both exact (powers of two). A loss
+    // gradient is linear in them, and the outputs are scaled back at the end: both exact (powers of two). dO is
+    // scaled by the three kernels that read it, where they round it to fp16 (dout_scale), dh_T here. A loss
     // averaged over many tokens gives dO near 1e-5, and its products with the softmax scale and the decays e^G
     // fell below fp16's normal range (6.1e-5) in the kernels' Inner operands, where they keep a few bits or none:
     // a Gated DeltaNet model's autocast gradients were 1.7% off (kernels/delta_rule/NOTES.md, version 3j). On the
-    // device alone (no wait for the stream, as a captured step needs); a dO that is zero, infinite or NaN is left as is.
+    // device alone (no wait for the stream, as a captured step needs); a dO that is zero, infinite or NaN is left
+    // as is.
     const auto& gout = grads[0];
     const auto ght = grads.size() > 1 ? grads[1] : at::Tensor();
     auto amax = at::zeros({}, f32);
@@ -338,13 +340,20 @@ class Sm90Train : public torch::autograd::Function<Sm90Train> {
     auto exponent = at::floor(at::log2(amax));
     exponent = at::where(at::isfinite(exponent), exponent.clamp(-100, 100), at::zeros_like(exponent));
     const auto up = at::exp2(-exponent), down = at::exp2(exponent);
-    const auto dout = gout.defined() ? (gout * up).to(q.scalar_type()).contiguous() : at::zeros_like(v);
+    // dO as autograd gives it, in o's dtype, is scaled by the kernels; in another dtype, here, before its cast,
+    // which fp16's range would otherwise cut.
+    const bool cast = gout.defined() && gout.scalar_type() != q.scalar_type();
+    const auto dout = !gout.defined() ? at::zeros_like(v)
+                      : cast          ? (gout * up).to(q.scalar_type()).contiguous()
+                                      : gout.contiguous();
+    const float* dout_scale = cast ? nullptr : up.data_ptr<float>();
     const auto dht = ght.defined() ? (ght.to(at::kFloat) * up).contiguous() : at::Tensor();
 
     auto dv_local = at::empty(v.sizes(), inner);
     {
       cuda::sm90::DvLocalParams p;
       p.dtype = c.dtype, p.q = q.data_ptr(), p.k = k.data_ptr(), p.dout = dout.data_ptr(), p.g = g_ptr;
+      p.dout_scale = dout_scale;
       p.dv_local = dv_local.data_ptr();
       p.seq_starts = c.seq_ptr(), p.chunk_starts = c.chunk_ptr(), p.chunks = c.chunks;
       p.N = c.N, p.T = c.T, p.H = c.H, p.K = c.K, p.V = c.V, p.scale = static_cast<float>(scale);
@@ -355,7 +364,8 @@ class Sm90Train : public torch::autograd::Function<Sm90Train> {
     {
       cuda::sm90::StateBwdParams p;
       p.dtype = c.dtype, p.q = q.data_ptr(), p.k = k.data_ptr(), p.w = delta ? st.w.data_ptr() : nullptr, p.g = g_ptr;
-      p.dout = dout.data_ptr(), p.dv_local = dv_local.data_ptr(), p.dht = dht.defined() ? dht.data_ptr<float>() : nullptr;
+      p.dout = dout.data_ptr(), p.dout_scale = dout_scale, p.dv_local = dv_local.data_ptr();
+      p.dht = dht.defined() ? dht.data_ptr<float>() : nullptr;
       p.dh = dh.data_ptr(), p.dv_new = dv_new.data_ptr(), p.dh0 = dh0.defined() ? dh0.data_ptr<float>() : nullptr;
       p.seq_starts = c.seq_ptr(), p.chunk_starts = c.chunk_ptr();
       p.N = c.N, p.T = c.T, p.H = c.H, p.K = c.K, p.V = c.V, p.scale = static_cast<float>(scale);
@@ -374,6 +384,7 @@ class Sm90Train : public torch::autograd::Function<Sm90Train> {
     {
       cuda::sm90::DqkwParams p;
       p.dtype = c.dtype, p.q = q.data_ptr(), p.k = k.data_ptr(), p.dout = dout.data_ptr(), p.g = g_ptr;
+      p.dout_scale = dout_scale;
       p.v_new = st.v_new.data_ptr(), p.dv_new = delta ? dv_new.data_ptr() : nullptr;
       p.h = st.h.data_ptr(), p.dh = dh.data_ptr();
       p.dq_out = dq.data_ptr(), p.grad_scale = down.data_ptr<float>();

@@ -85,6 +85,8 @@ struct StateBwdParams {
   const void* w = nullptr;        // [tokens, H, K] fp16 (the UT transform's), or null (linear attention)
   const float* g = nullptr;       // [tokens, H] per-step log decay, or null
   const void* dout = nullptr;     // [tokens, H, V], or null (a transition: no Q^T dO term)
+  const float* dout_scale = nullptr;  // one fp32 factor on the device that dO is multiplied by where it is rounded to
+                                      // fp16 (sm90::chunk_train's 2^-e), or null (1)
   const void* dv_local = nullptr; // [tokens, H, V] fp16: P^T dO, v_new's gradient within its chunk; null with dout
   const float* dht = nullptr;     // [N, H, K, V], or null (zeros)
   void* dh = nullptr;             // [chunks, H, K, V] fp16: the gradient of each chunk's end state, or null
@@ -123,6 +125,7 @@ struct DqkwParams {
   const void* q = nullptr;        // [tokens, H, K]
   const void* k = nullptr;        // [tokens, H, K]
   const void* dout = nullptr;     // [tokens, H, V]
+  const float* dout_scale = nullptr;  // as StateBwdParams's
   const float* g = nullptr;       // [tokens, H] per-step log decay, or null
   const void* v_new = nullptr;    // [tokens, H, V] fp16 (the forward state pass's)
   const void* dv_new = nullptr;   // [tokens, H, V] fp16 (the backward state pass's), or null with dw
@@ -176,6 +179,7 @@ struct DvLocalParams {
   const void* q = nullptr;        // [tokens, H, K]
   const void* k = nullptr;        // [tokens, H, K]
   const void* dout = nullptr;     // [tokens, H, V]
+  const float* dout_scale = nullptr;  // as StateBwdParams's
   const float* g = nullptr;       // [tokens, H] per-step log decay, or null
   void* dv_local = nullptr;       // [tokens, H, V] fp16
   const int64_t* seq_starts = nullptr;    // as OutputFwdParams

@@ -1052,6 +1052,21 @@ TEST_CASE("cuda: the sm90 dv_local equals P^T dO in fp64", "[cuda][sm90][small]"
         CHECK(dv_local.isfinite().all().item<bool>());
         // P' rounded to fp16 before its product, dv_local written fp16: about 5e-4.
         CHECK(testing::rel_rms(dv_local, want) <= 2e-3);
+        // dO times a factor on the device where the kernel rounds it to fp16 (sm90::chunk_train's way): the same
+        // bits as dO times it beforehand, which rounds the same product once.
+        const auto dv_first = dv_local.clone();
+        const auto quarter = at::full({}, 0.25, at::TensorOptions().device(at::kCUDA).dtype(at::kFloat));
+        const auto dout_quarter = (dout * 0.25).contiguous();
+        p.dout = dout_quarter.data_ptr();
+        poison_(dv_local);
+        cuda::sm90::chunk_dv_local(p, at::cuda::getCurrentCUDAStream().stream());
+        const auto dv_before = dv_local.clone();
+        p.dout = dout.data_ptr();
+        p.dout_scale = quarter.data_ptr<float>();
+        poison_(dv_local);
+        cuda::sm90::chunk_dv_local(p, at::cuda::getCurrentCUDAStream().stream());
+        CHECK(at::equal(dv_local, dv_before));
+        CHECK_FALSE(at::equal(dv_local, dv_first));  // the factor took effect
       }
     }
   }
@@ -1258,6 +1273,24 @@ TEST_CASE("cuda: the sm90 dq, dk, dW and dG: the loop is autograd's, and the ker
           CHECK(at::equal(dk, dk_fp32));
           if (with_w) CHECK(at::equal(dw, dw_fp32));
           if (gated) CHECK(at::equal(dg, dg_fp32));
+          // dO times a factor on the device where the kernel rounds it to fp16 (sm90::chunk_train's way): the
+          // same bits as dO times it beforehand, which rounds the same product once.
+          const auto quarter = at::full({}, 0.25, f32);
+          const auto dout_quarter = (dout * 0.25).contiguous();
+          p.dout = dout_quarter.data_ptr();
+          cuda::sm90::chunk_dqkw(p, at::cuda::getCurrentCUDAStream().stream());
+          const auto dq_before = dq_out.clone(), dk_before = dk.clone(), dw_before = dw.clone(), dg_before = dg.clone();
+          poison_(dq_out);
+          poison_(dk);
+          poison_(dw);
+          poison_(dg);
+          p.dout = dout.data_ptr();
+          p.dout_scale = quarter.data_ptr<float>();
+          cuda::sm90::chunk_dqkw(p, at::cuda::getCurrentCUDAStream().stream());
+          CHECK(at::equal(dq_out, dq_before));
+          CHECK(at::equal(dk, dk_before));
+          if (with_w) CHECK(at::equal(dw, dw_before));
+          if (gated) CHECK(at::equal(dg, dg_before));
         }
       }
     }
