@@ -333,12 +333,7 @@ class Sm90Train : public torch::autograd::Function<Sm90Train> {
     // as is.
     const auto& gout = grads[0];
     const auto ght = grads.size() > 1 ? grads[1] : at::Tensor();
-    auto amax = at::zeros({}, f32);
-    for (const auto* t : {&gout, &ght}) {
-      if (t->defined()) amax = at::maximum(amax, at::linalg_vector_norm(*t, INFINITY, std::nullopt, false, at::kFloat));
-    }
-    auto exponent = at::floor(at::log2(amax));
-    exponent = at::where(at::isfinite(exponent), exponent.clamp(-100, 100), at::zeros_like(exponent));
+    const auto exponent = detail::gradient_exponent(gout, ght, q.device());
     const auto up = at::exp2(-exponent), down = at::exp2(exponent);
     // dO as autograd gives it, in o's dtype, is scaled by the kernels; in another dtype, here, before its cast,
     // which fp16's range would otherwise cut.
@@ -542,6 +537,15 @@ void segmented_state_backward(cuda::sm90::StateBwdParams p, const Segments& segm
   p.dh0 = starts.defined() ? starts.data_ptr<float>() : nullptr;
   if (p.dh != nullptr || p.dh0 != nullptr) cuda::sm90::chunk_state_backward(p, stream);
   if (dh0.defined()) dh0.copy_(starts.index_select(0, device_offsets(back.last, device)));
+}
+
+at::Tensor gradient_exponent(const at::Tensor& dout, const at::Tensor& dht, at::Device device) {
+  auto amax = at::zeros({}, at::TensorOptions().device(device).dtype(at::kFloat));
+  for (const auto* t : {&dout, &dht}) {
+    if (t->defined()) amax = at::maximum(amax, at::linalg_vector_norm(*t, INFINITY, std::nullopt, false, at::kFloat));
+  }
+  const auto exponent = at::floor(at::log2(amax));
+  return at::where(at::isfinite(exponent), exponent.clamp(-100, 100), at::zeros_like(exponent));
 }
 
 at::Tensor chunk_suffix_sums(const at::Tensor& dG, int64_t B, int64_t T, const std::vector<int64_t>& seq) {

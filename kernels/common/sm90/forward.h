@@ -94,6 +94,13 @@ void segmented_state_backward(cuda::sm90::StateBwdParams p, const Segments& segm
 // through an index built on the host.
 at::Tensor chunk_suffix_sums(const at::Tensor& dG, int64_t B, int64_t T, const std::vector<int64_t>& seq);
 
+// The training op's gradient exponent: e with 2^e <= the largest magnitude over dO and dh_T < 2^(e + 1), as a
+// 0-dim fp32 tensor on `device`, theirs (either may be undefined; both: 0). The backward scales dO and dh_T by 2^-e
+// and every gradient back by 2^e (kernels/delta_rule/NOTES.md, version 3j). 0 where that magnitude is zero,
+// infinite or NaN, so that such a dO passes as it is; clamped to [-100, 100], inside fp32's exponents. On the
+// tensors' device alone: no wait for the stream.
+at::Tensor gradient_exponent(const at::Tensor& dout, const at::Tensor& dht, at::Device device);
+
 }  // namespace detail
 
 }  // namespace deltabench::sm90

@@ -11,7 +11,9 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -119,6 +121,40 @@ TEST_CASE("sm90 training op: dg's sums within chunks, equal rows and varlen, aga
   const std::vector<int64_t> seq{0, 1, 64, 129, 400, 1023};
   const auto dG = at::randn({1023, 2});
   CHECK(at::allclose(sm90::detail::chunk_suffix_sums(dG, 1, 1023, seq), suffix_sums_loop(dG, seq), 1e-6, 1e-6));
+}
+
+TEST_CASE("sm90 training op: the gradient exponent puts the largest of dO and dh_T in [1, 2), and leaves the rest",
+          "[kernels][sm90]") {
+  const auto exponent = [](const at::Tensor& dout, const at::Tensor& dht) {
+    const auto e = sm90::detail::gradient_exponent(dout, dht, at::kCPU);
+    REQUIRE(e.dim() == 0);
+    REQUIRE(e.scalar_type() == at::kFloat);
+    return e.item<float>();
+  };
+  // A loss averaged over many tokens: dO near 1e-5 (bf16, as autograd gives it under autocast).
+  const auto dout = (at::randn({2, 70, 3, 16}) * 1e-5).to(at::kBFloat16);
+  const float e = exponent(dout, {});
+  const float largest = dout.abs().max().item<float>();
+  CHECK(e == std::floor(std::log2(largest)));
+  CHECK(largest * std::exp2(-e) >= 1.0f);
+  CHECK(largest * std::exp2(-e) < 2.0f);
+  // dh_T counts when it is the larger, and alone.
+  const auto dht = at::full({2, 3, 16, 16}, 40.0);
+  CHECK(exponent(dout, dht) == 5.0f);  // 32 <= 40 < 64
+  CHECK(exponent({}, dht) == 5.0f);
+  CHECK(exponent(dout, dht * 1e-9) == e);
+  // Exact powers of two land on their own exponent; zero, infinity and NaN leave dO as it is (2^0).
+  CHECK(exponent(at::full({4}, 0.25), {}) == -2.0f);
+  CHECK(exponent(at::zeros({4}), {}) == 0.0f);
+  CHECK(exponent({}, {}) == 0.0f);
+  auto bad = at::ones({4});
+  bad[1] = std::numeric_limits<float>::infinity();
+  CHECK(exponent(bad, {}) == 0.0f);
+  bad[1] = std::numeric_limits<float>::quiet_NaN();
+  CHECK(exponent(bad, {}) == 0.0f);
+  // Clamped inside fp32's exponents: a denormal dO (2^-149) is scaled by 2^100 at most, a huge one by 2^-100.
+  CHECK(exponent(at::full({4}, std::numeric_limits<float>::denorm_min()), {}) == -100.0f);
+  CHECK(exponent(at::full({4}, 1e38), {}) == 100.0f);
 }
 
 TEST_CASE("sm90 entry points: tensors made contiguous and aligned as they take them, and which calls they take",
