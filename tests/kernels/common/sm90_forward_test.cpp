@@ -123,7 +123,7 @@ TEST_CASE("sm90 training op: dg's sums within chunks, equal rows and varlen, aga
   CHECK(at::allclose(sm90::detail::chunk_suffix_sums(dG, 1, 1023, seq), suffix_sums_loop(dG, seq), 1e-6, 1e-6));
 }
 
-TEST_CASE("sm90 training op: the gradient exponent puts the largest of dO and dh_T in [1, 2), and leaves the rest",
+TEST_CASE("sm90 training op: the gradient exponent scales the largest of dO and dh_T to between 1 and 2 and leaves the rest",
           "[kernels][sm90]") {
   const auto exponent = [](const at::Tensor& dout, const at::Tensor& dht) {
     const auto e = sm90::detail::gradient_exponent(dout, dht, at::kCPU);
