@@ -167,11 +167,21 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
 
   Tensor acc = partition_fragment_C(mma_kk, Shape<Int<kC>, Int<KD>>{});  // dq, dk, dW in turn
   Tensor coord = mma_kk.get_thread_slice(me).partition_C(make_identity_tensor(Shape<Int<kC>, Int<KD>>{}));
-  auto out = [&](float* dst, float factor) {  // rows of the sequence, fp32, in pairs of columns
+  // acc times factor, the sequence's rows in pairs of columns: into dst (fp32), or where dst16 is set into it in
+  // the inputs' dtype (dq's final values, sm90::chunk_train's).
+  auto out = [&](float* dst, void* dst16, float factor) {
+    const bool bf16 = std::is_same_v<I, cutlass::bfloat16_t>;
     CUTE_UNROLL
     for (int i = 0; i < size(acc); i += 2) {
       const int r = get<0>(coord(i)), c = get<1>(coord(i));
-      if (r < rows) *reinterpret_cast<float2*>(dst + ((t0 + r) * H + head) * KD + c) = make_float2(factor * acc(i), factor * acc(i + 1));
+      if (r >= rows) continue;
+      const int64_t at = ((t0 + r) * H + head) * KD + c;
+      const float a = factor * acc(i), b = factor * acc(i + 1);
+      if (dst16 != nullptr) {
+        store_pair_16(dst16, at, bf16, a, b);
+      } else {
+        *reinterpret_cast<float2*>(dst + at) = make_float2(a, b);
+      }
     }
   };
   // The three [64 x K] accumulators share one layout: MmaKN's and MmaNN's C partition equals MmaKK's (the
@@ -181,17 +191,7 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
   product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sO)), thr_kk.make_fragment_B(thr_kk.partition_B(sHt)), acc);
   accumulator_scale_rows(acc, coord, [&](int r) { return kGated ? scale * __expf(s.G[r]) : scale; });
   product(mma_kn, thr_kn.make_fragment_A(thr_kn.partition_A(sA)), thr_kn.make_fragment_B(thr_kn.partition_B(sK)), acc);
-  if (p.dq_out != nullptr) {  // in the inputs' dtype, scaled back (sm90::chunk_train)
-    const float back = *p.grad_scale;
-    const bool bf16 = std::is_same_v<I, cutlass::bfloat16_t>;
-    CUTE_UNROLL
-    for (int i = 0; i < size(acc); i += 2) {
-      const int r = get<0>(coord(i)), c = get<1>(coord(i));
-      if (r < rows) store_pair_16(p.dq_out, ((t0 + r) * H + head) * KD + c, bf16, acc(i) * back, acc(i + 1) * back);
-    }
-  } else {
-    out(p.dq, 1.0f);
-  }
+  out(p.dq, p.dq_out, p.dq_out != nullptr ? *p.grad_scale : 1.0f);  // scaled back where written final
   auto times_q = [&](int r, int c, float x) { return x * load_shared_float(&sQ(c, r)); };
   auto times_k = [&](int r, int c, float x) { return x * load_shared_float(&sK(c, r)); };
   if constexpr (kGated) accumulator_row_sums(acc, coord, times_q, s.rowq);
@@ -203,13 +203,13 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
     accumulator_row_sums(acc, coord, times_k, s.rowend);
   }
   product(mma_nn, thr_nn.make_fragment_A(thr_nn.partition_A(sAt)), thr_nn.make_fragment_B(thr_nn.partition_B(sQ)), acc);
-  out(p.dk, 1.0f);
+  out(p.dk, nullptr, 1.0f);
   if constexpr (kGated) accumulator_row_sums(acc, coord, times_k, s.rowk);
   // D. dW = -(dv_new h^T).
   if constexpr (kW) {
     clear(acc);
     product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sDvn)), thr_kk.make_fragment_B(thr_kk.partition_B(sHt)), acc);
-    out(p.dw, -1.0f);
+    out(p.dw, nullptr, -1.0f);
   }
   if constexpr (kGated) {
     // sum(h dh) over the chunk's state slice, in a fixed order: each thread its elements, then the warps. h and

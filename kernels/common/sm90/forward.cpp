@@ -410,10 +410,10 @@ class Sm90Train : public torch::autograd::Function<Sm90Train> {
     // dg from dG: sums within each chunk, on the device alone for equal rows.
     const auto seq = c.seq_starts.defined() ? c.host_seq : std::vector<int64_t>{};
     const auto dg = dG.defined() ? detail::chunk_suffix_sums(dG.view({-1, c.H}), c.B, c.T, seq).view(g.sizes()) : at::Tensor();
-    // Scaled back in the cast to the output's dtype: one pass, as the cast alone was.
+    // Scaled back: in place where t is already of the output's dtype, else in the cast to it (one pass either way).
     const auto back = [&](const at::Tensor& t, at::ScalarType type) {
       if (!t.defined()) return t;
-      auto out = at::empty(t.sizes(), t.options().dtype(type));
+      auto out = t.scalar_type() == type ? t : at::empty(t.sizes(), t.options().dtype(type));
       return at::mul_out(out, t, down);
     };
     if (!delta) {  // linear attention: dk from chunk_dqkw, dv the state pass's dv_new, both still to scale back
