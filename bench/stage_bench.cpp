@@ -98,29 +98,34 @@ double backward_pass_bytes(const Shape& s, bool gated) {
 }
 
 // dv_local: q, k and dO read, dv_local written (16-bit). dq, dk, dW: q, k, dO, v_new and dv_new read (16-bit),
-// h and dh read, dq, dk and dW written fp32.
+// h and dh read; sm90: dq written in the inputs' dtype, dk fp32 and dW fp16 (as sm90::chunk_train runs it); tf32:
+// dq, dk and dW written fp32.
 double dv_local_bytes(const Shape& s, bool gated) {
   const double tokens = static_cast<double>(s.B * s.T * s.H);
   return 2.0 * tokens * (2 * s.K + 2 * s.V) + (gated ? 4.0 * tokens : 0.0);
 }
 
-double dqkw_bytes(const Shape& s, bool gated) {
+double dqkw_bytes(const Shape& s, bool gated, bool sm90) {
   const double tokens = static_cast<double>(s.B * s.T * s.H);
   const double chunks = static_cast<double>(s.B * ((s.T + 63) / 64) * s.H);
-  return 2.0 * tokens * (2 * s.K + 3 * s.V) + 4.0 * tokens * 3 * s.K + 4.0 * chunks * s.K * s.V +
-         (gated ? 4.0 * tokens : 0.0);
+  const double written = sm90 ? (2.0 + 4.0 + 2.0) * tokens * s.K : 4.0 * tokens * 3 * s.K;
+  return 2.0 * tokens * (2 * s.K + 3 * s.V) + written + 4.0 * chunks * s.K * s.V + (gated ? 4.0 * tokens : 0.0);
 }
 
-// The UT backward: k, v, dU read (16-bit), dW read and dk read and written (fp32), dv written (fp32), beta and
-// dbeta (and g, dg).
+// The UT forward: k and v read, W and U written (16-bit), beta (and g) read.
 double ut_fwd_bytes(const Shape& s, bool gated) {
   const double tokens = static_cast<double>(s.B * s.T * s.H);
   return 2.0 * tokens * (2 * s.K + 2 * s.V) + 4.0 * tokens * (gated ? 2 : 1);
 }
 
-double ut_bwd_bytes(const Shape& s, bool gated) {
+// The UT backward: k, v, dU read (16-bit), beta and dbeta (and g, dg); sm90: dW read fp16, dk read fp32 and
+// written with dv in the inputs' dtype (as sm90::chunk_train runs it); tf32: dW read and dk read and written fp32,
+// dv written fp32.
+double ut_bwd_bytes(const Shape& s, bool gated, bool sm90) {
   const double tokens = static_cast<double>(s.B * s.T * s.H);
-  return 2.0 * tokens * (s.K + 2 * s.V) + 4.0 * tokens * (3 * s.K + s.V) + 8.0 * tokens * (gated ? 2 : 1);
+  const double rest = 8.0 * tokens * (gated ? 2 : 1);
+  if (sm90) return 2.0 * tokens * (2 * s.K + 2 * s.V) + 4.0 * tokens * s.K + 2.0 * tokens * (s.K + s.V) + rest;
+  return 2.0 * tokens * (s.K + 2 * s.V) + 4.0 * tokens * (3 * s.K + s.V) + rest;
 }
 
 double pass_bytes(const Shape& s, bool gated) {
@@ -306,7 +311,7 @@ void run_chunk_stage(benchmark::State& state, const Shape& s, bool gated, bool d
   const int64_t tokens = s.B * s.T, NT = (s.T + 63) / 64, chunks = s.B * NT;
   const auto stream = at::cuda::getCurrentCUDAStream().stream();
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(s.K)));
-  const double bytes = dqkw ? dqkw_bytes(s, gated) : dv_local_bytes(s, gated);
+  const double bytes = dqkw ? dqkw_bytes(s, gated, sm90) : dv_local_bytes(s, gated);
   if (sm90) {
     const auto q = at::randn({tokens, s.H, s.K}, f32).to(at::kBFloat16), k = at::randn({tokens, s.H, s.K}, f32).to(at::kBFloat16);
     const auto dout = at::randn({tokens, s.H, s.V}, f32).to(at::kBFloat16);
@@ -322,12 +327,14 @@ void run_chunk_stage(benchmark::State& state, const Shape& s, bool gated, bool d
     }
     const auto vn = at::randn({tokens, s.H, s.V}, f32).to(at::kHalf), dvn = at::randn({tokens, s.H, s.V}, f32).to(at::kHalf);
     const auto h = at::randn({chunks, s.H, s.K, s.V}, f32).to(at::kHalf), dh = at::randn({chunks, s.H, s.K, s.V}, f32).to(at::kHalf);
-    auto dq = at::empty({tokens, s.H, s.K}, f32), dk = at::empty_like(dq), dw = at::empty_like(dq);
+    // The outputs as sm90::chunk_train asks for them: dq in the inputs' dtype times a device factor, dW fp16.
+    auto dq = at::empty_like(q), dk = at::empty({tokens, s.H, s.K}, f32), dw = at::empty_like(dk, at::kHalf);
     auto dg = at::empty({tokens, s.H}, f32);
+    const auto grad_scale = at::ones({1}, f32);
     deltabench::cuda::sm90::DqkwParams p;
     p.q = q.data_ptr(), p.k = k.data_ptr(), p.dout = dout.data_ptr(), p.g = gated ? g.data_ptr<float>() : nullptr;
     p.v_new = vn.data_ptr(), p.dv_new = dvn.data_ptr(), p.h = h.data_ptr(), p.dh = dh.data_ptr();
-    p.dq = dq.data_ptr<float>(), p.dk = dk.data_ptr<float>(), p.dw = dw.data_ptr<float>();
+    p.dq_out = dq.data_ptr(), p.grad_scale = grad_scale.data_ptr<float>(), p.dk = dk.data_ptr<float>(), p.dw = dw.data_ptr();
     p.dg = gated ? dg.data_ptr<float>() : nullptr;
     p.N = s.B, p.T = s.T, p.H = s.H, p.K = s.K, p.V = s.V, p.scale = scale;
     report(state, bytes, [&] { deltabench::cuda::sm90::chunk_dqkw(p, stream); });
@@ -413,12 +420,15 @@ void run_ut_bwd(benchmark::State& state, const Shape& s, bool gated, bool sm90, 
     k = (k / k.norm(2, -1, true)).to(at::kBFloat16);
     const auto v = at::randn({tokens, s.H, s.V}, f32).to(at::kBFloat16), beta = at::randn({tokens, s.H}, f32).sigmoid();
     const auto g = at::log_sigmoid(at::randn({tokens, s.H}, f32)) / 16.0;
-    const auto dw = at::randn({tokens, s.H, s.K}, f32), du = at::randn({tokens, s.H, s.V}, f32).to(at::kHalf);
-    auto dk = at::zeros({tokens, s.H, s.K}, f32), dv = at::empty({tokens, s.H, s.V}, f32), dbeta = at::empty({tokens, s.H}, f32);
-    auto dg = at::zeros({tokens, s.H}, f32);
+    // The outputs as sm90::chunk_train asks for them: dk and dv in the inputs' dtype times a device factor.
+    const auto dw = at::randn({tokens, s.H, s.K}, f32).to(at::kHalf), du = at::randn({tokens, s.H, s.V}, f32).to(at::kHalf);
+    auto dk = at::zeros({tokens, s.H, s.K}, f32), dk_out = at::empty_like(k), dv = at::empty_like(v);
+    auto dbeta = at::empty({tokens, s.H}, f32), dg = at::zeros({tokens, s.H}, f32);
+    const auto grad_scale = at::ones({1}, f32);
     deltabench::cuda::sm90::UtBwdParams p;
     p.k = k.data_ptr(), p.v = v.data_ptr(), p.beta = beta.data_ptr<float>(), p.g = gated ? g.data_ptr<float>() : nullptr;
-    p.dw = dw.data_ptr<float>(), p.du = du.data_ptr(), p.dk = dk.data_ptr<float>(), p.dv = dv.data_ptr<float>();
+    p.dw = dw.data_ptr(), p.du = du.data_ptr(), p.dk = dk.data_ptr<float>();
+    p.dk_out = dk_out.data_ptr(), p.dv_out = dv.data_ptr(), p.grad_scale = grad_scale.data_ptr<float>();
     p.dbeta = dbeta.data_ptr<float>(), p.dg = gated ? dg.data_ptr<float>() : nullptr;
     p.N = s.B, p.T = s.T, p.H = s.H, p.K = s.K, p.V = s.V;
     at::Tensor t;
@@ -436,7 +446,7 @@ void run_ut_bwd(benchmark::State& state, const Shape& s, bool gated, bool sm90, 
       }
       p.t = t.data_ptr();
     }
-    report(state, ut_bwd_bytes(s, gated) + (with_t ? 2.0 * s.B * NT * s.H * C * C : 0.0),
+    report(state, ut_bwd_bytes(s, gated, true) + (with_t ? 2.0 * s.B * NT * s.H * C * C : 0.0),
            [&] { deltabench::cuda::sm90::chunk_ut_backward(p, stream); });
     return;
   }
@@ -455,7 +465,7 @@ void run_ut_bwd(benchmark::State& state, const Shape& s, bool gated, bool sm90, 
   p.g = gated ? G.data_ptr<float>() : nullptr, p.a = a.data_ptr<float>(), p.tinv = tinv.data_ptr<float>();
   p.dw = dw.data_ptr<float>(), p.du = du.data_ptr<float>(), p.dk = dk.data_ptr<float>(), p.dv = dv.data_ptr<float>();
   p.dbeta = dbeta.data_ptr<float>(), p.dg = gated ? dg.data_ptr<float>() : nullptr;
-  report(state, ut_bwd_bytes(s, gated), [&] { deltabench::cuda::chunk_ut_backward(p, stream); });
+  report(state, ut_bwd_bytes(s, gated, false), [&] { deltabench::cuda::chunk_ut_backward(p, stream); });
 }
 
 // The whole forward: q, k, v [B, T, H, K] bf16 (k unit-norm), beta = sigmoid, g = logsigmoid / 16, as

@@ -167,10 +167,9 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
 
   Tensor acc = partition_fragment_C(mma_kk, Shape<Int<kC>, Int<KD>>{});  // dq, dk, dW in turn
   Tensor coord = mma_kk.get_thread_slice(me).partition_C(make_identity_tensor(Shape<Int<kC>, Int<KD>>{}));
-  // acc times factor, the sequence's rows in pairs of columns: into dst (fp32), or where dst16 is set into it in
-  // the inputs' dtype (dq's final values, sm90::chunk_train's).
-  auto out = [&](float* dst, void* dst16, float factor) {
-    const bool bf16 = std::is_same_v<I, cutlass::bfloat16_t>;
+  // acc times factor, the sequence's rows in pairs of columns: into dst (fp32), or where dst16 is set into it as
+  // bf16 where bf16 is set, else fp16 (dq's final values in the inputs' dtype, sm90::chunk_train's; dW in fp16).
+  auto out = [&](float* dst, void* dst16, bool bf16, float factor) {
     CUTE_UNROLL
     for (int i = 0; i < size(acc); i += 2) {
       const int r = get<0>(coord(i)), c = get<1>(coord(i));
@@ -191,7 +190,7 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
   product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sO)), thr_kk.make_fragment_B(thr_kk.partition_B(sHt)), acc);
   accumulator_scale_rows(acc, coord, [&](int r) { return kGated ? scale * __expf(s.G[r]) : scale; });
   product(mma_kn, thr_kn.make_fragment_A(thr_kn.partition_A(sA)), thr_kn.make_fragment_B(thr_kn.partition_B(sK)), acc);
-  out(p.dq, p.dq_out, p.dq_out != nullptr ? *p.grad_scale : 1.0f);  // scaled back where written final
+  out(p.dq, p.dq_out, std::is_same_v<I, cutlass::bfloat16_t>, p.dq_out != nullptr ? *p.grad_scale : 1.0f);  // scaled back where written final
   auto times_q = [&](int r, int c, float x) { return x * load_shared_float(&sQ(c, r)); };
   auto times_k = [&](int r, int c, float x) { return x * load_shared_float(&sK(c, r)); };
   if constexpr (kGated) accumulator_row_sums(acc, coord, times_q, s.rowq);
@@ -203,13 +202,13 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
     accumulator_row_sums(acc, coord, times_k, s.rowend);
   }
   product(mma_nn, thr_nn.make_fragment_A(thr_nn.partition_A(sAt)), thr_nn.make_fragment_B(thr_nn.partition_B(sQ)), acc);
-  out(p.dk, nullptr, 1.0f);
+  out(p.dk, nullptr, false, 1.0f);
   if constexpr (kGated) accumulator_row_sums(acc, coord, times_k, s.rowk);
   // D. dW = -(dv_new h^T).
   if constexpr (kW) {
     clear(acc);
     product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sDvn)), thr_kk.make_fragment_B(thr_kk.partition_B(sHt)), acc);
-    out(p.dw, nullptr, -1.0f);
+    out(nullptr, p.dw, false, -1.0f);  // fp16, the UT backward's operand as it reads it
   }
   if constexpr (kGated) {
     // sum(h dh) over the chunk's state slice, in a fixed order: each thread its elements, then the warps. h and

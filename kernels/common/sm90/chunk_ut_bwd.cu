@@ -97,17 +97,18 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
   Tensor sDs = make_tensor(make_smem_ptr(s.ds), typename L::T64{});
   Tensor sDst = make_tensor(make_smem_ptr(s.ds), typename L::T64t{});
 
-  // Copies: k and v (the inputs' dtype) and dU (fp16) into their tiles; dW (fp32) through registers, rounded,
-  // into its.
+  // Copies: k and v (the inputs' dtype), dU and dW (fp16) into their tiles.
   const E* k = static_cast<const E*>(p.k);  // 16-bit elements of either dtype: only copied here
   const E* v = static_cast<const E*>(p.v);
   const E* du = static_cast<const E*>(p.du);
+  const E* dw = static_cast<const E*>(p.dw);
   constexpr int kKPieces = KD / 8, kVPieces = VD / 8;
   for (int i = tid; i < kC * kKPieces; i += kThreads) {
     const int r = i / kKPieces, f = (i % kKPieces) * 8;
     const bool valid = r < rows;
     const int64_t at = valid ? ((t0 + r) * H + head) * KD + f : 0;
     copy16_zfill(&sK(r, f), k + at, valid);
+    copy16_zfill(&sDw(r, f), dw + at, valid);
   }
   for (int i = tid; i < kC * kVPieces; i += kThreads) {
     const int r = i / kVPieces, c = (i % kVPieces) * 8;
@@ -124,30 +125,6 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
     }
   }
   commit();
-  // dW: every load of a round issued before the first store to shared memory (whose asm's memory clobber would
-  // otherwise keep the next piece's load behind it: a device-memory round trip a piece).
-  constexpr int kDwPieces = kC * kKPieces / kThreads, kDwRound = kDwPieces < 4 ? kDwPieces : 4;
-  static_assert(kDwPieces % kDwRound == 0);
-  for (int round = 0; round < kDwPieces; round += kDwRound) {
-    float4 a[kDwRound], b[kDwRound];
-    CUTE_UNROLL
-    for (int j = 0; j < kDwRound; ++j) {
-      const int i = tid + (round + j) * kThreads, r = i / kKPieces, f = (i % kKPieces) * 8;
-      a[j] = b[j] = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-      if (r < rows) {
-        const float4* src = reinterpret_cast<const float4*>(p.dw + ((t0 + r) * H + head) * KD + f);
-        a[j] = src[0], b[j] = src[1];
-      }
-    }
-    CUTE_UNROLL
-    for (int j = 0; j < kDwRound; ++j) {
-      const int i = tid + (round + j) * kThreads, r = i / kKPieces, f = (i % kKPieces) * 8;
-      const uint32_t w[4] = {pack_as<E>(a[j].x, a[j].y), pack_as<E>(a[j].z, a[j].w), pack_as<E>(b[j].x, b[j].y),
-                             pack_as<E>(b[j].z, b[j].w)};
-      const auto to = static_cast<unsigned>(__cvta_generic_to_shared(&sDw(r, f)));
-      asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(to), "r"(w[0]), "r"(w[1]), "r"(w[2]), "r"(w[3]) : "memory");
-    }
-  }
   if (tid < kC) {
     s.beta[tid] = tid < rows ? p.beta[(t0 + tid) * H + head] : 0.0f;
     s.dbeta[tid] = 0.0f;

@@ -374,7 +374,7 @@ class Sm90Train : public torch::autograd::Function<Sm90Train> {
     // dq, and the delta rules' dk and dv, written by the kernels in the inputs' dtype and scaled back there; the
     // rest, small or (linear attention's dk and dv) not from a last kernel, scaled back in their casts below.
     auto dq = at::empty(q.sizes(), q.options()), dk = at::empty(k.sizes(), f32);
-    auto dw = delta ? at::empty(k.sizes(), f32) : at::Tensor();
+    auto dw = delta ? at::empty(k.sizes(), k.options().dtype(at::kHalf)) : at::Tensor();  // fp16, as the UT backward reads it
     auto dG = g.defined() ? at::empty(g.sizes(), f32) : at::Tensor();
     {
       cuda::sm90::DqkwParams p;
@@ -383,7 +383,7 @@ class Sm90Train : public torch::autograd::Function<Sm90Train> {
       p.v_new = st.v_new.data_ptr(), p.dv_new = delta ? dv_new.data_ptr() : nullptr;
       p.h = st.h.data_ptr(), p.dh = dh.data_ptr();
       p.dq_out = dq.data_ptr(), p.grad_scale = down.data_ptr<float>();
-      p.dk = dk.data_ptr<float>(), p.dw = delta ? dw.data_ptr<float>() : nullptr;
+      p.dk = dk.data_ptr<float>(), p.dw = delta ? dw.data_ptr() : nullptr;
       p.dg = dG.defined() ? dG.data_ptr<float>() : nullptr;
       p.seq_starts = c.seq_ptr(), p.chunk_starts = c.chunk_ptr(), p.chunks = c.chunks;
       p.N = c.N, p.T = c.T, p.H = c.H, p.K = c.K, p.V = c.V, p.scale = static_cast<float>(scale);
@@ -396,7 +396,7 @@ class Sm90Train : public torch::autograd::Function<Sm90Train> {
       dbeta = at::empty(beta.sizes(), f32);
       cuda::sm90::UtBwdParams p;
       p.dtype = c.dtype, p.k = k.data_ptr(), p.v = v.data_ptr(), p.beta = beta.data_ptr<float>(), p.g = g_ptr;
-      p.dw = dw.data_ptr<float>(), p.du = dv_new.data_ptr();
+      p.dw = dw.data_ptr(), p.du = dv_new.data_ptr();
       p.dk = dk.data_ptr<float>(), p.dk_out = dk_out.data_ptr(), p.dv_out = dv.data_ptr(), p.dbeta = dbeta.data_ptr<float>();
       p.grad_scale = down.data_ptr<float>();
       p.dg = dG.defined() ? dG.data_ptr<float>() : nullptr;

@@ -133,7 +133,7 @@ struct DqkwParams {
   const void* dh = nullptr;       // [chunks, H, K, V] fp16: the gradient of each chunk's end state
   float* dq = nullptr;            // [tokens, H, K] fp32, or null with dq_out
   float* dk = nullptr;            // [tokens, H, K]
-  float* dw = nullptr;            // [tokens, H, K], or null (linear attention)
+  void* dw = nullptr;             // [tokens, H, K] fp16 (rounded as the UT backward reads it), or null (linear attention)
   float* dg = nullptr;            // [tokens, H], with g only (written: the UT backward adds to it)
   void* dq_out = nullptr;         // [tokens, H, K] in `dtype`, or null: dq written there, times *grad_scale, not in dq
   const float* grad_scale = nullptr;  // with dq_out: one fp32 factor on the device (sm90::chunk_train's 2^e)
@@ -231,7 +231,7 @@ struct UtBwdParams {
   const void* v = nullptr;        // [tokens, H, V]
   const float* beta = nullptr;    // [tokens, H]
   const float* g = nullptr;       // [tokens, H] per-step log decay, or null
-  const float* dw = nullptr;      // [tokens, H, K] fp32
+  const void* dw = nullptr;       // [tokens, H, K] fp16 (chunk_dqkw's)
   const void* du = nullptr;       // [tokens, H, V] fp16
   float* dk = nullptr;            // [tokens, H, K], added to (read alone where dk_out is set)
   float* dv = nullptr;            // [tokens, H, V] fp32, or null with dv_out
