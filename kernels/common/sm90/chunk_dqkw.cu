@@ -4,7 +4,8 @@
 //
 // One block (one warpgroup, 128 threads) a (chunk, head). dO, v_new and dv_new [64 x V], the chunk's h and dh
 // [K x V] and q, k [64 x K] come by cp.async into 128-byte-swizzled tiles (dO, q, k made fp16 in place), and
-// the products run one accumulator at a time, so that at most one [64 x K] fp32 tile lives in registers:
+// the products run one accumulator at a time, so that at most one [64 x K] fp32 tile lives in registers
+// (without a decay in the order A, B, D, C, dv_new and dh loaded into dO's and h's tiles when those are read):
 //   A. dA = dO v_new^T (contraction over V), masked to j <= i, times scale exp(G_i - G_j), rounded into a
 //      K-major tile, which read M-major is also dA^T;
 //   B. dq = scale e^G (dO h^T) + dA k;
@@ -13,7 +14,7 @@
 //   with a decay, dG = rowsum(dq q) - rowsum(dk k), the last row of the chunk adding the state update's terms,
 //   rowsum over the chunk of (exp(G_last - G) v_new dh^T) k, and exp(G_last) sum(h dh).
 // h^T and dh^T are K-major B operands as h and dh sit in memory ([K][V], V contiguous); q and k are N-major
-// B operands as they sit ([tokens][K]). dq, dk and dW are written fp32.
+// B operands as they sit ([tokens][K]). dq is written fp32 or in the inputs' dtype, dk fp32, dW fp16.
 
 #include "kernels/common/sm90/checks.h"
 #include "kernels/common/sm90/common.cuh"
@@ -48,28 +49,49 @@ struct Tiles {
   using MmaNN = MmaNNOf<E>;
 };
 
-template <int KD, int VD>
+// kShare (no decay): dv_new is loaded into dO's tile once dq's products have read dO, and dh into h's once dW's
+// have read h, the products run A, B, D, C: 104 KB at K = V = 128 where the decay's 152 KB holds all at once
+// (its sum(h dh) needs both), so that two blocks share an SM and one's loads hide behind the other's products.
+template <int KD, int VD, bool kShare>
 struct alignas(1024) Smem {
   using L = Tiles<KD, VD>;
+  struct Apart {
+    alignas(1024) Inner dvn[cosize_v<typename L::LayoutTV>];
+    alignas(1024) Inner dh[cosize_v<typename L::LayoutFV>];
+  };
+  struct Shared {};
   alignas(1024) Inner dout[cosize_v<typename L::LayoutTV>];
   alignas(1024) Inner vn[cosize_v<typename L::LayoutTV>];
-  alignas(1024) Inner dvn[cosize_v<typename L::LayoutTV>];
   alignas(1024) Inner h[cosize_v<typename L::LayoutFV>];
-  alignas(1024) Inner dh[cosize_v<typename L::LayoutFV>];
   alignas(1024) Inner q[cosize_v<typename L::LayoutFT>];
   alignas(1024) Inner k[cosize_v<typename L::LayoutFT>];
   alignas(1024) Inner a[cosize_v<typename L::LayoutA>];
+  [[no_unique_address]] std::conditional_t<kShare, Shared, Apart> apart;
   float G[kC], rowq[kC], rowk[kC], rowend[kC], hdh[kThreads / 32];
+
+  __device__ Inner* dvn() {
+    if constexpr (kShare) return dout;
+    else return apart.dvn;
+  }
+  __device__ Inner* dh() {
+    if constexpr (kShare) return h;
+    else return apart.dh;
+  }
 };
 
-// I: the inputs' dtype (q, k, dO); v_new, dv_new, h and dh are Inner; dq, dk and dW fp32.
+// Two blocks an SM at K = V = 128 without a decay: each block's storage, its alignment slack (launch_warpgroup's
+// 1 KB) and the 1 KB an SM reserves a block within half of the SM's 228 KB.
+static_assert(sizeof(Smem<128, 128, true>) + 1024 + 1024 <= 228 * 1024 / 2, "dq/dk/dW without a decay: two blocks an SM");
+
+// I: the inputs' dtype (q, k, dO); v_new, dv_new, h and dh are Inner.
 template <class I, int KD, int VD, bool kW, bool kGated>
 __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
 #if defined(__CUDA_ARCH__) && defined(CUTE_ARCH_MMA_SM90A_ENABLED)
   using E = Inner;
   using L = Tiles<KD, VD>;
+  constexpr bool kShare = !kGated;
   extern __shared__ char smem_raw[];
-  auto& s = aligned_smem<Smem<KD, VD>>(smem_raw);
+  auto& s = aligned_smem<Smem<KD, VD, kShare>>(smem_raw);
   const int tid = threadIdx.x;
   const int64_t H = p.H;
   const int64_t chunk = blockIdx.x, head = blockIdx.y;
@@ -79,9 +101,9 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
 
   Tensor sO = make_tensor(make_smem_ptr(s.dout), typename L::LayoutTV{});  // (C, V)
   Tensor sVn = make_tensor(make_smem_ptr(s.vn), typename L::LayoutTV{});
-  Tensor sDvn = make_tensor(make_smem_ptr(s.dvn), typename L::LayoutTV{});
+  Tensor sDvn = make_tensor(make_smem_ptr(s.dvn()), typename L::LayoutTV{});  // dO's tile with kShare
   Tensor sHt = make_tensor(make_smem_ptr(s.h), typename L::LayoutFV{});    // (KD, V): h^T as B
-  Tensor sDht = make_tensor(make_smem_ptr(s.dh), typename L::LayoutFV{});
+  Tensor sDht = make_tensor(make_smem_ptr(s.dh()), typename L::LayoutFV{});   // h's tile with kShare
   Tensor sQ = make_tensor(make_smem_ptr(s.q), typename L::LayoutFT{});     // (KD, C): q as B
   Tensor sK = make_tensor(make_smem_ptr(s.k), typename L::LayoutFT{});
   Tensor sA = make_tensor(make_smem_ptr(s.a), typename L::LayoutA{});      // (C, C): dA
@@ -95,18 +117,33 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
   const E* h = static_cast<const E*>(p.h) + (chunk * H + head) * KD * VD;
   const E* dh = static_cast<const E*>(p.dh) + (chunk * H + head) * KD * VD;
   constexpr int kVPieces = VD / 8, kKPieces = KD / 8;
+  auto load_dvn = [&] {
+    for (int i = tid; i < kC * kVPieces; i += kThreads) {
+      const int r = i / kVPieces, c = (i % kVPieces) * 8;
+      const bool valid = r < rows;
+      copy16_zfill(&sDvn(r, c), dvn + (valid ? ((t0 + r) * H + head) * VD + c : 0), valid);
+    }
+  };
+  auto load_dh = [&] {
+    for (int i = tid; i < KD * kVPieces; i += kThreads) {
+      const int f = i / kVPieces, c = (i % kVPieces) * 8;
+      copy16_zfill(&sDht(f, c), dh + int64_t(f) * VD + c, true);
+    }
+  };
   for (int i = tid; i < kC * kVPieces; i += kThreads) {
     const int r = i / kVPieces, c = (i % kVPieces) * 8;
     const bool valid = r < rows;
     const int64_t at = valid ? ((t0 + r) * H + head) * VD + c : 0;
     copy16_zfill(&sO(r, c), dout + at, valid);
     copy16_zfill(&sVn(r, c), vn + at, valid);
-    if constexpr (kW) copy16_zfill(&sDvn(r, c), dvn + at, valid);
   }
   for (int i = tid; i < KD * kVPieces; i += kThreads) {
     const int f = i / kVPieces, c = (i % kVPieces) * 8;
     copy16_zfill(&sHt(f, c), h + int64_t(f) * VD + c, true);
-    copy16_zfill(&sDht(f, c), dh + int64_t(f) * VD + c, true);
+  }
+  if constexpr (!kShare) {
+    if constexpr (kW) load_dvn();
+    load_dh();
   }
   for (int i = tid; i < kC * kKPieces; i += kThreads) {
     const int r = i / kKPieces, f = (i % kKPieces) * 8;
@@ -190,10 +227,32 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
   product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sO)), thr_kk.make_fragment_B(thr_kk.partition_B(sHt)), acc);
   accumulator_scale_rows(acc, coord, [&](int r) { return kGated ? scale * __expf(s.G[r]) : scale; });
   product(mma_kn, thr_kn.make_fragment_A(thr_kn.partition_A(sA)), thr_kn.make_fragment_B(thr_kn.partition_B(sK)), acc);
+  // kShare: every warp past its products, dO's tile takes dv_new (h's takes dh where there is no dW), the copies in
+  // flight while dq is stored.
+  if constexpr (kShare) {
+    __syncthreads();
+    if constexpr (kW) load_dvn();
+    else load_dh();
+    commit();
+  }
   out(p.dq, p.dq_out, std::is_same_v<I, cutlass::bfloat16_t>, p.dq_out != nullptr ? *p.grad_scale : 1.0f);  // scaled back where written final
   auto times_q = [&](int r, int c, float x) { return x * load_shared_float(&sQ(c, r)); };
   auto times_k = [&](int r, int c, float x) { return x * load_shared_float(&sK(c, r)); };
   if constexpr (kGated) accumulator_row_sums(acc, coord, times_q, s.rowq);
+  // D. dW = -(dv_new h^T); with kShare before C, h's tile then taking dh.
+  auto product_dw = [&] {
+    clear(acc);
+    product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sDvn)), thr_kk.make_fragment_B(thr_kk.partition_B(sHt)), acc);
+  };
+  if constexpr (kShare && kW) {
+    landed_for_wgmma<0>();
+    product_dw();
+    __syncthreads();
+    load_dh();
+    commit();
+    out(nullptr, p.dw, false, -1.0f);  // fp16, the UT backward's operand as it reads it
+  }
+  if constexpr (kShare) landed_for_wgmma<0>();
   // C. dk = exp(G_last - G) (v_new dh^T) + dA^T q.
   clear(acc);
   product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sVn)), thr_kk.make_fragment_B(thr_kk.partition_B(sDht)), acc);
@@ -204,10 +263,8 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
   product(mma_nn, thr_nn.make_fragment_A(thr_nn.partition_A(sAt)), thr_nn.make_fragment_B(thr_nn.partition_B(sQ)), acc);
   out(p.dk, nullptr, false, 1.0f);
   if constexpr (kGated) accumulator_row_sums(acc, coord, times_k, s.rowk);
-  // D. dW = -(dv_new h^T).
-  if constexpr (kW) {
-    clear(acc);
-    product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sDvn)), thr_kk.make_fragment_B(thr_kk.partition_B(sHt)), acc);
+  if constexpr (!kShare && kW) {
+    product_dw();
     out(nullptr, p.dw, false, -1.0f);  // fp16, the UT backward's operand as it reads it
   }
   if constexpr (kGated) {
@@ -219,7 +276,7 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
     {
       constexpr int kVec = 8;
       const auto* hv = reinterpret_cast<const uint4*>(s.h);
-      const auto* dhv = reinterpret_cast<const uint4*>(s.dh);
+      const auto* dhv = reinterpret_cast<const uint4*>(s.dh());
       float even = 0.0f, odd = 0.0f;
       CUTE_UNROLL
       for (int i = tid; i < KD * VD / kVec; i += kThreads) {
@@ -253,7 +310,7 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
 
 template <class I, int KD, int VD, bool kW, bool kGated>
 void launch(const DqkwParams& p, int64_t chunks, cudaStream_t stream) {
-  launch_warpgroup<Smem<KD, VD>>("sm90::chunk_dqkw", dqkw_kernel<I, KD, VD, kW, kGated>,
+  launch_warpgroup<Smem<KD, VD, !kGated>>("sm90::chunk_dqkw", dqkw_kernel<I, KD, VD, kW, kGated>,
                                  dim3(static_cast<unsigned>(chunks), static_cast<unsigned>(p.H)), stream, p);
 }
 
