@@ -204,22 +204,18 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
 
   Tensor acc = partition_fragment_C(mma_kk, Shape<Int<kC>, Int<KD>>{});  // dq, dk, dW in turn
   Tensor coord = mma_kk.get_thread_slice(me).partition_C(make_identity_tensor(Shape<Int<kC>, Int<KD>>{}));
-  // acc times factor, the sequence's rows in pairs of columns: into dst (fp32), or where dst16 is set into it as
-  // bf16 where bf16 is set, else fp16 (dq's final values in the inputs' dtype, sm90::chunk_train's; dW in fp16).
-  auto out = [&](float* dst, void* dst16, bool bf16, float factor) {
+  // acc times factor, the sequence's rows in pairs of columns, in the given form: into dst (fp32) or dst16 (bf16
+  // or fp16: dq's final values in the inputs' dtype, sm90::chunk_train's; dW in fp16).
+  auto out = [&](auto form, float* dst, void* dst16, float factor) {
+    constexpr OutForm kForm = decltype(form)::value;
     CUTE_UNROLL
     for (int i = 0; i < size(acc); i += 2) {
       const int r = get<0>(coord(i)), c = get<1>(coord(i));
-      if (r >= rows) continue;
-      const int64_t at = ((t0 + r) * H + head) * KD + c;
-      const float a = factor * acc(i), b = factor * acc(i + 1);
-      if (dst16 != nullptr) {
-        store_pair_16(dst16, at, bf16, a, b);
-      } else {
-        *reinterpret_cast<float2*>(dst + at) = make_float2(a, b);
-      }
+      if (r < rows) store_pair<kForm>(dst, dst16, ((t0 + r) * H + head) * KD + c, factor * acc(i), factor * acc(i + 1));
     }
   };
+  const OutFormConstant<OutForm::kF32> f32;
+  const OutFormConstant<OutForm::kF16> f16;
   // The three [64 x K] accumulators share one layout: MmaKN's and MmaNN's C partition equals MmaKK's (the
   // same 64 x 64 atom, the same thread layout), so `acc` serves each product.
   // B. dq = scale e^G (dO h^T) + dA k.
@@ -235,7 +231,9 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
     else load_dh();
     commit();
   }
-  out(p.dq, p.dq_out, std::is_same_v<I, cutlass::bfloat16_t>, p.dq_out != nullptr ? *p.grad_scale : 1.0f);  // scaled back where written final
+  // dq scaled back where written final.
+  with_out_form(p.dq_out, std::is_same_v<I, cutlass::bfloat16_t>,
+                [&](auto form) { out(form, p.dq, p.dq_out, p.dq_out != nullptr ? *p.grad_scale : 1.0f); });
   auto times_q = [&](int r, int c, float x) { return x * load_shared_float(&sQ(c, r)); };
   auto times_k = [&](int r, int c, float x) { return x * load_shared_float(&sK(c, r)); };
   if constexpr (kGated) accumulator_row_sums(acc, coord, times_q, s.rowq);
@@ -250,7 +248,7 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
     __syncthreads();
     load_dh();
     commit();
-    out(nullptr, p.dw, false, -1.0f);  // fp16, the UT backward's operand as it reads it
+    out(f16, nullptr, p.dw, -1.0f);  // fp16, the UT backward's operand as it reads it
   }
   if constexpr (kShare) landed_for_wgmma<0>();
   // C. dk = exp(G_last - G) (v_new dh^T) + dA^T q.
@@ -261,11 +259,11 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
     accumulator_row_sums(acc, coord, times_k, s.rowend);
   }
   product(mma_nn, thr_nn.make_fragment_A(thr_nn.partition_A(sAt)), thr_nn.make_fragment_B(thr_nn.partition_B(sQ)), acc);
-  out(p.dk, nullptr, false, 1.0f);
+  out(f32, p.dk, nullptr, 1.0f);
   if constexpr (kGated) accumulator_row_sums(acc, coord, times_k, s.rowk);
   if constexpr (!kShare && kW) {
     product_dw();
-    out(nullptr, p.dw, false, -1.0f);  // fp16, the UT backward's operand as it reads it
+    out(f16, nullptr, p.dw, -1.0f);  // fp16, the UT backward's operand as it reads it
   }
   if constexpr (kGated) {
     // sum(h dh) over the chunk's state slice, in a fixed order: each thread its elements, then the warps. h and

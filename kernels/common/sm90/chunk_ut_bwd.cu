@@ -13,8 +13,8 @@
 //   5. dVb = T^T dU: dbeta gets rowsum(dVb * V); dv = beta dVb.
 // T^T, X^T and dS^T are read from the K-major 64 x 64 tiles of T, X and dS as M- or N-major ones (one atom wide,
 // the same bytes); K, dW and dU likewise from their K-major tiles, whose atoms the MN-major layout takes tokens
-// first so that the bytes are the same at K or V 128 too. dW comes fp32 and is made fp16 on its way into shared
-// memory. S = K K^T is computed twice (steps 1 and 3) rather than kept in an fp32 tile. Shared memory at
+// first so that the bytes are the same at K or V 128 too. dW comes fp16 (chunk_dqkw writes it so), by cp.async as
+// dU does. S = K K^T is computed twice (steps 1 and 3) rather than kept in an fp32 tile. Shared memory at
 // K = V = 128: 105 KB, two blocks an SM (it was 170 KB with K, dW and dU copied twice and S kept; at K = V = 64
 // 75 KB against 115).
 
@@ -67,8 +67,9 @@ struct alignas(1024) Smem {
 };
 
 // k and v in p.dtype (bf16 ones made Inner in shared memory: a runtime branch, so that the 8 instantiations
-// serve both dtypes and the file, the build's longest, compiles in half the time); dU (dv_new) is Inner, dW fp32;
-// dk (added to), dv, dbeta and dg (added to) fp32.
+// serve both dtypes and the file, the build's longest, compiles in half the time); dU (dv_new) and dW are Inner;
+// dk (added to), dv, dbeta and dg (added to) fp32, or dk and dv in the inputs' dtype (dk_out, dv_out), the stores'
+// form chosen once a block (with_out_form).
 template <int KD, int VD, bool kGated>
 __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams p) {
 #if defined(__CUDA_ARCH__) && defined(CUTE_ARCH_MMA_SM90A_ENABLED)
@@ -258,34 +259,33 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
   // dk += acck, 16 pairs at a time: their loads first, then their stores (loads and stores interleaved, the
   // compiler could not move a load above the store before it, which may alias: a device-memory round trip a
   // pair; all 32 pairs' loads at once spilled at K = V = 128 gated).
-  // Where dk_out is set, the sums go there in the inputs' dtype, scaled back (sm90::chunk_train), and dv to dv_out.
+  // Where dk_out is set, the sums go there in the inputs' dtype, scaled back (sm90::chunk_train), and dv to dv_out
+  // (the two go together).
   constexpr int kRmw = 32;
   static_assert(size(decltype(acck){}) % kRmw == 0);
   const bool bf16 = p.dtype == Dtype::kBF16;
   const float back = p.grad_scale != nullptr ? *p.grad_scale : 1.0f;
-  CUTE_UNROLL
-  for (int i0 = 0; i0 < size(acck); i0 += kRmw) {
+  with_out_form(p.dk_out, bf16, [&](auto form) {
+    constexpr OutForm kForm = decltype(form)::value;
     CUTE_UNROLL
-    for (int i = i0; i < i0 + kRmw; i += 2) {
-      const int r = get<0>(coordk(i)), c = get<1>(coordk(i));
-      if (r < rows) {
-        const float2 was = *reinterpret_cast<const float2*>(p.dk + ((t0 + r) * H + head) * KD + c);
-        acck(i) += was.x;
-        acck(i + 1) += was.y;
+    for (int i0 = 0; i0 < size(acck); i0 += kRmw) {
+      CUTE_UNROLL
+      for (int i = i0; i < i0 + kRmw; i += 2) {
+        const int r = get<0>(coordk(i)), c = get<1>(coordk(i));
+        if (r < rows) {
+          const float2 was = *reinterpret_cast<const float2*>(p.dk + ((t0 + r) * H + head) * KD + c);
+          acck(i) += was.x;
+          acck(i + 1) += was.y;
+        }
+      }
+      CUTE_UNROLL
+      for (int i = i0; i < i0 + kRmw; i += 2) {
+        const int r = get<0>(coordk(i)), c = get<1>(coordk(i));
+        const float f = kForm == OutForm::kF32 ? 1.0f : back;
+        if (r < rows) store_pair<kForm>(p.dk, p.dk_out, ((t0 + r) * H + head) * KD + c, acck(i) * f, acck(i + 1) * f);
       }
     }
-    CUTE_UNROLL
-    for (int i = i0; i < i0 + kRmw; i += 2) {
-      const int r = get<0>(coordk(i)), c = get<1>(coordk(i));
-      if (r >= rows) continue;
-      const int64_t at = ((t0 + r) * H + head) * KD + c;
-      if (p.dk_out != nullptr) {
-        store_pair_16(p.dk_out, at, bf16, acck(i) * back, acck(i + 1) * back);
-      } else {
-        *reinterpret_cast<float2*>(p.dk + at) = make_float2(acck(i), acck(i + 1));
-      }
-    }
-  }
+  });
   // 5. dVb = T^T dU; dbeta gets rowsum(dVb V); dv = beta dVb.
   Tensor accv = partition_fragment_C(mma_kk, Shape<Int<kC>, Int<VD>>{});
   Tensor coordv = mma_kk.get_thread_slice(me).partition_C(make_identity_tensor(Shape<Int<kC>, Int<VD>>{}));
@@ -293,18 +293,15 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
   product(mma_nn, thr_nn.make_fragment_A(thr_nn.partition_A(sTt)), thr_nn.make_fragment_B(thr_nn.partition_B(sDun)), accv);
   __syncthreads();  // rowf is free again
   accumulator_row_sums(accv, coordv, [&](int r, int c, float x) { return x * float(sV(r, c)); }, s.rowf);
-  CUTE_UNROLL
-  for (int i = 0; i < size(accv); i += 2) {
-    const int r = get<0>(coordv(i)), c = get<1>(coordv(i));
-    if (r >= rows) continue;
-    const int64_t at = ((t0 + r) * H + head) * VD + c;
-    const float a = s.beta[r] * accv(i), b = s.beta[r] * accv(i + 1);
-    if (p.dv_out != nullptr) {
-      store_pair_16(p.dv_out, at, bf16, a * back, b * back);
-    } else {
-      *reinterpret_cast<float2*>(p.dv + at) = make_float2(a, b);
+  with_out_form(p.dv_out, bf16, [&](auto form) {
+    constexpr OutForm kForm = decltype(form)::value;
+    CUTE_UNROLL
+    for (int i = 0; i < size(accv); i += 2) {
+      const int r = get<0>(coordv(i)), c = get<1>(coordv(i));
+      const float a = s.beta[r] * accv(i), b = s.beta[r] * accv(i + 1), f = kForm == OutForm::kF32 ? 1.0f : back;
+      if (r < rows) store_pair<kForm>(p.dv, p.dv_out, ((t0 + r) * H + head) * VD + c, a * f, b * f);
     }
-  }
+  });
   __syncthreads();
   if (tid < rows) {
     p.dbeta[(t0 + tid) * H + head] = s.dbeta[tid] + s.rowf[tid];
@@ -339,6 +336,10 @@ void chunk_ut_backward(const UtBwdParams& p, void* stream) {
   if ((p.dv == nullptr) == (p.dv_out == nullptr)) {
     throw std::invalid_argument("sm90::chunk_ut_backward: exactly one of dv (fp32) and dv_out (the inputs' dtype) is taken (got " +
                                 std::string(p.dv == nullptr ? "neither" : "both") + ")");
+  }
+  if ((p.dk_out == nullptr) != (p.dv_out == nullptr)) {
+    throw std::invalid_argument(std::string("sm90::chunk_ut_backward: dk_out and dv_out go together (got only ") +
+                                (p.dk_out != nullptr ? "dk_out" : "dv_out") + ")");
   }
   if ((p.dk_out != nullptr || p.dv_out != nullptr) && p.grad_scale == nullptr) {
     throw std::invalid_argument("sm90::chunk_ut_backward: dk_out and dv_out need grad_scale (null)");

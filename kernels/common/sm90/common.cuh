@@ -137,11 +137,35 @@ __device__ __forceinline__ float load_shared_float(const Inner* p) {
   return float(Inner::bitcast(bits));
 }
 
-// Two fp32 values, rounded to bf16 (else fp16) to nearest, stored as one 4-byte word at element `index` (even) of a
-// 16-bit array in global memory: the gradients' final stores, in the inputs' dtype, a runtime choice.
-__device__ __forceinline__ void store_pair_16(void* base, int64_t index, bool bf16, float a, float b) {
-  const uint32_t bits = bf16 ? pack_as<cutlass::bfloat16_t>(a, b) : pack_as<cutlass::half_t>(a, b);
-  *reinterpret_cast<uint32_t*>(static_cast<uint16_t*>(base) + index) = bits;
+// The form a kernel's final gradient stores take: fp32, or rounded to nearest into bf16 or fp16 (the inputs'
+// dtype). Chosen once a block (with_out_form) and passed as a constant, so that each store is one conversion and
+// one store, not a branch per pair.
+enum class OutForm { kF32, kBF16, kF16 };
+template <OutForm kForm>
+using OutFormConstant = std::integral_constant<OutForm, kForm>;
+
+// f(OutFormConstant<form>) for the form a null / non-null 16-bit target and the dtype say.
+template <class F>
+__device__ __forceinline__ void with_out_form(const void* out16, bool bf16, F&& f) {
+  if (out16 == nullptr) {
+    f(OutFormConstant<OutForm::kF32>{});
+  } else if (bf16) {
+    f(OutFormConstant<OutForm::kBF16>{});
+  } else {
+    f(OutFormConstant<OutForm::kF16>{});
+  }
+}
+
+// Two adjacent fp32 values of a row, stored at element `index` (even) of out32 (fp32) or, rounded in the form's
+// dtype, of out16, as one 8-byte or 4-byte store.
+template <OutForm kForm>
+__device__ __forceinline__ void store_pair(float* out32, void* out16, int64_t index, float a, float b) {
+  if constexpr (kForm == OutForm::kF32) {
+    *reinterpret_cast<float2*>(out32 + index) = make_float2(a, b);
+  } else {
+    using T = std::conditional_t<kForm == OutForm::kBF16, cutlass::bfloat16_t, cutlass::half_t>;
+    *reinterpret_cast<uint32_t*>(static_cast<uint16_t*>(out16) + index) = pack_as<T>(a, b);
+  }
 }
 
 // threadIdx.x, read so that the compiler cannot tell it equal to an earlier read.

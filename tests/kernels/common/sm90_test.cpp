@@ -1451,6 +1451,11 @@ TEST_CASE("cuda: the sm90 UT backward equals autograd through the UT transform",
         CHECK(at::equal(dk, dk_before));
         CHECK(at::equal(dbeta, dbeta_alone));
         CHECK(at::equal(dg, dg_alone));
+        // The stores' form is chosen once for both: one of the two alone is refused, naming it.
+        p.dv_out = nullptr;
+        p.dv = dv.data_ptr<float>();
+        CHECK_THROWS_WITH(cuda::sm90::chunk_ut_backward(p, at::cuda::getCurrentCUDAStream().stream()),
+                          testing::contains("dk_out and dv_out go together (got only dk_out)"));
       }
     }
   }
