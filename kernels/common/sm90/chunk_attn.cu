@@ -2,15 +2,17 @@
 // forward's output (FLA's chunk_fwd_o) and the backward's dv_local (its chunk_bwd_dv_local). sm90_kernels.h
 // says what each computes, kernels/delta_rule/NOTES.md ("Hopper version 1") why.
 //
-// One block (one warpgroup, 128 threads) a (chunk, head, 64 columns of V); the chunks are independent.
-// Q, K [64 x K] and X [64 x 64] (v_new forward, dO backward) come by cp.async (zero-filled past the
-// sequence's end) into 128-byte-swizzled tiles, with the forward's state slice h [K x 64]; then:
+// One block (one warpgroup, 128 threads) a (chunk, head, 64 columns of V) in the forward, a (chunk, head,
+// 128 columns of V) in the backward where V allows (kCols 2: P' computed once for both 64-column slices of dO,
+// and q and k read once); the chunks are independent. Q, K [64 x K] and X [64 x 64] a slice (v_new forward, dO
+// backward) come by cp.async (zero-filled past the sequence's end) into 128-byte-swizzled tiles, with the
+// forward's state slice h [K x 64]; then:
 //   1. P = Q K^T (forward; A = Q, B = K, both K-major) or P' = K Q^T (backward; A = K, B = Q), and in the
 //      forward O = Q h (B = h, N-major as it sits in memory), one wgmma batch;
 //   2. P masked to j <= i and scaled by scale exp(G_i - G_j) (P' to j >= i, by scale exp(G_j - G_i)),
 //      rounded into a K-major tile; the forward's O rows scaled by scale exp(G_i);
 //   3. O += P X (B = X, N-major), and O's rows of the sequence out in pairs of columns (o in the inputs'
-//      dtype, dv_local in fp16).
+//      dtype, dv_local in fp16), a slice at a time.
 
 #include "kernels/common/sm90/checks.h"
 #include "kernels/common/sm90/common.cuh"
@@ -54,29 +56,30 @@ struct Tiles {
   using MmaKN = MmaKNOf<E>;
 };
 
-template <class E, int KD>
+template <class E, int KD, int kCols>
 struct alignas(1024) Smem {
   using L = Tiles<E, KD>;
   alignas(1024) E q[cosize_v<typename L::LayoutQ>];
   alignas(1024) E k[cosize_v<typename L::LayoutQ>];
   alignas(1024) E h[cosize_v<typename L::LayoutH>];
-  alignas(1024) E v[cosize_v<typename L::LayoutV>];
+  alignas(1024) E v[kCols][cosize_v<typename L::LayoutV>];  // X's slices
   alignas(1024) E p[cosize_v<typename L::LayoutP>];
   float G[kC];
 };
 
 // I: the inputs' dtype (q, k, dO; o out); h, v_new and dv_local are Inner, and q, k and dO become Inner in
 // shared memory.
-template <class I, int KD, bool kGated, bool kBackward>
+template <class I, int KD, bool kGated, bool kBackward, int kCols>
 __global__ void __launch_bounds__(kThreads) attn_kernel(const AttnParams p) {
 #if defined(__CUDA_ARCH__) && defined(CUTE_ARCH_MMA_SM90A_ENABLED)
+  static_assert(kCols == 1 || kBackward, "the forward's O = Q h + P v_new runs one slice a block");
   using E = Inner;
   using L = Tiles<E, KD>;
   extern __shared__ char smem_raw[];
-  auto& s = aligned_smem<Smem<E, KD>>(smem_raw);
+  auto& s = aligned_smem<Smem<E, KD, kCols>>(smem_raw);
   const int tid = threadIdx.x;
   const int64_t H = p.H, V = p.V;
-  const int64_t chunk = blockIdx.x, head = blockIdx.y, col0 = int64_t(blockIdx.z) * kBV;
+  const int64_t chunk = blockIdx.x, head = blockIdx.y, col0 = int64_t(blockIdx.z) * kBV * kCols;
   const ChunkSpan span = locate_chunk(chunk, p.chunk_starts, p.seq_starts, p.N, p.T);
   const int64_t t0 = span.t0;
   const int rows = span.rows;
@@ -84,7 +87,7 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(const AttnParams p) {
   Tensor sQ = make_tensor(make_smem_ptr(s.q), typename L::LayoutQ{});  // (C, KD)
   Tensor sK = make_tensor(make_smem_ptr(s.k), typename L::LayoutQ{});  // (C, KD)
   Tensor sH = make_tensor(make_smem_ptr(s.h), typename L::LayoutH{});  // (BV, KD)
-  Tensor sV = make_tensor(make_smem_ptr(s.v), typename L::LayoutV{});  // (BV, C)
+  auto slice = [&](int j) { return make_tensor(make_smem_ptr(s.v[j]), typename L::LayoutV{}); };  // (BV, C)
   Tensor sP = make_tensor(make_smem_ptr(s.p), typename L::LayoutP{});  // (C, C)
 
   const I* q = static_cast<const I*>(p.q);
@@ -107,10 +110,14 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(const AttnParams p) {
       copy16_zfill(&sH(c, f), h + int64_t(f) * V + c, true);
     }
   }
-  for (int i = tid; i < kC * kColPieces; i += kThreads) {
-    const int r = i / kColPieces, c = (i % kColPieces) * 8;
-    const bool valid = r < rows;
-    copy16_zfill(&sV(c, r), x + (valid ? ((t0 + r) * H + head) * V + col0 + c : 0), valid);
+  CUTE_UNROLL
+  for (int j = 0; j < kCols; ++j) {
+    Tensor sV = slice(j);
+    for (int i = tid; i < kC * kColPieces; i += kThreads) {
+      const int r = i / kColPieces, c = (i % kColPieces) * 8;
+      const bool valid = r < rows;
+      copy16_zfill(&sV(c, r), x + (valid ? ((t0 + r) * H + head) * V + col0 + j * kBV + c : 0), valid);
+    }
   }
   commit();
   if constexpr (kGated) {
@@ -126,8 +133,12 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(const AttnParams p) {
   if constexpr (kBackward) {  // dO times its factor where one is given
     const float xs = p.x_scale != nullptr ? *p.x_scale : 1.0f;
     if (!std::is_same_v<I, E> || p.x_scale != nullptr) {
-      for (int i = tid; i < kC * kColPieces; i += kThreads) {
-        scaled_to_inner_in_place<I>(&sV((i % kColPieces) * 8, i / kColPieces), xs);
+      CUTE_UNROLL
+      for (int j = 0; j < kCols; ++j) {
+        Tensor sV = slice(j);
+        for (int i = tid; i < kC * kColPieces; i += kThreads) {
+          scaled_to_inner_in_place<I>(&sV((i % kColPieces) * 8, i / kColPieces), xs);
+        }
       }
     }
   }
@@ -145,7 +156,6 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(const AttnParams p) {
   Tensor tOrQ = thr_o.make_fragment_A(thr_o.partition_A(sQ));
   Tensor tOrH = thr_o.make_fragment_B(thr_o.partition_B(sH));
   Tensor tOrP = thr_o.make_fragment_A(thr_o.partition_A(sP));
-  Tensor tOrV = thr_o.make_fragment_B(thr_o.partition_B(sV));
   // 1. P (and the forward's O = Q h), one batch.
   clear(accP);
   clear(accO);
@@ -186,23 +196,36 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(const AttnParams p) {
   }
   cutlass::arch::fence_view_async_shared();
   __syncthreads();
-  // 3. O += P X, and out.
-  product(mma_o, tOrP, tOrV, accO);
+  // 3. O += P X, and out, a slice at a time (the backward's O from zero each).
   using Out = std::conditional_t<kBackward, E, I>;
   Out* o = static_cast<Out*>(p.out);
   CUTE_UNROLL
-  for (int i = 0; i < size(accO); i += 2) {
-    const int r = get<0>(cO(i)), c = get<1>(cO(i));
-    if (r < rows) *reinterpret_cast<uint32_t*>(o + ((t0 + r) * H + head) * V + col0 + c) = pack_as<Out>(accO(i), accO(i + 1));
+  for (int j = 0; j < kCols; ++j) {
+    if (kBackward && j > 0) clear(accO);
+    product(mma_o, tOrP, thr_o.make_fragment_B(thr_o.partition_B(slice(j))), accO);
+    CUTE_UNROLL
+    for (int i = 0; i < size(accO); i += 2) {
+      const int r = get<0>(cO(i)), c = get<1>(cO(i)) + j * kBV;
+      if (r < rows) *reinterpret_cast<uint32_t*>(o + ((t0 + r) * H + head) * V + col0 + c) = pack_as<Out>(accO(i), accO(i + 1));
+    }
   }
 #endif
 }
 
+// The backward takes two slices a block where V is a multiple of 128 (K = V = 128: q and k read and P'
+// computed once a (chunk, head), not twice).
 template <class I, int KD, bool kGated, bool kBackward>
 void launch(const char* who, const AttnParams& p, int64_t chunks, cudaStream_t stream) {
-  launch_warpgroup<Smem<Inner, KD>>(who, attn_kernel<I, KD, kGated, kBackward>,
-                                    dim3(static_cast<unsigned>(chunks), static_cast<unsigned>(p.H), static_cast<unsigned>(p.V / kBV)),
-                                    stream, p);
+  auto go = [&](auto cols) {
+    constexpr int kCols = decltype(cols)::value;
+    launch_warpgroup<Smem<Inner, KD, kCols>>(
+        who, attn_kernel<I, KD, kGated, kBackward, kCols>,
+        dim3(static_cast<unsigned>(chunks), static_cast<unsigned>(p.H), static_cast<unsigned>(p.V / (kBV * kCols))), stream, p);
+  };
+  if constexpr (kBackward) {
+    if (p.V % (2 * kBV) == 0) return go(std::integral_constant<int, 2>{});
+  }
+  go(std::integral_constant<int, 1>{});
 }
 
 template <bool kBackward>

@@ -1013,60 +1013,63 @@ TEST_CASE("cuda: the sm90 dv_local equals P^T dO in fp64", "[cuda][sm90][small]"
   REQUIRE(at::hasCUDA());
   if (!on_hopper()) return;
   uint64_t seed = 900;
+  // V 128 and 256 run two 64-column slices a block (P' once for both), 64 and 192 one.
   for (const bool gated : {false, true}) {
     for (const int64_t K : {64, 128}) {
       for (const auto dtype : {at::kBFloat16, at::kHalf}) {
-        at::manual_seed(seed++);
-        BwdInputs in;
-        in.lengths = {1, 63, 64, 65, 130};
-        const auto b = batch_of(in.lengths);
-        const int64_t H = 2, V = 128;
-        in.q = at::randn({b.tokens, H, K}, kF64).to(dtype).to(at::kDouble);
-        in.k = at::randn({b.tokens, H, K}, kF64).to(dtype).to(at::kDouble);
-        in.dout = at::randn({b.tokens, H, V}, kF64).to(dtype).to(at::kDouble);
-        in.g = gated ? (-at::softplus(at::randn({b.tokens, H}, kF64)) * 0.2).to(at::kFloat).to(at::kDouble)
-                     : at::zeros({b.tokens, H}, kF64);
-        in.scale = 1.0 / std::sqrt(static_cast<double>(K));
-        const auto want = dv_local_fp64(in);
-        const auto q = in.q.to(dtype).to(at::kCUDA), k = in.k.to(dtype).to(at::kCUDA), dout = in.dout.to(dtype).to(at::kCUDA);
-        const auto g = in.g.to(at::kFloat).to(at::kCUDA);
-        auto dv_local = at::empty({b.tokens, H, V}, at::TensorOptions().device(at::kCUDA).dtype(at::kHalf));
-        poison_(dv_local);
-        cuda::sm90::DvLocalParams p;
-        p.dtype = dtype_of(dtype);
-        p.q = q.data_ptr();
-        p.k = k.data_ptr();
-        p.dout = dout.data_ptr();
-        p.g = gated ? g.data_ptr<float>() : nullptr;
-        p.dv_local = dv_local.data_ptr();
-        p.seq_starts = b.seq.data_ptr<int64_t>();
-        p.chunk_starts = b.chunk.data_ptr<int64_t>();
-        p.chunks = b.chunks;
-        p.N = static_cast<int64_t>(in.lengths.size());
-        p.H = H;
-        p.K = K;
-        p.V = V;
-        p.scale = static_cast<float>(in.scale);
-        cuda::sm90::chunk_dv_local(p, at::cuda::getCurrentCUDAStream().stream());
-        INFO("dv_local: K " << K << (gated ? " gated " : " ") << dtype);
-        CHECK(dv_local.isfinite().all().item<bool>());
-        // P' rounded to fp16 before its product, dv_local written fp16: about 5e-4.
-        CHECK(testing::rel_rms(dv_local, want) <= 2e-3);
-        // dO times a factor on the device where the kernel rounds it to fp16 (sm90::chunk_train's way): the same
-        // bits as dO times it beforehand, which rounds the same product once.
-        const auto dv_first = dv_local.clone();
-        const auto quarter = at::full({}, 0.25, at::TensorOptions().device(at::kCUDA).dtype(at::kFloat));
-        const auto dout_quarter = (dout * 0.25).contiguous();
-        p.dout = dout_quarter.data_ptr();
-        poison_(dv_local);
-        cuda::sm90::chunk_dv_local(p, at::cuda::getCurrentCUDAStream().stream());
-        const auto dv_before = dv_local.clone();
-        p.dout = dout.data_ptr();
-        p.dout_scale = quarter.data_ptr<float>();
-        poison_(dv_local);
-        cuda::sm90::chunk_dv_local(p, at::cuda::getCurrentCUDAStream().stream());
-        CHECK(at::equal(dv_local, dv_before));
-        CHECK_FALSE(at::equal(dv_local, dv_first));  // the factor took effect
+        for (const int64_t V : {64, 128, 192, 256}) {
+          at::manual_seed(seed++);
+          BwdInputs in;
+          in.lengths = {1, 63, 64, 65, 130};
+          const auto b = batch_of(in.lengths);
+          const int64_t H = 2;
+          in.q = at::randn({b.tokens, H, K}, kF64).to(dtype).to(at::kDouble);
+          in.k = at::randn({b.tokens, H, K}, kF64).to(dtype).to(at::kDouble);
+          in.dout = at::randn({b.tokens, H, V}, kF64).to(dtype).to(at::kDouble);
+          in.g = gated ? (-at::softplus(at::randn({b.tokens, H}, kF64)) * 0.2).to(at::kFloat).to(at::kDouble)
+                       : at::zeros({b.tokens, H}, kF64);
+          in.scale = 1.0 / std::sqrt(static_cast<double>(K));
+          const auto want = dv_local_fp64(in);
+          const auto q = in.q.to(dtype).to(at::kCUDA), k = in.k.to(dtype).to(at::kCUDA), dout = in.dout.to(dtype).to(at::kCUDA);
+          const auto g = in.g.to(at::kFloat).to(at::kCUDA);
+          auto dv_local = at::empty({b.tokens, H, V}, at::TensorOptions().device(at::kCUDA).dtype(at::kHalf));
+          poison_(dv_local);
+          cuda::sm90::DvLocalParams p;
+          p.dtype = dtype_of(dtype);
+          p.q = q.data_ptr();
+          p.k = k.data_ptr();
+          p.dout = dout.data_ptr();
+          p.g = gated ? g.data_ptr<float>() : nullptr;
+          p.dv_local = dv_local.data_ptr();
+          p.seq_starts = b.seq.data_ptr<int64_t>();
+          p.chunk_starts = b.chunk.data_ptr<int64_t>();
+          p.chunks = b.chunks;
+          p.N = static_cast<int64_t>(in.lengths.size());
+          p.H = H;
+          p.K = K;
+          p.V = V;
+          p.scale = static_cast<float>(in.scale);
+          cuda::sm90::chunk_dv_local(p, at::cuda::getCurrentCUDAStream().stream());
+          INFO("dv_local: K " << K << " V " << V << (gated ? " gated " : " ") << dtype);
+          CHECK(dv_local.isfinite().all().item<bool>());
+          // P' rounded to fp16 before its product, dv_local written fp16: about 5e-4.
+          CHECK(testing::rel_rms(dv_local, want) <= 2e-3);
+          // dO times a factor on the device where the kernel rounds it to fp16 (sm90::chunk_train's way): the same
+          // bits as dO times it beforehand, which rounds the same product once.
+          const auto dv_first = dv_local.clone();
+          const auto quarter = at::full({}, 0.25, at::TensorOptions().device(at::kCUDA).dtype(at::kFloat));
+          const auto dout_quarter = (dout * 0.25).contiguous();
+          p.dout = dout_quarter.data_ptr();
+          poison_(dv_local);
+          cuda::sm90::chunk_dv_local(p, at::cuda::getCurrentCUDAStream().stream());
+          const auto dv_before = dv_local.clone();
+          p.dout = dout.data_ptr();
+          p.dout_scale = quarter.data_ptr<float>();
+          poison_(dv_local);
+          cuda::sm90::chunk_dv_local(p, at::cuda::getCurrentCUDAStream().stream());
+          CHECK(at::equal(dv_local, dv_before));
+          CHECK_FALSE(at::equal(dv_local, dv_first));  // the factor took effect
+        }
       }
     }
   }
