@@ -4,8 +4,8 @@
 //
 // One block (one warpgroup, 128 threads) a (chunk, head). dO, v_new and dv_new [64 x V], the chunk's h and dh
 // [K x V] and q, k [64 x K] come by cp.async into 128-byte-swizzled tiles (dO, q, k made fp16 in place), and
-// the products run one accumulator at a time, so that at most one [64 x K] fp32 tile lives in registers
-// (without a decay in the order A, B, D, C, dv_new and dh loaded into dO's and h's tiles when those are read):
+// the products run one accumulator at a time, so that at most one [64 x K] fp32 tile lives in registers, in
+// the order A, B, D, C, dv_new and dh loaded into dO's and h's tiles once those have been read:
 //   A. dA = dO v_new^T (contraction over V), masked to j <= i, times scale exp(G_i - G_j), rounded into a
 //      K-major tile, which read M-major is also dA^T;
 //   B. dq = scale e^G (dO h^T) + dA k;
@@ -49,39 +49,24 @@ struct Tiles {
   using MmaNN = MmaNNOf<E>;
 };
 
-// kShare (no decay): dv_new is loaded into dO's tile once dq's products have read dO, and dh into h's once dW's
-// have read h, the products run A, B, D, C: 104 KB at K = V = 128 where the decay's 152 KB holds all at once
-// (its sum(h dh) needs both), so that two blocks share an SM and one's loads hide behind the other's products.
-template <int KD, int VD, bool kShare>
+// dv_new is loaded into dO's tile once dq's products have read dO, and dh into h's once dW's have read h; the
+// products run A, B, D, C: 104 KB at K = V = 128 (152 with every tile apart), two blocks an SM, one block's loads
+// hidden behind the other's products. With a decay, sum(h dh) is taken as dh replaces h (dh_into_h).
+template <int KD, int VD>
 struct alignas(1024) Smem {
   using L = Tiles<KD, VD>;
-  struct Apart {
-    alignas(1024) Inner dvn[cosize_v<typename L::LayoutTV>];
-    alignas(1024) Inner dh[cosize_v<typename L::LayoutFV>];
-  };
-  struct Shared {};
-  alignas(1024) Inner dout[cosize_v<typename L::LayoutTV>];
+  alignas(1024) Inner dout[cosize_v<typename L::LayoutTV>];  // dO, then dv_new
   alignas(1024) Inner vn[cosize_v<typename L::LayoutTV>];
-  alignas(1024) Inner h[cosize_v<typename L::LayoutFV>];
+  alignas(1024) Inner h[cosize_v<typename L::LayoutFV>];     // h, then dh
   alignas(1024) Inner q[cosize_v<typename L::LayoutFT>];
   alignas(1024) Inner k[cosize_v<typename L::LayoutFT>];
   alignas(1024) Inner a[cosize_v<typename L::LayoutA>];
-  [[no_unique_address]] std::conditional_t<kShare, Shared, Apart> apart;
   float G[kC], rowq[kC], rowk[kC], rowend[kC], hdh[kThreads / 32];
-
-  __device__ Inner* dvn() {
-    if constexpr (kShare) return dout;
-    else return apart.dvn;
-  }
-  __device__ Inner* dh() {
-    if constexpr (kShare) return h;
-    else return apart.dh;
-  }
 };
 
-// Two blocks an SM at K = V = 128 without a decay: each block's storage, its alignment slack (launch_warpgroup's
+// Two blocks an SM at K = V = 128: each block's storage, its alignment slack (launch_warpgroup's
 // 1 KB) and the 1 KB an SM reserves a block within half of the SM's 228 KB.
-static_assert(sizeof(Smem<128, 128, true>) + 1024 + 1024 <= 228 * 1024 / 2, "dq/dk/dW without a decay: two blocks an SM");
+static_assert(sizeof(Smem<128, 128>) + 1024 + 1024 <= 228 * 1024 / 2, "dq/dk/dW: two blocks an SM");
 
 // I: the inputs' dtype (q, k, dO); v_new, dv_new, h and dh are Inner.
 template <class I, int KD, int VD, bool kW, bool kGated>
@@ -89,9 +74,8 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
 #if defined(__CUDA_ARCH__) && defined(CUTE_ARCH_MMA_SM90A_ENABLED)
   using E = Inner;
   using L = Tiles<KD, VD>;
-  constexpr bool kShare = !kGated;
   extern __shared__ char smem_raw[];
-  auto& s = aligned_smem<Smem<KD, VD, kShare>>(smem_raw);
+  auto& s = aligned_smem<Smem<KD, VD>>(smem_raw);
   const int tid = threadIdx.x;
   const int64_t H = p.H;
   const int64_t chunk = blockIdx.x, head = blockIdx.y;
@@ -101,9 +85,9 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
 
   Tensor sO = make_tensor(make_smem_ptr(s.dout), typename L::LayoutTV{});  // (C, V)
   Tensor sVn = make_tensor(make_smem_ptr(s.vn), typename L::LayoutTV{});
-  Tensor sDvn = make_tensor(make_smem_ptr(s.dvn()), typename L::LayoutTV{});  // dO's tile with kShare
+  Tensor sDvn = make_tensor(make_smem_ptr(s.dout), typename L::LayoutTV{});  // dO's tile, after B
   Tensor sHt = make_tensor(make_smem_ptr(s.h), typename L::LayoutFV{});    // (KD, V): h^T as B
-  Tensor sDht = make_tensor(make_smem_ptr(s.dh()), typename L::LayoutFV{});   // h's tile with kShare
+  Tensor sDht = make_tensor(make_smem_ptr(s.h), typename L::LayoutFV{});      // h's tile, after D
   Tensor sQ = make_tensor(make_smem_ptr(s.q), typename L::LayoutFT{});     // (KD, C): q as B
   Tensor sK = make_tensor(make_smem_ptr(s.k), typename L::LayoutFT{});
   Tensor sA = make_tensor(make_smem_ptr(s.a), typename L::LayoutA{});      // (C, C): dA
@@ -130,6 +114,40 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
       copy16_zfill(&sDht(f, c), dh + int64_t(f) * VD + c, true);
     }
   };
+  // With a decay, dh into h's tile through registers once every warp is past its last read of h: each thread its
+  // pieces (load_dh's), h's piece read from shared memory and dh's from device memory, their products summed 8
+  // elements a piece in two chains (this thread's part of sum(h dh), returned), dh's piece stored where h's was.
+  auto dh_into_h = [&] {
+    constexpr int kPieces = KD * kVPieces / kThreads, kRound = kPieces < 8 ? kPieces : 8;
+    static_assert(KD * kVPieces % kThreads == 0 && kPieces % kRound == 0, "whole rounds of pieces a thread");
+    float even = 0.0f, odd = 0.0f;
+    CUTE_UNROLL
+    for (int round = 0; round < kPieces; round += kRound) {
+      uint4 d[kRound];  // every load of a round before its first shared store (whose memory clobber would order them)
+      CUTE_UNROLL
+      for (int j = 0; j < kRound; ++j) {
+        const int i = tid + (round + j) * kThreads, f = i / kVPieces, c = (i % kVPieces) * 8;
+        d[j] = *reinterpret_cast<const uint4*>(dh + int64_t(f) * VD + c);
+      }
+      CUTE_UNROLL
+      for (int j = 0; j < kRound; ++j) {
+        const int i = tid + (round + j) * kThreads, f = i / kVPieces, c = (i % kVPieces) * 8;
+        const auto at = static_cast<unsigned>(__cvta_generic_to_shared(&sHt(f, c)));
+        uint4 w;
+        asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n" : "=r"(w.x), "=r"(w.y), "=r"(w.z), "=r"(w.w) : "r"(at));
+        const auto* x = reinterpret_cast<const E*>(&w);
+        const auto* y = reinterpret_cast<const E*>(&d[j]);
+        CUTE_UNROLL
+        for (int e = 0; e < 8; e += 2) {
+          even += float(x[e]) * float(y[e]);
+          odd += float(x[e + 1]) * float(y[e + 1]);
+        }
+        asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(at), "r"(d[j].x), "r"(d[j].y), "r"(d[j].z), "r"(d[j].w)
+                     : "memory");
+      }
+    }
+    return even + odd;
+  };
   for (int i = tid; i < kC * kVPieces; i += kThreads) {
     const int r = i / kVPieces, c = (i % kVPieces) * 8;
     const bool valid = r < rows;
@@ -140,10 +158,6 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
   for (int i = tid; i < KD * kVPieces; i += kThreads) {
     const int f = i / kVPieces, c = (i % kVPieces) * 8;
     copy16_zfill(&sHt(f, c), h + int64_t(f) * VD + c, true);
-  }
-  if constexpr (!kShare) {
-    if constexpr (kW) load_dvn();
-    load_dh();
   }
   for (int i = tid; i < kC * kKPieces; i += kThreads) {
     const int r = i / kKPieces, f = (i % kKPieces) * 8;
@@ -223,12 +237,14 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
   product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sO)), thr_kk.make_fragment_B(thr_kk.partition_B(sHt)), acc);
   accumulator_scale_rows(acc, coord, [&](int r) { return kGated ? scale * __expf(s.G[r]) : scale; });
   product(mma_kn, thr_kn.make_fragment_A(thr_kn.partition_A(sA)), thr_kn.make_fragment_B(thr_kn.partition_B(sK)), acc);
-  // kShare: every warp past its products, dO's tile takes dv_new (h's takes dh where there is no dW), the copies in
-  // flight while dq is stored.
-  if constexpr (kShare) {
-    __syncthreads();
-    if constexpr (kW) load_dvn();
-    else load_dh();
+  // Every warp past its products, dO's tile takes dv_new (h's takes dh where there is neither dW nor a decay), the
+  // copies in flight while dq is stored.
+  __syncthreads();
+  if constexpr (kW) {
+    load_dvn();
+    commit();
+  } else if constexpr (!kGated) {
+    load_dh();
     commit();
   }
   // dq scaled back where written final.
@@ -237,58 +253,43 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
   auto times_q = [&](int r, int c, float x) { return x * load_shared_float(&sQ(c, r)); };
   auto times_k = [&](int r, int c, float x) { return x * load_shared_float(&sK(c, r)); };
   if constexpr (kGated) accumulator_row_sums(acc, coord, times_q, s.rowq);
-  // D. dW = -(dv_new h^T); with kShare before C, h's tile then taking dh.
-  auto product_dw = [&] {
+  // D. dW = -(dv_new h^T), before C: h's tile then takes dh (by cp.async, in flight while dW is stored; with a decay
+  // through registers, sum(h dh) taken on the way).
+  if constexpr (kW) {
+    landed_for_wgmma<0>();
     clear(acc);
     product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sDvn)), thr_kk.make_fragment_B(thr_kk.partition_B(sHt)), acc);
-  };
-  if constexpr (kShare && kW) {
-    landed_for_wgmma<0>();
-    product_dw();
     __syncthreads();
-    load_dh();
-    commit();
+    if constexpr (!kGated) {
+      load_dh();
+      commit();
+    }
     out(f16, nullptr, p.dw, -1.0f);  // fp16, the UT backward's operand as it reads it
   }
-  if constexpr (kShare) landed_for_wgmma<0>();
-  // C. dk = exp(G_last - G) (v_new dh^T) + dA^T q.
+  float my_hdh = 0.0f;  // this thread's part of sum(h dh)
+  if constexpr (kGated) {
+    my_hdh = dh_into_h();
+    cutlass::arch::fence_view_async_shared();
+    __syncthreads();
+  } else {
+    landed_for_wgmma<0>();
+  }
+  // C. dk = exp(G_last - G) (v_new dh^T) + dA^T q. Its row sums' coordinates from a fresh read of the thread's
+  // index, so that the compiler recomputes their shared-memory offsets here instead of keeping dq's (64
+  // registers) live through D.
+  Tensor coord_c = mma_kk.get_thread_slice(opaque_tid()).partition_C(make_identity_tensor(Shape<Int<kC>, Int<KD>>{}));
   clear(acc);
   product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sVn)), thr_kk.make_fragment_B(thr_kk.partition_B(sDht)), acc);
   if constexpr (kGated) {
-    accumulator_scale_rows(acc, coord, [&](int r) { return r < rows ? __expf(G_last - s.G[r]) : 0.0f; });
-    accumulator_row_sums(acc, coord, times_k, s.rowend);
+    accumulator_scale_rows(acc, coord_c, [&](int r) { return r < rows ? __expf(G_last - s.G[r]) : 0.0f; });
+    accumulator_row_sums(acc, coord_c, times_k, s.rowend);
   }
   product(mma_nn, thr_nn.make_fragment_A(thr_nn.partition_A(sAt)), thr_nn.make_fragment_B(thr_nn.partition_B(sQ)), acc);
   out(f32, p.dk, nullptr, 1.0f);
-  if constexpr (kGated) accumulator_row_sums(acc, coord, times_k, s.rowk);
-  if constexpr (!kShare && kW) {
-    product_dw();
-    out(f16, nullptr, p.dw, -1.0f);  // fp16, the UT backward's operand as it reads it
-  }
+  if constexpr (kGated) accumulator_row_sums(acc, coord_c, times_k, s.rowk);
   if constexpr (kGated) {
-    // sum(h dh) over the chunk's state slice, in a fixed order: each thread its elements, then the warps. h and
-    // dh share one layout, a permutation of their storage, so the sum runs over the storage itself, 8 elements a
-    // load, in two independent sums.
-    static_assert(cosize_v<typename L::LayoutFV> == KD * VD, "h's tile is a permutation of its storage");
-    float part = 0.0f;
-    {
-      constexpr int kVec = 8;
-      const auto* hv = reinterpret_cast<const uint4*>(s.h);
-      const auto* dhv = reinterpret_cast<const uint4*>(s.dh());
-      float even = 0.0f, odd = 0.0f;
-      CUTE_UNROLL
-      for (int i = tid; i < KD * VD / kVec; i += kThreads) {
-        const uint4 a = hv[i], b = dhv[i];
-        const auto* x = reinterpret_cast<const E*>(&a);
-        const auto* y = reinterpret_cast<const E*>(&b);
-        CUTE_UNROLL
-        for (int j = 0; j < kVec; j += 2) {
-          even += float(x[j]) * float(y[j]);
-          odd += float(x[j + 1]) * float(y[j + 1]);
-        }
-      }
-      part = even + odd;
-    }
+    // sum(h dh) over the chunk's state slice, in a fixed order: each thread its pieces (dh_into_h), then the warps.
+    float part = my_hdh;
     for (int d = 16; d > 0; d /= 2) part += __shfl_xor_sync(0xffffffffu, part, d);
     if (tid % 32 == 0) s.hdh[tid / 32] = part;
     __syncthreads();
@@ -308,7 +309,7 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
 
 template <class I, int KD, int VD, bool kW, bool kGated>
 void launch(const DqkwParams& p, int64_t chunks, cudaStream_t stream) {
-  launch_warpgroup<Smem<KD, VD, !kGated>>("sm90::chunk_dqkw", dqkw_kernel<I, KD, VD, kW, kGated>,
+  launch_warpgroup<Smem<KD, VD>>("sm90::chunk_dqkw", dqkw_kernel<I, KD, VD, kW, kGated>,
                                  dim3(static_cast<unsigned>(chunks), static_cast<unsigned>(p.H)), stream, p);
 }
 
