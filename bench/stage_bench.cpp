@@ -21,6 +21,8 @@
 //                                    chunk_gated_delta_rule_fwd_intra), as the forward and the backward run it
 //   ut_fwd/sm90_columns/...:        the same with T by version 3f's column substitution, not by blocks
 //   ut_bwd/sm90_t/...:              the same reading T from the UT forward (the training op's way), not substituting
+//   ut_bwd/sm90_t32/...:            sm90_t with dk and dv written fp32 (the form before version 3k), for the cost of
+//                                    the 16-bit stores
 //   ut_bwd/{sm90,tf32}/...:         the UT transform's backward (FLA's prepare_wy_repr_bwd, which gets the inverse
 //                                    from its forward, as tf32 does; sm90 recomputes it)
 //   fwd_bwd/sm90_keep/...:          sm90::chunk_train keeping W, U and T from the forward (keep_ut), as the ops
@@ -119,12 +121,13 @@ double ut_fwd_bytes(const Shape& s, bool gated) {
 }
 
 // The UT backward: k, v, dU read (16-bit), beta and dbeta (and g, dg); sm90: dW read fp16, dk read fp32 and
-// written with dv in the inputs' dtype (as sm90::chunk_train runs it); tf32: dW read and dk read and written fp32,
-// dv written fp32.
-double ut_bwd_bytes(const Shape& s, bool gated, bool sm90) {
+// written with dv in the inputs' dtype (as sm90::chunk_train runs it), or with out16 false fp32; tf32: dW read and
+// dk read and written fp32, dv written fp32.
+double ut_bwd_bytes(const Shape& s, bool gated, bool sm90, bool out16 = true) {
   const double tokens = static_cast<double>(s.B * s.T * s.H);
   const double rest = 8.0 * tokens * (gated ? 2 : 1);
-  if (sm90) return 2.0 * tokens * (2 * s.K + 2 * s.V) + 4.0 * tokens * s.K + 2.0 * tokens * (s.K + s.V) + rest;
+  const double written = (out16 ? 2.0 : 4.0) * tokens * (s.K + s.V);
+  if (sm90) return 2.0 * tokens * (2 * s.K + 2 * s.V) + 4.0 * tokens * s.K + written + rest;
   return 2.0 * tokens * (s.K + 2 * s.V) + 4.0 * tokens * (3 * s.K + s.V) + rest;
 }
 
@@ -401,7 +404,7 @@ void run_ut_fwd(benchmark::State& state, const Shape& s, bool gated, bool column
 
 // with_t: the sm90 kernel reads T from a UT forward run beforehand (as the training op's backward does) rather
 // than substituting again.
-void run_ut_bwd(benchmark::State& state, const Shape& s, bool gated, bool sm90, bool with_t = false) {
+void run_ut_bwd(benchmark::State& state, const Shape& s, bool gated, bool sm90, bool with_t = false, bool out16 = true) {
   std::string why;
   if (sm90 && !deltabench::cuda::sm90::available(&why)) {
     state.SkipWithError(why.c_str());
@@ -420,15 +423,21 @@ void run_ut_bwd(benchmark::State& state, const Shape& s, bool gated, bool sm90, 
     k = (k / k.norm(2, -1, true)).to(at::kBFloat16);
     const auto v = at::randn({tokens, s.H, s.V}, f32).to(at::kBFloat16), beta = at::randn({tokens, s.H}, f32).sigmoid();
     const auto g = at::log_sigmoid(at::randn({tokens, s.H}, f32)) / 16.0;
-    // The outputs as sm90::chunk_train asks for them: dk and dv in the inputs' dtype times a device factor.
+    // The outputs as sm90::chunk_train asks for them, dk and dv in the inputs' dtype times a device factor, or
+    // (out16 false) dk added to in fp32 and dv fp32.
     const auto dw = at::randn({tokens, s.H, s.K}, f32).to(at::kHalf), du = at::randn({tokens, s.H, s.V}, f32).to(at::kHalf);
-    auto dk = at::zeros({tokens, s.H, s.K}, f32), dk_out = at::empty_like(k), dv = at::empty_like(v);
+    auto dk = at::zeros({tokens, s.H, s.K}, f32), dk_out = at::empty_like(k);
+    auto dv = out16 ? at::empty_like(v) : at::empty({tokens, s.H, s.V}, f32);
     auto dbeta = at::empty({tokens, s.H}, f32), dg = at::zeros({tokens, s.H}, f32);
     const auto grad_scale = at::ones({1}, f32);
     deltabench::cuda::sm90::UtBwdParams p;
     p.k = k.data_ptr(), p.v = v.data_ptr(), p.beta = beta.data_ptr<float>(), p.g = gated ? g.data_ptr<float>() : nullptr;
     p.dw = dw.data_ptr(), p.du = du.data_ptr(), p.dk = dk.data_ptr<float>();
-    p.dk_out = dk_out.data_ptr(), p.dv_out = dv.data_ptr(), p.grad_scale = grad_scale.data_ptr<float>();
+    if (out16) {
+      p.dk_out = dk_out.data_ptr(), p.dv_out = dv.data_ptr(), p.grad_scale = grad_scale.data_ptr<float>();
+    } else {
+      p.dv = dv.data_ptr<float>();
+    }
     p.dbeta = dbeta.data_ptr<float>(), p.dg = gated ? dg.data_ptr<float>() : nullptr;
     p.N = s.B, p.T = s.T, p.H = s.H, p.K = s.K, p.V = s.V;
     at::Tensor t;
@@ -446,7 +455,7 @@ void run_ut_bwd(benchmark::State& state, const Shape& s, bool gated, bool sm90, 
       }
       p.t = t.data_ptr();
     }
-    report(state, ut_bwd_bytes(s, gated, true) + (with_t ? 2.0 * s.B * NT * s.H * C * C : 0.0),
+    report(state, ut_bwd_bytes(s, gated, true, out16) + (with_t ? 2.0 * s.B * NT * s.H * C * C : 0.0),
            [&] { deltabench::cuda::sm90::chunk_ut_backward(p, stream); });
     return;
   }
@@ -569,6 +578,8 @@ int main(int argc, char** argv) {
       add(name("ut_fwd", "sm90_columns", gated, s), [s, gated](benchmark::State& st) { run_ut_fwd(st, s, gated, true); });
       add(name("ut_bwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_ut_bwd(st, s, gated, true); });
       add(name("ut_bwd", "sm90_t", gated, s), [s, gated](benchmark::State& st) { run_ut_bwd(st, s, gated, true, true); });
+      add(name("ut_bwd", "sm90_t32", gated, s),
+          [s, gated](benchmark::State& st) { run_ut_bwd(st, s, gated, true, true, /*out16=*/false); });
       add(name("ut_bwd", "tf32", gated, s), [s, gated](benchmark::State& st) { run_ut_bwd(st, s, gated, false); });
       for (const bool dqkw : {false, true}) {
         for (const bool sm90 : {true, false}) {
