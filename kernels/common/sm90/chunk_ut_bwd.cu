@@ -260,11 +260,14 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
   // compiler could not move a load above the store before it, which may alias: a device-memory round trip a
   // pair; all 32 pairs' loads at once spilled at K = V = 128 gated).
   // Where dk_out is set, the sums go there in the inputs' dtype, scaled back (sm90::chunk_train), and dv to dv_out
-  // (the two go together).
+  // (the two go together), each staged in a tile no product reads any more (dW's, then dU's) and stored in whole
+  // rows.
   constexpr int kRmw = 32;
   static_assert(size(decltype(acck){}) % kRmw == 0);
   const bool bf16 = p.dtype == Dtype::kBF16;
   const float back = p.grad_scale != nullptr ? *p.grad_scale : 1.0f;
+  auto* const stage_k = reinterpret_cast<uint16_t*>(s.dw);  // free since step 4's first product (a barrier after it)
+  auto* const stage_v = reinterpret_cast<uint16_t*>(s.du);  // free since step 5's product (likewise)
   with_out_form(p.dk_out, bf16, [&](auto form) {
     constexpr OutForm kForm = decltype(form)::value;
     CUTE_UNROLL
@@ -281,9 +284,17 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
       CUTE_UNROLL
       for (int i = i0; i < i0 + kRmw; i += 2) {
         const int r = get<0>(coordk(i)), c = get<1>(coordk(i));
-        const float f = kForm == OutForm::kF32 ? 1.0f : back;
-        if (r < rows) store_pair<kForm>(p.dk, p.dk_out, ((t0 + r) * H + head) * KD + c, acck(i) * f, acck(i + 1) * f);
+        if constexpr (kForm == OutForm::kF32) {
+          if (r < rows) store_pair<kForm>(p.dk, nullptr, ((t0 + r) * H + head) * KD + c, acck(i), acck(i + 1));
+        } else {
+          using T = std::conditional_t<kForm == OutForm::kBF16, cutlass::bfloat16_t, cutlass::half_t>;
+          store_shared(stage_k + staged_at<KD>(r, c), pack_as<T>(acck(i) * back, acck(i + 1) * back));
+        }
       }
+    }
+    if constexpr (kForm != OutForm::kF32) {
+      __syncthreads();
+      store_staged_rows<KD, kThreads>(stage_k, rows, static_cast<uint16_t*>(p.dk_out) + (t0 * H + head) * KD, H * KD, tid);
     }
   });
   // 5. dVb = T^T dU; dbeta gets rowsum(dVb V); dv = beta dVb.
@@ -298,8 +309,17 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
     CUTE_UNROLL
     for (int i = 0; i < size(accv); i += 2) {
       const int r = get<0>(coordv(i)), c = get<1>(coordv(i));
-      const float a = s.beta[r] * accv(i), b = s.beta[r] * accv(i + 1), f = kForm == OutForm::kF32 ? 1.0f : back;
-      if (r < rows) store_pair<kForm>(p.dv, p.dv_out, ((t0 + r) * H + head) * VD + c, a * f, b * f);
+      const float a = s.beta[r] * accv(i), b = s.beta[r] * accv(i + 1);
+      if constexpr (kForm == OutForm::kF32) {
+        if (r < rows) store_pair<kForm>(p.dv, nullptr, ((t0 + r) * H + head) * VD + c, a, b);
+      } else {
+        using T = std::conditional_t<kForm == OutForm::kBF16, cutlass::bfloat16_t, cutlass::half_t>;
+        store_shared(stage_v + staged_at<VD>(r, c), pack_as<T>(a * back, b * back));
+      }
+    }
+    if constexpr (kForm != OutForm::kF32) {
+      __syncthreads();
+      store_staged_rows<VD, kThreads>(stage_v, rows, static_cast<uint16_t*>(p.dv_out) + (t0 * H + head) * VD, H * VD, tid);
     }
   });
   __syncthreads();

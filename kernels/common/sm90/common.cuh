@@ -161,10 +161,39 @@ __device__ __forceinline__ void with_out_form(const void* out16, bool bf16, F&& 
 template <OutForm kForm>
 __device__ __forceinline__ void store_pair(float* out32, void* out16, int64_t index, float a, float b) {
   if constexpr (kForm == OutForm::kF32) {
-    *reinterpret_cast<float2*>(out32 + index) = make_float2(a, b);
+    // One 8-byte store: a float2 assignment compiled to two 4-byte ones here, each covering half of a warp's sectors.
+    asm volatile("st.global.v2.f32 [%0], {%1, %2};\n" ::"l"(out32 + index), "f"(a), "f"(b) : "memory");
   } else {
     using T = std::conditional_t<kForm == OutForm::kBF16, cutlass::bfloat16_t, cutlass::half_t>;
     *reinterpret_cast<uint32_t*>(static_cast<uint16_t*>(out16) + index) = pack_as<T>(a, b);
+  }
+}
+
+// A [64 x D] 16-bit tile staged in shared memory for whole-row stores (D 64 or 128): element (r, c) sits in row r at
+// 16-byte chunk (c / 8) ^ (r % 8), so that a warp's pair stores in the accumulators' layout (8 rows, one chunk
+// each) and a quarter warp's 16-byte reads of 8 consecutive chunks of a row each fall in distinct banks.
+template <int D>
+__device__ __forceinline__ int staged_at(int r, int c) {
+  static_assert(D % 64 == 0, "eight 16-byte chunks a row at least");
+  return r * D + ((((c >> 3) ^ (r & 7)) << 3) | (c & 7));
+}
+
+// The staged tile's first `rows` rows to device memory, 16 bytes a thread at a time (whole 32-byte sectors, where
+// the accumulators' pair stores cover half of each): row r at out + r * stride. The staging written by every
+// thread and a barrier passed before the call.
+template <int D, int kThreads>
+__device__ __forceinline__ void store_staged_rows(const uint16_t* stage, int rows, uint16_t* out, int64_t stride, int tid) {
+  constexpr int kChunks = D / 8;
+  for (int i = tid; i < 64 * kChunks; i += kThreads) {
+    const int r = i / kChunks, j = i % kChunks;
+    if (r >= rows) break;  // i grows with r
+    const auto at = static_cast<unsigned>(__cvta_generic_to_shared(stage + r * D + ((j ^ (r & 7)) << 3)));
+    uint4 v;
+    asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(at));
+    // One 16-byte store (a plain uint4 assignment compiled to four 4-byte ones here).
+    asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"(out + r * stride + j * 8), "r"(v.x), "r"(v.y), "r"(v.z),
+                 "r"(v.w)
+                 : "memory");
   }
 }
 
