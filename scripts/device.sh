@@ -60,7 +60,7 @@
 #                                with DELTABENCH_SM90=1, --sm90's checks too (they do not stop a window)
 #   scripts/device.sh --sm90     the sm_90a kernels (kernels/common/sm90): build kernels_cuda_tests, train_cuda_tests and
 #                                stage_bench, the [sm90] tests, train_cuda_tests and the ops' training cases with
-#                                DELTABENCH_SM90_TRAIN=0 (the chunked pair; DELTABENCH_SM90_TRAIN_TESTS=0: not; DELTABENCH_SM90_TRAIN_SECONDS,
+#                                DELTABENCH_SM90_TRAIN=1 and =0 (the op, the chunked pair; DELTABENCH_SM90_TRAIN_TESTS=0: not; DELTABENCH_SM90_TRAIN_SECONDS,
 #                                180), racecheck and memcheck on [sm90][small], the Hopper forward and its state
 #                                pass timed beside ours today and FLA's (bench/stage_bench.cpp, bench/fla_stage.py), the
 #                                forward's kernels profiled, the models' captured training step on the sm_90a training op
@@ -198,23 +198,26 @@ sm90_checks() {
       ((rc != 0)) && sm90_tests=1
       note "  - rc=$rc: $name"
     done
-    # The models' training and the ops' training calls with the sm_90a training op off for the process
-    # (DELTABENCH_SM90_TRAIN=0, kernels/common/cuda_dispatch.h): the runs' record, the 50-step and captured-step
-    # tests on the chunked pair, which Hopper's default no longer takes. DELTABENCH_SM90_TRAIN_TESTS=0: not.
+    # The models' training and the ops' training calls with the sm_90a training op on for the process (Hopper's
+    # default) and off (DELTABENCH_SM90_TRAIN=0, kernels/common/cuda_dispatch.h: the chunked pair, which A100s and
+    # head dims 32 and 256 train on): the runs' record, the gradient, 50-step and captured-step tests on each.
+    # DELTABENCH_SM90_TRAIN_TESTS=0: not.
     if [[ "${DELTABENCH_SM90_TRAIN_TESTS:-1}" != 0 ]]; then
-      local train_start
-      train_start=$(date +%s)
-      { echo "== train_cuda_tests, DELTABENCH_SM90_TRAIN=0"; DELTABENCH_SM90_TRAIN=0 OMP_NUM_THREADS=1 \
-        timeout "${DELTABENCH_SM90_TRAIN_SECONDS:-180}" "$build_dir/tests/train_cuda_tests"; } >>"$out/tests.log" 2>&1
-      rc=$?
-      ((rc != 0)) && sm90_tests=1
-      note "  - rc=$rc in $(($(date +%s) - train_start)) s: train_cuda_tests with DELTABENCH_SM90_TRAIN=0"
-      for name in 'cuda: auto and kernel train*' 'cuda: the public ops use*' 'cuda: the training kernels take q*'; do
-        { echo "== kernels_cuda_tests, DELTABENCH_SM90_TRAIN=0: $name"; DELTABENCH_SM90_TRAIN=0 timeout 60 "$bin" "$name"; } \
-          >>"$out/tests.log" 2>&1
+      local train_start setting
+      for setting in 1 0; do
+        train_start=$(date +%s)
+        { echo "== train_cuda_tests, DELTABENCH_SM90_TRAIN=$setting"; DELTABENCH_SM90_TRAIN=$setting OMP_NUM_THREADS=1 \
+          timeout "${DELTABENCH_SM90_TRAIN_SECONDS:-180}" "$build_dir/tests/train_cuda_tests"; } >>"$out/tests.log" 2>&1
         rc=$?
         ((rc != 0)) && sm90_tests=1
-        note "  - rc=$rc: $name (DELTABENCH_SM90_TRAIN=0)"
+        note "  - rc=$rc in $(($(date +%s) - train_start)) s: train_cuda_tests with DELTABENCH_SM90_TRAIN=$setting"
+        for name in 'cuda: auto and kernel train*' 'cuda: the public ops use*' 'cuda: the training kernels take q*'; do
+          { echo "== kernels_cuda_tests, DELTABENCH_SM90_TRAIN=$setting: $name"; DELTABENCH_SM90_TRAIN=$setting timeout 60 "$bin" "$name"; } \
+            >>"$out/tests.log" 2>&1
+          rc=$?
+          ((rc != 0)) && sm90_tests=1
+          note "  - rc=$rc: $name (DELTABENCH_SM90_TRAIN=$setting)"
+        done
       done
     fi
   fi

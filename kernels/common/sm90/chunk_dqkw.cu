@@ -133,8 +133,7 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
       for (int j = 0; j < kRound; ++j) {
         const int i = tid + (round + j) * kThreads, f = i / kVPieces, c = (i % kVPieces) * 8;
         const auto at = static_cast<unsigned>(__cvta_generic_to_shared(&sHt(f, c)));
-        uint4 w;
-        asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n" : "=r"(w.x), "=r"(w.y), "=r"(w.z), "=r"(w.w) : "r"(at));
+        const uint4 w = load_shared_16(at);
         const auto* x = reinterpret_cast<const E*>(&w);
         const auto* y = reinterpret_cast<const E*>(&d[j]);
         CUTE_UNROLL
@@ -142,8 +141,7 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
           even += float(x[e]) * float(y[e]);
           odd += float(x[e + 1]) * float(y[e + 1]);
         }
-        asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(at), "r"(d[j].x), "r"(d[j].y), "r"(d[j].z), "r"(d[j].w)
-                     : "memory");
+        store_shared_16(at, d[j]);
       }
     }
     return even + odd;

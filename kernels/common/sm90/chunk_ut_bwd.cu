@@ -287,8 +287,7 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
         if constexpr (kForm == OutForm::kF32) {
           if (r < rows) store_pair<kForm>(p.dk, nullptr, ((t0 + r) * H + head) * KD + c, acck(i), acck(i + 1));
         } else {
-          using T = std::conditional_t<kForm == OutForm::kBF16, cutlass::bfloat16_t, cutlass::half_t>;
-          store_shared(stage_k + staged_at<KD>(r, c), pack_as<T>(acck(i) * back, acck(i + 1) * back));
+          store_shared(stage_k + staged_at<KD>(r, c), pack_as<OutType<kForm>>(acck(i) * back, acck(i + 1) * back));
         }
       }
     }
@@ -313,8 +312,7 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
       if constexpr (kForm == OutForm::kF32) {
         if (r < rows) store_pair<kForm>(p.dv, nullptr, ((t0 + r) * H + head) * VD + c, a, b);
       } else {
-        using T = std::conditional_t<kForm == OutForm::kBF16, cutlass::bfloat16_t, cutlass::half_t>;
-        store_shared(stage_v + staged_at<VD>(r, c), pack_as<T>(a * back, b * back));
+        store_shared(stage_v + staged_at<VD>(r, c), pack_as<OutType<kForm>>(a * back, b * back));
       }
     }
     if constexpr (kForm != OutForm::kF32) {

@@ -59,6 +59,16 @@ __device__ __forceinline__ void wait() {
 // bf16 inputs are made fp16 in shared memory (to_inner_in_place). Inputs past fp16's +-65504 overflow.
 using Inner = cutlass::half_t;
 
+// 16 bytes at a 32-bit shared address (__cvta_generic_to_shared's), into registers and back: one LDS.128 / STS.128.
+__device__ __forceinline__ uint4 load_shared_16(unsigned at) {
+  uint4 v;
+  asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(at));
+  return v;
+}
+__device__ __forceinline__ void store_shared_16(unsigned at, uint4 v) {
+  asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(at), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w) : "memory");
+}
+
 // 16 bytes at a shared address, 8 elements of I that this thread copied there (its copies waited for), made
 // Inner in place; nothing where I is Inner. bf16 -> fp32 is exact and fp32 -> fp16 rounds to nearest.
 template <class I>
@@ -66,14 +76,14 @@ __device__ __forceinline__ void to_inner_in_place(const void* p) {
   if constexpr (!std::is_same_v<I, Inner>) {
     static_assert(std::is_same_v<I, cutlass::bfloat16_t>, "inputs are bf16 or fp16");
     const auto at = static_cast<unsigned>(__cvta_generic_to_shared(p));
-    uint32_t w[4];
-    asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n" : "=r"(w[0]), "=r"(w[1]), "=r"(w[2]), "=r"(w[3]) : "r"(at));
+    const uint4 v = load_shared_16(at);
+    uint32_t w[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       const float lo = __uint_as_float(w[i] << 16), hi = __uint_as_float(w[i] & 0xffff0000u);
       w[i] = uint32_t(__half_as_ushort(__float2half_rn(lo))) | (uint32_t(__half_as_ushort(__float2half_rn(hi))) << 16);
     }
-    asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(at), "r"(w[0]), "r"(w[1]), "r"(w[2]), "r"(w[3]) : "memory");
+    store_shared_16(at, make_uint4(w[0], w[1], w[2], w[3]));
   }
 }
 
@@ -81,8 +91,8 @@ __device__ __forceinline__ void to_inner_in_place(const void* p) {
 template <class I>
 __device__ __forceinline__ void scaled_to_inner_in_place(const void* p, float scale) {
   const auto at = static_cast<unsigned>(__cvta_generic_to_shared(p));
-  uint32_t w[4];
-  asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n" : "=r"(w[0]), "=r"(w[1]), "=r"(w[2]), "=r"(w[3]) : "r"(at));
+  const uint4 v = load_shared_16(at);
+  uint32_t w[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
     float lo, hi;
@@ -96,7 +106,7 @@ __device__ __forceinline__ void scaled_to_inner_in_place(const void* p, float sc
     w[i] = uint32_t(__half_as_ushort(__float2half_rn(lo * scale))) |
            (uint32_t(__half_as_ushort(__float2half_rn(hi * scale))) << 16);
   }
-  asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(at), "r"(w[0]), "r"(w[1]), "r"(w[2]), "r"(w[3]) : "memory");
+  store_shared_16(at, make_uint4(w[0], w[1], w[2], w[3]));
 }
 
 // Waits for this thread's copies but the newest kPending groups, then makes every thread's copies and
@@ -143,6 +153,9 @@ __device__ __forceinline__ float load_shared_float(const Inner* p) {
 enum class OutForm { kF32, kBF16, kF16 };
 template <OutForm kForm>
 using OutFormConstant = std::integral_constant<OutForm, kForm>;
+// A 16-bit form's element type.
+template <OutForm kForm>
+using OutType = std::conditional_t<kForm == OutForm::kBF16, cutlass::bfloat16_t, cutlass::half_t>;
 
 // f(OutFormConstant<form>) for the form a null / non-null 16-bit target and the dtype say.
 template <class F>
@@ -164,8 +177,7 @@ __device__ __forceinline__ void store_pair(float* out32, void* out16, int64_t in
     // One 8-byte store: a float2 assignment compiled to two 4-byte ones here, each covering half of a warp's sectors.
     asm volatile("st.global.v2.f32 [%0], {%1, %2};\n" ::"l"(out32 + index), "f"(a), "f"(b) : "memory");
   } else {
-    using T = std::conditional_t<kForm == OutForm::kBF16, cutlass::bfloat16_t, cutlass::half_t>;
-    *reinterpret_cast<uint32_t*>(static_cast<uint16_t*>(out16) + index) = pack_as<T>(a, b);
+    *reinterpret_cast<uint32_t*>(static_cast<uint16_t*>(out16) + index) = pack_as<OutType<kForm>>(a, b);
   }
 }
 
@@ -187,9 +199,7 @@ __device__ __forceinline__ void store_staged_rows(const uint16_t* stage, int row
   for (int i = tid; i < 64 * kChunks; i += kThreads) {
     const int r = i / kChunks, j = i % kChunks;
     if (r >= rows) break;  // i grows with r
-    const auto at = static_cast<unsigned>(__cvta_generic_to_shared(stage + r * D + ((j ^ (r & 7)) << 3)));
-    uint4 v;
-    asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n" : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w) : "r"(at));
+    const uint4 v = load_shared_16(static_cast<unsigned>(__cvta_generic_to_shared(stage + staged_at<D>(r, j * 8))));
     // One 16-byte store (a plain uint4 assignment compiled to four 4-byte ones here).
     asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"(out + r * stride + j * 8), "r"(v.x), "r"(v.y), "r"(v.z),
                  "r"(v.w)
