@@ -47,7 +47,8 @@
 #                                the same warm machine goes on with them from their last saved epoch;
 #                                DELTABENCH_MPS=1 runs them through NVIDIA's Multi-Process Service (scripts/mps.sh),
 #                                DELTABENCH_PER_GPU sets the runs at once, DELTABENCH_ONLY the runs it may take
-#                                (run's --only, one AXIS=V1,V2 a word)
+#                                (run's --only, one AXIS=V1,V2 a word), DELTABENCH_CALL_SECONDS the device call's
+#                                limit (the window then ends 30 s before it, however long the build took)
 #   scripts/device.sh --stages   after a change to the chunked pair's kernels: build, the kernel tests of the chunked
 #                                backward and the training kernels (kernels_cuda_tests, filter DELTABENCH_KERNEL_TESTS),
 #                                train_cuda_tests and models_cuda_tests (the pieces' kernels), racecheck and memcheck
@@ -446,6 +447,17 @@ if [[ -n "$window_suite" ]]; then
   note "- runs at once: ${DELTABENCH_PER_GPU:-the default of run}; MPS: $( ((mps)) && echo on || echo off); only: ${DELTABENCH_ONLY:-every run}"
   read -r before total < <(count)
   seconds="${DELTABENCH_SUITE_SECONDS:-480}"
+  # DELTABENCH_CALL_SECONDS: the device call's own limit. The window then ends 30 s before it, whatever the
+  # build took, so that the store is kept and brought back (2026-12-06: a 540 s window after a 63 s build ran
+  # into a 600 s call's limit, and the store came back only through its write-ahead log).
+  if [[ -n "${DELTABENCH_CALL_SECONDS:-}" ]]; then
+    left=$((DELTABENCH_CALL_SECONDS - SECONDS - 30))
+    if ((left < 30)); then
+      note "- window of $window_suite: not run: DELTABENCH_CALL_SECONDS=$DELTABENCH_CALL_SECONDS leaves $left s after $SECONDS s of setup (at least 30 needed)"
+      exit 1
+    fi
+    ((left < seconds)) && seconds=$left
+  fi
   start=$(date +%s)
   # The runs in flight save their state every epoch (at most every 30 s) in .resume/, which is not carried and
   # not under $OUT: a next call on the same warm machine goes on from there; a fresh machine starts them over.
