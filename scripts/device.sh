@@ -64,10 +64,11 @@
 #                                DELTABENCH_SM90_TRAIN=1 and =0 (the op, the chunked pair; DELTABENCH_SM90_TRAIN_TESTS=0: not; DELTABENCH_SM90_TRAIN_SECONDS,
 #                                180), racecheck and memcheck on [sm90][small], the Hopper forward and its state
 #                                pass timed beside ours today and FLA's (bench/stage_bench.cpp, bench/fla_stage.py), the
-#                                forward's kernels profiled, the models' captured training step on the sm_90a training op
+#                                forward's kernels, the backward state pass and dq/dk/dW profiled, the models' captured training step on the sm_90a training op
 #                                against auto (train_step_bench's kernel:3 rows): summary.md, build.log, tests.log,
 #                                stage_bench.json, stage.md, train_step_sm90.json, ncu.txt. Carry .whl holding nvidia-cutlass's wheel (and .fla for FLA). Switches:
 #                                DELTABENCH_SM90_TESTS=0 (no tests), DELTABENCH_SM90_BENCH=0 (no bench, FLA or ncu),
+#                                DELTABENCH_SM90_STAGES=0 (no bench or FLA, the profiles alone),
 #                                DELTABENCH_SANITIZE=0, DELTABENCH_SM90_TEST_SECONDS (300), DELTABENCH_STAGE_SECONDS
 #                                (180), DELTABENCH_FLA_SECONDS (150), DELTABENCH_FLA_STAGE_FILTER (/B16/T2048/),
 #                                DELTABENCH_STEP_SECONDS (120), DELTABENCH_STAGE_FILTER (stage_bench's rows, a regex;
@@ -171,7 +172,8 @@ kernel_benchmarks() {
 
 # The sm_90a kernels (kernels/common/sm90): their tests (into tests.log), the sanitizers on the small ones,
 # the Hopper forward and its state pass timed beside ours today and FLA's (stage_bench.json, stage.md; FLA
-# from a carried .fla) and the three kernels profiled (appended to ncu.txt). Sets sm90_rc.
+# from a carried .fla) and five kernels profiled (the forward's two, the backward state pass, dq/dk/dW of both rules;
+# appended to ncu.txt). Sets sm90_rc.
 sm90_checks() {
   start=$(date +%s)
   sm90_tests=0
@@ -236,50 +238,54 @@ sm90_checks() {
     sm90_rc=$sm90_tests
     return
   fi
-  timeout "${DELTABENCH_STAGE_SECONDS:-180}" "$build_dir/bench/stage_bench" --benchmark_filter="${DELTABENCH_STAGE_FILTER:-.}" \
-    --benchmark_out="$out/stage_bench.json" --benchmark_out_format=json >"$out/stage.tmp" 2>&1 || status=1
-  # The models' captured training step with the chunked pair on the sm_90a training op (set_sm90_train)
-  # against auto as runs train: DeltaNet and Gated DeltaNet, Zoology's MQAR model (K 64) at its three shapes.
-  start=$(date +%s)
-  timeout "${DELTABENCH_STEP_SECONDS:-120}" "$build_dir/bench/train_step_bench" --device=cuda \
-    --benchmark_filter='^train_step/mixer:[23]/V:8192/d:128/.*/graph:1/kernel:[23]/' \
-    --benchmark_out="$out/train_step_sm90.json" --benchmark_out_format=json >"$out/step.tmp" 2>&1 || status=1
-  note ""
-  note "training step, auto on the chunked pair (kernel:2) against auto on the sm90 training op, the default (kernel:3), mean ms ($(($(date +%s) - start)) s):"
-  grep -E '^train_step/' "$out/step.tmp" | sed -E 's/V:8192\/d:128\///; s/\/real_time//' | tee -a "$summary"
-  grep -iE 'error' "$out/step.tmp" | head -n 5 | tee -a "$summary"
-  rm -f "$out/step.tmp"
-  # Where the captured step's GPU time goes with the chunked pair (kernel:2) and with the sm90 training op
-  # (kernel:3): every kernel of the first 3000 launches, summed by kernel (bench/ncu_summary.py).
-  if [[ "${DELTABENCH_STEP_PROFILE:-0}" == 1 ]] && command -v ncu >/dev/null; then
-    for kernel in 2 3; do
-      timeout 150 ncu --metrics gpu__time_duration.sum --csv -c 3000 "$build_dir/bench/train_step_bench" --device=cuda \
-        --benchmark_filter="^train_step/mixer:2/V:8192/d:128/L:256/B:256/pairs:16/graph:1/kernel:$kernel/" \
-        >"$out/profile.csv" 2>&1 || status=1
-      "$python" "$root/bench/ncu_summary.py" "$out/profile.csv" --label "DeltaNet, kernel:$kernel, L 256, B 256, 3000 launches" \
-        --top 25 >>"$out/step_profile.log" 2>&1 || status=1
-    done
-    rm -f "$out/profile.csv"
-    note "step profile (step_profile.log):"
-    grep -A12 -E '^ncu_summary' "$out/step_profile.log" | tee -a "$summary"
+  # DELTABENCH_SM90_STAGES=0: no stage_bench, training step or FLA, only the profiles below (a second call on a
+  # warm machine, after one that timed the stages).
+  if [[ "${DELTABENCH_SM90_STAGES:-1}" != 0 ]]; then
+    timeout "${DELTABENCH_STAGE_SECONDS:-180}" "$build_dir/bench/stage_bench" --benchmark_filter="${DELTABENCH_STAGE_FILTER:-.}" \
+      --benchmark_out="$out/stage_bench.json" --benchmark_out_format=json >"$out/stage.tmp" 2>&1 || status=1
+    # The models' captured training step with the chunked pair on the sm_90a training op (set_sm90_train)
+    # against auto as runs train: DeltaNet and Gated DeltaNet, Zoology's MQAR model (K 64) at its three shapes.
+    start=$(date +%s)
+    timeout "${DELTABENCH_STEP_SECONDS:-120}" "$build_dir/bench/train_step_bench" --device=cuda \
+      --benchmark_filter='^train_step/mixer:[23]/V:8192/d:128/.*/graph:1/kernel:[23]/' \
+      --benchmark_out="$out/train_step_sm90.json" --benchmark_out_format=json >"$out/step.tmp" 2>&1 || status=1
+    note ""
+    note "training step, auto on the chunked pair (kernel:2) against auto on the sm90 training op, the default (kernel:3), mean ms ($(($(date +%s) - start)) s):"
+    grep -E '^train_step/' "$out/step.tmp" | sed -E 's/V:8192\/d:128\///; s/\/real_time//' | tee -a "$summary"
+    grep -iE 'error' "$out/step.tmp" | head -n 5 | tee -a "$summary"
+    rm -f "$out/step.tmp"
+    # Where the captured step's GPU time goes with the chunked pair (kernel:2) and with the sm90 training op
+    # (kernel:3): every kernel of the first 3000 launches, summed by kernel (bench/ncu_summary.py).
+    if [[ "${DELTABENCH_STEP_PROFILE:-0}" == 1 ]] && command -v ncu >/dev/null; then
+      for kernel in 2 3; do
+        timeout 150 ncu --metrics gpu__time_duration.sum --csv -c 3000 "$build_dir/bench/train_step_bench" --device=cuda \
+          --benchmark_filter="^train_step/mixer:2/V:8192/d:128/L:256/B:256/pairs:16/graph:1/kernel:$kernel/" \
+          >"$out/profile.csv" 2>&1 || status=1
+        "$python" "$root/bench/ncu_summary.py" "$out/profile.csv" --label "DeltaNet, kernel:$kernel, L 256, B 256, 3000 launches" \
+          --top 25 >>"$out/step_profile.log" 2>&1 || status=1
+      done
+      rm -f "$out/profile.csv"
+      note "step profile (step_profile.log):"
+      grep -A12 -E '^ncu_summary' "$out/step_profile.log" | tee -a "$summary"
+    fi
+    # FLA's first call of each kernel at each shape autotunes: by default only the registry's standard shape
+    # (DELTABENCH_FLA_STAGE_FILTER, a regex of row names; "." for every row).
+    fla_args=(--filter "${DELTABENCH_FLA_STAGE_FILTER:-/B16/T2048/}")
+    [[ -d "$root/.fla/fla" ]] && fla_args+=(--fla "$root/.fla")
+    timeout "${DELTABENCH_FLA_SECONDS:-150}" "$python" "$root/bench/fla_stage.py" --ours "$out/stage_bench.json" \
+      --out "$out/stage.md" "${fla_args[@]}" >>"$out/stage.tmp" 2>&1 || status=1
+    note ""
+    if [[ -f "$out/stage.md" ]]; then
+      tee -a "$summary" <"$out/stage.md"
+    else
+      # No table (stage_bench cut off by DELTABENCH_STAGE_SECONDS leaves no JSON, or FLA's script failed): the rows
+      # stage_bench printed as it went, their medians, so that what was measured still comes back.
+      note "- no stage.md: stage_bench's medians as printed (console), then the last lines of its and FLA's output:"
+      grep -E '_median ' "$out/stage.tmp" | cut -c1-220 | head -n 80 | tee -a "$summary"
+      tail -n 12 "$out/stage.tmp" | tee -a "$summary"
+    fi
+    rm -f "$out/stage.tmp"
   fi
-  # FLA's first call of each kernel at each shape autotunes: by default only the registry's standard shape
-  # (DELTABENCH_FLA_STAGE_FILTER, a regex of row names; "." for every row).
-  fla_args=(--filter "${DELTABENCH_FLA_STAGE_FILTER:-/B16/T2048/}")
-  [[ -d "$root/.fla/fla" ]] && fla_args+=(--fla "$root/.fla")
-  timeout "${DELTABENCH_FLA_SECONDS:-150}" "$python" "$root/bench/fla_stage.py" --ours "$out/stage_bench.json" \
-    --out "$out/stage.md" "${fla_args[@]}" >>"$out/stage.tmp" 2>&1 || status=1
-  note ""
-  if [[ -f "$out/stage.md" ]]; then
-    tee -a "$summary" <"$out/stage.md"
-  else
-    # No table (stage_bench cut off by DELTABENCH_STAGE_SECONDS leaves no JSON, or FLA's script failed): the rows
-    # stage_bench printed as it went, their medians, so that what was measured still comes back.
-    note "- no stage.md: stage_bench's medians as printed (console), then the last lines of its and FLA's output:"
-    grep -E '_median ' "$out/stage.tmp" | cut -c1-220 | head -n 80 | tee -a "$summary"
-    tail -n 12 "$out/stage.tmp" | tee -a "$summary"
-  fi
-  rm -f "$out/stage.tmp"
   if [[ "${DELTABENCH_NCU:-1}" != 0 ]] && command -v ncu >/dev/null; then
     { echo; echo "== ncu: the sm90 forward's two kernels (UT transform; the state pass with the output), delta rule 16 x 2K"; } >>"$out/ncu.txt"
     timeout 100 ncu --kernel-name 'regex:(ut|state)_forward_kernel' --launch-skip 2 --launch-count 2 \
@@ -291,6 +297,16 @@ sm90_checks() {
       --section SpeedOfLight --section Occupancy --section WarpStateStats \
       "$build_dir/bench/stage_bench" --benchmark_filter='^state_bwd/sm90/delta_rule/B16/' \
       --benchmark_repetitions=1 >>"$out/ncu.txt" 2>&1
+    # dq/dk/dW of both rules (the gated one 2.7x the delta rule's on an H100 at 5fdd816, two blocks an SM each by
+    # their registers and shared memory): occupancy, stalls and, for the gated one, the source's hot spots.
+    for rule in delta_rule gated_delta_rule; do
+      sections=(--section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats)
+      [[ "$rule" == gated_delta_rule ]] && sections+=(--section SourceCounters --import-source yes)
+      { echo; echo "== ncu: the sm90 dq/dk/dW, $rule 16 x 2K"; } >>"$out/ncu.txt"
+      timeout 90 ncu --kernel-name 'regex:dqkw_kernel' --launch-skip 1 --launch-count 1 "${sections[@]}" \
+        "$build_dir/bench/stage_bench" --benchmark_filter="^dqkw/sm90/$rule/B16/" \
+        --benchmark_repetitions=1 >>"$out/ncu.txt" 2>&1
+    done
   fi
   sm90_rc=$sm90_tests
 }

@@ -11,8 +11,8 @@
 //      forward O = Q h (B = h, N-major as it sits in memory), one wgmma batch;
 //   2. P masked to j <= i and scaled by scale exp(G_i - G_j) (P' to j >= i, by scale exp(G_j - G_i)),
 //      rounded into a K-major tile; the forward's O rows scaled by scale exp(G_i);
-//   3. O += P X (B = X, N-major), and O's rows of the sequence out in pairs of columns (o in the inputs'
-//      dtype, dv_local in fp16), a slice at a time.
+//   3. O += P X (B = X, N-major), a slice at a time, staged over Q's (or K's) tile and out in 16-byte pieces of
+//      the sequence's rows (o in the inputs' dtype, dv_local in fp16).
 
 #include "kernels/common/sm90/checks.h"
 #include "kernels/common/sm90/common.cuh"
@@ -196,18 +196,24 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(const AttnParams p) {
   }
   cutlass::arch::fence_view_async_shared();
   __syncthreads();
-  // 3. O += P X, and out, a slice at a time (the backward's O from zero each).
+  // 3. O += P X, and out, a slice at a time (the backward's O from zero each): rounded into a staging tile over Q's
+  //    storage (K's for the second slice; both free since step 1's products, which the barrier above follows), then
+  //    out in 16-byte pieces of its rows.
+  static_assert(kCols <= 2 && kC * kBV <= cosize_v<typename L::LayoutQ>, "a slice's staging over Q's or K's tile");
   using Out = std::conditional_t<kBackward, E, I>;
-  Out* o = static_cast<Out*>(p.out);
+  auto* o = static_cast<uint16_t*>(p.out) + (t0 * H + head) * V + col0;
   CUTE_UNROLL
   for (int j = 0; j < kCols; ++j) {
     if (kBackward && j > 0) clear(accO);
     product(mma_o, tOrP, thr_o.make_fragment_B(thr_o.partition_B(slice(j))), accO);
+    auto* stage = reinterpret_cast<uint16_t*>(j == 0 ? s.q : s.k);
     CUTE_UNROLL
     for (int i = 0; i < size(accO); i += 2) {
-      const int r = get<0>(cO(i)), c = get<1>(cO(i)) + j * kBV;
-      if (r < rows) *reinterpret_cast<uint32_t*>(o + ((t0 + r) * H + head) * V + col0 + c) = pack_as<Out>(accO(i), accO(i + 1));
+      const int r = get<0>(cO(i)), c = get<1>(cO(i));
+      store_shared(stage + staged_at<kBV>(r, c), pack_as<Out>(accO(i), accO(i + 1)));
     }
+    __syncthreads();
+    store_staged_rows<kBV, kThreads>(stage, rows, o + j * kBV, H * V, tid);
   }
 #endif
 }

@@ -7,9 +7,9 @@
 // chunk of 64 tokens:
 //   1. dS, rounded to fp16, goes to shared memory (sD), and from there to dh in device memory;
 //   2. x = K dS on wgmma (A = K, K-major as it sits; B = sD, N-major), then dv_new = dv_local +
-//      exp(G_last - G) x in registers: out as fp16, and negated into sV;
+//      exp(G_last - G) x in registers, negated and rounded to fp16 into sV;
 //   3. dS = exp(G_last) dS + Q^T (scale e^G dO) + W^T (-dv_new) on wgmma, one batch (A = Q^T and W^T,
-//      M-major as they sit; B = the scaled dO and -dv_new, N-major).
+//      M-major as they sit; B = the scaled dO and -dv_new, N-major), and dv_new out from sV while it runs.
 // The previous chunk's Q, K, W, dO and dv_local come by cp.async into the other of two buffers while this
 // chunk's products run; q, k and dO become fp16 in place (dO scaled by scale e^G on the way) by the thread
 // that copied each piece.
@@ -239,7 +239,6 @@ __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwd
       const float decay = kGated && r < rows ? __expf(G_last - s.G[r]) : 1.0f;
       const float x0 = float(s.dv_local[lb][r * kLdD + c]) + decay * accX(i);
       const float x1 = float(s.dv_local[lb][r * kLdD + c + 1]) + decay * accX(i + 1);
-      if (dv_out != nullptr && r < rows) *reinterpret_cast<uint32_t*>(dv_out + ((t0 + r) * H + head) * V + col0 + c) = pack_as<E>(x0, x1);
       store_shared(&sV(c, r), pack_as<E>(-x0, -x1));  // zero past the sequence: K and dv_local zero-filled there
     }
     if constexpr (kGated) {
@@ -255,6 +254,16 @@ __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwd
     gemm(mma_s, tSrQ(_, _, _, lb), tSrO(_, _, _, lb), accD);
     if constexpr (kW) gemm(mma_s, tSrW(_, _, _, lb), tSrV, accD);
     warpgroup_commit_batch();
+    // dv_new out while the products run, from sV: -dv_new rounded, a row's 64 columns in 16-byte pieces of 8. Its
+    // sign bits flipped are dv_new's bits (rounding to nearest is symmetric in sign).
+    if (dv_out != nullptr) {
+      E* dst = dv_out + (t0 * H + head) * V + col0;
+      for (int i = tid; i < rows * kColPieces; i += kThreads) {
+        const int r = i / kColPieces, c = (i % kColPieces) * 8;
+        const uint4 x = load_shared_16(&sV(c, r));
+        store_global_16(dst + r * H * V + c, make_uint4(x.x ^ 0x80008000u, x.y ^ 0x80008000u, x.z ^ 0x80008000u, x.w ^ 0x80008000u));
+      }
+    }
     warpgroup_wait<0>();
     warpgroup_fence_operand(accD);
     if constexpr (kBuf == 1) {  // Q, W, dO and dv_local free: the previous chunk's into them

@@ -5,9 +5,9 @@
 // stays in the warpgroup's fp32 accumulators across the chunks. Per chunk of 64 tokens:
 //   1. S, rounded to 16 bits, goes to shared memory (sH), and from there to h in device memory;
 //   2. v = W S on wgmma (A = W [64 x K] K-major, B = sH MN-major), then v_new = U - v in registers;
-//      v_new goes to device memory, and scaled by exp(G_last - G) and rounded to sV;
+//      v_new, rounded, over U in shared memory, and scaled by exp(G_last - G) and rounded to sV;
 //   3. S = exp(G_last) S + K^T sV on wgmma (A = K^T, M-major as K sits in memory; B = sV MN-major),
-//      accumulated into S's registers.
+//      accumulated into S's registers, while v_new goes to device memory in 16-byte pieces of its rows.
 // The next chunk's W, K and U come by cp.async (16 bytes a copy, zero-filled past the sequence's end)
 // into the other of two buffers while this chunk's products run.
 //
@@ -88,7 +88,7 @@ struct alignas(1024) Smem {
   alignas(1024) E k[cosize_v<typename L::LayoutK>];
   alignas(1024) E h[cosize_v<typename L::LayoutH>];
   alignas(1024) E v[cosize_v<typename L::LayoutV>];
-  alignas(16) TU u[2][kC * kLdU];
+  alignas(16) TU u[2][kC * kLdU];  // U, then v_new (16-bit either way)
   float G[kC];  // the chunk's cumulative log decay
   OutSmem<E, KD, kOut> out;
 };
@@ -287,9 +287,8 @@ __global__ void __launch_bounds__(kThreads) state_forward_kernel(const StateFwdP
       }
       if constexpr (kOut && kGated) store_pair_shared(&sVo(c, r), x0, x1);  // unscaled, for P v_new
       if (r < valid_rows) {
-        if (!kOut && v_out != nullptr) {
-          *reinterpret_cast<uint32_t*>(v_out + (t0 + r) * H * V + head * V + col0 + c) = pack(x0, x1);
-        }
+        // v_new over the U this thread has just read, for step 3's whole-row stores.
+        if (!kOut && v_out != nullptr) store_shared(&s.u[b][r * kLdU + c], pack(x0, x1));
         if constexpr (kGated) {
           const float scale = __expf(G_last - s.G[r]);
           x0 *= scale;
@@ -345,7 +344,21 @@ __global__ void __launch_bounds__(kThreads) state_forward_kernel(const StateFwdP
         }
       }
     } else {
-      product(mma_s, tSrK(_, _, _, b), tSrV, accS);
+      warpgroup_fence_operand(accS);
+      warpgroup_arrive();
+      gemm(mma_s, tSrK(_, _, _, b), tSrV, accS);
+      warpgroup_commit_batch();
+      // v_new out while the product runs: the sequence's rows of U's buffer, which now holds v_new, 16 bytes (8
+      // columns) a store.
+      if (v_out != nullptr) {
+        E* dst = v_out + (t0 * H + head) * V + col0;
+        for (int i = tid; i < valid_rows * (kBV / 8); i += kThreads) {
+          const int r = i / (kBV / 8), c = (i % (kBV / 8)) * 8;
+          store_global_16(dst + r * H * V + c, load_shared_16(&s.u[b][r * kLdU + c]));
+        }
+      }
+      warpgroup_wait<0>();
+      warpgroup_fence_operand(accS);
     }
   }
   if (p.ht) {

@@ -12,7 +12,8 @@
 //      substitution, a column a thread on 64 threads (UtFwdParams::column_inverse, for the comparison row);
 //   3. column j of T scaled by beta_j e^(G_j) (T' = T diag(beta e^G)) and by beta_j (T'' = T diag(beta)),
 //      both rounded into K-major tiles, and T itself out where asked;
-//   4. W and U a 64-column tile at a time on wgmma, out in pairs of columns.
+//   4. W and U a 64-column tile at a time on wgmma, each staged in shared memory and out in 16-byte pieces of
+//      its rows.
 
 #include "kernels/common/sm90/checks.h"
 #include "kernels/common/sm90/common.cuh"
@@ -146,27 +147,43 @@ __global__ void __launch_bounds__(kThreads) ut_forward_kernel(const UtFwdParams 
   {
     const int j = tid % kC;
     const float bw = kGated ? s.beta[j] * __expf(s.G[j]) : s.beta[j], bu = s.beta[j];
-    E* t = p.t != nullptr ? static_cast<E*>(p.t) + (chunk * H + head) * kC * kC : nullptr;
     for (int i = tid / kC; i < kC; i += kThreads / kC) {
       const float x = s.a[i * kLdA + j];
       store_shared_u16(&sTw(i, j), E(x * bw).raw());
       store_shared_u16(&sTu(i, j), E(x * bu).raw());
-      if (t != nullptr) t[i * kC + j] = E(x);
+    }
+    // T [64 x 64], row-major and contiguous a (chunk, head): 8 elements of a row rounded a 16-byte store.
+    if (p.t != nullptr) {
+      auto* t = static_cast<E*>(p.t) + (chunk * H + head) * kC * kC;
+      for (int i = tid; i < kC * kC / 8; i += kThreads) {
+        const int r = i / (kC / 8), c = (i % (kC / 8)) * 8;
+        const float* x = &s.a[r * kLdA + c];
+        store_global_16(t + r * kC + c, make_uint4(pack_as<E>(x[0], x[1]), pack_as<E>(x[2], x[3]), pack_as<E>(x[4], x[5]),
+                                                   pack_as<E>(x[6], x[7])));
+      }
     }
   }
   cutlass::arch::fence_view_async_shared();
   __syncthreads();
 
-  // 4. W = T' K and U = T'' V, a 64-column tile at a time.
+  // 4. W = T' K and U = T'' V, a 64-column tile at a time: each tile rounded into a [64 x 64] staging tile over A's
+  //    storage (free since step 3's barrier; two of them, used in turn, so that one barrier a tile separates its
+  //    writes from its reads and the reads from the writes two tiles later), then out in 16-byte pieces of rows.
+  static_assert(2 * kC * 64 * sizeof(E) <= sizeof(s.a), "two 64 x 64 staging tiles over A's storage");
   auto thr = mma_n.get_thread_slice(tid);
   Tensor acc = partition_fragment_C(mma_n, Shape<Int<kC>, _64>{});
   Tensor coord = mma_n.get_thread_slice(opaque_tid()).partition_C(make_identity_tensor(Shape<Int<kC>, _64>{}));
+  int staged = 0;  // the tiles staged so far
   auto out = [&](E* dst, int64_t width, int col0) {
+    auto* stage = reinterpret_cast<uint16_t*>(s.a) + (staged++ & 1) * kC * 64;
     CUTE_UNROLL
     for (int i = 0; i < size(acc); i += 2) {
       const int r = get<0>(coord(i)), c = get<1>(coord(i));
-      if (r < rows) *reinterpret_cast<uint32_t*>(dst + ((t0 + r) * H + head) * width + col0 + c) = pack_as<E>(acc(i), acc(i + 1));
+      store_shared(stage + staged_at<64>(r, c), pack_as<E>(acc(i), acc(i + 1)));
     }
+    __syncthreads();
+    store_staged_rows<64, kThreads>(stage, rows, reinterpret_cast<uint16_t*>(dst) + (t0 * H + head) * width + col0,
+                                    H * width, tid);
   };
   Tensor tTw = thr.make_fragment_A(thr.partition_A(sTw));
   Tensor tTu = thr.make_fragment_A(thr.partition_A(sTu));

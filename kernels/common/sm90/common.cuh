@@ -68,6 +68,15 @@ __device__ __forceinline__ uint4 load_shared_16(unsigned at) {
 __device__ __forceinline__ void store_shared_16(unsigned at, uint4 v) {
   asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(at), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w) : "memory");
 }
+// 16 bytes to device memory in one store (STG.E.128; a plain uint4 assignment compiled to four 4-byte ones in these
+// kernels). out 16-byte aligned.
+__device__ __forceinline__ void store_global_16(void* out, uint4 v) {
+  asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"(out), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w) : "memory");
+}
+// 16 bytes of shared memory, by generic address, as one LDS.128.
+__device__ __forceinline__ uint4 load_shared_16(const void* p) {
+  return load_shared_16(static_cast<unsigned>(__cvta_generic_to_shared(p)));
+}
 
 // 16 bytes at a shared address, 8 elements of I that this thread copied there (its copies waited for), made
 // Inner in place; nothing where I is Inner. bf16 -> fp32 is exact and fp32 -> fp16 rounds to nearest.
@@ -199,11 +208,7 @@ __device__ __forceinline__ void store_staged_rows(const uint16_t* stage, int row
   for (int i = tid; i < 64 * kChunks; i += kThreads) {
     const int r = i / kChunks, j = i % kChunks;
     if (r >= rows) break;  // i grows with r
-    const uint4 v = load_shared_16(static_cast<unsigned>(__cvta_generic_to_shared(stage + staged_at<D>(r, j * 8))));
-    // One 16-byte store (a plain uint4 assignment compiled to four 4-byte ones here).
-    asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"(out + r * stride + j * 8), "r"(v.x), "r"(v.y), "r"(v.z),
-                 "r"(v.w)
-                 : "memory");
+    store_global_16(out + r * stride + j * 8, load_shared_16(stage + staged_at<D>(r, j * 8)));
   }
 }
 
