@@ -10,7 +10,8 @@
 //   3. X = dT T^T, rounded; Y = T^T X, so dA = -Y below the diagonal; E = dA * Gamma; dS = diag(beta) E rounded
 //      into a tile; dbeta gets rowsum(E * S), dG rowsum(dA * A) - colsum(dA * A) (through an fp32 tile);
 //   4. dKb = T^T dW: dbeta and dG get its rows' sums against e^G K and beta e^G K; dk += beta e^G dKb + dS K + dS^T K;
-//   5. dVb = T^T dU: dbeta gets rowsum(dVb * V); dv = beta dVb.
+//   5. dVb = T^T dU: dbeta gets rowsum(dVb * V); dv = beta dVb;
+//   then, with dg_out, g's gradient: dG summed within the chunk from its end, scaled back.
 // T^T, X^T and dS^T are read from the K-major 64 x 64 tiles of T, X and dS as M- or N-major ones (one atom wide,
 // the same bytes); K, dW and dU likewise from their K-major tiles, whose atoms the MN-major layout takes tokens
 // first so that the bytes are the same at K or V 128 too. dW comes fp16 (chunk_dqkw writes it so), by cp.async as
@@ -323,7 +324,30 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
   __syncthreads();
   if (tid < rows) {
     p.dbeta[(t0 + tid) * H + head] = s.dbeta[tid] + s.rowf[tid];
-    if constexpr (kGated) p.dg[(t0 + tid) * H + head] += s.dg[tid];
+    if constexpr (kGated) {
+      if (p.dg_out == nullptr) p.dg[(t0 + tid) * H + head] += s.dg[tid];
+    }
+  }
+  if constexpr (kGated) {
+    // g's gradient: dG's rows (the caller's plus this kernel's, rounded to fp32 as the sum in dg would be) summed
+    // from the chunk's end, in fp64, by the first warp (two rows a lane, a scan over the lanes from the last),
+    // rounded and scaled back as the op's other gradients are.
+    if (p.dg_out != nullptr && tid < 32) {
+      const int r0 = 2 * tid, r1 = r0 + 1;
+      const int64_t at0 = (t0 + r0) * H + head, at1 = (t0 + r1) * H + head;
+      const double x0 = r0 < rows ? double(p.dg[at0] + s.dg[r0]) : 0.0, x1 = r1 < rows ? double(p.dg[at1] + s.dg[r1]) : 0.0;
+      const double pair = x0 + x1;
+      double after = pair;  // the lanes from this one to the last
+      for (int d = 1; d < 32; d *= 2) {
+        const double o = __shfl_down_sync(0xffffffffu, after, d);
+        if (tid + d < 32) after += o;
+      }
+      after -= pair;  // the lanes after this one
+      const float scale = *p.grad_scale;
+      const double s1 = after + x1, s0 = s1 + x0;
+      if (r0 < rows) p.dg_out[at0] = float(s0) * scale;
+      if (r1 < rows) p.dg_out[at1] = float(s1) * scale;
+    }
   }
 #endif
 }
@@ -367,6 +391,10 @@ void chunk_ut_backward(const UtBwdParams& p, void* stream) {
   }
   if ((p.g == nullptr) != (p.dg == nullptr)) {
     throw std::invalid_argument("sm90::chunk_ut_backward: g and dg go together (one of them is null)");
+  }
+  if (p.dg_out != nullptr && (p.g == nullptr || p.grad_scale == nullptr)) {
+    throw std::invalid_argument(std::string("sm90::chunk_ut_backward: dg_out needs g and grad_scale (got ") +
+                                (p.g == nullptr ? "no g" : "no grad_scale") + ")");
   }
   if (chunks <= 0) return;
   dispatch(p, chunks, static_cast<cudaStream_t>(stream));

@@ -389,7 +389,7 @@ class Sm90Train : public torch::autograd::Function<Sm90Train> {
       p.N = c.N, p.T = c.T, p.H = c.H, p.K = c.K, p.V = c.V, p.scale = static_cast<float>(scale);
       cuda::sm90::chunk_dqkw(p, stream);
     }
-    at::Tensor dv, dbeta, dk_out;
+    at::Tensor dv, dbeta, dk_out, dg;
     if (delta) {
       dk_out = at::empty(k.sizes(), k.options());
       dv = at::empty(v.sizes(), v.options());
@@ -400,6 +400,10 @@ class Sm90Train : public torch::autograd::Function<Sm90Train> {
       p.dk = dk.data_ptr<float>(), p.dk_out = dk_out.data_ptr(), p.dv_out = dv.data_ptr(), p.dbeta = dbeta.data_ptr<float>();
       p.grad_scale = down.data_ptr<float>();
       p.dg = dG.defined() ? dG.data_ptr<float>() : nullptr;
+      if (dG.defined()) {  // g's gradient itself, summed within the chunks and scaled back by the kernel
+        dg = at::empty(g.sizes(), f32);
+        p.dg_out = dg.data_ptr<float>();
+      }
       p.t = st.t.data_ptr();
       p.seq_starts = c.seq_ptr(), p.chunk_starts = c.chunk_ptr(), p.chunks = c.chunks;
       p.N = c.N, p.T = c.T, p.H = c.H, p.K = c.K, p.V = c.V;
@@ -407,9 +411,6 @@ class Sm90Train : public torch::autograd::Function<Sm90Train> {
     } else {
       dv = dv_new.to(at::kFloat);  // U = v
     }
-    // dg from dG: sums within each chunk, on the device alone for equal rows.
-    const auto seq = c.seq_starts.defined() ? c.host_seq : std::vector<int64_t>{};
-    const auto dg = dG.defined() ? detail::chunk_suffix_sums(dG.view({-1, c.H}), c.B, c.T, seq).view(g.sizes()) : at::Tensor();
     // Scaled back: in place where t is already of the output's dtype, else in the cast to it (one pass either way).
     const auto back = [&](const at::Tensor& t, at::ScalarType type) {
       if (!t.defined()) return t;
@@ -419,8 +420,14 @@ class Sm90Train : public torch::autograd::Function<Sm90Train> {
     if (!delta) {  // linear attention: dk from chunk_dqkw, dv the state pass's dv_new, both still to scale back
       dk_out = back(dk, k.scalar_type());
       dv = back(dv, v.scalar_type());
+      // dg from dG: sums within each chunk, on the device alone for equal rows (the delta rules' UT backward
+      // writes them itself).
+      if (dG.defined()) {
+        const auto seq = c.seq_starts.defined() ? c.host_seq : std::vector<int64_t>{};
+        dg = back(detail::chunk_suffix_sums(dG.view({-1, c.H}), c.B, c.T, seq).view(g.sizes()), at::kFloat);
+      }
     }
-    return {dq, dk_out, dv, back(dbeta, at::kFloat), back(dg, at::kFloat), back(dh0, at::kFloat), at::Tensor()};
+    return {dq, dk_out, dv, back(dbeta, at::kFloat), dg, back(dh0, at::kFloat), at::Tensor()};
   }
 };
 

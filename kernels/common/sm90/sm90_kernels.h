@@ -224,7 +224,7 @@ void chunk_ut_forward(const UtFwdParams& p, void* stream);
 // chunk_ut_forward computes it, the gradients through W = T diag(beta e^G) K and U = T diag(beta) V and
 // through T = (I + A)^-1, A = strict_lower(diag(beta) K K^T * Gamma): added to dk, written to dv and dbeta,
 // and, with g, added to dg, the gradient of G (the within-chunk cumulative log decay; the caller turns it
-// into g's by a reverse cumulative sum within the chunk). K and V 64 or 128.
+// into g's by a reverse cumulative sum within the chunk, or the kernel does, into dg_out). K and V 64 or 128.
 struct UtBwdParams {
   Dtype dtype = Dtype::kBF16;     // of k and v: kBF16 or kFP16
   const void* k = nullptr;        // [tokens, H, K]
@@ -237,6 +237,9 @@ struct UtBwdParams {
   float* dv = nullptr;            // [tokens, H, V] fp32, or null with dv_out
   float* dbeta = nullptr;         // [tokens, H]
   float* dg = nullptr;            // [tokens, H], added to; with g only
+  float* dg_out = nullptr;        // [tokens, H], with g and grad_scale, or null: g's gradient written there, dg plus
+                                  // this kernel's part summed within each chunk from its end (in fp64), times
+                                  // *grad_scale; dg then only read
   void* dk_out = nullptr;         // [tokens, H, K] in `dtype`, or null: dk plus this kernel's part, times *grad_scale,
                                   // written there instead of back into dk
   void* dv_out = nullptr;         // [tokens, H, V] in `dtype`, or null: dv times *grad_scale written there, not in dv

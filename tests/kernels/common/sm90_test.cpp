@@ -1459,6 +1459,33 @@ TEST_CASE("cuda: the sm90 UT backward equals autograd through the UT transform",
         p.dv = dv.data_ptr<float>();
         CHECK_THROWS_WITH(cuda::sm90::chunk_ut_backward(p, at::cuda::getCurrentCUDAStream().stream()),
                           testing::contains("dk_out and dv_out go together (got only dk_out)"));
+        p.dv_out = dv_out.data_ptr();
+        p.dv = nullptr;
+        if (!gated) continue;
+        // g's gradient written by the kernel (dg_out), as sm90::chunk_train asks: the caller's dG plus the kernel's
+        // part (dg_alone: added to zeros above), summed within each chunk from its end, times the factor, as the
+        // op's ATen path (sm90::detail::chunk_suffix_sums, also fp64) computes it; dg itself only read. The two
+        // sum in different orders, so to within a rounding of fp32.
+        const auto dg_in = at::randn({b.tokens, H}, f32);
+        auto dg_out = at::empty({b.tokens, H}, f32);
+        poison_(dg_out);
+        dg.copy_(dg_in);
+        dk.copy_(dk_before);
+        p.dg_out = dg_out.data_ptr<float>();
+        cuda::sm90::chunk_ut_backward(p, at::cuda::getCurrentCUDAStream().stream());
+        INFO("g's gradient by the kernel");
+        CHECK(at::equal(dg, dg_in));
+        std::vector<int64_t> starts{0};
+        for (const auto T : lengths) starts.push_back(starts.back() + T);
+        const auto want_dg = sm90::detail::chunk_suffix_sums(dg_in + dg_alone, 1, b.tokens, starts) * factor;
+        CHECK(testing::rel_rms(dg_out, want_dg) <= 1e-6);
+        CHECK(at::equal(dbeta, dbeta_alone));
+        // Without grad_scale or g, refused, naming what is missing.
+        p.grad_scale = nullptr;
+        p.dk_out = p.dv_out = nullptr;
+        p.dv = dv.data_ptr<float>();
+        CHECK_THROWS_WITH(cuda::sm90::chunk_ut_backward(p, at::cuda::getCurrentCUDAStream().stream()),
+                          testing::contains("dg_out needs g and grad_scale (got no grad_scale)"));
       }
     }
   }
