@@ -301,7 +301,8 @@ sm90_checks() {
     # their registers and shared memory): occupancy, stalls and, for the gated one, the source's hot spots.
     for rule in delta_rule gated_delta_rule; do
       sections=(--section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats)
-      [[ "$rule" == gated_delta_rule ]] && sections+=(--section SourceCounters --import-source yes)
+      [[ "$rule" == gated_delta_rule ]] && sections+=(--section SchedulerStats --section InstructionStats
+        --section MemoryWorkloadAnalysis_Tables --section SourceCounters --import-source yes)
       { echo; echo "== ncu: the sm90 dq/dk/dW, $rule 16 x 2K"; } >>"$out/ncu.txt"
       timeout 90 ncu --kernel-name 'regex:dqkw_kernel' --launch-skip 1 --launch-count 1 "${sections[@]}" \
         "$build_dir/bench/stage_bench" --benchmark_filter="^dqkw/sm90/$rule/B16/" \
