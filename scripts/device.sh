@@ -67,7 +67,8 @@
 #                                forward's kernels, the backward state pass and dq/dk/dW profiled, the models' captured training step on the sm_90a training op
 #                                against auto (train_step_bench's kernel:3 rows): summary.md, build.log, tests.log,
 #                                stage_bench.json, stage.md, train_step_sm90.json, ncu.txt. Carry .whl holding nvidia-cutlass's wheel (and .fla for FLA). Switches:
-#                                DELTABENCH_SM90_TESTS=0 (no tests), DELTABENCH_SM90_BENCH=0 (no bench, FLA or ncu),
+#                                DELTABENCH_SM90_TESTS=0 (no tests), DELTABENCH_SM90_KERNEL_TESTS=0 (the models' and
+#                                ops' training tests alone), DELTABENCH_SM90_BENCH=0 (no bench, FLA or ncu),
 #                                DELTABENCH_SM90_STAGES=0 (no bench or FLA, the profiles alone),
 #                                DELTABENCH_SANITIZE=0, DELTABENCH_SM90_TEST_SECONDS (300), DELTABENCH_STAGE_SECONDS
 #                                (180), DELTABENCH_FLA_SECONDS (150), DELTABENCH_FLA_STAGE_FILTER (/B16/T2048/),
@@ -183,12 +184,15 @@ sm90_checks() {
     # and not every case after it. Catch2 splits a test spec at commas: the names' are escaped.
     local bin="$build_dir/tests/kernels_cuda_tests" deadline=$(($(date +%s) + ${DELTABENCH_SM90_TEST_SECONDS:-300}))
     local names=() name rc
-    if "$bin" --help 2>&1 | grep -q -- '--list-test-names-only'; then  # Catch2 v2 (Debian 12)
+    # DELTABENCH_SM90_KERNEL_TESTS=0: not the [sm90] cases, only the models' and ops' training tests below.
+    if [[ "${DELTABENCH_SM90_KERNEL_TESTS:-1}" == 0 ]]; then
+      note "- sm90 kernels: kernels_cuda_tests [sm90] not run (DELTABENCH_SM90_KERNEL_TESTS=0)"
+    elif "$bin" --help 2>&1 | grep -q -- '--list-test-names-only'; then  # Catch2 v2 (Debian 12)
       mapfile -t names < <("$bin" --list-test-names-only '[sm90]')
     else  # v3 (the GPU machine): names alone at quiet verbosity
       mapfile -t names < <("$bin" --list-tests '[sm90]' --verbosity quiet)
     fi
-    note "- sm90 kernels: kernels_cuda_tests [sm90], ${#names[@]} cases, a process each (tests.log):"
+    ((${#names[@]})) && note "- sm90 kernels: kernels_cuda_tests [sm90], ${#names[@]} cases, a process each (tests.log):"
     for name in "${names[@]}"; do
       [[ -n "$name" ]] || continue
       if (($(date +%s) >= deadline)); then
