@@ -16,7 +16,8 @@
 //   2'. P = Q K^T and O = Q S, in step 2's batch;
 //   3'. P masked to j <= i and scaled by scale exp(G_i - G_j), rounded into sP; v_new rounded unscaled into a
 //       tile of its own (the same tile as step 3's without a decay); O's rows scaled by scale exp(G_i);
-//   4'. O += P v_new in step 3's batch, then O's rows of the sequence out (the inputs' dtype).
+//   4'. O += P v_new in step 3's batch, then O's rows of the sequence out (the inputs' dtype), staged over U's
+//       buffer and stored 16 bytes at a time.
 // chunk_attn.cu's output kernel computes the same from h and v_new in device memory.
 //
 // The segment-parallel pass (forward.cpp, kernels/common/segments.h) runs this kernel over segments as sequences:
@@ -335,13 +336,18 @@ __global__ void __launch_bounds__(kThreads) state_forward_kernel(const StateFwdP
       warpgroup_wait<0>();
       warpgroup_fence_operand(accS);
       warpgroup_fence_operand(accO);
-      I* o = static_cast<I*>(p.o);
+      // O rounded over U's buffer (read by the epilogue before the last barrier, refilled only after the next
+      // chunk's first), then out in 16-byte pieces of the sequence's rows.
       CUTE_UNROLL
       for (int i = 0; i < size(accO); i += 2) {
         const int r = get<0>(cV(i)), c = get<1>(cV(i));
-        if (r < valid_rows) {
-          *reinterpret_cast<uint32_t*>(o + ((t0 + r) * H + head) * V + col0 + c) = pack_as<I>(accO(i), accO(i + 1));
-        }
+        store_shared(&s.u[b][r * kLdU + c], pack_as<I>(accO(i), accO(i + 1)));
+      }
+      __syncthreads();
+      I* o = static_cast<I*>(p.o) + (t0 * H + head) * V + col0;
+      for (int i = tid; i < valid_rows * (kBV / 8); i += kThreads) {
+        const int r = i / (kBV / 8), c = (i % (kBV / 8)) * 8;
+        store_global_16(o + r * H * V + c, load_shared_16(&s.u[b][r * kLdU + c]));
       }
     } else {
       warpgroup_fence_operand(accS);
