@@ -192,39 +192,56 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
   auto thr_kk = mma_kk.get_thread_slice(tid);
   auto thr_kn = mma_kn.get_thread_slice(tid);
   auto thr_nn = mma_nn.get_thread_slice(tid);
-  const int me = opaque_tid();
+  // The thread's accumulator rows (row0 and row0 + 8) and first column (tiles.h, acc_row): every value's place is
+  // one of those plus a constant of its index, so the unrolled loops below address from a few registers.
+  const int row0 = acc_row(tid), col0 = acc_col(tid);
+  static_assert(std::is_same_v<typename L::LayoutA, KMajorTile<E, kC, kC>>, "sA as k_major_at addresses it");
+  static_assert(std::is_same_v<typename L::LayoutFT, decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<E>{},
+                                                                             Shape<Int<KD>, Int<kC>>{}))>,
+                "q and k as mn_major_at addresses them");
 
-  // A. dA = dO v_new^T, masked, scaled, rounded into sA.
+  // A. dA = dO v_new^T, masked, scaled, rounded into sA. The exps are taken for every value and the masked ones
+  //    dropped by a select (one that overflows is never used), so that no branch a pair splits the code.
   {
     Tensor acc = partition_fragment_C(mma_kk, Shape<Int<kC>, Int<kC>>{});
     clear(acc);
     product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sO)), thr_kk.make_fragment_B(thr_kk.partition_B(sVn)), acc);
-    Tensor coord = mma_kk.get_thread_slice(me).partition_C(make_identity_tensor(Shape<Int<kC>, Int<kC>>{}));
     CUTE_UNROLL
     for (int i = 0; i < size(acc); i += 2) {
-      const int r = get<0>(coord(i)), c = get<1>(coord(i));
-      float a = c <= r ? acc(i) * scale : 0.0f, b = c + 1 <= r ? acc(i + 1) * scale : 0.0f;
+      const int r = row0 + 8 * acc_upper(i), c = col0 + acc_col_of(i);
+      float a = acc(i) * scale, b = acc(i + 1) * scale;
       if constexpr (kGated) {
-        a = c <= r ? a * __expf(s.G[r] - s.G[c]) : 0.0f;
-        b = c + 1 <= r ? b * __expf(s.G[r] - s.G[c + 1]) : 0.0f;
+        a *= __expf(s.G[r] - s.G[c]);
+        b *= __expf(s.G[r] - s.G[c + 1]);
       }
-      store_shared(&sA(r, c), pack_as<E>(a, b));
+      store_shared(s.a + k_major_at<kC>(r, c), pack_as<E>(c <= r ? a : 0.0f, c + 1 <= r ? b : 0.0f));
     }
   }
   cutlass::arch::fence_view_async_shared();
   __syncthreads();
 
   Tensor acc = partition_fragment_C(mma_kk, Shape<Int<kC>, Int<KD>>{});  // dq, dk, dW in turn
-  Tensor coord = mma_kk.get_thread_slice(me).partition_C(make_identity_tensor(Shape<Int<kC>, Int<KD>>{}));
   // acc times factor, the sequence's rows in pairs of columns, in the given form: into dst (fp32) or dst16 (bf16
-  // or fp16: dq's final values in the inputs' dtype, sm90::chunk_train's; dW in fp16).
+  // or fp16: dq's final values in the inputs' dtype, sm90::chunk_train's; dW in fp16). Two row offsets, each
+  // pair at a constant past one of them.
   auto out = [&](auto form, float* dst, void* dst16, float factor) {
     constexpr OutForm kForm = decltype(form)::value;
+    const int64_t at0 = ((t0 + row0) * H + head) * KD + col0, at8 = at0 + 8 * H * KD;
+    const bool in0 = row0 < rows, in8 = row0 + 8 < rows;
     CUTE_UNROLL
     for (int i = 0; i < size(acc); i += 2) {
-      const int r = get<0>(coord(i)), c = get<1>(coord(i));
-      if (r < rows) store_pair<kForm>(dst, dst16, ((t0 + r) * H + head) * KD + c, factor * acc(i), factor * acc(i + 1));
+      if (acc_upper(i) ? in8 : in0) {
+        store_pair<kForm>(dst, dst16, (acc_upper(i) ? at8 : at0) + acc_col_of(i), factor * acc(i), factor * acc(i + 1));
+      }
     }
+  };
+  // sum += x_i q(r, c) + x_i+1 q(r, c + 1), r and c value i's, q read as it sits (an MN-major tile); likewise k.
+  auto times = [&](const Inner* tile) {
+    return [=](int i, float x0, float x1, float& sum) {
+      const float2 y = load_shared_pair(tile + mn_major_at<KD>(col0 + acc_col_of(i), row0 + 8 * acc_upper(i)));
+      sum += x0 * y.x;
+      sum += x1 * y.y;
+    };
   };
   const OutFormConstant<OutForm::kF32> f32;
   const OutFormConstant<OutForm::kF16> f16;
@@ -233,7 +250,7 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
   // B. dq = scale e^G (dO h^T) + dA k.
   clear(acc);
   product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sO)), thr_kk.make_fragment_B(thr_kk.partition_B(sHt)), acc);
-  accumulator_scale_rows(acc, coord, [&](int r) { return kGated ? scale * __expf(s.G[r]) : scale; });
+  scale_acc_rows(acc, kGated ? scale * __expf(s.G[row0]) : scale, kGated ? scale * __expf(s.G[row0 + 8]) : scale);
   product(mma_kn, thr_kn.make_fragment_A(thr_kn.partition_A(sA)), thr_kn.make_fragment_B(thr_kn.partition_B(sK)), acc);
   // Every warp past its products, dO's tile takes dv_new (h's takes dh where there is neither dW nor a decay), the
   // copies in flight while dq is stored.
@@ -248,9 +265,7 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
   // dq scaled back where written final.
   with_out_form(p.dq_out, std::is_same_v<I, cutlass::bfloat16_t>,
                 [&](auto form) { out(form, p.dq, p.dq_out, p.dq_out != nullptr ? *p.grad_scale : 1.0f); });
-  auto times_q = [&](int r, int c, float x) { return x * load_shared_float(&sQ(c, r)); };
-  auto times_k = [&](int r, int c, float x) { return x * load_shared_float(&sK(c, r)); };
-  if constexpr (kGated) accumulator_row_sums(acc, coord, times_q, s.rowq);
+  if constexpr (kGated) acc_row_sums(acc, times(s.q), s.rowq, tid);
   // D. dW = -(dv_new h^T), before C: h's tile then takes dh (by cp.async, in flight while dW is stored; with a decay
   // through registers, sum(h dh) taken on the way).
   if constexpr (kW) {
@@ -272,19 +287,16 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
   } else {
     landed_for_wgmma<0>();
   }
-  // C. dk = exp(G_last - G) (v_new dh^T) + dA^T q. Its row sums' coordinates from a fresh read of the thread's
-  // index, so that the compiler recomputes their shared-memory offsets here instead of keeping dq's (64
-  // registers) live through D.
-  Tensor coord_c = mma_kk.get_thread_slice(opaque_tid()).partition_C(make_identity_tensor(Shape<Int<kC>, Int<KD>>{}));
+  // C. dk = exp(G_last - G) (v_new dh^T) + dA^T q.
   clear(acc);
   product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sVn)), thr_kk.make_fragment_B(thr_kk.partition_B(sDht)), acc);
   if constexpr (kGated) {
-    accumulator_scale_rows(acc, coord_c, [&](int r) { return r < rows ? __expf(G_last - s.G[r]) : 0.0f; });
-    accumulator_row_sums(acc, coord_c, times_k, s.rowend);
+    scale_acc_rows(acc, row0 < rows ? __expf(G_last - s.G[row0]) : 0.0f, row0 + 8 < rows ? __expf(G_last - s.G[row0 + 8]) : 0.0f);
+    acc_row_sums(acc, times(s.k), s.rowend, tid);
   }
   product(mma_nn, thr_nn.make_fragment_A(thr_nn.partition_A(sAt)), thr_nn.make_fragment_B(thr_nn.partition_B(sQ)), acc);
   out(f32, p.dk, nullptr, 1.0f);
-  if constexpr (kGated) accumulator_row_sums(acc, coord_c, times_k, s.rowk);
+  if constexpr (kGated) acc_row_sums(acc, times(s.k), s.rowk, tid);
   if constexpr (kGated) {
     // sum(h dh) over the chunk's state slice, in a fixed order: each thread its pieces (dh_into_h), then the warps.
     float part = my_hdh;

@@ -151,9 +151,15 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
   auto thr_kk = mma_kk.get_thread_slice(tid);
   auto thr_kn = mma_kn.get_thread_slice(tid);
   auto thr_nn = mma_nn.get_thread_slice(tid);
-  const int me = opaque_tid();
+  // The thread's accumulator rows (row0 and row0 + 8) and first column (tiles.h, acc_row): every value's place is
+  // one of those plus a constant of its index.
+  const int row0 = acc_row(tid), col0 = acc_col(tid);
+  static_assert(std::is_same_v<typename L::TK, KMajorTile<E, kC, KD>> && std::is_same_v<typename L::TV, KMajorTile<E, kC, VD>> &&
+                    std::is_same_v<typename L::T64, KMajorTile<E, kC, kC>>,
+                "the tiles as k_major_at addresses them");
+  auto row_of = [&](int i) { return row0 + 8 * acc_upper(i); };
+  auto col_of = [&](int i) { return col0 + acc_col_of(i); };
   Tensor acc = partition_fragment_C(mma_kk, Shape<Int<kC>, Int<kC>>{});  // the 64 x 64 products in turn
-  Tensor coord = mma_kk.get_thread_slice(me).partition_C(make_identity_tensor(Shape<Int<kC>, Int<kC>>{}));
   auto gamma = [&](int r, int c) { return kGated ? __expf(s.G[r] - s.G[c]) : 1.0f; };
 
   // 1. Without the forward's T: S = K K^T; A below the diagonal into s.f (for now); T by blocks, rounded into
@@ -164,8 +170,9 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
     product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sK)), thr_kk.make_fragment_B(thr_kk.partition_B(sK)), acc);
     CUTE_UNROLL
     for (int i = 0; i < size(acc); ++i) {
-      const int r = get<0>(coord(i)), c = get<1>(coord(i));
-      s.f[r * kLd + c] = c < r ? s.beta[r] * acc(i) * gamma(r, c) : 0.0f;
+      const int r = row_of(i), c = col_of(i);
+      const float x = s.beta[r] * acc(i) * gamma(r, c);  // the forward's product, in its order (one above the
+      s.f[r * kLd + c] = c < r ? x : 0.0f;               // diagonal may overflow: never kept)
     }
     __syncthreads();
     unit_lower_inverse_blocked(s.f, kLd, tid);  // the forward's way, so the same bits as its T
@@ -177,7 +184,7 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
   product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sDw)), thr_kk.make_fragment_B(thr_kk.partition_B(sK)), acc);
   CUTE_UNROLL
   for (int i = 0; i < size(acc); ++i) {
-    const int c = get<1>(coord(i));
+    const int c = col_of(i);
     acc(i) *= s.beta[c] * (kGated ? __expf(s.G[c]) : 1.0f);
   }
   {
@@ -185,10 +192,10 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
     clear(acc2);
     product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sDu)), thr_kk.make_fragment_B(thr_kk.partition_B(sV)), acc2);
     CUTE_UNROLL
-    for (int i = 0; i < size(acc); ++i) acc(i) += acc2(i) * s.beta[get<1>(coord(i))];
+    for (int i = 0; i < size(acc); ++i) acc(i) += acc2(i) * s.beta[col_of(i)];
   }
   CUTE_UNROLL
-  for (int i = 0; i < size(acc); i += 2) store_shared(&sX(get<0>(coord(i)), get<1>(coord(i))), pack_as<E>(acc(i), acc(i + 1)));
+  for (int i = 0; i < size(acc); i += 2) store_shared(s.x + k_major_at<kC>(row_of(i), col_of(i)), pack_as<E>(acc(i), acc(i + 1)));
   cutlass::arch::fence_view_async_shared();
   __syncthreads();
   // 3. X = dT T^T (B = T as it sits), back into sX once every thread has it; Y = T^T X (A = T read M-major,
@@ -197,7 +204,7 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
   product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sX)), thr_kk.make_fragment_B(thr_kk.partition_B(sT)), acc);
   __syncthreads();  // every thread's product has read sX
   CUTE_UNROLL
-  for (int i = 0; i < size(acc); i += 2) store_shared(&sX(get<0>(coord(i)), get<1>(coord(i))), pack_as<E>(acc(i), acc(i + 1)));
+  for (int i = 0; i < size(acc); i += 2) store_shared(s.x + k_major_at<kC>(row_of(i), col_of(i)), pack_as<E>(acc(i), acc(i + 1)));
   cutlass::arch::fence_view_async_shared();
   __syncthreads();
   clear(acc);
@@ -212,18 +219,18 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
   for (int i = 0; i < size(acc); i += 2) {
     float e[2];
     for (int h = 0; h < 2; ++h) {
-      const int r = get<0>(coord(i + h)), c = get<1>(coord(i + h));
+      const int r = row_of(i + h), c = col_of(i + h);
       const float dA = c < r ? -acc(i + h) : 0.0f;
-      const float g = c < r ? gamma(r, c) : 0.0f;
+      const float gm = gamma(r, c), g = c < r ? gm : 0.0f;  // one above the diagonal may overflow: never kept
       const float S = accs(i + h);
       e[h] = dA * g;
       s.f[r * kLd + c] = dA * s.beta[r] * S * g;  // dA * A
       acc(i + h) = e[h] * S;                      // E * S, summed by rows below
     }
-    const int r = get<0>(coord(i));
-    store_shared(&sDs(r, get<1>(coord(i))), pack_as<E>(s.beta[r] * e[0], s.beta[r] * e[1]));
+    const int r = row_of(i);
+    store_shared(s.ds + k_major_at<kC>(r, col_of(i)), pack_as<E>(s.beta[r] * e[0], s.beta[r] * e[1]));
   }
-  accumulator_row_sums(acc, coord, [](int, int, float x) { return x; }, s.rowf);
+  acc_row_sums(acc, [](int, float x0, float x1, float& sum) { sum += x0; sum += x1; }, s.rowf, tid);
   cutlass::arch::fence_view_async_shared();
   __syncthreads();
   if (tid < kC) {
@@ -239,22 +246,26 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
   }
   // 4. dKb = T^T dW; dk += beta e^G dKb + dS K + dS^T K.
   Tensor acck = partition_fragment_C(mma_kk, Shape<Int<kC>, Int<KD>>{});
-  Tensor coordk = mma_kk.get_thread_slice(me).partition_C(make_identity_tensor(Shape<Int<kC>, Int<KD>>{}));
+  // sum += x_i t(r, c) + x_i+1 t(r, c + 1), r and c value i's, t a K-major tile of 64 rows (K or V).
+  auto times = [&](const Inner* tile) {
+    return [=](int i, float x0, float x1, float& sum) {
+      const float2 y = load_shared_pair(tile + k_major_at<kC>(row0 + 8 * acc_upper(i), col0 + acc_col_of(i)));
+      sum += x0 * y.x;
+      sum += x1 * y.y;
+    };
+  };
   clear(acck);
   product(mma_nn, thr_nn.make_fragment_A(thr_nn.partition_A(sTt)), thr_nn.make_fragment_B(thr_nn.partition_B(sDwn)), acck);
   __syncthreads();  // rowf is free again
-  accumulator_row_sums(acck, coordk, [&](int r, int c, float x) { return x * float(sK(r, c)); }, s.rowf);
+  acc_row_sums(acck, times(s.k), s.rowf, tid);
   __syncthreads();
   if (tid < kC) {
     const float eG = kGated ? __expf(s.G[tid]) : 1.0f;
     s.dbeta[tid] += eG * s.rowf[tid];
     if constexpr (kGated) s.dg[tid] += s.beta[tid] * eG * s.rowf[tid];
   }
-  CUTE_UNROLL
-  for (int i = 0; i < size(acck); ++i) {
-    const int r = get<0>(coordk(i));
-    acck(i) *= s.beta[r] * (kGated ? __expf(s.G[r]) : 1.0f);
-  }
+  scale_acc_rows(acck, s.beta[row0] * (kGated ? __expf(s.G[row0]) : 1.0f),
+                 s.beta[row0 + 8] * (kGated ? __expf(s.G[row0 + 8]) : 1.0f));
   product(mma_kn, thr_kn.make_fragment_A(thr_kn.partition_A(sDs)), thr_kn.make_fragment_B(thr_kn.partition_B(sKn)), acck);
   product(mma_nn, thr_nn.make_fragment_A(thr_nn.partition_A(sDst)), thr_nn.make_fragment_B(thr_nn.partition_B(sKn)), acck);
   // dk += acck, 16 pairs at a time: their loads first, then their stores (loads and stores interleaved, the
@@ -269,26 +280,30 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
   const float back = p.grad_scale != nullptr ? *p.grad_scale : 1.0f;
   auto* const stage_k = reinterpret_cast<uint16_t*>(s.dw);  // free since step 4's first product (a barrier after it)
   auto* const stage_v = reinterpret_cast<uint16_t*>(s.du);  // free since step 5's product (likewise)
+  // The thread's two rows of dk and of dv (row0 and row0 + 8, the latter at + 8 H KD or + 8 H VD), each pair at a
+  // constant past one of them.
+  const bool in0 = row0 < rows, in8 = row0 + 8 < rows;
+  const int64_t row_k = ((t0 + row0) * H + head) * KD + col0, row_v = ((t0 + row0) * H + head) * VD + col0;
   with_out_form(p.dk_out, bf16, [&](auto form) {
     constexpr OutForm kForm = decltype(form)::value;
     CUTE_UNROLL
     for (int i0 = 0; i0 < size(acck); i0 += kRmw) {
       CUTE_UNROLL
       for (int i = i0; i < i0 + kRmw; i += 2) {
-        const int r = get<0>(coordk(i)), c = get<1>(coordk(i));
-        if (r < rows) {
-          const float2 was = *reinterpret_cast<const float2*>(p.dk + ((t0 + r) * H + head) * KD + c);
+        if (acc_upper(i) ? in8 : in0) {
+          const float2 was = *reinterpret_cast<const float2*>(p.dk + row_k + acc_upper(i) * 8 * H * KD + acc_col_of(i));
           acck(i) += was.x;
           acck(i + 1) += was.y;
         }
       }
       CUTE_UNROLL
       for (int i = i0; i < i0 + kRmw; i += 2) {
-        const int r = get<0>(coordk(i)), c = get<1>(coordk(i));
         if constexpr (kForm == OutForm::kF32) {
-          if (r < rows) store_pair<kForm>(p.dk, nullptr, ((t0 + r) * H + head) * KD + c, acck(i), acck(i + 1));
+          if (acc_upper(i) ? in8 : in0) {
+            store_pair<kForm>(p.dk, nullptr, row_k + acc_upper(i) * 8 * H * KD + acc_col_of(i), acck(i), acck(i + 1));
+          }
         } else {
-          store_shared(stage_k + staged_at<KD>(r, c), pack_as<OutType<kForm>>(acck(i) * back, acck(i + 1) * back));
+          store_shared(stage_k + staged_at<KD>(row_of(i), col_of(i)), pack_as<OutType<kForm>>(acck(i) * back, acck(i + 1) * back));
         }
       }
     }
@@ -299,21 +314,21 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
   });
   // 5. dVb = T^T dU; dbeta gets rowsum(dVb V); dv = beta dVb.
   Tensor accv = partition_fragment_C(mma_kk, Shape<Int<kC>, Int<VD>>{});
-  Tensor coordv = mma_kk.get_thread_slice(me).partition_C(make_identity_tensor(Shape<Int<kC>, Int<VD>>{}));
   clear(accv);
   product(mma_nn, thr_nn.make_fragment_A(thr_nn.partition_A(sTt)), thr_nn.make_fragment_B(thr_nn.partition_B(sDun)), accv);
   __syncthreads();  // rowf is free again
-  accumulator_row_sums(accv, coordv, [&](int r, int c, float x) { return x * float(sV(r, c)); }, s.rowf);
+  acc_row_sums(accv, times(s.v), s.rowf, tid);
+  const float beta0 = s.beta[row0], beta8 = s.beta[row0 + 8];
   with_out_form(p.dv_out, bf16, [&](auto form) {
     constexpr OutForm kForm = decltype(form)::value;
     CUTE_UNROLL
     for (int i = 0; i < size(accv); i += 2) {
-      const int r = get<0>(coordv(i)), c = get<1>(coordv(i));
-      const float a = s.beta[r] * accv(i), b = s.beta[r] * accv(i + 1);
+      const float beta = acc_upper(i) ? beta8 : beta0;
+      const float a = beta * accv(i), b = beta * accv(i + 1);
       if constexpr (kForm == OutForm::kF32) {
-        if (r < rows) store_pair<kForm>(p.dv, nullptr, ((t0 + r) * H + head) * VD + c, a, b);
+        if (acc_upper(i) ? in8 : in0) store_pair<kForm>(p.dv, nullptr, row_v + acc_upper(i) * 8 * H * VD + acc_col_of(i), a, b);
       } else {
-        store_shared(stage_v + staged_at<VD>(r, c), pack_as<OutType<kForm>>(a * back, b * back));
+        store_shared(stage_v + staged_at<VD>(row_of(i), col_of(i)), pack_as<OutType<kForm>>(a * back, b * back));
       }
     }
     if constexpr (kForm != OutForm::kF32) {

@@ -1,8 +1,10 @@
 #pragma once
-// What the sm_90a kernels (kernels/common/sm90/*.cu) share: CuTe's warpgroup product atoms for the 16-bit
-// dtypes and the tiled products on them, 16-byte cp.async copies that zero-fill past a sequence's end, 4-byte shared stores of
-// accumulator pairs, one waited-for wgmma batch, a chunk's cumulative log decay by one warp, where a chunk
-// lies, the aligned shared memory, and the launch.
+// What the sm_90a kernels (kernels/common/sm90/*.cu) share beyond tiles.h (their operand tiles, products and
+// accumulator layout): 16-byte cp.async copies that zero-fill past a sequence's end, shared and global stores of
+// accumulator pairs and of 16-byte pieces, rows of an accumulator scaled and summed, one waited-for wgmma batch, a
+// chunk's cumulative log decay by one warp, where a chunk lies, the aligned shared memory, and the launch.
+
+#include "kernels/common/sm90/tiles.h"
 
 #include <cute/tensor.hpp>
 #include <cutlass/arch/barrier.h>
@@ -21,27 +23,6 @@ namespace deltabench::cuda::sm90::detail {
 using namespace cute;
 
 inline constexpr int kWarpgroupThreads = 128;  // every sm_90a kernel here is one warpgroup a block
-
-// The 64 x 64 x 16 warpgroup product of element type E with fp32 accumulation, A and B majorness given.
-template <class E, GMMA::Major A, GMMA::Major B>
-struct MmaOp;
-template <GMMA::Major A, GMMA::Major B>
-struct MmaOp<cutlass::bfloat16_t, A, B> {
-  using type = SM90_64x64x16_F32BF16BF16_SS<A, B>;
-};
-template <GMMA::Major A, GMMA::Major B>
-struct MmaOp<cutlass::half_t, A, B> {
-  using type = SM90_64x64x16_F32F16F16_SS<A, B>;
-};
-
-// The warpgroup's tiled products on operands of E (the kernels' Inner, below), named by the majorness of A and
-// B: K (contiguous along the sum) or MN. A tile read in the other order is the same bytes with the other major.
-template <class E>
-using MmaKKOf = decltype(make_tiled_mma(typename MmaOp<E, GMMA::Major::K, GMMA::Major::K>::type{}));
-template <class E>
-using MmaKNOf = decltype(make_tiled_mma(typename MmaOp<E, GMMA::Major::K, GMMA::Major::MN>::type{}));
-template <class E>
-using MmaNNOf = decltype(make_tiled_mma(typename MmaOp<E, GMMA::Major::MN, GMMA::Major::MN>::type{}));
 
 __device__ __forceinline__ void copy16_zfill(void* dst, const void* src, bool valid) {
   const auto to = static_cast<unsigned>(__cvta_generic_to_shared(dst));
@@ -144,16 +125,6 @@ __device__ __forceinline__ void store_shared(const void* p, uint32_t bits) {
 __device__ __forceinline__ void store_shared_u16(const void* p, uint16_t bits) {
   const auto to = static_cast<unsigned>(__cvta_generic_to_shared(p));
   asm volatile("st.shared.b16 [%0], %1;\n" ::"r"(to), "h"(bits) : "memory");
-}
-
-// An Inner element of shared memory as fp32, by LDS from a 32-bit shared address: a plain read of a CuTe
-// swizzled element is a generic load from a 64-bit address, two registers a load, which the unrolled row sums
-// held for every value (chunk_dqkw's gated kernel at 255 registers with spills).
-__device__ __forceinline__ float load_shared_float(const Inner* p) {
-  const auto at = static_cast<unsigned>(__cvta_generic_to_shared(p));
-  uint16_t bits;
-  asm volatile("ld.shared.b16 %0, [%1];\n" : "=h"(bits) : "r"(at));
-  return float(Inner::bitcast(bits));
 }
 
 // The form a kernel's final gradient stores take: fp32, or rounded to nearest into bf16 or fp16 (the inputs'
@@ -377,44 +348,42 @@ __device__ __forceinline__ void unit_lower_inverse_blocked(float* a, int lda, in
   inverse_detail::join<2, 4, 2 * kB>(a, lda, 0, 0, (tid / 8) * 2, (tid % 8) * 4);
 }
 
-// Each row of a 64 x N accumulator times factor(row), evaluated once for each of the thread's two rows: a
-// thread's values lie in rows r and r + 8 (r with bit 3 clear, the rule accumulator_row_sums below uses).
-template <class Acc, class Coord, class F>
-__device__ __forceinline__ void accumulator_scale_rows(Acc& acc, const Coord& coord, F factor) {
-  const int r = cute::get<0>(coord(0)) & ~8;
-  const float f0 = factor(r), f1 = factor(r + 8);
+// A 64 x N accumulator's rows scaled and summed by the closed-form layout of its values (tiles.h: acc_row,
+// acc_upper): a value's row half is a constant of its index, so the unrolled loops carry no per-value row
+// arithmetic (CuTe's coordinates of an opaque thread index made the compiler compute every value's row and
+// address: the gated dq/dk/dW was 146 KB of code, 87 without them). Rows r and r + 8 of the thread (r = acc_row(tid))
+// times f0 and f8.
+template <class Acc>
+__device__ __forceinline__ void scale_acc_rows(Acc& acc, float f0, float f8) {
 #pragma unroll
-  for (int i = 0; i < int(cute::size(acc)); ++i) acc(i) *= ((cute::get<0>(coord(i)) >> 3) & 1) ? f1 : f0;
+  for (int i = 0; i < int(cute::size(acc)); ++i) acc(i) *= acc_upper(i) ? f8 : f0;
 }
-
-// Row sums of a 64 x N accumulator's values f(row, column, value) into out[64], in a fixed order: each thread
-// sums its two rows' values, then the four lanes of a quad (which hold a row between them) add theirs. Call
-// from every thread of the warpgroup; out is visible to the others after a barrier.
-template <class Acc, class Coord, class F>
-__device__ __forceinline__ void accumulator_row_sums(const Acc& acc, const Coord& coord, F f, float* out) {
+// Row sums of a 64 x N accumulator into out[64], in a fixed order: add_pair(i, x_i, x_i+1, sum) adds the pair
+// (i even) to its row's sum value by value, then the four lanes of a quad add theirs. Call from every thread of
+// the warpgroup; out is visible to the others after a barrier.
+template <class Acc, class F>
+__device__ __forceinline__ void acc_row_sums(const Acc& acc, F add_pair, float* out, int tid) {
   float part[2] = {0.0f, 0.0f};
-  int rows[2] = {0, 0};
 #pragma unroll
-  for (int i = 0; i < int(cute::size(acc)); ++i) {
-    const int r = cute::get<0>(coord(i)), c = cute::get<1>(coord(i));
-    const float x = f(r, c, acc(i));
-    if ((r >> 3) & 1) {
-      part[1] += x;
-      rows[1] = r;
-    } else {
-      part[0] += x;
-      rows[0] = r;
-    }
-  }
+  for (int i = 0; i < int(cute::size(acc)); i += 2) add_pair(i, acc(i), acc(i + 1), part[acc_upper(i)]);
 #pragma unroll
   for (int k = 0; k < 2; ++k) {
     part[k] += __shfl_xor_sync(0xffffffffu, part[k], 1);
     part[k] += __shfl_xor_sync(0xffffffffu, part[k], 2);
   }
-  if (threadIdx.x % 4 == 0) {
-    out[rows[0]] = part[0];
-    out[rows[1]] = part[1];
+  if (tid % 4 == 0) {
+    out[acc_row(tid)] = part[0];
+    out[acc_row(tid) + 8] = part[1];
   }
+}
+
+// Two adjacent Inner elements of shared memory (4-byte aligned) as fp32, by one LDS.
+__device__ __forceinline__ float2 load_shared_pair(const Inner* p) {
+  static_assert(std::is_same_v<Inner, cutlass::half_t>, "the pair read as fp16");
+  const auto at = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  uint32_t bits;
+  asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(bits) : "r"(at));
+  return __half22float2(*reinterpret_cast<const __half2*>(&bits));
 }
 
 // A sequential pass's block (blockIdx.y = sequence n times H plus head): the sequence's tokens [t_begin,

@@ -54,7 +54,76 @@ int blocks_differ() {
   return bad;
 }
 
+// Of a [64 x N] accumulator's values, over the warpgroup's 128 threads, how many are not where acc_row, acc_upper,
+// acc_col and acc_col_of say CuTe's partition_C puts them.
+template <class Mma, int N>
+int misplaced_accumulator_values() {
+  using namespace deltabench::cuda::sm90::detail;
+  Mma mma;
+  int bad = 0;
+  for (int tid = 0; tid < 128; ++tid) {
+    const auto coord = mma.get_thread_slice(tid).partition_C(cute::make_identity_tensor(Shape<Int<64>, Int<N>>{}));
+    for (int i = 0; i < int(cute::size(coord)); ++i) {
+      bad += cute::get<0>(coord(i)) != acc_row(tid) + 8 * acc_upper(i) || cute::get<1>(coord(i)) != acc_col(tid) + acc_col_of(i);
+    }
+  }
+  return bad;
+}
+
+template <class E>
+int misplaced_for() {
+  using namespace deltabench::cuda::sm90::detail;
+  return misplaced_accumulator_values<MmaKKOf<E>, 64>() + misplaced_accumulator_values<MmaKKOf<E>, 128>() +
+         misplaced_accumulator_values<MmaKNOf<E>, 64>() + misplaced_accumulator_values<MmaKNOf<E>, 128>() +
+         misplaced_accumulator_values<MmaNNOf<E>, 64>() + misplaced_accumulator_values<MmaNNOf<E>, 128>();
+}
+
+// Of a tile's elements, how many k_major_at (Rows x Cols, K-major) or mn_major_at (M x K, MN-major) puts elsewhere
+// than CuTe does. The tiles are made on a 1024-byte aligned buffer, as the kernels make them on shared memory: the
+// swizzle acts on the address's bits, and a layout evaluated alone applies it to element offsets instead.
+alignas(1024) cutlass::half_t tile_buffer[128 * 128];
+
+template <int Rows, int Cols>
+int k_major_misplaced() {
+  using namespace deltabench::cuda::sm90::detail;
+  const auto tile = cute::make_tensor(cute::make_smem_ptr(tile_buffer), KMajorTile<cutlass::half_t, Rows, Cols>{});
+  int bad = 0;
+  for (int r = 0; r < Rows; ++r) {
+    for (int c = 0; c < Cols; ++c) bad += &tile(r, c) - tile_buffer != k_major_at<Rows>(r, c);
+  }
+  return bad;
+}
+template <int M, int K>
+int mn_major_misplaced() {
+  using namespace deltabench::cuda::sm90::detail;
+  const auto tile = cute::make_tensor(cute::make_smem_ptr(tile_buffer),
+                                      cute::tile_to_shape(cute::GMMA::Layout_MN_SW128_Atom<cutlass::half_t>{}, Shape<Int<M>, Int<K>>{}));
+  int bad = 0;
+  for (int m = 0; m < M; ++m) {
+    for (int k = 0; k < K; ++k) bad += &tile(m, k) - tile_buffer != mn_major_at<M>(m, k);
+  }
+  return bad;
+}
+
 }  // namespace
+
+TEST_CASE("sm90 tiles: k_major_at and mn_major_at are CuTe's layouts", "[kernels][sm90]") {
+  CHECK(k_major_misplaced<64, 64>() == 0);
+  CHECK(k_major_misplaced<64, 128>() == 0);
+  CHECK(mn_major_misplaced<64, 64>() == 0);
+  CHECK(mn_major_misplaced<128, 64>() == 0);
+}
+
+TEST_CASE("sm90 tiles: the accumulator values lie where acc_row and acc_col say", "[kernels][sm90]") {
+  CHECK(misplaced_for<cutlass::half_t>() == 0);
+  CHECK(misplaced_for<cutlass::bfloat16_t>() == 0);
+  // A value's row half and column past the thread's first are constants of its index: the upper row every
+  // other pair, 8 columns every 4 values, the second 64-column atom from value 32.
+  using namespace deltabench::cuda::sm90::detail;
+  CHECK(acc_upper(2) == 1);
+  CHECK(acc_col_of(5) == 9);
+  CHECK(acc_col_of(33) == 65);
+}
 
 TEST_CASE("sm90 tiles: a K-major tile read through its transposed view is the same bytes", "[kernels][sm90]") {
   CHECK(view_differs<64, 64>() == 0);
