@@ -116,13 +116,12 @@ __global__ void __launch_bounds__(kThreads) ut_forward_kernel(const UtFwdParams 
     Tensor acc = partition_fragment_C(mma_a, Shape<Int<kC>, Int<kC>>{});
     clear(acc);
     product(mma_a, thr.make_fragment_A(thr.partition_A(sK)), thr.make_fragment_B(thr.partition_B(sK)), acc);
-    Tensor coord = mma_a.get_thread_slice(opaque_tid()).partition_C(make_identity_tensor(Shape<Int<kC>, Int<kC>>{}));
     CUTE_UNROLL
     for (int i = 0; i < size(acc); ++i) {
-      const int r = get<0>(coord(i)), c = get<1>(coord(i));
-      float x = c < r ? s.beta[r] * acc(i) : 0.0f;
-      if constexpr (kGated) x = c < r ? x * __expf(s.G[r] - s.G[c]) : 0.0f;
-      s.a[r * kLdA + c] = x;
+      const int r = acc_row(tid) + 8 * acc_upper(i), c = acc_col(tid) + acc_col_of(i);  // tiles.h
+      float x = s.beta[r] * acc(i);
+      if constexpr (kGated) x *= __expf(s.G[r] - s.G[c]);  // above the diagonal it may overflow: never kept
+      s.a[r * kLdA + c] = c < r ? x : 0.0f;
     }
   }
   __syncthreads();
@@ -172,14 +171,12 @@ __global__ void __launch_bounds__(kThreads) ut_forward_kernel(const UtFwdParams 
   static_assert(2 * kC * 64 * sizeof(E) <= sizeof(s.a), "two 64 x 64 staging tiles over A's storage");
   auto thr = mma_n.get_thread_slice(tid);
   Tensor acc = partition_fragment_C(mma_n, Shape<Int<kC>, _64>{});
-  Tensor coord = mma_n.get_thread_slice(opaque_tid()).partition_C(make_identity_tensor(Shape<Int<kC>, _64>{}));
   int staged = 0;  // the tiles staged so far
   auto out = [&](E* dst, int64_t width, int col0) {
     auto* stage = reinterpret_cast<uint16_t*>(s.a) + (staged++ & 1) * kC * 64;
     CUTE_UNROLL
     for (int i = 0; i < size(acc); i += 2) {
-      const int r = get<0>(coord(i)), c = get<1>(coord(i));
-      store_shared(stage + staged_at<64>(r, c), pack_as<E>(acc(i), acc(i + 1)));
+      store_shared(stage + staged_at<64>(acc_row(tid) + 8 * acc_upper(i), acc_col(tid) + acc_col_of(i)), pack_as<E>(acc(i), acc(i + 1)));
     }
     __syncthreads();
     store_staged_rows<64, kThreads>(stage, rows, reinterpret_cast<uint16_t*>(dst) + (t0 * H + head) * width + col0,
