@@ -169,30 +169,27 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(const AttnParams p) {
   warpgroup_fence_operand(accP);
   warpgroup_fence_operand(accO);
 
-  // 2. P masked and scaled into sP; O's rows scaled.
-  const int me = opaque_tid();
-  Tensor cP = mma_p.get_thread_slice(me).partition_C(make_identity_tensor(Shape<Int<kC>, Int<kC>>{}));
-  Tensor cO = mma_o.get_thread_slice(me).partition_C(make_identity_tensor(Shape<Int<kC>, Int<kBV>>{}));
+  // 2. P masked and scaled into sP; O's rows scaled. A value's place by the closed-form accumulator layout
+  //    (tiles.h); the exps taken for every value and the masked ones dropped by a select (one that overflows is
+  //    never kept).
+  static_assert(std::is_same_v<typename L::LayoutP, KMajorTile<E, kC, kC>>, "sP as k_major_at addresses it");
+  const int arow = acc_row(tid), acol = acc_col(tid);  // the thread's first accumulator row and column
   const float scale = p.scale;
   CUTE_UNROLL
   for (int i = 0; i < size(accP); i += 2) {
-    const int r = get<0>(cP(i)), c = get<1>(cP(i));
+    const int r = arow + 8 * acc_upper(i), c = acol + acc_col_of(i);
     // Forward: query r, key c, kept where c <= r. Backward: key r, query c, kept where c >= r.
     const bool keep0 = kBackward ? c >= r : c <= r, keep1 = kBackward ? c + 1 >= r : c + 1 <= r;
-    float a = keep0 ? accP(i) * scale : 0.0f, b = keep1 ? accP(i + 1) * scale : 0.0f;
+    float a = accP(i) * scale, b = accP(i + 1) * scale;
     if constexpr (kGated) {
       const int sign = kBackward ? -1 : 1;  // exp(G_query - G_key)
-      a = keep0 ? a * __expf(sign * (s.G[r] - s.G[c])) : 0.0f;
-      b = keep1 ? b * __expf(sign * (s.G[r] - s.G[c + 1])) : 0.0f;
+      a *= __expf(sign * (s.G[r] - s.G[c]));
+      b *= __expf(sign * (s.G[r] - s.G[c + 1]));
     }
-    store_shared(&sP(r, c), pack_as<E>(a, b));
+    store_shared(s.p + k_major_at<kC>(r, c), pack_as<E>(keep0 ? a : 0.0f, keep1 ? b : 0.0f));
   }
   if constexpr (!kBackward) {
-    CUTE_UNROLL
-    for (int i = 0; i < size(accO); ++i) {
-      const int r = get<0>(cO(i));
-      accO(i) *= kGated ? scale * __expf(s.G[r]) : scale;
-    }
+    scale_acc_rows(accO, kGated ? scale * __expf(s.G[arow]) : scale, kGated ? scale * __expf(s.G[arow + 8]) : scale);
   }
   cutlass::arch::fence_view_async_shared();
   __syncthreads();
@@ -209,8 +206,7 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(const AttnParams p) {
     auto* stage = reinterpret_cast<uint16_t*>(j == 0 ? s.q : s.k);
     CUTE_UNROLL
     for (int i = 0; i < size(accO); i += 2) {
-      const int r = get<0>(cO(i)), c = get<1>(cO(i));
-      store_shared(stage + staged_at<kBV>(r, c), pack_as<Out>(accO(i), accO(i + 1)));
+      store_shared(stage + staged_at<kBV>(arow + 8 * acc_upper(i), acol + acc_col_of(i)), pack_as<Out>(accO(i), accO(i + 1)));
     }
     __syncthreads();
     store_staged_rows<kBV, kThreads>(stage, rows, o + j * kBV, H * V, tid);
