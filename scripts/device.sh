@@ -173,8 +173,8 @@ kernel_benchmarks() {
 
 # The sm_90a kernels (kernels/common/sm90): their tests (into tests.log), the sanitizers on the small ones,
 # the Hopper forward and its state pass timed beside ours today and FLA's (stage_bench.json, stage.md; FLA
-# from a carried .fla) and five kernels profiled (the forward's two, the backward state pass, dq/dk/dW of both rules;
-# appended to ncu.txt). Sets sm90_rc.
+# from a carried .fla) and six kernels profiled (the forward's two, the backward state pass, dq/dk/dW of both rules,
+# the gated UT backward; appended to ncu.txt). Sets sm90_rc.
 sm90_checks() {
   start=$(date +%s)
   sm90_tests=0
@@ -312,6 +312,13 @@ sm90_checks() {
         "$build_dir/bench/stage_bench" --benchmark_filter="^dqkw/sm90/$rule/B16/" \
         --benchmark_repetitions=1 >>"$out/ncu.txt" 2>&1
     done
+    # The gated UT backward reading T, as the op runs it: its stalls ("No Instruction": kernels/delta_rule/NOTES.md,
+    # version 3n).
+    { echo; echo "== ncu: the sm90 UT backward reading T, gated_delta_rule 16 x 2K"; } >>"$out/ncu.txt"
+    timeout 60 ncu --kernel-name 'regex:ut_backward_kernel' --launch-skip 1 --launch-count 1 \
+      --section SpeedOfLight --section Occupancy --section WarpStateStats \
+      "$build_dir/bench/stage_bench" --benchmark_filter='^ut_bwd/sm90_t/gated_delta_rule/B16/' \
+      --benchmark_repetitions=1 >>"$out/ncu.txt" 2>&1
   fi
   sm90_rc=$sm90_tests
 }
