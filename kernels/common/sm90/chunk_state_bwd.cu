@@ -107,7 +107,10 @@ __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwd
   Tensor tSrV = thr_s.make_fragment_B(thr_s.partition_B(sV));
   Tensor accX = partition_fragment_C(mma_x, Shape<Int<kC>, Int<kBV>>{});  // K dS, (token, column)
   Tensor accD = partition_fragment_C(mma_s, Shape<Int<KD>, Int<kBV>>{});  // dS, (feature, column)
-  Tensor cD = thr_s.partition_C(make_identity_tensor(Shape<Int<KD>, Int<kBV>>{}));
+  Tensor cD = thr_s.partition_C(make_identity_tensor(Shape<Int<KD>, Int<kBV>>{}));  // for dht and dh0, once a block
+  static_assert(std::is_same_v<typename L::LayoutD, decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<E>{}, Shape<Int<kBV>, Int<KD>>{}))> &&
+                    std::is_same_v<typename L::LayoutV, decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<E>{}, Shape<Int<kBV>, Int<kC>>{}))>,
+                "sD and sV as mn_major_at addresses them");
 
   // dS at the sequence's end: dht, or zeros. Written out, as chunk_state_fwd.cu's initial state (a helper took
   // this kernel from 168-173 to 224-242 registers at K 128).
@@ -173,9 +176,11 @@ __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwd
   for (int ci = chunks - 1; ci >= 0; --ci) {
     const int b = ci & 1;
     const int lb = kBuf == 2 ? b : 0;  // the buffer of Q, W, dO and dv_local
+    // The thread's first accumulator row and column (tiles.h): a value's place is one of them plus a constant of
+    // its index. From `opaque_tid` each chunk, so that the compiler forms the few offsets again here rather than
+    // keep them across the loop.
     const int me = opaque_tid();
-    Tensor cX = mma_x.get_thread_slice(me).partition_C(make_identity_tensor(Shape<Int<kC>, Int<kBV>>{}));
-    Tensor cD = mma_s.get_thread_slice(me).partition_C(make_identity_tensor(Shape<Int<KD>, Int<kBV>>{}));
+    const int arow = acc_row(me), acol = acc_col(me);
     const int64_t t0 = t_begin + int64_t(ci) * kC;
     const int rows = t_end - t0 < kC ? static_cast<int>(t_end - t0) : kC;
     __syncthreads();  // every thread is past the last chunk's products (buffer b ^ 1, sD, sV)
@@ -187,7 +192,7 @@ __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwd
     // 1. dS, rounded, into sD.
     CUTE_UNROLL
     for (int i = 0; i < size(accD); i += 2) {
-      store_shared(&sD(get<1>(cD(i)), get<0>(cD(i))), pack_as<E>(accD(i), accD(i + 1)));
+      store_shared(s.d + mn_major_at<kBV>(acol + acc_col_of<KD>(i), arow + acc_row_of<KD>(i)), pack_as<E>(accD(i), accD(i + 1)));
     }
     if constexpr (kGated) {
       if (tid < 32) chunk_cumsum(p.g + t0 * H + head, H, rows, s.G);
@@ -235,11 +240,11 @@ __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwd
     // dv_new = dv_local + exp(G_last - G) x: out, and negated into sV.
     CUTE_UNROLL
     for (int i = 0; i < size(accX); i += 2) {
-      const int r = get<0>(cX(i)), c = get<1>(cX(i));
+      const int r = arow + acc_row_of(i), c = acol + acc_col_of(i);
       const float decay = kGated && r < rows ? __expf(G_last - s.G[r]) : 1.0f;
       const float x0 = float(s.dv_local[lb][r * kLdD + c]) + decay * accX(i);
       const float x1 = float(s.dv_local[lb][r * kLdD + c + 1]) + decay * accX(i + 1);
-      store_shared(&sV(c, r), pack_as<E>(-x0, -x1));  // zero past the sequence: K and dv_local zero-filled there
+      store_shared(s.v + mn_major_at<kBV>(c, r), pack_as<E>(-x0, -x1));  // zero past the sequence: K and dv_local zero-filled there
     }
     if constexpr (kGated) {
       const float gamma = __expf(G_last);

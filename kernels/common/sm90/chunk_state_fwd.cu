@@ -150,10 +150,13 @@ __global__ void __launch_bounds__(kThreads) state_forward_kernel(const StateFwdP
   Tensor tOrQ = thr_v.make_fragment_A(thr_v.partition_A(sQ));    // (MMA, 1, KD/16, 2)
   Tensor tOrP = thr_v.make_fragment_A(thr_v.partition_A(sP));    // (MMA, 1, C/16)
   Tensor tOrV = thr_v.make_fragment_B(thr_v.partition_B(sVo));   // (MMA, 1, C/16)
-  // Each accumulator's (row, column) in its tile. Inside the chunk loop these are formed again from
-  // `opaque_tid` each chunk, so that the compiler does not keep the 200-odd addresses of the per-element
-  // stores in registers across the loop (it did: 255 registers and 1.2 KB of stack at K 128).
+  // Each accumulator's (row, column) in its tile, for the initial and final states (once a block; the chunk loop
+  // addresses by the closed-form layout instead, tiles.h).
   Tensor cS = thr_s.partition_C(make_identity_tensor(Shape<Int<KD>, Int<kBV>>{}));
+  static_assert(std::is_same_v<typename L::LayoutH, decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<E>{}, Shape<Int<kBV>, Int<KD>>{}))> &&
+                    std::is_same_v<typename L::LayoutV, decltype(tile_to_shape(GMMA::Layout_MN_SW128_Atom<E>{}, Shape<Int<kBV>, Int<kC>>{}))> &&
+                    std::is_same_v<typename L::LayoutP, KMajorTile<E, kC, kC>>,
+                "sH, sV and sP as mn_major_at and k_major_at address them");
 
   // The initial state. This loop and the final state's stay written out here: the same loops in a helper of
   // common.cuh took this kernel from 168-243 to 224-252 registers at K 128 (cuobjdump -res-usage, 2026-12-05).
@@ -200,9 +203,11 @@ __global__ void __launch_bounds__(kThreads) state_forward_kernel(const StateFwdP
   if (chunks > 0) request(0, 0);
   for (int ci = 0; ci < chunks; ++ci) {
     const int b = ci & 1;
+    // The thread's first accumulator row and column (tiles.h): a value's place is one of them plus a constant of
+    // its index. From `opaque_tid` each chunk, so that the compiler forms the few offsets again here rather than
+    // keep them across the loop.
     const int me = opaque_tid();
-    Tensor cV = mma_v.get_thread_slice(me).partition_C(make_identity_tensor(Shape<Int<kC>, Int<kBV>>{}));
-    Tensor cS = mma_s.get_thread_slice(me).partition_C(make_identity_tensor(Shape<Int<KD>, Int<kBV>>{}));
+    const int arow = acc_row(me), acol = acc_col(me);
     const int64_t t0 = t_begin + int64_t(ci) * kC;
     const int valid_rows = t_end - t0 < kC ? static_cast<int>(t_end - t0) : kC;
     // Every thread is past the last chunk's products (which read buffer b ^ 1 and sH, sV).
@@ -215,7 +220,7 @@ __global__ void __launch_bounds__(kThreads) state_forward_kernel(const StateFwdP
     // 1. S, rounded, into sH.
     CUTE_UNROLL
     for (int i = 0; i < size(accS); i += 2) {
-      store_pair_shared(&sH(get<1>(cS(i)), get<0>(cS(i))), accS(i), accS(i + 1));
+      store_shared(s.h + mn_major_at<kBV>(acol + acc_col_of<KD>(i), arow + acc_row_of<KD>(i)), pack(accS(i), accS(i + 1)));
     }
     // The chunk's cumulative log decay, by the first warp.
     if constexpr (kGated) {
@@ -280,13 +285,13 @@ __global__ void __launch_bounds__(kThreads) state_forward_kernel(const StateFwdP
     // v_new = U - v: out unscaled; into sV scaled by exp(G_last - G) and rounded.
     CUTE_UNROLL
     for (int i = 0; i < size(accV); i += 2) {
-      const int r = get<0>(cV(i)), c = get<1>(cV(i));
+      const int r = arow + acc_row_of(i), c = acol + acc_col_of(i);
       float x0 = u ? float(s.u[b][r * kLdU + c]) : 0.0f, x1 = u ? float(s.u[b][r * kLdU + c + 1]) : 0.0f;
       if constexpr (kW) {
         x0 -= accV(i);
         x1 -= accV(i + 1);
       }
-      if constexpr (kOut && kGated) store_pair_shared(&sVo(c, r), x0, x1);  // unscaled, for P v_new
+      if constexpr (kOut && kGated) store_pair_shared(out_v + mn_major_at<kBV>(c, r), x0, x1);  // unscaled, for P v_new
       if (r < valid_rows) {
         // v_new over the U this thread has just read, for step 3's whole-row stores.
         if (!kOut && v_out != nullptr) store_shared(&s.u[b][r * kLdU + c], pack(x0, x1));
@@ -296,7 +301,7 @@ __global__ void __launch_bounds__(kThreads) state_forward_kernel(const StateFwdP
           x1 *= scale;
         }
       }
-      store_pair_shared(&sV(c, r), x0, x1);  // zero past the sequence: U and W were zero-filled there
+      store_pair_shared(s.v + mn_major_at<kBV>(c, r), x0, x1);  // zero past the sequence: U and W were zero-filled there
     }
     if constexpr (kGated) {
       const float gamma = __expf(G_last);
@@ -304,24 +309,20 @@ __global__ void __launch_bounds__(kThreads) state_forward_kernel(const StateFwdP
       for (int i = 0; i < size(accS); ++i) accS(i) *= gamma;
     }
     if constexpr (kOut) {
-      // 3'. P masked (key c <= query r) and scaled into sP; O's rows scaled.
-      Tensor cP = mma_p.get_thread_slice(me).partition_C(make_identity_tensor(Shape<Int<kC>, Int<kC>>{}));
+      // 3'. P masked (key c <= query r) and scaled into sP (the exps taken for every value, the masked ones dropped
+      //     by a select: one that overflows is never kept); O's rows scaled.
       const float scale = p.scale;
       CUTE_UNROLL
       for (int i = 0; i < size(accP); i += 2) {
-        const int r = get<0>(cP(i)), c = get<1>(cP(i));
-        float a = c <= r ? accP(i) * scale : 0.0f, d = c + 1 <= r ? accP(i + 1) * scale : 0.0f;
+        const int r = arow + acc_row_of(i), c = acol + acc_col_of(i);
+        float a = accP(i) * scale, d = accP(i + 1) * scale;
         if constexpr (kGated) {
-          a = c <= r ? a * __expf(s.G[r] - s.G[c]) : 0.0f;
-          d = c + 1 <= r ? d * __expf(s.G[r] - s.G[c + 1]) : 0.0f;
+          a *= __expf(s.G[r] - s.G[c]);
+          d *= __expf(s.G[r] - s.G[c + 1]);
         }
-        store_pair_shared(&sP(r, c), a, d);
+        store_pair_shared(out_p + k_major_at<kC>(r, c), c <= r ? a : 0.0f, c + 1 <= r ? d : 0.0f);
       }
-      CUTE_UNROLL
-      for (int i = 0; i < size(accO); ++i) {
-        const int r = get<0>(cV(i));
-        accO(i) *= kGated ? scale * __expf(s.G[r]) : scale;
-      }
+      scale_acc_rows(accO, kGated ? scale * __expf(s.G[arow]) : scale, kGated ? scale * __expf(s.G[arow + 8]) : scale);
     }
     cutlass::arch::fence_view_async_shared();
     __syncthreads();
@@ -340,8 +341,7 @@ __global__ void __launch_bounds__(kThreads) state_forward_kernel(const StateFwdP
       // chunk's first), then out in 16-byte pieces of the sequence's rows.
       CUTE_UNROLL
       for (int i = 0; i < size(accO); i += 2) {
-        const int r = get<0>(cV(i)), c = get<1>(cV(i));
-        store_shared(&s.u[b][r * kLdU + c], pack_as<I>(accO(i), accO(i + 1)));
+        store_shared(&s.u[b][(arow + acc_row_of(i)) * kLdU + acol + acc_col_of(i)], pack_as<I>(accO(i), accO(i + 1)));
       }
       __syncthreads();
       I* o = static_cast<I*>(p.o) + (t0 * H + head) * V + col0;

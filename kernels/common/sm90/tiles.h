@@ -45,15 +45,19 @@ using MmaKNOf = decltype(cute::make_tiled_mma(typename MmaOp<E, cute::GMMA::Majo
 template <class E>
 using MmaNNOf = decltype(cute::make_tiled_mma(typename MmaOp<E, cute::GMMA::Major::MN, cute::GMMA::Major::MN>::type{}));
 
-// Where value i of a thread's [64 x N] accumulator of those products lies (CuTe's partition_C of the tiled product;
-// the host test checks the two against each other): row acc_row(tid) + 8 acc_upper(i), column acc_col(tid) +
-// acc_col_of(i). Each thread holds two rows, r and r + 8, and which of them value i is in, and its column past the
-// thread's first, are constants of i: unrolled loops over i address with immediate offsets from two row pointers,
-// where CuTe's coordinates of an opaque thread index make the compiler compute each address from scratch.
+// Where value i of a thread's [M x N] accumulator of those products lies (CuTe's partition_C of the tiled product,
+// 64 x 64 atoms taken along M first; the host test checks the two against each other): row acc_row(tid) +
+// acc_row_of<M>(i), column acc_col(tid) + acc_col_of<M>(i). Within an atom a thread holds two rows, r and r + 8
+// (acc_upper(i) says which); a value's row and column past the thread's first are constants of i, so unrolled
+// loops over i address with immediate offsets from a few row pointers, where CuTe's coordinates of an opaque thread
+// index make the compiler compute each address from scratch.
 CUTE_HOST_DEVICE constexpr int acc_row(int tid) { return 16 * (tid / 32) + (tid % 32) / 4; }
 CUTE_HOST_DEVICE constexpr int acc_col(int tid) { return 2 * (tid % 4); }
 CUTE_HOST_DEVICE constexpr int acc_upper(int i) { return (i / 2) % 2; }
-CUTE_HOST_DEVICE constexpr int acc_col_of(int i) { return i % 2 + 8 * ((i / 4) % 8) + 64 * (i / 32); }
+template <int M = 64>
+CUTE_HOST_DEVICE constexpr int acc_row_of(int i) { return 8 * acc_upper(i) + 64 * ((i / 32) % (M / 64)); }
+template <int M = 64>
+CUTE_HOST_DEVICE constexpr int acc_col_of(int i) { return i % 2 + 8 * ((i / 4) % 8) + 64 * ((i / 32) / (M / 64)); }
 
 // Element (r, c)'s offset in a Rows x Cols KMajorTile, and element (m, k)'s in an M x K tile of MN-major atoms in
 // CuTe's default order (tile_to_shape(GMMA::Layout_MN_SW128_Atom<E>{}, Shape<M, K>)), closed forms of the two

@@ -54,28 +54,33 @@ int blocks_differ() {
   return bad;
 }
 
-// Of a [64 x N] accumulator's values, over the warpgroup's 128 threads, how many are not where acc_row, acc_upper,
-// acc_col and acc_col_of say CuTe's partition_C puts them.
-template <class Mma, int N>
+// Of an [M x N] accumulator's values, over the warpgroup's 128 threads, how many are not where acc_row, acc_row_of,
+// acc_col and acc_col_of say CuTe's partition_C puts them (and, at M 64, where acc_upper says which row half).
+template <class Mma, int M, int N>
 int misplaced_accumulator_values() {
   using namespace deltabench::cuda::sm90::detail;
   Mma mma;
   int bad = 0;
   for (int tid = 0; tid < 128; ++tid) {
-    const auto coord = mma.get_thread_slice(tid).partition_C(cute::make_identity_tensor(Shape<Int<64>, Int<N>>{}));
+    const auto coord = mma.get_thread_slice(tid).partition_C(cute::make_identity_tensor(Shape<Int<M>, Int<N>>{}));
     for (int i = 0; i < int(cute::size(coord)); ++i) {
-      bad += cute::get<0>(coord(i)) != acc_row(tid) + 8 * acc_upper(i) || cute::get<1>(coord(i)) != acc_col(tid) + acc_col_of(i);
+      bad += cute::get<0>(coord(i)) != acc_row(tid) + acc_row_of<M>(i) || cute::get<1>(coord(i)) != acc_col(tid) + acc_col_of<M>(i);
+      if (M == 64) bad += cute::get<0>(coord(i)) != acc_row(tid) + 8 * acc_upper(i);
     }
   }
   return bad;
 }
 
+template <class Mma>
+int misplaced_shapes() {
+  return misplaced_accumulator_values<Mma, 64, 64>() + misplaced_accumulator_values<Mma, 64, 128>() +
+         misplaced_accumulator_values<Mma, 128, 64>() + misplaced_accumulator_values<Mma, 128, 128>();
+}
+
 template <class E>
 int misplaced_for() {
   using namespace deltabench::cuda::sm90::detail;
-  return misplaced_accumulator_values<MmaKKOf<E>, 64>() + misplaced_accumulator_values<MmaKKOf<E>, 128>() +
-         misplaced_accumulator_values<MmaKNOf<E>, 64>() + misplaced_accumulator_values<MmaKNOf<E>, 128>() +
-         misplaced_accumulator_values<MmaNNOf<E>, 64>() + misplaced_accumulator_values<MmaNNOf<E>, 128>();
+  return misplaced_shapes<MmaKKOf<E>>() + misplaced_shapes<MmaKNOf<E>>() + misplaced_shapes<MmaNNOf<E>>();
 }
 
 // Of a tile's elements, how many k_major_at (Rows x Cols, K-major) or mn_major_at (M x K, MN-major) puts elsewhere
@@ -123,6 +128,8 @@ TEST_CASE("sm90 tiles: the accumulator values lie where acc_row and acc_col say"
   CHECK(acc_upper(2) == 1);
   CHECK(acc_col_of(5) == 9);
   CHECK(acc_col_of(33) == 65);
+  CHECK(acc_row_of<128>(33) == 64);
+  CHECK(acc_col_of<128>(33) == 1);
 }
 
 TEST_CASE("sm90 tiles: a K-major tile read through its transposed view is the same bytes", "[kernels][sm90]") {
