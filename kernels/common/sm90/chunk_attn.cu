@@ -177,7 +177,7 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(const AttnParams p) {
   const float scale = p.scale;
   CUTE_UNROLL
   for (int i = 0; i < size(accP); i += 2) {
-    const int r = arow + 8 * acc_upper(i), c = acol + acc_col_of(i);
+    const int r = arow + acc_row_of(i), c = acol + acc_col_of(i);
     // Forward: query r, key c, kept where c <= r. Backward: key r, query c, kept where c >= r.
     const bool keep0 = kBackward ? c >= r : c <= r, keep1 = kBackward ? c + 1 >= r : c + 1 <= r;
     float a = accP(i) * scale, b = accP(i + 1) * scale;
@@ -206,7 +206,7 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(const AttnParams p) {
     auto* stage = reinterpret_cast<uint16_t*>(j == 0 ? s.q : s.k);
     CUTE_UNROLL
     for (int i = 0; i < size(accO); i += 2) {
-      store_shared(stage + staged_at<kBV>(arow + 8 * acc_upper(i), acol + acc_col_of(i)), pack_as<Out>(accO(i), accO(i + 1)));
+      store_shared(stage + staged_at<kBV>(arow + acc_row_of(i), acol + acc_col_of(i)), pack_as<Out>(accO(i), accO(i + 1)));
     }
     __syncthreads();
     store_staged_rows<kBV, kThreads>(stage, rows, o + j * kBV, H * V, tid);

@@ -208,7 +208,7 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
     product(mma_kk, thr_kk.make_fragment_A(thr_kk.partition_A(sO)), thr_kk.make_fragment_B(thr_kk.partition_B(sVn)), acc);
     CUTE_UNROLL
     for (int i = 0; i < size(acc); i += 2) {
-      const int r = row0 + 8 * acc_upper(i), c = col0 + acc_col_of(i);
+      const int r = row0 + acc_row_of(i), c = col0 + acc_col_of(i);
       float a = acc(i) * scale, b = acc(i + 1) * scale;
       if constexpr (kGated) {
         a *= __expf(s.G[r] - s.G[c]);
@@ -238,7 +238,7 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
   // sum += x_i q(r, c) + x_i+1 q(r, c + 1), r and c value i's, q read as it sits (an MN-major tile); likewise k.
   auto times = [&](const Inner* tile) {
     return [=](int i, float x0, float x1, float& sum) {
-      const float2 y = load_shared_pair(tile + mn_major_at<KD>(col0 + acc_col_of(i), row0 + 8 * acc_upper(i)));
+      const float2 y = load_shared_pair(tile + mn_major_at<KD>(col0 + acc_col_of(i), row0 + acc_row_of(i)));
       sum += x0 * y.x;
       sum += x1 * y.y;
     };

@@ -157,7 +157,7 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
   static_assert(std::is_same_v<typename L::TK, KMajorTile<E, kC, KD>> && std::is_same_v<typename L::TV, KMajorTile<E, kC, VD>> &&
                     std::is_same_v<typename L::T64, KMajorTile<E, kC, kC>>,
                 "the tiles as k_major_at addresses them");
-  auto row_of = [&](int i) { return row0 + 8 * acc_upper(i); };
+  auto row_of = [&](int i) { return row0 + acc_row_of(i); };
   auto col_of = [&](int i) { return col0 + acc_col_of(i); };
   Tensor acc = partition_fragment_C(mma_kk, Shape<Int<kC>, Int<kC>>{});  // the 64 x 64 products in turn
   auto gamma = [&](int r, int c) { return kGated ? __expf(s.G[r] - s.G[c]) : 1.0f; };
@@ -248,8 +248,8 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
   Tensor acck = partition_fragment_C(mma_kk, Shape<Int<kC>, Int<KD>>{});
   // sum += x_i t(r, c) + x_i+1 t(r, c + 1), r and c value i's, t a K-major tile of 64 rows (K or V).
   auto times = [&](const Inner* tile) {
-    return [=](int i, float x0, float x1, float& sum) {
-      const float2 y = load_shared_pair(tile + k_major_at<kC>(row0 + 8 * acc_upper(i), col0 + acc_col_of(i)));
+    return [=, &row_of, &col_of](int i, float x0, float x1, float& sum) {
+      const float2 y = load_shared_pair(tile + k_major_at<kC>(row_of(i), col_of(i)));
       sum += x0 * y.x;
       sum += x1 * y.y;
     };
@@ -351,13 +351,13 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
       const int r0 = 2 * tid, r1 = r0 + 1;
       const int64_t at0 = (t0 + r0) * H + head, at1 = (t0 + r1) * H + head;
       const double x0 = r0 < rows ? double(p.dg[at0] + s.dg[r0]) : 0.0, x1 = r1 < rows ? double(p.dg[at1] + s.dg[r1]) : 0.0;
-      const double pair = x0 + x1;
-      double after = pair;  // the lanes from this one to the last
+      double from = x0 + x1;  // the pairs from this lane's to the last lane's
       for (int d = 1; d < 32; d *= 2) {
-        const double o = __shfl_down_sync(0xffffffffu, after, d);
-        if (tid + d < 32) after += o;
+        const double o = __shfl_down_sync(0xffffffffu, from, d);
+        if (tid + d < 32) from += o;
       }
-      after -= pair;  // the lanes after this one
+      const double next = __shfl_down_sync(0xffffffffu, from, 1);
+      const double after = tid < 31 ? next : 0.0;  // the pairs after this lane's
       const float scale = *p.grad_scale;
       const double s1 = after + x1, s0 = s1 + x0;
       if (r0 < rows) p.dg_out[at0] = float(s0) * scale;

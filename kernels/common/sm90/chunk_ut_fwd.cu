@@ -118,7 +118,7 @@ __global__ void __launch_bounds__(kThreads) ut_forward_kernel(const UtFwdParams 
     product(mma_a, thr.make_fragment_A(thr.partition_A(sK)), thr.make_fragment_B(thr.partition_B(sK)), acc);
     CUTE_UNROLL
     for (int i = 0; i < size(acc); ++i) {
-      const int r = acc_row(tid) + 8 * acc_upper(i), c = acc_col(tid) + acc_col_of(i);  // tiles.h
+      const int r = acc_row(tid) + acc_row_of(i), c = acc_col(tid) + acc_col_of(i);  // tiles.h
       float x = s.beta[r] * acc(i);
       if constexpr (kGated) x *= __expf(s.G[r] - s.G[c]);  // above the diagonal it may overflow: never kept
       s.a[r * kLdA + c] = c < r ? x : 0.0f;
@@ -176,7 +176,7 @@ __global__ void __launch_bounds__(kThreads) ut_forward_kernel(const UtFwdParams 
     auto* stage = reinterpret_cast<uint16_t*>(s.a) + (staged++ & 1) * kC * 64;
     CUTE_UNROLL
     for (int i = 0; i < size(acc); i += 2) {
-      store_shared(stage + staged_at<64>(acc_row(tid) + 8 * acc_upper(i), acc_col(tid) + acc_col_of(i)), pack_as<E>(acc(i), acc(i + 1)));
+      store_shared(stage + staged_at<64>(acc_row(tid) + acc_row_of(i), acc_col(tid) + acc_col_of(i)), pack_as<E>(acc(i), acc(i + 1)));
     }
     __syncthreads();
     store_staged_rows<64, kThreads>(stage, rows, reinterpret_cast<uint16_t*>(dst) + (t0 * H + head) * width + col0,
