@@ -10,8 +10,8 @@
 //      exp(G_last - G) x in registers, negated and rounded to fp16 into sV;
 //   3. dS = exp(G_last) dS + Q^T (scale e^G dO) + W^T (-dv_new) on wgmma, one batch (A = Q^T and W^T,
 //      M-major as they sit; B = the scaled dO and -dv_new, N-major), and dv_new out from sV while it runs.
-// The previous chunk's Q, K, W, dO and dv_local come by cp.async into the other of two buffers while this
-// chunk's products run; q, k and dO become fp16 in place (dO scaled by scale e^G on the way) by the thread
+// The previous chunk's Q, K, W, dO and dv_local (and the gated rule's g, with K) come by cp.async into the
+// other of two buffers while this chunk's products run; q, k and dO become fp16 in place (dO scaled by scale e^G on the way) by the thread
 // that copied each piece.
 //
 // Two pipelines (StateBwdParams::buffers): 2, the above; 1, Q, W, dO and dv_local in single buffers, refilled for
@@ -69,7 +69,8 @@ struct alignas(1024) Smem {
   alignas(1024) Inner d[cosize_v<typename L::LayoutD>];
   alignas(1024) Inner v[cosize_v<typename L::LayoutV>];
   alignas(16) Inner dv_local[kBuf][kC * kLdD];
-  float G[kC];
+  float G[kC];       // the chunk's cumulative log decay
+  float graw[2][kC];  // its g, copied a chunk ahead with K (gated)
 };
 
 // I: the inputs' dtype (q, k, dout); w, dv_local, dh and dv_new are Inner.
@@ -149,6 +150,9 @@ __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwd
       copy16_zfill(&sO(c, r, lb), valid ? static_cast<const void*>(dout + at) : k, valid);
       copy16_zfill(&s.dv_local[lb][r * kLdD + c], valid ? static_cast<const void*>(dv_local + at) : k, valid);
     }
+    if constexpr (kGated) {
+      if (early && tid < 32) request_chunk_g(s.graw[b], p.g + t0 * H + head, H, t_end - t0 < kC ? static_cast<int>(t_end - t0) : kC);
+    }
     commit();
   };
   // This thread's pieces of chunk ci's q (buffer lb) and dO made fp16, dO scaled by scale e^G of its row.
@@ -194,12 +198,13 @@ __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwd
     for (int i = 0; i < size(accD); i += 2) {
       store_shared(s.d + mn_major_at<kBV>(acol + acc_col_of<KD>(i), arow + acc_row_of<KD>(i)), pack_as<E>(accD(i), accD(i + 1)));
     }
-    if constexpr (kGated) {
-      if (tid < 32) chunk_cumsum(p.g + t0 * H + head, H, rows, s.G);
-    }
-    // Chunk ci's K (kBuf 2: and the rest), the newer groups pending: chunk ci - 1's (kBuf 1: and ci's late one).
+    // Chunk ci's K and g (kBuf 2: and the rest), the newer groups pending: chunk ci - 1's (kBuf 1: and ci's late
+    // one). The chunk's cumulative log decay by the first warp, from the g its lanes copied.
     constexpr int kNewer = kBuf == 2 ? 1 : 2;
     wait<kNewer>();
+    if constexpr (kGated) {
+      if (tid < 32) chunk_cumsum_landed(s.graw[b], s.G);
+    }
     __syncthreads();  // G for the scaling below
     // This thread's pieces of k made fp16 (kBuf 2: q and dO too).
     for (int i = tid; i < kC * kPieces; i += kThreads) {

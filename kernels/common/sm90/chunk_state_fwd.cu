@@ -8,8 +8,8 @@
 //      v_new, rounded, over U in shared memory, and scaled by exp(G_last - G) and rounded to sV;
 //   3. S = exp(G_last) S + K^T sV on wgmma (A = K^T, M-major as K sits in memory; B = sV MN-major),
 //      accumulated into S's registers, while v_new goes to device memory in 16-byte pieces of its rows.
-// The next chunk's W, K and U come by cp.async (16 bytes a copy, zero-filled past the sequence's end)
-// into the other of two buffers while this chunk's products run.
+// The next chunk's W, K and U (and the gated rule's g, 4 bytes a copy) come by cp.async (16 bytes a copy,
+// zero-filled past the sequence's end) into the other of two buffers while this chunk's products run.
 //
 // With the output (p.o set: the forward fused, FLA's chunk_delta_h and chunk_fwd_o in one pass, h and
 // v_new not written), Q and K [C x K] come too (K a second time, K-major for Q K^T), and per chunk:
@@ -90,7 +90,8 @@ struct alignas(1024) Smem {
   alignas(1024) E h[cosize_v<typename L::LayoutH>];
   alignas(1024) E v[cosize_v<typename L::LayoutV>];
   alignas(16) TU u[2][kC * kLdU];  // U, then v_new (16-bit either way)
-  float G[kC];  // the chunk's cumulative log decay
+  float G[kC];          // the chunk's cumulative log decay
+  float graw[2][kC];     // its g, copied a chunk ahead (gated)
   OutSmem<E, KD, kOut> out;
 };
 
@@ -193,6 +194,9 @@ __global__ void __launch_bounds__(kThreads) state_forward_kernel(const StateFwdP
       const int64_t row = valid ? (t0 + r) * H + head : 0;
       copy16_zfill(&s.u[b][r * kLdU + c], u + row * V + col0 + c, valid);
     }
+    if constexpr (kGated) {
+      if (tid < 32) request_chunk_g(s.graw[b], p.g + t0 * H + head, H, t_end - t0 < kC ? static_cast<int>(t_end - t0) : kC);
+    }
     commit();
   };
 
@@ -222,14 +226,14 @@ __global__ void __launch_bounds__(kThreads) state_forward_kernel(const StateFwdP
     for (int i = 0; i < size(accS); i += 2) {
       store_shared(s.h + mn_major_at<kBV>(acol + acc_col_of<KD>(i), arow + acc_row_of<KD>(i)), pack(accS(i), accS(i + 1)));
     }
-    // The chunk's cumulative log decay, by the first warp.
-    if constexpr (kGated) {
-      if (tid < 32) chunk_cumsum(p.g + t0 * H + head, H, valid_rows, s.G);
-    }
     float G_last = 0.0f;
     // Chunk ci's copies landed (this thread's; the newest group is chunk ci + 1's); its K made Inner in place
-    // by the thread that copied each piece, then every thread's made visible.
+    // by the thread that copied each piece, then every thread's made visible. The chunk's cumulative log decay
+    // by the first warp, from the g its lanes copied.
     wait<1>();
+    if constexpr (kGated) {
+      if (tid < 32) chunk_cumsum_landed(s.graw[b], s.G);
+    }
     if constexpr (!std::is_same_v<I, E>) {
       for (int i = tid; i < kC * (KD / 8); i += kThreads) {
         const int r = i / (KD / 8), f = (i % (KD / 8)) * 8;

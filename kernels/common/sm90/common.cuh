@@ -201,14 +201,10 @@ __device__ __forceinline__ void product(Mma& mma, const TA& a, const TB& b, TC& 
   warpgroup_fence_operand(acc);
 }
 
-// The inclusive cumulative sum of g[0], g[stride], ... over the chunk's first `rows` tokens (zeros after
-// them) into G[0..63], by the 32 lanes of one warp: two tokens a lane, a scan over the lanes. Call from
-// every lane of the warp; G is visible to the others after a barrier.
-__device__ __forceinline__ void chunk_cumsum(const float* g, int64_t stride, int rows, float* G) {
+// The inclusive cumulative sum of a chunk's log decays, lane `lane` holding tokens 2 lane (a) and 2 lane + 1 (c),
+// into G[0..63] by the 32 lanes of one warp: a scan over the lanes.
+__device__ __forceinline__ void cumsum_pairs(float a, float c, float* G) {
   const int lane = threadIdx.x % 32;
-  float a = 0.0f, c = 0.0f;
-  if (2 * lane < rows) a = g[(2 * lane) * stride];
-  if (2 * lane + 1 < rows) c = g[(2 * lane + 1) * stride];
   c += a;
   float sum = c;
 #pragma unroll
@@ -219,6 +215,37 @@ __device__ __forceinline__ void chunk_cumsum(const float* g, int64_t stride, int
   const float before = sum - c;  // the lanes below this one
   G[2 * lane] = before + a;
   G[2 * lane + 1] = before + c;
+}
+
+// The inclusive cumulative sum of g[0], g[stride], ... over the chunk's first `rows` tokens (zeros after
+// them) into G[0..63], by the 32 lanes of one warp: two tokens a lane. Call from every lane of the warp; G is
+// visible to the others after a barrier. Its loads wait on device memory: the chunk-parallel kernels call it
+// while their tiles' copies are in flight.
+__device__ __forceinline__ void chunk_cumsum(const float* g, int64_t stride, int rows, float* G) {
+  const int lane = threadIdx.x % 32;
+  const float a = 2 * lane < rows ? g[(2 * lane) * stride] : 0.0f;
+  const float c = 2 * lane + 1 < rows ? g[(2 * lane + 1) * stride] : 0.0f;
+  cumsum_pairs(a, c, G);
+}
+
+// The same in two halves for the state passes, whose chunk loops would otherwise wait on g's loads every
+// chunk: request_chunk_g copies the chunk's g into raw[0..63] by cp.async (4 bytes a copy, zero past `rows`), each
+// lane of one warp the two tokens it sums, in the caller's copy group; once this lane's group has landed (its
+// cp.async.wait_group; the lane reads only what it copied, so no barrier), chunk_cumsum_landed sums them.
+__device__ __forceinline__ void request_chunk_g(float* raw, const float* g, int64_t stride, int rows) {
+  const int lane = threadIdx.x % 32;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int r = 2 * lane + h;
+    const bool valid = r < rows;
+    const auto to = static_cast<unsigned>(__cvta_generic_to_shared(raw + r));
+    const float* from = valid ? g + r * stride : g;  // nothing read where not valid
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(to), "l"(from), "r"(valid ? 4 : 0) : "memory");
+  }
+}
+__device__ __forceinline__ void chunk_cumsum_landed(const float* raw, float* G) {
+  const int lane = threadIdx.x % 32;
+  cumsum_pairs(raw[2 * lane], raw[2 * lane + 1], G);
 }
 
 // Where a chunk of a chunk-parallel grid lies: its first token and its rows of the sequence (at most 64).
