@@ -242,11 +242,17 @@ __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwd
       cutlass::arch::fence_view_async_shared();
       __syncthreads();
     }
-    // dv_new = dv_local + exp(G_last - G) x: out, and negated into sV.
+    // dv_new = dv_local + exp(G_last - G) x: out, and negated into sV. The thread's values lie in two rows (arow
+    // and arow + 8): two exps, taken once.
+    float decay0 = 1.0f, decay8 = 1.0f;
+    if constexpr (kGated) {
+      if (arow < rows) decay0 = __expf(G_last - s.G[arow]);
+      if (arow + 8 < rows) decay8 = __expf(G_last - s.G[arow + 8]);
+    }
     CUTE_UNROLL
     for (int i = 0; i < size(accX); i += 2) {
       const int r = arow + acc_row_of(i), c = acol + acc_col_of(i);
-      const float decay = kGated && r < rows ? __expf(G_last - s.G[r]) : 1.0f;
+      const float decay = acc_upper(i) ? decay8 : decay0;
       const float x0 = float(s.dv_local[lb][r * kLdD + c]) + decay * accX(i);
       const float x1 = float(s.dv_local[lb][r * kLdD + c + 1]) + decay * accX(i + 1);
       store_shared(s.v + mn_major_at<kBV>(c, r), pack_as<E>(-x0, -x1));  // zero past the sequence: K and dv_local zero-filled there

@@ -286,7 +286,13 @@ __global__ void __launch_bounds__(kThreads) state_forward_kernel(const StateFwdP
         warpgroup_fence_operand(accO);
       }
     }
-    // v_new = U - v: out unscaled; into sV scaled by exp(G_last - G) and rounded.
+    // v_new = U - v: out unscaled; into sV scaled by exp(G_last - G) and rounded. The thread's values lie in two
+    // rows (arow and arow + 8): two exps, taken once.
+    float decay0 = 1.0f, decay8 = 1.0f;
+    if constexpr (kGated) {
+      decay0 = __expf(G_last - s.G[arow]);
+      decay8 = __expf(G_last - s.G[arow + 8]);
+    }
     CUTE_UNROLL
     for (int i = 0; i < size(accV); i += 2) {
       const int r = arow + acc_row_of(i), c = acol + acc_col_of(i);
@@ -300,7 +306,7 @@ __global__ void __launch_bounds__(kThreads) state_forward_kernel(const StateFwdP
         // v_new over the U this thread has just read, for step 3's whole-row stores.
         if (!kOut && v_out != nullptr) store_shared(&s.u[b][r * kLdU + c], pack(x0, x1));
         if constexpr (kGated) {
-          const float scale = __expf(G_last - s.G[r]);
+          const float scale = acc_upper(i) ? decay8 : decay0;
           x0 *= scale;
           x1 *= scale;
         }
