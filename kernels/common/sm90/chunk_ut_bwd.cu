@@ -246,6 +246,19 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
   }
   // 4. dKb = T^T dW; dk += beta e^G dKb + dS K + dS^T K.
   Tensor acck = partition_fragment_C(mma_kk, Shape<Int<kC>, Int<KD>>{});
+  // The thread's two rows of dk and of dv (row0 and row0 + 8, the latter at + 8 H KD or + 8 H VD), each pair at a
+  // constant past one of them.
+  const bool in0 = row0 < rows, in8 = row0 + 8 < rows;
+  const int64_t row_k = ((t0 + row0) * H + head) * KD + col0, row_v = ((t0 + row0) * H + head) * VD + col0;
+  // dk's sums so far (fp32, chunk_dqkw's), into registers before step 4's products, so that their loads from
+  // device memory run under the products rather than after them (zeros past the sequence, never stored).
+  float2 dk_was[size(decltype(acck){}) / 2];
+  CUTE_UNROLL
+  for (int i = 0; i < size(acck); i += 2) {
+    dk_was[i / 2] = (acc_upper(i) ? in8 : in0)
+                        ? *reinterpret_cast<const float2*>(p.dk + row_k + acc_upper(i) * 8 * H * KD + acc_col_of(i))
+                        : make_float2(0.0f, 0.0f);
+  }
   // sum += x_i t(r, c) + x_i+1 t(r, c + 1), r and c value i's, t a K-major tile of 64 rows (K or V).
   auto times = [&](const Inner* tile) {
     return [=, &row_of, &col_of](int i, float x0, float x1, float& sum) {
@@ -268,43 +281,26 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
                  s.beta[row0 + 8] * (kGated ? __expf(s.G[row0 + 8]) : 1.0f));
   product(mma_kn, thr_kn.make_fragment_A(thr_kn.partition_A(sDs)), thr_kn.make_fragment_B(thr_kn.partition_B(sKn)), acck);
   product(mma_nn, thr_nn.make_fragment_A(thr_nn.partition_A(sDst)), thr_nn.make_fragment_B(thr_nn.partition_B(sKn)), acck);
-  // dk += acck, 16 pairs at a time: their loads first, then their stores (loads and stores interleaved, the
-  // compiler could not move a load above the store before it, which may alias: a device-memory round trip a
-  // pair; all 32 pairs' loads at once spilled at K = V = 128 gated).
+  // dk += acck, from the sums loaded before the products.
   // Where dk_out is set, the sums go there in the inputs' dtype, scaled back (sm90::chunk_train), and dv to dv_out
   // (the two go together), each staged in a tile no product reads any more (dW's, then dU's) and stored in whole
   // rows.
-  constexpr int kRmw = 32;
-  static_assert(size(decltype(acck){}) % kRmw == 0);
   const bool bf16 = p.dtype == Dtype::kBF16;
   const float back = p.grad_scale != nullptr ? *p.grad_scale : 1.0f;
   auto* const stage_k = reinterpret_cast<uint16_t*>(s.dw);  // free since step 4's first product (a barrier after it)
   auto* const stage_v = reinterpret_cast<uint16_t*>(s.du);  // free since step 5's product (likewise)
-  // The thread's two rows of dk and of dv (row0 and row0 + 8, the latter at + 8 H KD or + 8 H VD), each pair at a
-  // constant past one of them.
-  const bool in0 = row0 < rows, in8 = row0 + 8 < rows;
-  const int64_t row_k = ((t0 + row0) * H + head) * KD + col0, row_v = ((t0 + row0) * H + head) * VD + col0;
   with_out_form(p.dk_out, bf16, [&](auto form) {
     constexpr OutForm kForm = decltype(form)::value;
     CUTE_UNROLL
-    for (int i0 = 0; i0 < size(acck); i0 += kRmw) {
-      CUTE_UNROLL
-      for (int i = i0; i < i0 + kRmw; i += 2) {
+    for (int i = 0; i < size(acck); i += 2) {
+      acck(i) += dk_was[i / 2].x;
+      acck(i + 1) += dk_was[i / 2].y;
+      if constexpr (kForm == OutForm::kF32) {
         if (acc_upper(i) ? in8 : in0) {
-          const float2 was = *reinterpret_cast<const float2*>(p.dk + row_k + acc_upper(i) * 8 * H * KD + acc_col_of(i));
-          acck(i) += was.x;
-          acck(i + 1) += was.y;
+          store_pair<kForm>(p.dk, nullptr, row_k + acc_upper(i) * 8 * H * KD + acc_col_of(i), acck(i), acck(i + 1));
         }
-      }
-      CUTE_UNROLL
-      for (int i = i0; i < i0 + kRmw; i += 2) {
-        if constexpr (kForm == OutForm::kF32) {
-          if (acc_upper(i) ? in8 : in0) {
-            store_pair<kForm>(p.dk, nullptr, row_k + acc_upper(i) * 8 * H * KD + acc_col_of(i), acck(i), acck(i + 1));
-          }
-        } else {
-          store_shared(stage_k + staged_at<KD>(row_of(i), col_of(i)), pack_as<OutType<kForm>>(acck(i) * back, acck(i + 1) * back));
-        }
+      } else {
+        store_shared(stage_k + staged_at<KD>(row_of(i), col_of(i)), pack_as<OutType<kForm>>(acck(i) * back, acck(i + 1) * back));
       }
     }
     if constexpr (kForm != OutForm::kF32) {
