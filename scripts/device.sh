@@ -64,7 +64,7 @@
 #                                DELTABENCH_SM90_TRAIN=1 and =0 (the op, the chunked pair; DELTABENCH_SM90_TRAIN_TESTS=0: not; DELTABENCH_SM90_TRAIN_SECONDS,
 #                                180), racecheck and memcheck on [sm90][small], the Hopper forward and its state
 #                                pass timed beside ours today and FLA's (bench/stage_bench.cpp, bench/fla_stage.py), the
-#                                forward's kernels, the backward state pass and dq/dk/dW profiled, the models' captured training step on the sm_90a training op
+#                                forward's kernels, the state passes, the UT backward and dq/dk/dW profiled, the models' captured training step on the sm_90a training op
 #                                against auto (train_step_bench's kernel:3 rows): summary.md, build.log, tests.log,
 #                                stage_bench.json, stage.md, train_step_sm90.json, ncu.txt. Carry .whl holding nvidia-cutlass's wheel (and .fla for FLA). Switches:
 #                                DELTABENCH_SM90_TESTS=0 (no tests), DELTABENCH_SM90_KERNEL_TESTS=0 (the models' and
@@ -173,8 +173,8 @@ kernel_benchmarks() {
 
 # The sm_90a kernels (kernels/common/sm90): their tests (into tests.log), the sanitizers on the small ones,
 # the Hopper forward and its state pass timed beside ours today and FLA's (stage_bench.json, stage.md; FLA
-# from a carried .fla) and six kernels profiled (the forward's two, the backward state pass, dq/dk/dW of both rules,
-# the gated UT backward; appended to ncu.txt). Sets sm90_rc.
+# from a carried .fla) and the kernels profiled (the forward's two; both rules' backward state pass, UT backward and
+# dq/dk/dW, the gated forward state pass, with every stall reason; appended to ncu.txt). Sets sm90_rc.
 sm90_checks() {
   start=$(date +%s)
   sm90_tests=0
@@ -296,29 +296,34 @@ sm90_checks() {
       --section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats \
       "$build_dir/bench/stage_bench" --benchmark_filter='^fwd/sm90/delta_rule/B16/' \
       --benchmark_repetitions=1 >>"$out/ncu.txt" 2>&1
-    { echo; echo "== ncu: the sm90 backward state pass, delta rule 16 x 2K"; } >>"$out/ncu.txt"
-    timeout 60 ncu --kernel-name 'regex:state_backward_kernel' --launch-skip 1 --launch-count 1 \
-      --section SpeedOfLight --section Occupancy --section WarpStateStats \
-      "$build_dir/bench/stage_bench" --benchmark_filter='^state_bwd/sm90/delta_rule/B16/' \
-      --benchmark_repetitions=1 >>"$out/ncu.txt" 2>&1
-    # dq/dk/dW of both rules (the gated one 2.7x the delta rule's on an H100 at 5fdd816, two blocks an SM each by
-    # their registers and shared memory): occupancy, stalls and, for the gated one, the source's hot spots.
-    for rule in delta_rule gated_delta_rule; do
-      sections=(--section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats)
-      [[ "$rule" == gated_delta_rule ]] && sections+=(--section SchedulerStats --section InstructionStats
-        --section MemoryWorkloadAnalysis_Tables --section SourceCounters --import-source yes)
-      { echo; echo "== ncu: the sm90 dq/dk/dW, $rule 16 x 2K"; } >>"$out/ncu.txt"
-      timeout 90 ncu --kernel-name 'regex:dqkw_kernel' --launch-skip 1 --launch-count 1 "${sections[@]}" \
-        "$build_dir/bench/stage_bench" --benchmark_filter="^dqkw/sm90/$rule/B16/" \
-        --benchmark_repetitions=1 >>"$out/ncu.txt" 2>&1
+    # The kernels slower than FLA's at 16 x 2K on an H100 (c4f1aa3: the backward state pass 1.37x / 1.42x, the UT
+    # backward reading T 1.08x / 1.43x), with what says why: stalls ("No Instruction": kernels/delta_rule/NOTES.md,
+    # version 3n), the schedulers' issue rate, the instruction mix, and the source's hot spots; then dq/dk/dW of both
+    # rules (3n's hypothesis) and the gated forward state pass (3o), their stalls alone.
+    local detail=(--section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats
+      --section SchedulerStats --section InstructionStats --section MemoryWorkloadAnalysis_Tables --section SourceCounters)
+    # Every stall reason's warps per issued instruction (WarpStateStats' chart, which the text report leaves out).
+    local reason stalls=()
+    for reason in no_instruction barrier long_scoreboard short_scoreboard wait math_pipe_throttle mio_throttle lg_throttle \
+                  not_selected selected dispatch_stall branch_resolving membar sleeping; do
+      stalls+=("smsp__average_warps_issue_stalled_${reason}_per_issue_active.ratio")
     done
-    # The gated UT backward reading T, as the op runs it: its stalls ("No Instruction": kernels/delta_rule/NOTES.md,
-    # version 3n).
-    { echo; echo "== ncu: the sm90 UT backward reading T, gated_delta_rule 16 x 2K"; } >>"$out/ncu.txt"
-    timeout 60 ncu --kernel-name 'regex:ut_backward_kernel' --launch-skip 1 --launch-count 1 \
-      --section SpeedOfLight --section Occupancy --section WarpStateStats \
-      "$build_dir/bench/stage_bench" --benchmark_filter='^ut_bwd/sm90_t/gated_delta_rule/B16/' \
-      --benchmark_repetitions=1 >>"$out/ncu.txt" 2>&1
+    local IFS_was="$IFS"
+    IFS=,
+    detail+=(--metrics "${stalls[*]}")
+    IFS="$IFS_was"
+    local brief=(--section SpeedOfLight --section Occupancy --section WarpStateStats --metrics "${detail[-1]}")
+    local what kernel row kind sections
+    for what in "state_backward_kernel|state_bwd/sm90/delta_rule|detail" "state_backward_kernel|state_bwd/sm90/gated_delta_rule|brief" \
+                "ut_backward_kernel|ut_bwd/sm90_t/delta_rule|detail" "ut_backward_kernel|ut_bwd/sm90_t/gated_delta_rule|detail" \
+                "dqkw_kernel|dqkw/sm90/delta_rule|brief" "dqkw_kernel|dqkw/sm90/gated_delta_rule|brief" \
+                "state_forward_kernel|state_fwd/sm90/gated_delta_rule|brief"; do
+      IFS='|' read -r kernel row kind <<<"$what"
+      if [[ "$kind" == detail ]]; then sections=("${detail[@]}"); else sections=("${brief[@]}"); fi
+      { echo; echo "== ncu: $kernel, $row, 16 x 2K"; } >>"$out/ncu.txt"
+      timeout 90 ncu --kernel-name "regex:$kernel" --launch-skip 1 --launch-count 1 "${sections[@]}" \
+        "$build_dir/bench/stage_bench" --benchmark_filter="^$row/B16/" --benchmark_repetitions=1 >>"$out/ncu.txt" 2>&1
+    done
   fi
   sm90_rc=$sm90_tests
 }
