@@ -12,7 +12,10 @@
 # The GPU image has no SQLite headers: carry .deb/sqlite (Debian's libsqlite3-dev unpacked there with
 # dpkg-deb -x; the image's own libsqlite3.so.0 is linked). For the FLA comparison carry .fla: an
 # unmodified fla/ package from FLA's git history, einops and packaging, all ignored by git.
-# scripts/device_carry.sh makes .deb, .whl and (given FLA's git directory) .fla.
+# scripts/device_carry.sh makes .deb, .whl and (given FLA's git directory) .fla. FLA's autotuning (triton's timings of
+# its configs) comes back with DELTABENCH_KEEP_TRITON=1 as triton-<GPU>.tar.gz; landed as .triton/<GPU>.tar.gz (ignored)
+# and carried, it spares the next cold machine's FLA its autotuning (scripts/triton_cache.sh). It is one file more:
+# --sm90 and --kernels leave room for it, the default run and --train (8 files each) do not.
 # The kernel times land in kernels.csv; `deltabench kernel-report kernels.csv` on a machine with
 # gnuplot writes the tables and throughput curves (results/kernels/).
 #
@@ -144,6 +147,15 @@ note "- gpu: $(nvidia-smi --query-gpu=name,driver_version,memory.total --format=
 note "- nvcc: $(nvcc --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p')"
 note "- torch: $("$python" -c 'import torch; print(torch.__version__)' 2>/dev/null)"
 note "- cores: $(nproc)"
+
+# FLA's autotuning kept between calls (scripts/triton_cache.sh): a carried .triton/<GPU>.tar.gz restored; with
+# DELTABENCH_KEEP_TRITON=1 the timings back in $OUT at the end, as triton-<GPU>.tar.gz.
+source "$root/scripts/triton_cache.sh"
+triton_cache_restore "$root" >"$out/triton.tmp"  # in this shell: it exports the cache's settings
+note "- $(cat "$out/triton.tmp")"
+rm -f "$out/triton.tmp"
+keep_triton() { [[ "${DELTABENCH_KEEP_TRITON:-0}" != 1 ]] || echo "- $(triton_cache_keep "$out")" >>"$summary"; }
+trap keep_triton EXIT
 
 # The CUDA kernels against SDPA (kernels_bench.json); FLA beside them from an unmodified fla/ package
 # carried in .fla; every time in kernels.csv; the kernel report's tables from it into the summary (the
