@@ -58,7 +58,7 @@ def render(rows, context, copy, fla_version, why_not, out):
              "(state_fwd: W, K, U, g read, h and v_new written; state_bwd: q, k, W, dO, dv_local, g read, dh and "
              "dv_new written; fwd: q, k, v, beta, g read, o written) over ms. "
              "state_fwd: the state pass alone (sm90: kernels/common/sm90; sm90_segments: the same in the ops' segments (B 1); walk: the training pair's TF32 walk; "
-             "fla: chunk_gated_delta_rule_fwd_h). state_bwd: the backward's (sm90: the pipeline chosen for the grid; sm90_1buf and sm90_2buf: Q, W, dO and dv_local single- or double-buffered; fla: chunk_gated_delta_rule_bwd_dhu; "
+             "fla: chunk_gated_delta_rule_fwd_h). state_bwd: the backward's (sm90: the pipeline chosen for the grid; sm90_1buf and sm90_2buf: Q, W, dO and dv_local single- or double-buffered; sm90_split: single-buffered, each refilled as soon as its chunk is done with it; fla: chunk_gated_delta_rule_bwd_dhu; "
              "walk: its q^T dO comes precomputed, so it does less). dv_local and dqkw: the backward's chunk-parallel "
              "stages (tf32: the training pair's chunk_dout and chunk_grads, which write q^T dO and dG too; fla: "
              "chunk_bwd_dv_local and chunk_bwd_dqkwg, whose gated rows compute dg too, as sm90's and tf32's do). "
@@ -73,7 +73,7 @@ def render(rows, context, copy, fla_version, why_not, out):
              "|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|"]
     for (stage, rule, B, T, H, K), impls in rows.items():
         fla = impls.get("fla")
-        for impl in ("sm90", "sm90_t", "sm90_t32", "sm90_keep", "sm90_1buf", "sm90_2buf", "sm90_segments", "sm90_whole", "sm90_apart", "walk", "tf32", "fused", "chunked", "fla"):
+        for impl in ("sm90", "sm90_t", "sm90_t32", "sm90_keep", "sm90_1buf", "sm90_2buf", "sm90_split", "sm90_segments", "sm90_whole", "sm90_apart", "walk", "tf32", "fused", "chunked", "fla"):
             if impl not in impls:
                 continue
             r = impls[impl]

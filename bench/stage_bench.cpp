@@ -9,6 +9,7 @@
 //                                    the pipeline sm90::state_backward_buffers chooses for the grid
 //   state_bwd/sm90_{1,2}buf/...:    the same pass in each pipeline: 2, every tile double-buffered (one block an SM
 //                                    at K 128); 1, Q, W, dO and dv_local single-buffered (two blocks an SM)
+//   state_bwd/sm90_split/...:       pipeline 3: pipeline 1's buffers, each refilled as soon as its chunk is done with it
 //   state_{fwd,bwd}/sm90_segments/<rule>/1/T/H/K: at B = 1, the sm90 passes in the segments the ops' cost model
 //                                    chooses (transitions, join and pass), beside the whole ones
 //   state_bwd/walk/<rule>/B/T/H/K:  the training pair's backward walk (its q^T dO comes in whole from chunk_dout,
@@ -563,8 +564,8 @@ int main(int argc, char** argv) {
       add(name("state_fwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_sm90(st, s, gated, false); });
       add(name("state_fwd", "walk", gated, s), [s, gated](benchmark::State& st) { run_walk(st, s, gated, false); });
       add(name("state_bwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_sm90(st, s, gated, true); });
-      for (const int buffers : {1, 2}) {  // both pipelines, beside the one state_backward_buffers chooses
-        add(name("state_bwd", buffers == 1 ? "sm90_1buf" : "sm90_2buf", gated, s),
+      for (const int buffers : {1, 2, 3}) {  // every pipeline, beside the one state_backward_buffers chooses
+        add(name("state_bwd", buffers == 1 ? "sm90_1buf" : buffers == 2 ? "sm90_2buf" : "sm90_split", gated, s),
             [s, gated, buffers](benchmark::State& st) { run_sm90(st, s, gated, true, false, buffers); });
       }
       add(name("state_bwd", "walk", gated, s), [s, gated](benchmark::State& st) { run_walk(st, s, gated, true); });

@@ -14,11 +14,14 @@
 // other of two buffers while this chunk's products run; q, k and dO become fp16 in place (dO scaled by scale e^G on the way) by the thread
 // that copied each piece.
 //
-// Two pipelines (StateBwdParams::buffers): 2, the above; 1, Q, W, dO and dv_local in single buffers, refilled for
+// Three pipelines (StateBwdParams::buffers): 2, the above; 1, Q, W, dO and dv_local in single buffers, refilled for
 // the previous chunk right after this chunk's last product batch and waited for only before the dv_new epilogue,
 // so that their copies overlap the next chunk's dS store, K dS and dh; K keeps two buffers. At K 128 that is
 // 106 KB of shared memory against 155: two blocks an SM instead of one (kernels/delta_rule/NOTES.md, "Next for the
-// backward state pass"). Both compute the same sums in the same order: their outputs are equal bit for bit.
+// backward state pass"). 3, the same single buffers, each refilled as soon as this chunk is done with it, so that
+// more of a chunk's copies are in flight for longer: Q^T dO moves into step 2's batch (it does not need dv_new),
+// as its own wgmma group, after which Q and dO are free; dv_local is free after the epilogue, W after step 3.
+// Every pipeline computes the same sums in the same order: their outputs are equal bit for bit.
 //
 // The segment-parallel pass (forward.cpp) runs it in two more forms, both for dh0 alone (dh and dv_new null,
 // nothing written a chunk): from zero, a segment's start gradient L; and without dO and dv_local (null: their
@@ -73,10 +76,12 @@ struct alignas(1024) Smem {
   float graw[2][kC];  // its g, copied a chunk ahead with K (gated)
 };
 
-// I: the inputs' dtype (q, k, dout); w, dv_local, dh and dv_new are Inner.
-template <class I, int KD, bool kW, bool kGated, int kBuf>
+// I: the inputs' dtype (q, k, dout); w, dv_local, dh and dv_new are Inner. kPipe: StateBwdParams::buffers (1, 2
+// or 3, the file's comment says how each goes).
+template <class I, int KD, bool kW, bool kGated, int kPipe>
 __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwdParams p) {
 #if defined(__CUDA_ARCH__) && defined(CUTE_ARCH_MMA_SM90A_ENABLED)
+  constexpr int kBuf = kPipe == 2 ? 2 : 1;  // the buffers of Q, W, dO and dv_local
   using E = Inner;
   using L = Tiles<KD, kBuf>;
   extern __shared__ char smem_raw[];
@@ -129,7 +134,7 @@ __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwd
   const bool affine = dout != nullptr;  // else a transition: Q, dO and dv_local zero-filled
   constexpr int kPieces = KD / 8, kColPieces = kBV / 8;
   // Requests chunk ci's K into buffer b and, with `late`, its Q, W, dO and dv_local into buffer lb (rows past the
-  // sequence zero-filled), as one group; kBuf 1 requests the two parts as two groups.
+  // sequence zero-filled), as one group; pipeline 1 requests the two parts as two groups.
   auto request = [&](int ci, int b, bool early, bool late, int lb) {
     const int64_t t0 = t_begin + int64_t(ci) * kC;
     for (int i = tid; i < kC * kPieces; i += kThreads) {
@@ -155,6 +160,32 @@ __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwd
     }
     commit();
   };
+  // Pipeline 3's requests of chunk ci's single-buffered tiles, each part its own group: Q and dO, W, or dv_local.
+  enum Part { kQO, kWPart, kDvl };
+  auto request_part = [&](int ci, Part part) {
+    const int64_t t0 = t_begin + int64_t(ci) * kC;
+    if (part != kDvl) {
+      for (int i = tid; i < kC * kPieces; i += kThreads) {
+        const int r = i / kPieces, f = (i % kPieces) * 8;
+        const bool valid = t0 + r < t_end;
+        const int64_t row = valid ? (t0 + r) * H + head : 0;
+        if (part == kQO) copy16_zfill(&sQ(f, r, 0), affine ? q + row * KD + f : k, valid && affine);
+        if constexpr (kW) {
+          if (part == kWPart) copy16_zfill(&sW(f, r, 0), w + row * KD + f, valid);
+        }
+      }
+    }
+    if (part != kWPart) {
+      for (int i = tid; i < kC * kColPieces; i += kThreads) {
+        const int r = i / kColPieces, c = (i % kColPieces) * 8;
+        const bool valid = affine && t0 + r < t_end;
+        const int64_t at = valid ? ((t0 + r) * H + head) * V + col0 + c : 0;
+        if (part == kQO) copy16_zfill(&sO(c, r, 0), valid ? static_cast<const void*>(dout + at) : k, valid);
+        if (part == kDvl) copy16_zfill(&s.dv_local[0][r * kLdD + c], valid ? static_cast<const void*>(dv_local + at) : k, valid);
+      }
+    }
+    commit();
+  };
   // This thread's pieces of chunk ci's q (buffer lb) and dO made fp16, dO scaled by scale e^G of its row.
   auto late_to_inner = [&](int lb) {
     for (int i = tid; i < kC * kPieces; i += kThreads) {
@@ -169,12 +200,21 @@ __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwd
 
   E* dh_out = static_cast<E*>(p.dh);
   E* dv_out = static_cast<E*>(p.dv_new);
+  // The groups in flight, oldest first, when chunk ci begins (before it requests chunk ci - 1's K): pipeline 2,
+  // chunk ci's; 1, its K and its rest; 3, its K, dv_local, Q and dO, and W. Each chunk requests the same again for
+  // the chunk before it (an empty group where there is none), so that every wait below counts the same groups.
   if (chunks > 0) {
-    if constexpr (kBuf == 2) {
+    if constexpr (kPipe == 2) {
       request(chunks - 1, (chunks - 1) & 1, true, true, (chunks - 1) & 1);
     } else {
       request(chunks - 1, (chunks - 1) & 1, true, false, 0);
-      request(chunks - 1, 0, false, true, 0);
+      if constexpr (kPipe == 1) {
+        request(chunks - 1, 0, false, true, 0);
+      } else {
+        request_part(chunks - 1, kDvl);
+        request_part(chunks - 1, kQO);
+        request_part(chunks - 1, kWPart);
+      }
     }
   }
   for (int ci = chunks - 1; ci >= 0; --ci) {
@@ -189,7 +229,7 @@ __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwd
     const int rows = t_end - t0 < kC ? static_cast<int>(t_end - t0) : kC;
     __syncthreads();  // every thread is past the last chunk's products (buffer b ^ 1, sD, sV)
     if (ci > 0) {
-      request(ci - 1, b ^ 1, true, kBuf == 2, b ^ 1);
+      request(ci - 1, b ^ 1, true, kPipe == 2, b ^ 1);
     } else {
       commit();  // an empty group: the waits below count the same groups in every iteration
     }
@@ -198,35 +238,49 @@ __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwd
     for (int i = 0; i < size(accD); i += 2) {
       store_shared(s.d + mn_major_at<kBV>(acol + acc_col_of<KD>(i), arow + acc_row_of<KD>(i)), pack_as<E>(accD(i), accD(i + 1)));
     }
-    // Chunk ci's K and g (kBuf 2: and the rest), the newer groups pending: chunk ci - 1's (kBuf 1: and ci's late
-    // one). The chunk's cumulative log decay by the first warp, from the g its lanes copied.
-    constexpr int kNewer = kBuf == 2 ? 1 : 2;
+    // Chunk ci's K and g (2: and the rest; 3: and its dv_local, Q and dO), the newer groups pending: chunk ci - 1's
+    // K (1: and ci's rest; 3: and ci's W). The chunk's cumulative log decay by the first warp, from the g its lanes
+    // copied.
+    constexpr int kNewer = kPipe == 2 ? 1 : 2;
     wait<kNewer>();
     if constexpr (kGated) {
       if (tid < 32) chunk_cumsum_landed(s.graw[b], s.G);
     }
     __syncthreads();  // G for the scaling below
-    // This thread's pieces of k made fp16 (kBuf 2: q and dO too).
+    // This thread's pieces of k made fp16 (2 and 3: q and dO too).
     for (int i = tid; i < kC * kPieces; i += kThreads) {
       const int r = i / kPieces, f = (i % kPieces) * 8;
       to_inner_in_place<I>(&sK(r, f, b));
-      if constexpr (kBuf == 2) to_inner_in_place<I>(&sQ(f, r, b));
+      if constexpr (kPipe == 2) to_inner_in_place<I>(&sQ(f, r, b));
+      if constexpr (kPipe == 3) to_inner_in_place<I>(&sQ(f, r, 0));
     }
-    if constexpr (kBuf == 2) {
+    if constexpr (kPipe != 1) {
       for (int i = tid; i < kC * kColPieces; i += kThreads) {
         const int r = i / kColPieces, c = (i % kColPieces) * 8;
-        scaled_to_inner_in_place<I>(&sO(c, r, b), (kGated ? p.scale * __expf(s.G[r]) : p.scale) * dscale);
+        scaled_to_inner_in_place<I>(&sO(c, r, kPipe == 2 ? b : lb), (kGated ? p.scale * __expf(s.G[r]) : p.scale) * dscale);
       }
     }
     landed_for_wgmma<kNewer>();
     const float G_last = kGated ? s.G[rows - 1] : 0.0f;
 
-    // 2. x = K dS, and dh out while the product runs (both read sD).
+    // 2. x = K dS, and dh out while the product runs (both read sD). Pipeline 3: dS scaled by exp(G_last) and
+    //    Q^T (scale e^G dO) added to it in the same batch, as a second wgmma group (step 3's first product, in its
+    //    order), after which Q and dO are free.
+    if constexpr (kPipe == 3 && kGated) {
+      const float gamma = __expf(G_last);
+      CUTE_UNROLL
+      for (int i = 0; i < size(accD); ++i) accD(i) *= gamma;
+    }
     clear(accX);
     warpgroup_fence_operand(accX);
+    if constexpr (kPipe == 3) warpgroup_fence_operand(accD);
     warpgroup_arrive();
     gemm(mma_x, tXrK(_, _, _, b), tXrD, accX);
     warpgroup_commit_batch();
+    if constexpr (kPipe == 3) {
+      gemm(mma_s, tSrQ(_, _, _, lb), tSrO(_, _, _, lb), accD);
+      warpgroup_commit_batch();
+    }
     if (dh_out != nullptr) {
       E* dst = dh_out + ((chunk0 + ci) * H + head) * KD * V + col0;
       for (int i = tid; i < KD * kColPieces; i += kThreads) {
@@ -234,9 +288,9 @@ __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwd
         *reinterpret_cast<uint4*>(dst + int64_t(f) * V + c) = *reinterpret_cast<const uint4*>(&sD(c, f));
       }
     }
-    warpgroup_wait<0>();
+    warpgroup_wait<kPipe == 3 ? 1 : 0>();  // 3: K dS done, Q^T dO may still run
     warpgroup_fence_operand(accX);
-    if constexpr (kBuf == 1) {  // chunk ci's late group landed: q and dO made fp16, and every thread's seen
+    if constexpr (kPipe == 1) {  // chunk ci's late group landed: q and dO made fp16, and every thread's seen
       wait<1>();
       late_to_inner(lb);
       cutlass::arch::fence_view_async_shared();
@@ -257,17 +311,27 @@ __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwd
       const float x1 = float(s.dv_local[lb][r * kLdD + c + 1]) + decay * accX(i + 1);
       store_shared(s.v + mn_major_at<kBV>(c, r), pack_as<E>(-x0, -x1));  // zero past the sequence: K and dv_local zero-filled there
     }
-    if constexpr (kGated) {
+    if constexpr (kGated && kPipe != 3) {
       const float gamma = __expf(G_last);
       CUTE_UNROLL
       for (int i = 0; i < size(accD); ++i) accD(i) *= gamma;
     }
+    // 3: chunk ci's W landed (the newer groups: chunk ci - 1's K), seen by every thread after the barrier below.
+    if constexpr (kPipe == 3) wait<1>();
     cutlass::arch::fence_view_async_shared();
     __syncthreads();
-    // 3. dS += Q^T (scale e^G dO) + W^T (-dv_new), one batch.
+    // 3: every thread is past the epilogue: dv_local's buffer takes chunk ci - 1's.
+    if constexpr (kPipe == 3) {
+      if (ci > 0) {
+        request_part(ci - 1, kDvl);
+      } else {
+        commit();
+      }
+    }
+    // 3. dS += Q^T (scale e^G dO) + W^T (-dv_new), one batch (3: the first product ran in step 2's).
     warpgroup_fence_operand(accD);
     warpgroup_arrive();
-    gemm(mma_s, tSrQ(_, _, _, lb), tSrO(_, _, _, lb), accD);
+    if constexpr (kPipe != 3) gemm(mma_s, tSrQ(_, _, _, lb), tSrO(_, _, _, lb), accD);
     if constexpr (kW) gemm(mma_s, tSrW(_, _, _, lb), tSrV, accD);
     warpgroup_commit_batch();
     // dv_new out while the products run, from sV: -dv_new rounded, a row's 64 columns in 16-byte pieces of 8. Its
@@ -280,12 +344,29 @@ __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwd
         store_global_16(dst + r * H * V + c, make_uint4(x.x ^ 0x80008000u, x.y ^ 0x80008000u, x.z ^ 0x80008000u, x.w ^ 0x80008000u));
       }
     }
+    if constexpr (kPipe == 3) {  // Q^T dO done in every thread: Q and dO free for chunk ci - 1's
+      warpgroup_wait<1>();
+      __syncthreads();
+      if (ci > 0) {
+        request_part(ci - 1, kQO);
+      } else {
+        commit();
+      }
+    }
     warpgroup_wait<0>();
     warpgroup_fence_operand(accD);
-    if constexpr (kBuf == 1) {  // Q, W, dO and dv_local free: the previous chunk's into them
+    if constexpr (kPipe == 1) {  // Q, W, dO and dv_local free: the previous chunk's into them
       if (ci > 0) {
         __syncthreads();
         request(ci - 1, 0, false, true, 0);
+      }
+    }
+    if constexpr (kPipe == 3) {  // W free: chunk ci - 1's into it
+      __syncthreads();
+      if (ci > 0) {
+        request_part(ci - 1, kWPart);
+      } else {
+        commit();
       }
     }
   }
@@ -304,6 +385,8 @@ void launch(const StateBwdParams& p, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(p.V / kBV), static_cast<unsigned>(p.N * p.H));
   if (p.buffers == 1) {
     launch_warpgroup<Smem<KD, 1>>("sm90::chunk_state_backward", state_backward_kernel<I, KD, kW, kGated, 1>, grid, stream, p);
+  } else if (p.buffers == 3) {
+    launch_warpgroup<Smem<KD, 1>>("sm90::chunk_state_backward", state_backward_kernel<I, KD, kW, kGated, 3>, grid, stream, p);
   } else {
     launch_warpgroup<Smem<KD, 2>>("sm90::chunk_state_backward", state_backward_kernel<I, KD, kW, kGated, 2>, grid, stream, p);
   }
@@ -346,8 +429,8 @@ void chunk_state_backward(const StateBwdParams& p, void* stream) {
   if (p.dout == nullptr && p.dh != nullptr) {
     refuse("a transition (dout null) writes dh0 alone: dh and dv_new must be null");
   }
-  if (p.buffers != 0 && p.buffers != 1 && p.buffers != 2) {
-    refuse("buffers must be 0 (chosen for the grid), 1 or 2 (got " + std::to_string(p.buffers) + ")");
+  if (p.buffers < 0 || p.buffers > 3) {
+    refuse("buffers must be 0 (chosen for the grid), 1, 2 or 3 (got " + std::to_string(p.buffers) + ")");
   }
   if (p.N * p.H > 65535) {
     throw std::invalid_argument("sm90::chunk_state_backward: N H must be at most 65535, a block row each (got " +

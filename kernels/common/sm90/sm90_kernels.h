@@ -97,8 +97,10 @@ struct StateBwdParams {
   int64_t N = 0, T = 0, H = 0, K = 0, V = 0;
   float scale = 1.0f;
   // The pipeline: 2, every chunk's tiles double-buffered (155 KB of shared memory at K 128, one block an SM); 1,
-  // Q, W, dO and dv_local single-buffered and refilled after the chunk's last product (106 KB, two blocks an SM).
-  // The same outputs bit for bit. 0 (the default): state_backward_buffers' choice for the call's grid on this GPU.
+  // Q, W, dO and dv_local single-buffered and refilled after the chunk's last product (106 KB, two blocks an SM);
+  // 3, the same single buffers, each refilled as soon as its chunk is done with it (chunk_state_bwd.cu; not yet
+  // timed, so never chosen). The same outputs bit for bit. 0 (the default): state_backward_buffers' choice for the
+  // call's grid on this GPU.
   int buffers = 0;
 };
 

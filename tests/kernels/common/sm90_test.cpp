@@ -761,7 +761,7 @@ at::Tensor dv_local_fp64(const BwdInputs& in) {
 }
 
 // The pass p (buffers 2, as check_bwd sets it) has written dh, dv_new and dh0 into p's outputs: `run` runs it
-// again with single buffers, then with the default (0: chosen for the grid, one of the two), into the same
+// again with single buffers (pipelines 1 and 3), then with the default (0: chosen for the grid), into the same
 // tensors, poisoned first, which must then hold the same bits (the same sums in the same order). These cases'
 // grids are small enough that the default picks 2 (the rule itself: sm90_forward_test.cpp), so the default's
 // check shows that 0 is taken and dispatched, not which side it takes. A pipeline that is neither is refused
@@ -770,7 +770,7 @@ template <class Run>
 void check_single_buffered(const cuda::sm90::StateBwdParams& p, at::Tensor& dh, at::Tensor& dv_new, at::Tensor& dh0,
                            Run run) {
   const auto dh2 = dh.clone(), dv_new2 = dv_new.clone(), dh02 = dh0.clone();
-  for (const int buffers : {1, 0}) {
+  for (const int buffers : {1, 3, 0}) {
     poison_(dh);
     poison_(dv_new);
     poison_(dh0);
@@ -783,9 +783,9 @@ void check_single_buffered(const cuda::sm90::StateBwdParams& p, at::Tensor& dh, 
     CHECK(at::equal(dh0, dh02));
   }
   auto bad = p;
-  bad.buffers = 3;
+  bad.buffers = 4;
   CHECK_THROWS_WITH(cuda::sm90::chunk_state_backward(bad, at::cuda::getCurrentCUDAStream().stream()),
-                    testing::contains("buffers must be 0 (chosen for the grid), 1 or 2 (got 3)"));
+                    testing::contains("buffers must be 0 (chosen for the grid), 1, 2 or 3 (got 4)"));
 }
 
 // The backward state pass on the GPU against its loop, on the inputs of the forward's test (W from a real UT
