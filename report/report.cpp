@@ -612,12 +612,15 @@ void write_bar_chart(const Section& sec, const std::filesystem::path& dir, Writt
       "set xtics rotate by -30 left nomirror\nset key outside right top vertical\nset bmargin 9\nplot ",
       gnuplot_quote(sec.chart_title), percent ? 105 : 1.05, gnuplot_quote(sec.chart_ylabel));
   // A bar with no value yet (a partial store) is left out of the plot, which gnuplot refuses otherwise ("No
-  // valid points"); the table says what is missing. Each bar keeps its pattern and colour.
+  // valid points"); the table says what is missing. Each bar keeps its fill and colour: every fourth solid, the
+  // others gnuplot's hatches 2-4, so that bars stay apart in grey print. Not pattern 0, which is no fill at all
+  // and drew MAD's Compress and Noisy bars both white (2026-12-06).
   bool first = true;
   for (size_t b = 0; b < sec.chart_bars.size(); ++b) {
     if (!bar_has_value(sec, b)) continue;
-    body += fmt::format("{}'{}.dat' using {}{} title {} fs pattern {} lc {}", first ? "" : ", ", stem, b + 2,
-                        first ? ":xtic(1)" : "", gnuplot_quote(sec.chart_bars[b]), b % 4 == 0 ? 0 : b % 4 + 1, b + 1);
+    const std::string fill = b % 4 == 0 ? std::string("solid 0.85") : fmt::format("pattern {}", b % 4 + 1);
+    body += fmt::format("{}'{}.dat' using {}{} title {} fs {} lc {}", first ? "" : ", ", stem, b + 2,
+                        first ? ":xtic(1)" : "", gnuplot_quote(sec.chart_bars[b]), fill, b + 1);
     first = false;
   }
   body += "\n";

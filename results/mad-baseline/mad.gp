@@ -11,7 +11,7 @@ set grid ytics
 set xtics rotate by -30 left nomirror
 set key outside right top vertical
 set bmargin 9
-plot 'mad.dat' using 2:xtic(1) title "Compress" fs pattern 0 lc 1, 'mad.dat' using 3 title "Fuzzy" fs pattern 2 lc 2, 'mad.dat' using 4 title "ICR" fs pattern 3 lc 3, 'mad.dat' using 5 title "Memorize" fs pattern 4 lc 4, 'mad.dat' using 6 title "Noisy" fs pattern 0 lc 5, 'mad.dat' using 7 title "SelCopy" fs pattern 2 lc 6
+plot 'mad.dat' using 2:xtic(1) title "Compress" fs solid 0.85 lc 1, 'mad.dat' using 3 title "Fuzzy" fs pattern 2 lc 2, 'mad.dat' using 4 title "ICR" fs pattern 3 lc 3, 'mad.dat' using 5 title "Memorize" fs pattern 4 lc 4, 'mad.dat' using 6 title "Noisy" fs solid 0.85 lc 5, 'mad.dat' using 7 title "SelCopy" fs pattern 2 lc 6
 set terminal svg noenhanced size 1100,520 font "sans,10"
 set output 'mad.svg'
 set title "MAD accuracy (%) by task (mad-baseline)"
@@ -25,4 +25,4 @@ set grid ytics
 set xtics rotate by -30 left nomirror
 set key outside right top vertical
 set bmargin 9
-plot 'mad.dat' using 2:xtic(1) title "Compress" fs pattern 0 lc 1, 'mad.dat' using 3 title "Fuzzy" fs pattern 2 lc 2, 'mad.dat' using 4 title "ICR" fs pattern 3 lc 3, 'mad.dat' using 5 title "Memorize" fs pattern 4 lc 4, 'mad.dat' using 6 title "Noisy" fs pattern 0 lc 5, 'mad.dat' using 7 title "SelCopy" fs pattern 2 lc 6
+plot 'mad.dat' using 2:xtic(1) title "Compress" fs solid 0.85 lc 1, 'mad.dat' using 3 title "Fuzzy" fs pattern 2 lc 2, 'mad.dat' using 4 title "ICR" fs pattern 3 lc 3, 'mad.dat' using 5 title "Memorize" fs pattern 4 lc 4, 'mad.dat' using 6 title "Noisy" fs solid 0.85 lc 5, 'mad.dat' using 7 title "SelCopy" fs pattern 2 lc 6

@@ -11,7 +11,7 @@ set grid ytics
 set xtics rotate by -30 left nomirror
 set key outside right top vertical
 set bmargin 9
-plot 'mad.dat' using 2:xtic(1) title "ICR" fs pattern 0 lc 1, 'mad.dat' using 3 title "SelCopy" fs pattern 2 lc 2
+plot 'mad.dat' using 2:xtic(1) title "ICR" fs solid 0.85 lc 1, 'mad.dat' using 3 title "SelCopy" fs pattern 2 lc 2
 set terminal svg noenhanced size 720,520 font "sans,10"
 set output 'mad.svg'
 set title "MAD accuracy (%) by task (quick)"
@@ -25,4 +25,4 @@ set grid ytics
 set xtics rotate by -30 left nomirror
 set key outside right top vertical
 set bmargin 9
-plot 'mad.dat' using 2:xtic(1) title "ICR" fs pattern 0 lc 1, 'mad.dat' using 3 title "SelCopy" fs pattern 2 lc 2
+plot 'mad.dat' using 2:xtic(1) title "ICR" fs solid 0.85 lc 1, 'mad.dat' using 3 title "SelCopy" fs pattern 2 lc 2

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 using namespace deltabench;
@@ -210,7 +211,20 @@ TEST_CASE("figures: mean with min and max bars where a cell has several seeds, a
   // The MAD section's bar chart: one cluster per model, one bar per task.
   const auto mad = read_file((dir.path() / "mad.dat").string());
   CHECK(mad.find("\"DeltaNet\"") != std::string::npos);
-  CHECK(read_file((dir.path() / "mad.gp").string()).find("set style histogram clustered") != std::string::npos);
+  const auto mad_gp = read_file((dir.path() / "mad.gp").string());
+  CHECK(mad_gp.find("set style histogram clustered") != std::string::npos);
+  // Every bar filled (gnuplot's pattern 0 is no fill: two tasks' bars were both white), and no two alike.
+  CHECK(mad_gp.find("fs pattern 0") == std::string::npos);
+  std::set<std::string> fills;
+  size_t bars = 0;
+  for (size_t at = mad_gp.find(" fs "); at != std::string::npos && at < mad_gp.find("set terminal svg");
+       at = mad_gp.find(" fs ", at + 1)) {
+    const auto end = mad_gp.find_first_of(",\n", at);
+    fills.insert(mad_gp.substr(at, end - at));
+    ++bars;
+  }
+  CHECK(bars == 2);  // the fixture's two tasks
+  CHECK(fills.size() == bars);
 }
 
 TEST_CASE("the ablations report draws a bar per task for every switch setting") {
