@@ -8,7 +8,8 @@
 namespace deltabench {
 namespace {
 
-std::atomic<int64_t> g_reference{0}, g_reference_with_grad{0}, g_kernel{0}, g_kernel_with_grad{0}, g_kernel_sm90{0};
+std::atomic<int64_t> g_reference{0}, g_reference_with_grad{0}, g_kernel{0}, g_kernel_with_grad{0}, g_kernel_sm90{0},
+    g_kernel_sm90_forward{0};
 
 }  // namespace
 
@@ -32,12 +33,13 @@ std::optional<BackendChoice> backend_choice_from_name(std::string_view name) {
 
 BackendCounts backend_counts() {
   return {g_reference.load(), g_reference_with_grad.load(), g_kernel.load(), g_kernel_with_grad.load(),
-          g_kernel_sm90.load()};
+          g_kernel_sm90.load(), g_kernel_sm90_forward.load()};
 }
 
 BackendCounts operator-(const BackendCounts& a, const BackendCounts& b) {
   return {a.reference - b.reference, a.reference_with_grad - b.reference_with_grad, a.kernel - b.kernel,
-          a.kernel_with_grad - b.kernel_with_grad, a.kernel_sm90 - b.kernel_sm90};
+          a.kernel_with_grad - b.kernel_with_grad, a.kernel_sm90 - b.kernel_sm90,
+          a.kernel_sm90_forward - b.kernel_sm90_forward};
 }
 
 BackendCounts& operator+=(BackendCounts& a, const BackendCounts& b) {
@@ -46,14 +48,21 @@ BackendCounts& operator+=(BackendCounts& a, const BackendCounts& b) {
   a.kernel += b.kernel;
   a.kernel_with_grad += b.kernel_with_grad;
   a.kernel_sm90 += b.kernel_sm90;
+  a.kernel_sm90_forward += b.kernel_sm90_forward;
   return a;
 }
 
 std::string forward_backend(const BackendCounts& p) {
-  if (p.kernel > 0 && p.reference > 0) return "kernel + reference";
-  if (p.kernel > 0) return "kernel";
-  if (p.reference > 0) return "reference";
-  return "none";
+  std::string ran;
+  const auto add = [&ran](std::string_view what) {
+    if (!ran.empty()) ran += " + ";
+    ran += what;
+  };
+  const int64_t sm90 = p.kernel_sm90 + p.kernel_sm90_forward;
+  if (sm90 > 0) add("kernel (sm_90a)");
+  if (p.kernel > sm90) add("kernel");
+  if (p.reference > 0) add("reference");
+  return ran.empty() ? "none" : ran;
 }
 
 std::string backward_backend(const BackendCounts& p) {
@@ -81,6 +90,8 @@ void count_backend_call(Backend backend, bool with_grad) {
 }
 
 void count_sm90_train_call() { g_kernel_sm90.fetch_add(1, std::memory_order_relaxed); }
+
+void count_sm90_forward_call() { g_kernel_sm90_forward.fetch_add(1, std::memory_order_relaxed); }
 
 bool needs_grad(std::initializer_list<const at::Tensor*> tensors) {
   if (!c10::GradMode::is_enabled()) return false;

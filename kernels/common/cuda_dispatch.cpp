@@ -32,33 +32,49 @@
 namespace deltabench::detail {
 
 namespace {
-std::atomic<bool> g_sm90_forward{false};
-std::atomic<int> g_sm90_train{-1};  // -1: not yet read from DELTABENCH_SM90_TRAIN (cuda_dispatch.h says why)
-}  // namespace
+// -1: not yet read from the environment (cuda_dispatch.h says why), then 0 or 1.
+std::atomic<int> g_sm90_forward{-1};
+std::atomic<int> g_sm90_train{-1};
 
-void set_sm90_forward(bool on) { g_sm90_forward.store(on); }
+// A switch's value: set, or read once from the environment variable `name` by `parse`.
+bool switch_value(std::atomic<int>& value, const char* name, bool (*parse)(const char*)) {
+  int on = value.load();
+  if (on < 0) {
+    int unread = -1;
+    value.compare_exchange_strong(unread, parse(std::getenv(name)) ? 1 : 0);
+    on = value.load();
+  }
+  return on == 1;
+}
 
-bool sm90_forward() { return g_sm90_forward.load(); }
-
-bool sm90_train_from_env(const char* value) {
+// An on-by-default switch's environment value: null or empty true, "1" true, "0" false; anything else throws,
+// naming the variable and what 1 and 0 mean.
+bool on_unless_zero(const char* value, std::string_view name, std::string_view one, std::string_view zero) {
   if (value == nullptr || *value == '\0') return true;
   const std::string_view v(value);
-  TORCH_CHECK(v == "0" || v == "1", "DELTABENCH_SM90_TRAIN is \"", v,
-              "\": it takes 1 (train on the sm_90a training op where it serves; the default) or 0 (the chunked training pair)");
+  TORCH_CHECK(v == "0" || v == "1", name, " is \"", v, "\": it takes 1 (", one, "; the default) or 0 (", zero, ")");
   return v == "1";
+}
+
+}  // namespace
+
+bool sm90_forward_from_env(const char* value) {
+  return on_unless_zero(value, "DELTABENCH_SM90_FORWARD", "the forward alone on the sm_90a forward where it serves",
+                        "on the first chunked kernel");
+}
+
+void set_sm90_forward(bool on) { g_sm90_forward.store(on ? 1 : 0); }
+
+bool sm90_forward() { return switch_value(g_sm90_forward, "DELTABENCH_SM90_FORWARD", sm90_forward_from_env); }
+
+bool sm90_train_from_env(const char* value) {
+  return on_unless_zero(value, "DELTABENCH_SM90_TRAIN", "train on the sm_90a training op where it serves",
+                        "the chunked training pair");
 }
 
 void set_sm90_train(bool on) { g_sm90_train.store(on ? 1 : 0); }
 
-bool sm90_train() {
-  int on = g_sm90_train.load();
-  if (on < 0) {
-    int unread = -1;
-    g_sm90_train.compare_exchange_strong(unread, sm90_train_from_env(std::getenv("DELTABENCH_SM90_TRAIN")) ? 1 : 0);
-    on = g_sm90_train.load();
-  }
-  return on == 1;
-}
+bool sm90_train() { return switch_value(g_sm90_train, "DELTABENCH_SM90_TRAIN", sm90_train_from_env); }
 
 #ifdef DELTABENCH_HAVE_CUDA
 namespace {
@@ -118,6 +134,7 @@ SequenceOutput cuda_chunk_forward(Family family, const SequenceShape& shape, con
                                  contiguous_aligned(beta, at::kFloat), contiguous_aligned(g, at::kFloat),
                                  contiguous_aligned(options.initial_state, at::kFloat), cu, scale,
                                  options.output_final_state, true, options.kernel_segment_length);
+    count_sm90_forward_call();
     SequenceOutput out;
     out.backend = Backend::kKernel;
     out.o = std::move(r.o);

@@ -5,7 +5,8 @@
 //   - with a gradient: the chunked training pair (kernels/common/chunk_train.h; K and V of 64 or
 //     128), else the recurrent training pair (kernels/common/recurrent_train.h; K of 32, 64, 128 or
 //     256, V a multiple of 32), each an autograd Function;
-//   - chunk mode, chunk size 64, K and V of 64 or 128: the fused chunk forward;
+//   - chunk mode, chunk size 64, K and V of 64 or 128: the fused chunk forward (on Hopper the sm_90a forward,
+//     set_sm90_forward below);
 //   - recurrent mode without cu_seqlens, K of 64 or 128: the decode kernel (the models' step());
 //   - any other call the recurrent training pair's forward serves: that forward, without checkpoints.
 // `auto` takes the chunk forward, decode, the chunked training pair and, from 256 tokens, the
@@ -35,13 +36,20 @@ SequenceOutput cuda_chunk_forward(Family family, const SequenceShape& shape, con
                                   const at::Tensor& v, const at::Tensor& beta, const at::Tensor& g,
                                   const SequenceOptions& options);
 
-// Whether the chunk forward (KernelPath::kChunk) runs the sm_90a forward (kernels/common/sm90/forward.h: the
-// UT transform, the state pass and the output on wgmma) where it takes the call: a compute capability 9.0
-// device, bf16 or fp16 inputs, K of 64 or 128, V a multiple of 64 (up to 256 for the delta rules); its state
-// pass segment-parallel as options.kernel_segment_length says. Off unless set: on for bench/kernels_bench.cpp's "sm90:" rows, and
-// the default once its GPU tests have passed (kernels/delta_rule/NOTES.md, Hopper version 1). Process-wide.
+// Whether the chunk forward (KernelPath::kChunk: the forward alone, without a gradient) runs the sm_90a forward
+// (kernels/common/sm90/forward.h: the UT transform, the state pass with the output fused into it, on wgmma) where it
+// takes the call: a compute capability 9.0 device, bf16 or fp16 inputs, K of 64 or 128, V a multiple of 64 (up to
+// 256 for the delta rules); its state pass segment-parallel as options.kernel_segment_length says. On by default;
+// off here or by the environment: DELTABENCH_SM90_FORWARD=0 (1 or unset: on; any other value is an error at the
+// first forward that asks). Measured on the H100 (2026-12-06, twenty-first session, H 16, K = V = 128, bf16,
+// results/device/2026-12-06-h100-sm90-ninth-run.md): against the first chunked kernel it takes the delta rule from
+// 1.03 to 0.95 ms at 16 x 2K, 1.96 to 0.93 at 4 x 8K and 2.58 to 1.69 at 1 x 32K, the gated rule from 2.27 to 1.21
+// at 4 x 8K and 2.99 to 2.11 at 1 x 32K (K 64: 0.76 to 0.42 at 8 x 4K); it loses only the gated 16 x 2K, 1.22
+// against 1.17. Linear attention's sm_90a forward has its GPU test but no time yet. Process-wide.
 void set_sm90_forward(bool on);
 bool sm90_forward();
+// DELTABENCH_SM90_FORWARD's value read: null or empty true, "1" true, "0" false; anything else throws, naming it.
+bool sm90_forward_from_env(const char* value);
 
 // Whether the chunked training pair (kernels/common/chunk_train.h) runs on the sm_90a training op
 // (sm90::chunk_train: forward and backward on wgmma) where it takes the call: a compute capability 9.0 device,

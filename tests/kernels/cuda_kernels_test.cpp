@@ -47,11 +47,20 @@ const Case kCases[] = {{Family::kLinearAttention, false},
 
 std::string name(const Case& c) { return std::string(family_name(c.family)) + (c.decay ? "+decay" : ""); }
 
+// For a case of the ops' forward alone: on a Hopper GPU the sm_90a forward, on by default (cuda_dispatch.h's
+// set_sm90_forward), would take its calls in bf16 and fp16 at K 64 and 128; this file tests the first chunked
+// kernel, which A100s run (tests/kernels/common/sm90_test.cpp tests the sm_90a forward through the ops).
+struct FirstChunkedKernel {
+  deltabench::detail::ScopedKernelSwitch off{deltabench::detail::set_sm90_forward, deltabench::detail::sm90_forward,
+                                             false};
+};
+
 // For a case of the chunked training pair: on a Hopper GPU the sm_90a training op, where set
 // (cuda_dispatch.h's set_sm90_train), would take its calls at K and V of 64 and 128 in bf16 and fp16
-// (tests/kernels/common/sm90_test.cpp tests that op).
+// (tests/kernels/common/sm90_test.cpp tests that op); and the forward alone the first chunked kernel, as above.
 struct ChunkedPairOnly {
   deltabench::detail::ScopedKernelSwitch off{deltabench::detail::set_sm90_train, deltabench::detail::sm90_train, false};
+  FirstChunkedKernel first;
 };
 
 SequenceInputs to(const SequenceInputs& in, at::ScalarType dtype) {
@@ -229,6 +238,7 @@ TEST_CASE("cuda: a CUDA graph capture that meets the segment-parallel pass fails
   // Its offsets reach the device by a copy from pinned memory that a replay could not trust
   // (segments.h's device_offsets): the capture fails, so that a training step runs eagerly and says why.
   REQUIRE(at::hasCUDA());
+  const FirstChunkedKernel first;
   const auto in = to(sample_inputs(Family::kDeltaRule, SampleShape{1, 300, 2, 64, 64}, kCuda.dtype(at::kFloat), 71, false),
                      at::kBFloat16);
   SequenceOptions o;
@@ -280,6 +290,7 @@ TEST_CASE("cuda: the segment-parallel pass matches the fp32 recurrent reference"
 TEST_CASE("cuda: the public ops use the kernels, with gradients the training kernels, unless told the reference",
           "[cuda]") {
   REQUIRE(at::hasCUDA());
+  const FirstChunkedKernel first;
   for (const auto& c : kCases) {
     const auto in = to(sample_inputs(c.family, SampleShape{2, 100, 2, 64, 64}, kCuda.dtype(at::kFloat), 5, c.decay),
                        at::kBFloat16);
@@ -325,6 +336,7 @@ TEST_CASE("cuda: the public ops use the kernels, with gradients the training ker
 
 TEST_CASE("cuda: backend = kernel where the kernel cannot serve is an error that says why", "[cuda]") {
   REQUIRE(at::hasCUDA());
+  const FirstChunkedKernel first;
   const auto in = to(sample_inputs(Family::kDeltaRule, SampleShape{1, 70, 2, 64, 64}, kCuda.dtype(at::kFloat), 5),
                      at::kBFloat16);
   const auto message = [&](SequenceInputs x, SequenceOptions o) -> std::string {
@@ -360,6 +372,7 @@ TEST_CASE("cuda: backend = kernel serves the calls the chunk forward does not ta
   // Recurrent mode (the decode kernel; cu_seqlens: the training pair's forward), chunk sizes other
   // than 64 and head dims 32 and 256 (the training pair's forward without checkpoints).
   REQUIRE(at::hasCUDA());
+  const FirstChunkedKernel first;
   struct Call {
     const char* what;
     SampleShape shape;
@@ -463,6 +476,7 @@ TEST_CASE("cuda: inputs that start off a 16-byte boundary give the same output",
   // A contiguous view one element into its storage: the dispatch copies it to an aligned tensor rather
   // than let the kernel's 16-byte loads misread it.
   REQUIRE(at::hasCUDA());
+  const FirstChunkedKernel first;
   const Case c = kCases[3];  // the gated delta rule
   const auto in = to(sample_inputs(c.family, SampleShape{2, 100, 2, 64, 64}, kCuda.dtype(at::kFloat), 9, c.decay),
                      at::kBFloat16);
@@ -492,6 +506,7 @@ TEST_CASE("cuda: inputs that start off a 16-byte boundary give the same output",
 
 TEST_CASE("cuda: T decode steps equal the chunked forward, state updated in place", "[cuda][small]") {
   REQUIRE(at::hasCUDA());
+  const FirstChunkedKernel first;
   for (const auto& c : kCases) {
     for (const int64_t K : {64, 128}) {
       const int64_t B = 3, T = 70, H = 2;

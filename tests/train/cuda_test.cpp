@@ -33,6 +33,14 @@ std::string kernel_backward(int64_t head_dim, bool half) {
   return sm90 ? "kernel (sm_90a)" : "kernel";
 }
 
+// The same for the forward alone (an evaluation) at chunk size `chunk`: the sm_90a forward takes the chunk
+// forward's calls (chunk 64) on Hopper unless switched off.
+std::string kernel_forward(int64_t head_dim, bool half, int64_t chunk) {
+  const bool sm90 = half && (head_dim == 64 || head_dim == 128) && chunk == 64 && deltabench::detail::sm90_forward() &&
+                    deltabench::cuda::sm90::available();
+  return sm90 ? "kernel (sm_90a)" : "kernel";
+}
+
 }  // namespace
 
 TEST_CASE("cuda: device dataset serves the CPU's batches", "[cuda]") {
@@ -96,15 +104,16 @@ TEST_CASE("cuda: DeltaNet learns the tiny MQAR with bf16 autocast", "[cuda]") {
   CHECK(s.backend_train_forward == "kernel");
   CHECK(s.backend_train_backward == "kernel");
   CHECK(s.backend_eval_forward == "reference");
-  // At head dim 64 and chunk 64 training runs on the chunked training kernels and evaluation on the chunk
-  // forward kernel, at 32 tokens too, and the record says so.
+  // At head dim 64 and chunk 64 training runs on the chunked training kernels (on Hopper the sm_90a training
+  // op) and evaluation on the chunk forward kernel (on Hopper the sm_90a forward), at 32 tokens too, and the
+  // record says so.
   c.model.d_model = 128;
   c.model.mixer.chunk_size = 64;
   options.max_steps = 10;
   const auto k = train::run_experiment(c, options);
-  CHECK(k.backend_train_forward == "kernel");
+  CHECK(k.backend_train_forward == kernel_backward(64, true));  // the training op's forward is named with it
   CHECK(k.backend_train_backward == kernel_backward(64, true));
-  CHECK(k.backend_eval_forward == "kernel");
+  CHECK(k.backend_eval_forward == kernel_forward(64, true, 64));
   // At head dim 32 and 256 tokens auto trains on the recurrent training pair.
   c.model.d_model = 64;
   c.task.params["seq_len"] = "256";
@@ -207,8 +216,9 @@ KernelAgainstReference fifty_steps_both_ways(const train::ExperimentConfig& c) {
   options.placement.backend = "kernel";
   r.ker = train::run_experiment(c, options);
   CHECK(r.ref.backend() == "train fwd reference, bwd reference (ATen autograd); eval fwd reference");
-  CHECK(r.ker.backend() == "train fwd kernel, bwd " + kernel_backward(head_dim, c.train.precision != "fp32") +
-                               "; eval fwd kernel");
+  const bool half = c.train.precision != "fp32";
+  CHECK(r.ker.backend() == "train fwd " + kernel_backward(head_dim, half) + ", bwd " + kernel_backward(head_dim, half) +
+                               "; eval fwd " + kernel_forward(head_dim, half, c.model.mixer.chunk_size));
   CHECK(r.ker.train_step.rfind("captured", 0) == 0);
   REQUIRE(r.ker.step_losses.size() == 50);
   REQUIRE(r.ref.step_losses.size() == 50);

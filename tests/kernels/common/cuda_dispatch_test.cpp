@@ -101,7 +101,7 @@ TEST_CASE("what a phase's backward ran, from its counts", "[kernels]") {
   BackendCounts hopper;
   hopper.kernel = hopper.kernel_with_grad = hopper.kernel_sm90 = 3;
   CHECK(backward_backend(hopper) == "kernel (sm_90a)");
-  CHECK(forward_backend(hopper) == "kernel");
+  CHECK(forward_backend(hopper) == "kernel (sm_90a)");
   hopper.kernel = hopper.kernel_with_grad = 5;
   CHECK(backward_backend(hopper) == "kernel (sm_90a) + kernel");
   hopper.reference = hopper.reference_with_grad = 1;
@@ -109,6 +109,17 @@ TEST_CASE("what a phase's backward ran, from its counts", "[kernels]") {
   hopper += hopper;
   CHECK(hopper.kernel_sm90 == 6);
   CHECK((hopper - BackendCounts{0, 0, 0, 0, 2}).kernel_sm90 == 4);
+  CHECK(forward_backend(hopper) == "kernel (sm_90a) + kernel + reference");
+  // The forward alone on the sm_90a forward (an evaluation phase), named as the training op is, and kept over epochs.
+  BackendCounts eval;
+  eval.kernel = eval.kernel_sm90_forward = 4;
+  CHECK(forward_backend(eval) == "kernel (sm_90a)");
+  CHECK(backward_backend(eval) == "none");
+  eval.kernel = 6;
+  CHECK(forward_backend(eval) == "kernel (sm_90a) + kernel");
+  eval += eval;
+  CHECK(eval.kernel_sm90_forward == 8);
+  CHECK((eval - BackendCounts{0, 0, 0, 0, 0, 3}).kernel_sm90_forward == 5);
   CHECK(forward_backend(p) == "kernel");
   const BackendCounts later{3, 2, 5, 4};
   const auto d = later - BackendCounts{1, 1, 1, 1};
@@ -118,25 +129,31 @@ TEST_CASE("what a phase's backward ran, from its counts", "[kernels]") {
   CHECK(d.kernel_with_grad == 3);
 }
 
-TEST_CASE("the sm_90a training op is on by default and the forward alone off; the op keeps W, U and T", "[kernels]") {
+TEST_CASE("the sm_90a training op and forward are on by default; the op keeps W, U and T", "[kernels]") {
   // The training op since the models' GPU tests passed on it (kernels/delta_rule/NOTES.md, version 3j); the
-  // forward alone keeps the fused sm_80 kernel, faster at 16 x 2K on the H100.
+  // forward alone since it beat the first chunked kernel at 4 x 8K and 1 x 32K by 1.4-2.1x (H100, twenty-first
+  // session). Each where its environment variable does not say 0.
   if (std::getenv("DELTABENCH_SM90_TRAIN") == nullptr) CHECK(deltabench::detail::sm90_train());
-  CHECK_FALSE(deltabench::detail::sm90_forward());
-  // The environment's switch for it: 1 or unset on, 0 off, anything else a sentence that names the variable.
-  using deltabench::detail::sm90_train_from_env;
-  CHECK(sm90_train_from_env(nullptr));
-  CHECK(sm90_train_from_env(""));
-  CHECK_FALSE(sm90_train_from_env("0"));
-  CHECK(sm90_train_from_env("1"));
-  for (const char* bad : {"yes", "true", "2", " 1"}) {
-    try {
-      (void)sm90_train_from_env(bad);
-      FAIL("no error for DELTABENCH_SM90_TRAIN=" << bad);
-    } catch (const c10::Error& e) {
-      const std::string what = e.what_without_backtrace();
-      CHECK(what.find("DELTABENCH_SM90_TRAIN is \"" + std::string(bad) + "\"") != std::string::npos);
-      CHECK(what.find("it takes 1") != std::string::npos);
+  if (std::getenv("DELTABENCH_SM90_FORWARD") == nullptr) CHECK(deltabench::detail::sm90_forward());
+  // The environment's switches: 1 or unset on, 0 off, anything else a sentence that names the variable.
+  using Parse = bool (*)(const char*);
+  const std::pair<const char*, Parse> switches[] = {{"DELTABENCH_SM90_TRAIN", deltabench::detail::sm90_train_from_env},
+                                                    {"DELTABENCH_SM90_FORWARD", deltabench::detail::sm90_forward_from_env}};
+  for (const auto& [name, parse] : switches) {
+    CAPTURE(name);
+    CHECK(parse(nullptr));
+    CHECK(parse(""));
+    CHECK_FALSE(parse("0"));
+    CHECK(parse("1"));
+    for (const char* bad : {"yes", "true", "2", " 1"}) {
+      try {
+        (void)parse(bad);
+        FAIL("no error for " << name << "=" << bad);
+      } catch (const c10::Error& e) {
+        const std::string what = e.what_without_backtrace();
+        CHECK(what.find(std::string(name) + " is \"" + bad + "\"") != std::string::npos);
+        CHECK(what.find("it takes 1") != std::string::npos);
+      }
     }
   }
   SequenceOptions defaults;
