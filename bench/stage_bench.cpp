@@ -26,8 +26,9 @@
 //                                    the 16-bit stores
 //   ut_bwd/{sm90,tf32}/...:         the UT transform's backward (FLA's prepare_wy_repr_bwd, which gets the inverse
 //                                    from its forward, as tf32 does; sm90 recomputes it)
-//   fwd_bwd/sm90_keep/...:          sm90::chunk_train keeping W, U and T from the forward (keep_ut), as the ops
-//                                    do where set_sm90_train is on
+//   fwd_bwd/sm90_keep/...:          sm90::chunk_train keeping W, U and T from the forward (keep_ut)
+//   fwd_bwd/sm90_keep_state/...:    the same keeping h and v_new too (keep_state): no forward pass in the backward;
+//                                    as the ops do where set_sm90_train is on (version 3p)
 //   fwd_bwd/{sm90,chunked}/...:     the forward and every input's gradient: sm90::chunk_train, and the op under
 //                                    backend kernel (the chunked training pair of versions 1-5)
 //   fwd/sm90/<rule>/B/T/H/K:        the whole forward on the sm_90a kernels (sm90::chunk_forward: UT transform,
@@ -481,9 +482,9 @@ void run_ut_bwd(benchmark::State& state, const Shape& s, bool gated, bool sm90, 
 // The whole forward: q, k, v [B, T, H, K] bf16 (k unit-norm), beta = sigmoid, g = logsigmoid / 16, as
 // kernels_bench draws a case's inputs.
 // backward: the forward and the gradients of q, k, v, beta (and g) for a fixed random dO (torch::autograd::grad),
-// sm90::chunk_train against the op under backend kernel (the chunked training pair); keep_ut: chunk_train's.
+// sm90::chunk_train against the op under backend kernel (the chunked training pair); keep_ut, keep_state: chunk_train's.
 void run_forward(benchmark::State& state, const Shape& s, bool gated, bool sm90, bool backward = false,
-                 bool fuse_output = true, int64_t segment_length = 0, bool keep_ut = false) {
+                 bool fuse_output = true, int64_t segment_length = 0, bool keep_ut = false, bool keep_state = false) {
   std::string why;
   if (sm90 && !deltabench::cuda::sm90::available(&why)) {
     state.SkipWithError(why.c_str());
@@ -514,11 +515,11 @@ void run_forward(benchmark::State& state, const Shape& s, bool gated, bool sm90,
     dout = at::randn(in.v.sizes(), f32).to(at::kBFloat16);
     std::vector<at::Tensor> leaves{in.q, in.k, in.v, in.beta};
     if (gated) leaves.push_back(in.g);
-    fn = [&, leaves, family, scale, sm90, segment_length, keep_ut] {
+    fn = [&, leaves, family, scale, sm90, segment_length, keep_ut, keep_state] {
       deltabench::SequenceOptions options;
       options.backend = deltabench::BackendChoice::kKernel;
       const auto o = sm90 ? deltabench::sm90::chunk_train(family, in.q, in.k, in.v, in.beta, in.g, {}, {}, scale, false,
-                                                          segment_length, keep_ut)
+                                                          segment_length, keep_ut, keep_state)
                                 .o
                           : deltabench::run_family(family, in, options).o;
       benchmark::DoNotOptimize(torch::autograd::grad({o}, leaves, {dout}));
@@ -600,6 +601,8 @@ int main(int argc, char** argv) {
         add(name("fwd_bwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_forward(st, s, gated, true, true); });
         add(name("fwd_bwd", "sm90_keep", gated, s),
             [s, gated](benchmark::State& st) { run_forward(st, s, gated, true, true, true, 0, true); });
+        add(name("fwd_bwd", "sm90_keep_state", gated, s),
+            [s, gated](benchmark::State& st) { run_forward(st, s, gated, true, true, true, 0, true, true); });
         add(name("fwd_bwd", "chunked", gated, s),
             [s, gated](benchmark::State& st) { run_forward(st, s, gated, false, true); });
         if (s.B == 1) {

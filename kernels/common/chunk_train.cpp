@@ -607,7 +607,8 @@ SequenceOutput sm90_apply(Family family, const SequenceShape& shape, const at::T
                              contiguous_aligned(beta, at::kFloat), contiguous_aligned(g, at::kFloat),
                              contiguous_aligned(options.initial_state, at::kFloat), cu, scale_of(shape, options),
                              options.output_final_state, options.kernel_segment_length,
-                             /*keep_ut=*/!options.kernel_recompute_ut);
+                             /*keep_ut=*/!options.kernel_recompute_ut,
+                             /*keep_state=*/!options.kernel_recompute_ut && !options.kernel_recompute_state);
   count_sm90_train_call();
   SequenceOutput out;
   out.o = std::move(r.o);

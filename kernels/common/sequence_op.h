@@ -36,6 +36,12 @@ struct SequenceOptions {
   // them, as FLA does, for the memory. The same outputs and gradients bit for bit either way; the other
   // kernels keep nothing.
   bool kernel_recompute_ut = false;
+  // The same op keeps h (the state at each chunk's start) and v_new from the forward too, K V x 2 / 64 + V x 2
+  // bytes more a token and head (768 at K = V = 128), so that its backward runs no forward pass: the forward's
+  // state pass was 0.31-0.34 ms of the op's 3.2-3.8 at 16 x 2K on an H100, and more where it runs in segments
+  // (kernels/delta_rule/NOTES.md, version 3p). true: recompute them, as FLA does; so does kernel_recompute_ut.
+  // The same gradients bit for bit either way.
+  bool kernel_recompute_state = false;
 };
 
 struct SequenceOutput {

@@ -274,6 +274,7 @@ struct TrainConfig {
   at::Tensor cu_seqlens;
   int64_t segment_length = 0;  // forward_stages's, in the forward and the backward's recomputation
   bool keep_ut = false;        // chunk_train's
+  bool keep_state = false;     // chunk_train's
 };
 
 class Sm90Train : public torch::autograd::Function<Sm90Train> {
@@ -288,15 +289,19 @@ class Sm90Train : public torch::autograd::Function<Sm90Train> {
     const auto c = validate(cfg.family, q, k, v, beta, g, h0, cfg.cu_seqlens);
     require(c.V <= 128, "training takes V up to 128 (got " + std::to_string(c.V) + ")");
     const bool keep = cfg.keep_ut && cfg.family != Family::kLinearAttention;
+    require(!cfg.keep_state || cfg.keep_ut || cfg.family == Family::kLinearAttention,
+            "keep_state needs keep_ut: the backward would recompute W and U and not h");
     // The output fused into the state pass but for the gated delta rule, whose fused pass lost to the output
     // kernel after it (16 x 2K, H100: 1.68 against 1.47 ms; 1 x 32K 2.90 against 2.96) while the delta rule's
-    // won (1.19 against 1.30; 2.03 against 2.30): kernels/delta_rule/NOTES.md, version 3h.
-    const bool fuse = cfg.family != Family::kGatedDeltaRule;
+    // won (1.19 against 1.30; 2.03 against 2.30): kernels/delta_rule/NOTES.md, version 3h. Where h and v_new are
+    // kept the pass writes them, and the output kernel reads them.
+    const bool fuse = cfg.family != Family::kGatedDeltaRule && !cfg.keep_state;
     auto st = forward_stages(c, q, k, v, beta, g, h0, cfg.scale, cfg.final_state, true, fuse, cfg.segment_length, keep);
+    const auto h = cfg.keep_state ? st.h : at::Tensor(), v_new = cfg.keep_state ? st.v_new : at::Tensor();
     if (keep) {
-      ctx->save_for_backward({q, k, v, beta, g, h0, cfg.cu_seqlens, st.w, st.u, st.t});
+      ctx->save_for_backward({q, k, v, beta, g, h0, cfg.cu_seqlens, st.w, st.u, st.t, h, v_new});
     } else {
-      ctx->save_for_backward({q, k, v, beta, g, h0, cfg.cu_seqlens, {}, {}, {}});
+      ctx->save_for_backward({q, k, v, beta, g, h0, cfg.cu_seqlens, {}, {}, {}, h, v_new});
     }
     ctx->saved_data["family"] = static_cast<int64_t>(cfg.family);
     ctx->saved_data["scale"] = cfg.scale;
@@ -317,11 +322,13 @@ class Sm90Train : public torch::autograd::Function<Sm90Train> {
     const auto stream = at::cuda::getCurrentCUDAStream().stream();
     const float* g_ptr = g.defined() ? g.data_ptr<float>() : nullptr;
     // h and v_new recomputed, and W, U and T (for the UT transform's backward) where the forward kept none, as the
-    // forward made them.
+    // forward made them (the same kernels on the same inputs: the same bits).
     Stages kept;
     kept.w = saved[7], kept.u = saved[8], kept.t = saved[9];
-    const auto st = forward_stages(c, q, k, v, beta, g, h0, scale, false, false, false,
-                                   ctx->saved_data["segment_length"].toInt(), delta, &kept);
+    kept.h = saved[10], kept.v_new = saved[11];  // keep_state's: then no forward pass here
+    const auto st = kept.h.defined() ? kept
+                                     : forward_stages(c, q, k, v, beta, g, h0, scale, false, false, false,
+                                                      ctx->saved_data["segment_length"].toInt(), delta, &kept);
     const auto f32 = q.options().dtype(at::kFloat), inner = q.options().dtype(at::kHalf);
     // dO and dh_T scaled by 2^-e, e the exponent of their largest magnitude, so that it lies in [1, 2); every
     // gradient is linear in them, and the outputs are scaled back at the end: both exact (powers of two). dO is
@@ -435,10 +442,11 @@ class Sm90Train : public torch::autograd::Function<Sm90Train> {
 
 ForwardOutputs chunk_train(Family family, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta,
                            const at::Tensor& g, const at::Tensor& h0, const at::Tensor& cu_seqlens, double scale,
-                           bool final_state, int64_t segment_length, bool keep_ut) {
+                           bool final_state, int64_t segment_length, bool keep_ut, bool keep_state) {
   check_segment_length(segment_length);
   TrainConfig cfg;
   cfg.keep_ut = keep_ut;
+  cfg.keep_state = keep_state;
   cfg.family = family;
   cfg.scale = scale;
   cfg.final_state = final_state;

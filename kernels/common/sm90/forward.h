@@ -41,16 +41,21 @@ ForwardOutputs chunk_forward(Family family, const at::Tensor& q, const at::Tenso
                              int64_t segment_length = 0);
 
 // The same with a gradient, on the sm_90a kernels both ways: an autograd Function whose backward recomputes
-// W, U, h and v_new and runs the backward's stages (dv_local, the backward state pass, dq/dk/dW/dG, the UT
+// W, U, h and v_new (unless kept: below) and runs the backward's stages (dv_local, the backward state pass, dq/dk/dW/dG, the UT
 // transform's backward; dg from dG by a reverse cumulative sum within each chunk) for q, k, v, beta, g and
 // h0 (and the final state's gradient where it is returned). K and V of 64 or 128.
 // The forward's state pass, the backward's recomputation of it and the backward's own state pass segment-parallel
 // as chunk_forward's (the same split). keep_ut: the delta rules' W, U and T (the UT transform's) kept from the
 // forward for the backward rather than recomputed there, for (K + V + 64) x 2 bytes a token and head held until
-// the backward; the same outputs and gradients bit for bit either way.
+// the backward; the same outputs and gradients bit for bit either way. keep_state (with keep_ut where the family
+// has W and U): h and v_new kept too, so that the backward runs no forward pass at all, for K V x 2 / 64 + V x 2
+// bytes more a token and head (768 at K = V = 128); the forward then writes them and computes the output by the
+// output kernel after its state pass (as it does for the gated rule anyway), where the delta rule's and linear
+// attention's fuse it. The same gradients bit for bit either way; the delta rule's and linear attention's output
+// within the forward's bounds, not bit for bit (another kernel's sums).
 ForwardOutputs chunk_train(Family family, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta,
                            const at::Tensor& g, const at::Tensor& h0, const at::Tensor& cu_seqlens, double scale,
-                           bool final_state, int64_t segment_length = 0, bool keep_ut = false);
+                           bool final_state, int64_t segment_length = 0, bool keep_ut = false, bool keep_state = false);
 
 // Whether chunk_forward (train false) or chunk_train (train true) takes a call of this family on the current
 // device: compute capability 9.0, q, k and v of `dtype` bf16 or fp16, K of 64 or 128, N * H (sequences times

@@ -129,7 +129,7 @@ TEST_CASE("what a phase's backward ran, from its counts", "[kernels]") {
   CHECK(d.kernel_with_grad == 3);
 }
 
-TEST_CASE("the sm_90a training op and forward are on by default; the op keeps W, U and T", "[kernels]") {
+TEST_CASE("the sm_90a training op and forward are on by default; the op keeps W, U, T, h and v_new", "[kernels]") {
   // The training op since the models' GPU tests passed on it (kernels/delta_rule/NOTES.md, version 3j); the
   // forward alone since it beat the first chunked kernel at 4 x 8K and 1 x 32K by 1.4-2.1x (H100, twenty-first
   // session). Each where its environment variable does not say 0.
@@ -158,4 +158,5 @@ TEST_CASE("the sm_90a training op and forward are on by default; the op keeps W,
   }
   SequenceOptions defaults;
   CHECK_FALSE(defaults.kernel_recompute_ut);
+  CHECK_FALSE(defaults.kernel_recompute_state);
 }

@@ -1571,10 +1571,39 @@ TEST_CASE("cuda: the sm90 training op's output and gradients match the fp64 recu
           if (beta.defined()) CHECK(at::equal(beta2.grad(), beta.grad()));
           if (g.defined()) CHECK(at::equal(g2.grad(), g.grad()));
           if (initial) CHECK(at::equal(h02.grad(), h0d.grad()));
+
+          // h and v_new kept too (keep_state): no forward pass in the backward, the same gradients' bits. The output
+          // then comes from the output kernel after the pass, as the gated rule's always does: the same bits there,
+          // the forward's bounds where the pass fuses it (the delta rule, linear attention).
+          const auto q3 = again(q), k3 = again(k), v3 = again(v), beta3 = again(beta), g3 = again(g), h03 = again(h0d);
+          const auto all = sm90::chunk_train(family, q3, k3, v3, beta3, g3, h03, varlen ? cu.to(at::kCUDA) : at::Tensor(),
+                                             1.0 / std::sqrt(static_cast<double>(K)), true, segment_length, true, true);
+          ((all.o.to(at::kFloat) * dout.to(at::kFloat).to(at::kCUDA)).sum() +
+           (all.final_state * dht.to(at::kFloat).to(at::kCUDA)).sum())
+              .backward();
+          INFO("keep_state against the recomputing backward");
+          CHECK(testing::rel_rms(all.o, ref.o) <= 0.003);
+          CHECK(testing::rel_rms(all.final_state, ref.final_state) <= 0.003);
+          if (family == Family::kGatedDeltaRule) {
+            CHECK(at::equal(all.o, got.o));
+            CHECK(at::equal(all.final_state, got.final_state));
+          }
+          CHECK(at::equal(q3.grad(), q.grad()));
+          CHECK(at::equal(k3.grad(), k.grad()));
+          CHECK(at::equal(v3.grad(), v.grad()));
+          if (beta.defined()) CHECK(at::equal(beta3.grad(), beta.grad()));
+          if (g.defined()) CHECK(at::equal(g3.grad(), g.grad()));
+          if (initial) CHECK(at::equal(h03.grad(), h0d.grad()));
         }
       }
     }
   }
+  // keep_state without keep_ut would recompute W and U and not h: refused, saying so.
+  const auto in = sample_inputs(Family::kDeltaRule, SampleShape{1, 64, 1, 64, 64},
+                                at::TensorOptions().device(at::kCUDA).dtype(at::kFloat), 5);
+  CHECK_THROWS_WITH(sm90::chunk_train(Family::kDeltaRule, in.q.to(at::kBFloat16), in.k.to(at::kBFloat16),
+                                      in.v.to(at::kBFloat16), in.beta, {}, {}, {}, 0.125, false, -1, false, true),
+                    testing::contains("keep_state needs keep_ut"));
 }
 
 TEST_CASE("cuda: the sm90 training op under a model's decay gates, within issue 13's bounds", "[cuda][sm90]") {
