@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/CUDAEvent.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <torch/autograd.h>
 
@@ -160,6 +161,26 @@ SegmentOffsets as_segments(Params& p, const Segments& segments, const char* who,
   p.chunk_starts = offsets.chunk_ptr();
   p.N = static_cast<int64_t>(segments.sequence.size());
   return offsets;
+}
+
+// side(stream) on a stream of the pool and main(stream) on the current one, at once; the current stream waits for
+// both after. For a segmented pass's step 1, whose two passes (the transitions from identity columns, the ends
+// from zero) read the same inputs and write apart: one after the other, each ran a grid of about one block an SM
+// at 1 x 32K, H 16 (128 blocks over 128 chunks), and the second waited for the first's whole chunk loop; side by
+// side they share the SMs where their shared memory lets two blocks in (the forward's pass at K 128; both passes
+// at K 64). The same kernels on the same inputs: the same bits. Not under a CUDA graph capture, which the
+// segments' offsets refuse first (as_segments).
+template <class Side, class Main>
+void side_by_side(Side&& side, Main&& main) {
+  const auto current = at::cuda::getCurrentCUDAStream();
+  const auto other = at::cuda::getStreamFromPool(false, current.device_index());
+  at::cuda::CUDAEvent ready, done;
+  ready.record(current);
+  ready.block(other);
+  side(other.stream());
+  done.record(other);
+  main(current.stream());
+  done.block(current);
 }
 
 // The segment-parallel split of the call's sequences, or none (detail::plan_segments).
@@ -504,11 +525,11 @@ void segmented_state_forward(cuda::sm90::StateFwdParams p, const Segments& segme
   m.V = K;
   m.h0 = identity.data_ptr<float>();
   m.ht = M.data_ptr<float>();
-  cuda::sm90::chunk_state_forward(m, stream);
   auto l = state_only;
   l.h0 = nullptr;
   l.ht = L.data_ptr<float>();
-  cuda::sm90::chunk_state_forward(l, stream);
+  side_by_side([&](cudaStream_t side) { cuda::sm90::chunk_state_forward(m, side); },
+               [&](cudaStream_t main) { cuda::sm90::chunk_state_forward(l, main); });
 
   const auto start_states = segment_start_states(segments, M, L, h0).contiguous();
   const auto ends = ht.defined() ? at::empty({S, H, K, V}, f32) : at::Tensor();
@@ -537,11 +558,11 @@ void segmented_state_backward(cuda::sm90::StateBwdParams p, const Segments& segm
   m.V = K;
   m.dht = identity.data_ptr<float>();
   m.dh0 = M.data_ptr<float>();
-  cuda::sm90::chunk_state_backward(m, stream);
   auto l = state_only;
   l.dht = nullptr;
   l.dh0 = L.data_ptr<float>();
-  cuda::sm90::chunk_state_backward(l, stream);
+  side_by_side([&](cudaStream_t side) { cuda::sm90::chunk_state_backward(m, side); },
+               [&](cudaStream_t main) { cuda::sm90::chunk_state_backward(l, main); });
 
   // Step 2: every segment's end gradient, joined from each sequence's end backwards.
   const auto back = backwards(segments);
