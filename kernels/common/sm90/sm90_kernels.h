@@ -98,8 +98,9 @@ struct StateBwdParams {
   float scale = 1.0f;
   // The pipeline: 2, every chunk's tiles double-buffered (155 KB of shared memory at K 128, one block an SM); 1,
   // Q, W, dO and dv_local single-buffered and refilled after the chunk's last product (106 KB, two blocks an SM);
-  // 3, the same single buffers, each refilled as soon as its chunk is done with it (chunk_state_bwd.cu; not yet
-  // timed, so never chosen). The same outputs bit for bit. 0 (the default): state_backward_buffers' choice for the
+  // 3, the same single buffers, each refilled as soon as its chunk is done with it (chunk_state_bwd.cu; never
+  // chosen: slower than 1 where it was timed, 16 x 2K on an H100, 0.518 ms against 0.507 and gated 0.542 against
+  // 0.508, kernels/delta_rule/NOTES.md, version 3o measured). The same outputs bit for bit. 0 (the default): state_backward_buffers' choice for the
   // call's grid on this GPU.
   int buffers = 0;
 };
