@@ -51,7 +51,9 @@
 #                                DELTABENCH_MPS=1 runs them through NVIDIA's Multi-Process Service (scripts/mps.sh),
 #                                DELTABENCH_PER_GPU sets the runs at once, DELTABENCH_ONLY the runs it may take
 #                                (run's --only, one AXIS=V1,V2 a word), DELTABENCH_CALL_SECONDS the device call's
-#                                limit (the window then ends 30 s before it, however long the build took)
+#                                limit (the window then ends 30 s before it, however long the build took); a run
+#                                its cell's finished runs say would outlast the window is not started (run's
+#                                --time-limit), unless DELTABENCH_TIME_LIMIT=0 (for a window another call follows)
 #   scripts/device.sh --stages   after a change to the chunked pair's kernels: build, the kernel tests of the chunked
 #                                backward and the training kernels (kernels_cuda_tests, filter DELTABENCH_KERNEL_TESTS),
 #                                train_cuda_tests and models_cuda_tests (the pieces' kernels), racecheck and memcheck
@@ -508,9 +510,15 @@ if [[ -n "$window_suite" ]]; then
   # not under $OUT: a next call on the same warm machine goes on from there; a fresh machine starts them over.
   resume_dir="$root/.resume/$window_suite"
   states_before=$(ls "$resume_dir" 2>/dev/null | wc -l)
+  # run's --time-limit: a run its cell's finished runs say would outlast the window is not started (2026-12-06:
+  # 8 zoology-mqar runs of about 10 minutes began a 453 s window on the session's last call, and were lost).
+  # DELTABENCH_TIME_LIMIT=0 starts them anyway: for a window that another call on this warm machine will follow,
+  # which resumes them from their saved epochs.
+  time_limit=(--time-limit "$seconds")
+  [[ "${DELTABENCH_TIME_LIMIT:-1}" == 0 ]] && time_limit=()
   (cd "$root" && timeout -s TERM "$seconds" "$build_dir/deltabench" run "$window_suite" --store "$store" \
     --progress-interval 60 --no-report --resume-dir "$resume_dir" --resume-interval "${DELTABENCH_RESUME_INTERVAL:-30}" \
-    "${per_gpu[@]}" "${only[@]}") >>"$out/suite.log" 2>&1
+    "${per_gpu[@]}" "${only[@]}" "${time_limit[@]}") >>"$out/suite.log" 2>&1
   rc=$?
   ((mps)) && "$root/scripts/mps.sh" stop
   elapsed=$(($(date +%s) - start))
@@ -521,6 +529,7 @@ if [[ -n "$window_suite" ]]; then
   read -r after total < <(count)
   gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)
   note "- window of $window_suite: rc=$rc (124: stopped at the time limit, as planned), $elapsed s, runs in the store ${before:-?} -> ${after:-?} of ${total:-?}"
+  note "- runs not started by --time-limit (predicted to outlast the window): $(grep -c 'left for a later window' "$out/suite.log")"
   note "- runs' resume states on this machine: $states_before at the start (from an earlier call), $(ls "$resume_dir" 2>/dev/null | wc -l) at the end; resumed: $(grep -c 'resumed after epoch' "$out/suite.log")"
   printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$(date -u +%F)" "$DELTABENCH_COMMIT" "${gpu:-none}" "${before:-?}" \
     "${after:-?}" "${total:-?}" "$elapsed" >"$out/window.md"

@@ -14,6 +14,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
+#include <optional>
 #include <ctime>
 #include <filesystem>
 #include <memory>
@@ -87,7 +89,30 @@ std::string library_versions() {
   return out;
 }
 
+std::optional<double> predict_run_seconds(const Run& run, const std::map<std::string, RunRecord>& stored) {
+  std::map<int64_t, double> longest;  // d_model -> the longest finished run of the run's task and model
+  for (const auto& [hash, r] : stored) {
+    if (r.task != run.task || r.model != run.model || (r.status != "completed" && r.status != "early_stopped")) continue;
+    auto& wall = longest[r.d_model];
+    wall = std::max(wall, r.wall_s);
+  }
+  if (longest.empty()) return std::nullopt;
+  if (const auto it = longest.find(run.d_model); it != longest.end()) return it->second;
+  // The nearest width by ratio; of two as near, the wider (the slower guess).
+  const auto distance = [&](int64_t d) { return std::abs(std::log(static_cast<double>(d) / static_cast<double>(run.d_model))); };
+  auto nearest = longest.begin();
+  for (auto it = longest.begin(); it != longest.end(); ++it) {
+    if (distance(it->first) <= distance(nearest->first)) nearest = it;
+  }
+  const double ratio = static_cast<double>(run.d_model) / static_cast<double>(nearest->first);
+  return nearest->second * std::max(1.0, ratio);
+}
+
 RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& options) {
+  const auto begun = std::chrono::steady_clock::now();
+  if (options.time_limit_s < 0) {
+    throw train::ConfigError(fmt::format("--time-limit: expected seconds >= 0 (0: none), got {}", options.time_limit_s));
+  }
   if (options.shards < 1 || options.shard < 0 || options.shard >= options.shards) {
     throw train::ConfigError(fmt::format("--shard: expected i/n with 0 <= i < n, got {}/{}", options.shard, options.shards));
   }
@@ -149,8 +174,21 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
     }
     std::fflush(stdout);
   }
+  // --time-limit: a fresh run predicted to outlast what is left is not started (RunnerOptions says why).
+  const auto too_long = [&](size_t i) -> std::optional<std::string> {
+    if (options.time_limit_s <= 0 || i < resumable) return std::nullopt;
+    const auto predicted = predict_run_seconds(*todo[i], stored);
+    const double left = options.time_limit_s - std::chrono::duration<double>(std::chrono::steady_clock::now() - begun).count();
+    if (!predicted || *predicted <= left) return std::nullopt;
+    return fmt::format("left for a later window: predicted {:.0f} s (its task and model's finished runs), {:.0f} s left "
+                       "of --time-limit {:.0f}", *predicted, std::max(0.0, left), options.time_limit_s);
+  };
   if (options.dry_run) {
-    for (const auto* run : todo) fmt::print("{}  would run {} ({})\n", p, run->id, run->hash);
+    for (size_t i = 0; i < todo.size(); ++i) {
+      const auto later = too_long(i);
+      fmt::print("{}  would {} {} ({}){}\n", p, later ? "not start" : "run", todo[i]->id, todo[i]->hash,
+                 later ? ": " + *later : "");
+    }
     return result;
   }
 
@@ -162,6 +200,15 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
   size_t position = result.done_before;  // runs of this shard finished or passed over so far
   for (size_t i = 0; i < todo.size(); ++i) {
     const Run& run = *todo[i];
+    if (const auto later = too_long(i)) {
+      ++position;
+      ++result.left_for_later;
+      if (options.progress) {
+        fmt::print("{}[{:>{}}/{}] {}: {}\n", p, position, width, result.in_shard, run.id, *later);
+        std::fflush(stdout);
+      }
+      continue;
+    }
     const auto claim = store.claim(suite.name, run.hash, owner, options.retry_failed, options.stale_claim_s);
     if (claim != ClaimResult::kClaimed) {
       ++position;

@@ -10,6 +10,8 @@
 #include "train/placement.h"
 
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,7 +33,18 @@ struct RunnerOptions {
   // killed there goes on from it when it is trained again (train/resume.h). Empty: none.
   std::string resume_dir;
   double resume_interval_s = 30;  // at least between a run's saved states
+  // --time-limit: the seconds this process has (a GPU window's, the process stopped at its end). A fresh run whose
+  // predicted time (predict_run_seconds) exceeds what is left is not started, and left for a later window: it would
+  // be killed unfinished, its time lost with a machine that goes back. Runs with a saved state are always taken.
+  // 0: none.
+  double time_limit_s = 0;
 };
+
+// The seconds a run of the grid is expected to take, from the finished runs of its suite in `stored`: the longest
+// of those of its task and model at its d_model, else at the nearest d_model scaled by the ratio of the widths
+// (a wider model is at least as slow); none where its task and model have no finished run. The records' wall
+// times come from whatever GPU and runs at once trained them, so this is a guide, not a bound.
+std::optional<double> predict_run_seconds(const Run& run, const std::map<std::string, RunRecord>& stored);
 
 struct RunnerResult {
   size_t total = 0;     // runs in the grid
@@ -40,6 +53,7 @@ struct RunnerResult {
   size_t done_before = 0, ran = 0, failed = 0, diverged = 0;
   size_t failed_before = 0;      // of done_before: failed runs skipped (--retry-failed retrains them)
   size_t claimed_elsewhere = 0;  // runs another live process was training
+  size_t left_for_later = 0;     // fresh runs not started: predicted past --time-limit
 };
 
 RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& options);

@@ -39,7 +39,7 @@ struct RunArgs {
   std::vector<std::string> only;         // --only, as given (the workers get them so)
   std::vector<sweep::RunSelection> selection;  // --only, parsed
   int64_t jobs = 1, per_gpu = 0, threads = 0, abort_after = -1;
-  double progress_interval = 10, resume_interval = 30;
+  double progress_interval = 10, resume_interval = 30, time_limit = 0;
   bool retry_failed = false, dry_run = false, no_report = false, eager = false, shard_store = false, no_resume = false;
 };
 
@@ -187,6 +187,7 @@ int run_in_processes(const RunArgs& a, const std::string& suite_file, const trai
     if (a.retry_failed) args.push_back("--retry-failed");
     if (a.eager) args.push_back("--eager");
     if (a.abort_after >= 0) args.insert(args.end(), {"--abort-after", std::to_string(a.abort_after)});
+    if (a.time_limit > 0) args.insert(args.end(), {"--time-limit", fmt::format("{}", a.time_limit)});
     children.push_back(spawn_worker(args));
   }
   int failures = 0, aborted = 0;
@@ -264,6 +265,10 @@ void add_suite_commands(CLI::App& app, int& status) {
   run->add_option("--out", ra->out, "the report's directory (default results/<suite>)");
   run->add_flag("--retry-failed", ra->retry_failed, "run again runs recorded as failed");
   run->add_flag("--dry-run", ra->dry_run, "list the runs still to do in an existing store and train nothing");
+  run->add_option("--time-limit", ra->time_limit,
+                  "seconds this run has (a GPU window's): a run not yet begun whose task and model's finished runs say "
+                  "it would outlast what is left is not started, and left for a later run (0: no limit)")
+      ->check(CLI::Range(0.0, 1e7));
   run->add_flag("--no-report", ra->no_report, "do not write the report at the end");
   run->add_option("--progress-interval", ra->progress_interval, "seconds between progress lines within a run")
       ->capture_default_str()->check(CLI::Range(0.0, 3600.0));
@@ -372,6 +377,7 @@ void add_suite_commands(CLI::App& app, int& status) {
     o.cuda_graph = !ra->eager;
     if (!ra->no_resume) o.resume_dir = ra->resume_dir;
     o.resume_interval_s = ra->resume_interval;
+    o.time_limit_s = ra->time_limit;
     sweep::Store store(ra->store, ra->dry_run ? sweep::Store::Open::kExisting : sweep::Store::Open::kCreate);
     const auto r = sweep::run_suite(suite, store, o);
     status = 0;
@@ -379,6 +385,7 @@ void add_suite_commands(CLI::App& app, int& status) {
       fmt::print("{}done: {} runs trained ({} diverged, {} failed), {} were already in the store", o.prefix, r.ran,
                  r.diverged, r.failed, r.done_before);
       if (r.claimed_elsewhere) fmt::print(", {} being trained by other processes", r.claimed_elsewhere);
+      if (r.left_for_later) fmt::print(", {} left for a later run by --time-limit", r.left_for_later);
       fmt::print("\n");
       print_rate(r.ran, elapsed(), o.prefix);
       if (r.failed > 0) {

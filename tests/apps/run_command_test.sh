@@ -30,6 +30,17 @@ check "--abort-after 5 exits with status 75" test $? -eq 75
 check "the interrupted run recorded 5" test "$(rows "$tmp/a.sqlite")" = "5/5"
 "$bin" run "$suite" --store "$tmp/a.sqlite" --dry-run >"$tmp/dry.txt" 2>&1
 check "dry run sees 5 done and 11 to do" grep -q "5 already in .*, 11 to run" "$tmp/dry.txt"
+# --time-limit: a run whose task and model's finished runs took longer than the time left is not started.
+"$bin" run "$suite" --store "$tmp/a.sqlite" --dry-run --time-limit 0.001 >"$tmp/dry-limit.txt" 2>&1
+check "--time-limit holds back runs predicted to outlast it" \
+  grep -qE "would not start .*: left for a later window: predicted [0-9]+ s \(its task and model's finished runs\)" "$tmp/dry-limit.txt"
+cp "$tmp/a.sqlite" "$tmp/limit.sqlite"
+"$bin" run "$suite" --store "$tmp/limit.sqlite" "${one[@]}" --no-report --time-limit 0.001 >"$tmp/limit.txt" 2>&1
+check "a limited run exits 0 and says what it left" grep -qE "[1-9][0-9]* left for a later run by --time-limit" "$tmp/limit.txt"
+check "... and leaves those runs to do" grep -qE "[1-9][0-9]* to run" \
+  <("$bin" run "$suite" --store "$tmp/limit.sqlite" --dry-run 2>&1)
+"$bin" run "$suite" --store "$tmp/a.sqlite" --dry-run --time-limit -1 >"$tmp/limit-bad.txt" 2>&1
+check "a negative --time-limit is an error naming it" grep -q -- "--time-limit" "$tmp/limit-bad.txt"
 "$bin" run "$suite" --store "$tmp/a.sqlite" "${one[@]}" --out "$tmp/report-a" >"$tmp/a2.txt" 2>&1
 check "the resumed run exits 0" test $? -eq 0
 check "the resumed run trains only the other 11" grep -q "done: 11 runs trained" "$tmp/a2.txt"
