@@ -551,6 +551,14 @@ void segmented_state_backward(cuda::sm90::StateBwdParams p, const Segments& segm
   // columns without dO (M).
   auto state_only = p;
   state_only.dh = state_only.dv_new = nullptr;
+  // Their pipeline chosen for both grids together, which run side by side (below): at K 128 where they would share
+  // SMs, single buffers, two blocks an SM; each grid alone would take double buffers at 1 x 32K, H 16 (128 blocks,
+  // one an SM), and the two then could not share. The same bits either way (the pipelines' test).
+  if (state_only.buffers == 0) {
+    const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+    const int64_t blocks = (K + V) / cuda::sm90::kStateColumns * S * H;
+    state_only.buffers = cuda::sm90::state_backward_buffers(blocks, K, sms);
+  }
   const auto identity = at::eye(K, f32).expand({S, H, K, K}).contiguous();
   const auto M = at::empty({S, H, K, K}, f32), L = at::empty({S, H, K, V}, f32);
   auto m = state_only;
