@@ -63,7 +63,7 @@ def render(rows, context, copy, fla_version, why_not, out):
              "stages (tf32: the training pair's chunk_dout and chunk_grads, which write q^T dO and dG too; fla: "
              "chunk_bwd_dv_local and chunk_bwd_dqkwg, whose gated rows compute dg too, as sm90's and tf32's do). "
              "ut_fwd: the UT transform, W and U (fla: chunk_gated_delta_rule_fwd_intra, g None for the delta rule). "
-             "ut_bwd/sm90_t: sm90 reading T from the UT forward, as the training op does; sm90_t32: the same writing dk and dv fp32 (before version 3k). fwd_bwd/sm90_keep: chunk_train keeping W, U and T from the forward; sm90_keep_state: keeping h and v_new too, as the ops do where the sm_90a op is set (version 3p). "
+             "ut_bwd/sm90_t: sm90 reading T from the UT forward, as the training op does; sm90_t32: the same writing dk and dv fp32 (before version 3k). fwd_bwd/sm90_keep: chunk_train keeping W, U and T from the forward; sm90_keep_state: keeping h and v_new too, as the ops do where the sm_90a op is set (version 3p); sm90_segN: the same in segments of N tokens (B 1). "
              "ut_bwd: the UT transform's backward (fla: prepare_wy_repr_bwd and tf32: chunk_ut_backward get the "
              "inverse from the forward; sm90 recomputes it). fwd_bwd: the forward and every input's gradient (sm90: "
              "sm90::chunk_train, segment-parallel where its cost model chooses; sm90_whole: whole sequences (B 1); chunked: the op's chunked training pair; fla: its chunk op and autograd). fwd: the whole forward (sm90: sm90::chunk_forward, the output "
@@ -73,7 +73,10 @@ def render(rows, context, copy, fla_version, why_not, out):
              "|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|"]
     for (stage, rule, B, T, H, K), impls in rows.items():
         fla = impls.get("fla")
-        for impl in ("sm90", "sm90_t", "sm90_t32", "sm90_keep", "sm90_keep_state", "sm90_1buf", "sm90_2buf", "sm90_split", "sm90_segments", "sm90_whole", "sm90_apart", "walk", "tf32", "fused", "chunked", "fla"):
+        known = ("sm90", "sm90_t", "sm90_t32", "sm90_keep", "sm90_keep_state", "sm90_1buf", "sm90_2buf", "sm90_split",
+                 "sm90_segments", "sm90_whole", "sm90_apart", "walk", "tf32", "fused", "chunked")
+        # Rows of other names (sm90_seg2048, ...) after the known ones, before FLA's: none is dropped.
+        for impl in known + tuple(sorted(i for i in impls if i not in known and i != "fla")) + ("fla",):
             if impl not in impls:
                 continue
             r = impls[impl]

@@ -39,6 +39,8 @@
 //                                    segment-parallel pass (its cost model's choice), for that pass's gain
 //   fwd_bwd/sm90_whole/...:         the same for fwd_bwd/sm90 (the forward, its recomputation and the backward's
 //                                    state pass)
+//   fwd_bwd/sm90_seg<N>/<rule>/1/...: at B = 1, fwd_bwd/sm90_keep_state in segments of N tokens (2048, 4096, 8192),
+//                                    against the cost model's choice
 //   fwd/fused/<rule>/B/T/H/K:       the op's forward under backend kernel (the fused forward of version 2c)
 // Timing as kernels_bench (bench/gpu_timing.h): median of 15, L2 flushed, the GPU's time (ms) and the call
 // from an idle GPU (call_ms). Counters: GB_per_s and pct_of_copy of the bytes a pass that moves each byte
@@ -608,6 +610,13 @@ int main(int argc, char** argv) {
         if (s.B == 1) {
           add(name("fwd_bwd", "sm90_whole", gated, s),
               [s, gated](benchmark::State& st) { run_forward(st, s, gated, true, true, true, -1); });
+          // The op (keep_state) at set segment lengths, beside the cost model's choice (sm90_keep_state): its model
+          // counts one block an SM, where the forward's pass and the backward's step 1 now take two.
+          for (const int64_t length : {2048, 4096, 8192}) {
+            add(name("fwd_bwd", "sm90_seg" + std::to_string(length), gated, s), [s, gated, length](benchmark::State& st) {
+              run_forward(st, s, gated, true, true, true, length, true, true);
+            });
+          }
         }
       }
     }
