@@ -52,29 +52,29 @@ BackendCounts& operator+=(BackendCounts& a, const BackendCounts& b) {
   return a;
 }
 
-std::string forward_backend(const BackendCounts& p) {
+namespace {
+
+// The names of the backends that ran, sm_90a's first, joined by " + "; "none" where none did.
+std::string joined(int64_t sm90, int64_t kernel, int64_t reference, std::string_view reference_name) {
   std::string ran;
   const auto add = [&ran](std::string_view what) {
     if (!ran.empty()) ran += " + ";
     ran += what;
   };
-  const int64_t sm90 = p.kernel_sm90 + p.kernel_sm90_forward;
   if (sm90 > 0) add("kernel (sm_90a)");
-  if (p.kernel > sm90) add("kernel");
-  if (p.reference > 0) add("reference");
+  if (kernel > sm90) add("kernel");
+  if (reference > 0) add(reference_name);
   return ran.empty() ? "none" : ran;
 }
 
+}  // namespace
+
+std::string forward_backend(const BackendCounts& p) {
+  return joined(p.kernel_sm90 + p.kernel_sm90_forward, p.kernel, p.reference, "reference");
+}
+
 std::string backward_backend(const BackendCounts& p) {
-  std::string ran;
-  const auto add = [&ran](std::string_view what) {
-    if (!ran.empty()) ran += " + ";
-    ran += what;
-  };
-  if (p.kernel_sm90 > 0) add("kernel (sm_90a)");
-  if (p.kernel_with_grad > p.kernel_sm90) add("kernel");
-  if (p.reference_with_grad > 0) add("reference (ATen autograd)");
-  return ran.empty() ? "none" : ran;
+  return joined(p.kernel_sm90, p.kernel_with_grad, p.reference_with_grad, "reference (ATen autograd)");
 }
 
 namespace detail {

@@ -1554,46 +1554,39 @@ TEST_CASE("cuda: the sm90 training op's output and gradients match the fp64 recu
           if (g.defined()) CHECK(testing::rel_rms(g.grad(), ref_in.g.grad()) <= 0.006);
           if (initial) CHECK(testing::rel_rms(h0d.grad(), h0_ref.grad()) <= 0.004);
 
-          // W, U and T kept from the forward (keep_ut) rather than recomputed in the backward: the same bits.
-          auto again = [](const at::Tensor& t) { return t.defined() ? t.detach().clone().requires_grad_(true) : at::Tensor(); };
-          const auto q2 = again(q), k2 = again(k), v2 = again(v), beta2 = again(beta), g2 = again(g), h02 = again(h0d);
-          const auto kept = sm90::chunk_train(family, q2, k2, v2, beta2, g2, h02, varlen ? cu.to(at::kCUDA) : at::Tensor(),
-                                              1.0 / std::sqrt(static_cast<double>(K)), true, segment_length, true);
-          ((kept.o.to(at::kFloat) * dout.to(at::kFloat).to(at::kCUDA)).sum() +
-           (kept.final_state * dht.to(at::kFloat).to(at::kCUDA)).sum())
-              .backward();
-          INFO("keep_ut against the recomputing backward");
+          // The op again on copies of the inputs, keeping W, U and T from the forward (keep_ut), and h and v_new too
+          // where keep_state: its outputs, and its inputs' gradients checked to be the recomputing backward's bits.
+          const auto kept_run = [&](bool keep_state) {
+            auto again = [](const at::Tensor& t) { return t.defined() ? t.detach().clone().requires_grad_(true) : at::Tensor(); };
+            const auto q2 = again(q), k2 = again(k), v2 = again(v), beta2 = again(beta), g2 = again(g), h02 = again(h0d);
+            const auto out = sm90::chunk_train(family, q2, k2, v2, beta2, g2, h02, varlen ? cu.to(at::kCUDA) : at::Tensor(),
+                                               1.0 / std::sqrt(static_cast<double>(K)), true, segment_length, true, keep_state);
+            ((out.o.to(at::kFloat) * dout.to(at::kFloat).to(at::kCUDA)).sum() +
+             (out.final_state * dht.to(at::kFloat).to(at::kCUDA)).sum())
+                .backward();
+            INFO((keep_state ? "keep_state" : "keep_ut") << "'s gradients against the recomputing backward's");
+            CHECK(at::equal(q2.grad(), q.grad()));
+            CHECK(at::equal(k2.grad(), k.grad()));
+            CHECK(at::equal(v2.grad(), v.grad()));
+            if (beta.defined()) CHECK(at::equal(beta2.grad(), beta.grad()));
+            if (g.defined()) CHECK(at::equal(g2.grad(), g.grad()));
+            if (initial) CHECK(at::equal(h02.grad(), h0d.grad()));
+            return out;
+          };
+          // keep_ut: the same bits everywhere.
+          const auto kept = kept_run(false);
           CHECK(at::equal(kept.o, got.o));
           CHECK(at::equal(kept.final_state, got.final_state));
-          CHECK(at::equal(q2.grad(), q.grad()));
-          CHECK(at::equal(k2.grad(), k.grad()));
-          CHECK(at::equal(v2.grad(), v.grad()));
-          if (beta.defined()) CHECK(at::equal(beta2.grad(), beta.grad()));
-          if (g.defined()) CHECK(at::equal(g2.grad(), g.grad()));
-          if (initial) CHECK(at::equal(h02.grad(), h0d.grad()));
-
-          // h and v_new kept too (keep_state): no forward pass in the backward, the same gradients' bits. The output
-          // then comes from the output kernel after the pass, as the gated rule's always does: the same bits there,
-          // the forward's bounds where the pass fuses it (the delta rule, linear attention).
-          const auto q3 = again(q), k3 = again(k), v3 = again(v), beta3 = again(beta), g3 = again(g), h03 = again(h0d);
-          const auto all = sm90::chunk_train(family, q3, k3, v3, beta3, g3, h03, varlen ? cu.to(at::kCUDA) : at::Tensor(),
-                                             1.0 / std::sqrt(static_cast<double>(K)), true, segment_length, true, true);
-          ((all.o.to(at::kFloat) * dout.to(at::kFloat).to(at::kCUDA)).sum() +
-           (all.final_state * dht.to(at::kFloat).to(at::kCUDA)).sum())
-              .backward();
-          INFO("keep_state against the recomputing backward");
+          // keep_state: no forward pass in the backward. The output then comes from the output kernel after the pass,
+          // as the gated rule's always does: the same bits there, the forward's bounds where the pass fuses it (the
+          // delta rule, linear attention).
+          const auto all = kept_run(true);
           CHECK(testing::rel_rms(all.o, ref.o) <= 0.003);
           CHECK(testing::rel_rms(all.final_state, ref.final_state) <= 0.003);
           if (family == Family::kGatedDeltaRule) {
             CHECK(at::equal(all.o, got.o));
             CHECK(at::equal(all.final_state, got.final_state));
           }
-          CHECK(at::equal(q3.grad(), q.grad()));
-          CHECK(at::equal(k3.grad(), k.grad()));
-          CHECK(at::equal(v3.grad(), v.grad()));
-          if (beta.defined()) CHECK(at::equal(beta3.grad(), beta.grad()));
-          if (g.defined()) CHECK(at::equal(g3.grad(), g.grad()));
-          if (initial) CHECK(at::equal(h03.grad(), h0d.grad()));
         }
       }
     }
