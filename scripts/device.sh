@@ -38,7 +38,8 @@
 #                                kernels_cuda_tests tag, e.g. "[backward]")
 #                                --kernels' switches: DELTABENCH_KERNEL_SWEEPS=1 (the registry's sweeps too, not only
 #                                its fixed cases; FLA follows), DELTABENCH_BENCH_FILTER (a regex of case names, for kernels_bench
-#                                and FLA), DELTABENCH_BENCH_SECONDS (240), DELTABENCH_FLA_SECONDS (200), DELTABENCH_NCU=0
+#                                and FLA), DELTABENCH_BENCH_SECONDS (240), DELTABENCH_FLA_SECONDS (200), DELTABENCH_NCU=0,
+#                                DELTABENCH_KERNEL_TESTS (a Catch2 spec for kernels_cuda_tests: "[sm90]", "~[sm90]"), DELTABENCH_SANITIZE=0
 #   scripts/device.sh --window SUITE  build deltabench, then one GPU window of a long suite (issue 15): the store,
 #                                merged from the committed results/SUITE/runs.json, the one carried in
 #                                .store/SUITE.sqlite (ignored by git) and this warm machine's from an earlier call, goes on for
@@ -543,8 +544,11 @@ note "- first libraries a test binary needs: $(readelf -d "$build_dir/tests/trai
 if ((kernels_only)); then
   # The CUDA kernel tests, the benchmark, FLA, a profile, then compute-sanitizer on the small cases.
   start=$(date +%s)
-  OMP_NUM_THREADS=1 "$build_dir/tests/kernels_cuda_tests" >"$out/tests.log" 2>&1 || status=1
-  note "- kernels_cuda_tests: $(tail -n 2 "$out/tests.log" | tr '\n' ' ') in $(($(date +%s) - start)) s"
+  # DELTABENCH_KERNEL_TESTS: a Catch2 test spec (a tag such as "[sm90]", or "~[sm90]") for a part of them.
+  tests_spec=()
+  [[ -n "${DELTABENCH_KERNEL_TESTS:-}" ]] && tests_spec=("$DELTABENCH_KERNEL_TESTS")
+  OMP_NUM_THREADS=1 "$build_dir/tests/kernels_cuda_tests" "${tests_spec[@]}" >"$out/tests.log" 2>&1 || status=1
+  note "- kernels_cuda_tests ${tests_spec[*]:-(all)}: $(tail -n 2 "$out/tests.log" | tr '\n' ' ') in $(($(date +%s) - start)) s"
   grep -B 3 -A 12 'FAILED' "$out/tests.log" | head -n 60
   grep -E '^(training kernel |chunk_dout, chunk_grads |chunk_ut_forward, chunk_ut_backward )' "$out/tests.log" >"$out/backward_errors.log"
   note "- training kernels' relative RMS errors: $(wc -l <"$out/backward_errors.log") cases in backward_errors.log"
@@ -588,7 +592,7 @@ if ((kernels_only)); then
     rm -f "$out/ncu.tmp"
   fi
   # Last: the slowest step, so that a time limit cuts it rather than the numbers.
-  if command -v compute-sanitizer >/dev/null; then
+  if [[ "${DELTABENCH_SANITIZE:-1}" != 0 ]] && command -v compute-sanitizer >/dev/null; then
     for tool in memcheck racecheck; do
       sanitize "$tool" '[small]' 150 || status=1
     done

@@ -33,6 +33,15 @@ std::string kernel_backward(int64_t head_dim, bool half) {
   return sm90 ? "kernel (sm_90a)" : "kernel";
 }
 
+// What a run's record says ran the training forward at those head dims: the sm_90a training op's forward where
+// it trains, else the chunked training pair's, whose forward is the chunk forward (the sm_90a forward on Hopper
+// unless switched off) and whose backward recomputes what it needs.
+std::string kernel_train_forward(int64_t head_dim, bool half) {
+  const bool sm90_forward = half && (head_dim == 64 || head_dim == 128) && deltabench::detail::sm90_forward() &&
+                            deltabench::cuda::sm90::available();
+  return sm90_forward ? "kernel (sm_90a)" : kernel_backward(head_dim, half);
+}
+
 // The same for the forward alone (an evaluation) at chunk size `chunk`: the sm_90a forward takes the chunk
 // forward's calls (chunk 64) on Hopper unless switched off.
 std::string kernel_forward(int64_t head_dim, bool half, int64_t chunk) {
@@ -111,7 +120,7 @@ TEST_CASE("cuda: DeltaNet learns the tiny MQAR with bf16 autocast", "[cuda]") {
   c.model.mixer.chunk_size = 64;
   options.max_steps = 10;
   const auto k = train::run_experiment(c, options);
-  CHECK(k.backend_train_forward == kernel_backward(64, true));  // the training op's forward is named with it
+  CHECK(k.backend_train_forward == kernel_train_forward(64, true));
   CHECK(k.backend_train_backward == kernel_backward(64, true));
   CHECK(k.backend_eval_forward == kernel_forward(64, true, 64));
   // At head dim 32 and 256 tokens auto trains on the recurrent training pair.
@@ -217,7 +226,7 @@ KernelAgainstReference fifty_steps_both_ways(const train::ExperimentConfig& c) {
   r.ker = train::run_experiment(c, options);
   CHECK(r.ref.backend() == "train fwd reference, bwd reference (ATen autograd); eval fwd reference");
   const bool half = c.train.precision != "fp32";
-  CHECK(r.ker.backend() == "train fwd " + kernel_backward(head_dim, half) + ", bwd " + kernel_backward(head_dim, half) +
+  CHECK(r.ker.backend() == "train fwd " + kernel_train_forward(head_dim, half) + ", bwd " + kernel_backward(head_dim, half) +
                                "; eval fwd " + kernel_forward(head_dim, half, c.model.mixer.chunk_size));
   CHECK(r.ker.train_step.rfind("captured", 0) == 0);
   REQUIRE(r.ker.step_losses.size() == 50);
