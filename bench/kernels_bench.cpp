@@ -5,8 +5,8 @@
 // "reference:<case>", on the reference ops beside them, and, named "aten-stages:<case>", on the kernels
 // with the chunked backward's chunk-parallel stages as batched ATen products (their version before the
 // stage kernels; deltabench::detail::set_chunk_stage_kernels), so that one run measures the one against
-// the other; on a Hopper GPU, named "sm90:<case>", forward cases on the sm_90a forward (set_sm90_forward) beside
-// the fused one, and, named "chunked:<case>", forward + backward cases on the chunked training pair where the
+// the other; on a Hopper GPU, named "first:<case>", forward cases on the first chunked kernel beside the
+// sm_90a forward that the plain rows run there as the ops do (set_sm90_forward), and, named "chunked:<case>", forward + backward cases on the chunked training pair where the
 // sm_90a training op (set_sm90_train) is set to take the plain rows.
 // bench/fla_compare.py passes over those rows; the summary and the JSON keep them.
 // Each repetition times one call with CUDA events twice, L2 flushed (a 256 MB write) before each:
@@ -203,7 +203,7 @@ int main(int argc, char** argv) {
   }
   g_rates = deltabench::bench::start_run("kernels_bench");
   const auto add = [](const std::string& name, const KernelCase& c, deltabench::BackendChoice backend,
-                      bool stage_kernels = true, bool sm90_forward = false,
+                      bool stage_kernels = true, bool sm90_forward = deltabench::detail::sm90_forward(),
                       bool sm90_train = deltabench::detail::sm90_train()) {
     benchmark::RegisterBenchmark(name.c_str(),
                                  [c, backend, stage_kernels, sm90_forward, sm90_train](benchmark::State& s) {
@@ -236,10 +236,13 @@ int main(int argc, char** argv) {
         add("chunked:" + case_name(c), c, deltabench::BackendChoice::kKernel, true, false, false);
       }
     }
-    // The sm_90a forward beside the fused one on a Hopper GPU ("sm90:" rows; fla_compare.py passes over
-    // them, the summary lists them), until it is the default (kernels/common/cuda_dispatch.h).
+    // On a Hopper GPU the plain forward rows run the ops' default there, the sm_90a forward (unless
+    // DELTABENCH_SM90_FORWARD=0), and the first chunked kernel beside it ("first:" rows; fla_compare.py passes
+    // over them, the summary lists them).
     const bool family_forward = !fwd_bwd && !c.op.starts_with("decode") && c.op != "sdpa";
-    if (family_forward && sm90) add("sm90:" + case_name(c), c, deltabench::BackendChoice::kKernel, true, true);
+    if (family_forward && sm90 && deltabench::detail::sm90_forward()) {
+      add("first:" + case_name(c), c, deltabench::BackendChoice::kKernel, true, /*sm90_forward=*/false);
+    }
   }
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();

@@ -35,8 +35,9 @@ struct Segments {
 Segments split_sequences(const std::vector<int64_t>& seq_starts, int64_t length);
 
 // The segment length that a simple cost model of the kernel finds fastest, or 0 to keep the
-// sequences whole. The model counts chunk steps along the critical path: a pass of b blocks on `sms`
-// multiprocessors (one block each) takes ceil(b / sms) waves, each as long as its longest segment;
+// sequences whole. The model counts chunk steps along the critical path: a pass of b blocks on a GPU
+// that runs `sms` of them at once (its multiprocessors times the blocks each holds) takes ceil(b / sms)
+// waves, each as long as its longest segment;
 // step 1 runs (1 + transitions) blocks per segment and head at kStateOnlyCost of a full chunk step;
 // step 2 costs about one chunk step per segment boundary. A state-only chunk step measured 0.76 (v2b)
 // and 0.73 (v2c) of a full one on the H100 (Nsight Compute, 1 x 32K; kernels/delta_rule/NOTES.md).

@@ -496,9 +496,15 @@ namespace detail {
 std::optional<Segments> plan_segments(const std::vector<int64_t>& host_seq, int64_t H, int64_t K, int64_t V,
                                       int64_t segment_length) {
   if (segment_length == 0) {
+    // The cost model's waves counted in blocks that run at once: the forward's state pass and the backward's
+    // single-buffered one (the pipeline a segmented backward takes at K 128) fit two blocks an SM at K 64 and
+    // 128. With one an SM the model chose 8192 at 1 x 32K, H 16, K = V = 128; 4096 was the quicker there for
+    // both rules (H100, the op forward + backward: 4.68 against 4.78 ms, gated 5.26 against 5.39; 2048: 4.98 and
+    // 5.55; kernels/delta_rule/NOTES.md, version 3p measured), and two an SM chooses it.
+    constexpr int64_t kBlocksPerSm = 2;
     const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
     const int64_t blocks = H * (V / cuda::sm90::kStateColumns);
-    segment_length = choose_segment_length(host_seq, blocks, (K + V - 1) / V, sms);
+    segment_length = choose_segment_length(host_seq, blocks, (K + V - 1) / V, kBlocksPerSm * sms);
   }
   if (segment_length <= 0) return std::nullopt;
   auto segments = split_sequences(host_seq, segment_length);

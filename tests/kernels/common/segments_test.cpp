@@ -45,8 +45,10 @@ TEST_CASE("choose_segment_length splits only where few heads walk long sequences
   const int64_t sms = 132;
   // B = 1, T = 32K, H = 16: 16 blocks for 132 SMs; 8 segments of 4K fill them.
   CHECK(choose_segment_length({0, 32768}, 16, 1, sms) == 4096);
-  // The sm_90a passes' blocks (H V / 64 = 32 at H 16, V 128): 4 segments of 8K.
+  // The sm_90a passes' blocks (H V / 64 = 32 at H 16, V 128) one an SM: 4 segments of 8K; two an SM, as they
+  // run (kernels/common/sm90/forward.cpp's plan_segments): 8 of 4K.
   CHECK(choose_segment_length({0, 32768}, 32, 1, sms) == 8192);
+  CHECK(choose_segment_length({0, 32768}, 32, 1, 2 * sms) == 4096);
   // The chunked training pair's walks (kernels/common/chunk_state.cu) slice V into 16 columns where blocks are
   // few, 128 at H 16, V 128, two to an SM: whole rows cost 512 chunk steps, two segments 615.
   CHECK(choose_segment_length({0, 32768}, 16 * 128 / 16, 1, 2 * sms) == 0);
@@ -56,6 +58,8 @@ TEST_CASE("choose_segment_length splits only where few heads walk long sequences
   for (int b = 0; b < 4; ++b) batch4.push_back(batch4.back() + 8192);
   CHECK(choose_segment_length(batch16, 16, 1, sms) == 0);
   CHECK(choose_segment_length(batch4, 16, 1, sms) == 0);
+  CHECK(choose_segment_length(batch16, 32, 1, 2 * sms) == 0);
+  CHECK(choose_segment_length(batch4, 32, 1, 2 * sms) == 0);
   // 8 x 4K at H = 8 (64 blocks): two waves of step 1 cost more than the idle half of the GPU.
   std::vector<int64_t> batch8 = {0};
   for (int b = 0; b < 8; ++b) batch8.push_back(batch8.back() + 4096);
