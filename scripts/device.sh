@@ -38,7 +38,8 @@
 #                                kernels_cuda_tests tag, e.g. "[backward]")
 #                                --kernels' switches: DELTABENCH_KERNEL_SWEEPS=1 (the registry's sweeps too, not only
 #                                its fixed cases; FLA follows), DELTABENCH_BENCH_FILTER (a regex of case names, for kernels_bench
-#                                and FLA), DELTABENCH_BENCH_SECONDS (240), DELTABENCH_FLA_SECONDS (200), DELTABENCH_NCU=0,
+#                                and FLA), DELTABENCH_FLA_FILTER (FLA's alone, where it differs), DELTABENCH_BENCH_SECONDS (240),
+#                                DELTABENCH_FLA_SECONDS (200), DELTABENCH_NCU=0,
 #                                DELTABENCH_KERNEL_TESTS (a Catch2 spec for kernels_cuda_tests: "[sm90]", "~[sm90]"), DELTABENCH_SANITIZE=0
 #   scripts/device.sh --window SUITE  build deltabench, then one GPU window of a long suite (issue 15): the store,
 #                                merged from the committed results/SUITE/runs.json, the one carried in
@@ -175,7 +176,10 @@ kernel_benchmarks() {
   grep -E '_median' "$log" | sed -E 's/iterations:1\/repeats:15\/manual_time_median//' | tee -a "$summary"
   grep -iE 'error|what\(\)' "$log" | head -n 5 | tee -a "$summary"
   [[ -d "$root/.fla/fla" ]] && fla_args=(--fla "$root/.fla")
-  [[ -n "${DELTABENCH_BENCH_FILTER:-}" ]] && fla_args+=(--filter "$DELTABENCH_BENCH_FILTER")
+  # FLA's cases: DELTABENCH_FLA_FILTER where given (a cold machine's autotuning makes each FLA case minutes), else
+  # the benchmark's filter.
+  local fla_filter="${DELTABENCH_FLA_FILTER:-${DELTABENCH_BENCH_FILTER:-}}"
+  [[ -n "$fla_filter" ]] && fla_args+=(--filter "$fla_filter")
   timeout "${DELTABENCH_FLA_SECONDS:-200}" "$python" "$root/bench/fla_compare.py" --ours "$out/kernels_bench.json" --out "$out/kernels.csv" \
     "${fla_args[@]}" >>"$log" 2>&1 || status=1
   grep -E '^fla_compare: ' "$log" | tail -n 20
