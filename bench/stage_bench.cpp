@@ -35,8 +35,9 @@
 //                                    then the state pass with the output fused in)
 //   fwd/sm90_apart/<rule>/B/T/H/K:  the same with the output kernel after the state pass (h and v_new through
 //                                    device memory), for the fusion's gain
-//   fwd/sm90_whole/<rule>/1/T/H/K:  at B = 1, fwd/sm90 with whole sequences where fwd/sm90 runs the
-//                                    segment-parallel pass (its cost model's choice), for that pass's gain
+//   fwd/sm90_whole/<rule>/B/T/H/K:  fwd/sm90 with whole sequences where fwd/sm90 runs the segment-parallel pass
+//                                    (its cost model's choice on this GPU: 1 x 32K, 8 x 4K at H 8, K 64), for that
+//                                    pass's gain
 //   fwd_bwd/sm90_whole/...:         the same for fwd_bwd/sm90 (the forward, its recomputation and the backward's
 //                                    state pass)
 //   fwd_bwd/sm90_seg<N>/<rule>/1/...: at B = 1, fwd_bwd/sm90_keep_state in segments of N tokens (2048, 4096, 8192),
@@ -178,6 +179,14 @@ void report(benchmark::State& state, double bytes, const std::function<void()>& 
     state.counters["GB_per_s"] = bytes / (ms / 1e3) / 1e9;
     state.counters["pct_of_copy"] = 100.0 * bytes / g_rates.bytes_per_s / (ms / 1e3);
   }
+}
+
+// Whether the sm_90a ops' cost model (forward.h's detail::plan_segments) runs these B equal sequences in segments
+// on this GPU.
+bool model_segments(const Shape& s) {
+  std::vector<int64_t> starts;
+  for (int64_t b = 0; b <= s.B; ++b) starts.push_back(b * s.T);
+  return deltabench::sm90::detail::plan_segments(starts, s.H, s.K, s.V, 0).has_value();
 }
 
 // segmented: the pass in the segments the sm_90a ops' cost model chooses (forward.h's detail::plan_segments,
@@ -595,7 +604,8 @@ int main(int argc, char** argv) {
       add(name("fwd", "sm90_apart", gated, s),
           [s, gated](benchmark::State& st) { run_forward(st, s, gated, true, false, false); });
       add(name("fwd", "fused", gated, s), [s, gated](benchmark::State& st) { run_forward(st, s, gated, false); });
-      if (s.B == 1) {  // where the segment-parallel pass is chosen: the whole pass beside it
+      const bool segmented = deltabench::cuda::sm90::available() && model_segments(s);
+      if (segmented) {  // where the segment-parallel pass is chosen: the whole pass beside it
         add(name("fwd", "sm90_whole", gated, s),
             [s, gated](benchmark::State& st) { run_forward(st, s, gated, true, false, true, -1); });
       }
@@ -607,11 +617,13 @@ int main(int argc, char** argv) {
             [s, gated](benchmark::State& st) { run_forward(st, s, gated, true, true, true, 0, true, true); });
         add(name("fwd_bwd", "chunked", gated, s),
             [s, gated](benchmark::State& st) { run_forward(st, s, gated, false, true); });
-        if (s.B == 1) {
+        if (segmented) {
           add(name("fwd_bwd", "sm90_whole", gated, s),
               [s, gated](benchmark::State& st) { run_forward(st, s, gated, true, true, true, -1); });
-          // The op (keep_state) at set segment lengths, beside the cost model's choice (sm90_keep_state): its model
-          // counts one block an SM, where the forward's pass and the backward's step 1 now take two.
+        }
+        if (s.B == 1) {
+          // The op (keep_state) at set segment lengths, beside the cost model's choice (sm90_keep_state; its model
+          // counts two blocks an SM since dc31939).
           for (const int64_t length : {2048, 4096, 8192}) {
             add(name("fwd_bwd", "sm90_seg" + std::to_string(length), gated, s), [s, gated, length](benchmark::State& st) {
               run_forward(st, s, gated, true, true, true, length, true, true);
