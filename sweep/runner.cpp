@@ -1,6 +1,9 @@
 #include "sweep/runner.h"
 
 #include "sweep/process.h"
+#include "tasks/params.h"
+#include "tasks/registry.h"
+#include "train/config.h"
 
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
@@ -89,23 +92,83 @@ std::string library_versions() {
   return out;
 }
 
-std::optional<double> predict_run_seconds(const Run& run, const std::map<std::string, RunRecord>& stored) {
-  std::map<int64_t, double> longest;  // d_model -> the longest finished run of the run's task and model
-  for (const auto& [hash, r] : stored) {
-    if (r.task != run.task || r.model != run.model || (r.status != "completed" && r.status != "early_stopped")) continue;
-    auto& wall = longest[r.d_model];
-    wall = std::max(wall, r.wall_s);
-  }
-  if (longest.empty()) return std::nullopt;
-  if (const auto it = longest.find(run.d_model); it != longest.end()) return it->second;
-  // The nearest width by ratio; of two as near, the wider (the slower guess).
-  const auto distance = [&](int64_t d) { return std::abs(std::log(static_cast<double>(d) / static_cast<double>(run.d_model))); };
+namespace {
+
+bool finished(const RunRecord& r) { return r.status == "completed" || r.status == "early_stopped"; }
+
+// The prediction at width d from the longest finished run at each width (d_model -> seconds): d's own where there
+// is one, else the nearest width's by ratio (of two as near, the wider: the slower guess), scaled up by the ratio
+// where d is wider, never down.
+double at_width(const std::map<int64_t, double>& longest, int64_t d) {
+  if (const auto it = longest.find(d); it != longest.end()) return it->second;
+  const auto distance = [&](int64_t w) { return std::abs(std::log(static_cast<double>(w) / static_cast<double>(d))); };
   auto nearest = longest.begin();
   for (auto it = longest.begin(); it != longest.end(); ++it) {
     if (distance(it->first) <= distance(nearest->first)) nearest = it;
   }
-  const double ratio = static_cast<double>(run.d_model) / static_cast<double>(nearest->first);
-  return nearest->second * std::max(1.0, ratio);
+  return nearest->second * std::max(1.0, static_cast<double>(d) / static_cast<double>(nearest->first));
+}
+
+// The tokens an epoch trains on (train examples x seq_len), where the task has a seq_len.
+std::optional<double> tokens_per_epoch(const train::TaskConfig& task) {
+  const auto& info = tasks::find_task(task.name);
+  const bool has_length =
+      std::any_of(info.params.begin(), info.params.end(), [](const tasks::ParamSpec& s) { return s.name == "seq_len"; });
+  if (!has_length) return std::nullopt;
+  const tasks::Params p(task.name, info.params, task.params);
+  return static_cast<double>(train::example_counts(task).first) * static_cast<double>(p.integer("seq_len"));
+}
+
+// The same for a stored run, from its record's configuration; none where that no longer parses (a record of an
+// older protocol) or its task has no seq_len: such a record is no guide to another task.
+std::optional<double> tokens_per_epoch(const RunRecord& r) {
+  if (r.config.empty()) return std::nullopt;
+  try {
+    return tokens_per_epoch(train::parse_experiment(r.config, "the stored run " + r.id).task);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+}  // namespace
+
+std::optional<double> predict_run_seconds(const Run& run, const std::map<std::string, RunRecord>& stored) {
+  std::map<int64_t, double> longest;  // d_model -> the longest finished run of the run's task and model
+  for (const auto& [hash, r] : stored) {
+    if (r.task != run.task || r.model != run.model || !finished(r)) continue;
+    auto& wall = longest[r.d_model];
+    wall = std::max(wall, r.wall_s);
+  }
+  if (!longest.empty()) return at_width(longest, run.d_model);
+  // None of its task: the model's finished runs at the task nearest in tokens an epoch, scaled by the ratio of the
+  // tokens (as many epochs, each as long per token).
+  struct Task {
+    std::optional<double> tokens;
+    std::map<int64_t, double> longest;
+  };
+  std::map<std::string, Task> others;
+  for (const auto& [hash, r] : stored) {
+    if (r.model != run.model || r.task == run.task || !finished(r)) continue;
+    auto [it, fresh] = others.try_emplace(r.task);
+    if (fresh) it->second.tokens = tokens_per_epoch(r);
+    auto& wall = it->second.longest[r.d_model];
+    wall = std::max(wall, r.wall_s);
+  }
+  if (others.empty()) return std::nullopt;
+  const auto tokens = tokens_per_epoch(run.config.task);
+  if (!tokens) return std::nullopt;
+  const Task* nearest = nullptr;
+  const auto distance = [&](double t) { return std::abs(std::log(t / *tokens)); };
+  for (const auto& [name, task] : others) {
+    if (!task.tokens) continue;
+    // Of two as near, the longer task: the slower guess.
+    if (!nearest || distance(*task.tokens) < distance(*nearest->tokens) ||
+        (distance(*task.tokens) == distance(*nearest->tokens) && *task.tokens > *nearest->tokens)) {
+      nearest = &task;
+    }
+  }
+  if (!nearest) return std::nullopt;
+  return at_width(nearest->longest, run.d_model) * (*tokens / *nearest->tokens);
 }
 
 RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& options) {

@@ -42,8 +42,11 @@ struct RunnerOptions {
 
 // The seconds a run of the grid is expected to take, from the finished runs of its suite in `stored`: the longest
 // of those of its task and model at its d_model, else at the nearest d_model scaled by the ratio of the widths
-// (a wider model is at least as slow); none where its task and model have no finished run. The records' wall
-// times come from whatever GPU and runs at once trained them, so this is a guide, not a bound.
+// (a wider model is at least as slow). Where its task and model have no finished run, the same from the model's
+// runs at the task nearest in tokens an epoch (train examples x seq_len), scaled by the ratio of those tokens (as
+// many epochs, each as long per token: an attention model's cost a token grows with the length, so there it
+// guesses low); none where the model has no finished run at a task with a seq_len. The records' wall times come
+// from whatever GPU and runs at once trained them, so this is a guide, not a bound.
 std::optional<double> predict_run_seconds(const Run& run, const std::map<std::string, RunRecord>& stored);
 
 struct RunnerResult {

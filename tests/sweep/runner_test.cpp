@@ -3,6 +3,9 @@
 #include "sweep/runner.h"
 
 #include "tests/support/catch.h"
+#include "train/config.h"
+
+#include <fmt/core.h>
 
 #include <limits>
 
@@ -63,4 +66,79 @@ TEST_CASE("a run's time is predicted from its task and model's finished runs, fo
   // A task and model with no finished run: no prediction, and the run is not held back.
   run.model = "attention";
   CHECK_FALSE(sweep::predict_run_seconds(run, stored).has_value());
+}
+
+namespace {
+
+// A Zoology MQAR run's configuration at one length, as the store keeps it.
+std::string mqar_config(const std::string& mixer, int64_t seq_len, int64_t pairs) {
+  return fmt::format(R"(seed = 123
+
+[model]
+d_model = 64
+num_layers = 2
+
+[model.mixer]
+kind = "{}"
+num_heads = 2
+
+[task]
+name = "mqar"
+train_examples = 100000
+test_examples = 3000
+
+[task.params]
+num_kv_pairs = {}
+seq_len = {}
+vocab_size = 8192
+
+[train]
+batch_size = 128
+epochs = 64
+)",
+                     mixer, pairs, seq_len);
+}
+
+}  // namespace
+
+TEST_CASE("a run of a task with no finished run is predicted from its model's nearest task, by tokens an epoch",
+          "[sweep]") {
+  // zoology-mqar after 111 runs: linear attention finished at L 64 (d_model 64 and 128) and nowhere else, so its
+  // L 128 runs (64 epochs, never stopping early) had no prediction and a window started them, to be lost.
+  std::map<std::string, sweep::RunRecord> stored;
+  const auto add = [&](const std::string& hash, const std::string& task, const std::string& mixer, int64_t L,
+                       int64_t d, const std::string& status, double wall) {
+    sweep::RunRecord r;
+    r.hash = hash, r.id = task + "/" + mixer, r.task = task, r.model = mixer, r.d_model = d, r.status = status;
+    r.wall_s = wall, r.config = mqar_config(mixer, L, L / 16);
+    stored[hash] = r;
+  };
+  add("a", "L64", "linear_attention", 64, 64, "completed", 290);
+  add("b", "L64", "linear_attention", 64, 128, "completed", 325);
+  add("c", "L256", "linear_attention", 256, 128, "failed", 9000);  // not finished: not a guide
+  add("d", "L256", "delta_net", 256, 64, "early_stopped", 170);
+  add("e", "L64", "delta_net", 64, 64, "early_stopped", 7);
+  sweep::Run run;
+  run.model = "linear_attention";
+  const auto at = [&](const std::string& task, int64_t L, int64_t d) {
+    run.task = task, run.d_model = d;
+    run.config = train::parse_experiment(mqar_config(run.model, L, L / 16), "the test's run");
+    return sweep::predict_run_seconds(run, stored);
+  };
+  // Twice the tokens an epoch: twice L 64's time, at its own width and scaled to a wider one.
+  CHECK(at("L128", 128, 64) == Approx(580));
+  CHECK(at("L128", 128, 128) == Approx(650));
+  CHECK(at("L128", 128, 256) == Approx(1300));
+  CHECK(at("L512", 512, 128) == Approx(325 * 8));
+  // The nearest task in tokens: DeltaNet at L 512 from L 256 (twice), not from L 64; at L 128 from L 64 and L 256
+  // alike, the longer task's (half of L 256's).
+  run.model = "delta_net";
+  CHECK(at("L512", 512, 64) == Approx(340));
+  CHECK(at("L128", 128, 64) == Approx(85));
+  // A record whose configuration no longer parses is no guide to another task.
+  stored["d"].config = "[model]\nno_such_key = 1\n";
+  CHECK(at("L512", 512, 64) == Approx(56));
+  // A model with no finished run anywhere: no prediction.
+  run.model = "attention";
+  CHECK_FALSE(at("L128", 128, 64).has_value());
 }
