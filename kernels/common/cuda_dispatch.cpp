@@ -225,8 +225,9 @@ SequenceOutput cuda_decode(Family family, const SequenceShape& shape, const at::
 
 }  // namespace
 
-KernelPath kernel_path(const SequenceShape& shape, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                       const at::Tensor& beta, const at::Tensor& g, const SequenceOptions& options, std::string* why) {
+KernelPath kernel_path(Family family, const SequenceShape& shape, const at::Tensor& q, const at::Tensor& k,
+                       const at::Tensor& v, const at::Tensor& beta, const at::Tensor& g, const SequenceOptions& options,
+                       std::string* why) {
   const auto refuse = [&](std::string reason) {
     if (why) *why = std::move(reason);
     return KernelPath::kNone;
@@ -240,7 +241,9 @@ KernelPath kernel_path(const SequenceShape& shape, const at::Tensor& q, const at
     const auto reason = recurrent_train_unavailable(shape, q);
     return reason.empty() ? KernelPath::kRecurrentTrain : refuse("a gradient is needed, and for training " + reason);
   }
-  if (options.mode == Mode::kChunk && options.chunk_size == 64 && cuda::chunk_forward_supports(shape.K, shape.V)) {
+  if (options.mode == Mode::kChunk && options.chunk_size == 64 &&
+      (cuda::chunk_forward_supports(shape.K, shape.V) ||
+       (sm90_forward() && sm90::serves(family, shape.K, shape.V, shape.N * shape.H, q.scalar_type(), false)))) {
     return KernelPath::kChunk;
   }
   if (options.mode == Mode::kRecurrent && !options.cu_seqlens.defined() &&
@@ -264,8 +267,8 @@ SequenceOutput cuda_decode(Family, const SequenceShape&, const at::Tensor&, cons
 }
 }  // namespace
 
-KernelPath kernel_path(const SequenceShape&, const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                       const at::Tensor&, const SequenceOptions&, std::string* why) {
+KernelPath kernel_path(Family, const SequenceShape&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                       const at::Tensor&, const at::Tensor&, const SequenceOptions&, std::string* why) {
   if (why) *why = "this build of deltabench has no CUDA kernels (nvcc was not found when it was configured)";
   return KernelPath::kNone;
 }
@@ -310,17 +313,20 @@ KernelPath auto_path(KernelPath path, const SequenceShape& shape) {
   if (path == KernelPath::kRecurrentTrain) {
     return longest_sequence(shape) >= kAutoTrainMinLength ? path : KernelPath::kNone;
   }
-  const bool measured = path == KernelPath::kChunkTrain || path == KernelPath::kChunk || path == KernelPath::kDecode;
+  // kChunk at head dims only the sm_90a forward takes (K 256, V above 128) is not measured against the reference ops
+  // yet: `kernel` runs it, `auto` the reference.
+  const bool chunk_measured = path == KernelPath::kChunk && chunk_train_fuses_forward(shape);  // the first kernel's dims
+  const bool measured = path == KernelPath::kChunkTrain || chunk_measured || path == KernelPath::kDecode;
   return measured ? path : KernelPath::kNone;
 }
 
 }  // namespace
 
-std::string kernel_unavailable(const SequenceShape& shape, const at::Tensor& q, const at::Tensor& k,
+std::string kernel_unavailable(Family family, const SequenceShape& shape, const at::Tensor& q, const at::Tensor& k,
                                const at::Tensor& v, const at::Tensor& beta, const at::Tensor& g,
                                const SequenceOptions& options) {
   std::string why;
-  kernel_path(shape, q, k, v, beta, g, options, &why);
+  kernel_path(family, shape, q, k, v, beta, g, options, &why);
   return why;
 }
 
@@ -344,7 +350,7 @@ SequenceOutput dispatch(Family family, const SequenceShape& shape, const at::Ten
     const auto vp = pad(v);
     SequenceOptions padded_options = options;
     if (options.initial_state.defined()) padded_options.initial_state = pad(options.initial_state);
-    const auto path = kernel_path(padded, q, k, vp, beta, g, padded_options, nullptr);
+    const auto path = kernel_path(family, padded, q, k, vp, beta, g, padded_options, nullptr);
     if (path != KernelPath::kNone) {
       auto out = dispatch(family, padded, q, k, vp, beta, g, padded_options, recurrent, chunk);
       out.o = out.o.narrow(-1, 0, shape.V);
@@ -354,7 +360,7 @@ SequenceOutput dispatch(Family family, const SequenceShape& shape, const at::Ten
   }
   if (options.backend != BackendChoice::kReference) {
     std::string why;
-    auto path = kernel_path(shape, q, k, v, beta, g, options, &why);
+    auto path = kernel_path(family, shape, q, k, v, beta, g, options, &why);
     TORCH_CHECK(path != KernelPath::kNone || options.backend != BackendChoice::kKernel, family_name(family),
                 ": backend = kernel, but deltabench's CUDA kernels cannot serve this call: ", why,
                 " (backend = auto takes the reference ops where the kernels cannot serve)");

@@ -26,9 +26,12 @@ namespace deltabench::detail {
 
 enum class KernelPath { kNone, kChunk, kDecode, kRecurrent, kRecurrentTrain, kChunkTrain };
 
-// Which kernel would serve this call; kNone with the reason in *why (the end of a sentence) when none can.
-KernelPath kernel_path(const SequenceShape& shape, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                       const at::Tensor& beta, const at::Tensor& g, const SequenceOptions& options, std::string* why);
+// Which kernel would serve this call of `family`; kNone with the reason in *why (the end of a sentence) when none can.
+// kChunk: the first chunked kernel's head dims (K and V of 64 or 128), or those the sm_90a forward takes besides
+// where it is on (sm90::serves: K 256, V up to 256 or, for linear attention, any multiple of 64).
+KernelPath kernel_path(Family family, const SequenceShape& shape, const at::Tensor& q, const at::Tensor& k,
+                       const at::Tensor& v, const at::Tensor& beta, const at::Tensor& g, const SequenceOptions& options,
+                       std::string* why);
 
 // The fused chunk kernel's forward (no autograd); the caller has checked that it serves the call
 // (kernel_path gives kChunk, or chunk_train_unavailable is empty).
@@ -68,7 +71,7 @@ bool sm90_train_from_env(const char* value);
 
 // Empty when a CUDA kernel can serve this call; else why not, as the end of a sentence
 // ("the tensors are on cpu, and the kernel runs on CUDA").
-std::string kernel_unavailable(const SequenceShape& shape, const at::Tensor& q, const at::Tensor& k,
+std::string kernel_unavailable(Family family, const SequenceShape& shape, const at::Tensor& q, const at::Tensor& k,
                                const at::Tensor& v, const at::Tensor& beta, const at::Tensor& g,
                                const SequenceOptions& options);
 

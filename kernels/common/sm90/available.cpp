@@ -42,8 +42,10 @@ int64_t check_call(const char* who, const CallShape& c, Pointers required, Point
   auto fail = [&](const std::string& what) { throw std::invalid_argument(name + ": " + what); };
   if (c.dtype != Dtype::kBF16 && c.dtype != Dtype::kFP16) fail("dtype must be bf16 or fp16 (got fp32)");
   const bool v_ok = c.V > 0 && c.V % 64 == 0 && (c.max_V == 0 || c.V <= c.max_V);
-  if (!((c.K == 64 || c.K == 128) && v_ok)) {
-    fail("K must be 64 or 128 and V a positive multiple of 64" +
+  const bool k_ok = c.K == 64 || c.K == 128 || (c.K == 256 && c.max_K >= 256);
+  if (!(k_ok && v_ok)) {
+    fail(std::string(c.max_K >= 256 ? "K must be 64, 128 or 256" : "K must be 64 or 128") +
+         " and V a positive multiple of 64" +
          (c.max_V ? " up to " + std::to_string(c.max_V) : std::string()) + " (got K " + std::to_string(c.K) + ", V " +
          std::to_string(c.V) + ")");
   }

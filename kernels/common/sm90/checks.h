@@ -18,6 +18,8 @@ struct CallShape {
   int64_t chunks = 0;   // with seq_starts, for a kernel whose grid is the chunks
   int64_t max_V = 0;    // 0: V any positive multiple of 64
   bool chunk_grid = false;
+  int64_t max_K = 128;  // 256: a forward kernel that takes K 256 too (the UT transform, the state pass without the
+                        // output, the output kernel)
 };
 
 using Pointers = std::initializer_list<std::pair<const char*, const void*>>;

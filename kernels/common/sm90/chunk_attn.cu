@@ -236,6 +236,9 @@ void dispatch(const char* who, Dtype dtype, int64_t K, const AttnParams& p, int6
   auto go = [&](auto input) {
     using I = decltype(input);
     if (K == 64) return gated ? launch<I, 64, true, kBackward>(who, p, chunks, stream) : launch<I, 64, false, kBackward>(who, p, chunks, stream);
+    if constexpr (!kBackward) {  // the forward's output alone takes K 256 (chunk_output_forward's check)
+      if (K == 256) return gated ? launch<I, 256, true, false>(who, p, chunks, stream) : launch<I, 256, false, false>(who, p, chunks, stream);
+    }
     return gated ? launch<I, 128, true, kBackward>(who, p, chunks, stream) : launch<I, 128, false, kBackward>(who, p, chunks, stream);
   };
   if (dtype == Dtype::kBF16) return go(cutlass::bfloat16_t{});
@@ -247,6 +250,7 @@ void dispatch(const char* who, Dtype dtype, int64_t K, const AttnParams& p, int6
 void chunk_output_forward(const OutputFwdParams& p, void* stream) {
   detail::CallShape shape{p.dtype, p.N, p.T, p.H, p.K, p.V, p.seq_starts, p.chunk_starts, p.chunks};
   shape.chunk_grid = true;
+  shape.max_K = 256;
   const int64_t chunks = detail::check_call("sm90::chunk_output_forward", shape,
                                             {{"q", p.q}, {"k", p.k}, {"v_new", p.v_new}, {"h", p.h}, {"o", p.o}});
   if (chunks <= 0) return;

@@ -409,17 +409,24 @@ void dispatch_k(const StateFwdParams& p, cudaStream_t stream) {
     return dispatch_rule<E, 128, true>(p, stream);
   }
   if (p.K == 64) return dispatch_rule<E, 64, false>(p, stream);
+  if (p.K == 256) return dispatch_rule<E, 256, false>(p, stream);
   return dispatch_rule<E, 128, false>(p, stream);
 }
 
 }  // namespace
 
 bool chunk_state_forward_supports(int64_t K, int64_t V) {
-  return (K == 64 || K == 128) && V > 0 && V % kStateColumns == 0;
+  return (K == 64 || K == 128 || K == 256) && V > 0 && V % kStateColumns == 0;
 }
 
 void chunk_state_forward(const StateFwdParams& p, void* stream) {
   detail::CallShape shape{p.dtype, p.N, p.T, p.H, p.K, p.V, p.seq_starts, p.chunk_starts};
+  shape.max_K = 256;
+  if (p.o != nullptr && p.K == 256) {
+    // S [256 x 64] in the warpgroup's accumulators (128 registers a thread) leaves no room for O's and P's.
+    throw std::invalid_argument("sm90::chunk_state_forward: the output fused into the state pass takes K 64 or 128 "
+                                "(got K 256): run the output kernel after the pass (chunk_output_forward)");
+  }
   if (p.o != nullptr) {
     detail::check_call("sm90::chunk_state_forward", shape, {{"u", p.u}, {"k", p.k}, {"q", p.q}, {"o", p.o}}, {{"w", p.w}});
   } else {

@@ -208,13 +208,14 @@ void launch(const UtFwdParams& p, int64_t chunks, cudaStream_t stream) {
 template <class E>
 void dispatch(const UtFwdParams& p, int64_t chunks, cudaStream_t stream) {
   if (p.K == 64) return p.g ? launch<E, 64, true>(p, chunks, stream) : launch<E, 64, false>(p, chunks, stream);
+  if (p.K == 256) return p.g ? launch<E, 256, true>(p, chunks, stream) : launch<E, 256, false>(p, chunks, stream);
   return p.g ? launch<E, 128, true>(p, chunks, stream) : launch<E, 128, false>(p, chunks, stream);
 }
 
 }  // namespace
 
 void chunk_ut_forward(const UtFwdParams& p, void* stream) {
-  detail::CallShape shape{p.dtype, p.N, p.T, p.H, p.K, p.V, p.seq_starts, p.chunk_starts, p.chunks, kMaxV, true};
+  detail::CallShape shape{p.dtype, p.N, p.T, p.H, p.K, p.V, p.seq_starts, p.chunk_starts, p.chunks, kMaxV, true, 256};
   const int64_t chunks = detail::check_call("sm90::chunk_ut_forward", shape,
                                             {{"k", p.k}, {"v", p.v}, {"w", p.w}, {"u", p.u}}, {{"t", p.t}});
   if (p.beta == nullptr) throw std::invalid_argument("sm90::chunk_ut_forward: beta is required (got null)");

@@ -222,7 +222,9 @@ Stages forward_stages(const Call& c, const at::Tensor& q, const at::Tensor& k, c
     p.N = c.N, p.T = c.T, p.H = c.H, p.K = c.K, p.V = c.V;
     cuda::sm90::chunk_ut_forward(p, stream);
   }
-  const bool fused = output && fuse_output;
+  // At K 256 the state pass holds S [256 x 64] in its accumulators (128 registers a thread) and has no room for the
+  // fused output's O and P: the output kernel follows it.
+  const bool fused = output && fuse_output && c.K <= 128;
   if (!fused) {
     st.h = at::empty({c.chunks, c.H, c.K, c.V}, inner);
     st.v_new = at::empty(v.sizes(), inner);
@@ -481,8 +483,8 @@ ForwardOutputs chunk_train(Family family, const at::Tensor& q, const at::Tensor&
 bool serves(Family family, int64_t K, int64_t V, int64_t NH, at::ScalarType dtype, bool train) {
   const bool delta = family != Family::kLinearAttention;
   const bool v_ok = train ? (V == 64 || V == 128) : V > 0 && V % 64 == 0 && (!delta || V <= 256);
-  return (dtype == at::kBFloat16 || dtype == at::kHalf) && (K == 64 || K == 128) && v_ok && NH <= 65535 &&
-         cuda::sm90::available();
+  const bool k_ok = K == 64 || K == 128 || (K == 256 && !train);  // the backward's kernels take 64 and 128
+  return (dtype == at::kBFloat16 || dtype == at::kHalf) && k_ok && v_ok && NH <= 65535 && cuda::sm90::available();
 }
 
 at::Tensor contiguous_aligned(const at::Tensor& t, std::optional<at::ScalarType> dtype) {
@@ -500,8 +502,9 @@ std::optional<Segments> plan_segments(const std::vector<int64_t>& host_seq, int6
     // single-buffered one (the pipeline a segmented backward takes at K 128) fit two blocks an SM at K 64 and
     // 128. With one an SM the model chose 8192 at 1 x 32K, H 16, K = V = 128; 4096 was the quicker there for
     // both rules (H100, the op forward + backward: 4.68 against 4.78 ms, gated 5.26 against 5.39; 2048: 4.98 and
-    // 5.55; kernels/delta_rule/NOTES.md, version 3p measured), and two an SM chooses it.
-    constexpr int64_t kBlocksPerSm = 2;
+    // 5.55; kernels/delta_rule/NOTES.md, version 3p measured), and two an SM chooses it. At K 256 the forward's
+    // pass takes 186 KB of shared memory: one an SM.
+    const int64_t kBlocksPerSm = K <= 128 ? 2 : 1;
     const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
     const int64_t blocks = H * (V / cuda::sm90::kStateColumns);
     segment_length = choose_segment_length(host_seq, blocks, (K + V - 1) / V, kBlocksPerSm * sms);

@@ -32,6 +32,7 @@ struct ForwardOutputs {
 
 // The output comes from the state pass itself (fuse_output: FLA's chunk_delta_h and chunk_fwd_o in one
 // kernel, h and v_new never in device memory), or, for comparison, from the output kernel after the pass.
+// K of 64, 128 or 256; at K 256 always by the output kernel (fuse_output ignored: the pass's registers hold S).
 // Long sequences over few heads run the state pass segment-parallel (kernels/common/segments.h):
 // segment_length 0 where its cost model chooses, -1 never, a positive multiple of 64 for that length (the
 // ops' SequenceOptions::kernel_segment_length).
@@ -58,9 +59,9 @@ ForwardOutputs chunk_train(Family family, const at::Tensor& q, const at::Tensor&
                            bool final_state, int64_t segment_length = 0, bool keep_ut = false, bool keep_state = false);
 
 // Whether chunk_forward (train false) or chunk_train (train true) takes a call of this family on the current
-// device: compute capability 9.0, q, k and v of `dtype` bf16 or fp16, K of 64 or 128, N * H (sequences times
-// heads) up to 65535; V a multiple of 64 for the forward (up to 256 for the delta rules), 64 or 128 for
-// chunk_train. The ops' switches ask this before they call (kernels/common/cuda_dispatch.h).
+// device: compute capability 9.0, q, k and v of `dtype` bf16 or fp16, K of 64 or 128 (or 256 for the forward), N * H
+// (sequences times heads) up to 65535; V a multiple of 64 for the forward (up to 256 for the delta rules), 64 or 128
+// for chunk_train. The ops' switches ask this before they call (kernels/common/cuda_dispatch.h).
 bool serves(Family family, int64_t K, int64_t V, int64_t NH, at::ScalarType dtype, bool train);
 
 // t as the entry points take their tensors: contiguous, in `dtype` where one is given, its data on 16 bytes (a

@@ -63,8 +63,9 @@ struct StateFwdParams {
   int64_t N = 0, T = 0, H = 0, K = 0, V = 0;
 };
 
-// Throws std::invalid_argument naming the first parameter it cannot take (K not 64 or 128, V not a
-// multiple of kStateColumns, a pointer off a 16-byte boundary, ...), std::runtime_error where the
+// K 64, 128 or 256 (256 without o: S [256 x 64] takes 128 of a thread's registers and the pass 186 KB of shared
+// memory, one block an SM). Throws std::invalid_argument naming the first parameter it cannot take (K not one of
+// those, V not a multiple of kStateColumns, a pointer off a 16-byte boundary, ...), std::runtime_error where the
 // kernels are not available or the launch fails.
 void chunk_state_forward(const StateFwdParams& p, void* stream);
 bool chunk_state_forward_supports(int64_t K, int64_t V);
@@ -171,7 +172,7 @@ struct OutputFwdParams {
   float scale = 1.0f;
 };
 
-// Throws as chunk_state_forward does.
+// K 64, 128 or 256; throws as chunk_state_forward does.
 void chunk_output_forward(const OutputFwdParams& p, void* stream);
 
 // The backward's dv_local, v_new's gradient within its chunk (FLA's chunk_bwd_dv_local), by the output's
@@ -219,7 +220,7 @@ struct UtFwdParams {
                                   // has the blocks' bits, so keep_ut's equality holds only without it
 };
 
-// K 64 or 128, V a multiple of 64 up to 256; throws as chunk_state_forward does.
+// K 64, 128 or 256, V a multiple of 64 up to 256; throws as chunk_state_forward does.
 void chunk_ut_forward(const UtFwdParams& p, void* stream);
 
 // The UT transform's backward (FLA's prepare_wy_repr_bwd), one block a (chunk, head): given dW and dU (the

@@ -181,6 +181,8 @@ TEST_CASE("sm90 entry points: tensors made contiguous and aligned as they take t
   }
   CHECK(sm90::serves(Family::kDeltaRule, 128, 256, 4, at::kBFloat16, false));
   CHECK_FALSE(sm90::serves(Family::kDeltaRule, 128, 256, 4, at::kBFloat16, true));  // the training op: V 64 or 128
+  CHECK(sm90::serves(Family::kGatedDeltaRule, 256, 256, 4, at::kBFloat16, false));  // K 256: the forward alone
+  CHECK_FALSE(sm90::serves(Family::kGatedDeltaRule, 256, 128, 4, at::kBFloat16, true));
   CHECK(sm90::serves(Family::kLinearAttention, 64, 512, 4, at::kHalf, false));
   CHECK_FALSE(sm90::serves(Family::kDeltaRule, 64, 512, 4, at::kHalf, false));
   CHECK_FALSE(sm90::serves(Family::kGatedDeltaRule, 32, 64, 4, at::kBFloat16, true));

@@ -6,6 +6,7 @@
 // Inner type) for tight bounds that a wrong fragment, swizzle or chunk order fails by far, one that rounds
 // nowhere, for the error the design itself costs.
 
+#include "kernels/common/backend.h"
 #include "kernels/common/cuda_dispatch.h"
 #include "kernels/common/poison.h"
 #include "kernels/common/scoped_switch.h"
@@ -281,7 +282,7 @@ TEST_CASE("cuda: the sm90 state pass over head dims, dtypes, initial states and 
   REQUIRE(at::hasCUDA());
   if (!on_hopper()) return;
   uint64_t seed = 100;
-  for (const int64_t K : {64, 128}) {
+  for (const int64_t K : {64, 128, 256}) {  // 256: the forward's pass alone (one block an SM, S in 128 registers)
     for (const int64_t V : {64, 128, 256}) {
       for (const auto dtype : {at::kBFloat16, at::kHalf}) {
         for (const bool gated : {false, true}) {
@@ -339,8 +340,17 @@ TEST_CASE("cuda: the sm90 state pass refuses what it cannot take, saying what", 
   p.K = 96;
   p.V = c.V;
   const auto stream = at::cuda::getCurrentCUDAStream().stream();
-  CHECK_THROWS_WITH(cuda::sm90::chunk_state_forward(p, stream), testing::contains("K must be 64 or 128") &&
+  CHECK_THROWS_WITH(cuda::sm90::chunk_state_forward(p, stream), testing::contains("K must be 64, 128 or 256") &&
                                                                     testing::contains("got K 96, V 128"));
+  // K 256 with the output fused: S's registers leave none for O and P.
+  p.K = 256;
+  int dummy_o = 0;
+  p.o = &dummy_o;
+  p.q = p.k;
+  CHECK_THROWS_WITH(cuda::sm90::chunk_state_forward(p, stream),
+                    testing::contains("the output fused into the state pass takes K 64 or 128 (got K 256)"));
+  p.o = nullptr;
+  p.q = nullptr;
   p.K = 128;
   p.V = 96;
   CHECK_THROWS_WITH(cuda::sm90::chunk_state_forward(p, stream), testing::contains("V a positive multiple of 64"));
@@ -506,7 +516,7 @@ TEST_CASE("cuda: the sm90 UT transform equals the fp64 one", "[cuda][sm90][small
   if (!on_hopper()) return;
   uint64_t seed = 300;
   for (const bool gated : {false, true}) {
-    for (const int64_t K : {64, 128}) {
+    for (const int64_t K : {64, 128, 256}) {
       check_ut({1, 63, 64, 65, 130}, 2, K, 128, gated, at::kBFloat16, seed++);
     }
     check_ut({200}, 3, 128, 256, gated, at::kHalf, seed++);
@@ -519,7 +529,7 @@ TEST_CASE("cuda: the sm90 output equals its fp64 formula", "[cuda][sm90][small]"
   if (!on_hopper()) return;
   uint64_t seed = 400;
   for (const bool gated : {false, true}) {
-    for (const int64_t K : {64, 128}) {
+    for (const int64_t K : {64, 128, 256}) {
       check_output({1, 63, 64, 65, 130}, 2, K, 128, gated, at::kBFloat16, seed++);
     }
     check_output({200}, 3, 128, 192, gated, at::kHalf, seed++);
@@ -532,7 +542,7 @@ TEST_CASE("cuda: the sm90 forward matches the fp64 recurrent reference, every fa
   if (!on_hopper()) return;
   uint64_t seed = 500;
   for (const Family family : kFamilies) {
-    for (const int64_t K : {64, 128}) {
+    for (const int64_t K : {64, 128, 256}) {  // at 256 the output kernel follows the pass whatever fuse_output says
       for (const bool varlen : {false, true}) {
         for (const bool initial : {false, true}) {
           SampleShape shape;
@@ -595,38 +605,73 @@ TEST_CASE("cuda: the sm90 forward matches the fp64 recurrent reference, every fa
   }
 }
 
+namespace {
+
+// A case of the ops' chunk forward: the fp64 recurrent reference's output on inputs rounded to bf16, and those
+// inputs on the device as the ops take them.
+struct OpsCase {
+  SequenceOutput ref;
+  SequenceInputs dev;
+};
+OpsCase ops_case(Family family, const SampleShape& shape, uint64_t seed) {
+  auto in = sample_inputs(family, shape, at::TensorOptions().dtype(at::kDouble), seed);
+  for (auto* t : {&in.q, &in.k, &in.v}) *t = t->to(at::kBFloat16).to(at::kDouble);
+  SequenceOptions options;
+  options.output_final_state = true;
+  options.backend = BackendChoice::kReference;
+  options.mode = Mode::kRecurrent;
+  OpsCase c{run_family(family, in, options), {}};
+  c.dev.q = in.q.to(at::kBFloat16).to(at::kCUDA);
+  c.dev.k = in.k.to(at::kBFloat16).to(at::kCUDA);
+  c.dev.v = in.v.to(at::kBFloat16).to(at::kCUDA);
+  if (in.beta.defined()) c.dev.beta = in.beta.to(at::kFloat).to(at::kCUDA);
+  if (in.g.defined()) c.dev.g = in.g.to(at::kFloat).to(at::kCUDA);
+  return c;
+}
+
+}  // namespace
+
 TEST_CASE("cuda: the ops' chunk forward runs the sm90 forward when asked, within the ops' bound", "[cuda][sm90]") {
   REQUIRE(at::hasCUDA());
   if (!on_hopper()) return;
   const deltabench::detail::ScopedKernelSwitch on(deltabench::detail::set_sm90_forward, deltabench::detail::sm90_forward, true);
   uint64_t seed = 600;
+  SequenceOptions options;
+  options.output_final_state = true;
+  options.mode = Mode::kChunk;
   for (const Family family : kFamilies) {
-    const auto shape = switch_case_shape();
-    auto in = sample_inputs(family, shape, at::TensorOptions().dtype(at::kDouble), seed++);
-    for (auto* t : {&in.q, &in.k, &in.v}) *t = t->to(at::kBFloat16).to(at::kDouble);
-    SequenceOptions options;
-    options.output_final_state = true;
-    options.backend = BackendChoice::kReference;
-    options.mode = Mode::kRecurrent;
-    const auto ref = run_family(family, in, options);
-    SequenceInputs dev;
-    dev.q = in.q.to(at::kBFloat16).to(at::kCUDA);
-    dev.k = in.k.to(at::kBFloat16).to(at::kCUDA);
-    dev.v = in.v.to(at::kBFloat16).to(at::kCUDA);
-    if (in.beta.defined()) dev.beta = in.beta.to(at::kFloat).to(at::kCUDA);
-    if (in.g.defined()) dev.g = in.g.to(at::kFloat).to(at::kCUDA);
+    const auto c = ops_case(family, switch_case_shape(), seed++);
     options.backend = BackendChoice::kKernel;
-    options.mode = Mode::kChunk;
-    const auto got = run_family(family, dev, options);
+    options.kernel_segment_length = 0;
+    const auto got = run_family(family, c.dev, options);
     options.kernel_segment_length = 128;  // the option reaches the sm90 forward: 3 segments of the 300 tokens
-    const auto segmented = run_family(family, dev, options);
+    const auto segmented = run_family(family, c.dev, options);
     INFO(family_name(family));
     CHECK(got.backend == Backend::kKernel);
-    CHECK(testing::rel_rms(got.o, ref.o) <= 0.003);
-    CHECK(testing::rel_rms(got.final_state, ref.final_state) <= 0.002);
-    CHECK(testing::rel_rms(segmented.o, ref.o) <= 0.003);
-    CHECK(testing::rel_rms(segmented.final_state, ref.final_state) <= 0.003);
+    CHECK(testing::rel_rms(got.o, c.ref.o) <= 0.003);
+    CHECK(testing::rel_rms(got.final_state, c.ref.final_state) <= 0.002);
+    CHECK(testing::rel_rms(segmented.o, c.ref.o) <= 0.003);
+    CHECK(testing::rel_rms(segmented.final_state, c.ref.final_state) <= 0.003);
     CHECK_FALSE(at::equal(segmented.o, got.o));
+  }
+  // Head dims only the sm_90a forward takes (K = V = 256): `kernel` runs it (not the recurrent pair's forward);
+  // `auto` keeps the reference ops there until the two are measured against each other.
+  options.kernel_segment_length = 0;
+  for (const Family family : kFamilies) {
+    SampleShape shape = switch_case_shape();
+    shape.K = shape.V = 256;
+    const auto c = ops_case(family, shape, seed++);
+    options.backend = BackendChoice::kKernel;
+    const auto before = backend_counts();
+    const auto got = run_family(family, c.dev, options);
+    const auto counted = backend_counts() - before;
+    INFO(family_name(family) << " K = V = 256");
+    CHECK(got.backend == Backend::kKernel);
+    CHECK(counted.kernel_sm90_forward == 1);
+    CHECK(testing::rel_rms(got.o, c.ref.o) <= 0.003);
+    CHECK(testing::rel_rms(got.final_state, c.ref.final_state) <= 0.002);
+    options.backend = BackendChoice::kAuto;
+    CHECK(run_family(family, c.dev, options).backend == Backend::kReference);
   }
 }
 
