@@ -132,14 +132,14 @@ std::optional<double> tokens_per_epoch(const RunRecord& r) {
 
 }  // namespace
 
-std::optional<double> predict_run_seconds(const Run& run, const std::map<std::string, RunRecord>& stored) {
+std::optional<Prediction> predict_run(const Run& run, const std::map<std::string, RunRecord>& stored) {
   std::map<int64_t, double> longest;  // d_model -> the longest finished run of the run's task and model
   for (const auto& [hash, r] : stored) {
     if (r.task != run.task || r.model != run.model || !finished(r)) continue;
     auto& wall = longest[r.d_model];
     wall = std::max(wall, r.wall_s);
   }
-  if (!longest.empty()) return at_width(longest, run.d_model);
+  if (!longest.empty()) return Prediction{at_width(longest, run.d_model), "its task and model's finished runs"};
   // None of its task: the model's finished runs at the task nearest in tokens an epoch, scaled by the ratio of the
   // tokens (as many epochs, each as long per token).
   struct Task {
@@ -157,6 +157,7 @@ std::optional<double> predict_run_seconds(const Run& run, const std::map<std::st
   if (others.empty()) return std::nullopt;
   const auto tokens = tokens_per_epoch(run.config.task);
   if (!tokens) return std::nullopt;
+  const std::string* nearest_name = nullptr;
   const Task* nearest = nullptr;
   const auto distance = [&](double t) { return std::abs(std::log(t / *tokens)); };
   for (const auto& [name, task] : others) {
@@ -165,10 +166,18 @@ std::optional<double> predict_run_seconds(const Run& run, const std::map<std::st
     if (!nearest || distance(*task.tokens) < distance(*nearest->tokens) ||
         (distance(*task.tokens) == distance(*nearest->tokens) && *task.tokens > *nearest->tokens)) {
       nearest = &task;
+      nearest_name = &name;
     }
   }
   if (!nearest) return std::nullopt;
-  return at_width(nearest->longest, run.d_model) * (*tokens / *nearest->tokens);
+  const double ratio = *tokens / *nearest->tokens;
+  return Prediction{at_width(nearest->longest, run.d_model) * ratio,
+                    fmt::format("its model's finished runs at {}, times {:.3g} for the tokens an epoch", *nearest_name, ratio)};
+}
+
+std::optional<double> predict_run_seconds(const Run& run, const std::map<std::string, RunRecord>& stored) {
+  const auto p = predict_run(run, stored);
+  return p ? std::optional<double>(p->seconds) : std::nullopt;
 }
 
 RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& options) {
@@ -240,17 +249,22 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
   // --time-limit: a fresh run predicted to outlast what is left is not started (RunnerOptions says why).
   const auto too_long = [&](size_t i) -> std::optional<std::string> {
     if (options.time_limit_s <= 0 || i < resumable) return std::nullopt;
-    const auto predicted = predict_run_seconds(*todo[i], stored);
+    const auto predicted = predict_run(*todo[i], stored);
     const double left = options.time_limit_s - std::chrono::duration<double>(std::chrono::steady_clock::now() - begun).count();
-    if (!predicted || *predicted <= left) return std::nullopt;
-    return fmt::format("left for a later window: predicted {:.0f} s (its task and model's finished runs), {:.0f} s left "
-                       "of --time-limit {:.0f}", *predicted, std::max(0.0, left), options.time_limit_s);
+    if (!predicted || predicted->seconds <= left) return std::nullopt;
+    return fmt::format("left for a later window: predicted {:.0f} s ({}), {:.0f} s left of --time-limit {:.0f}",
+                       predicted->seconds, predicted->basis, std::max(0.0, left), options.time_limit_s);
   };
   if (options.dry_run) {
     for (size_t i = 0; i < todo.size(); ++i) {
       const auto later = too_long(i);
-      fmt::print("{}  would {} {} ({}){}\n", p, later ? "not start" : "run", todo[i]->id, todo[i]->hash,
-                 later ? ": " + *later : "");
+      std::string why;
+      if (later) {
+        why = ": " + *later;
+      } else if (const auto predicted = predict_run(*todo[i], stored)) {  // for planning a window
+        why = fmt::format(": predicted {:.0f} s ({})", predicted->seconds, predicted->basis);
+      }
+      fmt::print("{}  would {} {} ({}){}\n", p, later ? "not start" : "run", todo[i]->id, todo[i]->hash, why);
     }
     return result;
   }

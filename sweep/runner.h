@@ -47,6 +47,12 @@ struct RunnerOptions {
 // many epochs, each as long per token: an attention model's cost a token grows with the length, so there it
 // guesses low); none where the model has no finished run at a task with a seq_len. The records' wall times come
 // from whatever GPU and runs at once trained them, so this is a guide, not a bound.
+struct Prediction {
+  double seconds = 0;
+  std::string basis;  // "its task and model's finished runs", or "its model's finished runs at L128, scaled by ..."
+};
+std::optional<Prediction> predict_run(const Run& run, const std::map<std::string, RunRecord>& stored);
+// predict_run's seconds.
 std::optional<double> predict_run_seconds(const Run& run, const std::map<std::string, RunRecord>& stored);
 
 struct RunnerResult {

@@ -51,6 +51,7 @@ TEST_CASE("a run's time is predicted from its task and model's finished runs, fo
   // Its own width: the longest of its finished runs.
   run.d_model = 128;
   CHECK(sweep::predict_run_seconds(run, stored) == Approx(325));
+  CHECK(sweep::predict_run(run, stored)->basis == "its task and model's finished runs");
   // A wider model than any finished: the nearest width's longest, scaled by the ratio.
   run.d_model = 256;
   CHECK(sweep::predict_run_seconds(run, stored) == Approx(650));
@@ -130,6 +131,9 @@ TEST_CASE("a run of a task with no finished run is predicted from its model's ne
   CHECK(at("L128", 128, 128) == Approx(650));
   CHECK(at("L128", 128, 256) == Approx(1300));
   CHECK(at("L512", 512, 128) == Approx(325 * 8));
+  const auto said = sweep::predict_run(run, stored);  // what --dry-run and --time-limit print
+  REQUIRE(said.has_value());
+  CHECK(said->basis == "its model's finished runs at L64, times 8 for the tokens an epoch");
   // The nearest task in tokens: DeltaNet at L 512 from L 256 (twice), not from L 64; at L 128 from L 64 and L 256
   // alike, the longer task's (half of L 256's).
   run.model = "delta_net";
