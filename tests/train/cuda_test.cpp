@@ -43,10 +43,10 @@ std::string kernel_train_forward(int64_t head_dim, bool half) {
 }
 
 // The same for the forward alone (an evaluation) at chunk size `chunk`: the sm_90a forward takes the chunk
-// forward's calls (chunk 64) on Hopper unless switched off.
+// forward's calls (chunk 64) on Hopper unless switched off, at head dims 64, 128 and 256.
 std::string kernel_forward(int64_t head_dim, bool half, int64_t chunk) {
-  const bool sm90 = half && (head_dim == 64 || head_dim == 128) && chunk == 64 && deltabench::detail::sm90_forward() &&
-                    deltabench::cuda::sm90::available();
+  const bool dims = head_dim == 64 || head_dim == 128 || head_dim == 256;
+  const bool sm90 = half && dims && chunk == 64 && deltabench::detail::sm90_forward() && deltabench::cuda::sm90::available();
   return sm90 ? "kernel (sm_90a)" : "kernel";
 }
 
