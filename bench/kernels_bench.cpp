@@ -5,9 +5,11 @@
 // "reference:<case>", on the reference ops beside them, and, named "aten-stages:<case>", on the kernels
 // with the chunked backward's chunk-parallel stages as batched ATen products (their version before the
 // stage kernels; deltabench::detail::set_chunk_stage_kernels), so that one run measures the one against
-// the other; on a Hopper GPU, named "first:<case>", forward cases on the first chunked kernel beside the
-// sm_90a forward that the plain rows run there as the ops do (set_sm90_forward), and, named "chunked:<case>", forward + backward cases on the chunked training pair where the
-// sm_90a training op (set_sm90_train) is set to take the plain rows.
+// the other; on a Hopper GPU, named "first:<case>", forward cases as the ops run them with the sm_90a forward off
+// (set_sm90_forward): the first chunked kernel, or at head dims it does not take (K 256, V above 128) the recurrent
+// training kernels' forward, beside the sm_90a forward that the plain rows run there as the ops do; and, named
+// "chunked:<case>", forward + backward cases on the chunked training pair where the sm_90a training op
+// (set_sm90_train) is set to take the plain rows.
 // bench/fla_compare.py passes over those rows; the summary and the JSON keep them.
 // Each repetition times one call with CUDA events twice, L2 flushed (a 256 MB write) before each:
 //   - the GPU's time (the reported time and counter ms): a spin kernel holds the GPU while the host
