@@ -181,12 +181,12 @@ void report(benchmark::State& state, double bytes, const std::function<void()>& 
   }
 }
 
-// Whether the sm_90a ops' cost model (forward.h's detail::plan_segments) runs these B equal sequences in segments
-// on this GPU.
-bool model_segments(const Shape& s) {
+// The segments the sm_90a ops' cost model (forward.h's detail::plan_segments) runs these B equal sequences in on
+// this GPU, or none where it keeps them whole.
+std::optional<deltabench::Segments> model_segments(const Shape& s) {
   std::vector<int64_t> starts;
   for (int64_t b = 0; b <= s.B; ++b) starts.push_back(b * s.T);
-  return deltabench::sm90::detail::plan_segments(starts, s.H, s.K, s.V, 0).has_value();
+  return deltabench::sm90::detail::plan_segments(starts, s.H, s.K, s.V, 0);
 }
 
 // segmented: the pass in the segments the sm_90a ops' cost model chooses (forward.h's detail::plan_segments,
@@ -201,9 +201,7 @@ void run_sm90(benchmark::State& state, const Shape& s, bool gated, bool backward
   }
   std::optional<deltabench::Segments> segments;
   if (segmented) {
-    std::vector<int64_t> starts;
-    for (int64_t b = 0; b <= s.B; ++b) starts.push_back(b * s.T);
-    segments = deltabench::sm90::detail::plan_segments(starts, s.H, s.K, s.V, 0);
+    segments = model_segments(s);
     if (!segments) {
       state.SkipWithError("the cost model keeps these sequences whole");
       return;
@@ -604,7 +602,7 @@ int main(int argc, char** argv) {
       add(name("fwd", "sm90_apart", gated, s),
           [s, gated](benchmark::State& st) { run_forward(st, s, gated, true, false, false); });
       add(name("fwd", "fused", gated, s), [s, gated](benchmark::State& st) { run_forward(st, s, gated, false); });
-      const bool segmented = deltabench::cuda::sm90::available() && model_segments(s);
+      const bool segmented = deltabench::cuda::sm90::available() && model_segments(s).has_value();
       if (segmented) {  // where the segment-parallel pass is chosen: the whole pass beside it
         add(name("fwd", "sm90_whole", gated, s),
             [s, gated](benchmark::State& st) { run_forward(st, s, gated, true, false, true, -1); });

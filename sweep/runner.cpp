@@ -246,10 +246,10 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
     }
     std::fflush(stdout);
   }
-  // --time-limit: a fresh run predicted to outlast what is left is not started (RunnerOptions says why).
-  const auto too_long = [&](size_t i) -> std::optional<std::string> {
+  // --time-limit: a fresh run predicted to outlast what is left is not started (RunnerOptions says why); given,
+  // run i's prediction (the dry run has it for every run).
+  const auto too_long = [&](size_t i, const std::optional<Prediction>& predicted) -> std::optional<std::string> {
     if (options.time_limit_s <= 0 || i < resumable) return std::nullopt;
-    const auto predicted = predict_run(*todo[i], stored);
     const double left = options.time_limit_s - std::chrono::duration<double>(std::chrono::steady_clock::now() - begun).count();
     if (!predicted || predicted->seconds <= left) return std::nullopt;
     return fmt::format("left for a later window: predicted {:.0f} s ({}), {:.0f} s left of --time-limit {:.0f}",
@@ -257,11 +257,12 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
   };
   if (options.dry_run) {
     for (size_t i = 0; i < todo.size(); ++i) {
-      const auto later = too_long(i);
+      const auto predicted = predict_run(*todo[i], stored);
+      const auto later = too_long(i, predicted);
       std::string why;
       if (later) {
         why = ": " + *later;
-      } else if (const auto predicted = predict_run(*todo[i], stored)) {  // for planning a window
+      } else if (predicted) {  // for planning a window
         why = fmt::format(": predicted {:.0f} s ({})", predicted->seconds, predicted->basis);
       }
       fmt::print("{}  would {} {} ({}){}\n", p, later ? "not start" : "run", todo[i]->id, todo[i]->hash, why);
@@ -277,7 +278,8 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
   size_t position = result.done_before;  // runs of this shard finished or passed over so far
   for (size_t i = 0; i < todo.size(); ++i) {
     const Run& run = *todo[i];
-    if (const auto later = too_long(i)) {
+    const auto predicted = options.time_limit_s > 0 ? predict_run(run, stored) : std::nullopt;
+    if (const auto later = too_long(i, predicted)) {
       ++position;
       ++result.left_for_later;
       if (options.progress) {
