@@ -50,6 +50,9 @@ struct MixerConfig {
   // part of what a model is: a run's placement sets it ([train] backend, --backend), and it never
   // enters the config's hash. Attention always runs SDPA.
   BackendChoice backend = BackendChoice::kAuto;
+  // What the sm_90a training op computes again in the backward rather than keep ([train] recompute,
+  // --recompute; backend_choice.h): memory against speed, the same bits either way; placement, not identity.
+  Recompute recompute = Recompute::kNone;
 };
 
 struct ModelConfig {

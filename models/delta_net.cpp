@@ -85,6 +85,7 @@ at::Tensor DeltaNetImpl::forward(const at::Tensor& x) {
   SequenceOptions options;
   options.backend = config_.backend;
   options.chunk_size = config_.chunk_size;
+  set_recompute(options, config_.recompute);
   const auto o = config_.use_decay ? gated_delta_rule(p.q, p.k, p.v, p.beta, p.g, options).o
                                    : delta_rule(p.q, p.k, p.v, p.beta, options).o;
   return finish(x, o);

@@ -86,6 +86,7 @@ at::Tensor LinearAttentionImpl::forward(const at::Tensor& x) {
   SequenceOptions options;
   options.backend = config_.backend;
   options.chunk_size = config_.chunk_size;
+  set_recompute(options, config_.recompute);
   if (config_.normalize) options.scale = 1.0;  // the ratio cancels any scale
   if (apart) return finish(linear_attention_denominator_apart(p.q, p.k, p.v, options, kEps), /*normalised=*/true);
   return finish(linear_attention(p.q, p.k, p.v, p.g, options).o);

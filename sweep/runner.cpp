@@ -223,6 +223,7 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
   // recorded as failed because of it. A dry run trains nothing and needs no device.
   train::ResolvedDevice device;
   BackendChoice backend = BackendChoice::kAuto;
+  const Recompute recompute = train::parse_recompute(options.placement.recompute, options.placement.recompute_origin);
   if (!options.dry_run) {
     device = train::resolve_device(options.placement.device, options.placement.device_origin);
     backend = train::resolve_backend(options.placement, device);
@@ -233,7 +234,8 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
     if (options.shards > 1) fmt::print(", {} in shard {}/{}", result.in_shard, options.shard, options.shards);
     fmt::print("; {} already in {}, {} to run", result.done_before, store.path(), todo.size());
     if (!options.dry_run) {
-      fmt::print(", on {} (backend {}) with {} CPU threads", device.name, backend_choice_name(backend),
+      fmt::print(", on {} (backend {}{}) with {} CPU threads", device.name, backend_choice_name(backend),
+                 recompute == Recompute::kNone ? "" : fmt::format(", recompute {}", recompute_name(recompute)),
                  at::get_num_threads());
     }
     fmt::print("\n");

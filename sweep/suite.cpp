@@ -113,7 +113,7 @@ void refuse_grid_keys(const toml::Table& t, const std::string& where, const std:
   refuse("train", "weight_decay", "weight_decay");
 }
 
-// Placement keys ([train] device, checkpoint) belong to the suite, not to one variant.
+// Placement keys ([train] device, backend, recompute, checkpoint) belong to the suite, not to one variant.
 void refuse_placement_keys(const toml::Table& t, const std::string& where, const std::string& source) {
   const auto sub = t.tables.find("train");
   if (sub == t.tables.end()) return;
@@ -121,7 +121,7 @@ void refuse_placement_keys(const toml::Table& t, const std::string& where, const
     if (const auto it = sub->second.values.find(key); it != sub->second.values.end()) {
       fail(source, it->second.line, where.substr(0, where.size() - 1) + ".train]",
            std::string(key) + ": says where runs train, not what they train; give it in [base.train] (or as --" + key +
-               (std::string(key) == "device" ? "" : "-dir") + ") for the whole suite");
+               (std::string(key) == "checkpoint" ? "-dir" : "") + ") for the whole suite");
     }
   }
 }
@@ -330,6 +330,7 @@ Suite parse_suite(const std::string& text, const std::string& source) {
     auto& p = s.placement;
     if (take("device", p.device, p.device_origin)) train::check_device_spelling(p.device, p.device_origin);
     if (take("backend", p.backend, p.backend_origin)) train::parse_backend(p.backend, p.backend_origin);
+    if (take("recompute", p.recompute, p.recompute_origin)) train::parse_recompute(p.recompute, p.recompute_origin);
     take("checkpoint", p.checkpoint, p.checkpoint_origin);
   }
   return s;

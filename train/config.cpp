@@ -350,6 +350,11 @@ ExperimentConfig build_experiment(const toml::Table& root, const std::string& so
       placement->backend_origin = origin("backend");
       parse_backend(placement->backend, placement->backend_origin);
     }
+    if (t.has("recompute")) {
+      placement->recompute = t.text("recompute", "none");
+      placement->recompute_origin = origin("recompute");
+      parse_recompute(placement->recompute, placement->recompute_origin);
+    }
     if (t.has("checkpoint")) {
       placement->checkpoint = t.text("checkpoint", "");
       placement->checkpoint_origin = origin("checkpoint");

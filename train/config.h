@@ -78,6 +78,6 @@ inline constexpr int kRunProtocol = 2;
 std::string run_hash(const std::string& canonical_toml);
 
 // Keys of [train] that say where a run trains, not what it trains.
-inline constexpr const char* kPlacementKeys[] = {"device", "backend", "checkpoint"};
+inline constexpr const char* kPlacementKeys[] = {"device", "backend", "recompute", "checkpoint"};
 
 }  // namespace deltabench::train

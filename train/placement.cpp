@@ -63,6 +63,12 @@ BackendChoice parse_backend(const std::string& backend, const std::string& origi
   throw ConfigError(origin + ": expected \"auto\", \"reference\" or \"kernel\", got \"" + backend + "\"");
 }
 
+Recompute parse_recompute(const std::string& recompute, const std::string& origin) {
+  if (const auto choice = recompute_from_name(recompute)) return *choice;
+  throw ConfigError(origin + ": expected \"none\", \"state\" or \"all\" (what the training kernels' backward computes "
+                    "again rather than keep from the forward), got \"" + recompute + "\"");
+}
+
 BackendChoice resolve_backend(const Placement& placement, const ResolvedDevice& device) {
   const auto choice = parse_backend(placement.backend, placement.backend_origin);
   if (choice == BackendChoice::kKernel && !device.device.is_cuda()) {

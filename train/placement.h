@@ -23,6 +23,10 @@ struct Placement {
   // to rounding, so like the device it is where a run trains, not what it trains.
   std::string backend = "auto";
   std::string backend_origin = "the default backend";
+  // What the sm_90a training op's backward computes again rather than keep from the forward: "none", "state" or
+  // "all" (kernels/common/backend_choice.h's Recompute): memory against speed, the same bits either way.
+  std::string recompute = "none";
+  std::string recompute_origin = "the default recompute";
   std::string checkpoint;                  // a directory for model.pt and optimizer.pt; empty: none
   std::string checkpoint_origin;
   int64_t threads = 0;                     // LibTorch intra-op threads; 0: leave LibTorch's setting
@@ -44,6 +48,9 @@ ResolvedDevice resolve_device(const std::string& device, const std::string& orig
 
 // Throws ConfigError naming `origin` when `backend` is not "auto", "reference" or "kernel".
 BackendChoice parse_backend(const std::string& backend, const std::string& origin);
+
+// Throws ConfigError naming `origin` when `recompute` is not "none", "state" or "all".
+Recompute parse_recompute(const std::string& recompute, const std::string& origin);
 
 // The placement's backend for a run on `device`: "kernel" on a CPU is a ConfigError naming the
 // backend's origin and the device (the kernels are CUDA kernels).

@@ -186,6 +186,7 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
   if (opt.epochs) t.epochs = *opt.epochs;
   const auto resolved = resolve_device(opt.placement.device, opt.placement.device_origin);
   const BackendChoice backend = resolve_backend(opt.placement, resolved);
+  const Recompute recompute = parse_recompute(opt.placement.recompute, opt.placement.recompute_origin);
   const at::Device device = resolved.device;
   const bool autocast = device.is_cuda() && t.precision == "auto";
   const int64_t eval_batch = t.eval_batch_size > 0 ? t.eval_batch_size : t.batch_size;
@@ -206,6 +207,7 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
   torch::manual_seed(c.seed);
   models::ModelConfig model_config = c.model;
   model_config.mixer.backend = backend;
+  model_config.mixer.recompute = recompute;
   models::LanguageModel model(model_config);
   model->to(device);
   FusedAdamW optimizer(model, t, device);
@@ -225,7 +227,9 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
   if (opt.progress) {
     fmt::print("{}: {} on {} (backend {}) | {} train / {} test examples of length {} | {} parameters | {} epochs of {} "
                "steps\n",
-               c.name, models::to_string(c.model.mixer.kind), resolved.name, backend_choice_name(backend),
+               c.name, models::to_string(c.model.mixer.kind), resolved.name,
+               fmt::format("{}{}", backend_choice_name(backend),
+                           recompute == Recompute::kNone ? "" : fmt::format(", recompute {}", recompute_name(recompute))),
                train_set.size(), test_set.size(),
                train_set.seq_len(), summary.parameters, t.epochs, train_set.num_batches(t.batch_size));
     std::fflush(stdout);

@@ -35,7 +35,7 @@ namespace {
 const char* kDefaultStore = "runs/deltabench.sqlite";
 
 struct RunArgs {
-  std::string suite, store = kDefaultStore, device, backend, gpus, shard, worker, out, checkpoint_dir, resume_dir;
+  std::string suite, store = kDefaultStore, device, backend, recompute, gpus, shard, worker, out, checkpoint_dir, resume_dir;
   std::vector<std::string> only;         // --only, as given (the workers get them so)
   std::vector<sweep::RunSelection> selection;  // --only, parsed
   int64_t jobs = 1, per_gpu = 0, threads = 0, abort_after = -1;
@@ -122,6 +122,10 @@ train::Placement placement_of(const sweep::Suite& suite, const RunArgs& a) {
     p.backend = a.backend;
     p.backend_origin = "--backend";
   }
+  if (!a.recompute.empty()) {
+    p.recompute = a.recompute;
+    p.recompute_origin = "--recompute";
+  }
   if (!a.checkpoint_dir.empty()) {
     p.checkpoint = a.checkpoint_dir;
     p.checkpoint_origin = "--checkpoint-dir";
@@ -183,6 +187,7 @@ int run_in_processes(const RunArgs& a, const std::string& suite_file, const trai
       args.insert(args.end(), {"--resume-dir", a.resume_dir, "--resume-interval", fmt::format("{}", a.resume_interval)});
     }
     if (!a.backend.empty()) args.insert(args.end(), {"--backend", a.backend});
+    if (!a.recompute.empty()) args.insert(args.end(), {"--recompute", a.recompute});
     for (const auto& s : a.only) args.insert(args.end(), {"--only", s});
     if (a.retry_failed) args.push_back("--retry-failed");
     if (a.eager) args.push_back("--eager");
@@ -235,6 +240,11 @@ void add_suite_commands(CLI::App& app, int& status) {
                   "auto, reference or kernel: what runs the linear family's sequence ops (default: the suite's "
                   "[base.train] backend, else auto); not part of a run's identity")
       ->check(CLI::IsMember({"auto", "reference", "kernel"}));
+  run->add_option("--recompute", ra->recompute,
+                  "none, state or all: what the sm_90a training kernels' backward computes again rather than keep from "
+                  "the forward, less memory for more time, the same results (default: the suite's [base.train] "
+                  "recompute, else none); not part of a run's identity")
+      ->check(CLI::IsMember({"none", "state", "all"}));
   run->add_option("--only", ra->only,
                   "AXIS=V1,V2: train only the runs whose AXIS (task, model, d_model, lr, weight_decay or seed) takes "
                   "one of the values; repeat for several axes (a run must be in each). The report still covers "

@@ -15,7 +15,7 @@ namespace {
 
 struct TrainArgs {
   std::string config;
-  std::string device, backend;
+  std::string device, backend, recompute;
   int64_t epochs = 0;
   int64_t max_steps = -1;
   std::string metrics;
@@ -42,6 +42,10 @@ void add_train_command(CLI::App& app, int& status) {
                   "auto, reference or kernel: what runs the linear family's sequence ops (overrides [train] backend; "
                   "default auto)")
       ->check(CLI::IsMember({"auto", "reference", "kernel"}));
+  cmd->add_option("--recompute", args->recompute,
+                  "none, state or all: what the sm_90a training kernels' backward computes again rather than keep from "
+                  "the forward, less memory for more time, the same results (overrides [train] recompute; default none)")
+      ->check(CLI::IsMember({"none", "state", "all"}));
   cmd->add_option("--epochs", args->epochs, "overrides [train] epochs")->check(integer_at_least(1));
   cmd->add_option("--max-steps", args->max_steps, "stop after this many optimizer steps")->check(integer_at_least(1));
   cmd->add_option("--metrics", args->metrics, "JSON lines file (default runs/<name>.jsonl)");
@@ -57,6 +61,10 @@ void add_train_command(CLI::App& app, int& status) {
     if (!args->backend.empty()) {
       options.placement.backend = args->backend;
       options.placement.backend_origin = "--backend";
+    }
+    if (!args->recompute.empty()) {
+      options.placement.recompute = args->recompute;
+      options.placement.recompute_origin = "--recompute";
     }
     if (args->epochs > 0) options.epochs = args->epochs;
     options.max_steps = args->max_steps;

@@ -31,6 +31,22 @@ std::optional<BackendChoice> backend_choice_from_name(std::string_view name) {
   return std::nullopt;
 }
 
+std::string_view recompute_name(Recompute recompute) {
+  switch (recompute) {
+    case Recompute::kNone: return "none";
+    case Recompute::kState: return "state";
+    case Recompute::kAll: return "all";
+  }
+  return "?";
+}
+
+std::optional<Recompute> recompute_from_name(std::string_view name) {
+  for (const auto recompute : {Recompute::kNone, Recompute::kState, Recompute::kAll}) {
+    if (recompute_name(recompute) == name) return recompute;
+  }
+  return std::nullopt;
+}
+
 BackendCounts backend_counts() {
   return {g_reference.load(), g_reference_with_grad.load(), g_kernel.load(), g_kernel_with_grad.load(),
           g_kernel_sm90.load(), g_kernel_sm90_forward.load()};

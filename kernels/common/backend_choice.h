@@ -19,4 +19,14 @@ std::string_view backend_choice_name(BackendChoice choice);  // "auto", "referen
 // The choice backend_choice_name spells; nullopt for any other text.
 std::optional<BackendChoice> backend_choice_from_name(std::string_view name);
 
+// What the sm_90a training op's backward computes again rather than keeping from the forward (SequenceOptions'
+// kernel_recompute_ut and kernel_recompute_state): the memory a run's activations take against its speed; the
+// outputs and gradients are the same bits either way, and the other paths keep nothing. none: keep W, U and T
+// (the delta rules' UT transform) and h and v_new (the state pass), (K + V + 64) x 2 + K V x 2 / 64 + V x 2 bytes
+// a token and head (1,408 at K = V = 128: about twice q, k, v and beta), the fastest; state: keep W, U and T,
+// compute h and v_new again (a forward state pass in the backward); all: keep none of them, as FLA does.
+enum class Recompute { kNone, kState, kAll };
+std::string_view recompute_name(Recompute recompute);  // "none", "state", "all"
+std::optional<Recompute> recompute_from_name(std::string_view name);
+
 }  // namespace deltabench

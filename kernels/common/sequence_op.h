@@ -44,6 +44,12 @@ struct SequenceOptions {
   bool kernel_recompute_state = false;
 };
 
+// The two switches above as a run's [train] recompute names them (backend_choice.h).
+inline void set_recompute(SequenceOptions& options, Recompute recompute) {
+  options.kernel_recompute_ut = recompute == Recompute::kAll;
+  options.kernel_recompute_state = recompute != Recompute::kNone;
+}
+
 struct SequenceOutput {
   at::Tensor o;            // [B, T, H, V], dtype of v
   at::Tensor final_state;  // [N, H, K, V] in the compute dtype; undefined unless output_final_state

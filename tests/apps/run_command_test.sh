@@ -151,6 +151,18 @@ sed 's/^early_stop = 0$/early_stop = 0\nbackend = "fast"/' "$suite" >"$tmp/tiny-
 check "a suite's unknown backend is an error (exit 2)" test $? -eq 2
 check "the error names the file, the key and the spellings" \
   grep -q 'tiny-bad-backend.toml:[0-9]*: \[base.train\] backend: expected "auto", "reference" or "kernel", got "fast"' "$tmp/k0.txt"
+# [base.train] recompute and --recompute (what the training kernels' backward computes again): a bad spelling is
+# one error naming the key; the flag reaches --jobs' workers, which say it before their first run.
+sed 's/^early_stop = 0$/early_stop = 0\nrecompute = "some"/' "$suite" >"$tmp/tiny-bad-recompute.toml"
+"$bin" run "$tmp/tiny-bad-recompute.toml" --store "$tmp/r0.sqlite" >"$tmp/r0.txt" 2>&1
+check "a suite's unknown recompute is an error (exit 2)" test $? -eq 2
+check "the error names the file, the key and the spellings" \
+  grep -q 'tiny-bad-recompute.toml:[0-9]*: \[base.train\] recompute: expected "none", "state" or "all"' "$tmp/r0.txt"
+"$bin" run "$suite" --store "$tmp/r.sqlite" --jobs 2 --recompute all --only d_model=8 --only lr=0.003 --no-report \
+  >"$tmp/r.txt" 2>&1
+check "--recompute all with --jobs 2 exits 0" test $? -eq 0
+check "both workers say recompute all before their first run" \
+  test "$(grep -cE '^\[worker [01]/2 .*\(backend auto, recompute all\) with' "$tmp/r.txt")" -eq 2
 if ((gpu)); then
   "$bin" run "$tmp/tiny-kernel.toml" --store "$tmp/k.sqlite" --backend kernel "${one[@]}" --no-report >"$tmp/k.txt" 2>&1
   check "--backend kernel trains the grid on a GPU" grep -q "done: 16 runs trained" "$tmp/k.txt"

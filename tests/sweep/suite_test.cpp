@@ -83,19 +83,23 @@ TEST_CASE("a run's hash depends on what it trains, not on where it runs") {
   const auto cpu = sweep::expand(suite);
   // The suite's device and checkpoint are its placement: read once, kept out of every run's identity.
   auto placed_text = suite_text();
-  placed_text.replace(placed_text.find("[base.model]"), 12, "[base.train]\ndevice = \"cuda\"\nbackend = \"kernel\"\ncheckpoint = \"ck\"\n[base.model]");
+  placed_text.replace(placed_text.find("[base.model]"), 12, "[base.train]\ndevice = \"cuda\"\nbackend = \"kernel\"\ncheckpoint = \"ck\"\nrecompute = \"state\"\n[base.model]");
   const auto placed = sweep::parse_suite(placed_text, "s.toml");
   CHECK(placed.placement.device == "cuda");
   CHECK(placed.placement.device_origin == "s.toml:18: [base.train] device");
   CHECK(placed.placement.checkpoint == "ck");
   CHECK(placed.placement.backend == "kernel");
   CHECK(placed.placement.backend_origin == "s.toml:19: [base.train] backend");
+  CHECK(placed.placement.recompute == "state");
+  CHECK(placed.placement.recompute_origin == "s.toml:21: [base.train] recompute");
+  CHECK(suite.placement.recompute == "none");
   CHECK(suite.placement.device == "auto");
   CHECK(suite.placement.backend == "auto");
   const auto cuda = sweep::expand(placed);
   CHECK(cpu.front().hash == cuda.front().hash);
   CHECK(cuda.front().config_toml.find("device") == std::string::npos);
   CHECK(cuda.front().config_toml.find("backend") == std::string::npos);
+  CHECK(cuda.front().config_toml.find("recompute") == std::string::npos);
   CHECK(cuda.front().config.hash == cuda.front().hash);
   // The same grid written in another order of keys hashes the same.
   const auto again = sweep::expand(sweep::parse_suite(suite_text(), "other-name.toml"));
@@ -236,12 +240,22 @@ TEST_CASE("a suite's bad device is an error naming the file and key") {
                                  "bad.toml:18: [base.train] device: expected \"auto\", \"cpu\", \"cuda\" or \"cuda:N\", got \"gpu0\""));
 }
 
+TEST_CASE("a suite's bad recompute is an error naming the file, key, expected and actual values") {
+  auto text = suite_text();
+  text.replace(text.find("[base.model]"), 12, "[base.train]\nrecompute = \"some\"\n[base.model]");
+  CHECK_THAT(error_of(text), testing::contains("bad.toml:18: [base.train] recompute: expected \"none\", \"state\" or \"all\""));
+  CHECK_THAT(error_of(text), testing::contains("got \"some\""));
+}
+
 TEST_CASE("keys the grid owns are errors where a suite sets them, not silently overwritten") {
   for (const auto& [insert, expected] : std::vector<std::pair<std::string, std::string>>{
            {"[models.m.train]\nlr = 0.5\n", "[models.m.train] lr: the grid's lr axis sets it"},
            {"[models.m.model]\nd_model = 8\n", "[models.m.model] d_model: the grid's d_model axis sets it"},
            {"[tasks.a.train]\nweight_decay = 0.3\n", "[tasks.a.train] weight_decay: the grid's weight_decay axis sets it"},
-           {"[models.n.train]\ndevice = \"cpu\"\n", "[models.n.train] device: says where runs train"}}) {
+           {"[models.n.train]\ndevice = \"cpu\"\n", "[models.n.train] device: says where runs train"},
+           {"[models.n.train]\nbackend = \"kernel\"\n", "give it in [base.train] (or as --backend) for the whole suite"},
+           {"[tasks.a.train]\nrecompute = \"all\"\n", "give it in [base.train] (or as --recompute) for the whole suite"},
+           {"[models.n.train]\ncheckpoint = \"ck\"\n", "give it in [base.train] (or as --checkpoint-dir) for the whole suite"}}) {
     auto text = suite_text();
     const auto table = insert.substr(0, insert.find(']') + 1);
     const auto at = text.find(table.substr(0, table.rfind('.')) + "]");

@@ -1,6 +1,7 @@
 // Tests train/config.cpp: the presets load, and every mistake names the file, line and key.
 
 #include "tests/support/catch.h"
+#include "kernels/common/sequence_op.h"
 #include "train/config.h"
 #include "train/toml.h"
 
@@ -87,6 +88,39 @@ TEST_CASE("config: [train] backend is a placement, kept out of the hash, and spe
         "c.toml:4: [train] backend: says where a run trains, not what it trains: give it in the suite's [base.train] or "
         "as a flag");
   CHECK(parse_backend("reference", "x") == deltabench::BackendChoice::kReference);
+}
+
+TEST_CASE("config: [train] recompute is a placement, kept out of the hash, and spelled one of three ways", "[config]") {
+  Placement placement;
+  const auto a = parse_experiment(kTask + "[train]\nrecompute = \"all\"\n", "c.toml", &placement);
+  CHECK(placement.recompute == "all");
+  CHECK(placement.recompute_origin == "c.toml:4: [train] recompute");
+  Placement other;
+  const auto b = parse_experiment(kTask, "c.toml", &other);
+  CHECK(other.recompute == "none");
+  CHECK(a.hash == b.hash);
+  CHECK_THROWS_WITH(parse_experiment(kTask + "[train]\nrecompute = \"everything\"\n", "c.toml", &other),
+                    "c.toml:4: [train] recompute: expected \"none\", \"state\" or \"all\" (what the training kernels' "
+                    "backward computes again rather than keep from the forward), got \"everything\"");
+  CHECK(error(kTask + "[train]\nrecompute = \"state\"\n") ==
+        "c.toml:4: [train] recompute: says where a run trains, not what it trains: give it in the suite's [base.train] "
+        "or as a flag");
+  CHECK(parse_recompute("state", "x") == deltabench::Recompute::kState);
+  CHECK(parse_recompute("none", "x") == deltabench::Recompute::kNone);
+}
+
+TEST_CASE("config: recompute sets the sequence ops' two switches", "[config]") {
+  using deltabench::Recompute;
+  deltabench::SequenceOptions options;
+  deltabench::set_recompute(options, Recompute::kNone);
+  CHECK_FALSE(options.kernel_recompute_ut);
+  CHECK_FALSE(options.kernel_recompute_state);
+  deltabench::set_recompute(options, Recompute::kState);
+  CHECK_FALSE(options.kernel_recompute_ut);
+  CHECK(options.kernel_recompute_state);
+  deltabench::set_recompute(options, Recompute::kAll);
+  CHECK(options.kernel_recompute_ut);
+  CHECK(options.kernel_recompute_state);
 }
 
 TEST_CASE("config: defaults and derived values", "[config]") {
