@@ -269,19 +269,20 @@ TEST_CASE("cuda: DeltaNet and Gated DeltaNet train on the kernels as on the refe
   }
 }
 
-TEST_CASE("cuda: [train] recompute reaches the training op: the same losses bit for bit, less memory where it keeps less",
+TEST_CASE("cuda: a run's recompute reaches the training op: the same losses, less memory where it keeps less",
           "[cuda][backward]") {
   // The user's path (a placement's recompute, as [train] recompute and --recompute set it) down to the op: the
   // losses cannot tell the three apart (the op's same bits by design), so the peak memory of the steps does: the
   // sm_90a training op keeps W, U, T, h and v_new under "none", W, U and T under "state", nothing under "all".
-  // Head dim 128 (d_model 256, two heads), 512 tokens, bf16 autocast; eager steps, whose memory the caching
-  // allocator's peak counts.
+  // Head dims K = V = 128 (d_model 256, two heads), 512 tokens, bf16 autocast; eager steps, whose memory the
+  // caching allocator's peak counts.
   REQUIRE(at::hasCUDA());
   for (const auto kind : {models::MixerKind::kDeltaNet, models::MixerKind::kGatedDeltaNet}) {
     auto c = train::load_experiment(std::string(DELTABENCH_SOURCE_DIR) + "/configs/mqar-tiny.toml");
     c.model.d_model = 256;
     c.model.mixer = models::default_mixer(kind);
     c.model.mixer.num_heads = 2;
+    c.model.mixer.expand_v = 1.0;  // V = K = 128 for both (Gated DeltaNet's V 256 is the chunked pair's)
     c.task.params["seq_len"] = "512";
     c.task.params["vocab_size"] = "1024";
     c.task.params["num_kv_pairs"] = "8";
