@@ -277,6 +277,9 @@ TEST_CASE("cuda: a run's recompute reaches the training op: the same losses, les
   // Head dims K = V = 128 (d_model 256, two heads), 512 tokens, bf16 autocast; eager steps, whose memory the
   // caching allocator's peak counts.
   REQUIRE(at::hasCUDA());
+  // The caching allocator's statistics exist once it has served the device: as the first case of a process
+  // (a test spec naming this one), resetPeakStats before any allocation throws "Invalid device argument".
+  (void)at::empty({1}, at::TensorOptions().device(at::kCUDA));
   for (const auto kind : {models::MixerKind::kDeltaNet, models::MixerKind::kGatedDeltaNet}) {
     auto c = train::load_experiment(std::string(DELTABENCH_SOURCE_DIR) + "/configs/mqar-tiny.toml");
     c.model.d_model = 256;
