@@ -435,6 +435,8 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
   summary.backend_pieces = models::pieces_summary(train_pieces);
   summary.train_step = step.mode() + "; evaluation " + eval_step.mode();
   if (first_epoch > 0) summary.train_step += fmt::format("; resumed after epoch {}", first_epoch);
+  // What the sm_90a training op computed again rather than keep: its time (and memory) depend on it.
+  if (recompute != Recompute::kNone) summary.train_step += fmt::format("; recompute {}", recompute_name(recompute));
   if (!opt.resume_dir.empty()) {  // the run ended: nothing to resume
     std::error_code ec;
     std::filesystem::remove(std::filesystem::path(opt.resume_dir) / "state.pt", ec);

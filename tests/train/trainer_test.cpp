@@ -241,6 +241,26 @@ TEST_CASE("trainer: weight decay skips norms, biases, A_log and dt_bias", "[trai
   CHECK_FALSE(excluded_from_weight_decay("embedding.weight"));
 }
 
+TEST_CASE("trainer: a run's recompute is recorded with its step; a bad one is an error naming where it was asked for",
+          "[trainer]") {
+  auto c = tiny(models::MixerKind::kDeltaNet);
+  c.train.epochs = 1;
+  c.train.early_stop = 0;
+  auto options = quiet();
+  options.placement.device = "cpu";
+  const auto kept = run_experiment(c, options);
+  CHECK(kept.train_step == "eager (cpu); evaluation eager (cpu)");
+  options.placement.recompute = "all";
+  options.placement.recompute_origin = "--recompute";
+  const auto recomputed = run_experiment(c, options);
+  CHECK(recomputed.train_step == "eager (cpu); evaluation eager (cpu); recompute all");
+  // The reference ops keep what autograd keeps whatever it says: the same losses, bit for bit.
+  CHECK(recomputed.step_losses == kept.step_losses);
+  options.placement.recompute = "half";
+  CHECK_THROWS_WITH(run_experiment(c, options), testing::contains("--recompute: expected \"none\", \"state\" or \"all\"") &&
+                                                    testing::contains("got \"half\""));
+}
+
 TEST_CASE("trainer: metrics file and checkpoint", "[trainer]") {
   const testing::TempDir temp("deltabench_trainer_test");
   const auto& dir = temp.path();
