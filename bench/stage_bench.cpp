@@ -35,9 +35,11 @@
 //                                    then the state pass with the output fused in)
 //   fwd/sm90_apart/<rule>/B/T/H/K:  the same with the output kernel after the state pass (h and v_new through
 //                                    device memory), for the fusion's gain
-//   fwd/sm90_whole/<rule>/B/T/H/K:  fwd/sm90 with whole sequences where fwd/sm90 runs the segment-parallel pass
-//                                    (its cost model's choice on this GPU: 1 x 32K, 8 x 4K at H 8, K 64), for that
-//                                    pass's gain
+//   fwd/sm90_whole/<rule>/B/T/H/K:  fwd/sm90 with whole sequences where the training op runs the segment-parallel
+//                                    pass (its cost model's choice on this GPU: 1 x 32K, 8 x 4K at H 8, K 64), for
+//                                    that pass's gain
+//   fwd/sm90_train_plan/...:        fwd/sm90 in the training op's segments where the forward alone plans others
+//                                    (model_segment_length: one block an SM against two; version 3q)
 //   fwd_bwd/sm90_whole/...:         the same for fwd_bwd/sm90 (the forward, its recomputation and the backward's
 //                                    state pass)
 //   fwd_bwd/sm90_seg<N>/<rule>/1/...: at B = 1, fwd_bwd/sm90_keep_state in segments of N tokens (2048, 4096, 8192),
@@ -187,6 +189,16 @@ std::optional<deltabench::Segments> model_segments(const Shape& s) {
   std::vector<int64_t> starts;
   for (int64_t b = 0; b <= s.B; ++b) starts.push_back(b * s.T);
   return deltabench::sm90::detail::plan_segments(starts, s.H, s.K, s.V, 0);
+}
+
+// The cost model's segment lengths for the forward alone and for the training op (0: whole), or none without the
+// sm_90a kernels.
+std::optional<std::pair<int64_t, int64_t>> plan_lengths(const Shape& s) {
+  if (!deltabench::cuda::sm90::available()) return std::nullopt;
+  std::vector<int64_t> starts;
+  for (int64_t b = 0; b <= s.B; ++b) starts.push_back(b * s.T);
+  using deltabench::sm90::detail::model_segment_length;
+  return std::make_pair(model_segment_length(starts, s.H, s.K, s.V, true), model_segment_length(starts, s.H, s.K, s.V, false));
 }
 
 // segmented: the pass in the segments the sm_90a ops' cost model chooses (forward.h's detail::plan_segments,
@@ -606,6 +618,13 @@ int main(int argc, char** argv) {
       if (segmented) {  // where the segment-parallel pass is chosen: the whole pass beside it
         add(name("fwd", "sm90_whole", gated, s),
             [s, gated](benchmark::State& st) { run_forward(st, s, gated, true, false, true, -1); });
+      }
+      // Where the forward alone plans its segments apart from the training op (model_segment_length): the forward
+      // in the training op's segments beside it.
+      if (const auto lengths = plan_lengths(s); lengths && lengths->first != lengths->second) {
+        const int64_t train = lengths->second > 0 ? lengths->second : -1;
+        add(name("fwd", "sm90_train_plan", gated, s),
+            [s, gated, train](benchmark::State& st) { run_forward(st, s, gated, true, false, true, train); });
       }
       if (s.V <= 128) {
         add(name("fwd_bwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_forward(st, s, gated, true, true); });

@@ -284,6 +284,10 @@ ForwardOutputs chunk_forward(Family family, const at::Tensor& q, const at::Tenso
                              int64_t segment_length) {
   check_segment_length(segment_length);
   const auto c = validate(family, q, k, v, beta, g, h0, cu_seqlens);
+  if (segment_length == 0) {  // no backward follows: the forward's own plan (detail::model_segment_length)
+    const auto length = detail::model_segment_length(c.host_seq, c.H, c.K, c.V, /*forward_alone=*/true);
+    segment_length = length > 0 ? length : -1;
+  }
   auto st = forward_stages(c, q, k, v, beta, g, h0, scale, final_state, true, fuse_output, segment_length);
   return {std::move(st.o), std::move(st.ht)};
 }
@@ -495,20 +499,26 @@ at::Tensor contiguous_aligned(const at::Tensor& t, std::optional<at::ScalarType>
 
 namespace detail {
 
+int64_t model_segment_length(const std::vector<int64_t>& host_seq, int64_t H, int64_t K, int64_t V,
+                             bool forward_alone) {
+  // The cost model's waves counted in blocks that run at once: the forward's state pass and the backward's
+  // single-buffered one (the pipeline a segmented backward takes at K 128) fit two blocks an SM at K 64 and
+  // 128. With one an SM the model chose 8192 at 1 x 32K, H 16, K = V = 128; 4096 was the quicker there for
+  // the op's forward + backward (H100: 4.68 against 4.78 ms, gated 5.26 against 5.39; 2048: 4.98 and 5.55;
+  // kernels/delta_rule/NOTES.md, version 3p measured), and two an SM chooses it. The forward alone loses by it:
+  // at 8 x 4K, H 8, K = V = 64 two an SM split it in four, 0.420 ms against 0.331 whole (gated 0.496 against
+  // 0.435), where forward + backward gained (1.171 against 1.231, 1.298 against 1.479; twelfth run, one call);
+  // one an SM keeps that whole and gives 8192 at 1 x 32K. At K 256 the forward's pass takes 186 KB of shared
+  // memory: one an SM.
+  const int64_t blocks_per_sm = forward_alone || K > 128 ? 1 : 2;
+  const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+  const int64_t blocks = H * (V / cuda::sm90::kStateColumns);
+  return choose_segment_length(host_seq, blocks, (K + V - 1) / V, blocks_per_sm * sms);
+}
+
 std::optional<Segments> plan_segments(const std::vector<int64_t>& host_seq, int64_t H, int64_t K, int64_t V,
                                       int64_t segment_length) {
-  if (segment_length == 0) {
-    // The cost model's waves counted in blocks that run at once: the forward's state pass and the backward's
-    // single-buffered one (the pipeline a segmented backward takes at K 128) fit two blocks an SM at K 64 and
-    // 128. With one an SM the model chose 8192 at 1 x 32K, H 16, K = V = 128; 4096 was the quicker there for
-    // both rules (H100, the op forward + backward: 4.68 against 4.78 ms, gated 5.26 against 5.39; 2048: 4.98 and
-    // 5.55; kernels/delta_rule/NOTES.md, version 3p measured), and two an SM chooses it. At K 256 the forward's
-    // pass takes 186 KB of shared memory: one an SM.
-    const int64_t kBlocksPerSm = K <= 128 ? 2 : 1;
-    const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-    const int64_t blocks = H * (V / cuda::sm90::kStateColumns);
-    segment_length = choose_segment_length(host_seq, blocks, (K + V - 1) / V, kBlocksPerSm * sms);
-  }
+  if (segment_length == 0) segment_length = model_segment_length(host_seq, H, K, V, /*forward_alone=*/false);
   if (segment_length <= 0) return std::nullopt;
   auto segments = split_sequences(host_seq, segment_length);
   if (segments.max_segments <= 1) return std::nullopt;

@@ -34,8 +34,8 @@ struct ForwardOutputs {
 // kernel, h and v_new never in device memory), or, for comparison, from the output kernel after the pass.
 // K of 64, 128 or 256; at K 256 always by the output kernel (fuse_output ignored: the pass's registers hold S).
 // Long sequences over few heads run the state pass segment-parallel (kernels/common/segments.h):
-// segment_length 0 where its cost model chooses, -1 never, a positive multiple of 64 for that length (the
-// ops' SequenceOptions::kernel_segment_length).
+// segment_length 0 where its cost model chooses (the forward alone's: detail::model_segment_length), -1 never,
+// a positive multiple of 64 for that length (the ops' SequenceOptions::kernel_segment_length).
 ForwardOutputs chunk_forward(Family family, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                              const at::Tensor& beta, const at::Tensor& g, const at::Tensor& h0,
                              const at::Tensor& cu_seqlens, double scale, bool final_state, bool fuse_output = true,
@@ -76,6 +76,13 @@ namespace detail {
 // positive multiple of 64 for that length. The forward's pass, its recomputation and the backward's take the same.
 std::optional<Segments> plan_segments(const std::vector<int64_t>& host_seq, int64_t H, int64_t K, int64_t V,
                                       int64_t segment_length);
+
+// The cost model's segment length for these sequences (0: whole). forward_alone: for chunk_forward (no backward
+// follows), counting one block an SM where the training op's passes count two: the forward's passes at two blocks
+// an SM took about twice a chunk step at one (8 x 4K, H 8, K = V = 64, H100: kernels/delta_rule/NOTES.md, "Version
+// 3q"), which a wave of two an SM prices as one. chunk_forward resolves its segment_length 0 with it; chunk_train
+// (whose forward and backward split alike) with plan_segments'.
+int64_t model_segment_length(const std::vector<int64_t>& host_seq, int64_t H, int64_t K, int64_t V, bool forward_alone);
 
 // The forward's state pass (cuda::sm90::chunk_state_forward, p as for the whole sequences, its h0 and ht replaced
 // by these) over `segments`: each segment's transition (from identity columns, U = 0) and its end state from

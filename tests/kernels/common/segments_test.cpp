@@ -64,6 +64,9 @@ TEST_CASE("choose_segment_length splits only where few heads walk long sequences
   std::vector<int64_t> batch8 = {0};
   for (int b = 0; b < 8; ++b) batch8.push_back(batch8.back() + 4096);
   CHECK(choose_segment_length(batch8, 8, 1, sms) == 0);
+  // Two blocks an SM (the training op's count, sm90 forward.cpp's model_segment_length) split them in four:
+  // quicker for forward + backward, slower for the forward alone, which counts one (version 3q).
+  CHECK(choose_segment_length(batch8, 8, 1, 2 * sms) == 1024);
   // K = 128, V = 64 has two transition slices: step 1 runs three blocks a segment and head.
   CHECK(choose_segment_length({0, 32768}, 16, 2, sms) > 0);
   CHECK(choose_segment_length({0, 64}, 1, 1, sms) == 0);  // one chunk: nothing to split
