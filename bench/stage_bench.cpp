@@ -183,21 +183,25 @@ void report(benchmark::State& state, double bytes, const std::function<void()>& 
   }
 }
 
-// The segments the sm_90a ops' cost model (forward.h's detail::plan_segments) runs these B equal sequences in on
-// this GPU, or none where it keeps them whole.
-std::optional<deltabench::Segments> model_segments(const Shape& s) {
+// The token offsets of the shape's B equal sequences.
+std::vector<int64_t> sequence_starts(const Shape& s) {
   std::vector<int64_t> starts;
   for (int64_t b = 0; b <= s.B; ++b) starts.push_back(b * s.T);
-  return deltabench::sm90::detail::plan_segments(starts, s.H, s.K, s.V, 0);
+  return starts;
+}
+
+// The segments the sm_90a training op's cost model (forward.h's detail::plan_segments) runs these sequences in on
+// this GPU, or none where it keeps them whole.
+std::optional<deltabench::Segments> model_segments(const Shape& s) {
+  return deltabench::sm90::detail::plan_segments(sequence_starts(s), s.H, s.K, s.V, 0);
 }
 
 // The cost model's segment lengths for the forward alone and for the training op (0: whole), or none without the
 // sm_90a kernels.
 std::optional<std::pair<int64_t, int64_t>> plan_lengths(const Shape& s) {
   if (!deltabench::cuda::sm90::available()) return std::nullopt;
-  std::vector<int64_t> starts;
-  for (int64_t b = 0; b <= s.B; ++b) starts.push_back(b * s.T);
   using deltabench::sm90::detail::model_segment_length;
+  const auto starts = sequence_starts(s);
   return std::make_pair(model_segment_length(starts, s.H, s.K, s.V, true), model_segment_length(starts, s.H, s.K, s.V, false));
 }
 
