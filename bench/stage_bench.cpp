@@ -45,6 +45,8 @@
 //   fwd_bwd/sm90_seg<N>/<rule>/1/...: at B = 1, fwd_bwd/sm90_keep_state in segments of N tokens (2048, 4096, 8192),
 //                                    against the cost model's choice
 //   fwd/fused/<rule>/B/T/H/K:       the op's forward under backend kernel (the fused forward of version 2c)
+// At head dim 256 (16 x 2K, H 8) the forward's rows alone: state_fwd/sm90, ut_fwd/sm90 and fwd/sm90 (its output
+// kernel after the pass).
 // Timing as kernels_bench (bench/gpu_timing.h): median of 15, L2 flushed, the GPU's time (ms) and the call
 // from an idle GPU (call_ms). Counters: GB_per_s and pct_of_copy of the bytes a pass that moves each byte
 // once would move (the state pass: W, K, U and g read, h and v_new written; the forward: q, k, v, beta and g
@@ -82,9 +84,10 @@ struct Shape {
   int64_t B, T, H, K, V;
 };
 
-// The registry's standard shapes (bench/kernel_cases.toml), FLA's own benchmark shape and one Zoology layer.
-const std::vector<Shape> kShapes = {
-    {16, 2048, 16, 128, 128}, {4, 8192, 16, 128, 128}, {1, 32768, 16, 128, 128}, {8, 4096, 8, 64, 64}, {256, 256, 2, 64, 64}};
+// The registry's standard shapes (bench/kernel_cases.toml), FLA's own benchmark shape, one Zoology layer, and head
+// dim 256 (the registry's head_dim_256 sweep at 16 x 2K; the forward's stages alone: the backward takes K 64 and 128).
+const std::vector<Shape> kShapes = {{16, 2048, 16, 128, 128}, {4, 8192, 16, 128, 128}, {1, 32768, 16, 128, 128},
+                                    {8, 4096, 8, 64, 64},     {256, 256, 2, 64, 64},    {16, 2048, 8, 256, 256}};
 
 deltabench::bench::Rates g_rates;
 const at::TensorOptions kCuda = at::TensorOptions().device(at::kCUDA);
@@ -587,6 +590,12 @@ int main(int argc, char** argv) {
   };
   for (const auto& s : kShapes) {
     for (const bool gated : {false, true}) {
+      if (s.K > 128) {  // head dim 256: the sm_90a forward's stages and the whole forward (the output kernel after the pass)
+        add(name("state_fwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_sm90(st, s, gated, false); });
+        add(name("ut_fwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_ut_fwd(st, s, gated); });
+        add(name("fwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_forward(st, s, gated, true); });
+        continue;
+      }
       add(name("state_fwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_sm90(st, s, gated, false); });
       add(name("state_fwd", "walk", gated, s), [s, gated](benchmark::State& st) { run_walk(st, s, gated, false); });
       add(name("state_bwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_sm90(st, s, gated, true); });

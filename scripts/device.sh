@@ -78,7 +78,7 @@
 #                                ops' training tests alone), DELTABENCH_SM90_BENCH=0 (no bench, FLA or ncu),
 #                                DELTABENCH_SM90_STAGES=0 (no bench or FLA, the profiles alone),
 #                                DELTABENCH_SANITIZE=0, DELTABENCH_SM90_TEST_SECONDS (300), DELTABENCH_STAGE_SECONDS
-#                                (180), DELTABENCH_FLA_SECONDS (150), DELTABENCH_FLA_STAGE_FILTER (/B16/T2048/),
+#                                (180), DELTABENCH_FLA_SECONDS (150), DELTABENCH_FLA_STAGE_FILTER (/B16/T2048/H16/),
 #                                DELTABENCH_STEP_SECONDS (120), DELTABENCH_STAGE_FILTER (stage_bench's rows, a regex;
 #                                all), DELTABENCH_NCU=0 (no profile), DELTABENCH_STEP_PROFILE=1 (step_profile.log: the
 #                                captured DeltaNet step at L 256 by kernel under kernel:2 and kernel:3, Nsight Compute).
@@ -293,7 +293,7 @@ sm90_checks() {
     fi
     # FLA's first call of each kernel at each shape autotunes: by default only the registry's standard shape
     # (DELTABENCH_FLA_STAGE_FILTER, a regex of row names; "." for every row).
-    fla_args=(--filter "${DELTABENCH_FLA_STAGE_FILTER:-/B16/T2048/}")
+    fla_args=(--filter "${DELTABENCH_FLA_STAGE_FILTER:-/B16/T2048/H16/}")
     [[ -d "$root/.fla/fla" ]] && fla_args+=(--fla "$root/.fla")
     timeout "${DELTABENCH_FLA_SECONDS:-150}" "$python" "$root/bench/fla_stage.py" --ours "$out/stage_bench.json" \
       --out "$out/stage.md" "${fla_args[@]}" >>"$out/stage.tmp" 2>&1 || status=1
