@@ -471,6 +471,9 @@ if [[ -n "$window_suite" ]]; then
   committed="$root/results/$window_suite/runs.json"
   seeds=()
   for f in "$committed" "$carried" "$kept"; do [[ -f "$f" ]] && seeds+=("$f"); done
+  # The other suites' committed exports too: a run of this suite that one of them finished (the same experiment)
+  # is copied rather than trained (run's reuse; --no-reuse not given); window_land.sh keeps this suite's alone.
+  for f in "$root"/results/*/runs.json; do [[ -f "$f" && "$f" != "$committed" ]] && seeds+=("$f"); done
   if ((${#seeds[@]})); then
     if ! "$build_dir/deltabench" store merge "${seeds[@]}" -o "$store" >>"$out/suite.log" 2>&1; then
       note "- the store: merging ${seeds[*]} failed:"
@@ -535,6 +538,7 @@ if [[ -n "$window_suite" ]]; then
   gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)
   note "- window of $window_suite: rc=$rc (124: stopped at the time limit, as planned), $elapsed s, runs in the store ${before:-?} -> ${after:-?} of ${total:-?}"
   note "- runs not started by --time-limit (predicted to outlast the window): $(grep -c 'left for a later window' "$out/suite.log")"
+  note "- runs copied from other suites (the same experiments): $(grep -h -o '^\(\[[^]]*\] \)\?[0-9]* run(s) copied from suite [^:]*' "$out/suite.log" | head -n 1)"
   note "- runs' resume states on this machine: $states_before at the start (from an earlier call), $(ls "$resume_dir" 2>/dev/null | wc -l) at the end; resumed: $(grep -c 'resumed after epoch' "$out/suite.log")"
   printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$(date -u +%F)" "$DELTABENCH_COMMIT" "${gpu:-none}" "${before:-?}" \
     "${after:-?}" "${total:-?}" "$elapsed" >"$out/window.md"

@@ -9,6 +9,7 @@
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
 #include <fmt/core.h>
+#include <fmt/ranges.h>
 #include <sqlite3.h>
 #include <torch/version.h>
 
@@ -19,6 +20,7 @@
 #include <cstdlib>
 #include <map>
 #include <optional>
+#include <set>
 #include <ctime>
 #include <filesystem>
 #include <memory>
@@ -190,15 +192,50 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
   }
   const auto runs = expand(suite);
   check_selection(runs, options.only);
-  const auto stored = store.runs(suite.name);
+  auto stored = store.runs(suite.name);
   RunnerResult result;
   result.total = runs.size();
+  const auto mine = [&](const Run& run) {
+    return selected(run, options.only) && static_cast<int64_t>(run.index % static_cast<size_t>(options.shards)) == options.shard;
+  };
+  // This suite's runs that another suite of the store finished: copied, not trained again (RunnerOptions::reuse).
+  std::map<std::string, size_t> reused_from;  // suite -> runs copied from it
+  std::set<std::string> would_copy;           // a dry run's: the hashes it would copy
+  if (options.reuse) {
+    std::map<std::string, RunRecord> elsewhere;  // hash -> the first other suite's finished record of it
+    for (const auto& other : store.suites()) {
+      if (other == suite.name) continue;
+      for (auto& [hash, record] : store.runs(other, /*with_history=*/true)) {
+        if (record.status != "failed" && is_final_status(record.status)) elsewhere.emplace(hash, std::move(record));
+      }
+    }
+    for (const auto& run : runs) {
+      if (!mine(run) || stored.contains(run.hash)) continue;
+      const auto it = elsewhere.find(run.hash);
+      if (it == elsewhere.end()) continue;
+      ++reused_from[it->second.suite];
+      ++result.reused;
+      if (options.dry_run) {
+        would_copy.insert(run.hash);
+        continue;
+      }
+      // Its results and epochs as trained there; its id and axis values as this suite names them.
+      RunRecord copy = it->second;
+      const RunRecord named = to_record(suite, run);
+      copy.suite = named.suite, copy.id = named.id, copy.task = named.task, copy.model = named.model;
+      copy.d_model = named.d_model, copy.lr = named.lr, copy.weight_decay = named.weight_decay, copy.seed = named.seed;
+      copy.train_step += (copy.train_step.empty() ? "" : "; ") + std::string("copied from suite ") + it->second.suite;
+      store.record(copy);
+      stored[run.hash] = std::move(copy);
+    }
+  }
   std::vector<const Run*> todo;
   for (const auto& run : runs) {
     if (!selected(run, options.only)) continue;
     ++result.selected;
-    if (static_cast<int64_t>(run.index % static_cast<size_t>(options.shards)) != options.shard) continue;
+    if (!mine(run)) continue;
     ++result.in_shard;
+    if (would_copy.contains(run.hash)) continue;
     const auto it = stored.find(run.hash);
     if (it != stored.end() && is_final_status(it->second.status, options.retry_failed)) {
       ++result.done_before;
@@ -239,6 +276,14 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
                  at::get_num_threads());
     }
     fmt::print("\n");
+    if (result.reused > 0) {
+      std::vector<std::string> from;
+      for (const auto& [other, n] : reused_from) from.push_back(fmt::format("{} ({})", other, n));
+      fmt::print("{}{} run(s) {} from suite {}: the same experiments (task, model, protocol and seed), {}not trained "
+                 "again (--no-reuse trains them)\n",
+                 p, result.reused, options.dry_run ? "would be copied" : "copied", fmt::join(from, ", "),
+                 options.dry_run ? "" : "counted among those already in the store, ");
+    }
     if (resumable > 0) {
       fmt::print("{}{} run(s) go on from their saved state (in {}), first\n", p, resumable, options.resume_dir);
     }

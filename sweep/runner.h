@@ -38,6 +38,11 @@ struct RunnerOptions {
   // be killed unfinished, its time lost with a machine that goes back. Runs with a saved state are always taken.
   // 0: none.
   double time_limit_s = 0;
+  // A run of this suite that another suite of the store has finished (the same hash: the same task, model,
+  // protocol and seed; completed, early stopped or diverged, not failed) is copied into this suite, its results
+  // and epochs as trained there, its id and axis values this suite's, and its train_step ending "; copied from
+  // suite <name>", rather than trained again. false (--no-reuse): trained again.
+  bool reuse = true;
 };
 
 // The seconds a run of the grid is expected to take, from the finished runs of its suite in `stored`: the longest
@@ -63,6 +68,8 @@ struct RunnerResult {
   size_t failed_before = 0;      // of done_before: failed runs skipped (--retry-failed retrains them)
   size_t claimed_elsewhere = 0;  // runs another live process was training
   size_t left_for_later = 0;     // fresh runs not started: predicted past --time-limit
+  size_t reused = 0;             // of done_before: copied from another suite's finished runs (RunnerOptions::reuse);
+                                 // in a dry run, those it would copy (not in done_before)
 };
 
 RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& options);

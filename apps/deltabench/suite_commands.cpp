@@ -41,6 +41,7 @@ struct RunArgs {
   int64_t jobs = 1, per_gpu = 0, threads = 0, abort_after = -1;
   double progress_interval = 10, resume_interval = 30, time_limit = 0;
   bool retry_failed = false, dry_run = false, no_report = false, eager = false, shard_store = false, no_resume = false;
+  bool no_reuse = false;
 };
 
 struct ReportArgs {
@@ -190,6 +191,7 @@ int run_in_processes(const RunArgs& a, const std::string& suite_file, const trai
     if (!a.recompute.empty()) args.insert(args.end(), {"--recompute", a.recompute});
     for (const auto& s : a.only) args.insert(args.end(), {"--only", s});
     if (a.retry_failed) args.push_back("--retry-failed");
+    if (a.no_reuse) args.push_back("--no-reuse");
     if (a.eager) args.push_back("--eager");
     if (a.abort_after >= 0) args.insert(args.end(), {"--abort-after", std::to_string(a.abort_after)});
     if (a.time_limit > 0) args.insert(args.end(), {"--time-limit", fmt::format("{}", a.time_limit)});
@@ -274,6 +276,9 @@ void add_suite_commands(CLI::App& app, int& status) {
   run->add_flag("--no-resume", ra->no_resume, "save no run states: a killed run starts over");
   run->add_option("--out", ra->out, "the report's directory (default results/<suite>)");
   run->add_flag("--retry-failed", ra->retry_failed, "run again runs recorded as failed");
+  run->add_flag("--no-reuse", ra->no_reuse,
+                "train again runs another suite of the store has finished (by default they are copied into this "
+                "suite: the same task, model, protocol and seed)");
   run->add_flag("--dry-run", ra->dry_run, "list the runs still to do in an existing store and train nothing");
   run->add_option("--time-limit", ra->time_limit,
                   "seconds this run has (a GPU window's): a run not yet begun whose task and model's finished runs say "
@@ -381,6 +386,7 @@ void add_suite_commands(CLI::App& app, int& status) {
     }
     o.only = ra->selection;
     o.retry_failed = ra->retry_failed;
+    o.reuse = !ra->no_reuse;
     o.dry_run = ra->dry_run;
     o.abort_after = ra->abort_after;
     o.progress_interval_s = ra->progress_interval;

@@ -88,6 +88,23 @@ check "--jobs 2 workers print their place" grep -qE '^\[worker 1/2 (cpu|cuda:0)\
 check "--jobs 2 workers share the grid: 16 trained in all" test "$(grep -c ': accuracy ' "$tmp/c.txt")" -eq 16
 check "--jobs 2 writes the report" test -s "$tmp/report-c/table.csv"
 
+# 3b. A suite whose runs another suite of the store finished (the same hashes) copies them, says from where, trains
+#     none and reports what the first reported; --no-reuse trains them again.
+sed 's/^name = "tiny"/name = "tiny-again"/' "$suite" >"$tmp/tiny-again.toml"
+cp "$tmp/c.sqlite" "$tmp/again.sqlite"
+"$bin" run "$tmp/tiny-again.toml" --store "$tmp/again.sqlite" "${one[@]}" --out "$tmp/report-again" >"$tmp/again.txt" 2>&1
+check "a suite whose runs another finished exits 0" test $? -eq 0
+check "... copies the 16 and says from where" grep -q '^16 run(s) copied from suite tiny (16): the same experiments' "$tmp/again.txt"
+check "... trains none" grep -q '^done: 0 runs trained' "$tmp/again.txt"
+check "... and reports what the first suite reported" cmp -s "$tmp/report-c/table.csv" "$tmp/report-again/table.csv"
+"$bin" runs show --store "$tmp/again.sqlite" --suite tiny-again short/delta/d8/lr0.001/wd0.1/s7 >"$tmp/again-show.txt" 2>&1
+check "a copied run's record says so" grep -q '"train_step": ".*; copied from suite tiny"' "$tmp/again-show.txt"
+cp "$tmp/c.sqlite" "$tmp/again-no.sqlite"
+"$bin" run "$tmp/tiny-again.toml" --store "$tmp/again-no.sqlite" "${one[@]}" --no-reuse --only d_model=8 --only lr=0.003 \
+  --no-report >"$tmp/again-no.txt" 2>&1
+check "--no-reuse trains them again" grep -q '^done: 4 runs trained' "$tmp/again-no.txt"
+check "... and copies none" test "$(grep -c 'copied from suite' "$tmp/again-no.txt")" -eq 0
+
 # 4. Training curves of one run, by id.
 "$bin" report "$suite" --store "$tmp/a.sqlite" --out "$tmp/report-a" --curves short/delta/d8/lr0.001/wd0.1/s7 \
   >"$tmp/curves.txt" 2>&1

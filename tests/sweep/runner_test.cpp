@@ -3,6 +3,8 @@
 #include "sweep/runner.h"
 
 #include "tests/support/catch.h"
+#include "tests/support/run_record.h"
+#include "tests/support/temp_dir.h"
 #include "train/config.h"
 
 #include <fmt/core.h>
@@ -145,4 +147,54 @@ TEST_CASE("a run of a task with no finished run is predicted from its model's ne
   // A model with no finished run anywhere: no prediction.
   run.model = "attention";
   CHECK_FALSE(at("L128", 128, 64).has_value());
+}
+
+TEST_CASE("a run another suite of the store finished is copied, not trained again; a failed one is trained", "[sweep]") {
+  testing::TempDir dir("deltabench-runner-reuse-test");
+  const auto suite = sweep::load_suite(std::string(DELTABENCH_SOURCE_DIR) + "/tests/fixtures/suites/tiny.toml");
+  const auto runs = sweep::expand(suite);
+  REQUIRE(runs.size() >= 2);
+  sweep::Store store((dir.path() / "store.sqlite").string());
+  // Another suite's records of the grid's first two runs (the same hashes): one finished, one failed.
+  auto finished = testing::make_record(runs[0].hash, 0.625, /*epochs=*/1);
+  finished.suite = "other";
+  finished.id = "their/own/name";
+  finished.train_step = "eager (cpu); evaluation eager (cpu)";
+  store.record(finished);
+  auto failed = testing::make_record(runs[1].hash, 0.0, 1);
+  failed.suite = "other";
+  failed.status = "failed";
+  store.record(failed);
+  sweep::RunnerOptions options;
+  options.progress = false;
+  options.placement.device = "cpu";
+  options.only = {sweep::parse_selection("d_model=" + std::to_string(runs[0].d_model)),
+                  sweep::parse_selection("task=" + runs[0].task), sweep::parse_selection("model=" + runs[0].model)};
+  // A dry run says what it would copy and writes nothing.
+  options.dry_run = true;
+  auto result = sweep::run_suite(suite, store, options);
+  CHECK(result.reused == 1);
+  CHECK(store.runs(suite.name).empty());
+  options.dry_run = false;
+  result = sweep::run_suite(suite, store, options);
+  CHECK(result.reused == 1);
+  const auto stored = store.runs(suite.name, /*with_history=*/true);
+  REQUIRE(stored.contains(runs[0].hash));
+  const auto& copy = stored.at(runs[0].hash);
+  CHECK(copy.id == runs[0].id);  // this suite's name for it
+  CHECK(copy.final_accuracy == 0.625);  // the other suite's result, not a new training's
+  CHECK(copy.history.size() == 1);
+  CHECK(copy.train_step == "eager (cpu); evaluation eager (cpu); copied from suite other");
+  // The failed one is not copied: trained here (if --only selects it).
+  if (runs[1].d_model == runs[0].d_model && runs[1].task == runs[0].task && runs[1].model == runs[0].model) {
+    REQUIRE(stored.contains(runs[1].hash));
+    CHECK(stored.at(runs[1].hash).train_step.find("copied") == std::string::npos);
+  }
+  // --no-reuse: a fresh store's copy of the other suite's run is trained again.
+  sweep::Store fresh((dir.path() / "fresh.sqlite").string());
+  fresh.record(finished);
+  options.reuse = false;
+  result = sweep::run_suite(suite, fresh, options);
+  CHECK(result.reused == 0);
+  CHECK(fresh.runs(suite.name).at(runs[0].hash).train_step.find("copied") == std::string::npos);
 }
