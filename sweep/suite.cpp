@@ -467,6 +467,8 @@ bool matches(const Run& run, const std::string& axis, const std::string& value) 
     const auto v = parse_number(value);
     return v && std::abs(*v - x) <= 1e-6 * std::max(std::abs(*v), std::abs(x));
   }
+  // A task or model name ending in '*' is a prefix: "fuzzy-in-context-recall:*" takes that task's every setting.
+  if (value.ends_with('*')) return axis_text(run, axis).starts_with(std::string_view(value).substr(0, value.size() - 1));
   return axis_text(run, axis) == value;
 }
 
@@ -488,6 +490,10 @@ RunSelection parse_selection(const std::string& text) {
     }
     if ((s.axis == "lr" || s.axis == "weight_decay") && !parse_number(v)) {
       throw ConfigError("--only " + s.axis + ": expected numbers, got \"" + v + "\"");
+    }
+    if ((s.axis == "task" || s.axis == "model") && v.find('*') != std::string::npos && v.find('*') + 1 != v.size()) {
+      throw ConfigError("--only " + s.axis + ": '*' ends a prefix (e.g. task=fuzzy-in-context-recall:*), got \"" + v +
+                        "\"");
     }
     s.values.push_back(v);
   }

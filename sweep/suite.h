@@ -77,8 +77,9 @@ Suite parse_suite(const std::string& text, const std::string& source);
 std::vector<Run> expand(const Suite& suite);
 
 // `run --only AXIS=V1,V2,...`: the runs whose AXIS takes one of the values. Axes: task and model (variant
-// names), d_model and seed (integers), lr and weight_decay (numbers, equal within a relative 1e-6, so
-// 4.6416e-4 selects 0.0004641588833612782). Several selections: a run must be in each.
+// names; a value ending in '*' is a prefix, "fuzzy-in-context-recall:*" every setting of that MAD task), d_model
+// and seed (integers), lr and weight_decay (numbers, equal within a relative 1e-6, so 4.6416e-4 selects
+// 0.0004641588833612782). Several selections: a run must be in each.
 struct RunSelection {
   std::string axis;
   std::vector<std::string> values;

@@ -249,8 +249,8 @@ void add_suite_commands(CLI::App& app, int& status) {
       ->check(CLI::IsMember({"none", "state", "all"}));
   run->add_option("--only", ra->only,
                   "AXIS=V1,V2: train only the runs whose AXIS (task, model, d_model, lr, weight_decay or seed) takes "
-                  "one of the values; repeat for several axes (a run must be in each). The report still covers "
-                  "every run in the store");
+                  "one of the values (a task or model ending in * is a prefix: task=fuzzy-in-context-recall:*); "
+                  "repeat for several axes (a run must be in each). The report still covers every run in the store");
   run->add_option("--gpus", ra->gpus, "with --jobs and CUDA: the GPUs the workers take in turn (default: all visible)");
   run->add_option("--shard", ra->shard,
                   "i/n: run only the runs whose grid index is i mod n (one process per host or GPU; in a Slurm job "

@@ -294,6 +294,10 @@ TEST_CASE("a selection (run --only) takes the runs whose axes take the given val
   // Numbers within a relative 1e-6: the id's spelling and another both select.
   CHECK(count({"lr=0.001"}) == 16);
   CHECK(count({"lr=1e-3,1.0000001e-2"}) == 32);
+  // A task or model ending in '*' is a prefix.
+  CHECK(count({"model=*"}) == 32);
+  CHECK(count({"model=n*", "d_model=16"}) == 8);
+  CHECK(count({"task=a*"}) == 32);
 }
 
 TEST_CASE("a selection (run --only) refuses unknown axes, bad values and values no run has, naming them") {
@@ -305,6 +309,10 @@ TEST_CASE("a selection (run --only) refuses unknown axes, bad values and values 
   CHECK_THROWS_WITH(sweep::parse_selection("model="), testing::contains("--only model: no value given in \"model=\""));
   CHECK_THROWS_WITH(sweep::parse_selection("d_model=1.5"), testing::contains("--only d_model: expected whole numbers, got \"1.5\""));
   CHECK_THROWS_WITH(sweep::parse_selection("lr=fast"), testing::contains("--only lr: expected numbers, got \"fast\""));
+  CHECK_THROWS_WITH(sweep::parse_selection("task=*recall"),
+                    testing::contains("--only task: '*' ends a prefix (e.g. task=fuzzy-in-context-recall:*), got \"*recall\""));
+  CHECK_THROWS_WITH(sweep::check_selection(runs, {sweep::parse_selection("model=x*")}),
+                    testing::contains("--only model=x*: no run of the grid has it (the grid's model: m, n)"));
   CHECK_THROWS_WITH(sweep::check_selection(runs, {sweep::parse_selection("model=m,x")}),
                     testing::contains("--only model=x: no run of the grid has it (the grid's model: m, n)"));
   CHECK_THROWS_WITH(sweep::check_selection(runs, {sweep::parse_selection("lr=0.0011")}),
