@@ -202,11 +202,22 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
   std::map<std::string, size_t> reused_from;  // suite -> runs copied from it
   std::set<std::string> would_copy;           // a dry run's: the hashes it would copy
   if (options.reuse) {
+    std::set<std::string> wanted;  // this process's runs not yet in this suite
+    for (const auto& run : runs) {
+      if (mine(run) && !stored.contains(run.hash)) wanted.insert(run.hash);
+    }
     std::map<std::string, RunRecord> elsewhere;  // hash -> the first other suite's finished record of it
     for (const auto& other : store.suites()) {
-      if (other == suite.name) continue;
+      if (other == suite.name || wanted.empty()) continue;
+      // Epochs are read only from a suite that has one of the wanted runs (a store's suites can hold 100,000s).
+      const auto has = [&](const auto& records) {
+        return std::any_of(records.begin(), records.end(), [&](const auto& kv) { return wanted.contains(kv.first); });
+      };
+      if (!has(store.runs(other))) continue;
       for (auto& [hash, record] : store.runs(other, /*with_history=*/true)) {
-        if (record.status != "failed" && is_final_status(record.status)) elsewhere.emplace(hash, std::move(record));
+        if (!wanted.contains(hash) || record.status == "failed" || !is_final_status(record.status)) continue;
+        elsewhere.emplace(hash, std::move(record));
+        wanted.erase(hash);
       }
     }
     for (const auto& run : runs) {
