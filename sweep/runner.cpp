@@ -282,8 +282,7 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
     if (options.shards > 1) fmt::print(", {} in shard {}/{}", result.in_shard, options.shard, options.shards);
     fmt::print("; {} already in {}, {} to run", result.done_before, store.path(), todo.size());
     if (!options.dry_run) {
-      fmt::print(", on {} (backend {}{}) with {} CPU threads", device.name, backend_choice_name(backend),
-                 recompute == Recompute::kNone ? "" : fmt::format(", recompute {}", recompute_name(recompute)),
+      fmt::print(", on {} (backend {}) with {} CPU threads", device.name, train::backend_text(backend, recompute),
                  at::get_num_threads());
     }
     fmt::print("\n");

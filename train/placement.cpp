@@ -69,6 +69,12 @@ Recompute parse_recompute(const std::string& recompute, const std::string& origi
                     "again rather than keep from the forward), got \"" + recompute + "\"");
 }
 
+std::string backend_text(BackendChoice backend, Recompute recompute) {
+  std::string text(backend_choice_name(backend));
+  if (recompute != Recompute::kNone) text += ", recompute " + std::string(recompute_name(recompute));
+  return text;
+}
+
 BackendChoice resolve_backend(const Placement& placement, const ResolvedDevice& device) {
   const auto choice = parse_backend(placement.backend, placement.backend_origin);
   if (choice == BackendChoice::kKernel && !device.device.is_cuda()) {

@@ -52,6 +52,9 @@ BackendChoice parse_backend(const std::string& backend, const std::string& origi
 // Throws ConfigError naming `origin` when `recompute` is not "none", "state" or "all".
 Recompute parse_recompute(const std::string& recompute, const std::string& origin);
 
+// How progress lines name where the sequence ops run: "kernel", or "kernel, recompute all" where it is not none.
+std::string backend_text(BackendChoice backend, Recompute recompute);
+
 // The placement's backend for a run on `device`: "kernel" on a CPU is a ConfigError naming the
 // backend's origin and the device (the kernels are CUDA kernels).
 BackendChoice resolve_backend(const Placement& placement, const ResolvedDevice& device);

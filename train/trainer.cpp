@@ -227,9 +227,7 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
   if (opt.progress) {
     fmt::print("{}: {} on {} (backend {}) | {} train / {} test examples of length {} | {} parameters | {} epochs of {} "
                "steps\n",
-               c.name, models::to_string(c.model.mixer.kind), resolved.name,
-               fmt::format("{}{}", backend_choice_name(backend),
-                           recompute == Recompute::kNone ? "" : fmt::format(", recompute {}", recompute_name(recompute))),
+               c.name, models::to_string(c.model.mixer.kind), resolved.name, backend_text(backend, recompute),
                train_set.size(), test_set.size(),
                train_set.seq_len(), summary.parameters, t.epochs, train_set.num_batches(t.batch_size));
     std::fflush(stdout);
