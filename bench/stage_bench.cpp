@@ -42,8 +42,8 @@
 //                                    (model_segment_length: one block an SM against two; version 3q)
 //   fwd_bwd/sm90_whole/...:         the same for fwd_bwd/sm90 (the forward, its recomputation and the backward's
 //                                    state pass)
-//   fwd_bwd/sm90_seg<N>/<rule>/1/...: at B = 1, fwd_bwd/sm90_keep_state in segments of N tokens (2048, 4096, 8192),
-//                                    against the cost model's choice
+//   fwd_bwd/sm90_seg<N>/<rule>/...: at B = 1 and at T 8192 and more, fwd_bwd/sm90_keep_state in segments of N
+//                                    tokens (2048, 4096, 8192; shorter than T), against the cost model's choice
 //   fwd/fused/<rule>/B/T/H/K:       the op's forward under backend kernel (the fused forward of version 2c)
 // At head dim 256 (16 x 2K, H 8) the forward's rows alone: state_fwd/sm90, ut_fwd/sm90 and fwd/sm90 (its output
 // kernel after the pass).
@@ -651,10 +651,11 @@ int main(int argc, char** argv) {
           add(name("fwd_bwd", "sm90_whole", gated, s),
               [s, gated](benchmark::State& st) { run_forward(st, s, gated, true, true, true, -1); });
         }
-        if (s.B == 1) {
+        if (s.B == 1 || s.T >= 8192) {
           // The op (keep_state) at set segment lengths, beside the cost model's choice (sm90_keep_state; its model
-          // counts two blocks an SM since dc31939).
+          // counts two blocks an SM since dc31939): at B 1, and at 4 x 8K, which the model keeps whole.
           for (const int64_t length : {2048, 4096, 8192}) {
+            if (length >= s.T) continue;
             add(name("fwd_bwd", "sm90_seg" + std::to_string(length), gated, s), [s, gated, length](benchmark::State& st) {
               run_forward(st, s, gated, true, true, true, length, true, true);
             });
