@@ -4,7 +4,7 @@
 //
 // One block (one warpgroup, 128 threads) a (chunk, head, 64 columns of V) in the forward, a (chunk, head,
 // 128 columns of V) in the backward where V allows (kCols 2: P' computed once for both 64-column slices of dO,
-// and q and k read once); the chunks are independent. Q, K [64 x K] and X [64 x 64] a slice (v_new forward, dO
+// and q and k read once); the chunks are independent. The grid is (chunks x slices, H), the slice fastest. Q, K [64 x K] and X [64 x 64] a slice (v_new forward, dO
 // backward) come by cp.async (zero-filled past the sequence's end) into 128-byte-swizzled tiles, with the
 // forward's state slice h [K x 64]; then:
 //   1. P = Q K^T (forward; A = Q, B = K, both K-major) or P' = K Q^T (backward; A = K, B = Q), and in the
@@ -79,7 +79,10 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(const AttnParams p) {
   auto& s = aligned_smem<Smem<E, KD, kCols>>(smem_raw);
   const int tid = threadIdx.x;
   const int64_t H = p.H, V = p.V;
-  const int64_t chunk = blockIdx.x, head = blockIdx.y, col0 = int64_t(blockIdx.z) * kBV * kCols;
+  // A block's V slice varies fastest in the launch order (FLA's chunk_fwd_o grid does the same): the blocks of one
+  // (chunk, head) run side by side, so q and k come from DRAM once and from L2 for the other slices.
+  const int64_t slices = p.V / (kBV * kCols);
+  const int64_t chunk = blockIdx.x / slices, head = blockIdx.y, col0 = (blockIdx.x % slices) * kBV * kCols;
   const ChunkSpan span = locate_chunk(chunk, p.chunk_starts, p.seq_starts, p.N, p.T);
   const int64_t t0 = span.t0;
   const int rows = span.rows;
@@ -220,9 +223,14 @@ template <class I, int KD, bool kGated, bool kBackward>
 void launch(const char* who, const AttnParams& p, int64_t chunks, cudaStream_t stream) {
   auto go = [&](auto cols) {
     constexpr int kCols = decltype(cols)::value;
+    const int64_t blocks = chunks * (p.V / (kBV * kCols));
+    if (blocks > 2147483647) {
+      throw std::runtime_error(std::string(who) + ": " + std::to_string(chunks) + " chunks x " +
+                               std::to_string(p.V / (kBV * kCols)) + " column slices is more than a grid's 2^31 - 1 blocks");
+    }
     launch_warpgroup<Smem<Inner, KD, kCols>>(
         who, attn_kernel<I, KD, kGated, kBackward, kCols>,
-        dim3(static_cast<unsigned>(chunks), static_cast<unsigned>(p.H), static_cast<unsigned>(p.V / (kBV * kCols))), stream, p);
+        dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(p.H), 1), stream, p);
   };
   if constexpr (kBackward) {
     if (p.V % (2 * kBV) == 0) return go(std::integral_constant<int, 2>{});
