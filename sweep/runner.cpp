@@ -373,6 +373,7 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
     if (!options.placement.checkpoint.empty()) train_options.placement.checkpoint = options.placement.checkpoint + "/" + run.hash;
     if (!options.resume_dir.empty()) train_options.resume_dir = options.resume_dir + "/" + run.hash;
     train_options.resume_interval_s = options.resume_interval_s;
+    train_options.resume_any_commit = options.resume_any_commit;
     train_options.progress = false;
     // The claim's heartbeat comes with the trainer's progress callback: at least five a stale period, so
     // that a live run is never taken over, whatever --progress-interval says about printed lines.

@@ -33,6 +33,7 @@ struct RunnerOptions {
   // killed there goes on from it when it is trained again (train/resume.h). Empty: none.
   std::string resume_dir;
   double resume_interval_s = 30;  // at least between a run's saved states
+  bool resume_any_commit = false;  // also go on from states saved at another commit (TrainOptions::resume_any_commit)
   // --time-limit: the seconds this process has (a GPU window's, the process stopped at its end). A fresh run whose
   // predicted time (predict_run_seconds) exceeds what is left is not started, and left for a later window: it would
   // be killed unfinished, its time lost with a machine that goes back. Runs with a saved state are always taken.

@@ -65,9 +65,12 @@ nlohmann::json progress_json(const ResumeState& s, const at::Device& device) {
   }
   nlohmann::json losses = nlohmann::json::array();
   for (const double x : r.step_losses) losses.push_back(json_number(x));
+  nlohmann::json commits = nlohmann::json::array();
+  for (const auto& [epoch, commit] : s.commits) commits.push_back({epoch, commit});
   return {{"format", kFormat},
           {"config_hash", s.config_hash},
           {"commit", s.commit},
+          {"commits", commits},
           {"device", device_kind(device)},
           {"total_epochs", s.total_epochs},
           {"epochs_done", s.epochs_done},
@@ -117,8 +120,12 @@ ResumeState state_of(const nlohmann::json& j) {
   s.train_calls = counts_of(j.at("train_calls"));
   s.eval_calls = counts_of(j.at("eval_calls"));
   // Absent from states saved before the pieces were counted: those are of an earlier commit, which
-  // load_resume_state refuses below, after reading them.
+  // load_resume_state refuses below, after reading them, unless asked to take any commit's.
   if (j.contains("train_pieces")) s.train_pieces = pieces_of(j.at("train_pieces"));
+  if (j.contains("commits")) {
+    for (const auto& c : j.at("commits")) s.commits.emplace_back(c.at(0).get<int64_t>(), c.at(1).get<std::string>());
+  }
+  if (s.commits.empty()) s.commits.emplace_back(1, s.commit);
   return s;
 }
 
@@ -151,7 +158,7 @@ void save_resume_state(const std::filesystem::path& dir, const ResumeState& stat
 }
 
 std::optional<ResumeState> load_resume_state(const std::filesystem::path& dir, const std::string& config_hash,
-                                             int64_t total_epochs, const std::string& commit,
+                                             int64_t total_epochs, const std::string& commit, bool any_commit,
                                              models::LanguageModel& model, FusedAdamW& optimizer,
                                              const at::Device& device, std::string* why_not) {
   if (why_not) why_not->clear();
@@ -186,7 +193,10 @@ std::optional<ResumeState> load_resume_state(const std::filesystem::path& dir, c
     return refuse("is of a run of " + std::to_string(state.total_epochs) + " epochs, not " +
                   std::to_string(total_epochs));
   }
-  if (state.commit != commit) return refuse("was saved at commit " + state.commit + ", this is " + commit);
+  if (state.commit != commit && !any_commit) {
+    return refuse("was saved at commit " + state.commit + ", this is " + commit +
+                  " (run --resume-any-commit takes it)");
+  }
   if (const auto saved = j.at("device").get<std::string>(); saved != device_kind(device)) {
     return refuse("was saved by a run on " + saved + ", and this run trains on " + device_kind(device));
   }

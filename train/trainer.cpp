@@ -20,6 +20,7 @@
 #endif
 #include <c10/core/GradMode.h>
 #include <fmt/core.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 #include <torch/serialize.h>
 
@@ -288,10 +289,14 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
   // A resume state of this run (train/resume.h): its epochs are done; the run goes on after them.
   const std::string run_hash = opt.config_hash.empty() ? c.hash : opt.config_hash;
   int64_t first_epoch = 0;
+  // The commits this run trained at, each from its first epoch: more than one where it went on from a state saved
+  // at another commit (resume_any_commit).
+  std::vector<std::pair<int64_t, std::string>> commits = {{1, opt.commit}};
   auto last_save = Clock::now();
   if (!opt.resume_dir.empty()) {
     std::string why_not;
-    auto r = load_resume_state(opt.resume_dir, run_hash, t.epochs, opt.commit, model, optimizer, device, &why_not);
+    auto r = load_resume_state(opt.resume_dir, run_hash, t.epochs, opt.commit, opt.resume_any_commit, model, optimizer,
+                               device, &why_not);
     if (r) {
       first_epoch = r->epochs_done;
       tokens = r->tokens;
@@ -306,6 +311,8 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
       summary.final_accuracy = before.final_accuracy;
       summary.history = before.history, summary.step_losses = before.step_losses;
       summary.resumed_after_epoch = first_epoch;
+      commits = r->commits;
+      if (r->commit != opt.commit) commits.emplace_back(first_epoch + 1, opt.commit);
       step.resume_at(steps_before);
       if (opt.progress && !opt.on_progress) {
         fmt::print("resumed after epoch {} of {} ({} steps) from {}\n", first_epoch, t.epochs, steps_before,
@@ -319,6 +326,7 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
     ResumeState state;
     state.config_hash = run_hash;
     state.commit = opt.commit;
+    state.commits = commits;
     state.total_epochs = t.epochs;
     state.epochs_done = summary.epochs;
     state.tokens = tokens;
@@ -433,6 +441,11 @@ RunSummary run_experiment(const ExperimentConfig& c, const TrainOptions& opt) {
   summary.backend_pieces = models::pieces_summary(train_pieces);
   summary.train_step = step.mode() + "; evaluation " + eval_step.mode();
   if (first_epoch > 0) summary.train_step += fmt::format("; resumed after epoch {}", first_epoch);
+  if (commits.size() > 1) {  // "; trained at commit a1 from epoch 1, b2 from epoch 7"
+    std::vector<std::string> parts;
+    for (const auto& [epoch, commit] : commits) parts.push_back(fmt::format("{} from epoch {}", commit, epoch));
+    summary.train_step += fmt::format("; trained at commit {}", fmt::join(parts, ", "));
+  }
   // What the sm_90a training op computed again rather than keep: its time (and memory) depend on it.
   if (recompute != Recompute::kNone) summary.train_step += fmt::format("; recompute {}", recompute_name(recompute));
   if (!opt.resume_dir.empty()) {  // the run ended: nothing to resume

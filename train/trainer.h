@@ -78,6 +78,8 @@ struct TrainOptions {
   // commit is there; the state is removed when the run ends. Empty: no resume state.
   std::string resume_dir;
   double resume_interval_s = 30;
+  // Also go on from a state saved at another commit: its commit is named in the record's train_step.
+  bool resume_any_commit = false;
 };
 
 // What a run will take at most, estimated from the config before anything is allocated: the task

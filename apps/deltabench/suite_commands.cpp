@@ -41,6 +41,7 @@ struct RunArgs {
   int64_t jobs = 1, per_gpu = 0, threads = 0, abort_after = -1;
   double progress_interval = 10, resume_interval = 30, time_limit = 0;
   bool retry_failed = false, dry_run = false, no_report = false, eager = false, shard_store = false, no_resume = false;
+  bool resume_any_commit = false;
   bool no_reuse = false;
 };
 
@@ -186,6 +187,7 @@ int run_in_processes(const RunArgs& a, const std::string& suite_file, const trai
       args.push_back("--no-resume");
     } else {
       args.insert(args.end(), {"--resume-dir", a.resume_dir, "--resume-interval", fmt::format("{}", a.resume_interval)});
+      if (a.resume_any_commit) args.push_back("--resume-any-commit");
     }
     if (!a.backend.empty()) args.insert(args.end(), {"--backend", a.backend});
     if (!a.recompute.empty()) args.insert(args.end(), {"--recompute", a.recompute});
@@ -274,6 +276,9 @@ void add_suite_commands(CLI::App& app, int& status) {
   run->add_option("--resume-interval", ra->resume_interval, "seconds at least between a run's saved states")
       ->capture_default_str()->check(CLI::Range(0.0, 86400.0));
   run->add_flag("--no-resume", ra->no_resume, "save no run states: a killed run starts over");
+  run->add_flag("--resume-any-commit", ra->resume_any_commit,
+                "go on from a run's saved state also where it was saved at another commit (by default such a run "
+                "starts over); the run's record names each commit it trained at and from which epoch");
   run->add_option("--out", ra->out, "the report's directory (default results/<suite>)");
   run->add_flag("--retry-failed", ra->retry_failed, "run again runs recorded as failed");
   run->add_flag("--no-reuse", ra->no_reuse,
@@ -320,6 +325,9 @@ void add_suite_commands(CLI::App& app, int& status) {
       throw train::ConfigError("--shard-store: goes with --shard i/n or a Slurm array task");
     }
     if (ra->no_resume && !ra->resume_dir.empty()) throw train::ConfigError("--resume-dir and --no-resume: give one, not both");
+    if (ra->no_resume && ra->resume_any_commit) {
+      throw train::ConfigError("--resume-any-commit and --no-resume: give one, not both");
+    }
     if (!ra->no_resume && ra->resume_dir.empty()) ra->resume_dir = ra->store + ".resume";  // the store's own, shard or not
     if (ra->jobs > 1 && !ra->shard.empty()) throw train::ConfigError("--jobs and --shard: give one, not both");
     if (ra->per_gpu > 0 && ra->jobs > 1) throw train::ConfigError("--jobs and --per-gpu: give one, not both");
@@ -393,6 +401,7 @@ void add_suite_commands(CLI::App& app, int& status) {
     o.cuda_graph = !ra->eager;
     if (!ra->no_resume) o.resume_dir = ra->resume_dir;
     o.resume_interval_s = ra->resume_interval;
+    o.resume_any_commit = ra->resume_any_commit;
     o.time_limit_s = ra->time_limit;
     sweep::Store store(ra->store, ra->dry_run ? sweep::Store::Open::kExisting : sweep::Store::Open::kCreate);
     const auto r = sweep::run_suite(suite, store, o);

@@ -115,6 +115,31 @@ check "it says one run goes on from its saved state, first" grep -q "1 run(s) go
 check "the grid's second run (the one with a state) trains first" \
   bash -c "grep -m 1 'training on' '$tmp/two.txt' | grep -q 'lr0.001/'"
 
+# A state saved at another commit (a GPU window's, carried to the next session's machine): by default the run
+# starts over; with --resume-any-commit, forwarded to --jobs' workers, it goes on, and its record names each commit.
+DELTABENCH_COMMIT=aaaa1111 "$bin" run "$tmp/long.toml" "${one[@]}" --store "$tmp/c.sqlite" --no-report \
+  --resume-interval 0 >"$tmp/c-killed.txt" 2>&1 &
+pid=$!
+for _ in $(seq 600); do
+  ls "$tmp"/c.sqlite.resume/*/state.pt >/dev/null 2>&1 && grep -q "epoch 2/40" "$tmp/c-killed.txt" && break
+  sleep 0.1
+done
+kill -9 "$pid"
+wait "$pid" 2>/dev/null
+DELTABENCH_COMMIT=bbbb2222 "$bin" run "$tmp/long.toml" "${one[@]}" --store "$tmp/c.sqlite" --no-report --resume-interval 0 \
+  --jobs 2 --resume-any-commit >"$tmp/c.txt" 2>&1
+check "--resume-any-commit with --jobs 2 exits 0" test $? -eq 0
+check "the run went on from the other commit's state" grep -qE 'resumed after epoch [0-9]+' "$tmp/c.txt"
+run_id=$("$bin" runs list --store "$tmp/c.sqlite" | grep -o 'short/[^ ]*' | head -n 1)
+"$bin" runs show --store "$tmp/c.sqlite" "$run_id" >"$tmp/c-show.txt" 2>&1
+check "its record names both commits and where the second began" \
+  grep -qE 'trained at commit aaaa1111 from epoch 1, bbbb2222 from epoch [0-9]+' "$tmp/c-show.txt"
+epochs_csv "$tmp/c.sqlite" >"$tmp/c.epochs"
+check "every epoch's losses and accuracy equal the unkilled run's" cmp "$tmp/whole.epochs" "$tmp/c.epochs"
+"$bin" run "$tmp/long.toml" "${one[@]}" --store "$tmp/e.sqlite" --no-resume --resume-any-commit >"$tmp/e.txt" 2>&1
+check "--resume-any-commit with --no-resume is an error (exit 2)" test $? -eq 2
+check "it names both flags" grep -q -- "--resume-any-commit and --no-resume: give one, not both" "$tmp/e.txt"
+
 "$bin" run "$tmp/long.toml" "${one[@]}" --store "$tmp/e.sqlite" --no-resume --resume-dir "$tmp/x" >"$tmp/e.txt" 2>&1
 check "--resume-dir with --no-resume is an error (exit 2)" test $? -eq 2
 check "it names both flags" grep -q -- "--resume-dir and --no-resume: give one, not both" "$tmp/e.txt"

@@ -17,6 +17,7 @@
 #include <fstream>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 using namespace deltabench;
@@ -117,20 +118,20 @@ TEST_CASE("resume: a state of another config, epoch count or commit is not used,
   models::LanguageModel model(c.model);
   FusedAdamW optimizer(model, c.train, at::kCPU);
   std::string why;
-  CHECK_FALSE(load_resume_state(dir, "another-hash", 4, "abc123", model, optimizer, at::kCPU, &why));
+  CHECK_FALSE(load_resume_state(dir, "another-hash", 4, "abc123", false, model, optimizer, at::kCPU, &why));
   CHECK(why == (dir / "state.pt").string() + " is of config " + c.hash + ", not another-hash: starting over");
-  CHECK_FALSE(load_resume_state(dir, c.hash, 8, "abc123", model, optimizer, at::kCPU, &why));
+  CHECK_FALSE(load_resume_state(dir, c.hash, 8, "abc123", false, model, optimizer, at::kCPU, &why));
   CHECK(why.find("is of a run of 4 epochs, not 8") != std::string::npos);
-  CHECK_FALSE(load_resume_state(dir, c.hash, 4, "def456", model, optimizer, at::kCPU, &why));
-  CHECK(why.find("was saved at commit abc123, this is def456") != std::string::npos);
-  const auto state = load_resume_state(dir, c.hash, 4, "abc123", model, optimizer, at::kCPU, &why);
+  CHECK_FALSE(load_resume_state(dir, c.hash, 4, "def456", false, model, optimizer, at::kCPU, &why));
+  CHECK(why.find("was saved at commit abc123, this is def456 (run --resume-any-commit takes it)") != std::string::npos);
+  const auto state = load_resume_state(dir, c.hash, 4, "abc123", false, model, optimizer, at::kCPU, &why);
   REQUIRE(state);
   CHECK(why.empty());
   CHECK(state->epochs_done == 1);
   CHECK(state->summary.history.size() == 1);
   // The pieces' counts of the epoch trained come back, so the resumed run's record counts all its epochs.
   CHECK(state->train_pieces.of(models::Piece::kEmbedding, models::PieceForm::kAten) > 0);
-  CHECK(!load_resume_state(temp.path() / "none", c.hash, 4, "abc123", model, optimizer, at::kCPU, &why));
+  CHECK(!load_resume_state(temp.path() / "none", c.hash, 4, "abc123", false, model, optimizer, at::kCPU, &why));
   CHECK(why.empty());  // no state: nothing to say
 
   // A state saved by a run on CUDA (its record says so, and it holds that device's generator too).
@@ -145,7 +146,7 @@ TEST_CASE("resume: a state of another config, epoch count or commit is not used,
     std::filesystem::create_directories(temp.path() / "cuda");
     torch::save(tensors, (temp.path() / "cuda" / "state.pt").string());
   }
-  CHECK_FALSE(load_resume_state(temp.path() / "cuda", c.hash, 4, "abc123", model, optimizer, at::kCPU, &why));
+  CHECK_FALSE(load_resume_state(temp.path() / "cuda", c.hash, 4, "abc123", false, model, optimizer, at::kCPU, &why));
   CHECK(why.find("was saved by a run on cuda, and this run trains on cpu: starting over") != std::string::npos);
 
   // Through the trainer: another commit starts over and ends as a fresh run.
@@ -171,3 +172,47 @@ TEST_CASE("resume: a state half written when the kill came is ignored; a damaged
   CHECK_THROWS_WITH(run_experiment(c, options(dir)),
                     testing::contains((dir / "state.pt").string() + ": cannot read the resume state"));
 }
+
+TEST_CASE("resume: asked to, a run goes on from another commit's state and its record names each commit", "[resume]") {
+  const testing::TempDir temp("deltabench_resume_test");
+  const auto c = small();
+  const auto whole = run_experiment(c, options(temp.path() / "whole"));
+
+  // Killed after epoch 1 at abc123, after epoch 3 at def456, then ended at 0a0b0c: the same computation on the
+  // CPU, so the same run bit for bit, trained at three commits.
+  const auto dir = temp.path() / "state";
+  CHECK_THROWS_AS(run_experiment(c, options(dir, 1)), Killed);
+  auto second = options(dir, 3);
+  second.commit = "def456";
+  second.resume_any_commit = true;
+  CHECK_THROWS_AS(run_experiment(c, second), Killed);
+
+  models::LanguageModel model(c.model);
+  FusedAdamW optimizer(model, c.train, at::kCPU);
+  std::string why;
+  CHECK_FALSE(load_resume_state(dir, c.hash, 4, "0a0b0c", false, model, optimizer, at::kCPU, &why));
+  CHECK(why.find("was saved at commit def456, this is 0a0b0c") != std::string::npos);
+  const auto state = load_resume_state(dir, c.hash, 4, "0a0b0c", true, model, optimizer, at::kCPU, &why);
+  REQUIRE(state);
+  CHECK(why.empty());
+  CHECK(state->commit == "def456");
+  CHECK(state->commits == std::vector<std::pair<int64_t, std::string>>{{1, "abc123"}, {2, "def456"}});
+
+  auto third = options(dir);
+  third.commit = "0a0b0c";
+  third.resume_any_commit = true;
+  const auto resumed = run_experiment(c, third);
+  CHECK(resumed.resumed_after_epoch == 3);
+  CHECK(resumed.train_step ==
+        "eager (cpu); evaluation eager (cpu); resumed after epoch 3; trained at commit abc123 from epoch 1, def456 "
+        "from epoch 2, 0a0b0c from epoch 4");
+  check_same_run(resumed, whole);
+
+  // At the state's own commit nothing more is said than a resume.
+  const auto same = temp.path() / "same";
+  CHECK_THROWS_AS(run_experiment(c, options(same, 2)), Killed);
+  auto again = options(same);
+  again.resume_any_commit = true;
+  CHECK(run_experiment(c, again).train_step == "eager (cpu); evaluation eager (cpu); resumed after epoch 2");
+}
+
