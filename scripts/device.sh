@@ -48,8 +48,10 @@
 #                                flight are lost and retaken next window); leaves SUITE.sqlite (land it with
 #                                scripts/window_land.sh SUITE <store>: the committed export and report), suite.log and window.md (a row for results/SUITE/RUNS.md:
 #                                date, commit, GPU, runs before and after, seconds); the runs in flight save
-#                                their state in .resume/SUITE (neither carried nor returned), so a next window on
-#                                the same warm machine goes on with them from their last saved epoch;
+#                                their state in .resume/SUITE, so a next window on the same warm machine goes on with
+#                                them from their last saved epoch, and they come back as resume.tar.part* (at most
+#                                DELTABENCH_RESUME_OUT_MB, 32), which window_land.sh lands in .store/SUITE.resume:
+#                                carried, a fresh machine's window goes on from them (run --resume-any-commit);
 #                                DELTABENCH_MPS=1 runs them through NVIDIA's Multi-Process Service (scripts/mps.sh),
 #                                DELTABENCH_PER_GPU sets the runs at once, DELTABENCH_ONLY the runs it may take
 #                                (run's --only, one AXIS=V1,V2 a word), DELTABENCH_CALL_SECONDS the device call's
@@ -514,10 +516,14 @@ if [[ -n "$window_suite" ]]; then
     ((left < seconds)) && seconds=$left
   fi
   start=$(date +%s)
-  # The runs in flight save their state every epoch (at most every 30 s) in .resume/, which is not carried and
-  # not under $OUT: a next call on the same warm machine goes on from there; a fresh machine starts them over.
+  # The runs in flight save their state every epoch (at most every 30 s) in .resume/SUITE on this machine: a next
+  # call on the same warm machine goes on from there. At the end they come back in $OUT (resume.tar.part*,
+  # scripts/resume_states.sh), and window_land.sh puts them in .store/SUITE.resume: carried (carry
+  # .store/SUITE.resume), they seed a fresh machine's, and its runs go on from them (--resume-any-commit: they
+  # were saved at an earlier session's commit, which each run's record then names).
   resume_dir="$root/.resume/$window_suite"
   states_before=$(ls "$resume_dir" 2>/dev/null | wc -l)
+  note "- $(bash "$root/scripts/resume_states.sh" seed "$root/.store/$window_suite.resume" "$resume_dir" 2>&1)"
   # run's --time-limit: a run its cell's finished runs say would outlast the window is not started (2026-12-06:
   # 8 zoology-mqar runs of about 10 minutes began a 453 s window on the session's last call, and were lost).
   # DELTABENCH_TIME_LIMIT=0 starts them anyway: for a window that another call on this warm machine will follow,
@@ -526,7 +532,7 @@ if [[ -n "$window_suite" ]]; then
   [[ "${DELTABENCH_TIME_LIMIT:-1}" == 0 ]] && time_limit=()
   (cd "$root" && timeout -s TERM "$seconds" "$build_dir/deltabench" run "$window_suite" --store "$store" \
     --progress-interval 60 --no-report --resume-dir "$resume_dir" --resume-interval "${DELTABENCH_RESUME_INTERVAL:-30}" \
-    "${per_gpu[@]}" "${only[@]}" "${time_limit[@]}") >>"$out/suite.log" 2>&1
+    --resume-any-commit "${per_gpu[@]}" "${only[@]}" "${time_limit[@]}") >>"$out/suite.log" 2>&1
   rc=$?
   ((mps)) && "$root/scripts/mps.sh" stop
   elapsed=$(($(date +%s) - start))
@@ -534,12 +540,20 @@ if [[ -n "$window_suite" ]]; then
   # runs in its write-ahead log (SUITE.sqlite-wal), which a copy of the main file alone loses (2026-12-04,
   # session 3: the kept copy had 11 runs where the store had 16).
   mkdir -p "$root/.resume" && "$build_dir/deltabench" store merge "$store" -o "$kept" >>"$out/suite.log" 2>&1
+  # The store back as one file without its write-ahead log: $OUT brings back 8 files at most, and the runs'
+  # resume states below may take 3 of them.
+  if "$build_dir/deltabench" store merge "$store" -o "$out/whole.sqlite" >>"$out/suite.log" 2>&1; then
+    rm -f "$store" "$store-wal" "$store-shm" && mv "$out/whole.sqlite" "$store"
+  fi
   read -r after total < <(count)
   gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1)
   note "- window of $window_suite: rc=$rc (124: stopped at the time limit, as planned), $elapsed s, runs in the store ${before:-?} -> ${after:-?} of ${total:-?}"
   note "- runs not started by --time-limit (predicted to outlast the window): $(grep -c 'left for a later window' "$out/suite.log")"
   note "- runs copied from other suites (the same experiments): $(grep -h -o '^\(\[[^]]*\] \)\?[0-9]* run(s) copied from suite [^:]*' "$out/suite.log" | head -n 1)"
   note "- runs' resume states on this machine: $states_before at the start (from an earlier call), $(ls "$resume_dir" 2>/dev/null | wc -l) at the end; resumed: $(grep -c 'resumed after epoch' "$out/suite.log")"
+  # Back in $OUT within DELTABENCH_RESUME_OUT_MB (default 32 MiB: the next call carries them beside the tree, .whl and
+  # .deb, 64 MiB in all), the smallest first; the rest start over in the next session.
+  note "- $(bash "$root/scripts/resume_states.sh" pack "$resume_dir" "$out" "${DELTABENCH_RESUME_OUT_MB:-32}" 2>&1)"
   printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$(date -u +%F)" "$DELTABENCH_COMMIT" "${gpu:-none}" "${before:-?}" \
     "${after:-?}" "${total:-?}" "$elapsed" >"$out/window.md"
   tail -n 5 "$out/suite.log" | tee -a "$summary"

@@ -46,6 +46,22 @@ check "a store with another result for an exported run is refused" test $? -ne 0
 check "... saying which run differs" grep -q 'has different results in' "$tmp/land.txt"
 check "... and the export is left as it was" cmp -s "$tmp/results/tiny/runs.json" "$tmp/before.json"
 
+# A window's store with its runs' resume states beside it (scripts/device.sh --window): they land in
+# $DELTABENCH_STATES/tiny.resume for the next window's call to carry.
+finished=$(grep -m 1 -o '"hash": "[0-9a-f]*"' "$tmp/results/tiny/runs.json" | cut -d '"' -f 4)
+mkdir -p "$tmp/win" "$tmp/states/x1/aaaa" "$tmp/states/x1/$finished"
+cp "$tmp/w1.sqlite" "$tmp/win/tiny.sqlite"
+echo "a state" >"$tmp/states/x1/aaaa/state.pt"
+echo "a run's state left from before it finished" >"$tmp/states/x1/$finished/state.pt"
+bash "$src/scripts/resume_states.sh" pack "$tmp/states/x1" "$tmp/win" >/dev/null 2>&1
+DELTABENCH_STATES="$tmp/dotstore" land "$tmp/win/tiny.sqlite"
+check "a window with resume states lands" test $? -eq 0
+check "its states are put where the next window's call carries them" cmp -s "$tmp/states/x1/aaaa/state.pt" "$tmp/dotstore/tiny.resume/aaaa/state.pt"
+check "a state of a run the export holds is removed" test ! -e "$tmp/dotstore/tiny.resume/$finished"
+check "... saying so" grep -q "resume states of runs the export now holds, removed: 1" "$tmp/land.txt"
+check "... and it says what to carry" grep -q "carry $tmp/dotstore/tiny.resume in the next window's call (1 states)" "$tmp/land.txt"
+check "... and the export is left as it was (no new runs)" cmp -s "$tmp/results/tiny/runs.json" "$tmp/before.json"
+
 land "$tmp/none.sqlite"
 check "a store that is not there is an error naming it" grep -q "none.sqlite: no such store" "$tmp/land.txt"
 exit $((failures > 0))
