@@ -133,7 +133,8 @@ SequenceOutput cuda_chunk_forward(Family family, const SequenceShape& shape, con
     auto r = sm90::chunk_forward(family, contiguous_aligned(q), contiguous_aligned(k), contiguous_aligned(v),
                                  contiguous_aligned(beta, at::kFloat), contiguous_aligned(g, at::kFloat),
                                  contiguous_aligned(options.initial_state, at::kFloat), cu, scale,
-                                 options.output_final_state, true, options.kernel_segment_length);
+                                 options.output_final_state, sm90::fuses_output(family),
+                                 options.kernel_segment_length);
     count_sm90_forward_call();
     SequenceOutput out;
     out.backend = Backend::kKernel;

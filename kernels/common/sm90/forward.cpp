@@ -318,11 +318,9 @@ class Sm90Train : public torch::autograd::Function<Sm90Train> {
     const bool keep = cfg.keep_ut && cfg.family != Family::kLinearAttention;
     require(!cfg.keep_state || cfg.keep_ut || cfg.family == Family::kLinearAttention,
             "keep_state needs keep_ut: the backward would recompute W and U and not h");
-    // The output fused into the state pass but for the gated delta rule, whose fused pass lost to the output
-    // kernel after it (16 x 2K, H100: 1.68 against 1.47 ms; 1 x 32K 2.90 against 2.96) while the delta rule's
-    // won (1.19 against 1.30; 2.03 against 2.30): kernels/delta_rule/NOTES.md, version 3h. Where h and v_new are
-    // kept the pass writes them, and the output kernel reads them.
-    const bool fuse = cfg.family != Family::kGatedDeltaRule && !cfg.keep_state;
+    // The output fused into the state pass where fuses_output says. Where h and v_new are kept the pass writes
+    // them, and the output kernel reads them.
+    const bool fuse = fuses_output(cfg.family) && !cfg.keep_state;
     auto st = forward_stages(c, q, k, v, beta, g, h0, cfg.scale, cfg.final_state, true, fuse, cfg.segment_length, keep);
     const auto h = cfg.keep_state ? st.h : at::Tensor(), v_new = cfg.keep_state ? st.v_new : at::Tensor();
     if (keep) {

@@ -41,6 +41,13 @@ ForwardOutputs chunk_forward(Family family, const at::Tensor& q, const at::Tenso
                              const at::Tensor& cu_seqlens, double scale, bool final_state, bool fuse_output = true,
                              int64_t segment_length = 0);
 
+// Whether the ops fuse the output into the state pass for `family` (the forward alone, and the training op where
+// it keeps no h): not for the gated delta rule, whose fused pass lost to the output kernel after it (H100, 16 x 2K:
+// 1.68 against 1.47 ms in version 3h; 1.231 against 1.187 and 1.217 against 1.185 in the twenty-first and
+// twenty-second sessions' calls; kernels/delta_rule/NOTES.md), for the others yes (the delta rule's fused won:
+// 0.944 against 1.041).
+inline bool fuses_output(Family family) { return family != Family::kGatedDeltaRule; }
+
 // The same with a gradient, on the sm_90a kernels both ways: an autograd Function whose backward recomputes
 // W, U, h and v_new (unless kept: below) and runs the backward's stages (dv_local, the backward state pass, dq/dk/dW/dG, the UT
 // transform's backward; dg from dG by a reverse cumulative sum within each chunk) for q, k, v, beta, g and
