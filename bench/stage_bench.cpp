@@ -46,6 +46,8 @@
 //   fwd_bwd/sm90_seg<N>/<rule>/...: at B = 1 and at T 8192 and more, fwd_bwd/sm90_keep_state in segments of N
 //                                    tokens (2048, 4096, 8192; shorter than T), against the cost model's choice
 //   fwd/fused/<rule>/B/T/H/K:       the op's forward under backend kernel (the fused forward of version 2c)
+//   fwd/reference/<rule>/.../K256:  the op's forward under backend reference (ATen), beside the sm_90a forward at
+//                                    head dim 256, which `auto` does not take until timed
 // At head dim 256 (16 x 2K, H 8) the forward's rows alone: state_fwd/sm90, ut_fwd/sm90 and fwd/sm90 (its output
 // kernel after the pass).
 // Timing as kernels_bench (bench/gpu_timing.h): median of 15, L2 flushed, the GPU's time (ms) and the call
@@ -512,8 +514,10 @@ void run_ut_bwd(benchmark::State& state, const Shape& s, bool gated, bool sm90, 
 // kernels_bench draws a case's inputs.
 // backward: the forward and the gradients of q, k, v, beta (and g) for a fixed random dO (torch::autograd::grad),
 // sm90::chunk_train against the op under backend kernel (the chunked training pair); keep_ut, keep_state: chunk_train's.
+// op_backend: the forward without sm90 runs the op under it (kernel: the fused forward; reference: the ATen ops).
 void run_forward(benchmark::State& state, const Shape& s, bool gated, bool sm90, bool backward = false,
-                 bool fuse_output = true, int64_t segment_length = 0, bool keep_ut = false, bool keep_state = false) {
+                 bool fuse_output = true, int64_t segment_length = 0, bool keep_ut = false, bool keep_state = false,
+                 deltabench::BackendChoice op_backend = deltabench::BackendChoice::kKernel) {
   std::string why;
   if (sm90 && !deltabench::cuda::sm90::available(&why)) {
     state.SkipWithError(why.c_str());
@@ -561,7 +565,7 @@ void run_forward(benchmark::State& state, const Shape& s, bool gated, bool sm90,
     };
   } else {
     deltabench::SequenceOptions options;
-    options.backend = deltabench::BackendChoice::kKernel;
+    options.backend = op_backend;
     fn = [&, options] { benchmark::DoNotOptimize(deltabench::run_family(family, in, options).o); };
   }
   try {
@@ -595,6 +599,10 @@ int main(int argc, char** argv) {
         add(name("state_fwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_sm90(st, s, gated, false); });
         add(name("ut_fwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_ut_fwd(st, s, gated); });
         add(name("fwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_forward(st, s, gated, true); });
+        // The ATen reference ops beside it: what `auto` runs at K 256 until this row says which is quicker.
+        add(name("fwd", "reference", gated, s), [s, gated](benchmark::State& st) {
+          run_forward(st, s, gated, false, false, true, 0, false, false, deltabench::BackendChoice::kReference);
+        });
         continue;
       }
       add(name("state_fwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_sm90(st, s, gated, false); });
