@@ -4,9 +4,9 @@
 //
 // One block (one warpgroup, 128 threads) a (chunk, head, 64 columns of V) in the forward, a (chunk, head,
 // 128 columns of V) in the backward where V allows (kCols 2: P' computed once for both 64-column slices of dO,
-// and q and k read once); the chunks are independent. The grid is (chunks x slices, H), the slice fastest. Q, K [64 x K] and X [64 x 64] a slice (v_new forward, dO
-// backward) come by cp.async (zero-filled past the sequence's end) into 128-byte-swizzled tiles, with the
-// forward's state slice h [K x 64]; then:
+// and q and k read once); the chunks are independent. The grid is (chunks x slices, H), the slice fastest.
+// Q, K [64 x K] and X [64 x 64] a slice (v_new forward, dO backward) come by cp.async (zero-filled past the
+// sequence's end) into 128-byte-swizzled tiles, with the forward's state slice h [K x 64]; then:
 //   1. P = Q K^T (forward; A = Q, B = K, both K-major) or P' = K Q^T (backward; A = K, B = Q), and in the
 //      forward O = Q h (B = h, N-major as it sits in memory), one wgmma batch;
 //   2. P masked to j <= i and scaled by scale exp(G_i - G_j) (P' to j >= i, by scale exp(G_j - G_i)),
