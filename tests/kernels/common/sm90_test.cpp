@@ -678,6 +678,12 @@ TEST_CASE("cuda: the ops' chunk forward runs the sm90 forward when asked, within
     CHECK(testing::rel_rms(segmented.o, c.ref.o) <= 0.003);
     CHECK(testing::rel_rms(segmented.final_state, c.ref.final_state) <= 0.003);
     CHECK_FALSE(at::equal(segmented.o, got.o));
+    // The ops take the output where sm90::fuses_output says (the gated rule's by the output kernel after the pass):
+    // the same bits as the sm_90a forward called so.
+    const auto direct = deltabench::sm90::chunk_forward(family, c.dev.q, c.dev.k, c.dev.v, c.dev.beta, c.dev.g, {}, {},
+                                                        1.0 / std::sqrt(64.0), true,
+                                                        deltabench::sm90::fuses_output(family), 0);
+    CHECK(at::equal(got.o, direct.o));
   }
   // Head dims only the sm_90a forward takes (K = V = 256): `kernel` runs it (not the recurrent pair's forward);
   // `auto` keeps the reference ops there until the two are measured against each other.
