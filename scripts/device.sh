@@ -45,7 +45,9 @@
 #                                merged from the committed results/SUITE/runs.json, the one carried in
 #                                .store/SUITE.sqlite (ignored by git) and this warm machine's from an earlier call, goes on for
 #                                DELTABENCH_SUITE_SECONDS (default 480), stopped by SIGTERM at the limit (the runs in
-#                                flight are lost and retaken next window); leaves SUITE.sqlite (land it with
+#                                flight are saved, below); carry .deb, .whl (the sm_90a training op is built from
+#                                CUTLASS's headers: without them the window trains on the chunked pair) and
+#                                .device-commit, and .store/SUITE.resume where a window left states; leaves SUITE.sqlite (land it with
 #                                scripts/window_land.sh SUITE <store>: the committed export and report), suite.log and window.md (a row for results/SUITE/RUNS.md:
 #                                date, commit, GPU, runs before and after, seconds); the runs in flight save
 #                                their state in .resume/SUITE, so a next window on the same warm machine goes on with
