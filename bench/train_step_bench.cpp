@@ -71,17 +71,19 @@ deltabench::models::ModelConfig model_config(MixerKind kind, const Shape& s, del
 // the meaning they had in earlier measurements); 2: backend auto, which takes each of those where it
 // serves, with the chunked training pair (set_sm90_train off: what runs train off Hopper); 3: auto with the
 // chunked pair on the sm_90a training op (Hopper, K and V of 64 or 128), as the user's runs do on Hopper since
-// it became the default, against 2 in the same run. Attention runs SDPA under every backend, so its 2 against
-// 0 is the gain of the pieces' kernels alone).
+// it became the default, against 2 in the same run; 4: backend kernel with the sm_90a training op on, for
+// linear attention, whose normalised form takes the training op only under kernel (its denominator apart), where
+// auto keeps the reference ops below kAutoApartMinLength tokens. Attention runs SDPA under every backend, so its
+// 2 against 0 is the gain of the pieces' kernels alone).
 void BM_train_step(benchmark::State& state) {
   const auto kind = static_cast<MixerKind>(state.range(0));
   const Shape shape{state.range(1), state.range(2), state.range(3), state.range(4), state.range(5)};
   const bool captured = state.range(6) != 0;
   const int64_t backend_arg = state.range(7);
-  const auto backend = backend_arg >= 2   ? deltabench::BackendChoice::kAuto
-                       : backend_arg == 1 ? deltabench::BackendChoice::kKernel
-                                          : deltabench::BackendChoice::kReference;
-  const bool sm90 = backend_arg == 3;
+  const auto backend = backend_arg == 2 || backend_arg == 3 ? deltabench::BackendChoice::kAuto
+                       : backend_arg == 1 || backend_arg == 4 ? deltabench::BackendChoice::kKernel
+                                                              : deltabench::BackendChoice::kReference;
+  const bool sm90 = backend_arg >= 3;
   if (sm90 && !sm90_available()) {
     state.SkipWithError("the sm_90a training op runs on compute capability 9.0 only");
     return;
@@ -162,6 +164,11 @@ void register_all() {
         // (models/linear_attention.h): timed beside auto, for auto to take it where it wins.
         std::vector<std::pair<int, int>> cases = {{0, 0}, {1, 0}, {1, 2}};
         if (kind == MixerKind::kLinearAttention) cases.emplace_back(1, 1);
+        // Linear attention under kernel on the sm_90a training op (Hopper), beside auto there (kernel:3).
+        if (kind == MixerKind::kLinearAttention && sm90_available()) {
+          cases.emplace_back(1, 3);
+          cases.emplace_back(1, 4);
+        }
         // The delta rules (K 64; V 64, Gated DeltaNet's 128) on the sm_90a training op, on a Hopper GPU.
         const bool delta = kind == MixerKind::kDeltaNet || kind == MixerKind::kGatedDeltaNet;
         if (delta && sm90_available()) cases.emplace_back(1, 3);
@@ -190,6 +197,11 @@ void register_all() {
           for (const int kernel : {2, 1}) {
             add(k, s, /*captured=*/1, kernel);
           }
+        }
+        // Zoology's L 128 (B 512, 8 pairs), at d_model 128, which zoology-mqar's linear attention runs have still
+        // to train: auto (the reference ops) against kernel on the sm_90a op, on Hopper.
+        if (sm90_available()) {
+          for (const int kernel : {3, 4}) add(k, Shape{8192, 128, 128, 512, 8}, /*captured=*/1, kernel);
         }
       }
     } else {

@@ -83,7 +83,8 @@
 #                                DELTABENCH_SM90_STAGES=0 (no bench or FLA, the profiles alone),
 #                                DELTABENCH_SANITIZE=0, DELTABENCH_SM90_TEST_SECONDS (300), DELTABENCH_STAGE_SECONDS
 #                                (180), DELTABENCH_FLA_SECONDS (150), DELTABENCH_FLA_STAGE_FILTER (/B16/T2048/H16/),
-#                                DELTABENCH_STEP_SECONDS (120), DELTABENCH_STAGE_FILTER (stage_bench's rows, a regex;
+#                                DELTABENCH_STEP_SECONDS (120), DELTABENCH_STEP_FILTER (train_step_bench's rows; the
+#                                delta rules' kernel:2 and 3), DELTABENCH_STAGE_FILTER (stage_bench's rows, a regex;
 #                                all), DELTABENCH_NCU=0 (no profile), DELTABENCH_STEP_PROFILE=1 (step_profile.log: the
 #                                captured DeltaNet step at L 256 by kernel under kernel:2 and kernel:3, Nsight Compute).
 #                                A warm machine keeps the build: the tests in one call (DELTABENCH_SM90_BENCH=0) and the
@@ -272,9 +273,11 @@ sm90_checks() {
       --benchmark_out="$out/stage_bench.json" --benchmark_out_format=json >"$out/stage.tmp" 2>&1 || status=1
     # The models' captured training step with the chunked pair on the sm_90a training op (set_sm90_train)
     # against auto as runs train: DeltaNet and Gated DeltaNet, Zoology's MQAR model (K 64) at its three shapes.
+    # DELTABENCH_STEP_FILTER another set of train_step_bench's rows: '^train_step/mixer:1/V:8192/d:128/.*/kernel:[34]/'
+    # is linear attention's step under auto against kernel on the sm_90a op (its denominator apart), L 64-512.
     start=$(date +%s)
     timeout "${DELTABENCH_STEP_SECONDS:-120}" "$build_dir/bench/train_step_bench" --device=cuda \
-      --benchmark_filter='^train_step/mixer:[23]/V:8192/d:128/.*/graph:1/kernel:[23]/' \
+      --benchmark_filter="${DELTABENCH_STEP_FILTER:-^train_step/mixer:[23]/V:8192/d:128/.*/graph:1/kernel:[23]/}" \
       --benchmark_out="$out/train_step_sm90.json" --benchmark_out_format=json >"$out/step.tmp" 2>&1 || status=1
     note ""
     note "training step, auto on the chunked pair (kernel:2) against auto on the sm90 training op, the default (kernel:3), mean ms ($(($(date +%s) - start)) s):"
