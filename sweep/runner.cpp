@@ -135,26 +135,49 @@ std::optional<double> tokens_per_epoch(const RunRecord& r) {
 }  // namespace
 
 std::optional<Prediction> predict_run(const Run& run, const std::map<std::string, RunRecord>& stored) {
-  std::map<int64_t, double> longest;  // d_model -> the longest finished run of the run's task and model
+  // Per width (d_model) of the finished runs it rests on: the longest run, and the slowest seconds an epoch.
+  struct Widths {
+    std::map<int64_t, double> longest, per_epoch;
+    void add(const RunRecord& r) {
+      auto& wall = longest[r.d_model];
+      wall = std::max(wall, r.wall_s);
+      if (r.epochs > 0) {
+        auto& rate = per_epoch[r.d_model];
+        rate = std::max(rate, r.wall_s / static_cast<double>(r.epochs));
+      }
+    }
+  };
+  // The prediction from `w` scaled by `ratio`, with the time for every epoch of the run's budget where that is
+  // more than a quarter longer (the runs it rests on stopped early).
+  const auto predicted = [&](const Widths& w, double ratio, std::string basis) {
+    Prediction p{at_width(w.longest, run.d_model) * ratio, std::move(basis), std::nullopt, 0};
+    const int64_t budget = run.config.train.epochs;
+    if (!w.per_epoch.empty() && budget > 0) {
+      const double all = at_width(w.per_epoch, run.d_model) * ratio * static_cast<double>(budget);
+      if (all > 1.25 * p.seconds) {
+        p.all_epochs_seconds = all;
+        p.budget_epochs = budget;
+      }
+    }
+    return p;
+  };
+  Widths own;  // the run's task and model
   for (const auto& [hash, r] : stored) {
-    if (r.task != run.task || r.model != run.model || !finished(r)) continue;
-    auto& wall = longest[r.d_model];
-    wall = std::max(wall, r.wall_s);
+    if (r.task == run.task && r.model == run.model && finished(r)) own.add(r);
   }
-  if (!longest.empty()) return Prediction{at_width(longest, run.d_model), "its task and model's finished runs"};
+  if (!own.longest.empty()) return predicted(own, 1.0, "its task and model's finished runs");
   // None of its task: the model's finished runs at the task nearest in tokens an epoch, scaled by the ratio of the
   // tokens (as many epochs, each as long per token).
   struct Task {
     std::optional<double> tokens;
-    std::map<int64_t, double> longest;
+    Widths widths;
   };
   std::map<std::string, Task> others;
   for (const auto& [hash, r] : stored) {
     if (r.model != run.model || r.task == run.task || !finished(r)) continue;
     auto [it, fresh] = others.try_emplace(r.task);
     if (fresh) it->second.tokens = tokens_per_epoch(r);
-    auto& wall = it->second.longest[r.d_model];
-    wall = std::max(wall, r.wall_s);
+    it->second.widths.add(r);
   }
   if (others.empty()) return std::nullopt;
   const auto tokens = tokens_per_epoch(run.config.task);
@@ -173,8 +196,8 @@ std::optional<Prediction> predict_run(const Run& run, const std::map<std::string
   }
   if (!nearest) return std::nullopt;
   const double ratio = *tokens / *nearest->tokens;
-  return Prediction{at_width(nearest->longest, run.d_model) * ratio,
-                    fmt::format("its model's finished runs at {}, times {:.3g} for the tokens an epoch", *nearest_name, ratio)};
+  return predicted(nearest->widths, ratio,
+                   fmt::format("its model's finished runs at {}, times {:.3g} for the tokens an epoch", *nearest_name, ratio));
 }
 
 std::optional<double> predict_run_seconds(const Run& run, const std::map<std::string, RunRecord>& stored) {
@@ -321,6 +344,9 @@ RunnerResult run_suite(const Suite& suite, Store& store, const RunnerOptions& op
         why = ": " + *later;
       } else if (predicted) {  // for planning a window
         why = fmt::format(": predicted {:.0f} s ({})", predicted->seconds, predicted->basis);
+        if (predicted->all_epochs_seconds) {
+          why += fmt::format("; {:.0f} s if it trains all {} epochs", *predicted->all_epochs_seconds, predicted->budget_epochs);
+        }
       }
       fmt::print("{}  would {} {} ({}){}\n", p, later ? "not start" : "run", todo[i]->id, todo[i]->hash, why);
     }

@@ -71,6 +71,48 @@ TEST_CASE("a run's time is predicted from its task and model's finished runs, fo
   CHECK_FALSE(sweep::predict_run_seconds(run, stored).has_value());
 }
 
+TEST_CASE("where the runs a prediction rests on stopped early, it says the time for every epoch of the budget",
+          "[sweep]") {
+  // zoology-mqar's Gated DeltaNet at L 512 (the twenty-fourth session's window): d_model 128 and 256 stopped at
+  // 0.99 in 1-7 epochs, so d_model 64 was predicted 273 s; its runs trained about 45 minutes with 8 at once.
+  std::map<std::string, sweep::RunRecord> stored;
+  const auto add = [&](const std::string& hash, int64_t d, const std::string& status, double wall, int64_t epochs) {
+    sweep::RunRecord r;
+    r.hash = hash, r.task = "L512", r.model = "gated_delta_net", r.d_model = d, r.status = status;
+    r.wall_s = wall, r.epochs = epochs;
+    stored[hash] = r;
+  };
+  add("a", 128, "early_stopped", 88, 3);
+  add("b", 128, "early_stopped", 85, 5);
+  add("c", 128, "early_stopped", 273, 7);
+  add("d", 256, "early_stopped", 131, 2);
+  add("e", 128, "failed", 5000, 1);  // not finished: not a guide
+  sweep::Run run;
+  run.task = "L512", run.model = "gated_delta_net", run.d_model = 64;
+  run.config.train.epochs = 64;
+  auto said = sweep::predict_run(run, stored);
+  REQUIRE(said.has_value());
+  CHECK(said->seconds == Approx(273));  // the longest at the nearest width, as --time-limit uses it
+  REQUIRE(said->all_epochs_seconds.has_value());
+  CHECK(*said->all_epochs_seconds == Approx(273.0 / 7 * 64));  // the slowest seconds an epoch there, 64 of them
+  CHECK(said->budget_epochs == 64);
+  // Wider than any finished: both scaled by the width's ratio.
+  run.d_model = 512;
+  said = sweep::predict_run(run, stored);
+  CHECK(said->seconds == Approx(262));
+  CHECK(*said->all_epochs_seconds == Approx(131.0 / 2 * 64 * 2));
+  // Runs that trained their whole budget: the prediction is already for every epoch, and says nothing more.
+  add("f", 64, "completed", 2700, 64);
+  run.d_model = 64;
+  said = sweep::predict_run(run, stored);
+  CHECK(said->seconds == Approx(2700));
+  CHECK_FALSE(said->all_epochs_seconds.has_value());
+  // Records without an epoch count (older stores): no such time.
+  for (auto& [hash, r] : stored) r.epochs = 0;
+  run.d_model = 128;
+  CHECK_FALSE(sweep::predict_run(run, stored)->all_epochs_seconds.has_value());
+}
+
 namespace {
 
 // A Zoology MQAR run's configuration at one length, as the store keeps it.
