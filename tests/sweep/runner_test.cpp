@@ -73,8 +73,8 @@ TEST_CASE("a run's time is predicted from its task and model's finished runs, fo
 
 TEST_CASE("where the runs a prediction rests on stopped early, it says the time for every epoch of the budget",
           "[sweep]") {
-  // zoology-mqar's Gated DeltaNet at L 512 (the twenty-fourth session's window): d_model 128 and 256 stopped at
-  // 0.99 in 1-7 epochs, so d_model 64 was predicted 273 s; its runs trained about 45 minutes with 8 at once.
+  // zoology-mqar's Gated DeltaNet at L 512: d_model 128 and 256 stopped at 0.99 in 1-7 epochs, so d_model 64 is
+  // predicted 273 s (88 s in the twenty-fifth session's window); its runs trained about 45 minutes with 8 at once.
   std::map<std::string, sweep::RunRecord> stored;
   const auto add = [&](const std::string& hash, int64_t d, const std::string& status, double wall, int64_t epochs) {
     sweep::RunRecord r;
