@@ -58,8 +58,8 @@ struct Prediction {
   std::string basis;  // "its task and model's finished runs", or "its model's finished runs at L128, scaled by ..."
   // Where the runs it rests on stopped early: the time if this one trains every epoch of its budget instead (their
   // slowest seconds an epoch, scaled as `seconds` is, times the budget). A narrow model may not stop where wider ones
-  // did (zoology-mqar's Gated DeltaNet at L 512, d_model 64: predicted 88 s from d_model 128's runs of 2-7 epochs,
-  // about 45 minutes with 8 at once).
+  // did (zoology-mqar's Gated DeltaNet at L 512, d_model 64: predicted 88 s from d_model 128's early-stopped runs,
+  // its runs about 45 minutes with 8 at once).
   std::optional<double> all_epochs_seconds;
   int64_t budget_epochs = 0;  // the run's epochs, where all_epochs_seconds is set
 };
