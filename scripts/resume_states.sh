@@ -90,8 +90,12 @@ case "${1:-}" in
     kept_n=$(grep -c '^kept ' "$work/states/MANIFEST" || true)
     left_n=$(grep -c '^left ' "$work/states/MANIFEST" || true)
     rm -f "$work/states/MANIFEST"
-    rm -rf "$dest"
-    mv "$work/states" "$dest"
+    # The old set moves aside (a rename, same folder) and goes only once the new one is in place.
+    [[ -e "$dest" ]] && mv "$dest" "$work/old"
+    if ! mv "$work/states" "$dest"; then
+      [[ -e "$work/old" ]] && mv "$work/old" "$dest"
+      die "land: could not put the new states at $dest; the earlier ones are back there"
+    fi
     echo "resume states landed in $dest: $kept_n (left out by the window's budget: $left_n)"
     ;;
   *)

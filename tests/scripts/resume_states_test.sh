@@ -2,7 +2,7 @@
 # Tests scripts/resume_states.sh, which carries runs' resume states from a GPU window to the next session's: the
 # states packed within a budget, the smallest first, in parts the device tool brings back (at most 16 MiB); the
 # parts landed whole, replacing the states the window was given; seeding a machine that has newer states of its
-# own; and the errors for parts that do not make a whole.
+# own; and the errors for parts that do not make a whole or a set that cannot be put in place.
 #   resume_states_test.sh <source dir>
 set -uo pipefail
 src="$1"
@@ -60,6 +60,18 @@ check "landing it leaves no carried state" test -z "$(ls -A "$tmp/tree/.store/su
 
 # Errors: a missing part, no parts, a bad budget; the carried states are left as they were.
 bash "$script" land "$tmp/out" "$tmp/tree/.store/suite.resume" >/dev/null 2>&1
+# The last rename failing (a shim mv refuses to move the new set into place): the earlier states are back.
+mkdir -p "$tmp/shim"
+cat >"$tmp/shim/mv" <<'SHIM'
+#!/usr/bin/env bash
+[[ "${@: -2:1}" == */states ]] && { echo "mv: refused by the test" >&2; exit 1; }
+exec /bin/mv "$@"
+SHIM
+chmod +x "$tmp/shim/mv"
+PATH="$tmp/shim:$PATH" bash "$script" land "$tmp/out" "$tmp/tree/.store/suite.resume" >"$tmp/mv.txt" 2>&1
+check "a failed last rename is an error (exit 2)" test $? -eq 2
+check "... saying the earlier states are back" grep -q "the earlier ones are back there" "$tmp/mv.txt"
+check "... and they are" test -f "$tmp/tree/.store/suite.resume/aaaa/state.pt"
 rm "$tmp/out/resume.tar.part01"
 bash "$script" land "$tmp/out" "$tmp/tree/.store/suite.resume" >"$tmp/bad.txt" 2>&1
 check "parts that do not make a whole tar are refused (exit 2)" test $? -eq 2
