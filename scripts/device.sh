@@ -9,6 +9,12 @@
 # DELTABENCH_COMMIT, else from .device-commit (ignored by git; write it with
 # `git describe --always --dirty >.device-commit` and carry it), else from git.
 #
+# A cold machine's build (145-153 s) is spared where .prebuilt is carried: the programs a mode needs, built on the
+# CPU machine for sm_90a by scripts/device_prebuild.sh from the same sources against the same torch
+# (scripts/prebuilt.sh checks both and that every target of the mode is there; the summary's first lines say which
+# way it went and why). Such a call needs no .deb or .whl. Modes that build every target (the default, --harness)
+# always build.
+#
 # The GPU image has no SQLite headers: carry .deb/sqlite (Debian's libsqlite3-dev unpacked there with
 # dpkg-deb -x; the image's own libsqlite3.so.0 is linked). For the FLA comparison carry .fla: an
 # unmodified fla/ package from FLA's git history, einops and packaging, all ignored by git.
@@ -365,38 +371,50 @@ targets=()
 [[ -n "$window_suite" ]] && targets=(--target deltabench)
 ((stages)) && targets=(--target kernels_cuda_tests train_cuda_tests models_cuda_tests kernels_bench stage_bench deltabench)
 ((sm90_only)) && targets=(--target kernels_cuda_tests train_cuda_tests stage_bench train_step_bench)
-# CUTLASS's headers for the sm_90a kernels (cmake/Cute.cmake): the image's python has no nvidia-cutlass, so
-# carry its wheel in .whl (pip download --no-deps nvidia-cutlass==4.2.0.0 -d .whl); its headers are unpacked
-# into the build folder, where CMake looks.
-if ! "$python" -c "import importlib.util as u, sys; sys.exit(u.find_spec('cutlass_library') is None)" 2>/dev/null &&
-   [[ ! -f "$build_dir/.cutlass/cutlass_library/source/include/cute/tensor.hpp" ]]; then
-  wheel=$(ls "$root"/.whl/nvidia_cutlass-*.whl 2>/dev/null | head -n 1)
-  if [[ -n "$wheel" ]]; then
-    "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$build_dir/.cutlass" "$wheel" \
-      >"$out/cutlass.log" 2>&1 || { note "- CUTLASS: installing $wheel failed:"; tail -n 3 "$out/cutlass.log" | tee -a "$summary"; }
-    rm -f "$out/cutlass.log"
-  else
-    note "- CUTLASS: no nvidia-cutlass here and no wheel carried in .whl: the sm_90a kernels are not built"
+# Binaries carried from scripts/device_prebuild.sh (.prebuilt, ignored by git) in place of the build, where they
+# were built from this tree's sources against this torch and hold every target of this mode (scripts/prebuilt.sh);
+# else the build below, and the summary says why not.
+source "$root/scripts/prebuilt.sh"
+prebuilt=0
+target_names=()
+((${#targets[@]})) && target_names=("${targets[@]:1}")
+prebuilt_use "$root" "$build_dir" "$python" "${target_names[@]}" >"$out/prebuilt.tmp" 2>&1 && prebuilt=1
+[[ -s "$out/prebuilt.tmp" ]] && note "- $(cat "$out/prebuilt.tmp")"
+rm -f "$out/prebuilt.tmp"
+if ((prebuilt == 0)); then
+  # CUTLASS's headers for the sm_90a kernels (cmake/Cute.cmake): the image's python has no nvidia-cutlass, so
+  # carry its wheel in .whl (pip download --no-deps nvidia-cutlass==4.2.0.0 -d .whl); its headers are unpacked
+  # into the build folder, where CMake looks.
+  if ! "$python" -c "import importlib.util as u, sys; sys.exit(u.find_spec('cutlass_library') is None)" 2>/dev/null &&
+     [[ ! -f "$build_dir/.cutlass/cutlass_library/source/include/cute/tensor.hpp" ]]; then
+    wheel=$(ls "$root"/.whl/nvidia_cutlass-*.whl 2>/dev/null | head -n 1)
+    if [[ -n "$wheel" ]]; then
+      "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target "$build_dir/.cutlass" "$wheel" \
+        >"$out/cutlass.log" 2>&1 || { note "- CUTLASS: installing $wheel failed:"; tail -n 3 "$out/cutlass.log" | tee -a "$summary"; }
+      rm -f "$out/cutlass.log"
+    else
+      note "- CUTLASS: no nvidia-cutlass here and no wheel carried in .whl: the sm_90a kernels are not built"
+    fi
   fi
-fi
-if [[ ! -f /usr/include/sqlite3.h && -f "$root/.deb/sqlite/usr/include/sqlite3.h" ]]; then
-  sqlite_lib=$(ls /usr/lib/x86_64-linux-gnu/libsqlite3.so* /lib/x86_64-linux-gnu/libsqlite3.so* 2>/dev/null | head -n 1)
-  sqlite_args=(-DSQLite3_INCLUDE_DIR="$root/.deb/sqlite/usr/include" -DSQLite3_LIBRARY="$sqlite_lib")
-fi
-if [[ ! -d /usr/share/cmake/nlohmann_json && ! -d /usr/lib/cmake/nlohmann_json && -d "$root/.deb/nlohmann/usr/share/cmake/nlohmann_json" ]]; then
-  sqlite_args+=(-Dnlohmann_json_DIR="$root/.deb/nlohmann/usr/share/cmake/nlohmann_json")
-fi
-{
-  # sm_90a alone: the GPU here is Hopper, where an sm_80 binary does not run (cmake/Cuda.cmake).
-  cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDELTABENCH_PYTHON="$python" \
-    -DDELTABENCH_CUDA_ARCHS=90a "${sqlite_args[@]}" &&
-    cmake --build "$build_dir" -j "$jobs" "${targets[@]}"
-} >"$out/build.log" 2>&1
-build_rc=$?
-note "- build: rc=$build_rc in $(($(date +%s) - start)) s with $jobs jobs (log: build.log)"
-if ((build_rc != 0)); then
-  tail -n 40 "$out/build.log"
-  exit 1
+  if [[ ! -f /usr/include/sqlite3.h && -f "$root/.deb/sqlite/usr/include/sqlite3.h" ]]; then
+    sqlite_lib=$(ls /usr/lib/x86_64-linux-gnu/libsqlite3.so* /lib/x86_64-linux-gnu/libsqlite3.so* 2>/dev/null | head -n 1)
+    sqlite_args=(-DSQLite3_INCLUDE_DIR="$root/.deb/sqlite/usr/include" -DSQLite3_LIBRARY="$sqlite_lib")
+  fi
+  if [[ ! -d /usr/share/cmake/nlohmann_json && ! -d /usr/lib/cmake/nlohmann_json && -d "$root/.deb/nlohmann/usr/share/cmake/nlohmann_json" ]]; then
+    sqlite_args+=(-Dnlohmann_json_DIR="$root/.deb/nlohmann/usr/share/cmake/nlohmann_json")
+  fi
+  {
+    # sm_90a alone: the GPU here is Hopper, where an sm_80 binary does not run (cmake/Cuda.cmake).
+    cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDELTABENCH_PYTHON="$python" \
+      -DDELTABENCH_CUDA_ARCHS=90a "${sqlite_args[@]}" &&
+      cmake --build "$build_dir" -j "$jobs" "${targets[@]}"
+  } >"$out/build.log" 2>&1
+  build_rc=$?
+  note "- build: rc=$build_rc in $(($(date +%s) - start)) s with $jobs jobs (log: build.log)"
+  if ((build_rc != 0)); then
+    tail -n 40 "$out/build.log"
+    exit 1
+  fi
 fi
 ((build_only)) && exit 0
 
