@@ -15,8 +15,9 @@
 #                                         they need into DEST/lib, and DEST/MANIFEST naming the sources' hash, the
 #                                         torch they link and each file; prints one line
 #   prebuilt_use ROOT BUILD PYTHON TARGET...
-#                                         ROOT/.prebuilt's binaries unpacked into BUILD when its MANIFEST names this
-#                                         tree's sources, PYTHON's torch and every TARGET, and each finds its
+#                                         ROOT/.prebuilt's programs of the TARGETs unpacked into BUILD when its
+#                                         MANIFEST names this tree's sources, PYTHON's torch and every TARGET (a call
+#                                         need carry only the MANIFEST, lib and those programs), and each finds its
 #                                         libraries; exports the library path and the source tree they need
 #                                         (LD_LIBRARY_PATH, DELTABENCH_SOURCE_DIR, DELTABENCH_KERNEL_CASES). Prints
 #                                         one line; returns 0 when they are in place, 1 with the reason when not,
@@ -77,21 +78,24 @@ prebuilt_use() {
     echo "prebuilt binaries not used: built against torch $have, this machine's python has ${torch:-none}"
     return 1
   fi
+  torch_lib=$("$python" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
+  libs="$dir/lib:$torch_lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  local files=() placed=()
   for target in "$@"; do
-    grep -qE "^file (.*/)?$target\$" "$dir/MANIFEST" || {
+    file=$(sed -n "s|^file \(\(.*/\)\{0,1\}$target\)\$|\1|p" "$dir/MANIFEST" | head -n 1)
+    [[ -n "$file" ]] || {
       echo "prebuilt binaries not used: they hold no $target"
       return 1
     }
+    files+=("$file")
   done
-  torch_lib=$("$python" -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
-  libs="$dir/lib:$torch_lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-  local placed=()
-  for file in $(sed -n 's/^file //p' "$dir/MANIFEST"); do
+  # The targets' programs alone: a call carries only those it runs (.prebuilt/MANIFEST and their .xz files).
+  for file in "${files[@]}"; do
     mkdir -p "$build/$(dirname "$file")"
     placed+=("$build/$file")
     if ! "$python" -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
-      "$dir/$file.xz" "$build/$file" || ! chmod +x "$build/$file"; then
-      echo "prebuilt binaries not used: $dir/$file.xz does not unpack"
+      "$dir/$file.xz" "$build/$file" 2>/dev/null || ! chmod +x "$build/$file"; then
+      echo "prebuilt binaries not used: $dir/$file.xz is missing or does not unpack"
       rm -f "${placed[@]}"
       return 1
     fi
@@ -103,5 +107,5 @@ prebuilt_use() {
     fi
   done
   export LD_LIBRARY_PATH="$libs" DELTABENCH_SOURCE_DIR="$root" DELTABENCH_KERNEL_CASES="$root/bench/kernel_cases.toml"
-  echo "prebuilt binaries in place of the build: $(grep -c '^file ' "$dir/MANIFEST") program(s) for sources $want, torch $torch"
+  echo "prebuilt binaries in place of the build: ${#files[@]} program(s) for sources $want, torch $torch"
 }

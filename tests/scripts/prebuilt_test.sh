@@ -68,6 +68,16 @@ use_fails "a target they do not hold" "prebuilt binaries not used: they hold no 
 use_fails "a mode that builds every target" "this mode builds every target, and they hold only some"
 FAKE_TORCH=2.12.0 use_fails "another torch" "built against torch 2.11.0+cu130, this machine's python has 2.12.0" deltabench
 FAKE_TORCH="" use_fails "no torch" "this machine's python has none" deltabench
+# A call carries only the programs it runs: another's absence is no matter, a target's own is said.
+mv "$root/.prebuilt/deltabench.xz" "$tmp/deltabench.xz"
+rm -rf "$tmp/dev2"
+(prebuilt_use "$root" "$tmp/dev2" "$tmp/python" kernels_cuda_tests >"$tmp/part.txt" 2>&1)
+check "without another program's file: used (exit 0)" test $? -eq 0
+check "... that program alone unpacked" bash -c "[[ -x '$tmp/dev2/tests/kernels_cuda_tests' && ! -e '$tmp/dev2/deltabench' ]]"
+use_fails "a target whose file was not carried" "prebuilt binaries not used: $root/.prebuilt/deltabench.xz is missing or does not unpack" \
+  kernels_cuda_tests deltabench
+check "... nor the target before it left unpacked" test ! -e "$tmp/dev2/tests/kernels_cuda_tests"
+mv "$tmp/deltabench.xz" "$root/.prebuilt/deltabench.xz"
 packed=$(prebuilt_sources "$root")
 echo "// changed" >>"$root/kernels/k.cu"
 use_fails "a changed source" "built from sources $packed, this tree's are $(prebuilt_sources "$root")" deltabench
