@@ -20,7 +20,7 @@ fail() { printf 'setup.sh: %s\n' "$*" >&2; exit 1; }
 
 # 1. System packages ---------------------------------------------------------------------------
 apt_packages=(
-  build-essential cmake ninja-build ccache git pkg-config
+  build-essential cmake ninja-build ccache git pkg-config xz-utils
   python3 python3-venv python3-pip
   catch2 libbenchmark-dev libfmt-dev libcli11-dev libsqlite3-dev sqlite3 gnuplot-nox nlohmann-json3-dev
 )
