@@ -5,6 +5,7 @@
 
 #include "sweep/suite.h"
 #include "tests/support/catch.h"
+#include "tests/support/source_dir.h"
 #include "train/trainer.h"
 
 #include <cmath>
@@ -49,7 +50,7 @@ void check_trains(const train::ExperimentConfig& config, const std::string& what
 }  // namespace
 
 TEST_CASE("configs: every model of every shipped suite trains a few steps with a finite loss", "[configs]") {
-  const auto dir = std::filesystem::path(DELTABENCH_SOURCE_DIR) / "configs" / "suites";
+  const auto dir = std::filesystem::path(deltabench::testing::source_dir()) / "configs" / "suites";
   size_t suites = 0;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     if (entry.path().extension() != ".toml") continue;
@@ -66,7 +67,7 @@ TEST_CASE("configs: every model of every shipped suite trains a few steps with a
 }
 
 TEST_CASE("configs: every shipped experiment trains a few steps with a finite loss", "[configs]") {
-  const auto dir = std::filesystem::path(DELTABENCH_SOURCE_DIR) / "configs";
+  const auto dir = std::filesystem::path(deltabench::testing::source_dir()) / "configs";
   size_t experiments = 0;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     if (entry.path().extension() != ".toml") continue;

@@ -8,6 +8,7 @@
 #include "tests/support/catch.h"
 #include "tests/support/golden.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/source_dir.h"
 
 #include <fmt/core.h>
 
@@ -18,7 +19,7 @@ using testing::read_file;
 
 namespace {
 
-const std::string kDir = std::string(DELTABENCH_SOURCE_DIR) + "/tests/fixtures/report/";
+const std::string kDir = deltabench::testing::source_dir() + "/tests/fixtures/report/";
 
 // The error message of reading `text` as the CSV, or "" when it reads.
 std::string error_of(const std::string& text) {

@@ -6,6 +6,7 @@
 #include "tests/support/catch.h"
 #include "tests/support/golden.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/source_dir.h"
 
 #include <fmt/format.h>
 
@@ -18,7 +19,7 @@ using namespace deltabench;
 
 namespace {
 
-const std::string kDir = std::string(DELTABENCH_SOURCE_DIR) + "/tests/fixtures/report/";
+const std::string kDir = deltabench::testing::source_dir() + "/tests/fixtures/report/";
 
 using testing::read_file;
 

@@ -5,6 +5,7 @@
 #include "tests/support/catch.h"
 #include "tests/support/run_record.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/source_dir.h"
 #include "train/config.h"
 
 #include <fmt/core.h>
@@ -193,7 +194,7 @@ TEST_CASE("a run of a task with no finished run is predicted from its model's ne
 
 TEST_CASE("a run another suite of the store finished is copied, not trained again; a failed one is trained", "[sweep]") {
   testing::TempDir dir("deltabench-runner-reuse-test");
-  const auto suite = sweep::load_suite(std::string(DELTABENCH_SOURCE_DIR) + "/tests/fixtures/suites/tiny.toml");
+  const auto suite = sweep::load_suite(deltabench::testing::source_dir() + "/tests/fixtures/suites/tiny.toml");
   const auto runs = sweep::expand(suite);
   REQUIRE(runs.size() >= 2);
   sweep::Store store((dir.path() / "store.sqlite").string());

@@ -3,6 +3,7 @@
 #include "sweep/suite.h"
 
 #include "tests/support/catch.h"
+#include "tests/support/source_dir.h"
 
 #include <set>
 
@@ -10,7 +11,7 @@ using namespace deltabench;
 
 namespace {
 
-const std::string kFixture = std::string(DELTABENCH_SOURCE_DIR) + "/tests/fixtures/suites/tiny.toml";
+const std::string kFixture = deltabench::testing::source_dir() + "/tests/fixtures/suites/tiny.toml";
 
 // A small valid suite; `extra` is appended, `replace` swaps one line for another.
 std::string suite_text(const std::string& extra = "") {

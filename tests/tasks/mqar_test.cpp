@@ -4,6 +4,7 @@
 #include "tasks/mqar.h"
 #include "tasks/npy.h"
 #include "tests/support/catch.h"
+#include "tests/support/source_dir.h"
 
 #include <ATen/ATen.h>
 
@@ -18,7 +19,7 @@ using namespace deltabench::tasks;
 
 namespace {
 
-const std::string kFixtures = std::string(DELTABENCH_SOURCE_DIR) + "/tests/fixtures/mqar/";
+const std::string kFixtures = deltabench::testing::source_dir() + "/tests/fixtures/mqar/";
 
 MqarParams params(int64_t V, int64_t L, int64_t kv, int64_t N, double a = 0.01, bool random = false) {
   MqarParams p;

@@ -2,6 +2,7 @@
 
 #include "tasks/npy.h"
 #include "tests/support/catch.h"
+#include "tests/support/source_dir.h"
 
 #include <ATen/ATen.h>
 
@@ -26,7 +27,7 @@ TEST_CASE("npy: write then read", "[npy]") {
 }
 
 TEST_CASE("npy: reads numpy's files and names a bad one", "[npy]") {
-  const std::string dir = std::string(DELTABENCH_SOURCE_DIR) + "/tests/fixtures/mqar/";
+  const std::string dir = deltabench::testing::source_dir() + "/tests/fixtures/mqar/";
   const auto t = read_npy(dir + "s0-V20-L16-kv2-N8-a0.01.targets.npy");
   CHECK(t.sizes() == at::IntArrayRef({8, 16}));
   CHECK(t.min().item<int64_t>() == -100);

@@ -1,6 +1,7 @@
 // Tests train/config.cpp: the presets load, and every mistake names the file, line and key.
 
 #include "tests/support/catch.h"
+#include "tests/support/source_dir.h"
 #include "kernels/common/sequence_op.h"
 #include "train/config.h"
 #include "train/toml.h"
@@ -25,14 +26,14 @@ const std::string kTask = "[task]\nname = \"mqar\"\n";
 
 TEST_CASE("config: every preset in configs/ loads", "[config]") {
   int presets = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(std::string(DELTABENCH_SOURCE_DIR) + "/configs")) {
+  for (const auto& entry : std::filesystem::directory_iterator(deltabench::testing::source_dir() + "/configs")) {
     if (entry.path().extension() != ".toml") continue;
     INFO(entry.path());
     CHECK_NOTHROW(load_experiment(entry.path().string()));
     ++presets;
   }
   CHECK(presets >= 1);
-  const auto tiny = load_experiment(std::string(DELTABENCH_SOURCE_DIR) + "/configs/mqar-tiny.toml");
+  const auto tiny = load_experiment(deltabench::testing::source_dir() + "/configs/mqar-tiny.toml");
   CHECK(tiny.name == "mqar-tiny");
   CHECK(tiny.model.vocab_size == 64);  // from the task
   CHECK(tiny.model.mixer.kind == MixerKind::kDeltaNet);

@@ -97,7 +97,7 @@ TEST_CASE("cuda: every mixer computes on the GPU what it computes on the CPU", "
 
 TEST_CASE("cuda: DeltaNet learns the tiny MQAR with bf16 autocast", "[cuda]") {
   REQUIRE(at::hasCUDA());
-  auto c = train::load_experiment(testing::source_dir() + "/configs/mqar-tiny.toml");
+  auto c = train::load_experiment(deltabench::testing::source_dir() + "/configs/mqar-tiny.toml");
   train::TrainOptions options;
   options.placement.device = "cuda";
   options.progress = false;
@@ -250,7 +250,7 @@ TEST_CASE("cuda: DeltaNet and Gated DeltaNet train on the kernels as on the refe
     const std::pair<int64_t, std::string> cases[] = {{64, "fp32"}, {64, "auto"}, {128, "auto"}};
     for (const auto& [d_model, precision] : cases) {
       INFO(models::to_string(kind) << ", d_model " << d_model << ", precision " << precision);
-      auto c = train::load_experiment(testing::source_dir() + "/configs/mqar-tiny.toml");
+      auto c = train::load_experiment(deltabench::testing::source_dir() + "/configs/mqar-tiny.toml");
       c.model.d_model = d_model;
       c.model.mixer = models::default_mixer(kind);
       c.model.mixer.num_heads = 2;
@@ -282,7 +282,7 @@ TEST_CASE("cuda: a run's recompute reaches the training op: the same losses, les
   // (a test spec naming this one), resetPeakStats before any allocation throws "Invalid device argument".
   (void)at::empty({1}, at::TensorOptions().device(at::kCUDA));
   for (const auto kind : {models::MixerKind::kDeltaNet, models::MixerKind::kGatedDeltaNet}) {
-    auto c = train::load_experiment(testing::source_dir() + "/configs/mqar-tiny.toml");
+    auto c = train::load_experiment(deltabench::testing::source_dir() + "/configs/mqar-tiny.toml");
     c.model.d_model = 256;
     c.model.mixer = models::default_mixer(kind);
     c.model.mixer.num_heads = 2;
@@ -350,7 +350,7 @@ TEST_CASE("cuda: normalised linear attention trains on the kernels (its denomina
   for (const int64_t d_model : {128, 64}) {
     for (const std::string precision : {"fp32", "auto"}) {
       INFO("d_model " << d_model << ", precision " << precision);
-      auto c = train::load_experiment(testing::source_dir() + "/configs/mqar-tiny.toml");
+      auto c = train::load_experiment(deltabench::testing::source_dir() + "/configs/mqar-tiny.toml");
       c.model.d_model = d_model;
       c.model.mixer = models::default_mixer(models::MixerKind::kLinearAttention);
       c.model.mixer.num_heads = 2;
@@ -367,7 +367,7 @@ TEST_CASE("cuda: normalised linear attention trains on the kernels (its denomina
 
 TEST_CASE("cuda: DeltaNet learns the tiny MQAR on the kernels", "[cuda][backward]") {
   REQUIRE(at::hasCUDA());
-  const auto c = train::load_experiment(testing::source_dir() + "/configs/mqar-tiny.toml");
+  const auto c = train::load_experiment(deltabench::testing::source_dir() + "/configs/mqar-tiny.toml");
   train::TrainOptions options;
   options.placement.device = "cuda";
   options.placement.backend = "kernel";
@@ -385,7 +385,7 @@ TEST_CASE("cuda: the captured training step gives the eager step's losses over 2
   for (const auto kind : {models::MixerKind::kAttention, models::MixerKind::kDeltaNet, models::MixerKind::kGatedDeltaNet}) {
     for (const std::string precision : {"fp32", "auto"}) {
       INFO(models::to_string(kind) << ", precision " << precision);
-      auto c = train::load_experiment(testing::source_dir() + "/configs/mqar-tiny.toml");
+      auto c = train::load_experiment(deltabench::testing::source_dir() + "/configs/mqar-tiny.toml");
       c.model.mixer = models::default_mixer(kind);
       c.model.mixer.num_heads = 2;
       c.model.mixer.chunk_size = 16;
@@ -425,7 +425,7 @@ TEST_CASE("cuda: the captured training step gives the eager step's losses over 2
 
 TEST_CASE("cuda: a diverging captured run is recorded as diverged at its step", "[cuda][graph]") {
   REQUIRE(at::hasCUDA());
-  auto c = train::load_experiment(testing::source_dir() + "/configs/mqar-tiny.toml");
+  auto c = train::load_experiment(deltabench::testing::source_dir() + "/configs/mqar-tiny.toml");
   c.train.lr = 1e30;
   c.train.grad_clip = 0;
   train::TrainOptions options;
@@ -441,7 +441,7 @@ TEST_CASE("cuda: a diverging captured run is recorded as diverged at its step", 
 
 TEST_CASE("cuda: captured runs one after another give their graphs' memory back", "[cuda][graph]") {
   REQUIRE(at::hasCUDA());
-  auto c = train::load_experiment(testing::source_dir() + "/configs/mqar-tiny.toml");
+  auto c = train::load_experiment(deltabench::testing::source_dir() + "/configs/mqar-tiny.toml");
   c.model.mixer = models::default_mixer(models::MixerKind::kGatedDeltaNet);
   c.model.mixer.chunk_size = 16;
   c.train.early_stop = 0;
@@ -486,7 +486,7 @@ TEST_CASE("cuda: every run of a thread trains on one stream, not the default str
 
 TEST_CASE("cuda: a captured run killed after an epoch resumes on the GPU and ends as the unkilled run", "[cuda][graph]") {
   REQUIRE(at::hasCUDA());
-  auto c = train::load_experiment(testing::source_dir() + "/configs/mqar-tiny.toml");
+  auto c = train::load_experiment(deltabench::testing::source_dir() + "/configs/mqar-tiny.toml");
   c.task.train_examples = 64 * 20;  // 20 steps an epoch
   c.model.embed_dropout = 0.1;       // the CUDA generator's state decides the masks
   c.train.epochs = 5;

@@ -6,6 +6,7 @@
 #include "models/language_model.h"
 #include "tests/support/catch.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/source_dir.h"
 #include "train/resume.h"
 #include "train/trainer.h"
 
@@ -27,7 +28,7 @@ namespace {
 
 // Four epochs of 8 steps of the tiny MQAR, dropout on: the generators' states matter.
 ExperimentConfig small() {
-  auto c = load_experiment(std::string(DELTABENCH_SOURCE_DIR) + "/configs/mqar-tiny.toml");
+  auto c = load_experiment(deltabench::testing::source_dir() + "/configs/mqar-tiny.toml");
   c.task.train_examples = 512;
   c.task.test_examples = 128;
   c.model.mixer = models::default_mixer(models::MixerKind::kGatedDeltaNet);

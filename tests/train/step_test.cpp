@@ -6,6 +6,7 @@
 #include "tasks/dataset.h"
 #include "tasks/registry.h"
 #include "tests/support/catch.h"
+#include "tests/support/source_dir.h"
 #include "train/step.h"
 #include "train/trainer.h"
 
@@ -23,7 +24,7 @@ using namespace deltabench::train;
 namespace {
 
 ExperimentConfig tiny_gated() {
-  auto c = load_experiment(std::string(DELTABENCH_SOURCE_DIR) + "/configs/mqar-tiny.toml");
+  auto c = load_experiment(deltabench::testing::source_dir() + "/configs/mqar-tiny.toml");
   c.model.mixer = models::default_mixer(models::MixerKind::kGatedDeltaNet);  // A_log and dt_bias: no decay
   c.model.mixer.num_heads = 2;
   c.model.mixer.chunk_size = 16;

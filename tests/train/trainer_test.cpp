@@ -7,6 +7,7 @@
 #include "tasks/registry.h"
 #include "tests/support/catch.h"
 #include "tests/support/temp_dir.h"
+#include "tests/support/source_dir.h"
 #include "train/trainer.h"
 
 #include <ATen/ATen.h>
@@ -23,7 +24,7 @@ using namespace deltabench::train;
 namespace {
 
 ExperimentConfig tiny(models::MixerKind kind) {
-  auto c = load_experiment(std::string(DELTABENCH_SOURCE_DIR) + "/configs/mqar-tiny.toml");
+  auto c = load_experiment(deltabench::testing::source_dir() + "/configs/mqar-tiny.toml");
   if (kind == models::MixerKind::kAttention) {
     c.model.mixer = models::default_mixer(kind);  // one head, as Zoology's MHA
     c.model.max_position_embeddings = 32;         // attention needs positions to learn the task
@@ -137,7 +138,7 @@ static std::pair<double, std::vector<at::Tensor>> loss_and_grads(models::Languag
 TEST_CASE("trainer: the head at scored positions only gives the full head's loss and gradients", "[trainer]") {
   for (const std::string preset : {"mqar-tiny.toml", "mad-in-context-recall.toml"}) {
     INFO(preset);
-    auto c = load_experiment(std::string(DELTABENCH_SOURCE_DIR) + "/configs/" + preset);
+    auto c = load_experiment(deltabench::testing::source_dir() + "/configs/" + preset);
     c.model.d_model = 32;
     const auto data = tasks::generate_task(c.task.name, c.task.params, tasks::Split::kTrain, 0);
     const int64_t scored = tasks::max_scored_positions(data.targets);
