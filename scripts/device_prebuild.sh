@@ -4,8 +4,8 @@
 # uses them in place of its build (145-153 s of a cold call) where they were built from the same sources against the
 # same torch (scripts/prebuilt.sh checks both, and the summary says why where it builds after all).
 #
-#   scripts/device_prebuild.sh [TARGET...]   default: what --sm90 and --window run (kernels_cuda_tests,
-#                                            train_cuda_tests, stage_bench, train_step_bench, deltabench)
+#   scripts/device_prebuild.sh [TARGET...]   default: what --sm90, --kernels and --window run (kernels_cuda_tests,
+#                                            train_cuda_tests, stage_bench, train_step_bench, kernels_bench, deltabench)
 #
 # Builds in build-carry/ (ccache as setup.sh's build; on a 2-core machine the first build of the CUDA code for one
 # architecture takes tens of minutes, later ones only what changed). The programs link this machine's pip torch,
@@ -17,7 +17,7 @@ build="$root/build-carry"
 python="$root/.venv/bin/python"
 [[ -x "$python" ]] || { echo "device_prebuild.sh: no $python; run scripts/setup.sh first" >&2; exit 1; }
 targets=("$@")
-((${#targets[@]})) || targets=(kernels_cuda_tests train_cuda_tests stage_bench train_step_bench deltabench)
+((${#targets[@]})) || targets=(kernels_cuda_tests train_cuda_tests stage_bench train_step_bench kernels_bench deltabench)
 torch=$("$python" -c 'import torch; print(torch.__version__)')
 cutlass=$("$python" -c 'import cutlass_library, os; print(os.path.join(os.path.dirname(cutlass_library.__file__), "source", "include"))')
 
