@@ -49,7 +49,7 @@ std::string name(const Case& c) { return std::string(family_name(c.family)) + (c
 
 // For a case of the ops' forward alone: on a Hopper GPU the sm_90a forward, on by default (cuda_dispatch.h's
 // set_sm90_forward), would take its calls in bf16 and fp16 at K 64 and 128; this file tests the first chunked
-// kernel, which A100s run (tests/kernels/common/sm90_test.cpp tests the sm_90a forward through the ops).
+// kernel, which A100s run (tests/kernels/common/sm90/forward_cuda_test.cpp tests the sm_90a forward through the ops).
 struct FirstChunkedKernel {
   deltabench::detail::ScopedKernelSwitch off{deltabench::detail::set_sm90_forward, deltabench::detail::sm90_forward,
                                              false};
@@ -57,7 +57,7 @@ struct FirstChunkedKernel {
 
 // For a case of the chunked training pair: on a Hopper GPU the sm_90a training op, where set
 // (cuda_dispatch.h's set_sm90_train), would take its calls at K and V of 64 and 128 in bf16 and fp16
-// (tests/kernels/common/sm90_test.cpp tests that op); and the forward alone the first chunked kernel, as above.
+// (tests/kernels/common/sm90/forward_cuda_test.cpp tests that op); and the forward alone the first chunked kernel, as above.
 struct ChunkedPairOnly {
   deltabench::detail::ScopedKernelSwitch off{deltabench::detail::set_sm90_train, deltabench::detail::sm90_train, false};
   FirstChunkedKernel first;

@@ -318,7 +318,7 @@ TEST_CASE("cuda: a run's recompute reaches the training op: the same losses, les
               << ": peak MiB with recompute none / state / all: " << peak["none"] / 1048576.0 << " / "
               << peak["state"] / 1048576.0 << " / " << peak["all"] / 1048576.0 << "\n";
     for (const std::string recompute : {"state", "all"}) {
-      // The op's gradients are the same bits either way (tests/kernels/common/sm90_test.cpp); across two runs
+      // The op's gradients are the same bits either way (tests/kernels/common/sm90/forward_cuda_test.cpp); across two runs
       // of the model ATen's own kernels (cuBLAS on each run's stream) may round differently: the captured
       // step's bound against the eager one.
       double worst = 0;

@@ -1,5 +1,5 @@
 // The sm_90a kernels' shared-memory operand tiles (CuTe layouts), their warpgroup products and where a thread's
-// accumulator values lie, in a header of their own so that a host test (tests/kernels/common/sm90_tiles_test.cpp)
+// accumulator values lie, in a header of their own so that a host test (tests/kernels/common/sm90/tiles_test.cpp)
 // checks the same types the kernels use.
 #pragma once
 

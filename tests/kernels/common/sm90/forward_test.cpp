@@ -1,6 +1,6 @@
 // Tests kernels/common/sm90/forward.cpp and available.cpp on the CPU: the Hopper forward's checks of a call
 // come before any device work, each a sentence naming the input and what it got, and where no Hopper GPU is
-// visible the kernels say so instead of running. tests/kernels/common/sm90_test.cpp covers the kernels.
+// visible the kernels say so instead of running. The kernels: the GPU tests beside this file.
 
 #include "tests/support/catch.h"
 
