@@ -152,11 +152,11 @@ void check_single_buffered(const cuda::sm90::StateBwdParams& p, at::Tensor& dh, 
                     testing::contains("buffers must be 0 (chosen for the grid), 1, 2 or 3 (got 4)"));
 }
 
-// The backward state pass on the GPU against its loop, on the inputs of the forward's test (W from a real UT
-// transform, k unit-norm) with random q and dO; dht where the case has an initial state. With a segment length,
-// the segment-parallel pass (forward.h's detail::segmented_state_backward) in segments of that many tokens,
-// against the same loop at the design's bound, and against the whole pass: equal it would mean it never ran.
-// Either way the single-buffered pipeline (StateBwdParams::buffers 1) runs too and must give the same bits.
+// The backward state pass on the GPU against its loop, on the forward state pass's inputs (support.h's make_inputs:
+// W from a real UT transform, k unit-norm) with random q and dO; dht where the case has an initial state. With a
+// segment length, the segment-parallel pass (forward.h's detail::segmented_state_backward) in segments of that
+// many tokens, against the same loop at the design's bound, and against the whole pass: equal it would mean it
+// never ran. Either way the single-buffered pipeline (StateBwdParams::buffers 1) runs too and must give the same bits.
 void check_bwd(const Case& c, uint64_t seed, int64_t segment_length = 0) {
   const auto fwd = make_inputs(c, seed);
   at::manual_seed(seed + 1000);
