@@ -65,22 +65,16 @@ Outputs chunk_loop(const Case& c, const Inputs& in, bool round) {
 Outputs run_kernel(const Case& c, const Inputs& in) {
   const auto cuda = at::TensorOptions().device(at::kCUDA);
   const int64_t N = static_cast<int64_t>(c.lengths.size());
-  std::vector<int64_t> seq{0}, chunk{0};
-  for (const auto t : c.lengths) {
-    seq.push_back(seq.back() + t);
-    chunk.push_back(chunk.back() + (t + cuda::sm90::kStateChunk - 1) / cuda::sm90::kStateChunk);
-  }
+  const auto b = batch_of(c.lengths);
   const auto w = in.w.to(at::kCUDA), u = in.u.to(at::kCUDA), k = in.k.to(at::kCUDA), g = in.g.to(at::kCUDA);
   const auto h0 = c.h0 ? in.h0.to(at::kCUDA) : at::Tensor();
-  Outputs out{at::empty({chunk.back(), c.H, c.K, c.V}, cuda.dtype(at::kHalf)), at::empty({seq.back(), c.H, c.V}, cuda.dtype(at::kHalf)),
+  Outputs out{at::empty({b.chunks, c.H, c.K, c.V}, cuda.dtype(at::kHalf)), at::empty({b.tokens, c.H, c.V}, cuda.dtype(at::kHalf)),
               at::empty({N, c.H, c.K, c.V}, cuda.dtype(at::kFloat))};
   poison_(out.h);
   poison_(out.v_new);
   poison_(out.ht);
-  const auto seq_starts = at::tensor(seq, at::kLong).to(at::kCUDA);
-  const auto chunk_starts = at::tensor(chunk, at::kLong).to(at::kCUDA);
   cuda::sm90::StateFwdParams p;
-  p.dtype = c.dtype == at::kBFloat16 ? cuda::Dtype::kBF16 : cuda::Dtype::kFP16;
+  p.dtype = dtype_of(c.dtype);
   p.w = c.w ? w.data_ptr() : nullptr;
   p.u = u.data_ptr();
   p.k = k.data_ptr();
@@ -90,8 +84,8 @@ Outputs run_kernel(const Case& c, const Inputs& in) {
   p.v_new = out.v_new.data_ptr();
   p.ht = out.ht.data_ptr<float>();
   if (c.varlen) {
-    p.seq_starts = seq_starts.data_ptr<int64_t>();
-    p.chunk_starts = chunk_starts.data_ptr<int64_t>();
+    p.seq_starts = b.seq.data_ptr<int64_t>();
+    p.chunk_starts = b.chunk.data_ptr<int64_t>();
   } else {
     p.T = c.lengths.front();
   }
