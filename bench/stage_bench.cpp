@@ -33,9 +33,11 @@
 //                                    backend kernel (the chunked training pair of versions 1-5)
 //   fwd/sm90/<rule>/B/T/H/K:        the whole forward on the sm_90a kernels (sm90::chunk_forward: UT transform,
 //                                    then the state pass with the output fused in; the ops' forward for the delta
-//                                    rule and linear attention, sm90::fuses_output)
+//                                    rule and linear attention, and for the gated rule where the pass is at most
+//                                    one block an SM: sm90::fuses_output)
 //   fwd/sm90_apart/<rule>/B/T/H/K:  the same with the output kernel after the state pass (h and v_new through
 //                                    device memory), for the fusion's gain; the ops' forward for the gated rule
+//                                    over one block an SM
 //   fwd/sm90_whole/<rule>/B/T/H/K:  fwd/sm90 with whole sequences where the training op runs the segment-parallel
 //                                    pass (its cost model's choice on this GPU: 1 x 32K, 8 x 4K at H 8, K 64), for
 //                                    that pass's gain

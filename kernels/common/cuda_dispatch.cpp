@@ -133,7 +133,7 @@ SequenceOutput cuda_chunk_forward(Family family, const SequenceShape& shape, con
     auto r = sm90::chunk_forward(family, contiguous_aligned(q), contiguous_aligned(k), contiguous_aligned(v),
                                  contiguous_aligned(beta, at::kFloat), contiguous_aligned(g, at::kFloat),
                                  contiguous_aligned(options.initial_state, at::kFloat), cu, scale,
-                                 options.output_final_state, sm90::fuses_output(family),
+                                 options.output_final_state, /*fuse_output=*/std::nullopt,
                                  options.kernel_segment_length);
     count_sm90_forward_call();
     SequenceOutput out;

@@ -190,7 +190,8 @@ std::optional<Segments> plan_segments(const Call& c, int64_t segment_length) {
 
 Stages forward_stages(const Call& c, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& beta,
                       const at::Tensor& g, const at::Tensor& h0, double scale, bool final_state, bool output,
-                      bool fuse_output, int64_t segment_length, bool inverse = false, const Stages* kept = nullptr) {
+                      std::optional<bool> fuse_output, int64_t segment_length, bool inverse = false,
+                      const Stages* kept = nullptr) {
   const auto stream = at::cuda::getCurrentCUDAStream().stream();
   const float* g_ptr = g.defined() ? g.data_ptr<float>() : nullptr;
   // W, U, h and v_new are fp16 whatever the inputs' dtype (the kernels' Inner type: sm90_kernels.h).
@@ -223,8 +224,15 @@ Stages forward_stages(const Call& c, const at::Tensor& q, const at::Tensor& k, c
     cuda::sm90::chunk_ut_forward(p, stream);
   }
   // At K 256 the state pass holds S [256 x 64] in its accumulators (128 registers a thread) and has no room for the
-  // fused output's O and P: the output kernel follows it.
-  const bool fused = output && fuse_output && c.K <= 128;
+  // fused output's O and P: the output kernel follows it. Where the caller leaves it to fuses_output, the pass's
+  // grid decides: the segments' (step 3's) or the sequences', times heads and V's 64-column slices.
+  const auto segments = plan_segments(c, segment_length);
+  const int64_t pass_blocks = (segments ? static_cast<int64_t>(segments->sequence.size()) : c.N) * c.H *
+                              (c.V / cuda::sm90::kStateColumns);
+  const bool fused =
+      output && c.K <= 128 &&
+      fuse_output.value_or(fuses_output(c.family, pass_blocks,
+                                        at::cuda::getCurrentDeviceProperties()->multiProcessorCount));
   if (!fused) {
     st.h = at::empty({c.chunks, c.H, c.K, c.V}, inner);
     st.v_new = at::empty(v.sizes(), inner);
@@ -251,7 +259,7 @@ Stages forward_stages(const Call& c, const at::Tensor& q, const at::Tensor& k, c
     p.seq_starts = c.seq_ptr();
     p.chunk_starts = c.chunk_ptr();
     p.N = c.N, p.T = c.T, p.H = c.H, p.K = c.K, p.V = c.V;
-    if (const auto segments = plan_segments(c, segment_length)) {
+    if (segments) {
       detail::segmented_state_forward(p, *segments, h0_f32, st.ht);
     } else {
       cuda::sm90::chunk_state_forward(p, stream);
@@ -280,8 +288,8 @@ Stages forward_stages(const Call& c, const at::Tensor& q, const at::Tensor& k, c
 
 ForwardOutputs chunk_forward(Family family, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                              const at::Tensor& beta, const at::Tensor& g, const at::Tensor& h0,
-                             const at::Tensor& cu_seqlens, double scale, bool final_state, bool fuse_output,
-                             int64_t segment_length) {
+                             const at::Tensor& cu_seqlens, double scale, bool final_state,
+                             std::optional<bool> fuse_output, int64_t segment_length) {
   check_segment_length(segment_length);
   const auto c = validate(family, q, k, v, beta, g, h0, cu_seqlens);
   if (segment_length == 0) {  // no backward follows: the forward's own plan (detail::model_segment_length)
@@ -320,7 +328,7 @@ class Sm90Train : public torch::autograd::Function<Sm90Train> {
             "keep_state needs keep_ut: the backward would recompute W and U and not h");
     // The output fused into the state pass where fuses_output says. Where h and v_new are kept the pass writes
     // them, and the output kernel reads them.
-    const bool fuse = fuses_output(cfg.family) && !cfg.keep_state;
+    const auto fuse = cfg.keep_state ? std::optional<bool>(false) : std::nullopt;
     auto st = forward_stages(c, q, k, v, beta, g, h0, cfg.scale, cfg.final_state, true, fuse, cfg.segment_length, keep);
     const auto h = cfg.keep_state ? st.h : at::Tensor(), v_new = cfg.keep_state ? st.v_new : at::Tensor();
     if (keep) {

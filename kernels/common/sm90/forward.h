@@ -30,23 +30,29 @@ struct ForwardOutputs {
   at::Tensor final_state;  // [N, H, K, V] fp32, or undefined where not asked
 };
 
-// The output comes from the state pass itself (fuse_output: FLA's chunk_delta_h and chunk_fwd_o in one
-// kernel, h and v_new never in device memory), or, for comparison, from the output kernel after the pass.
-// K of 64, 128 or 256; at K 256 always by the output kernel (fuse_output ignored: the pass's registers hold S).
+// The output comes from the state pass itself (fuse_output true: FLA's chunk_delta_h and chunk_fwd_o in one
+// kernel, h and v_new never in device memory), from the output kernel after the pass (false), or as
+// fuses_output chooses for the pass's grid (nullopt, the ops' call). K of 64, 128 or 256; at K 256 always by
+// the output kernel (fuse_output ignored: the pass's registers hold S).
 // Long sequences over few heads run the state pass segment-parallel (kernels/common/segments.h):
 // segment_length 0 where its cost model chooses (the forward alone's: detail::model_segment_length), -1 never,
 // a positive multiple of 64 for that length (the ops' SequenceOptions::kernel_segment_length).
 ForwardOutputs chunk_forward(Family family, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                              const at::Tensor& beta, const at::Tensor& g, const at::Tensor& h0,
-                             const at::Tensor& cu_seqlens, double scale, bool final_state, bool fuse_output = true,
-                             int64_t segment_length = 0);
+                             const at::Tensor& cu_seqlens, double scale, bool final_state,
+                             std::optional<bool> fuse_output = std::nullopt, int64_t segment_length = 0);
 
-// Whether the ops fuse the output into the state pass for `family` (the forward alone, and the training op where
-// it keeps no h): not for the gated delta rule, whose fused pass lost to the output kernel after it (H100, 16 x 2K:
-// 1.68 against 1.47 ms in version 3h; 1.231 against 1.187 and 1.217 against 1.185 in the twenty-first and
-// twenty-second sessions' calls; kernels/delta_rule/NOTES.md), for the others yes (the delta rule's fused won:
-// 0.944 against 1.041).
-inline bool fuses_output(Family family) { return family != Family::kGatedDeltaRule; }
+// Whether the forward fuses the output into the state pass for `family` when the pass runs `pass_blocks` blocks (its
+// sequences or segments x heads x 64-column slices of V) on `sms` multiprocessors: the delta rule and linear
+// attention always (the delta rule's fused pass won at every length: H100, 9f65170, 0.946 / 0.943 / 1.504 ms
+// against 0.968 / 1.074 / 1.708 at 16 x 2K, 4 x 8K, 1 x 32K, H 16, K 128); the gated delta rule only where the pass
+// is at most one block an SM. Its fused pass holds more registers than two blocks an SM leave, so over one wave
+// the output kernel after the pass is the quicker (16 x 2K, 512 blocks: 1.139 apart against 1.231 fused), and
+// within one the fused (4 x 8K, 128 blocks: 1.220 against 1.286; 1 x 32K in four segments, 128 blocks: 1.887
+// against 1.945; same call, kernels/delta_rule/NOTES.md, version 3r measured).
+inline bool fuses_output(Family family, int64_t pass_blocks, int64_t sms) {
+  return family != Family::kGatedDeltaRule || pass_blocks <= sms;
+}
 
 // The same with a gradient, on the sm_90a kernels both ways: an autograd Function whose backward recomputes
 // W, U, h and v_new (unless kept: below) and runs the backward's stages (dv_local, the backward state pass, dq/dk/dW/dG, the UT

@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstdint>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -166,11 +167,10 @@ TEST_CASE("cuda: the ops' chunk forward runs the sm90 forward when asked, within
     CHECK(testing::rel_rms(segmented.o, c.ref.o) <= 0.003);
     CHECK(testing::rel_rms(segmented.final_state, c.ref.final_state) <= 0.003);
     CHECK_FALSE(at::equal(segmented.o, got.o));
-    // The ops take the output where sm90::fuses_output says (the gated rule's by the output kernel after the pass):
-    // the same bits as the sm_90a forward called so.
+    // The ops leave the output's way to sm90::fuses_output (the next case tests its choice): the same bits as the
+    // sm_90a forward called so.
     const auto direct = deltabench::sm90::chunk_forward(family, c.dev.q, c.dev.k, c.dev.v, c.dev.beta, c.dev.g, {}, {},
-                                                        1.0 / std::sqrt(64.0), true,
-                                                        deltabench::sm90::fuses_output(family), 0);
+                                                        1.0 / std::sqrt(64.0), true, /*fuse_output=*/std::nullopt, 0);
     CHECK(at::equal(got.o, direct.o));
   }
   // Head dims only the sm_90a forward takes (K = V = 256): `kernel` runs it (not the recurrent pair's forward);
@@ -191,6 +191,42 @@ TEST_CASE("cuda: the ops' chunk forward runs the sm90 forward when asked, within
     CHECK(testing::rel_rms(got.final_state, c.ref.final_state) <= 0.002);
     options.backend = BackendChoice::kAuto;
     CHECK(run_family(family, c.dev, options).backend == Backend::kReference);
+  }
+}
+
+TEST_CASE("cuda: the gated forward fuses its output where its state pass is one block an SM, and not over",
+          "[cuda][sm90][small]") {
+  REQUIRE(at::hasCUDA());
+  if (!on_hopper()) return;
+  const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+  const deltabench::detail::ScopedKernelSwitch on(deltabench::detail::set_sm90_forward, deltabench::detail::sm90_forward, true);
+  uint64_t seed = 650;
+  // 2 sequences of 128 tokens, K 64, V 128 (two 64-column slices a head): the pass runs 4 H blocks, so H = sms / 4
+  // is at most one block an SM and sms / 4 + 1 one wave over.
+  for (const int64_t H : {sms / 4, sms / 4 + 1}) {
+    SampleShape shape = switch_case_shape();
+    shape.T = 128;
+    shape.H = H;
+    const auto c = ops_case(Family::kGatedDeltaRule, shape, seed++);
+    const auto run = [&](std::optional<bool> fuse_output) {
+      return sm90::chunk_forward(Family::kGatedDeltaRule, c.dev.q, c.dev.k, c.dev.v, c.dev.beta, c.dev.g, {}, {}, 0.125,
+                                 false, fuse_output, -1)
+          .o;
+    };
+    const bool one_wave = 4 * H <= sms;
+    const auto chosen = run(std::nullopt), fused = run(true), apart = run(false);
+    INFO(H << " heads, " << 4 * H << " blocks on " << sms << " SMs; fused and apart "
+           << (at::equal(fused, apart) ? "equal" : "differ") << " bit for bit");
+    CHECK(sm90::fuses_output(Family::kGatedDeltaRule, 4 * H, sms) == one_wave);
+    CHECK(at::equal(chosen, one_wave ? fused : apart));
+    CHECK(testing::rel_rms(chosen, c.ref.o) <= 0.003);
+    // The ops' chunk forward (`kernel`, the sm_90a forward set) leaves the choice to the same rule.
+    SequenceOptions options;
+    options.backend = BackendChoice::kKernel;
+    options.mode = Mode::kChunk;
+    options.scale = 0.125;
+    options.kernel_segment_length = -1;
+    CHECK(at::equal(run_family(Family::kGatedDeltaRule, c.dev, options).o, chosen));
   }
 }
 

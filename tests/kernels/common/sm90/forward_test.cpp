@@ -60,6 +60,20 @@ TEST_CASE("sm90 forward: a call it cannot take is a sentence naming the input", 
              testing::contains("with cu_seqlens B must be 1 (got 2)"));
 }
 
+TEST_CASE("sm90 forward: the output fused into the state pass but for the gated rule over one block an SM",
+          "[kernels][sm90]") {
+  // The H100's and H200's 132 SMs at H 16, V 128 (two slices a head): 16 x 2K is 512 blocks, apart for the gated
+  // rule; 4 x 8K whole and 1 x 32K in four segments are 128, fused (kernels/delta_rule/NOTES.md, 3r measured).
+  for (const Family family : {Family::kDeltaRule, Family::kLinearAttention}) {
+    CHECK(sm90::fuses_output(family, 512, 132));
+    CHECK(sm90::fuses_output(family, 128, 132));
+  }
+  CHECK_FALSE(sm90::fuses_output(Family::kGatedDeltaRule, 512, 132));
+  CHECK_FALSE(sm90::fuses_output(Family::kGatedDeltaRule, 133, 132));
+  CHECK(sm90::fuses_output(Family::kGatedDeltaRule, 132, 132));
+  CHECK(sm90::fuses_output(Family::kGatedDeltaRule, 128, 132));
+}
+
 TEST_CASE("sm90 backward state pass: the pipeline chosen for the grid", "[kernels][sm90]") {
   // 132 SMs (an H100 SXM). K 128: double buffers while every block has an SM to itself (1 x 32K, H 16: 32 blocks),
   // single buffers, two blocks an SM, once blocks share SMs (16 x 2K: 512 blocks).
