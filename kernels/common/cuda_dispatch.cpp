@@ -310,13 +310,17 @@ int64_t longest_sequence(const SequenceShape& shape) {
 // and 4.37 against the recurrent pair's 4.38 at L 256; Gated DeltaNet d_model 64 6.01 against 6.48 at
 // L 256; Gated DeltaNet d_model 256 (K 128, V 256) 18.3 against 53.7; DeltaNet d_model 512 (K = V = 256)
 // 36.2 against 112. The recurrent pair stays where the chunked pair does not serve, from 256 tokens.
-KernelPath auto_path(KernelPath path, const SequenceShape& shape) {
+KernelPath auto_path(Family family, KernelPath path, const SequenceShape& shape) {
   if (path == KernelPath::kRecurrentTrain) {
     return longest_sequence(shape) >= kAutoTrainMinLength ? path : KernelPath::kNone;
   }
-  // kChunk at head dims only the sm_90a forward takes (K 256, V above 128) is not measured against the reference ops
-  // yet: `kernel` runs it, `auto` the reference.
-  const bool chunk_measured = path == KernelPath::kChunk && chunk_train_fuses_forward(shape);  // the first kernel's dims
+  // kChunk at head dims only the sm_90a forward takes: at K = V = 256 the delta rules' forward is 7 times quicker than
+  // the reference ops (H100, 16 x 2K, H 8: 1.927 against 13.41 ms, gated 2.197 against 15.57; 9f65170's call,
+  // kernels/delta_rule/NOTES.md, version 3r measured). Its other dims (V 192, linear attention's wider V) are not
+  // measured against the reference yet: `kernel` runs them, `auto` the reference.
+  const bool sm90_measured = shape.K == 256 && shape.V == 256 && family != Family::kLinearAttention;
+  const bool chunk_measured =
+      path == KernelPath::kChunk && (chunk_train_fuses_forward(shape) /* the first kernel's dims */ || sm90_measured);
   const bool measured = path == KernelPath::kChunkTrain || chunk_measured || path == KernelPath::kDecode;
   return measured ? path : KernelPath::kNone;
 }
@@ -365,7 +369,7 @@ SequenceOutput dispatch(Family family, const SequenceShape& shape, const at::Ten
     TORCH_CHECK(path != KernelPath::kNone || options.backend != BackendChoice::kKernel, family_name(family),
                 ": backend = kernel, but deltabench's CUDA kernels cannot serve this call: ", why,
                 " (backend = auto takes the reference ops where the kernels cannot serve)");
-    if (options.backend == BackendChoice::kAuto) path = auto_path(path, shape);
+    if (options.backend == BackendChoice::kAuto) path = auto_path(family, path, shape);
     if (path != KernelPath::kNone) {
       count_backend_call(Backend::kKernel, grad);
       switch (path) {

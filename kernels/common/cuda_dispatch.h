@@ -9,8 +9,9 @@
 //     set_sm90_forward below);
 //   - recurrent mode without cu_seqlens, K of 64 or 128: the decode kernel (the models' step());
 //   - any other call the recurrent training pair's forward serves: that forward, without checkpoints.
-// `auto` takes the chunk forward, decode, the chunked training pair and, from 256 tokens, the
-// recurrent one; its forward alone under `kernel` only (auto_path in the .cpp says why). `kernel` where none serves is an error that
+// `auto` takes the chunk forward (at the sm_90a forward's own head dims only K = V = 256 for the delta rules),
+// decode, the chunked training pair and, from 256 tokens, the recurrent one; its forward alone under `kernel` only
+// (auto_path in the .cpp says why). `kernel` where none serves is an error that
 // says why.
 
 #include "kernels/common/reference_run.h"
