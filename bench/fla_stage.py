@@ -67,7 +67,7 @@ def render(rows, context, copy, fla_version, why_not, out):
              "ut_bwd: the UT transform's backward (fla: prepare_wy_repr_bwd and tf32: chunk_ut_backward get the "
              "inverse from the forward; sm90 recomputes it). fwd_bwd: the forward and every input's gradient (sm90: "
              "sm90::chunk_train, segment-parallel where its cost model chooses; sm90_whole: whole sequences (B 1); chunked: the op's chunked training pair; fla: its chunk op and autograd). fwd: the whole forward (sm90: sm90::chunk_forward, the output "
-             "fused into the state pass, segment-parallel where its cost model chooses; sm90_whole: the same with whole sequences (B 1); sm90_apart: the output kernel after the pass, which the ops take for the gated rule where the pass is over one block an SM; fused: the op under backend kernel; reference: the op under backend reference (ATen); fla: chunk_delta_rule / chunk_gated_delta_rule).",
+             "fused into the state pass, segment-parallel where its cost model chooses; sm90_whole: the same with whole sequences (B 1); sm90_apart: the output kernel after the pass, which the ops take for the gated rule where the pass is over one block an SM; fused: the op under backend kernel; reference: the op under backend reference (ATen); an impl ending _fp16: the same with fp16 inputs (the others bf16), FLA's beside in bf16; fla: chunk_delta_rule / chunk_gated_delta_rule).",
              "",
              "| stage | rule | B x T | H | K | impl | ms | call_ms | GB/s | % of copy | / FLA |",
              "|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|"]

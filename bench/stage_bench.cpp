@@ -49,7 +49,12 @@
 //                                    tokens (2048, 4096, 8192; shorter than T), against the cost model's choice
 //   fwd/fused/<rule>/B/T/H/K:       the op's forward under backend kernel (the fused forward of version 2c)
 //   fwd/reference/<rule>/.../K256:  the op's forward under backend reference (ATen), beside the sm_90a forward at
-//                                    head dim 256, which `auto` does not take until timed
+//                                    head dim 256 (measured 7 times slower: `auto` takes the sm_90a forward there)
+//   <stage>/<impl>_fp16/.../K128:   state_fwd/sm90, state_bwd/sm90, ut_fwd/sm90, fwd/sm90, fwd/sm90_apart and
+//                                    fwd_bwd/sm90_keep_state with fp16 inputs: the other rows' bf16 inputs are
+//                                    converted to the kernels' fp16 in shared memory inside the chunk loops, which
+//                                    fp16 ones skip (kernels_bench's fp16 sweep: 0.73 against 0.95 ms, the delta
+//                                    rule's forward at 16 x 2K on an H100)
 // At head dim 256 (16 x 2K, H 8) the forward's rows alone: state_fwd/sm90, ut_fwd/sm90 and fwd/sm90 (its output
 // kernel after the pass).
 // Timing as kernels_bench (bench/gpu_timing.h): median of 15, L2 flushed, the GPU's time (ms) and the call
@@ -152,20 +157,20 @@ double pass_bytes(const Shape& s, bool gated) {
   return 2.0 * tokens * (2 * s.K + 2 * s.V) + 2.0 * chunks * s.K * s.V + (gated ? 4.0 * tokens : 0.0);
 }
 
-// K [B * T, H, K] in bf16, W and U fp16 (the sm90 UT kernel's), g [B * T, H] fp32, drawn as kernels_bench
-// draws a case's inputs;
+// K [B * T, H, K] in `io` (bf16, or fp16 for the _fp16 rows), W and U fp16 (the sm90 UT kernel's), g [B * T, H]
+// fp32, drawn as kernels_bench draws a case's inputs;
 // W = beta K, the UT transform's first term, keeps the state bounded over the chunks.
 struct Inputs {
   at::Tensor w, k, u, g;
 };
 
-Inputs make_inputs(const Shape& s, bool gated) {
+Inputs make_inputs(const Shape& s, bool gated, at::ScalarType io = at::kBFloat16) {
   at::manual_seed(0);
   const auto f32 = kCuda.dtype(at::kFloat);
   Inputs in;
   auto k = at::randn({s.B * s.T, s.H, s.K}, f32);
   k = k / k.norm(2, -1, true);
-  in.k = k.to(at::kBFloat16);
+  in.k = k.to(io);
   in.w = (k * at::randn({s.B * s.T, s.H, 1}, f32).sigmoid()).to(at::kHalf);  // W and U as the UT kernel writes them
   in.u = at::randn({s.B * s.T, s.H, s.V}, f32).to(at::kHalf);
   if (gated) in.g = at::log_sigmoid(at::randn({s.B * s.T, s.H}, f32)) / 16.0;
@@ -215,9 +220,9 @@ std::optional<std::pair<int64_t, int64_t>> plan_lengths(const Shape& s) {
 
 // segmented: the pass in the segments the sm_90a ops' cost model chooses (forward.h's detail::plan_segments,
 // segmented_state_forward and segmented_state_backward: the transitions, the join and the pass).
-// buffers: the backward pass's pipeline (StateBwdParams::buffers).
+// buffers: the backward pass's pipeline (StateBwdParams::buffers). io: the inputs' dtype (k; q and dO too backward).
 void run_sm90(benchmark::State& state, const Shape& s, bool gated, bool backward, bool segmented = false,
-              int buffers = deltabench::cuda::sm90::StateBwdParams{}.buffers) {
+              int buffers = deltabench::cuda::sm90::StateBwdParams{}.buffers, at::ScalarType io = at::kBFloat16) {
   std::string why;
   if (!deltabench::cuda::sm90::available(&why)) {
     state.SkipWithError(why.c_str());
@@ -231,16 +236,18 @@ void run_sm90(benchmark::State& state, const Shape& s, bool gated, bool backward
       return;
     }
   }
-  const auto in = make_inputs(s, gated);
+  const auto in = make_inputs(s, gated, io);
+  const auto dtype = io == at::kHalf ? deltabench::cuda::Dtype::kFP16 : deltabench::cuda::Dtype::kBF16;
   const int64_t chunks = s.B * ((s.T + 63) / 64);
   auto h = at::empty({chunks, s.H, s.K, s.V}, kCuda.dtype(at::kHalf));
   auto v_new = at::empty_like(in.u);
   const auto stream = at::cuda::getCurrentCUDAStream().stream();
   if (backward) {
-    const auto q = at::randn({s.B * s.T, s.H, s.K}, kCuda.dtype(at::kFloat)).to(at::kBFloat16);
-    const auto dout = at::randn({s.B * s.T, s.H, s.V}, kCuda.dtype(at::kFloat)).to(at::kBFloat16);
+    const auto q = at::randn({s.B * s.T, s.H, s.K}, kCuda.dtype(at::kFloat)).to(io);
+    const auto dout = at::randn({s.B * s.T, s.H, s.V}, kCuda.dtype(at::kFloat)).to(io);
     const auto dv_local = at::randn({s.B * s.T, s.H, s.V}, kCuda.dtype(at::kFloat)).to(at::kHalf);
     deltabench::cuda::sm90::StateBwdParams p;
+    p.dtype = dtype;
     p.q = q.data_ptr();
     p.k = in.k.data_ptr();
     p.w = in.w.data_ptr();
@@ -262,6 +269,7 @@ void run_sm90(benchmark::State& state, const Shape& s, bool gated, bool backward
     return;
   }
   deltabench::cuda::sm90::StateFwdParams p;
+  p.dtype = dtype;
   p.w = in.w.data_ptr();
   p.u = in.u.data_ptr();
   p.k = in.k.data_ptr();
@@ -414,7 +422,8 @@ void run_chunk_stage(benchmark::State& state, const Shape& s, bool gated, bool d
 // [BH, NT, C, *] buffers, with A and T given (the forward saved them).
 // The sm90 UT transform: k unit-norm and v bf16, beta = sigmoid, g = logsigmoid / 16 per step; W and U fp16.
 // columns: T by version 3f's column substitution (UtFwdParams::column_inverse) rather than by blocks.
-void run_ut_fwd(benchmark::State& state, const Shape& s, bool gated, bool columns = false) {
+void run_ut_fwd(benchmark::State& state, const Shape& s, bool gated, bool columns = false,
+                at::ScalarType io = at::kBFloat16) {
   std::string why;
   if (!deltabench::cuda::sm90::available(&why)) {
     state.SkipWithError(why.c_str());
@@ -424,11 +433,12 @@ void run_ut_fwd(benchmark::State& state, const Shape& s, bool gated, bool column
   const auto f32 = kCuda.dtype(at::kFloat);
   const int64_t tokens = s.B * s.T;
   auto k = at::randn({tokens, s.H, s.K}, f32);
-  k = (k / k.norm(2, -1, true)).to(at::kBFloat16);
-  const auto v = at::randn({tokens, s.H, s.V}, f32).to(at::kBFloat16), beta = at::randn({tokens, s.H}, f32).sigmoid();
+  k = (k / k.norm(2, -1, true)).to(io);
+  const auto v = at::randn({tokens, s.H, s.V}, f32).to(io), beta = at::randn({tokens, s.H}, f32).sigmoid();
   const auto g = at::log_sigmoid(at::randn({tokens, s.H}, f32)) / 16.0;
   auto w = at::empty({tokens, s.H, s.K}, kCuda.dtype(at::kHalf)), u = at::empty({tokens, s.H, s.V}, kCuda.dtype(at::kHalf));
   deltabench::cuda::sm90::UtFwdParams p;
+  p.dtype = io == at::kHalf ? deltabench::cuda::Dtype::kFP16 : deltabench::cuda::Dtype::kBF16;
   p.k = k.data_ptr(), p.v = v.data_ptr(), p.beta = beta.data_ptr<float>(), p.g = gated ? g.data_ptr<float>() : nullptr;
   p.w = w.data_ptr(), p.u = u.data_ptr();
   p.N = s.B, p.T = s.T, p.H = s.H, p.K = s.K, p.V = s.V;
@@ -519,7 +529,8 @@ void run_ut_bwd(benchmark::State& state, const Shape& s, bool gated, bool sm90, 
 // op_backend: the forward without sm90 runs the op under it (kernel: the fused forward; reference: the ATen ops).
 void run_forward(benchmark::State& state, const Shape& s, bool gated, bool sm90, bool backward = false,
                  bool fuse_output = true, int64_t segment_length = 0, bool keep_ut = false, bool keep_state = false,
-                 deltabench::BackendChoice op_backend = deltabench::BackendChoice::kKernel) {
+                 deltabench::BackendChoice op_backend = deltabench::BackendChoice::kKernel,
+                 at::ScalarType io = at::kBFloat16) {
   std::string why;
   if (sm90 && !deltabench::cuda::sm90::available(&why)) {
     state.SkipWithError(why.c_str());
@@ -533,10 +544,10 @@ void run_forward(benchmark::State& state, const Shape& s, bool gated, bool sm90,
   at::manual_seed(0);
   const auto f32 = kCuda.dtype(at::kFloat);
   deltabench::SequenceInputs in;
-  in.q = at::randn({s.B, s.T, s.H, s.K}, f32).to(at::kBFloat16);
+  in.q = at::randn({s.B, s.T, s.H, s.K}, f32).to(io);
   const auto k = at::randn({s.B, s.T, s.H, s.K}, f32);
-  in.k = (k / k.norm(2, -1, true)).to(at::kBFloat16);
-  in.v = at::randn({s.B, s.T, s.H, s.V}, f32).to(at::kBFloat16);
+  in.k = (k / k.norm(2, -1, true)).to(io);
+  in.v = at::randn({s.B, s.T, s.H, s.V}, f32).to(io);
   in.beta = at::randn({s.B, s.T, s.H}, f32).sigmoid();
   if (gated) in.g = at::log_sigmoid(at::randn({s.B, s.T, s.H}, f32)) / 16.0;
   const auto family = gated ? deltabench::Family::kGatedDeltaRule : deltabench::Family::kDeltaRule;
@@ -547,7 +558,7 @@ void run_forward(benchmark::State& state, const Shape& s, bool gated, bool sm90,
     for (auto* t : {&in.q, &in.k, &in.v, &in.beta, &in.g}) {
       if (t->defined()) *t = t->detach().requires_grad_(true);
     }
-    dout = at::randn(in.v.sizes(), f32).to(at::kBFloat16);
+    dout = at::randn(in.v.sizes(), f32).to(io);
     std::vector<at::Tensor> leaves{in.q, in.k, in.v, in.beta};
     if (gated) leaves.push_back(in.g);
     fn = [&, leaves, family, scale, sm90, segment_length, keep_ut, keep_state] {
@@ -638,6 +649,29 @@ int main(int argc, char** argv) {
       add(name("fwd", "sm90_apart", gated, s),
           [s, gated](benchmark::State& st) { run_forward(st, s, gated, true, false, false); });
       add(name("fwd", "fused", gated, s), [s, gated](benchmark::State& st) { run_forward(st, s, gated, false); });
+      // fp16 inputs (the kernels' intermediates are fp16 either way; bf16 ones are converted in shared memory inside
+      // the passes' chunk loops): each stage's cost of that conversion, against the bf16 rows above. At the shapes of
+      // issue 13's table only.
+      if (s.K == 128) {
+        constexpr auto fp16 = at::kHalf;
+        add(name("state_fwd", "sm90_fp16", gated, s),
+            [s, gated](benchmark::State& st) {
+              run_sm90(st, s, gated, false, false, deltabench::cuda::sm90::StateBwdParams{}.buffers, fp16);
+            });
+        add(name("state_bwd", "sm90_fp16", gated, s), [s, gated](benchmark::State& st) {
+          run_sm90(st, s, gated, true, false, deltabench::cuda::sm90::StateBwdParams{}.buffers, fp16);
+        });
+        add(name("ut_fwd", "sm90_fp16", gated, s), [s, gated](benchmark::State& st) { run_ut_fwd(st, s, gated, false, fp16); });
+        add(name("fwd", "sm90_fp16", gated, s), [s, gated](benchmark::State& st) {
+          run_forward(st, s, gated, true, false, true, 0, false, false, deltabench::BackendChoice::kKernel, fp16);
+        });
+        add(name("fwd", "sm90_apart_fp16", gated, s), [s, gated](benchmark::State& st) {
+          run_forward(st, s, gated, true, false, false, 0, false, false, deltabench::BackendChoice::kKernel, fp16);
+        });
+        add(name("fwd_bwd", "sm90_keep_state_fp16", gated, s), [s, gated](benchmark::State& st) {
+          run_forward(st, s, gated, true, true, true, 0, true, true, deltabench::BackendChoice::kKernel, fp16);
+        });
+      }
       const bool segmented = deltabench::cuda::sm90::available() && model_segments(s).has_value();
       if (segmented) {  // where the segment-parallel pass is chosen: the whole pass beside it
         add(name("fwd", "sm90_whole", gated, s),
