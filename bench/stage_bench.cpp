@@ -55,6 +55,8 @@
 //                                    converted to the kernels' fp16 in shared memory inside the chunk loops, which
 //                                    fp16 ones skip (kernels_bench's fp16 sweep: 0.73 against 0.95 ms, the delta
 //                                    rule's forward at 16 x 2K on an H100)
+//   fwd/sm90_whole and fwd_bwd/sm90_keep_state_whole at B 1, T 512 and 2048: whole sequences beside the cost model's
+//                                    segments (fwd/sm90, fwd_bwd/sm90_keep_state at the same shapes)
 // At head dim 256 (16 x 2K, H 8) the forward's rows alone: state_fwd/sm90, ut_fwd/sm90 and fwd/sm90 (its output
 // kernel after the pass).
 // Timing as kernels_bench (bench/gpu_timing.h): median of 15, L2 flushed, the GPU's time (ms) and the call
@@ -707,6 +709,23 @@ int main(int argc, char** argv) {
           }
         }
       }
+    }
+  }
+  // Single short sequences (B 1, T 512 and 2048, H 16, K = V = 128), where the kernel sweeps found our forward at 2.6
+  // and 1.9 times FLA's, forward + backward 3.0 and 1.8 times (H100, d255be4). The cost model splits every single
+  // sequence from 512 tokens: the forward's 512 in two (7.8 chunk steps against 8 whole), training's in four (6.4),
+  // the join's fixed cost (its ATen launches, the offsets' copies, step 1's second stream) not counted. The model's
+  // plan beside whole sequences, forward alone and forward + backward.
+  for (const int64_t T : {512, 2048}) {
+    const Shape s{1, T, 16, 128, 128};
+    for (const bool gated : {false, true}) {
+      add(name("fwd", "sm90", gated, s), [s, gated](benchmark::State& st) { run_forward(st, s, gated, true); });
+      add(name("fwd", "sm90_whole", gated, s),
+          [s, gated](benchmark::State& st) { run_forward(st, s, gated, true, false, true, -1); });
+      add(name("fwd_bwd", "sm90_keep_state", gated, s),
+          [s, gated](benchmark::State& st) { run_forward(st, s, gated, true, true, true, 0, true, true); });
+      add(name("fwd_bwd", "sm90_keep_state_whole", gated, s),
+          [s, gated](benchmark::State& st) { run_forward(st, s, gated, true, true, true, -1, true, true); });
     }
   }
   benchmark::Initialize(&argc, argv);
