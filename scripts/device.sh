@@ -89,7 +89,7 @@
 #                                DELTABENCH_SM90_STAGES=0 (no bench or FLA, the profiles alone),
 #                                DELTABENCH_SANITIZE=0, DELTABENCH_SM90_TEST_SECONDS (300), DELTABENCH_STAGE_SECONDS
 #                                (180), DELTABENCH_FLA_SECONDS (150), DELTABENCH_FLA_STAGE_FILTER (/B16/T2048/H16/),
-#                                DELTABENCH_STEP_SECONDS (120), DELTABENCH_STEP_FILTER (train_step_bench's rows; the
+#                                DELTABENCH_STEP_SECONDS (120; 0: no training step), DELTABENCH_STEP_FILTER (train_step_bench's rows; the
 #                                delta rules' kernel:2 and 3), DELTABENCH_STAGE_FILTER (stage_bench's rows, a regex;
 #                                all), DELTABENCH_NCU=0 (no profile), DELTABENCH_STEP_PROFILE=1 (step_profile.log: the
 #                                captured DeltaNet step at L 256 by kernel under kernel:2 and kernel:3, Nsight Compute).
@@ -281,15 +281,18 @@ sm90_checks() {
     # against auto as runs train: DeltaNet and Gated DeltaNet, Zoology's MQAR model (K 64) at its three shapes.
     # DELTABENCH_STEP_FILTER another set of train_step_bench's rows: '^train_step/mixer:1/V:8192/d:128/.*/kernel:[34]/'
     # is linear attention's step under auto against kernel on the sm_90a op (its denominator apart), L 64-512.
-    start=$(date +%s)
-    timeout "${DELTABENCH_STEP_SECONDS:-120}" "$build_dir/bench/train_step_bench" --device=cuda \
-      --benchmark_filter="${DELTABENCH_STEP_FILTER:-^train_step/mixer:[23]/V:8192/d:128/.*/graph:1/kernel:[23]/}" \
-      --benchmark_out="$out/train_step_sm90.json" --benchmark_out_format=json >"$out/step.tmp" 2>&1 || status=1
-    note ""
-    note "training step, auto on the chunked pair (kernel:2) against auto on the sm90 training op, the default (kernel:3), mean ms ($(($(date +%s) - start)) s):"
-    grep -E '^train_step/' "$out/step.tmp" | sed -E 's/V:8192\/d:128\///; s/\/real_time//' | tee -a "$summary"
-    grep -iE 'error' "$out/step.tmp" | head -n 5 | tee -a "$summary"
-    rm -f "$out/step.tmp"
+    # DELTABENCH_STEP_SECONDS=0: no training step (a call for the stages alone).
+    if [[ "${DELTABENCH_STEP_SECONDS:-120}" != 0 ]]; then
+      start=$(date +%s)
+      timeout "${DELTABENCH_STEP_SECONDS:-120}" "$build_dir/bench/train_step_bench" --device=cuda \
+        --benchmark_filter="${DELTABENCH_STEP_FILTER:-^train_step/mixer:[23]/V:8192/d:128/.*/graph:1/kernel:[23]/}" \
+        --benchmark_out="$out/train_step_sm90.json" --benchmark_out_format=json >"$out/step.tmp" 2>&1 || status=1
+      note ""
+      note "training step, auto on the chunked pair (kernel:2) against auto on the sm90 training op, the default (kernel:3), mean ms ($(($(date +%s) - start)) s):"
+      grep -E '^train_step/' "$out/step.tmp" | sed -E 's/V:8192\/d:128\///; s/\/real_time//' | tee -a "$summary"
+      grep -iE 'error' "$out/step.tmp" | head -n 5 | tee -a "$summary"
+      rm -f "$out/step.tmp"
+    fi
     # Where the captured step's GPU time goes with the chunked pair (kernel:2) and with the sm90 training op
     # (kernel:3): every kernel of the first 3000 launches, summed by kernel (bench/ncu_summary.py).
     if [[ "${DELTABENCH_STEP_PROFILE:-0}" == 1 ]] && command -v ncu >/dev/null; then
