@@ -32,6 +32,7 @@ import json
 import os
 import re
 import sys
+import time
 import tomllib
 import types
 from pathlib import Path
@@ -233,13 +234,18 @@ def main():
             fn = lambda: ops[op](q, k, v, g, beta, h)
         try:
             with torch.set_grad_enabled(fwd_bwd):
+                # The first call compiles and autotunes FLA's kernels for a shape they have not seen: its seconds
+                # say where a run's FLA time went (a cold machine spends minutes there).
+                first = time.perf_counter()
                 fn()
                 torch.cuda.synchronize()
+                first = time.perf_counter() - first
                 ms, call_ms = median_ms(fn, calls=100 if op.startswith("decode") else 1)
             rows.append((op, B, T, H, K, V, dtype, "fla", ms, call_ms))
             our_ms, our_call_ms = ours.get(name, (float("nan"), float("nan")))
             print(f"fla_compare: {name}: FLA {ms:.4f} ms ({call_ms:.4f} from an idle GPU), "
-                  f"deltabench {our_ms:.4f} ms ({our_call_ms:.4f}), ours/FLA {our_ms / ms:.2f}")
+                  f"deltabench {our_ms:.4f} ms ({our_call_ms:.4f}), ours/FLA {our_ms / ms:.2f}; "
+                  f"first call {first:.1f} s")
         except Exception as e:  # one failing case must not lose the others
             print(f"fla_compare: {name}: FLA failed: {type(e).__name__}: {e}", file=sys.stderr)
             not_timed.append(("fla", name, " ".join(f"{type(e).__name__}: {e}".split())))
