@@ -186,11 +186,11 @@ __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwd
     }
     commit();
   };
-  // This thread's pieces of chunk ci's dO (buffer lb) made fp16 and scaled by scale e^G of its row.
   // Pieces a batch (common.cuh): 4 at K 128 (193-224 registers from 160-197, still two blocks an SM in pipelines 1
   // and 3); one at a time at K 64, where 2 took several forms from 124-128 registers to 141-147 and so from four
   // blocks an SM by registers to three.
   constexpr int kBatch = KD == 64 ? 1 : 4;
+  // This thread's pieces of chunk ci's dO (buffer lb) made fp16 and scaled by scale e^G of its row.
   auto scale_dout = [&](int lb) {
     convert_pieces_in_place<kBatch>(
         tid, kC * kColPieces, kThreads, [&](int i) { return &sO((i % kColPieces) * 8, i / kColPieces, lb); },
