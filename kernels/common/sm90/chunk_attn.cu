@@ -128,8 +128,10 @@ __global__ void __launch_bounds__(kThreads) attn_kernel(const AttnParams p) {
   }
   wait<0>();
   if constexpr (!std::is_same_v<I, E>) {  // q, k (and dO, below) made Inner by the thread that copied each piece
-    pieces_to_inner<I>(tid, kC * kPieces, kThreads, [&](int i) { return &sQ(i / kPieces, (i % kPieces) * 8); });
-    pieces_to_inner<I>(tid, kC * kPieces, kThreads, [&](int i) { return &sK(i / kPieces, (i % kPieces) * 8); });
+    for (int i = tid; i < kC * kPieces; i += kThreads) {
+      to_inner_in_place<I>(&sQ(i / kPieces, (i % kPieces) * 8));
+      to_inner_in_place<I>(&sK(i / kPieces, (i % kPieces) * 8));
+    }
   }
   if constexpr (kBackward) {  // dO times its factor where one is given
     const float xs = p.x_scale != nullptr ? *p.x_scale : 1.0f;

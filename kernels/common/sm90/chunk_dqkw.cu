@@ -172,12 +172,16 @@ __global__ void __launch_bounds__(kThreads) dqkw_kernel(const DqkwParams p) {
   // dO, q and k made fp16 by the thread that copied each piece, dO times its factor where one is given.
   const float dscale = p.dout_scale != nullptr ? *p.dout_scale : 1.0f;
   if (!std::is_same_v<I, E> || p.dout_scale != nullptr) {
-    convert_pieces_in_place<4>(
-        tid, kC * kVPieces, kThreads, [&](int i) { return &sO(i / kVPieces, (i % kVPieces) * 8); },
-        [&](int, uint4 v) { return scaled_inner_bits<I>(v, dscale); });
+    for (int i = tid; i < kC * kVPieces; i += kThreads) {
+      scaled_to_inner_in_place<I>(&sO(i / kVPieces, (i % kVPieces) * 8), dscale);
+    }
   }
-  pieces_to_inner<I>(tid, kC * kKPieces, kThreads, [&](int i) { return &sQ((i % kKPieces) * 8, i / kKPieces); });
-  pieces_to_inner<I>(tid, kC * kKPieces, kThreads, [&](int i) { return &sK((i % kKPieces) * 8, i / kKPieces); });
+  if constexpr (!std::is_same_v<I, E>) {
+    for (int i = tid; i < kC * kKPieces; i += kThreads) {
+      to_inner_in_place<I>(&sQ((i % kKPieces) * 8, i / kKPieces));
+      to_inner_in_place<I>(&sK((i % kKPieces) * 8, i / kKPieces));
+    }
+  }
   landed_for_wgmma<0>();
   const float scale = p.scale;
   const float G_last = kGated ? s.G[rows - 1] : 0.0f;

@@ -186,22 +186,16 @@ __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwd
     }
     commit();
   };
-  // Pieces a batch (common.cuh): 4 at K 128 (193-224 registers from 160-197, still two blocks an SM in pipelines 1
-  // and 3); one at a time at K 64, where 2 took several forms from 124-128 registers to 141-147 and so from four
-  // blocks an SM by registers to three.
-  constexpr int kBatch = KD == 64 ? 1 : 4;
-  // This thread's pieces of chunk ci's dO (buffer lb) made fp16 and scaled by scale e^G of its row.
-  auto scale_dout = [&](int lb) {
-    convert_pieces_in_place<kBatch>(
-        tid, kC * kColPieces, kThreads, [&](int i) { return &sO((i % kColPieces) * 8, i / kColPieces, lb); },
-        [&](int i, uint4 v) {
-          return scaled_inner_bits<I>(v, (kGated ? p.scale * __expf(s.G[i / kColPieces]) : p.scale) * dscale);
-        });
-  };
   // This thread's pieces of chunk ci's q (buffer lb) and dO made fp16, dO scaled by scale e^G of its row.
   auto late_to_inner = [&](int lb) {
-    pieces_to_inner<I, kBatch>(tid, kC * kPieces, kThreads, [&](int i) { return &sQ((i % kPieces) * 8, i / kPieces, lb); });
-    scale_dout(lb);
+    for (int i = tid; i < kC * kPieces; i += kThreads) {
+      const int r = i / kPieces, f = (i % kPieces) * 8;
+      to_inner_in_place<I>(&sQ(f, r, lb));
+    }
+    for (int i = tid; i < kC * kColPieces; i += kThreads) {
+      const int r = i / kColPieces, c = (i % kColPieces) * 8;
+      scaled_to_inner_in_place<I>(&sO(c, r, lb), (kGated ? p.scale * __expf(s.G[r]) : p.scale) * dscale);
+    }
   };
 
   E* dh_out = static_cast<E*>(p.dh);
@@ -254,11 +248,17 @@ __global__ void __launch_bounds__(kThreads) state_backward_kernel(const StateBwd
     }
     __syncthreads();  // G for the scaling below
     // This thread's pieces of k made fp16 (2 and 3: q and dO too).
-    pieces_to_inner<I, kBatch>(tid, kC * kPieces, kThreads, [&](int i) { return &sK(i / kPieces, (i % kPieces) * 8, b); });
+    for (int i = tid; i < kC * kPieces; i += kThreads) {
+      const int r = i / kPieces, f = (i % kPieces) * 8;
+      to_inner_in_place<I>(&sK(r, f, b));
+      if constexpr (kPipe == 2) to_inner_in_place<I>(&sQ(f, r, b));
+      if constexpr (kPipe == 3) to_inner_in_place<I>(&sQ(f, r, 0));
+    }
     if constexpr (kPipe != 1) {
-      pieces_to_inner<I, kBatch>(tid, kC * kPieces, kThreads,
-                                 [&](int i) { return &sQ((i % kPieces) * 8, i / kPieces, kPipe == 2 ? b : 0); });
-      scale_dout(kPipe == 2 ? b : lb);
+      for (int i = tid; i < kC * kColPieces; i += kThreads) {
+        const int r = i / kColPieces, c = (i % kColPieces) * 8;
+        scaled_to_inner_in_place<I>(&sO(c, r, kPipe == 2 ? b : lb), (kGated ? p.scale * __expf(s.G[r]) : p.scale) * dscale);
+      }
     }
     landed_for_wgmma<kNewer>();
     const float G_last = kGated ? s.G[rows - 1] : 0.0f;

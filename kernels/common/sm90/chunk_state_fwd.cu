@@ -234,16 +234,14 @@ __global__ void __launch_bounds__(kThreads) state_forward_kernel(const StateFwdP
     if constexpr (kGated) {
       if (tid < 32) chunk_cumsum_landed(s.graw[b], s.G);
     }
-    // Four pieces a batch (common.cuh) at K 128 and 256: 161-254 registers from 133-253, no block an SM fewer where
-    // shared memory allows two; one at a time at K 64, where batches took linear attention's pass from 96 registers
-    // to 123 (five blocks an SM by registers to four).
     if constexpr (!std::is_same_v<I, E>) {
-      constexpr int kPieces = kC * (KD / 8), kBatch = KD == 64 ? 1 : 4;
-      pieces_to_inner<I, kBatch>(tid, kPieces, kThreads, [&](int i) { return &sK((i % (KD / 8)) * 8, i / (KD / 8), b); });
-      if constexpr (kOut) {
-        pieces_to_inner<I, kBatch>(tid, kPieces, kThreads, [&](int i) { return &sQ(i / (KD / 8), (i % (KD / 8)) * 8, b); });
-        pieces_to_inner<I, kBatch>(tid, kPieces, kThreads,
-                                   [&](int i) { return &sKr(i / (KD / 8), (i % (KD / 8)) * 8, b); });
+      for (int i = tid; i < kC * (KD / 8); i += kThreads) {
+        const int r = i / (KD / 8), f = (i % (KD / 8)) * 8;
+        to_inner_in_place<I>(&sK(f, r, b));
+        if constexpr (kOut) {
+          to_inner_in_place<I>(&sQ(r, f, b));
+          to_inner_in_place<I>(&sKr(r, f, b));
+        }
       }
     }
     landed_for_wgmma<1>();

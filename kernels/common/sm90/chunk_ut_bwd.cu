@@ -140,8 +140,8 @@ __global__ void __launch_bounds__(kThreads) ut_backward_kernel(const UtBwdParams
   wait<0>();
   if (p.dtype == Dtype::kBF16) {  // k and v made fp16 by the thread that copied each piece
     using B = cutlass::bfloat16_t;
-    pieces_to_inner<B>(tid, kC * kKPieces, kThreads, [&](int i) { return &sK(i / kKPieces, (i % kKPieces) * 8); });
-    pieces_to_inner<B>(tid, kC * kVPieces, kThreads, [&](int i) { return &sV(i / kVPieces, (i % kVPieces) * 8); });
+    for (int i = tid; i < kC * kKPieces; i += kThreads) to_inner_in_place<B>(&sK(i / kKPieces, (i % kKPieces) * 8));
+    for (int i = tid; i < kC * kVPieces; i += kThreads) to_inner_in_place<B>(&sV(i / kVPieces, (i % kVPieces) * 8));
   }
   landed_for_wgmma<0>();
 

@@ -100,11 +100,11 @@ __global__ void __launch_bounds__(kThreads) ut_forward_kernel(const UtFwdParams 
   }
   wait<0>();
   if constexpr (!std::is_same_v<I, E>) {  // K and V made Inner by the thread that copied each piece
-    pieces_to_inner<I>(tid, kC * kPieces, kThreads, [&](int i) { return &sK(i / kPieces, (i % kPieces) * 8); });
-    pieces_to_inner<I>(tid, kC * (vtiles * 8), kThreads, [&](int i) {
+    for (int i = tid; i < kC * kPieces; i += kThreads) to_inner_in_place<I>(&sK(i / kPieces, (i % kPieces) * 8));
+    for (int i = tid; i < kC * (vtiles * 8); i += kThreads) {
       const int r = i / (vtiles * 8), c = (i % (vtiles * 8)) * 8;
-      return &tile(s.vn[c / 64])(c % 64, r);
-    });
+      to_inner_in_place<I>(&tile(s.vn[c / 64])(c % 64, r));
+    }
   }
   landed_for_wgmma<0>();
 

@@ -59,27 +59,29 @@ __device__ __forceinline__ uint4 load_shared_16(const void* p) {
   return load_shared_16(static_cast<unsigned>(__cvta_generic_to_shared(p)));
 }
 
-// 8 elements of I (16 bytes) as Inner: nothing where I is Inner. bf16 -> fp32 is exact and fp32 -> fp16 rounds to
-// nearest.
+// 16 bytes at a shared address, 8 elements of I that this thread copied there (its copies waited for), made
+// Inner in place; nothing where I is Inner. bf16 -> fp32 is exact and fp32 -> fp16 rounds to nearest.
 template <class I>
-__device__ __forceinline__ uint4 inner_bits(uint4 v) {
-  if constexpr (std::is_same_v<I, Inner>) {
-    return v;
-  } else {
+__device__ __forceinline__ void to_inner_in_place(const void* p) {
+  if constexpr (!std::is_same_v<I, Inner>) {
     static_assert(std::is_same_v<I, cutlass::bfloat16_t>, "inputs are bf16 or fp16");
+    const auto at = static_cast<unsigned>(__cvta_generic_to_shared(p));
+    const uint4 v = load_shared_16(at);
     uint32_t w[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       const float lo = __uint_as_float(w[i] << 16), hi = __uint_as_float(w[i] & 0xffff0000u);
       w[i] = uint32_t(__half_as_ushort(__float2half_rn(lo))) | (uint32_t(__half_as_ushort(__float2half_rn(hi))) << 16);
     }
-    return make_uint4(w[0], w[1], w[2], w[3]);
+    store_shared_16(at, make_uint4(w[0], w[1], w[2], w[3]));
   }
 }
 
-// 8 elements of I (or of Inner) times `scale`, rounded once from fp32, as Inner.
+// As to_inner_in_place, each element times `scale` (rounded once, from fp32); runs for Inner inputs too.
 template <class I>
-__device__ __forceinline__ uint4 scaled_inner_bits(uint4 v, float scale) {
+__device__ __forceinline__ void scaled_to_inner_in_place(const void* p, float scale) {
+  const auto at = static_cast<unsigned>(__cvta_generic_to_shared(p));
+  const uint4 v = load_shared_16(at);
   uint32_t w[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
@@ -94,56 +96,7 @@ __device__ __forceinline__ uint4 scaled_inner_bits(uint4 v, float scale) {
     w[i] = uint32_t(__half_as_ushort(__float2half_rn(lo * scale))) |
            (uint32_t(__half_as_ushort(__float2half_rn(hi * scale))) << 16);
   }
-  return make_uint4(w[0], w[1], w[2], w[3]);
-}
-
-// 16 bytes at a shared address, 8 elements of I that this thread copied there (its copies waited for), made
-// Inner in place; nothing where I is Inner.
-template <class I>
-__device__ __forceinline__ void to_inner_in_place(const void* p) {
-  if constexpr (!std::is_same_v<I, Inner>) {
-    const auto at = static_cast<unsigned>(__cvta_generic_to_shared(p));
-    store_shared_16(at, inner_bits<I>(load_shared_16(at)));
-  }
-}
-
-// As to_inner_in_place, each element times `scale` (rounded once, from fp32); runs for Inner inputs too.
-template <class I>
-__device__ __forceinline__ void scaled_to_inner_in_place(const void* p, float scale) {
-  const auto at = static_cast<unsigned>(__cvta_generic_to_shared(p));
-  store_shared_16(at, scaled_inner_bits<I>(load_shared_16(at), scale));
-}
-
-// A thread's pieces begin, begin + step, ... (below end) rewritten in place: piece i's 16 bytes at at(i), a shared
-// address, become convert(i, bits). The loads of kBatch pieces are issued before their stores: the shared loads and
-// stores are asm statements, which keep their order, so one piece at a time each load waited for the store before
-// it, and a chunk's conversion in the state passes' chains took one shared-memory round trip a piece (kernels/
-// delta_rule/NOTES.md, "the sweeps on the sm_90a kernels": bf16 inputs 1.3 times fp16's in the forward).
-template <int kBatch, class At, class Convert>
-__device__ __forceinline__ void convert_pieces_in_place(int begin, int end, int step, At&& at, Convert&& convert) {
-  for (int i0 = begin; i0 < end; i0 += kBatch * step) {
-    unsigned where[kBatch];
-    uint4 bits[kBatch];
-#pragma unroll
-    for (int j = 0; j < kBatch; ++j) {
-      if (i0 + j * step < end) {
-        where[j] = static_cast<unsigned>(__cvta_generic_to_shared(at(i0 + j * step)));
-        bits[j] = load_shared_16(where[j]);
-      }
-    }
-#pragma unroll
-    for (int j = 0; j < kBatch; ++j) {
-      if (i0 + j * step < end) store_shared_16(where[j], convert(i0 + j * step, bits[j]));
-    }
-  }
-}
-
-// convert_pieces_in_place making bf16 pieces Inner; nothing where I is Inner.
-template <class I, int kBatch = 4, class At>
-__device__ __forceinline__ void pieces_to_inner(int begin, int end, int step, At&& at) {
-  if constexpr (!std::is_same_v<I, Inner>) {
-    convert_pieces_in_place<kBatch>(begin, end, step, at, [](int, uint4 v) { return inner_bits<I>(v); });
-  }
+  store_shared_16(at, make_uint4(w[0], w[1], w[2], w[3]));
 }
 
 // Waits for this thread's copies but the newest kPending groups, then makes every thread's copies and
